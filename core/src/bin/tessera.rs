@@ -1,0 +1,246 @@
+//! `tessera`: list plugins, check a manifest, run an experiment, re-render a
+//! run's report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tessera_core::manifest::Override;
+use tessera_core::plugin::{Registry, HOST_SDK_VERSION};
+use tessera_core::report::{self, RunResults};
+use tessera_core::run::{self, PluginSearch, RunOptions};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "Compose learning-science methods shipped as plugins, from TOML manifests.")]
+struct Cli {
+    /// More output (-v debug, -vv trace; -v also shows full ABI reports).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Errors only.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Extra plugin folder or library file (repeatable).
+    #[arg(long = "plugins", value_name = "PATH", global = true)]
+    plugins: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every plugin and component with its parameters and defaults.
+    Plugins {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a manifest against the plugins without running it.
+    Check {
+        /// The manifest.
+        manifest: PathBuf,
+        /// Override a setting in every variant, e.g. --set train.lr=0.1.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Run every variant of a manifest and write a run folder.
+    Run {
+        /// The manifest.
+        manifest: PathBuf,
+        /// The run folder (default: runs/<experiment>-<timestamp>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override a setting in every variant, e.g. --set train.lr=0.1.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Run only this variant (repeatable).
+        #[arg(long = "variant", value_name = "NAME")]
+        variants: Vec<String>,
+    },
+    /// Re-render the tables, plots and summary of a run folder from its results.json.
+    Report {
+        /// The run folder.
+        dir: PathBuf,
+    },
+}
+
+fn search(cli: &Cli) -> PluginSearch {
+    PluginSearch { extra: cli.plugins.clone(), ..PluginSearch::standard() }
+}
+
+fn overrides(set: &[String]) -> Result<Vec<Override>, String> {
+    set.iter().map(|s| Override::parse(s)).collect()
+}
+
+fn print_load_failures(registry: &Registry, verbose: bool) {
+    for failure in registry.failures.iter().chain(registry.conflicts()) {
+        eprintln!("warning: {failure}");
+        if let (true, Some(details)) = (verbose, failure.details()) {
+            eprintln!("{details}");
+        } else if failure.details().is_some() {
+            eprintln!("  (run with -v for abi_stable's full report)");
+        }
+    }
+}
+
+fn plugins_json(registry: &Registry) -> serde_json::Value {
+    let plugins: Vec<serde_json::Value> = registry
+        .plugins()
+        .iter()
+        .map(|p| {
+            let components: Vec<serde_json::Value> = p
+                .info
+                .components
+                .iter()
+                .map(|c| {
+                    let params: Vec<serde_json::Value> = c
+                        .params
+                        .iter()
+                        .map(|s| serde_json::json!({"name": s.name.as_str(), "type": s.type_name.as_str(), "default": s.default.as_str(), "doc": s.doc.as_str()}))
+                        .collect();
+                    serde_json::json!({
+                        "kind": c.kind.as_str(),
+                        "name": c.name.as_str(),
+                        "id": format!("{}.{}", p.name(), c.name),
+                        "summary": c.summary.as_str(),
+                        "params": params,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": p.name(),
+                "version": p.info.version.as_str(),
+                "sdk_version": p.info.sdk_version.as_str(),
+                "libtorch_version": p.info.libtorch_version.as_str(),
+                "path": p.path.display().to_string(),
+                "components": components,
+            })
+        })
+        .collect();
+    let failures: Vec<String> = registry.failures.iter().chain(registry.conflicts()).map(|f| f.to_string()).collect();
+    serde_json::json!({
+        "tessera_version": env!("CARGO_PKG_VERSION"),
+        "sdk_version": HOST_SDK_VERSION,
+        "libtorch_version": tessera_core::plugin::host_libtorch_version(),
+        "plugins": plugins,
+        "failures": failures,
+    })
+}
+
+fn print_plugins(registry: &Registry) {
+    if registry.plugins().is_empty() {
+        println!("no plugins found (searched --plugins, TESSERA_PLUGIN_PATH and the folder of this binary)");
+    }
+    for p in registry.plugins() {
+        println!("{} {} (tessera-sdk {})  {}", p.name(), p.info.version, p.info.sdk_version, p.path.display());
+        for c in p.info.components.iter() {
+            println!("  {:<16} {}.{:<22} {}", c.kind.as_str(), p.name(), c.name, c.summary);
+            for s in c.params.iter() {
+                let default = if s.default.is_empty() { "none".to_string() } else { s.default.to_string() };
+                println!("  {:<18}{} : {} = {}  {}", "", s.name, s.type_name, default, s.doc);
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbosity = if cli.quiet { -1 } else { cli.verbose as i8 };
+    let progress = tessera_core::logger::init(verbosity);
+    let verbose = cli.verbose > 0;
+    match &cli.command {
+        Command::Plugins { json } => {
+            let mut registry = Registry::new();
+            if let Err(e) = search(&cli).load_into(&mut registry) {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&plugins_json(&registry)).unwrap_or_default());
+            } else {
+                print_plugins(&registry);
+            }
+            print_load_failures(&registry, verbose);
+            ExitCode::SUCCESS
+        }
+        Command::Check { manifest, set } => {
+            let overrides = match overrides(set) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match run::prepare(manifest, &overrides, &search(&cli)) {
+                Ok(session) => {
+                    print_load_failures(&session.registry, verbose);
+                    println!("{}: ok ({} variants: {})", manifest.display(), session.variants.len(), session.manifest.variant_names().join(", "));
+                    ExitCode::SUCCESS
+                }
+                Err(diagnostics) => {
+                    eprintln!("{diagnostics}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Run { manifest, out, set, variants } => {
+            let overrides = match overrides(set) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let session = match run::prepare(manifest, &overrides, &search(&cli)) {
+                Ok(s) => s,
+                Err(diagnostics) => {
+                    eprintln!("{diagnostics}");
+                    return ExitCode::from(2);
+                }
+            };
+            let cancel = Arc::new(AtomicBool::new(false));
+            let flag = cancel.clone();
+            let _ = ctrlc::set_handler(move || {
+                eprintln!("stopping after the current step (Ctrl-C again to kill)");
+                if flag.swap(true, Ordering::Relaxed) {
+                    std::process::exit(130);
+                }
+            });
+            let options = RunOptions { out: out.clone(), only: variants.clone(), progress: (!cli.quiet).then_some(progress), cancel };
+            match run::run(&session, &options) {
+                Ok(outcome) => {
+                    println!("{}", report::summary_table(&outcome.results, 8));
+                    println!("run folder: {}", outcome.dir.display());
+                    if outcome.all_ok() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Report { dir } => {
+            let result = RunResults::load(dir).and_then(|r| {
+                report::write_tables(&r, dir)?;
+                let plots = report::write_plots(&r, dir)?;
+                Ok((r, plots))
+            });
+            match result {
+                Ok((results, plots)) => {
+                    println!("{}", report::summary_table(&results, 8));
+                    println!("{} plots in {}", plots.len(), dir.join("plots").display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

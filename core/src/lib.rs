@@ -1,0 +1,19 @@
+//! # tessera-core
+//!
+//! The host of Tessera: it loads method plugins (built against
+//! `tessera-sdk`), reads experiment manifests, runs each variant — data,
+//! sampling, finetuning, training, metrics, graphs — and writes a run folder
+//! with the resolved manifest, results.json, CSV tables and plots.
+//!
+//! Dependencies point one way: plugins → sdk ← core. Core never names a
+//! plugin; it finds them at run time ([`plugin::Registry`]).
+
+pub mod data;
+pub mod graph;
+pub mod logger;
+pub mod manifest;
+pub mod model;
+pub mod plugin;
+pub mod report;
+pub mod run;
+pub mod train;

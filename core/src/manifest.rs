@@ -1,0 +1,832 @@
+//! Manifests: one TOML file describes an experiment — shared settings plus
+//! the `[[variant]]`s to compare. Every error points at `file:line:col` with
+//! the offending key and, where it can, a hint.
+//!
+//! Merging: a variant's tables are merged key by key onto the base; the
+//! component tables (`sampler`, `finetuner`, `objective`) and the `metric`
+//! array are replaced whole, since another component takes other parameters.
+//! `--set KEY=VALUE` overrides apply last, to every variant.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tessera_sdk::ComponentKind;
+
+use crate::plugin::closest;
+
+/// Keys of the tables that name one component each.
+pub const COMPONENT_TABLES: [(&str, ComponentKind); 3] =
+    [("sampler", ComponentKind::Sampler), ("finetuner", ComponentKind::Finetuner), ("objective", ComponentKind::GraphObjective)];
+
+/// A problem in a manifest, located in its file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// 1-based line and column, when the place is known.
+    pub location: Option<(usize, usize)>,
+    /// The dotted key at fault, e.g. `variant[1].train.lr`.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, col)) = self.location {
+            write!(f, ":{line}:{col}")?;
+        }
+        write!(f, ": error: {}", self.message)?;
+        if let Some(key) = &self.key {
+            write!(f, "\n  key: {key}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+/// Several diagnostics, shown one after another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl std::fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// What a variant runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExperimentKind {
+    /// Train a model on data (samplers, finetuners, metrics).
+    #[default]
+    Train,
+    /// Choose seed sets on a graph (graph objectives).
+    Graph,
+}
+
+/// `[experiment]`: settings of the whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentConfig {
+    /// The experiment's name (default: the manifest's file stem).
+    pub name: Option<String>,
+    /// What a variant runs: `train` or `graph`.
+    pub kind: ExperimentKind,
+    /// The seed of everything random in a variant.
+    pub seed: u64,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Threads for tensor work (0 = libtorch's default).
+    pub threads: usize,
+    /// Folders or library files to search for plugins, relative to the manifest.
+    pub plugin_paths: Vec<String>,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        ExperimentConfig { name: None, kind: ExperimentKind::Train, seed: 0, device: "cpu".into(), threads: 0, plugin_paths: vec![] }
+    }
+}
+
+/// `[data]`: where examples come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// The source: `blobs` (Gaussian clusters, generated).
+    pub source: String,
+    /// Number of examples in all splits together.
+    pub examples: usize,
+    /// Feature dimension (generated sources).
+    pub features: usize,
+    /// Number of classes (generated sources).
+    pub classes: usize,
+    /// Distance scale between class centres: larger is easier.
+    pub separation: f64,
+    /// Fraction of examples held out for testing.
+    pub test_fraction: f64,
+    /// Fraction of examples held out for validation.
+    pub validation_fraction: f64,
+    /// The seed of the data (default: the experiment's seed), so variants with
+    /// other seeds can still share the data.
+    pub seed: Option<u64>,
+    /// How the training split is stored: `shuffled` or `sorted-by-label`.
+    pub stored_order: String,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            source: "blobs".into(),
+            examples: 2000,
+            features: 16,
+            classes: 4,
+            separation: 3.0,
+            test_fraction: 0.2,
+            validation_fraction: 0.1,
+            seed: None,
+            stored_order: "shuffled".into(),
+        }
+    }
+}
+
+/// `[storage]`: how the training split is laid out in blocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Examples per block (one storage request).
+    pub block_size: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { block_size: 32 }
+    }
+}
+
+/// `[model]`: the network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// The architecture: `mlp`.
+    pub kind: String,
+    /// Widths of the hidden layers.
+    pub hidden: Vec<i64>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { kind: "mlp".into(), hidden: vec![64] }
+    }
+}
+
+/// `[train]`: the optimization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Passes over the training split.
+    pub epochs: u64,
+    /// Examples per optimizer step.
+    pub batch_size: usize,
+    /// `sgd` or `adam`.
+    pub optimizer: String,
+    /// Learning rate.
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// Evaluate every this many steps as well as after each epoch (0 = epochs only).
+    pub checkpoint_every: u64,
+    /// Epochs each finetuning-oracle candidate trains for.
+    pub oracle_epochs: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 5,
+            batch_size: 32,
+            optimizer: "sgd".into(),
+            lr: 0.05,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            checkpoint_every: 0,
+            oracle_epochs: 2,
+        }
+    }
+}
+
+/// `[graph]`: the graph of a graph experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphConfig {
+    /// The generator: `erdos-renyi` (G(n, m)).
+    pub generator: String,
+    /// Nodes n.
+    pub nodes: u32,
+    /// Directed edges m.
+    pub edges: u64,
+    /// The independent-cascade probability model: `uniform` or `weighted-cascade`.
+    pub probability_model: String,
+    /// p of the `uniform` model.
+    pub probability: f32,
+    /// Seed-set size k.
+    pub budget: u32,
+    /// Monte Carlo simulations per spread estimate.
+    pub simulations: u32,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        GraphConfig {
+            generator: "erdos-renyi".into(),
+            nodes: 1000,
+            edges: 5000,
+            probability_model: "uniform".into(),
+            probability: 0.05,
+            budget: 10,
+            simulations: 1000,
+        }
+    }
+}
+
+/// The settings of one variant, after merging and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `[experiment]`.
+    pub experiment: ExperimentConfig,
+    /// `[data]`.
+    pub data: DataConfig,
+    /// `[storage]`.
+    pub storage: StorageConfig,
+    /// `[model]`.
+    pub model: ModelConfig,
+    /// `[train]`.
+    pub train: TrainConfig,
+    /// `[graph]`.
+    pub graph: GraphConfig,
+}
+
+/// A component named in a manifest, with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentSpec {
+    /// `plugin.component`.
+    pub id: String,
+    /// The parameters (the table without `use`).
+    pub params: toml::Table,
+    /// The dotted key of its table, e.g. `sampler` or `metric[0]`.
+    pub key: String,
+}
+
+impl ComponentSpec {
+    /// The parameters as TOML text, as the plugin receives them.
+    pub fn params_text(&self) -> String {
+        toml::to_string(&self.params).unwrap_or_default()
+    }
+}
+
+/// One variant, resolved: settings with defaults, and its components.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// The variant's name.
+    pub name: String,
+    /// Its index among `[[variant]]`s (None for a manifest without variants).
+    pub index: Option<usize>,
+    /// The settings.
+    pub settings: Settings,
+    /// The sampler, if any.
+    pub sampler: Option<ComponentSpec>,
+    /// The finetuner, if any.
+    pub finetuner: Option<ComponentSpec>,
+    /// The graph objective, if any.
+    pub objective: Option<ComponentSpec>,
+    /// The metrics.
+    pub metrics: Vec<ComponentSpec>,
+}
+
+impl Variant {
+    /// Every component of the variant with its kind.
+    pub fn components(&self) -> Vec<(ComponentKind, &ComponentSpec)> {
+        let mut all = Vec::new();
+        if let Some(c) = &self.sampler {
+            all.push((ComponentKind::Sampler, c));
+        }
+        if let Some(c) = &self.finetuner {
+            all.push((ComponentKind::Finetuner, c));
+        }
+        if let Some(c) = &self.objective {
+            all.push((ComponentKind::GraphObjective, c));
+        }
+        all.extend(self.metrics.iter().map(|c| (ComponentKind::Metric, c)));
+        all
+    }
+}
+
+/// One `--set KEY=VALUE` override.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// The dotted key, e.g. `train.lr`.
+    pub key: Vec<String>,
+    /// The value (TOML; bare words are strings).
+    pub value: toml::Value,
+    /// As the user wrote it.
+    pub text: String,
+}
+
+impl Override {
+    /// Parses `KEY=VALUE`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (key, value) = text.split_once('=').ok_or_else(|| format!("--set {text}: expected KEY=VALUE, e.g. train.lr=0.1"))?;
+        let key: Vec<String> = key.trim().split('.').map(|s| s.trim().to_string()).collect();
+        if key.iter().any(String::is_empty) {
+            return Err(format!("--set {text}: empty key segment"));
+        }
+        let value_text = value.trim();
+        let value = toml::from_str::<toml::Table>(&format!("v = {value_text}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value_text.to_string()));
+        Ok(Override { key, value, text: text.to_string() })
+    }
+}
+
+/// A parsed manifest file.
+pub struct Manifest {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+    document: toml_edit::ImDocument<String>,
+    base: toml::Table,
+    variants: Vec<(String, toml::Table)>,
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn key_path_text(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for s in steps {
+        match s {
+            Step::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
+    (line, col)
+}
+
+/// The span of the key (or element) at `steps` in a spanned document.
+fn span_in(item: &toml_edit::Item, steps: &[Step]) -> Option<Range<usize>> {
+    use toml_edit::{Item, Value};
+    let Some((first, rest)) = steps.split_first() else { return item.span() };
+    match (item, first) {
+        (Item::Table(t), Step::Key(k)) => {
+            let (key, child) = t.get_key_value(k)?;
+            if rest.is_empty() {
+                key.span().or_else(|| child.span())
+            } else {
+                span_in(child, rest)
+            }
+        }
+        (Item::Value(Value::InlineTable(t)), Step::Key(k)) => {
+            let (key, child) = t.get_key_value(k)?;
+            if rest.is_empty() {
+                key.span().or_else(|| child.span())
+            } else {
+                span_in(child, rest)
+            }
+        }
+        (Item::ArrayOfTables(a), Step::Index(i)) => {
+            let t = a.get(*i)?;
+            if rest.is_empty() {
+                t.span()
+            } else {
+                span_in(&Item::Table(t.clone()), rest)
+            }
+        }
+        (Item::Value(Value::Array(a)), Step::Index(i)) => {
+            let v = a.get(*i)?;
+            if rest.is_empty() {
+                v.span()
+            } else {
+                span_in(&Item::Value(v.clone()), rest)
+            }
+        }
+        _ => None,
+    }
+}
+
+fn merge_into(base: &mut toml::Table, over: &toml::Table) {
+    for (key, value) in over {
+        let replace_whole = COMPONENT_TABLES.iter().any(|(k, _)| k == key) || key == "metric";
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) if !replace_whole => merge_into(b, o),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, key: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = key.split_last().expect("non-empty key");
+    let mut current = table;
+    for part in parents {
+        let entry = current.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(format!("`{part}` is not a table")),
+        };
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+/// The backticked words of a serde message (e.g. the expected field names).
+fn backticked(message: &str) -> Vec<String> {
+    message.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+impl Manifest {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Manifest, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic {
+                file: path.to_path_buf(),
+                location: None,
+                key: None,
+                message: format!("cannot read the manifest: {e}"),
+                hint: None,
+            }])
+        })?;
+        Manifest::parse(path, text)
+    }
+
+    /// Parses manifest `text`, reporting errors against `path`.
+    pub fn parse(path: &Path, text: String) -> Result<Manifest, Diagnostics> {
+        let diag = |location, key: Option<String>, message: String, hint: Option<String>| Diagnostic {
+            file: path.to_path_buf(),
+            location,
+            key,
+            message,
+            hint,
+        };
+        let document = toml_edit::ImDocument::parse(text.clone()).map_err(|e| {
+            let location = e.span().map(|s| line_col(&text, s.start));
+            Diagnostics(vec![diag(location, None, format!("invalid TOML: {}", e.message().trim()), None)])
+        })?;
+        let mut base: toml::Table = toml::from_str(&text)
+            .map_err(|e| Diagnostics(vec![diag(None, None, format!("invalid TOML: {}", e.message().trim()), None)]))?;
+        let mut variants = Vec::new();
+        let mut errors = Vec::new();
+        let mut names = BTreeSet::new();
+        match base.remove("variant") {
+            None => {}
+            Some(toml::Value::Array(items)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let steps = [Step::Key("variant".into()), Step::Index(i)];
+                    let location = span_in(document.as_item(), &steps).map(|s| line_col(&text, s.start));
+                    let toml::Value::Table(mut table) = item else {
+                        errors.push(diag(location, Some(key_path_text(&steps)), "a variant must be a table".into(), None));
+                        continue;
+                    };
+                    let name = match table.remove("name") {
+                        Some(toml::Value::String(s)) if !s.trim().is_empty() => s,
+                        _ => {
+                            errors.push(diag(
+                                location,
+                                Some(key_path_text(&steps)),
+                                "every [[variant]] needs a `name` (a non-empty string)".into(),
+                                Some("add e.g. name = \"full-shuffle\"".into()),
+                            ));
+                            continue;
+                        }
+                    };
+                    if !names.insert(name.clone()) {
+                        let mut at = steps.to_vec();
+                        at.push(Step::Key("name".into()));
+                        let location = span_in(document.as_item(), &at).map(|s| line_col(&text, s.start));
+                        errors.push(diag(location, Some(key_path_text(&at)), format!("two variants are named `{name}`"), Some("variant names must be unique: they name the results".into())));
+                    }
+                    variants.push((name, table));
+                }
+            }
+            Some(_) => errors.push(diag(None, Some("variant".into()), "`variant` must be an array of tables: [[variant]]".into(), None)),
+        }
+        if !errors.is_empty() {
+            return Err(Diagnostics(errors));
+        }
+        Ok(Manifest { path: path.to_path_buf(), text, document, base, variants })
+    }
+
+    /// The folder the manifest is in (relative paths resolve against it).
+    pub fn dir(&self) -> PathBuf {
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// The experiment's name: `[experiment] name`, or the file stem.
+    pub fn name(&self) -> String {
+        self.base
+            .get("experiment")
+            .and_then(|e| e.get("name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "experiment".into()))
+    }
+
+    /// The plugin search paths of the base settings, resolved against the manifest's folder.
+    pub fn plugin_paths(&self) -> Vec<PathBuf> {
+        let dir = self.dir();
+        self.base
+            .get("experiment")
+            .and_then(|e| e.get("plugin_paths"))
+            .and_then(|p| p.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str()).map(|p| dir.join(p)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Names of the variants, in order (one unnamed variant if there are none).
+    pub fn variant_names(&self) -> Vec<String> {
+        if self.variants.is_empty() {
+            vec![self.name()]
+        } else {
+            self.variants.iter().map(|(n, _)| n.clone()).collect()
+        }
+    }
+
+    /// Number of variants.
+    pub fn variant_count(&self) -> usize {
+        self.variants.len().max(1)
+    }
+
+    fn locate_steps(&self, steps: &[Step]) -> Option<(usize, usize)> {
+        span_in(self.document.as_item(), steps).map(|s| line_col(&self.text, s.start))
+    }
+
+    /// The dotted key and location of `key` (e.g. `train.lr`) as variant
+    /// `index` sees it: its own table if it sets the key, else the base's.
+    pub fn locate(&self, index: Option<usize>, key: &str) -> (String, Option<(usize, usize)>) {
+        let mut steps: Vec<Step> = Vec::new();
+        for part in key.split('.') {
+            match part.split_once('[') {
+                Some((k, rest)) => {
+                    steps.push(Step::Key(k.to_string()));
+                    if let Ok(i) = rest.trim_end_matches(']').parse() {
+                        steps.push(Step::Index(i));
+                    }
+                }
+                None => steps.push(Step::Key(part.to_string())),
+            }
+        }
+        if let Some(i) = index {
+            let mut in_variant = vec![Step::Key("variant".into()), Step::Index(i)];
+            in_variant.extend(steps.iter().cloned());
+            // The key itself, then its nearest enclosing table, in the variant.
+            for len in (3..=in_variant.len()).rev() {
+                if let Some(loc) = self.locate_steps(&in_variant[..len]) {
+                    if len == in_variant.len() || self.locate_steps(&steps[..len - 2]).is_none() {
+                        return (key_path_text(&in_variant), Some(loc));
+                    }
+                    break;
+                }
+            }
+        }
+        for len in (1..=steps.len()).rev() {
+            if let Some(loc) = self.locate_steps(&steps[..len]) {
+                return (key_path_text(&steps), Some(loc));
+            }
+        }
+        let fallback = index.and_then(|i| self.locate_steps(&[Step::Key("variant".into()), Step::Index(i)]));
+        (key_path_text(&steps), fallback)
+    }
+
+    /// A diagnostic about `key` as variant `index` sees it.
+    pub fn diagnostic(&self, index: Option<usize>, key: &str, message: String, hint: Option<String>) -> Diagnostic {
+        let (key, location) = self.locate(index, key);
+        Diagnostic { file: self.path.clone(), location, key: Some(key), message, hint }
+    }
+
+    /// The merged table of variant `index` with `overrides` applied.
+    pub fn merged_table(&self, index: Option<usize>, overrides: &[Override]) -> Result<toml::Table, Diagnostic> {
+        let mut table = self.base.clone();
+        if let Some(i) = index {
+            merge_into(&mut table, &self.variants[i].1);
+        }
+        for o in overrides {
+            set_path(&mut table, &o.key, o.value.clone()).map_err(|m| Diagnostic {
+                file: self.path.clone(),
+                location: None,
+                key: Some(o.key.join(".")),
+                message: format!("--set {}: {m}", o.text),
+                hint: None,
+            })?;
+        }
+        Ok(table)
+    }
+
+    /// Resolves every variant; all problems are reported together.
+    pub fn variants(&self, overrides: &[Override]) -> Result<Vec<Variant>, Diagnostics> {
+        let indices: Vec<Option<usize>> = if self.variants.is_empty() { vec![None] } else { (0..self.variants.len()).map(Some).collect() };
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for index in indices {
+            match self.variant(index, overrides) {
+                Ok(v) => out.push(v),
+                Err(mut d) => errors.append(&mut d.0),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            errors.dedup();
+            Err(Diagnostics(errors))
+        }
+    }
+
+    /// Resolves variant `index` (None: the base alone).
+    pub fn variant(&self, index: Option<usize>, overrides: &[Override]) -> Result<Variant, Diagnostics> {
+        let name = match index {
+            Some(i) => self.variants[i].0.clone(),
+            None => self.name(),
+        };
+        let mut table = self.merged_table(index, overrides).map_err(|d| Diagnostics(vec![d]))?;
+        let mut errors = Vec::new();
+        let mut take_component = |table: &mut toml::Table, key: &str| -> Option<ComponentSpec> {
+            let value = table.remove(key)?;
+            component_spec(value, key).map_err(|m| errors.push(self.diagnostic(index, key, m, None))).ok()
+        };
+        let sampler = take_component(&mut table, "sampler");
+        let finetuner = take_component(&mut table, "finetuner");
+        let objective = take_component(&mut table, "objective");
+        let mut metrics = Vec::new();
+        match table.remove("metric") {
+            None => {}
+            Some(toml::Value::Array(items)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let key = format!("metric[{i}]");
+                    match component_spec(item, &key) {
+                        Ok(spec) => metrics.push(spec),
+                        Err(m) => errors.push(self.diagnostic(index, &key, m, None)),
+                    }
+                }
+            }
+            Some(_) => errors.push(self.diagnostic(index, "metric", "`metric` must be an array of tables: [[metric]]".into(), None)),
+        }
+        // The recorded provenance of a resolved manifest is not a setting.
+        table.remove("plugin");
+        let settings = match serde_path_to_error::deserialize::<_, Settings>(toml::Value::Table(table)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let mut key = e.path().to_string();
+                let message = e.inner().message().trim().to_string();
+                let mut hint = None;
+                if message.starts_with("unknown field") {
+                    let words = backticked(&message);
+                    if let Some((unknown, expected)) = words.split_first() {
+                        if !key.ends_with(unknown.as_str()) {
+                            key = if key == "." || key.is_empty() { unknown.clone() } else { format!("{key}.{unknown}") };
+                        }
+                        hint = closest(unknown, expected.iter().map(String::as_str))
+                            .map(|b| format!("did you mean `{b}`?"))
+                            .or_else(|| (!expected.is_empty()).then(|| format!("known keys: {}", expected.join(", "))));
+                    }
+                }
+                errors.push(self.diagnostic(index, &key, message, hint));
+                None
+            }
+        };
+        match settings {
+            Some(settings) if errors.is_empty() => Ok(Variant { name, index, settings, sampler, finetuner, objective, metrics }),
+            _ => Err(Diagnostics(errors)),
+        }
+    }
+}
+
+fn component_spec(value: toml::Value, key: &str) -> Result<ComponentSpec, String> {
+    let toml::Value::Table(mut params) = value else {
+        return Err(format!("`{key}` must be a table with `use = \"plugin.component\"`"));
+    };
+    match params.remove("use") {
+        Some(toml::Value::String(id)) => Ok(ComponentSpec { id, params, key: key.to_string() }),
+        _ => Err(format!("`{key}` needs `use = \"plugin.component\"`, e.g. use = \"baselines.accuracy\"")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"
+[experiment]
+seed = 3
+
+[train]
+epochs = 2
+lr = 0.1
+
+[sampler]
+use = "baselines.sequential"
+
+[[metric]]
+use = "baselines.accuracy"
+
+[[variant]]
+name = "a"
+
+[[variant]]
+name = "b"
+sampler = { use = "baselines.full-shuffle", chunk = 8 }
+[variant.train]
+lr = 0.5
+"#;
+
+    fn manifest(text: &str) -> Result<Manifest, Diagnostics> {
+        Manifest::parse(Path::new("m.toml"), text.to_string())
+    }
+
+    #[test]
+    fn variants_override_the_base() {
+        let m = manifest(TEXT).unwrap();
+        let vs = m.variants(&[]).unwrap();
+        assert_eq!(vs.len(), 2);
+        assert_eq!(vs[0].settings.train.lr, 0.1);
+        assert_eq!(vs[1].settings.train.lr, 0.5);
+        assert_eq!(vs[1].settings.train.epochs, 2, "untouched keys come from the base");
+        assert_eq!(vs[0].sampler.as_ref().unwrap().id, "baselines.sequential");
+        let b = vs[1].sampler.as_ref().unwrap();
+        assert_eq!((b.id.as_str(), b.params.get("chunk").and_then(|v| v.as_integer())), ("baselines.full-shuffle", Some(8)));
+        assert_eq!(vs[1].metrics.len(), 1);
+    }
+
+    #[test]
+    fn overrides_apply_to_every_variant() {
+        let m = manifest(TEXT).unwrap();
+        let vs = m.variants(&[Override::parse("train.lr=0.01").unwrap(), Override::parse("data.stored_order=sorted-by-label").unwrap()]).unwrap();
+        assert!(vs.iter().all(|v| v.settings.train.lr == 0.01));
+        assert_eq!(vs[0].settings.data.stored_order, "sorted-by-label");
+    }
+
+    #[test]
+    fn a_misspelled_key_is_located_with_a_hint() {
+        let text = TEXT.replace("lr = 0.5", "lrr = 0.5");
+        let m = manifest(&text).unwrap();
+        let err = m.variants(&[]).unwrap_err();
+        let d = &err.0[0];
+        assert_eq!(d.key.as_deref(), Some("variant[1].train.lrr"));
+        let line = text.lines().position(|l| l.starts_with("lrr")).unwrap() + 1;
+        assert_eq!(d.location, Some((line, 1)));
+        assert_eq!(d.hint.as_deref(), Some("did you mean `lr`?"));
+        assert!(d.to_string().starts_with(&format!("m.toml:{line}:1: error: unknown field `lrr`")), "{d}");
+    }
+
+    #[test]
+    fn a_wrong_type_in_the_base_is_located() {
+        let text = TEXT.replace("epochs = 2", "epochs = \"two\"");
+        let err = manifest(&text).unwrap().variants(&[]).unwrap_err();
+        let line = text.lines().position(|l| l.starts_with("epochs")).unwrap() + 1;
+        assert_eq!(err.0[0].key.as_deref(), Some("train.epochs"));
+        assert_eq!(err.0[0].location.map(|l| l.0), Some(line));
+    }
+
+    #[test]
+    fn syntax_errors_and_bad_variants_are_reported() {
+        let err = manifest("[train\nlr = 1").unwrap_err();
+        assert_eq!(err.0[0].location.map(|l| l.0), Some(1));
+        let err = manifest("[[variant]]\nname = \"x\"\n[[variant]]\nname = \"x\"\n").unwrap_err();
+        assert!(err.0[0].message.contains("two variants are named `x`"));
+        assert_eq!(err.0[0].location, Some((4, 1)));
+        let err = manifest("[[variant]]\nseed = 1\n").unwrap_err();
+        assert!(err.0[0].message.contains("needs a `name`"));
+    }
+
+    #[test]
+    fn a_component_without_use_is_an_error() {
+        let err = manifest("[sampler]\nchunk = 3\n").unwrap().variants(&[]).unwrap_err();
+        assert!(err.0[0].message.contains("needs `use"));
+        assert_eq!(err.0[0].location, Some((1, 2)));
+    }
+
+    #[test]
+    fn override_values_are_typed() {
+        assert_eq!(Override::parse("train.lr=0.5").unwrap().value, toml::Value::Float(0.5));
+        assert_eq!(Override::parse("train.epochs = 3").unwrap().value, toml::Value::Integer(3));
+        assert_eq!(Override::parse("data.source=blobs").unwrap().value, toml::Value::String("blobs".into()));
+        assert!(Override::parse("train.lr").is_err());
+    }
+}

@@ -1,0 +1,367 @@
+//! The run folder: `results.json` (written atomically after every variant),
+//! CSV tables, SVG plots comparing variants, and the printed summary. Plots
+//! and tables are rendered from results.json alone, so `tessera report DIR`
+//! can redo them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// A component's report as stored in results.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ReportJson {
+    /// Named numbers.
+    pub scalars: BTreeMap<String, f64>,
+    /// Named curves.
+    pub series: Vec<SeriesJson>,
+    /// Named tables.
+    pub tables: Vec<TableJson>,
+}
+
+/// A curve in results.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesJson {
+    /// The curve's name.
+    pub name: String,
+    /// What x is.
+    pub x_label: String,
+    /// What y is.
+    pub y_label: String,
+    /// x values.
+    pub x: Vec<f64>,
+    /// y values.
+    pub y: Vec<f64>,
+}
+
+/// A table in results.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableJson {
+    /// The table's name.
+    pub name: String,
+    /// Column headers.
+    pub columns: Vec<String>,
+    /// Rows of numbers or strings.
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+impl From<&tessera_sdk::Report> for ReportJson {
+    fn from(r: &tessera_sdk::Report) -> Self {
+        use tessera_sdk::Cell;
+        ReportJson {
+            scalars: r.scalars.iter().map(|s| (s.name.to_string(), s.value)).collect(),
+            series: r
+                .series
+                .iter()
+                .map(|s| SeriesJson {
+                    name: s.name.to_string(),
+                    x_label: s.x_label.to_string(),
+                    y_label: s.y_label.to_string(),
+                    x: s.x.to_vec(),
+                    y: s.y.to_vec(),
+                })
+                .collect(),
+            tables: r
+                .tables
+                .iter()
+                .map(|t| TableJson {
+                    name: t.name.to_string(),
+                    columns: t.columns.iter().map(|c| c.to_string()).collect(),
+                    rows: t
+                        .rows
+                        .iter()
+                        .map(|row| {
+                            row.iter()
+                                .map(|c| match c {
+                                    Cell::Number(v) => serde_json::json!(v),
+                                    Cell::Integer(v) => serde_json::json!(v),
+                                    Cell::Text(s) => serde_json::json!(s.as_str()),
+                                })
+                                .collect()
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Whether a variant ran to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// It finished.
+    Ok,
+    /// It stopped with an error.
+    Failed,
+}
+
+/// One variant's entry in results.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantResult {
+    /// The variant's name.
+    pub name: String,
+    /// `ok` or `failed`.
+    pub status: Status,
+    /// The error, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Wall time of the variant, in seconds.
+    pub seconds: f64,
+    /// The `plugin.component` behind each role (`sampler`, `metric:...`).
+    pub components: BTreeMap<String, String>,
+    /// Reports by role: `engine` (the host's own curves), `sampler`,
+    /// `finetuner`, `objective`, and each metric's `plugin.component`.
+    pub results: BTreeMap<String, ReportJson>,
+}
+
+/// The whole results.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Schema version of this file.
+    pub schema: u32,
+    /// The tessera version that wrote it.
+    pub tessera_version: String,
+    /// The experiment's name.
+    pub experiment: String,
+    /// The manifest it ran.
+    pub manifest: String,
+    /// When the run started (local time, RFC 3339).
+    pub started: String,
+    /// One entry per variant run so far, in manifest order.
+    pub variants: Vec<VariantResult>,
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+impl RunResults {
+    /// Writes results.json into `dir`, atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join("results.json"), serde_json::to_string_pretty(self)?.as_bytes())
+    }
+
+    /// Reads `dir/results.json`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join("results.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+fn file_stem_safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
+}
+
+fn csv_field(v: &serde_json::Value) -> String {
+    let text = match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// Writes `tables/*.csv` (one per component table) and `series.csv` (every
+/// curve in long form) into `dir`.
+pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
+    let tables = dir.join("tables");
+    std::fs::create_dir_all(&tables)?;
+    let mut long = String::from("variant,role,series,x_label,y_label,x,y\n");
+    for v in &results.variants {
+        for (role, report) in &v.results {
+            for t in &report.tables {
+                let mut text = t.columns.iter().map(|c| csv_field(&serde_json::json!(c))).collect::<Vec<_>>().join(",");
+                text.push('\n');
+                for row in &t.rows {
+                    text.push_str(&row.iter().map(csv_field).collect::<Vec<_>>().join(","));
+                    text.push('\n');
+                }
+                let name = file_stem_safe(&format!("{}--{role}--{}.csv", v.name, t.name));
+                write_atomic(&tables.join(name), text.as_bytes())?;
+            }
+            for s in &report.series {
+                for (x, y) in s.x.iter().zip(&s.y) {
+                    let fields = [&v.name, role, &s.name, &s.x_label, &s.y_label].map(|f| csv_field(&serde_json::json!(f)));
+                    long.push_str(&format!("{},{x},{y}\n", fields.join(",")));
+                }
+            }
+        }
+        let mut scalars = String::from("role,name,value\n");
+        for (role, report) in &v.results {
+            for (name, value) in &report.scalars {
+                scalars.push_str(&format!("{},{},{value}\n", csv_field(&serde_json::json!(role)), csv_field(&serde_json::json!(name))));
+            }
+        }
+        write_atomic(&tables.join(file_stem_safe(&format!("{}--scalars.csv", v.name))), scalars.as_bytes())?;
+    }
+    write_atomic(&dir.join("series.csv"), long.as_bytes())
+}
+
+const PALETTE: [plotters::style::RGBColor; 8] = [
+    plotters::style::RGBColor(31, 119, 180),
+    plotters::style::RGBColor(255, 127, 14),
+    plotters::style::RGBColor(44, 160, 44),
+    plotters::style::RGBColor(214, 39, 40),
+    plotters::style::RGBColor(148, 103, 189),
+    plotters::style::RGBColor(140, 86, 75),
+    plotters::style::RGBColor(227, 119, 194),
+    plotters::style::RGBColor(127, 127, 127),
+];
+
+/// Plots one curve per variant on shared axes, as SVG.
+pub fn plot_lines(path: &Path, title: &str, x_label: &str, y_label: &str, lines: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
+    use plotters::prelude::*;
+    let points = lines.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in points {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if x0 > x1 {
+        return Ok(());
+    }
+    if x0 == x1 {
+        (x0, x1) = (x0 - 1.0, x1 + 1.0);
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-9);
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
+    for (i, (name, pts)) in lines.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Writes `plots/<role>--<series>.svg`: each curve with one line per variant.
+pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let plots = dir.join("plots");
+    std::fs::create_dir_all(&plots)?;
+    let mut groups: BTreeMap<(String, String), (String, String, Vec<(String, Vec<(f64, f64)>)>)> = BTreeMap::new();
+    for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
+        for (role, report) in &v.results {
+            for s in &report.series {
+                let entry = groups.entry((role.clone(), s.name.clone())).or_insert_with(|| (s.x_label.clone(), s.y_label.clone(), vec![]));
+                entry.2.push((v.name.clone(), s.x.iter().copied().zip(s.y.iter().copied()).collect()));
+            }
+        }
+    }
+    let mut written = Vec::new();
+    for ((role, name), (x_label, y_label, lines)) in groups {
+        let path = plots.join(file_stem_safe(&format!("{role}--{name}.svg")));
+        plot_lines(&path, &format!("{name} ({role})"), &x_label, &y_label, &lines)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The side-by-side summary: one row per variant, a column per scalar.
+pub fn summary_table(results: &RunResults, max_columns: usize) -> String {
+    let mut columns: Vec<(String, String)> = Vec::new();
+    for v in &results.variants {
+        for (role, report) in &v.results {
+            for name in report.scalars.keys() {
+                let col = (role.clone(), name.clone());
+                if !columns.contains(&col) {
+                    columns.push(col);
+                }
+            }
+        }
+    }
+    // Metrics' figures first, then the engine's, then the rest.
+    let rank = |role: &str| match role {
+        r if r.contains('.') => 0,
+        "engine" => 1,
+        _ => 2,
+    };
+    columns.sort_by_key(|(role, _)| rank(role));
+    columns.truncate(max_columns);
+    let mut header = vec!["variant".to_string(), "status".to_string(), "seconds".to_string()];
+    header.extend(columns.iter().map(|(_, name)| name.clone()));
+    let mut rows = vec![header];
+    for v in &results.variants {
+        let mut row = vec![v.name.clone(), format!("{:?}", v.status).to_lowercase(), format!("{:.1}", v.seconds)];
+        for (role, name) in &columns {
+            row.push(v.results.get(role).and_then(|r| r.scalars.get(name)).map_or("-".into(), |x| format!("{x:.4}")));
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            out.push('\n');
+        }
+    }
+    for v in results.variants.iter().filter(|v| v.status == Status::Failed) {
+        out.push_str(&format!("{} failed: {}\n", v.name, v.error.as_deref().unwrap_or("unknown error")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RunResults {
+        let mut report = ReportJson::default();
+        report.scalars.insert("test_accuracy".into(), 0.9);
+        report.series.push(SeriesJson { name: "acc".into(), x_label: "step".into(), y_label: "accuracy".into(), x: vec![1.0, 2.0], y: vec![0.5, 0.9] });
+        report.tables.push(TableJson { name: "t".into(), columns: vec!["a".into(), "b".into()], rows: vec![vec![serde_json::json!(1), serde_json::json!("x,y")]] });
+        RunResults {
+            schema: 1,
+            tessera_version: "0".into(),
+            experiment: "e".into(),
+            manifest: "m.toml".into(),
+            started: "now".into(),
+            variants: vec![
+                VariantResult { name: "a".into(), status: Status::Ok, error: None, seconds: 1.0, components: Default::default(), results: [("baselines.accuracy".to_string(), report)].into() },
+                VariantResult { name: "b".into(), status: Status::Failed, error: Some("boom".into()), seconds: 0.5, components: Default::default(), results: Default::default() },
+            ],
+        }
+    }
+
+    #[test]
+    fn results_round_trip_and_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sample();
+        r.save(dir.path()).unwrap();
+        assert_eq!(RunResults::load(dir.path()).unwrap(), r);
+        write_tables(&r, dir.path()).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("tables/a--baselines.accuracy--t.csv")).unwrap();
+        assert_eq!(csv, "a,b\n1,\"x,y\"\n");
+        let plots = write_plots(&r, dir.path()).unwrap();
+        assert_eq!(plots.len(), 1);
+        assert!(std::fs::read_to_string(&plots[0]).unwrap().contains("<svg"));
+        let table = summary_table(&r, 8);
+        assert!(table.contains("test_accuracy"), "{table}");
+        assert!(table.contains("b failed: boom"), "{table}");
+    }
+}

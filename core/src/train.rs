@@ -1,0 +1,258 @@
+//! Training: executes a sampler's order in mini-batches with SGD or Adam,
+//! evaluates at checkpoints and produces the observations metrics ask for.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{anyhow, bail, Result};
+use tch::nn::OptimizerConfig;
+use tch::{nn, Device, Kind, Tensor};
+use tessera_sdk::{observation, Array, Checkpoint, Observation, ObservationRequest, SeedRng};
+
+use crate::data::{Dataset, Splits};
+use crate::manifest::TrainConfig;
+use crate::model::Mlp;
+use crate::plugin::{ComponentError, OrderStream};
+
+/// A source of example ids for one epoch.
+pub trait EpochOrder {
+    /// The next chunk of ids, `None` at the end of the epoch.
+    fn next_chunk(&mut self) -> Result<Option<Vec<u64>>>;
+}
+
+impl EpochOrder for OrderStream {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u64>>> {
+        OrderStream::next_chunk(self).map_err(|e: ComponentError| anyhow!(e))
+    }
+}
+
+/// A host-made order held in memory (used by the finetuning oracle).
+pub struct ShuffledOrder(Option<Vec<u64>>);
+
+impl ShuffledOrder {
+    /// A uniform permutation of `0..n`.
+    pub fn new(n: u64, rng: &mut SeedRng) -> Self {
+        let mut ids: Vec<u64> = (0..n).collect();
+        rng.shuffle(&mut ids);
+        ShuffledOrder(Some(ids))
+    }
+}
+
+impl EpochOrder for ShuffledOrder {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u64>>> {
+        Ok(self.0.take())
+    }
+}
+
+/// Features and labels of a dataset as tensors on a device.
+pub struct TensorData {
+    /// `[n, d]` floats.
+    pub x: Tensor,
+    /// `[n]` int64 labels.
+    pub y: Tensor,
+}
+
+impl TensorData {
+    /// Copies `data` to `device`.
+    pub fn new(data: &Dataset, device: Device) -> Self {
+        let x = Tensor::from_slice(&data.features).view([data.len() as i64, data.dim as i64]).to_device(device);
+        let y = Tensor::from_slice(&data.labels).to_device(device);
+        TensorData { x, y }
+    }
+}
+
+/// Accuracy and mean loss of a model on a dataset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Fraction of correct argmax predictions.
+    pub accuracy: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+}
+
+/// Evaluates `model` on `data`.
+pub fn evaluate(model: &Mlp, data: &TensorData) -> Evaluation {
+    tch::no_grad(|| {
+        let logits = model.forward(&data.x);
+        let loss = logits.cross_entropy_for_logits(&data.y).double_value(&[]);
+        let accuracy = logits.argmax(-1, false).eq_tensor(&data.y).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+        Evaluation { accuracy, loss }
+    })
+}
+
+fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]))?)
+}
+
+fn to_vec_i64(t: &Tensor) -> Result<Vec<i64>> {
+    Ok(Vec::<i64>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Int64).contiguous().view([-1]))?)
+}
+
+/// The observations `requests` asks for, computed once per split.
+pub fn observe(model: &Mlp, splits: &Splits, tensors: &[(&str, &TensorData)], requests: &[ObservationRequest]) -> Result<Vec<Observation>> {
+    let split_names: BTreeSet<&str> = requests.iter().map(|r| r.split.as_str()).collect();
+    let mut out = Vec::new();
+    for split in split_names {
+        let data = splits.get(split)?;
+        let t = tensors.iter().find(|(n, _)| *n == split).map(|(_, t)| *t).ok_or_else(|| anyhow!("split `{split}` is not loaded"))?;
+        let kinds: BTreeSet<&str> = requests.iter().filter(|r| r.split.as_str() == split).map(|r| r.kind.as_str()).collect();
+        let n = data.len() as u64;
+        let (features, logits) = tch::no_grad(|| {
+            let f = model.features(&t.x);
+            let l = model.forward(&t.x);
+            (f, l)
+        });
+        let classes = logits.size()[1] as u64;
+        for kind in kinds {
+            let array = match kind {
+                observation::PREDICTIONS => Array::i64(vec![n], to_vec_i64(&logits.argmax(-1, false))?),
+                observation::LABELS => Array::i64(vec![n], data.labels.clone()),
+                observation::LOGITS => Array::f32(vec![n, classes], to_vec_f32(&logits)?),
+                observation::PROBABILITIES => Array::f32(vec![n, classes], to_vec_f32(&logits.softmax(-1, Kind::Float))?),
+                observation::FEATURES => {
+                    let d = features.size()[1] as u64;
+                    Array::f32(vec![n, d], to_vec_f32(&features)?)
+                }
+                observation::LOSS => {
+                    let loss = logits.log_softmax(-1, Kind::Float).gather(1, &t.y.unsqueeze(1), false).neg();
+                    Array::f32(vec![n], to_vec_f32(&loss)?)
+                }
+                observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
+                other => bail!("unknown observation `{other}` (known: {})", observation::ALL.join(", ")),
+            };
+            out.push(Observation { split: split.into(), kind: kind.into(), array });
+        }
+    }
+    Ok(out)
+}
+
+/// One point of the training curves.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CurvePoint {
+    /// Where training stood.
+    pub step: u64,
+    /// Epochs completed (fractional).
+    pub epoch: f64,
+    /// Training examples seen.
+    pub examples_seen: u64,
+    /// Mean training loss since the previous point.
+    pub train_loss: f64,
+    /// Test accuracy.
+    pub test_accuracy: f64,
+    /// Test loss.
+    pub test_loss: f64,
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FitSummary {
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Examples trained on.
+    pub examples_seen: u64,
+    /// Wall time of the optimization, in seconds (evaluations excluded).
+    pub train_seconds: f64,
+    /// Examples per second of optimization.
+    pub examples_per_second: f64,
+    /// Ids a sampler visited other than exactly once, summed over epochs.
+    pub irregular_visits: u64,
+}
+
+/// Hooks of a training run.
+pub struct FitHooks<'a> {
+    /// The order of each epoch.
+    pub order: &'a mut dyn FnMut(u64) -> Result<Box<dyn EpochOrder>>,
+    /// Called at every checkpoint.
+    pub checkpoint: &'a mut dyn FnMut(&Mlp, Checkpoint, f64) -> Result<()>,
+    /// Set to stop.
+    pub cancel: &'a AtomicBool,
+    /// Advanced by one per step, if given.
+    pub progress: Option<&'a indicatif::ProgressBar>,
+}
+
+/// Builds the optimizer `cfg` names over `model`'s trainable weights.
+pub fn optimizer(model: &Mlp, cfg: &TrainConfig) -> Result<nn::Optimizer> {
+    Ok(match cfg.optimizer.as_str() {
+        "sgd" => nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }.build(&model.vs, cfg.lr)?,
+        "adam" => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
+        "adamw" => nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
+        other => bail!("unknown optimizer `{other}` (known: sgd, adam, adamw)"),
+    })
+}
+
+/// Trains `model` on `train` for `cfg.epochs` epochs in the orders `hooks`
+/// gives, calling the checkpoint hook every `cfg.checkpoint_every` steps and
+/// after each epoch.
+pub fn fit(model: &Mlp, train: &TensorData, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<FitSummary> {
+    if cfg.batch_size == 0 {
+        bail!("train.batch_size must be at least 1");
+    }
+    let mut opt = optimizer(model, cfg)?;
+    let mut step = 0u64;
+    let mut seen = 0u64;
+    let mut irregular = 0u64;
+    let mut seconds = 0.0;
+    let mut loss_sum = 0.0;
+    let mut loss_count = 0u64;
+    let mut visits = vec![0u8; n as usize];
+    for epoch in 0..cfg.epochs {
+        let mut order = (hooks.order)(epoch)?;
+        let mut pending: Vec<i64> = Vec::with_capacity(cfg.batch_size * 2);
+        visits.iter_mut().for_each(|v| *v = 0);
+        let mut finished = false;
+        while !finished {
+            match order.next_chunk()? {
+                Some(chunk) => {
+                    for id in chunk {
+                        if id >= n {
+                            bail!("the sampler yielded example id {id}, outside 0..{n}");
+                        }
+                        visits[id as usize] = visits[id as usize].saturating_add(1);
+                        pending.push(id as i64);
+                    }
+                }
+                None => finished = true,
+            }
+            while pending.len() >= cfg.batch_size || (finished && !pending.is_empty()) {
+                if hooks.cancel.load(Ordering::Relaxed) {
+                    bail!("cancelled");
+                }
+                let started = std::time::Instant::now();
+                let take = pending.len().min(cfg.batch_size);
+                let ids = Tensor::from_slice(&pending[..take]).to_device(train.x.device());
+                pending.drain(..take);
+                let x = train.x.index_select(0, &ids);
+                let y = train.y.index_select(0, &ids);
+                let loss = model.forward(&x).cross_entropy_for_logits(&y);
+                opt.backward_step(&loss);
+                loss_sum += loss.double_value(&[]);
+                seconds += started.elapsed().as_secs_f64();
+                loss_count += 1;
+                step += 1;
+                seen += take as u64;
+                if let Some(bar) = hooks.progress {
+                    bar.inc(1);
+                }
+                if cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0 {
+                    let cp = Checkpoint { step, epoch: seen as f64 / n as f64, examples_seen: seen, is_final: false };
+                    (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
+                    (loss_sum, loss_count) = (0.0, 0);
+                }
+            }
+        }
+        irregular += visits.iter().filter(|&&v| v != 1).count() as u64;
+        let cp = Checkpoint { step, epoch: (epoch + 1) as f64, examples_seen: seen, is_final: epoch + 1 == cfg.epochs };
+        (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
+        (loss_sum, loss_count) = (0.0, 0);
+    }
+    if irregular > 0 {
+        log::warn!("the sampler visited {irregular} example ids other than exactly once per epoch");
+    }
+    Ok(FitSummary {
+        steps: step,
+        examples_seen: seen,
+        train_seconds: seconds,
+        examples_per_second: if seconds > 0.0 { seen as f64 / seconds } else { 0.0 },
+        irregular_visits: irregular,
+    })
+}

@@ -1,0 +1,99 @@
+//! The traits as they cross the boundary (`#[sabi_trait]`), and the host
+//! services passed into every call. Plugin authors implement the plain traits
+//! in the crate root instead; [`crate::export_plugin!`] adapts them to these.
+
+#![allow(non_local_definitions)] // emitted by #[sabi_trait]
+use abi_stable::{
+    sabi_trait,
+    std_types::{RBox, ROption, RResult, RSlice, RStr, RVec},
+    StableAbi,
+};
+
+use crate::abi::PluginError;
+use crate::types::{Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, SeedChoice, Selection, StorageLayout};
+
+/// Services the host lends to a plugin for the length of one call.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct HostServices {
+    /// Opaque host state passed back to the callbacks.
+    pub context: *const (),
+    /// The seed of this call (derived by the host from the run's seed).
+    pub seed: u64,
+    /// Reports progress: `done` of `total` units, with a short message.
+    pub report_progress: extern "C" fn(context: *const (), done: u64, total: u64, message: RStr<'_>),
+    /// Whether the user asked to stop (Ctrl-C, or a failed sibling).
+    pub is_cancelled: extern "C" fn(context: *const ()) -> bool,
+}
+
+/// The host's oracle for finetuners: trains the model with the given layers
+/// trainable (the rest frozen) and returns the validation score.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct OracleServices {
+    /// Opaque host state passed back to `score`.
+    pub context: *mut (),
+    /// Scores the layer set `trainable` (positions) by `folds`-fold validation.
+    pub score: extern "C" fn(context: *mut (), trainable: RSlice<'_, u32>, folds: u32) -> RResult<f64, PluginError>,
+}
+
+/// A stream of example ids, in chunks; `ROption::RNone` ends it.
+#[sabi_trait]
+pub trait FfiOrderStream: Send {
+    /// The next chunk of example ids.
+    #[sabi(last_prefix_field)]
+    fn next_chunk(&mut self) -> RResult<ROption<RVec<u64>>, PluginError>;
+}
+
+/// An owned order stream.
+pub type OrderStreamBox = FfiOrderStream_TO<'static, RBox<()>>;
+
+/// [`crate::Sampler`] across the boundary.
+#[sabi_trait]
+pub trait FfiSampler: Send {
+    /// The visiting order of epoch `epoch`.
+    fn epoch_order(&mut self, layout: &StorageLayout, epoch: u64, host: &HostServices) -> RResult<OrderStreamBox, PluginError>;
+    /// An order to rewrite the stored data in before training, if any.
+    #[sabi(last_prefix_field)]
+    fn offline_order(&mut self, layout: &StorageLayout, host: &HostServices) -> RResult<ROption<OrderStreamBox>, PluginError>;
+}
+
+/// An owned sampler.
+pub type SamplerBox = FfiSampler_TO<'static, RBox<()>>;
+
+/// [`crate::Finetuner`] across the boundary.
+#[sabi_trait]
+pub trait FfiFinetuner: Send {
+    /// Chooses the layers to train, asking the oracle as often as it likes.
+    #[sabi(last_prefix_field)]
+    fn select(&mut self, layers: RSlice<'_, LayerInfo>, oracle: &mut OracleServices, host: &HostServices) -> RResult<Selection, PluginError>;
+}
+
+/// An owned finetuner.
+pub type FinetunerBox = FfiFinetuner_TO<'static, RBox<()>>;
+
+/// [`crate::Metric`] across the boundary.
+#[sabi_trait]
+pub trait FfiMetric: Send {
+    /// The observations the metric needs at each checkpoint.
+    fn requires(&self) -> RVec<ObservationRequest>;
+    /// Receives the observations of one checkpoint.
+    fn observe(&mut self, checkpoint: &Checkpoint, observations: RSlice<'_, Observation>, host: &HostServices) -> RResult<(), PluginError>;
+    /// Reports the figures after the last checkpoint.
+    #[sabi(last_prefix_field)]
+    fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError>;
+}
+
+/// An owned metric.
+pub type MetricBox = FfiMetric_TO<'static, RBox<()>>;
+
+/// [`crate::GraphObjective`] across the boundary.
+#[sabi_trait]
+pub trait FfiGraphObjective: Send {
+    /// Chooses at most `budget` seeds per set on `graph`.
+    #[sabi(last_prefix_field)]
+    fn choose(&mut self, graph: &GraphView<'_>, budget: u32, host: &HostServices) -> RResult<SeedChoice, PluginError>;
+}
+
+/// An owned graph objective.
+pub type GraphObjectiveBox = FfiGraphObjective_TO<'static, RBox<()>>;

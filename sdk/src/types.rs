@@ -1,0 +1,353 @@
+//! Plain data exchanged between the host and plugins. Every type here is
+//! `#[repr(C)]` and `StableAbi`, built only from abi_stable's R-types.
+
+use abi_stable::{
+    std_types::{RSlice, RString, RVec},
+    StableAbi,
+};
+
+/// How a dataset is laid out in storage, as a sampler sees it: `examples`
+/// examples in blocks of `block_size` (the last block may be partial), each
+/// block one storage request. Example `i` lives in block `i / block_size`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageLayout {
+    /// Number of examples, N·b in the CorgiPile paper's notation (roughly).
+    pub examples: u64,
+    /// Examples per block, b.
+    pub block_size: u64,
+    /// Bytes one example takes on storage (for cost accounting).
+    pub bytes_per_example: u64,
+}
+
+impl StorageLayout {
+    /// Number of blocks, N = ⌈examples / b⌉.
+    pub fn blocks(&self) -> u64 {
+        if self.block_size == 0 {
+            0
+        } else {
+            self.examples.div_ceil(self.block_size)
+        }
+    }
+
+    /// The example ids of block `block` (the last block may be shorter).
+    pub fn block_range(&self, block: u64) -> std::ops::Range<u64> {
+        let start = block * self.block_size;
+        start..(start + self.block_size).min(self.examples)
+    }
+
+    /// The block that holds example `example`.
+    pub fn block_of(&self, example: u64) -> u64 {
+        example / self.block_size
+    }
+}
+
+/// One named layer (block) of a model, as a finetuner sees it.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct LayerInfo {
+    /// The block's name, e.g. `layer3.1`.
+    pub name: RString,
+    /// Number of parameters in the block.
+    pub parameters: u64,
+    /// Forward FLOPs of the block for one example.
+    pub flops: u64,
+    /// Position from the input (0 = first block).
+    pub position: u32,
+}
+
+/// Which layers a finetuner chose to train, with its report.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Selection {
+    /// Positions ([`LayerInfo::position`]) of the layers that train.
+    pub trainable: RVec<u32>,
+    /// Whatever the finetuner wants in results.json (e.g. its search path).
+    pub report: Report,
+}
+
+/// Names of the observations the host can hand to metrics.
+pub mod observation {
+    /// Hard predictions (argmax), `i64`, shape `[n]`.
+    pub const PREDICTIONS: &str = "predictions";
+    /// True labels, `i64`, shape `[n]`.
+    pub const LABELS: &str = "labels";
+    /// Softmax probabilities, `f32`, shape `[n, classes]`.
+    pub const PROBABILITIES: &str = "probabilities";
+    /// Logits, `f32`, shape `[n, classes]`.
+    pub const LOGITS: &str = "logits";
+    /// Penultimate-layer features, `f32`, shape `[n, d]`.
+    pub const FEATURES: &str = "features";
+    /// Per-example loss, `f32`, shape `[n]`.
+    pub const LOSS: &str = "loss";
+    /// Ids of the examples in the order of the other arrays, `i64`, shape `[n]`.
+    pub const EXAMPLE_IDS: &str = "example-ids";
+    /// Every name above.
+    pub const ALL: [&str; 7] = [PREDICTIONS, LABELS, PROBABILITIES, LOGITS, FEATURES, LOSS, EXAMPLE_IDS];
+}
+
+/// The element data of an [`Array`].
+#[repr(C, u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub enum ArrayData {
+    /// 32-bit floats.
+    F32(RVec<f32>),
+    /// 64-bit integers.
+    I64(RVec<i64>),
+}
+
+/// A dense row-major array with its shape.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Array {
+    /// Extent of each dimension; the product is the number of elements.
+    pub shape: RVec<u64>,
+    /// The elements.
+    pub data: ArrayData,
+}
+
+impl Array {
+    /// A float array; panics if `shape` does not match `data.len()`.
+    pub fn f32(shape: Vec<u64>, data: Vec<f32>) -> Self {
+        assert_eq!(shape.iter().product::<u64>(), data.len() as u64, "shape does not match data");
+        Array { shape: shape.into(), data: ArrayData::F32(data.into()) }
+    }
+
+    /// An integer array; panics if `shape` does not match `data.len()`.
+    pub fn i64(shape: Vec<u64>, data: Vec<i64>) -> Self {
+        assert_eq!(shape.iter().product::<u64>(), data.len() as u64, "shape does not match data");
+        Array { shape: shape.into(), data: ArrayData::I64(data.into()) }
+    }
+
+    /// The elements as floats, if they are floats.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            ArrayData::F32(v) => Some(v.as_slice()),
+            ArrayData::I64(_) => None,
+        }
+    }
+
+    /// The elements as integers, if they are integers.
+    pub fn as_i64(&self) -> Option<&[i64]> {
+        match &self.data {
+            ArrayData::I64(v) => Some(v.as_slice()),
+            ArrayData::F32(_) => None,
+        }
+    }
+
+    /// Number of rows (the first dimension; 1 for a scalar).
+    pub fn rows(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1) as usize
+    }
+}
+
+/// One array observed at a checkpoint: `kind` (see [`observation`]) on `split`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// The data split, e.g. `test` or `validation`.
+    pub split: RString,
+    /// What it is, one of [`observation::ALL`].
+    pub kind: RString,
+    /// The values.
+    pub array: Array,
+}
+
+/// An observation a metric asks for.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct ObservationRequest {
+    /// The data split, e.g. `test`.
+    pub split: RString,
+    /// What it is, one of [`observation::ALL`].
+    pub kind: RString,
+}
+
+impl ObservationRequest {
+    /// Asks for `kind` on `split`.
+    pub fn new(split: &str, kind: &str) -> Self {
+        ObservationRequest { split: split.into(), kind: kind.into() }
+    }
+}
+
+/// Where training stands when metrics observe it.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq)]
+pub struct Checkpoint {
+    /// Optimizer steps taken so far, t.
+    pub step: u64,
+    /// Epochs completed so far (fractional within an epoch).
+    pub epoch: f64,
+    /// Training examples seen so far.
+    pub examples_seen: u64,
+    /// Whether this is the last checkpoint of the run.
+    pub is_final: bool,
+}
+
+/// One cell of a [`Table`].
+#[repr(C, u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// A real number.
+    Number(f64),
+    /// An integer.
+    Integer(i64),
+    /// Text.
+    Text(RString),
+}
+
+/// A named number in a report.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Scalar {
+    /// The figure's name, e.g. `test_accuracy`.
+    pub name: RString,
+    /// Its value.
+    pub value: f64,
+}
+
+/// A curve y(x) in a report; the host plots every series.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The curve's name, e.g. `test_accuracy`.
+    pub name: RString,
+    /// What x is, e.g. `step`.
+    pub x_label: RString,
+    /// What y is, e.g. `accuracy`.
+    pub y_label: RString,
+    /// The x values.
+    pub x: RVec<f64>,
+    /// The y values, as many as x.
+    pub y: RVec<f64>,
+}
+
+/// A table in a report; the host writes each as CSV.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Table {
+    /// The table's name (the CSV file's stem).
+    pub name: RString,
+    /// Column headers.
+    pub columns: RVec<RString>,
+    /// Rows, each as long as `columns`.
+    pub rows: RVec<RVec<Cell>>,
+}
+
+/// What a component reports: scalars, series and tables, all of which land
+/// in results.json (series are also plotted, tables also written as CSV).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Default)]
+pub struct Report {
+    /// Named numbers.
+    pub scalars: RVec<Scalar>,
+    /// Named curves.
+    pub series: RVec<Series>,
+    /// Named tables.
+    pub tables: RVec<Table>,
+}
+
+impl Report {
+    /// An empty report.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a named number.
+    pub fn scalar(&mut self, name: &str, value: f64) -> &mut Self {
+        self.scalars.push(Scalar { name: name.into(), value });
+        self
+    }
+
+    /// Adds a curve; panics if `x` and `y` differ in length.
+    pub fn series(&mut self, name: &str, x_label: &str, y_label: &str, x: Vec<f64>, y: Vec<f64>) -> &mut Self {
+        assert_eq!(x.len(), y.len(), "series {name}: x and y differ in length");
+        self.series.push(Series {
+            name: name.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            x: x.into(),
+            y: y.into(),
+        });
+        self
+    }
+
+    /// Adds a table; panics if a row's length differs from the header's.
+    pub fn table(&mut self, name: &str, columns: &[&str], rows: Vec<Vec<Cell>>) -> &mut Self {
+        for row in &rows {
+            assert_eq!(row.len(), columns.len(), "table {name}: row length differs from header");
+        }
+        self.tables.push(Table {
+            name: name.into(),
+            columns: columns.iter().map(|c| RString::from(*c)).collect(),
+            rows: rows.into_iter().map(RVec::from).collect(),
+        });
+        self
+    }
+}
+
+/// A directed graph in CSR form, borrowed from the host: the out-edges of node
+/// `u` are `targets[offsets[u]..offsets[u+1]]`, with `probabilities` (the
+/// independent-cascade p_uv of each edge, same indexing) where the host has them.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct GraphView<'a> {
+    /// Number of nodes n.
+    pub nodes: u64,
+    /// CSR offsets, n + 1 of them.
+    pub offsets: RSlice<'a, u64>,
+    /// Edge targets, m of them.
+    pub targets: RSlice<'a, u32>,
+    /// Edge probabilities p_uv, m of them, or empty.
+    pub probabilities: RSlice<'a, f32>,
+    /// Dimension d of the node features.
+    pub feature_dim: u32,
+    /// Node features x_u, n·d of them, row-major, or empty.
+    pub features: RSlice<'a, f32>,
+}
+
+impl GraphView<'_> {
+    /// Number of edges m.
+    pub fn edges(&self) -> u64 {
+        self.targets.len() as u64
+    }
+
+    /// Out-degree of node `u`.
+    pub fn out_degree(&self, u: u32) -> u64 {
+        self.offsets[u as usize + 1] - self.offsets[u as usize]
+    }
+
+    /// Out-neighbours of node `u`.
+    pub fn out_neighbors(&self, u: u32) -> &[u32] {
+        let (a, b) = (self.offsets[u as usize] as usize, self.offsets[u as usize + 1] as usize);
+        &self.targets.as_slice()[a..b]
+    }
+}
+
+/// A seed set with its probability in a (possibly randomized) solution.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct WeightedSeeds {
+    /// Probability of playing this set; the weights of a choice sum to 1.
+    pub weight: f64,
+    /// The seed nodes.
+    pub seeds: RVec<u32>,
+}
+
+/// A graph objective's answer: a distribution over seed sets (one set with
+/// weight 1 for a deterministic method), with its report.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct SeedChoice {
+    /// The seed sets and their weights.
+    pub sets: RVec<WeightedSeeds>,
+    /// Whatever the objective wants in results.json.
+    pub report: Report,
+}
+
+impl SeedChoice {
+    /// A deterministic answer: one seed set.
+    pub fn single(seeds: Vec<u32>, report: Report) -> Self {
+        SeedChoice { sets: vec![WeightedSeeds { weight: 1.0, seeds: seeds.into() }].into(), report }
+    }
+}
