@@ -798,7 +798,7 @@ lr = 0.5
     #[test]
     fn a_wrong_type_in_the_base_is_located() {
         let text = TEXT.replace("epochs = 2", "epochs = \"two\"");
-        let err = manifest(&text).unwrap().variants(&[]).unwrap_err();
+        let err = manifest(&text).unwrap().variants(&[]).err().unwrap();
         let line = text.lines().position(|l| l.starts_with("epochs")).unwrap() + 1;
         assert_eq!(err.0[0].key.as_deref(), Some("train.epochs"));
         assert_eq!(err.0[0].location.map(|l| l.0), Some(line));
@@ -806,18 +806,18 @@ lr = 0.5
 
     #[test]
     fn syntax_errors_and_bad_variants_are_reported() {
-        let err = manifest("[train\nlr = 1").unwrap_err();
+        let err = manifest("[train\nlr = 1").err().unwrap();
         assert_eq!(err.0[0].location.map(|l| l.0), Some(1));
-        let err = manifest("[[variant]]\nname = \"x\"\n[[variant]]\nname = \"x\"\n").unwrap_err();
+        let err = manifest("[[variant]]\nname = \"x\"\n[[variant]]\nname = \"x\"\n").err().unwrap();
         assert!(err.0[0].message.contains("two variants are named `x`"));
         assert_eq!(err.0[0].location, Some((4, 1)));
-        let err = manifest("[[variant]]\nseed = 1\n").unwrap_err();
+        let err = manifest("[[variant]]\nseed = 1\n").err().unwrap();
         assert!(err.0[0].message.contains("needs a `name`"));
     }
 
     #[test]
     fn a_component_without_use_is_an_error() {
-        let err = manifest("[sampler]\nchunk = 3\n").unwrap().variants(&[]).unwrap_err();
+        let err = manifest("[sampler]\nchunk = 3\n").unwrap().variants(&[]).err().unwrap();
         assert!(err.0[0].message.contains("needs `use"));
         assert_eq!(err.0[0].location, Some((1, 2)));
     }

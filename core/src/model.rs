@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use tch::nn::{self, Module};
 use tch::{Device, Tensor};
-use tessera_sdk::LayerInfo;
+use tessera_sdk::{LayerInfo, SeedRng};
 
 use crate::manifest::ModelConfig;
 
@@ -15,9 +15,9 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// An MLP from `input` features to `classes` logits, freshly initialized
-    /// from libtorch's global seed (see [`tch::manual_seed`]).
-    pub fn new(config: &ModelConfig, input: i64, classes: i64, device: Device) -> Result<Self> {
+    /// An MLP from `input` features to `classes` logits, initialized from
+    /// `seed` alone (not libtorch's global generator, which concurrent runs share).
+    pub fn new(config: &ModelConfig, input: i64, classes: i64, device: Device, seed: u64) -> Result<Self> {
         if config.kind != "mlp" {
             bail!("unknown model kind `{}` (known: mlp)", config.kind);
         }
@@ -33,7 +33,27 @@ impl Mlp {
             width = h;
         }
         blocks.push(("head".into(), nn::linear(vs.root() / "head", width, classes, Default::default()), width, classes));
-        Ok(Mlp { vs, blocks })
+        let model = Mlp { vs, blocks };
+        model.initialize(seed);
+        Ok(model)
+    }
+
+    /// PyTorch's default for linear layers, from our own stream: weights and
+    /// biases uniform in ±1/√fan_in.
+    fn initialize(&self, seed: u64) {
+        let mut rng = SeedRng::derive(seed, 0x1417);
+        let mut variables: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        variables.sort_by(|a, b| a.0.cmp(&b.0));
+        tch::no_grad(|| {
+            for (name, mut var) in variables {
+                let block = name.split('.').next().unwrap_or("");
+                let fan_in = self.blocks.iter().find(|b| b.0 == block).map_or(1, |b| b.2);
+                let bound = 1.0 / (fan_in as f64).sqrt();
+                let values: Vec<f32> = (0..var.numel()).map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32).collect();
+                let init = Tensor::from_slice(&values).view(var.size().as_slice()).to_device(var.device());
+                var.copy_(&init);
+            }
+        });
     }
 
     /// Penultimate features: everything but the head.

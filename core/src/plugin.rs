@@ -54,6 +54,21 @@ pub enum LoadError {
     Other { path: PathBuf, message: String },
 }
 
+/// Whether a plugin built against SDK `plugin` can load into a host built
+/// against SDK `host` (abi_stable's rule: for 0.y.z the same y and a patch at
+/// least the host's; from 1.0 the same major and a minor at least the host's).
+pub fn sdk_compatible(host: &str, plugin: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64, u64)> {
+        let mut parts = v.split('.').map(|p| p.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("").parse::<u64>());
+        Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
+    };
+    match (parse(host), parse(plugin)) {
+        (Some((0, hm, hp)), Some((0, pm, pp))) => hm == pm && hp <= pp,
+        (Some((h_major, h_minor, _)), Some((p_major, p_minor, _))) => h_major == p_major && h_minor <= p_minor,
+        _ => false,
+    }
+}
+
 fn sdk_minor(version: &str) -> String {
     version.split('.').take(2).collect::<Vec<_>>().join(".")
 }
@@ -195,6 +210,10 @@ impl Registry {
         })?;
         let plugin_sdk = header.version_strings().version.to_string();
         let module = header.init_root_module::<PluginModRef>().map_err(|e| match e {
+            // abi_stable finds a version difference either way; say it plainly.
+            _ if !sdk_compatible(HOST_SDK_VERSION, &plugin_sdk) => {
+                LoadError::SdkVersion { path: canonical.clone(), plugin_sdk: plugin_sdk.clone() }
+            }
             LibraryError::IncompatibleVersionNumber { .. } | LibraryError::ParseVersionError(_) => {
                 LoadError::SdkVersion { path: canonical.clone(), plugin_sdk: plugin_sdk.clone() }
             }
@@ -566,6 +585,16 @@ mod tests {
         let names = ["baselines.sequential", "baselines.full-shuffle"];
         assert_eq!(closest("baselines.sequentail", names.iter().copied()), Some("baselines.sequential"));
         assert_eq!(closest("corgi2.corgipile", names.iter().copied()), None);
+    }
+
+    #[test]
+    fn sdk_compatibility_follows_abi_stable() {
+        assert!(sdk_compatible("0.1.0", "0.1.0"));
+        assert!(sdk_compatible("0.1.0", "0.1.3"));
+        assert!(!sdk_compatible("0.1.2", "0.1.0"));
+        assert!(!sdk_compatible("0.1.0", "0.2.0"));
+        assert!(sdk_compatible("1.2.0", "1.3.0"));
+        assert!(!sdk_compatible("1.2.0", "2.0.0"));
     }
 
     #[test]

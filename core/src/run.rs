@@ -391,7 +391,7 @@ struct TrainOracle<'a> {
 impl TrainOracle<'_> {
     fn score_on(&mut self, trainable: &[u32], train: &Dataset, validation: &Dataset) -> Result<f64> {
         let s = &self.variant.settings;
-        let mut model = Mlp::new(&s.model, train.dim as i64, train.classes as i64, self.device)?;
+        let mut model = Mlp::new(&s.model, train.dim as i64, train.classes as i64, self.device, 0)?;
         model.vs.copy(self.initial)?;
         model.set_trainable(trainable)?;
         let cfg = crate::manifest::TrainConfig { epochs: s.train.oracle_epochs, checkpoint_every: 0, ..s.train.clone() };
@@ -438,6 +438,7 @@ fn run_train(session: &Session, variant: &Variant, options: &RunOptions) -> Resu
     if s.experiment.threads > 0 {
         tch::set_num_threads(s.experiment.threads as i32);
     }
+    // Anything that still draws from libtorch's global generator (dropout, say).
     tch::manual_seed(seed as i64);
     let mut splits = data::load(&s.data, seed)?;
     let registry = &session.registry;
@@ -449,12 +450,12 @@ fn run_train(session: &Session, variant: &Variant, options: &RunOptions) -> Resu
         metrics.push(registry.new_metric(&spec.id, &spec.params_text())?);
     }
     let mut reports = BTreeMap::new();
-    let mut model = Mlp::new(&s.model, splits.train.dim as i64, splits.train.classes as i64, device)?;
+    let mut model = Mlp::new(&s.model, splits.train.dim as i64, splits.train.classes as i64, device, role_seed(seed, "model"))?;
     let layers: Vec<LayerInfo> = model.layers();
 
     if let Some(spec) = &variant.finetuner {
         let mut finetuner = registry.new_finetuner(&spec.id, &spec.params_text())?;
-        let mut initial = Mlp::new(&s.model, splits.train.dim as i64, splits.train.classes as i64, device)?;
+        let mut initial = Mlp::new(&s.model, splits.train.dim as i64, splits.train.classes as i64, device, 0)?;
         initial.vs.copy(&model.vs)?;
         let mut oracle = TrainOracle { initial: &initial.vs, splits: &splits, variant, device, calls: 0 };
         let selection = finetuner.select(&layers, &mut oracle, &ctx("finetuner"))?;
@@ -505,12 +506,10 @@ fn run_train(session: &Session, variant: &Variant, options: &RunOptions) -> Resu
     let mut checkpoint = |model: &Mlp, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
         let eval = train::evaluate(model, &test_tensors);
         curve.push(train::CurvePoint { step: cp.step, epoch: cp.epoch, examples_seen: cp.examples_seen, train_loss, test_accuracy: eval.accuracy, test_loss: eval.loss });
-        if !requests.is_empty() {
-            let tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
-            let observations = train::observe(model, &splits, &tensors, &requests)?;
-            for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
-                metric.observe(&cp, &observations, mctx)?;
-            }
+        let tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
+        let observations = train::observe(model, &splits, &tensors, &requests)?;
+        for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
+            metric.observe(&cp, &observations, mctx)?;
         }
         Ok(())
     };

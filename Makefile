@@ -1,0 +1,53 @@
+# Tessera's two commands: `make quickstart` and `make test`. Both install
+# what they need on a fresh machine (libtorch from the torch wheel, into a
+# cache outside the clone), build the workspace and the plugins, then run.
+
+SHELL := /bin/bash
+TORCH_VERSION := 2.13.0
+CACHE ?= $(HOME)/.cache/tessera
+VENV := $(CACHE)/torch-$(TORCH_VERSION)
+STAMP := $(VENV)/.tessera-stamp
+# The folder of libtorch (include/ and lib/) inside the wheel.
+LIBTORCH_DIR = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch))
+export CARGO_TARGET_DIR ?= $(CACHE)/target
+BIN := $(CARGO_TARGET_DIR)/release/tessera
+CARGO := cargo
+CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
+
+.PHONY: quickstart test build libtorch bench lint fmt clean-cache
+
+quickstart: build
+	$(BIN) run examples/quickstart.toml
+
+test: build
+	$(CARGO_ENV) $(CARGO) test --release --workspace
+
+build: $(STAMP)
+	$(CARGO_ENV) $(CARGO) build --release --workspace
+
+libtorch: $(STAMP)
+
+# The torch wheel with its dependencies (LIBTORCH.md's default install): the
+# same libtorch for Rust, and `import torch` for the PyTorch comparisons.
+$(STAMP):
+	@command -v python3 >/dev/null || { echo "python3 is needed to install libtorch (Debian: apt-get install python3 python3-venv)"; exit 1; }
+	@mkdir -p $(CACHE)
+	@if [ ! -x $(VENV)/bin/pip ]; then \
+	  python3 -m venv $(VENV) || { echo "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)"; exit 1; }; \
+	fi
+	$(VENV)/bin/pip install --disable-pip-version-check -q torch==$(TORCH_VERSION)
+	@test -d "$$(echo $(VENV)/lib/python3*/site-packages/torch/lib)" || { echo "torch $(TORCH_VERSION) did not install into $(VENV)"; exit 1; }
+	@echo "torch $(TORCH_VERSION) full" > $(STAMP)
+
+bench: build
+	$(CARGO_ENV) $(CARGO) bench --workspace
+
+lint: $(STAMP)
+	$(CARGO) fmt --all --check
+	$(CARGO_ENV) $(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean-cache:
+	rm -rf $(CACHE)

@@ -1,0 +1,77 @@
+//! Helpers shared by the integration tests: where the built plugin libraries
+//! are, manifests in temporary folders, and sessions that search only the
+//! paths a test names.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use tessera_core::manifest::Diagnostics;
+use tessera_core::plugin::library_file_name;
+use tessera_core::run::{self, PluginSearch, RunOptions, RunOutcome, Session};
+
+/// The cargo profile folder holding the built libraries (target/release).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
+}
+
+/// A built library of the workspace, by its lib name (`tessera_baselines`).
+pub fn library(stem: &str) -> PathBuf {
+    let path = profile_dir().join(library_file_name(stem));
+    assert!(path.exists(), "{} is missing: build the workspace first (`make test` does: cargo build --release --workspace)", path.display());
+    path
+}
+
+/// The baselines plugin.
+pub fn baselines() -> PathBuf {
+    library("tessera_baselines")
+}
+
+/// The misbehaving test plugin.
+pub fn faulty() -> PathBuf {
+    library("faulty_fixture")
+}
+
+/// A search that looks only where the manifest says.
+pub fn manifest_only() -> PluginSearch {
+    PluginSearch { extra: vec![], env: false, beside_executable: false }
+}
+
+/// Writes `body` as a manifest whose plugin paths are `plugins`, in `dir`.
+pub fn write_manifest(dir: &Path, plugins: &[&Path], body: &str) -> PathBuf {
+    let paths: Vec<String> = plugins.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+    let text = format!("[experiment]\nplugin_paths = [{}]\nthreads = 1\n{body}", paths.join(", "));
+    let path = dir.join("manifest.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Prepares a manifest, searching only its own plugin paths.
+pub fn prepare(path: &Path) -> Result<Session, Diagnostics> {
+    run::prepare(path, &[], &manifest_only())
+}
+
+/// Runs a prepared manifest into `dir/run`.
+pub fn run_into(session: &Session, dir: &Path) -> RunOutcome {
+    let options = RunOptions { out: Some(dir.join("run")), ..Default::default() };
+    run::run(session, &options).expect("the run itself (not its variants) succeeds")
+}
+
+/// Small training settings: quick, but enough to learn something.
+pub const SMALL_TRAIN: &str = r#"
+[data]
+source = "blobs"
+examples = 600
+features = 8
+classes = 3
+separation = 3.0
+
+[model]
+hidden = [16]
+
+[train]
+epochs = 2
+batch_size = 16
+lr = 0.1
+"#;
