@@ -37,7 +37,12 @@ impl Dataset {
         for &i in indices {
             features.extend_from_slice(&self.features[i * self.dim..(i + 1) * self.dim]);
         }
-        Dataset { features, dim: self.dim, labels: indices.iter().map(|&i| self.labels[i]).collect(), classes: self.classes }
+        Dataset {
+            features,
+            dim: self.dim,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            classes: self.classes,
+        }
     }
 
     /// The permutation that sorts examples by label (stable): the layout of
@@ -82,13 +87,21 @@ pub fn normal(rng: &mut SeedRng) -> f64 {
 /// `examples` points in `dim` dimensions around `classes` centres drawn from
 /// N(0, (separation/√dim)²·I), each point N(centre, I): larger `separation`
 /// is easier.
-pub fn blobs(examples: usize, dim: usize, classes: usize, separation: f64, seed: u64) -> Result<Dataset> {
+pub fn blobs(
+    examples: usize,
+    dim: usize,
+    classes: usize,
+    separation: f64,
+    seed: u64,
+) -> Result<Dataset> {
     if classes < 2 || dim == 0 || examples < classes {
         bail!("blobs need at least 2 classes, 1 feature and one example per class");
     }
     let mut rng = SeedRng::derive(seed, 0xB10B5);
     let scale = separation / (dim as f64).sqrt() * 2.0;
-    let centres: Vec<f64> = (0..classes * dim).map(|_| normal(&mut rng) * scale).collect();
+    let centres: Vec<f64> = (0..classes * dim)
+        .map(|_| normal(&mut rng) * scale)
+        .collect();
     let mut features = Vec::with_capacity(examples * dim);
     let mut labels = Vec::with_capacity(examples);
     for i in 0..examples {
@@ -101,7 +114,13 @@ pub fn blobs(examples: usize, dim: usize, classes: usize, separation: f64, seed:
     // Shuffle so that splits are class-balanced in expectation, not by design.
     let mut order: Vec<usize> = (0..examples).collect();
     rng.shuffle(&mut order);
-    Ok(Dataset { features, dim, labels, classes }.subset(&order))
+    Ok(Dataset {
+        features,
+        dim,
+        labels,
+        classes,
+    }
+    .subset(&order))
 }
 
 /// Builds the splits that `config` describes; `seed` is used when the
@@ -109,7 +128,13 @@ pub fn blobs(examples: usize, dim: usize, classes: usize, separation: f64, seed:
 pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
     let seed = config.seed.unwrap_or(seed);
     let all = match config.source.as_str() {
-        "blobs" => blobs(config.examples, config.features, config.classes, config.separation, seed)?,
+        "blobs" => blobs(
+            config.examples,
+            config.features,
+            config.classes,
+            config.separation,
+            seed,
+        )?,
         other => bail!("unknown data source `{other}` (known: blobs)"),
     };
     if !(0.0..1.0).contains(&(config.test_fraction + config.validation_fraction)) {
@@ -130,7 +155,11 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
     if train.is_empty() {
         bail!("the training split is empty");
     }
-    Ok(Splits { train, validation, test })
+    Ok(Splits {
+        train,
+        validation,
+        test,
+    })
 }
 
 #[cfg(test)]
@@ -149,9 +178,15 @@ mod tests {
 
     #[test]
     fn sorted_storage_is_label_homogeneous() {
-        let config = DataConfig { stored_order: "sorted-by-label".into(), ..DataConfig::default() };
+        let config = DataConfig {
+            stored_order: "sorted-by-label".into(),
+            ..DataConfig::default()
+        };
         let s = load(&config, 1).unwrap();
         assert!(s.train.labels.windows(2).all(|w| w[0] <= w[1]));
-        assert_eq!(s.train.len() + s.validation.len() + s.test.len(), config.examples);
+        assert_eq!(
+            s.train.len() + s.validation.len() + s.test.len(),
+            config.examples
+        );
     }
 }

@@ -24,7 +24,12 @@ impl Log for HostLogger {
     }
 
     fn log(&self, record: &Record) {
-        let line = format!("[{:<5} {}] {}", record.level(), record.target(), record.args());
+        let line = format!(
+            "[{:<5} {}] {}",
+            record.level(),
+            record.target(),
+            record.args()
+        );
         if let Ok(mut file) = self.file.lock() {
             if let Some(f) = file.as_mut() {
                 if record.level() <= LevelFilter::Debug {
@@ -55,7 +60,11 @@ pub fn init(verbosity: i8) -> indicatif::MultiProgress {
         1 => LevelFilter::Debug,
         _ => LevelFilter::Trace,
     };
-    let logger = LOGGER.get_or_init(|| HostLogger { stderr_level, file: Mutex::new(None), progress: indicatif::MultiProgress::new() });
+    let logger = LOGGER.get_or_init(|| HostLogger {
+        stderr_level,
+        file: Mutex::new(None),
+        progress: indicatif::MultiProgress::new(),
+    });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(stderr_level.max(LevelFilter::Debug));
     }

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tch::Device;
-use tessera_sdk::{ComponentKind, ErrorKind, LayerInfo, ObservationRequest, SeedRng, StorageLayout};
+use tessera_sdk::{
+    ComponentKind, ErrorKind, LayerInfo, ObservationRequest, SeedRng, StorageLayout,
+};
 
 use crate::data::{self, Dataset, Splits};
 use crate::graph;
@@ -35,7 +37,11 @@ pub struct PluginSearch {
 impl PluginSearch {
     /// What the `tessera` command uses: the environment and its own folder.
     pub fn standard() -> Self {
-        PluginSearch { extra: vec![], env: true, beside_executable: true }
+        PluginSearch {
+            extra: vec![],
+            env: true,
+            beside_executable: true,
+        }
     }
 
     /// Loads every plugin found into `registry`; a folder that does not exist
@@ -52,7 +58,10 @@ impl PluginSearch {
             }
         }
         if self.beside_executable {
-            if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+            if let Some(dir) = std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(Path::to_path_buf))
+            {
                 registry.load_dir(&dir);
             }
         }
@@ -81,25 +90,50 @@ pub struct Session {
     pub registry: Registry,
 }
 
-fn component_diagnostic(manifest: &Manifest, variant: &Variant, key: &str, e: &ComponentError) -> Diagnostic {
+fn component_diagnostic(
+    manifest: &Manifest,
+    variant: &Variant,
+    key: &str,
+    e: &ComponentError,
+) -> Diagnostic {
     match (&e.kind, &e.key) {
         (ErrorKind::InvalidParams, Some(param)) => {
             let hint = if e.message.starts_with("unknown field") {
                 let words: Vec<&str> = e.message.split('`').skip(1).step_by(2).collect();
                 words.split_first().and_then(|(unknown, known)| {
-                    crate::plugin::closest(unknown, known.iter().copied())
-                        .map(|b| format!("did you mean `{b}`? (`tessera plugins` lists {}'s parameters)", e.component))
+                    crate::plugin::closest(unknown, known.iter().copied()).map(|b| {
+                        format!(
+                            "did you mean `{b}`? (`tessera plugins` lists {}'s parameters)",
+                            e.component
+                        )
+                    })
                 })
             } else {
                 None
             };
-            let hint = hint.or_else(|| Some(format!("`tessera plugins` lists the parameters of {}", e.component)));
-            manifest.diagnostic(variant.index, &format!("{key}.{param}"), format!("{}: parameter `{param}`: {}", e.component, e.message), hint)
+            let hint = hint.or_else(|| {
+                Some(format!(
+                    "`tessera plugins` lists the parameters of {}",
+                    e.component
+                ))
+            });
+            manifest.diagnostic(
+                variant.index,
+                &format!("{key}.{param}"),
+                format!("{}: parameter `{param}`: {}", e.component, e.message),
+                hint,
+            )
         }
         (ErrorKind::UnknownComponent, _) => {
             let (message, hint) = match e.message.split_once(" (did you mean ") {
-                Some((m, rest)) => (m.to_string(), Some(format!("did you mean {}", rest.trim_end_matches(')')))),
-                None => (e.message.clone(), Some("`tessera plugins` lists every loaded component".into())),
+                Some((m, rest)) => (
+                    m.to_string(),
+                    Some(format!("did you mean {}", rest.trim_end_matches(')'))),
+                ),
+                None => (
+                    e.message.clone(),
+                    Some("`tessera plugins` lists every loaded component".into()),
+                ),
             };
             manifest.diagnostic(variant.index, &format!("{key}.use"), message, hint)
         }
@@ -109,7 +143,11 @@ fn component_diagnostic(manifest: &Manifest, variant: &Variant, key: &str, e: &C
 
 /// Parses the manifest, loads plugins and creates every component once, so
 /// that every mistake is found before anything runs.
-pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSearch) -> Result<Session, Diagnostics> {
+pub fn prepare(
+    manifest_path: &Path,
+    overrides: &[Override],
+    search: &PluginSearch,
+) -> Result<Session, Diagnostics> {
     let manifest = Manifest::load(manifest_path)?;
     let variants = manifest.variants(overrides)?;
     let mut registry = Registry::new();
@@ -118,12 +156,23 @@ pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSear
     manifest_search.extra = manifest.plugin_paths();
     for (i, path) in manifest_search.extra.iter().enumerate() {
         if let Err(e) = load_path(&mut registry, path) {
-            errors.push(manifest.diagnostic(None, &format!("experiment.plugin_paths[{i}]"), format!("{e:#}"), Some("plugin paths are relative to the manifest's folder".into())));
+            errors.push(manifest.diagnostic(
+                None,
+                &format!("experiment.plugin_paths[{i}]"),
+                format!("{e:#}"),
+                Some("plugin paths are relative to the manifest's folder".into()),
+            ));
         }
     }
     manifest_search.extra = search.extra.clone();
     if let Err(e) = manifest_search.load_into(&mut registry) {
-        errors.push(Diagnostic { file: manifest.path.clone(), location: None, key: None, message: format!("{e:#}"), hint: None });
+        errors.push(Diagnostic {
+            file: manifest.path.clone(),
+            location: None,
+            key: None,
+            message: format!("{e:#}"),
+            hint: None,
+        });
     }
     for variant in &variants {
         for (kind, spec) in variant.components() {
@@ -132,7 +181,9 @@ pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSear
                 ComponentKind::Sampler => registry.new_sampler(&spec.id, &params).map(drop),
                 ComponentKind::Finetuner => registry.new_finetuner(&spec.id, &params).map(drop),
                 ComponentKind::Metric => registry.new_metric(&spec.id, &params).map(drop),
-                ComponentKind::GraphObjective => registry.new_graph_objective(&spec.id, &params).map(drop),
+                ComponentKind::GraphObjective => {
+                    registry.new_graph_objective(&spec.id, &params).map(drop)
+                }
             };
             if let Err(e) = created {
                 errors.push(component_diagnostic(&manifest, variant, &spec.key, &e));
@@ -140,15 +191,32 @@ pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSear
         }
         let kind = variant.settings.experiment.kind;
         if kind == ExperimentKind::Train && variant.sampler.is_none() {
-            errors.push(manifest.diagnostic(variant.index, "sampler", format!("variant `{}` trains but names no [sampler]", variant.name), Some("add e.g. [sampler] use = \"baselines.full-shuffle\"".into())));
+            errors.push(manifest.diagnostic(
+                variant.index,
+                "sampler",
+                format!("variant `{}` trains but names no [sampler]", variant.name),
+                Some("add e.g. [sampler] use = \"baselines.full-shuffle\"".into()),
+            ));
         }
         if kind == ExperimentKind::Graph && variant.objective.is_none() {
-            errors.push(manifest.diagnostic(variant.index, "objective", format!("variant `{}` is a graph experiment but names no [objective]", variant.name), Some("add e.g. [objective] use = \"baselines.degree\"".into())));
+            errors.push(manifest.diagnostic(
+                variant.index,
+                "objective",
+                format!(
+                    "variant `{}` is a graph experiment but names no [objective]",
+                    variant.name
+                ),
+                Some("add e.g. [objective] use = \"baselines.degree\"".into()),
+            ));
         }
     }
     errors.dedup();
     if errors.is_empty() {
-        Ok(Session { manifest, variants, registry })
+        Ok(Session {
+            manifest,
+            variants,
+            registry,
+        })
     } else {
         Err(Diagnostics(errors))
     }
@@ -190,14 +258,19 @@ pub fn create_run_dir(out: Option<&Path>, experiment: &str) -> Result<PathBuf> {
 }
 
 fn toml_default(text: &str) -> Option<toml::Value> {
-    toml::from_str::<toml::Table>(&format!("v = {text}")).ok()?.remove("v")
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()?
+        .remove("v")
 }
 
 /// The manifest as run: every variant with all settings and parameter
 /// defaults filled in, and the plugins' paths and versions. It runs as is.
 pub fn resolved_manifest(session: &Session) -> Result<String> {
     let mut root = toml::Table::new();
-    root.insert("experiment".into(), toml::Value::try_from(toml::toml! { name = "" })?);
+    root.insert(
+        "experiment".into(),
+        toml::Value::try_from(toml::toml! { name = "" })?,
+    );
     if let Some(t) = root.get_mut("experiment").and_then(|e| e.as_table_mut()) {
         t.insert("name".into(), session.manifest.name().into());
         let paths: Vec<toml::Value> = session
@@ -219,25 +292,28 @@ pub fn resolved_manifest(session: &Session) -> Result<String> {
             e.remove("name");
         }
         table.insert("name".into(), v.name.clone().into());
-        let component_table = |spec: &crate::manifest::ComponentSpec, kind: ComponentKind| -> toml::Table {
-            let mut t = toml::Table::new();
-            t.insert("use".into(), spec.id.clone().into());
-            if let Ok((_, info)) = session.registry.resolve(kind, &spec.id) {
-                for p in info.params.iter() {
-                    if let Some(default) = toml_default(p.default.as_str()) {
-                        t.insert(p.name.to_string(), default);
+        let component_table =
+            |spec: &crate::manifest::ComponentSpec, kind: ComponentKind| -> toml::Table {
+                let mut t = toml::Table::new();
+                t.insert("use".into(), spec.id.clone().into());
+                if let Ok((_, info)) = session.registry.resolve(kind, &spec.id) {
+                    for p in info.params.iter() {
+                        if let Some(default) = toml_default(p.default.as_str()) {
+                            t.insert(p.name.to_string(), default);
+                        }
                     }
                 }
-            }
-            for (k, value) in &spec.params {
-                t.insert(k.clone(), value.clone());
-            }
-            t
-        };
+                for (k, value) in &spec.params {
+                    t.insert(k.clone(), value.clone());
+                }
+                t
+            };
         for (kind, spec) in v.components() {
             let t = component_table(spec, kind);
             if kind == ComponentKind::Metric {
-                let list = table.entry("metric").or_insert_with(|| toml::Value::Array(vec![]));
+                let list = table
+                    .entry("metric")
+                    .or_insert_with(|| toml::Value::Array(vec![]));
                 if let toml::Value::Array(a) = list {
                     a.push(toml::Value::Table(t));
                 }
@@ -297,7 +373,10 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
     let experiment = session.manifest.name();
     let dir = create_run_dir(options.out.as_deref(), &experiment)?;
     crate::logger::set_log_file(&dir.join("run.log"))?;
-    std::fs::write(dir.join("manifest.resolved.toml"), resolved_manifest(session)?)?;
+    std::fs::write(
+        dir.join("manifest.resolved.toml"),
+        resolved_manifest(session)?,
+    )?;
     std::fs::copy(&session.manifest.path, dir.join("manifest.toml"))?;
     let mut results = RunResults {
         schema: 1,
@@ -308,7 +387,11 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
         variants: vec![],
     };
     results.save(&dir)?;
-    for variant in session.variants.iter().filter(|v| options.only.is_empty() || options.only.contains(&v.name)) {
+    for variant in session
+        .variants
+        .iter()
+        .filter(|v| options.only.is_empty() || options.only.contains(&v.name))
+    {
         log::info!("variant `{}`: starting", variant.name);
         let started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| run_variant(session, variant, options)));
@@ -316,21 +399,58 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
         let components = variant
             .components()
             .into_iter()
-            .map(|(kind, spec)| (if kind == ComponentKind::Metric { format!("metric:{}", spec.id) } else { spec.key.clone() }, spec.id.clone()))
+            .map(|(kind, spec)| {
+                (
+                    if kind == ComponentKind::Metric {
+                        format!("metric:{}", spec.id)
+                    } else {
+                        spec.key.clone()
+                    },
+                    spec.id.clone(),
+                )
+            })
             .collect();
         let entry = match outcome {
             Ok(Ok(reports)) => {
                 log::info!("variant `{}`: done in {seconds:.1}s", variant.name);
-                VariantResult { name: variant.name.clone(), status: Status::Ok, error: None, seconds, components, results: reports }
+                VariantResult {
+                    name: variant.name.clone(),
+                    status: Status::Ok,
+                    error: None,
+                    seconds,
+                    components,
+                    results: reports,
+                }
             }
             Ok(Err(e)) => {
                 log::error!("variant `{}` failed: {e:#}", variant.name);
-                VariantResult { name: variant.name.clone(), status: Status::Failed, error: Some(format!("{e:#}")), seconds, components, results: BTreeMap::new() }
+                VariantResult {
+                    name: variant.name.clone(),
+                    status: Status::Failed,
+                    error: Some(format!("{e:#}")),
+                    seconds,
+                    components,
+                    results: BTreeMap::new(),
+                }
             }
             Err(panic) => {
-                let text = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
-                log::error!("variant `{}` failed: the host panicked: {text}", variant.name);
-                VariantResult { name: variant.name.clone(), status: Status::Failed, error: Some(format!("internal error: {text}")), seconds, components, results: BTreeMap::new() }
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                log::error!(
+                    "variant `{}` failed: the host panicked: {text}",
+                    variant.name
+                );
+                VariantResult {
+                    name: variant.name.clone(),
+                    status: Status::Failed,
+                    error: Some(format!("internal error: {text}")),
+                    seconds,
+                    components,
+                    results: BTreeMap::new(),
+                }
             }
         };
         results.variants.push(entry);
@@ -355,11 +475,17 @@ pub fn parse_device(name: &str) -> Result<Device> {
 
 /// A seed for role `role` of a variant with seed `seed`.
 fn role_seed(seed: u64, role: &str) -> u64 {
-    let hash = role.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    let hash = role.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
     SeedRng::derive(seed, hash).next_u64()
 }
 
-fn run_variant(session: &Session, variant: &Variant, options: &RunOptions) -> Result<BTreeMap<String, ReportJson>> {
+fn run_variant(
+    session: &Session,
+    variant: &Variant,
+    options: &RunOptions,
+) -> Result<BTreeMap<String, ReportJson>> {
     match variant.settings.experiment.kind {
         ExperimentKind::Train => run_train(session, variant, options),
         ExperimentKind::Graph => run_graph(session, variant, options),
@@ -370,9 +496,11 @@ fn progress_bar(options: &RunOptions, len: u64, message: String) -> Option<indic
     let multi = options.progress.as_ref()?;
     let bar = multi.add(indicatif::ProgressBar::new(len));
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:<28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg:<28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(message);
     Some(bar)
@@ -389,20 +517,48 @@ struct TrainOracle<'a> {
 }
 
 impl TrainOracle<'_> {
-    fn score_on(&mut self, trainable: &[u32], train: &Dataset, validation: &Dataset) -> Result<f64> {
+    fn score_on(
+        &mut self,
+        trainable: &[u32],
+        train: &Dataset,
+        validation: &Dataset,
+    ) -> Result<f64> {
         let s = &self.variant.settings;
-        let mut model = Mlp::new(&s.model, train.dim as i64, train.classes as i64, self.device, 0)?;
+        let mut model = Mlp::new(
+            &s.model,
+            train.dim as i64,
+            train.classes as i64,
+            self.device,
+            0,
+        )?;
         model.vs.copy(self.initial)?;
         model.set_trainable(trainable)?;
-        let cfg = crate::manifest::TrainConfig { epochs: s.train.oracle_epochs, checkpoint_every: 0, ..s.train.clone() };
+        let cfg = crate::manifest::TrainConfig {
+            epochs: s.train.oracle_epochs,
+            checkpoint_every: 0,
+            ..s.train.clone()
+        };
         let tensors = TensorData::new(train, self.device);
         let mut rng = SeedRng::derive(s.experiment.seed, 0x0AC1E ^ self.calls);
         self.calls += 1;
         let n = train.len() as u64;
-        let mut order = |_epoch: u64| -> Result<Box<dyn EpochOrder>> { Ok(Box::new(ShuffledOrder::new(n, &mut rng))) };
+        let mut order = |_epoch: u64| -> Result<Box<dyn EpochOrder>> {
+            Ok(Box::new(ShuffledOrder::new(n, &mut rng)))
+        };
         let mut checkpoint = |_: &Mlp, _, _| Ok(());
         let cancel = AtomicBool::new(false);
-        train::fit(&model, &tensors, n, &cfg, FitHooks { order: &mut order, checkpoint: &mut checkpoint, cancel: &cancel, progress: None })?;
+        train::fit(
+            &model,
+            &tensors,
+            n,
+            &cfg,
+            FitHooks {
+                order: &mut order,
+                checkpoint: &mut checkpoint,
+                cancel: &cancel,
+                progress: None,
+            },
+        )?;
         Ok(train::evaluate(&model, &TensorData::new(validation, self.device)).accuracy)
     }
 }
@@ -423,15 +579,28 @@ impl OracleImpl for TrainOracle<'_> {
         let mut total = 0.0;
         for fold in 0..k {
             let held: Vec<usize> = ids.iter().copied().skip(fold).step_by(k).collect();
-            let kept: Vec<usize> = ids.iter().copied().enumerate().filter(|(i, _)| i % k != fold).map(|(_, id)| id).collect();
-            let (train, validation) = (self.splits.train.subset(&kept), self.splits.train.subset(&held));
+            let kept: Vec<usize> = ids
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(i, _)| i % k != fold)
+                .map(|(_, id)| id)
+                .collect();
+            let (train, validation) = (
+                self.splits.train.subset(&kept),
+                self.splits.train.subset(&held),
+            );
             total += self.score_on(trainable, &train, &validation)?;
         }
         Ok(total / k as f64)
     }
 }
 
-fn run_train(session: &Session, variant: &Variant, options: &RunOptions) -> Result<BTreeMap<String, ReportJson>> {
+fn run_train(
+    session: &Session,
+    variant: &Variant,
+    options: &RunOptions,
+) -> Result<BTreeMap<String, ReportJson>> {
     let s = &variant.settings;
     let seed = s.experiment.seed;
     let device = parse_device(&s.experiment.device)?;
@@ -443,40 +612,79 @@ fn run_train(session: &Session, variant: &Variant, options: &RunOptions) -> Resu
     let mut splits = data::load(&s.data, seed)?;
     let registry = &session.registry;
     let ctx = |role: &str| CallContext::new(role_seed(seed, role), options.cancel.clone());
-    let sampler_spec = variant.sampler.as_ref().ok_or_else(|| anyhow!("no sampler"))?;
+    let sampler_spec = variant
+        .sampler
+        .as_ref()
+        .ok_or_else(|| anyhow!("no sampler"))?;
     let mut sampler = registry.new_sampler(&sampler_spec.id, &sampler_spec.params_text())?;
     let mut metrics = Vec::new();
     for spec in &variant.metrics {
         metrics.push(registry.new_metric(&spec.id, &spec.params_text())?);
     }
     let mut reports = BTreeMap::new();
-    let mut model = Mlp::new(&s.model, splits.train.dim as i64, splits.train.classes as i64, device, role_seed(seed, "model"))?;
+    let mut model = Mlp::new(
+        &s.model,
+        splits.train.dim as i64,
+        splits.train.classes as i64,
+        device,
+        role_seed(seed, "model"),
+    )?;
     let layers: Vec<LayerInfo> = model.layers();
 
     if let Some(spec) = &variant.finetuner {
         let mut finetuner = registry.new_finetuner(&spec.id, &spec.params_text())?;
-        let mut initial = Mlp::new(&s.model, splits.train.dim as i64, splits.train.classes as i64, device, 0)?;
+        let mut initial = Mlp::new(
+            &s.model,
+            splits.train.dim as i64,
+            splits.train.classes as i64,
+            device,
+            0,
+        )?;
         initial.vs.copy(&model.vs)?;
-        let mut oracle = TrainOracle { initial: &initial.vs, splits: &splits, variant, device, calls: 0 };
+        let mut oracle = TrainOracle {
+            initial: &initial.vs,
+            splits: &splits,
+            variant,
+            device,
+            calls: 0,
+        };
         let selection = finetuner.select(&layers, &mut oracle, &ctx("finetuner"))?;
         let trainable: Vec<u32> = selection.trainable.to_vec();
         model.set_trainable(&trainable)?;
         let mut report = ReportJson::from(&selection.report);
-        report.scalars.insert("oracle_calls".into(), oracle.calls as f64);
-        let names: Vec<serde_json::Value> =
-            trainable.iter().filter_map(|&p| layers.get(p as usize)).map(|l| serde_json::json!(l.name.as_str())).collect();
-        report.tables.push(report::TableJson { name: "trainable_layers".into(), columns: vec!["layer".into()], rows: names.into_iter().map(|n| vec![n]).collect() });
+        report
+            .scalars
+            .insert("oracle_calls".into(), oracle.calls as f64);
+        let names: Vec<serde_json::Value> = trainable
+            .iter()
+            .filter_map(|&p| layers.get(p as usize))
+            .map(|l| serde_json::json!(l.name.as_str()))
+            .collect();
+        report.tables.push(report::TableJson {
+            name: "trainable_layers".into(),
+            columns: vec!["layer".into()],
+            rows: names.into_iter().map(|n| vec![n]).collect(),
+        });
         reports.insert("finetuner".to_string(), report);
-        log::info!("{}: training {} of {} layers", spec.id, trainable.len(), layers.len());
+        log::info!(
+            "{}: training {} of {} layers",
+            spec.id,
+            trainable.len(),
+            layers.len()
+        );
     }
 
-    let layout = StorageLayout { examples: splits.train.len() as u64, block_size: s.storage.block_size.max(1), bytes_per_example: (splits.train.dim * 4 + 8) as u64 };
+    let layout = StorageLayout {
+        examples: splits.train.len() as u64,
+        block_size: s.storage.block_size.max(1),
+        bytes_per_example: (splits.train.dim * 4 + 8) as u64,
+    };
     let sampler_ctx = ctx("sampler");
     if let Some(mut offline) = sampler.offline_order(&layout, &sampler_ctx)? {
         let started = Instant::now();
         let mut order = Vec::with_capacity(layout.examples as usize);
         while let Some(chunk) = offline.next_chunk()? {
-            order.extend(chunk.into_iter().map(|id| id as usize));
+            order.extend(chunk.iter().map(|&id| id as usize));
         }
         let mut seen = vec![false; splits.train.len()];
         for &id in &order {
@@ -485,12 +693,21 @@ fn run_train(session: &Session, variant: &Variant, options: &RunOptions) -> Resu
             }
         }
         if order.len() != seen.len() {
-            bail!("{}: the offline order has {} ids for {} stored examples", sampler.id, order.len(), seen.len());
+            bail!(
+                "{}: the offline order has {} ids for {} stored examples",
+                sampler.id,
+                order.len(),
+                seen.len()
+            );
         }
         splits.train = splits.train.subset(&order);
         let mut report = ReportJson::default();
-        report.scalars.insert("offline_examples_rewritten".into(), order.len() as f64);
-        report.scalars.insert("offline_seconds".into(), started.elapsed().as_secs_f64());
+        report
+            .scalars
+            .insert("offline_examples_rewritten".into(), order.len() as f64);
+        report
+            .scalars
+            .insert("offline_seconds".into(), started.elapsed().as_secs_f64());
         reports.insert("sampler".to_string(), report);
     }
 
@@ -500,20 +717,53 @@ fn run_train(session: &Session, variant: &Variant, options: &RunOptions) -> Resu
     let requests: Vec<ObservationRequest> = metrics.iter().flat_map(|m| m.requires()).collect();
     let metric_ctx: Vec<CallContext> = metrics.iter().map(|m| ctx(&m.id)).collect();
     let steps_per_epoch = layout.examples.div_ceil(s.train.batch_size.max(1) as u64);
-    let bar = progress_bar(options, steps_per_epoch * s.train.epochs, variant.name.clone());
+    let bar = progress_bar(
+        options,
+        steps_per_epoch * s.train.epochs,
+        variant.name.clone(),
+    );
     let mut curve: Vec<train::CurvePoint> = Vec::new();
-    let mut order = |epoch: u64| -> Result<Box<dyn EpochOrder>> { Ok(Box::new(sampler.epoch_order(&layout, epoch, &sampler_ctx)?)) };
-    let mut checkpoint = |model: &Mlp, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
-        let eval = train::evaluate(model, &test_tensors);
-        curve.push(train::CurvePoint { step: cp.step, epoch: cp.epoch, examples_seen: cp.examples_seen, train_loss, test_accuracy: eval.accuracy, test_loss: eval.loss });
-        let tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
-        let observations = train::observe(model, &splits, &tensors, &requests)?;
-        for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
-            metric.observe(&cp, &observations, mctx)?;
-        }
-        Ok(())
+    let mut order = |epoch: u64| -> Result<Box<dyn EpochOrder>> {
+        Ok(Box::new(sampler.epoch_order(
+            &layout,
+            epoch,
+            &sampler_ctx,
+        )?))
     };
-    let summary = train::fit(&model, &train_tensors, layout.examples, &s.train, FitHooks { order: &mut order, checkpoint: &mut checkpoint, cancel: &options.cancel, progress: bar.as_ref() })?;
+    let mut checkpoint =
+        |model: &Mlp, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
+            let eval = train::evaluate(model, &test_tensors);
+            curve.push(train::CurvePoint {
+                step: cp.step,
+                epoch: cp.epoch,
+                examples_seen: cp.examples_seen,
+                train_loss,
+                test_accuracy: eval.accuracy,
+                test_loss: eval.loss,
+            });
+            let tensors = [
+                ("train", &train_tensors),
+                ("validation", &validation_tensors),
+                ("test", &test_tensors),
+            ];
+            let observations = train::observe(model, &splits, &tensors, &requests)?;
+            for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
+                metric.observe(&cp, &observations, mctx)?;
+            }
+            Ok(())
+        };
+    let summary = train::fit(
+        &model,
+        &train_tensors,
+        layout.examples,
+        &s.train,
+        FitHooks {
+            order: &mut order,
+            checkpoint: &mut checkpoint,
+            cancel: &options.cancel,
+            progress: bar.as_ref(),
+        },
+    )?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -529,25 +779,56 @@ fn run_train(session: &Session, variant: &Variant, options: &RunOptions) -> Resu
     }
     let mut engine = ReportJson::default();
     if let Some(last) = curve.last() {
-        engine.scalars.insert("final_test_accuracy".into(), last.test_accuracy);
-        engine.scalars.insert("final_test_loss".into(), last.test_loss);
+        engine
+            .scalars
+            .insert("final_test_accuracy".into(), last.test_accuracy);
+        engine
+            .scalars
+            .insert("final_test_loss".into(), last.test_loss);
     }
-    engine.scalars.insert("examples_per_second".into(), summary.examples_per_second);
-    engine.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
+    engine
+        .scalars
+        .insert("examples_per_second".into(), summary.examples_per_second);
+    engine.scalars.insert(
+        "trainable_parameters".into(),
+        model.trainable_parameters() as f64,
+    );
     engine.scalars.insert("steps".into(), summary.steps as f64);
     let xs: Vec<f64> = curve.iter().map(|p| p.epoch).collect();
     for (name, y_label, ys) in [
-        ("test_accuracy", "accuracy", curve.iter().map(|p| p.test_accuracy).collect::<Vec<_>>()),
-        ("test_loss", "cross-entropy", curve.iter().map(|p| p.test_loss).collect()),
-        ("train_loss", "cross-entropy", curve.iter().map(|p| p.train_loss).collect()),
+        (
+            "test_accuracy",
+            "accuracy",
+            curve.iter().map(|p| p.test_accuracy).collect::<Vec<_>>(),
+        ),
+        (
+            "test_loss",
+            "cross-entropy",
+            curve.iter().map(|p| p.test_loss).collect(),
+        ),
+        (
+            "train_loss",
+            "cross-entropy",
+            curve.iter().map(|p| p.train_loss).collect(),
+        ),
     ] {
-        engine.series.push(SeriesJson { name: name.into(), x_label: "epoch".into(), y_label: y_label.into(), x: xs.clone(), y: ys });
+        engine.series.push(SeriesJson {
+            name: name.into(),
+            x_label: "epoch".into(),
+            y_label: y_label.into(),
+            x: xs.clone(),
+            y: ys,
+        });
     }
     reports.insert("engine".to_string(), engine);
     Ok(reports)
 }
 
-fn run_graph(session: &Session, variant: &Variant, options: &RunOptions) -> Result<BTreeMap<String, ReportJson>> {
+fn run_graph(
+    session: &Session,
+    variant: &Variant,
+    options: &RunOptions,
+) -> Result<BTreeMap<String, ReportJson>> {
     let s = &variant.settings;
     let g = &s.graph;
     let seed = s.experiment.seed;
@@ -560,8 +841,13 @@ fn run_graph(session: &Session, variant: &Variant, options: &RunOptions) -> Resu
         "weighted-cascade" => graph.set_weighted_cascade(),
         other => bail!("unknown probability model `{other}` (known: uniform, weighted-cascade)"),
     }
-    let spec = variant.objective.as_ref().ok_or_else(|| anyhow!("no objective"))?;
-    let mut objective = session.registry.new_graph_objective(&spec.id, &spec.params_text())?;
+    let spec = variant
+        .objective
+        .as_ref()
+        .ok_or_else(|| anyhow!("no objective"))?;
+    let mut objective = session
+        .registry
+        .new_graph_objective(&spec.id, &spec.params_text())?;
     let started = Instant::now();
     let ctx = CallContext::new(role_seed(seed, "objective"), options.cancel.clone());
     let choice = objective.choose(&graph.view(), g.budget, &ctx)?;
@@ -572,23 +858,49 @@ fn run_graph(session: &Session, variant: &Variant, options: &RunOptions) -> Resu
     let mut rows = Vec::new();
     for (i, set) in choice.sets.iter().enumerate() {
         if set.seeds.len() > g.budget as usize {
-            bail!("{}: seed set {i} has {} nodes, over the budget of {}", spec.id, set.seeds.len(), g.budget);
+            bail!(
+                "{}: seed set {i} has {} nodes, over the budget of {}",
+                spec.id,
+                set.seeds.len(),
+                g.budget
+            );
         }
         if let Some(bad) = set.seeds.iter().find(|&&u| u >= graph.nodes()) {
-            bail!("{}: seed {bad} is not a node (n = {})", spec.id, graph.nodes());
+            bail!(
+                "{}: seed {bad} is not a node (n = {})",
+                spec.id,
+                graph.nodes()
+            );
         }
-        let estimate = graph::spread(&graph, set.seeds.as_slice(), g.simulations, role_seed(seed, "evaluation"));
+        let estimate = graph::spread(
+            &graph,
+            set.seeds.as_slice(),
+            g.simulations,
+            role_seed(seed, "evaluation"),
+        );
         expected += set.weight * estimate.mean;
         variance += (set.weight * estimate.ci95).powi(2);
         let seeds: Vec<String> = set.seeds.iter().map(u32::to_string).collect();
-        rows.push(vec![serde_json::json!(i), serde_json::json!(set.weight), serde_json::json!(estimate.mean), serde_json::json!(estimate.ci95), serde_json::json!(seeds.join(" "))]);
+        rows.push(vec![
+            serde_json::json!(i),
+            serde_json::json!(set.weight),
+            serde_json::json!(estimate.mean),
+            serde_json::json!(estimate.ci95),
+            serde_json::json!(seeds.join(" ")),
+        ]);
     }
     report.scalars.insert("expected_spread".into(), expected);
-    report.scalars.insert("expected_spread_ci95".into(), variance.sqrt());
-    report.scalars.insert("choose_seconds".into(), choose_seconds);
+    report
+        .scalars
+        .insert("expected_spread_ci95".into(), variance.sqrt());
+    report
+        .scalars
+        .insert("choose_seconds".into(), choose_seconds);
     report.tables.push(report::TableJson {
         name: "seed_sets".into(),
-        columns: ["set", "weight", "spread", "ci95", "seeds"].map(String::from).to_vec(),
+        columns: ["set", "weight", "spread", "ci95", "seeds"]
+            .map(String::from)
+            .to_vec(),
         rows,
     });
     Ok([("objective".to_string(), report)].into())

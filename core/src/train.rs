@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use abi_stable::std_types::RVec;
 use anyhow::{anyhow, bail, Result};
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
@@ -17,11 +18,11 @@ use crate::plugin::{ComponentError, OrderStream};
 /// A source of example ids for one epoch.
 pub trait EpochOrder {
     /// The next chunk of ids, `None` at the end of the epoch.
-    fn next_chunk(&mut self) -> Result<Option<Vec<u64>>>;
+    fn next_chunk(&mut self) -> Result<Option<RVec<u64>>>;
 }
 
 impl EpochOrder for OrderStream {
-    fn next_chunk(&mut self) -> Result<Option<Vec<u64>>> {
+    fn next_chunk(&mut self) -> Result<Option<RVec<u64>>> {
         OrderStream::next_chunk(self).map_err(|e: ComponentError| anyhow!(e))
     }
 }
@@ -39,8 +40,8 @@ impl ShuffledOrder {
 }
 
 impl EpochOrder for ShuffledOrder {
-    fn next_chunk(&mut self) -> Result<Option<Vec<u64>>> {
-        Ok(self.0.take())
+    fn next_chunk(&mut self) -> Result<Option<RVec<u64>>> {
+        Ok(self.0.take().map(RVec::from))
     }
 }
 
@@ -55,7 +56,9 @@ pub struct TensorData {
 impl TensorData {
     /// Copies `data` to `device`.
     pub fn new(data: &Dataset, device: Device) -> Self {
-        let x = Tensor::from_slice(&data.features).view([data.len() as i64, data.dim as i64]).to_device(device);
+        let x = Tensor::from_slice(&data.features)
+            .view([data.len() as i64, data.dim as i64])
+            .to_device(device);
         let y = Tensor::from_slice(&data.labels).to_device(device);
         TensorData { x, y }
     }
@@ -75,27 +78,55 @@ pub fn evaluate(model: &Mlp, data: &TensorData) -> Evaluation {
     tch::no_grad(|| {
         let logits = model.forward(&data.x);
         let loss = logits.cross_entropy_for_logits(&data.y).double_value(&[]);
-        let accuracy = logits.argmax(-1, false).eq_tensor(&data.y).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+        let accuracy = logits
+            .argmax(-1, false)
+            .eq_tensor(&data.y)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]);
         Evaluation { accuracy, loss }
     })
 }
 
 fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]))?)
+    Ok(Vec::<f32>::try_from(
+        t.to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous()
+            .view([-1]),
+    )?)
 }
 
 fn to_vec_i64(t: &Tensor) -> Result<Vec<i64>> {
-    Ok(Vec::<i64>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Int64).contiguous().view([-1]))?)
+    Ok(Vec::<i64>::try_from(
+        t.to_device(Device::Cpu)
+            .to_kind(Kind::Int64)
+            .contiguous()
+            .view([-1]),
+    )?)
 }
 
 /// The observations `requests` asks for, computed once per split.
-pub fn observe(model: &Mlp, splits: &Splits, tensors: &[(&str, &TensorData)], requests: &[ObservationRequest]) -> Result<Vec<Observation>> {
+pub fn observe(
+    model: &Mlp,
+    splits: &Splits,
+    tensors: &[(&str, &TensorData)],
+    requests: &[ObservationRequest],
+) -> Result<Vec<Observation>> {
     let split_names: BTreeSet<&str> = requests.iter().map(|r| r.split.as_str()).collect();
     let mut out = Vec::new();
     for split in split_names {
         let data = splits.get(split)?;
-        let t = tensors.iter().find(|(n, _)| *n == split).map(|(_, t)| *t).ok_or_else(|| anyhow!("split `{split}` is not loaded"))?;
-        let kinds: BTreeSet<&str> = requests.iter().filter(|r| r.split.as_str() == split).map(|r| r.kind.as_str()).collect();
+        let t = tensors
+            .iter()
+            .find(|(n, _)| *n == split)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| anyhow!("split `{split}` is not loaded"))?;
+        let kinds: BTreeSet<&str> = requests
+            .iter()
+            .filter(|r| r.split.as_str() == split)
+            .map(|r| r.kind.as_str())
+            .collect();
         let n = data.len() as u64;
         let (features, logits) = tch::no_grad(|| {
             let f = model.features(&t.x);
@@ -105,22 +136,37 @@ pub fn observe(model: &Mlp, splits: &Splits, tensors: &[(&str, &TensorData)], re
         let classes = logits.size()[1] as u64;
         for kind in kinds {
             let array = match kind {
-                observation::PREDICTIONS => Array::i64(vec![n], to_vec_i64(&logits.argmax(-1, false))?),
+                observation::PREDICTIONS => {
+                    Array::i64(vec![n], to_vec_i64(&logits.argmax(-1, false))?)
+                }
                 observation::LABELS => Array::i64(vec![n], data.labels.clone()),
                 observation::LOGITS => Array::f32(vec![n, classes], to_vec_f32(&logits)?),
-                observation::PROBABILITIES => Array::f32(vec![n, classes], to_vec_f32(&logits.softmax(-1, Kind::Float))?),
+                observation::PROBABILITIES => Array::f32(
+                    vec![n, classes],
+                    to_vec_f32(&logits.softmax(-1, Kind::Float))?,
+                ),
                 observation::FEATURES => {
                     let d = features.size()[1] as u64;
                     Array::f32(vec![n, d], to_vec_f32(&features)?)
                 }
                 observation::LOSS => {
-                    let loss = logits.log_softmax(-1, Kind::Float).gather(1, &t.y.unsqueeze(1), false).neg();
+                    let loss = logits
+                        .log_softmax(-1, Kind::Float)
+                        .gather(1, &t.y.unsqueeze(1), false)
+                        .neg();
                     Array::f32(vec![n], to_vec_f32(&loss)?)
                 }
                 observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
-                other => bail!("unknown observation `{other}` (known: {})", observation::ALL.join(", ")),
+                other => bail!(
+                    "unknown observation `{other}` (known: {})",
+                    observation::ALL.join(", ")
+                ),
             };
-            out.push(Observation { split: split.into(), kind: kind.into(), array });
+            out.push(Observation {
+                split: split.into(),
+                kind: kind.into(),
+                array,
+            });
         }
     }
     Ok(out)
@@ -173,9 +219,23 @@ pub struct FitHooks<'a> {
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
 pub fn optimizer(model: &Mlp, cfg: &TrainConfig) -> Result<nn::Optimizer> {
     Ok(match cfg.optimizer.as_str() {
-        "sgd" => nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }.build(&model.vs, cfg.lr)?,
-        "adam" => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
-        "adamw" => nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
+        "sgd" => nn::Sgd {
+            momentum: cfg.momentum,
+            dampening: 0.0,
+            wd: cfg.weight_decay,
+            nesterov: false,
+        }
+        .build(&model.vs, cfg.lr)?,
+        "adam" => nn::Adam {
+            wd: cfg.weight_decay,
+            ..Default::default()
+        }
+        .build(&model.vs, cfg.lr)?,
+        "adamw" => nn::AdamW {
+            wd: cfg.weight_decay,
+            ..Default::default()
+        }
+        .build(&model.vs, cfg.lr)?,
         other => bail!("unknown optimizer `{other}` (known: sgd, adam, adamw)"),
     })
 }
@@ -183,7 +243,13 @@ pub fn optimizer(model: &Mlp, cfg: &TrainConfig) -> Result<nn::Optimizer> {
 /// Trains `model` on `train` for `cfg.epochs` epochs in the orders `hooks`
 /// gives, calling the checkpoint hook every `cfg.checkpoint_every` steps and
 /// after each epoch.
-pub fn fit(model: &Mlp, train: &TensorData, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<FitSummary> {
+pub fn fit(
+    model: &Mlp,
+    train: &TensorData,
+    n: u64,
+    cfg: &TrainConfig,
+    hooks: FitHooks,
+) -> Result<FitSummary> {
     if cfg.batch_size == 0 {
         bail!("train.batch_size must be at least 1");
     }
@@ -195,6 +261,7 @@ pub fn fit(model: &Mlp, train: &TensorData, n: u64, cfg: &TrainConfig, hooks: Fi
     let mut loss_sum = 0.0;
     let mut loss_count = 0u64;
     let mut visits = vec![0u8; n as usize];
+    let mut last_checkpoint = 0u64;
     for epoch in 0..cfg.epochs {
         let mut order = (hooks.order)(epoch)?;
         let mut pending: Vec<i64> = Vec::with_capacity(cfg.batch_size * 2);
@@ -203,7 +270,7 @@ pub fn fit(model: &Mlp, train: &TensorData, n: u64, cfg: &TrainConfig, hooks: Fi
         while !finished {
             match order.next_chunk()? {
                 Some(chunk) => {
-                    for id in chunk {
+                    for &id in chunk.iter() {
                         if id >= n {
                             bail!("the sampler yielded example id {id}, outside 0..{n}");
                         }
@@ -216,6 +283,21 @@ pub fn fit(model: &Mlp, train: &TensorData, n: u64, cfg: &TrainConfig, hooks: Fi
             while pending.len() >= cfg.batch_size || (finished && !pending.is_empty()) {
                 if hooks.cancel.load(Ordering::Relaxed) {
                     bail!("cancelled");
+                }
+                // Every `checkpoint_every` steps, before the next step: a step that
+                // ended an epoch was observed already.
+                if cfg.checkpoint_every > 0
+                    && step > last_checkpoint
+                    && step.is_multiple_of(cfg.checkpoint_every)
+                {
+                    let cp = Checkpoint {
+                        step,
+                        epoch: seen as f64 / n as f64,
+                        examples_seen: seen,
+                        is_final: false,
+                    };
+                    (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
+                    (loss_sum, loss_count, last_checkpoint) = (0.0, 0, step);
                 }
                 let started = std::time::Instant::now();
                 let take = pending.len().min(cfg.batch_size);
@@ -233,17 +315,17 @@ pub fn fit(model: &Mlp, train: &TensorData, n: u64, cfg: &TrainConfig, hooks: Fi
                 if let Some(bar) = hooks.progress {
                     bar.inc(1);
                 }
-                if cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0 {
-                    let cp = Checkpoint { step, epoch: seen as f64 / n as f64, examples_seen: seen, is_final: false };
-                    (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
-                    (loss_sum, loss_count) = (0.0, 0);
-                }
             }
         }
         irregular += visits.iter().filter(|&&v| v != 1).count() as u64;
-        let cp = Checkpoint { step, epoch: (epoch + 1) as f64, examples_seen: seen, is_final: epoch + 1 == cfg.epochs };
+        let cp = Checkpoint {
+            step,
+            epoch: (epoch + 1) as f64,
+            examples_seen: seen,
+            is_final: epoch + 1 == cfg.epochs,
+        };
         (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
-        (loss_sum, loss_count) = (0.0, 0);
+        (loss_sum, loss_count, last_checkpoint) = (0.0, 0, step);
     }
     if irregular > 0 {
         log::warn!("the sampler visited {irregular} example ids other than exactly once per epoch");
@@ -252,7 +334,86 @@ pub fn fit(model: &Mlp, train: &TensorData, n: u64, cfg: &TrainConfig, hooks: Fi
         steps: step,
         examples_seen: seen,
         train_seconds: seconds,
-        examples_per_second: if seconds > 0.0 { seen as f64 / seconds } else { 0.0 },
+        examples_per_second: if seconds > 0.0 {
+            seen as f64 / seconds
+        } else {
+            0.0
+        },
         irregular_visits: irregular,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::ModelConfig;
+
+    #[test]
+    fn checkpoints_are_strictly_increasing_and_close_each_epoch() {
+        let data = crate::data::blobs(90, 4, 3, 3.0, 1).unwrap();
+        let model = Mlp::new(&ModelConfig::default(), 4, 3, Device::Cpu, 0).unwrap();
+        let tensors = TensorData::new(&data, Device::Cpu);
+        let cfg = TrainConfig {
+            epochs: 2,
+            batch_size: 10,
+            checkpoint_every: 3,
+            ..TrainConfig::default()
+        };
+        let mut rng = SeedRng::new(0);
+        let mut order =
+            |_| -> Result<Box<dyn EpochOrder>> { Ok(Box::new(ShuffledOrder::new(90, &mut rng))) };
+        let mut seen = Vec::new();
+        let mut checkpoint = |_: &Mlp, cp: Checkpoint, _| {
+            seen.push((cp.step, cp.epoch, cp.is_final));
+            Ok(())
+        };
+        let cancel = AtomicBool::new(false);
+        let hooks = FitHooks {
+            order: &mut order,
+            checkpoint: &mut checkpoint,
+            cancel: &cancel,
+            progress: None,
+        };
+        let summary = fit(&model, &tensors, 90, &cfg, hooks).unwrap();
+        assert_eq!(summary.steps, 18);
+        assert_eq!(summary.irregular_visits, 0);
+        let steps: Vec<u64> = seen.iter().map(|c| c.0).collect();
+        assert_eq!(steps, vec![3, 6, 9, 12, 15, 18]);
+        assert_eq!((seen[2].1, seen[5].1), (1.0, 2.0));
+        assert_eq!(seen.iter().filter(|c| c.2).count(), 1);
+        assert!(seen[5].2);
+    }
+
+    #[test]
+    fn training_reduces_the_loss() {
+        let data = crate::data::blobs(300, 4, 3, 3.0, 2).unwrap();
+        let model = Mlp::new(&ModelConfig::default(), 4, 3, Device::Cpu, 0).unwrap();
+        let tensors = TensorData::new(&data, Device::Cpu);
+        let before = evaluate(&model, &tensors);
+        let cfg = TrainConfig {
+            epochs: 3,
+            ..TrainConfig::default()
+        };
+        let mut rng = SeedRng::new(0);
+        let mut order =
+            |_| -> Result<Box<dyn EpochOrder>> { Ok(Box::new(ShuffledOrder::new(300, &mut rng))) };
+        let mut checkpoint = |_: &Mlp, _, _| Ok(());
+        let cancel = AtomicBool::new(false);
+        fit(
+            &model,
+            &tensors,
+            300,
+            &cfg,
+            FitHooks {
+                order: &mut order,
+                checkpoint: &mut checkpoint,
+                cancel: &cancel,
+                progress: None,
+            },
+        )
+        .unwrap();
+        let after = evaluate(&model, &tensors);
+        assert!(after.loss < before.loss / 2.0, "{before:?} -> {after:?}");
+        assert!(after.accuracy > 0.9, "{after:?}");
+    }
 }

@@ -13,13 +13,24 @@ fn same_manifest_and_seed_give_the_same_results() {
     let session = prepare(&m).unwrap();
     let a = run_into(&session, &dir.path().join("a"));
     let b = run_into(&session, &dir.path().join("b"));
-    let (ra, rb) = (&a.results.variants[0].results, &b.results.variants[0].results);
+    let (ra, rb) = (
+        &a.results.variants[0].results,
+        &b.results.variants[0].results,
+    );
     assert_eq!(ra["baselines.accuracy"], rb["baselines.accuracy"]);
     assert_eq!(ra["engine"].series, rb["engine"].series);
 
-    let other = tessera_core::run::prepare(&m, &[tessera_core::manifest::Override::parse("experiment.seed=1").unwrap()], &manifest_only()).unwrap();
+    let other = tessera_core::run::prepare(
+        &m,
+        &[tessera_core::manifest::Override::parse("experiment.seed=1").unwrap()],
+        &manifest_only(),
+    )
+    .unwrap();
     let c = run_into(&other, &dir.path().join("c"));
-    assert_ne!(ra["engine"].series, c.results.variants[0].results["engine"].series, "another seed, another run");
+    assert_ne!(
+        ra["engine"].series, c.results.variants[0].results["engine"].series,
+        "another seed, another run"
+    );
 }
 
 #[test]
@@ -27,7 +38,10 @@ fn sorted_storage_hurts_the_sequential_order_not_the_shuffle() {
     let dir = tempfile::tempdir().unwrap();
     // Label-sorted storage; momentum makes SGD forget the early classes.
     let data = SMALL_TRAIN
-        .replace("separation = 3.0", "separation = 2.0\nstored_order = \"sorted-by-label\"")
+        .replace(
+            "separation = 3.0",
+            "separation = 2.0\nstored_order = \"sorted-by-label\"",
+        )
         .replace("classes = 3", "classes = 5")
         .replace("lr = 0.1", "lr = 0.1\nmomentum = 0.9");
     let body = format!(
@@ -35,10 +49,17 @@ fn sorted_storage_hurts_the_sequential_order_not_the_shuffle() {
     );
     let m = write_manifest(dir.path(), &[&baselines()], &body);
     let outcome = run_into(&prepare(&m).unwrap(), dir.path());
-    let acc = |i: usize| outcome.results.variants[i].results["baselines.accuracy"].scalars["test_accuracy"];
+    let acc = |i: usize| {
+        outcome.results.variants[i].results["baselines.accuracy"].scalars["test_accuracy"]
+    };
     assert!(acc(1) > 0.9, "shuffled: {}", acc(1));
     // Seeds 0..4 give 0.59-0.68 against 0.94-0.98.
-    assert!(acc(0) < acc(1) - 0.2, "sequential on sorted data: {} vs {}", acc(0), acc(1));
+    assert!(
+        acc(0) < acc(1) - 0.2,
+        "sequential on sorted data: {} vs {}",
+        acc(0),
+        acc(1)
+    );
 }
 
 #[test]
@@ -50,7 +71,8 @@ fn finetuners_choose_which_layers_train() {
     let m = write_manifest(dir.path(), &[&baselines()], &body);
     let outcome = run_into(&prepare(&m).unwrap(), dir.path());
     assert!(outcome.all_ok(), "{:?}", outcome.results.variants);
-    let trainable = |i: usize| outcome.results.variants[i].results["engine"].scalars["trainable_parameters"];
+    let trainable =
+        |i: usize| outcome.results.variants[i].results["engine"].scalars["trainable_parameters"];
     // MLP 8 -> 16 -> 3: head 16*3+3 = 51, all = 8*16+16 + 51 = 195.
     assert_eq!(trainable(0), 51.0);
     assert_eq!(trainable(1), 195.0);
@@ -65,9 +87,31 @@ fn graph_objectives_choose_seeds_that_core_scores() {
     let body = "kind = \"graph\"\n\n[graph]\nnodes = 300\nedges = 1500\nprobability = 0.1\nbudget = 5\nsimulations = 300\n\n[[variant]]\nname = \"degree\"\nobjective = { use = \"baselines.degree\" }\n\n[[variant]]\nname = \"random\"\nobjective = { use = \"baselines.random\", draws = 4 }\n";
     let m = write_manifest(dir.path(), &[&baselines()], body);
     let outcome = run_into(&prepare(&m).unwrap(), dir.path());
-    assert!(outcome.results.variants.iter().all(|v| v.status == Status::Ok), "{:?}", outcome.results.variants);
-    let spread = |i: usize| outcome.results.variants[i].results["objective"].scalars["expected_spread"];
-    assert!(spread(0) >= 5.0 && spread(1) >= 5.0, "every seed counts itself");
-    assert!(spread(0) > spread(1), "top degree beats random on G(n, m): {} vs {}", spread(0), spread(1));
-    assert_eq!(outcome.results.variants[1].results["objective"].tables[0].rows.len(), 4);
+    assert!(
+        outcome
+            .results
+            .variants
+            .iter()
+            .all(|v| v.status == Status::Ok),
+        "{:?}",
+        outcome.results.variants
+    );
+    let spread =
+        |i: usize| outcome.results.variants[i].results["objective"].scalars["expected_spread"];
+    assert!(
+        spread(0) >= 5.0 && spread(1) >= 5.0,
+        "every seed counts itself"
+    );
+    assert!(
+        spread(0) > spread(1),
+        "top degree beats random on G(n, m): {} vs {}",
+        spread(0),
+        spread(1)
+    );
+    assert_eq!(
+        outcome.results.variants[1].results["objective"].tables[0]
+            .rows
+            .len(),
+        4
+    );
 }

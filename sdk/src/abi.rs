@@ -147,12 +147,14 @@ pub struct PluginMod {
     /// Installs the host's log sink in the plugin's copy of `log`.
     pub install_logger: extern "C" fn(logger: HostLogger),
     /// Creates the sampler `name` from its parameters (TOML text).
-    pub new_sampler: extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<SamplerBox, PluginError>,
+    pub new_sampler:
+        extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<SamplerBox, PluginError>,
     /// Creates the finetuner `name` from its parameters (TOML text).
     pub new_finetuner:
         extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<FinetunerBox, PluginError>,
     /// Creates the metric `name` from its parameters (TOML text).
-    pub new_metric: extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<MetricBox, PluginError>,
+    pub new_metric:
+        extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<MetricBox, PluginError>,
     /// Creates the graph objective `name` from its parameters (TOML text).
     #[sabi(last_prefix_field)]
     pub new_graph_objective:

@@ -10,7 +10,10 @@ use abi_stable::{
 };
 
 use crate::abi::PluginError;
-use crate::types::{Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, SeedChoice, Selection, StorageLayout};
+use crate::types::{
+    Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, SeedChoice,
+    Selection, StorageLayout,
+};
 
 /// Services the host lends to a plugin for the length of one call.
 #[repr(C)]
@@ -21,7 +24,8 @@ pub struct HostServices {
     /// The seed of this call (derived by the host from the run's seed).
     pub seed: u64,
     /// Reports progress: `done` of `total` units, with a short message.
-    pub report_progress: extern "C" fn(context: *const (), done: u64, total: u64, message: RStr<'_>),
+    pub report_progress:
+        extern "C" fn(context: *const (), done: u64, total: u64, message: RStr<'_>),
     /// Whether the user asked to stop (Ctrl-C, or a failed sibling).
     pub is_cancelled: extern "C" fn(context: *const ()) -> bool,
 }
@@ -34,7 +38,11 @@ pub struct OracleServices {
     /// Opaque host state passed back to `score`.
     pub context: *mut (),
     /// Scores the layer set `trainable` (positions) by `folds`-fold validation.
-    pub score: extern "C" fn(context: *mut (), trainable: RSlice<'_, u32>, folds: u32) -> RResult<f64, PluginError>,
+    pub score: extern "C" fn(
+        context: *mut (),
+        trainable: RSlice<'_, u32>,
+        folds: u32,
+    ) -> RResult<f64, PluginError>,
 }
 
 /// A stream of example ids, in chunks; `ROption::RNone` ends it.
@@ -52,10 +60,19 @@ pub type OrderStreamBox = FfiOrderStream_TO<'static, RBox<()>>;
 #[sabi_trait]
 pub trait FfiSampler: Send {
     /// The visiting order of epoch `epoch`.
-    fn epoch_order(&mut self, layout: &StorageLayout, epoch: u64, host: &HostServices) -> RResult<OrderStreamBox, PluginError>;
+    fn epoch_order(
+        &mut self,
+        layout: &StorageLayout,
+        epoch: u64,
+        host: &HostServices,
+    ) -> RResult<OrderStreamBox, PluginError>;
     /// An order to rewrite the stored data in before training, if any.
     #[sabi(last_prefix_field)]
-    fn offline_order(&mut self, layout: &StorageLayout, host: &HostServices) -> RResult<ROption<OrderStreamBox>, PluginError>;
+    fn offline_order(
+        &mut self,
+        layout: &StorageLayout,
+        host: &HostServices,
+    ) -> RResult<ROption<OrderStreamBox>, PluginError>;
 }
 
 /// An owned sampler.
@@ -66,7 +83,12 @@ pub type SamplerBox = FfiSampler_TO<'static, RBox<()>>;
 pub trait FfiFinetuner: Send {
     /// Chooses the layers to train, asking the oracle as often as it likes.
     #[sabi(last_prefix_field)]
-    fn select(&mut self, layers: RSlice<'_, LayerInfo>, oracle: &mut OracleServices, host: &HostServices) -> RResult<Selection, PluginError>;
+    fn select(
+        &mut self,
+        layers: RSlice<'_, LayerInfo>,
+        oracle: &mut OracleServices,
+        host: &HostServices,
+    ) -> RResult<Selection, PluginError>;
 }
 
 /// An owned finetuner.
@@ -78,7 +100,12 @@ pub trait FfiMetric: Send {
     /// The observations the metric needs at each checkpoint.
     fn requires(&self) -> RVec<ObservationRequest>;
     /// Receives the observations of one checkpoint.
-    fn observe(&mut self, checkpoint: &Checkpoint, observations: RSlice<'_, Observation>, host: &HostServices) -> RResult<(), PluginError>;
+    fn observe(
+        &mut self,
+        checkpoint: &Checkpoint,
+        observations: RSlice<'_, Observation>,
+        host: &HostServices,
+    ) -> RResult<(), PluginError>;
     /// Reports the figures after the last checkpoint.
     #[sabi(last_prefix_field)]
     fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError>;
@@ -92,7 +119,12 @@ pub type MetricBox = FfiMetric_TO<'static, RBox<()>>;
 pub trait FfiGraphObjective: Send {
     /// Chooses at most `budget` seeds per set on `graph`.
     #[sabi(last_prefix_field)]
-    fn choose(&mut self, graph: &GraphView<'_>, budget: u32, host: &HostServices) -> RResult<SeedChoice, PluginError>;
+    fn choose(
+        &mut self,
+        graph: &GraphView<'_>,
+        budget: u32,
+        host: &HostServices,
+    ) -> RResult<SeedChoice, PluginError>;
 }
 
 /// An owned graph objective.

@@ -20,7 +20,14 @@ impl SeedRng {
     /// The stream for `seed`.
     pub fn new(seed: u64) -> Self {
         let mut state = seed;
-        SeedRng { s: [splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state)] }
+        SeedRng {
+            s: [
+                splitmix64(&mut state),
+                splitmix64(&mut state),
+                splitmix64(&mut state),
+                splitmix64(&mut state),
+            ],
+        }
     }
 
     /// An independent stream for (`seed`, `stream`), e.g. one per epoch.
@@ -76,10 +83,23 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_and_streams_differ() {
-        let a: Vec<u64> = (0..8).map({ let mut r = SeedRng::new(7); move |_| r.next_u64() }).collect();
-        let b: Vec<u64> = (0..8).map({ let mut r = SeedRng::new(7); move |_| r.next_u64() }).collect();
+        let a: Vec<u64> = (0..8)
+            .map({
+                let mut r = SeedRng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..8)
+            .map({
+                let mut r = SeedRng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
-        assert_ne!(SeedRng::derive(7, 0).next_u64(), SeedRng::derive(7, 1).next_u64());
+        assert_ne!(
+            SeedRng::derive(7, 0).next_u64(),
+            SeedRng::derive(7, 1).next_u64()
+        );
     }
 
     #[test]

@@ -13,7 +13,11 @@ use tessera_core::report::{self, RunResults};
 use tessera_core::run::{self, PluginSearch, RunOptions};
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "Compose learning-science methods shipped as plugins, from TOML manifests.")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Compose learning-science methods shipped as plugins, from TOML manifests."
+)]
 struct Cli {
     /// More output (-v debug, -vv trace; -v also shows full ABI reports).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -66,7 +70,10 @@ enum Command {
 }
 
 fn search(cli: &Cli) -> PluginSearch {
-    PluginSearch { extra: cli.plugins.clone(), ..PluginSearch::standard() }
+    PluginSearch {
+        extra: cli.plugins.clone(),
+        ..PluginSearch::standard()
+    }
 }
 
 fn overrides(set: &[String]) -> Result<Vec<Override>, String> {
@@ -118,7 +125,12 @@ fn plugins_json(registry: &Registry) -> serde_json::Value {
             })
         })
         .collect();
-    let failures: Vec<String> = registry.failures.iter().chain(registry.conflicts()).map(|f| f.to_string()).collect();
+    let failures: Vec<String> = registry
+        .failures
+        .iter()
+        .chain(registry.conflicts())
+        .map(|f| f.to_string())
+        .collect();
     serde_json::json!({
         "tessera_version": env!("CARGO_PKG_VERSION"),
         "sdk_version": HOST_SDK_VERSION,
@@ -133,12 +145,31 @@ fn print_plugins(registry: &Registry) {
         println!("no plugins found (searched --plugins, TESSERA_PLUGIN_PATH and the folder of this binary)");
     }
     for p in registry.plugins() {
-        println!("{} {} (tessera-sdk {})  {}", p.name(), p.info.version, p.info.sdk_version, p.path.display());
+        println!(
+            "{} {} (tessera-sdk {})  {}",
+            p.name(),
+            p.info.version,
+            p.info.sdk_version,
+            p.path.display()
+        );
         for c in p.info.components.iter() {
-            println!("  {:<16} {}.{:<22} {}", c.kind.as_str(), p.name(), c.name, c.summary);
+            println!(
+                "  {:<16} {}.{:<22} {}",
+                c.kind.as_str(),
+                p.name(),
+                c.name,
+                c.summary
+            );
             for s in c.params.iter() {
-                let default = if s.default.is_empty() { "none".to_string() } else { s.default.to_string() };
-                println!("  {:<18}{} : {} = {}  {}", "", s.name, s.type_name, default, s.doc);
+                let default = if s.default.is_empty() {
+                    "none".to_string()
+                } else {
+                    s.default.to_string()
+                };
+                println!(
+                    "  {:<18}{} : {} = {}  {}",
+                    "", s.name, s.type_name, default, s.doc
+                );
             }
         }
     }
@@ -157,7 +188,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             if *json {
-                println!("{}", serde_json::to_string_pretty(&plugins_json(&registry)).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plugins_json(&registry)).unwrap_or_default()
+                );
             } else {
                 print_plugins(&registry);
             }
@@ -175,7 +209,12 @@ fn main() -> ExitCode {
             match run::prepare(manifest, &overrides, &search(&cli)) {
                 Ok(session) => {
                     print_load_failures(&session.registry, verbose);
-                    println!("{}: ok ({} variants: {})", manifest.display(), session.variants.len(), session.manifest.variant_names().join(", "));
+                    println!(
+                        "{}: ok ({} variants: {})",
+                        manifest.display(),
+                        session.variants.len(),
+                        session.manifest.variant_names().join(", ")
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(diagnostics) => {
@@ -184,7 +223,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { manifest, out, set, variants } => {
+        Command::Run {
+            manifest,
+            out,
+            set,
+            variants,
+        } => {
             let overrides = match overrides(set) {
                 Ok(o) => o,
                 Err(e) => {
@@ -207,7 +251,12 @@ fn main() -> ExitCode {
                     std::process::exit(130);
                 }
             });
-            let options = RunOptions { out: out.clone(), only: variants.clone(), progress: (!cli.quiet).then_some(progress), cancel };
+            let options = RunOptions {
+                out: out.clone(),
+                only: variants.clone(),
+                progress: (!cli.quiet).then_some(progress),
+                cancel,
+            };
             match run::run(&session, &options) {
                 Ok(outcome) => {
                     println!("{}", report::summary_table(&outcome.results, 8));

@@ -13,7 +13,10 @@ use tessera_core::run::{self, PluginSearch, RunOptions, RunOutcome, Session};
 /// The cargo profile folder holding the built libraries (target/release).
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
 }
 
 /// A built library of the workspace, by its lib name (`tessera_baselines`).
@@ -35,13 +38,23 @@ pub fn faulty() -> PathBuf {
 
 /// A search that looks only where the manifest says.
 pub fn manifest_only() -> PluginSearch {
-    PluginSearch { extra: vec![], env: false, beside_executable: false }
+    PluginSearch {
+        extra: vec![],
+        env: false,
+        beside_executable: false,
+    }
 }
 
 /// Writes `body` as a manifest whose plugin paths are `plugins`, in `dir`.
 pub fn write_manifest(dir: &Path, plugins: &[&Path], body: &str) -> PathBuf {
-    let paths: Vec<String> = plugins.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
-    let text = format!("[experiment]\nplugin_paths = [{}]\nthreads = 1\n{body}", paths.join(", "));
+    let paths: Vec<String> = plugins
+        .iter()
+        .map(|p| format!("{:?}", p.display().to_string()))
+        .collect();
+    let text = format!(
+        "[experiment]\nplugin_paths = [{}]\nthreads = 1\n{body}",
+        paths.join(", ")
+    );
     let path = dir.join("manifest.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -54,7 +67,10 @@ pub fn prepare(path: &Path) -> Result<Session, Diagnostics> {
 
 /// Runs a prepared manifest into `dir/run`.
 pub fn run_into(session: &Session, dir: &Path) -> RunOutcome {
-    let options = RunOptions { out: Some(dir.join("run")), ..Default::default() };
+    let options = RunOptions {
+        out: Some(dir.join("run")),
+        ..Default::default()
+    };
     run::run(session, &options).expect("the run itself (not its variants) succeeds")
 }
 
