@@ -702,14 +702,29 @@ impl Manifest {
         (key_path_text(&steps), fallback)
     }
 
-    /// A diagnostic about `key` as variant `index` sees it.
+    /// A diagnostic about `key` as variant `index` sees it; a key that a
+    /// `--set` override wrote is blamed on the override, not the file.
     pub fn diagnostic(
         &self,
         index: Option<usize>,
+        overrides: &[Override],
         key: &str,
         message: String,
         hint: Option<String>,
     ) -> Diagnostic {
+        if let Some(o) = overrides
+            .iter()
+            .find(|o| key == o.key.join(".") || key.starts_with(&format!("{}.", o.key.join("."))))
+        {
+            let message = format!("--set {}: {message}", o.text);
+            return Diagnostic {
+                file: self.path.clone(),
+                location: None,
+                key: Some(key.to_string()),
+                message,
+                hint,
+            };
+        }
         let (key, location) = self.locate(index, key);
         Diagnostic {
             file: self.path.clone(),
@@ -782,7 +797,7 @@ impl Manifest {
         let mut take_component = |table: &mut toml::Table, key: &str| -> Option<ComponentSpec> {
             let value = table.remove(key)?;
             component_spec(value, key)
-                .map_err(|m| errors.push(self.diagnostic(index, key, m, None)))
+                .map_err(|m| errors.push(self.diagnostic(index, overrides, key, m, None)))
                 .ok()
         };
         let sampler = take_component(&mut table, "sampler");
@@ -796,12 +811,13 @@ impl Manifest {
                     let key = format!("metric[{i}]");
                     match component_spec(item, &key) {
                         Ok(spec) => metrics.push(spec),
-                        Err(m) => errors.push(self.diagnostic(index, &key, m, None)),
+                        Err(m) => errors.push(self.diagnostic(index, overrides, &key, m, None)),
                     }
                 }
             }
             Some(_) => errors.push(self.diagnostic(
                 index,
+                overrides,
                 "metric",
                 "`metric` must be an array of tables: [[metric]]".into(),
                 None,
@@ -834,7 +850,7 @@ impl Manifest {
                                 });
                         }
                     }
-                    errors.push(self.diagnostic(index, &key, message, hint));
+                    errors.push(self.diagnostic(index, overrides, &key, message, hint));
                     None
                 }
             };
@@ -987,6 +1003,23 @@ lr = 0.5
             .unwrap();
         assert!(err.0[0].message.contains("needs `use"));
         assert_eq!(err.0[0].location, Some((1, 2)));
+    }
+
+    #[test]
+    fn a_bad_override_is_blamed_on_the_override() {
+        let m = manifest(TEXT).unwrap();
+        let err = m
+            .variants(&[Override::parse("train.lrr=3").unwrap()])
+            .err()
+            .unwrap();
+        assert_eq!(err.0[0].location, None);
+        assert!(
+            err.0[0]
+                .message
+                .starts_with("--set train.lrr=3: unknown field `lrr`"),
+            "{}",
+            err.0[0]
+        );
     }
 
     #[test]

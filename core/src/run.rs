@@ -92,6 +92,7 @@ pub struct Session {
 
 fn component_diagnostic(
     manifest: &Manifest,
+    overrides: &[Override],
     variant: &Variant,
     key: &str,
     e: &ComponentError,
@@ -119,6 +120,7 @@ fn component_diagnostic(
             });
             manifest.diagnostic(
                 variant.index,
+                overrides,
                 &format!("{key}.{param}"),
                 format!("{}: parameter `{param}`: {}", e.component, e.message),
                 hint,
@@ -135,9 +137,15 @@ fn component_diagnostic(
                     Some("`tessera plugins` lists every loaded component".into()),
                 ),
             };
-            manifest.diagnostic(variant.index, &format!("{key}.use"), message, hint)
+            manifest.diagnostic(
+                variant.index,
+                overrides,
+                &format!("{key}.use"),
+                message,
+                hint,
+            )
         }
-        _ => manifest.diagnostic(variant.index, key, e.to_string(), None),
+        _ => manifest.diagnostic(variant.index, overrides, key, e.to_string(), None),
     }
 }
 
@@ -158,6 +166,7 @@ pub fn prepare(
         if let Err(e) = load_path(&mut registry, path) {
             errors.push(manifest.diagnostic(
                 None,
+                overrides,
                 &format!("experiment.plugin_paths[{i}]"),
                 format!("{e:#}"),
                 Some("plugin paths are relative to the manifest's folder".into()),
@@ -186,13 +195,16 @@ pub fn prepare(
                 }
             };
             if let Err(e) = created {
-                errors.push(component_diagnostic(&manifest, variant, &spec.key, &e));
+                errors.push(component_diagnostic(
+                    &manifest, overrides, variant, &spec.key, &e,
+                ));
             }
         }
         let kind = variant.settings.experiment.kind;
         if kind == ExperimentKind::Train && variant.sampler.is_none() {
             errors.push(manifest.diagnostic(
                 variant.index,
+                overrides,
                 "sampler",
                 format!("variant `{}` trains but names no [sampler]", variant.name),
                 Some("add e.g. [sampler] use = \"baselines.full-shuffle\"".into()),
@@ -201,6 +213,7 @@ pub fn prepare(
         if kind == ExperimentKind::Graph && variant.objective.is_none() {
             errors.push(manifest.diagnostic(
                 variant.index,
+                overrides,
                 "objective",
                 format!(
                     "variant `{}` is a graph experiment but names no [objective]",
