@@ -163,6 +163,12 @@ impl LoadError {
     }
 }
 
+/// Whether a plugin that links libtorch `plugin` ("" = none) can share the
+/// host's libtorch `host`: tensors cross the boundary only between equal builds.
+pub fn libtorch_compatible(host: &str, plugin: &str) -> bool {
+    plugin.is_empty() || plugin == host
+}
+
 /// The libtorch version the host links (from the build's LIBTORCH), or "".
 pub fn host_libtorch_version() -> &'static str {
     option_env!("TESSERA_LIBTORCH_VERSION").unwrap_or("")
@@ -290,7 +296,7 @@ impl Registry {
         let info = (module.info())();
         let name = info.name.to_string();
         let libtorch = info.libtorch_version.as_str();
-        if !libtorch.is_empty() && libtorch != host_libtorch_version() {
+        if !libtorch_compatible(host_libtorch_version(), libtorch) {
             return Err(LoadError::Libtorch {
                 path: canonical,
                 plugin: name,
@@ -819,6 +825,14 @@ mod tests {
         assert!(!sdk_compatible("0.1.0", "0.2.0"));
         assert!(sdk_compatible("1.2.0", "1.3.0"));
         assert!(!sdk_compatible("1.2.0", "2.0.0"));
+    }
+
+    #[test]
+    fn libtorch_must_match_only_for_plugins_that_link_it() {
+        assert!(libtorch_compatible("2.13.0", ""));
+        assert!(libtorch_compatible("2.13.0", "2.13.0"));
+        assert!(!libtorch_compatible("2.13.0", "2.12.1"));
+        assert_eq!(host_libtorch_version(), "2.13.0");
     }
 
     #[test]

@@ -661,7 +661,12 @@ fn run_train(
             device,
             calls: 0,
         };
-        let selection = finetuner.select(&layers, &mut oracle, &ctx("finetuner"))?;
+        let mut finetuner_ctx = ctx("finetuner");
+        finetuner_ctx.progress = progress_bar(options, 0, format!("{}: {}", variant.name, spec.id));
+        let selection = finetuner.select(&layers, &mut oracle, &finetuner_ctx)?;
+        if let Some(bar) = finetuner_ctx.progress {
+            bar.finish_and_clear();
+        }
         let trainable: Vec<u32> = selection.trainable.to_vec();
         model.set_trainable(&trainable)?;
         let mut report = ReportJson::from(&selection.report);
@@ -862,8 +867,12 @@ fn run_graph(
         .registry
         .new_graph_objective(&spec.id, &spec.params_text())?;
     let started = Instant::now();
-    let ctx = CallContext::new(role_seed(seed, "objective"), options.cancel.clone());
+    let mut ctx = CallContext::new(role_seed(seed, "objective"), options.cancel.clone());
+    ctx.progress = progress_bar(options, 0, format!("{}: {}", variant.name, spec.id));
     let choice = objective.choose(&graph.view(), g.budget, &ctx)?;
+    if let Some(bar) = ctx.progress.take() {
+        bar.finish_and_clear();
+    }
     let choose_seconds = started.elapsed().as_secs_f64();
     let mut report = ReportJson::from(&choice.report);
     let mut expected = 0.0;

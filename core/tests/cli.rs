@@ -32,6 +32,11 @@ fn plugins_json_lists_components_of_all_four_kinds() {
         .find(|p| p["name"] == "baselines")
         .expect("baselines beside the binary");
     assert_eq!(baselines["sdk_version"], tessera_sdk::SDK_VERSION);
+    assert_eq!(
+        baselines["libtorch_version"], "",
+        "baselines computes on no tensors"
+    );
+    assert_eq!(json["libtorch_version"], "2.13.0");
     let mut kinds: Vec<&str> = baselines["components"]
         .as_array()
         .unwrap()

@@ -76,8 +76,13 @@ pub use serde;
 /// plugin built against another minor version (0.y: another y).
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The libtorch version this SDK build links, or "" (plugins without tensors).
-pub const LIBTORCH_VERSION: &str = "";
+/// The libtorch version this SDK build links (feature `torch`), or "" for
+/// plugins that never touch tensors. The host refuses a plugin whose libtorch
+/// differs from its own.
+pub const LIBTORCH_VERSION: &str = match option_env!("TESSERA_SDK_LIBTORCH_VERSION") {
+    Some(v) => v,
+    None => "",
+};
 
 #[doc(hidden)]
 pub mod __private {
