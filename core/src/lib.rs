@@ -16,4 +16,5 @@ pub mod model;
 pub mod plugin;
 pub mod report;
 pub mod run;
+pub mod storage;
 pub mod train;

@@ -121,8 +121,20 @@ impl Default for ExperimentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// The source: `blobs` (Gaussian clusters, generated).
+    /// The source: `blobs` (Gaussian clusters, generated), `digits` (the UCI
+    /// 8×8 digits, shipped), `idx` (MNIST-style), `cifar10`, `cifar100`,
+    /// `npy`, `csv`.
     pub source: String,
+    /// Features file (`idx` images, `npy` features, `csv`), relative to the manifest.
+    pub path: Option<String>,
+    /// Labels file (`idx`, `npy`), relative to the manifest.
+    pub labels_path: Option<String>,
+    /// Binary batch files (`cifar10`, `cifar100`), relative to the manifest.
+    pub files: Vec<String>,
+    /// The label column of a `csv` (negative counts from the end).
+    pub label_column: i64,
+    /// Use at most this many examples (after the seeded shuffle).
+    pub limit: Option<usize>,
     /// Number of examples in all splits together.
     pub examples: usize,
     /// Feature dimension (generated sources).
@@ -146,6 +158,11 @@ impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             source: "blobs".into(),
+            path: None,
+            labels_path: None,
+            files: vec![],
+            label_column: -1,
+            limit: None,
             examples: 2000,
             features: 16,
             classes: 4,

@@ -539,7 +539,7 @@ impl TrainOracle<'_> {
         let s = &self.variant.settings;
         let mut model = Mlp::new(
             &s.model,
-            train.dim as i64,
+            train.dim() as i64,
             train.classes as i64,
             self.device,
             0,
@@ -622,7 +622,7 @@ fn run_train(
     }
     // Anything that still draws from libtorch's global generator (dropout, say).
     tch::manual_seed(seed as i64);
-    let mut splits = data::load(&s.data, seed)?;
+    let mut splits = data::load(&s.data, seed, &session.manifest.dir())?;
     let registry = &session.registry;
     let ctx = |role: &str| CallContext::new(role_seed(seed, role), options.cancel.clone());
     let sampler_spec = variant
@@ -637,7 +637,7 @@ fn run_train(
     let mut reports = BTreeMap::new();
     let mut model = Mlp::new(
         &s.model,
-        splits.train.dim as i64,
+        splits.train.dim() as i64,
         splits.train.classes as i64,
         device,
         role_seed(seed, "model"),
@@ -648,7 +648,7 @@ fn run_train(
         let mut finetuner = registry.new_finetuner(&spec.id, &spec.params_text())?;
         let mut initial = Mlp::new(
             &s.model,
-            splits.train.dim as i64,
+            splits.train.dim() as i64,
             splits.train.classes as i64,
             device,
             0,
@@ -695,7 +695,7 @@ fn run_train(
     let layout = StorageLayout {
         examples: splits.train.len() as u64,
         block_size: s.storage.block_size.max(1),
-        bytes_per_example: (splits.train.dim * 4 + 8) as u64,
+        bytes_per_example: (splits.train.dim() * 4 + 8) as u64,
     };
     let sampler_ctx = ctx("sampler");
     if let Some(mut offline) = sampler.offline_order(&layout, &sampler_ctx)? {

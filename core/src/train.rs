@@ -57,7 +57,7 @@ impl TensorData {
     /// Copies `data` to `device`.
     pub fn new(data: &Dataset, device: Device) -> Self {
         let x = Tensor::from_slice(&data.features)
-            .view([data.len() as i64, data.dim as i64])
+            .view([data.len() as i64, data.dim() as i64])
             .to_device(device);
         let y = Tensor::from_slice(&data.labels).to_device(device);
         TensorData { x, y }

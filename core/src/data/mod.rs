@@ -5,15 +5,17 @@
 use anyhow::{bail, Result};
 use tessera_sdk::SeedRng;
 
+pub mod readers;
+
 use crate::manifest::DataConfig;
 
 /// Examples as a row-major feature matrix with one label per row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    /// `len() × dim` features, row-major.
+    /// `len() × dim()` features, row-major.
     pub features: Vec<f32>,
-    /// Features per example.
-    pub dim: usize,
+    /// The shape of one example, e.g. `[16]`, `[40]` or `[1, 8, 8]`.
+    pub shape: Vec<usize>,
     /// One label in `0..classes` per example.
     pub labels: Vec<i64>,
     /// Number of classes.
@@ -21,6 +23,11 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Features per example: the product of the shape.
+    pub fn dim(&self) -> usize {
+        self.shape.iter().product()
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -33,13 +40,14 @@ impl Dataset {
 
     /// The examples at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
-        let mut features = Vec::with_capacity(indices.len() * self.dim);
+        let dim = self.dim();
+        let mut features = Vec::with_capacity(indices.len() * dim);
         for &i in indices {
-            features.extend_from_slice(&self.features[i * self.dim..(i + 1) * self.dim]);
+            features.extend_from_slice(&self.features[i * dim..(i + 1) * dim]);
         }
         Dataset {
             features,
-            dim: self.dim,
+            shape: self.shape.clone(),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             classes: self.classes,
         }
@@ -111,32 +119,65 @@ pub fn blobs(
         }
         labels.push(class as i64);
     }
-    // Shuffle so that splits are class-balanced in expectation, not by design.
-    let mut order: Vec<usize> = (0..examples).collect();
-    rng.shuffle(&mut order);
+    // `load` shuffles before splitting, so splits are balanced in expectation.
     Ok(Dataset {
         features,
-        dim,
+        shape: vec![dim],
         labels,
         classes,
-    }
-    .subset(&order))
+    })
+}
+
+/// The UCI digits, compiled into the binary (57 KB; `data/digits/README.md`).
+pub const DIGITS_CSV_GZ: &[u8] = include_bytes!("../../../data/digits/digits.csv.gz");
+
+/// The examples `config` names, before splitting. Paths are relative to `base`
+/// (the manifest's folder).
+pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<Dataset> {
+    let path = |key: &str, value: &Option<String>| -> Result<std::path::PathBuf> {
+        match value {
+            Some(p) => Ok(base.join(p)),
+            None => bail!("data source `{}` needs data.{key}", config.source),
+        }
+    };
+    Ok(match config.source.as_str() {
+        "blobs" => blobs(config.examples, config.features, config.classes, config.separation, seed)?,
+        "digits" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(DIGITS_CSV_GZ), &mut text)?;
+            let mut d = readers::csv_text(&text, -1, "digits.csv.gz")?;
+            d.features.iter_mut().for_each(|v| *v /= 16.0);
+            d.shape = vec![1, 8, 8];
+            d.classes = 10;
+            d
+        }
+        "idx" => readers::idx(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?,
+        "cifar10" | "cifar100" => {
+            let files: Vec<std::path::PathBuf> = config.files.iter().map(|f| base.join(f)).collect();
+            if files.is_empty() {
+                bail!("data source `{}` needs data.files (the binary batch files)", config.source);
+            }
+            let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+            readers::cifar(&refs, if config.source == "cifar10" { 1 } else { 2 })?
+        }
+        "npy" => readers::npy_dataset(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?,
+        "csv" => readers::csv(&path("path", &config.path)?, config.label_column as isize)?,
+        other => bail!("unknown data source `{other}` (known: blobs, digits, idx, cifar10, cifar100, npy, csv)"),
+    })
 }
 
 /// Builds the splits that `config` describes; `seed` is used when the
-/// config sets none. The training split comes in its stored order.
-pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
+/// config sets none. Examples are shuffled (by the data seed) before
+/// splitting; the training split comes in its stored order.
+pub fn load(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<Splits> {
     let seed = config.seed.unwrap_or(seed);
-    let all = match config.source.as_str() {
-        "blobs" => blobs(
-            config.examples,
-            config.features,
-            config.classes,
-            config.separation,
-            seed,
-        )?,
-        other => bail!("unknown data source `{other}` (known: blobs)"),
-    };
+    let mut all = source(config, seed, base)?;
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    SeedRng::derive(seed, 0x5B117).shuffle(&mut order);
+    all = all.subset(&order);
+    if let Some(limit) = config.limit {
+        all = all.subset(&(0..limit.min(all.len())).collect::<Vec<_>>());
+    }
     if !(0.0..1.0).contains(&(config.test_fraction + config.validation_fraction)) {
         bail!("test_fraction + validation_fraction must be in [0, 1)");
     }
@@ -177,12 +218,34 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_digits_split_reproducibly() {
+        let config = DataConfig {
+            source: "digits".into(),
+            ..DataConfig::default()
+        };
+        let a = load(&config, 3, std::path::Path::new(".")).unwrap();
+        assert_eq!(
+            (a.train.len(), a.validation.len(), a.test.len()),
+            (1258, 180, 359)
+        );
+        assert_eq!(a.train.shape, vec![1, 8, 8]);
+        assert_eq!(
+            a.test,
+            load(&config, 3, std::path::Path::new(".")).unwrap().test
+        );
+        assert_ne!(
+            a.test,
+            load(&config, 4, std::path::Path::new(".")).unwrap().test
+        );
+    }
+
+    #[test]
     fn sorted_storage_is_label_homogeneous() {
         let config = DataConfig {
             stored_order: "sorted-by-label".into(),
             ..DataConfig::default()
         };
-        let s = load(&config, 1).unwrap();
+        let s = load(&config, 1, std::path::Path::new(".")).unwrap();
         assert!(s.train.labels.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(
             s.train.len() + s.validation.len() + s.test.len(),

@@ -1,0 +1,381 @@
+//! Writing and reading shard sets (the format is described in the module
+//! above this one).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Dataset;
+
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Where one block lives and how to check it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockEntry {
+    /// Index of the shard file in [`ShardIndex::shards`].
+    pub shard: u32,
+    /// Byte offset of the block in its shard.
+    pub offset: u64,
+    /// Byte length of the block.
+    pub length: u64,
+    /// Number of examples in the block (b, or fewer for the last block).
+    pub examples: u32,
+    /// CRC-32 (IEEE) of the block's bytes.
+    pub crc32: u32,
+}
+
+/// `index.json`: the layout of a shard set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardIndex {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u32,
+    /// Shape of one example's features.
+    pub shape: Vec<usize>,
+    /// Number of classes.
+    pub classes: usize,
+    /// Bytes of one record: 8 (label) + 4 × features.
+    pub record_bytes: u64,
+    /// Examples per block, b.
+    pub block_size: u64,
+    /// Examples in the set.
+    pub examples: u64,
+    /// Shard file names, relative to the set's folder.
+    pub shards: Vec<String>,
+    /// Every block, in example order.
+    pub blocks: Vec<BlockEntry>,
+}
+
+impl ShardIndex {
+    /// The layout a sampler sees.
+    pub fn layout(&self) -> tessera_sdk::StorageLayout {
+        tessera_sdk::StorageLayout {
+            examples: self.examples,
+            block_size: self.block_size,
+            bytes_per_example: self.record_bytes,
+        }
+    }
+
+    /// Features per example.
+    pub fn dim(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Writes `data` in the order `order` (positions of `data`; `None` = as is)
+/// as a shard set in `dir`: blocks of `block_size` examples, `blocks_per_shard`
+/// blocks per file. `dir` must be new or empty.
+pub fn write_shards(
+    data: &Dataset,
+    order: Option<&[usize]>,
+    dir: &Path,
+    block_size: u64,
+    blocks_per_shard: u64,
+) -> Result<ShardIndex> {
+    if block_size == 0 || blocks_per_shard == 0 {
+        bail!("block_size and blocks_per_shard must be at least 1");
+    }
+    let n = order.map_or(data.len(), <[usize]>::len);
+    if let Some(order) = order {
+        if let Some(&bad) = order.iter().find(|&&i| i >= data.len()) {
+            bail!(
+                "the order names example {bad}, but the dataset has {}",
+                data.len()
+            );
+        }
+    }
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} already holds files; shards are written into a new or empty folder",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dim = data.dim();
+    let record_bytes = 8 + 4 * dim as u64;
+    let mut index = ShardIndex {
+        version: FORMAT_VERSION,
+        shape: data.shape.clone(),
+        classes: data.classes,
+        record_bytes,
+        block_size,
+        examples: n as u64,
+        shards: vec![],
+        blocks: vec![],
+    };
+    let mut writer: Option<(BufWriter<File>, u64)> = None;
+    let mut block = Vec::with_capacity((block_size * record_bytes) as usize);
+    let blocks = (n as u64).div_ceil(block_size);
+    for b in 0..blocks {
+        if b % blocks_per_shard == 0 {
+            if let Some((mut w, _)) = writer.take() {
+                w.flush()?;
+            }
+            let name = format!("shard-{:05}.bin", index.shards.len());
+            let file = File::create(dir.join(&name))
+                .with_context(|| format!("creating {}", dir.join(&name).display()))?;
+            index.shards.push(name);
+            writer = Some((BufWriter::with_capacity(1 << 20, file), 0));
+        }
+        block.clear();
+        let range = (b * block_size) as usize..(((b + 1) * block_size) as usize).min(n);
+        let count = range.len();
+        for position in range {
+            let i = order.map_or(position, |o| o[position]);
+            block.extend_from_slice(&data.labels[i].to_le_bytes());
+            for v in &data.features[i * dim..(i + 1) * dim] {
+                block.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let (w, offset) = writer.as_mut().expect("a shard is open");
+        w.write_all(&block)?;
+        index.blocks.push(BlockEntry {
+            shard: (index.shards.len() - 1) as u32,
+            offset: *offset,
+            length: block.len() as u64,
+            examples: count as u32,
+            crc32: crc32fast::hash(&block),
+        });
+        *offset += block.len() as u64;
+    }
+    if let Some((mut w, _)) = writer.take() {
+        w.flush()?;
+    }
+    let json = serde_json::to_string_pretty(&index)?;
+    crate::report::write_atomic(&dir.join("index.json"), json.as_bytes())?;
+    Ok(index)
+}
+
+/// An open shard set: its index and its files.
+pub struct ShardSet {
+    /// The folder.
+    pub dir: PathBuf,
+    /// The layout.
+    pub index: ShardIndex,
+    files: Vec<File>,
+}
+
+impl ShardSet {
+    /// Opens the shard set in `dir`, checking the index against the files.
+    pub fn open(dir: &Path) -> Result<ShardSet> {
+        let index_path = dir.join("index.json");
+        let text = std::fs::read_to_string(&index_path)
+            .with_context(|| format!("reading {}", index_path.display()))?;
+        let index: ShardIndex = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a shard index", index_path.display()))?;
+        if index.version != FORMAT_VERSION {
+            bail!(
+                "{}: format version {} (this tessera reads {FORMAT_VERSION}); rewrite the shards",
+                index_path.display(),
+                index.version
+            );
+        }
+        let mut files = Vec::new();
+        for name in &index.shards {
+            let path = dir.join(name);
+            files.push(
+                File::open(&path).with_context(|| format!("opening shard {}", path.display()))?,
+            );
+        }
+        let expected = index.examples.div_ceil(index.block_size.max(1));
+        if index.blocks.len() as u64 != expected {
+            bail!(
+                "{}: {} blocks listed for {} examples of block size {}",
+                index_path.display(),
+                index.blocks.len(),
+                index.examples,
+                index.block_size
+            );
+        }
+        for (b, block) in index.blocks.iter().enumerate() {
+            let file = files.get(block.shard as usize).with_context(|| {
+                format!(
+                    "{}: block {b} names shard {}",
+                    index_path.display(),
+                    block.shard
+                )
+            })?;
+            let size = file.metadata()?.len();
+            if block.offset + block.length > size {
+                bail!(
+                    "{}: block {b} ends at byte {} but the file has {size} bytes (truncated?); rewrite the shards",
+                    dir.join(&index.shards[block.shard as usize]).display(),
+                    block.offset + block.length
+                );
+            }
+        }
+        Ok(ShardSet {
+            dir: dir.to_path_buf(),
+            index,
+            files,
+        })
+    }
+
+    /// Reads block `b` with one request and checks its CRC-32.
+    pub fn read_block(&self, b: u64) -> Result<Vec<u8>> {
+        let entry = self.index.blocks.get(b as usize).with_context(|| {
+            format!(
+                "block {b} does not exist ({} blocks)",
+                self.index.blocks.len()
+            )
+        })?;
+        let mut bytes = vec![0u8; entry.length as usize];
+        let path = || self.dir.join(&self.index.shards[entry.shard as usize]);
+        self.files[entry.shard as usize]
+            .read_exact_at(&mut bytes, entry.offset)
+            .with_context(|| {
+                format!(
+                    "{}: reading block {b} at byte offset {}",
+                    path().display(),
+                    entry.offset
+                )
+            })?;
+        let crc = crc32fast::hash(&bytes);
+        if crc != entry.crc32 {
+            bail!(
+                "{}: block {b} at byte offset {} fails its checksum (stored {:08x}, read {crc:08x}): the shard is corrupt; rewrite it",
+                path().display(),
+                entry.offset,
+                entry.crc32
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// Reads the record of example `i` alone (a ranged request; records are
+    /// not checksummed one by one).
+    pub fn read_record(&self, i: u64) -> Result<Vec<u8>> {
+        let b = i / self.index.block_size;
+        let entry = self.index.blocks.get(b as usize).with_context(|| {
+            format!(
+                "example {i} does not exist ({} examples)",
+                self.index.examples
+            )
+        })?;
+        let offset = entry.offset + (i % self.index.block_size) * self.index.record_bytes;
+        let mut bytes = vec![0u8; self.index.record_bytes as usize];
+        self.files[entry.shard as usize]
+            .read_exact_at(&mut bytes, offset)
+            .with_context(|| {
+                format!(
+                    "{}: reading example {i} at byte offset {offset}",
+                    self.dir
+                        .join(&self.index.shards[entry.shard as usize])
+                        .display()
+                )
+            })?;
+        Ok(bytes)
+    }
+
+    /// Decodes a record into (label, features).
+    pub fn decode(&self, record: &[u8], features: &mut Vec<f32>) -> i64 {
+        let label = i64::from_le_bytes(record[..8].try_into().expect("8 bytes"));
+        features.extend(
+            record[8..]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))),
+        );
+        label
+    }
+
+    /// Reads the whole set back into memory, in stored order (checksums checked).
+    pub fn read_all(&self) -> Result<Dataset> {
+        let mut features = Vec::with_capacity(self.index.examples as usize * self.index.dim());
+        let mut labels = Vec::with_capacity(self.index.examples as usize);
+        for b in 0..self.index.blocks.len() as u64 {
+            let bytes = self.read_block(b)?;
+            for record in bytes.chunks_exact(self.index.record_bytes as usize) {
+                labels.push(self.decode(record, &mut features));
+            }
+        }
+        Ok(Dataset {
+            features,
+            shape: self.index.shape.clone(),
+            labels,
+            classes: self.index.classes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> Dataset {
+        crate::data::blobs(103, 3, 4, 2.0, 5).unwrap()
+    }
+
+    #[test]
+    fn round_trip_in_a_given_order_with_a_partial_last_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = data();
+        let order = d.order_by_label();
+        let index = write_shards(&d, Some(&order), &dir.path().join("s"), 10, 3).unwrap();
+        assert_eq!(index.blocks.len(), 11);
+        assert_eq!(index.shards.len(), 4);
+        assert_eq!(index.blocks[10].examples, 3);
+        let set = ShardSet::open(&dir.path().join("s")).unwrap();
+        assert_eq!(set.read_all().unwrap(), d.subset(&order));
+        let mut f = Vec::new();
+        let label = set.decode(&set.read_record(42).unwrap(), &mut f);
+        assert_eq!(
+            (label, f.as_slice()),
+            (
+                d.labels[order[42]],
+                &d.features[order[42] * 3..order[42] * 3 + 3]
+            )
+        );
+    }
+
+    #[test]
+    fn a_flipped_byte_fails_the_checksum_with_file_block_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        write_shards(&data(), None, &path, 10, 4).unwrap();
+        let shard = path.join("shard-00001.bin");
+        let mut bytes = std::fs::read(&shard).unwrap();
+        bytes[200] ^= 0x01; // block 5 (the second of shard 1, which starts at byte 200)
+        std::fs::write(&shard, bytes).unwrap();
+        let set = ShardSet::open(&path).unwrap();
+        assert!(set.read_block(4).is_ok());
+        let err = format!("{:#}", set.read_block(5).unwrap_err());
+        assert!(
+            err.contains("shard-00001.bin: block 5 at byte offset 200 fails its checksum"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn truncated_and_missing_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        write_shards(&data(), None, &path, 10, 4).unwrap();
+        let shard = path.join("shard-00002.bin");
+        let len = std::fs::metadata(&shard).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&shard)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
+        let err = format!("{:#}", ShardSet::open(&path).err().unwrap());
+        assert!(
+            err.contains("shard-00002.bin: block 10 ends at byte") && err.contains("truncated"),
+            "{err}"
+        );
+        std::fs::remove_file(&shard).unwrap();
+        let err = format!("{:#}", ShardSet::open(&path).err().unwrap());
+        assert!(
+            err.contains("opening shard") && err.contains("shard-00002.bin"),
+            "{err}"
+        );
+        assert!(
+            write_shards(&data(), None, &path, 10, 4).is_err(),
+            "never writes over a set"
+        );
+    }
+}

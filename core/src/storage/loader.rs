@@ -1,0 +1,385 @@
+//! Executes an example order against a shard set through a buffer of blocks.
+//!
+//! A reader thread pulls the order from the sampler chunk by chunk, decides
+//! which blocks must be read (a least-recently-used buffer of
+//! `buffer_blocks`), reads them — one request each — and sends them ahead
+//! through a bounded channel. The consumer replays the same buffer policy,
+//! so both agree on every block without talking about it; memory stays
+//! bounded by the buffer plus the channel's depth, whatever the dataset size.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use abi_stable::std_types::RVec;
+use anyhow::{anyhow, bail, Result};
+
+use super::cost::IoStats;
+use super::format::ShardSet;
+use crate::train::EpochOrder;
+
+/// How the loader reads a block that is not buffered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read the whole block with one request and keep it in the buffer.
+    Block,
+    /// Read only the example's record with one request (random access; no buffer).
+    Example,
+}
+
+impl std::str::FromStr for Access {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "block" => Ok(Access::Block),
+            "example" => Ok(Access::Example),
+            other => bail!("unknown storage access `{other}` (known: block, example)"),
+        }
+    }
+}
+
+/// The least-recently-used buffer policy both threads replay.
+struct LruPolicy<T> {
+    capacity: usize,
+    clock: u64,
+    entries: HashMap<u64, (u64, T)>,
+}
+
+impl<T> LruPolicy<T> {
+    fn new(capacity: usize) -> Self {
+        LruPolicy {
+            capacity: capacity.max(1),
+            clock: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Touches `block`; true if it was buffered.
+    fn touch(&mut self, block: u64) -> bool {
+        self.clock += 1;
+        match self.entries.get_mut(&block) {
+            Some(entry) => {
+                entry.0 = self.clock;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Buffers `block`, evicting the least recently used one if full.
+    fn insert(&mut self, block: u64, value: T) {
+        if self.entries.len() >= self.capacity {
+            if let Some(&oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(b, _)| b)
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.entries.insert(block, (self.clock, value));
+    }
+
+    fn get(&self, block: u64) -> Option<&T> {
+        self.entries.get(&block).map(|(_, v)| v)
+    }
+}
+
+/// What the reader thread sends: a chunk of the order with the data it needs.
+struct Piece {
+    ids: RVec<u64>,
+    /// Blocks read for this chunk, in the order the buffer policy loads them.
+    blocks: Vec<Arc<Vec<u8>>>,
+    /// Records read one by one (example access), one per id.
+    records: Vec<Vec<u8>>,
+}
+
+/// One example handed to training.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadedExample {
+    /// Its id (position in the shard set).
+    pub id: u64,
+    /// Its label.
+    pub label: i64,
+}
+
+/// Loads orders from a shard set.
+pub struct BlockLoader {
+    set: Arc<ShardSet>,
+    buffer_blocks: usize,
+    access: Access,
+    prefetch: usize,
+}
+
+impl BlockLoader {
+    /// A loader over `set` with a buffer of `buffer_blocks` blocks, reading
+    /// up to `prefetch` chunks ahead of training.
+    pub fn new(set: Arc<ShardSet>, buffer_blocks: usize, access: Access, prefetch: usize) -> Self {
+        BlockLoader {
+            set,
+            buffer_blocks: buffer_blocks.max(1),
+            access,
+            prefetch: prefetch.max(1),
+        }
+    }
+
+    /// The shard set.
+    pub fn set(&self) -> &ShardSet {
+        &self.set
+    }
+
+    /// Starts executing `order`: its reads run ahead on a background thread.
+    pub fn start(&self, mut order: Box<dyn EpochOrder + Send>) -> EpochReader {
+        let (tx, rx) = sync_channel::<Result<Piece>>(self.prefetch);
+        let set = self.set.clone();
+        let (capacity, access) = (self.buffer_blocks, self.access);
+        let reader = std::thread::spawn(move || {
+            let mut stats = IoStats::default();
+            let mut policy: LruPolicy<()> = LruPolicy::new(capacity);
+            let n = set.index.examples;
+            loop {
+                let piece = (|| -> Result<Option<Piece>> {
+                    let Some(ids) = order.next_chunk()? else {
+                        return Ok(None);
+                    };
+                    let mut piece = Piece {
+                        ids: RVec::new(),
+                        blocks: vec![],
+                        records: vec![],
+                    };
+                    for &id in ids.iter() {
+                        if id >= n {
+                            bail!("the sampler yielded example id {id}, outside 0..{n}");
+                        }
+                        let started = Instant::now();
+                        match access {
+                            Access::Block => {
+                                let block = id / set.index.block_size;
+                                if !policy.touch(block) {
+                                    let bytes = set.read_block(block)?;
+                                    stats.requests += 1;
+                                    stats.bytes += bytes.len() as u64;
+                                    piece.blocks.push(Arc::new(bytes));
+                                    policy.insert(block, ());
+                                }
+                            }
+                            Access::Example => {
+                                let record = set.read_record(id)?;
+                                stats.requests += 1;
+                                stats.bytes += record.len() as u64;
+                                piece.records.push(record);
+                            }
+                        }
+                        stats.read_seconds += started.elapsed().as_secs_f64();
+                    }
+                    piece.ids = ids;
+                    Ok(Some(piece))
+                })();
+                match piece {
+                    Ok(Some(p)) => {
+                        if tx.send(Ok(p)).is_err() {
+                            break; // the consumer stopped early
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+            stats
+        });
+        EpochReader {
+            set: self.set.clone(),
+            rx,
+            reader: Some(reader),
+            policy: LruPolicy::new(capacity),
+            access,
+            current: None,
+            position: 0,
+            next_block: 0,
+        }
+    }
+}
+
+/// The consumer side of one pass: yields examples in the order's order.
+pub struct EpochReader {
+    set: Arc<ShardSet>,
+    rx: Receiver<Result<Piece>>,
+    reader: Option<JoinHandle<IoStats>>,
+    policy: LruPolicy<Arc<Vec<u8>>>,
+    access: Access,
+    current: Option<Piece>,
+    position: usize,
+    next_block: usize,
+}
+
+impl EpochReader {
+    /// Appends up to `max` next examples: their features to `features`
+    /// (row-major) and returns their ids and labels; empty at the end.
+    pub fn next_examples(
+        &mut self,
+        max: usize,
+        features: &mut Vec<f32>,
+    ) -> Result<Vec<LoadedExample>> {
+        let mut out = Vec::with_capacity(max);
+        let record_bytes = self.set.index.record_bytes as usize;
+        let block_size = self.set.index.block_size;
+        while out.len() < max {
+            if self
+                .current
+                .as_ref()
+                .is_none_or(|p| self.position >= p.ids.len())
+            {
+                match self.rx.recv() {
+                    Ok(Ok(piece)) => {
+                        self.current = Some(piece);
+                        self.position = 0;
+                        self.next_block = 0;
+                        continue;
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => break, // the reader finished
+                }
+            }
+            let piece = self.current.as_ref().expect("a piece");
+            let id = piece.ids[self.position];
+            let label = match self.access {
+                Access::Block => {
+                    let block = id / block_size;
+                    if !self.policy.touch(block) {
+                        let bytes = piece
+                            .blocks
+                            .get(self.next_block)
+                            .ok_or_else(|| anyhow!("loader out of step at block {block}"))?
+                            .clone();
+                        self.next_block += 1;
+                        self.policy.insert(block, bytes);
+                    }
+                    let bytes = self.policy.get(block).expect("buffered");
+                    let start = (id % block_size) as usize * record_bytes;
+                    self.set
+                        .decode(&bytes[start..start + record_bytes], features)
+                }
+                Access::Example => self.set.decode(&piece.records[self.position], features),
+            };
+            out.push(LoadedExample { id, label });
+            self.position += 1;
+        }
+        Ok(out)
+    }
+
+    /// Ends the pass and returns its I/O.
+    pub fn finish(mut self) -> Result<IoStats> {
+        drop(std::mem::replace(&mut self.rx, sync_channel(1).1));
+        self.reader
+            .take()
+            .expect("started")
+            .join()
+            .map_err(|_| anyhow!("the storage reader thread panicked"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::write_shards;
+
+    struct VecOrder(Vec<Vec<u64>>);
+
+    impl EpochOrder for VecOrder {
+        fn next_chunk(&mut self) -> Result<Option<RVec<u64>>> {
+            Ok(if self.0.is_empty() {
+                None
+            } else {
+                Some(self.0.remove(0).into())
+            })
+        }
+    }
+
+    fn set(dir: &std::path::Path) -> (crate::data::Dataset, Arc<ShardSet>) {
+        let d = crate::data::blobs(100, 2, 2, 2.0, 1).unwrap();
+        write_shards(&d, None, &dir.join("s"), 10, 3).unwrap();
+        (d, Arc::new(ShardSet::open(&dir.join("s")).unwrap()))
+    }
+
+    fn run(loader: &BlockLoader, chunks: Vec<Vec<u64>>) -> (Vec<u64>, Vec<f32>, IoStats) {
+        let mut reader = loader.start(Box::new(VecOrder(chunks)));
+        let (mut ids, mut features) = (vec![], vec![]);
+        loop {
+            let got = reader.next_examples(7, &mut features).unwrap();
+            if got.is_empty() {
+                break;
+            }
+            ids.extend(got.iter().map(|e| e.id));
+        }
+        (ids, features, reader.finish().unwrap())
+    }
+
+    #[test]
+    fn a_sequential_pass_reads_each_block_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, set) = set(dir.path());
+        let loader = BlockLoader::new(set, 1, Access::Block, 2);
+        let (ids, features, io) = run(&loader, vec![(0..60).collect(), (60..100).collect()]);
+        assert_eq!(ids, (0..100).collect::<Vec<_>>());
+        assert_eq!(features, d.features);
+        assert_eq!((io.requests, io.bytes), (10, 100 * 16));
+    }
+
+    #[test]
+    fn io_counts_follow_the_buffer_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, set) = set(dir.path());
+        // Alternating between blocks 0 and 5: a 1-block buffer re-reads on
+        // every switch, a 2-block buffer reads each once.
+        let order: Vec<u64> = (0..10).flat_map(|i| [i, 50 + i]).collect();
+        let (ids, features, io) = run(
+            &BlockLoader::new(set.clone(), 1, Access::Block, 1),
+            vec![order.clone()],
+        );
+        assert_eq!(io.requests, 20);
+        assert_eq!(ids, order);
+        assert_eq!(&features[2..4], &d.features[100..102], "example 50 decoded");
+        let (_, _, io) = run(
+            &BlockLoader::new(set.clone(), 2, Access::Block, 1),
+            vec![order.clone()],
+        );
+        assert_eq!((io.requests, io.bytes), (2, 2 * 10 * 16));
+        // Example access: one small request per example.
+        let (ids2, features2, io) = run(
+            &BlockLoader::new(set, 2, Access::Example, 1),
+            vec![order.clone()],
+        );
+        assert_eq!((io.requests, io.bytes), (20, 20 * 16));
+        assert_eq!((ids2, features2), (ids, features));
+    }
+
+    #[test]
+    fn a_bad_id_or_a_corrupt_block_stops_the_pass_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, set) = set(dir.path());
+        let loader = BlockLoader::new(set, 2, Access::Block, 1);
+        let mut reader = loader.start(Box::new(VecOrder(vec![vec![1, 500]])));
+        let err = reader.next_examples(10, &mut vec![]).unwrap_err();
+        assert!(
+            err.to_string().contains("example id 500, outside 0..100"),
+            "{err}"
+        );
+        let shard = dir.path().join("s/shard-00000.bin");
+        let mut bytes = std::fs::read(&shard).unwrap();
+        bytes[170] ^= 0xff;
+        std::fs::write(&shard, bytes).unwrap();
+        let mut reader = loader.start(Box::new(VecOrder(vec![vec![0, 15]])));
+        let err = format!("{:#}", reader.next_examples(10, &mut vec![]).unwrap_err());
+        assert!(
+            err.contains("block 1 at byte offset 160 fails its checksum"),
+            "{err}"
+        );
+    }
+}
