@@ -15,13 +15,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", version_py.display());
     let text = std::fs::read_to_string(&version_py).unwrap_or_default();
     if let Some(line) = text.lines().find(|l| l.starts_with("__version__")) {
-        let version = line
-            .split(['\'', '"'])
-            .nth(1)
-            .unwrap_or("")
-            .split('+')
-            .next()
-            .unwrap_or("");
+        let version = line.split(['\'', '"']).nth(1).unwrap_or("").split('+').next().unwrap_or("");
         println!("cargo:rustc-env=TESSERA_SDK_LIBTORCH_VERSION={version}");
     }
 }

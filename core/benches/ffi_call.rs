@@ -17,11 +17,7 @@ fn baselines_library() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile = exe.parent().and_then(|d| d.parent()).unwrap();
     let path = profile.join(library_file_name("tessera_baselines"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make build` first",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
     path
 }
 
@@ -34,11 +30,7 @@ fn bench(c: &mut Criterion) {
     let mut registry = Registry::new();
     registry.load_file(&baselines_library()).unwrap();
     let ctx = CallContext::new(0, Arc::new(AtomicBool::new(false)));
-    let layout = StorageLayout {
-        examples: u64::MAX / 2,
-        block_size: 64,
-        bytes_per_example: 8,
-    };
+    let layout = StorageLayout { examples: u64::MAX / 2, block_size: 64, bytes_per_example: 8 };
     let calls = 10_000u64;
 
     for chunk in [1u64, 4096] {
@@ -55,9 +47,7 @@ fn bench(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
-        let mut sampler = registry
-            .new_sampler("baselines.sequential", &format!("chunk = {chunk}"))
-            .unwrap();
+        let mut sampler = registry.new_sampler("baselines.sequential", &format!("chunk = {chunk}")).unwrap();
         group.bench_function("sabi_trait_plugin", |b| {
             b.iter_batched(
                 || sampler.epoch_order(&layout, 0, &ctx).unwrap(),

@@ -38,11 +38,7 @@ impl Graph {
         for u in 0..n as usize {
             targets[offsets[u] as usize..offsets[u + 1] as usize].sort_unstable();
         }
-        Ok(Graph {
-            offsets,
-            targets,
-            probabilities: vec![0.0; edges.len()],
-        })
+        Ok(Graph { offsets, targets, probabilities: vec![0.0; edges.len()] })
     }
 
     /// Number of nodes n.
@@ -131,10 +127,7 @@ pub fn spread(graph: &Graph, seeds: &[u32], simulations: u32, seed: u64) -> Spre
             }
         }
         while let Some(u) = frontier.pop() {
-            let (a, b) = (
-                graph.offsets[u as usize] as usize,
-                graph.offsets[u as usize + 1] as usize,
-            );
+            let (a, b) = (graph.offsets[u as usize] as usize, graph.offsets[u as usize + 1] as usize);
             for e in a..b {
                 let v = graph.targets[e] as usize;
                 if active[v] != sim && rng.next_f64() < graph.probabilities[e] as f64 {
@@ -150,10 +143,7 @@ pub fn spread(graph: &Graph, seeds: &[u32], simulations: u32, seed: u64) -> Spre
     let k = simulations.max(1) as f64;
     let mean = sum / k;
     let var = (sum_sq / k - mean * mean).max(0.0) * k / (k - 1.0).max(1.0);
-    SpreadEstimate {
-        mean,
-        ci95: 1.96 * (var / k).sqrt(),
-    }
+    SpreadEstimate { mean, ci95: 1.96 * (var / k).sqrt() }
 }
 
 #[cfg(test)]

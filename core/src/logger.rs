@@ -24,12 +24,7 @@ impl Log for HostLogger {
     }
 
     fn log(&self, record: &Record) {
-        let line = format!(
-            "[{:<5} {}] {}",
-            record.level(),
-            record.target(),
-            record.args()
-        );
+        let line = format!("[{:<5} {}] {}", record.level(), record.target(), record.args());
         if let Ok(mut file) = self.file.lock() {
             if let Some(f) = file.as_mut() {
                 if record.level() <= LevelFilter::Debug {

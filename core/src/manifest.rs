@@ -175,17 +175,48 @@ impl Default for DataConfig {
     }
 }
 
-/// `[storage]`: how the training split is laid out in blocks.
+/// `[storage]`: how the training split is laid out and read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Examples per block (one storage request).
     pub block_size: u64,
+    /// `memory`: train from tensors in memory, counting the I/O a block
+    /// buffer would do; `shards`: write the split as shards and read every
+    /// epoch from disk through the block loader.
+    pub mode: String,
+    /// The cost model: `local-ssd`, `hdd` or `cloud` (20 ms, 100 MB/s).
+    pub preset: String,
+    /// Blocks the loader's buffer holds (least recently used goes first).
+    pub buffer_blocks: usize,
+    /// Blocks buffered during a sampler's offline pass (default: `buffer_blocks`).
+    pub offline_buffer_blocks: Option<usize>,
+    /// `block`: read whole blocks; `example`: one ranged request per example.
+    pub access: String,
+    /// Chunks of the order the reader thread may run ahead (`shards`).
+    pub prefetch: usize,
+    /// Blocks per shard file (`shards`).
+    pub blocks_per_shard: u64,
+    /// Where the shards go, relative to the manifest (default: the run folder).
+    pub dir: Option<String>,
+    /// Keep the shards after the run.
+    pub keep: bool,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { block_size: 32 }
+        StorageConfig {
+            block_size: 32,
+            mode: "memory".into(),
+            preset: "cloud".into(),
+            buffer_blocks: 1,
+            offline_buffer_blocks: None,
+            access: "block".into(),
+            prefetch: 4,
+            blocks_per_shard: 64,
+            dir: None,
+            keep: false,
+        }
     }
 }
 
@@ -201,10 +232,7 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig {
-            kind: "mlp".into(),
-            hidden: vec![64],
-        }
+        ModelConfig { kind: "mlp".into(), hidden: vec![64] }
     }
 }
 
@@ -366,14 +394,9 @@ pub struct Override {
 impl Override {
     /// Parses `KEY=VALUE`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (key, value) = text
-            .split_once('=')
-            .ok_or_else(|| format!("--set {text}: expected KEY=VALUE, e.g. train.lr=0.1"))?;
-        let key: Vec<String> = key
-            .trim()
-            .split('.')
-            .map(|s| s.trim().to_string())
-            .collect();
+        let (key, value) =
+            text.split_once('=').ok_or_else(|| format!("--set {text}: expected KEY=VALUE, e.g. train.lr=0.1"))?;
+        let key: Vec<String> = key.trim().split('.').map(|s| s.trim().to_string()).collect();
         if key.iter().any(String::is_empty) {
             return Err(format!("--set {text}: empty key segment"));
         }
@@ -382,11 +405,7 @@ impl Override {
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value_text.to_string()));
-        Ok(Override {
-            key,
-            value,
-            text: text.to_string(),
-        })
+        Ok(Override { key, value, text: text.to_string() })
     }
 }
 
@@ -427,10 +446,7 @@ fn key_path_text(steps: &[Step]) -> String {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
-        + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
     (line, col)
 }
 
@@ -481,9 +497,7 @@ fn merge_into(base: &mut toml::Table, over: &toml::Table) {
     for (key, value) in over {
         let replace_whole = COMPONENT_TABLES.iter().any(|(k, _)| k == key) || key == "metric";
         match (base.get_mut(key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) if !replace_whole => {
-                merge_into(b, o)
-            }
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) if !replace_whole => merge_into(b, o),
             _ => {
                 base.insert(key.clone(), value.clone());
             }
@@ -495,9 +509,7 @@ fn set_path(table: &mut toml::Table, key: &[String], value: toml::Value) -> Resu
     let (last, parents) = key.split_last().expect("non-empty key");
     let mut current = table;
     for part in parents {
-        let entry = current
-            .entry(part.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = current.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         current = match entry {
             toml::Value::Table(t) => t,
             _ => return Err(format!("`{part}` is not a table")),
@@ -509,12 +521,7 @@ fn set_path(table: &mut toml::Table, key: &[String], value: toml::Value) -> Resu
 
 /// The backticked words of a serde message (e.g. the expected field names).
 fn backticked(message: &str) -> Vec<String> {
-    message
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect()
+    message.split('`').skip(1).step_by(2).map(str::to_string).collect()
 }
 
 impl Manifest {
@@ -534,31 +541,19 @@ impl Manifest {
 
     /// Parses manifest `text`, reporting errors against `path`.
     pub fn parse(path: &Path, text: String) -> Result<Manifest, Diagnostics> {
-        let diag =
-            |location, key: Option<String>, message: String, hint: Option<String>| Diagnostic {
-                file: path.to_path_buf(),
-                location,
-                key,
-                message,
-                hint,
-            };
+        let diag = |location, key: Option<String>, message: String, hint: Option<String>| Diagnostic {
+            file: path.to_path_buf(),
+            location,
+            key,
+            message,
+            hint,
+        };
         let document = toml_edit::ImDocument::parse(text.clone()).map_err(|e| {
             let location = e.span().map(|s| line_col(&text, s.start));
-            Diagnostics(vec![diag(
-                location,
-                None,
-                format!("invalid TOML: {}", e.message().trim()),
-                None,
-            )])
+            Diagnostics(vec![diag(location, None, format!("invalid TOML: {}", e.message().trim()), None)])
         })?;
-        let mut base: toml::Table = toml::from_str(&text).map_err(|e| {
-            Diagnostics(vec![diag(
-                None,
-                None,
-                format!("invalid TOML: {}", e.message().trim()),
-                None,
-            )])
-        })?;
+        let mut base: toml::Table = toml::from_str(&text)
+            .map_err(|e| Diagnostics(vec![diag(None, None, format!("invalid TOML: {}", e.message().trim()), None)]))?;
         let mut variants = Vec::new();
         let mut errors = Vec::new();
         let mut names = BTreeSet::new();
@@ -567,8 +562,7 @@ impl Manifest {
             Some(toml::Value::Array(items)) => {
                 for (i, item) in items.into_iter().enumerate() {
                     let steps = [Step::Key("variant".into()), Step::Index(i)];
-                    let location =
-                        span_in(document.as_item(), &steps).map(|s| line_col(&text, s.start));
+                    let location = span_in(document.as_item(), &steps).map(|s| line_col(&text, s.start));
                     let toml::Value::Table(mut table) = item else {
                         errors.push(diag(
                             location,
@@ -593,8 +587,7 @@ impl Manifest {
                     if !names.insert(name.clone()) {
                         let mut at = steps.to_vec();
                         at.push(Step::Key("name".into()));
-                        let location =
-                            span_in(document.as_item(), &at).map(|s| line_col(&text, s.start));
+                        let location = span_in(document.as_item(), &at).map(|s| line_col(&text, s.start));
                         errors.push(diag(
                             location,
                             Some(key_path_text(&at)),
@@ -615,21 +608,12 @@ impl Manifest {
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
-        Ok(Manifest {
-            path: path.to_path_buf(),
-            text,
-            document,
-            base,
-            variants,
-        })
+        Ok(Manifest { path: path.to_path_buf(), text, document, base, variants })
     }
 
     /// The folder the manifest is in (relative paths resolve against it).
     pub fn dir(&self) -> PathBuf {
-        self.path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
     }
 
     /// The experiment's name: `[experiment] name`, or the file stem.
@@ -640,10 +624,7 @@ impl Manifest {
             .and_then(|n| n.as_str())
             .map(str::to_string)
             .unwrap_or_else(|| {
-                self.path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "experiment".into())
+                self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "experiment".into())
             })
     }
 
@@ -654,12 +635,7 @@ impl Manifest {
             .get("experiment")
             .and_then(|e| e.get("plugin_paths"))
             .and_then(|p| p.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str())
-                    .map(|p| dir.join(p))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|v| v.as_str()).map(|p| dir.join(p)).collect())
             .unwrap_or_default()
     }
 
@@ -714,8 +690,7 @@ impl Manifest {
                 return (key_path_text(&steps), Some(loc));
             }
         }
-        let fallback =
-            index.and_then(|i| self.locate_steps(&[Step::Key("variant".into()), Step::Index(i)]));
+        let fallback = index.and_then(|i| self.locate_steps(&[Step::Key("variant".into()), Step::Index(i)]));
         (key_path_text(&steps), fallback)
     }
 
@@ -729,35 +704,18 @@ impl Manifest {
         message: String,
         hint: Option<String>,
     ) -> Diagnostic {
-        if let Some(o) = overrides
-            .iter()
-            .find(|o| key == o.key.join(".") || key.starts_with(&format!("{}.", o.key.join("."))))
+        if let Some(o) =
+            overrides.iter().find(|o| key == o.key.join(".") || key.starts_with(&format!("{}.", o.key.join("."))))
         {
             let message = format!("--set {}: {message}", o.text);
-            return Diagnostic {
-                file: self.path.clone(),
-                location: None,
-                key: Some(key.to_string()),
-                message,
-                hint,
-            };
+            return Diagnostic { file: self.path.clone(), location: None, key: Some(key.to_string()), message, hint };
         }
         let (key, location) = self.locate(index, key);
-        Diagnostic {
-            file: self.path.clone(),
-            location,
-            key: Some(key),
-            message,
-            hint,
-        }
+        Diagnostic { file: self.path.clone(), location, key: Some(key), message, hint }
     }
 
     /// The merged table of variant `index` with `overrides` applied.
-    pub fn merged_table(
-        &self,
-        index: Option<usize>,
-        overrides: &[Override],
-    ) -> Result<toml::Table, Diagnostic> {
+    pub fn merged_table(&self, index: Option<usize>, overrides: &[Override]) -> Result<toml::Table, Diagnostic> {
         let mut table = self.base.clone();
         if let Some(i) = index {
             merge_into(&mut table, &self.variants[i].1);
@@ -776,11 +734,8 @@ impl Manifest {
 
     /// Resolves every variant; all problems are reported together.
     pub fn variants(&self, overrides: &[Override]) -> Result<Vec<Variant>, Diagnostics> {
-        let indices: Vec<Option<usize>> = if self.variants.is_empty() {
-            vec![None]
-        } else {
-            (0..self.variants.len()).map(Some).collect()
-        };
+        let indices: Vec<Option<usize>> =
+            if self.variants.is_empty() { vec![None] } else { (0..self.variants.len()).map(Some).collect() };
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for index in indices {
@@ -798,24 +753,16 @@ impl Manifest {
     }
 
     /// Resolves variant `index` (None: the base alone).
-    pub fn variant(
-        &self,
-        index: Option<usize>,
-        overrides: &[Override],
-    ) -> Result<Variant, Diagnostics> {
+    pub fn variant(&self, index: Option<usize>, overrides: &[Override]) -> Result<Variant, Diagnostics> {
         let name = match index {
             Some(i) => self.variants[i].0.clone(),
             None => self.name(),
         };
-        let mut table = self
-            .merged_table(index, overrides)
-            .map_err(|d| Diagnostics(vec![d]))?;
+        let mut table = self.merged_table(index, overrides).map_err(|d| Diagnostics(vec![d]))?;
         let mut errors = Vec::new();
         let mut take_component = |table: &mut toml::Table, key: &str| -> Option<ComponentSpec> {
             let value = table.remove(key)?;
-            component_spec(value, key)
-                .map_err(|m| errors.push(self.diagnostic(index, overrides, key, m, None)))
-                .ok()
+            component_spec(value, key).map_err(|m| errors.push(self.diagnostic(index, overrides, key, m, None))).ok()
         };
         let sampler = take_component(&mut table, "sampler");
         let finetuner = take_component(&mut table, "finetuner");
@@ -842,45 +789,32 @@ impl Manifest {
         }
         // The recorded provenance of a resolved manifest is not a setting.
         table.remove("plugin");
-        let settings =
-            match serde_path_to_error::deserialize::<_, Settings>(toml::Value::Table(table)) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    let mut key = e.path().to_string();
-                    let message = e.inner().message().trim().to_string();
-                    let mut hint = None;
-                    if message.starts_with("unknown field") {
-                        let words = backticked(&message);
-                        if let Some((unknown, expected)) = words.split_first() {
-                            if !key.ends_with(unknown.as_str()) {
-                                key = if key == "." || key.is_empty() {
-                                    unknown.clone()
-                                } else {
-                                    format!("{key}.{unknown}")
-                                };
-                            }
-                            hint = closest(unknown, expected.iter().map(String::as_str))
-                                .map(|b| format!("did you mean `{b}`?"))
-                                .or_else(|| {
-                                    (!expected.is_empty())
-                                        .then(|| format!("known keys: {}", expected.join(", ")))
-                                });
+        let settings = match serde_path_to_error::deserialize::<_, Settings>(toml::Value::Table(table)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let mut key = e.path().to_string();
+                let message = e.inner().message().trim().to_string();
+                let mut hint = None;
+                if message.starts_with("unknown field") {
+                    let words = backticked(&message);
+                    if let Some((unknown, expected)) = words.split_first() {
+                        if !key.ends_with(unknown.as_str()) {
+                            key =
+                                if key == "." || key.is_empty() { unknown.clone() } else { format!("{key}.{unknown}") };
                         }
+                        hint = closest(unknown, expected.iter().map(String::as_str))
+                            .map(|b| format!("did you mean `{b}`?"))
+                            .or_else(|| (!expected.is_empty()).then(|| format!("known keys: {}", expected.join(", "))));
                     }
-                    errors.push(self.diagnostic(index, overrides, &key, message, hint));
-                    None
                 }
-            };
+                errors.push(self.diagnostic(index, overrides, &key, message, hint));
+                None
+            }
+        };
         match settings {
-            Some(settings) if errors.is_empty() => Ok(Variant {
-                name,
-                index,
-                settings,
-                sampler,
-                finetuner,
-                objective,
-                metrics,
-            }),
+            Some(settings) if errors.is_empty() => {
+                Ok(Variant { name, index, settings, sampler, finetuner, objective, metrics })
+            }
             _ => Err(Diagnostics(errors)),
         }
     }
@@ -888,19 +822,11 @@ impl Manifest {
 
 fn component_spec(value: toml::Value, key: &str) -> Result<ComponentSpec, String> {
     let toml::Value::Table(mut params) = value else {
-        return Err(format!(
-            "`{key}` must be a table with `use = \"plugin.component\"`"
-        ));
+        return Err(format!("`{key}` must be a table with `use = \"plugin.component\"`"));
     };
     match params.remove("use") {
-        Some(toml::Value::String(id)) => Ok(ComponentSpec {
-            id,
-            params,
-            key: key.to_string(),
-        }),
-        _ => Err(format!(
-            "`{key}` needs `use = \"plugin.component\"`, e.g. use = \"baselines.accuracy\""
-        )),
+        Some(toml::Value::String(id)) => Ok(ComponentSpec { id, params, key: key.to_string() }),
+        _ => Err(format!("`{key}` needs `use = \"plugin.component\"`, e.g. use = \"baselines.accuracy\"")),
     }
 }
 
@@ -943,17 +869,11 @@ lr = 0.5
         assert_eq!(vs.len(), 2);
         assert_eq!(vs[0].settings.train.lr, 0.1);
         assert_eq!(vs[1].settings.train.lr, 0.5);
-        assert_eq!(
-            vs[1].settings.train.epochs, 2,
-            "untouched keys come from the base"
-        );
+        assert_eq!(vs[1].settings.train.epochs, 2, "untouched keys come from the base");
         assert_eq!(vs[0].sampler.as_ref().unwrap().id, "baselines.sequential");
         let b = vs[1].sampler.as_ref().unwrap();
         assert_eq!(
-            (
-                b.id.as_str(),
-                b.params.get("chunk").and_then(|v| v.as_integer())
-            ),
+            (b.id.as_str(), b.params.get("chunk").and_then(|v| v.as_integer())),
             ("baselines.full-shuffle", Some(8))
         );
         assert_eq!(vs[1].metrics.len(), 1);
@@ -982,11 +902,7 @@ lr = 0.5
         let line = text.lines().position(|l| l.starts_with("lrr")).unwrap() + 1;
         assert_eq!(d.location, Some((line, 1)));
         assert_eq!(d.hint.as_deref(), Some("did you mean `lr`?"));
-        assert!(
-            d.to_string()
-                .starts_with(&format!("m.toml:{line}:1: error: unknown field `lrr`")),
-            "{d}"
-        );
+        assert!(d.to_string().starts_with(&format!("m.toml:{line}:1: error: unknown field `lrr`")), "{d}");
     }
 
     #[test]
@@ -1002,9 +918,7 @@ lr = 0.5
     fn syntax_errors_and_bad_variants_are_reported() {
         let err = manifest("[train\nlr = 1").err().unwrap();
         assert_eq!(err.0[0].location.map(|l| l.0), Some(1));
-        let err = manifest("[[variant]]\nname = \"x\"\n[[variant]]\nname = \"x\"\n")
-            .err()
-            .unwrap();
+        let err = manifest("[[variant]]\nname = \"x\"\n[[variant]]\nname = \"x\"\n").err().unwrap();
         assert!(err.0[0].message.contains("two variants are named `x`"));
         assert_eq!(err.0[0].location, Some((4, 1)));
         let err = manifest("[[variant]]\nseed = 1\n").err().unwrap();
@@ -1013,11 +927,7 @@ lr = 0.5
 
     #[test]
     fn a_component_without_use_is_an_error() {
-        let err = manifest("[sampler]\nchunk = 3\n")
-            .unwrap()
-            .variants(&[])
-            .err()
-            .unwrap();
+        let err = manifest("[sampler]\nchunk = 3\n").unwrap().variants(&[]).err().unwrap();
         assert!(err.0[0].message.contains("needs `use"));
         assert_eq!(err.0[0].location, Some((1, 2)));
     }
@@ -1025,34 +935,16 @@ lr = 0.5
     #[test]
     fn a_bad_override_is_blamed_on_the_override() {
         let m = manifest(TEXT).unwrap();
-        let err = m
-            .variants(&[Override::parse("train.lrr=3").unwrap()])
-            .err()
-            .unwrap();
+        let err = m.variants(&[Override::parse("train.lrr=3").unwrap()]).err().unwrap();
         assert_eq!(err.0[0].location, None);
-        assert!(
-            err.0[0]
-                .message
-                .starts_with("--set train.lrr=3: unknown field `lrr`"),
-            "{}",
-            err.0[0]
-        );
+        assert!(err.0[0].message.starts_with("--set train.lrr=3: unknown field `lrr`"), "{}", err.0[0]);
     }
 
     #[test]
     fn override_values_are_typed() {
-        assert_eq!(
-            Override::parse("train.lr=0.5").unwrap().value,
-            toml::Value::Float(0.5)
-        );
-        assert_eq!(
-            Override::parse("train.epochs = 3").unwrap().value,
-            toml::Value::Integer(3)
-        );
-        assert_eq!(
-            Override::parse("data.source=blobs").unwrap().value,
-            toml::Value::String("blobs".into())
-        );
+        assert_eq!(Override::parse("train.lr=0.5").unwrap().value, toml::Value::Float(0.5));
+        assert_eq!(Override::parse("train.epochs = 3").unwrap().value, toml::Value::Integer(3));
+        assert_eq!(Override::parse("data.source=blobs").unwrap().value, toml::Value::String("blobs".into()));
         assert!(Override::parse("train.lr").is_err());
     }
 }

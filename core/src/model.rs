@@ -17,13 +17,7 @@ pub struct Mlp {
 impl Mlp {
     /// An MLP from `input` features to `classes` logits, initialized from
     /// `seed` alone (not libtorch's global generator, which concurrent runs share).
-    pub fn new(
-        config: &ModelConfig,
-        input: i64,
-        classes: i64,
-        device: Device,
-        seed: u64,
-    ) -> Result<Self> {
+    pub fn new(config: &ModelConfig, input: i64, classes: i64, device: Device, seed: u64) -> Result<Self> {
         if config.kind != "mlp" {
             bail!("unknown model kind `{}` (known: mlp)", config.kind);
         }
@@ -35,12 +29,7 @@ impl Mlp {
                 bail!("model.hidden[{i}] must be positive");
             }
             let name = format!("layer{i}");
-            blocks.push((
-                name.clone(),
-                nn::linear(vs.root() / name.as_str(), width, h, Default::default()),
-                width,
-                h,
-            ));
+            blocks.push((name.clone(), nn::linear(vs.root() / name.as_str(), width, h, Default::default()), width, h));
             width = h;
         }
         blocks.push((
@@ -65,12 +54,9 @@ impl Mlp {
                 let block = name.split('.').next().unwrap_or("");
                 let fan_in = self.blocks.iter().find(|b| b.0 == block).map_or(1, |b| b.2);
                 let bound = 1.0 / (fan_in as f64).sqrt();
-                let values: Vec<f32> = (0..var.numel())
-                    .map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32)
-                    .collect();
-                let init = Tensor::from_slice(&values)
-                    .view(var.size().as_slice())
-                    .to_device(var.device());
+                let values: Vec<f32> =
+                    (0..var.numel()).map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32).collect();
+                let init = Tensor::from_slice(&values).view(var.size().as_slice()).to_device(var.device());
                 var.copy_(&init);
             }
         });
@@ -87,11 +73,7 @@ impl Mlp {
 
     /// Logits.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.blocks
-            .last()
-            .expect("head")
-            .1
-            .forward(&self.features(x))
+        self.blocks.last().expect("head").1.forward(&self.features(x))
     }
 
     /// The named blocks, from input to head.
@@ -111,16 +93,11 @@ impl Mlp {
     /// Makes exactly the blocks at `positions` trainable; freezes the rest.
     pub fn set_trainable(&mut self, positions: &[u32]) -> Result<()> {
         if let Some(&bad) = positions.iter().find(|&&p| p as usize >= self.blocks.len()) {
-            bail!(
-                "layer position {bad} does not exist (the model has {} blocks)",
-                self.blocks.len()
-            );
+            bail!("layer position {bad} does not exist (the model has {} blocks)", self.blocks.len());
         }
         for (name, var) in self.vs.variables() {
             let block = name.split('.').next().unwrap_or("");
-            let train = positions
-                .iter()
-                .any(|&p| self.blocks[p as usize].0 == block);
+            let train = positions.iter().any(|&p| self.blocks[p as usize].0 == block);
             let _ = var.set_requires_grad(train);
         }
         Ok(())
@@ -128,11 +105,6 @@ impl Mlp {
 
     /// Number of parameters that train.
     pub fn trainable_parameters(&self) -> i64 {
-        self.vs
-            .variables()
-            .values()
-            .filter(|v| v.requires_grad())
-            .map(|v| v.numel() as i64)
-            .sum()
+        self.vs.variables().values().filter(|v| v.requires_grad()).map(|v| v.numel() as i64).sum()
     }
 }

@@ -14,13 +14,11 @@ use std::sync::Arc;
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RStr, RVec};
 use tessera_sdk::ffi::{
-    FinetunerBox, GraphObjectiveBox, HostServices, MetricBox, OracleServices, OrderStreamBox,
-    SamplerBox,
+    FinetunerBox, GraphObjectiveBox, HostServices, MetricBox, OracleServices, OrderStreamBox, SamplerBox,
 };
 use tessera_sdk::{
-    Checkpoint, ComponentInfo, ComponentKind, ErrorKind, GraphView, HostLogger, LayerInfo,
-    Observation, ObservationRequest, PluginError, PluginInfo, PluginModRef, Report, SeedChoice,
-    Selection, StorageLayout,
+    Checkpoint, ComponentInfo, ComponentKind, ErrorKind, GraphView, HostLogger, LayerInfo, Observation,
+    ObservationRequest, PluginError, PluginInfo, PluginModRef, Report, SeedChoice, Selection, StorageLayout,
 };
 
 /// The SDK version this host was built with.
@@ -28,11 +26,7 @@ pub const HOST_SDK_VERSION: &str = tessera_sdk::SDK_VERSION;
 
 /// The platform's file name for plugin `stem`: `libtessera_<stem>.so` on Linux.
 pub fn library_file_name(stem: &str) -> String {
-    format!(
-        "{}{stem}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    )
+    format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
 }
 
 /// Whether a file in a search folder is taken for a plugin: a dynamic library
@@ -53,24 +47,11 @@ pub enum LoadError {
     /// Built against an incompatible tessera-sdk version.
     SdkVersion { path: PathBuf, plugin_sdk: String },
     /// Same version, but the types differ (built against a modified SDK).
-    Layout {
-        path: PathBuf,
-        plugin_sdk: String,
-        summary: Vec<String>,
-        full: String,
-    },
+    Layout { path: PathBuf, plugin_sdk: String, summary: Vec<String>, full: String },
     /// Built against another libtorch than the host's.
-    Libtorch {
-        path: PathBuf,
-        plugin: String,
-        plugin_libtorch: String,
-    },
+    Libtorch { path: PathBuf, plugin: String, plugin_libtorch: String },
     /// Two libraries provide the same plugin name.
-    Duplicate {
-        name: String,
-        first: PathBuf,
-        second: PathBuf,
-    },
+    Duplicate { name: String, first: PathBuf, second: PathBuf },
     /// Anything else abi_stable reports.
     Other { path: PathBuf, message: String },
 }
@@ -80,23 +61,13 @@ pub enum LoadError {
 /// least the host's; from 1.0 the same major and a minor at least the host's).
 pub fn sdk_compatible(host: &str, plugin: &str) -> bool {
     let parse = |v: &str| -> Option<(u64, u64, u64)> {
-        let mut parts = v.split('.').map(|p| {
-            p.split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap_or("")
-                .parse::<u64>()
-        });
-        Some((
-            parts.next()?.ok()?,
-            parts.next()?.ok()?,
-            parts.next()?.ok()?,
-        ))
+        let mut parts =
+            v.split('.').map(|p| p.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("").parse::<u64>());
+        Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
     };
     match (parse(host), parse(plugin)) {
         (Some((0, hm, hp)), Some((0, pm, pp))) => hm == pm && hp <= pp,
-        (Some((h_major, h_minor, _)), Some((p_major, p_minor, _))) => {
-            h_major == p_major && h_minor <= p_minor
-        }
+        (Some((h_major, h_minor, _)), Some((p_major, p_minor, _))) => h_major == p_major && h_minor <= p_minor,
         _ => false,
     }
 }
@@ -107,10 +78,7 @@ fn sdk_minor(version: &str) -> String {
 
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let rebuild = format!(
-            "rebuild it against tessera-sdk {}",
-            sdk_minor(HOST_SDK_VERSION)
-        );
+        let rebuild = format!("rebuild it against tessera-sdk {}", sdk_minor(HOST_SDK_VERSION));
         match self {
             LoadError::Open { path, reason } => write!(f, "cannot open plugin library {}: {reason}", path.display()),
             LoadError::NotAPlugin { path } => write!(
@@ -191,10 +159,7 @@ impl LoadedPlugin {
 
     /// The component `name` of `kind`, if the plugin has it.
     pub fn component(&self, kind: ComponentKind, name: &str) -> Option<&ComponentInfo> {
-        self.info
-            .components
-            .iter()
-            .find(|c| c.kind == kind && c.name.as_str() == name)
+        self.info.components.iter().find(|c| c.kind == kind && c.name.as_str() == name)
     }
 }
 
@@ -211,11 +176,7 @@ pub struct Registry {
 
 fn layout_summary(dump: &str) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
-    for line in dump
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("Error:") || l.contains("Error:"))
-    {
+    for line in dump.lines().map(str::trim).filter(|l| l.starts_with("Error:") || l.contains("Error:")) {
         if !lines.iter().any(|l| l == line) {
             lines.push(line.to_string());
         }
@@ -245,68 +206,43 @@ impl Registry {
     /// Loads the library at `path` (a second load of the same file is a no-op)
     /// and returns the plugin's name.
     pub fn load_file(&mut self, path: &Path) -> Result<String, LoadError> {
-        let canonical = path.canonicalize().map_err(|e| LoadError::Open {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let canonical =
+            path.canonicalize().map_err(|e| LoadError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
         if let Some(p) = self.plugins.iter().find(|p| p.path == canonical) {
             return Ok(p.name().to_string());
         }
         let header = lib_header_from_path(&canonical).map_err(|e| match e {
-            LibraryError::OpenError { err, .. } => LoadError::Open {
-                path: canonical.clone(),
-                reason: err.to_string(),
-            },
-            LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin {
-                path: canonical.clone(),
-            },
-            other => LoadError::Other {
-                path: canonical.clone(),
-                message: other.to_string(),
-            },
+            LibraryError::OpenError { err, .. } => LoadError::Open { path: canonical.clone(), reason: err.to_string() },
+            LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path: canonical.clone() },
+            other => LoadError::Other { path: canonical.clone(), message: other.to_string() },
         })?;
         let plugin_sdk = header.version_strings().version.to_string();
-        let module = header
-            .init_root_module::<PluginModRef>()
-            .map_err(|e| match e {
-                // abi_stable finds a version difference either way; say it plainly.
-                _ if !sdk_compatible(HOST_SDK_VERSION, &plugin_sdk) => LoadError::SdkVersion {
+        let module = header.init_root_module::<PluginModRef>().map_err(|e| match e {
+            // abi_stable finds a version difference either way; say it plainly.
+            _ if !sdk_compatible(HOST_SDK_VERSION, &plugin_sdk) => {
+                LoadError::SdkVersion { path: canonical.clone(), plugin_sdk: plugin_sdk.clone() }
+            }
+            LibraryError::IncompatibleVersionNumber { .. } | LibraryError::ParseVersionError(_) => {
+                LoadError::SdkVersion { path: canonical.clone(), plugin_sdk: plugin_sdk.clone() }
+            }
+            LibraryError::AbiInstability(err) => {
+                let full = err.to_string();
+                LoadError::Layout {
                     path: canonical.clone(),
                     plugin_sdk: plugin_sdk.clone(),
-                },
-                LibraryError::IncompatibleVersionNumber { .. }
-                | LibraryError::ParseVersionError(_) => LoadError::SdkVersion {
-                    path: canonical.clone(),
-                    plugin_sdk: plugin_sdk.clone(),
-                },
-                LibraryError::AbiInstability(err) => {
-                    let full = err.to_string();
-                    LoadError::Layout {
-                        path: canonical.clone(),
-                        plugin_sdk: plugin_sdk.clone(),
-                        summary: layout_summary(&full),
-                        full,
-                    }
+                    summary: layout_summary(&full),
+                    full,
                 }
-                other => LoadError::Other {
-                    path: canonical.clone(),
-                    message: other.to_string(),
-                },
-            })?;
+            }
+            other => LoadError::Other { path: canonical.clone(), message: other.to_string() },
+        })?;
         let info = (module.info())();
         let name = info.name.to_string();
         let libtorch = info.libtorch_version.as_str();
         if !libtorch_compatible(host_libtorch_version(), libtorch) {
-            return Err(LoadError::Libtorch {
-                path: canonical,
-                plugin: name,
-                plugin_libtorch: libtorch.to_string(),
-            });
+            return Err(LoadError::Libtorch { path: canonical, plugin: name, plugin_libtorch: libtorch.to_string() });
         }
-        (module.install_logger())(HostLogger {
-            log: forward_log,
-            max_level: log::max_level() as u8,
-        });
+        (module.install_logger())(HostLogger { log: forward_log, max_level: log::max_level() as u8 });
         if let Some(&first) = self.by_name.get(&name) {
             let err = LoadError::Duplicate {
                 name: name.clone(),
@@ -318,11 +254,7 @@ impl Registry {
         } else {
             self.by_name.insert(name.clone(), self.plugins.len());
         }
-        self.plugins.push(LoadedPlugin {
-            path: canonical,
-            info,
-            module,
-        });
+        self.plugins.push(LoadedPlugin { path: canonical, info, module });
         Ok(name)
     }
 
@@ -335,12 +267,7 @@ impl Registry {
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| {
-                p.is_file()
-                    && p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(is_plugin_file_name)
-            })
+            .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(is_plugin_file_name))
             .collect();
         files.sort();
         for file in files {
@@ -390,23 +317,16 @@ impl Registry {
     }
 
     /// Resolves `plugin.component` of `kind` to the plugin and component info.
-    pub fn resolve(
-        &self,
-        kind: ComponentKind,
-        id: &str,
-    ) -> Result<(&LoadedPlugin, &ComponentInfo), String> {
+    pub fn resolve(&self, kind: ComponentKind, id: &str) -> Result<(&LoadedPlugin, &ComponentInfo), String> {
         let Some((plugin_name, component)) = id.split_once('.') else {
-            return Err(format!(
-                "`{id}` should name a component as `plugin.component`, e.g. `baselines.sequential`"
-            ));
+            return Err(format!("`{id}` should name a component as `plugin.component`, e.g. `baselines.sequential`"));
         };
         let plugin = self.plugin(plugin_name)?;
         match plugin.component(kind, component) {
             Some(info) => Ok((plugin, info)),
             None => {
                 let ids = self.component_ids(kind);
-                let mut message =
-                    format!("plugin `{plugin_name}` has no {kind} named `{component}`");
+                let mut message = format!("plugin `{plugin_name}` has no {kind} named `{component}`");
                 if let Some(best) = closest(id, ids.iter().map(String::as_str)) {
                     message.push_str(&format!(" (did you mean `{best}`?)"));
                 }
@@ -417,74 +337,34 @@ impl Registry {
 
     /// Creates the sampler `id` from its parameters (TOML text).
     pub fn new_sampler(&self, id: &str, params: &str) -> Result<SamplerHandle, ComponentError> {
-        let plugin = self
-            .resolve(ComponentKind::Sampler, id)
-            .map_err(|m| ComponentError::host(id, m))?
-            .0;
+        let plugin = self.resolve(ComponentKind::Sampler, id).map_err(|m| ComponentError::host(id, m))?.0;
         let (_, name) = id.split_once('.').unwrap_or_default();
-        let inner = into_result(
-            id,
-            (plugin.module.new_sampler())(RStr::from(name), RStr::from(params)),
-        )?;
-        Ok(SamplerHandle {
-            id: id.to_string(),
-            inner,
-        })
+        let inner = into_result(id, (plugin.module.new_sampler())(RStr::from(name), RStr::from(params)))?;
+        Ok(SamplerHandle { id: id.to_string(), inner })
     }
 
     /// Creates the finetuner `id` from its parameters (TOML text).
     pub fn new_finetuner(&self, id: &str, params: &str) -> Result<FinetunerHandle, ComponentError> {
-        let plugin = self
-            .resolve(ComponentKind::Finetuner, id)
-            .map_err(|m| ComponentError::host(id, m))?
-            .0;
+        let plugin = self.resolve(ComponentKind::Finetuner, id).map_err(|m| ComponentError::host(id, m))?.0;
         let (_, name) = id.split_once('.').unwrap_or_default();
-        let inner = into_result(
-            id,
-            (plugin.module.new_finetuner())(RStr::from(name), RStr::from(params)),
-        )?;
-        Ok(FinetunerHandle {
-            id: id.to_string(),
-            inner,
-        })
+        let inner = into_result(id, (plugin.module.new_finetuner())(RStr::from(name), RStr::from(params)))?;
+        Ok(FinetunerHandle { id: id.to_string(), inner })
     }
 
     /// Creates the metric `id` from its parameters (TOML text).
     pub fn new_metric(&self, id: &str, params: &str) -> Result<MetricHandle, ComponentError> {
-        let plugin = self
-            .resolve(ComponentKind::Metric, id)
-            .map_err(|m| ComponentError::host(id, m))?
-            .0;
+        let plugin = self.resolve(ComponentKind::Metric, id).map_err(|m| ComponentError::host(id, m))?.0;
         let (_, name) = id.split_once('.').unwrap_or_default();
-        let inner = into_result(
-            id,
-            (plugin.module.new_metric())(RStr::from(name), RStr::from(params)),
-        )?;
-        Ok(MetricHandle {
-            id: id.to_string(),
-            inner,
-        })
+        let inner = into_result(id, (plugin.module.new_metric())(RStr::from(name), RStr::from(params)))?;
+        Ok(MetricHandle { id: id.to_string(), inner })
     }
 
     /// Creates the graph objective `id` from its parameters (TOML text).
-    pub fn new_graph_objective(
-        &self,
-        id: &str,
-        params: &str,
-    ) -> Result<GraphObjectiveHandle, ComponentError> {
-        let plugin = self
-            .resolve(ComponentKind::GraphObjective, id)
-            .map_err(|m| ComponentError::host(id, m))?
-            .0;
+    pub fn new_graph_objective(&self, id: &str, params: &str) -> Result<GraphObjectiveHandle, ComponentError> {
+        let plugin = self.resolve(ComponentKind::GraphObjective, id).map_err(|m| ComponentError::host(id, m))?.0;
         let (_, name) = id.split_once('.').unwrap_or_default();
-        let inner = into_result(
-            id,
-            (plugin.module.new_graph_objective())(RStr::from(name), RStr::from(params)),
-        )?;
-        Ok(GraphObjectiveHandle {
-            id: id.to_string(),
-            inner,
-        })
+        let inner = into_result(id, (plugin.module.new_graph_objective())(RStr::from(name), RStr::from(params)))?;
+        Ok(GraphObjectiveHandle { id: id.to_string(), inner })
     }
 }
 
@@ -524,12 +404,7 @@ pub struct ComponentError {
 
 impl ComponentError {
     fn host(component: &str, message: String) -> Self {
-        ComponentError {
-            component: component.to_string(),
-            kind: ErrorKind::UnknownComponent,
-            message,
-            key: None,
-        }
+        ComponentError { component: component.to_string(), kind: ErrorKind::UnknownComponent, message, key: None }
     }
 }
 
@@ -539,11 +414,7 @@ impl std::fmt::Display for ComponentError {
             (ErrorKind::InvalidParams, Some(key)) => {
                 write!(f, "{}: parameter `{key}`: {}", self.component, self.message)
             }
-            (ErrorKind::Panicked, _) => write!(
-                f,
-                "plugin component {} panicked: {}",
-                self.component, self.message
-            ),
+            (ErrorKind::Panicked, _) => write!(f, "plugin component {} panicked: {}", self.component, self.message),
             _ => write!(f, "{}: {}", self.component, self.message),
         }
     }
@@ -558,9 +429,7 @@ fn into_result<T>(component: &str, r: RResult<T, PluginError>) -> Result<T, Comp
             let message = e.message.to_string();
             // The SDK's guard prefixes "<what> panicked: "; keep only the panic text.
             let message = match e.kind {
-                ErrorKind::Panicked => message
-                    .split_once("panicked: ")
-                    .map_or(message.clone(), |(_, m)| m.to_string()),
+                ErrorKind::Panicked => message.split_once("panicked: ").map_or(message.clone(), |(_, m)| m.to_string()),
                 _ => message,
             };
             Err(ComponentError {
@@ -608,11 +477,7 @@ extern "C" fn is_cancelled(context: *const ()) -> bool {
 impl CallContext {
     /// A context with `seed` and no progress sink.
     pub fn new(seed: u64, cancel: Arc<AtomicBool>) -> Self {
-        CallContext {
-            seed,
-            cancel,
-            progress: None,
-        }
+        CallContext { seed, cancel, progress: None }
     }
 
     /// The raw services for one call; valid while `self` is borrowed.
@@ -655,14 +520,8 @@ impl SamplerHandle {
         epoch: u64,
         ctx: &CallContext,
     ) -> Result<OrderStream, ComponentError> {
-        let inner = into_result(
-            &self.id,
-            self.inner.epoch_order(layout, epoch, &ctx.services()),
-        )?;
-        Ok(OrderStream {
-            id: self.id.clone(),
-            inner,
-        })
+        let inner = into_result(&self.id, self.inner.epoch_order(layout, epoch, &ctx.services()))?;
+        Ok(OrderStream { id: self.id.clone(), inner })
     }
 
     /// The offline reordering, if the sampler has one.
@@ -672,10 +531,7 @@ impl SamplerHandle {
         ctx: &CallContext,
     ) -> Result<Option<OrderStream>, ComponentError> {
         let inner = into_result(&self.id, self.inner.offline_order(layout, &ctx.services()))?;
-        Ok(inner.into_option().map(|inner| OrderStream {
-            id: self.id.clone(),
-            inner,
-        }))
+        Ok(inner.into_option().map(|inner| OrderStream { id: self.id.clone(), inner }))
     }
 }
 
@@ -696,23 +552,13 @@ struct OracleState<'a> {
     oracle: &'a mut dyn OracleImpl,
 }
 
-extern "C" fn oracle_score(
-    context: *mut (),
-    trainable: RSlice<'_, u32>,
-    folds: u32,
-) -> RResult<f64, PluginError> {
+extern "C" fn oracle_score(context: *mut (), trainable: RSlice<'_, u32>, folds: u32) -> RResult<f64, PluginError> {
     // SAFETY: `context` is the `OracleState` borrowed by `FinetunerHandle::select`.
     let state = unsafe { &mut *(context as *mut OracleState) };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        state.oracle.score(trainable.as_slice(), folds)
-    }));
-    let failed = |message: String| {
-        RErr(PluginError {
-            kind: ErrorKind::Failed,
-            message: message.into(),
-            key: "".into(),
-        })
-    };
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.oracle.score(trainable.as_slice(), folds)));
+    let failed =
+        |message: String| RErr(PluginError { kind: ErrorKind::Failed, message: message.into(), key: "".into() });
     match result {
         Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => failed(format!("oracle: {e:#}")),
@@ -729,15 +575,8 @@ impl FinetunerHandle {
         ctx: &CallContext,
     ) -> Result<Selection, ComponentError> {
         let mut state = OracleState { oracle };
-        let mut services = OracleServices {
-            context: &mut state as *mut OracleState as *mut (),
-            score: oracle_score,
-        };
-        into_result(
-            &self.id,
-            self.inner
-                .select(RSlice::from_slice(layers), &mut services, &ctx.services()),
-        )
+        let mut services = OracleServices { context: &mut state as *mut OracleState as *mut (), score: oracle_score };
+        into_result(&self.id, self.inner.select(RSlice::from_slice(layers), &mut services, &ctx.services()))
     }
 }
 
@@ -761,14 +600,7 @@ impl MetricHandle {
         observations: &[Observation],
         ctx: &CallContext,
     ) -> Result<(), ComponentError> {
-        into_result(
-            &self.id,
-            self.inner.observe(
-                checkpoint,
-                RSlice::from_slice(observations),
-                &ctx.services(),
-            ),
-        )
+        into_result(&self.id, self.inner.observe(checkpoint, RSlice::from_slice(observations), &ctx.services()))
     }
 
     /// Its final report.
@@ -810,10 +642,7 @@ mod tests {
     #[test]
     fn suggestions_are_close_names_only() {
         let names = ["baselines.sequential", "baselines.full-shuffle"];
-        assert_eq!(
-            closest("baselines.sequentail", names.iter().copied()),
-            Some("baselines.sequential")
-        );
+        assert_eq!(closest("baselines.sequentail", names.iter().copied()), Some("baselines.sequential"));
         assert_eq!(closest("corgi2.corgipile", names.iter().copied()), None);
     }
 
@@ -837,11 +666,7 @@ mod tests {
 
     #[test]
     fn layout_summary_keeps_error_lines() {
-        let dump =
-            "blah\n  Error: field a differs\nmore\n  Error: field a differs\nError: size differs\n";
-        assert_eq!(
-            layout_summary(dump),
-            vec!["Error: field a differs", "Error: size differs"]
-        );
+        let dump = "blah\n  Error: field a differs\nmore\n  Error: field a differs\nError: size differs\n";
+        assert_eq!(layout_summary(dump), vec!["Error: field a differs", "Error: size differs"]);
     }
 }

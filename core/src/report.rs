@@ -50,11 +50,7 @@ impl From<&tessera_sdk::Report> for ReportJson {
     fn from(r: &tessera_sdk::Report) -> Self {
         use tessera_sdk::Cell;
         ReportJson {
-            scalars: r
-                .scalars
-                .iter()
-                .map(|s| (s.name.to_string(), s.value))
-                .collect(),
+            scalars: r.scalars.iter().map(|s| (s.name.to_string(), s.value)).collect(),
             series: r
                 .series
                 .iter()
@@ -141,39 +137,27 @@ pub struct RunResults {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
 impl RunResults {
     /// Writes results.json into `dir`, atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_atomic(
-            &dir.join("results.json"),
-            serde_json::to_string_pretty(self)?.as_bytes(),
-        )
+        write_atomic(&dir.join("results.json"), serde_json::to_string_pretty(self)?.as_bytes())
     }
 
     /// Reads `dir/results.json`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
 
-fn file_stem_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// `name` with every character but letters, digits, `-`, `_` and `.` made `_`.
+pub fn file_stem_safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
 }
 
 fn csv_field(v: &serde_json::Value) -> String {
@@ -197,12 +181,7 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
     for v in &results.variants {
         for (role, report) in &v.results {
             for t in &report.tables {
-                let mut text = t
-                    .columns
-                    .iter()
-                    .map(|c| csv_field(&serde_json::json!(c)))
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let mut text = t.columns.iter().map(|c| csv_field(&serde_json::json!(c))).collect::<Vec<_>>().join(",");
                 text.push('\n');
                 for row in &t.rows {
                     text.push_str(&row.iter().map(csv_field).collect::<Vec<_>>().join(","));
@@ -213,8 +192,8 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
             }
             for s in &report.series {
                 for (x, y) in s.x.iter().zip(&s.y) {
-                    let fields = [&v.name, role, &s.name, &s.x_label, &s.y_label]
-                        .map(|f| csv_field(&serde_json::json!(f)));
+                    let fields =
+                        [&v.name, role, &s.name, &s.x_label, &s.y_label].map(|f| csv_field(&serde_json::json!(f)));
                     long.push_str(&format!("{},{x},{y}\n", fields.join(",")));
                 }
             }
@@ -229,10 +208,7 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
                 ));
             }
         }
-        write_atomic(
-            &tables.join(file_stem_safe(&format!("{}--scalars.csv", v.name))),
-            scalars.as_bytes(),
-        )?;
+        write_atomic(&tables.join(file_stem_safe(&format!("{}--scalars.csv", v.name))), scalars.as_bytes())?;
     }
     write_atomic(&dir.join("series.csv"), long.as_bytes())
 }
@@ -257,10 +233,7 @@ pub fn plot_lines(
     lines: &[(String, Vec<(f64, f64)>)],
 ) -> Result<()> {
     use plotters::prelude::*;
-    let points = lines
-        .iter()
-        .flat_map(|(_, p)| p.iter())
-        .filter(|(x, y)| x.is_finite() && y.is_finite());
+    let points = lines.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in points {
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
@@ -281,19 +254,13 @@ pub fn plot_lines(
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, y0..y1)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .draw()?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
     for (i, (name, pts)) in lines.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
             .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
     }
     chart
@@ -320,23 +287,14 @@ pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::Pa
                 let entry = groups
                     .entry((role.clone(), s.name.clone()))
                     .or_insert_with(|| (s.x_label.clone(), s.y_label.clone(), vec![]));
-                entry.2.push((
-                    v.name.clone(),
-                    s.x.iter().copied().zip(s.y.iter().copied()).collect(),
-                ));
+                entry.2.push((v.name.clone(), s.x.iter().copied().zip(s.y.iter().copied()).collect()));
             }
         }
     }
     let mut written = Vec::new();
     for ((role, name), (x_label, y_label, lines)) in groups {
         let path = plots.join(file_stem_safe(&format!("{role}--{name}.svg")));
-        plot_lines(
-            &path,
-            &format!("{name} ({role})"),
-            &x_label,
-            &y_label,
-            &lines,
-        )?;
+        plot_lines(&path, &format!("{name} ({role})"), &x_label, &y_label, &lines)?;
         written.push(path);
     }
     Ok(written)
@@ -372,62 +330,30 @@ pub fn summary_table(results: &RunResults, max_columns: usize) -> String {
     };
     columns.sort_by_key(|(role, _)| rank(role));
     columns.truncate(max_columns);
-    let mut header = vec![
-        "variant".to_string(),
-        "status".to_string(),
-        "seconds".to_string(),
-    ];
+    let mut header = vec!["variant".to_string(), "status".to_string(), "seconds".to_string()];
     header.extend(columns.iter().map(|(_, name)| name.clone()));
     let mut rows = vec![header];
     for v in &results.variants {
-        let mut row = vec![
-            v.name.clone(),
-            format!("{:?}", v.status).to_lowercase(),
-            format!("{:.1}", v.seconds),
-        ];
+        let mut row = vec![v.name.clone(), format!("{:?}", v.status).to_lowercase(), format!("{:.1}", v.seconds)];
         for (role, name) in &columns {
-            row.push(
-                v.results
-                    .get(role)
-                    .and_then(|r| r.scalars.get(name))
-                    .map_or("-".into(), |&x| format_number(x)),
-            );
+            row.push(v.results.get(role).and_then(|r| r.scalars.get(name)).map_or("-".into(), |&x| format_number(x)));
         }
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for (i, row) in rows.iter().enumerate() {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
         if i == 0 {
-            out.push_str(
-                &widths
-                    .iter()
-                    .map(|w| "-".repeat(*w))
-                    .collect::<Vec<_>>()
-                    .join("  "),
-            );
+            out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
             out.push('\n');
         }
     }
-    for v in results
-        .variants
-        .iter()
-        .filter(|v| v.status == Status::Failed)
-    {
-        out.push_str(&format!(
-            "{} failed: {}\n",
-            v.name,
-            v.error.as_deref().unwrap_or("unknown error")
-        ));
+    for v in results.variants.iter().filter(|v| v.status == Status::Failed) {
+        out.push_str(&format!("{} failed: {}\n", v.name, v.error.as_deref().unwrap_or("unknown error")));
     }
     out
 }
@@ -485,8 +411,7 @@ mod tests {
         r.save(dir.path()).unwrap();
         assert_eq!(RunResults::load(dir.path()).unwrap(), r);
         write_tables(&r, dir.path()).unwrap();
-        let csv = std::fs::read_to_string(dir.path().join("tables/a--baselines.accuracy--t.csv"))
-            .unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("tables/a--baselines.accuracy--t.csv")).unwrap();
         assert_eq!(csv, "a,b\n1,\"x,y\"\n");
         let plots = write_plots(&r, dir.path()).unwrap();
         assert_eq!(plots.len(), 1);
@@ -495,11 +420,7 @@ mod tests {
         assert!(table.contains("test_accuracy"), "{table}");
         assert!(table.contains("b failed: boom"), "{table}");
         assert_eq!(
-            (
-                format_number(396.0),
-                format_number(0.95671),
-                format_number(125472.25)
-            ),
+            (format_number(396.0), format_number(0.95671), format_number(125472.25)),
             ("396".into(), "0.9567".into(), "125472".into())
         );
     }

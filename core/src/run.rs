@@ -11,9 +11,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tch::Device;
-use tessera_sdk::{
-    ComponentKind, ErrorKind, LayerInfo, ObservationRequest, SeedRng, StorageLayout,
-};
+use tessera_sdk::{ComponentKind, ErrorKind, LayerInfo, ObservationRequest, SeedRng, StorageLayout};
 
 use crate::data::{self, Dataset, Splits};
 use crate::graph;
@@ -21,7 +19,8 @@ use crate::manifest::{Diagnostic, Diagnostics, ExperimentKind, Manifest, Overrid
 use crate::model::Mlp;
 use crate::plugin::{CallContext, ComponentError, OracleImpl, Registry};
 use crate::report::{self, ReportJson, RunResults, SeriesJson, Status, VariantResult};
-use crate::train::{self, EpochOrder, FitHooks, ShuffledOrder, TensorData};
+use crate::storage::{Access, BlockLoader, CostModel, IoStats, LruPolicy, ShardSet, ShardWriter};
+use crate::train::{self, BatchSource, FitHooks, MemorySource, ShardSource, ShuffledOrder, TensorData};
 
 /// Where plugins are looked for, in this order.
 #[derive(Debug, Clone, Default)]
@@ -37,11 +36,7 @@ pub struct PluginSearch {
 impl PluginSearch {
     /// What the `tessera` command uses: the environment and its own folder.
     pub fn standard() -> Self {
-        PluginSearch {
-            extra: vec![],
-            env: true,
-            beside_executable: true,
-        }
+        PluginSearch { extra: vec![], env: true, beside_executable: true }
     }
 
     /// Loads every plugin found into `registry`; a folder that does not exist
@@ -58,10 +53,7 @@ impl PluginSearch {
             }
         }
         if self.beside_executable {
-            if let Some(dir) = std::env::current_exe()
-                .ok()
-                .and_then(|e| e.parent().map(Path::to_path_buf))
-            {
+            if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
                 registry.load_dir(&dir);
             }
         }
@@ -102,22 +94,13 @@ fn component_diagnostic(
             let hint = if e.message.starts_with("unknown field") {
                 let words: Vec<&str> = e.message.split('`').skip(1).step_by(2).collect();
                 words.split_first().and_then(|(unknown, known)| {
-                    crate::plugin::closest(unknown, known.iter().copied()).map(|b| {
-                        format!(
-                            "did you mean `{b}`? (`tessera plugins` lists {}'s parameters)",
-                            e.component
-                        )
-                    })
+                    crate::plugin::closest(unknown, known.iter().copied())
+                        .map(|b| format!("did you mean `{b}`? (`tessera plugins` lists {}'s parameters)", e.component))
                 })
             } else {
                 None
             };
-            let hint = hint.or_else(|| {
-                Some(format!(
-                    "`tessera plugins` lists the parameters of {}",
-                    e.component
-                ))
-            });
+            let hint = hint.or_else(|| Some(format!("`tessera plugins` lists the parameters of {}", e.component)));
             manifest.diagnostic(
                 variant.index,
                 overrides,
@@ -128,22 +111,10 @@ fn component_diagnostic(
         }
         (ErrorKind::UnknownComponent, _) => {
             let (message, hint) = match e.message.split_once(" (did you mean ") {
-                Some((m, rest)) => (
-                    m.to_string(),
-                    Some(format!("did you mean {}", rest.trim_end_matches(')'))),
-                ),
-                None => (
-                    e.message.clone(),
-                    Some("`tessera plugins` lists every loaded component".into()),
-                ),
+                Some((m, rest)) => (m.to_string(), Some(format!("did you mean {}", rest.trim_end_matches(')')))),
+                None => (e.message.clone(), Some("`tessera plugins` lists every loaded component".into())),
             };
-            manifest.diagnostic(
-                variant.index,
-                overrides,
-                &format!("{key}.use"),
-                message,
-                hint,
-            )
+            manifest.diagnostic(variant.index, overrides, &format!("{key}.use"), message, hint)
         }
         _ => manifest.diagnostic(variant.index, overrides, key, e.to_string(), None),
     }
@@ -151,11 +122,7 @@ fn component_diagnostic(
 
 /// Parses the manifest, loads plugins and creates every component once, so
 /// that every mistake is found before anything runs.
-pub fn prepare(
-    manifest_path: &Path,
-    overrides: &[Override],
-    search: &PluginSearch,
-) -> Result<Session, Diagnostics> {
+pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSearch) -> Result<Session, Diagnostics> {
     let manifest = Manifest::load(manifest_path)?;
     let variants = manifest.variants(overrides)?;
     let mut registry = Registry::new();
@@ -190,14 +157,10 @@ pub fn prepare(
                 ComponentKind::Sampler => registry.new_sampler(&spec.id, &params).map(drop),
                 ComponentKind::Finetuner => registry.new_finetuner(&spec.id, &params).map(drop),
                 ComponentKind::Metric => registry.new_metric(&spec.id, &params).map(drop),
-                ComponentKind::GraphObjective => {
-                    registry.new_graph_objective(&spec.id, &params).map(drop)
-                }
+                ComponentKind::GraphObjective => registry.new_graph_objective(&spec.id, &params).map(drop),
             };
             if let Err(e) = created {
-                errors.push(component_diagnostic(
-                    &manifest, overrides, variant, &spec.key, &e,
-                ));
+                errors.push(component_diagnostic(&manifest, overrides, variant, &spec.key, &e));
             }
         }
         let kind = variant.settings.experiment.kind;
@@ -215,21 +178,14 @@ pub fn prepare(
                 variant.index,
                 overrides,
                 "objective",
-                format!(
-                    "variant `{}` is a graph experiment but names no [objective]",
-                    variant.name
-                ),
+                format!("variant `{}` is a graph experiment but names no [objective]", variant.name),
                 Some("add e.g. [objective] use = \"baselines.degree\"".into()),
             ));
         }
     }
     errors.dedup();
     if errors.is_empty() {
-        Ok(Session {
-            manifest,
-            variants,
-            registry,
-        })
+        Ok(Session { manifest, variants, registry })
     } else {
         Err(Diagnostics(errors))
     }
@@ -253,7 +209,10 @@ pub struct RunOptions {
 pub fn create_run_dir(out: Option<&Path>, experiment: &str) -> Result<PathBuf> {
     if let Some(dir) = out {
         if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-            bail!("{} already holds files; choose another --out or remove it (runs are never overwritten)", dir.display());
+            bail!(
+                "{} already holds files; choose another --out or remove it (runs are never overwritten)",
+                dir.display()
+            );
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         return Ok(dir.to_path_buf());
@@ -271,19 +230,14 @@ pub fn create_run_dir(out: Option<&Path>, experiment: &str) -> Result<PathBuf> {
 }
 
 fn toml_default(text: &str) -> Option<toml::Value> {
-    toml::from_str::<toml::Table>(&format!("v = {text}"))
-        .ok()?
-        .remove("v")
+    toml::from_str::<toml::Table>(&format!("v = {text}")).ok()?.remove("v")
 }
 
 /// The manifest as run: every variant with all settings and parameter
 /// defaults filled in, and the plugins' paths and versions. It runs as is.
 pub fn resolved_manifest(session: &Session) -> Result<String> {
     let mut root = toml::Table::new();
-    root.insert(
-        "experiment".into(),
-        toml::Value::try_from(toml::toml! { name = "" })?,
-    );
+    root.insert("experiment".into(), toml::Value::try_from(toml::toml! { name = "" })?);
     if let Some(t) = root.get_mut("experiment").and_then(|e| e.as_table_mut()) {
         t.insert("name".into(), session.manifest.name().into());
         let paths: Vec<toml::Value> = session
@@ -305,28 +259,25 @@ pub fn resolved_manifest(session: &Session) -> Result<String> {
             e.remove("name");
         }
         table.insert("name".into(), v.name.clone().into());
-        let component_table =
-            |spec: &crate::manifest::ComponentSpec, kind: ComponentKind| -> toml::Table {
-                let mut t = toml::Table::new();
-                t.insert("use".into(), spec.id.clone().into());
-                if let Ok((_, info)) = session.registry.resolve(kind, &spec.id) {
-                    for p in info.params.iter() {
-                        if let Some(default) = toml_default(p.default.as_str()) {
-                            t.insert(p.name.to_string(), default);
-                        }
+        let component_table = |spec: &crate::manifest::ComponentSpec, kind: ComponentKind| -> toml::Table {
+            let mut t = toml::Table::new();
+            t.insert("use".into(), spec.id.clone().into());
+            if let Ok((_, info)) = session.registry.resolve(kind, &spec.id) {
+                for p in info.params.iter() {
+                    if let Some(default) = toml_default(p.default.as_str()) {
+                        t.insert(p.name.to_string(), default);
                     }
                 }
-                for (k, value) in &spec.params {
-                    t.insert(k.clone(), value.clone());
-                }
-                t
-            };
+            }
+            for (k, value) in &spec.params {
+                t.insert(k.clone(), value.clone());
+            }
+            t
+        };
         for (kind, spec) in v.components() {
             let t = component_table(spec, kind);
             if kind == ComponentKind::Metric {
-                let list = table
-                    .entry("metric")
-                    .or_insert_with(|| toml::Value::Array(vec![]));
+                let list = table.entry("metric").or_insert_with(|| toml::Value::Array(vec![]));
                 if let toml::Value::Array(a) = list {
                     a.push(toml::Value::Table(t));
                 }
@@ -386,10 +337,7 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
     let experiment = session.manifest.name();
     let dir = create_run_dir(options.out.as_deref(), &experiment)?;
     crate::logger::set_log_file(&dir.join("run.log"))?;
-    std::fs::write(
-        dir.join("manifest.resolved.toml"),
-        resolved_manifest(session)?,
-    )?;
+    std::fs::write(dir.join("manifest.resolved.toml"), resolved_manifest(session)?)?;
     std::fs::copy(&session.manifest.path, dir.join("manifest.toml"))?;
     let mut results = RunResults {
         schema: 1,
@@ -400,25 +348,17 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
         variants: vec![],
     };
     results.save(&dir)?;
-    for variant in session
-        .variants
-        .iter()
-        .filter(|v| options.only.is_empty() || options.only.contains(&v.name))
-    {
+    for variant in session.variants.iter().filter(|v| options.only.is_empty() || options.only.contains(&v.name)) {
         log::info!("variant `{}`: starting", variant.name);
         let started = Instant::now();
-        let outcome = catch_unwind(AssertUnwindSafe(|| run_variant(session, variant, options)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| run_variant(session, variant, options, &dir)));
         let seconds = started.elapsed().as_secs_f64();
         let components = variant
             .components()
             .into_iter()
             .map(|(kind, spec)| {
                 (
-                    if kind == ComponentKind::Metric {
-                        format!("metric:{}", spec.id)
-                    } else {
-                        spec.key.clone()
-                    },
+                    if kind == ComponentKind::Metric { format!("metric:{}", spec.id) } else { spec.key.clone() },
                     spec.id.clone(),
                 )
             })
@@ -452,10 +392,7 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
-                log::error!(
-                    "variant `{}` failed: the host panicked: {text}",
-                    variant.name
-                );
+                log::error!("variant `{}` failed: the host panicked: {text}", variant.name);
                 VariantResult {
                     name: variant.name.clone(),
                     status: Status::Failed,
@@ -488,9 +425,7 @@ pub fn parse_device(name: &str) -> Result<Device> {
 
 /// A seed for role `role` of a variant with seed `seed`.
 fn role_seed(seed: u64, role: &str) -> u64 {
-    let hash = role.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = role.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
     SeedRng::derive(seed, hash).next_u64()
 }
 
@@ -498,9 +433,10 @@ fn run_variant(
     session: &Session,
     variant: &Variant,
     options: &RunOptions,
+    run_dir: &Path,
 ) -> Result<BTreeMap<String, ReportJson>> {
     match variant.settings.experiment.kind {
-        ExperimentKind::Train => run_train(session, variant, options),
+        ExperimentKind::Train => run_train(session, variant, options, run_dir),
         ExperimentKind::Graph => run_graph(session, variant, options),
     }
 }
@@ -509,11 +445,9 @@ fn progress_bar(options: &RunOptions, len: u64, message: String) -> Option<indic
     let multi = options.progress.as_ref()?;
     let bar = multi.add(indicatif::ProgressBar::new(len));
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:<28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template("{msg:<28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar.set_message(message);
     Some(bar)
@@ -530,48 +464,27 @@ struct TrainOracle<'a> {
 }
 
 impl TrainOracle<'_> {
-    fn score_on(
-        &mut self,
-        trainable: &[u32],
-        train: &Dataset,
-        validation: &Dataset,
-    ) -> Result<f64> {
+    fn score_on(&mut self, trainable: &[u32], train: &Dataset, validation: &Dataset) -> Result<f64> {
         let s = &self.variant.settings;
-        let mut model = Mlp::new(
-            &s.model,
-            train.dim() as i64,
-            train.classes as i64,
-            self.device,
-            0,
-        )?;
+        let mut model = Mlp::new(&s.model, train.dim() as i64, train.classes as i64, self.device, 0)?;
         model.vs.copy(self.initial)?;
         model.set_trainable(trainable)?;
-        let cfg = crate::manifest::TrainConfig {
-            epochs: s.train.oracle_epochs,
-            checkpoint_every: 0,
-            ..s.train.clone()
-        };
+        let cfg =
+            crate::manifest::TrainConfig { epochs: s.train.oracle_epochs, checkpoint_every: 0, ..s.train.clone() };
         let tensors = TensorData::new(train, self.device);
         let mut rng = SeedRng::derive(s.experiment.seed, 0x0AC1E ^ self.calls);
         self.calls += 1;
         let n = train.len() as u64;
-        let mut order = |_epoch: u64| -> Result<Box<dyn EpochOrder>> {
-            Ok(Box::new(ShuffledOrder::new(n, &mut rng)))
+        let layout = StorageLayout { examples: n, block_size: n.max(1), bytes_per_example: 0 };
+        let tensors_ref = &tensors;
+        let mut epoch = |_epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
+            let order = Box::new(ShuffledOrder::new(n, &mut rng));
+            Ok(Box::new(MemorySource::new(order, tensors_ref, layout, Access::Block, 1)))
         };
         let mut checkpoint = |_: &Mlp, _, _| Ok(());
         let cancel = AtomicBool::new(false);
-        train::fit(
-            &model,
-            &tensors,
-            n,
-            &cfg,
-            FitHooks {
-                order: &mut order,
-                checkpoint: &mut checkpoint,
-                cancel: &cancel,
-                progress: None,
-            },
-        )?;
+        let hooks = FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None };
+        train::fit(&model, n, &cfg, hooks)?;
         Ok(train::evaluate(&model, &TensorData::new(validation, self.device)).accuracy)
     }
 }
@@ -592,17 +505,9 @@ impl OracleImpl for TrainOracle<'_> {
         let mut total = 0.0;
         for fold in 0..k {
             let held: Vec<usize> = ids.iter().copied().skip(fold).step_by(k).collect();
-            let kept: Vec<usize> = ids
-                .iter()
-                .copied()
-                .enumerate()
-                .filter(|(i, _)| i % k != fold)
-                .map(|(_, id)| id)
-                .collect();
-            let (train, validation) = (
-                self.splits.train.subset(&kept),
-                self.splits.train.subset(&held),
-            );
+            let kept: Vec<usize> =
+                ids.iter().copied().enumerate().filter(|(i, _)| i % k != fold).map(|(_, id)| id).collect();
+            let (train, validation) = (self.splits.train.subset(&kept), self.splits.train.subset(&held));
             total += self.score_on(trainable, &train, &validation)?;
         }
         Ok(total / k as f64)
@@ -613,6 +518,7 @@ fn run_train(
     session: &Session,
     variant: &Variant,
     options: &RunOptions,
+    run_dir: &Path,
 ) -> Result<BTreeMap<String, ReportJson>> {
     let s = &variant.settings;
     let seed = s.experiment.seed;
@@ -625,42 +531,22 @@ fn run_train(
     let mut splits = data::load(&s.data, seed, &session.manifest.dir())?;
     let registry = &session.registry;
     let ctx = |role: &str| CallContext::new(role_seed(seed, role), options.cancel.clone());
-    let sampler_spec = variant
-        .sampler
-        .as_ref()
-        .ok_or_else(|| anyhow!("no sampler"))?;
+    let sampler_spec = variant.sampler.as_ref().ok_or_else(|| anyhow!("no sampler"))?;
     let mut sampler = registry.new_sampler(&sampler_spec.id, &sampler_spec.params_text())?;
     let mut metrics = Vec::new();
     for spec in &variant.metrics {
         metrics.push(registry.new_metric(&spec.id, &spec.params_text())?);
     }
     let mut reports = BTreeMap::new();
-    let mut model = Mlp::new(
-        &s.model,
-        splits.train.dim() as i64,
-        splits.train.classes as i64,
-        device,
-        role_seed(seed, "model"),
-    )?;
+    let mut model =
+        Mlp::new(&s.model, splits.train.dim() as i64, splits.train.classes as i64, device, role_seed(seed, "model"))?;
     let layers: Vec<LayerInfo> = model.layers();
 
     if let Some(spec) = &variant.finetuner {
         let mut finetuner = registry.new_finetuner(&spec.id, &spec.params_text())?;
-        let mut initial = Mlp::new(
-            &s.model,
-            splits.train.dim() as i64,
-            splits.train.classes as i64,
-            device,
-            0,
-        )?;
+        let mut initial = Mlp::new(&s.model, splits.train.dim() as i64, splits.train.classes as i64, device, 0)?;
         initial.vs.copy(&model.vs)?;
-        let mut oracle = TrainOracle {
-            initial: &initial.vs,
-            splits: &splits,
-            variant,
-            device,
-            calls: 0,
-        };
+        let mut oracle = TrainOracle { initial: &initial.vs, splits: &splits, variant, device, calls: 0 };
         let mut finetuner_ctx = ctx("finetuner");
         finetuner_ctx.progress = progress_bar(options, 0, format!("{}: {}", variant.name, spec.id));
         let selection = finetuner.select(&layers, &mut oracle, &finetuner_ctx)?;
@@ -670,9 +556,7 @@ fn run_train(
         let trainable: Vec<u32> = selection.trainable.to_vec();
         model.set_trainable(&trainable)?;
         let mut report = ReportJson::from(&selection.report);
-        report
-            .scalars
-            .insert("oracle_calls".into(), oracle.calls as f64);
+        report.scalars.insert("oracle_calls".into(), oracle.calls as f64);
         let names: Vec<serde_json::Value> = trainable
             .iter()
             .filter_map(|&p| layers.get(p as usize))
@@ -684,48 +568,130 @@ fn run_train(
             rows: names.into_iter().map(|n| vec![n]).collect(),
         });
         reports.insert("finetuner".to_string(), report);
+        log::info!("{}: training {} of {} layers", spec.id, trainable.len(), layers.len());
+    }
+
+    let storage = &s.storage;
+    let cost = CostModel::preset(&storage.preset)?;
+    let access: Access = storage.access.parse()?;
+    let shards_mode = match storage.mode.as_str() {
+        "memory" => false,
+        "shards" => true,
+        other => bail!("unknown storage mode `{other}` (known: memory, shards)"),
+    };
+    let record_bytes = (splits.train.dim() * 4 + 8) as u64;
+    let layout = StorageLayout {
+        examples: splits.train.len() as u64,
+        block_size: storage.block_size.max(1),
+        bytes_per_example: record_bytes,
+    };
+    let shards_root = match &storage.dir {
+        Some(d) => session.manifest.dir().join(d),
+        None => run_dir.join("shards"),
+    }
+    .join(report::file_stem_safe(&variant.name));
+    let mut shard_set: Option<Arc<ShardSet>> = None;
+    if shards_mode {
+        let started = Instant::now();
+        let stored = shards_root.join("stored");
+        crate::storage::write_shards(&splits.train, None, &stored, layout.block_size, storage.blocks_per_shard)?;
+        shard_set = Some(Arc::new(ShardSet::open(&stored)?));
         log::info!(
-            "{}: training {} of {} layers",
-            spec.id,
-            trainable.len(),
-            layers.len()
+            "{}: wrote {} examples as shards in {:.1}s",
+            variant.name,
+            layout.examples,
+            started.elapsed().as_secs_f64()
         );
     }
 
-    let layout = StorageLayout {
-        examples: splits.train.len() as u64,
-        block_size: s.storage.block_size.max(1),
-        bytes_per_example: (splits.train.dim() * 4 + 8) as u64,
-    };
     let sampler_ctx = ctx("sampler");
     if let Some(mut offline) = sampler.offline_order(&layout, &sampler_ctx)? {
         let started = Instant::now();
-        let mut order = Vec::with_capacity(layout.examples as usize);
-        while let Some(chunk) = offline.next_chunk()? {
-            order.extend(chunk.iter().map(|&id| id as usize));
-        }
-        let mut seen = vec![false; splits.train.len()];
-        for &id in &order {
-            if id >= seen.len() || std::mem::replace(&mut seen[id], true) {
-                bail!("{}: the offline order is not a permutation of the {} stored examples (id {id})", sampler.id, seen.len());
-            }
-        }
-        if order.len() != seen.len() {
-            bail!(
-                "{}: the offline order has {} ids for {} stored examples",
-                sampler.id,
-                order.len(),
-                seen.len()
-            );
-        }
-        splits.train = splits.train.subset(&order);
+        let buffer = storage.offline_buffer_blocks.unwrap_or(storage.buffer_blocks);
         let mut report = ReportJson::default();
+        let (read, written) = match &shard_set {
+            Some(set) => {
+                // Read the stored shards in the offline order; write new ones.
+                let loader = BlockLoader::new(set.clone(), buffer, Access::Block, storage.prefetch);
+                let mut reader = loader.start(Box::new(offline));
+                let target = shards_root.join("offline");
+                let (shape, classes) = (set.index.shape.clone(), set.index.classes);
+                let mut writer =
+                    ShardWriter::create(&target, &shape, classes, layout.block_size, storage.blocks_per_shard)?;
+                let dim = set.index.dim();
+                let mut seen = vec![false; layout.examples as usize];
+                loop {
+                    let mut features = Vec::new();
+                    let examples = reader.next_examples(4096, &mut features)?;
+                    if examples.is_empty() {
+                        break;
+                    }
+                    for (k, e) in examples.iter().enumerate() {
+                        if std::mem::replace(&mut seen[e.id as usize], true) {
+                            bail!("{}: the offline order visits example {} twice", sampler.id, e.id);
+                        }
+                        writer.push(e.label, &features[k * dim..(k + 1) * dim])?;
+                    }
+                }
+                let read = reader.finish()?;
+                if let Some(missing) = seen.iter().position(|&v| !v) {
+                    bail!("{}: the offline order leaves out example {missing}", sampler.id);
+                }
+                let written = writer.written;
+                writer.finish()?;
+                let new_set = Arc::new(ShardSet::open(&target)?);
+                splits.train = new_set.read_all()?;
+                shard_set = Some(new_set);
+                (read, written)
+            }
+            None => {
+                // Count what the offline pass would read and write.
+                let mut order = Vec::with_capacity(layout.examples as usize);
+                let mut policy = LruPolicy::new(buffer);
+                let mut read = IoStats::default();
+                while let Some(chunk) = offline.next_chunk()? {
+                    for &id in chunk.iter() {
+                        let block = id / layout.block_size;
+                        if id < layout.examples && !policy.touch(block) {
+                            policy.insert(block, ());
+                            read.requests += 1;
+                            read.bytes += layout.block_range(block).count() as u64 * record_bytes;
+                        }
+                        order.push(id as usize);
+                    }
+                }
+                let mut seen = vec![false; splits.train.len()];
+                for &id in &order {
+                    if id >= seen.len() || std::mem::replace(&mut seen[id], true) {
+                        bail!(
+                            "{}: the offline order is not a permutation of the {} stored examples (id {id})",
+                            sampler.id,
+                            seen.len()
+                        );
+                    }
+                }
+                if order.len() != seen.len() {
+                    bail!(
+                        "{}: the offline order has {} ids for {} stored examples",
+                        sampler.id,
+                        order.len(),
+                        seen.len()
+                    );
+                }
+                splits.train = splits.train.subset(&order);
+                let written =
+                    IoStats { requests: layout.blocks(), bytes: layout.examples * record_bytes, io_seconds: 0.0 };
+                (read, written)
+            }
+        };
+        report.scalars.insert("offline_blocks_read".into(), read.requests as f64);
+        report.scalars.insert("offline_bytes_read".into(), read.bytes as f64);
+        report.scalars.insert("offline_blocks_written".into(), written.requests as f64);
+        report.scalars.insert("offline_bytes_written".into(), written.bytes as f64);
         report
             .scalars
-            .insert("offline_examples_rewritten".into(), order.len() as f64);
-        report
-            .scalars
-            .insert("offline_seconds".into(), started.elapsed().as_secs_f64());
+            .insert("offline_modeled_seconds".into(), read.modeled_seconds(&cost) + written.modeled_seconds(&cost));
+        report.scalars.insert("offline_seconds".into(), started.elapsed().as_secs_f64());
         reports.insert("sampler".to_string(), report);
     }
 
@@ -735,55 +701,44 @@ fn run_train(
     let requests: Vec<ObservationRequest> = metrics.iter().flat_map(|m| m.requires()).collect();
     let metric_ctx: Vec<CallContext> = metrics.iter().map(|m| ctx(&m.id)).collect();
     let steps_per_epoch = layout.examples.div_ceil(s.train.batch_size.max(1) as u64);
-    let bar = progress_bar(
-        options,
-        steps_per_epoch * s.train.epochs,
-        variant.name.clone(),
-    );
+    let bar = progress_bar(options, steps_per_epoch * s.train.epochs, variant.name.clone());
     let mut curve: Vec<train::CurvePoint> = Vec::new();
-    let mut order = |epoch: u64| -> Result<Box<dyn EpochOrder>> {
-        Ok(Box::new(sampler.epoch_order(
-            &layout,
-            epoch,
-            &sampler_ctx,
-        )?))
+    let loader =
+        shard_set.as_ref().map(|set| BlockLoader::new(set.clone(), storage.buffer_blocks, access, storage.prefetch));
+    let shape = splits.train.shape.clone();
+    let train_ref = &train_tensors;
+    let mut epoch = |epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
+        let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
+        Ok(match &loader {
+            Some(loader) => Box::new(ShardSource::new(loader.start(Box::new(order)), &shape, device)),
+            None => Box::new(MemorySource::new(Box::new(order), train_ref, layout, access, storage.buffer_blocks)),
+        })
     };
-    let mut checkpoint =
-        |model: &Mlp, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
-            let eval = train::evaluate(model, &test_tensors);
-            curve.push(train::CurvePoint {
-                step: cp.step,
-                epoch: cp.epoch,
-                examples_seen: cp.examples_seen,
-                train_loss,
-                test_accuracy: eval.accuracy,
-                test_loss: eval.loss,
-            });
-            let tensors = [
-                ("train", &train_tensors),
-                ("validation", &validation_tensors),
-                ("test", &test_tensors),
-            ];
-            let observations = train::observe(model, &splits, &tensors, &requests)?;
-            for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
-                metric.observe(&cp, &observations, mctx)?;
-            }
-            Ok(())
-        };
-    let summary = train::fit(
-        &model,
-        &train_tensors,
-        layout.examples,
-        &s.train,
-        FitHooks {
-            order: &mut order,
-            checkpoint: &mut checkpoint,
-            cancel: &options.cancel,
-            progress: bar.as_ref(),
-        },
-    )?;
+    let mut checkpoint = |model: &Mlp, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
+        let eval = train::evaluate(model, &test_tensors);
+        curve.push(train::CurvePoint {
+            step: cp.step,
+            epoch: cp.epoch,
+            examples_seen: cp.examples_seen,
+            train_loss,
+            test_accuracy: eval.accuracy,
+            test_loss: eval.loss,
+        });
+        let tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
+        let observations = train::observe(model, &splits, &tensors, &requests)?;
+        for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
+            metric.observe(&cp, &observations, mctx)?;
+        }
+        Ok(())
+    };
+    let hooks =
+        FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &options.cancel, progress: bar.as_ref() };
+    let summary = train::fit(&model, layout.examples, &s.train, hooks)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if shards_mode && !storage.keep {
+        let _ = std::fs::remove_dir_all(&shards_root);
     }
     for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
         let report = metric.finish(mctx)?;
@@ -797,38 +752,64 @@ fn run_train(
     }
     let mut engine = ReportJson::default();
     if let Some(last) = curve.last() {
-        engine
-            .scalars
-            .insert("final_test_accuracy".into(), last.test_accuracy);
-        engine
-            .scalars
-            .insert("final_test_loss".into(), last.test_loss);
+        engine.scalars.insert("final_test_accuracy".into(), last.test_accuracy);
+        engine.scalars.insert("final_test_loss".into(), last.test_loss);
     }
-    engine
-        .scalars
-        .insert("examples_per_second".into(), summary.examples_per_second);
-    engine.scalars.insert(
-        "trainable_parameters".into(),
-        model.trainable_parameters() as f64,
-    );
+    engine.scalars.insert("examples_per_second".into(), summary.examples_per_second);
+    engine.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
     engine.scalars.insert("steps".into(), summary.steps as f64);
+    let epochs = summary.epoch_io.len().max(1) as f64;
+    let total = summary.epoch_io.iter().fold(IoStats::default(), |mut total, io| {
+        total.add(io);
+        total
+    });
+    engine.scalars.insert("io_requests_per_epoch".into(), total.requests as f64 / epochs);
+    engine.scalars.insert("io_bytes_per_epoch".into(), total.bytes as f64 / epochs);
+    engine.scalars.insert("io_modeled_seconds_per_epoch".into(), total.modeled_seconds(&cost) / epochs);
+    if shards_mode {
+        engine.scalars.insert("io_seconds_per_epoch".into(), total.io_seconds / epochs);
+    }
+    engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
+    // Accuracy against cumulative modeled I/O time, at the end of each epoch.
+    let mut cumulative = 0.0;
+    let (mut io_x, mut io_y) = (vec![], vec![]);
+    for (i, io) in summary.epoch_io.iter().enumerate() {
+        cumulative += io.modeled_seconds(&cost);
+        if let Some(p) = curve.iter().find(|p| p.epoch == (i + 1) as f64) {
+            io_x.push(cumulative);
+            io_y.push(p.test_accuracy);
+        }
+    }
+    engine.series.push(SeriesJson {
+        name: "test_accuracy_by_modeled_io".into(),
+        x_label: format!("cumulative modeled I/O seconds ({})", storage.preset),
+        y_label: "accuracy".into(),
+        x: io_x,
+        y: io_y,
+    });
+    let io_rows = summary.epoch_io.iter().zip(&summary.epoch_seconds).enumerate().map(|(i, (io, secs))| {
+        vec![
+            serde_json::json!(i + 1),
+            serde_json::json!(io.requests),
+            serde_json::json!(io.bytes),
+            serde_json::json!(io.modeled_seconds(&cost)),
+            serde_json::json!(io.io_seconds),
+            serde_json::json!(secs),
+        ]
+    });
+    engine.tables.push(report::TableJson {
+        name: "io_per_epoch".into(),
+        columns: ["epoch", "requests", "bytes", "modeled_seconds", "io_seconds", "epoch_seconds"]
+            .map(String::from)
+            .to_vec(),
+        rows: io_rows.collect(),
+    });
+
     let xs: Vec<f64> = curve.iter().map(|p| p.epoch).collect();
     for (name, y_label, ys) in [
-        (
-            "test_accuracy",
-            "accuracy",
-            curve.iter().map(|p| p.test_accuracy).collect::<Vec<_>>(),
-        ),
-        (
-            "test_loss",
-            "cross-entropy",
-            curve.iter().map(|p| p.test_loss).collect(),
-        ),
-        (
-            "train_loss",
-            "cross-entropy",
-            curve.iter().map(|p| p.train_loss).collect(),
-        ),
+        ("test_accuracy", "accuracy", curve.iter().map(|p| p.test_accuracy).collect::<Vec<_>>()),
+        ("test_loss", "cross-entropy", curve.iter().map(|p| p.test_loss).collect()),
+        ("train_loss", "cross-entropy", curve.iter().map(|p| p.train_loss).collect()),
     ] {
         engine.series.push(SeriesJson {
             name: name.into(),
@@ -842,11 +823,7 @@ fn run_train(
     Ok(reports)
 }
 
-fn run_graph(
-    session: &Session,
-    variant: &Variant,
-    options: &RunOptions,
-) -> Result<BTreeMap<String, ReportJson>> {
+fn run_graph(session: &Session, variant: &Variant, options: &RunOptions) -> Result<BTreeMap<String, ReportJson>> {
     let s = &variant.settings;
     let g = &s.graph;
     let seed = s.experiment.seed;
@@ -859,13 +836,8 @@ fn run_graph(
         "weighted-cascade" => graph.set_weighted_cascade(),
         other => bail!("unknown probability model `{other}` (known: uniform, weighted-cascade)"),
     }
-    let spec = variant
-        .objective
-        .as_ref()
-        .ok_or_else(|| anyhow!("no objective"))?;
-    let mut objective = session
-        .registry
-        .new_graph_objective(&spec.id, &spec.params_text())?;
+    let spec = variant.objective.as_ref().ok_or_else(|| anyhow!("no objective"))?;
+    let mut objective = session.registry.new_graph_objective(&spec.id, &spec.params_text())?;
     let started = Instant::now();
     let mut ctx = CallContext::new(role_seed(seed, "objective"), options.cancel.clone());
     ctx.progress = progress_bar(options, 0, format!("{}: {}", variant.name, spec.id));
@@ -880,26 +852,12 @@ fn run_graph(
     let mut rows = Vec::new();
     for (i, set) in choice.sets.iter().enumerate() {
         if set.seeds.len() > g.budget as usize {
-            bail!(
-                "{}: seed set {i} has {} nodes, over the budget of {}",
-                spec.id,
-                set.seeds.len(),
-                g.budget
-            );
+            bail!("{}: seed set {i} has {} nodes, over the budget of {}", spec.id, set.seeds.len(), g.budget);
         }
         if let Some(bad) = set.seeds.iter().find(|&&u| u >= graph.nodes()) {
-            bail!(
-                "{}: seed {bad} is not a node (n = {})",
-                spec.id,
-                graph.nodes()
-            );
+            bail!("{}: seed {bad} is not a node (n = {})", spec.id, graph.nodes());
         }
-        let estimate = graph::spread(
-            &graph,
-            set.seeds.as_slice(),
-            g.simulations,
-            role_seed(seed, "evaluation"),
-        );
+        let estimate = graph::spread(&graph, set.seeds.as_slice(), g.simulations, role_seed(seed, "evaluation"));
         expected += set.weight * estimate.mean;
         variance += (set.weight * estimate.ci95).powi(2);
         let seeds: Vec<String> = set.seeds.iter().map(u32::to_string).collect();
@@ -912,17 +870,11 @@ fn run_graph(
         ]);
     }
     report.scalars.insert("expected_spread".into(), expected);
-    report
-        .scalars
-        .insert("expected_spread_ci95".into(), variance.sqrt());
-    report
-        .scalars
-        .insert("choose_seconds".into(), choose_seconds);
+    report.scalars.insert("expected_spread_ci95".into(), variance.sqrt());
+    report.scalars.insert("choose_seconds".into(), choose_seconds);
     report.tables.push(report::TableJson {
         name: "seed_sets".into(),
-        columns: ["set", "weight", "spread", "ci95", "seeds"]
-            .map(String::from)
-            .to_vec(),
+        columns: ["set", "weight", "spread", "ci95", "seeds"].map(String::from).to_vec(),
         rows,
     });
     Ok([("objective".to_string(), report)].into())

@@ -14,6 +14,7 @@ use crate::data::{Dataset, Splits};
 use crate::manifest::TrainConfig;
 use crate::model::Mlp;
 use crate::plugin::{ComponentError, OrderStream};
+use crate::storage::{Access, EpochReader, IoStats, LruPolicy};
 
 /// A source of example ids for one epoch.
 pub trait EpochOrder {
@@ -56,11 +57,146 @@ pub struct TensorData {
 impl TensorData {
     /// Copies `data` to `device`.
     pub fn new(data: &Dataset, device: Device) -> Self {
-        let x = Tensor::from_slice(&data.features)
-            .view([data.len() as i64, data.dim() as i64])
-            .to_device(device);
+        let x = Tensor::from_slice(&data.features).view([data.len() as i64, data.dim() as i64]).to_device(device);
         let y = Tensor::from_slice(&data.labels).to_device(device);
         TensorData { x, y }
+    }
+}
+
+/// One mini-batch.
+pub struct Batch {
+    /// `[k, ...shape]` features.
+    pub x: Tensor,
+    /// `[k]` labels.
+    pub y: Tensor,
+    /// The examples' ids (positions in the stored order).
+    pub ids: Vec<u64>,
+}
+
+/// Where an epoch's mini-batches come from.
+pub trait BatchSource {
+    /// The next batch of at most `size` examples, `None` at the end.
+    fn next_batch(&mut self, size: usize) -> Result<Option<Batch>>;
+    /// Ends the epoch; returns its I/O.
+    fn finish(self: Box<Self>) -> Result<IoStats>;
+}
+
+/// Executes an order against tensors in memory, counting the storage
+/// requests and bytes that a buffer of `buffer_blocks` blocks would have
+/// made (the same policy as the shard loader), without reading anything.
+pub struct MemorySource<'a> {
+    order: Box<dyn EpochOrder + 'a>,
+    data: &'a TensorData,
+    layout: tessera_sdk::StorageLayout,
+    access: Access,
+    buffer: LruPolicy<()>,
+    pending: Vec<u64>,
+    done: bool,
+    io: IoStats,
+}
+
+impl<'a> MemorySource<'a> {
+    /// A source over `data` stored as `layout`, in the order `order`.
+    pub fn new(
+        order: Box<dyn EpochOrder + 'a>,
+        data: &'a TensorData,
+        layout: tessera_sdk::StorageLayout,
+        access: Access,
+        buffer_blocks: usize,
+    ) -> Self {
+        MemorySource {
+            order,
+            data,
+            layout,
+            access,
+            buffer: LruPolicy::new(buffer_blocks),
+            pending: Vec::new(),
+            done: false,
+            io: IoStats::default(),
+        }
+    }
+}
+
+impl BatchSource for MemorySource<'_> {
+    fn next_batch(&mut self, size: usize) -> Result<Option<Batch>> {
+        while self.pending.len() < size && !self.done {
+            match self.order.next_chunk()? {
+                Some(chunk) => {
+                    let n = self.layout.examples;
+                    for &id in chunk.iter() {
+                        if id >= n {
+                            bail!("the sampler yielded example id {id}, outside 0..{n}");
+                        }
+                        match self.access {
+                            Access::Block => {
+                                let block = id / self.layout.block_size;
+                                if !self.buffer.touch(block) {
+                                    self.buffer.insert(block, ());
+                                    self.io.requests += 1;
+                                    self.io.bytes +=
+                                        self.layout.block_range(block).count() as u64 * self.layout.bytes_per_example;
+                                }
+                            }
+                            Access::Example => {
+                                self.io.requests += 1;
+                                self.io.bytes += self.layout.bytes_per_example;
+                            }
+                        }
+                        self.pending.push(id);
+                    }
+                }
+                None => self.done = true,
+            }
+        }
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let take = self.pending.len().min(size);
+        let ids: Vec<u64> = self.pending.drain(..take).collect();
+        let index: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let index = Tensor::from_slice(&index).to_device(self.data.x.device());
+        Ok(Some(Batch { x: self.data.x.index_select(0, &index), y: self.data.y.index_select(0, &index), ids }))
+    }
+
+    fn finish(self: Box<Self>) -> Result<IoStats> {
+        Ok(self.io)
+    }
+}
+
+/// Reads an order's examples from shards through the block loader.
+pub struct ShardSource {
+    reader: Option<EpochReader>,
+    shape: Vec<i64>,
+    device: Device,
+}
+
+impl ShardSource {
+    /// A source over a started pass of the loader.
+    pub fn new(reader: EpochReader, shape: &[usize], device: Device) -> Self {
+        ShardSource { reader: Some(reader), shape: shape.iter().map(|&d| d as i64).collect(), device }
+    }
+}
+
+impl BatchSource for ShardSource {
+    fn next_batch(&mut self, size: usize) -> Result<Option<Batch>> {
+        let reader = self.reader.as_mut().expect("not finished");
+        let mut features = Vec::new();
+        let examples = reader.next_examples(size, &mut features)?;
+        if examples.is_empty() {
+            return Ok(None);
+        }
+        let mut shape = vec![examples.len() as i64];
+        shape.extend_from_slice(&self.shape);
+        let labels: Vec<i64> = examples.iter().map(|e| e.label).collect();
+        Ok(Some(Batch {
+            x: Tensor::from_slice(&features).view(shape.as_slice()).to_device(self.device),
+            y: Tensor::from_slice(&labels).to_device(self.device),
+            ids: examples.iter().map(|e| e.id).collect(),
+        }))
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<IoStats> {
+        self.reader.take().expect("not finished").finish()
     }
 }
 
@@ -78,32 +214,18 @@ pub fn evaluate(model: &Mlp, data: &TensorData) -> Evaluation {
     tch::no_grad(|| {
         let logits = model.forward(&data.x);
         let loss = logits.cross_entropy_for_logits(&data.y).double_value(&[]);
-        let accuracy = logits
-            .argmax(-1, false)
-            .eq_tensor(&data.y)
-            .to_kind(Kind::Float)
-            .mean(Kind::Float)
-            .double_value(&[]);
+        let accuracy =
+            logits.argmax(-1, false).eq_tensor(&data.y).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
         Evaluation { accuracy, loss }
     })
 }
 
 fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(Vec::<f32>::try_from(
-        t.to_device(Device::Cpu)
-            .to_kind(Kind::Float)
-            .contiguous()
-            .view([-1]),
-    )?)
+    Ok(Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]))?)
 }
 
 fn to_vec_i64(t: &Tensor) -> Result<Vec<i64>> {
-    Ok(Vec::<i64>::try_from(
-        t.to_device(Device::Cpu)
-            .to_kind(Kind::Int64)
-            .contiguous()
-            .view([-1]),
-    )?)
+    Ok(Vec::<i64>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Int64).contiguous().view([-1]))?)
 }
 
 /// The observations `requests` asks for, computed once per split.
@@ -122,11 +244,8 @@ pub fn observe(
             .find(|(n, _)| *n == split)
             .map(|(_, t)| *t)
             .ok_or_else(|| anyhow!("split `{split}` is not loaded"))?;
-        let kinds: BTreeSet<&str> = requests
-            .iter()
-            .filter(|r| r.split.as_str() == split)
-            .map(|r| r.kind.as_str())
-            .collect();
+        let kinds: BTreeSet<&str> =
+            requests.iter().filter(|r| r.split.as_str() == split).map(|r| r.kind.as_str()).collect();
         let n = data.len() as u64;
         let (features, logits) = tch::no_grad(|| {
             let f = model.features(&t.x);
@@ -136,37 +255,24 @@ pub fn observe(
         let classes = logits.size()[1] as u64;
         for kind in kinds {
             let array = match kind {
-                observation::PREDICTIONS => {
-                    Array::i64(vec![n], to_vec_i64(&logits.argmax(-1, false))?)
-                }
+                observation::PREDICTIONS => Array::i64(vec![n], to_vec_i64(&logits.argmax(-1, false))?),
                 observation::LABELS => Array::i64(vec![n], data.labels.clone()),
                 observation::LOGITS => Array::f32(vec![n, classes], to_vec_f32(&logits)?),
-                observation::PROBABILITIES => Array::f32(
-                    vec![n, classes],
-                    to_vec_f32(&logits.softmax(-1, Kind::Float))?,
-                ),
+                observation::PROBABILITIES => {
+                    Array::f32(vec![n, classes], to_vec_f32(&logits.softmax(-1, Kind::Float))?)
+                }
                 observation::FEATURES => {
                     let d = features.size()[1] as u64;
                     Array::f32(vec![n, d], to_vec_f32(&features)?)
                 }
                 observation::LOSS => {
-                    let loss = logits
-                        .log_softmax(-1, Kind::Float)
-                        .gather(1, &t.y.unsqueeze(1), false)
-                        .neg();
+                    let loss = logits.log_softmax(-1, Kind::Float).gather(1, &t.y.unsqueeze(1), false).neg();
                     Array::f32(vec![n], to_vec_f32(&loss)?)
                 }
                 observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
-                other => bail!(
-                    "unknown observation `{other}` (known: {})",
-                    observation::ALL.join(", ")
-                ),
+                other => bail!("unknown observation `{other}` (known: {})", observation::ALL.join(", ")),
             };
-            out.push(Observation {
-                split: split.into(),
-                kind: kind.into(),
-                array,
-            });
+            out.push(Observation { split: split.into(), kind: kind.into(), array });
         }
     }
     Ok(out)
@@ -196,18 +302,22 @@ pub struct FitSummary {
     pub steps: u64,
     /// Examples trained on.
     pub examples_seen: u64,
-    /// Wall time of the optimization, in seconds (evaluations excluded).
+    /// Wall time of the optimizer steps, in seconds (loading and evaluation excluded).
     pub train_seconds: f64,
     /// Examples per second of optimization.
     pub examples_per_second: f64,
+    /// Wall time of each epoch, loading included, evaluation excluded.
+    pub epoch_seconds: Vec<f64>,
+    /// I/O of each epoch.
+    pub epoch_io: Vec<IoStats>,
     /// Ids a sampler visited other than exactly once, summed over epochs.
     pub irregular_visits: u64,
 }
 
 /// Hooks of a training run.
-pub struct FitHooks<'a> {
-    /// The order of each epoch.
-    pub order: &'a mut dyn FnMut(u64) -> Result<Box<dyn EpochOrder>>,
+pub struct FitHooks<'a, 'b> {
+    /// The batches of each epoch.
+    pub epoch: &'a mut dyn FnMut(u64) -> Result<Box<dyn BatchSource + 'b>>,
     /// Called at every checkpoint.
     pub checkpoint: &'a mut dyn FnMut(&Mlp, Checkpoint, f64) -> Result<()>,
     /// Set to stop.
@@ -219,111 +329,64 @@ pub struct FitHooks<'a> {
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
 pub fn optimizer(model: &Mlp, cfg: &TrainConfig) -> Result<nn::Optimizer> {
     Ok(match cfg.optimizer.as_str() {
-        "sgd" => nn::Sgd {
-            momentum: cfg.momentum,
-            dampening: 0.0,
-            wd: cfg.weight_decay,
-            nesterov: false,
-        }
-        .build(&model.vs, cfg.lr)?,
-        "adam" => nn::Adam {
-            wd: cfg.weight_decay,
-            ..Default::default()
-        }
-        .build(&model.vs, cfg.lr)?,
-        "adamw" => nn::AdamW {
-            wd: cfg.weight_decay,
-            ..Default::default()
-        }
-        .build(&model.vs, cfg.lr)?,
+        "sgd" => nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }
+            .build(&model.vs, cfg.lr)?,
+        "adam" => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
+        "adamw" => nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
         other => bail!("unknown optimizer `{other}` (known: sgd, adam, adamw)"),
     })
 }
 
-/// Trains `model` on `train` for `cfg.epochs` epochs in the orders `hooks`
-/// gives, calling the checkpoint hook every `cfg.checkpoint_every` steps and
-/// after each epoch.
-pub fn fit(
-    model: &Mlp,
-    train: &TensorData,
-    n: u64,
-    cfg: &TrainConfig,
-    hooks: FitHooks,
-) -> Result<FitSummary> {
+/// Trains `model` on the `n` stored examples for `cfg.epochs` epochs with
+/// the batches `hooks` gives, calling the checkpoint hook every
+/// `cfg.checkpoint_every` steps and after each epoch.
+pub fn fit(model: &Mlp, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<FitSummary> {
     if cfg.batch_size == 0 {
         bail!("train.batch_size must be at least 1");
     }
     let mut opt = optimizer(model, cfg)?;
-    let mut step = 0u64;
-    let mut seen = 0u64;
-    let mut irregular = 0u64;
-    let mut seconds = 0.0;
-    let mut loss_sum = 0.0;
-    let mut loss_count = 0u64;
+    let (mut step, mut seen, mut irregular, mut seconds) = (0u64, 0u64, 0u64, 0.0);
+    let (mut loss_sum, mut loss_count) = (0.0, 0u64);
     let mut visits = vec![0u8; n as usize];
     let mut last_checkpoint = 0u64;
+    let (mut epoch_seconds, mut epoch_io) = (Vec::new(), Vec::new());
     for epoch in 0..cfg.epochs {
-        let mut order = (hooks.order)(epoch)?;
-        let mut pending: Vec<i64> = Vec::with_capacity(cfg.batch_size * 2);
+        let epoch_started = std::time::Instant::now();
+        let mut evaluation = 0.0;
+        let mut source = (hooks.epoch)(epoch)?;
         visits.iter_mut().for_each(|v| *v = 0);
-        let mut finished = false;
-        while !finished {
-            match order.next_chunk()? {
-                Some(chunk) => {
-                    for &id in chunk.iter() {
-                        if id >= n {
-                            bail!("the sampler yielded example id {id}, outside 0..{n}");
-                        }
-                        visits[id as usize] = visits[id as usize].saturating_add(1);
-                        pending.push(id as i64);
-                    }
-                }
-                None => finished = true,
+        while let Some(batch) = source.next_batch(cfg.batch_size)? {
+            if hooks.cancel.load(Ordering::Relaxed) {
+                bail!("cancelled");
             }
-            while pending.len() >= cfg.batch_size || (finished && !pending.is_empty()) {
-                if hooks.cancel.load(Ordering::Relaxed) {
-                    bail!("cancelled");
-                }
-                // Every `checkpoint_every` steps, before the next step: a step that
-                // ended an epoch was observed already.
-                if cfg.checkpoint_every > 0
-                    && step > last_checkpoint
-                    && step.is_multiple_of(cfg.checkpoint_every)
-                {
-                    let cp = Checkpoint {
-                        step,
-                        epoch: seen as f64 / n as f64,
-                        examples_seen: seen,
-                        is_final: false,
-                    };
-                    (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
-                    (loss_sum, loss_count, last_checkpoint) = (0.0, 0, step);
-                }
+            // Every `checkpoint_every` steps, before the next step: a step that
+            // ended an epoch was observed already.
+            if cfg.checkpoint_every > 0 && step > last_checkpoint && step.is_multiple_of(cfg.checkpoint_every) {
                 let started = std::time::Instant::now();
-                let take = pending.len().min(cfg.batch_size);
-                let ids = Tensor::from_slice(&pending[..take]).to_device(train.x.device());
-                pending.drain(..take);
-                let x = train.x.index_select(0, &ids);
-                let y = train.y.index_select(0, &ids);
-                let loss = model.forward(&x).cross_entropy_for_logits(&y);
-                opt.backward_step(&loss);
-                loss_sum += loss.double_value(&[]);
-                seconds += started.elapsed().as_secs_f64();
-                loss_count += 1;
-                step += 1;
-                seen += take as u64;
-                if let Some(bar) = hooks.progress {
-                    bar.inc(1);
-                }
+                let cp = Checkpoint { step, epoch: seen as f64 / n as f64, examples_seen: seen, is_final: false };
+                (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
+                (loss_sum, loss_count, last_checkpoint) = (0.0, 0, step);
+                evaluation += started.elapsed().as_secs_f64();
+            }
+            for &id in &batch.ids {
+                visits[id as usize] = visits[id as usize].saturating_add(1);
+            }
+            let started = std::time::Instant::now();
+            let loss = model.forward(&batch.x).cross_entropy_for_logits(&batch.y);
+            opt.backward_step(&loss);
+            loss_sum += loss.double_value(&[]);
+            seconds += started.elapsed().as_secs_f64();
+            loss_count += 1;
+            step += 1;
+            seen += batch.ids.len() as u64;
+            if let Some(bar) = hooks.progress {
+                bar.inc(1);
             }
         }
+        epoch_io.push(source.finish()?);
+        epoch_seconds.push(epoch_started.elapsed().as_secs_f64() - evaluation);
         irregular += visits.iter().filter(|&&v| v != 1).count() as u64;
-        let cp = Checkpoint {
-            step,
-            epoch: (epoch + 1) as f64,
-            examples_seen: seen,
-            is_final: epoch + 1 == cfg.epochs,
-        };
+        let cp = Checkpoint { step, epoch: (epoch + 1) as f64, examples_seen: seen, is_final: epoch + 1 == cfg.epochs };
         (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
         (loss_sum, loss_count, last_checkpoint) = (0.0, 0, step);
     }
@@ -334,11 +397,9 @@ pub fn fit(
         steps: step,
         examples_seen: seen,
         train_seconds: seconds,
-        examples_per_second: if seconds > 0.0 {
-            seen as f64 / seconds
-        } else {
-            0.0
-        },
+        examples_per_second: if seconds > 0.0 { seen as f64 / seconds } else { 0.0 },
+        epoch_seconds,
+        epoch_io,
         irregular_visits: irregular,
     })
 }
@@ -348,35 +409,44 @@ mod tests {
     use super::*;
     use crate::manifest::ModelConfig;
 
+    fn memory_epochs<'a>(
+        tensors: &'a TensorData,
+        n: u64,
+        access: Access,
+        buffer_blocks: usize,
+    ) -> impl FnMut(u64) -> Result<Box<dyn BatchSource + 'a>> {
+        let layout = tessera_sdk::StorageLayout { examples: n, block_size: 10, bytes_per_example: 24 };
+        let mut rng = SeedRng::new(0);
+        move |_| {
+            Ok(Box::new(MemorySource::new(
+                Box::new(ShuffledOrder::new(n, &mut rng)),
+                tensors,
+                layout,
+                access,
+                buffer_blocks,
+            )))
+        }
+    }
+
     #[test]
     fn checkpoints_are_strictly_increasing_and_close_each_epoch() {
         let data = crate::data::blobs(90, 4, 3, 3.0, 1).unwrap();
         let model = Mlp::new(&ModelConfig::default(), 4, 3, Device::Cpu, 0).unwrap();
         let tensors = TensorData::new(&data, Device::Cpu);
-        let cfg = TrainConfig {
-            epochs: 2,
-            batch_size: 10,
-            checkpoint_every: 3,
-            ..TrainConfig::default()
-        };
-        let mut rng = SeedRng::new(0);
-        let mut order =
-            |_| -> Result<Box<dyn EpochOrder>> { Ok(Box::new(ShuffledOrder::new(90, &mut rng))) };
+        let cfg = TrainConfig { epochs: 2, batch_size: 10, checkpoint_every: 3, ..TrainConfig::default() };
+        let mut epoch = memory_epochs(&tensors, 90, Access::Block, 90);
         let mut seen = Vec::new();
         let mut checkpoint = |_: &Mlp, cp: Checkpoint, _| {
             seen.push((cp.step, cp.epoch, cp.is_final));
             Ok(())
         };
         let cancel = AtomicBool::new(false);
-        let hooks = FitHooks {
-            order: &mut order,
-            checkpoint: &mut checkpoint,
-            cancel: &cancel,
-            progress: None,
-        };
-        let summary = fit(&model, &tensors, 90, &cfg, hooks).unwrap();
+        let hooks = FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None };
+        let summary = fit(&model, 90, &cfg, hooks).unwrap();
         assert_eq!(summary.steps, 18);
         assert_eq!(summary.irregular_visits, 0);
+        // A buffer as large as the data reads each of the 9 blocks once per epoch.
+        assert_eq!(summary.epoch_io.iter().map(|io| io.requests).collect::<Vec<_>>(), vec![9, 9]);
         let steps: Vec<u64> = seen.iter().map(|c| c.0).collect();
         assert_eq!(steps, vec![3, 6, 9, 12, 15, 18]);
         assert_eq!((seen[2].1, seen[5].1), (1.0, 2.0));
@@ -390,28 +460,13 @@ mod tests {
         let model = Mlp::new(&ModelConfig::default(), 4, 3, Device::Cpu, 0).unwrap();
         let tensors = TensorData::new(&data, Device::Cpu);
         let before = evaluate(&model, &tensors);
-        let cfg = TrainConfig {
-            epochs: 3,
-            ..TrainConfig::default()
-        };
-        let mut rng = SeedRng::new(0);
-        let mut order =
-            |_| -> Result<Box<dyn EpochOrder>> { Ok(Box::new(ShuffledOrder::new(300, &mut rng))) };
+        let cfg = TrainConfig { epochs: 3, ..TrainConfig::default() };
+        let mut epoch = memory_epochs(&tensors, 300, Access::Example, 1);
         let mut checkpoint = |_: &Mlp, _, _| Ok(());
         let cancel = AtomicBool::new(false);
-        fit(
-            &model,
-            &tensors,
-            300,
-            &cfg,
-            FitHooks {
-                order: &mut order,
-                checkpoint: &mut checkpoint,
-                cancel: &cancel,
-                progress: None,
-            },
-        )
-        .unwrap();
+        let hooks = FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None };
+        let summary = fit(&model, 300, &cfg, hooks).unwrap();
+        assert_eq!(summary.epoch_io[0].requests, 300, "random access: one request per example");
         let after = evaluate(&model, &tensors);
         assert!(after.loss < before.loss / 2.0, "{before:?} -> {after:?}");
         assert!(after.accuracy > 0.9, "{after:?}");

@@ -8,12 +8,7 @@ use tessera_core::plugin::{LoadError, Registry};
 use tessera_core::report::Status;
 
 fn line_of(path: &std::path::Path, needle: &str) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .position(|l| l.contains(needle))
-        .expect("needle in manifest")
-        + 1
+    std::fs::read_to_string(path).unwrap().lines().position(|l| l.contains(needle)).expect("needle in manifest") + 1
 }
 
 #[test]
@@ -26,11 +21,7 @@ fn unknown_plugin_is_located_and_lists_the_loaded_ones() {
     );
     let err = prepare(&m).err().expect("an unknown plugin is an error").0;
     assert_eq!(err.len(), 1, "{err:?}");
-    assert!(
-        err[0].message.contains("no plugin named `nosuch`"),
-        "{}",
-        err[0]
-    );
+    assert!(err[0].message.contains("no plugin named `nosuch`"), "{}", err[0]);
     assert!(err[0].message.contains("loaded: baselines"), "{}", err[0]);
     assert_eq!(err[0].location.map(|l| l.0), Some(line_of(&m, "nosuch")));
 }
@@ -44,20 +35,10 @@ fn unknown_component_suggests_the_closest_name() {
         &format!("{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.sequentail\"\n"),
     );
     let err = prepare(&m).err().unwrap().0;
-    assert!(
-        err[0].message.contains("has no sampler named `sequentail`"),
-        "{}",
-        err[0]
-    );
-    assert_eq!(
-        err[0].hint.as_deref(),
-        Some("did you mean `baselines.sequential`?")
-    );
+    assert!(err[0].message.contains("has no sampler named `sequentail`"), "{}", err[0]);
+    assert_eq!(err[0].hint.as_deref(), Some("did you mean `baselines.sequential`?"));
     assert_eq!(err[0].key.as_deref(), Some("sampler.use"));
-    assert_eq!(
-        err[0].location.map(|l| l.0),
-        Some(line_of(&m, "sequentail"))
-    );
+    assert_eq!(err[0].location.map(|l| l.0), Some(line_of(&m, "sequentail")));
 }
 
 #[test]
@@ -70,18 +51,8 @@ fn misspelled_component_parameter_names_the_key_and_line() {
     let d = &err[0];
     assert_eq!(d.key.as_deref(), Some("variant[1].sampler.chunkk"));
     assert_eq!(d.location.map(|l| l.0), Some(line_of(&m, "chunkk")));
-    assert!(
-        d.hint
-            .as_deref()
-            .unwrap_or("")
-            .contains("did you mean `chunk`?"),
-        "{d}"
-    );
-    assert!(
-        d.to_string()
-            .starts_with(&format!("{}:{}:", m.display(), line_of(&m, "chunkk"))),
-        "{d}"
-    );
+    assert!(d.hint.as_deref().unwrap_or("").contains("did you mean `chunk`?"), "{d}");
+    assert!(d.to_string().starts_with(&format!("{}:{}:", m.display(), line_of(&m, "chunkk"))), "{d}");
 }
 
 #[test]
@@ -95,10 +66,7 @@ fn wrong_value_type_and_bad_value_name_the_key() {
     let err = prepare(&m).err().unwrap().0;
     assert_eq!(err[0].key.as_deref(), Some("sampler.chunk"));
     assert!(err[0].message.contains("invalid type"), "{}", err[0]);
-    assert_eq!(
-        err[0].location.map(|l| l.0),
-        Some(line_of(&m, "chunk = \"big\""))
-    );
+    assert_eq!(err[0].location.map(|l| l.0), Some(line_of(&m, "chunk = \"big\"")));
 
     let m = write_manifest(
         dir.path(),
@@ -106,13 +74,7 @@ fn wrong_value_type_and_bad_value_name_the_key() {
         &format!("{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.sequential\"\nchunk = 0\n"),
     );
     let err = prepare(&m).err().unwrap().0;
-    assert!(
-        err[0]
-            .message
-            .contains("parameter `chunk`: must be at least 1"),
-        "{}",
-        err[0]
-    );
+    assert!(err[0].message.contains("parameter `chunk`: must be at least 1"), "{}", err[0]);
 
     let m = write_manifest(
         dir.path(),
@@ -127,11 +89,7 @@ fn wrong_value_type_and_bad_value_name_the_key() {
 fn missing_plugin_file_points_at_the_plugin_paths() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope/libtessera_gone.so");
-    let m = write_manifest(
-        dir.path(),
-        &[&missing],
-        "[sampler]\nuse = \"baselines.sequential\"\n",
-    );
+    let m = write_manifest(dir.path(), &[&missing], "[sampler]\nuse = \"baselines.sequential\"\n");
     let err = prepare(&m).err().unwrap().0;
     assert!(err[0].message.contains("does not exist"), "{}", err[0]);
     assert!(err[0].message.contains("libtessera_gone.so"), "{}", err[0]);
@@ -145,31 +103,12 @@ fn two_libraries_with_one_plugin_name_are_refused_when_used() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
-    std::fs::copy(
-        baselines(),
-        a.join(tessera_core::plugin::library_file_name("tessera_baselines")),
-    )
-    .unwrap();
-    std::fs::copy(
-        baselines(),
-        b.join(tessera_core::plugin::library_file_name(
-            "tessera_baselines_copy",
-        )),
-    )
-    .unwrap();
-    let m = write_manifest(
-        dir.path(),
-        &[&a, &b],
-        &format!("{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.sequential\"\n"),
-    );
+    std::fs::copy(baselines(), a.join(tessera_core::plugin::library_file_name("tessera_baselines"))).unwrap();
+    std::fs::copy(baselines(), b.join(tessera_core::plugin::library_file_name("tessera_baselines_copy"))).unwrap();
+    let m =
+        write_manifest(dir.path(), &[&a, &b], &format!("{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.sequential\"\n"));
     let err = prepare(&m).err().unwrap().0;
-    assert!(
-        err[0]
-            .message
-            .contains("two libraries provide plugin `baselines`"),
-        "{}",
-        err[0]
-    );
+    assert!(err[0].message.contains("two libraries provide plugin `baselines`"), "{}", err[0]);
     assert!(err[0].message.contains("remove one"), "{}", err[0]);
 }
 
@@ -185,9 +124,7 @@ fn the_same_file_twice_is_one_plugin() {
 #[test]
 fn a_library_that_is_no_plugin_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = dir
-        .path()
-        .join(tessera_core::plugin::library_file_name("tessera_fake"));
+    let fake = dir.path().join(tessera_core::plugin::library_file_name("tessera_fake"));
     std::fs::write(&fake, b"not an ELF file").unwrap();
     let err = Registry::new().load_file(&fake).unwrap_err();
     assert!(matches!(err, LoadError::Open { .. }), "{err}");
@@ -234,12 +171,7 @@ name = "after"
     let m = write_manifest(dir.path(), &[&baselines(), &faulty()], &body);
     let session = prepare(&m).unwrap_or_else(|e| panic!("{e}"));
     let outcome = run_into(&session, dir.path());
-    let status: Vec<(&str, Status)> = outcome
-        .results
-        .variants
-        .iter()
-        .map(|v| (v.name.as_str(), v.status))
-        .collect();
+    let status: Vec<(&str, Status)> = outcome.results.variants.iter().map(|v| (v.name.as_str(), v.status)).collect();
     assert_eq!(
         status,
         vec![
@@ -252,38 +184,12 @@ name = "after"
             ("after", Status::Ok),
         ]
     );
-    let error = |name: &str| {
-        outcome
-            .results
-            .variants
-            .iter()
-            .find(|v| v.name == name)
-            .unwrap()
-            .error
-            .clone()
-            .unwrap()
-    };
-    assert_eq!(
-        error("panic-in-order"),
-        "plugin component faulty.sampler panicked: deliberate panic in order"
-    );
-    assert_eq!(
-        error("panic-in-stream"),
-        "plugin component faulty.sampler panicked: deliberate panic in chunk"
-    );
-    assert_eq!(
-        error("error-in-metric"),
-        "faulty.metric: deliberate failure in observe"
-    );
-    assert_eq!(
-        error("panic-in-finish"),
-        "plugin component faulty.metric panicked: deliberate panic in finish"
-    );
-    assert!(
-        error("bogus-id").contains("example id 1000000, outside 0..420"),
-        "{}",
-        error("bogus-id")
-    );
+    let error = |name: &str| outcome.results.variants.iter().find(|v| v.name == name).unwrap().error.clone().unwrap();
+    assert_eq!(error("panic-in-order"), "plugin component faulty.sampler panicked: deliberate panic in order");
+    assert_eq!(error("panic-in-stream"), "plugin component faulty.sampler panicked: deliberate panic in chunk");
+    assert_eq!(error("error-in-metric"), "faulty.metric: deliberate failure in observe");
+    assert_eq!(error("panic-in-finish"), "plugin component faulty.metric panicked: deliberate panic in finish");
+    assert!(error("bogus-id").contains("example id 1000000, outside 0..420"), "{}", error("bogus-id"));
     assert!(!outcome.all_ok());
     // Results of the variants that ran are on disk.
     let saved = tessera_core::report::RunResults::load(&outcome.dir).unwrap();
@@ -301,11 +207,5 @@ fn a_panicking_constructor_is_reported_by_check() {
         &format!("{SMALL_TRAIN}\n[sampler]\nuse = \"faulty.sampler\"\npanic_in = \"new\"\n"),
     );
     let err = prepare(&m).err().unwrap().0;
-    assert!(
-        err[0]
-            .message
-            .contains("faulty.sampler panicked: deliberate panic in new"),
-        "{}",
-        err[0]
-    );
+    assert!(err[0].message.contains("faulty.sampler panicked: deliberate panic in new"), "{}", err[0]);
 }

@@ -27,31 +27,17 @@ fn plugins_json_lists_components_of_all_four_kinds() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let plugins = json["plugins"].as_array().unwrap();
-    let baselines = plugins
-        .iter()
-        .find(|p| p["name"] == "baselines")
-        .expect("baselines beside the binary");
+    let baselines = plugins.iter().find(|p| p["name"] == "baselines").expect("baselines beside the binary");
     assert_eq!(baselines["sdk_version"], tessera_sdk::SDK_VERSION);
-    assert_eq!(
-        baselines["libtorch_version"], "",
-        "baselines computes on no tensors"
-    );
+    assert_eq!(baselines["libtorch_version"], "", "baselines computes on no tensors");
     assert_eq!(json["libtorch_version"], "2.13.0");
-    let mut kinds: Vec<&str> = baselines["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["kind"].as_str().unwrap())
-        .collect();
+    let mut kinds: Vec<&str> =
+        baselines["components"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
     kinds.sort();
     kinds.dedup();
     assert_eq!(kinds, ["finetuner", "graph-objective", "metric", "sampler"]);
-    let shuffle = baselines["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "baselines.full-shuffle")
-        .unwrap();
+    let shuffle =
+        baselines["components"].as_array().unwrap().iter().find(|c| c["id"] == "baselines.full-shuffle").unwrap();
     assert_eq!(shuffle["params"][0]["name"], "chunk");
     assert_eq!(shuffle["params"][0]["default"], "65536");
     assert_eq!(shuffle["params"][0]["type"], "u64");
@@ -61,32 +47,18 @@ fn plugins_json_lists_components_of_all_four_kinds() {
 fn check_reports_a_misspelled_key_with_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("broken.toml");
-    std::fs::write(
-        &m,
-        "[train]\nepochs = 1\nlearning_rate = 0.1\n\n[sampler]\nuse = \"baselines.sequential\"\n",
-    )
-    .unwrap();
+    std::fs::write(&m, "[train]\nepochs = 1\nlearning_rate = 0.1\n\n[sampler]\nuse = \"baselines.sequential\"\n")
+        .unwrap();
     let out = tessera(&["check", "broken.toml"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(
-        err.starts_with("broken.toml:3:1: error: unknown field `learning_rate`"),
-        "{err}"
-    );
+    assert!(err.starts_with("broken.toml:3:1: error: unknown field `learning_rate`"), "{err}");
     assert!(err.contains("key: train.learning_rate"), "{err}");
 
-    std::fs::write(
-        &m,
-        "[train]\nepochs = 1\n\n[sampler]\nuse = \"baselines.sequential\"\n",
-    )
-    .unwrap();
+    std::fs::write(&m, "[train]\nepochs = 1\n\n[sampler]\nuse = \"baselines.sequential\"\n").unwrap();
     let out = tessera(&["check", "broken.toml"], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("ok (1 variants"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("ok (1 variants"), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -96,28 +68,12 @@ fn run_writes_the_run_folder_and_a_side_by_side_summary() {
         "{SMALL_TRAIN}\n[[metric]]\nuse = \"baselines.accuracy\"\n\n[[variant]]\nname = \"sequential\"\nsampler = {{ use = \"baselines.sequential\" }}\n\n[[variant]]\nname = \"shuffled\"\nsampler = {{ use = \"baselines.full-shuffle\" }}\n"
     );
     write_manifest(dir.path(), &[], &body);
-    let out = tessera(
-        &[
-            "-q",
-            "run",
-            "manifest.toml",
-            "--out",
-            "run1",
-            "--set",
-            "train.epochs=3",
-        ],
-        dir.path(),
-    );
+    let out = tessera(&["-q", "run", "manifest.toml", "--out", "run1", "--set", "train.epochs=3"], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
+    assert!(stdout.lines().next().unwrap().starts_with("variant"), "{stdout}");
     assert!(
-        stdout.lines().next().unwrap().starts_with("variant"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("sequential")
-            && stdout.contains("shuffled")
-            && stdout.contains("test_accuracy"),
+        stdout.contains("sequential") && stdout.contains("shuffled") && stdout.contains("test_accuracy"),
         "{stdout}"
     );
     let run = dir.path().join("run1");
@@ -134,45 +90,23 @@ fn run_writes_the_run_folder_and_a_side_by_side_summary() {
     }
     let results = tessera_core::report::RunResults::load(&run).unwrap();
     assert_eq!(results.variants.len(), 2);
-    assert_eq!(
-        results.variants[0].results["engine"].scalars["steps"],
-        3.0 * (420f64 / 16.0).ceil()
-    );
+    assert_eq!(results.variants[0].results["engine"].scalars["steps"], 3.0 * (420f64 / 16.0).ceil());
     let resolved = std::fs::read_to_string(run.join("manifest.resolved.toml")).unwrap();
-    assert!(
-        resolved.contains("epochs = 3"),
-        "overrides are recorded:\n{resolved}"
-    );
-    assert!(
-        resolved.contains("chunk = 65536"),
-        "defaults are filled in:\n{resolved}"
-    );
-    assert!(
-        resolved.contains("[[plugin]]") && resolved.contains("sdk_version = \"0.1.0\""),
-        "{resolved}"
-    );
+    assert!(resolved.contains("epochs = 3"), "overrides are recorded:\n{resolved}");
+    assert!(resolved.contains("chunk = 65536"), "defaults are filled in:\n{resolved}");
+    assert!(resolved.contains("[[plugin]]") && resolved.contains("sdk_version = \"0.1.0\""), "{resolved}");
 
     // Never overwrites an existing run.
     let out = tessera(&["run", "manifest.toml", "--out", "run1"], dir.path());
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("never overwritten"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("never overwritten"), "{}", text(&out.stderr));
 
     // The resolved manifest runs as is, to the same results.
-    let out = tessera(
-        &["-q", "run", "run1/manifest.resolved.toml", "--out", "run2"],
-        dir.path(),
-    );
+    let out = tessera(&["-q", "run", "run1/manifest.resolved.toml", "--out", "run2"], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let again = tessera_core::report::RunResults::load(&dir.path().join("run2")).unwrap();
     for (a, b) in results.variants.iter().zip(&again.variants) {
-        assert_eq!(
-            a.results["baselines.accuracy"],
-            b.results["baselines.accuracy"]
-        );
+        assert_eq!(a.results["baselines.accuracy"], b.results["baselines.accuracy"]);
     }
 
     // `tessera report` re-renders from results.json.
@@ -192,10 +126,7 @@ fn a_failed_variant_makes_the_exit_code_non_zero_and_keeps_the_others() {
     let out = tessera(&["-q", "run", "manifest.toml", "--out", "run"], dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("broken failed: plugin component faulty.sampler panicked"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("broken failed: plugin component faulty.sampler panicked"), "{stdout}");
     let results = tessera_core::report::RunResults::load(&dir.path().join("run")).unwrap();
     assert_eq!(results.variants[0].status, tessera_core::report::Status::Ok);
 }
@@ -203,16 +134,12 @@ fn a_failed_variant_makes_the_exit_code_non_zero_and_keeps_the_others() {
 #[test]
 fn plugin_log_records_reach_the_run_log_with_the_plugin_target() {
     let dir = tempfile::tempdir().unwrap();
-    let body = format!("{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.sequential\"\n\n[[metric]]\nuse = \"faulty.metric\"\n");
+    let body =
+        format!("{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.sequential\"\n\n[[metric]]\nuse = \"faulty.metric\"\n");
     write_manifest(dir.path(), &[&faulty()], &body);
     let out = tessera(&["run", "manifest.toml", "--out", "run"], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let log = std::fs::read_to_string(dir.path().join("run/run.log")).unwrap();
-    assert!(
-        log.contains("[INFO  faulty_fixture] faulty metric observed a checkpoint"),
-        "{log}"
-    );
-    assert!(
-        text(&out.stderr).contains("[INFO  faulty_fixture] faulty metric observed a checkpoint")
-    );
+    assert!(log.contains("[INFO  faulty_fixture] faulty metric observed a checkpoint"), "{log}");
+    assert!(text(&out.stderr).contains("[INFO  faulty_fixture] faulty metric observed a checkpoint"));
 }

@@ -8,15 +8,14 @@ use tessera_core::report::Status;
 #[test]
 fn same_manifest_and_seed_give_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
-    let body = format!("{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.full-shuffle\"\n\n[[metric]]\nuse = \"baselines.accuracy\"\n");
+    let body = format!(
+        "{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.full-shuffle\"\n\n[[metric]]\nuse = \"baselines.accuracy\"\n"
+    );
     let m = write_manifest(dir.path(), &[&baselines()], &body);
     let session = prepare(&m).unwrap();
     let a = run_into(&session, &dir.path().join("a"));
     let b = run_into(&session, &dir.path().join("b"));
-    let (ra, rb) = (
-        &a.results.variants[0].results,
-        &b.results.variants[0].results,
-    );
+    let (ra, rb) = (&a.results.variants[0].results, &b.results.variants[0].results);
     assert_eq!(ra["baselines.accuracy"], rb["baselines.accuracy"]);
     assert_eq!(ra["engine"].series, rb["engine"].series);
 
@@ -27,10 +26,7 @@ fn same_manifest_and_seed_give_the_same_results() {
     )
     .unwrap();
     let c = run_into(&other, &dir.path().join("c"));
-    assert_ne!(
-        ra["engine"].series, c.results.variants[0].results["engine"].series,
-        "another seed, another run"
-    );
+    assert_ne!(ra["engine"].series, c.results.variants[0].results["engine"].series, "another seed, another run");
 }
 
 #[test]
@@ -38,10 +34,7 @@ fn sorted_storage_hurts_the_sequential_order_not_the_shuffle() {
     let dir = tempfile::tempdir().unwrap();
     // Label-sorted storage; momentum makes SGD forget the early classes.
     let data = SMALL_TRAIN
-        .replace(
-            "separation = 3.0",
-            "separation = 2.0\nstored_order = \"sorted-by-label\"",
-        )
+        .replace("separation = 3.0", "separation = 2.0\nstored_order = \"sorted-by-label\"")
         .replace("classes = 3", "classes = 5")
         .replace("lr = 0.1", "lr = 0.1\nmomentum = 0.9");
     let body = format!(
@@ -49,17 +42,10 @@ fn sorted_storage_hurts_the_sequential_order_not_the_shuffle() {
     );
     let m = write_manifest(dir.path(), &[&baselines()], &body);
     let outcome = run_into(&prepare(&m).unwrap(), dir.path());
-    let acc = |i: usize| {
-        outcome.results.variants[i].results["baselines.accuracy"].scalars["test_accuracy"]
-    };
+    let acc = |i: usize| outcome.results.variants[i].results["baselines.accuracy"].scalars["test_accuracy"];
     assert!(acc(1) > 0.9, "shuffled: {}", acc(1));
     // Seeds 0..4 give 0.59-0.68 against 0.94-0.98.
-    assert!(
-        acc(0) < acc(1) - 0.2,
-        "sequential on sorted data: {} vs {}",
-        acc(0),
-        acc(1)
-    );
+    assert!(acc(0) < acc(1) - 0.2, "sequential on sorted data: {} vs {}", acc(0), acc(1));
 }
 
 #[test]
@@ -71,8 +57,7 @@ fn finetuners_choose_which_layers_train() {
     let m = write_manifest(dir.path(), &[&baselines()], &body);
     let outcome = run_into(&prepare(&m).unwrap(), dir.path());
     assert!(outcome.all_ok(), "{:?}", outcome.results.variants);
-    let trainable =
-        |i: usize| outcome.results.variants[i].results["engine"].scalars["trainable_parameters"];
+    let trainable = |i: usize| outcome.results.variants[i].results["engine"].scalars["trainable_parameters"];
     // MLP 8 -> 16 -> 3: head 16*3+3 = 51, all = 8*16+16 + 51 = 195.
     assert_eq!(trainable(0), 51.0);
     assert_eq!(trainable(1), 195.0);
@@ -87,31 +72,40 @@ fn graph_objectives_choose_seeds_that_core_scores() {
     let body = "kind = \"graph\"\n\n[graph]\nnodes = 300\nedges = 1500\nprobability = 0.1\nbudget = 5\nsimulations = 300\n\n[[variant]]\nname = \"degree\"\nobjective = { use = \"baselines.degree\" }\n\n[[variant]]\nname = \"random\"\nobjective = { use = \"baselines.random\", draws = 4 }\n";
     let m = write_manifest(dir.path(), &[&baselines()], body);
     let outcome = run_into(&prepare(&m).unwrap(), dir.path());
-    assert!(
-        outcome
-            .results
-            .variants
-            .iter()
-            .all(|v| v.status == Status::Ok),
-        "{:?}",
-        outcome.results.variants
+    assert!(outcome.results.variants.iter().all(|v| v.status == Status::Ok), "{:?}", outcome.results.variants);
+    let spread = |i: usize| outcome.results.variants[i].results["objective"].scalars["expected_spread"];
+    assert!(spread(0) >= 5.0 && spread(1) >= 5.0, "every seed counts itself");
+    assert!(spread(0) > spread(1), "top degree beats random on G(n, m): {} vs {}", spread(0), spread(1));
+    assert_eq!(outcome.results.variants[1].results["objective"].tables[0].rows.len(), 4);
+}
+
+#[test]
+fn training_through_shards_matches_memory_and_counts_real_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{SMALL_TRAIN}\n[storage]\nblock_size = 20\nbuffer_blocks = 2\nkeep = true\n\n[[metric]]\nuse = \"baselines.accuracy\"\n\n[[variant]]\nname = \"memory\"\nsampler = {{ use = \"baselines.sequential\" }}\n\n[[variant]]\nname = \"shards\"\nsampler = {{ use = \"baselines.sequential\" }}\nstorage = {{ mode = \"shards\" }}\n\n[[variant]]\nname = \"shards-random-access\"\nsampler = {{ use = \"baselines.full-shuffle\" }}\nstorage = {{ mode = \"shards\", access = \"example\" }}\n"
     );
-    let spread =
-        |i: usize| outcome.results.variants[i].results["objective"].scalars["expected_spread"];
-    assert!(
-        spread(0) >= 5.0 && spread(1) >= 5.0,
-        "every seed counts itself"
-    );
-    assert!(
-        spread(0) > spread(1),
-        "top degree beats random on G(n, m): {} vs {}",
-        spread(0),
-        spread(1)
-    );
+    let m = write_manifest(dir.path(), &[&baselines()], &body);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    assert!(outcome.all_ok(), "{:?}", outcome.results.variants.iter().map(|v| &v.error).collect::<Vec<_>>());
+    let engine = |i: usize| &outcome.results.variants[i].results["engine"];
+    // The same order from memory or from disk trains the same model.
+    assert_eq!(engine(0).series[0], engine(1).series[0]);
     assert_eq!(
-        outcome.results.variants[1].results["objective"].tables[0]
-            .rows
-            .len(),
-        4
+        outcome.results.variants[0].results["baselines.accuracy"],
+        outcome.results.variants[1].results["baselines.accuracy"]
     );
+    // 420 training examples in blocks of 20: a sequential pass reads 21 blocks.
+    for i in [0, 1] {
+        assert_eq!(engine(i).scalars["io_requests_per_epoch"], 21.0);
+        assert_eq!(engine(i).scalars["io_bytes_per_epoch"], 420.0 * (8.0 + 4.0 * 8.0));
+    }
+    assert!(engine(1).scalars["io_seconds_per_epoch"] > 0.0, "real reads are timed");
+    // Random access: one request per example, and far more modeled time.
+    assert_eq!(engine(2).scalars["io_requests_per_epoch"], 420.0);
+    assert!(engine(2).scalars["io_modeled_seconds_per_epoch"] > 10.0 * engine(1).scalars["io_modeled_seconds_per_epoch"]);
+    // The shards are on disk (keep = true) in the documented format.
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(outcome.dir.join("shards/shards/stored/index.json")).unwrap()).unwrap();
+    assert_eq!((index["examples"].as_u64(), index["block_size"].as_u64()), (Some(420), Some(20)));
 }

@@ -10,10 +10,7 @@ use std::process::Command;
 use tessera_core::plugin::{LoadError, Registry};
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn fixtures_dir() -> PathBuf {
@@ -31,20 +28,13 @@ fn write_if_changed(path: &Path, text: &str) {
 
 /// Builds a one-sampler plugin against a copy of the SDK whose version is
 /// `sdk_version` and whose sources pass through `edit`.
-fn build_plugin_against_modified_sdk(
-    name: &str,
-    sdk_version: &str,
-    edit: impl Fn(&str, String) -> String,
-) -> PathBuf {
+fn build_plugin_against_modified_sdk(name: &str, sdk_version: &str, edit: impl Fn(&str, String) -> String) -> PathBuf {
     let root = fixtures_dir().join(name);
     let sdk_src = workspace_root().join("sdk/src");
     for entry in std::fs::read_dir(&sdk_src).unwrap() {
         let path = entry.unwrap().path();
         let file = path.file_name().unwrap().to_str().unwrap().to_string();
-        write_if_changed(
-            &root.join("sdk/src").join(&file),
-            &edit(&file, std::fs::read_to_string(&path).unwrap()),
-        );
+        write_if_changed(&root.join("sdk/src").join(&file), &edit(&file, std::fs::read_to_string(&path).unwrap()));
     }
     let deps = "abi_stable = \"0.11.3\"\nserde = { version = \"1\", features = [\"derive\"] }\ntoml = \"0.8\"\nlog = { version = \"0.4\", features = [\"std\"] }\n";
     write_if_changed(
@@ -85,14 +75,8 @@ tessera_sdk::export_plugin! { name: "stale", samplers: [Stale] }
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "fixture build failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    target
-        .join("release")
-        .join(tessera_core::plugin::library_file_name(&lib))
+    assert!(output.status.success(), "fixture build failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    target.join("release").join(tessera_core::plugin::library_file_name(&lib))
 }
 
 #[test]
@@ -101,18 +85,9 @@ fn a_plugin_built_against_another_sdk_version_is_refused_with_a_short_message() 
     let err = Registry::new().load_file(&library).unwrap_err();
     assert!(matches!(err, LoadError::SdkVersion { .. }), "{err}");
     let message = err.to_string();
-    assert!(
-        message.contains("was built against tessera-sdk 0.2.0"),
-        "{message}"
-    );
-    assert!(
-        message.contains("this host uses tessera-sdk 0.1.0"),
-        "{message}"
-    );
-    assert!(
-        message.ends_with("rebuild it against tessera-sdk 0.1"),
-        "{message}"
-    );
+    assert!(message.contains("was built against tessera-sdk 0.2.0"), "{message}");
+    assert!(message.contains("this host uses tessera-sdk 0.1.0"), "{message}");
+    assert!(message.ends_with("rebuild it against tessera-sdk 0.1"), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
 }
 
@@ -120,7 +95,11 @@ fn a_plugin_built_against_another_sdk_version_is_refused_with_a_short_message() 
 fn a_plugin_built_against_a_modified_sdk_is_refused_with_its_error_lines_only() {
     let library = build_plugin_against_modified_sdk("sdk-layout", "0.1.0", |file, text| {
         if file == "types.rs" {
-            text.replacen("    pub bytes_per_example: u64,\n}", "    pub bytes_per_example: u64,\n    /// Not in the host's SDK.\n    pub extra: u64,\n}", 1)
+            text.replacen(
+                "    pub bytes_per_example: u64,\n}",
+                "    pub bytes_per_example: u64,\n    /// Not in the host's SDK.\n    pub extra: u64,\n}",
+                1,
+            )
         } else {
             text
         }
@@ -128,16 +107,7 @@ fn a_plugin_built_against_a_modified_sdk_is_refused_with_its_error_lines_only() 
     let err = Registry::new().load_file(&library).unwrap_err();
     assert!(matches!(err, LoadError::Layout { .. }), "{err}");
     let message = err.to_string();
-    assert!(
-        message.contains("whose types differ from this host's: rebuild it against tessera-sdk 0.1"),
-        "{message}"
-    );
-    assert!(
-        message.lines().count() <= 5,
-        "short, not the full dump:\n{message}"
-    );
-    assert!(
-        err.details().unwrap().lines().count() > message.lines().count(),
-        "the full report is kept for -v"
-    );
+    assert!(message.contains("whose types differ from this host's: rebuild it against tessera-sdk 0.1"), "{message}");
+    assert!(message.lines().count() <= 5, "short, not the full dump:\n{message}");
+    assert!(err.details().unwrap().lines().count() > message.lines().count(), "the full report is kept for -v");
 }

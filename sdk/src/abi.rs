@@ -28,12 +28,8 @@ pub enum ComponentKind {
 
 impl ComponentKind {
     /// All kinds, in the order the host lists them.
-    pub const ALL: [ComponentKind; 4] = [
-        ComponentKind::Sampler,
-        ComponentKind::Finetuner,
-        ComponentKind::Metric,
-        ComponentKind::GraphObjective,
-    ];
+    pub const ALL: [ComponentKind; 4] =
+        [ComponentKind::Sampler, ComponentKind::Finetuner, ComponentKind::Metric, ComponentKind::GraphObjective];
 
     /// The kind's name as manifests and `tessera plugins` spell it.
     pub fn as_str(self) -> &'static str {
@@ -147,18 +143,14 @@ pub struct PluginMod {
     /// Installs the host's log sink in the plugin's copy of `log`.
     pub install_logger: extern "C" fn(logger: HostLogger),
     /// Creates the sampler `name` from its parameters (TOML text).
-    pub new_sampler:
-        extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<SamplerBox, PluginError>,
+    pub new_sampler: extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<SamplerBox, PluginError>,
     /// Creates the finetuner `name` from its parameters (TOML text).
-    pub new_finetuner:
-        extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<FinetunerBox, PluginError>,
+    pub new_finetuner: extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<FinetunerBox, PluginError>,
     /// Creates the metric `name` from its parameters (TOML text).
-    pub new_metric:
-        extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<MetricBox, PluginError>,
+    pub new_metric: extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<MetricBox, PluginError>,
     /// Creates the graph objective `name` from its parameters (TOML text).
     #[sabi(last_prefix_field)]
-    pub new_graph_objective:
-        extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<GraphObjectiveBox, PluginError>,
+    pub new_graph_objective: extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<GraphObjectiveBox, PluginError>,
 }
 
 impl RootModule for PluginModRef {

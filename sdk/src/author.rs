@@ -11,14 +11,14 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::abi::{ComponentInfo, ComponentKind, ErrorKind, ParamSpec, PluginError};
 use crate::ffi::{
-    FfiFinetuner, FfiFinetuner_TO, FfiGraphObjective, FfiGraphObjective_TO, FfiMetric,
-    FfiMetric_TO, FfiOrderStream, FfiOrderStream_TO, FfiSampler, FfiSampler_TO, FinetunerBox,
-    GraphObjectiveBox, HostServices, MetricBox, OracleServices, OrderStreamBox, SamplerBox,
+    FfiFinetuner, FfiFinetuner_TO, FfiGraphObjective, FfiGraphObjective_TO, FfiMetric, FfiMetric_TO, FfiOrderStream,
+    FfiOrderStream_TO, FfiSampler, FfiSampler_TO, FinetunerBox, GraphObjectiveBox, HostServices, MetricBox,
+    OracleServices, OrderStreamBox, SamplerBox,
 };
 use crate::rng::SeedRng;
 use crate::types::{
-    Array, Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, SeedChoice,
-    Selection, StorageLayout,
+    Array, Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, SeedChoice, Selection,
+    StorageLayout,
 };
 
 /// An error from a component, with the parameter key at fault where one is.
@@ -35,29 +35,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A failure while working.
     pub fn msg(message: impl std::fmt::Display) -> Self {
-        Error {
-            kind: ErrorKind::Failed,
-            message: message.to_string(),
-            key: None,
-        }
+        Error { kind: ErrorKind::Failed, message: message.to_string(), key: None }
     }
 
     /// A bad value of parameter `key`.
     pub fn invalid_param(key: &str, message: impl std::fmt::Display) -> Self {
-        Error {
-            kind: ErrorKind::InvalidParams,
-            message: message.to_string(),
-            key: Some(key.to_string()),
-        }
+        Error { kind: ErrorKind::InvalidParams, message: message.to_string(), key: Some(key.to_string()) }
     }
 
     /// The run was cancelled.
     pub fn cancelled() -> Self {
-        Error {
-            kind: ErrorKind::Cancelled,
-            message: "cancelled".into(),
-            key: None,
-        }
+        Error { kind: ErrorKind::Cancelled, message: "cancelled".into(), key: None }
     }
 
     /// What kind of failure this is.
@@ -76,11 +64,7 @@ impl Error {
     }
 
     fn into_ffi(self) -> PluginError {
-        PluginError {
-            kind: self.kind,
-            message: self.message.into(),
-            key: self.key.unwrap_or_default().into(),
-        }
+        PluginError { kind: self.kind, message: self.message.into(), key: self.key.unwrap_or_default().into() }
     }
 }
 
@@ -172,11 +156,7 @@ impl Oracle<'_> {
     pub fn score(&mut self, trainable: &[u32], folds: u32) -> Result<f64> {
         match (self.raw.score)(self.raw.context, RSlice::from_slice(trainable), folds) {
             ROk(v) => Ok(v),
-            RErr(e) => Err(Error {
-                kind: e.kind,
-                message: e.message.into(),
-                key: None,
-            }),
+            RErr(e) => Err(Error { kind: e.kind, message: e.message.into(), key: None }),
         }
     }
 }
@@ -198,11 +178,7 @@ impl<'a> Observations<'a> {
             .iter()
             .find(|o| o.split.as_str() == split && o.kind.as_str() == kind)
             .map(|o| &o.array)
-            .ok_or_else(|| {
-                Error::msg(format!(
-                    "the host gave no `{kind}` observation on split `{split}`"
-                ))
-            })
+            .ok_or_else(|| Error::msg(format!("the host gave no `{kind}` observation on split `{split}`")))
     }
 
     /// Integer data of `kind` on `split`.
@@ -264,20 +240,11 @@ pub type OrderStream = Box<dyn Iterator<Item = Vec<u64>> + Send>;
 pub trait Sampler: Component {
     /// The visiting order of epoch `epoch` (0-based): every example id in
     /// `0..layout.examples` exactly once, in chunks.
-    fn epoch_order(
-        &mut self,
-        layout: &StorageLayout,
-        epoch: u64,
-        host: &Host,
-    ) -> Result<OrderStream>;
+    fn epoch_order(&mut self, layout: &StorageLayout, epoch: u64, host: &Host) -> Result<OrderStream>;
 
     /// An order in which the host should rewrite the stored data once before
     /// training (Corgi²'s offline pass), or `None` (the default).
-    fn offline_order(
-        &mut self,
-        layout: &StorageLayout,
-        host: &Host,
-    ) -> Result<Option<OrderStream>> {
+    fn offline_order(&mut self, layout: &StorageLayout, host: &Host) -> Result<Option<OrderStream>> {
         let _ = (layout, host);
         Ok(None)
     }
@@ -287,12 +254,7 @@ pub trait Sampler: Component {
 pub trait Finetuner: Component {
     /// Chooses the layers to train among `layers`, scoring candidates with
     /// `oracle` as needed.
-    fn select(
-        &mut self,
-        layers: &[LayerInfo],
-        oracle: &mut Oracle,
-        host: &Host,
-    ) -> Result<Selection>;
+    fn select(&mut self, layers: &[LayerInfo], oracle: &mut Oracle, host: &Host) -> Result<Selection>;
 }
 
 /// Observes a run at checkpoints and reports figures.
@@ -300,12 +262,7 @@ pub trait Metric: Component {
     /// The observations it needs at each checkpoint.
     fn requires(&self) -> Vec<ObservationRequest>;
     /// Receives one checkpoint's observations.
-    fn observe(
-        &mut self,
-        checkpoint: &Checkpoint,
-        observations: &Observations,
-        host: &Host,
-    ) -> Result<()>;
+    fn observe(&mut self, checkpoint: &Checkpoint, observations: &Observations, host: &Host) -> Result<()>;
     /// Reports its figures after the last checkpoint.
     fn finish(&mut self, host: &Host) -> Result<Report>;
 }
@@ -318,12 +275,7 @@ pub trait GraphObjective: Component {
 
 /// The descriptor of component `C` of kind `kind`.
 pub fn component_info<C: Component>(kind: ComponentKind) -> ComponentInfo {
-    ComponentInfo {
-        kind,
-        name: C::NAME.into(),
-        summary: C::SUMMARY.into(),
-        params: C::Params::specs().into(),
-    }
+    ComponentInfo { kind, name: C::NAME.into(), summary: C::SUMMARY.into(), params: C::Params::specs().into() }
 }
 
 /// Parses parameters from TOML text, naming the key at fault on error.
@@ -333,20 +285,14 @@ pub fn parse_params<P: Params>(text: &str) -> Result<P> {
         let message = e.message().trim().to_string();
         match key {
             Some(key) => Error::invalid_param(&key, message),
-            None => Error {
-                kind: ErrorKind::InvalidParams,
-                message,
-                key: None,
-            },
+            None => Error { kind: ErrorKind::InvalidParams, message, key: None },
         }
     })
 }
 
 /// The key of the `key = value` line holding byte `offset` of `text`.
 fn key_at(text: &str, offset: usize) -> Option<String> {
-    let start = text[..offset.min(text.len())]
-        .rfind('\n')
-        .map_or(0, |i| i + 1);
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
     let line = text[start..].lines().next()?;
     let key = line.split('=').next()?.trim().trim_matches('"');
     (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
@@ -402,12 +348,7 @@ impl<S: Sampler> FfiSampler for SamplerAdapter<S> {
         host: &HostServices,
     ) -> RResult<OrderStreamBox, PluginError> {
         let inner = &mut self.0;
-        guard(S::NAME, || {
-            Ok(stream_box(
-                S::NAME,
-                inner.epoch_order(layout, epoch, &Host::new(host))?,
-            ))
-        })
+        guard(S::NAME, || Ok(stream_box(S::NAME, inner.epoch_order(layout, epoch, &Host::new(host))?)))
     }
 
     fn offline_order(
@@ -435,13 +376,7 @@ impl<F: Finetuner> FfiFinetuner for FinetunerAdapter<F> {
         host: &HostServices,
     ) -> RResult<Selection, PluginError> {
         let inner = &mut self.0;
-        guard(F::NAME, || {
-            inner.select(
-                layers.as_slice(),
-                &mut Oracle { raw: oracle },
-                &Host::new(host),
-            )
-        })
+        guard(F::NAME, || inner.select(layers.as_slice(), &mut Oracle { raw: oracle }, &Host::new(host)))
     }
 }
 
@@ -450,9 +385,7 @@ struct MetricAdapter<M>(M);
 impl<M: Metric> FfiMetric for MetricAdapter<M> {
     fn requires(&self) -> RVec<ObservationRequest> {
         // A panic here cannot be reported through the return type: report none.
-        catch_unwind(AssertUnwindSafe(|| self.0.requires()))
-            .unwrap_or_default()
-            .into()
+        catch_unwind(AssertUnwindSafe(|| self.0.requires())).unwrap_or_default().into()
     }
 
     fn observe(
@@ -462,13 +395,7 @@ impl<M: Metric> FfiMetric for MetricAdapter<M> {
         host: &HostServices,
     ) -> RResult<(), PluginError> {
         let inner = &mut self.0;
-        guard(M::NAME, || {
-            inner.observe(
-                checkpoint,
-                &Observations::new(observations.as_slice()),
-                &Host::new(host),
-            )
-        })
+        guard(M::NAME, || inner.observe(checkpoint, &Observations::new(observations.as_slice()), &Host::new(host)))
     }
 
     fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError> {
@@ -480,12 +407,7 @@ impl<M: Metric> FfiMetric for MetricAdapter<M> {
 struct GraphObjectiveAdapter<G>(G);
 
 impl<G: GraphObjective> FfiGraphObjective for GraphObjectiveAdapter<G> {
-    fn choose(
-        &mut self,
-        graph: &GraphView<'_>,
-        budget: u32,
-        host: &HostServices,
-    ) -> RResult<SeedChoice, PluginError> {
+    fn choose(&mut self, graph: &GraphView<'_>, budget: u32, host: &HostServices) -> RResult<SeedChoice, PluginError> {
         let inner = &mut self.0;
         guard(G::NAME, || inner.choose(graph, budget, &Host::new(host)))
     }
@@ -493,34 +415,22 @@ impl<G: GraphObjective> FfiGraphObjective for GraphObjectiveAdapter<G> {
 
 /// Creates sampler `S` from TOML parameters, as a boundary object.
 pub fn new_sampler<S: Sampler>(params: &str) -> Result<SamplerBox> {
-    Ok(FfiSampler_TO::from_value(
-        SamplerAdapter(create::<S>(params)?),
-        TD_Opaque,
-    ))
+    Ok(FfiSampler_TO::from_value(SamplerAdapter(create::<S>(params)?), TD_Opaque))
 }
 
 /// Creates finetuner `F` from TOML parameters, as a boundary object.
 pub fn new_finetuner<F: Finetuner>(params: &str) -> Result<FinetunerBox> {
-    Ok(FfiFinetuner_TO::from_value(
-        FinetunerAdapter(create::<F>(params)?),
-        TD_Opaque,
-    ))
+    Ok(FfiFinetuner_TO::from_value(FinetunerAdapter(create::<F>(params)?), TD_Opaque))
 }
 
 /// Creates metric `M` from TOML parameters, as a boundary object.
 pub fn new_metric<M: Metric>(params: &str) -> Result<MetricBox> {
-    Ok(FfiMetric_TO::from_value(
-        MetricAdapter(create::<M>(params)?),
-        TD_Opaque,
-    ))
+    Ok(FfiMetric_TO::from_value(MetricAdapter(create::<M>(params)?), TD_Opaque))
 }
 
 /// Creates graph objective `G` from TOML parameters, as a boundary object.
 pub fn new_graph_objective<G: GraphObjective>(params: &str) -> Result<GraphObjectiveBox> {
-    Ok(FfiGraphObjective_TO::from_value(
-        GraphObjectiveAdapter(create::<G>(params)?),
-        TD_Opaque,
-    ))
+    Ok(FfiGraphObjective_TO::from_value(GraphObjectiveAdapter(create::<G>(params)?), TD_Opaque))
 }
 
 /// The error for a component name the plugin does not have.

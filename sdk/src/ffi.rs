@@ -11,8 +11,7 @@ use abi_stable::{
 
 use crate::abi::PluginError;
 use crate::types::{
-    Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, SeedChoice,
-    Selection, StorageLayout,
+    Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, SeedChoice, Selection, StorageLayout,
 };
 
 /// Services the host lends to a plugin for the length of one call.
@@ -24,8 +23,7 @@ pub struct HostServices {
     /// The seed of this call (derived by the host from the run's seed).
     pub seed: u64,
     /// Reports progress: `done` of `total` units, with a short message.
-    pub report_progress:
-        extern "C" fn(context: *const (), done: u64, total: u64, message: RStr<'_>),
+    pub report_progress: extern "C" fn(context: *const (), done: u64, total: u64, message: RStr<'_>),
     /// Whether the user asked to stop (Ctrl-C, or a failed sibling).
     pub is_cancelled: extern "C" fn(context: *const ()) -> bool,
 }
@@ -38,11 +36,7 @@ pub struct OracleServices {
     /// Opaque host state passed back to `score`.
     pub context: *mut (),
     /// Scores the layer set `trainable` (positions) by `folds`-fold validation.
-    pub score: extern "C" fn(
-        context: *mut (),
-        trainable: RSlice<'_, u32>,
-        folds: u32,
-    ) -> RResult<f64, PluginError>,
+    pub score: extern "C" fn(context: *mut (), trainable: RSlice<'_, u32>, folds: u32) -> RResult<f64, PluginError>,
 }
 
 /// A stream of example ids, in chunks; `ROption::RNone` ends it.
@@ -119,12 +113,7 @@ pub type MetricBox = FfiMetric_TO<'static, RBox<()>>;
 pub trait FfiGraphObjective: Send {
     /// Chooses at most `budget` seeds per set on `graph`.
     #[sabi(last_prefix_field)]
-    fn choose(
-        &mut self,
-        graph: &GraphView<'_>,
-        budget: u32,
-        host: &HostServices,
-    ) -> RResult<SeedChoice, PluginError>;
+    fn choose(&mut self, graph: &GraphView<'_>, budget: u32, host: &HostServices) -> RResult<SeedChoice, PluginError>;
 }
 
 /// An owned graph objective.

@@ -50,19 +50,17 @@ mod rng;
 mod types;
 
 pub use abi::{
-    ComponentInfo, ComponentKind, ErrorKind, HostLogger, ParamSpec, PluginError, PluginInfo,
-    PluginMod, PluginModRef,
+    ComponentInfo, ComponentKind, ErrorKind, HostLogger, ParamSpec, PluginError, PluginInfo, PluginMod, PluginModRef,
 };
 pub use author::{
-    component_info, guard, new_finetuner, new_graph_objective, new_metric, new_sampler,
-    parse_params, unknown_component, Component, Error, Finetuner, GraphObjective, Host, Metric,
-    NoParams, Observations, Oracle, OrderStream, Params, Result, Sampler,
+    component_info, guard, new_finetuner, new_graph_objective, new_metric, new_sampler, parse_params,
+    unknown_component, Component, Error, Finetuner, GraphObjective, Host, Metric, NoParams, Observations, Oracle,
+    OrderStream, Params, Result, Sampler,
 };
 pub use rng::SeedRng;
 pub use types::{
-    observation, Array, ArrayData, Cell, Checkpoint, GraphView, LayerInfo, Observation,
-    ObservationRequest, Report, Scalar, SeedChoice, Selection, Series, StorageLayout, Table,
-    WeightedSeeds,
+    observation, Array, ArrayData, Cell, Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report,
+    Scalar, SeedChoice, Selection, Series, StorageLayout, Table, WeightedSeeds,
 };
 
 #[doc(hidden)]
@@ -90,25 +88,12 @@ pub mod __private {
     use abi_stable::prefix_type::PrefixTypeTrait;
     use abi_stable::std_types::{RResult, RStr};
 
-    pub use abi_stable::library::{
-        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
-    };
+    pub use abi_stable::library::{__call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult};
 
     /// The documented spec of one parameter, its default rendered as TOML.
-    pub fn param_spec<T: serde::Serialize>(
-        name: &str,
-        type_name: &str,
-        default: &T,
-        docs: &[&str],
-    ) -> ParamSpec {
-        let default = toml::Value::try_from(default)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let doc = docs
-            .iter()
-            .map(|line| line.trim())
-            .collect::<Vec<_>>()
-            .join(" ");
+    pub fn param_spec<T: serde::Serialize>(name: &str, type_name: &str, default: &T, docs: &[&str]) -> ParamSpec {
+        let default = toml::Value::try_from(default).map(|v| v.to_string()).unwrap_or_default();
+        let doc = docs.iter().map(|line| line.trim()).collect::<Vec<_>>().join(" ");
         ParamSpec {
             name: name.into(),
             type_name: type_name.replace(' ', "").into(),
@@ -144,15 +129,8 @@ pub mod __private {
         new_metric: Constructor<ffi::MetricBox>,
         new_graph_objective: Constructor<ffi::GraphObjectiveBox>,
     ) -> PluginModRef {
-        PluginMod {
-            info,
-            install_logger,
-            new_sampler,
-            new_finetuner,
-            new_metric,
-            new_graph_objective,
-        }
-        .leak_into_prefix()
+        PluginMod { info, install_logger, new_sampler, new_finetuner, new_metric, new_graph_objective }
+            .leak_into_prefix()
     }
 }
 
@@ -307,15 +285,10 @@ mod tests {
     /// `export_plugin!` writes this symbol name out by hand.
     #[test]
     fn root_module_symbol_matches_abi_stable() {
-        let exported = include_str!("lib.rs").contains(concat!(
-            "pub static ",
-            "_1as_0lib_1header_0root_bmodule_bloader"
-        ));
+        let exported =
+            include_str!("lib.rs").contains(concat!("pub static ", "_1as_0lib_1header_0root_bmodule_bloader"));
         assert!(exported);
-        assert_eq!(
-            abi_stable::library::ROOT_MODULE_LOADER_NAME,
-            "_1as_0lib_1header_0root_bmodule_bloader"
-        );
+        assert_eq!(abi_stable::library::ROOT_MODULE_LOADER_NAME, "_1as_0lib_1header_0root_bmodule_bloader");
     }
 
     #[test]
@@ -347,8 +320,7 @@ mod tests {
 
     #[test]
     fn guard_turns_a_panic_into_an_error() {
-        let r: abi_stable::std_types::RResult<(), crate::PluginError> =
-            crate::guard("demo", || panic!("boom"));
+        let r: abi_stable::std_types::RResult<(), crate::PluginError> = crate::guard("demo", || panic!("boom"));
         let e = r.unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::Panicked);
         assert!(e.message.contains("demo panicked: boom"));

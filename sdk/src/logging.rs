@@ -45,11 +45,7 @@ impl log::Log for ForwardingLogger {
     fn log(&self, record: &log::Record) {
         if self.enabled(record.metadata()) {
             let message = record.args().to_string();
-            (self.sink.log)(
-                level_number(record.level()),
-                RStr::from(record.target()),
-                RStr::from(message.as_str()),
-            );
+            (self.sink.log)(level_number(record.level()), RStr::from(record.target()), RStr::from(message.as_str()));
         }
     }
 

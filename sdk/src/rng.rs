@@ -20,14 +20,7 @@ impl SeedRng {
     /// The stream for `seed`.
     pub fn new(seed: u64) -> Self {
         let mut state = seed;
-        SeedRng {
-            s: [
-                splitmix64(&mut state),
-                splitmix64(&mut state),
-                splitmix64(&mut state),
-                splitmix64(&mut state),
-            ],
-        }
+        SeedRng { s: [splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state)] }
     }
 
     /// An independent stream for (`seed`, `stream`), e.g. one per epoch.
@@ -96,10 +89,7 @@ mod tests {
             })
             .collect();
         assert_eq!(a, b);
-        assert_ne!(
-            SeedRng::derive(7, 0).next_u64(),
-            SeedRng::derive(7, 1).next_u64()
-        );
+        assert_ne!(SeedRng::derive(7, 0).next_u64(), SeedRng::derive(7, 1).next_u64());
     }
 
     #[test]

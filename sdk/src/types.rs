@@ -83,15 +83,7 @@ pub mod observation {
     /// Ids of the examples in the order of the other arrays, `i64`, shape `[n]`.
     pub const EXAMPLE_IDS: &str = "example-ids";
     /// Every name above.
-    pub const ALL: [&str; 7] = [
-        PREDICTIONS,
-        LABELS,
-        PROBABILITIES,
-        LOGITS,
-        FEATURES,
-        LOSS,
-        EXAMPLE_IDS,
-    ];
+    pub const ALL: [&str; 7] = [PREDICTIONS, LABELS, PROBABILITIES, LOGITS, FEATURES, LOSS, EXAMPLE_IDS];
 }
 
 /// The element data of an [`Array`].
@@ -117,28 +109,14 @@ pub struct Array {
 impl Array {
     /// A float array; panics if `shape` does not match `data.len()`.
     pub fn f32(shape: Vec<u64>, data: Vec<f32>) -> Self {
-        assert_eq!(
-            shape.iter().product::<u64>(),
-            data.len() as u64,
-            "shape does not match data"
-        );
-        Array {
-            shape: shape.into(),
-            data: ArrayData::F32(data.into()),
-        }
+        assert_eq!(shape.iter().product::<u64>(), data.len() as u64, "shape does not match data");
+        Array { shape: shape.into(), data: ArrayData::F32(data.into()) }
     }
 
     /// An integer array; panics if `shape` does not match `data.len()`.
     pub fn i64(shape: Vec<u64>, data: Vec<i64>) -> Self {
-        assert_eq!(
-            shape.iter().product::<u64>(),
-            data.len() as u64,
-            "shape does not match data"
-        );
-        Array {
-            shape: shape.into(),
-            data: ArrayData::I64(data.into()),
-        }
+        assert_eq!(shape.iter().product::<u64>(), data.len() as u64, "shape does not match data");
+        Array { shape: shape.into(), data: ArrayData::I64(data.into()) }
     }
 
     /// The elements as floats, if they are floats.
@@ -188,10 +166,7 @@ pub struct ObservationRequest {
 impl ObservationRequest {
     /// Asks for `kind` on `split`.
     pub fn new(split: &str, kind: &str) -> Self {
-        ObservationRequest {
-            split: split.into(),
-            kind: kind.into(),
-        }
+        ObservationRequest { split: split.into(), kind: kind.into() }
     }
 }
 
@@ -280,22 +255,12 @@ impl Report {
 
     /// Adds a named number.
     pub fn scalar(&mut self, name: &str, value: f64) -> &mut Self {
-        self.scalars.push(Scalar {
-            name: name.into(),
-            value,
-        });
+        self.scalars.push(Scalar { name: name.into(), value });
         self
     }
 
     /// Adds a curve; panics if `x` and `y` differ in length.
-    pub fn series(
-        &mut self,
-        name: &str,
-        x_label: &str,
-        y_label: &str,
-        x: Vec<f64>,
-        y: Vec<f64>,
-    ) -> &mut Self {
+    pub fn series(&mut self, name: &str, x_label: &str, y_label: &str, x: Vec<f64>, y: Vec<f64>) -> &mut Self {
         assert_eq!(x.len(), y.len(), "series {name}: x and y differ in length");
         self.series.push(Series {
             name: name.into(),
@@ -310,11 +275,7 @@ impl Report {
     /// Adds a table; panics if a row's length differs from the header's.
     pub fn table(&mut self, name: &str, columns: &[&str], rows: Vec<Vec<Cell>>) -> &mut Self {
         for row in &rows {
-            assert_eq!(
-                row.len(),
-                columns.len(),
-                "table {name}: row length differs from header"
-            );
+            assert_eq!(row.len(), columns.len(), "table {name}: row length differs from header");
         }
         self.tables.push(Table {
             name: name.into(),
@@ -358,10 +319,7 @@ impl GraphView<'_> {
 
     /// Out-neighbours of node `u`.
     pub fn out_neighbors(&self, u: u32) -> &[u32] {
-        let (a, b) = (
-            self.offsets[u as usize] as usize,
-            self.offsets[u as usize + 1] as usize,
-        );
+        let (a, b) = (self.offsets[u as usize] as usize, self.offsets[u as usize + 1] as usize);
         &self.targets.as_slice()[a..b]
     }
 }
@@ -390,13 +348,6 @@ pub struct SeedChoice {
 impl SeedChoice {
     /// A deterministic answer: one seed set.
     pub fn single(seeds: Vec<u32>, report: Report) -> Self {
-        SeedChoice {
-            sets: vec![WeightedSeeds {
-                weight: 1.0,
-                seeds: seeds.into(),
-            }]
-            .into(),
-            report,
-        }
+        SeedChoice { sets: vec![WeightedSeeds { weight: 1.0, seeds: seeds.into() }].into(), report }
     }
 }

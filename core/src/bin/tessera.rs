@@ -70,10 +70,7 @@ enum Command {
 }
 
 fn search(cli: &Cli) -> PluginSearch {
-    PluginSearch {
-        extra: cli.plugins.clone(),
-        ..PluginSearch::standard()
-    }
+    PluginSearch { extra: cli.plugins.clone(), ..PluginSearch::standard() }
 }
 
 fn overrides(set: &[String]) -> Result<Vec<Override>, String> {
@@ -125,12 +122,7 @@ fn plugins_json(registry: &Registry) -> serde_json::Value {
             })
         })
         .collect();
-    let failures: Vec<String> = registry
-        .failures
-        .iter()
-        .chain(registry.conflicts())
-        .map(|f| f.to_string())
-        .collect();
+    let failures: Vec<String> = registry.failures.iter().chain(registry.conflicts()).map(|f| f.to_string()).collect();
     serde_json::json!({
         "tessera_version": env!("CARGO_PKG_VERSION"),
         "sdk_version": HOST_SDK_VERSION,
@@ -145,31 +137,12 @@ fn print_plugins(registry: &Registry) {
         println!("no plugins found (searched --plugins, TESSERA_PLUGIN_PATH and the folder of this binary)");
     }
     for p in registry.plugins() {
-        println!(
-            "{} {} (tessera-sdk {})  {}",
-            p.name(),
-            p.info.version,
-            p.info.sdk_version,
-            p.path.display()
-        );
+        println!("{} {} (tessera-sdk {})  {}", p.name(), p.info.version, p.info.sdk_version, p.path.display());
         for c in p.info.components.iter() {
-            println!(
-                "  {:<16} {}.{:<22} {}",
-                c.kind.as_str(),
-                p.name(),
-                c.name,
-                c.summary
-            );
+            println!("  {:<16} {}.{:<22} {}", c.kind.as_str(), p.name(), c.name, c.summary);
             for s in c.params.iter() {
-                let default = if s.default.is_empty() {
-                    "none".to_string()
-                } else {
-                    s.default.to_string()
-                };
-                println!(
-                    "  {:<18}{} : {} = {}  {}",
-                    "", s.name, s.type_name, default, s.doc
-                );
+                let default = if s.default.is_empty() { "none".to_string() } else { s.default.to_string() };
+                println!("  {:<18}{} : {} = {}  {}", "", s.name, s.type_name, default, s.doc);
             }
         }
     }
@@ -188,10 +161,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             if *json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&plugins_json(&registry)).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&plugins_json(&registry)).unwrap_or_default());
             } else {
                 print_plugins(&registry);
             }
@@ -223,12 +193,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run {
-            manifest,
-            out,
-            set,
-            variants,
-        } => {
+        Command::Run { manifest, out, set, variants } => {
             let overrides = match overrides(set) {
                 Ok(o) => o,
                 Err(e) => {

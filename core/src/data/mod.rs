@@ -95,21 +95,13 @@ pub fn normal(rng: &mut SeedRng) -> f64 {
 /// `examples` points in `dim` dimensions around `classes` centres drawn from
 /// N(0, (separation/√dim)²·I), each point N(centre, I): larger `separation`
 /// is easier.
-pub fn blobs(
-    examples: usize,
-    dim: usize,
-    classes: usize,
-    separation: f64,
-    seed: u64,
-) -> Result<Dataset> {
+pub fn blobs(examples: usize, dim: usize, classes: usize, separation: f64, seed: u64) -> Result<Dataset> {
     if classes < 2 || dim == 0 || examples < classes {
         bail!("blobs need at least 2 classes, 1 feature and one example per class");
     }
     let mut rng = SeedRng::derive(seed, 0xB10B5);
     let scale = separation / (dim as f64).sqrt() * 2.0;
-    let centres: Vec<f64> = (0..classes * dim)
-        .map(|_| normal(&mut rng) * scale)
-        .collect();
+    let centres: Vec<f64> = (0..classes * dim).map(|_| normal(&mut rng) * scale).collect();
     let mut features = Vec::with_capacity(examples * dim);
     let mut labels = Vec::with_capacity(examples);
     for i in 0..examples {
@@ -120,12 +112,7 @@ pub fn blobs(
         labels.push(class as i64);
     }
     // `load` shuffles before splitting, so splits are balanced in expectation.
-    Ok(Dataset {
-        features,
-        shape: vec![dim],
-        labels,
-        classes,
-    })
+    Ok(Dataset { features, shape: vec![dim], labels, classes })
 }
 
 /// The UCI digits, compiled into the binary (57 KB; `data/digits/README.md`).
@@ -196,11 +183,7 @@ pub fn load(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<Sp
     if train.is_empty() {
         bail!("the training split is empty");
     }
-    Ok(Splits {
-        train,
-        validation,
-        test,
-    })
+    Ok(Splits { train, validation, test })
 }
 
 #[cfg(test)]
@@ -219,37 +202,19 @@ mod tests {
 
     #[test]
     fn the_embedded_digits_split_reproducibly() {
-        let config = DataConfig {
-            source: "digits".into(),
-            ..DataConfig::default()
-        };
+        let config = DataConfig { source: "digits".into(), ..DataConfig::default() };
         let a = load(&config, 3, std::path::Path::new(".")).unwrap();
-        assert_eq!(
-            (a.train.len(), a.validation.len(), a.test.len()),
-            (1258, 180, 359)
-        );
+        assert_eq!((a.train.len(), a.validation.len(), a.test.len()), (1258, 180, 359));
         assert_eq!(a.train.shape, vec![1, 8, 8]);
-        assert_eq!(
-            a.test,
-            load(&config, 3, std::path::Path::new(".")).unwrap().test
-        );
-        assert_ne!(
-            a.test,
-            load(&config, 4, std::path::Path::new(".")).unwrap().test
-        );
+        assert_eq!(a.test, load(&config, 3, std::path::Path::new(".")).unwrap().test);
+        assert_ne!(a.test, load(&config, 4, std::path::Path::new(".")).unwrap().test);
     }
 
     #[test]
     fn sorted_storage_is_label_homogeneous() {
-        let config = DataConfig {
-            stored_order: "sorted-by-label".into(),
-            ..DataConfig::default()
-        };
+        let config = DataConfig { stored_order: "sorted-by-label".into(), ..DataConfig::default() };
         let s = load(&config, 1, std::path::Path::new(".")).unwrap();
         assert!(s.train.labels.windows(2).all(|w| w[0] <= w[1]));
-        assert_eq!(
-            s.train.len() + s.validation.len() + s.test.len(),
-            config.examples
-        );
+        assert_eq!(s.train.len() + s.validation.len() + s.test.len(), config.examples);
     }
 }

@@ -16,10 +16,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 fn be_u32(bytes: &[u8], offset: usize, path: &Path) -> Result<u32> {
     match bytes.get(offset..offset + 4) {
         Some(b) => Ok(u32::from_be_bytes(b.try_into().expect("4 bytes"))),
-        None => bail!(
-            "{}: truncated header at byte offset {offset}",
-            path.display()
-        ),
+        None => bail!("{}: truncated header at byte offset {offset}", path.display()),
     }
 }
 
@@ -27,29 +24,30 @@ fn be_u32(bytes: &[u8], offset: usize, path: &Path) -> Result<u32> {
 fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     let bytes = read_file(path)?;
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
-        bail!(
-            "{}: not an IDX file (the first two bytes must be zero)",
-            path.display()
-        );
+        bail!("{}: not an IDX file (the first two bytes must be zero)", path.display());
     }
     if bytes[2] != 0x08 {
-        bail!("{}: IDX element type 0x{:02x} at byte offset 2; only unsigned bytes (0x08) are supported", path.display(), bytes[2]);
+        bail!(
+            "{}: IDX element type 0x{:02x} at byte offset 2; only unsigned bytes (0x08) are supported",
+            path.display(),
+            bytes[2]
+        );
     }
     let ndims = bytes[3] as usize;
     if ndims != expected_dims {
-        bail!(
-            "{}: {ndims} dimensions at byte offset 3, expected {expected_dims}",
-            path.display()
-        );
+        bail!("{}: {ndims} dimensions at byte offset 3, expected {expected_dims}", path.display());
     }
-    let dims: Vec<usize> = (0..ndims)
-        .map(|d| be_u32(&bytes, 4 + 4 * d, path).map(|v| v as usize))
-        .collect::<Result<_>>()?;
+    let dims: Vec<usize> =
+        (0..ndims).map(|d| be_u32(&bytes, 4 + 4 * d, path).map(|v| v as usize)).collect::<Result<_>>()?;
     let start = 4 + 4 * ndims;
     let need: usize = dims.iter().product();
     let have = bytes.len() - start;
     if have != need {
-        bail!("{}: the header promises {need} bytes of data from byte offset {start}, the file has {have}{}", path.display(), if have < need { " (truncated)" } else { "" });
+        bail!(
+            "{}: the header promises {need} bytes of data from byte offset {start}, the file has {have}{}",
+            path.display(),
+            if have < need { " (truncated)" } else { "" }
+        );
     }
     Ok((dims, bytes[start..].to_vec()))
 }
@@ -60,13 +58,7 @@ pub fn idx(images: &Path, labels: &Path) -> Result<Dataset> {
     let (dims, pixels) = read_idx(images, 3)?;
     let (label_dims, label_bytes) = read_idx(labels, 1)?;
     if label_dims[0] != dims[0] {
-        bail!(
-            "{} holds {} images but {} holds {} labels",
-            images.display(),
-            dims[0],
-            labels.display(),
-            label_dims[0]
-        );
+        bail!("{} holds {} images but {} holds {} labels", images.display(), dims[0], labels.display(), label_dims[0]);
     }
     let labels: Vec<i64> = label_bytes.iter().map(|&l| l as i64).collect();
     let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
@@ -111,12 +103,7 @@ pub fn cifar(files: &[&Path], label_bytes: usize) -> Result<Dataset> {
             features.extend(chunk[label_bytes..].iter().map(|&p| p as f32 / 255.0));
         }
     }
-    Ok(Dataset {
-        features,
-        shape: vec![3, 32, 32],
-        labels,
-        classes: if label_bytes == 1 { 10 } else { 100 },
-    })
+    Ok(Dataset { features, shape: vec![3, 32, 32], labels, classes: if label_bytes == 1 { 10 } else { 100 } })
 }
 
 /// A parsed `.npy` array: its shape and values as f64.
@@ -131,10 +118,7 @@ pub struct NpyArray {
 pub fn npy(path: &Path) -> Result<NpyArray> {
     let bytes = read_file(path)?;
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        bail!(
-            "{}: not a .npy file (missing the \\x93NUMPY magic at byte offset 0)",
-            path.display()
-        );
+        bail!("{}: not a .npy file (missing the \\x93NUMPY magic at byte offset 0)", path.display());
     }
     let major = bytes[6];
     let (header_len, header_start) = match major {
@@ -143,26 +127,14 @@ pub fn npy(path: &Path) -> Result<NpyArray> {
             if bytes.len() < 12 {
                 bail!("{}: truncated header at byte offset 8", path.display());
             }
-            (
-                u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize,
-                12,
-            )
+            (u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize, 12)
         }
-        v => bail!(
-            "{}: .npy format version {v} at byte offset 6 is not supported",
-            path.display()
-        ),
+        v => bail!("{}: .npy format version {v} at byte offset 6 is not supported", path.display()),
     };
-    let header = bytes
-        .get(header_start..header_start + header_len)
-        .with_context(|| {
-            format!(
-                "{}: the header runs past the end of the file (byte offset {header_start})",
-                path.display()
-            )
-        })?;
-    let header = std::str::from_utf8(header)
-        .with_context(|| format!("{}: the header is not text", path.display()))?;
+    let header = bytes.get(header_start..header_start + header_len).with_context(|| {
+        format!("{}: the header runs past the end of the file (byte offset {header_start})", path.display())
+    })?;
+    let header = std::str::from_utf8(header).with_context(|| format!("{}: the header is not text", path.display()))?;
     let field = |key: &str| -> Option<&str> {
         let at = header.find(&format!("'{key}'"))? + key.len() + 2;
         Some(header[at..].trim_start_matches([':', ' ']))
@@ -172,10 +144,7 @@ pub fn npy(path: &Path) -> Result<NpyArray> {
         .and_then(|s| s.split('\'').next())
         .with_context(|| format!("{}: no 'descr' in the header", path.display()))?;
     if field("fortran_order").is_some_and(|s| s.starts_with("True")) {
-        bail!(
-            "{}: Fortran-ordered arrays are not supported (save with np.ascontiguousarray)",
-            path.display()
-        );
+        bail!("{}: Fortran-ordered arrays are not supported (save with np.ascontiguousarray)", path.display());
     }
     let shape_text = field("shape")
         .and_then(|s| s.strip_prefix('('))
@@ -185,10 +154,7 @@ pub fn npy(path: &Path) -> Result<NpyArray> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .with_context(|| format!("{}: bad shape entry `{s}`", path.display()))
-        })
+        .map(|s| s.parse::<usize>().with_context(|| format!("{}: bad shape entry `{s}`", path.display())))
         .collect::<Result<_>>()?;
     let (size, decode): (usize, fn(&[u8]) -> f64) = match descr {
         "<f4" => (4, |b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
@@ -201,10 +167,7 @@ pub fn npy(path: &Path) -> Result<NpyArray> {
         "<u4" => (4, |b| u32::from_le_bytes(b.try_into().unwrap()) as f64),
         "<i8" => (8, |b| i64::from_le_bytes(b.try_into().unwrap()) as f64),
         "<u8" => (8, |b| u64::from_le_bytes(b.try_into().unwrap()) as f64),
-        other => bail!(
-            "{}: dtype `{other}` is not supported (use little-endian f4, f8 or integers)",
-            path.display()
-        ),
+        other => bail!("{}: dtype `{other}` is not supported (use little-endian f4, f8 or integers)", path.display()),
     };
     let start = header_start + header_len;
     let count: usize = shape.iter().product();
@@ -212,10 +175,7 @@ pub fn npy(path: &Path) -> Result<NpyArray> {
     if have < count * size {
         bail!("{}: {count} values of {size} bytes expected from byte offset {start}, the file has {have} bytes (truncated)", path.display());
     }
-    let values = bytes[start..start + count * size]
-        .chunks_exact(size)
-        .map(decode)
-        .collect();
+    let values = bytes[start..start + count * size].chunks_exact(size).map(decode).collect();
     Ok(NpyArray { shape, values })
 }
 
@@ -235,25 +195,13 @@ pub fn npy_dataset(features: &Path, labels: &Path) -> Result<Dataset> {
     let mut labels_out = Vec::with_capacity(y.values.len());
     for (i, &v) in y.values.iter().enumerate() {
         if v < 0.0 || v.fract() != 0.0 {
-            bail!(
-                "{}: label {v} of example {i} is not a non-negative integer",
-                labels.display()
-            );
+            bail!("{}: label {v} of example {i} is not a non-negative integer", labels.display());
         }
         labels_out.push(v as i64);
     }
     let classes = labels_out.iter().max().map_or(0, |&m| m as usize + 1);
-    let shape = if x.shape.len() == 1 {
-        vec![1]
-    } else {
-        x.shape[1..].to_vec()
-    };
-    Ok(Dataset {
-        features: x.values.iter().map(|&v| v as f32).collect(),
-        shape,
-        labels: labels_out,
-        classes,
-    })
+    let shape = if x.shape.len() == 1 { vec![1] } else { x.shape[1..].to_vec() };
+    Ok(Dataset { features: x.values.iter().map(|&v| v as f32).collect(), shape, labels: labels_out, classes })
 }
 
 /// A CSV of numeric features and an integer label column (`label_column`:
@@ -273,60 +221,29 @@ pub fn csv_text(text: &str, label_column: isize, source: &str) -> Result<Dataset
             Ok(v) => v,
             Err(_) if number == 0 => continue, // a header
             Err(_) => {
-                let (col, cell) = cells
-                    .iter()
-                    .enumerate()
-                    .find(|(_, c)| c.parse::<f64>().is_err())
-                    .expect("a bad cell");
-                bail!(
-                    "{source}:{}: column {} (`{cell}`) is not a number",
-                    number + 1,
-                    col + 1
-                );
+                let (col, cell) =
+                    cells.iter().enumerate().find(|(_, c)| c.parse::<f64>().is_err()).expect("a bad cell");
+                bail!("{source}:{}: column {} (`{cell}`) is not a number", number + 1, col + 1);
             }
         };
         let w = *width.get_or_insert(values.len());
         if values.len() != w || w < 2 {
-            bail!(
-                "{source}:{}: {} columns where the first row has {w} (at least 2 needed)",
-                number + 1,
-                values.len()
-            );
+            bail!("{source}:{}: {} columns where the first row has {w} (at least 2 needed)", number + 1, values.len());
         }
-        let li = if label_column < 0 {
-            w as isize + label_column
-        } else {
-            label_column
-        };
+        let li = if label_column < 0 { w as isize + label_column } else { label_column };
         if li < 0 || li as usize >= w {
             bail!("{source}: label column {label_column} is outside the {w} columns");
         }
         let label = values[li as usize];
         if label < 0.0 || label.fract() != 0.0 {
-            bail!(
-                "{source}:{}: label `{label}` is not a non-negative integer",
-                number + 1
-            );
+            bail!("{source}:{}: label `{label}` is not a non-negative integer", number + 1);
         }
         labels.push(label as i64);
-        features.extend(
-            values
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != li as usize)
-                .map(|(_, &v)| v as f32),
-        );
+        features.extend(values.iter().enumerate().filter(|(i, _)| *i != li as usize).map(|(_, &v)| v as f32));
     }
-    let Some(w) = width else {
-        bail!("{source}: no rows")
-    };
+    let Some(w) = width else { bail!("{source}: no rows") };
     let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
-    Ok(Dataset {
-        features,
-        shape: vec![w - 1],
-        labels,
-        classes,
-    })
+    Ok(Dataset { features, shape: vec![w - 1], labels, classes })
 }
 
 /// Reads a CSV file (gzip-compressed if it ends in `.gz`); see [`csv_text`].
@@ -349,12 +266,7 @@ pub fn csv(path: &Path, label_column: isize) -> Result<Dataset> {
 pub fn digits(path: &Path) -> Result<Dataset> {
     let mut d = csv(path, -1)?;
     if d.len() != 1797 || d.shape != [64] {
-        bail!(
-            "{}: expected 1,797 digits of 64 pixels, found {} of {:?}",
-            path.display(),
-            d.len(),
-            d.shape
-        );
+        bail!("{}: expected 1,797 digits of 64 pixels, found {} of {:?}", path.display(), d.len(), d.shape);
     }
     d.features.iter_mut().for_each(|v| *v /= 16.0);
     d.shape = vec![1, 8, 8];
@@ -379,37 +291,19 @@ mod tests {
     fn idx_reads_images_and_labels_and_rejects_bad_files() {
         let dir = tempfile::tempdir().unwrap();
         let (images, labels) = (dir.path().join("img"), dir.path().join("lab"));
-        std::fs::write(
-            &images,
-            idx_bytes(&[2, 2, 3], &[0, 255, 51, 0, 0, 0, 1, 2, 3, 4, 5, 6]),
-        )
-        .unwrap();
+        std::fs::write(&images, idx_bytes(&[2, 2, 3], &[0, 255, 51, 0, 0, 0, 1, 2, 3, 4, 5, 6])).unwrap();
         std::fs::write(&labels, idx_bytes(&[2], &[7, 1])).unwrap();
         let d = idx(&images, &labels).unwrap();
-        assert_eq!(
-            (d.shape.clone(), d.labels.clone(), d.classes),
-            (vec![1, 2, 3], vec![7, 1], 8)
-        );
+        assert_eq!((d.shape.clone(), d.labels.clone(), d.classes), (vec![1, 2, 3], vec![7, 1], 8));
         assert_eq!(&d.features[..3], &[0.0, 1.0, 0.2]);
 
         std::fs::write(&images, idx_bytes(&[2, 2, 3], &[0; 11])).unwrap();
         let err = idx(&images, &labels).unwrap_err().to_string();
-        assert!(
-            err.contains(
-                "promises 12 bytes of data from byte offset 16, the file has 11 (truncated)"
-            ),
-            "{err}"
-        );
+        assert!(err.contains("promises 12 bytes of data from byte offset 16, the file has 11 (truncated)"), "{err}");
         std::fs::write(&images, b"\x01\x02\x08\x03").unwrap();
-        assert!(idx(&images, &labels)
-            .unwrap_err()
-            .to_string()
-            .contains("not an IDX file"));
+        assert!(idx(&images, &labels).unwrap_err().to_string().contains("not an IDX file"));
         std::fs::write(&images, idx_bytes(&[3, 2, 3], &[0; 18])).unwrap();
-        assert!(idx(&images, &labels)
-            .unwrap_err()
-            .to_string()
-            .contains("3 images but"));
+        assert!(idx(&images, &labels).unwrap_err().to_string().contains("3 images but"));
     }
 
     #[test]
@@ -422,29 +316,21 @@ mod tests {
         bytes.extend(std::iter::repeat_n(0u8, 3072));
         std::fs::write(&path, &bytes).unwrap();
         let d = cifar(&[&path], 1).unwrap();
-        assert_eq!(
-            (d.len(), d.labels.clone(), d.shape.clone()),
-            (2, vec![3, 9], vec![3, 32, 32])
-        );
+        assert_eq!((d.len(), d.labels.clone(), d.shape.clone()), (2, vec![3, 9], vec![3, 32, 32]));
         assert_eq!((d.features[0], d.features[3072]), (1.0, 0.0));
         std::fs::write(&path, &bytes[..5000]).unwrap();
         let err = cifar(&[&path], 1).unwrap_err().to_string();
         assert!(
-            err.contains("5000 bytes is not a whole number of 3073-byte records")
-                && err.contains("byte offset 3073"),
+            err.contains("5000 bytes is not a whole number of 3073-byte records") && err.contains("byte offset 3073"),
             "{err}"
         );
         bytes[3073] = 10;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(cifar(&[&path], 1)
-            .unwrap_err()
-            .to_string()
-            .contains("label 10 at byte offset 3073"));
+        assert!(cifar(&[&path], 1).unwrap_err().to_string().contains("label 10 at byte offset 3073"));
     }
 
     fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-        let mut header =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         while (10 + header.len() + 1) % 64 != 0 {
             header.push(' ');
         }
@@ -460,92 +346,51 @@ mod tests {
     fn npy_reads_features_and_labels_and_rejects_truncation() {
         let dir = tempfile::tempdir().unwrap();
         let (x, y) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
-        let values: Vec<u8> = [1.5f32, -2.0, 0.25, 4.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let values: Vec<u8> = [1.5f32, -2.0, 0.25, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(&x, npy_bytes("<f4", "(2, 2)", &values)).unwrap();
         std::fs::write(
             &y,
-            npy_bytes(
-                "<i8",
-                "(2,)",
-                &[1i64, 0]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect::<Vec<_>>(),
-            ),
+            npy_bytes("<i8", "(2,)", &[1i64, 0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>()),
         )
         .unwrap();
         let d = npy_dataset(&x, &y).unwrap();
         assert_eq!(
-            (
-                d.features.clone(),
-                d.labels.clone(),
-                d.shape.clone(),
-                d.classes
-            ),
+            (d.features.clone(), d.labels.clone(), d.shape.clone(), d.classes),
             (vec![1.5, -2.0, 0.25, 4.0], vec![1, 0], vec![2], 2)
         );
         std::fs::write(&x, npy_bytes("<f4", "(2, 2)", &values[..12])).unwrap();
         let err = npy(&x).err().unwrap().to_string();
-        assert!(err.contains("4 values of 4 bytes expected from byte offset 128, the file has 12 bytes (truncated)"), "{err}");
+        assert!(
+            err.contains("4 values of 4 bytes expected from byte offset 128, the file has 12 bytes (truncated)"),
+            "{err}"
+        );
         std::fs::write(&x, b"PK\x03\x04 not npy").unwrap();
-        assert!(npy(&x)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("not a .npy file"));
+        assert!(npy(&x).err().unwrap().to_string().contains("not a .npy file"));
         std::fs::write(&x, npy_bytes(">f4", "(1,)", &[0; 4])).unwrap();
-        assert!(npy(&x)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("dtype `>f4` is not supported"));
+        assert!(npy(&x).err().unwrap().to_string().contains("dtype `>f4` is not supported"));
     }
 
     #[test]
     fn csv_reads_a_header_and_names_bad_lines() {
         let d = csv_text("a,b,label\n1,2,0\n3.5,4,2\n", -1, "t.csv").unwrap();
         assert_eq!(
-            (
-                d.features.clone(),
-                d.labels.clone(),
-                d.shape.clone(),
-                d.classes
-            ),
+            (d.features.clone(), d.labels.clone(), d.shape.clone(), d.classes),
             (vec![1.0, 2.0, 3.5, 4.0], vec![0, 2], vec![2], 3)
         );
         let d = csv_text("0,1,2\n1,5,6\n", 0, "t.csv").unwrap();
-        assert_eq!(
-            (d.labels.clone(), d.features.clone()),
-            (vec![0, 1], vec![1.0, 2.0, 5.0, 6.0])
-        );
-        let err = csv_text("1,2,0\n3,x,1\n", -1, "t.csv")
-            .unwrap_err()
-            .to_string();
+        assert_eq!((d.labels.clone(), d.features.clone()), (vec![0, 1], vec![1.0, 2.0, 5.0, 6.0]));
+        let err = csv_text("1,2,0\n3,x,1\n", -1, "t.csv").unwrap_err().to_string();
         assert_eq!(err, "t.csv:2: column 2 (`x`) is not a number");
-        let err = csv_text("1,2,0\n3,1\n", -1, "t.csv")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("t.csv:2: 2 columns where the first row has 3"),
-            "{err}"
-        );
-        assert!(csv_text("1,2,0.5\n", -1, "t.csv")
-            .unwrap_err()
-            .to_string()
-            .contains("not a non-negative integer"));
+        let err = csv_text("1,2,0\n3,1\n", -1, "t.csv").unwrap_err().to_string();
+        assert!(err.starts_with("t.csv:2: 2 columns where the first row has 3"), "{err}");
+        assert!(csv_text("1,2,0.5\n", -1, "t.csv").unwrap_err().to_string().contains("not a non-negative integer"));
     }
 
     #[test]
     fn the_shipped_digits_load() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/digits/digits.csv.gz");
         let d = digits(&path).unwrap();
-        assert_eq!(
-            (d.len(), d.shape.clone(), d.classes),
-            (1797, vec![1, 8, 8], 10)
-        );
+        assert_eq!((d.len(), d.shape.clone(), d.classes), (1797, vec![1, 8, 8], 10));
         assert!(d.features.iter().all(|v| (0.0..=1.0).contains(v)));
         for c in 0..10 {
             assert!(d.labels.iter().filter(|&&y| y == c).count() > 170);

@@ -23,10 +23,7 @@ impl CostModel {
             "cloud" => (2e-2, 100e6),
             other => bail!("unknown storage preset `{other}` (known: local-ssd, hdd, cloud)"),
         };
-        Ok(CostModel {
-            latency_seconds,
-            bandwidth_bytes_per_second: bandwidth,
-        })
+        Ok(CostModel { latency_seconds, bandwidth_bytes_per_second: bandwidth })
     }
 
     /// Modeled seconds for `requests` requests moving `bytes` bytes.
@@ -42,8 +39,8 @@ pub struct IoStats {
     pub requests: u64,
     /// Bytes read.
     pub bytes: u64,
-    /// Wall time spent in reads, in seconds (on the reading thread).
-    pub read_seconds: f64,
+    /// Wall time spent in I/O calls, in seconds (on the thread doing them).
+    pub io_seconds: f64,
 }
 
 impl IoStats {
@@ -51,7 +48,7 @@ impl IoStats {
     pub fn add(&mut self, other: &IoStats) {
         self.requests += other.requests;
         self.bytes += other.bytes;
-        self.read_seconds += other.read_seconds;
+        self.io_seconds += other.io_seconds;
     }
 
     /// Modeled time of these reads under `model`.

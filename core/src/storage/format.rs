@@ -66,6 +66,118 @@ impl ShardIndex {
     }
 }
 
+/// Writes a shard set example by example, so that a set larger than memory
+/// (or one being rewritten in a new order) streams to disk.
+pub struct ShardWriter {
+    dir: PathBuf,
+    index: ShardIndex,
+    blocks_per_shard: u64,
+    block: Vec<u8>,
+    block_examples: u32,
+    writer: Option<(BufWriter<File>, u64)>,
+    /// Bytes and requests (one per block) written so far.
+    pub written: super::IoStats,
+}
+
+impl ShardWriter {
+    /// Starts a set in `dir` (new or empty) for examples of `shape`.
+    pub fn create(
+        dir: &Path,
+        shape: &[usize],
+        classes: usize,
+        block_size: u64,
+        blocks_per_shard: u64,
+    ) -> Result<ShardWriter> {
+        if block_size == 0 || blocks_per_shard == 0 {
+            bail!("block_size and blocks_per_shard must be at least 1");
+        }
+        if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+            bail!("{} already holds files; shards are written into a new or empty folder", dir.display());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let record_bytes = 8 + 4 * shape.iter().product::<usize>() as u64;
+        Ok(ShardWriter {
+            dir: dir.to_path_buf(),
+            index: ShardIndex {
+                version: FORMAT_VERSION,
+                shape: shape.to_vec(),
+                classes,
+                record_bytes,
+                block_size,
+                examples: 0,
+                shards: vec![],
+                blocks: vec![],
+            },
+            blocks_per_shard,
+            block: Vec::with_capacity((block_size * record_bytes) as usize),
+            block_examples: 0,
+            writer: None,
+            written: super::IoStats::default(),
+        })
+    }
+
+    /// Appends one example.
+    pub fn push(&mut self, label: i64, features: &[f32]) -> Result<()> {
+        if features.len() as u64 * 4 + 8 != self.index.record_bytes {
+            bail!("an example of {} features does not fit records of shape {:?}", features.len(), self.index.shape);
+        }
+        self.block.extend_from_slice(&label.to_le_bytes());
+        for v in features {
+            self.block.extend_from_slice(&v.to_le_bytes());
+        }
+        self.block_examples += 1;
+        self.index.examples += 1;
+        if self.block_examples as u64 == self.index.block_size {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self) -> Result<()> {
+        if self.block_examples == 0 {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        if self.index.blocks.len() as u64 % self.blocks_per_shard == 0 {
+            if let Some((mut w, _)) = self.writer.take() {
+                w.flush()?;
+            }
+            let name = format!("shard-{:05}.bin", self.index.shards.len());
+            let path = self.dir.join(&name);
+            let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+            self.index.shards.push(name);
+            self.writer = Some((BufWriter::with_capacity(1 << 20, file), 0));
+        }
+        let (w, offset) = self.writer.as_mut().expect("a shard is open");
+        w.write_all(&self.block)?;
+        self.index.blocks.push(BlockEntry {
+            shard: (self.index.shards.len() - 1) as u32,
+            offset: *offset,
+            length: self.block.len() as u64,
+            examples: self.block_examples,
+            crc32: crc32fast::hash(&self.block),
+        });
+        *offset += self.block.len() as u64;
+        self.written.requests += 1;
+        self.written.bytes += self.block.len() as u64;
+        self.written.io_seconds += started.elapsed().as_secs_f64();
+        self.block.clear();
+        self.block_examples = 0;
+        Ok(())
+    }
+
+    /// Writes the last block and the index.
+    pub fn finish(mut self) -> Result<ShardIndex> {
+        self.flush_block()?;
+        if let Some((mut w, _)) = self.writer.take() {
+            w.flush()?;
+        }
+        let json = serde_json::to_string_pretty(&self.index)?;
+        crate::report::write_atomic(&self.dir.join("index.json"), json.as_bytes())?;
+        Ok(self.index)
+    }
+}
+
 /// Writes `data` in the order `order` (positions of `data`; `None` = as is)
 /// as a shard set in `dir`: blocks of `block_size` examples, `blocks_per_shard`
 /// blocks per file. `dir` must be new or empty.
@@ -76,78 +188,19 @@ pub fn write_shards(
     block_size: u64,
     blocks_per_shard: u64,
 ) -> Result<ShardIndex> {
-    if block_size == 0 || blocks_per_shard == 0 {
-        bail!("block_size and blocks_per_shard must be at least 1");
-    }
-    let n = order.map_or(data.len(), <[usize]>::len);
     if let Some(order) = order {
         if let Some(&bad) = order.iter().find(|&&i| i >= data.len()) {
-            bail!(
-                "the order names example {bad}, but the dataset has {}",
-                data.len()
-            );
+            bail!("the order names example {bad}, but the dataset has {}", data.len());
         }
     }
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        bail!(
-            "{} already holds files; shards are written into a new or empty folder",
-            dir.display()
-        );
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut writer = ShardWriter::create(dir, &data.shape, data.classes, block_size, blocks_per_shard)?;
     let dim = data.dim();
-    let record_bytes = 8 + 4 * dim as u64;
-    let mut index = ShardIndex {
-        version: FORMAT_VERSION,
-        shape: data.shape.clone(),
-        classes: data.classes,
-        record_bytes,
-        block_size,
-        examples: n as u64,
-        shards: vec![],
-        blocks: vec![],
-    };
-    let mut writer: Option<(BufWriter<File>, u64)> = None;
-    let mut block = Vec::with_capacity((block_size * record_bytes) as usize);
-    let blocks = (n as u64).div_ceil(block_size);
-    for b in 0..blocks {
-        if b % blocks_per_shard == 0 {
-            if let Some((mut w, _)) = writer.take() {
-                w.flush()?;
-            }
-            let name = format!("shard-{:05}.bin", index.shards.len());
-            let file = File::create(dir.join(&name))
-                .with_context(|| format!("creating {}", dir.join(&name).display()))?;
-            index.shards.push(name);
-            writer = Some((BufWriter::with_capacity(1 << 20, file), 0));
-        }
-        block.clear();
-        let range = (b * block_size) as usize..(((b + 1) * block_size) as usize).min(n);
-        let count = range.len();
-        for position in range {
-            let i = order.map_or(position, |o| o[position]);
-            block.extend_from_slice(&data.labels[i].to_le_bytes());
-            for v in &data.features[i * dim..(i + 1) * dim] {
-                block.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        let (w, offset) = writer.as_mut().expect("a shard is open");
-        w.write_all(&block)?;
-        index.blocks.push(BlockEntry {
-            shard: (index.shards.len() - 1) as u32,
-            offset: *offset,
-            length: block.len() as u64,
-            examples: count as u32,
-            crc32: crc32fast::hash(&block),
-        });
-        *offset += block.len() as u64;
+    let n = order.map_or(data.len(), <[usize]>::len);
+    for position in 0..n {
+        let i = order.map_or(position, |o| o[position]);
+        writer.push(data.labels[i], &data.features[i * dim..(i + 1) * dim])?;
     }
-    if let Some((mut w, _)) = writer.take() {
-        w.flush()?;
-    }
-    let json = serde_json::to_string_pretty(&index)?;
-    crate::report::write_atomic(&dir.join("index.json"), json.as_bytes())?;
-    Ok(index)
+    writer.finish()
 }
 
 /// An open shard set: its index and its files.
@@ -163,10 +216,9 @@ impl ShardSet {
     /// Opens the shard set in `dir`, checking the index against the files.
     pub fn open(dir: &Path) -> Result<ShardSet> {
         let index_path = dir.join("index.json");
-        let text = std::fs::read_to_string(&index_path)
-            .with_context(|| format!("reading {}", index_path.display()))?;
-        let index: ShardIndex = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a shard index", index_path.display()))?;
+        let text = std::fs::read_to_string(&index_path).with_context(|| format!("reading {}", index_path.display()))?;
+        let index: ShardIndex =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a shard index", index_path.display()))?;
         if index.version != FORMAT_VERSION {
             bail!(
                 "{}: format version {} (this tessera reads {FORMAT_VERSION}); rewrite the shards",
@@ -177,9 +229,7 @@ impl ShardSet {
         let mut files = Vec::new();
         for name in &index.shards {
             let path = dir.join(name);
-            files.push(
-                File::open(&path).with_context(|| format!("opening shard {}", path.display()))?,
-            );
+            files.push(File::open(&path).with_context(|| format!("opening shard {}", path.display()))?);
         }
         let expected = index.examples.div_ceil(index.block_size.max(1));
         if index.blocks.len() as u64 != expected {
@@ -192,13 +242,9 @@ impl ShardSet {
             );
         }
         for (b, block) in index.blocks.iter().enumerate() {
-            let file = files.get(block.shard as usize).with_context(|| {
-                format!(
-                    "{}: block {b} names shard {}",
-                    index_path.display(),
-                    block.shard
-                )
-            })?;
+            let file = files
+                .get(block.shard as usize)
+                .with_context(|| format!("{}: block {b} names shard {}", index_path.display(), block.shard))?;
             let size = file.metadata()?.len();
             if block.offset + block.length > size {
                 bail!(
@@ -208,32 +254,21 @@ impl ShardSet {
                 );
             }
         }
-        Ok(ShardSet {
-            dir: dir.to_path_buf(),
-            index,
-            files,
-        })
+        Ok(ShardSet { dir: dir.to_path_buf(), index, files })
     }
 
     /// Reads block `b` with one request and checks its CRC-32.
     pub fn read_block(&self, b: u64) -> Result<Vec<u8>> {
-        let entry = self.index.blocks.get(b as usize).with_context(|| {
-            format!(
-                "block {b} does not exist ({} blocks)",
-                self.index.blocks.len()
-            )
-        })?;
+        let entry = self
+            .index
+            .blocks
+            .get(b as usize)
+            .with_context(|| format!("block {b} does not exist ({} blocks)", self.index.blocks.len()))?;
         let mut bytes = vec![0u8; entry.length as usize];
         let path = || self.dir.join(&self.index.shards[entry.shard as usize]);
         self.files[entry.shard as usize]
             .read_exact_at(&mut bytes, entry.offset)
-            .with_context(|| {
-                format!(
-                    "{}: reading block {b} at byte offset {}",
-                    path().display(),
-                    entry.offset
-                )
-            })?;
+            .with_context(|| format!("{}: reading block {b} at byte offset {}", path().display(), entry.offset))?;
         let crc = crc32fast::hash(&bytes);
         if crc != entry.crc32 {
             bail!(
@@ -250,35 +285,26 @@ impl ShardSet {
     /// not checksummed one by one).
     pub fn read_record(&self, i: u64) -> Result<Vec<u8>> {
         let b = i / self.index.block_size;
-        let entry = self.index.blocks.get(b as usize).with_context(|| {
-            format!(
-                "example {i} does not exist ({} examples)",
-                self.index.examples
-            )
-        })?;
+        let entry = self
+            .index
+            .blocks
+            .get(b as usize)
+            .with_context(|| format!("example {i} does not exist ({} examples)", self.index.examples))?;
         let offset = entry.offset + (i % self.index.block_size) * self.index.record_bytes;
         let mut bytes = vec![0u8; self.index.record_bytes as usize];
-        self.files[entry.shard as usize]
-            .read_exact_at(&mut bytes, offset)
-            .with_context(|| {
-                format!(
-                    "{}: reading example {i} at byte offset {offset}",
-                    self.dir
-                        .join(&self.index.shards[entry.shard as usize])
-                        .display()
-                )
-            })?;
+        self.files[entry.shard as usize].read_exact_at(&mut bytes, offset).with_context(|| {
+            format!(
+                "{}: reading example {i} at byte offset {offset}",
+                self.dir.join(&self.index.shards[entry.shard as usize]).display()
+            )
+        })?;
         Ok(bytes)
     }
 
     /// Decodes a record into (label, features).
     pub fn decode(&self, record: &[u8], features: &mut Vec<f32>) -> i64 {
         let label = i64::from_le_bytes(record[..8].try_into().expect("8 bytes"));
-        features.extend(
-            record[8..]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))),
-        );
+        features.extend(record[8..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))));
         label
     }
 
@@ -292,12 +318,7 @@ impl ShardSet {
                 labels.push(self.decode(record, &mut features));
             }
         }
-        Ok(Dataset {
-            features,
-            shape: self.index.shape.clone(),
-            labels,
-            classes: self.index.classes,
-        })
+        Ok(Dataset { features, shape: self.index.shape.clone(), labels, classes: self.index.classes })
     }
 }
 
@@ -322,13 +343,7 @@ mod tests {
         assert_eq!(set.read_all().unwrap(), d.subset(&order));
         let mut f = Vec::new();
         let label = set.decode(&set.read_record(42).unwrap(), &mut f);
-        assert_eq!(
-            (label, f.as_slice()),
-            (
-                d.labels[order[42]],
-                &d.features[order[42] * 3..order[42] * 3 + 3]
-            )
-        );
+        assert_eq!((label, f.as_slice()), (d.labels[order[42]], &d.features[order[42] * 3..order[42] * 3 + 3]));
     }
 
     #[test]
@@ -343,10 +358,7 @@ mod tests {
         let set = ShardSet::open(&path).unwrap();
         assert!(set.read_block(4).is_ok());
         let err = format!("{:#}", set.read_block(5).unwrap_err());
-        assert!(
-            err.contains("shard-00001.bin: block 5 at byte offset 200 fails its checksum"),
-            "{err}"
-        );
+        assert!(err.contains("shard-00001.bin: block 5 at byte offset 200 fails its checksum"), "{err}");
     }
 
     #[test]
@@ -356,26 +368,12 @@ mod tests {
         write_shards(&data(), None, &path, 10, 4).unwrap();
         let shard = path.join("shard-00002.bin");
         let len = std::fs::metadata(&shard).unwrap().len();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&shard)
-            .unwrap()
-            .set_len(len - 5)
-            .unwrap();
+        std::fs::OpenOptions::new().write(true).open(&shard).unwrap().set_len(len - 5).unwrap();
         let err = format!("{:#}", ShardSet::open(&path).err().unwrap());
-        assert!(
-            err.contains("shard-00002.bin: block 10 ends at byte") && err.contains("truncated"),
-            "{err}"
-        );
+        assert!(err.contains("shard-00002.bin: block 10 ends at byte") && err.contains("truncated"), "{err}");
         std::fs::remove_file(&shard).unwrap();
         let err = format!("{:#}", ShardSet::open(&path).err().unwrap());
-        assert!(
-            err.contains("opening shard") && err.contains("shard-00002.bin"),
-            "{err}"
-        );
-        assert!(
-            write_shards(&data(), None, &path, 10, 4).is_err(),
-            "never writes over a set"
-        );
+        assert!(err.contains("opening shard") && err.contains("shard-00002.bin"), "{err}");
+        assert!(write_shards(&data(), None, &path, 10, 4).is_err(), "never writes over a set");
     }
 }

@@ -41,24 +41,22 @@ impl std::str::FromStr for Access {
     }
 }
 
-/// The least-recently-used buffer policy both threads replay.
-struct LruPolicy<T> {
+/// The least-recently-used buffer policy both threads replay (and that
+/// in-memory training replays to count the I/O it would have done).
+pub struct LruPolicy<T> {
     capacity: usize,
     clock: u64,
     entries: HashMap<u64, (u64, T)>,
 }
 
 impl<T> LruPolicy<T> {
-    fn new(capacity: usize) -> Self {
-        LruPolicy {
-            capacity: capacity.max(1),
-            clock: 0,
-            entries: HashMap::new(),
-        }
+    /// An empty buffer of `capacity` blocks.
+    pub fn new(capacity: usize) -> Self {
+        LruPolicy { capacity: capacity.max(1), clock: 0, entries: HashMap::new() }
     }
 
     /// Touches `block`; true if it was buffered.
-    fn touch(&mut self, block: u64) -> bool {
+    pub fn touch(&mut self, block: u64) -> bool {
         self.clock += 1;
         match self.entries.get_mut(&block) {
             Some(entry) => {
@@ -70,14 +68,9 @@ impl<T> LruPolicy<T> {
     }
 
     /// Buffers `block`, evicting the least recently used one if full.
-    fn insert(&mut self, block: u64, value: T) {
+    pub fn insert(&mut self, block: u64, value: T) {
         if self.entries.len() >= self.capacity {
-            if let Some(&oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, (t, _))| *t)
-                .map(|(b, _)| b)
-            {
+            if let Some(&oldest) = self.entries.iter().min_by_key(|(_, (t, _))| *t).map(|(b, _)| b) {
                 self.entries.remove(&oldest);
             }
         }
@@ -119,12 +112,7 @@ impl BlockLoader {
     /// A loader over `set` with a buffer of `buffer_blocks` blocks, reading
     /// up to `prefetch` chunks ahead of training.
     pub fn new(set: Arc<ShardSet>, buffer_blocks: usize, access: Access, prefetch: usize) -> Self {
-        BlockLoader {
-            set,
-            buffer_blocks: buffer_blocks.max(1),
-            access,
-            prefetch: prefetch.max(1),
-        }
+        BlockLoader { set, buffer_blocks: buffer_blocks.max(1), access, prefetch: prefetch.max(1) }
     }
 
     /// The shard set.
@@ -146,11 +134,7 @@ impl BlockLoader {
                     let Some(ids) = order.next_chunk()? else {
                         return Ok(None);
                     };
-                    let mut piece = Piece {
-                        ids: RVec::new(),
-                        blocks: vec![],
-                        records: vec![],
-                    };
+                    let mut piece = Piece { ids: RVec::new(), blocks: vec![], records: vec![] };
                     for &id in ids.iter() {
                         if id >= n {
                             bail!("the sampler yielded example id {id}, outside 0..{n}");
@@ -174,7 +158,7 @@ impl BlockLoader {
                                 piece.records.push(record);
                             }
                         }
-                        stats.read_seconds += started.elapsed().as_secs_f64();
+                        stats.io_seconds += started.elapsed().as_secs_f64();
                     }
                     piece.ids = ids;
                     Ok(Some(piece))
@@ -222,20 +206,12 @@ pub struct EpochReader {
 impl EpochReader {
     /// Appends up to `max` next examples: their features to `features`
     /// (row-major) and returns their ids and labels; empty at the end.
-    pub fn next_examples(
-        &mut self,
-        max: usize,
-        features: &mut Vec<f32>,
-    ) -> Result<Vec<LoadedExample>> {
+    pub fn next_examples(&mut self, max: usize, features: &mut Vec<f32>) -> Result<Vec<LoadedExample>> {
         let mut out = Vec::with_capacity(max);
         let record_bytes = self.set.index.record_bytes as usize;
         let block_size = self.set.index.block_size;
         while out.len() < max {
-            if self
-                .current
-                .as_ref()
-                .is_none_or(|p| self.position >= p.ids.len())
-            {
+            if self.current.as_ref().is_none_or(|p| self.position >= p.ids.len()) {
                 match self.rx.recv() {
                     Ok(Ok(piece)) => {
                         self.current = Some(piece);
@@ -263,8 +239,7 @@ impl EpochReader {
                     }
                     let bytes = self.policy.get(block).expect("buffered");
                     let start = (id % block_size) as usize * record_bytes;
-                    self.set
-                        .decode(&bytes[start..start + record_bytes], features)
+                    self.set.decode(&bytes[start..start + record_bytes], features)
                 }
                 Access::Example => self.set.decode(&piece.records[self.position], features),
             };
@@ -277,11 +252,7 @@ impl EpochReader {
     /// Ends the pass and returns its I/O.
     pub fn finish(mut self) -> Result<IoStats> {
         drop(std::mem::replace(&mut self.rx, sync_channel(1).1));
-        self.reader
-            .take()
-            .expect("started")
-            .join()
-            .map_err(|_| anyhow!("the storage reader thread panicked"))
+        self.reader.take().expect("started").join().map_err(|_| anyhow!("the storage reader thread panicked"))
     }
 }
 
@@ -294,11 +265,7 @@ mod tests {
 
     impl EpochOrder for VecOrder {
         fn next_chunk(&mut self) -> Result<Option<RVec<u64>>> {
-            Ok(if self.0.is_empty() {
-                None
-            } else {
-                Some(self.0.remove(0).into())
-            })
+            Ok(if self.0.is_empty() { None } else { Some(self.0.remove(0).into()) })
         }
     }
 
@@ -339,23 +306,14 @@ mod tests {
         // Alternating between blocks 0 and 5: a 1-block buffer re-reads on
         // every switch, a 2-block buffer reads each once.
         let order: Vec<u64> = (0..10).flat_map(|i| [i, 50 + i]).collect();
-        let (ids, features, io) = run(
-            &BlockLoader::new(set.clone(), 1, Access::Block, 1),
-            vec![order.clone()],
-        );
+        let (ids, features, io) = run(&BlockLoader::new(set.clone(), 1, Access::Block, 1), vec![order.clone()]);
         assert_eq!(io.requests, 20);
         assert_eq!(ids, order);
         assert_eq!(&features[2..4], &d.features[100..102], "example 50 decoded");
-        let (_, _, io) = run(
-            &BlockLoader::new(set.clone(), 2, Access::Block, 1),
-            vec![order.clone()],
-        );
+        let (_, _, io) = run(&BlockLoader::new(set.clone(), 2, Access::Block, 1), vec![order.clone()]);
         assert_eq!((io.requests, io.bytes), (2, 2 * 10 * 16));
         // Example access: one small request per example.
-        let (ids2, features2, io) = run(
-            &BlockLoader::new(set, 2, Access::Example, 1),
-            vec![order.clone()],
-        );
+        let (ids2, features2, io) = run(&BlockLoader::new(set, 2, Access::Example, 1), vec![order.clone()]);
         assert_eq!((io.requests, io.bytes), (20, 20 * 16));
         assert_eq!((ids2, features2), (ids, features));
     }
@@ -367,19 +325,13 @@ mod tests {
         let loader = BlockLoader::new(set, 2, Access::Block, 1);
         let mut reader = loader.start(Box::new(VecOrder(vec![vec![1, 500]])));
         let err = reader.next_examples(10, &mut vec![]).unwrap_err();
-        assert!(
-            err.to_string().contains("example id 500, outside 0..100"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("example id 500, outside 0..100"), "{err}");
         let shard = dir.path().join("s/shard-00000.bin");
         let mut bytes = std::fs::read(&shard).unwrap();
         bytes[170] ^= 0xff;
         std::fs::write(&shard, bytes).unwrap();
         let mut reader = loader.start(Box::new(VecOrder(vec![vec![0, 15]])));
         let err = format!("{:#}", reader.next_examples(10, &mut vec![]).unwrap_err());
-        assert!(
-            err.contains("block 1 at byte offset 160 fails its checksum"),
-            "{err}"
-        );
+        assert!(err.contains("block 1 at byte offset 160 fails its checksum"), "{err}");
     }
 }

@@ -25,5 +25,5 @@ mod format;
 mod loader;
 
 pub use cost::{CostModel, IoStats};
-pub use format::{write_shards, BlockEntry, ShardIndex, ShardSet, FORMAT_VERSION};
-pub use loader::{Access, BlockLoader, LoadedExample};
+pub use format::{write_shards, BlockEntry, ShardIndex, ShardSet, ShardWriter, FORMAT_VERSION};
+pub use loader::{Access, BlockLoader, EpochReader, LoadedExample, LruPolicy};

@@ -13,16 +13,17 @@ use tessera_core::run::{self, PluginSearch, RunOptions, RunOutcome, Session};
 /// The cargo profile folder holding the built libraries (target/release).
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
 }
 
 /// A built library of the workspace, by its lib name (`tessera_baselines`).
 pub fn library(stem: &str) -> PathBuf {
     let path = profile_dir().join(library_file_name(stem));
-    assert!(path.exists(), "{} is missing: build the workspace first (`make test` does: cargo build --release --workspace)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (`make test` does: cargo build --release --workspace)",
+        path.display()
+    );
     path
 }
 
@@ -38,23 +39,13 @@ pub fn faulty() -> PathBuf {
 
 /// A search that looks only where the manifest says.
 pub fn manifest_only() -> PluginSearch {
-    PluginSearch {
-        extra: vec![],
-        env: false,
-        beside_executable: false,
-    }
+    PluginSearch { extra: vec![], env: false, beside_executable: false }
 }
 
 /// Writes `body` as a manifest whose plugin paths are `plugins`, in `dir`.
 pub fn write_manifest(dir: &Path, plugins: &[&Path], body: &str) -> PathBuf {
-    let paths: Vec<String> = plugins
-        .iter()
-        .map(|p| format!("{:?}", p.display().to_string()))
-        .collect();
-    let text = format!(
-        "[experiment]\nplugin_paths = [{}]\nthreads = 1\n{body}",
-        paths.join(", ")
-    );
+    let paths: Vec<String> = plugins.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+    let text = format!("[experiment]\nplugin_paths = [{}]\nthreads = 1\n{body}", paths.join(", "));
     let path = dir.join("manifest.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -67,10 +58,7 @@ pub fn prepare(path: &Path) -> Result<Session, Diagnostics> {
 
 /// Runs a prepared manifest into `dir/run`.
 pub fn run_into(session: &Session, dir: &Path) -> RunOutcome {
-    let options = RunOptions {
-        out: Some(dir.join("run")),
-        ..Default::default()
-    };
+    let options = RunOptions { out: Some(dir.join("run")), ..Default::default() };
     run::run(session, &options).expect("the run itself (not its variants) succeeds")
 }
 

@@ -1,8 +1,6 @@
 //! The two ends of finetuning: train only a new head, or train everything.
 
-use tessera_sdk::{
-    Component, Finetuner, Host, LayerInfo, NoParams, Oracle, Report, Result, Selection,
-};
+use tessera_sdk::{Component, Finetuner, Host, LayerInfo, NoParams, Oracle, Report, Result, Selection};
 
 /// Trains only the last layer (the head); the backbone stays frozen.
 pub struct LinearProbe;
@@ -18,19 +16,11 @@ impl Component for LinearProbe {
 }
 
 impl Finetuner for LinearProbe {
-    fn select(
-        &mut self,
-        layers: &[LayerInfo],
-        _oracle: &mut Oracle,
-        _host: &Host,
-    ) -> Result<Selection> {
+    fn select(&mut self, layers: &[LayerInfo], _oracle: &mut Oracle, _host: &Host) -> Result<Selection> {
         let head = layers.iter().map(|l| l.position).max();
         let mut report = Report::new();
         report.scalar("trainable_layers", head.is_some() as u8 as f64);
-        Ok(Selection {
-            trainable: head.into_iter().collect::<Vec<_>>().into(),
-            report,
-        })
+        Ok(Selection { trainable: head.into_iter().collect::<Vec<_>>().into(), report })
     }
 }
 
@@ -48,17 +38,9 @@ impl Component for FullFinetuning {
 }
 
 impl Finetuner for FullFinetuning {
-    fn select(
-        &mut self,
-        layers: &[LayerInfo],
-        _oracle: &mut Oracle,
-        _host: &Host,
-    ) -> Result<Selection> {
+    fn select(&mut self, layers: &[LayerInfo], _oracle: &mut Oracle, _host: &Host) -> Result<Selection> {
         let mut report = Report::new();
         report.scalar("trainable_layers", layers.len() as f64);
-        Ok(Selection {
-            trainable: layers.iter().map(|l| l.position).collect::<Vec<_>>().into(),
-            report,
-        })
+        Ok(Selection { trainable: layers.iter().map(|l| l.position).collect::<Vec<_>>().into(), report })
     }
 }

@@ -1,8 +1,6 @@
 //! Seed sets that ignore the diffusion model: highest out-degree, or random.
 
-use tessera_sdk::{
-    params, Component, Error, GraphObjective, GraphView, Host, Report, Result, SeedChoice,
-};
+use tessera_sdk::{params, Component, Error, GraphObjective, GraphView, Host, Report, Result, SeedChoice};
 
 /// The k nodes of highest out-degree (ties broken by lower id).
 pub struct TopDegree;
@@ -52,9 +50,7 @@ impl Component for RandomSeeds {
         if params.draws == 0 {
             return Err(Error::invalid_param("draws", "must be at least 1"));
         }
-        Ok(RandomSeeds {
-            draws: params.draws,
-        })
+        Ok(RandomSeeds { draws: params.draws })
     }
 }
 
@@ -71,14 +67,8 @@ impl GraphObjective for RandomSeeds {
                 nodes.swap(i, j);
             }
             nodes.truncate(k);
-            sets.push(tessera_sdk::WeightedSeeds {
-                weight: 1.0 / self.draws as f64,
-                seeds: nodes.into(),
-            });
+            sets.push(tessera_sdk::WeightedSeeds { weight: 1.0 / self.draws as f64, seeds: nodes.into() });
         }
-        Ok(SeedChoice {
-            sets: sets.into(),
-            report: Report::new(),
-        })
+        Ok(SeedChoice { sets: sets.into(), report: Report::new() })
     }
 }

@@ -1,8 +1,7 @@
 //! Accuracy over training.
 
 use tessera_sdk::{
-    observation, params, Checkpoint, Component, Error, Host, Metric, ObservationRequest,
-    Observations, Report, Result,
+    observation, params, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, Report, Result,
 };
 
 params! {
@@ -28,37 +27,21 @@ impl Component for Accuracy {
 
     fn new(params: AccuracyParams) -> Result<Self> {
         if params.split.is_empty() {
-            return Err(Error::invalid_param(
-                "split",
-                "must name a split, e.g. \"test\"",
-            ));
+            return Err(Error::invalid_param("split", "must name a split, e.g. \"test\""));
         }
-        Ok(Accuracy {
-            split: params.split,
-            steps: vec![],
-            examples: vec![],
-            accuracy: vec![],
-        })
+        Ok(Accuracy { split: params.split, steps: vec![], examples: vec![], accuracy: vec![] })
     }
 }
 
 /// Fraction of positions where `predictions` equals `labels`.
 pub fn accuracy(predictions: &[i64], labels: &[i64]) -> Result<f64> {
     if predictions.len() != labels.len() {
-        return Err(Error::msg(format!(
-            "{} predictions for {} labels",
-            predictions.len(),
-            labels.len()
-        )));
+        return Err(Error::msg(format!("{} predictions for {} labels", predictions.len(), labels.len())));
     }
     if labels.is_empty() {
         return Err(Error::msg("no examples to measure accuracy on"));
     }
-    let correct = predictions
-        .iter()
-        .zip(labels)
-        .filter(|(p, y)| p == y)
-        .count();
+    let correct = predictions.iter().zip(labels).filter(|(p, y)| p == y).count();
     Ok(correct as f64 / labels.len() as f64)
 }
 
@@ -70,20 +53,11 @@ impl Metric for Accuracy {
         ]
     }
 
-    fn observe(
-        &mut self,
-        checkpoint: &Checkpoint,
-        observations: &Observations,
-        _host: &Host,
-    ) -> Result<()> {
+    fn observe(&mut self, checkpoint: &Checkpoint, observations: &Observations, _host: &Host) -> Result<()> {
         let predictions = observations.i64(&self.split, observation::PREDICTIONS)?;
         let labels = observations.i64(&self.split, observation::LABELS)?;
         let value = accuracy(predictions, labels)?;
-        log::debug!(
-            "step {}: {} accuracy {value:.4}",
-            checkpoint.step,
-            self.split
-        );
+        log::debug!("step {}: {} accuracy {value:.4}", checkpoint.step, self.split);
         self.steps.push(checkpoint.step as f64);
         self.examples.push(checkpoint.examples_seen as f64);
         self.accuracy.push(value);
@@ -95,18 +69,9 @@ impl Metric for Accuracy {
         let name = format!("{}_accuracy", self.split);
         if let Some(last) = self.accuracy.last() {
             report.scalar(&name, *last);
-            report.scalar(
-                &format!("best_{name}"),
-                self.accuracy.iter().cloned().fold(f64::MIN, f64::max),
-            );
+            report.scalar(&format!("best_{name}"), self.accuracy.iter().cloned().fold(f64::MIN, f64::max));
         }
-        report.series(
-            &name,
-            "step",
-            "accuracy",
-            self.steps.clone(),
-            self.accuracy.clone(),
-        );
+        report.series(&name, "step", "accuracy", self.steps.clone(), self.accuracy.clone());
         report.series(
             &format!("{name}_by_examples"),
             "examples seen",

@@ -29,23 +29,14 @@ impl Component for Sequential {
 
     fn new(params: ChunkParams) -> Result<Self> {
         check_chunk(params.chunk)?;
-        Ok(Sequential {
-            chunk: params.chunk,
-        })
+        Ok(Sequential { chunk: params.chunk })
     }
 }
 
 impl Sampler for Sequential {
-    fn epoch_order(
-        &mut self,
-        layout: &StorageLayout,
-        _epoch: u64,
-        _host: &Host,
-    ) -> Result<OrderStream> {
+    fn epoch_order(&mut self, layout: &StorageLayout, _epoch: u64, _host: &Host) -> Result<OrderStream> {
         let (n, chunk) = (layout.examples, self.chunk);
-        Ok(Box::new((0..n.div_ceil(chunk)).map(move |c| {
-            (c * chunk..((c + 1) * chunk).min(n)).collect()
-        })))
+        Ok(Box::new((0..n.div_ceil(chunk)).map(move |c| (c * chunk..((c + 1) * chunk).min(n)).collect())))
     }
 }
 
@@ -57,25 +48,17 @@ pub struct FullShuffle {
 
 impl Component for FullShuffle {
     const NAME: &'static str = "full-shuffle";
-    const SUMMARY: &'static str =
-        "Uniform random permutation of all examples each epoch (random access).";
+    const SUMMARY: &'static str = "Uniform random permutation of all examples each epoch (random access).";
     type Params = ChunkParams;
 
     fn new(params: ChunkParams) -> Result<Self> {
         check_chunk(params.chunk)?;
-        Ok(FullShuffle {
-            chunk: params.chunk,
-        })
+        Ok(FullShuffle { chunk: params.chunk })
     }
 }
 
 impl Sampler for FullShuffle {
-    fn epoch_order(
-        &mut self,
-        layout: &StorageLayout,
-        epoch: u64,
-        host: &Host,
-    ) -> Result<OrderStream> {
+    fn epoch_order(&mut self, layout: &StorageLayout, epoch: u64, host: &Host) -> Result<OrderStream> {
         let mut order: Vec<u64> = (0..layout.examples).collect();
         host.rng(epoch).shuffle(&mut order);
         let chunk = self.chunk as usize;

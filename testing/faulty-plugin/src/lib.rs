@@ -2,8 +2,8 @@
 //! the host's handling of misbehaving plugins can be tested on real libraries.
 
 use tessera_sdk::{
-    export_plugin, params, Checkpoint, Component, Error, Host, Metric, ObservationRequest,
-    Observations, OrderStream, Report, Result, Sampler, StorageLayout,
+    export_plugin, params, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, OrderStream,
+    Report, Result, Sampler, StorageLayout,
 };
 
 params! {
@@ -44,12 +44,7 @@ impl Component for FaultySampler {
 }
 
 impl Sampler for FaultySampler {
-    fn epoch_order(
-        &mut self,
-        layout: &StorageLayout,
-        _epoch: u64,
-        _host: &Host,
-    ) -> Result<OrderStream> {
+    fn epoch_order(&mut self, layout: &StorageLayout, _epoch: u64, _host: &Host) -> Result<OrderStream> {
         fault(&self.0, "order")?;
         let params = self.0.clone();
         let n = layout.examples;
@@ -91,12 +86,7 @@ impl Metric for FaultyMetric {
         vec![]
     }
 
-    fn observe(
-        &mut self,
-        _checkpoint: &Checkpoint,
-        _observations: &Observations,
-        _host: &Host,
-    ) -> Result<()> {
+    fn observe(&mut self, _checkpoint: &Checkpoint, _observations: &Observations, _host: &Host) -> Result<()> {
         tessera_sdk::log::info!("faulty metric observed a checkpoint");
         fault(&self.0, "observe")
     }
