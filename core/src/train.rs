@@ -409,6 +409,8 @@ mod tests {
     use super::*;
     use crate::manifest::ModelConfig;
 
+    // The closure's batches borrow `tensors`: the lifetime must be named.
+    #[allow(clippy::needless_lifetimes)]
     fn memory_epochs<'a>(
         tensors: &'a TensorData,
         n: u64,

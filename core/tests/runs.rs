@@ -103,9 +103,12 @@ fn training_through_shards_matches_memory_and_counts_real_reads() {
     assert!(engine(1).scalars["io_seconds_per_epoch"] > 0.0, "real reads are timed");
     // Random access: one request per example, and far more modeled time.
     assert_eq!(engine(2).scalars["io_requests_per_epoch"], 420.0);
-    assert!(engine(2).scalars["io_modeled_seconds_per_epoch"] > 10.0 * engine(1).scalars["io_modeled_seconds_per_epoch"]);
+    assert!(
+        engine(2).scalars["io_modeled_seconds_per_epoch"] > 10.0 * engine(1).scalars["io_modeled_seconds_per_epoch"]
+    );
     // The shards are on disk (keep = true) in the documented format.
     let index: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(outcome.dir.join("shards/shards/stored/index.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(outcome.dir.join("shards/shards/stored/index.json")).unwrap())
+            .unwrap();
     assert_eq!((index["examples"].as_u64(), index["block_size"].as_u64()), (Some(420), Some(20)));
 }

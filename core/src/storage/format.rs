@@ -138,7 +138,7 @@ impl ShardWriter {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        if self.index.blocks.len() as u64 % self.blocks_per_shard == 0 {
+        if (self.index.blocks.len() as u64).is_multiple_of(self.blocks_per_shard) {
             if let Some((mut w, _)) = self.writer.take() {
                 w.flush()?;
             }
