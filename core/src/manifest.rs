@@ -224,15 +224,36 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// The architecture: `mlp`.
+    /// The architecture: `mlp`, `cnn` or `resnet`.
     pub kind: String,
-    /// Widths of the hidden layers.
+    /// `mlp`: widths of the hidden layers (blocks `layer0`, `layer1`, …).
     pub hidden: Vec<i64>,
+    /// `cnn`: channels of the conv blocks (`conv0`, `conv1`, …).
+    pub channels: Vec<i64>,
+    /// `cnn`: BatchNorm after each convolution.
+    pub batch_norm: bool,
+    /// `resnet`: channels of the first stage (doubling per stage).
+    pub width: i64,
+    /// `resnet`: basic blocks per stage.
+    pub depth: usize,
+    /// `resnet`: number of stages (blocks `layer1.0` … `layer<stages>.<depth-1>`).
+    pub stages: usize,
+    /// Start from these weights (`.safetensors`, saved by the same architecture).
+    pub weights: Option<String>,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { kind: "mlp".into(), hidden: vec![64] }
+        ModelConfig {
+            kind: "mlp".into(),
+            hidden: vec![64],
+            channels: vec![16, 32],
+            batch_norm: false,
+            width: 16,
+            depth: 1,
+            stages: 3,
+            weights: None,
+        }
     }
 }
 

@@ -1,104 +1,349 @@
-//! Models built with tch `nn`, exposing named blocks for finetuners.
+//! Models built with tch `nn`: an MLP, a small CNN and a ResNet-style
+//! network, each a sequence of named blocks (what finetuners choose among)
+//! followed by a linear head. Frozen blocks keep their BatchNorm statistics.
 
-use anyhow::{bail, Result};
-use tch::nn::{self, Module};
-use tch::{Device, Tensor};
+use anyhow::{bail, Context, Result};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
 use tessera_sdk::{LayerInfo, SeedRng};
 
 use crate::manifest::ModelConfig;
 
-/// A multi-layer perceptron whose blocks are `layer0`, `layer1`, … and `head`.
-pub struct Mlp {
-    /// The weights.
-    pub vs: nn::VarStore,
-    blocks: Vec<(String, nn::Linear, i64, i64)>,
+/// A ResNet basic block: conv-bn-relu-conv-bn plus the (projected) input.
+#[derive(Debug)]
+struct BasicBlock {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    conv2: nn::Conv2D,
+    bn2: nn::BatchNorm,
+    shortcut: Option<(nn::Conv2D, nn::BatchNorm)>,
 }
 
-impl Mlp {
-    /// An MLP from `input` features to `classes` logits, initialized from
-    /// `seed` alone (not libtorch's global generator, which concurrent runs share).
-    pub fn new(config: &ModelConfig, input: i64, classes: i64, device: Device, seed: u64) -> Result<Self> {
-        if config.kind != "mlp" {
-            bail!("unknown model kind `{}` (known: mlp)", config.kind);
+impl BasicBlock {
+    fn new(p: nn::Path, cin: i64, cout: i64, stride: i64) -> Self {
+        let conv = |p: nn::Path, i, o, k, s, pad| {
+            nn::conv2d(p, i, o, k, nn::ConvConfig { stride: s, padding: pad, bias: false, ..Default::default() })
+        };
+        BasicBlock {
+            conv1: conv(&p / "conv1", cin, cout, 3, stride, 1),
+            bn1: nn::batch_norm2d(&p / "bn1", cout, Default::default()),
+            conv2: conv(&p / "conv2", cout, cout, 3, 1, 1),
+            bn2: nn::batch_norm2d(&p / "bn2", cout, Default::default()),
+            shortcut: (stride != 1 || cin != cout).then(|| {
+                (conv(&p / "proj", cin, cout, 1, stride, 0), nn::batch_norm2d(&p / "proj_bn", cout, Default::default()))
+            }),
         }
+    }
+}
+
+impl ModuleT for BasicBlock {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu().apply(&self.conv2).apply_t(&self.bn2, train);
+        let skip = match &self.shortcut {
+            Some((conv, bn)) => x.apply(conv).apply_t(bn, train),
+            None => x.shallow_clone(),
+        };
+        (y + skip).relu()
+    }
+}
+
+/// A CNN block: conv3×3, optional BatchNorm, ReLU, 2×2 max-pool where the map allows.
+#[derive(Debug)]
+struct ConvBlock {
+    conv: nn::Conv2D,
+    bn: Option<nn::BatchNorm>,
+}
+
+impl ModuleT for ConvBlock {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = x.apply(&self.conv);
+        if let Some(bn) = &self.bn {
+            y = y.apply_t(bn, train);
+        }
+        let y = y.relu();
+        let (h, w) = (y.size()[2], y.size()[3]);
+        y.max_pool2d([h.min(2), w.min(2)], [h.min(2), w.min(2)], [0, 0], [1, 1], false)
+    }
+}
+
+/// A dense layer with ReLU.
+#[derive(Debug)]
+struct DenseBlock(nn::Linear);
+
+impl ModuleT for DenseBlock {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        x.flatten(1, -1).apply(&self.0).relu()
+    }
+}
+
+/// Global average pooling to a feature vector (no parameters).
+#[derive(Debug)]
+struct GlobalPool;
+
+impl ModuleT for GlobalPool {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        if x.dim() == 4 {
+            x.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+        } else {
+            x.flatten(1, -1)
+        }
+    }
+}
+
+struct Block {
+    name: String,
+    module: Box<dyn ModuleT>,
+    trainable: bool,
+}
+
+/// A network of named blocks and a linear head.
+pub struct Model {
+    /// The weights.
+    pub vs: nn::VarStore,
+    /// Shape the blocks expect for one example (e.g. `[1, 8, 8]` or `[16]`).
+    input_shape: Vec<i64>,
+    blocks: Vec<Block>,
+    head: nn::Linear,
+    head_trainable: bool,
+    layers: Vec<LayerInfo>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("layers", &self.layers).finish()
+    }
+}
+
+/// The image shape a convolutional model sees: [C, H, W] (1-D signals become [C, 1, L]).
+fn image_shape(shape: &[usize]) -> Result<Vec<i64>> {
+    Ok(match shape {
+        [c, h, w] => vec![*c as i64, *h as i64, *w as i64],
+        [c, l] => vec![*c as i64, 1, *l as i64],
+        [l] => vec![1, 1, *l as i64],
+        other => bail!("a convolutional model needs examples of shape [C, H, W], [C, L] or [L], not {other:?}"),
+    })
+}
+
+impl Model {
+    /// Builds the model `config` describes for examples of `shape` and
+    /// `classes` classes, initialized from `seed` alone (not libtorch's
+    /// global generator, which concurrent runs share).
+    pub fn new(config: &ModelConfig, shape: &[usize], classes: i64, device: Device, seed: u64) -> Result<Self> {
         let vs = nn::VarStore::new(device);
-        let mut blocks = Vec::new();
-        let mut width = input;
-        for (i, &h) in config.hidden.iter().enumerate() {
-            if h <= 0 {
-                bail!("model.hidden[{i}] must be positive");
+        let root = vs.root();
+        let mut blocks: Vec<Block> = Vec::new();
+        let mut push = |name: String, module: Box<dyn ModuleT>| blocks.push(Block { name, module, trainable: true });
+        let input_shape: Vec<i64>;
+        let features: i64;
+        match config.kind.as_str() {
+            "mlp" => {
+                let mut width: i64 = shape.iter().product::<usize>() as i64;
+                input_shape = vec![width];
+                for (i, &h) in config.hidden.iter().enumerate() {
+                    if h <= 0 {
+                        bail!("model.hidden[{i}] must be positive");
+                    }
+                    let name = format!("layer{i}");
+                    push(
+                        name.clone(),
+                        Box::new(DenseBlock(nn::linear(&root / name.as_str(), width, h, Default::default()))),
+                    );
+                    width = h;
+                }
+                features = width;
             }
-            let name = format!("layer{i}");
-            blocks.push((name.clone(), nn::linear(vs.root() / name.as_str(), width, h, Default::default()), width, h));
-            width = h;
+            "cnn" => {
+                input_shape = image_shape(shape)?;
+                let mut cin = input_shape[0];
+                for (i, &c) in config.channels.iter().enumerate() {
+                    if c <= 0 {
+                        bail!("model.channels[{i}] must be positive");
+                    }
+                    let name = format!("conv{i}");
+                    let p = &root / name.as_str();
+                    let conv = nn::conv2d(&p / "conv", cin, c, 3, nn::ConvConfig { padding: 1, ..Default::default() });
+                    let bn = config.batch_norm.then(|| nn::batch_norm2d(&p / "bn", c, Default::default()));
+                    push(name, Box::new(ConvBlock { conv, bn }));
+                    cin = c;
+                }
+                push("pool".into(), Box::new(GlobalPool));
+                features = cin;
+            }
+            "resnet" => {
+                input_shape = image_shape(shape)?;
+                if config.width <= 0 || config.depth == 0 || config.stages == 0 {
+                    bail!("model.width, model.depth and model.stages must be positive");
+                }
+                let p = &root / "stem";
+                let stem = nn::conv2d(
+                    &p / "conv",
+                    input_shape[0],
+                    config.width,
+                    3,
+                    nn::ConvConfig { padding: 1, bias: false, ..Default::default() },
+                );
+                let stem_bn = nn::batch_norm2d(&p / "bn", config.width, Default::default());
+                push("stem".into(), Box::new(nn::seq_t().add(stem).add(stem_bn).add_fn(|x| x.relu())));
+                let mut cin = config.width;
+                for stage in 0..config.stages {
+                    let cout = config.width << stage;
+                    for b in 0..config.depth {
+                        let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+                        let name = format!("layer{}.{b}", stage + 1);
+                        push(
+                            name.clone(),
+                            Box::new(BasicBlock::new(
+                                &root / format!("layer{}", stage + 1) / b.to_string(),
+                                cin,
+                                cout,
+                                stride,
+                            )),
+                        );
+                        cin = cout;
+                    }
+                }
+                push("pool".into(), Box::new(GlobalPool));
+                features = cin;
+            }
+            other => bail!("unknown model kind `{other}` (known: mlp, cnn, resnet)"),
         }
-        blocks.push((
-            "head".into(),
-            nn::linear(vs.root() / "head", width, classes, Default::default()),
-            width,
-            classes,
-        ));
-        let model = Mlp { vs, blocks };
+        let head = nn::linear(&root / "head", features, classes, Default::default());
+        let mut model = Model { vs, input_shape, blocks, head, head_trainable: true, layers: vec![] };
         model.initialize(seed);
+        model.layers = model.describe()?;
+        if let Some(path) = &config.weights {
+            model.load(std::path::Path::new(path))?;
+        }
         Ok(model)
     }
 
-    /// PyTorch's default for linear layers, from our own stream: weights and
-    /// biases uniform in ±1/√fan_in.
+    /// PyTorch's defaults from our own stream: weights and biases uniform in
+    /// ±1/√fan_in; BatchNorm scale 1, shift 0.
     fn initialize(&self, seed: u64) {
         let mut rng = SeedRng::derive(seed, 0x1417);
         let mut variables: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         variables.sort_by(|a, b| a.0.cmp(&b.0));
+        let fan_in = |prefix: &str| -> i64 {
+            variables
+                .iter()
+                .find(|(n, _)| n == &format!("{prefix}.weight"))
+                .map_or(1, |(_, w)| w.size().iter().skip(1).product::<i64>().max(1))
+        };
         tch::no_grad(|| {
-            for (name, mut var) in variables {
-                let block = name.split('.').next().unwrap_or("");
-                let fan_in = self.blocks.iter().find(|b| b.0 == block).map_or(1, |b| b.2);
-                let bound = 1.0 / (fan_in as f64).sqrt();
-                let values: Vec<f32> =
-                    (0..var.numel()).map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32).collect();
-                let init = Tensor::from_slice(&values).view(var.size().as_slice()).to_device(var.device());
+            for (name, var) in &variables {
+                let (prefix, leaf) = name.rsplit_once('.').unwrap_or(("", name));
+                let is_norm = var.dim() == 1 && variables.iter().any(|(n, _)| n == &format!("{prefix}.running_mean"));
+                let init = match leaf {
+                    "running_mean" | "running_var" | "num_batches_tracked" => continue,
+                    "weight" if is_norm => Tensor::ones(var.size(), (Kind::Float, var.device())),
+                    "bias" if is_norm => Tensor::zeros(var.size(), (Kind::Float, var.device())),
+                    _ => {
+                        let bound = 1.0 / (fan_in(prefix) as f64).sqrt();
+                        let values: Vec<f32> =
+                            (0..var.numel()).map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32).collect();
+                        Tensor::from_slice(&values).view(var.size().as_slice()).to_device(var.device())
+                    }
+                };
+                let mut var = var.shallow_clone();
                 var.copy_(&init);
             }
         });
     }
 
-    /// Penultimate features: everything but the head.
+    /// Names, parameter counts, FLOPs and positions of the blocks and head,
+    /// measured with one example through the network.
+    fn describe(&self) -> Result<Vec<LayerInfo>> {
+        let variables = self.vs.variables();
+        let count = |prefix: &str| -> u64 {
+            variables
+                .iter()
+                .filter(|(n, v)| n.starts_with(&format!("{prefix}.")) && v.requires_grad())
+                .map(|(_, v)| v.numel() as u64)
+                .sum()
+        };
+        let mut shape = vec![1i64];
+        shape.extend_from_slice(&self.input_shape);
+        let mut x = Tensor::zeros(shape.as_slice(), (Kind::Float, self.vs.device()));
+        let mut layers = Vec::new();
+        tch::no_grad(|| {
+            for (i, block) in self.blocks.iter().enumerate() {
+                x = block.module.forward_t(&x, false);
+                let spatial: i64 = if x.dim() == 4 { x.size()[2] * x.size()[3] } else { 1 };
+                let params = count(&block.name);
+                layers.push(LayerInfo {
+                    name: block.name.as_str().into(),
+                    parameters: params,
+                    flops: 2 * params * spatial as u64,
+                    position: i as u32,
+                });
+            }
+        });
+        let params = count("head");
+        layers.push(LayerInfo {
+            name: "head".into(),
+            parameters: params,
+            flops: 2 * params,
+            position: self.blocks.len() as u32,
+        });
+        Ok(layers)
+    }
+
+    /// Penultimate features `[n, d]`; `train` enables BatchNorm updates in
+    /// trainable blocks only.
+    pub fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut shape = vec![x.size()[0]];
+        shape.extend_from_slice(&self.input_shape);
+        let mut h = x.reshape(shape.as_slice());
+        for block in &self.blocks {
+            h = block.module.forward_t(&h, train && block.trainable);
+        }
+        h.flatten(1, -1)
+    }
+
+    /// Logits in training mode.
+    pub fn forward_train(&self, x: &Tensor) -> Tensor {
+        self.features_t(x, true).apply(&self.head)
+    }
+
+    /// Penultimate features in evaluation mode.
     pub fn features(&self, x: &Tensor) -> Tensor {
-        let mut h = x.shallow_clone();
-        for (_, layer, _, _) in &self.blocks[..self.blocks.len() - 1] {
-            h = layer.forward(&h).relu();
-        }
-        h
+        self.features_t(x, false)
     }
 
-    /// Logits.
+    /// Logits in evaluation mode.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.blocks.last().expect("head").1.forward(&self.features(x))
+        self.features(x).apply(&self.head)
     }
 
-    /// The named blocks, from input to head.
+    /// The named blocks and the head, from input to output.
     pub fn layers(&self) -> Vec<LayerInfo> {
-        self.blocks
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _, fan_in, fan_out))| LayerInfo {
-                name: name.as_str().into(),
-                parameters: (fan_in * fan_out + fan_out) as u64,
-                flops: (2 * fan_in * fan_out) as u64,
-                position: i as u32,
-            })
-            .collect()
+        self.layers.clone()
     }
 
-    /// Makes exactly the blocks at `positions` trainable; freezes the rest.
+    /// Makes exactly the blocks at `positions` trainable (the head is the
+    /// last position); freezes the rest, BatchNorm statistics included.
     pub fn set_trainable(&mut self, positions: &[u32]) -> Result<()> {
-        if let Some(&bad) = positions.iter().find(|&&p| p as usize >= self.blocks.len()) {
-            bail!("layer position {bad} does not exist (the model has {} blocks)", self.blocks.len());
+        if let Some(&bad) = positions.iter().find(|&&p| p as usize >= self.layers.len()) {
+            bail!("layer position {bad} does not exist (the model has {} layers)", self.layers.len());
         }
+        let head = self.blocks.len() as u32;
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            block.trainable = positions.contains(&(i as u32));
+        }
+        self.head_trainable = positions.contains(&head);
+        let trainable: Vec<String> = self
+            .blocks
+            .iter()
+            .filter(|b| b.trainable)
+            .map(|b| format!("{}.", b.name))
+            .chain(self.head_trainable.then(|| "head.".to_string()))
+            .collect();
         for (name, var) in self.vs.variables() {
-            let block = name.split('.').next().unwrap_or("");
-            let train = positions.iter().any(|&p| self.blocks[p as usize].0 == block);
-            let _ = var.set_requires_grad(train);
+            if name.ends_with("running_mean") || name.ends_with("running_var") || name.ends_with("num_batches_tracked")
+            {
+                continue;
+            }
+            let _ = var.set_requires_grad(trainable.iter().any(|p| name.starts_with(p.as_str())));
         }
         Ok(())
     }
@@ -106,5 +351,93 @@ impl Mlp {
     /// Number of parameters that train.
     pub fn trainable_parameters(&self) -> i64 {
         self.vs.variables().values().filter(|v| v.requires_grad()).map(|v| v.numel() as i64).sum()
+    }
+
+    /// Saves the weights (`.safetensors`).
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        self.vs.save(path).with_context(|| format!("saving weights to {}", path.display()))
+    }
+
+    /// Loads weights saved by [`Model::save`] for the same architecture.
+    pub fn load(&mut self, path: &std::path::Path) -> Result<()> {
+        self.vs
+            .load(path)
+            .with_context(|| format!("loading weights from {} (is it this architecture's?)", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(kind: &str) -> ModelConfig {
+        ModelConfig { kind: kind.into(), ..ModelConfig::default() }
+    }
+
+    #[test]
+    fn every_architecture_lists_named_blocks_and_runs() {
+        for (kind, shape) in [("mlp", vec![16]), ("cnn", vec![1, 8, 8]), ("resnet", vec![1, 8, 8]), ("cnn", vec![40])] {
+            let m = Model::new(&config(kind), &shape, 5, Device::Cpu, 0).unwrap();
+            let layers = m.layers();
+            assert_eq!(layers.last().unwrap().name.as_str(), "head");
+            assert!(layers.iter().enumerate().all(|(i, l)| l.position == i as u32));
+            let total: u64 = layers.iter().map(|l| l.parameters).sum();
+            assert_eq!(total as i64, m.trainable_parameters(), "{kind}: blocks cover every trainable weight");
+            let mut batch = vec![3i64];
+            batch.extend(shape.iter().map(|&d| d as i64));
+            let x = Tensor::zeros(batch.as_slice(), (Kind::Float, Device::Cpu));
+            assert_eq!(m.forward(&x).size(), vec![3, 5]);
+        }
+        let names: Vec<String> = Model::new(&config("resnet"), &[1, 8, 8], 5, Device::Cpu, 0)
+            .unwrap()
+            .layers()
+            .iter()
+            .map(|l| l.name.to_string())
+            .collect();
+        assert_eq!(names, ["stem", "layer1.0", "layer2.0", "layer3.0", "pool", "head"]);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_weights() {
+        let a = Model::new(&config("resnet"), &[1, 8, 8], 3, Device::Cpu, 5).unwrap();
+        let b = Model::new(&config("resnet"), &[1, 8, 8], 3, Device::Cpu, 5).unwrap();
+        let c = Model::new(&config("resnet"), &[1, 8, 8], 3, Device::Cpu, 6).unwrap();
+        let x = Tensor::ones([2, 1, 8, 8], (Kind::Float, Device::Cpu));
+        assert!(a.forward(&x).equal(&b.forward(&x)));
+        assert!(!a.forward(&x).equal(&c.forward(&x)));
+    }
+
+    #[test]
+    fn frozen_blocks_keep_weights_and_batchnorm_statistics() {
+        let mut m = Model::new(&config("resnet"), &[1, 8, 8], 3, Device::Cpu, 1).unwrap();
+        let head = m.layers().len() as u32 - 1;
+        m.set_trainable(&[2, head]).unwrap(); // layer2.0 and the head
+        let before: Vec<(String, Tensor)> = m.vs.variables().into_iter().map(|(n, v)| (n, v.copy())).collect();
+        let mut opt = nn::OptimizerConfig::build(nn::Sgd::default(), &m.vs, 0.1).unwrap();
+        let x = Tensor::randn([8, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 0, 1]);
+        for _ in 0..3 {
+            opt.backward_step(&m.forward_train(&x).cross_entropy_for_logits(&y));
+        }
+        let after = m.vs.variables();
+        for (name, old) in before {
+            let changed = !after[&name].equal(&old);
+            let should = name.starts_with("layer2.0.") || name.starts_with("head.");
+            assert_eq!(changed, should, "{name}");
+        }
+    }
+
+    #[test]
+    fn weights_round_trip_through_safetensors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let a = Model::new(&config("cnn"), &[1, 8, 8], 4, Device::Cpu, 1).unwrap();
+        a.save(&path).unwrap();
+        let mut b = Model::new(&config("cnn"), &[1, 8, 8], 4, Device::Cpu, 2).unwrap();
+        b.load(&path).unwrap();
+        let x = Tensor::ones([1, 1, 8, 8], (Kind::Float, Device::Cpu));
+        assert!(a.forward(&x).equal(&b.forward(&x)));
+        let mut c = Model::new(&config("mlp"), &[64], 4, Device::Cpu, 2).unwrap();
+        assert!(c.load(&path).is_err(), "another architecture's weights are refused");
     }
 }

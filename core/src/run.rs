@@ -16,7 +16,7 @@ use tessera_sdk::{ComponentKind, ErrorKind, LayerInfo, ObservationRequest, SeedR
 use crate::data::{self, Dataset, Splits};
 use crate::graph;
 use crate::manifest::{Diagnostic, Diagnostics, ExperimentKind, Manifest, Override, Variant};
-use crate::model::Mlp;
+use crate::model::Model;
 use crate::plugin::{CallContext, ComponentError, OracleImpl, Registry};
 use crate::report::{self, ReportJson, RunResults, SeriesJson, Status, VariantResult};
 use crate::storage::{Access, BlockLoader, CostModel, IoStats, LruPolicy, ShardSet, ShardWriter};
@@ -466,7 +466,7 @@ struct TrainOracle<'a> {
 impl TrainOracle<'_> {
     fn score_on(&mut self, trainable: &[u32], train: &Dataset, validation: &Dataset) -> Result<f64> {
         let s = &self.variant.settings;
-        let mut model = Mlp::new(&s.model, train.dim() as i64, train.classes as i64, self.device, 0)?;
+        let mut model = Model::new(&s.model, &train.shape, train.classes as i64, self.device, 0)?;
         model.vs.copy(self.initial)?;
         model.set_trainable(trainable)?;
         let cfg =
@@ -481,7 +481,7 @@ impl TrainOracle<'_> {
             let order = Box::new(ShuffledOrder::new(n, &mut rng));
             Ok(Box::new(MemorySource::new(order, tensors_ref, layout, Access::Block, 1)))
         };
-        let mut checkpoint = |_: &Mlp, _, _| Ok(());
+        let mut checkpoint = |_: &Model, _, _| Ok(());
         let cancel = AtomicBool::new(false);
         let hooks = FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None };
         train::fit(&model, n, &cfg, hooks)?;
@@ -520,7 +520,11 @@ fn run_train(
     options: &RunOptions,
     run_dir: &Path,
 ) -> Result<BTreeMap<String, ReportJson>> {
-    let s = &variant.settings;
+    let mut settings = variant.settings.clone();
+    if let Some(weights) = &settings.model.weights {
+        settings.model.weights = Some(session.manifest.dir().join(weights).display().to_string());
+    }
+    let s = &settings;
     let seed = s.experiment.seed;
     let device = parse_device(&s.experiment.device)?;
     if s.experiment.threads > 0 {
@@ -539,12 +543,12 @@ fn run_train(
     }
     let mut reports = BTreeMap::new();
     let mut model =
-        Mlp::new(&s.model, splits.train.dim() as i64, splits.train.classes as i64, device, role_seed(seed, "model"))?;
+        Model::new(&s.model, &splits.train.shape, splits.train.classes as i64, device, role_seed(seed, "model"))?;
     let layers: Vec<LayerInfo> = model.layers();
 
     if let Some(spec) = &variant.finetuner {
         let mut finetuner = registry.new_finetuner(&spec.id, &spec.params_text())?;
-        let mut initial = Mlp::new(&s.model, splits.train.dim() as i64, splits.train.classes as i64, device, 0)?;
+        let mut initial = Model::new(&s.model, &splits.train.shape, splits.train.classes as i64, device, 0)?;
         initial.vs.copy(&model.vs)?;
         let mut oracle = TrainOracle { initial: &initial.vs, splits: &splits, variant, device, calls: 0 };
         let mut finetuner_ctx = ctx("finetuner");
@@ -714,7 +718,7 @@ fn run_train(
             None => Box::new(MemorySource::new(Box::new(order), train_ref, layout, access, storage.buffer_blocks)),
         })
     };
-    let mut checkpoint = |model: &Mlp, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
+    let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
         let eval = train::evaluate(model, &test_tensors);
         curve.push(train::CurvePoint {
             step: cp.step,

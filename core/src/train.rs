@@ -12,7 +12,7 @@ use tessera_sdk::{observation, Array, Checkpoint, Observation, ObservationReques
 
 use crate::data::{Dataset, Splits};
 use crate::manifest::TrainConfig;
-use crate::model::Mlp;
+use crate::model::Model;
 use crate::plugin::{ComponentError, OrderStream};
 use crate::storage::{Access, EpochReader, IoStats, LruPolicy};
 
@@ -57,7 +57,9 @@ pub struct TensorData {
 impl TensorData {
     /// Copies `data` to `device`.
     pub fn new(data: &Dataset, device: Device) -> Self {
-        let x = Tensor::from_slice(&data.features).view([data.len() as i64, data.dim() as i64]).to_device(device);
+        let mut shape = vec![data.len() as i64];
+        shape.extend(data.shape.iter().map(|&d| d as i64));
+        let x = Tensor::from_slice(&data.features).view(shape.as_slice()).to_device(device);
         let y = Tensor::from_slice(&data.labels).to_device(device);
         TensorData { x, y }
     }
@@ -210,7 +212,7 @@ pub struct Evaluation {
 }
 
 /// Evaluates `model` on `data`.
-pub fn evaluate(model: &Mlp, data: &TensorData) -> Evaluation {
+pub fn evaluate(model: &Model, data: &TensorData) -> Evaluation {
     tch::no_grad(|| {
         let logits = model.forward(&data.x);
         let loss = logits.cross_entropy_for_logits(&data.y).double_value(&[]);
@@ -230,7 +232,7 @@ fn to_vec_i64(t: &Tensor) -> Result<Vec<i64>> {
 
 /// The observations `requests` asks for, computed once per split.
 pub fn observe(
-    model: &Mlp,
+    model: &Model,
     splits: &Splits,
     tensors: &[(&str, &TensorData)],
     requests: &[ObservationRequest],
@@ -319,7 +321,7 @@ pub struct FitHooks<'a, 'b> {
     /// The batches of each epoch.
     pub epoch: &'a mut dyn FnMut(u64) -> Result<Box<dyn BatchSource + 'b>>,
     /// Called at every checkpoint.
-    pub checkpoint: &'a mut dyn FnMut(&Mlp, Checkpoint, f64) -> Result<()>,
+    pub checkpoint: &'a mut dyn FnMut(&Model, Checkpoint, f64) -> Result<()>,
     /// Set to stop.
     pub cancel: &'a AtomicBool,
     /// Advanced by one per step, if given.
@@ -327,7 +329,7 @@ pub struct FitHooks<'a, 'b> {
 }
 
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
-pub fn optimizer(model: &Mlp, cfg: &TrainConfig) -> Result<nn::Optimizer> {
+pub fn optimizer(model: &Model, cfg: &TrainConfig) -> Result<nn::Optimizer> {
     Ok(match cfg.optimizer.as_str() {
         "sgd" => nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }
             .build(&model.vs, cfg.lr)?,
@@ -340,7 +342,7 @@ pub fn optimizer(model: &Mlp, cfg: &TrainConfig) -> Result<nn::Optimizer> {
 /// Trains `model` on the `n` stored examples for `cfg.epochs` epochs with
 /// the batches `hooks` gives, calling the checkpoint hook every
 /// `cfg.checkpoint_every` steps and after each epoch.
-pub fn fit(model: &Mlp, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<FitSummary> {
+pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<FitSummary> {
     if cfg.batch_size == 0 {
         bail!("train.batch_size must be at least 1");
     }
@@ -372,7 +374,7 @@ pub fn fit(model: &Mlp, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<Fi
                 visits[id as usize] = visits[id as usize].saturating_add(1);
             }
             let started = std::time::Instant::now();
-            let loss = model.forward(&batch.x).cross_entropy_for_logits(&batch.y);
+            let loss = model.forward_train(&batch.x).cross_entropy_for_logits(&batch.y);
             opt.backward_step(&loss);
             loss_sum += loss.double_value(&[]);
             seconds += started.elapsed().as_secs_f64();
@@ -433,12 +435,12 @@ mod tests {
     #[test]
     fn checkpoints_are_strictly_increasing_and_close_each_epoch() {
         let data = crate::data::blobs(90, 4, 3, 3.0, 1).unwrap();
-        let model = Mlp::new(&ModelConfig::default(), 4, 3, Device::Cpu, 0).unwrap();
+        let model = Model::new(&ModelConfig::default(), &[4], 3, Device::Cpu, 0).unwrap();
         let tensors = TensorData::new(&data, Device::Cpu);
         let cfg = TrainConfig { epochs: 2, batch_size: 10, checkpoint_every: 3, ..TrainConfig::default() };
         let mut epoch = memory_epochs(&tensors, 90, Access::Block, 90);
         let mut seen = Vec::new();
-        let mut checkpoint = |_: &Mlp, cp: Checkpoint, _| {
+        let mut checkpoint = |_: &Model, cp: Checkpoint, _| {
             seen.push((cp.step, cp.epoch, cp.is_final));
             Ok(())
         };
@@ -459,12 +461,12 @@ mod tests {
     #[test]
     fn training_reduces_the_loss() {
         let data = crate::data::blobs(300, 4, 3, 3.0, 2).unwrap();
-        let model = Mlp::new(&ModelConfig::default(), 4, 3, Device::Cpu, 0).unwrap();
+        let model = Model::new(&ModelConfig::default(), &[4], 3, Device::Cpu, 0).unwrap();
         let tensors = TensorData::new(&data, Device::Cpu);
         let before = evaluate(&model, &tensors);
         let cfg = TrainConfig { epochs: 3, ..TrainConfig::default() };
         let mut epoch = memory_epochs(&tensors, 300, Access::Example, 1);
-        let mut checkpoint = |_: &Mlp, _, _| Ok(());
+        let mut checkpoint = |_: &Model, _, _| Ok(());
         let cancel = AtomicBool::new(false);
         let hooks = FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None };
         let summary = fit(&model, 300, &cfg, hooks).unwrap();
