@@ -277,6 +277,23 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Epochs each finetuning-oracle candidate trains for.
     pub oracle_epochs: u64,
+    /// Learning-rate schedule: `constant`, `step` (× `gamma` every
+    /// `step_every` steps) or `cosine` (to 0 over the run).
+    pub schedule: String,
+    /// Linear warm-up from 0 over this many steps (any schedule).
+    pub warmup_steps: u64,
+    /// `step` schedule: steps between decays.
+    pub step_every: u64,
+    /// `step` schedule: the decay factor.
+    pub gamma: f64,
+    /// Micro-batches whose gradients add up before each optimizer step.
+    pub accumulate: u64,
+    /// Stop after this many training examples (an online, single-pass budget
+    /// when it is at most one epoch's worth).
+    pub max_examples: Option<u64>,
+    /// Label noise η: this fraction of training labels, round(η·n) exactly,
+    /// each flipped to a uniformly random other class (seeded).
+    pub label_noise: f64,
 }
 
 impl Default for TrainConfig {
@@ -290,6 +307,13 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             checkpoint_every: 0,
             oracle_epochs: 2,
+            schedule: "constant".into(),
+            warmup_steps: 0,
+            step_every: 1000,
+            gamma: 0.1,
+            accumulate: 1,
+            max_examples: None,
+            label_noise: 0.0,
         }
     }
 }

@@ -411,6 +411,13 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
     Ok(RunOutcome { dir, results })
 }
 
+/// Where `positions` of the old stored order sit after reordering by
+/// `order` (new position p holds old example `order[p]`), sorted.
+fn renumber(positions: &[usize], order: &[usize]) -> Vec<usize> {
+    let marked: std::collections::HashSet<usize> = positions.iter().copied().collect();
+    order.iter().enumerate().filter(|(_, old)| marked.contains(old)).map(|(new, _)| new).collect()
+}
+
 /// The device a manifest names.
 pub fn parse_device(name: &str) -> Result<Device> {
     match name {
@@ -469,8 +476,12 @@ impl TrainOracle<'_> {
         let mut model = Model::new(&s.model, &train.shape, train.classes as i64, self.device, 0)?;
         model.vs.copy(self.initial)?;
         model.set_trainable(trainable)?;
-        let cfg =
-            crate::manifest::TrainConfig { epochs: s.train.oracle_epochs, checkpoint_every: 0, ..s.train.clone() };
+        let cfg = crate::manifest::TrainConfig {
+            epochs: s.train.oracle_epochs,
+            checkpoint_every: 0,
+            max_examples: None,
+            ..s.train.clone()
+        };
         let tensors = TensorData::new(train, self.device);
         let mut rng = SeedRng::derive(s.experiment.seed, 0x0AC1E ^ self.calls);
         self.calls += 1;
@@ -532,7 +543,7 @@ fn run_train(
     }
     // Anything that still draws from libtorch's global generator (dropout, say).
     tch::manual_seed(seed as i64);
-    let mut splits = data::load(&s.data, seed, &session.manifest.dir())?;
+    let mut splits = data::load(&s.data, s.train.label_noise, seed, &session.manifest.dir())?;
     let registry = &session.registry;
     let ctx = |role: &str| CallContext::new(role_seed(seed, role), options.cancel.clone());
     let sampler_spec = variant.sampler.as_ref().ok_or_else(|| anyhow!("no sampler"))?;
@@ -624,6 +635,7 @@ fn run_train(
                     ShardWriter::create(&target, &shape, classes, layout.block_size, storage.blocks_per_shard)?;
                 let dim = set.index.dim();
                 let mut seen = vec![false; layout.examples as usize];
+                let mut new_order = Vec::with_capacity(layout.examples as usize);
                 loop {
                     let mut features = Vec::new();
                     let examples = reader.next_examples(4096, &mut features)?;
@@ -635,6 +647,7 @@ fn run_train(
                             bail!("{}: the offline order visits example {} twice", sampler.id, e.id);
                         }
                         writer.push(e.label, &features[k * dim..(k + 1) * dim])?;
+                        new_order.push(e.id as usize);
                     }
                 }
                 let read = reader.finish()?;
@@ -645,6 +658,7 @@ fn run_train(
                 writer.finish()?;
                 let new_set = Arc::new(ShardSet::open(&target)?);
                 splits.train = new_set.read_all()?;
+                splits.noised = renumber(&splits.noised, &new_order);
                 shard_set = Some(new_set);
                 (read, written)
             }
@@ -683,6 +697,7 @@ fn run_train(
                     );
                 }
                 splits.train = splits.train.subset(&order);
+                splits.noised = renumber(&splits.noised, &order);
                 let written =
                     IoStats { requests: layout.blocks(), bytes: layout.examples * record_bytes, io_seconds: 0.0 };
                 (read, written)
@@ -762,6 +777,9 @@ fn run_train(
     engine.scalars.insert("examples_per_second".into(), summary.examples_per_second);
     engine.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
     engine.scalars.insert("steps".into(), summary.steps as f64);
+    if s.train.label_noise > 0.0 {
+        engine.scalars.insert("noised_labels".into(), splits.noised.len() as f64);
+    }
     let epochs = summary.epoch_io.len().max(1) as f64;
     let total = summary.epoch_io.iter().fold(IoStats::default(), |mut total, io| {
         total.add(io);
@@ -896,6 +914,11 @@ mod tests {
         std::fs::write(out.join("results.json"), "{}").unwrap();
         let err = create_run_dir(Some(&out), "x").unwrap_err();
         assert!(err.to_string().contains("never overwritten"), "{err}");
+    }
+
+    #[test]
+    fn renumbering_follows_the_new_order() {
+        assert_eq!(renumber(&[0, 3], &[3, 1, 0, 2]), vec![0, 2]);
     }
 
     #[test]

@@ -339,6 +339,23 @@ pub fn optimizer(model: &Model, cfg: &TrainConfig) -> Result<nn::Optimizer> {
     })
 }
 
+/// The learning rate at optimizer step `step` (0-based) of `total`.
+pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> Result<f64> {
+    let warm =
+        if cfg.warmup_steps > 0 && step < cfg.warmup_steps { (step + 1) as f64 / cfg.warmup_steps as f64 } else { 1.0 };
+    let after = step.saturating_sub(cfg.warmup_steps);
+    let scale = match cfg.schedule.as_str() {
+        "constant" => 1.0,
+        "step" => cfg.gamma.powi((after / cfg.step_every.max(1)) as i32),
+        "cosine" => {
+            let span = total.saturating_sub(cfg.warmup_steps).max(1) as f64;
+            0.5 * (1.0 + (std::f64::consts::PI * (after as f64 / span).min(1.0)).cos())
+        }
+        other => bail!("unknown schedule `{other}` (known: constant, step, cosine)"),
+    };
+    Ok(cfg.lr * warm * scale)
+}
+
 /// Trains `model` on the `n` stored examples for `cfg.epochs` epochs with
 /// the batches `hooks` gives, calling the checkpoint hook every
 /// `cfg.checkpoint_every` steps and after each epoch.
@@ -347,6 +364,12 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<
         bail!("train.batch_size must be at least 1");
     }
     let mut opt = optimizer(model, cfg)?;
+    let accumulate = cfg.accumulate.max(1);
+    let budget = cfg.max_examples.unwrap_or(u64::MAX);
+    let examples = (n * cfg.epochs).min(budget);
+    let total_steps = examples.div_ceil(cfg.batch_size as u64 * accumulate);
+    learning_rate(cfg, 0, total_steps)?;
+    let mut micro = 0u64;
     let (mut step, mut seen, mut irregular, mut seconds) = (0u64, 0u64, 0u64, 0.0);
     let (mut loss_sum, mut loss_count) = (0.0, 0u64);
     let mut visits = vec![0u8; n as usize];
@@ -357,7 +380,7 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<
         let mut evaluation = 0.0;
         let mut source = (hooks.epoch)(epoch)?;
         visits.iter_mut().for_each(|v| *v = 0);
-        while let Some(batch) = source.next_batch(cfg.batch_size)? {
+        while let Some(batch) = source.next_batch(cfg.batch_size.min((budget - seen) as usize))? {
             if hooks.cancel.load(Ordering::Relaxed) {
                 bail!("cancelled");
             }
@@ -375,22 +398,47 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<
             }
             let started = std::time::Instant::now();
             let loss = model.forward_train(&batch.x).cross_entropy_for_logits(&batch.y);
-            opt.backward_step(&loss);
+            if micro == 0 {
+                opt.zero_grad();
+            }
+            (&loss / accumulate as f64).backward();
+            micro += 1;
+            seen += batch.ids.len() as u64;
+            let last_of_pass = seen >= budget;
+            if micro == accumulate || last_of_pass {
+                opt.set_lr(learning_rate(cfg, step, total_steps)?);
+                opt.step();
+                micro = 0;
+                step += 1;
+                if let Some(bar) = hooks.progress {
+                    bar.inc(1);
+                }
+            }
             loss_sum += loss.double_value(&[]);
             seconds += started.elapsed().as_secs_f64();
             loss_count += 1;
-            step += 1;
-            seen += batch.ids.len() as u64;
-            if let Some(bar) = hooks.progress {
-                bar.inc(1);
+            if last_of_pass {
+                break;
             }
+        }
+        if micro > 0 {
+            // The epoch ended inside an accumulation: step with what was gathered.
+            opt.set_lr(learning_rate(cfg, step, total_steps)?);
+            opt.step();
+            micro = 0;
+            step += 1;
         }
         epoch_io.push(source.finish()?);
         epoch_seconds.push(epoch_started.elapsed().as_secs_f64() - evaluation);
         irregular += visits.iter().filter(|&&v| v != 1).count() as u64;
-        let cp = Checkpoint { step, epoch: (epoch + 1) as f64, examples_seen: seen, is_final: epoch + 1 == cfg.epochs };
+        let done = epoch + 1 == cfg.epochs || seen >= budget;
+        let epochs_done = if seen >= budget { seen as f64 / n as f64 } else { (epoch + 1) as f64 };
+        let cp = Checkpoint { step, epoch: epochs_done, examples_seen: seen, is_final: done };
         (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
         (loss_sum, loss_count, last_checkpoint) = (0.0, 0, step);
+        if done {
+            break;
+        }
     }
     if irregular > 0 {
         log::warn!("the sampler visited {irregular} example ids other than exactly once per epoch");
@@ -456,6 +504,44 @@ mod tests {
         assert_eq!((seen[2].1, seen[5].1), (1.0, 2.0));
         assert_eq!(seen.iter().filter(|c| c.2).count(), 1);
         assert!(seen[5].2);
+    }
+
+    #[test]
+    fn schedules_warm_up_and_decay() {
+        let cfg = TrainConfig { lr: 1.0, warmup_steps: 4, ..TrainConfig::default() };
+        assert_eq!(learning_rate(&cfg, 0, 100).unwrap(), 0.25);
+        assert_eq!(learning_rate(&cfg, 3, 100).unwrap(), 1.0);
+        assert_eq!(learning_rate(&cfg, 50, 100).unwrap(), 1.0);
+        let step =
+            TrainConfig { lr: 1.0, schedule: "step".into(), step_every: 10, gamma: 0.5, ..TrainConfig::default() };
+        assert_eq!((learning_rate(&step, 9, 100).unwrap(), learning_rate(&step, 25, 100).unwrap()), (1.0, 0.25));
+        let cosine = TrainConfig { lr: 2.0, schedule: "cosine".into(), ..TrainConfig::default() };
+        assert_eq!(learning_rate(&cosine, 0, 100).unwrap(), 2.0);
+        assert!((learning_rate(&cosine, 50, 100).unwrap() - 1.0).abs() < 1e-12);
+        assert!(learning_rate(&cosine, 100, 100).unwrap().abs() < 1e-12);
+        assert!(learning_rate(&TrainConfig { schedule: "linear".into(), ..cfg }, 0, 1).is_err());
+    }
+
+    #[test]
+    fn accumulation_and_a_budget_count_steps_and_examples() {
+        let data = crate::data::blobs(100, 4, 2, 3.0, 1).unwrap();
+        let model = Model::new(&ModelConfig::default(), &[4], 2, Device::Cpu, 0).unwrap();
+        let tensors = TensorData::new(&data, Device::Cpu);
+        let cfg =
+            TrainConfig { epochs: 3, batch_size: 10, accumulate: 4, max_examples: Some(150), ..TrainConfig::default() };
+        let mut epoch = memory_epochs(&tensors, 100, Access::Block, 1);
+        let mut finals = Vec::new();
+        let mut checkpoint = |_: &Model, cp: Checkpoint, _| {
+            finals.push((cp.examples_seen, cp.is_final));
+            Ok(())
+        };
+        let cancel = AtomicBool::new(false);
+        let hooks = FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None };
+        let summary = fit(&model, 100, &cfg, hooks).unwrap();
+        // 150 examples in micro-batches of 10, 4 per step: steps after 40, 80,
+        // 100 (end of epoch 1), 140 and 150 (the budget).
+        assert_eq!((summary.examples_seen, summary.steps), (150, 5));
+        assert_eq!(finals, vec![(100, false), (150, true)]);
     }
 
     #[test]

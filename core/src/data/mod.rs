@@ -62,6 +62,33 @@ impl Dataset {
     }
 }
 
+/// Flips exactly round(η·n) labels, chosen uniformly without replacement,
+/// each to a uniformly random *other* class; returns the flipped positions
+/// (sorted). The same seed flips the same labels.
+pub fn add_label_noise(data: &mut Dataset, eta: f64, seed: u64) -> Result<Vec<usize>> {
+    if !(0.0..=1.0).contains(&eta) {
+        bail!("label noise η = {eta} is not in [0, 1]");
+    }
+    if data.classes < 2 && eta > 0.0 {
+        bail!("label noise needs at least 2 classes");
+    }
+    let n = data.len();
+    let k = (eta * n as f64).round() as usize;
+    let mut rng = SeedRng::derive(seed, 0x4015E);
+    let mut ids: Vec<usize> = (0..n).collect();
+    for i in 0..k {
+        let j = i + rng.below((n - i) as u64) as usize;
+        ids.swap(i, j);
+    }
+    let mut flipped = ids[..k].to_vec();
+    flipped.sort_unstable();
+    for &i in &flipped {
+        let shift = 1 + rng.below(data.classes as u64 - 1) as i64;
+        data.labels[i] = (data.labels[i] + shift) % data.classes as i64;
+    }
+    Ok(flipped)
+}
+
 /// The three splits of an experiment.
 #[derive(Debug, Clone)]
 pub struct Splits {
@@ -71,6 +98,8 @@ pub struct Splits {
     pub validation: Dataset,
     /// For reporting.
     pub test: Dataset,
+    /// Positions (in stored order) of training labels flipped by label noise.
+    pub noised: Vec<usize>,
 }
 
 impl Splits {
@@ -156,7 +185,7 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
 /// Builds the splits that `config` describes; `seed` is used when the
 /// config sets none. Examples are shuffled (by the data seed) before
 /// splitting; the training split comes in its stored order.
-pub fn load(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<Splits> {
+pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::Path) -> Result<Splits> {
     let seed = config.seed.unwrap_or(seed);
     let mut all = source(config, seed, base)?;
     let mut order: Vec<usize> = (0..all.len()).collect();
@@ -183,7 +212,8 @@ pub fn load(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<Sp
     if train.is_empty() {
         bail!("the training split is empty");
     }
-    Ok(Splits { train, validation, test })
+    let noised = add_label_noise(&mut train, label_noise, seed)?;
+    Ok(Splits { train, validation, test, noised })
 }
 
 #[cfg(test)]
@@ -203,17 +233,36 @@ mod tests {
     #[test]
     fn the_embedded_digits_split_reproducibly() {
         let config = DataConfig { source: "digits".into(), ..DataConfig::default() };
-        let a = load(&config, 3, std::path::Path::new(".")).unwrap();
+        let a = load(&config, 0.0, 3, std::path::Path::new(".")).unwrap();
         assert_eq!((a.train.len(), a.validation.len(), a.test.len()), (1258, 180, 359));
         assert_eq!(a.train.shape, vec![1, 8, 8]);
-        assert_eq!(a.test, load(&config, 3, std::path::Path::new(".")).unwrap().test);
-        assert_ne!(a.test, load(&config, 4, std::path::Path::new(".")).unwrap().test);
+        assert_eq!(a.test, load(&config, 0.0, 3, std::path::Path::new(".")).unwrap().test);
+        assert_ne!(a.test, load(&config, 0.0, 4, std::path::Path::new(".")).unwrap().test);
+    }
+
+    #[test]
+    fn label_noise_flips_exactly_round_eta_n_labels_to_other_classes() {
+        let clean = blobs(1000, 2, 4, 1.0, 0).unwrap();
+        let mut noisy = clean.clone();
+        let flipped = add_label_noise(&mut noisy, 0.05, 7).unwrap();
+        assert_eq!(flipped.len(), 50);
+        let changed: Vec<usize> = (0..1000).filter(|&i| noisy.labels[i] != clean.labels[i]).collect();
+        assert_eq!(changed, flipped, "every chosen label changes class, no other does");
+        let mut again = clean.clone();
+        assert_eq!(add_label_noise(&mut again, 0.05, 7).unwrap(), flipped);
+        assert_eq!(again, noisy);
+        let mut other = clean.clone();
+        assert_ne!(add_label_noise(&mut other, 0.05, 8).unwrap(), flipped);
+        // Flipped labels spread over the other classes.
+        let moved_to: std::collections::BTreeSet<i64> = flipped.iter().map(|&i| noisy.labels[i]).collect();
+        assert_eq!(moved_to.len(), 4);
+        assert!(add_label_noise(&mut noisy.clone(), 1.5, 0).is_err());
     }
 
     #[test]
     fn sorted_storage_is_label_homogeneous() {
         let config = DataConfig { stored_order: "sorted-by-label".into(), ..DataConfig::default() };
-        let s = load(&config, 1, std::path::Path::new(".")).unwrap();
+        let s = load(&config, 0.0, 1, std::path::Path::new(".")).unwrap();
         assert!(s.train.labels.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(s.train.len() + s.validation.len() + s.test.len(), config.examples);
     }
