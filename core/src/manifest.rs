@@ -121,7 +121,8 @@ impl Default for ExperimentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// The source: `blobs` (Gaussian clusters, generated), `digits` (the UCI
+    /// The source: `blobs` (Gaussian clusters), `mnist1d` (MNIST-1D-style
+    /// sequences), `teacher` (labels from a random network), `digits` (the UCI
     /// 8×8 digits, shipped), `idx` (MNIST-style), `cifar10`, `cifar100`,
     /// `npy`, `csv`.
     pub source: String,
@@ -135,7 +136,9 @@ pub struct DataConfig {
     pub label_column: i64,
     /// Use at most this many examples (after the seeded shuffle).
     pub limit: Option<usize>,
-    /// Number of examples in all splits together.
+    /// `teacher`: hidden width of the random teacher network.
+    pub teacher_width: usize,
+    /// Number of examples in all splits together (generated sources).
     pub examples: usize,
     /// Feature dimension (generated sources).
     pub features: usize,
@@ -163,6 +166,7 @@ impl Default for DataConfig {
             files: vec![],
             label_column: -1,
             limit: None,
+            teacher_width: 64,
             examples: 2000,
             features: 16,
             classes: 4,

@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 use tessera_sdk::SeedRng;
 
+pub mod generators;
 pub mod readers;
 
 use crate::manifest::DataConfig;
@@ -176,9 +177,13 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
             let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
             readers::cifar(&refs, if config.source == "cifar10" { 1 } else { 2 })?
         }
+        "mnist1d" => generators::mnist1d(config.examples, &generators::Mnist1dParams::default(), seed)?,
+        "teacher" => generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?,
         "npy" => readers::npy_dataset(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?,
         "csv" => readers::csv(&path("path", &config.path)?, config.label_column as isize)?,
-        other => bail!("unknown data source `{other}` (known: blobs, digits, idx, cifar10, cifar100, npy, csv)"),
+        other => bail!(
+            "unknown data source `{other}` (known: blobs, mnist1d, teacher, digits, idx, cifar10, cifar100, npy, csv)"
+        ),
     })
 }
 
