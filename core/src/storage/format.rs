@@ -304,7 +304,22 @@ impl ShardSet {
     /// Decodes a record into (label, features).
     pub fn decode(&self, record: &[u8], features: &mut Vec<f32>) -> i64 {
         let label = i64::from_le_bytes(record[..8].try_into().expect("8 bytes"));
-        features.extend(record[8..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))));
+        let bytes = &record[8..];
+        let n = bytes.len() / 4;
+        if cfg!(target_endian = "little") {
+            // The stored little-endian floats are this machine's floats: copy them.
+            features.reserve(n);
+            // SAFETY: `reserve` made room for `n` more f32s; the copy fills
+            // exactly those 4·n bytes (any alignment: it is a byte copy) and
+            // every bit pattern is a valid f32.
+            unsafe {
+                let dst = features.as_mut_ptr().add(features.len()) as *mut u8;
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, n * 4);
+                features.set_len(features.len() + n);
+            }
+        } else {
+            features.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))));
+        }
         label
     }
 

@@ -128,6 +128,7 @@ impl BlockLoader {
         let reader = std::thread::spawn(move || {
             let mut stats = IoStats::default();
             let mut policy: LruPolicy<()> = LruPolicy::new(capacity);
+            let mut last_block = None;
             let n = set.index.examples;
             loop {
                 let piece = (|| -> Result<Option<Piece>> {
@@ -139,26 +140,30 @@ impl BlockLoader {
                         if id >= n {
                             bail!("the sampler yielded example id {id}, outside 0..{n}");
                         }
-                        let started = Instant::now();
                         match access {
                             Access::Block => {
                                 let block = id / set.index.block_size;
-                                if !policy.touch(block) {
+                                // The most recent block again: no LRU order changes.
+                                if last_block != Some(block) && !policy.touch(block) {
+                                    let started = Instant::now();
                                     let bytes = set.read_block(block)?;
+                                    stats.io_seconds += started.elapsed().as_secs_f64();
                                     stats.requests += 1;
                                     stats.bytes += bytes.len() as u64;
                                     piece.blocks.push(Arc::new(bytes));
                                     policy.insert(block, ());
                                 }
+                                last_block = Some(block);
                             }
                             Access::Example => {
+                                let started = Instant::now();
                                 let record = set.read_record(id)?;
+                                stats.io_seconds += started.elapsed().as_secs_f64();
                                 stats.requests += 1;
                                 stats.bytes += record.len() as u64;
                                 piece.records.push(record);
                             }
                         }
-                        stats.io_seconds += started.elapsed().as_secs_f64();
                     }
                     piece.ids = ids;
                     Ok(Some(piece))
@@ -187,6 +192,7 @@ impl BlockLoader {
             current: None,
             position: 0,
             next_block: 0,
+            last_block: None,
         }
     }
 }
@@ -201,6 +207,7 @@ pub struct EpochReader {
     current: Option<Piece>,
     position: usize,
     next_block: usize,
+    last_block: Option<(u64, Arc<Vec<u8>>)>,
 }
 
 impl EpochReader {
@@ -228,16 +235,21 @@ impl EpochReader {
             let label = match self.access {
                 Access::Block => {
                     let block = id / block_size;
-                    if !self.policy.touch(block) {
-                        let bytes = piece
-                            .blocks
-                            .get(self.next_block)
-                            .ok_or_else(|| anyhow!("loader out of step at block {block}"))?
-                            .clone();
-                        self.next_block += 1;
-                        self.policy.insert(block, bytes);
+                    // Touching the most recent block again changes no LRU
+                    // order: skip the lookups (the reader thread need not).
+                    if self.last_block.as_ref().is_none_or(|(b, _)| *b != block) {
+                        if !self.policy.touch(block) {
+                            let bytes = piece
+                                .blocks
+                                .get(self.next_block)
+                                .ok_or_else(|| anyhow!("loader out of step at block {block}"))?
+                                .clone();
+                            self.next_block += 1;
+                            self.policy.insert(block, bytes);
+                        }
+                        self.last_block = Some((block, self.policy.get(block).expect("buffered").clone()));
                     }
-                    let bytes = self.policy.get(block).expect("buffered");
+                    let bytes = &self.last_block.as_ref().expect("set above").1;
                     let start = (id % block_size) as usize * record_bytes;
                     self.set.decode(&bytes[start..start + record_bytes], features)
                 }

@@ -1,0 +1,106 @@
+//! Tessera's trainer against an equivalent PyTorch 2.13 loop, in one run:
+//! the same MLP and CNN, data sizes, batch size, optimizer (SGD) and thread
+//! count; examples per second over all epochs but the first (warm-up), and
+//! the ratio. The PyTorch side is `pytorch_loop.py`, run with the Python of
+//! the torch wheel the set-up installs (or `TESSERA_PYTHON`).
+//!
+//! Run: `make bench` (or `cargo bench -p tessera-core --bench train_vs_pytorch`).
+
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+
+use tch::{Device, Kind, Tensor};
+use tessera_core::data::Dataset;
+use tessera_core::manifest::{ModelConfig, TrainConfig};
+use tessera_core::model::Model;
+use tessera_core::storage::Access;
+use tessera_core::train::{fit, BatchSource, FitHooks, MemorySource, ShuffledOrder, TensorData};
+use tessera_sdk::{SeedRng, StorageLayout};
+
+const N: usize = 20_000;
+const EPOCHS: u64 = 4;
+const BATCH: usize = 64;
+
+fn threads() -> usize {
+    std::env::var("BENCH_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2)
+}
+
+fn python() -> String {
+    if let Ok(p) = std::env::var("TESSERA_PYTHON") {
+        return p;
+    }
+    let lib = env!("TESSERA_LIBTORCH_LIB"); // <venv>/lib/python3.X/site-packages/torch/lib
+    let venv = std::path::Path::new(lib).ancestors().nth(5).expect("the torch wheel's venv");
+    venv.join("bin/python3").display().to_string()
+}
+
+fn tessera(kind: &str) -> f64 {
+    tch::set_num_threads(threads() as i32);
+    let shape = if kind == "mlp" { vec![64] } else { vec![1, 8, 8] };
+    let x = Tensor::randn([N as i64, 64], (Kind::Float, Device::Cpu));
+    let data = Dataset {
+        features: Vec::<f32>::try_from(x.view([-1])).unwrap(),
+        shape: shape.clone(),
+        labels: (0..N as i64).map(|i| i % 10).collect(),
+        classes: 10,
+    };
+    let config =
+        ModelConfig { kind: kind.into(), hidden: vec![256, 256], channels: vec![16, 32], ..ModelConfig::default() };
+    let model = Model::new(&config, &shape, 10, Device::Cpu, 0).unwrap();
+    let tensors = TensorData::new(&data, Device::Cpu);
+    let cfg = TrainConfig { epochs: EPOCHS, batch_size: BATCH, lr: 0.01, ..TrainConfig::default() };
+    let layout = StorageLayout { examples: N as u64, block_size: N as u64, bytes_per_example: 0 };
+    let mut rng = SeedRng::new(0);
+    let tensors_ref = &tensors;
+    let mut epoch = |_| -> anyhow::Result<Box<dyn BatchSource + '_>> {
+        Ok(Box::new(MemorySource::new(
+            Box::new(ShuffledOrder::new(N as u64, &mut rng)),
+            tensors_ref,
+            layout,
+            Access::Block,
+            1,
+        )))
+    };
+    let mut checkpoint = |_: &Model, _, _| Ok(());
+    let cancel = AtomicBool::new(false);
+    let summary = fit(
+        &model,
+        N as u64,
+        &cfg,
+        FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None },
+    )
+    .unwrap();
+    let seconds: f64 = summary.epoch_seconds[1..].iter().sum();
+    (N as f64 * (EPOCHS - 1) as f64) / seconds
+}
+
+fn pytorch(kind: &str) -> Option<f64> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_loop.py");
+    let args =
+        [script.to_string(), kind.into(), N.to_string(), EPOCHS.to_string(), BATCH.to_string(), threads().to_string()];
+    let out = Command::new(python()).args(&args).output().ok()?;
+    if !out.status.success() {
+        eprintln!("pytorch loop failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let line = String::from_utf8_lossy(&out.stdout).lines().last()?.to_string();
+    serde_json::from_str::<serde_json::Value>(&line).ok()?["examples_per_second"].as_f64()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!(
+        "train_vs_pytorch: {N} examples, batch {BATCH}, SGD, {} threads, {EPOCHS} epochs (first is warm-up)",
+        threads()
+    );
+    println!("{:<6} {:>18} {:>18} {:>8}", "model", "tessera ex/s", "pytorch ex/s", "ratio");
+    for kind in ["mlp", "cnn"] {
+        let ours = tessera(kind);
+        match pytorch(kind) {
+            Some(theirs) => println!("{kind:<6} {ours:>18.0} {theirs:>18.0} {:>7.2}x", ours / theirs),
+            None => println!("{kind:<6} {ours:>18.0} {:>18} {:>8}", "(no python)", "-"),
+        }
+    }
+}
