@@ -228,8 +228,11 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// The architecture: `mlp`, `cnn` or `resnet`.
+    /// The architecture: `mlp`, `cnn`, `resnet`, or `torchscript` (a model
+    /// exported from PyTorch with `torch.jit.save`, at `path`).
     pub kind: String,
+    /// `torchscript`: the module file, relative to the manifest.
+    pub path: Option<String>,
     /// `mlp`: widths of the hidden layers (blocks `layer0`, `layer1`, …).
     pub hidden: Vec<i64>,
     /// `cnn`: channels of the conv blocks (`conv0`, `conv1`, …).
@@ -250,6 +253,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             kind: "mlp".into(),
+            path: None,
             hidden: vec![64],
             channels: vec![16, 32],
             batch_norm: false,

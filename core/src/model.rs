@@ -96,6 +96,14 @@ struct Block {
     trainable: bool,
 }
 
+/// A TorchScript module whose top-level submodules are its blocks.
+struct ScriptNet {
+    module: std::sync::Mutex<(tch::TrainableCModule, bool)>,
+    /// VarStore names of each block's parameters, by block (in order).
+    block_vars: Vec<(String, Vec<String>)>,
+    has_features: bool,
+}
+
 /// A network of named blocks and a linear head.
 pub struct Model {
     /// The weights.
@@ -103,9 +111,11 @@ pub struct Model {
     /// Shape the blocks expect for one example (e.g. `[1, 8, 8]` or `[16]`).
     input_shape: Vec<i64>,
     blocks: Vec<Block>,
-    head: nn::Linear,
+    /// The linear head (None for TorchScript models, whose last block is theirs).
+    head: Option<nn::Linear>,
     head_trainable: bool,
     layers: Vec<LayerInfo>,
+    script: Option<ScriptNet>,
 }
 
 impl std::fmt::Debug for Model {
@@ -129,6 +139,9 @@ impl Model {
     /// `classes` classes, initialized from `seed` alone (not libtorch's
     /// global generator, which concurrent runs share).
     pub fn new(config: &ModelConfig, shape: &[usize], classes: i64, device: Device, seed: u64) -> Result<Self> {
+        if config.kind == "torchscript" {
+            return Self::torchscript(config, shape, device);
+        }
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let mut blocks: Vec<Block> = Vec::new();
@@ -208,13 +221,81 @@ impl Model {
             other => bail!("unknown model kind `{other}` (known: mlp, cnn, resnet)"),
         }
         let head = nn::linear(&root / "head", features, classes, Default::default());
-        let mut model = Model { vs, input_shape, blocks, head, head_trainable: true, layers: vec![] };
+        let mut model =
+            Model { vs, input_shape, blocks, head: Some(head), head_trainable: true, layers: vec![], script: None };
         model.initialize(seed);
         model.layers = model.describe()?;
         if let Some(path) = &config.weights {
             model.load(std::path::Path::new(path))?;
         }
         Ok(model)
+    }
+
+    /// A TorchScript module exported from PyTorch (`torch.jit.save`), taken
+    /// as it is: its `forward` gives logits, an exported `features` method (if
+    /// any) the penultimate features, and its top-level submodules are the
+    /// blocks (in the order their parameters are registered; the last is
+    /// the head). BatchNorm runs in training mode only while every block
+    /// trains: freezing any block freezes all running statistics.
+    fn torchscript(config: &ModelConfig, shape: &[usize], device: Device) -> Result<Self> {
+        let path =
+            config.path.as_ref().context("model.kind = \"torchscript\" needs model.path (a torch.jit.save file)")?;
+        let plain =
+            tch::CModule::load_on_device(path, device).with_context(|| format!("loading TorchScript model {path}"))?;
+        let vs = nn::VarStore::new(device);
+        let module = tch::TrainableCModule::load(path, vs.root() / "script")
+            .with_context(|| format!("loading TorchScript model {path}"))?;
+        let mut block_vars: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, _) in plain.named_parameters()? {
+            let block = name.split('.').next().unwrap_or(&name).to_string();
+            let var = format!("script.{}", name.replace('.', "_"));
+            match block_vars.iter_mut().find(|(b, _)| *b == block) {
+                Some((_, vars)) => vars.push(var),
+                None => block_vars.push((block, vec![var])),
+            }
+        }
+        if block_vars.is_empty() {
+            bail!("TorchScript model {path} has no parameters");
+        }
+        let input_shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let mut probe = vec![1i64];
+        probe.extend_from_slice(&input_shape);
+        let x = Tensor::zeros(probe.as_slice(), (Kind::Float, device));
+        let has_features = plain.method_ts("features", &[&x]).is_ok();
+        let variables = vs.variables();
+        let layers = block_vars
+            .iter()
+            .enumerate()
+            .map(|(i, (name, vars))| {
+                let params: u64 = vars.iter().filter_map(|v| variables.get(v)).map(|t| t.numel() as u64).sum();
+                LayerInfo { name: name.as_str().into(), parameters: params, flops: 2 * params, position: i as u32 }
+            })
+            .collect();
+        Ok(Model {
+            vs,
+            input_shape,
+            blocks: vec![],
+            head: None,
+            head_trainable: false,
+            layers,
+            script: Some(ScriptNet { module: std::sync::Mutex::new((module, false)), block_vars, has_features }),
+        })
+    }
+
+    fn script_forward(&self, method: &str, x: &Tensor, train: bool) -> Tensor {
+        let script = self.script.as_ref().expect("a TorchScript model");
+        let mut guard = script.module.lock().expect("the module lock");
+        let (module, in_train) = &mut *guard;
+        if *in_train != train {
+            if train {
+                module.set_train()
+            } else {
+                module.set_eval()
+            }
+            *in_train = train;
+        }
+        let result = if method == "forward" { module.forward_ts(&[x]) } else { module.method_ts(method, &[x]) };
+        result.unwrap_or_else(|e| panic!("TorchScript model, method `{method}`: {e}"))
     }
 
     /// PyTorch's defaults from our own stream: weights and biases uniform in
@@ -291,6 +372,12 @@ impl Model {
     /// Penultimate features `[n, d]`; `train` enables BatchNorm updates in
     /// trainable blocks only.
     pub fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
+        if let Some(script) = &self.script {
+            if !script.has_features {
+                panic!("the TorchScript model exports no `features` method (add one with @torch.jit.export to observe features)");
+            }
+            return self.script_forward("features", x, train && self.all_blocks_trainable());
+        }
         let mut shape = vec![x.size()[0]];
         shape.extend_from_slice(&self.input_shape);
         let mut h = x.reshape(shape.as_slice());
@@ -302,7 +389,24 @@ impl Model {
 
     /// Logits in training mode.
     pub fn forward_train(&self, x: &Tensor) -> Tensor {
-        self.features_t(x, true).apply(&self.head)
+        if self.script.is_some() {
+            return self.script_forward("forward", x, self.all_blocks_trainable());
+        }
+        self.features_t(x, true).apply(self.head.as_ref().expect("a native model has a head"))
+    }
+
+    fn all_blocks_trainable(&self) -> bool {
+        match &self.script {
+            Some(script) => {
+                let variables = self.vs.variables();
+                script
+                    .block_vars
+                    .iter()
+                    .flat_map(|(_, vars)| vars)
+                    .all(|v| variables.get(v).is_some_and(|t| t.requires_grad()))
+            }
+            None => self.blocks.iter().all(|b| b.trainable) && self.head_trainable,
+        }
     }
 
     /// Penultimate features in evaluation mode.
@@ -312,7 +416,10 @@ impl Model {
 
     /// Logits in evaluation mode.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.features(x).apply(&self.head)
+        if self.script.is_some() {
+            return self.script_forward("forward", x, false);
+        }
+        self.features(x).apply(self.head.as_ref().expect("a native model has a head"))
     }
 
     /// The named blocks and the head, from input to output.
@@ -325,6 +432,17 @@ impl Model {
     pub fn set_trainable(&mut self, positions: &[u32]) -> Result<()> {
         if let Some(&bad) = positions.iter().find(|&&p| p as usize >= self.layers.len()) {
             bail!("layer position {bad} does not exist (the model has {} layers)", self.layers.len());
+        }
+        if let Some(script) = &self.script {
+            let variables = self.vs.variables();
+            for (i, (_, vars)) in script.block_vars.iter().enumerate() {
+                for v in vars {
+                    if let Some(t) = variables.get(v) {
+                        let _ = t.shallow_clone().set_requires_grad(positions.contains(&(i as u32)));
+                    }
+                }
+            }
+            return Ok(());
         }
         let head = self.blocks.len() as u32;
         for (i, block) in self.blocks.iter_mut().enumerate() {

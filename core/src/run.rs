@@ -535,6 +535,9 @@ fn run_train(
     if let Some(weights) = &settings.model.weights {
         settings.model.weights = Some(session.manifest.dir().join(weights).display().to_string());
     }
+    if let Some(path) = &settings.model.path {
+        settings.model.path = Some(session.manifest.dir().join(path).display().to_string());
+    }
     let s = &settings;
     let seed = s.experiment.seed;
     let device = parse_device(&s.experiment.device)?;
