@@ -612,7 +612,21 @@ fn run_train(
     if shards_mode {
         let started = Instant::now();
         let stored = shards_root.join("stored");
-        crate::storage::write_shards(&splits.train, None, &stored, layout.block_size, storage.blocks_per_shard)?;
+        let train = &splits.train;
+        let bar = progress_bar(options, layout.examples, format!("{}: writing shards", variant.name));
+        let mut writer =
+            ShardWriter::create(&stored, &train.shape, train.classes, layout.block_size, storage.blocks_per_shard)?;
+        let dim = train.dim();
+        for (i, label) in train.labels.iter().enumerate() {
+            writer.push(*label, &train.features[i * dim..(i + 1) * dim])?;
+            if let Some(bar) = bar.as_ref().filter(|_| i % 4096 == 0) {
+                bar.set_position(i as u64);
+            }
+        }
+        writer.finish()?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
         shard_set = Some(Arc::new(ShardSet::open(&stored)?));
         log::info!(
             "{}: wrote {} examples as shards in {:.1}s",
