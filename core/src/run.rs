@@ -236,18 +236,13 @@ fn toml_default(text: &str) -> Option<toml::Value> {
 /// The manifest as run: every variant with all settings and parameter
 /// defaults filled in, and the plugins' paths and versions. It runs as is.
 pub fn resolved_manifest(session: &Session) -> Result<String> {
+    let plugin_paths: Vec<toml::Value> =
+        session.registry.plugins().iter().map(|p| toml::Value::from(p.path.display().to_string())).collect();
+    let mut experiment = toml::Table::new();
+    experiment.insert("name".into(), session.manifest.name().into());
+    experiment.insert("plugin_paths".into(), toml::Value::Array(plugin_paths));
     let mut root = toml::Table::new();
-    root.insert("experiment".into(), toml::Value::try_from(toml::toml! { name = "" })?);
-    if let Some(t) = root.get_mut("experiment").and_then(|e| e.as_table_mut()) {
-        t.insert("name".into(), session.manifest.name().into());
-        let paths: Vec<toml::Value> = session
-            .registry
-            .plugins()
-            .iter()
-            .filter_map(|p| p.path.to_str().map(|s| toml::Value::from(s.to_string())))
-            .collect();
-        t.insert("plugin_paths".into(), toml::Value::Array(paths));
-    }
+    root.insert("experiment".into(), toml::Value::Table(experiment));
     let mut variants = Vec::new();
     for v in &session.variants {
         let mut table = match toml::Value::try_from(&v.settings)? {
