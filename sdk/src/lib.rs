@@ -12,8 +12,8 @@
 //! params! {
 //!     /// Parameters of [`Reverse`].
 //!     pub struct ReverseParams {
-//!         /// Visit every `stride`-th example first.
-//!         pub stride: u64 = 1,
+//!         /// Example ids per chunk handed to the host.
+//!         pub chunk: u64 = 4096,
 //!     }
 //! }
 //!
@@ -28,7 +28,9 @@
 //!
 //! impl Sampler for Reverse {
 //!     fn epoch_order(&mut self, layout: &StorageLayout, _epoch: u64, _host: &Host) -> Result<OrderStream> {
-//!         Ok(Box::new(std::iter::once((0..layout.examples).rev().collect())))
+//!         let ids: Vec<u64> = (0..layout.examples).rev().collect();
+//!         let chunks: Vec<Vec<u64>> = ids.chunks(self.0.chunk.max(1) as usize).map(<[u64]>::to_vec).collect();
+//!         Ok(Box::new(chunks.into_iter()))
 //!     }
 //! }
 //!
@@ -38,6 +40,8 @@
 //! Only abi_stable R-types cross the boundary ([`ffi`], [`abi`], and the data
 //! types re-exported here); every entry point runs under `catch_unwind`, so a
 //! panicking plugin fails its call with an error, never the host.
+
+#![warn(missing_docs)]
 
 // Lets `params!` name `tessera_sdk::serde` inside this crate too.
 extern crate self as tessera_sdk;
