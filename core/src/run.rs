@@ -489,7 +489,8 @@ impl TrainOracle<'_> {
         };
         let mut checkpoint = |_: &Model, _, _| Ok(());
         let cancel = AtomicBool::new(false);
-        let hooks = FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None };
+        let hooks =
+            FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None, visit: None };
         train::fit(&model, n, &cfg, hooks)?;
         Ok(train::evaluate(&model, &TensorData::new(validation, self.device)).accuracy)
     }
@@ -745,6 +746,16 @@ fn run_train(
             None => Box::new(MemorySource::new(Box::new(order), train_ref, layout, access, storage.buffer_blocks)),
         })
     };
+    // The ids of the current epoch, for the `order` observation.
+    let epoch_order: std::cell::RefCell<(u64, Vec<u64>)> = Default::default();
+    let wants_order = requests.iter().any(|r| r.kind.as_str() == tessera_sdk::observation::ORDER);
+    let mut visit = |epoch: u64, ids: &[u64]| {
+        let mut current = epoch_order.borrow_mut();
+        if current.0 != epoch {
+            *current = (epoch, Vec::with_capacity(layout.examples as usize));
+        }
+        current.1.extend_from_slice(ids);
+    };
     let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
         let eval = train::evaluate(model, &test_tensors);
         curve.push(train::CurvePoint {
@@ -756,14 +767,21 @@ fn run_train(
             test_loss: eval.loss,
         });
         let tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
-        let observations = train::observe(model, &splits, &tensors, &requests)?;
+        let order = epoch_order.borrow();
+        let storage_view = train::StorageView { order: &order.1, block_size: layout.block_size };
+        let observations = train::observe(model, &splits, &tensors, storage_view, &requests)?;
         for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
             metric.observe(&cp, &observations, mctx)?;
         }
         Ok(())
     };
-    let hooks =
-        FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &options.cancel, progress: bar.as_ref() };
+    let hooks = FitHooks {
+        epoch: &mut epoch,
+        checkpoint: &mut checkpoint,
+        cancel: &options.cancel,
+        progress: bar.as_ref(),
+        visit: if wants_order { Some(&mut visit) } else { None },
+    };
     let summary = train::fit(&model, layout.examples, &s.train, hooks)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();

@@ -230,11 +230,22 @@ fn to_vec_i64(t: &Tensor) -> Result<Vec<i64>> {
     Ok(Vec::<i64>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Int64).contiguous().view([-1]))?)
 }
 
-/// The observations `requests` asks for, computed once per split.
+/// What the host knows about the training split's storage at a checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct StorageView<'a> {
+    /// Ids visited so far in the current epoch (all of it at the epoch's end).
+    pub order: &'a [u64],
+    /// Examples per block.
+    pub block_size: u64,
+}
+
+/// The observations `requests` asks for, computed once per split; the model
+/// runs only if a requested kind needs it.
 pub fn observe(
     model: &Model,
     splits: &Splits,
     tensors: &[(&str, &TensorData)],
+    storage: StorageView,
     requests: &[ObservationRequest],
 ) -> Result<Vec<Observation>> {
     let split_names: BTreeSet<&str> = requests.iter().map(|r| r.split.as_str()).collect();
@@ -249,29 +260,54 @@ pub fn observe(
         let kinds: BTreeSet<&str> =
             requests.iter().filter(|r| r.split.as_str() == split).map(|r| r.kind.as_str()).collect();
         let n = data.len() as u64;
-        let (features, logits) = tch::no_grad(|| {
-            let f = model.features(&t.x);
-            let l = model.forward(&t.x);
-            (f, l)
+        let needs_model = kinds.iter().any(|k| {
+            [
+                observation::PREDICTIONS,
+                observation::LOGITS,
+                observation::PROBABILITIES,
+                observation::FEATURES,
+                observation::LOSS,
+            ]
+            .contains(k)
         });
-        let classes = logits.size()[1] as u64;
+        let outputs = needs_model.then(|| tch::no_grad(|| (model.features(&t.x), model.forward(&t.x))));
+        let model_output = || outputs.as_ref().expect("computed when a kind needs the model");
+        let train_only = |kind: &str| -> Result<()> {
+            if split != "train" {
+                bail!("observation `{kind}` exists on the `train` split only, not `{split}`");
+            }
+            Ok(())
+        };
         for kind in kinds {
             let array = match kind {
-                observation::PREDICTIONS => Array::i64(vec![n], to_vec_i64(&logits.argmax(-1, false))?),
+                observation::PREDICTIONS => Array::i64(vec![n], to_vec_i64(&model_output().1.argmax(-1, false))?),
                 observation::LABELS => Array::i64(vec![n], data.labels.clone()),
-                observation::LOGITS => Array::f32(vec![n, classes], to_vec_f32(&logits)?),
+                observation::LOGITS => {
+                    let logits = &model_output().1;
+                    Array::f32(vec![n, logits.size()[1] as u64], to_vec_f32(logits)?)
+                }
                 observation::PROBABILITIES => {
-                    Array::f32(vec![n, classes], to_vec_f32(&logits.softmax(-1, Kind::Float))?)
+                    let logits = &model_output().1;
+                    Array::f32(vec![n, logits.size()[1] as u64], to_vec_f32(&logits.softmax(-1, Kind::Float))?)
                 }
                 observation::FEATURES => {
-                    let d = features.size()[1] as u64;
-                    Array::f32(vec![n, d], to_vec_f32(&features)?)
+                    let features = &model_output().0;
+                    Array::f32(vec![n, features.size()[1] as u64], to_vec_f32(features)?)
                 }
                 observation::LOSS => {
+                    let logits = &model_output().1;
                     let loss = logits.log_softmax(-1, Kind::Float).gather(1, &t.y.unsqueeze(1), false).neg();
                     Array::f32(vec![n], to_vec_f32(&loss)?)
                 }
                 observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
+                observation::ORDER => {
+                    train_only(kind)?;
+                    Array::i64(vec![storage.order.len() as u64], storage.order.iter().map(|&i| i as i64).collect())
+                }
+                observation::BLOCK_IDS => {
+                    train_only(kind)?;
+                    Array::i64(vec![n], (0..n).map(|i| (i / storage.block_size.max(1)) as i64).collect())
+                }
                 other => bail!("unknown observation `{other}` (known: {})", observation::ALL.join(", ")),
             };
             out.push(Observation { split: split.into(), kind: kind.into(), array });
@@ -326,6 +362,8 @@ pub struct FitHooks<'a, 'b> {
     pub cancel: &'a AtomicBool,
     /// Advanced by one per step, if given.
     pub progress: Option<&'a indicatif::ProgressBar>,
+    /// Told each batch's example ids (epoch, ids), if given.
+    pub visit: Option<&'a mut dyn FnMut(u64, &[u64])>,
 }
 
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
@@ -359,7 +397,7 @@ pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> Result<f64> {
 /// Trains `model` on the `n` stored examples for `cfg.epochs` epochs with
 /// the batches `hooks` gives, calling the checkpoint hook every
 /// `cfg.checkpoint_every` steps and after each epoch.
-pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<FitSummary> {
+pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Result<FitSummary> {
     if cfg.batch_size == 0 {
         bail!("train.batch_size must be at least 1");
     }
@@ -395,6 +433,9 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, hooks: FitHooks) -> Result<
             }
             for &id in &batch.ids {
                 visits[id as usize] = visits[id as usize].saturating_add(1);
+            }
+            if let Some(visit) = hooks.visit.as_mut() {
+                visit(epoch, &batch.ids);
             }
             let started = std::time::Instant::now();
             let loss = model.forward_train(&batch.x).cross_entropy_for_logits(&batch.y);
@@ -493,7 +534,8 @@ mod tests {
             Ok(())
         };
         let cancel = AtomicBool::new(false);
-        let hooks = FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None };
+        let hooks =
+            FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None, visit: None };
         let summary = fit(&model, 90, &cfg, hooks).unwrap();
         assert_eq!(summary.steps, 18);
         assert_eq!(summary.irregular_visits, 0);
@@ -536,7 +578,8 @@ mod tests {
             Ok(())
         };
         let cancel = AtomicBool::new(false);
-        let hooks = FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None };
+        let hooks =
+            FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None, visit: None };
         let summary = fit(&model, 100, &cfg, hooks).unwrap();
         // 150 examples in micro-batches of 10, 4 per step: steps after 40, 80,
         // 100 (end of epoch 1), 140 and 150 (the budget).
@@ -554,7 +597,8 @@ mod tests {
         let mut epoch = memory_epochs(&tensors, 300, Access::Example, 1);
         let mut checkpoint = |_: &Model, _, _| Ok(());
         let cancel = AtomicBool::new(false);
-        let hooks = FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None };
+        let hooks =
+            FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None, visit: None };
         let summary = fit(&model, 300, &cfg, hooks).unwrap();
         assert_eq!(summary.epoch_io[0].requests, 300, "random access: one request per example");
         let after = evaluate(&model, &tensors);

@@ -28,6 +28,20 @@ pub struct HostServices {
     pub is_cancelled: extern "C" fn(context: *const ()) -> bool,
 }
 
+extern "C" fn no_progress(_: *const (), _: u64, _: u64, _: RStr<'_>) {}
+
+extern "C" fn never_cancelled(_: *const ()) -> bool {
+    false
+}
+
+impl HostServices {
+    /// Services outside any host (for a plugin's own tests and tools): the
+    /// given seed, progress dropped, never cancelled.
+    pub fn detached(seed: u64) -> Self {
+        HostServices { context: std::ptr::null(), seed, report_progress: no_progress, is_cancelled: never_cancelled }
+    }
+}
+
 /// The host's oracle for finetuners: trains the model with the given layers
 /// trainable (the rest frozen) and returns the validation score.
 #[repr(C)]

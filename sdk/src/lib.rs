@@ -61,7 +61,7 @@ pub use author::{
     unknown_component, Component, Error, Finetuner, GraphObjective, Host, Metric, NoParams, Observations, Oracle,
     OrderStream, Params, Result, Sampler,
 };
-pub use rng::SeedRng;
+pub use rng::{FeistelPermutation, SeedRng};
 pub use types::{
     observation, Array, ArrayData, Cell, Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report,
     Scalar, SeedChoice, Selection, Series, StorageLayout, Table, WeightedSeeds,

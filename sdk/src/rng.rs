@@ -113,3 +113,90 @@ mod tests {
         assert_eq!(v, (0..1000).collect::<Vec<_>>());
     }
 }
+
+/// A seeded pseudo-random permutation of `0..n` that needs O(1) memory: a
+/// balanced Feistel network on the smallest even-bit power of two ≥ n, with
+/// cycle-walking for values ≥ n. Orders over a billion examples stream from it.
+#[derive(Debug, Clone)]
+pub struct FeistelPermutation {
+    n: u64,
+    half_bits: u32,
+    keys: [u64; 4],
+}
+
+impl FeistelPermutation {
+    /// The permutation of `0..n` for `seed`.
+    pub fn new(n: u64, seed: u64) -> Self {
+        let bits = (64 - n.saturating_sub(1).leading_zeros()).max(2);
+        let half_bits = bits.div_ceil(2);
+        let mut rng = SeedRng::derive(seed, 0xFE15_7E1);
+        FeistelPermutation { n, half_bits, keys: [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()] }
+    }
+
+    /// Number of elements n.
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
+    /// Whether n = 0.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    fn round(&self, value: u64, key: u64) -> u64 {
+        let mut z = value ^ key;
+        z = (z ^ (z >> 31)).wrapping_mul(0x7FB5_D329_728E_A185);
+        z = (z ^ (z >> 27)).wrapping_mul(0x81DA_DEF4_BC2D_D44D);
+        z ^ (z >> 33)
+    }
+
+    fn encrypt(&self, x: u64) -> u64 {
+        let mask = (1u64 << self.half_bits) - 1;
+        let (mut left, mut right) = (x >> self.half_bits, x & mask);
+        for key in self.keys {
+            let next = left ^ (self.round(right, key) & mask);
+            left = right;
+            right = next;
+        }
+        (left << self.half_bits) | right
+    }
+
+    /// The image of `i` (< n).
+    pub fn get(&self, i: u64) -> u64 {
+        assert!(i < self.n, "FeistelPermutation::get({i}) outside 0..{}", self.n);
+        let mut x = self.encrypt(i);
+        while x >= self.n {
+            x = self.encrypt(x);
+        }
+        x
+    }
+}
+
+#[cfg(test)]
+mod feistel_tests {
+    use super::*;
+
+    #[test]
+    fn it_is_a_permutation_for_awkward_sizes() {
+        for n in [1u64, 2, 3, 7, 64, 65, 1000, 4097] {
+            let p = FeistelPermutation::new(n, 9);
+            let mut seen = vec![false; n as usize];
+            for i in 0..n {
+                let v = p.get(i) as usize;
+                assert!(!seen[v], "n = {n}: {v} twice");
+                seen[v] = true;
+            }
+        }
+    }
+
+    #[test]
+    fn it_depends_on_the_seed_and_looks_shuffled() {
+        let a: Vec<u64> = (0..1000).map(|i| FeistelPermutation::new(1000, 1).get(i)).collect();
+        let b: Vec<u64> = (0..1000).map(|i| FeistelPermutation::new(1000, 2).get(i)).collect();
+        assert_ne!(a, b);
+        let fixed = a.iter().enumerate().filter(|(i, v)| *i as u64 == **v).count();
+        assert!(fixed < 10, "{fixed} fixed points");
+        let huge = FeistelPermutation::new(1_000_000_000, 3);
+        assert!(huge.get(999_999_999) < 1_000_000_000);
+    }
+}

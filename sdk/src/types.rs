@@ -82,8 +82,14 @@ pub mod observation {
     pub const LOSS: &str = "loss";
     /// Ids of the examples in the order of the other arrays, `i64`, shape `[n]`.
     pub const EXAMPLE_IDS: &str = "example-ids";
+    /// `train` only: the example ids visited so far in the current epoch, in
+    /// visiting order (the whole epoch at its end), `i64`, shape `[k]`.
+    pub const ORDER: &str = "order";
+    /// `train` only: the storage block of each stored example, `i64`, shape `[n]`.
+    pub const BLOCK_IDS: &str = "block-ids";
     /// Every name above.
-    pub const ALL: [&str; 7] = [PREDICTIONS, LABELS, PROBABILITIES, LOGITS, FEATURES, LOSS, EXAMPLE_IDS];
+    pub const ALL: [&str; 9] =
+        [PREDICTIONS, LABELS, PROBABILITIES, LOGITS, FEATURES, LOSS, EXAMPLE_IDS, ORDER, BLOCK_IDS];
 }
 
 /// The element data of an [`Array`].
