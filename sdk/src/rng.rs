@@ -129,7 +129,7 @@ impl FeistelPermutation {
     pub fn new(n: u64, seed: u64) -> Self {
         let bits = (64 - n.saturating_sub(1).leading_zeros()).max(2);
         let half_bits = bits.div_ceil(2);
-        let mut rng = SeedRng::derive(seed, 0xFE15_7E1);
+        let mut rng = SeedRng::derive(seed, 0x0FE1_57E1);
         FeistelPermutation { n, half_bits, keys: [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()] }
     }
 
