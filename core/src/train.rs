@@ -352,6 +352,9 @@ pub struct FitSummary {
     pub irregular_visits: u64,
 }
 
+/// Told each batch's example ids: (epoch, ids).
+pub type VisitHook = dyn FnMut(u64, &[u64]);
+
 /// Hooks of a training run.
 pub struct FitHooks<'a, 'b> {
     /// The batches of each epoch.
@@ -363,7 +366,7 @@ pub struct FitHooks<'a, 'b> {
     /// Advanced by one per step, if given.
     pub progress: Option<&'a indicatif::ProgressBar>,
     /// Told each batch's example ids (epoch, ids), if given.
-    pub visit: Option<&'a mut dyn FnMut(u64, &[u64])>,
+    pub visit: Option<&'a mut VisitHook>,
 }
 
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
