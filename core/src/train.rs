@@ -353,7 +353,7 @@ pub struct FitSummary {
 }
 
 /// Told each batch's example ids: (epoch, ids).
-pub type VisitHook = dyn FnMut(u64, &[u64]);
+pub type VisitHook<'a> = dyn FnMut(u64, &[u64]) + 'a;
 
 /// Hooks of a training run.
 pub struct FitHooks<'a, 'b> {
@@ -366,7 +366,7 @@ pub struct FitHooks<'a, 'b> {
     /// Advanced by one per step, if given.
     pub progress: Option<&'a indicatif::ProgressBar>,
     /// Told each batch's example ids (epoch, ids), if given.
-    pub visit: Option<&'a mut VisitHook>,
+    pub visit: Option<&'a mut VisitHook<'b>>,
 }
 
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
