@@ -10,11 +10,11 @@ mod samplers;
 pub use finetuners::{FullFinetuning, LinearProbe};
 pub use graph::{RandomSeeds, TopDegree};
 pub use metrics::Accuracy;
-pub use samplers::{FullShuffle, Sequential};
+pub use samplers::{BlockShuffle, FullShuffle, Sequential, ShuffleBuffer};
 
 tessera_sdk::export_plugin! {
     name: "baselines",
-    samplers: [Sequential, FullShuffle],
+    samplers: [Sequential, FullShuffle, BlockShuffle, ShuffleBuffer],
     finetuners: [LinearProbe, FullFinetuning],
     metrics: [Accuracy],
     graph_objectives: [TopDegree, RandomSeeds],
