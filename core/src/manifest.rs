@@ -96,6 +96,9 @@ pub struct ExperimentConfig {
     pub kind: ExperimentKind,
     /// The seed of everything random in a variant.
     pub seed: u64,
+    /// Run every variant once per seed (named `variant@seed`); the summary
+    /// and `tables/seeds.csv` give mean and spread over seeds.
+    pub seeds: Vec<u64>,
     /// `cpu`, `cuda` or `cuda:N`.
     pub device: String,
     /// Threads for tensor work (0 = libtorch's default).
@@ -110,6 +113,7 @@ impl Default for ExperimentConfig {
             name: None,
             kind: ExperimentKind::Train,
             seed: 0,
+            seeds: vec![],
             device: "cpu".into(),
             threads: 0,
             plugin_paths: vec![],
@@ -793,7 +797,16 @@ impl Manifest {
         let mut errors = Vec::new();
         for index in indices {
             match self.variant(index, overrides) {
-                Ok(v) => out.push(v),
+                Ok(v) if v.settings.experiment.seeds.is_empty() => out.push(v),
+                Ok(v) => {
+                    for &seed in &v.settings.experiment.seeds {
+                        let mut run = v.clone();
+                        run.name = format!("{}@{seed}", v.name);
+                        run.settings.experiment.seed = seed;
+                        run.settings.experiment.seeds = vec![];
+                        out.push(run);
+                    }
+                }
                 Err(mut d) => errors.append(&mut d.0),
             }
         }
@@ -983,6 +996,14 @@ lr = 0.5
         let err = manifest("[sampler]\nchunk = 3\n").unwrap().variants(&[]).err().unwrap();
         assert!(err.0[0].message.contains("needs `use"));
         assert_eq!(err.0[0].location, Some((1, 2)));
+    }
+
+    #[test]
+    fn seeds_repeat_every_variant() {
+        let m = manifest(&TEXT.replace("seed = 3", "seeds = [1, 2]")).unwrap();
+        let vs = m.variants(&[]).unwrap();
+        let names: Vec<(&str, u64)> = vs.iter().map(|v| (v.name.as_str(), v.settings.experiment.seed)).collect();
+        assert_eq!(names, [("a@1", 1), ("a@2", 2), ("b@1", 1), ("b@2", 2)]);
     }
 
     #[test]

@@ -210,6 +210,16 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
         }
         write_atomic(&tables.join(file_stem_safe(&format!("{}--scalars.csv", v.name))), scalars.as_bytes())?;
     }
+    let aggregates = seed_aggregates(results);
+    if !aggregates.is_empty() {
+        let mut text = String::from("variant,role,name,runs,mean,sd,min,max\n");
+        for a in &aggregates {
+            let (min, max) = a.values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            let fields = [&a.variant, &a.role, &a.name].map(|f| csv_field(&serde_json::json!(f)));
+            text.push_str(&format!("{},{},{},{},{min},{max}\n", fields.join(","), a.values.len(), a.mean(), a.sd()));
+        }
+        write_atomic(&tables.join("seeds.csv"), text.as_bytes())?;
+    }
     write_atomic(&dir.join("series.csv"), long.as_bytes())
 }
 
@@ -300,6 +310,59 @@ pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::Pa
     Ok(written)
 }
 
+/// Mean, sample standard deviation, min and max of one scalar over the seeds
+/// of a variant (`name@seed` runs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedAggregate {
+    /// The variant's name without `@seed`.
+    pub variant: String,
+    /// The report's role.
+    pub role: String,
+    /// The scalar.
+    pub name: String,
+    /// Values over the seeds that finished.
+    pub values: Vec<f64>,
+}
+
+impl SeedAggregate {
+    /// The mean.
+    pub fn mean(&self) -> f64 {
+        self.values.iter().sum::<f64>() / self.values.len().max(1) as f64
+    }
+
+    /// The sample standard deviation (0 for one value).
+    pub fn sd(&self) -> f64 {
+        let n = self.values.len();
+        if n < 2 {
+            return 0.0;
+        }
+        let m = self.mean();
+        (self.values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    }
+}
+
+/// Every scalar of every repeated variant, over its seeds, in manifest order.
+pub fn seed_aggregates(results: &RunResults) -> Vec<SeedAggregate> {
+    let mut out: Vec<SeedAggregate> = Vec::new();
+    for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
+        let Some((base, _)) = v.name.rsplit_once('@') else { continue };
+        for (role, report) in &v.results {
+            for (name, value) in &report.scalars {
+                match out.iter_mut().find(|a| a.variant == base && &a.role == role && &a.name == name) {
+                    Some(a) => a.values.push(*value),
+                    None => out.push(SeedAggregate {
+                        variant: base.to_string(),
+                        role: role.clone(),
+                        name: name.clone(),
+                        values: vec![*value],
+                    }),
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A number as a person reads it: integers plainly, others to 4 significant places.
 pub fn format_number(x: f64) -> String {
     if x.fract() == 0.0 || x.abs() >= 1000.0 {
@@ -354,6 +417,44 @@ pub fn summary_table(results: &RunResults, max_columns: usize) -> String {
     }
     for v in results.variants.iter().filter(|v| v.status == Status::Failed) {
         out.push_str(&format!("{} failed: {}\n", v.name, v.error.as_deref().unwrap_or("unknown error")));
+    }
+    let aggregates = seed_aggregates(results);
+    if !aggregates.is_empty() {
+        let mut variants: Vec<&str> = Vec::new();
+        for a in &aggregates {
+            if !variants.contains(&a.variant.as_str()) {
+                variants.push(&a.variant);
+            }
+        }
+        let mut rows = vec![std::iter::once("variant (over seeds)".to_string())
+            .chain(std::iter::once("runs".to_string()))
+            .chain(columns.iter().map(|(_, n)| format!("{n} (mean ± sd)")))
+            .collect::<Vec<_>>()];
+        for variant in variants {
+            let runs = aggregates.iter().filter(|a| a.variant == variant).map(|a| a.values.len()).max().unwrap_or(0);
+            let mut row = vec![variant.to_string(), runs.to_string()];
+            for (role, name) in &columns {
+                row.push(
+                    aggregates
+                        .iter()
+                        .find(|a| a.variant == variant && &a.role == role && &a.name == name)
+                        .map_or("-".into(), |a| format!("{} ± {}", format_number(a.mean()), format_number(a.sd()))),
+                );
+            }
+            rows.push(row);
+        }
+        let widths: Vec<usize> =
+            (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        out.push('\n');
+        for (i, row) in rows.iter().enumerate() {
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+            if i == 0 {
+                out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+                out.push('\n');
+            }
+        }
     }
     out
 }
