@@ -667,8 +667,7 @@ fn run_train(
                 if let Some(missing) = seen.iter().position(|&v| !v) {
                     bail!("{}: the offline order leaves out example {missing}", sampler.id);
                 }
-                let written = writer.written;
-                writer.finish()?;
+                let (_, written) = writer.finish()?;
                 let new_set = Arc::new(ShardSet::open(&target)?);
                 splits.train = new_set.read_all()?;
                 splits.noised = renumber(&splits.noised, &new_order);

@@ -112,3 +112,27 @@ fn training_through_shards_matches_memory_and_counts_real_reads() {
             .unwrap();
     assert_eq!((index["examples"].as_u64(), index["block_size"].as_u64()), (Some(420), Some(20)));
 }
+
+#[test]
+fn corgi2_rewrites_each_block_once_and_reads_like_corgipile_online() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = SMALL_TRAIN.replace("separation = 3.0", "separation = 3.0\nstored_order = \"sorted-by-label\"");
+    let body = format!(
+        "{data}\n[storage]\nmode = \"shards\"\nblock_size = 20\nbuffer_blocks = 4\n\n[[metric]]\nuse = \"corgi2.order-quality\"\n\n[[variant]]\nname = \"corgipile\"\nsampler = {{ use = \"corgi2.corgipile\", buffer_blocks = 4 }}\n\n[[variant]]\nname = \"corgi2\"\nsampler = {{ use = \"corgi2.corgi2\", buffer_blocks = 4 }}\n\n[[variant]]\nname = \"random-access\"\nsampler = {{ use = \"baselines.full-shuffle\" }}\nstorage = {{ access = \"example\" }}\n"
+    );
+    let m = write_manifest(dir.path(), &[&baselines(), &library("tessera_corgi2")], &body);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    assert!(outcome.all_ok(), "{:?}", outcome.results.variants.iter().map(|v| &v.error).collect::<Vec<_>>());
+    let result = |i: usize, role: &str, name: &str| outcome.results.variants[i].results[role].scalars[name];
+    // 420 examples in blocks of 20: 21 blocks, each read and written once offline.
+    assert_eq!(result(1, "sampler", "offline_blocks_read"), 21.0);
+    assert_eq!(result(1, "sampler", "offline_blocks_written"), 21.0);
+    // Online, Corgi² reads exactly what CorgiPile reads: every block once.
+    assert_eq!(result(0, "engine", "io_requests_per_epoch"), 21.0);
+    assert_eq!(result(1, "engine", "io_requests_per_epoch"), 21.0);
+    let modeled = |i| result(i, "engine", "io_modeled_seconds_per_epoch");
+    assert!(modeled(2) >= 10.0 * modeled(0), "random access {} vs CorgiPile {}", modeled(2), modeled(0));
+    // The offline pass lowers the block heterogeneity of the label-sorted data.
+    let (before, after) = (result(0, "corgi2.order-quality", "h_d"), result(1, "corgi2.order-quality", "h_d"));
+    assert!(before > 10.0 && after < before / 2.0, "h_D {before} -> {after}");
+}

@@ -75,8 +75,7 @@ pub struct ShardWriter {
     block: Vec<u8>,
     block_examples: u32,
     writer: Option<(BufWriter<File>, u64)>,
-    /// Bytes and requests (one per block) written so far.
-    pub written: super::IoStats,
+    written: super::IoStats,
 }
 
 impl ShardWriter {
@@ -166,15 +165,16 @@ impl ShardWriter {
         Ok(())
     }
 
-    /// Writes the last block and the index.
-    pub fn finish(mut self) -> Result<ShardIndex> {
+    /// Writes the last block and the index; returns the index and the
+    /// writes (one request per block).
+    pub fn finish(mut self) -> Result<(ShardIndex, super::IoStats)> {
         self.flush_block()?;
         if let Some((mut w, _)) = self.writer.take() {
             w.flush()?;
         }
         let json = serde_json::to_string_pretty(&self.index)?;
         crate::report::write_atomic(&self.dir.join("index.json"), json.as_bytes())?;
-        Ok(self.index)
+        Ok((self.index, self.written))
     }
 }
 
@@ -200,7 +200,7 @@ pub fn write_shards(
         let i = order.map_or(position, |o| o[position]);
         writer.push(data.labels[i], &data.features[i * dim..(i + 1) * dim])?;
     }
-    writer.finish()
+    Ok(writer.finish()?.0)
 }
 
 /// An open shard set: its index and its files.
