@@ -696,20 +696,6 @@ impl Manifest {
             .unwrap_or_default()
     }
 
-    /// Names of the variants, in order (one unnamed variant if there are none).
-    pub fn variant_names(&self) -> Vec<String> {
-        if self.variants.is_empty() {
-            vec![self.name()]
-        } else {
-            self.variants.iter().map(|(n, _)| n.clone()).collect()
-        }
-    }
-
-    /// Number of variants.
-    pub fn variant_count(&self) -> usize {
-        self.variants.len().max(1)
-    }
-
     fn locate_steps(&self, steps: &[Step]) -> Option<(usize, usize)> {
         span_in(self.document.as_item(), steps).map(|s| line_col(&self.text, s.start))
     }

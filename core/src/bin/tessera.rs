@@ -179,12 +179,8 @@ fn main() -> ExitCode {
             match run::prepare(manifest, &overrides, &search(&cli)) {
                 Ok(session) => {
                     print_load_failures(&session.registry, verbose);
-                    println!(
-                        "{}: ok ({} variants: {})",
-                        manifest.display(),
-                        session.variants.len(),
-                        session.manifest.variant_names().join(", ")
-                    );
+                    let names: Vec<&str> = session.variants.iter().map(|v| v.name.as_str()).collect();
+                    println!("{}: ok ({} variants: {})", manifest.display(), names.len(), names.join(", "));
                     ExitCode::SUCCESS
                 }
                 Err(diagnostics) => {

@@ -1,0 +1,122 @@
+//! Samplers against storage: an epoch of CorgiPile (from the corgi2 plugin
+//! library) read through the block loader, against a sequential scan of the
+//! same shards; and how fast CorgiPile generates the order of a virtual
+//! billion-example layout, with the process's peak memory.
+//!
+//! Run: `make bench` (or `cargo bench -p tessera-core --bench samplers`).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tessera_core::data::generators::teacher;
+use tessera_core::plugin::{library_file_name, CallContext, Registry};
+use tessera_core::storage::{write_shards, Access, BlockLoader, ShardSet};
+use tessera_sdk::StorageLayout;
+
+fn library(stem: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(|d| d.parent()).unwrap().join(library_file_name(stem));
+    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
+    path
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let mut registry = Registry::new();
+    registry.load_file(&library("tessera_baselines")).unwrap();
+    registry.load_file(&library("tessera_corgi2")).unwrap();
+    let ctx = CallContext::new(0, Arc::new(AtomicBool::new(false)));
+
+    // 1. Epoch read throughput over the same shards.
+    let (n, block) = (200_000usize, 512u64);
+    let dir = tempfile::tempdir().unwrap();
+    let data = teacher(n, 64, 16, 10, 0).unwrap();
+    write_shards(&data, None, &dir.path().join("s"), block, 64).unwrap();
+    let set = Arc::new(ShardSet::open(&dir.path().join("s")).unwrap());
+    let layout = set.index.layout();
+    let buffer = (layout.blocks() / 10) as usize; // CorgiPile's 10 %
+    let mb = (n as u64 * set.index.record_bytes) as f64 / 1e6;
+    let drop_caches = || {
+        std::process::Command::new("sync").status().ok();
+        std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+    };
+    let cold = drop_caches();
+    println!(
+        "epoch read: {n} examples, {} blocks of {block}, {mb:.1} MB, buffer {buffer} blocks, page cache {}",
+        layout.blocks(),
+        if cold { "cold" } else { "warm (cannot drop it here)" }
+    );
+    let mut times = Vec::new();
+    for (id, params) in [
+        ("baselines.sequential", String::from("chunk = 65536")),
+        ("corgi2.corgipile", format!("buffer_blocks = {buffer}")),
+    ] {
+        let mut sampler = registry.new_sampler(id, &params).unwrap();
+        let loader = BlockLoader::new(set.clone(), buffer, Access::Block, 8);
+        let seconds = median(
+            (0..5u64)
+                .map(|epoch| {
+                    if cold {
+                        drop_caches();
+                    }
+                    let started = Instant::now();
+                    let mut reader = loader.start(Box::new(sampler.epoch_order(&layout, epoch, &ctx).unwrap()));
+                    let mut features = Vec::with_capacity(4096 * 64);
+                    let mut count = 0;
+                    loop {
+                        features.clear();
+                        let got = reader.next_examples(4096, &mut features).unwrap();
+                        if got.is_empty() {
+                            break;
+                        }
+                        count += got.len();
+                    }
+                    let io = reader.finish().unwrap();
+                    assert_eq!((count, io.requests), (n, layout.blocks()), "{id}: every block once");
+                    started.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        println!("  {id:<22} {:>8.1} ms  {:>8.0} MB/s", seconds * 1e3, mb / seconds);
+        times.push(seconds);
+    }
+    println!("  corgipile / sequential throughput: {:.2}x", times[0] / times[1]);
+
+    // 2. Order generation on a virtual layout of a billion examples.
+    let huge = StorageLayout { examples: 1_000_000_000, block_size: 1000, bytes_per_example: 0 };
+    let mut pile = registry.new_sampler("corgi2.corgipile", "buffer_blocks = 100").unwrap();
+    let before = peak_rss_mb();
+    let started = Instant::now();
+    let mut stream = pile.epoch_order(&huge, 0, &ctx).unwrap();
+    let mut generated = 0u64;
+    while generated < 50_000_000 {
+        generated += stream.next_chunk().unwrap().unwrap().len() as u64;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("order generation: corgi2.corgipile on 1e9 examples (blocks of 1000, buffer 100 blocks)");
+    println!(
+        "  {generated} ids in {seconds:.2} s: {:.1} M examples/s (a full epoch: {:.0} s)",
+        generated as f64 / seconds / 1e6,
+        1e9 / (generated as f64 / seconds)
+    );
+    println!("  peak memory {before:.0} MB before, {:.0} MB after (a buffer is 100,000 ids = 0.8 MB)", peak_rss_mb());
+}
