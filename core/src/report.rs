@@ -286,7 +286,8 @@ pub fn plot_lines(
 /// One plot: axis labels and a line per variant.
 type PlotGroup = (String, String, Vec<(String, Vec<(f64, f64)>)>);
 
-/// Writes `plots/<role>--<series>.svg`: each curve with one line per variant.
+/// Writes `plots/<role>--<series>.svg`: each curve with one line per variant
+/// (for `variant@seed` runs, the mean over seeds, when they share their x).
 pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let plots = dir.join("plots");
     std::fs::create_dir_all(&plots)?;
@@ -304,10 +305,38 @@ pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::Pa
     let mut written = Vec::new();
     for ((role, name), (x_label, y_label, lines)) in groups {
         let path = plots.join(file_stem_safe(&format!("{role}--{name}.svg")));
-        plot_lines(&path, &format!("{name} ({role})"), &x_label, &y_label, &lines)?;
+        plot_lines(&path, &format!("{name} ({role})"), &x_label, &y_label, &mean_over_seeds(lines))?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Lines of `variant@seed` runs merged into one line per variant (the mean
+/// of y at each x), where all seeds have the same x values; other lines stay.
+fn mean_over_seeds(lines: Vec<(String, Vec<(f64, f64)>)>) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut out: Vec<(String, Vec<Vec<(f64, f64)>>)> = Vec::new();
+    for (name, points) in lines {
+        let base = name.rsplit_once('@').map_or(name.clone(), |(b, _)| b.to_string());
+        match out.iter_mut().find(|(b, _)| *b == base) {
+            Some((_, runs)) => runs.push(points),
+            None => out.push((base, vec![points])),
+        }
+    }
+    let mut merged = Vec::new();
+    for (base, runs) in out {
+        let same_x = runs.iter().all(|r| r.len() == runs[0].len() && r.iter().zip(&runs[0]).all(|(a, b)| a.0 == b.0));
+        if runs.len() > 1 && same_x {
+            let k = runs.len() as f64;
+            let mean =
+                (0..runs[0].len()).map(|i| (runs[0][i].0, runs.iter().map(|r| r[i].1).sum::<f64>() / k)).collect();
+            merged.push((format!("{base} (mean of {})", runs.len()), mean));
+        } else if runs.len() == 1 {
+            merged.push((base, runs.into_iter().next().expect("one run")));
+        } else {
+            merged.extend(runs.into_iter().enumerate().map(|(i, r)| (format!("{base} #{}", i + 1), r)));
+        }
+    }
+    merged
 }
 
 /// Mean, sample standard deviation, min and max of one scalar over the seeds

@@ -41,30 +41,56 @@ impl std::str::FromStr for Access {
     }
 }
 
+/// Hashes block ids by one multiplication (Fibonacci hashing): the buffer is
+/// looked up once per example, where SipHash would dominate.
+#[derive(Default, Clone, Copy)]
+pub struct BlockIdHasher(u64);
+
+impl std::hash::Hasher for BlockIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type BlockMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<BlockIdHasher>>;
+
 /// The least-recently-used buffer policy both threads replay (and that
 /// in-memory training replays to count the I/O it would have done).
 pub struct LruPolicy<T> {
     capacity: usize,
     clock: u64,
-    entries: HashMap<u64, (u64, T)>,
+    entries: BlockMap<(u64, T)>,
 }
 
 impl<T> LruPolicy<T> {
     /// An empty buffer of `capacity` blocks.
     pub fn new(capacity: usize) -> Self {
-        LruPolicy { capacity: capacity.max(1), clock: 0, entries: HashMap::new() }
+        LruPolicy { capacity: capacity.max(1), clock: 0, entries: BlockMap::default() }
     }
 
     /// Touches `block`; true if it was buffered.
     pub fn touch(&mut self, block: u64) -> bool {
+        self.touch_get(block).is_some()
+    }
+
+    /// Touches `block` and returns its value if it was buffered.
+    pub fn touch_get(&mut self, block: u64) -> Option<&T> {
         self.clock += 1;
-        match self.entries.get_mut(&block) {
-            Some(entry) => {
-                entry.0 = self.clock;
-                true
-            }
-            None => false,
-        }
+        let clock = self.clock;
+        self.entries.get_mut(&block).map(|entry| {
+            entry.0 = clock;
+            &entry.1
+        })
     }
 
     /// Buffers `block`, evicting the least recently used one if full.
@@ -76,10 +102,34 @@ impl<T> LruPolicy<T> {
         }
         self.entries.insert(block, (self.clock, value));
     }
+}
 
-    fn get(&self, block: u64) -> Option<&T> {
-        self.entries.get(&block).map(|(_, v)| v)
+/// Block reads in flight at once: random block orders (CorgiPile) read as
+/// fast as sequential scans only with some queue depth.
+const READ_THREADS: usize = 8;
+
+/// Reads `blocks` (in that order) with up to `threads` requests in flight.
+fn read_blocks(set: &ShardSet, blocks: &[u64], threads: usize) -> Result<Vec<Vec<u8>>> {
+    if blocks.len() < 2 || threads < 2 {
+        return blocks.iter().map(|&b| set.read_block(b)).collect();
     }
+    let threads = threads.min(blocks.len());
+    let mut results: Vec<Option<Result<Vec<u8>>>> = (0..blocks.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..blocks.len()).step_by(threads).map(|i| (i, set.read_block(blocks[i]))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            for (i, result) in handle.join().expect("a block-reading thread panicked") {
+                results[i] = Some(result);
+            }
+        }
+    });
+    results.into_iter().map(|r| r.expect("every block read")).collect()
 }
 
 /// What the reader thread sends: a chunk of the order with the data it needs.
@@ -136,35 +186,41 @@ impl BlockLoader {
                         return Ok(None);
                     };
                     let mut piece = Piece { ids: RVec::new(), blocks: vec![], records: vec![] };
+                    // Plan the chunk's reads with the buffer policy, then issue them.
+                    let mut planned: Vec<u64> = Vec::new();
                     for &id in ids.iter() {
                         if id >= n {
                             bail!("the sampler yielded example id {id}, outside 0..{n}");
                         }
-                        match access {
-                            Access::Block => {
-                                let block = id / set.index.block_size;
-                                // The most recent block again: no LRU order changes.
-                                if last_block != Some(block) && !policy.touch(block) {
-                                    let started = Instant::now();
-                                    let bytes = set.read_block(block)?;
-                                    stats.io_seconds += started.elapsed().as_secs_f64();
-                                    stats.requests += 1;
-                                    stats.bytes += bytes.len() as u64;
-                                    piece.blocks.push(Arc::new(bytes));
-                                    policy.insert(block, ());
-                                }
-                                last_block = Some(block);
+                        if access == Access::Block {
+                            let block = id / set.index.block_size;
+                            // The most recent block again: no LRU order changes.
+                            if last_block != Some(block) && !policy.touch(block) {
+                                policy.insert(block, ());
+                                planned.push(block);
                             }
-                            Access::Example => {
-                                let started = Instant::now();
+                            last_block = Some(block);
+                        }
+                    }
+                    let started = Instant::now();
+                    match access {
+                        Access::Block => {
+                            for bytes in read_blocks(&set, &planned, READ_THREADS)? {
+                                stats.requests += 1;
+                                stats.bytes += bytes.len() as u64;
+                                piece.blocks.push(Arc::new(bytes));
+                            }
+                        }
+                        Access::Example => {
+                            for &id in ids.iter() {
                                 let record = set.read_record(id)?;
-                                stats.io_seconds += started.elapsed().as_secs_f64();
                                 stats.requests += 1;
                                 stats.bytes += record.len() as u64;
                                 piece.records.push(record);
                             }
                         }
                     }
+                    stats.io_seconds += started.elapsed().as_secs_f64();
                     piece.ids = ids;
                     Ok(Some(piece))
                 })();
@@ -238,16 +294,20 @@ impl EpochReader {
                     // Touching the most recent block again changes no LRU
                     // order: skip the lookups (the reader thread need not).
                     if self.last_block.as_ref().is_none_or(|(b, _)| *b != block) {
-                        if !self.policy.touch(block) {
-                            let bytes = piece
-                                .blocks
-                                .get(self.next_block)
-                                .ok_or_else(|| anyhow!("loader out of step at block {block}"))?
-                                .clone();
-                            self.next_block += 1;
-                            self.policy.insert(block, bytes);
-                        }
-                        self.last_block = Some((block, self.policy.get(block).expect("buffered").clone()));
+                        let bytes = match self.policy.touch_get(block) {
+                            Some(bytes) => bytes.clone(),
+                            None => {
+                                let bytes = piece
+                                    .blocks
+                                    .get(self.next_block)
+                                    .ok_or_else(|| anyhow!("loader out of step at block {block}"))?
+                                    .clone();
+                                self.next_block += 1;
+                                self.policy.insert(block, bytes.clone());
+                                bytes
+                            }
+                        };
+                        self.last_block = Some((block, bytes));
                     }
                     let bytes = &self.last_block.as_ref().expect("set above").1;
                     let start = (id % block_size) as usize * record_bytes;
