@@ -283,6 +283,9 @@ pub fn plot_lines(
     Ok(())
 }
 
+/// The points of one line.
+type Line = Vec<(f64, f64)>;
+
 /// One plot: axis labels and a line per variant.
 type PlotGroup = (String, String, Vec<(String, Vec<(f64, f64)>)>);
 
@@ -313,8 +316,8 @@ pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::Pa
 
 /// Lines of `variant@seed` runs merged into one line per variant (the mean
 /// of y at each x), where all seeds have the same x values; other lines stay.
-fn mean_over_seeds(lines: Vec<(String, Vec<(f64, f64)>)>) -> Vec<(String, Vec<(f64, f64)>)> {
-    let mut out: Vec<(String, Vec<Vec<(f64, f64)>>)> = Vec::new();
+fn mean_over_seeds(lines: Vec<(String, Line)>) -> Vec<(String, Line)> {
+    let mut out: Vec<(String, Vec<Line>)> = Vec::new();
     for (name, points) in lines {
         let base = name.rsplit_once('@').map_or(name.clone(), |(b, _)| b.to_string());
         match out.iter_mut().find(|(b, _)| *b == base) {
