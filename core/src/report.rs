@@ -223,7 +223,7 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
     write_atomic(&dir.join("series.csv"), long.as_bytes())
 }
 
-const PALETTE: [plotters::style::RGBColor; 8] = [
+const PALETTE: [plotters::style::RGBColor; 10] = [
     plotters::style::RGBColor(31, 119, 180),
     plotters::style::RGBColor(255, 127, 14),
     plotters::style::RGBColor(44, 160, 44),
@@ -232,6 +232,8 @@ const PALETTE: [plotters::style::RGBColor; 8] = [
     plotters::style::RGBColor(140, 86, 75),
     plotters::style::RGBColor(227, 119, 194),
     plotters::style::RGBColor(127, 127, 127),
+    plotters::style::RGBColor(188, 189, 34),
+    plotters::style::RGBColor(23, 190, 207),
 ];
 
 /// Plots one curve per variant on shared axes, as SVG.
