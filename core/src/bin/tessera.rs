@@ -139,7 +139,8 @@ fn print_plugins(registry: &Registry) {
     for p in registry.plugins() {
         println!("{} {} (tessera-sdk {})  {}", p.name(), p.info.version, p.info.sdk_version, p.path.display());
         for c in p.info.components.iter() {
-            println!("  {:<16} {}.{:<22} {}", c.kind.as_str(), p.name(), c.name, c.summary);
+            let id = format!("{}.{}", p.name(), c.name);
+            println!("  {:<16} {id:<32} {}", c.kind.as_str(), c.summary);
             for s in c.params.iter() {
                 let default = if s.default.is_empty() { "none".to_string() } else { s.default.to_string() };
                 println!("  {:<18}{} : {} = {}  {}", "", s.name, s.type_name, default, s.doc);
