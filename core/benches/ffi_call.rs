@@ -5,21 +5,14 @@
 //!
 //! Run: `make bench` (or `cargo bench -p tessera-core --bench ffi_call`).
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use tessera_core::plugin::{library_file_name, CallContext, Registry};
-use tessera_sdk::StorageLayout;
+mod common;
 
-fn baselines_library() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(|d| d.parent()).unwrap();
-    let path = profile.join(library_file_name("tessera_baselines"));
-    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
-    path
-}
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tessera_core::plugin::{CallContext, Registry};
+use tessera_sdk::StorageLayout;
 
 /// The native counterpart of `baselines.sequential`: the same chunking.
 fn native_sequential(n: u64, chunk: u64) -> Box<dyn Iterator<Item = Vec<u64>> + Send> {
@@ -28,7 +21,7 @@ fn native_sequential(n: u64, chunk: u64) -> Box<dyn Iterator<Item = Vec<u64>> + 
 
 fn bench(c: &mut Criterion) {
     let mut registry = Registry::new();
-    registry.load_file(&baselines_library()).unwrap();
+    registry.load_file(&common::plugin_library("tessera_baselines")).unwrap();
     let ctx = CallContext::new(0, Arc::new(AtomicBool::new(false)));
     let layout = StorageLayout { examples: u64::MAX / 2, block_size: 64, bytes_per_example: 8 };
     let calls = 10_000u64;

@@ -4,6 +4,8 @@
 //!
 //! Run: `make bench` (or `cargo bench -p tessera-core --bench loader`).
 
+mod common;
+
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,11 +33,6 @@ impl EpochOrder for Sequential {
         self.next = end;
         Ok(Some(chunk.into()))
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 fn main() {
@@ -88,12 +85,9 @@ fn main() {
     println!("loader: {N} examples, {} blocks of {BLOCK}, {mb:.1} MB", index.blocks.len());
     // Cold: the page cache dropped before every pass (needs root), so both
     // read from the device, as a real epoch over data larger than memory does.
-    let drop_caches = || {
-        std::process::Command::new("sync").status().ok();
-        std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
-    };
+    let drop_caches = common::drop_page_cache;
     if drop_caches() {
-        let cat_s = median(
+        let cat_s = common::median(
             (0..5)
                 .map(|_| {
                     drop_caches();
@@ -101,7 +95,7 @@ fn main() {
                 })
                 .collect(),
         );
-        let loader_s = median(
+        let loader_s = common::median(
             (0..5)
                 .map(|_| {
                     drop_caches();
@@ -117,13 +111,13 @@ fn main() {
         println!(" (cannot drop the page cache here: cold numbers need root)");
     }
     cat();
-    let cat_s = median((0..7).map(|_| cat()).collect());
-    let loader_s = median((0..7).map(|_| pass()).collect());
+    let cat_s = common::median((0..7).map(|_| cat()).collect());
+    let loader_s = common::median((0..7).map(|_| pass()).collect());
     println!(" page cache warm (memory bandwidth; the loader also checks CRCs and decodes floats):");
     println!("  cat-like sequential read   {:>8.1} ms  {:>8.0} MB/s", cat_s * 1e3, mb / cat_s);
     println!("  block loader, decoded      {:>8.1} ms  {:>8.0} MB/s", loader_s * 1e3, mb / loader_s);
     println!("  loader / cat throughput    {:>8.2}x", cat_s / loader_s);
-    let raw = median(
+    let raw = common::median(
         (0..7)
             .map(|_| {
                 let started = Instant::now();

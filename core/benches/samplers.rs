@@ -5,22 +5,16 @@
 //!
 //! Run: `make bench` (or `cargo bench -p tessera-core --bench samplers`).
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tessera_core::data::generators::teacher;
-use tessera_core::plugin::{library_file_name, CallContext, Registry};
+use tessera_core::plugin::{CallContext, Registry};
 use tessera_core::storage::{write_shards, Access, BlockLoader, ShardSet};
 use tessera_sdk::StorageLayout;
-
-fn library(stem: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(|d| d.parent()).unwrap().join(library_file_name(stem));
-    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
-    path
-}
 
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -32,18 +26,13 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     let mut registry = Registry::new();
-    registry.load_file(&library("tessera_baselines")).unwrap();
-    registry.load_file(&library("tessera_corgi2")).unwrap();
+    registry.load_file(&common::plugin_library("tessera_baselines")).unwrap();
+    registry.load_file(&common::plugin_library("tessera_corgi2")).unwrap();
     let ctx = CallContext::new(0, Arc::new(AtomicBool::new(false)));
 
     // 1. Epoch read throughput over the same shards.
@@ -60,12 +49,7 @@ fn main() {
     // BENCH_WARM=1 keeps the page cache (CPU cost only); otherwise it is
     // dropped before every pass where this process may (root).
     let warm_only = std::env::var_os("BENCH_WARM").is_some();
-    let drop_caches = || {
-        !warm_only && {
-            std::process::Command::new("sync").status().ok();
-            std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
-        }
-    };
+    let drop_caches = || !warm_only && { common::drop_page_cache() };
     let cold = drop_caches();
     println!(
         "epoch read: {n} examples, {} blocks of {block}, {mb:.1} MB, buffer {buffer} blocks, page cache {}",
@@ -79,7 +63,7 @@ fn main() {
     ] {
         let mut sampler = registry.new_sampler(id, &params).unwrap();
         let loader = BlockLoader::new(set.clone(), buffer, Access::Block, 8);
-        let seconds = median(
+        let seconds = common::median(
             (0..5u64)
                 .map(|epoch| {
                     if cold {

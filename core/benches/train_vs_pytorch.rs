@@ -25,15 +25,6 @@ fn threads() -> usize {
     std::env::var("BENCH_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2)
 }
 
-fn python() -> String {
-    if let Ok(p) = std::env::var("TESSERA_PYTHON") {
-        return p;
-    }
-    let lib = env!("TESSERA_LIBTORCH_LIB"); // <venv>/lib/python3.X/site-packages/torch/lib
-    let venv = std::path::Path::new(lib).ancestors().nth(5).expect("the torch wheel's venv");
-    venv.join("bin/python3").display().to_string()
-}
-
 fn tessera(kind: &str) -> f64 {
     tch::set_num_threads(threads() as i32);
     let shape = if kind == "mlp" { vec![64] } else { vec![1, 8, 8] };
@@ -78,7 +69,7 @@ fn pytorch(kind: &str) -> Option<f64> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_loop.py");
     let args =
         [script.to_string(), kind.into(), N.to_string(), EPOCHS.to_string(), BATCH.to_string(), threads().to_string()];
-    let out = Command::new(python()).args(&args).output().ok()?;
+    let out = Command::new(tessera_core::plugin::libtorch_python()).args(&args).output().ok()?;
     if !out.status.success() {
         eprintln!("pytorch loop failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;

@@ -142,6 +142,18 @@ pub fn host_libtorch_version() -> &'static str {
     option_env!("TESSERA_LIBTORCH_VERSION").unwrap_or("")
 }
 
+/// The Python of the torch wheel whose libtorch the host links (for
+/// comparisons with PyTorch and for exporting TorchScript models):
+/// `TESSERA_PYTHON` if set, else `<venv>/bin/python3` of the set-up's wheel.
+pub fn libtorch_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("TESSERA_PYTHON") {
+        return p.into();
+    }
+    // <venv>/lib/python3.X/site-packages/torch/lib -> <venv>/bin/python3
+    let lib = Path::new(option_env!("TESSERA_LIBTORCH_LIB").unwrap_or(""));
+    lib.ancestors().nth(5).map_or_else(|| PathBuf::from("python3"), |venv| venv.join("bin/python3"))
+}
+
 /// A loaded plugin: where it came from, what it says about itself.
 pub struct LoadedPlugin {
     /// Canonical path of the library.

@@ -27,20 +27,13 @@ torch.manual_seed(0)
 torch.jit.script(Net()).save(sys.argv[1])
 "#;
 
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("TESSERA_PYTHON") {
-        return p.into();
-    }
-    // <venv>/lib/python3.X/site-packages/torch/lib -> <venv>/bin/python3
-    Path::new(env!("TESSERA_LIBTORCH_LIB")).ancestors().nth(5).unwrap().join("bin/python3")
-}
-
 fn exported_model(dir: &Path) -> PathBuf {
     let path = dir.join("net.pt");
     // torch.jit.script reads the class's source: it must live in a file.
     let script = dir.join("export.py");
     std::fs::write(&script, SCRIPT).unwrap();
-    let out = Command::new(python()).arg(&script).arg(&path).output().expect("python runs");
+    let out =
+        Command::new(tessera_core::plugin::libtorch_python()).arg(&script).arg(&path).output().expect("python runs");
     assert!(out.status.success(), "torch.jit.save failed:\n{}", String::from_utf8_lossy(&out.stderr));
     path
 }

@@ -104,32 +104,30 @@ impl<T> LruPolicy<T> {
     }
 }
 
-/// Block reads in flight at once: random block orders (CorgiPile) read as
-/// fast as sequential scans only with some queue depth.
+/// Block reads in flight at once, for chunks of many blocks: random block
+/// orders (CorgiPile) need some queue depth to read as fast as a scan.
 const READ_THREADS: usize = 8;
 
-/// Reads `blocks` (in that order) with up to `threads` requests in flight.
+/// Reads `blocks` (in that order). A chunk of at least 2 × `threads` blocks is
+/// split into `threads` contiguous runs read at once (each run stays
+/// sequential, for the kernel's readahead); smaller chunks are read in turn,
+/// where starting threads would cost more than it saves.
 fn read_blocks(set: &ShardSet, blocks: &[u64], threads: usize) -> Result<Vec<Vec<u8>>> {
-    if blocks.len() < 2 || threads < 2 {
+    if blocks.len() < 2 * threads {
         return blocks.iter().map(|&b| set.read_block(b)).collect();
     }
-    let threads = threads.min(blocks.len());
-    let mut results: Vec<Option<Result<Vec<u8>>>> = (0..blocks.len()).map(|_| None).collect();
+    let run = blocks.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    (t..blocks.len()).step_by(threads).map(|i| (i, set.read_block(blocks[i]))).collect::<Vec<_>>()
-                })
-            })
+        let handles: Vec<_> = blocks
+            .chunks(run)
+            .map(|part| scope.spawn(move || part.iter().map(|&b| set.read_block(b)).collect::<Result<Vec<_>>>()))
             .collect();
+        let mut out = Vec::with_capacity(blocks.len());
         for handle in handles {
-            for (i, result) in handle.join().expect("a block-reading thread panicked") {
-                results[i] = Some(result);
-            }
+            out.extend(handle.join().map_err(|_| anyhow!("a block-reading thread panicked"))??);
         }
-    });
-    results.into_iter().map(|r| r.expect("every block read")).collect()
+        Ok(out)
+    })
 }
 
 /// What the reader thread sends: a chunk of the order with the data it needs.
