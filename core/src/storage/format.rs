@@ -281,6 +281,22 @@ impl ShardSet {
         Ok(bytes)
     }
 
+    /// Asks the kernel to start reading `blocks` now (`posix_fadvise`
+    /// `WILLNEED`), so a random block order keeps many requests in flight, as
+    /// a scan does through readahead. Only a hint: errors are ignored.
+    pub fn advise(&self, blocks: &[u64]) {
+        use std::os::fd::AsRawFd;
+        for &b in blocks {
+            if let Some(entry) = self.index.blocks.get(b as usize) {
+                let fd = self.files[entry.shard as usize].as_raw_fd();
+                // SAFETY: a hint on an open descriptor; no memory is passed.
+                unsafe {
+                    libc::posix_fadvise(fd, entry.offset as i64, entry.length as i64, libc::POSIX_FADV_WILLNEED);
+                }
+            }
+        }
+    }
+
     /// Reads the record of example `i` alone (a ranged request; records are
     /// not checksummed one by one).
     pub fn read_record(&self, i: u64) -> Result<Vec<u8>> {

@@ -3,7 +3,9 @@
 //! A reader thread pulls the order from the sampler chunk by chunk, decides
 //! which blocks must be read (a least-recently-used buffer of
 //! `buffer_blocks`), reads them — one request each — and sends them ahead
-//! through a bounded channel. The consumer replays the same buffer policy,
+//! through a bounded channel. It plans one chunk ahead and advises the
+//! kernel of that chunk's blocks first, so random block orders keep the
+//! device as busy as a scan does. The consumer replays the same buffer policy,
 //! so both agree on every block without talking about it; memory stays
 //! bounded by the buffer plus the channel's depth, whatever the dataset size.
 
@@ -130,6 +132,45 @@ fn read_blocks(set: &ShardSet, blocks: &[u64], threads: usize) -> Result<Vec<Vec
     })
 }
 
+/// Pulls chunks of an order and plans their block reads with the buffer
+/// policy (the consumer replays the same policy).
+struct ReadPlanner {
+    set: Arc<ShardSet>,
+    policy: LruPolicy<()>,
+    access: Access,
+    last_block: Option<u64>,
+}
+
+impl ReadPlanner {
+    fn new(set: Arc<ShardSet>, capacity: usize, access: Access) -> Self {
+        ReadPlanner { set, policy: LruPolicy::new(capacity), access, last_block: None }
+    }
+
+    /// The next chunk and the blocks it must read (empty for example access).
+    fn next(&mut self, order: &mut (dyn EpochOrder + Send)) -> Result<Option<(RVec<u64>, Vec<u64>)>> {
+        let Some(ids) = order.next_chunk()? else {
+            return Ok(None);
+        };
+        let n = self.set.index.examples;
+        let mut planned = Vec::new();
+        for &id in ids.iter() {
+            if id >= n {
+                bail!("the sampler yielded example id {id}, outside 0..{n}");
+            }
+            if self.access == Access::Block {
+                let block = id / self.set.index.block_size;
+                // The most recent block again: no LRU order changes.
+                if self.last_block != Some(block) && !self.policy.touch(block) {
+                    self.policy.insert(block, ());
+                    planned.push(block);
+                }
+                self.last_block = Some(block);
+            }
+        }
+        Ok(Some((ids, planned)))
+    }
+}
+
 /// What the reader thread sends: a chunk of the order with the data it needs.
 struct Piece {
     ids: RVec<u64>,
@@ -175,31 +216,23 @@ impl BlockLoader {
         let (capacity, access) = (self.buffer_blocks, self.access);
         let reader = std::thread::spawn(move || {
             let mut stats = IoStats::default();
-            let mut policy: LruPolicy<()> = LruPolicy::new(capacity);
-            let mut last_block = None;
-            let n = set.index.examples;
+            let mut planner = ReadPlanner::new(set.clone(), capacity, access);
+            // One chunk of lookahead: the next chunk's blocks are advised to
+            // the kernel before this chunk's are read, so reads stay queued.
+            let mut next = planner.next(&mut *order);
+            if let Ok(Some((_, blocks))) = &next {
+                set.advise(blocks);
+            }
             loop {
                 let piece = (|| -> Result<Option<Piece>> {
-                    let Some(ids) = order.next_chunk()? else {
+                    let Some((ids, planned)) = std::mem::replace(&mut next, Ok(None))? else {
                         return Ok(None);
                     };
-                    let mut piece = Piece { ids: RVec::new(), blocks: vec![], records: vec![] };
-                    // Plan the chunk's reads with the buffer policy, then issue them.
-                    let mut planned: Vec<u64> = Vec::new();
-                    for &id in ids.iter() {
-                        if id >= n {
-                            bail!("the sampler yielded example id {id}, outside 0..{n}");
-                        }
-                        if access == Access::Block {
-                            let block = id / set.index.block_size;
-                            // The most recent block again: no LRU order changes.
-                            if last_block != Some(block) && !policy.touch(block) {
-                                policy.insert(block, ());
-                                planned.push(block);
-                            }
-                            last_block = Some(block);
-                        }
+                    next = planner.next(&mut *order);
+                    if let Ok(Some((_, blocks))) = &next {
+                        set.advise(blocks);
                     }
+                    let mut piece = Piece { ids: RVec::new(), blocks: vec![], records: vec![] };
                     let started = Instant::now();
                     match access {
                         Access::Block => {
