@@ -159,6 +159,14 @@ pub struct DataConfig {
     pub seed: Option<u64>,
     /// How the training split is stored: `shuffled` or `sorted-by-label`.
     pub stored_order: String,
+    /// Relabels into groups: group `g` becomes class `g`, and examples whose
+    /// label is in no group are dropped; e.g. `[[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]`
+    /// turns the digits into a binary task, `[[0], [1], [2]]` keeps three classes.
+    pub label_groups: Vec<Vec<i64>>,
+    /// `mnist1d`: the largest circular shift of a sequence, in padded points
+    /// (48 as in MNIST-1D; smaller values make the task easier for a linear
+    /// classifier).
+    pub translation: usize,
 }
 
 impl Default for DataConfig {
@@ -179,6 +187,8 @@ impl Default for DataConfig {
             validation_fraction: 0.1,
             seed: None,
             stored_order: "shuffled".into(),
+            label_groups: vec![],
+            translation: 48,
         }
     }
 }
@@ -287,6 +297,11 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Evaluate every this many steps as well as after each epoch (0 = epochs only).
     pub checkpoint_every: u64,
+    /// Also evaluate after exactly these steps.
+    pub checkpoint_steps: Vec<u64>,
+    /// Also evaluate at about this many steps spaced evenly on a log scale
+    /// from step 1 to the last step: dense early, sparse later.
+    pub checkpoint_log: u64,
     /// Epochs each finetuning-oracle candidate trains for.
     pub oracle_epochs: u64,
     /// Learning-rate schedule: `constant`, `step` (× `gamma` every
@@ -318,6 +333,8 @@ impl Default for TrainConfig {
             momentum: 0.0,
             weight_decay: 0.0,
             checkpoint_every: 0,
+            checkpoint_steps: vec![],
+            checkpoint_log: 0,
             oracle_epochs: 2,
             schedule: "constant".into(),
             warmup_steps: 0,
@@ -326,6 +343,38 @@ impl Default for TrainConfig {
             accumulate: 1,
             max_examples: None,
             label_noise: 0.0,
+        }
+    }
+}
+
+/// `[reference]`: a second classifier L trained by the host on the same
+/// inputs, whose hard predictions metrics ask for as the observation
+/// `reference-predictions` (e.g. the linear classifier of μ_Y(F;L)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReferenceConfig {
+    /// `none`, or the network to train, in the terms of `[model]`: `linear`
+    /// is multinomial logistic regression on the flattened inputs.
+    pub model: ModelConfig,
+    /// Passes over the training split (Adam, full-size batches of
+    /// `batch_size`); 0 keeps `model.weights` as loaded.
+    pub epochs: u64,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+}
+
+impl Default for ReferenceConfig {
+    fn default() -> Self {
+        ReferenceConfig {
+            model: ModelConfig { kind: "none".into(), ..ModelConfig::default() },
+            epochs: 200,
+            batch_size: 256,
+            lr: 0.01,
+            weight_decay: 0.0,
         }
     }
 }
@@ -380,6 +429,8 @@ pub struct Settings {
     pub train: TrainConfig,
     /// `[graph]`.
     pub graph: GraphConfig,
+    /// `[reference]`.
+    pub reference: ReferenceConfig,
 }
 
 /// A component named in a manifest, with its parameters.

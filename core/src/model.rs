@@ -149,10 +149,12 @@ impl Model {
         let input_shape: Vec<i64>;
         let features: i64;
         match config.kind.as_str() {
-            "mlp" => {
+            "mlp" | "linear" => {
                 let mut width: i64 = shape.iter().product::<usize>() as i64;
                 input_shape = vec![width];
-                for (i, &h) in config.hidden.iter().enumerate() {
+                // `linear`: multinomial logistic regression, the head alone.
+                let hidden: &[i64] = if config.kind == "linear" { &[] } else { &config.hidden };
+                for (i, &h) in hidden.iter().enumerate() {
                     if h <= 0 {
                         bail!("model.hidden[{i}] must be positive");
                     }
@@ -218,7 +220,7 @@ impl Model {
                 push("pool".into(), Box::new(GlobalPool));
                 features = cin;
             }
-            other => bail!("unknown model kind `{other}` (known: mlp, cnn, resnet)"),
+            other => bail!("unknown model kind `{other}` (known: mlp, linear, cnn, resnet, torchscript)"),
         }
         let head = nn::linear(&root / "head", features, classes, Default::default());
         let mut model =

@@ -236,7 +236,8 @@ const PALETTE: [plotters::style::RGBColor; 10] = [
     plotters::style::RGBColor(23, 190, 207),
 ];
 
-/// Plots one curve per variant on shared axes, as SVG.
+/// Plots one curve per variant on shared axes, as SVG. An x label ending in
+/// `(log scale)` plots log10 x (points with x <= 0 are left out).
 pub fn plot_lines(
     path: &Path,
     title: &str,
@@ -245,6 +246,19 @@ pub fn plot_lines(
     lines: &[(String, Vec<(f64, f64)>)],
 ) -> Result<()> {
     use plotters::prelude::*;
+    let logged: Vec<(String, Vec<(f64, f64)>)>;
+    let (lines, x_label) = match x_label.strip_suffix("(log scale)") {
+        Some(base) => {
+            logged = lines
+                .iter()
+                .map(|(name, pts)| {
+                    (name.clone(), pts.iter().filter(|p| p.0 > 0.0).map(|&(x, y)| (x.log10(), y)).collect())
+                })
+                .collect();
+            (logged.as_slice(), format!("log10 {}", base.trim()))
+        }
+        None => (lines, x_label.to_string()),
+    };
     let points = lines.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in points {
@@ -266,7 +280,7 @@ pub fn plot_lines(
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, y0..y1)?;
-    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
+    chart.configure_mesh().x_desc(x_label.as_str()).y_desc(y_label).draw()?;
     for (i, (name, pts)) in lines.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         chart
@@ -293,6 +307,8 @@ type PlotGroup = (String, String, Vec<(String, Vec<(f64, f64)>)>);
 
 /// Writes `plots/<role>--<series>.svg`: each curve with one line per variant
 /// (for `variant@seed` runs, the mean over seeds, when they share their x).
+/// Series named `plot/curve` share the plot `<role>--plot--<variant>.svg`, a
+/// line per curve.
 pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let plots = dir.join("plots");
     std::fs::create_dir_all(&plots)?;
@@ -300,10 +316,18 @@ pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::Pa
     for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
         for (role, report) in &v.results {
             for s in &report.series {
+                // `plot/curve` series: one plot per variant (seeds merged), a line per curve.
+                let (plot, line) = match s.name.split_once('/') {
+                    Some((plot, curve)) => {
+                        let base = v.name.rsplit_once('@').map_or(v.name.as_str(), |(b, _)| b);
+                        (format!("{plot}--{base}"), format!("{curve}: {}", v.name))
+                    }
+                    None => (s.name.clone(), v.name.clone()),
+                };
                 let entry = groups
-                    .entry((role.clone(), s.name.clone()))
+                    .entry((role.clone(), plot))
                     .or_insert_with(|| (s.x_label.clone(), s.y_label.clone(), vec![]));
-                entry.2.push((v.name.clone(), s.x.iter().copied().zip(s.y.iter().copied()).collect()));
+                entry.2.push((line, s.x.iter().copied().zip(s.y.iter().copied()).collect()));
             }
         }
     }
@@ -554,5 +578,44 @@ mod tests {
             (format_number(396.0), format_number(0.95671), format_number(125472.25)),
             ("396".into(), "0.9567".into(), "125472".into())
         );
+    }
+
+    #[test]
+    fn grouped_series_make_one_plot_per_variant_with_a_line_per_curve() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = sample();
+        let ok = r.variants[0].clone();
+        r.variants = ["digits@1", "digits@2", "blobs@1"]
+            .iter()
+            .map(|name| {
+                let mut v = ok.clone();
+                v.name = name.to_string();
+                let report = v.results.get_mut("baselines.accuracy").unwrap();
+                for curve in ["I(F;Y)", "mu"] {
+                    report.series.push(SeriesJson {
+                        name: format!("information/{curve}"),
+                        x_label: "step (log scale)".into(),
+                        y_label: "bits".into(),
+                        x: vec![0.0, 1.0, 10.0],
+                        y: vec![0.0, 0.1, 0.5],
+                    });
+                }
+                v
+            })
+            .collect();
+        let plots = write_plots(&r, dir.path()).unwrap();
+        let names: Vec<String> = plots.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            names,
+            [
+                "baselines.accuracy--acc.svg",
+                "baselines.accuracy--information--blobs.svg",
+                "baselines.accuracy--information--digits.svg"
+            ]
+        );
+        let svg =
+            std::fs::read_to_string(dir.path().join("plots/baselines.accuracy--information--digits.svg")).unwrap();
+        assert!(svg.contains("I(F;Y): digits (mean of 2)") && svg.contains("mu: digits (mean of 2)"), "{svg}");
+        assert!(svg.contains("log10 step"));
     }
 }

@@ -552,6 +552,32 @@ fn run_train(
         metrics.push(registry.new_metric(&spec.id, &spec.params_text())?);
     }
     let mut reports = BTreeMap::new();
+    // The reference classifier L, trained on the stored training split before
+    // any sampler reorders it, so every variant compares with the same L.
+    let mut reference_config = s.reference.clone();
+    if let Some(weights) = &reference_config.model.weights {
+        reference_config.model.weights = Some(session.manifest.dir().join(weights).display().to_string());
+    }
+    let reference = train::train_reference(
+        &reference_config,
+        &TensorData::new(&splits.train, device),
+        &TensorData::new(&splits.test, device),
+        &splits.train.shape,
+        splits.train.classes as i64,
+        device,
+        role_seed(seed, "reference"),
+    )?
+    .map(|train::TrainedReference { model, figures }| {
+        let mut report = ReportJson::default();
+        report.scalars.extend(figures.into_iter().map(|(k, v)| (k.to_string(), v)));
+        log::info!(
+            "{}: reference classifier trained ({} test accuracy)",
+            variant.name,
+            report.scalars["test_accuracy"]
+        );
+        reports.insert("reference".to_string(), report);
+        model
+    });
     let mut model =
         Model::new(&s.model, &splits.train.shape, splits.train.classes as i64, device, role_seed(seed, "model"))?;
     let layers: Vec<LayerInfo> = model.layers();
@@ -768,7 +794,7 @@ fn run_train(
         let tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
         let order = epoch_order.borrow();
         let storage_view = train::StorageView { order: &order.1, block_size: layout.block_size };
-        let observations = train::observe(model, &splits, &tensors, storage_view, &requests)?;
+        let observations = train::observe(model, &splits, &tensors, storage_view, reference.as_ref(), &requests)?;
         for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
             metric.observe(&cp, &observations, mctx)?;
         }

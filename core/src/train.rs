@@ -246,6 +246,7 @@ pub fn observe(
     splits: &Splits,
     tensors: &[(&str, &TensorData)],
     storage: StorageView,
+    reference: Option<&Model>,
     requests: &[ObservationRequest],
 ) -> Result<Vec<Observation>> {
     let split_names: BTreeSet<&str> = requests.iter().map(|r| r.split.as_str()).collect();
@@ -300,6 +301,12 @@ pub fn observe(
                     Array::f32(vec![n], to_vec_f32(&loss)?)
                 }
                 observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
+                observation::REFERENCE_PREDICTIONS => {
+                    let reference = reference.ok_or_else(|| {
+                        anyhow!("observation `{kind}` needs a reference classifier: add `[reference] model = {{ kind = \"linear\" }}` to the manifest")
+                    })?;
+                    Array::i64(vec![n], to_vec_i64(&tch::no_grad(|| reference.forward(&t.x)).argmax(-1, false))?)
+                }
                 observation::ORDER => {
                     train_only(kind)?;
                     Array::i64(vec![storage.order.len() as u64], storage.order.iter().map(|&i| i as i64).collect())
@@ -314,6 +321,56 @@ pub fn observe(
         }
     }
     Ok(out)
+}
+
+/// The `[reference]` classifier L, trained on `train` (its labels as given)
+/// with Adam on shuffled batches; `None` when the manifest names none.
+/// Returns the model with its figures (train and test accuracy, final loss).
+pub fn train_reference(
+    cfg: &crate::manifest::ReferenceConfig,
+    train: &TensorData,
+    test: &TensorData,
+    shape: &[usize],
+    classes: i64,
+    device: Device,
+    seed: u64,
+) -> Result<Option<TrainedReference>> {
+    if cfg.model.kind == "none" {
+        return Ok(None);
+    }
+    let model = Model::new(&cfg.model, shape, classes, device, seed)?;
+    let n = train.y.size()[0];
+    let mut opt = nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?;
+    let mut rng = SeedRng::derive(seed, 0x2EF);
+    let mut order: Vec<i64> = (0..n).collect();
+    let batch = cfg.batch_size.max(1);
+    for _ in 0..cfg.epochs {
+        rng.shuffle(&mut order);
+        for ids in order.chunks(batch) {
+            let index = Tensor::from_slice(ids).to_device(device);
+            let loss = model
+                .forward_train(&train.x.index_select(0, &index))
+                .cross_entropy_for_logits(&train.y.index_select(0, &index));
+            opt.backward_step(&loss);
+        }
+    }
+    let on_train = evaluate(&model, train);
+    let on_test = evaluate(&model, test);
+    let figures = vec![
+        ("train_accuracy", on_train.accuracy),
+        ("train_loss", on_train.loss),
+        ("test_accuracy", on_test.accuracy),
+        ("epochs", cfg.epochs as f64),
+    ];
+    Ok(Some(TrainedReference { model, figures }))
+}
+
+/// The `[reference]` classifier after training, with its figures.
+pub struct TrainedReference {
+    /// The classifier L.
+    pub model: Model,
+    /// Train and test accuracy, final training loss, epochs.
+    pub figures: Vec<(&'static str, f64)>,
 }
 
 /// One point of the training curves.
@@ -397,6 +454,21 @@ pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> Result<f64> {
     Ok(cfg.lr * warm * scale)
 }
 
+/// The steps `checkpoint_steps` and `checkpoint_log` add to the regular
+/// checkpoints, for a run of `total_steps` steps.
+pub fn checkpoint_steps(cfg: &TrainConfig, total_steps: u64) -> BTreeSet<u64> {
+    let mut steps: BTreeSet<u64> = cfg.checkpoint_steps.iter().copied().filter(|&s| s > 0).collect();
+    let k = cfg.checkpoint_log;
+    if k > 0 && total_steps > 0 {
+        let top = (total_steps as f64).ln();
+        for i in 0..k {
+            let at = if k == 1 { top } else { top * i as f64 / (k - 1) as f64 };
+            steps.insert((at.exp().round() as u64).clamp(1, total_steps));
+        }
+    }
+    steps
+}
+
 /// Trains `model` on the `n` stored examples for `cfg.epochs` epochs with
 /// the batches `hooks` gives, calling the checkpoint hook every
 /// `cfg.checkpoint_every` steps and after each epoch.
@@ -410,6 +482,7 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
     let examples = (n * cfg.epochs).min(budget);
     let total_steps = examples.div_ceil(cfg.batch_size as u64 * accumulate);
     learning_rate(cfg, 0, total_steps)?;
+    let extra_checkpoints = checkpoint_steps(cfg, total_steps);
     let mut micro = 0u64;
     let (mut step, mut seen, mut irregular, mut seconds) = (0u64, 0u64, 0u64, 0.0);
     let (mut loss_sum, mut loss_count) = (0.0, 0u64);
@@ -427,7 +500,9 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
             }
             // Every `checkpoint_every` steps, before the next step: a step that
             // ended an epoch was observed already.
-            if cfg.checkpoint_every > 0 && step > last_checkpoint && step.is_multiple_of(cfg.checkpoint_every) {
+            let scheduled = (cfg.checkpoint_every > 0 && step.is_multiple_of(cfg.checkpoint_every))
+                || extra_checkpoints.contains(&step);
+            if step > last_checkpoint && scheduled {
                 let started = std::time::Instant::now();
                 let cp = Checkpoint { step, epoch: seen as f64 / n as f64, examples_seen: seen, is_final: false };
                 (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
@@ -522,6 +597,13 @@ mod tests {
                 buffer_blocks,
             )))
         }
+    }
+
+    #[test]
+    fn log_spaced_checkpoints_are_dense_early() {
+        let cfg = TrainConfig { checkpoint_log: 5, checkpoint_steps: vec![7, 0], ..TrainConfig::default() };
+        let steps: Vec<u64> = checkpoint_steps(&cfg, 10_000).into_iter().collect();
+        assert_eq!(steps, vec![1, 7, 10, 100, 1000, 10_000]);
     }
 
     #[test]

@@ -176,3 +176,34 @@ fn the_digits_cnn_example_learns_through_shards() {
     assert_eq!(engine(0).scalars["io_requests_per_epoch"], 79.0);
     assert_eq!(engine(1).scalars["io_requests_per_epoch"], 1258.0);
 }
+
+#[test]
+fn every_example_manifest_checks() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = tessera(&["check", path.to_str().unwrap()], &examples);
+            assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "{checked} example manifests");
+}
+
+#[test]
+fn the_increasing_complexity_example_shows_mu_reaching_the_linear_information() {
+    // The digits variant, one seed, fewer epochs: μ climbs to I(L;Y).
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/increasing-complexity.toml");
+    let args = ["-q", "run", manifest.to_str().unwrap(), "--out", "run", "--variant", "digits@1"];
+    let out = tessera(&[&args[..], &["--set", "train.epochs=20"]].concat(), dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let results = tessera_core::report::RunResults::load(&dir.path().join("run")).unwrap();
+    let s = &results.variants[0].results["increasing-complexity.performance-correlation"].scalars;
+    // Seed 1, 20 epochs: μ ends at 0.98 of I(L;Y) ≈ 0.52 bits; early μ/I(F;Y) 0.81.
+    assert!(s["final_mu_over_i_ly"] > 0.85, "{s:?}");
+    assert!(s["early_mu_over_i_fy"] > 0.6, "{s:?}");
+    assert!(s["final_i_fy_given_l"] > 0.2, "{s:?}");
+}

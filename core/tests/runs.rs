@@ -136,3 +136,45 @@ fn corgi2_rewrites_each_block_once_and_reads_like_corgipile_online() {
     let (before, after) = (result(0, "corgi2.order-quality", "h_d"), result(1, "corgi2.order-quality", "h_d"));
     assert!(before > 10.0 && after < before / 2.0, "h_D {before} -> {after}");
 }
+
+#[test]
+fn performance_correlation_compares_the_network_with_a_linear_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = SMALL_TRAIN.replace("classes = 3", "classes = 4\nlabel_groups = [[0, 1], [2, 3]]");
+    let body = format!(
+        "{data}checkpoint_log = 8\n\n[reference]\nmodel = {{ kind = \"linear\" }}\nepochs = 20\n\n[sampler]\nuse = \"baselines.full-shuffle\"\n\n[[metric]]\nuse = \"increasing-complexity.performance-correlation\"\n\n[[variant]]\nname = \"linear-reference\"\n\n[[variant]]\nname = \"own-checkpoint\"\nmetric = [{{ use = \"increasing-complexity.performance-correlation\", reference = \"checkpoint\", reference_step = 20 }}]\n"
+    );
+    let m = write_manifest(dir.path(), &[&baselines(), &library("tessera_increasing_complexity")], &body);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    assert!(outcome.all_ok(), "{:?}", outcome.results.variants);
+    let report = |i: usize| &outcome.results.variants[i].results["increasing-complexity.performance-correlation"];
+    let linear = report(0);
+    // Log-spaced checkpoints (1, 2, 4, ...) plus the two epoch ends.
+    let steps = &linear.series[0].x;
+    assert!(steps.len() >= 8 && steps[..3] == [1.0, 2.0, 3.0], "{steps:?}");
+    let reference = &outcome.results.variants[0].results["reference"].scalars;
+    assert!(reference["test_accuracy"] > 0.8, "{reference:?}");
+    let s = &linear.scalars;
+    assert!((s["final_mu"] - (s["final_i_fy"] - s["final_i_fy_given_l"])).abs() < 1e-12);
+    assert!(s["i_ly"] > 0.3 && s["final_i_fy"] > 0.3, "{s:?}");
+    // L = F at step 20: F explains itself there, and the reference step is reported.
+    let own = report(1);
+    let at = own.series[0].x.iter().position(|&x| x >= 20.0).unwrap();
+    assert_eq!(own.scalars["reference_step"], own.series[0].x[at]);
+    let beyond = own.series.iter().find(|s| s.name == "information/I(F;Y|L)").unwrap();
+    assert!(beyond.y[at].abs() < 1e-12, "{:?}", beyond.y);
+    assert!(outcome
+        .dir
+        .join("plots/increasing-complexity.performance-correlation--information--linear-reference.svg")
+        .exists());
+
+    // Without a [reference], the classifier reference is a clear error.
+    let plain = write_manifest(
+        dir.path(),
+        &[&baselines(), &library("tessera_increasing_complexity")],
+        &format!("{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.full-shuffle\"\n\n[[metric]]\nuse = \"increasing-complexity.performance-correlation\"\n"),
+    );
+    let failed = run_into(&prepare(&plain).unwrap(), &dir.path().join("plain"));
+    let error = failed.results.variants[0].error.clone().unwrap_or_default();
+    assert!(error.contains("needs a reference classifier") && error.contains("[reference]"), "{error}");
+}

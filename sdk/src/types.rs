@@ -87,9 +87,22 @@ pub mod observation {
     pub const ORDER: &str = "order";
     /// `train` only: the storage block of each stored example, `i64`, shape `[n]`.
     pub const BLOCK_IDS: &str = "block-ids";
+    /// Hard predictions of the manifest's `[reference]` classifier L (trained
+    /// once before the run, so the same at every checkpoint), `i64`, shape `[n]`.
+    pub const REFERENCE_PREDICTIONS: &str = "reference-predictions";
     /// Every name above.
-    pub const ALL: [&str; 9] =
-        [PREDICTIONS, LABELS, PROBABILITIES, LOGITS, FEATURES, LOSS, EXAMPLE_IDS, ORDER, BLOCK_IDS];
+    pub const ALL: [&str; 10] = [
+        PREDICTIONS,
+        LABELS,
+        PROBABILITIES,
+        LOGITS,
+        FEATURES,
+        LOSS,
+        EXAMPLE_IDS,
+        ORDER,
+        BLOCK_IDS,
+        REFERENCE_PREDICTIONS,
+    ];
 }
 
 /// The element data of an [`Array`].

@@ -177,7 +177,10 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
             let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
             readers::cifar(&refs, if config.source == "cifar10" { 1 } else { 2 })?
         }
-        "mnist1d" => generators::mnist1d(config.examples, &generators::Mnist1dParams::default(), seed)?,
+        "mnist1d" => {
+            let params = generators::Mnist1dParams { max_translation: config.translation, ..Default::default() };
+            generators::mnist1d(config.examples, &params, seed)?
+        }
         "teacher" => generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?,
         "npy" => readers::npy_dataset(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?,
         "csv" => readers::csv(&path("path", &config.path)?, config.label_column as isize)?,
@@ -187,12 +190,41 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
     })
 }
 
+/// Relabels `data` so that group `g` of `groups` is class `g`, dropping the
+/// examples whose label is in no group.
+pub fn group_labels(data: &Dataset, groups: &[Vec<i64>]) -> Result<Dataset> {
+    let mut class_of = vec![None; data.classes];
+    for (g, group) in groups.iter().enumerate() {
+        for &label in group {
+            let slot = usize::try_from(label).ok().and_then(|l| class_of.get_mut(l)).ok_or_else(|| {
+                anyhow::anyhow!("data.label_groups[{g}]: label {label} is not one of the {} classes", data.classes)
+            })?;
+            if let Some(other) = slot.replace(g) {
+                bail!("data.label_groups: label {label} is in groups {other} and {g}");
+            }
+        }
+    }
+    if groups.len() < 2 {
+        bail!("data.label_groups needs at least 2 groups (got {})", groups.len());
+    }
+    let keep: Vec<usize> = (0..data.len()).filter(|&i| class_of[data.labels[i] as usize].is_some()).collect();
+    let mut out = data.subset(&keep);
+    for label in out.labels.iter_mut() {
+        *label = class_of[*label as usize].expect("kept") as i64;
+    }
+    out.classes = groups.len();
+    Ok(out)
+}
+
 /// Builds the splits that `config` describes; `seed` is used when the
 /// config sets none. Examples are shuffled (by the data seed) before
 /// splitting; the training split comes in its stored order.
 pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::Path) -> Result<Splits> {
     let seed = config.seed.unwrap_or(seed);
     let mut all = source(config, seed, base)?;
+    if !config.label_groups.is_empty() {
+        all = group_labels(&all, &config.label_groups)?;
+    }
     let mut order: Vec<usize> = (0..all.len()).collect();
     SeedRng::derive(seed, 0x5B117).shuffle(&mut order);
     all = all.subset(&order);
@@ -224,6 +256,19 @@ pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_groups_merge_classes_and_drop_the_rest() {
+        let d = blobs(60, 2, 6, 2.0, 3).unwrap();
+        let g = group_labels(&d, &[vec![0, 1], vec![4]]).unwrap();
+        assert_eq!((g.len(), g.classes), (30, 2));
+        assert_eq!(g.labels.iter().filter(|&&y| y == 0).count(), 20);
+        assert!(g.labels.iter().all(|&y| y == 0 || y == 1));
+        let err = group_labels(&d, &[vec![0], vec![0, 1]]).unwrap_err().to_string();
+        assert!(err.contains("label 0 is in groups 0 and 1"), "{err}");
+        let err = group_labels(&d, &[vec![0], vec![9]]).unwrap_err().to_string();
+        assert!(err.contains("label_groups[1]: label 9"), "{err}");
+    }
 
     #[test]
     fn blobs_are_reproducible_and_balanced() {
