@@ -383,20 +383,56 @@ impl Default for ReferenceConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GraphConfig {
-    /// The generator: `erdos-renyi` (G(n, m)).
+    /// The source: `erdos-renyi` (G(n, m)), `barabasi-albert`,
+    /// `watts-strogatz`, `rmat` (power-law), or `file` (an edge list at `path`).
     pub generator: String,
-    /// Nodes n.
+    /// Nodes n (generators).
     pub nodes: u32,
-    /// Directed edges m.
+    /// Directed edges m (`erdos-renyi`; `rmat`: edges drawn, a few are dropped).
     pub edges: u64,
-    /// The independent-cascade probability model: `uniform` or `weighted-cascade`.
+    /// `barabasi-albert`: edges each new node attaches with.
+    pub attach: u32,
+    /// `watts-strogatz`: ring neighbours per node (even).
+    pub neighbors: u32,
+    /// `watts-strogatz`: rewiring probability β.
+    pub rewire: f64,
+    /// `rmat`: quadrant probabilities (a, b, c); d = 1 − a − b − c.
+    pub rmat: [f64; 3],
+    /// `file`: the edge list, relative to the manifest.
+    pub path: Option<String>,
+    /// `file`: `snap` (`#` comments, `u v [w]`, ids renumbered) or `header` (first line `n m`).
+    pub format: String,
+    /// `file`: add both directions of every edge.
+    pub undirected: bool,
+    /// Seed of the graph, features and model (default: the experiment's),
+    /// so variants and seeds can share one graph.
+    pub seed: Option<u64>,
+    /// Node features x_u ~ U[lo, hi]^d (0: none).
+    pub feature_dim: u32,
+    /// The range [lo, hi] of the node features.
+    pub feature_range: [f32; 2],
+    /// Edge probabilities: `uniform`, `weighted-cascade` (1/indeg), `trivalency`
+    /// ({0.1, 0.01, 0.001}), `hyperparametric` (σ(θᵀ[x_u; x_v])) or `file` (the weights read).
     pub probability_model: String,
-    /// p of the `uniform` model.
+    /// `uniform`: p.
     pub probability: f32,
+    /// `hyperparametric`: θ_c (2d values); empty: drawn from U[−1, 1]^{2d} with the graph's seed.
+    pub theta: Vec<f32>,
+    /// `hyperparametric`: the box radius B of Θ = θ_c + [−B, B]^{2d}.
+    pub radius: f64,
+    /// `hyperparametric`: models θ of the evaluation grid (θ_c plus draws from the box).
+    pub evaluation_thetas: u32,
+    /// The objective that gives the per-θ reference value for the worst-case
+    /// ratio (e.g. `robust-im.greedy`; empty: no ratio).
+    pub reference: String,
     /// Seed-set size k.
     pub budget: u32,
+    /// Further budgets to run as well (the report plots spread against k).
+    pub budgets: Vec<u32>,
     /// Monte Carlo simulations per spread estimate.
     pub simulations: u32,
+    /// Write the graph as a SNAP edge list (`graph.txt`) into the run folder.
+    pub write_snap: bool,
 }
 
 impl Default for GraphConfig {
@@ -405,10 +441,26 @@ impl Default for GraphConfig {
             generator: "erdos-renyi".into(),
             nodes: 1000,
             edges: 5000,
+            attach: 3,
+            neighbors: 6,
+            rewire: 0.1,
+            rmat: [0.57, 0.19, 0.19],
+            path: None,
+            format: "snap".into(),
+            undirected: false,
+            seed: None,
+            feature_dim: 0,
+            feature_range: [-1.0, 1.0],
             probability_model: "uniform".into(),
             probability: 0.05,
+            theta: vec![],
+            radius: 0.5,
+            evaluation_thetas: 20,
+            reference: String::new(),
             budget: 10,
+            budgets: vec![],
             simulations: 1000,
+            write_snap: false,
         }
     }
 }

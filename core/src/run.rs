@@ -80,6 +80,9 @@ pub struct Session {
     pub variants: Vec<Variant>,
     /// The plugins.
     pub registry: Registry,
+    /// Per-θ reference values of graph experiments, shared by the variants
+    /// that evaluate on the same graph, grid and budget.
+    reference_cache: std::sync::Mutex<BTreeMap<String, Vec<graph::SpreadEstimate>>>,
 }
 
 fn component_diagnostic(
@@ -173,6 +176,18 @@ pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSear
                 Some("add e.g. [sampler] use = \"baselines.full-shuffle\"".into()),
             ));
         }
+        let reference = &variant.settings.graph.reference;
+        if kind == ExperimentKind::Graph && !reference.is_empty() {
+            if let Err(e) = registry.new_graph_objective(reference, "") {
+                errors.push(manifest.diagnostic(
+                    variant.index,
+                    overrides,
+                    "graph.reference",
+                    format!("{e:#}"),
+                    Some("the reference is a graph objective, e.g. \"robust-im.greedy\"".into()),
+                ));
+            }
+        }
         if kind == ExperimentKind::Graph && variant.objective.is_none() {
             errors.push(manifest.diagnostic(
                 variant.index,
@@ -185,7 +200,7 @@ pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSear
     }
     errors.dedup();
     if errors.is_empty() {
-        Ok(Session { manifest, variants, registry })
+        Ok(Session { manifest, variants, registry, reference_cache: Default::default() })
     } else {
         Err(Diagnostics(errors))
     }
@@ -439,7 +454,7 @@ fn run_variant(
 ) -> Result<BTreeMap<String, ReportJson>> {
     match variant.settings.experiment.kind {
         ExperimentKind::Train => run_train(session, variant, options, run_dir),
-        ExperimentKind::Graph => run_graph(session, variant, options),
+        ExperimentKind::Graph => run_graph(session, variant, options, run_dir),
     }
 }
 
@@ -900,61 +915,206 @@ fn run_train(
     Ok(reports)
 }
 
-fn run_graph(session: &Session, variant: &Variant, options: &RunOptions) -> Result<BTreeMap<String, ReportJson>> {
+fn run_graph(
+    session: &Session,
+    variant: &Variant,
+    options: &RunOptions,
+    run_dir: &Path,
+) -> Result<BTreeMap<String, ReportJson>> {
     let s = &variant.settings;
     let g = &s.graph;
     let seed = s.experiment.seed;
-    let mut graph = match g.generator.as_str() {
-        "erdos-renyi" => graph::erdos_renyi(g.nodes, g.edges, s.data.seed.unwrap_or(seed))?,
-        other => bail!("unknown graph generator `{other}` (known: erdos-renyi)"),
-    };
-    match g.probability_model.as_str() {
-        "uniform" => graph.set_uniform(g.probability),
-        "weighted-cascade" => graph.set_weighted_cascade(),
-        other => bail!("unknown probability model `{other}` (known: uniform, weighted-cascade)"),
+    let graph_seed = g.seed.unwrap_or(seed);
+    let started = Instant::now();
+    let graph = graph::build(g, graph_seed, &session.manifest.dir())?;
+    log::info!(
+        "{}: graph with {} nodes and {} edges ready in {:.1}s",
+        variant.name,
+        graph.nodes(),
+        graph.edges(),
+        started.elapsed().as_secs_f64()
+    );
+    if g.write_snap {
+        let dir = run_dir.join("graphs");
+        std::fs::create_dir_all(&dir)?;
+        let comment = format!(
+            "tessera {}: [graph] {} (seed {graph_seed})",
+            env!("CARGO_PKG_VERSION"),
+            toml::to_string(g).unwrap_or_default().replace('\n', "; ")
+        );
+        graph::write_snap(&graph, &dir.join(format!("{}.txt", report::file_stem_safe(&variant.name))), &comment)?;
     }
     let spec = variant.objective.as_ref().ok_or_else(|| anyhow!("no objective"))?;
     let mut objective = session.registry.new_graph_objective(&spec.id, &spec.params_text())?;
-    let started = Instant::now();
-    let mut ctx = CallContext::new(role_seed(seed, "objective"), options.cancel.clone());
-    ctx.progress = progress_bar(options, 0, format!("{}: {}", variant.name, spec.id));
-    let choice = objective.choose(&graph.view(), g.budget, &ctx)?;
-    if let Some(bar) = ctx.progress.take() {
-        bar.finish_and_clear();
-    }
-    let choose_seconds = started.elapsed().as_secs_f64();
-    let mut report = ReportJson::from(&choice.report);
-    let mut expected = 0.0;
-    let mut variance = 0.0;
-    let mut rows = Vec::new();
-    for (i, set) in choice.sets.iter().enumerate() {
-        if set.seeds.len() > g.budget as usize {
-            bail!("{}: seed set {i} has {} nodes, over the budget of {}", spec.id, set.seeds.len(), g.budget);
+    let evaluation_seed = role_seed(seed, "evaluation");
+    // The evaluation grid: θ_c, then draws from the box (hyperparametric only).
+    let grid: Vec<Vec<f32>> =
+        if graph.theta_center.is_empty() {
+            vec![]
+        } else {
+            let mut rng = SeedRng::derive(graph_seed, 0x7E7A);
+            let b = graph.theta_radius;
+            std::iter::once(graph.theta_center.clone())
+                .chain((1..g.evaluation_thetas.max(1)).map(|_| {
+                    graph.theta_center.iter().map(|&c| c + ((2.0 * rng.next_f64() - 1.0) * b) as f32).collect()
+                }))
+                .collect()
+        };
+    let grid_probabilities: Vec<Vec<f32>> = grid.iter().map(|t| graph.view().probabilities_at(t)).collect();
+    let mut budgets: Vec<u32> = std::iter::once(g.budget).chain(g.budgets.iter().copied()).collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    let mut report = ReportJson::default();
+    let mut by_k: Vec<(f64, f64, f64, f64)> = Vec::new(); // k, spread, worst case, worst ratio
+    for &k in &budgets {
+        let started = Instant::now();
+        let mut ctx = CallContext::new(role_seed(seed, "objective"), options.cancel.clone());
+        ctx.progress = progress_bar(options, 0, format!("{}: {} (k = {k})", variant.name, spec.id));
+        let choice = objective.choose(&graph.view(), k, &ctx)?;
+        if let Some(bar) = ctx.progress.take() {
+            bar.finish_and_clear();
         }
-        if let Some(bad) = set.seeds.iter().find(|&&u| u >= graph.nodes()) {
-            bail!("{}: seed {bad} is not a node (n = {})", spec.id, graph.nodes());
+        let choose_seconds = started.elapsed().as_secs_f64();
+        for (i, set) in choice.sets.iter().enumerate() {
+            if set.seeds.len() > k as usize {
+                bail!("{}: seed set {i} has {} nodes, over the budget of {k}", spec.id, set.seeds.len());
+            }
+            if let Some(bad) = set.seeds.iter().find(|&&u| u >= graph.nodes()) {
+                bail!("{}: seed {bad} is not a node (n = {})", spec.id, graph.nodes());
+            }
         }
-        let estimate = graph::spread(&graph, set.seeds.as_slice(), g.simulations, role_seed(seed, "evaluation"));
-        expected += set.weight * estimate.mean;
-        variance += (set.weight * estimate.ci95).powi(2);
-        let seeds: Vec<String> = set.seeds.iter().map(u32::to_string).collect();
-        rows.push(vec![
-            serde_json::json!(i),
-            serde_json::json!(set.weight),
-            serde_json::json!(estimate.mean),
-            serde_json::json!(estimate.ci95),
-            serde_json::json!(seeds.join(" ")),
-        ]);
+        // E_S[σ(S)] of the chosen distribution under `probabilities`.
+        let expected = |probabilities: &[f32]| -> graph::SpreadEstimate {
+            let (mut mean, mut var) = (0.0, 0.0);
+            for set in choice.sets.iter() {
+                let e = graph::spread_with(&graph, probabilities, set.seeds.as_slice(), g.simulations, evaluation_seed);
+                mean += set.weight * e.mean;
+                var += (set.weight * e.ci95).powi(2);
+            }
+            graph::SpreadEstimate { mean, ci95: var.sqrt() }
+        };
+        let at_model = expected(&graph.probabilities);
+        let grid_spreads: Vec<graph::SpreadEstimate> = grid_probabilities.iter().map(|p| expected(p)).collect();
+        let references = reference_values(session, g, graph_seed, &graph, &grid_probabilities, k, options, seed)?;
+        let worst = grid_spreads.iter().copied().min_by(|a, b| a.mean.total_cmp(&b.mean));
+        let ratios: Vec<f64> = grid_spreads
+            .iter()
+            .zip(&references)
+            .map(|(s, r)| if r.mean > 0.0 { s.mean / r.mean } else { 1.0 })
+            .collect();
+        let worst_ratio = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        by_k.push((k as f64, at_model.mean, worst.map_or(f64::NAN, |w| w.mean), worst_ratio));
+        if k != g.budget {
+            continue;
+        }
+        report = ReportJson::from(&choice.report);
+        report.scalars.insert("expected_spread".into(), at_model.mean);
+        report.scalars.insert("expected_spread_ci95".into(), at_model.ci95);
+        report.scalars.insert("choose_seconds".into(), choose_seconds);
+        report.scalars.insert("seed_sets".into(), choice.sets.len() as f64);
+        let rows = choice.sets.iter().enumerate().map(|(i, set)| {
+            let seeds: Vec<String> = set.seeds.iter().map(u32::to_string).collect();
+            vec![serde_json::json!(i), serde_json::json!(set.weight), serde_json::json!(seeds.join(" "))]
+        });
+        report.tables.push(report::TableJson {
+            name: "seed_sets".into(),
+            columns: ["set", "weight", "seeds"].map(String::from).to_vec(),
+            rows: rows.collect(),
+        });
+        if let Some(worst) = worst {
+            report.scalars.insert("worst_case_spread".into(), worst.mean);
+            report.scalars.insert("worst_case_spread_ci95".into(), worst.ci95);
+            report.scalars.insert(
+                "mean_spread_over_grid".into(),
+                grid_spreads.iter().map(|s| s.mean).sum::<f64>() / grid_spreads.len() as f64,
+            );
+            if !references.is_empty() {
+                report.scalars.insert("worst_case_ratio".into(), worst_ratio);
+            }
+            let rows = grid_spreads.iter().enumerate().map(|(i, s)| {
+                let reference = references.get(i);
+                vec![
+                    serde_json::json!(i),
+                    serde_json::json!(s.mean),
+                    serde_json::json!(s.ci95),
+                    serde_json::json!(reference.map(|r| r.mean)),
+                    serde_json::json!(ratios.get(i)),
+                ]
+            });
+            report.tables.push(report::TableJson {
+                name: "theta_grid".into(),
+                columns: ["theta", "spread", "ci95", "reference_spread", "ratio"].map(String::from).to_vec(),
+                rows: rows.collect(),
+            });
+            report.series.push(SeriesJson {
+                name: "spread_by_theta".into(),
+                x_label: "θ of the evaluation grid (0 = θ_c)".into(),
+                y_label: "expected spread".into(),
+                x: (0..grid_spreads.len()).map(|i| i as f64).collect(),
+                y: grid_spreads.iter().map(|s| s.mean).collect(),
+            });
+        }
     }
-    report.scalars.insert("expected_spread".into(), expected);
-    report.scalars.insert("expected_spread_ci95".into(), variance.sqrt());
-    report.scalars.insert("choose_seconds".into(), choose_seconds);
-    report.tables.push(report::TableJson {
-        name: "seed_sets".into(),
-        columns: ["set", "weight", "spread", "ci95", "seeds"].map(String::from).to_vec(),
-        rows,
-    });
+    if budgets.len() > 1 {
+        let series = |name: &str, y_label: &str, f: fn(&(f64, f64, f64, f64)) -> f64| SeriesJson {
+            name: name.into(),
+            x_label: "budget k".into(),
+            y_label: y_label.into(),
+            x: by_k.iter().map(|r| r.0).collect(),
+            y: by_k.iter().map(f).collect(),
+        };
+        report.series.push(series("spread_by_k", "expected spread", |r| r.1));
+        if !grid.is_empty() {
+            report.series.push(series("worst_case_spread_by_k", "worst-case spread over the grid", |r| r.2));
+            if !g.reference.is_empty() {
+                report
+                    .series
+                    .push(series("worst_case_ratio_by_k", "worst-case ratio to the per-θ reference", |r| r.3));
+            }
+        }
+    }
     Ok([("objective".to_string(), report)].into())
+}
+
+/// The reference objective's spread at each θ of the grid for budget `k`
+/// (cached: variants on the same graph share them); empty without a reference.
+#[allow(clippy::too_many_arguments)]
+fn reference_values(
+    session: &Session,
+    g: &crate::manifest::GraphConfig,
+    graph_seed: u64,
+    graph: &graph::Graph,
+    grid_probabilities: &[Vec<f32>],
+    k: u32,
+    options: &RunOptions,
+    seed: u64,
+) -> Result<Vec<graph::SpreadEstimate>> {
+    if g.reference.is_empty() || grid_probabilities.is_empty() {
+        return Ok(vec![]);
+    }
+    let key = format!("{}|{graph_seed}|{seed}|{k}", toml::to_string(g).unwrap_or_default());
+    if let Some(hit) = session.reference_cache.lock().expect("cache lock").get(&key) {
+        return Ok(hit.clone());
+    }
+    let mut reference = session.registry.new_graph_objective(&g.reference, "")?;
+    let mut fixed = graph.clone();
+    fixed.theta_center.clear();
+    let mut values = Vec::new();
+    for (i, probabilities) in grid_probabilities.iter().enumerate() {
+        fixed.probabilities.clone_from(probabilities);
+        let ctx = CallContext::new(role_seed(seed, &format!("reference-{i}")), options.cancel.clone());
+        let choice = reference.choose(&fixed.view(), k, &ctx)?;
+        let (mut mean, mut var) = (0.0, 0.0);
+        for set in choice.sets.iter() {
+            let e = graph::spread(&fixed, set.seeds.as_slice(), g.simulations, role_seed(seed, "evaluation"));
+            mean += set.weight * e.mean;
+            var += (set.weight * e.ci95).powi(2);
+        }
+        values.push(graph::SpreadEstimate { mean, ci95: var.sqrt() });
+    }
+    log::info!("per-θ reference `{}` at k = {k}: {} models", g.reference, values.len());
+    session.reference_cache.lock().expect("cache lock").insert(key, values.clone());
+    Ok(values)
 }
 
 #[cfg(test)]

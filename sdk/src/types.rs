@@ -323,6 +323,12 @@ pub struct GraphView<'a> {
     pub feature_dim: u32,
     /// Node features x_u, n·d of them, row-major, or empty.
     pub features: RSlice<'a, f32>,
+    /// Hyperparametric model: the centre θ_c of the box Θ = θ_c + [−B, B]^{2d}
+    /// of edge-probability parameters (2d values; `probabilities` are p at
+    /// θ_c); empty when the probabilities are fixed.
+    pub theta_center: RSlice<'a, f32>,
+    /// Hyperparametric model: the box radius B.
+    pub theta_radius: f64,
 }
 
 impl GraphView<'_> {
@@ -340,6 +346,31 @@ impl GraphView<'_> {
     pub fn out_neighbors(&self, u: u32) -> &[u32] {
         let (a, b) = (self.offsets[u as usize] as usize, self.offsets[u as usize + 1] as usize);
         &self.targets.as_slice()[a..b]
+    }
+
+    /// Whether the edge probabilities come from a hyperparametric model
+    /// (then [`GraphView::probabilities_at`] gives them for any θ).
+    pub fn is_hyperparametric(&self) -> bool {
+        !self.theta_center.is_empty()
+    }
+
+    /// The hyperparametric edge probabilities at `theta` (2d values):
+    /// p_uv = σ(θᵀ [x_u; x_v]) for every edge, in CSR order.
+    pub fn probabilities_at(&self, theta: &[f32]) -> Vec<f32> {
+        let d = self.feature_dim as usize;
+        assert_eq!(theta.len(), 2 * d, "θ has 2d = {} values", 2 * d);
+        let x = self.features.as_slice();
+        let mut out = Vec::with_capacity(self.targets.len());
+        for u in 0..self.nodes as usize {
+            let (a, b) = (self.offsets[u] as usize, self.offsets[u + 1] as usize);
+            let xu: f32 = theta[..d].iter().zip(&x[u * d..(u + 1) * d]).map(|(t, v)| t * v).sum();
+            for &v in &self.targets.as_slice()[a..b] {
+                let v = v as usize;
+                let z = xu + theta[d..].iter().zip(&x[v * d..(v + 1) * d]).map(|(t, v)| t * v).sum::<f32>();
+                out.push(1.0 / (1.0 + (-z).exp()));
+            }
+        }
+        out
     }
 }
 
