@@ -13,18 +13,9 @@ use std::time::Instant;
 
 use tessera_core::data::generators::teacher;
 use tessera_core::plugin::{CallContext, Registry};
+use tessera_core::run::peak_rss_mb;
 use tessera_core::storage::{write_shards, Access, BlockLoader, ShardSet};
 use tessera_sdk::StorageLayout;
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {

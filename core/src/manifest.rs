@@ -411,6 +411,9 @@ pub struct GraphConfig {
     pub feature_dim: u32,
     /// The range [lo, hi] of the node features.
     pub feature_range: [f32; 2],
+    /// Make each node's first feature the constant 1, so θ's matching
+    /// coordinates act as biases (p_uv = σ(θ₀ + θ₀′ + …)).
+    pub constant_feature: bool,
     /// Edge probabilities: `uniform`, `weighted-cascade` (1/indeg), `trivalency`
     /// ({0.1, 0.01, 0.001}), `hyperparametric` (σ(θᵀ[x_u; x_v])) or `file` (the weights read).
     pub probability_model: String,
@@ -451,6 +454,7 @@ impl Default for GraphConfig {
             seed: None,
             feature_dim: 0,
             feature_range: [-1.0, 1.0],
+            constant_feature: false,
             probability_model: "uniform".into(),
             probability: 0.05,
             theta: vec![],

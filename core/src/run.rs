@@ -975,6 +975,7 @@ fn run_graph(
             bar.finish_and_clear();
         }
         let choose_seconds = started.elapsed().as_secs_f64();
+        let peak_memory_mb = peak_rss_mb();
         for (i, set) in choice.sets.iter().enumerate() {
             if set.seeds.len() > k as usize {
                 bail!("{}: seed set {i} has {} nodes, over the budget of {k}", spec.id, set.seeds.len());
@@ -1011,6 +1012,9 @@ fn run_graph(
         report.scalars.insert("expected_spread".into(), at_model.mean);
         report.scalars.insert("expected_spread_ci95".into(), at_model.ci95);
         report.scalars.insert("choose_seconds".into(), choose_seconds);
+        report.scalars.insert("peak_memory_mb".into(), peak_memory_mb);
+        report.scalars.insert("graph_nodes".into(), graph.nodes() as f64);
+        report.scalars.insert("graph_edges".into(), graph.edges() as f64);
         report.scalars.insert("seed_sets".into(), choice.sets.len() as f64);
         let rows = choice.sets.iter().enumerate().map(|(i, set)| {
             let seeds: Vec<String> = set.seeds.iter().map(u32::to_string).collect();
@@ -1074,6 +1078,17 @@ fn run_graph(
         }
     }
     Ok([("objective".to_string(), report)].into())
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), in MB; NaN elsewhere.
+pub fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// The reference objective's spread at each θ of the grid for budget `k`

@@ -178,3 +178,46 @@ fn performance_correlation_compares_the_network_with_a_linear_reference() {
     let error = failed.results.variants[0].error.clone().unwrap_or_default();
     assert!(error.contains("needs a reference classifier") && error.contains("[reference]"), "{error}");
 }
+
+#[test]
+fn robust_im_components_run_on_a_hyperparametric_graph_and_rr_estimates_agree_with_monte_carlo() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "kind = \"graph\"\n\n[graph]\ngenerator = \"barabasi-albert\"\nnodes = 300\nattach = 2\nseed = 5\nfeature_dim = 3\nconstant_feature = true\nprobability_model = \"hyperparametric\"\ntheta = [-1.0, 0.0, 0.0, -1.0, 0.0, 0.0]\nradius = 0.75\nevaluation_thetas = 6\nreference = \"robust-im.greedy\"\nbudget = 5\nbudgets = [2, 5]\nsimulations = 2000\n\n[[variant]]\nname = \"hiro\"\nobjective = { use = \"robust-im.hiro\", thetas = 6, rounds = 8, rr_per_theta = 2000 }\n\n[[variant]]\nname = \"lugreedy\"\nobjective = { use = \"robust-im.lugreedy\", epsilon = 0.3 }\n\n[[variant]]\nname = \"greedy\"\nobjective = { use = \"robust-im.greedy\", epsilon = 0.1 }\n";
+    let m = write_manifest(dir.path(), &[&baselines(), &library("tessera_robust_im")], body);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    assert!(outcome.all_ok(), "{:?}", outcome.results.variants);
+    let scalars = |i: usize| &outcome.results.variants[i].results["objective"].scalars;
+    // HIRO answers with a distribution over its 8 rounds' sets.
+    assert_eq!(scalars(0)["seed_sets"], 8.0);
+    for i in 0..3 {
+        let s = scalars(i);
+        assert!(s["worst_case_spread"] <= s["expected_spread"] + 3.0 * s["expected_spread_ci95"] + 1e-9, "{s:?}");
+        assert!(s["worst_case_ratio"] > 0.0 && s["worst_case_ratio"] <= 1.2, "{s:?}");
+    }
+    // Greedy's RR estimate of its own set agrees with the host's Monte Carlo
+    // at θ_c within their combined error (OPIM-C: ε = 0.1).
+    let g = scalars(2);
+    let (rr, mc, ci) = (g["estimated_spread"], g["expected_spread"], g["expected_spread_ci95"]);
+    assert!((rr - mc).abs() < 3.0 * ci + 0.05 * mc, "RR {rr} vs Monte Carlo {mc} ± {ci}");
+    assert!(g["certified_ratio"] >= 1.0 - 1.0 / std::f64::consts::E - 0.1, "{g:?}");
+    let series = &outcome.results.variants[0].results["objective"].series;
+    let by_k = series.iter().find(|s| s.name == "worst_case_spread_by_k").unwrap();
+    assert_eq!(by_k.x, vec![2.0, 5.0]);
+
+    // LUGreedy needs a hyperparametric model, and says so.
+    let plain = "kind = \"graph\"\n\n[graph]\nnodes = 100\nedges = 300\n\n[objective]\nuse = \"robust-im.lugreedy\"\n";
+    let m = write_manifest(dir.path(), &[&baselines(), &library("tessera_robust_im")], plain);
+    let failed = run_into(&prepare(&m).unwrap(), &dir.path().join("plain"));
+    let error = failed.results.variants[0].error.clone().unwrap_or_default();
+    assert!(error.contains("needs a hyperparametric graph"), "{error}");
+}
+
+#[test]
+fn an_unknown_graph_reference_is_a_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let body =
+        "kind = \"graph\"\n\n[graph]\nreference = \"robust-im.greedyy\"\n\n[objective]\nuse = \"baselines.degree\"\n";
+    let m = write_manifest(dir.path(), &[&baselines()], body);
+    let err = prepare(&m).err().unwrap().to_string();
+    assert!(err.contains("graph.reference") && err.contains("greedyy"), "{err}");
+}

@@ -35,6 +35,9 @@ pub fn build(config: &crate::manifest::GraphConfig, seed: u64, base: &std::path:
             bail!("graph.feature_range must be [lo, hi] with lo <= hi");
         }
         graph.set_uniform_features(c.feature_dim, c.feature_range, seed);
+        if c.constant_feature {
+            graph.features.iter_mut().step_by(c.feature_dim as usize).for_each(|x| *x = 1.0);
+        }
     }
     match c.probability_model.as_str() {
         "uniform" => graph.set_uniform(c.probability),
@@ -329,6 +332,17 @@ mod tests {
         let e = spread(&g, &[0], 20_000, 0);
         assert!((e.mean - 1.75).abs() < 3.0 * e.ci95.max(0.01), "{e:?}");
         assert_eq!(e, spread(&g, &[0], 20_000, 0), "reproducible");
+    }
+
+    #[test]
+    fn monte_carlo_matches_exact_enumeration_on_a_tiny_graph() {
+        // A diamond 0 -> {1, 2} -> 3: σ({0}) = 1 + p01 + p02 + P(3 reached).
+        let mut g = Graph::from_edges(4, &[(0, 1), (0, 2), (1, 3), (2, 3)]).unwrap();
+        g.probabilities = vec![0.5, 0.4, 0.3, 0.6];
+        let reach3 = 1.0 - (1.0 - 0.5 * 0.3) * (1.0 - 0.4 * 0.6);
+        let exact = 1.0 + 0.5 + 0.4 + reach3;
+        let e = spread(&g, &[0], 100_000, 3);
+        assert!((e.mean - exact).abs() < 3.0 * e.ci95, "{e:?} vs exact {exact}");
     }
 
     #[test]

@@ -48,6 +48,54 @@ impl ReverseGraph {
         let (a, b) = (self.offsets[v as usize] as usize, self.offsets[v as usize + 1] as usize);
         self.sources[a..b].iter().copied().zip(self.edge[a..b].iter().copied())
     }
+
+    /// For each node, the probability all its in-edges share (weighted
+    /// cascade, uniform models), or −1 where they differ.
+    fn shared_in_probability(&self, probabilities: &[f32]) -> Vec<f32> {
+        (0..self.nodes as usize)
+            .map(|v| {
+                let (a, b) = (self.offsets[v] as usize, self.offsets[v + 1] as usize);
+                let first = self.edge[a..b].first().map_or(0.0, |&e| probabilities[e as usize]);
+                if self.edge[a..b].iter().all(|&e| probabilities[e as usize] == first) {
+                    first
+                } else {
+                    -1.0
+                }
+            })
+            .collect()
+    }
+}
+
+/// Keeps each in-edge of one node with probability p: for a probability the
+/// node's in-edges share, jump from kept edge to kept edge by geometric gaps
+/// (cost ∝ edges kept, not in-degree: hubs of weighted cascade are cheap);
+/// otherwise one draw per edge.
+fn kept_in_edges(
+    graph: &ReverseGraph,
+    v: u32,
+    shared: f32,
+    probabilities: &[f32],
+    rng: &mut SeedRng,
+    mut keep: impl FnMut(u32),
+) {
+    let (a, b) = (graph.offsets[v as usize] as usize, graph.offsets[v as usize + 1] as usize);
+    if shared < 0.0 {
+        for (u, e) in graph.in_edges(v) {
+            if rng.next_f64() < probabilities[e as usize] as f64 {
+                keep(u);
+            }
+        }
+    } else if shared >= 1.0 {
+        graph.sources[a..b].iter().for_each(|&u| keep(u));
+    } else if shared > 0.0 {
+        let log_q = (1.0 - shared as f64).ln();
+        let gap = |rng: &mut SeedRng| ((1.0 - rng.next_f64()).ln() / log_q) as usize;
+        let mut i = a + gap(rng);
+        while i < b {
+            keep(graph.sources[i]);
+            i += 1 + gap(rng);
+        }
+    }
 }
 
 /// RR sets, stored flat: set i is `nodes[offsets[i]..offsets[i+1]]`.
@@ -104,6 +152,7 @@ impl RrSets {
         let first_batch = have / SETS_PER_BATCH;
         let last_batch = (target as u64).div_ceil(SETS_PER_BATCH);
         let n = graph.nodes as usize;
+        let shared = graph.shared_in_probability(probabilities);
         let batches: Vec<(Vec<u64>, Vec<u32>)> = (first_batch..last_batch)
             .into_par_iter()
             .map_init(
@@ -123,12 +172,12 @@ impl RrSets {
                         stack.push(root);
                         while let Some(v) = stack.pop() {
                             nodes.push(v);
-                            for (u, e) in graph.in_edges(v) {
-                                if visited[u as usize] != *stamp && rng.next_f64() < probabilities[e as usize] as f64 {
+                            kept_in_edges(graph, v, shared[v as usize], probabilities, &mut rng, |u| {
+                                if visited[u as usize] != *stamp {
                                     visited[u as usize] = *stamp;
                                     stack.push(u);
                                 }
-                            }
+                            });
                         }
                         lengths.push((nodes.len() - start) as u64);
                     }
@@ -192,5 +241,82 @@ mod tests {
         assert_eq!(stepwise, all);
         // Spread of {0} on the path with p = 1 is 4.
         assert_eq!(all.spread(&[0], 4), 4.0);
+    }
+
+    /// The exact expected spread by enumerating all 2^m live-edge graphs.
+    fn exact_spread(offsets: &[u64], targets: &[u32], p: &[f32], seeds: &[u32]) -> f64 {
+        let (n, m) = (offsets.len() - 1, targets.len());
+        let mut total = 0.0;
+        for live in 0u32..1 << m {
+            let mut prob = 1.0;
+            for (e, &pe) in p.iter().enumerate() {
+                prob *= if live >> e & 1 == 1 { pe as f64 } else { 1.0 - pe as f64 };
+            }
+            let mut reached = vec![false; n];
+            let mut stack: Vec<u32> = seeds.to_vec();
+            seeds.iter().for_each(|&s| reached[s as usize] = true);
+            while let Some(u) = stack.pop() {
+                let (a, b) = (offsets[u as usize] as usize, offsets[u as usize + 1] as usize);
+                for (e, &v) in targets.iter().enumerate().take(b).skip(a) {
+                    let v = v as usize;
+                    if live >> e & 1 == 1 && !reached[v] {
+                        reached[v] = true;
+                        stack.push(v as u32);
+                    }
+                }
+            }
+            total += prob * reached.iter().filter(|&&r| r).count() as f64;
+        }
+        total
+    }
+
+    #[test]
+    fn geometric_skipping_keeps_each_edge_with_its_probability() {
+        // A star into node 0 from 1..=1000, all p = 0.01 (weighted cascade
+        // would give 0.001): each in-neighbour is in RR(0) with probability p.
+        let n = 1001usize;
+        let mut offsets = vec![1000u64; n + 1];
+        offsets[0] = 0;
+        for (u, o) in offsets.iter_mut().enumerate().skip(1).take(1000) {
+            *o = u as u64; // node u has one out-edge, to 0
+        }
+        let targets = vec![0u32; 1000];
+        let p = vec![0.01f32; 1000];
+        let g = view(&offsets, &targets, &p);
+        let rev = ReverseGraph::new(&g);
+        assert_eq!(rev.shared_in_probability(&p)[0], 0.01);
+        let mut rng = SeedRng::new(5);
+        let mut kept = vec![0u32; n];
+        for _ in 0..2000 {
+            kept_in_edges(&rev, 0, 0.01, &p, &mut rng, |u| kept[u as usize] += 1);
+        }
+        let total: u32 = kept.iter().sum();
+        // 2,000 × 1,000 × 0.01 = 20,000 expected, sd ≈ 141.
+        assert!((total as f64 - 20_000.0).abs() < 600.0, "{total}");
+        assert!(kept[1..].iter().all(|&k| k < 60), "every edge alike");
+        let mut differ = p.clone();
+        differ[0] = 0.5;
+        assert_eq!(rev.shared_in_probability(&differ)[0], -1.0, "mixed probabilities: one draw per edge");
+    }
+
+    #[test]
+    fn rr_estimates_match_exact_enumeration_on_tiny_graphs() {
+        // 0 -> 1, 0 -> 2, 1 -> 3, 2 -> 3, 3 -> 4, 4 -> 0 (a cycle back).
+        let offsets = [0u64, 2, 3, 4, 5, 6];
+        let targets = [1u32, 2, 3, 3, 4, 0];
+        let p = [0.5f32, 0.3, 0.8, 0.4, 0.6, 0.2];
+        let g = view(&offsets, &targets, &p);
+        let rev = ReverseGraph::new(&g);
+        let mut sets = RrSets::new();
+        sets.extend_to(400_000, &rev, &p, 11);
+        for seeds in [&[0u32][..], &[3], &[1, 2], &[4, 2]] {
+            let exact = exact_spread(&offsets, &targets, &p, seeds);
+            let estimate = sets.spread(seeds, 5);
+            // Binomial standard error of n · coverage/θ is at most n · 0.5/√θ ≈ 0.004.
+            assert!((estimate - exact).abs() < 0.02, "{seeds:?}: RR {estimate} vs exact {exact}");
+        }
+        // The enumeration itself, by hand: σ({0}) on 0 -> 1 -> 2 is 1 + p + p·q.
+        let exact = exact_spread(&[0, 1, 2, 2], &[1, 2], &[0.5, 0.25], &[0]);
+        assert!((exact - (1.0 + 0.5 + 0.125)).abs() < 1e-12);
     }
 }
