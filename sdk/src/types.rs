@@ -355,7 +355,8 @@ impl GraphView<'_> {
     }
 
     /// The hyperparametric edge probabilities at `theta` (2d values):
-    /// p_uv = σ(θᵀ [x_u; x_v]) for every edge, in CSR order.
+    /// p_uv = σ(θᵀ [x_u; x_v]) for every edge, in CSR order. Panics if `theta`
+    /// does not have 2d values.
     pub fn probabilities_at(&self, theta: &[f32]) -> Vec<f32> {
         let d = self.feature_dim as usize;
         assert_eq!(theta.len(), 2 * d, "θ has 2d = {} values", 2 * d);
