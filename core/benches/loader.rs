@@ -66,18 +66,7 @@ fn main() {
     let loader = BlockLoader::new(set.clone(), 1, Access::Block, 8);
     let pass = || {
         let started = Instant::now();
-        let mut reader = loader.start(Box::new(Sequential { next: 0, n: N as u64 }));
-        let mut count = 0;
-        let mut features = Vec::with_capacity(4096 * 64);
-        loop {
-            features.clear();
-            let got = reader.next_examples(4096, &mut features).unwrap();
-            if got.is_empty() {
-                break;
-            }
-            count += got.len();
-        }
-        let io = reader.finish().unwrap();
+        let (count, io) = common::drain(loader.start(Box::new(Sequential { next: 0, n: N as u64 })));
         assert_eq!((count, io.requests), (N, index.blocks.len() as u64));
         started.elapsed().as_secs_f64()
     };

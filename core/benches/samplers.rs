@@ -61,18 +61,8 @@ fn main() {
                         drop_caches();
                     }
                     let started = Instant::now();
-                    let mut reader = loader.start(Box::new(sampler.epoch_order(&layout, epoch, &ctx).unwrap()));
-                    let mut features = Vec::with_capacity(4096 * 64);
-                    let mut count = 0;
-                    loop {
-                        features.clear();
-                        let got = reader.next_examples(4096, &mut features).unwrap();
-                        if got.is_empty() {
-                            break;
-                        }
-                        count += got.len();
-                    }
-                    let io = reader.finish().unwrap();
+                    let order = sampler.epoch_order(&layout, epoch, &ctx).unwrap();
+                    let (count, io) = common::drain(loader.start(Box::new(order)));
                     assert_eq!((count, io.requests), (n, layout.blocks()), "{id}: every block once");
                     started.elapsed().as_secs_f64()
                 })

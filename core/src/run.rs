@@ -573,26 +573,19 @@ fn run_train(
     if let Some(weights) = &reference_config.model.weights {
         reference_config.model.weights = Some(session.manifest.dir().join(weights).display().to_string());
     }
-    let reference = train::train_reference(
-        &reference_config,
-        &TensorData::new(&splits.train, device),
-        &TensorData::new(&splits.test, device),
-        &splits.train.shape,
-        splits.train.classes as i64,
-        device,
-        role_seed(seed, "reference"),
-    )?
-    .map(|train::TrainedReference { model, figures }| {
-        let mut report = ReportJson::default();
-        report.scalars.extend(figures.into_iter().map(|(k, v)| (k.to_string(), v)));
-        log::info!(
-            "{}: reference classifier trained ({} test accuracy)",
-            variant.name,
-            report.scalars["test_accuracy"]
-        );
-        reports.insert("reference".to_string(), report);
-        model
-    });
+    let reference =
+        train::train_reference(&reference_config, &splits.train, &splits.test, device, role_seed(seed, "reference"))?
+            .map(|train::TrainedReference { model, figures }| {
+                let mut report = ReportJson::default();
+                report.scalars.extend(figures.into_iter().map(|(k, v)| (k.to_string(), v)));
+                log::info!(
+                    "{}: reference classifier trained ({} test accuracy)",
+                    variant.name,
+                    report.scalars["test_accuracy"]
+                );
+                reports.insert("reference".to_string(), report);
+                model
+            });
     let mut model =
         Model::new(&s.model, &splits.train.shape, splits.train.classes as i64, device, role_seed(seed, "model"))?;
     let layers: Vec<LayerInfo> = model.layers();
@@ -770,7 +763,18 @@ fn run_train(
     let train_tensors = TensorData::new(&splits.train, device);
     let test_tensors = TensorData::new(&splits.test, device);
     let validation_tensors = TensorData::new(&splits.validation, device);
+    let split_tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
     let requests: Vec<ObservationRequest> = metrics.iter().flat_map(|m| m.requires()).collect();
+    // L is fixed: its predictions on each split it is asked about, once.
+    let mut reference_predictions: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    if let Some(l) = &reference {
+        for r in requests.iter().filter(|r| r.kind.as_str() == tessera_sdk::observation::REFERENCE_PREDICTIONS) {
+            let Some((_, data)) = split_tensors.iter().find(|(name, _)| *name == r.split.as_str()) else {
+                bail!("split `{}` is not loaded (known: train, validation, test)", r.split);
+            };
+            reference_predictions.insert(r.split.to_string(), train::predictions(l, data)?);
+        }
+    }
     let metric_ctx: Vec<CallContext> = metrics.iter().map(|m| ctx(&m.id)).collect();
     let steps_per_epoch = layout.examples.div_ceil(s.train.batch_size.max(1) as u64);
     let bar = progress_bar(options, steps_per_epoch * s.train.epochs, variant.name.clone());
@@ -806,10 +810,10 @@ fn run_train(
             test_accuracy: eval.accuracy,
             test_loss: eval.loss,
         });
-        let tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
         let order = epoch_order.borrow();
         let storage_view = train::StorageView { order: &order.1, block_size: layout.block_size };
-        let observations = train::observe(model, &splits, &tensors, storage_view, reference.as_ref(), &requests)?;
+        let observations =
+            train::observe(model, &splits, &split_tensors, storage_view, &reference_predictions, &requests)?;
         for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
             metric.observe(&cp, &observations, mctx)?;
         }
@@ -985,14 +989,9 @@ fn run_graph(
             }
         }
         // E_S[σ(S)] of the chosen distribution under `probabilities`.
-        let expected = |probabilities: &[f32]| -> graph::SpreadEstimate {
-            let (mut mean, mut var) = (0.0, 0.0);
-            for set in choice.sets.iter() {
-                let e = graph::spread_with(&graph, probabilities, set.seeds.as_slice(), g.simulations, evaluation_seed);
-                mean += set.weight * e.mean;
-                var += (set.weight * e.ci95).powi(2);
-            }
-            graph::SpreadEstimate { mean, ci95: var.sqrt() }
+        let expected = |probabilities: &[f32]| {
+            let sets = choice.sets.iter().map(|set| (set.weight, set.seeds.as_slice()));
+            graph::expected_spread(&graph, probabilities, sets, g.simulations, evaluation_seed)
         };
         let at_model = expected(&graph.probabilities);
         let grid_spreads: Vec<graph::SpreadEstimate> = grid_probabilities.iter().map(|p| expected(p)).collect();
@@ -1119,13 +1118,8 @@ fn reference_values(
         fixed.probabilities.clone_from(probabilities);
         let ctx = CallContext::new(role_seed(seed, &format!("reference-{i}")), options.cancel.clone());
         let choice = reference.choose(&fixed.view(), k, &ctx)?;
-        let (mut mean, mut var) = (0.0, 0.0);
-        for set in choice.sets.iter() {
-            let e = graph::spread(&fixed, set.seeds.as_slice(), g.simulations, role_seed(seed, "evaluation"));
-            mean += set.weight * e.mean;
-            var += (set.weight * e.ci95).powi(2);
-        }
-        values.push(graph::SpreadEstimate { mean, ci95: var.sqrt() });
+        let sets = choice.sets.iter().map(|set| (set.weight, set.seeds.as_slice()));
+        values.push(graph::expected_spread(graph, probabilities, sets, g.simulations, role_seed(seed, "evaluation")));
     }
     log::info!("per-θ reference `{}` at k = {k}: {} models", g.reference, values.len());
     session.reference_cache.lock().expect("cache lock").insert(key, values.clone());

@@ -246,7 +246,7 @@ pub fn observe(
     splits: &Splits,
     tensors: &[(&str, &TensorData)],
     storage: StorageView,
-    reference: Option<&Model>,
+    reference: &std::collections::BTreeMap<String, Vec<i64>>,
     requests: &[ObservationRequest],
 ) -> Result<Vec<Observation>> {
     let split_names: BTreeSet<&str> = requests.iter().map(|r| r.split.as_str()).collect();
@@ -302,10 +302,10 @@ pub fn observe(
                 }
                 observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
                 observation::REFERENCE_PREDICTIONS => {
-                    let reference = reference.ok_or_else(|| {
+                    let predictions = reference.get(split).ok_or_else(|| {
                         anyhow!("observation `{kind}` needs a reference classifier: add `[reference] model = {{ kind = \"linear\" }}` to the manifest")
                     })?;
-                    Array::i64(vec![n], to_vec_i64(&tch::no_grad(|| reference.forward(&t.x)).argmax(-1, false))?)
+                    Array::i64(vec![n], predictions.clone())
                 }
                 observation::ORDER => {
                     train_only(kind)?;
@@ -328,17 +328,16 @@ pub fn observe(
 /// Returns the model with its figures (train and test accuracy, final loss).
 pub fn train_reference(
     cfg: &crate::manifest::ReferenceConfig,
-    train: &TensorData,
-    test: &TensorData,
-    shape: &[usize],
-    classes: i64,
+    train: &Dataset,
+    test: &Dataset,
     device: Device,
     seed: u64,
 ) -> Result<Option<TrainedReference>> {
     if cfg.model.kind == "none" {
         return Ok(None);
     }
-    let model = Model::new(&cfg.model, shape, classes, device, seed)?;
+    let model = Model::new(&cfg.model, &train.shape, train.classes as i64, device, seed)?;
+    let (train, test) = (&TensorData::new(train, device), &TensorData::new(test, device));
     let n = train.y.size()[0];
     let mut opt = nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?;
     let mut rng = SeedRng::derive(seed, 0x2EF);
@@ -363,6 +362,11 @@ pub fn train_reference(
         ("epochs", cfg.epochs as f64),
     ];
     Ok(Some(TrainedReference { model, figures }))
+}
+
+/// Hard predictions (argmax) of `model` on `data`.
+pub fn predictions(model: &Model, data: &TensorData) -> Result<Vec<i64>> {
+    to_vec_i64(&tch::no_grad(|| model.forward(&data.x)).argmax(-1, false))
 }
 
 /// The `[reference]` classifier after training, with its figures.

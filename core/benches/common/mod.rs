@@ -25,3 +25,19 @@ pub fn drop_page_cache() -> bool {
     std::process::Command::new("sync").status().ok();
     std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
 }
+
+/// Reads a whole pass through `reader`, 4,096 examples at a time (decoded
+/// into one reused buffer); returns the examples read and the pass's I/O.
+pub fn drain(mut reader: tessera_core::storage::EpochReader) -> (usize, tessera_core::storage::IoStats) {
+    let mut features = Vec::with_capacity(4096 * 64);
+    let mut count = 0;
+    loop {
+        features.clear();
+        let got = reader.next_examples(4096, &mut features).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        count += got.len();
+    }
+    (count, reader.finish().unwrap())
+}

@@ -237,6 +237,25 @@ pub fn spread(graph: &Graph, seeds: &[u32], simulations: u32, seed: u64) -> Spre
     spread_with(graph, &graph.probabilities, seeds, simulations, seed)
 }
 
+/// The expected spread E_S[σ(S)] of a distribution over seed sets
+/// (`(weight, seeds)` pairs) under `probabilities`, each set by `simulations`
+/// Monte Carlo runs; the interval combines the sets' intervals.
+pub fn expected_spread<'a>(
+    graph: &Graph,
+    probabilities: &[f32],
+    sets: impl IntoIterator<Item = (f64, &'a [u32])>,
+    simulations: u32,
+    seed: u64,
+) -> SpreadEstimate {
+    let (mut mean, mut variance) = (0.0, 0.0);
+    for (weight, seeds) in sets {
+        let e = spread_with(graph, probabilities, seeds, simulations, seed);
+        mean += weight * e.mean;
+        variance += (weight * e.ci95).powi(2);
+    }
+    SpreadEstimate { mean, ci95: variance.sqrt() }
+}
+
 /// Simulations per independent random stream: the estimate does not depend
 /// on how many threads run them.
 const SIMULATIONS_PER_STREAM: u32 = 64;

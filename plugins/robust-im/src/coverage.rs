@@ -46,70 +46,97 @@ pub struct Cover {
 
 /// Lazy greedy max coverage of `collections` with `k` nodes of `0..nodes`.
 pub fn greedy(collections: &[Weighted], nodes: u32, k: u32) -> Cover {
-    let n = nodes as usize;
-    // Inverted index: node -> global ids of the sets that contain it.
-    let mut firsts = Vec::with_capacity(collections.len());
-    let mut total = 0usize;
-    for c in collections {
-        firsts.push(total);
-        total += c.sets.len();
-    }
-    let mut degree = vec![0u64; n + 1];
-    for c in collections {
-        for i in 0..c.sets.len() {
-            for &v in c.sets.set(i) {
-                degree[v as usize + 1] += 1;
-            }
+    let sets: Vec<&RrSets> = collections.iter().map(|c| c.sets).collect();
+    let weights: Vec<f64> = collections.iter().map(|c| c.weight).collect();
+    CoverageIndex::new(&sets, nodes).greedy(&weights, k)
+}
+
+/// Which sets each node is in, over several RR collections: built once,
+/// then greedy runs under any weights (HIRO reweighs every round).
+pub struct CoverageIndex<'a> {
+    collections: Vec<&'a RrSets>,
+    nodes: u32,
+    /// Global id of the first set of each collection.
+    firsts: Vec<usize>,
+    /// Sets over all collections.
+    total: usize,
+    /// Node v's sets are `members[offsets[v]..offsets[v+1]]` (global ids).
+    offsets: Vec<u64>,
+    members: Vec<u32>,
+}
+
+impl<'a> CoverageIndex<'a> {
+    /// Indexes `collections` over nodes `0..nodes`.
+    pub fn new(collections: &[&'a RrSets], nodes: u32) -> Self {
+        let n = nodes as usize;
+        let mut firsts = Vec::with_capacity(collections.len());
+        let mut total = 0usize;
+        for c in collections {
+            firsts.push(total);
+            total += c.len();
         }
-    }
-    for i in 1..=n {
-        degree[i] += degree[i - 1];
-    }
-    let offsets = degree;
-    let mut next = offsets.clone();
-    let mut members = vec![0u32; offsets[n] as usize];
-    let mut weight_of = Vec::with_capacity(total);
-    for (c, first) in collections.iter().zip(&firsts) {
-        for i in 0..c.sets.len() {
-            for &v in c.sets.set(i) {
-                members[next[v as usize] as usize] = (first + i) as u32;
-                next[v as usize] += 1;
-            }
-            weight_of.push(c.weight);
-        }
-    }
-    let mut gain: Vec<f64> = (0..n)
-        .map(|v| members[offsets[v] as usize..offsets[v + 1] as usize].iter().map(|&s| weight_of[s as usize]).sum())
-        .collect();
-    let mut heap: BinaryHeap<Gain> = (0..n as u32).map(|v| Gain(gain[v as usize], v)).collect();
-    let mut covered_set = vec![false; total];
-    let mut chosen = vec![false; n];
-    let mut cover = Cover { seeds: vec![], covered: vec![] };
-    let mut covered = 0.0;
-    while (cover.seeds.len() as u32) < k.min(nodes) {
-        let Some(Gain(g, v)) = heap.pop() else { break };
-        if chosen[v as usize] {
-            continue;
-        }
-        if g != gain[v as usize] {
-            heap.push(Gain(gain[v as usize], v)); // stale: re-queue with the current gain
-            continue;
-        }
-        chosen[v as usize] = true;
-        covered += g;
-        cover.seeds.push(v);
-        cover.covered.push(covered);
-        for &s in &members[offsets[v as usize] as usize..offsets[v as usize + 1] as usize] {
-            if !std::mem::replace(&mut covered_set[s as usize], true) {
-                // Every other node of this set loses its weight.
-                let (c, i) = locate(&firsts, s as usize);
-                for &u in collections[c].sets.set(i) {
-                    gain[u as usize] -= collections[c].weight;
+        let mut offsets = vec![0u64; n + 1];
+        for c in collections {
+            for i in 0..c.len() {
+                for &v in c.set(i) {
+                    offsets[v as usize + 1] += 1;
                 }
             }
         }
+        for i in 1..=n {
+            offsets[i] += offsets[i - 1];
+        }
+        let mut next = offsets.clone();
+        let mut members = vec![0u32; offsets[n] as usize];
+        for (c, first) in collections.iter().zip(&firsts) {
+            for i in 0..c.len() {
+                for &v in c.set(i) {
+                    members[next[v as usize] as usize] = (first + i) as u32;
+                    next[v as usize] += 1;
+                }
+            }
+        }
+        CoverageIndex { collections: collections.to_vec(), nodes, firsts, total, offsets, members }
     }
-    cover
+
+    /// Lazy greedy with k nodes, each set of collection c weighing `weights[c]`.
+    pub fn greedy(&self, weights: &[f64], k: u32) -> Cover {
+        let (n, offsets, members) = (self.nodes as usize, &self.offsets, &self.members);
+        let total = self.total;
+        let weight_of = |s: usize| weights[locate(&self.firsts, s).0];
+        let mut gain: Vec<f64> = (0..n)
+            .map(|v| members[offsets[v] as usize..offsets[v + 1] as usize].iter().map(|&s| weight_of(s as usize)).sum())
+            .collect();
+        let mut heap: BinaryHeap<Gain> = (0..n as u32).map(|v| Gain(gain[v as usize], v)).collect();
+        let mut covered_set = vec![false; total];
+        let mut chosen = vec![false; n];
+        let mut cover = Cover { seeds: vec![], covered: vec![] };
+        let mut covered = 0.0;
+        while (cover.seeds.len() as u32) < k.min(self.nodes) {
+            let Some(Gain(g, v)) = heap.pop() else { break };
+            if chosen[v as usize] {
+                continue;
+            }
+            if g != gain[v as usize] {
+                heap.push(Gain(gain[v as usize], v)); // stale: re-queue with the current gain
+                continue;
+            }
+            chosen[v as usize] = true;
+            covered += g;
+            cover.seeds.push(v);
+            cover.covered.push(covered);
+            for &s in &members[offsets[v as usize] as usize..offsets[v as usize + 1] as usize] {
+                if !std::mem::replace(&mut covered_set[s as usize], true) {
+                    // Every other node of this set loses its weight.
+                    let (c, i) = locate(&self.firsts, s as usize);
+                    for &u in self.collections[c].set(i) {
+                        gain[u as usize] -= weights[c];
+                    }
+                }
+            }
+        }
+        cover
+    }
 }
 
 /// (collection, index within it) of global set id `s`.

@@ -10,8 +10,8 @@
 //! models where the seeds do worst. The answer is the uniform distribution
 //! over S_1..S_T (and the union, at most kT seeds, as a bicriteria answer).
 
-use crate::coverage::{greedy, Weighted};
-use crate::rr::RrSets;
+use crate::coverage::CoverageIndex;
+use crate::rr::{seed_mask, RrSets};
 
 /// The game's outcome.
 #[derive(Debug, Clone)]
@@ -41,20 +41,20 @@ pub fn play(models: &[RrSets], greedy_values: &[f64], nodes: u32, k: u32, rounds
     let eta = ((l as f64).ln() / (2.0 * rounds as f64)).sqrt();
     let mut loss = vec![0.0; l];
     let mut game = Game { sets: vec![], weights: vec![], normalized: vec![] };
+    // The RR sets never change, only their weights: index them once.
+    let index = CoverageIndex::new(&models.iter().collect::<Vec<_>>(), nodes);
     for _ in 0..rounds {
         let raw: Vec<f64> = loss.iter().map(|&x| (-eta * x).exp()).collect();
         let total: f64 = raw.iter().sum();
         let weights: Vec<f64> = raw.iter().map(|w| w / total).collect();
-        let mixture: Vec<Weighted> = models
-            .iter()
-            .zip(&weights)
-            .map(|(sets, w)| Weighted { sets, weight: w * nodes as f64 / sets.len().max(1) as f64 })
-            .collect();
-        let seeds = greedy(&mixture, nodes, k).seeds;
+        let set_weights: Vec<f64> =
+            models.iter().zip(&weights).map(|(sets, w)| w * nodes as f64 / sets.len().max(1) as f64).collect();
+        let seeds = index.greedy(&set_weights, k).seeds;
+        let is_seed = seed_mask(&seeds, nodes);
         let values: Vec<f64> = models
             .iter()
             .zip(greedy_values)
-            .map(|(sets, &g)| if g > 0.0 { (sets.spread(&seeds, nodes) / g).min(1.0) } else { 1.0 })
+            .map(|(sets, &g)| if g > 0.0 { (sets.spread_of(&is_seed) / g).min(1.0) } else { 1.0 })
             .collect();
         for (l, v) in loss.iter_mut().zip(&values) {
             *l += v;

@@ -204,15 +204,30 @@ impl RrSets {
 
     /// Sets that intersect `seeds`.
     pub fn coverage(&self, seeds: &[u32], nodes: u32) -> u64 {
-        let mut is_seed = vec![false; nodes as usize];
-        seeds.iter().for_each(|&s| is_seed[s as usize] = true);
+        self.coverage_of(&seed_mask(seeds, nodes))
+    }
+
+    /// Sets holding a node marked in `is_seed` (see [`seed_mask`]).
+    pub fn coverage_of(&self, is_seed: &[bool]) -> u64 {
         (0..self.len()).into_par_iter().filter(|&i| self.set(i).iter().any(|&v| is_seed[v as usize])).count() as u64
     }
 
     /// The spread estimate n · coverage / |R|.
     pub fn spread(&self, seeds: &[u32], nodes: u32) -> f64 {
-        nodes as f64 * self.coverage(seeds, nodes) as f64 / self.len().max(1) as f64
+        self.spread_of(&seed_mask(seeds, nodes))
     }
+
+    /// [`RrSets::spread`] of the nodes marked in `is_seed` (n = its length).
+    pub fn spread_of(&self, is_seed: &[bool]) -> f64 {
+        is_seed.len() as f64 * self.coverage_of(is_seed) as f64 / self.len().max(1) as f64
+    }
+}
+
+/// `is_seed[v]` for the nodes of `seeds`, over `0..nodes`.
+pub fn seed_mask(seeds: &[u32], nodes: u32) -> Vec<bool> {
+    let mut is_seed = vec![false; nodes as usize];
+    seeds.iter().for_each(|&s| is_seed[s as usize] = true);
+    is_seed
 }
 
 #[cfg(test)]
