@@ -14,6 +14,7 @@ pub mod logger;
 pub mod manifest;
 pub mod model;
 pub mod plugin;
+pub mod population;
 pub mod report;
 pub mod run;
 pub mod storage;

@@ -84,6 +84,9 @@ pub enum ExperimentKind {
     Train,
     /// Choose seed sets on a graph (graph objectives).
     Graph,
+    /// Train a population of models (`[population]`), evaluate every member
+    /// on every point, and hand the prediction matrix to metrics.
+    Population,
 }
 
 /// `[experiment]`: settings of the whole run.
@@ -167,6 +170,28 @@ pub struct DataConfig {
     /// (48 as in MNIST-1D; smaller values make the task easier for a linear
     /// classifier).
     pub translation: usize,
+    /// A `shifted` split: a transformed copy of the test split (an
+    /// out-of-distribution test set); none while both transforms are 0.
+    pub shift: ShiftConfig,
+}
+
+/// `[data.shift]`: how the `shifted` split is made from the test split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShiftConfig {
+    /// Standard deviation of Gaussian noise added to every feature.
+    pub noise: f64,
+    /// Largest translation along the last axis (pixels or sequence points):
+    /// each example moves by a uniform integer in [−translate, translate],
+    /// filling with zeros.
+    pub translate: usize,
+}
+
+impl ShiftConfig {
+    /// Whether the manifest asks for a `shifted` split.
+    pub fn is_enabled(&self) -> bool {
+        self.noise > 0.0 || self.translate > 0
+    }
 }
 
 impl Default for DataConfig {
@@ -189,6 +214,7 @@ impl Default for DataConfig {
             stored_order: "shuffled".into(),
             label_groups: vec![],
             translation: 48,
+            shift: ShiftConfig::default(),
         }
     }
 }
@@ -379,6 +405,44 @@ impl Default for ReferenceConfig {
     }
 }
 
+/// `[population]`: the members of a population experiment. Every model of
+/// `models`, at every width multiplier of `widths`, trains once per seed of
+/// `seeds` for the largest of `epochs` epochs (with `[train]`'s optimizer, on
+/// a seeded full shuffle); its state after each epoch listed in `epochs` is a
+/// member, so training lengths cost no extra training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PopulationConfig {
+    /// The architectures, each in the terms of `[model]`.
+    pub models: Vec<ModelConfig>,
+    /// Width multipliers, applied to `hidden`, `channels` and `width` (a
+    /// multiplier that leaves a model unchanged, e.g. on `linear`, adds no member).
+    pub widths: Vec<f64>,
+    /// Seeds of the training runs (initialization and order).
+    pub seeds: Vec<u64>,
+    /// Training lengths in epochs; each is a member of every run.
+    pub epochs: Vec<u64>,
+    /// The splits every member is evaluated on (`test`, `validation`,
+    /// `shifted`, `train`).
+    pub splits: Vec<String>,
+    /// Instead of training, load the prediction matrices a previous run saved
+    /// (its `population/<variant>` folder, relative to the manifest).
+    pub load: Option<String>,
+}
+
+impl Default for PopulationConfig {
+    fn default() -> Self {
+        PopulationConfig {
+            models: vec![ModelConfig::default()],
+            widths: vec![1.0],
+            seeds: vec![0],
+            epochs: vec![1],
+            splits: vec!["test".into()],
+            load: None,
+        }
+    }
+}
+
 /// `[graph]`: the graph of a graph experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -487,6 +551,8 @@ pub struct Settings {
     pub graph: GraphConfig,
     /// `[reference]`.
     pub reference: ReferenceConfig,
+    /// `[population]`.
+    pub population: PopulationConfig,
 }
 
 /// A component named in a manifest, with its parameters.

@@ -237,7 +237,8 @@ const PALETTE: [plotters::style::RGBColor; 10] = [
 ];
 
 /// Plots one curve per variant on shared axes, as SVG. An x label ending in
-/// `(log scale)` plots log10 x (points with x <= 0 are left out).
+/// `(log scale)` plots log10 x (points with x <= 0 are left out); a y label
+/// ending in `(scatter)` draws the points without joining them.
 pub fn plot_lines(
     path: &Path,
     title: &str,
@@ -258,6 +259,10 @@ pub fn plot_lines(
             (logged.as_slice(), format!("log10 {}", base.trim()))
         }
         None => (lines, x_label.to_string()),
+    };
+    let (y_label, scatter) = match y_label.strip_suffix("(scatter)") {
+        Some(base) => (base.trim(), true),
+        None => (y_label, false),
     };
     let points = lines.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -283,8 +288,10 @@ pub fn plot_lines(
     chart.configure_mesh().x_desc(x_label.as_str()).y_desc(y_label).draw()?;
     for (i, (name, pts)) in lines.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
+        // A scatter keeps an empty line series for its legend entry.
+        let joined: &[(f64, f64)] = if scatter { &[] } else { pts };
         chart
-            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+            .draw_series(LineSeries::new(joined.iter().copied(), color.stroke_width(2)))?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;

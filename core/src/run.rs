@@ -18,9 +18,10 @@ use crate::graph;
 use crate::manifest::{Diagnostic, Diagnostics, ExperimentKind, Manifest, Override, Variant};
 use crate::model::Model;
 use crate::plugin::{CallContext, ComponentError, OracleImpl, Registry};
+use crate::population::Population;
 use crate::report::{self, ReportJson, RunResults, SeriesJson, Status, VariantResult};
 use crate::storage::{Access, BlockLoader, CostModel, IoStats, LruPolicy, ShardSet, ShardWriter};
-use crate::train::{self, BatchSource, FitHooks, MemorySource, ShardSource, ShuffledOrder, TensorData};
+use crate::train::{self, BatchSource, FitHooks, MemorySource, ShardSource, TensorData};
 
 /// Where plugins are looked for, in this order.
 #[derive(Debug, Clone, Default)]
@@ -167,6 +168,18 @@ pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSear
             }
         }
         let kind = variant.settings.experiment.kind;
+        if kind == ExperimentKind::Population && variant.sampler.is_some() {
+            errors.push(manifest.diagnostic(
+                variant.index,
+                overrides,
+                "sampler",
+                format!(
+                    "variant `{}` is a population experiment, whose members train on a seeded full shuffle",
+                    variant.name
+                ),
+                Some("remove [sampler], or set experiment.kind = \"train\"".into()),
+            ));
+        }
         if kind == ExperimentKind::Train && variant.sampler.is_none() {
             errors.push(manifest.diagnostic(
                 variant.index,
@@ -440,6 +453,17 @@ pub fn parse_device(name: &str) -> Result<Device> {
     }
 }
 
+/// The device of `[experiment]`, with libtorch's threads and global seed set
+/// (anything that still draws from its global generator: dropout, say).
+fn set_up_libtorch(experiment: &crate::manifest::ExperimentConfig) -> Result<Device> {
+    let device = parse_device(&experiment.device)?;
+    if experiment.threads > 0 {
+        tch::set_num_threads(experiment.threads as i32);
+    }
+    tch::manual_seed(experiment.seed as i64);
+    Ok(device)
+}
+
 /// A seed for role `role` of a variant with seed `seed`.
 fn role_seed(seed: u64, role: &str) -> u64 {
     let hash = role.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
@@ -455,6 +479,7 @@ fn run_variant(
     match variant.settings.experiment.kind {
         ExperimentKind::Train => run_train(session, variant, options, run_dir),
         ExperimentKind::Graph => run_graph(session, variant, options, run_dir),
+        ExperimentKind::Population => run_population(session, variant, options, run_dir),
     }
 }
 
@@ -493,20 +518,9 @@ impl TrainOracle<'_> {
             ..s.train.clone()
         };
         let tensors = TensorData::new(train, self.device);
-        let mut rng = SeedRng::derive(s.experiment.seed, 0x0AC1E ^ self.calls);
+        let seed = SeedRng::derive(s.experiment.seed, 0x0AC1E ^ self.calls).next_u64();
         self.calls += 1;
-        let n = train.len() as u64;
-        let layout = StorageLayout { examples: n, block_size: n.max(1), bytes_per_example: 0 };
-        let tensors_ref = &tensors;
-        let mut epoch = |_epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
-            let order = Box::new(ShuffledOrder::new(n, &mut rng));
-            Ok(Box::new(MemorySource::new(order, tensors_ref, layout, Access::Block, 1)))
-        };
-        let mut checkpoint = |_: &Model, _, _| Ok(());
-        let cancel = AtomicBool::new(false);
-        let hooks =
-            FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None, visit: None };
-        train::fit(&model, n, &cfg, hooks)?;
+        train::fit_shuffled(&model, &tensors, &cfg, seed, &mut |_, _, _| Ok(()), &AtomicBool::new(false))?;
         Ok(train::evaluate(&model, &TensorData::new(validation, self.device)).accuracy)
     }
 }
@@ -551,12 +565,7 @@ fn run_train(
     }
     let s = &settings;
     let seed = s.experiment.seed;
-    let device = parse_device(&s.experiment.device)?;
-    if s.experiment.threads > 0 {
-        tch::set_num_threads(s.experiment.threads as i32);
-    }
-    // Anything that still draws from libtorch's global generator (dropout, say).
-    tch::manual_seed(seed as i64);
+    let device = set_up_libtorch(&s.experiment)?;
     let mut splits = data::load(&s.data, s.train.label_noise, seed, &session.manifest.dir())?;
     let registry = &session.registry;
     let ctx = |role: &str| CallContext::new(role_seed(seed, role), options.cancel.clone());
@@ -833,16 +842,7 @@ fn run_train(
     if shards_mode && !storage.keep {
         let _ = std::fs::remove_dir_all(&shards_root);
     }
-    for (metric, mctx) in metrics.iter_mut().zip(&metric_ctx) {
-        let report = metric.finish(mctx)?;
-        let mut key = metric.id.clone();
-        let mut n = 2;
-        while reports.contains_key(&key) {
-            key = format!("{}#{n}", metric.id);
-            n += 1;
-        }
-        reports.insert(key, ReportJson::from(&report));
-    }
+    finish_metrics(&mut metrics, &metric_ctx, &mut reports)?;
     let mut engine = ReportJson::default();
     if let Some(last) = curve.last() {
         engine.scalars.insert("final_test_accuracy".into(), last.test_accuracy);
@@ -916,6 +916,119 @@ fn run_train(
         });
     }
     reports.insert("engine".to_string(), engine);
+    Ok(reports)
+}
+
+/// Asks every metric for its report, keyed by its id (`id#2`, … for repeats).
+fn finish_metrics(
+    metrics: &mut [crate::plugin::MetricHandle],
+    contexts: &[CallContext],
+    reports: &mut BTreeMap<String, ReportJson>,
+) -> Result<()> {
+    for (metric, mctx) in metrics.iter_mut().zip(contexts) {
+        let report = metric.finish(mctx)?;
+        let mut key = metric.id.clone();
+        let mut n = 2;
+        while reports.contains_key(&key) {
+            key = format!("{}#{n}", metric.id);
+            n += 1;
+        }
+        reports.insert(key, ReportJson::from(&report));
+    }
+    Ok(())
+}
+
+/// A population experiment: trains (or loads) the population, saves its
+/// prediction matrices under `population/<variant>/` before any metric runs,
+/// then hands them to the metrics in one observation.
+fn run_population(
+    session: &Session,
+    variant: &Variant,
+    options: &RunOptions,
+    run_dir: &Path,
+) -> Result<BTreeMap<String, ReportJson>> {
+    let s = &variant.settings;
+    let seed = s.experiment.seed;
+    let device = set_up_libtorch(&s.experiment)?;
+    let started = Instant::now();
+    let population = match &s.population.load {
+        Some(path) => {
+            let dir = session.manifest.dir().join(path);
+            let p = Population::load(&dir).with_context(|| format!("population.load = \"{path}\""))?;
+            log::info!("{}: loaded {} members from {}", variant.name, p.len(), dir.display());
+            p
+        }
+        None => {
+            let splits = data::load(&s.data, s.train.label_noise, seed, &session.manifest.dir())?;
+            let bar = progress_bar(options, 0, format!("{}: population", variant.name));
+            let p = Population::train(
+                &s.population,
+                &s.train,
+                &splits,
+                device,
+                role_seed(seed, "population"),
+                &options.cancel,
+                bar.as_ref(),
+            )?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            p
+        }
+    };
+    let folder = run_dir.join("population").join(report::file_stem_safe(&variant.name));
+    population.save(&folder)?;
+    log::info!(
+        "{}: {} members ready in {:.1}s, saved to {}",
+        variant.name,
+        population.len(),
+        started.elapsed().as_secs_f64(),
+        folder.display()
+    );
+    let mut reports = BTreeMap::new();
+    let mut engine = ReportJson::default();
+    engine.scalars.insert("members".into(), population.len() as f64);
+    let runs = population.members.iter().map(|m| m.run).collect::<std::collections::BTreeSet<_>>().len();
+    engine.scalars.insert("runs".into(), runs as f64);
+    engine.scalars.insert("seconds".into(), started.elapsed().as_secs_f64());
+    let splits: Vec<&String> = population.splits.keys().collect();
+    for split in &splits {
+        let accuracies: Vec<f64> = population.members.iter().map(|m| m.accuracy[split.as_str()]).collect();
+        let (lo, hi) = accuracies.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
+        engine.scalars.insert(format!("points_{split}"), population.splits[split.as_str()].labels.len() as f64);
+        engine.scalars.insert(format!("min_accuracy_{split}"), lo);
+        engine.scalars.insert(format!("max_accuracy_{split}"), hi);
+    }
+    let mut columns: Vec<String> = ["member", "run", "model", "width", "seed", "epochs"].map(String::from).to_vec();
+    columns.extend(splits.iter().map(|s| format!("{s}_accuracy")));
+    let rows = population.members.iter().enumerate().map(|(i, m)| {
+        let mut row = vec![
+            serde_json::json!(i),
+            serde_json::json!(m.run),
+            serde_json::json!(m.model),
+            serde_json::json!(m.width),
+            serde_json::json!(m.seed),
+            serde_json::json!(m.epochs),
+        ];
+        row.extend(splits.iter().map(|s| serde_json::json!(m.accuracy[s.as_str()])));
+        row
+    });
+    engine.tables.push(report::TableJson { name: "members".into(), columns, rows: rows.collect() });
+    reports.insert("engine".to_string(), engine);
+
+    let mut metrics = Vec::new();
+    for spec in &variant.metrics {
+        metrics.push(session.registry.new_metric(&spec.id, &spec.params_text())?);
+    }
+    let contexts: Vec<CallContext> =
+        metrics.iter().map(|m| CallContext::new(role_seed(seed, &m.id), options.cancel.clone())).collect();
+    let longest = population.members.iter().map(|m| m.epochs).max().unwrap_or(0);
+    let checkpoint = tessera_sdk::Checkpoint { step: 0, epoch: longest as f64, examples_seen: 0, is_final: true };
+    for (metric, mctx) in metrics.iter_mut().zip(&contexts) {
+        let observations = population.observations(&metric.requires())?;
+        metric.observe(&checkpoint, &observations, mctx)?;
+    }
+    finish_metrics(&mut metrics, &contexts, &mut reports)?;
     Ok(reports)
 }
 

@@ -222,7 +222,7 @@ pub fn evaluate(model: &Model, data: &TensorData) -> Evaluation {
     })
 }
 
-fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
+pub(crate) fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
     Ok(Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]))?)
 }
 
@@ -315,6 +315,11 @@ pub fn observe(
                     train_only(kind)?;
                     Array::i64(vec![n], (0..n).map(|i| (i / storage.block_size.max(1)) as i64).collect())
                 }
+                observation::POPULATION_CORRECT
+                | observation::POPULATION_TRUE_PROBABILITY
+                | observation::POPULATION_RUN => bail!(
+                    "observation `{kind}` exists in population experiments only: set `[experiment] kind = \"population\"` and describe the models in `[population]`"
+                ),
                 other => bail!("unknown observation `{other}` (known: {})", observation::ALL.join(", ")),
             };
             out.push(Observation { split: split.into(), kind: kind.into(), array });
@@ -575,6 +580,28 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         epoch_io,
         irregular_visits: irregular,
     })
+}
+
+/// Trains `model` on `data` held in memory, in a fresh seeded full shuffle
+/// each epoch (the host's own order, for the finetuning oracle and population
+/// members); `checkpoint` sees the model after every epoch.
+pub fn fit_shuffled(
+    model: &Model,
+    data: &TensorData,
+    cfg: &TrainConfig,
+    seed: u64,
+    checkpoint: &mut dyn FnMut(&Model, Checkpoint, f64) -> Result<()>,
+    cancel: &AtomicBool,
+) -> Result<FitSummary> {
+    let n = data.y.size()[0] as u64;
+    let mut rng = SeedRng::derive(seed, 0x5_4FF1E);
+    let layout = tessera_sdk::StorageLayout { examples: n, block_size: n.max(1), bytes_per_example: 0 };
+    let mut epoch = |_epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
+        let order = Box::new(ShuffledOrder::new(n, &mut rng));
+        Ok(Box::new(MemorySource::new(order, data, layout, Access::Block, 1)))
+    };
+    let hooks = FitHooks { epoch: &mut epoch, checkpoint, cancel, progress: None, visit: None };
+    fit(model, n, cfg, hooks)
 }
 
 #[cfg(test)]

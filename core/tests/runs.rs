@@ -221,3 +221,105 @@ fn an_unknown_graph_reference_is_a_diagnostic() {
     let err = prepare(&m).err().unwrap().to_string();
     assert!(err.contains("graph.reference") && err.contains("greedyy"), "{err}");
 }
+
+/// A small population on blobs: linear and an MLP at two widths, 3 seeds,
+/// members after 1 and 3 epochs (18 members), on `test` and a noisy `shifted`.
+const SMALL_POPULATION: &str = r#"kind = "population"
+
+[data]
+source = "blobs"
+examples = 600
+features = 8
+classes = 4
+separation = 1.5
+shift = { noise = 1.0 }
+
+[population]
+models = [{ kind = "linear" }, { kind = "mlp", hidden = [16] }]
+widths = [0.5, 1.0]
+seeds = [1, 2, 3]
+epochs = [1, 3]
+splits = ["test", "shifted"]
+
+[train]
+batch_size = 16
+lr = 0.05
+
+[[metric]]
+use = "pointwise-profiles.profile"
+split = "shifted"
+
+[[metric]]
+use = "pointwise-profiles.neg-subset"
+split = "shifted"
+size = 8
+halvings = 3
+"#;
+
+#[test]
+fn a_population_is_trained_saved_profiled_and_reloaded_without_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = [library("tessera_pointwise_profiles")];
+    let m = write_manifest(dir.path(), &[&plugins[0]], SMALL_POPULATION);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    assert!(outcome.all_ok(), "{:?}", outcome.results.variants);
+    let results = &outcome.results.variants[0].results;
+    let engine = &results["engine"].scalars;
+    assert_eq!((engine["members"], engine["runs"]), (18.0, 9.0), "{engine:?}");
+    let points = engine["points_shifted"];
+    // The matrices are in the run folder, in NumPy's format.
+    let folder = outcome.dir.join("population").join(&outcome.results.variants[0].name);
+    for file in ["members.json", "test.correct.npy", "shifted.true-probability.npy", "shifted.labels.npy"] {
+        assert!(folder.join(file).exists(), "{file}");
+    }
+    let profile = &results["pointwise-profiles.profile"];
+    let counts: f64 = ["compatible", "incompatible", "negative"].iter().map(|c| profile.scalars[*c]).sum();
+    assert_eq!(counts, points);
+    assert_eq!(profile.tables[0].rows.len() as f64, points);
+    let neg = &results["pointwise-profiles.neg-subset"].scalars;
+    assert_eq!(neg["selection_members"] + neg["held_out_members"], 18.0);
+    assert!(neg["size"] <= 8.0 && neg["halvings"] == 3.0, "{neg:?}");
+    let stem = outcome.results.variants[0].name.clone();
+    assert!(outcome.dir.join(format!("plots/pointwise-profiles.neg-subset--accuracy-on-the-line--{stem}.svg")).exists());
+    assert!(outcome.dir.join(format!("tables/{stem}--pointwise-profiles.neg-subset--neg_subset.csv")).exists());
+
+    // The same metrics on the saved matrices: identical figures, no training.
+    let load = format!("population.load={:?}", folder.display().to_string());
+    let reloaded = tessera_core::run::prepare(
+        &m,
+        &[tessera_core::manifest::Override::parse(&load).unwrap()],
+        &manifest_only(),
+    )
+    .unwrap();
+    let again = run_into(&reloaded, &dir.path().join("again"));
+    assert!(again.all_ok(), "{:?}", again.results.variants);
+    let r = &again.results.variants[0].results;
+    assert_eq!(r["pointwise-profiles.profile"], results["pointwise-profiles.profile"]);
+    assert_eq!(r["pointwise-profiles.neg-subset"], results["pointwise-profiles.neg-subset"]);
+    assert_eq!(r["engine"].tables, results["engine"].tables, "the same members");
+}
+
+#[test]
+fn population_mistakes_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = [library("tessera_pointwise_profiles"), baselines()];
+    // A sampler in a population experiment is refused at check time.
+    let body = format!("{SMALL_POPULATION}\n[sampler]\nuse = \"baselines.full-shuffle\"\n");
+    let m = write_manifest(dir.path(), &[&plugins[0], &plugins[1]], &body);
+    let err = prepare(&m).err().expect("refused").to_string();
+    assert!(err.contains("population experiment") && err.contains("remove [sampler]"), "{err}");
+    // A population metric in a train experiment names what to change.
+    let body = format!(
+        "{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.full-shuffle\"\n\n[[metric]]\nuse = \"pointwise-profiles.profile\"\n"
+    );
+    let m = write_manifest(dir.path(), &[&plugins[0], &plugins[1]], &body);
+    let failed = run_into(&prepare(&m).unwrap(), &dir.path().join("train"));
+    let error = failed.results.variants[0].error.clone().unwrap_or_default();
+    assert!(error.contains("population experiments only") && error.contains("kind = \"population\""), "{error}");
+    // A load path without a saved population.
+    let body = SMALL_POPULATION.replace("[population]\n", "[population]\nload = \"nowhere\"\n");
+    let m = write_manifest(dir.path(), &[&plugins[0]], &body);
+    let failed = run_into(&prepare(&m).unwrap(), &dir.path().join("load"));
+    let error = failed.results.variants[0].error.clone().unwrap_or_default();
+    assert!(error.contains("population.load = \"nowhere\"") && error.contains("members.json"), "{error}");
+}

@@ -90,8 +90,18 @@ pub mod observation {
     /// Hard predictions of the manifest's `[reference]` classifier L (trained
     /// once before the run, so the same at every checkpoint), `i64`, shape `[n]`.
     pub const REFERENCE_PREDICTIONS: &str = "reference-predictions";
+    /// Population experiments only: a_z(θ) = 1[f_θ(x_z) = y_z] for every member
+    /// θ (rows) and point z (columns) of the split, `f32` 0/1, shape `[m, n]`.
+    pub const POPULATION_CORRECT: &str = "population-correct";
+    /// Population experiments only: each member's softmax probability of the
+    /// true label at each point, `f32`, shape `[m, n]`.
+    pub const POPULATION_TRUE_PROBABILITY: &str = "population-true-probability";
+    /// Population experiments only: the training run each member comes from
+    /// (checkpoints of one run share it), `i64`, shape `[m]`. Hold out whole
+    /// runs, not members, when a protocol needs two independent halves.
+    pub const POPULATION_RUN: &str = "population-run";
     /// Every name above.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 13] = [
         PREDICTIONS,
         LABELS,
         PROBABILITIES,
@@ -102,6 +112,9 @@ pub mod observation {
         ORDER,
         BLOCK_IDS,
         REFERENCE_PREDICTIONS,
+        POPULATION_CORRECT,
+        POPULATION_TRUE_PROBABILITY,
+        POPULATION_RUN,
     ];
 }
 

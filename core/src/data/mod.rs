@@ -101,6 +101,8 @@ pub struct Splits {
     pub test: Dataset,
     /// Positions (in stored order) of training labels flipped by label noise.
     pub noised: Vec<usize>,
+    /// A transformed copy of the test split (`[data.shift]`); empty without one.
+    pub shifted: Dataset,
 }
 
 impl Splits {
@@ -110,7 +112,11 @@ impl Splits {
             "train" => Ok(&self.train),
             "validation" => Ok(&self.validation),
             "test" => Ok(&self.test),
-            other => bail!("unknown split `{other}` (known: train, validation, test)"),
+            "shifted" if self.shifted.is_empty() => {
+                bail!("there is no `shifted` split: add `[data.shift]` with `noise` or `translate` to make one")
+            }
+            "shifted" => Ok(&self.shifted),
+            other => bail!("unknown split `{other}` (known: train, validation, test, shifted)"),
         }
     }
 }
@@ -250,7 +256,41 @@ pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::
         bail!("the training split is empty");
     }
     let noised = add_label_noise(&mut train, label_noise, seed)?;
-    Ok(Splits { train, validation, test, noised })
+    let shifted = if config.shift.is_enabled() {
+        shift(&test, &config.shift, SeedRng::derive(seed, 0x5_1F7).next_u64())
+    } else {
+        Dataset { features: vec![], shape: test.shape.clone(), labels: vec![], classes: test.classes }
+    };
+    Ok(Splits { train, validation, test, noised, shifted })
+}
+
+/// A copy of `data` moved off its distribution: each example translated along
+/// its last axis by a uniform integer in [−translate, translate] (zero fill),
+/// then Gaussian noise of standard deviation `noise` added to every feature.
+pub fn shift(data: &Dataset, config: &crate::manifest::ShiftConfig, seed: u64) -> Dataset {
+    let mut out = data.clone();
+    let mut rng = SeedRng::derive(seed, 0);
+    let row = data.shape.last().copied().unwrap_or(1).max(1);
+    let dim = data.dim();
+    let t = config.translate as i64;
+    for example in out.features.chunks_mut(dim.max(1)) {
+        if t > 0 {
+            let by = rng.below(2 * t as u64 + 1) as i64 - t;
+            for line in example.chunks_mut(row) {
+                let source = line.to_vec();
+                for (i, v) in line.iter_mut().enumerate() {
+                    let from = i as i64 - by;
+                    *v = if (0..row as i64).contains(&from) { source[from as usize] } else { 0.0 };
+                }
+            }
+        }
+        if config.noise > 0.0 {
+            for v in example.iter_mut() {
+                *v += (config.noise * normal(&mut rng)) as f32;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -268,6 +308,36 @@ mod tests {
         assert!(err.contains("label 0 is in groups 0 and 1"), "{err}");
         let err = group_labels(&d, &[vec![0], vec![9]]).unwrap_err().to_string();
         assert!(err.contains("label_groups[1]: label 9"), "{err}");
+    }
+
+    #[test]
+    fn the_shifted_split_translates_and_adds_noise_reproducibly() {
+        let data =
+            Dataset { features: (1..=8).map(|v| v as f32).collect(), shape: vec![2, 4], labels: vec![3], classes: 4 };
+        let moved = shift(&data, &crate::manifest::ShiftConfig { noise: 0.0, translate: 1 }, 5);
+        // Both rows move by the same amount, within one point, zero-filled.
+        let by = (-1i64..=1)
+            .find(|&b| {
+                (0..4).all(|i| {
+                    let from = i - b;
+                    let want = if (0..4).contains(&from) { data.features[from as usize] } else { 0.0 };
+                    moved.features[i as usize] == want
+                        && moved.features[4 + i as usize]
+                            == if (0..4).contains(&from) { data.features[4 + from as usize] } else { 0.0 }
+                })
+            })
+            .expect("a translation by -1, 0 or 1");
+        assert!(by.abs() <= 1);
+        assert_eq!(moved.labels, data.labels);
+        let noisy = shift(&data, &crate::manifest::ShiftConfig { noise: 0.5, translate: 0 }, 5);
+        assert_eq!(noisy, shift(&data, &crate::manifest::ShiftConfig { noise: 0.5, translate: 0 }, 5));
+        assert!(noisy.features.iter().zip(&data.features).any(|(a, b)| a != b));
+        let config =
+            DataConfig { shift: crate::manifest::ShiftConfig { noise: 0.1, translate: 0 }, ..DataConfig::default() };
+        let s = load(&config, 0.0, 1, std::path::Path::new(".")).unwrap();
+        assert_eq!((s.shifted.len(), s.shifted.labels.clone()), (s.test.len(), s.test.labels.clone()));
+        let plain = load(&DataConfig::default(), 0.0, 1, std::path::Path::new(".")).unwrap();
+        assert!(plain.get("shifted").unwrap_err().to_string().contains("[data.shift]"));
     }
 
     #[test]

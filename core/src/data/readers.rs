@@ -179,6 +179,24 @@ pub fn npy(path: &Path) -> Result<NpyArray> {
     Ok(NpyArray { shape, values })
 }
 
+/// Writes a NumPy `.npy` file (format 1.0, C order) of dtype `descr` (e.g.
+/// `<f4`, `|u1`, `<i8`) and `shape`, from the elements' little-endian bytes.
+pub fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) -> Result<()> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    // Magic (6) + version (2) + length (2) + header + '\n', padded to 64 bytes.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + data.len());
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    crate::report::write_atomic(path, &bytes)
+}
+
 /// Features from one `.npy` (n × ...) and integer labels from another (n).
 pub fn npy_dataset(features: &Path, labels: &Path) -> Result<Dataset> {
     let x = npy(features)?;
@@ -329,36 +347,24 @@ mod tests {
         assert!(cifar(&[&path], 1).unwrap_err().to_string().contains("label 10 at byte offset 3073"));
     }
 
-    fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        b.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        b.extend_from_slice(header.as_bytes());
-        b.extend_from_slice(data);
-        b
-    }
-
     #[test]
     fn npy_reads_features_and_labels_and_rejects_truncation() {
         let dir = tempfile::tempdir().unwrap();
         let (x, y) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
         let values: Vec<u8> = [1.5f32, -2.0, 0.25, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        std::fs::write(&x, npy_bytes("<f4", "(2, 2)", &values)).unwrap();
-        std::fs::write(
-            &y,
-            npy_bytes("<i8", "(2,)", &[1i64, 0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>()),
-        )
-        .unwrap();
+        // write_npy writes what numpy.save writes; npy reads it back.
+        write_npy(&x, "<f4", &[2, 2], &values).unwrap();
+        write_npy(&y, "<i8", &[2], &[1i64, 0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>()).unwrap();
+        let bytes = std::fs::read(&y).unwrap();
+        assert_eq!((&bytes[..8], bytes.len()), (&b"\x93NUMPY\x01\x00"[..], 128 + 16), "a 64-byte aligned header");
+        assert!(String::from_utf8_lossy(&bytes[10..128])
+            .starts_with("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }"));
         let d = npy_dataset(&x, &y).unwrap();
         assert_eq!(
             (d.features.clone(), d.labels.clone(), d.shape.clone(), d.classes),
             (vec![1.5, -2.0, 0.25, 4.0], vec![1, 0], vec![2], 2)
         );
-        std::fs::write(&x, npy_bytes("<f4", "(2, 2)", &values[..12])).unwrap();
+        write_npy(&x, "<f4", &[2, 2], &values[..12]).unwrap();
         let err = npy(&x).err().unwrap().to_string();
         assert!(
             err.contains("4 values of 4 bytes expected from byte offset 128, the file has 12 bytes (truncated)"),
@@ -366,7 +372,7 @@ mod tests {
         );
         std::fs::write(&x, b"PK\x03\x04 not npy").unwrap();
         assert!(npy(&x).err().unwrap().to_string().contains("not a .npy file"));
-        std::fs::write(&x, npy_bytes(">f4", "(1,)", &[0; 4])).unwrap();
+        write_npy(&x, ">f4", &[1], &[0; 4]).unwrap();
         assert!(npy(&x).err().unwrap().to_string().contains("dtype `>f4` is not supported"));
     }
 
