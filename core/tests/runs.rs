@@ -276,21 +276,25 @@ fn a_population_is_trained_saved_profiled_and_reloaded_without_training() {
     let counts: f64 = ["compatible", "incompatible", "negative"].iter().map(|c| profile.scalars[*c]).sum();
     assert_eq!(counts, points);
     assert_eq!(profile.tables[0].rows.len() as f64, points);
+    // Every point's binned profile, one column per non-empty accuracy bin.
+    let profiles = profile.tables.iter().find(|t| t.name == "profiles").expect("a profiles table");
+    assert_eq!(profiles.rows.len() as f64, points);
+    assert!(profiles.columns.len() >= 3 && profiles.columns[1].starts_with("A="), "{:?}", profiles.columns);
     let neg = &results["pointwise-profiles.neg-subset"].scalars;
     assert_eq!(neg["selection_members"] + neg["held_out_members"], 18.0);
     assert!(neg["size"] <= 8.0 && neg["halvings"] == 3.0, "{neg:?}");
     let stem = outcome.results.variants[0].name.clone();
-    assert!(outcome.dir.join(format!("plots/pointwise-profiles.neg-subset--accuracy-on-the-line--{stem}.svg")).exists());
+    assert!(outcome
+        .dir
+        .join(format!("plots/pointwise-profiles.neg-subset--accuracy-on-the-line--{stem}.svg"))
+        .exists());
     assert!(outcome.dir.join(format!("tables/{stem}--pointwise-profiles.neg-subset--neg_subset.csv")).exists());
 
     // The same metrics on the saved matrices: identical figures, no training.
     let load = format!("population.load={:?}", folder.display().to_string());
-    let reloaded = tessera_core::run::prepare(
-        &m,
-        &[tessera_core::manifest::Override::parse(&load).unwrap()],
-        &manifest_only(),
-    )
-    .unwrap();
+    let reloaded =
+        tessera_core::run::prepare(&m, &[tessera_core::manifest::Override::parse(&load).unwrap()], &manifest_only())
+            .unwrap();
     let again = run_into(&reloaded, &dir.path().join("again"));
     assert!(again.all_ok(), "{:?}", again.results.variants);
     let r = &again.results.variants[0].results;

@@ -7,7 +7,7 @@ use tessera_sdk::{
 };
 
 use crate::profiles::{
-    binned_profile, line_fit, point_stats, probit, select_negative, split_by_run, Correlation, PointClass, PointStats,
+    line_fit, point_stats, probit, select_negative, split_by_run, BinnedProfiles, Correlation, PointClass, PointStats,
     ScoreMatrix, Taxonomy,
 };
 
@@ -238,14 +238,13 @@ impl Metric for Profile {
         // Profiles: the mean profile of each class, and a few typical points.
         let x_label = self.setup.x_label();
         let y_label = format!("E[a_z | A] ({})", self.setup.score);
-        let bins = self.params.bins.max(1) as usize;
+        let profiles = BinnedProfiles::new(&matrix, &rows, &x, self.params.bins as usize);
         for class in PointClass::ALL {
             let mut members: Vec<usize> = (0..scores.points).filter(|&z| classes[z] == class).collect();
             if members.is_empty() {
                 continue;
             }
-            let means = matrix.row_means(&rows, Some(&members));
-            let binned = bin_means(&x, &means, bins);
+            let binned = profiles.mean_of(&members);
             report.series(
                 &format!("class-profiles/{} ({} points)", class.as_str(), members.len()),
                 &x_label,
@@ -264,7 +263,7 @@ impl Metric for Profile {
                 key(a).total_cmp(&key(b)).then(a.cmp(&b))
             });
             for &z in members.iter().take(self.params.examples_per_class as usize) {
-                let profile = binned_profile(&matrix, &rows, &x, z, bins);
+                let profile = profiles.of(z);
                 report.series(
                     &format!(
                         "profiles-{}/point {z} (label {}, r = {:.2})",
@@ -296,6 +295,14 @@ impl Metric for Profile {
             &["point", "label", "mean_score", "pearson", "spearman", "slope", "class"],
             rows.collect(),
         );
+        // Every point's profile: E[a_z | A] in each non-empty accuracy bin.
+        let mut columns = vec!["point".to_string()];
+        columns.extend(profiles.centres.iter().zip(&profiles.counts).map(|(c, k)| format!("A={c:.3} ({k} models)")));
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let rows = (0..scores.points).map(|z| {
+            std::iter::once(Cell::Integer(z as i64)).chain(profiles.means.iter().map(|m| Cell::Number(m[z]))).collect()
+        });
+        report.table("profiles", &columns, rows.collect());
         self.report = Some(report);
         Ok(())
     }
@@ -309,23 +316,6 @@ fn not_observed(name: &str) -> Error {
     Error::msg(format!(
         "{name} received no population: it runs in population experiments (`[experiment] kind = \"population\"`)"
     ))
-}
-
-/// Mean of `y` in `bins` equal-width bins of `x`: (centre, mean) of the non-empty ones.
-fn bin_means(x: &[f64], y: &[f64], bins: usize) -> Vec<(f64, f64)> {
-    let (lo, hi) = x.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
-    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
-    let mut sums = vec![(0.0, 0usize); bins];
-    for (a, b) in x.iter().zip(y) {
-        let k = (((a - lo) / width) as usize).min(bins - 1);
-        sums[k].0 += b;
-        sums[k].1 += 1;
-    }
-    sums.iter()
-        .enumerate()
-        .filter(|(_, s)| s.1 > 0)
-        .map(|(k, s)| (lo + (k as f64 + 0.5) * width, s.0 / s.1 as f64))
-        .collect()
 }
 
 params! {

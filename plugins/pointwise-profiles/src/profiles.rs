@@ -180,30 +180,53 @@ pub fn point_stats(matrix: &ScoreMatrix, rows: &[usize], x: &[f64]) -> Vec<Point
     out
 }
 
-/// The binned profile of point `z`: models grouped into `bins` equal-width
-/// bins of x; for each non-empty bin, its centre, E[a_z | x in the bin] and
-/// the number of models.
-pub fn binned_profile(
-    matrix: &ScoreMatrix,
-    rows: &[usize],
-    x: &[f64],
-    z: usize,
-    bins: usize,
-) -> Vec<(f64, f64, usize)> {
-    let (lo, hi) = x.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let bins = bins.max(1);
-    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
-    let mut sums = vec![(0.0, 0usize); bins];
-    for (k, &i) in rows.iter().enumerate() {
-        let b = (((x[k] - lo) / width) as usize).min(bins - 1);
-        sums[b].0 += matrix.row(i)[z] as f64;
-        sums[b].1 += 1;
+/// Profiles A ↦ E[a_z | A] of every point: the models of `rows` grouped
+/// into equal-width bins of x; empty bins are left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinnedProfiles {
+    /// The centre of each bin.
+    pub centres: Vec<f64>,
+    /// Models in each bin.
+    pub counts: Vec<usize>,
+    /// For each bin, E[a_z | x in the bin] for every point z.
+    pub means: Vec<Vec<f64>>,
+}
+
+impl BinnedProfiles {
+    /// Bins the models of `rows` (x: one value each) into `bins` bins.
+    pub fn new(matrix: &ScoreMatrix, rows: &[usize], x: &[f64], bins: usize) -> Self {
+        let (lo, hi) = x.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let bins = bins.max(1);
+        let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
+        let mut sums = vec![vec![0.0; matrix.points]; bins];
+        let mut counts = vec![0usize; bins];
+        for (k, &i) in rows.iter().enumerate() {
+            let b = (((x[k] - lo) / width) as usize).min(bins - 1);
+            counts[b] += 1;
+            for (sum, &a) in sums[b].iter_mut().zip(matrix.row(i)) {
+                *sum += a as f64;
+            }
+        }
+        let mut out = BinnedProfiles { centres: vec![], counts: vec![], means: vec![] };
+        for (b, (mut sum, count)) in sums.into_iter().zip(counts).enumerate().filter(|(_, (_, c))| *c > 0) {
+            sum.iter_mut().for_each(|v| *v /= count as f64);
+            out.centres.push(lo + (b as f64 + 0.5) * width);
+            out.counts.push(count);
+            out.means.push(sum);
+        }
+        out
     }
-    sums.iter()
-        .enumerate()
-        .filter(|(_, (_, count))| *count > 0)
-        .map(|(b, &(sum, count))| (lo + (b as f64 + 0.5) * width, sum / count as f64, count))
-        .collect()
+
+    /// The profile of point `z`: (bin centre, E[a_z | bin]) per non-empty bin.
+    pub fn of(&self, z: usize) -> Vec<(f64, f64)> {
+        self.centres.iter().zip(&self.means).map(|(&c, m)| (c, m[z])).collect()
+    }
+
+    /// The mean profile of `points`.
+    pub fn mean_of(&self, points: &[usize]) -> Vec<(f64, f64)> {
+        let k = points.len().max(1) as f64;
+        self.centres.iter().zip(&self.means).map(|(&c, m)| (c, points.iter().map(|&z| m[z]).sum::<f64>() / k)).collect()
+    }
 }
 
 /// The taxonomy of points.
@@ -393,9 +416,17 @@ pub(crate) mod tests {
         assert!((mean_slope(0..k) - 1.0).abs() < 0.1);
         assert!(mean_slope(k..2 * k).abs() < 0.1);
         assert!((mean_slope(2 * k..n) + 1.0).abs() < 0.1);
-        let profile = binned_profile(&matrix, &rows, &accuracy, 2 * k, 3);
+        let profiles = BinnedProfiles::new(&matrix, &rows, &accuracy, 3);
+        assert_eq!(profiles.counts.iter().sum::<usize>(), m);
+        let profile = profiles.of(2 * k);
         assert_eq!(profile.len(), 3);
         assert!(profile[0].1 > profile[2].1 + 0.3, "{profile:?}");
+        // A bin's value is the mean over its models; a class's, over its points too.
+        let in_first: Vec<usize> = (0..m).filter(|&i| accuracy[i] < 0.3 + 0.6 / 3.0).collect();
+        let direct = in_first.iter().map(|&i| scores[i * n + 2 * k] as f64).sum::<f64>() / in_first.len() as f64;
+        assert!((profile[0].1 - direct).abs() < 1e-12);
+        let class = profiles.mean_of(&[0, 1]);
+        assert!((class[0].1 - (profiles.of(0)[0].1 + profiles.of(1)[0].1) / 2.0).abs() < 1e-12);
     }
 
     #[test]
