@@ -58,7 +58,14 @@ fn tessera(kind: &str) -> f64 {
         &model,
         N as u64,
         &cfg,
-        FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None, visit: None },
+        FitHooks {
+            epoch: &mut epoch,
+            checkpoint: &mut checkpoint,
+            cancel: &cancel,
+            progress: None,
+            visit: None,
+            resumed: 0,
+        },
     )
     .unwrap();
     let seconds: f64 = summary.epoch_seconds[1..].iter().sum();

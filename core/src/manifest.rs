@@ -143,6 +143,10 @@ pub struct DataConfig {
     pub label_column: i64,
     /// Use at most this many examples (after the seeded shuffle).
     pub limit: Option<usize>,
+    /// Keep only the first N examples of the training split (after the
+    /// split, so the test split stays the same): a small fixed training set
+    /// for offline training.
+    pub train_limit: Option<usize>,
     /// `teacher`: hidden width of the random teacher network.
     pub teacher_width: usize,
     /// Number of examples in all splits together (generated sources).
@@ -203,6 +207,7 @@ impl Default for DataConfig {
             files: vec![],
             label_column: -1,
             limit: None,
+            train_limit: None,
             teacher_width: 64,
             examples: 2000,
             features: 16,
@@ -407,9 +412,12 @@ impl Default for ReferenceConfig {
 
 /// `[population]`: the members of a population experiment. Every model of
 /// `models`, at every width multiplier of `widths`, trains once per seed of
-/// `seeds` for the largest of `epochs` epochs (with `[train]`'s optimizer, on
-/// a seeded full shuffle); its state after each epoch listed in `epochs` is a
-/// member, so training lengths cost no extra training.
+/// `seeds` and per training setting of `settings` (on a seeded full shuffle;
+/// the settings of one model and seed share its initial weights and data
+/// order). By default it trains for the largest of `epochs` epochs and its
+/// state after each epoch listed there is a member, so training lengths cost
+/// no extra training; with `every_checkpoint`, each checkpoint of its
+/// settings (`checkpoint_every`, `checkpoint_log`, … and epoch ends) is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PopulationConfig {
@@ -420,8 +428,22 @@ pub struct PopulationConfig {
     pub widths: Vec<f64>,
     /// Seeds of the training runs (initialization and order).
     pub seeds: Vec<u64>,
+    /// Training settings: each a table of `[train]` keys that override it,
+    /// e.g. `[{ batch_size = 16, lr = 0.01 }, { batch_size = 256, lr = 0.16 }]`.
+    pub settings: Vec<toml::Table>,
     /// Training lengths in epochs; each is a member of every run.
     pub epochs: Vec<u64>,
+    /// Take every checkpoint of the settings as a member instead of `epochs`.
+    pub every_checkpoint: bool,
+    /// Also keep every member's softmax outputs (members × points × classes;
+    /// the observation `population-probabilities`).
+    pub probabilities: bool,
+    /// The fork in the road: the settings other than `fork_from` start from
+    /// the state of the `fork_from` run (same model and seed) after this many
+    /// steps, and continue its data stream where it was.
+    pub fork_step: Option<u64>,
+    /// The setting the others fork from.
+    pub fork_from: usize,
     /// The splits every member is evaluated on (`test`, `validation`,
     /// `shifted`, `train`).
     pub splits: Vec<String>,
@@ -436,7 +458,12 @@ impl Default for PopulationConfig {
             models: vec![ModelConfig::default()],
             widths: vec![1.0],
             seeds: vec![0],
+            settings: vec![toml::Table::new()],
             epochs: vec![1],
+            every_checkpoint: false,
+            probabilities: false,
+            fork_step: None,
+            fork_from: 0,
             splits: vec!["test".into()],
             load: None,
         }

@@ -31,8 +31,23 @@ pub struct Member {
     pub width: f64,
     /// The run's seed (from `population.seeds`).
     pub seed: u64,
-    /// Epochs trained.
+    /// Its training setting: the index in `population.settings`.
+    #[serde(default)]
+    pub setting: usize,
+    /// The setting's `[train]` overrides, e.g. `batch_size=16 lr=0.01`.
+    #[serde(default)]
+    pub setting_label: String,
+    /// The setting's batch size.
+    #[serde(default)]
+    pub batch_size: usize,
+    /// Epochs trained (completed).
     pub epochs: u64,
+    /// Optimizer steps taken (a fork counts its parent's).
+    #[serde(default)]
+    pub step: u64,
+    /// Training examples seen (a fork counts its parent's).
+    #[serde(default)]
+    pub examples_seen: u64,
     /// Accuracy on each evaluated split.
     pub accuracy: BTreeMap<String, f64>,
 }
@@ -46,6 +61,10 @@ pub struct SplitMatrix {
     pub correct: Vec<u8>,
     /// The softmax probability of y_z, m × n, row-major.
     pub true_probability: Vec<f32>,
+    /// With `population.probabilities`: every softmax output, m × n × classes.
+    pub probabilities: Vec<f32>,
+    /// Number of classes.
+    pub classes: usize,
 }
 
 /// A population: its members and their predictions on each split.
@@ -83,10 +102,34 @@ pub fn describe(model: &ModelConfig) -> String {
     }
 }
 
+/// The `[train]` of each of `config.settings`: `train` with the setting's keys
+/// over it. An unknown key or a wrong type is an error naming the setting.
+pub fn setting_configs(config: &PopulationConfig, train: &TrainConfig) -> Result<Vec<TrainConfig>> {
+    let base = toml::Value::try_from(train)?;
+    let base = base.as_table().expect("a struct serializes to a table");
+    config
+        .settings
+        .iter()
+        .enumerate()
+        .map(|(i, overrides)| {
+            let mut table = base.clone();
+            table.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+            TrainConfig::deserialize(table).map_err(|e| anyhow::anyhow!("population.settings[{i}]: {}", e.message()))
+        })
+        .collect()
+}
+
+/// `batch_size=16 lr=0.01` for a setting's overrides (`[train]` when none).
+fn setting_label(overrides: &toml::Table) -> String {
+    if overrides.is_empty() {
+        return "[train]".into();
+    }
+    overrides.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
 impl Population {
-    /// Trains every run of `config` on `splits.train` with `train`'s
-    /// optimizer and evaluates each member on `config.splits`. Deterministic
-    /// for a given `seed`.
+    /// Trains every run of `config` on `splits.train` and evaluates each
+    /// member on `config.splits`. Deterministic for a given `seed`.
     pub fn train(
         config: &PopulationConfig,
         train: &TrainConfig,
@@ -97,35 +140,55 @@ impl Population {
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<Population> {
         let lengths = config.epochs.iter().copied().collect::<std::collections::BTreeSet<u64>>();
-        let (Some(&longest), false) = (lengths.last(), lengths.contains(&0)) else {
-            bail!("population.epochs needs at least one training length of 1 or more epochs");
+        let longest = match (lengths.last(), lengths.contains(&0)) {
+            (Some(&longest), false) => longest,
+            _ if config.every_checkpoint => 0,
+            _ => bail!("population.epochs needs at least one training length of 1 or more epochs"),
         };
-        if config.models.is_empty() || config.widths.is_empty() || config.seeds.is_empty() {
-            bail!("population.models, population.widths and population.seeds each need at least one entry");
+        if config.models.is_empty() || config.widths.is_empty() || config.seeds.is_empty() || config.settings.is_empty()
+        {
+            bail!("population.models, widths, seeds and settings each need at least one entry");
         }
         if let Some(w) = config.widths.iter().find(|&&w| w.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
             bail!("population.widths: {w} is not a positive multiplier");
         }
+        if config.fork_step.is_some() && config.fork_from >= config.settings.len() {
+            bail!("population.fork_from = {} names no setting (there are {})", config.fork_from, config.settings.len());
+        }
+        let settings: Vec<TrainConfig> = setting_configs(config, train)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut cfg)| {
+                if !config.every_checkpoint {
+                    // Members after whole epochs only.
+                    cfg = TrainConfig {
+                        epochs: longest,
+                        checkpoint_every: 0,
+                        checkpoint_steps: vec![],
+                        checkpoint_log: 0,
+                        max_examples: None,
+                        ..cfg
+                    };
+                }
+                if let (Some(step), true) = (config.fork_step, i == config.fork_from) {
+                    cfg.checkpoint_steps.push(step);
+                }
+                cfg
+            })
+            .collect();
         let mut population = Population::default();
         let evaluated: Vec<(String, TensorData)> = config
             .splits
             .iter()
             .map(|name| Ok((name.clone(), TensorData::new(splits.get(name)?, device))))
             .collect::<Result<_>>()?;
+        let classes = splits.train.classes as i64;
         for (name, data) in &evaluated {
             let labels = Vec::<i64>::try_from(&data.y.to_device(Device::Cpu))?;
-            population.splits.insert(name.clone(), SplitMatrix { labels, ..Default::default() });
+            let matrix = SplitMatrix { labels, classes: classes as usize, ..Default::default() };
+            population.splits.insert(name.clone(), matrix);
         }
-        let cfg = TrainConfig {
-            epochs: longest,
-            checkpoint_every: 0,
-            checkpoint_steps: vec![],
-            checkpoint_log: 0,
-            max_examples: None,
-            ..train.clone()
-        };
         let train_data = TensorData::new(&splits.train, device);
-        let classes = splits.train.classes as i64;
         // Distinct architectures: a multiplier that changes nothing adds no run.
         let mut architectures: Vec<(ModelConfig, f64)> = Vec::new();
         for model in &config.models {
@@ -136,50 +199,99 @@ impl Population {
                 }
             }
         }
-        let runs = architectures.len() * config.seeds.len();
+        let runs = architectures.len() * config.seeds.len() * settings.len();
         if let Some(bar) = progress {
-            bar.set_length(runs as u64 * longest);
+            bar.set_length(runs as u64);
+        }
+        // The settings of one architecture and seed share the initial weights
+        // and the data order; the fork's parent trains first.
+        let mut order: Vec<usize> = (0..settings.len()).collect();
+        if config.fork_step.is_some() {
+            order.retain(|&i| i != config.fork_from);
+            order.insert(0, config.fork_from);
         }
         let mut run = 0;
+        let mut lineage = 0u64;
         for (architecture, width) in &architectures {
             for &member_seed in &config.seeds {
-                let run_seed = SeedRng::derive(seed ^ member_seed.wrapping_mul(0x9E37_79B9), run as u64).next_u64();
-                let model = Model::new(architecture, &splits.train.shape, classes, device, run_seed)?;
+                let run_seed = SeedRng::derive(seed ^ member_seed.wrapping_mul(0x9E37_79B9), lineage).next_u64();
+                lineage += 1;
                 let name = describe(architecture);
-                let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
+                // The parent's state at the fork: weights, step and examples seen.
+                let mut fork: Option<(Model, u64, u64)> = None;
+                for &setting in &order {
+                    let cfg = &settings[setting];
+                    let mut model = Model::new(architecture, &splits.train.shape, classes, device, run_seed)?;
+                    let branches = config.fork_step.is_some() && setting != config.fork_from;
+                    let (start_step, start_seen) = match (&fork, branches) {
+                        (Some((parent, step, seen)), true) => {
+                            model.vs.copy(&parent.vs)?;
+                            (*step, *seen)
+                        }
+                        (None, true) => bail!(
+                            "population.fork_step = {}: setting {} ({}) ended before it",
+                            config.fork_step.unwrap_or(0),
+                            config.fork_from,
+                            setting_label(&config.settings[config.fork_from])
+                        ),
+                        _ => (0, 0),
+                    };
+                    let cfg = TrainConfig {
+                        max_examples: cfg.max_examples.map(|m| m.saturating_sub(start_seen)),
+                        ..cfg.clone()
+                    };
+                    let label = setting_label(&config.settings[setting]);
+                    let keep_fork = config.fork_step.filter(|_| setting == config.fork_from && !branches);
+                    let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
+                        let (step, seen) = (start_step + cp.step, start_seen + cp.examples_seen);
+                        if keep_fork == Some(step) && fork.is_none() {
+                            let mut copy = Model::new(architecture, &splits.train.shape, classes, device, 0)?;
+                            copy.vs.copy(&model.vs)?;
+                            fork = Some((copy, step, seen));
+                        }
+                        let epochs = (seen as f64 / splits.train.len().max(1) as f64 + 1e-9).floor() as u64;
+                        let at_a_length = cp.epoch.fract() == 0.0 && lengths.contains(&epochs);
+                        if !(config.every_checkpoint || at_a_length) {
+                            return Ok(());
+                        }
+                        let mut accuracy = BTreeMap::new();
+                        for (split, data) in &evaluated {
+                            let probabilities = tch::no_grad(|| model.forward(&data.x).softmax(-1, Kind::Float));
+                            let truth = probabilities.gather(1, &data.y.unsqueeze(1), false).squeeze_dim(1);
+                            let hit = probabilities.argmax(-1, false).eq_tensor(&data.y);
+                            let matrix = population.splits.get_mut(split).expect("inserted above");
+                            let hits = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
+                            let n = hits.len().max(1);
+                            accuracy.insert(split.clone(), hits.iter().map(|&h| h as f64).sum::<f64>() / n as f64);
+                            matrix.correct.extend(hits);
+                            matrix.true_probability.extend(train::to_vec_f32(&truth)?);
+                            if config.probabilities {
+                                matrix.probabilities.extend(train::to_vec_f32(&probabilities)?);
+                            }
+                        }
+                        population.members.push(Member {
+                            run,
+                            model: name.clone(),
+                            width: *width,
+                            seed: member_seed,
+                            setting,
+                            setting_label: label.clone(),
+                            batch_size: cfg.batch_size,
+                            epochs,
+                            step,
+                            examples_seen: seen,
+                            accuracy,
+                        });
+                        Ok(())
+                    };
+                    train::fit_shuffled(&model, &train_data, &cfg, run_seed, start_seen, &mut checkpoint, cancel)
+                        .with_context(|| format!("population run {run} ({name}, seed {member_seed}, {label})"))?;
+                    log::info!("population run {} of {runs} ({name}, seed {member_seed}, {label}) trained", run + 1);
                     if let Some(bar) = progress {
                         bar.inc(1);
                     }
-                    let epochs = cp.epoch.round() as u64;
-                    if !lengths.contains(&epochs) {
-                        return Ok(());
-                    }
-                    let mut accuracy = BTreeMap::new();
-                    for (split, data) in &evaluated {
-                        let probabilities = tch::no_grad(|| model.forward(&data.x).softmax(-1, Kind::Float));
-                        let truth = probabilities.gather(1, &data.y.unsqueeze(1), false).squeeze_dim(1);
-                        let hit = probabilities.argmax(-1, false).eq_tensor(&data.y);
-                        let matrix = population.splits.get_mut(split).expect("inserted above");
-                        let hits = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
-                        let n = hits.len().max(1);
-                        accuracy.insert(split.clone(), hits.iter().map(|&h| h as f64).sum::<f64>() / n as f64);
-                        matrix.correct.extend(hits);
-                        matrix.true_probability.extend(train::to_vec_f32(&truth)?);
-                    }
-                    population.members.push(Member {
-                        run,
-                        model: name.clone(),
-                        width: *width,
-                        seed: member_seed,
-                        epochs,
-                        accuracy,
-                    });
-                    Ok(())
-                };
-                train::fit_shuffled(&model, &train_data, &cfg, run_seed, &mut checkpoint, cancel)
-                    .with_context(|| format!("population run {run} ({name}, seed {member_seed})"))?;
-                log::info!("population run {} of {runs} ({name}, seed {member_seed}) trained", run + 1);
-                run += 1;
+                    run += 1;
+                }
             }
         }
         Ok(population)
@@ -196,8 +308,9 @@ impl Population {
     }
 
     /// Writes `members.json` and, per split, `<split>.correct.npy` (u8, m × n),
-    /// `<split>.true-probability.npy` (f32, m × n) and `<split>.labels.npy`
-    /// (i64, n) into `dir`.
+    /// `<split>.true-probability.npy` (f32, m × n), `<split>.labels.npy`
+    /// (i64, n) and, when kept, `<split>.probabilities.npy` (f32, m × n ×
+    /// classes) into `dir`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         crate::report::write_atomic(&dir.join("members.json"), &serde_json::to_vec_pretty(&self.members)?)?;
@@ -209,6 +322,10 @@ impl Population {
             write_npy(&dir.join(format!("{split}.true-probability.npy")), "<f4", &[m, n], &bytes)?;
             let bytes: Vec<u8> = matrix.labels.iter().flat_map(|v| v.to_le_bytes()).collect();
             write_npy(&dir.join(format!("{split}.labels.npy")), "<i8", &[n], &bytes)?;
+            if !matrix.probabilities.is_empty() {
+                let bytes: Vec<u8> = matrix.probabilities.iter().flat_map(|v| v.to_le_bytes()).collect();
+                write_npy(&dir.join(format!("{split}.probabilities.npy")), "<f4", &[m, n, matrix.classes], &bytes)?;
+            }
         }
         Ok(())
     }
@@ -246,8 +363,19 @@ impl Population {
             };
             let correct = matrix_of("correct")?.into_iter().map(|v| (v != 0.0) as u8).collect();
             let true_probability = matrix_of("true-probability")?.into_iter().map(|v| v as f32).collect();
-            let labels = labels.values.into_iter().map(|v| v as i64).collect();
-            splits.insert(split.to_string(), SplitMatrix { labels, correct, true_probability });
+            let labels: Vec<i64> = labels.values.into_iter().map(|v| v as i64).collect();
+            let mut classes = labels.iter().max().map_or(0, |&c| c as usize + 1);
+            let mut probabilities = vec![];
+            let path = dir.join(format!("{split}.probabilities.npy"));
+            if path.exists() {
+                let a = npy(&path)?;
+                if a.shape.len() != 3 || a.shape[..2] != [m, n] {
+                    bail!("{}: shape {:?}, not [{m}, {n}, classes]", path.display(), a.shape);
+                }
+                classes = a.shape[2];
+                probabilities = a.values.into_iter().map(|v| v as f32).collect();
+            }
+            splits.insert(split.to_string(), SplitMatrix { labels, correct, true_probability, probabilities, classes });
         }
         if splits.is_empty() {
             bail!("{}: no `<split>.labels.npy` in the folder", dir.display());
@@ -279,15 +407,27 @@ impl Population {
                 }
                 observation::POPULATION_TRUE_PROBABILITY => Array::f32(vec![m, n], matrix.true_probability.clone()),
                 observation::POPULATION_RUN => Array::i64(vec![m], self.members.iter().map(|x| x.run as i64).collect()),
+                observation::POPULATION_MEMBERS => Array::i64(
+                    vec![m, 6],
+                    self.members
+                        .iter()
+                        .flat_map(|x| {
+                            [x.run, x.setting, x.seed as usize, x.step as usize, x.examples_seen as usize, x.batch_size]
+                                .map(|v| v as i64)
+                        })
+                        .collect(),
+                ),
+                observation::POPULATION_PROBABILITIES if matrix.probabilities.is_empty() => {
+                    bail!("observation `{kind}` needs `population.probabilities = true` (softmax outputs are kept only then)")
+                }
+                observation::POPULATION_PROBABILITIES => {
+                    Array::f32(vec![m, n, matrix.classes as u64], matrix.probabilities.clone())
+                }
                 observation::LABELS => Array::i64(vec![n], matrix.labels.clone()),
                 observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
                 other => bail!(
-                    "observation `{other}` does not exist in a population experiment (known: {}, {}, {}, {}, {})",
-                    observation::POPULATION_CORRECT,
-                    observation::POPULATION_TRUE_PROBABILITY,
-                    observation::POPULATION_RUN,
-                    observation::LABELS,
-                    observation::EXAMPLE_IDS
+                    "observation `{other}` does not exist in a population experiment (known: {})",
+                    observation::POPULATION_KINDS.join(", ")
                 ),
             };
             out.push(Observation { split: split.into(), kind: kind.into(), array });
@@ -310,7 +450,7 @@ mod tests {
             seeds: vec![0, 1],
             epochs: vec![1, 3],
             splits: vec!["test".into(), "validation".into()],
-            load: None,
+            ..PopulationConfig::default()
         };
         let train = TrainConfig { batch_size: 16, ..TrainConfig::default() };
         Population::train(&config, &train, &splits, Device::Cpu, seed, &AtomicBool::new(false), None).unwrap()
@@ -353,6 +493,66 @@ mod tests {
         assert!(err.contains("test.correct.npy") && err.contains("members.json has 12 members"), "{err}");
         let err = format!("{:#}", Population::load(&dir.path().join("nowhere")).unwrap_err());
         assert!(err.contains("members.json"), "{err}");
+    }
+
+    #[test]
+    fn settings_checkpoints_probabilities_and_a_fork_that_shares_its_past() {
+        let data = DataConfig { examples: 400, features: 4, classes: 3, separation: 1.5, ..DataConfig::default() };
+        let splits = crate::data::load(&data, 0.0, 1, Path::new(".")).unwrap();
+        let n_train = splits.train.len() as u64;
+        let setting = |text: &str| text.parse::<toml::Table>().unwrap();
+        // Setting 1 forks from setting 0 after 10 steps with lr = 0: it keeps
+        // the parent's weights at the fork, so its predictions are the
+        // parent's there, and it sees the rest of the parent's stream.
+        let config = PopulationConfig {
+            seeds: vec![3],
+            settings: vec![setting("batch_size = 8"), setting("batch_size = 32\nlr = 0.0")],
+            every_checkpoint: true,
+            probabilities: true,
+            fork_step: Some(10),
+            splits: vec!["test".into()],
+            ..PopulationConfig::default()
+        };
+        let train = TrainConfig { epochs: 1, checkpoint_every: 5, ..TrainConfig::default() };
+        let p = Population::train(&config, &train, &splits, Device::Cpu, 7, &AtomicBool::new(false), None).unwrap();
+        let parent: Vec<&Member> = p.members.iter().filter(|m| m.setting == 0).collect();
+        let branch: Vec<&Member> = p.members.iter().filter(|m| m.setting == 1).collect();
+        // Every checkpoint is a member: every 5 steps and the epoch's end.
+        let steps: Vec<u64> = parent.iter().map(|m| m.step).collect();
+        assert_eq!(steps[..3], [5, 10, 15]);
+        assert_eq!(parent.last().unwrap().examples_seen, n_train);
+        assert_eq!((parent[0].batch_size, branch[0].batch_size), (8, 32));
+        // The branch starts where the parent was at step 10 (80 examples) and
+        // finishes the same single pass.
+        assert_eq!((branch[0].step, branch[0].examples_seen), (15, 80 + 5 * 32));
+        assert_eq!(branch.last().unwrap().examples_seen, n_train);
+        let test = &p.splits["test"];
+        let n = test.labels.len();
+        let row = |m: &Member| {
+            let i = p.members.iter().position(|x| std::ptr::eq(x, m)).unwrap();
+            test.true_probability[i * n..(i + 1) * n].to_vec()
+        };
+        let at_fork = parent.iter().find(|m| m.step == 10).unwrap();
+        for m in &branch {
+            assert_eq!(row(m), row(at_fork), "lr = 0 after the fork: the parent's function at step 10");
+        }
+        assert_ne!(row(parent.last().unwrap()), row(at_fork));
+        // Softmax outputs are kept and agree with the true-label probability.
+        assert_eq!(test.probabilities.len(), p.len() * n * 3);
+        for z in 0..n {
+            let probs = &test.probabilities[z * 3..z * 3 + 3];
+            assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert_eq!(probs[test.labels[z] as usize], test.true_probability[z]);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        p.save(dir.path()).unwrap();
+        assert_eq!(Population::load(dir.path()).unwrap(), p);
+        let obs = p.observations(&[ObservationRequest::new("test", observation::POPULATION_MEMBERS)]).unwrap();
+        assert_eq!(obs[0].array.shape.to_vec(), vec![p.len() as u64, 6]);
+        // A setting with an unknown key is named.
+        let bad = PopulationConfig { settings: vec![setting("batch = 3")], ..config };
+        let err = setting_configs(&bad, &train).unwrap_err().to_string();
+        assert!(err.contains("population.settings[0]") && err.contains("batch"), "{err}");
     }
 
     #[test]

@@ -168,6 +168,17 @@ pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSear
             }
         }
         let kind = variant.settings.experiment.kind;
+        if kind == ExperimentKind::Population {
+            if let Err(e) = crate::population::setting_configs(&variant.settings.population, &variant.settings.train) {
+                errors.push(manifest.diagnostic(
+                    variant.index,
+                    overrides,
+                    "population.settings",
+                    format!("{e:#}"),
+                    Some("each setting is a table of [train] keys, e.g. { batch_size = 16, lr = 0.01 }".into()),
+                ));
+            }
+        }
         if kind == ExperimentKind::Population && variant.sampler.is_some() {
             errors.push(manifest.diagnostic(
                 variant.index,
@@ -351,8 +362,9 @@ impl RunOutcome {
 
 /// Runs every variant of `session`, writing results.json after each.
 pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
+    let selected = |v: &Variant| options.only.is_empty() || options.only.iter().any(|n| selected_by(v, n));
     for name in &options.only {
-        if !session.variants.iter().any(|v| &v.name == name) {
+        if !session.variants.iter().any(|v| selected_by(v, name)) {
             let names: Vec<&str> = session.variants.iter().map(|v| v.name.as_str()).collect();
             bail!("no variant named `{name}` (variants: {})", names.join(", "));
         }
@@ -371,7 +383,7 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
         variants: vec![],
     };
     results.save(&dir)?;
-    for variant in session.variants.iter().filter(|v| options.only.is_empty() || options.only.contains(&v.name)) {
+    for variant in session.variants.iter().filter(|v| selected(v)) {
         log::info!("variant `{}`: starting", variant.name);
         let started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| run_variant(session, variant, options, &dir)));
@@ -432,6 +444,12 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
     report::write_tables(&results, &dir)?;
     report::write_plots(&results, &dir)?;
     Ok(RunOutcome { dir, results })
+}
+
+/// Whether `--variant name` selects `variant`: its name, or the base name of
+/// a seeded variant `name@seed`.
+fn selected_by(variant: &Variant, name: &str) -> bool {
+    variant.name == name || variant.name.rsplit_once('@').is_some_and(|(base, _)| base == name)
 }
 
 /// Where `positions` of the old stored order sit after reordering by
@@ -520,7 +538,7 @@ impl TrainOracle<'_> {
         let tensors = TensorData::new(train, self.device);
         let seed = SeedRng::derive(s.experiment.seed, 0x0AC1E ^ self.calls).next_u64();
         self.calls += 1;
-        train::fit_shuffled(&model, &tensors, &cfg, seed, &mut |_, _, _| Ok(()), &AtomicBool::new(false))?;
+        train::fit_shuffled(&model, &tensors, &cfg, seed, 0, &mut |_, _, _| Ok(()), &AtomicBool::new(false))?;
         Ok(train::evaluate(&model, &TensorData::new(validation, self.device)).accuracy)
     }
 }
@@ -834,6 +852,7 @@ fn run_train(
         cancel: &options.cancel,
         progress: bar.as_ref(),
         visit: if wants_order { Some(&mut visit) } else { None },
+        resumed: 0,
     };
     let summary = train::fit(&model, layout.examples, &s.train, hooks)?;
     if let Some(bar) = bar {

@@ -317,6 +317,8 @@ pub fn observe(
                 }
                 observation::POPULATION_CORRECT
                 | observation::POPULATION_TRUE_PROBABILITY
+                | observation::POPULATION_PROBABILITIES
+                | observation::POPULATION_MEMBERS
                 | observation::POPULATION_RUN => bail!(
                     "observation `{kind}` exists in population experiments only: set `[experiment] kind = \"population\"` and describe the models in `[population]`"
                 ),
@@ -433,6 +435,9 @@ pub struct FitHooks<'a, 'b> {
     pub progress: Option<&'a indicatif::ProgressBar>,
     /// Told each batch's example ids (epoch, ids), if given.
     pub visit: Option<&'a mut VisitHook<'b>>,
+    /// Examples of the first epoch visited before this call (a fork that
+    /// continues its parent's stream): the first epoch does not visit them.
+    pub resumed: u64,
 }
 
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
@@ -558,7 +563,9 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         }
         epoch_io.push(source.finish()?);
         epoch_seconds.push(epoch_started.elapsed().as_secs_f64() - evaluation);
-        irregular += visits.iter().filter(|&&v| v != 1).count() as u64;
+        let unvisited = visits.iter().filter(|&&v| v == 0).count() as u64;
+        let expected_unvisited = if epoch == 0 { hooks.resumed } else { 0 };
+        irregular += visits.iter().filter(|&&v| v > 1).count() as u64 + unvisited.abs_diff(expected_unvisited);
         let done = epoch + 1 == cfg.epochs || seen >= budget;
         let epochs_done = if seen >= budget { seen as f64 / n as f64 } else { (epoch + 1) as f64 };
         let cp = Checkpoint { step, epoch: epochs_done, examples_seen: seen, is_final: done };
@@ -584,23 +591,29 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
 
 /// Trains `model` on `data` held in memory, in a fresh seeded full shuffle
 /// each epoch (the host's own order, for the finetuning oracle and population
-/// members); `checkpoint` sees the model after every epoch.
+/// members); `checkpoint` sees the model at every checkpoint. A nonzero
+/// `resume` starts the first epoch that far into its order: a fork continuing
+/// the stream of the run it branched from (same `seed`).
 pub fn fit_shuffled(
     model: &Model,
     data: &TensorData,
     cfg: &TrainConfig,
     seed: u64,
+    resume: u64,
     checkpoint: &mut dyn FnMut(&Model, Checkpoint, f64) -> Result<()>,
     cancel: &AtomicBool,
 ) -> Result<FitSummary> {
     let n = data.y.size()[0] as u64;
     let mut rng = SeedRng::derive(seed, 0x5_4FF1E);
     let layout = tessera_sdk::StorageLayout { examples: n, block_size: n.max(1), bytes_per_example: 0 };
-    let mut epoch = |_epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
-        let order = Box::new(ShuffledOrder::new(n, &mut rng));
-        Ok(Box::new(MemorySource::new(order, data, layout, Access::Block, 1)))
+    let mut epoch = |epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
+        let mut order = ShuffledOrder::new(n, &mut rng);
+        if let (0, Some(ids)) = (epoch, order.0.as_mut()) {
+            ids.drain(..resume.min(n) as usize);
+        }
+        Ok(Box::new(MemorySource::new(Box::new(order), data, layout, Access::Block, 1)))
     };
-    let hooks = FitHooks { epoch: &mut epoch, checkpoint, cancel, progress: None, visit: None };
+    let hooks = FitHooks { epoch: &mut epoch, checkpoint, cancel, progress: None, visit: None, resumed: resume };
     fit(model, n, cfg, hooks)
 }
 
@@ -650,8 +663,14 @@ mod tests {
             Ok(())
         };
         let cancel = AtomicBool::new(false);
-        let hooks =
-            FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None, visit: None };
+        let hooks = FitHooks {
+            epoch: &mut epoch,
+            checkpoint: &mut checkpoint,
+            cancel: &cancel,
+            progress: None,
+            visit: None,
+            resumed: 0,
+        };
         let summary = fit(&model, 90, &cfg, hooks).unwrap();
         assert_eq!(summary.steps, 18);
         assert_eq!(summary.irregular_visits, 0);
@@ -694,8 +713,14 @@ mod tests {
             Ok(())
         };
         let cancel = AtomicBool::new(false);
-        let hooks =
-            FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None, visit: None };
+        let hooks = FitHooks {
+            epoch: &mut epoch,
+            checkpoint: &mut checkpoint,
+            cancel: &cancel,
+            progress: None,
+            visit: None,
+            resumed: 0,
+        };
         let summary = fit(&model, 100, &cfg, hooks).unwrap();
         // 150 examples in micro-batches of 10, 4 per step: steps after 40, 80,
         // 100 (end of epoch 1), 140 and 150 (the budget).
@@ -713,8 +738,14 @@ mod tests {
         let mut epoch = memory_epochs(&tensors, 300, Access::Example, 1);
         let mut checkpoint = |_: &Model, _, _| Ok(());
         let cancel = AtomicBool::new(false);
-        let hooks =
-            FitHooks { epoch: &mut epoch, checkpoint: &mut checkpoint, cancel: &cancel, progress: None, visit: None };
+        let hooks = FitHooks {
+            epoch: &mut epoch,
+            checkpoint: &mut checkpoint,
+            cancel: &cancel,
+            progress: None,
+            visit: None,
+            resumed: 0,
+        };
         let summary = fit(&model, 300, &cfg, hooks).unwrap();
         assert_eq!(summary.epoch_io[0].requests, 300, "random access: one request per example");
         let after = evaluate(&model, &tensors);

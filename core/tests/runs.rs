@@ -327,3 +327,64 @@ fn population_mistakes_get_clear_errors() {
     let error = failed.results.variants[0].error.clone().unwrap_or_default();
     assert!(error.contains("population.load = \"nowhere\"") && error.contains("members.json"), "{error}");
 }
+
+#[test]
+fn sgd_noise_compares_batch_sizes_at_equal_loss_and_forks_from_a_shared_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"kind = "population"
+
+[data]
+source = "teacher"
+examples = 3000
+features = 8
+classes = 3
+teacher_width = 16
+test_fraction = 0.2
+validation_fraction = 0.0
+
+[population]
+models = [{ kind = "mlp", hidden = [32] }]
+seeds = [1, 2]
+every_checkpoint = true
+probabilities = true
+settings = [{ batch_size = 8, lr = 0.05 }, { batch_size = 32, lr = 0.2 }]
+
+[train]
+epochs = 2
+checkpoint_log = 12
+
+[[metric]]
+use = "sgd-noise.loss-curves"
+
+[[metric]]
+use = "sgd-noise.functional-distance"
+levels = 4
+
+[[variant]]
+name = "grid"
+
+[[variant]]
+name = "fork"
+population = { fork_step = 100 }
+"#;
+    let m = write_manifest(dir.path(), &[&library("tessera_sgd_noise")], body);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    assert!(outcome.all_ok(), "{:?}", outcome.results.variants);
+    for v in &outcome.results.variants {
+        let distance = &v.results["sgd-noise.functional-distance"];
+        let s = &distance.scalars;
+        for key in ["mean_tv_between_settings", "mean_noise_floor"] {
+            assert!(s[key] > 0.0 && s[key] <= 1.0, "{}: {key} = {}", v.name, s[key]);
+        }
+        assert!(distance.series.iter().any(|c| c.name.starts_with("tv-by-loss/noise floor")));
+        let curves = &v.results["sgd-noise.loss-curves"];
+        assert!(curves.scalars["final_loss batch 32"].is_finite());
+        assert_eq!(curves.tables[0].rows.len(), 1, "batch 32 against batch 8, step by step");
+    }
+    // The fork's branches start at the parent's step 100: their first
+    // checkpoint comes after it, and their curves are shorter.
+    let fork = &outcome.results.variants[1].results["sgd-noise.loss-curves"];
+    let by_steps = |name: &str| fork.series.iter().find(|c| c.name == format!("loss-by-steps/{name}")).unwrap();
+    assert!(by_steps("batch 32").x[0] > 100.0, "{:?}", by_steps("batch 32").x);
+    assert!(by_steps("batch 8").x[0] < 100.0);
+}

@@ -100,8 +100,25 @@ pub mod observation {
     /// (checkpoints of one run share it), `i64`, shape `[m]`. Hold out whole
     /// runs, not members, when a protocol needs two independent halves.
     pub const POPULATION_RUN: &str = "population-run";
+    /// Population experiments only: each member's softmax outputs on each
+    /// point (kept with `population.probabilities = true`), `f32`, shape `[m, n, classes]`.
+    pub const POPULATION_PROBABILITIES: &str = "population-probabilities";
+    /// Population experiments only: one row per member, `i64`, shape `[m, 6]`:
+    /// run, setting (index in `population.settings`), seed, step, examples
+    /// seen, batch size.
+    pub const POPULATION_MEMBERS: &str = "population-members";
+    /// The observations of population experiments (with `labels` and `example-ids`).
+    pub const POPULATION_KINDS: [&str; 7] = [
+        POPULATION_CORRECT,
+        POPULATION_TRUE_PROBABILITY,
+        POPULATION_PROBABILITIES,
+        POPULATION_RUN,
+        POPULATION_MEMBERS,
+        LABELS,
+        EXAMPLE_IDS,
+    ];
     /// Every name above.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 15] = [
         PREDICTIONS,
         LABELS,
         PROBABILITIES,
@@ -115,6 +132,8 @@ pub mod observation {
         POPULATION_CORRECT,
         POPULATION_TRUE_PROBABILITY,
         POPULATION_RUN,
+        POPULATION_PROBABILITIES,
+        POPULATION_MEMBERS,
     ];
 }
 

@@ -58,7 +58,7 @@ enum Command {
         /// Override a setting in every variant, e.g. --set train.lr=0.1.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
-        /// Run only this variant (repeatable).
+        /// Run only this variant (repeatable); a seeded variant's base name selects all its seeds.
         #[arg(long = "variant", value_name = "NAME")]
         variants: Vec<String>,
     },

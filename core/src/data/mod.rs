@@ -247,6 +247,9 @@ pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::
     let test = all.subset(&idx[..n_test]);
     let validation = all.subset(&idx[n_test..n_test + n_val]);
     let mut train = all.subset(&idx[n_test + n_val..]);
+    if let Some(k) = config.train_limit {
+        train = train.subset(&(0..k.min(train.len())).collect::<Vec<_>>());
+    }
     match config.stored_order.as_str() {
         "shuffled" => {}
         "sorted-by-label" => train = train.subset(&train.order_by_label()),
