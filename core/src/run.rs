@@ -1018,7 +1018,10 @@ fn run_population(
         engine.scalars.insert(format!("min_accuracy_{split}"), lo);
         engine.scalars.insert(format!("max_accuracy_{split}"), hi);
     }
-    let mut columns: Vec<String> = ["member", "run", "model", "width", "seed", "epochs"].map(String::from).to_vec();
+    let mut columns: Vec<String> =
+        ["member", "run", "model", "width", "seed", "setting", "epochs", "step", "examples_seen"]
+            .map(String::from)
+            .to_vec();
     columns.extend(splits.iter().map(|s| format!("{s}_accuracy")));
     let rows = population.members.iter().enumerate().map(|(i, m)| {
         let mut row = vec![
@@ -1027,7 +1030,10 @@ fn run_population(
             serde_json::json!(m.model),
             serde_json::json!(m.width),
             serde_json::json!(m.seed),
+            serde_json::json!(m.setting_label),
             serde_json::json!(m.epochs),
+            serde_json::json!(m.step),
+            serde_json::json!(m.examples_seen),
         ];
         row.extend(splits.iter().map(|s| serde_json::json!(m.accuracy[s.as_str()])));
         row
