@@ -112,6 +112,9 @@ pub fn setting_configs(config: &PopulationConfig, train: &TrainConfig) -> Result
         .iter()
         .enumerate()
         .map(|(i, overrides)| {
+            if overrides.contains_key("label_noise") {
+                bail!("population.settings[{i}].label_noise: label noise applies to the variant's data, not to one setting; set train.label_noise");
+            }
             let mut table = base.clone();
             table.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
             TrainConfig::deserialize(table).map_err(|e| anyhow::anyhow!("population.settings[{i}]: {}", e.message()))
@@ -553,6 +556,9 @@ mod tests {
         let bad = PopulationConfig { settings: vec![setting("batch = 3")], ..config };
         let err = setting_configs(&bad, &train).unwrap_err().to_string();
         assert!(err.contains("population.settings[0]") && err.contains("batch"), "{err}");
+        let bad = PopulationConfig { settings: vec![setting("label_noise = 0.1")], ..bad };
+        let err = setting_configs(&bad, &train).unwrap_err().to_string();
+        assert!(err.contains("set train.label_noise"), "{err}");
     }
 
     #[test]
