@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod model;
 pub mod plugin;
 pub mod population;
+pub mod pretrain;
 pub mod report;
 pub mod run;
 pub mod storage;

@@ -410,6 +410,45 @@ impl Default for ReferenceConfig {
     }
 }
 
+/// `[pretrain]`: self-supervised pretraining of the variant's network on the
+/// training inputs (no labels), before the run; see [`crate::pretrain`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainConfig {
+    /// `none`, `simclr` (contrastive, NT-Xent) or `autoencoder`.
+    pub method: String,
+    /// Passes over the training inputs.
+    pub epochs: u64,
+    /// Examples per step (SimCLR contrasts each view with the batch's others).
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// SimCLR: the temperature τ of NT-Xent.
+    pub temperature: f64,
+    /// SimCLR: the projection head's output dimension.
+    pub projection: i64,
+    /// Augmentation: largest random translation, in points, along each of
+    /// the last two axes of images (the last axis of sequences).
+    pub shift: i64,
+    /// Augmentation: standard deviation of Gaussian noise.
+    pub noise: f64,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        PretrainConfig {
+            method: "none".into(),
+            epochs: 30,
+            batch_size: 256,
+            lr: 0.001,
+            temperature: 0.5,
+            projection: 64,
+            shift: 1,
+            noise: 0.1,
+        }
+    }
+}
+
 /// `[population]`: the members of a population experiment. Every model of
 /// `models`, at every width multiplier of `widths`, trains once per seed of
 /// `seeds` and per training setting of `settings` (on a seeded full shuffle;
@@ -580,6 +619,8 @@ pub struct Settings {
     pub reference: ReferenceConfig,
     /// `[population]`.
     pub population: PopulationConfig,
+    /// `[pretrain]`.
+    pub pretrain: PretrainConfig,
 }
 
 /// A component named in a manifest, with its parameters.

@@ -615,6 +615,32 @@ fn run_train(
             });
     let mut model =
         Model::new(&s.model, &splits.train.shape, splits.train.classes as i64, device, role_seed(seed, "model"))?;
+    if s.pretrain.method != "none" {
+        let summary = crate::pretrain::pretrain(
+            &s.pretrain,
+            &model,
+            &TensorData::new(&splits.train, device),
+            device,
+            role_seed(seed, "pretrain"),
+        )?;
+        let path = run_dir.join("pretrained").join(format!("{}.safetensors", report::file_stem_safe(&variant.name)));
+        std::fs::create_dir_all(path.parent().expect("a folder"))?;
+        model.save(&path)?;
+        let mut report = ReportJson::default();
+        report.scalars.insert("first_epoch_loss".into(), summary.epoch_loss.first().copied().unwrap_or(f64::NAN));
+        report.scalars.insert("final_loss".into(), summary.epoch_loss.last().copied().unwrap_or(f64::NAN));
+        report.scalars.insert("seconds".into(), summary.seconds);
+        let epochs = (1..=summary.epoch_loss.len()).map(|e| e as f64).collect();
+        report.series.push(SeriesJson {
+            name: "pretrain_loss".into(),
+            x_label: "epoch".into(),
+            y_label: format!("{} loss", s.pretrain.method),
+            x: epochs,
+            y: summary.epoch_loss,
+        });
+        log::info!("{}: {} pretraining done, encoder saved to {}", variant.name, s.pretrain.method, path.display());
+        reports.insert("pretrain".to_string(), report);
+    }
     let layers: Vec<LayerInfo> = model.layers();
 
     if let Some(spec) = &variant.finetuner {

@@ -388,3 +388,40 @@ population = { fork_step = 100 }
     assert!(by_steps("batch 32").x[0] > 100.0, "{:?}", by_steps("batch 32").x);
     assert!(by_steps("batch 8").x[0] < 100.0);
 }
+
+#[test]
+fn a_self_supervised_encoder_is_pretrained_saved_and_probed_linearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"
+[data]
+source = "digits"
+limit = 400
+
+[model]
+kind = "cnn"
+channels = [4, 8]
+
+[pretrain]
+method = "simclr"
+epochs = 2
+batch_size = 64
+
+[train]
+epochs = 1
+
+[sampler]
+use = "baselines.full-shuffle"
+
+[finetuner]
+use = "baselines.linear-probe"
+"#;
+    let m = write_manifest(dir.path(), &[&baselines()], body);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    assert!(outcome.all_ok(), "{:?}", outcome.results.variants);
+    let v = &outcome.results.variants[0];
+    let pretrain = &v.results["pretrain"];
+    assert_eq!(pretrain.series[0].x.len(), 2, "a loss per pretraining epoch");
+    assert!(outcome.dir.join(format!("pretrained/{}.safetensors", v.name)).exists());
+    // The probe trains the head only: 8 features × 10 classes + 10 biases.
+    assert_eq!(v.results["engine"].scalars["trainable_parameters"], 90.0);
+}
