@@ -483,6 +483,10 @@ pub struct PopulationConfig {
     pub fork_step: Option<u64>,
     /// The setting the others fork from.
     pub fork_from: usize,
+    /// Train the head only: every run starts from one network per
+    /// architecture (the `[pretrain]`ed encoder, or one random network) whose
+    /// feature blocks stay frozen — a linear probe on a fixed representation.
+    pub freeze_features: bool,
     /// The splits every member is evaluated on (`test`, `validation`,
     /// `shifted`, `train`).
     pub splits: Vec<String>,
@@ -503,6 +507,7 @@ impl Default for PopulationConfig {
             probabilities: false,
             fork_step: None,
             fork_from: 0,
+            freeze_features: false,
             splits: vec!["test".into()],
             load: None,
         }

@@ -63,6 +63,8 @@ pub struct SplitMatrix {
     pub true_probability: Vec<f32>,
     /// With `population.probabilities`: every softmax output, m × n × classes.
     pub probabilities: Vec<f32>,
+    /// Hard predictions (argmax), m × n.
+    pub predictions: Vec<i32>,
     /// Number of classes.
     pub classes: usize,
 }
@@ -74,6 +76,9 @@ pub struct Population {
     pub members: Vec<Member>,
     /// The prediction matrix of each evaluated split.
     pub splits: BTreeMap<String, SplitMatrix>,
+    /// When a setting has label noise: the training labels of each run
+    /// (index = run), noised with the run's own seed.
+    pub train_labels: Vec<Vec<i64>>,
 }
 
 /// `model` with its widths multiplied by `width` (rounded, at least 1):
@@ -112,9 +117,6 @@ pub fn setting_configs(config: &PopulationConfig, train: &TrainConfig) -> Result
         .iter()
         .enumerate()
         .map(|(i, overrides)| {
-            if overrides.contains_key("label_noise") {
-                bail!("population.settings[{i}].label_noise: label noise applies to the variant's data, not to one setting; set train.label_noise");
-            }
             let mut table = base.clone();
             table.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
             TrainConfig::deserialize(table).map_err(|e| anyhow::anyhow!("population.settings[{i}]: {}", e.message()))
@@ -131,11 +133,16 @@ fn setting_label(overrides: &toml::Table) -> String {
 }
 
 impl Population {
-    /// Trains every run of `config` on `splits.train` and evaluates each
-    /// member on `config.splits`. Deterministic for a given `seed`.
+    /// Trains every run of `config` on `splits.train` (clean labels; a
+    /// setting's `label_noise` is drawn per run, with the run's seed) and
+    /// evaluates each member on `config.splits`. With `pretrain`, each
+    /// architecture's feature blocks are first pretrained without labels and
+    /// every run starts from them. Deterministic for a given `seed`.
+    #[allow(clippy::too_many_arguments)]
     pub fn train(
         config: &PopulationConfig,
         train: &TrainConfig,
+        pretrain: &crate::manifest::PretrainConfig,
         splits: &Splits,
         device: Device,
         seed: u64,
@@ -213,9 +220,29 @@ impl Population {
             order.retain(|&i| i != config.fork_from);
             order.insert(0, config.fork_from);
         }
+        let noisy = settings.iter().any(|cfg| cfg.label_noise > 0.0);
         let mut run = 0;
         let mut lineage = 0u64;
-        for (architecture, width) in &architectures {
+        for (a, (architecture, width)) in architectures.iter().enumerate() {
+            // One start for every run of the architecture: a pretrained
+            // encoder, or (frozen features) one random network.
+            let shared = if pretrain.method != "none" || config.freeze_features {
+                let base_seed = SeedRng::derive(seed, 0xBA5E ^ a as u64).next_u64();
+                let base = Model::new(architecture, &splits.train.shape, classes, device, base_seed)?;
+                if pretrain.method != "none" {
+                    let summary = crate::pretrain::pretrain(pretrain, &base, &train_data, device, base_seed)?;
+                    log::info!(
+                        "population: {} pretrained ({}), loss {:.3} -> {:.3}",
+                        describe(architecture),
+                        pretrain.method,
+                        summary.epoch_loss.first().copied().unwrap_or(f64::NAN),
+                        summary.epoch_loss.last().copied().unwrap_or(f64::NAN)
+                    );
+                }
+                Some(base)
+            } else {
+                None
+            };
             for &member_seed in &config.seeds {
                 let run_seed = SeedRng::derive(seed ^ member_seed.wrapping_mul(0x9E37_79B9), lineage).next_u64();
                 lineage += 1;
@@ -225,6 +252,13 @@ impl Population {
                 for &setting in &order {
                     let cfg = &settings[setting];
                     let mut model = Model::new(architecture, &splits.train.shape, classes, device, run_seed)?;
+                    if let Some(base) = &shared {
+                        model.vs.copy(&base.vs)?;
+                    }
+                    if config.freeze_features {
+                        let head = model.layers().len() as u32 - 1;
+                        model.set_trainable(&[head])?;
+                    }
                     let branches = config.fork_step.is_some() && setting != config.fork_from;
                     let (start_step, start_seen) = match (&fork, branches) {
                         (Some((parent, step, seen)), true) => {
@@ -244,6 +278,16 @@ impl Population {
                         ..cfg.clone()
                     };
                     let label = setting_label(&config.settings[setting]);
+                    // This run's labels: clean, or noised with its own seed.
+                    let mut labels = splits.train.clone();
+                    if cfg.label_noise > 0.0 {
+                        let noise_seed = SeedRng::derive(run_seed, 0x401 ^ setting as u64).next_u64();
+                        crate::data::add_label_noise(&mut labels, cfg.label_noise, noise_seed)?;
+                    }
+                    let run_data = (cfg.label_noise > 0.0).then(|| TensorData::new(&labels, device));
+                    if noisy {
+                        population.train_labels.push(labels.labels);
+                    }
                     let keep_fork = config.fork_step.filter(|_| setting == config.fork_from && !branches);
                     let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
                         let (step, seen) = (start_step + cp.step, start_seen + cp.examples_seen);
@@ -261,12 +305,16 @@ impl Population {
                         for (split, data) in &evaluated {
                             let probabilities = tch::no_grad(|| model.forward(&data.x).softmax(-1, Kind::Float));
                             let truth = probabilities.gather(1, &data.y.unsqueeze(1), false).squeeze_dim(1);
-                            let hit = probabilities.argmax(-1, false).eq_tensor(&data.y);
+                            let predicted = probabilities.argmax(-1, false);
+                            let hit = predicted.eq_tensor(&data.y);
                             let matrix = population.splits.get_mut(split).expect("inserted above");
                             let hits = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
                             let n = hits.len().max(1);
                             accuracy.insert(split.clone(), hits.iter().map(|&h| h as f64).sum::<f64>() / n as f64);
                             matrix.correct.extend(hits);
+                            matrix
+                                .predictions
+                                .extend(Vec::<i32>::try_from(&predicted.to_kind(Kind::Int).to_device(Device::Cpu))?);
                             matrix.true_probability.extend(train::to_vec_f32(&truth)?);
                             if config.probabilities {
                                 matrix.probabilities.extend(train::to_vec_f32(&probabilities)?);
@@ -287,7 +335,8 @@ impl Population {
                         });
                         Ok(())
                     };
-                    train::fit_shuffled(&model, &train_data, &cfg, run_seed, start_seen, &mut checkpoint, cancel)
+                    let data = run_data.as_ref().unwrap_or(&train_data);
+                    train::fit_shuffled(&model, data, &cfg, run_seed, start_seen, &mut checkpoint, cancel)
                         .with_context(|| format!("population run {run} ({name}, seed {member_seed}, {label})"))?;
                     log::info!("population run {} of {runs} ({name}, seed {member_seed}, {label}) trained", run + 1);
                     if let Some(bar) = progress {
@@ -318,6 +367,10 @@ impl Population {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         crate::report::write_atomic(&dir.join("members.json"), &serde_json::to_vec_pretty(&self.members)?)?;
         let m = self.members.len();
+        if let Some(first) = self.train_labels.first() {
+            let bytes: Vec<u8> = self.train_labels.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+            write_npy(&dir.join("train-labels.npy"), "<i8", &[self.train_labels.len(), first.len()], &bytes)?;
+        }
         for (split, matrix) in &self.splits {
             let n = matrix.labels.len();
             write_npy(&dir.join(format!("{split}.correct.npy")), "|u1", &[m, n], &matrix.correct)?;
@@ -325,6 +378,8 @@ impl Population {
             write_npy(&dir.join(format!("{split}.true-probability.npy")), "<f4", &[m, n], &bytes)?;
             let bytes: Vec<u8> = matrix.labels.iter().flat_map(|v| v.to_le_bytes()).collect();
             write_npy(&dir.join(format!("{split}.labels.npy")), "<i8", &[n], &bytes)?;
+            let bytes: Vec<u8> = matrix.predictions.iter().flat_map(|v| v.to_le_bytes()).collect();
+            write_npy(&dir.join(format!("{split}.predictions.npy")), "<i4", &[m, n], &bytes)?;
             if !matrix.probabilities.is_empty() {
                 let bytes: Vec<u8> = matrix.probabilities.iter().flat_map(|v| v.to_le_bytes()).collect();
                 write_npy(&dir.join(format!("{split}.probabilities.npy")), "<f4", &[m, n, matrix.classes], &bytes)?;
@@ -366,6 +421,7 @@ impl Population {
             };
             let correct = matrix_of("correct")?.into_iter().map(|v| (v != 0.0) as u8).collect();
             let true_probability = matrix_of("true-probability")?.into_iter().map(|v| v as f32).collect();
+            let predictions = matrix_of("predictions")?.into_iter().map(|v| v as i32).collect();
             let labels: Vec<i64> = labels.values.into_iter().map(|v| v as i64).collect();
             let mut classes = labels.iter().max().map_or(0, |&c| c as usize + 1);
             let mut probabilities = vec![];
@@ -378,12 +434,23 @@ impl Population {
                 classes = a.shape[2];
                 probabilities = a.values.into_iter().map(|v| v as f32).collect();
             }
-            splits.insert(split.to_string(), SplitMatrix { labels, correct, true_probability, probabilities, classes });
+            splits.insert(
+                split.to_string(),
+                SplitMatrix { labels, correct, true_probability, probabilities, predictions, classes },
+            );
         }
         if splits.is_empty() {
             bail!("{}: no `<split>.labels.npy` in the folder", dir.display());
         }
-        Ok(Population { members, splits })
+        let path = dir.join("train-labels.npy");
+        let train_labels = if path.exists() {
+            let a = npy(&path)?;
+            let width = a.shape.get(1).copied().unwrap_or(0).max(1);
+            a.values.chunks(width).map(|row| row.iter().map(|&v| v as i64).collect()).collect()
+        } else {
+            vec![]
+        };
+        Ok(Population { members, splits, train_labels })
     }
 
     /// The observations `requests` asks for: the matrices, the members' runs,
@@ -420,6 +487,19 @@ impl Population {
                         })
                         .collect(),
                 ),
+                observation::POPULATION_PREDICTIONS => {
+                    Array::i64(vec![m, n], matrix.predictions.iter().map(|&p| p as i64).collect())
+                }
+                observation::POPULATION_TRAIN_LABELS if self.train_labels.is_empty() => {
+                    bail!("observation `{kind}` needs label noise in some population setting (every run trains on the clean labels)")
+                }
+                observation::POPULATION_TRAIN_LABELS => {
+                    let width = self.train_labels[0].len() as u64;
+                    Array::i64(
+                        vec![m, width],
+                        self.members.iter().flat_map(|x| self.train_labels[x.run].clone()).collect(),
+                    )
+                }
                 observation::POPULATION_PROBABILITIES if matrix.probabilities.is_empty() => {
                     bail!("observation `{kind}` needs `population.probabilities = true` (softmax outputs are kept only then)")
                 }
@@ -456,7 +536,17 @@ mod tests {
             ..PopulationConfig::default()
         };
         let train = TrainConfig { batch_size: 16, ..TrainConfig::default() };
-        Population::train(&config, &train, &splits, Device::Cpu, seed, &AtomicBool::new(false), None).unwrap()
+        Population::train(
+            &config,
+            &train,
+            &Default::default(),
+            &splits,
+            Device::Cpu,
+            seed,
+            &AtomicBool::new(false),
+            None,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -517,7 +607,17 @@ mod tests {
             ..PopulationConfig::default()
         };
         let train = TrainConfig { epochs: 1, checkpoint_every: 5, ..TrainConfig::default() };
-        let p = Population::train(&config, &train, &splits, Device::Cpu, 7, &AtomicBool::new(false), None).unwrap();
+        let p = Population::train(
+            &config,
+            &train,
+            &Default::default(),
+            &splits,
+            Device::Cpu,
+            7,
+            &AtomicBool::new(false),
+            None,
+        )
+        .unwrap();
         let parent: Vec<&Member> = p.members.iter().filter(|m| m.setting == 0).collect();
         let branch: Vec<&Member> = p.members.iter().filter(|m| m.setting == 1).collect();
         // Every checkpoint is a member: every 5 steps and the epoch's end.
@@ -556,9 +656,59 @@ mod tests {
         let bad = PopulationConfig { settings: vec![setting("batch = 3")], ..config };
         let err = setting_configs(&bad, &train).unwrap_err().to_string();
         assert!(err.contains("population.settings[0]") && err.contains("batch"), "{err}");
-        let bad = PopulationConfig { settings: vec![setting("label_noise = 0.1")], ..bad };
-        let err = setting_configs(&bad, &train).unwrap_err().to_string();
-        assert!(err.contains("set train.label_noise"), "{err}");
+    }
+
+    #[test]
+    fn label_noise_is_drawn_per_run_and_frozen_features_probe_one_network() {
+        let data = DataConfig { examples: 300, features: 4, classes: 3, separation: 1.5, ..DataConfig::default() };
+        let splits = crate::data::load(&data, 0.0, 1, Path::new(".")).unwrap();
+        let setting = |text: &str| text.parse::<toml::Table>().unwrap();
+        let config = PopulationConfig {
+            seeds: vec![1, 2],
+            settings: vec![setting("label_noise = 0.0"), setting("label_noise = 0.2")],
+            freeze_features: true,
+            splits: vec!["train".into(), "test".into()],
+            ..PopulationConfig::default()
+        };
+        let train = TrainConfig { epochs: 2, ..TrainConfig::default() };
+        let run = |seed| {
+            Population::train(
+                &config,
+                &train,
+                &Default::default(),
+                &splits,
+                Device::Cpu,
+                seed,
+                &AtomicBool::new(false),
+                None,
+            )
+            .unwrap()
+        };
+        let p = run(3);
+        let clean = &splits.train.labels;
+        let flipped = |labels: &Vec<i64>| labels.iter().zip(clean).filter(|(a, b)| a != b).count();
+        let expected = (0.2 * clean.len() as f64).round() as usize;
+        assert_eq!(p.train_labels.len(), 4);
+        let (noisy_1, noisy_2): (Vec<_>, Vec<_>) = (
+            p.members.iter().filter(|m| m.setting == 1 && m.seed == 1).map(|m| m.run).collect(),
+            p.members.iter().filter(|m| m.setting == 1 && m.seed == 2).map(|m| m.run).collect(),
+        );
+        for m in &p.members {
+            let want = if m.setting == 0 { 0 } else { expected };
+            assert_eq!(flipped(&p.train_labels[m.run]), want);
+        }
+        assert_ne!(p.train_labels[noisy_1[0]], p.train_labels[noisy_2[0]], "each run draws its own noise");
+        assert_eq!(p, run(3), "reproducible");
+        // Predictions agree with correctness against the clean labels.
+        let t = &p.splits["train"];
+        for (k, (&pred, &hit)) in t.predictions.iter().zip(&t.correct).enumerate() {
+            assert_eq!(hit == 1, pred as i64 == t.labels[k % t.labels.len()]);
+        }
+        let obs = p.observations(&[ObservationRequest::new("train", observation::POPULATION_TRAIN_LABELS)]).unwrap();
+        assert_eq!(obs[0].array.shape.to_vec(), vec![p.len() as u64, clean.len() as u64]);
+        let dir = tempfile::tempdir().unwrap();
+        p.save(dir.path()).unwrap();
+        assert_eq!(Population::load(dir.path()).unwrap(), p);
     }
 
     #[test]

@@ -1004,11 +1004,13 @@ fn run_population(
             p
         }
         None => {
-            let splits = data::load(&s.data, s.train.label_noise, seed, &session.manifest.dir())?;
+            // Clean labels here: each run draws its settings' label noise itself.
+            let splits = data::load(&s.data, 0.0, seed, &session.manifest.dir())?;
             let bar = progress_bar(options, 0, format!("{}: population", variant.name));
             let p = Population::train(
                 &s.population,
                 &s.train,
+                &s.pretrain,
                 &splits,
                 device,
                 role_seed(seed, "population"),

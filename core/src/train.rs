@@ -319,6 +319,8 @@ pub fn observe(
                 | observation::POPULATION_TRUE_PROBABILITY
                 | observation::POPULATION_PROBABILITIES
                 | observation::POPULATION_MEMBERS
+                | observation::POPULATION_PREDICTIONS
+                | observation::POPULATION_TRAIN_LABELS
                 | observation::POPULATION_RUN => bail!(
                     "observation `{kind}` exists in population experiments only: set `[experiment] kind = \"population\"` and describe the models in `[population]`"
                 ),

@@ -107,9 +107,18 @@ pub mod observation {
     /// run, setting (index in `population.settings`), seed, step, examples
     /// seen, batch size.
     pub const POPULATION_MEMBERS: &str = "population-members";
+    /// Population experiments only: each member's hard predictions (argmax)
+    /// on each point, `i64`, shape `[m, n]`.
+    pub const POPULATION_PREDICTIONS: &str = "population-predictions";
+    /// Population experiments with label noise in a setting: the training
+    /// labels each member was trained on (noised with its run's seed), `i64`,
+    /// shape `[m, n_train]`; the split's `labels` are the clean ones.
+    pub const POPULATION_TRAIN_LABELS: &str = "population-train-labels";
     /// The observations of population experiments (with `labels` and `example-ids`).
-    pub const POPULATION_KINDS: [&str; 7] = [
+    pub const POPULATION_KINDS: [&str; 9] = [
         POPULATION_CORRECT,
+        POPULATION_PREDICTIONS,
+        POPULATION_TRAIN_LABELS,
         POPULATION_TRUE_PROBABILITY,
         POPULATION_PROBABILITIES,
         POPULATION_RUN,
@@ -118,7 +127,7 @@ pub mod observation {
         EXAMPLE_IDS,
     ];
     /// Every name above.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 17] = [
         PREDICTIONS,
         LABELS,
         PROBABILITIES,
@@ -134,6 +143,8 @@ pub mod observation {
         POPULATION_RUN,
         POPULATION_PROBABILITIES,
         POPULATION_MEMBERS,
+        POPULATION_PREDICTIONS,
+        POPULATION_TRAIN_LABELS,
     ];
 }
 
