@@ -425,3 +425,46 @@ use = "baselines.linear-probe"
     // The probe trains the head only: 8 features × 10 classes + 10 biases.
     assert_eq!(v.results["engine"].scalars["trainable_parameters"], 90.0);
 }
+
+#[test]
+fn the_rrm_gaps_come_from_clean_and_noisy_probes_on_a_pretrained_representation() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"kind = "population"
+
+[data]
+source = "blobs"
+examples = 600
+features = 8
+classes = 4
+separation = 2.0
+
+[population]
+models = [{ kind = "mlp", hidden = [16] }]
+seeds = [1, 2]
+settings = [{ label_noise = 0.0 }, { label_noise = 0.1 }]
+epochs = [5]
+splits = ["train", "test"]
+freeze_features = true
+
+[pretrain]
+method = "autoencoder"
+epochs = 3
+batch_size = 64
+
+[train]
+optimizer = "adam"
+lr = 0.01
+
+[[metric]]
+use = "rrm-bound.rrm"
+"#;
+    let m = write_manifest(dir.path(), &[&library("tessera_rrm_bound")], body);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    assert!(outcome.all_ok(), "{:?}", outcome.results.variants);
+    let s = &outcome.results.variants[0].results["rrm-bound.rrm"].scalars;
+    assert_eq!((s["clean_runs"], s["noisy_runs"]), (2.0, 2.0));
+    assert!((s["eta"] - 0.1).abs() < 0.002, "exactly round(η·n) flipped: {}", s["eta"]);
+    let sum = s["robustness_gap"] + s["memorization_gap"] + s["rationality_gap"];
+    assert!((sum - s["generalization_gap"]).abs() < 1e-12);
+    assert!(s["test"] > 0.5 && s["theorem_ii_dc"].is_finite(), "{s:?}");
+}
