@@ -136,13 +136,15 @@ impl Population {
     /// Trains every run of `config` on `splits.train` (clean labels; a
     /// setting's `label_noise` is drawn per run, with the run's seed) and
     /// evaluates each member on `config.splits`. With `pretrain`, each
-    /// architecture's feature blocks are first pretrained without labels and
-    /// every run starts from them. Deterministic for a given `seed`.
+    /// architecture's feature blocks are first pretrained without labels,
+    /// saved as `<encoders>/<architecture>.safetensors` when `encoders` is
+    /// given, and every run starts from them. Deterministic for a given `seed`.
     #[allow(clippy::too_many_arguments)]
     pub fn train(
         config: &PopulationConfig,
         train: &TrainConfig,
         pretrain: &crate::manifest::PretrainConfig,
+        encoders: Option<&Path>,
         splits: &Splits,
         device: Device,
         seed: u64,
@@ -238,6 +240,11 @@ impl Population {
                         summary.epoch_loss.first().copied().unwrap_or(f64::NAN),
                         summary.epoch_loss.last().copied().unwrap_or(f64::NAN)
                     );
+                    if let Some(dir) = encoders {
+                        std::fs::create_dir_all(dir)?;
+                        let file = crate::report::file_stem_safe(&format!("{}.safetensors", describe(architecture)));
+                        base.save(&dir.join(file))?;
+                    }
                 }
                 Some(base)
             } else {
@@ -540,6 +547,7 @@ mod tests {
             &config,
             &train,
             &Default::default(),
+            None,
             &splits,
             Device::Cpu,
             seed,
@@ -611,6 +619,7 @@ mod tests {
             &config,
             &train,
             &Default::default(),
+            None,
             &splits,
             Device::Cpu,
             7,
@@ -676,6 +685,7 @@ mod tests {
                 &config,
                 &train,
                 &Default::default(),
+                None,
                 &splits,
                 Device::Cpu,
                 seed,

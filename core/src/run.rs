@@ -1007,10 +1007,12 @@ fn run_population(
             // Clean labels here: each run draws its settings' label noise itself.
             let splits = data::load(&s.data, 0.0, seed, &session.manifest.dir())?;
             let bar = progress_bar(options, 0, format!("{}: population", variant.name));
+            let encoders = run_dir.join("pretrained").join(report::file_stem_safe(&variant.name));
             let p = Population::train(
                 &s.population,
                 &s.train,
                 &s.pretrain,
+                Some(&encoders),
                 &splits,
                 device,
                 role_seed(seed, "population"),

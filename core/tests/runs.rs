@@ -467,4 +467,6 @@ use = "rrm-bound.rrm"
     let sum = s["robustness_gap"] + s["memorization_gap"] + s["rationality_gap"];
     assert!((sum - s["generalization_gap"]).abs() < 1e-12);
     assert!(s["test"] > 0.5 && s["theorem_ii_dc"].is_finite(), "{s:?}");
+    let v = &outcome.results.variants[0].name;
+    assert!(outcome.dir.join(format!("pretrained/{v}/mlp_16_.safetensors")).exists(), "the encoder is saved");
 }
