@@ -54,20 +54,7 @@ fn tessera(kind: &str) -> f64 {
     };
     let mut checkpoint = |_: &Model, _, _| Ok(());
     let cancel = AtomicBool::new(false);
-    let summary = fit(
-        &model,
-        N as u64,
-        &cfg,
-        FitHooks {
-            epoch: &mut epoch,
-            checkpoint: &mut checkpoint,
-            cancel: &cancel,
-            progress: None,
-            visit: None,
-            resumed: 0,
-        },
-    )
-    .unwrap();
+    let summary = fit(&model, N as u64, &cfg, FitHooks::new(&mut epoch, &mut checkpoint, &cancel)).unwrap();
     let seconds: f64 = summary.epoch_seconds[1..].iter().sum();
     (N as f64 * (EPOCHS - 1) as f64) / seconds
 }

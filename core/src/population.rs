@@ -286,14 +286,18 @@ impl Population {
                     };
                     let label = setting_label(&config.settings[setting]);
                     // This run's labels: clean, or noised with its own seed.
-                    let mut labels = splits.train.clone();
+                    // The inputs are shared; only the labels are copied.
+                    let mut labels = splits.train.labels.clone();
                     if cfg.label_noise > 0.0 {
                         let noise_seed = SeedRng::derive(run_seed, 0x401 ^ setting as u64).next_u64();
-                        crate::data::add_label_noise(&mut labels, cfg.label_noise, noise_seed)?;
+                        crate::data::flip_labels(&mut labels, splits.train.classes, cfg.label_noise, noise_seed)?;
                     }
-                    let run_data = (cfg.label_noise > 0.0).then(|| TensorData::new(&labels, device));
+                    let run_data = (cfg.label_noise > 0.0).then(|| TensorData {
+                        x: train_data.x.shallow_clone(),
+                        y: tch::Tensor::from_slice(&labels).to_device(device),
+                    });
                     if noisy {
-                        population.train_labels.push(labels.labels);
+                        population.train_labels.push(labels);
                     }
                     let keep_fork = config.fork_step.filter(|_| setting == config.fork_from && !branches);
                     let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
@@ -531,6 +535,13 @@ mod tests {
     use super::*;
     use crate::manifest::DataConfig;
 
+    /// A population trained on the CPU, without pretraining or a progress bar.
+    fn trained(config: &PopulationConfig, train: &TrainConfig, splits: &Splits, seed: u64) -> Population {
+        let pretrain = crate::manifest::PretrainConfig::default();
+        Population::train(config, train, &pretrain, None, splits, Device::Cpu, seed, &AtomicBool::new(false), None)
+            .unwrap()
+    }
+
     fn small_population(seed: u64) -> Population {
         let data = DataConfig { examples: 300, features: 4, classes: 3, separation: 1.5, ..DataConfig::default() };
         let splits = crate::data::load(&data, 0.0, 1, Path::new(".")).unwrap();
@@ -543,18 +554,7 @@ mod tests {
             ..PopulationConfig::default()
         };
         let train = TrainConfig { batch_size: 16, ..TrainConfig::default() };
-        Population::train(
-            &config,
-            &train,
-            &Default::default(),
-            None,
-            &splits,
-            Device::Cpu,
-            seed,
-            &AtomicBool::new(false),
-            None,
-        )
-        .unwrap()
+        trained(&config, &train, &splits, seed)
     }
 
     #[test]
@@ -615,18 +615,7 @@ mod tests {
             ..PopulationConfig::default()
         };
         let train = TrainConfig { epochs: 1, checkpoint_every: 5, ..TrainConfig::default() };
-        let p = Population::train(
-            &config,
-            &train,
-            &Default::default(),
-            None,
-            &splits,
-            Device::Cpu,
-            7,
-            &AtomicBool::new(false),
-            None,
-        )
-        .unwrap();
+        let p = trained(&config, &train, &splits, 7);
         let parent: Vec<&Member> = p.members.iter().filter(|m| m.setting == 0).collect();
         let branch: Vec<&Member> = p.members.iter().filter(|m| m.setting == 1).collect();
         // Every checkpoint is a member: every 5 steps and the epoch's end.
@@ -680,20 +669,7 @@ mod tests {
             ..PopulationConfig::default()
         };
         let train = TrainConfig { epochs: 2, ..TrainConfig::default() };
-        let run = |seed| {
-            Population::train(
-                &config,
-                &train,
-                &Default::default(),
-                None,
-                &splits,
-                Device::Cpu,
-                seed,
-                &AtomicBool::new(false),
-                None,
-            )
-            .unwrap()
-        };
+        let run = |seed| trained(&config, &train, &splits, seed);
         let p = run(3);
         let clean = &splits.train.labels;
         let flipped = |labels: &Vec<i64>| labels.iter().zip(clean).filter(|(a, b)| a != b).count();

@@ -873,12 +873,9 @@ fn run_train(
         Ok(())
     };
     let hooks = FitHooks {
-        epoch: &mut epoch,
-        checkpoint: &mut checkpoint,
-        cancel: &options.cancel,
         progress: bar.as_ref(),
         visit: if wants_order { Some(&mut visit) } else { None },
-        resumed: 0,
+        ..FitHooks::new(&mut epoch, &mut checkpoint, &options.cancel)
     };
     let summary = train::fit(&model, layout.examples, &s.train, hooks)?;
     if let Some(bar) = bar {

@@ -442,6 +442,18 @@ pub struct FitHooks<'a, 'b> {
     pub resumed: u64,
 }
 
+impl<'a, 'b> FitHooks<'a, 'b> {
+    /// The hooks a plain run needs: batches, checkpoints and cancellation;
+    /// no progress bar, no visit hook, nothing resumed.
+    pub fn new(
+        epoch: &'a mut dyn FnMut(u64) -> Result<Box<dyn BatchSource + 'b>>,
+        checkpoint: &'a mut dyn FnMut(&Model, Checkpoint, f64) -> Result<()>,
+        cancel: &'a AtomicBool,
+    ) -> Self {
+        FitHooks { epoch, checkpoint, cancel, progress: None, visit: None, resumed: 0 }
+    }
+}
+
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
 pub fn optimizer(model: &Model, cfg: &TrainConfig) -> Result<nn::Optimizer> {
     Ok(match cfg.optimizer.as_str() {
@@ -615,7 +627,7 @@ pub fn fit_shuffled(
         }
         Ok(Box::new(MemorySource::new(Box::new(order), data, layout, Access::Block, 1)))
     };
-    let hooks = FitHooks { epoch: &mut epoch, checkpoint, cancel, progress: None, visit: None, resumed: resume };
+    let hooks = FitHooks { resumed: resume, ..FitHooks::new(&mut epoch, checkpoint, cancel) };
     fit(model, n, cfg, hooks)
 }
 
@@ -665,14 +677,7 @@ mod tests {
             Ok(())
         };
         let cancel = AtomicBool::new(false);
-        let hooks = FitHooks {
-            epoch: &mut epoch,
-            checkpoint: &mut checkpoint,
-            cancel: &cancel,
-            progress: None,
-            visit: None,
-            resumed: 0,
-        };
+        let hooks = FitHooks::new(&mut epoch, &mut checkpoint, &cancel);
         let summary = fit(&model, 90, &cfg, hooks).unwrap();
         assert_eq!(summary.steps, 18);
         assert_eq!(summary.irregular_visits, 0);
@@ -715,14 +720,7 @@ mod tests {
             Ok(())
         };
         let cancel = AtomicBool::new(false);
-        let hooks = FitHooks {
-            epoch: &mut epoch,
-            checkpoint: &mut checkpoint,
-            cancel: &cancel,
-            progress: None,
-            visit: None,
-            resumed: 0,
-        };
+        let hooks = FitHooks::new(&mut epoch, &mut checkpoint, &cancel);
         let summary = fit(&model, 100, &cfg, hooks).unwrap();
         // 150 examples in micro-batches of 10, 4 per step: steps after 40, 80,
         // 100 (end of epoch 1), 140 and 150 (the budget).
@@ -740,14 +738,7 @@ mod tests {
         let mut epoch = memory_epochs(&tensors, 300, Access::Example, 1);
         let mut checkpoint = |_: &Model, _, _| Ok(());
         let cancel = AtomicBool::new(false);
-        let hooks = FitHooks {
-            epoch: &mut epoch,
-            checkpoint: &mut checkpoint,
-            cancel: &cancel,
-            progress: None,
-            visit: None,
-            resumed: 0,
-        };
+        let hooks = FitHooks::new(&mut epoch, &mut checkpoint, &cancel);
         let summary = fit(&model, 300, &cfg, hooks).unwrap();
         assert_eq!(summary.epoch_io[0].requests, 300, "random access: one request per example");
         let after = evaluate(&model, &tensors);

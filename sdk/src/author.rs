@@ -43,6 +43,16 @@ impl Error {
         Error { kind: ErrorKind::InvalidParams, message: message.to_string(), key: Some(key.to_string()) }
     }
 
+    /// A population metric (one that observes a population experiment's
+    /// matrices once) finished without them; `needs` says what its
+    /// `[population]` should hold, e.g. "every_checkpoint = true".
+    pub fn no_population(component: &str, needs: &str) -> Self {
+        let needs = if needs.is_empty() { String::new() } else { format!(", with {needs}") };
+        Error::msg(format!(
+            "{component} received no population: it runs in population experiments (`[experiment] kind = \"population\"`{needs})"
+        ))
+    }
+
     /// The run was cancelled.
     pub fn cancelled() -> Self {
         Error { kind: ErrorKind::Cancelled, message: "cancelled".into(), key: None }

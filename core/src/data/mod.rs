@@ -67,13 +67,20 @@ impl Dataset {
 /// each to a uniformly random *other* class; returns the flipped positions
 /// (sorted). The same seed flips the same labels.
 pub fn add_label_noise(data: &mut Dataset, eta: f64, seed: u64) -> Result<Vec<usize>> {
+    flip_labels(&mut data.labels, data.classes, eta, seed)
+}
+
+/// [`add_label_noise`] on the labels alone (of `classes` classes): flips
+/// round(η·n) of them, each to a uniformly random other class; returns the
+/// flipped positions, sorted.
+pub fn flip_labels(labels: &mut [i64], classes: usize, eta: f64, seed: u64) -> Result<Vec<usize>> {
     if !(0.0..=1.0).contains(&eta) {
         bail!("label noise η = {eta} is not in [0, 1]");
     }
-    if data.classes < 2 && eta > 0.0 {
+    if classes < 2 && eta > 0.0 {
         bail!("label noise needs at least 2 classes");
     }
-    let n = data.len();
+    let n = labels.len();
     let k = (eta * n as f64).round() as usize;
     let mut rng = SeedRng::derive(seed, 0x4015E);
     let mut ids: Vec<usize> = (0..n).collect();
@@ -84,8 +91,8 @@ pub fn add_label_noise(data: &mut Dataset, eta: f64, seed: u64) -> Result<Vec<us
     let mut flipped = ids[..k].to_vec();
     flipped.sort_unstable();
     for &i in &flipped {
-        let shift = 1 + rng.below(data.classes as u64 - 1) as i64;
-        data.labels[i] = (data.labels[i] + shift) % data.classes as i64;
+        let shift = 1 + rng.below(classes as u64 - 1) as i64;
+        labels[i] = (labels[i] + shift) % classes as i64;
     }
     Ok(flipped)
 }

@@ -308,14 +308,8 @@ impl Metric for Profile {
     }
 
     fn finish(&mut self, _host: &Host) -> Result<Report> {
-        self.report.take().ok_or_else(|| not_observed(Self::NAME))
+        self.report.take().ok_or_else(|| Error::no_population(Self::NAME, ""))
     }
-}
-
-fn not_observed(name: &str) -> Error {
-    Error::msg(format!(
-        "{name} received no population: it runs in population experiments (`[experiment] kind = \"population\"`)"
-    ))
 }
 
 params! {
@@ -537,7 +531,7 @@ impl Metric for NegSubset {
     }
 
     fn finish(&mut self, _host: &Host) -> Result<Report> {
-        self.report.take().ok_or_else(|| not_observed(Self::NAME))
+        self.report.take().ok_or_else(|| Error::no_population(Self::NAME, ""))
     }
 }
 

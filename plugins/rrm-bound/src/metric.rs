@@ -155,8 +155,6 @@ impl Metric for Rrm {
     }
 
     fn finish(&mut self, _host: &Host) -> Result<Report> {
-        self.report.take().ok_or_else(|| {
-            Error::msg("rrm received no population: it runs in population experiments with clean and noisy settings")
-        })
+        self.report.take().ok_or_else(|| Error::no_population(Self::NAME, "clean and `label_noise` settings"))
     }
 }

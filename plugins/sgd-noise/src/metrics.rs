@@ -71,12 +71,6 @@ fn setting_names(runs: &[Run]) -> BTreeMap<i64, String> {
         .collect()
 }
 
-fn not_observed(name: &str) -> Error {
-    Error::msg(format!(
-        "{name} received no population: it runs in population experiments (`[experiment] kind = \"population\"`, with `[population] every_checkpoint = true`)"
-    ))
-}
-
 params! {
     /// Parameters of [`FunctionalDistance`].
     pub struct FunctionalDistanceParams {
@@ -227,7 +221,7 @@ impl Metric for FunctionalDistance {
     }
 
     fn finish(&mut self, _host: &Host) -> Result<Report> {
-        self.report.take().ok_or_else(|| not_observed(Self::NAME))
+        self.report.take().ok_or_else(|| Error::no_population(Self::NAME, "`every_checkpoint = true`"))
     }
 }
 
@@ -359,7 +353,7 @@ impl Metric for LossCurves {
     }
 
     fn finish(&mut self, _host: &Host) -> Result<Report> {
-        self.report.take().ok_or_else(|| not_observed(Self::NAME))
+        self.report.take().ok_or_else(|| Error::no_population(Self::NAME, "`every_checkpoint = true`"))
     }
 }
 
