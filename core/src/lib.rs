@@ -9,6 +9,7 @@
 //! plugin; it finds them at run time ([`plugin::Registry`]).
 
 pub mod data;
+pub mod finetune;
 pub mod graph;
 pub mod logger;
 pub mod manifest;
@@ -18,5 +19,6 @@ pub mod population;
 pub mod pretrain;
 pub mod report;
 pub mod run;
+pub mod siamese;
 pub mod storage;
 pub mod train;

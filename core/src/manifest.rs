@@ -108,6 +108,35 @@ pub struct ExperimentConfig {
     pub threads: usize,
     /// Folders or library files to search for plugins, relative to the manifest.
     pub plugin_paths: Vec<String>,
+    /// Run each variant once per value of one setting, e.g.
+    /// `{ key = "data.train_per_class", values = [10, 50, 0] }`: the runs are
+    /// named `NAME[train_per_class=10]` (before any `@seed`).
+    pub sweep: Option<SweepConfig>,
+    /// Plots across variants: a scalar against another, a line per variant
+    /// (sweep values and seeds merged, the mean over seeds).
+    pub plots: Vec<crate::report::ScalarPlot>,
+}
+
+/// `[experiment.sweep]`: one setting and its values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// The dotted setting, e.g. `data.train_per_class`.
+    pub key: String,
+    /// Its values, one run each.
+    pub values: Vec<toml::Value>,
+}
+
+impl SweepConfig {
+    /// The run name of variant `name` at `value`.
+    pub fn run_name(&self, name: &str, value: &toml::Value) -> String {
+        let short = self.key.rsplit('.').next().unwrap_or(&self.key);
+        let value = match value {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        format!("{name}[{short}={value}]")
+    }
 }
 
 impl Default for ExperimentConfig {
@@ -120,6 +149,8 @@ impl Default for ExperimentConfig {
             device: "cpu".into(),
             threads: 0,
             plugin_paths: vec![],
+            sweep: None,
+            plots: vec![],
         }
     }
 }
@@ -147,6 +178,9 @@ pub struct DataConfig {
     /// split, so the test split stays the same): a small fixed training set
     /// for offline training.
     pub train_limit: Option<usize>,
+    /// Keep only the first N training examples of each class (after the
+    /// split and `train_limit`): a scarce, balanced training set; 0 = all.
+    pub train_per_class: usize,
     /// `teacher`: hidden width of the random teacher network.
     pub teacher_width: usize,
     /// Number of examples in all splits together (generated sources).
@@ -208,6 +242,7 @@ impl Default for DataConfig {
             label_column: -1,
             limit: None,
             train_limit: None,
+            train_per_class: 0,
             teacher_width: 64,
             examples: 2000,
             features: 16,
@@ -292,6 +327,10 @@ pub struct ModelConfig {
     pub stages: usize,
     /// Start from these weights (`.safetensors`, saved by the same architecture).
     pub weights: Option<String>,
+    /// Load every weight from `weights` but the head's, which starts fresh
+    /// (finetuning a backbone pretrained on another task, whose number of
+    /// classes may differ).
+    pub fresh_head: bool,
 }
 
 impl Default for ModelConfig {
@@ -306,6 +345,7 @@ impl Default for ModelConfig {
             depth: 1,
             stages: 3,
             weights: None,
+            fresh_head: false,
         }
     }
 }
@@ -335,6 +375,12 @@ pub struct TrainConfig {
     pub checkpoint_log: u64,
     /// Epochs each finetuning-oracle candidate trains for.
     pub oracle_epochs: u64,
+    /// Memory budget of the oracle's frozen-prefix activation cache, in MiB
+    /// (0 = recompute the frozen prefix in every batch).
+    pub oracle_cache_mb: u64,
+    /// Save the trained weights to `models/<variant>.safetensors` in the run
+    /// folder (always done for finetuning variants).
+    pub save_model: bool,
     /// Learning-rate schedule: `constant`, `step` (× `gamma` every
     /// `step_every` steps) or `cosine` (to 0 over the run).
     pub schedule: String,
@@ -367,6 +413,8 @@ impl Default for TrainConfig {
             checkpoint_steps: vec![],
             checkpoint_log: 0,
             oracle_epochs: 2,
+            oracle_cache_mb: 1024,
+            save_model: false,
             schedule: "constant".into(),
             warmup_steps: 0,
             step_every: 1000,
@@ -1028,18 +1076,43 @@ impl Manifest {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for index in indices {
-            match self.variant(index, overrides) {
-                Ok(v) if v.settings.experiment.seeds.is_empty() => out.push(v),
-                Ok(v) => {
-                    for &seed in &v.settings.experiment.seeds {
-                        let mut run = v.clone();
-                        run.name = format!("{}@{seed}", v.name);
-                        run.settings.experiment.seed = seed;
-                        run.settings.experiment.seeds = vec![];
-                        out.push(run);
+            // A sweep: the variant again at each value of its swept setting.
+            let swept = match self.variant(index, overrides) {
+                Ok(v) => match v.settings.experiment.sweep.clone() {
+                    None => vec![Ok(v)],
+                    Some(sweep) => {
+                        let key: Vec<String> = sweep.key.split('.').map(String::from).collect();
+                        sweep
+                            .values
+                            .iter()
+                            .map(|value| {
+                                let mut with = overrides.to_vec();
+                                let text = format!("experiment.sweep: {} = {value}", sweep.key);
+                                with.push(Override { key: key.clone(), value: value.clone(), text });
+                                self.variant(index, &with).map(|mut run| {
+                                    run.name = sweep.run_name(&v.name, value);
+                                    run
+                                })
+                            })
+                            .collect()
                     }
+                },
+                Err(d) => vec![Err(d)],
+            };
+            for resolved in swept {
+                match resolved {
+                    Ok(v) if v.settings.experiment.seeds.is_empty() => out.push(v),
+                    Ok(v) => {
+                        for &seed in &v.settings.experiment.seeds {
+                            let mut run = v.clone();
+                            run.name = format!("{}@{seed}", v.name);
+                            run.settings.experiment.seed = seed;
+                            run.settings.experiment.seeds = vec![];
+                            out.push(run);
+                        }
+                    }
+                    Err(mut d) => errors.append(&mut d.0),
                 }
-                Err(mut d) => errors.append(&mut d.0),
             }
         }
         if errors.is_empty() {
@@ -1175,6 +1248,37 @@ lr = 0.5
             ("baselines.full-shuffle", Some(8))
         );
         assert_eq!(vs[1].metrics.len(), 1);
+    }
+
+    #[test]
+    fn a_sweep_runs_each_variant_at_each_value_then_each_seed() {
+        let text = format!("{TEXT}\n");
+        let text = text.replacen(
+            "[experiment]",
+            "[experiment]\nseeds = [1, 2]\nsweep = { key = \"data.train_per_class\", values = [10, 0] }",
+            1,
+        );
+        let m = manifest(&text).unwrap();
+        let names: Vec<String> = m.variants(&[]).unwrap().into_iter().map(|v| v.name).collect();
+        assert_eq!(
+            names,
+            [
+                "a[train_per_class=10]@1",
+                "a[train_per_class=10]@2",
+                "a[train_per_class=0]@1",
+                "a[train_per_class=0]@2",
+                "b[train_per_class=10]@1",
+                "b[train_per_class=10]@2",
+                "b[train_per_class=0]@1",
+                "b[train_per_class=0]@2",
+            ]
+        );
+        let vs = m.variants(&[]).unwrap();
+        assert_eq!((vs[0].settings.data.train_per_class, vs[3].settings.data.train_per_class), (10, 0));
+        assert_eq!(vs[5].settings.train.lr, 0.5, "the variant's own settings stay");
+        let bad = text.replace("data.train_per_class", "data.per_class");
+        let err = manifest(&bad).unwrap().variants(&[]).unwrap_err().to_string();
+        assert!(err.contains("per_class"), "{err}");
     }
 
     #[test]

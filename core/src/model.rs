@@ -116,6 +116,11 @@ pub struct Model {
     head_trainable: bool,
     layers: Vec<LayerInfo>,
     script: Option<ScriptNet>,
+    /// Shape of one example at the input of each block (and of the head, last).
+    block_inputs: Vec<Vec<i64>>,
+    /// The first block that runs: inputs are that block's inputs (cached
+    /// activations of the frozen prefix); 0 = raw examples.
+    start: usize,
 }
 
 impl std::fmt::Debug for Model {
@@ -223,12 +228,26 @@ impl Model {
             other => bail!("unknown model kind `{other}` (known: mlp, linear, cnn, resnet, torchscript)"),
         }
         let head = nn::linear(&root / "head", features, classes, Default::default());
-        let mut model =
-            Model { vs, input_shape, blocks, head: Some(head), head_trainable: true, layers: vec![], script: None };
-        model.initialize(seed);
-        model.layers = model.describe()?;
+        let mut model = Model {
+            vs,
+            input_shape,
+            blocks,
+            head: Some(head),
+            head_trainable: true,
+            layers: vec![],
+            script: None,
+            block_inputs: vec![],
+            start: 0,
+        };
+        model.initialize(seed, "");
+        model.describe()?;
         if let Some(path) = &config.weights {
-            model.load(std::path::Path::new(path))?;
+            let path = std::path::Path::new(path);
+            if config.fresh_head {
+                model.load_backbone(path)?;
+            } else {
+                model.load(path)?;
+            }
         }
         Ok(model)
     }
@@ -281,6 +300,8 @@ impl Model {
             head_trainable: false,
             layers,
             script: Some(ScriptNet { module: std::sync::Mutex::new((module, false)), block_vars, has_features }),
+            block_inputs: vec![],
+            start: 0,
         })
     }
 
@@ -301,10 +322,12 @@ impl Model {
     }
 
     /// PyTorch's defaults from our own stream: weights and biases uniform in
-    /// ±1/√fan_in; BatchNorm scale 1, shift 0.
-    fn initialize(&self, seed: u64) {
+    /// ±1/√fan_in; BatchNorm scale 1, shift 0. Only variables whose names
+    /// start with `prefix` are touched.
+    fn initialize(&self, seed: u64, prefix: &str) {
         let mut rng = SeedRng::derive(seed, 0x1417);
-        let mut variables: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        let mut variables: Vec<(String, Tensor)> =
+            self.vs.variables().into_iter().filter(|(n, _)| n.starts_with(prefix)).collect();
         variables.sort_by(|a, b| a.0.cmp(&b.0));
         let fan_in = |prefix: &str| -> i64 {
             variables
@@ -334,8 +357,9 @@ impl Model {
     }
 
     /// Names, parameter counts, FLOPs and positions of the blocks and head,
-    /// measured with one example through the network.
-    fn describe(&self) -> Result<Vec<LayerInfo>> {
+    /// and each block's input shape, measured with one example through the
+    /// network.
+    fn describe(&mut self) -> Result<()> {
         let variables = self.vs.variables();
         let count = |prefix: &str| -> u64 {
             variables
@@ -348,8 +372,10 @@ impl Model {
         shape.extend_from_slice(&self.input_shape);
         let mut x = Tensor::zeros(shape.as_slice(), (Kind::Float, self.vs.device()));
         let mut layers = Vec::new();
+        let mut block_inputs = Vec::new();
         tch::no_grad(|| {
             for (i, block) in self.blocks.iter().enumerate() {
+                block_inputs.push(x.size()[1..].to_vec());
                 x = block.module.forward_t(&x, false);
                 let spatial: i64 = if x.dim() == 4 { x.size()[2] * x.size()[3] } else { 1 };
                 let params = count(&block.name);
@@ -361,6 +387,7 @@ impl Model {
                 });
             }
         });
+        block_inputs.push(vec![x.flatten(1, -1).size()[1]]);
         let params = count("head");
         layers.push(LayerInfo {
             name: "head".into(),
@@ -368,7 +395,86 @@ impl Model {
             flops: 2 * params,
             position: self.blocks.len() as u32,
         });
-        Ok(layers)
+        self.layers = layers;
+        self.block_inputs = block_inputs;
+        Ok(())
+    }
+
+    /// Draws a fresh head from `seed` (SubTuning's new head for the target task).
+    pub fn reset_head(&self, seed: u64) {
+        self.initialize(seed, "head.");
+    }
+
+    /// Whether the network can be split at block boundaries (native models;
+    /// TorchScript models run as one piece).
+    pub fn is_splittable(&self) -> bool {
+        self.script.is_none()
+    }
+
+    /// The activations entering block `j` (the head when `j` is the number of
+    /// blocks), blocks `0..j` in evaluation mode, computed `batch` examples at
+    /// a time without gradients: the frozen prefix's output.
+    pub fn prefix_activations(&self, x: &Tensor, j: usize, batch: i64) -> Result<Tensor> {
+        if !self.is_splittable() {
+            bail!("a TorchScript model cannot be split at its blocks");
+        }
+        if j > self.blocks.len() {
+            bail!("block {j} does not exist (the model has {} blocks and a head)", self.blocks.len());
+        }
+        let n = x.size()[0];
+        let mut shape = vec![n];
+        shape.extend_from_slice(&self.input_shape);
+        let x = x.reshape(shape.as_slice());
+        let parts: Vec<Tensor> = tch::no_grad(|| {
+            (0..n)
+                .step_by(batch.max(1) as usize)
+                .map(|from| {
+                    let mut h = x.narrow(0, from, batch.min(n - from));
+                    for block in &self.blocks[..j] {
+                        h = block.module.forward_t(&h, false);
+                    }
+                    h.flatten(1, -1)
+                })
+                .collect()
+        });
+        Ok(Tensor::cat(&parts, 0))
+    }
+
+    /// Floats per example entering block `j` (the head when `j` is the number of blocks).
+    pub fn block_input_width(&self, j: usize) -> i64 {
+        self.block_inputs.get(j).map_or(0, |shape| shape.iter().product())
+    }
+
+    /// Makes the model take the activations entering block `j` as its input
+    /// (see [`Model::prefix_activations`]); 0 = raw examples again.
+    pub fn start_at_block(&mut self, j: usize) -> Result<()> {
+        if j > 0 && !self.is_splittable() {
+            bail!("a TorchScript model cannot start at block {j}");
+        }
+        if j > self.blocks.len() {
+            bail!("block {j} does not exist (the model has {} blocks and a head)", self.blocks.len());
+        }
+        self.start = j;
+        Ok(())
+    }
+
+    /// Runs blocks `from..to` (in evaluation mode) on `h`, the activations
+    /// entering block `from` in any shape with `n` rows; returns the
+    /// activations entering block `to`, flattened to `[n, d]`. With `to` the
+    /// number of blocks, the penultimate features.
+    pub fn run_blocks(&self, h: &Tensor, from: usize, to: usize) -> Tensor {
+        let mut shape = vec![h.size()[0]];
+        shape.extend_from_slice(&self.block_inputs[from]);
+        let mut h = h.reshape(shape.as_slice());
+        for block in &self.blocks[from..to] {
+            h = block.module.forward_t(&h, false);
+        }
+        h.flatten(1, -1)
+    }
+
+    /// The head's logits for penultimate features `[n, d]`.
+    pub fn head_logits(&self, features: &Tensor) -> Tensor {
+        features.apply(self.head.as_ref().expect("a native model has a head"))
     }
 
     /// Penultimate features `[n, d]`; `train` enables BatchNorm updates in
@@ -381,9 +487,12 @@ impl Model {
             return self.script_forward("features", x, train && self.all_blocks_trainable());
         }
         let mut shape = vec![x.size()[0]];
-        shape.extend_from_slice(&self.input_shape);
+        match self.start {
+            0 => shape.extend_from_slice(&self.input_shape),
+            j => shape.extend_from_slice(&self.block_inputs[j]),
+        }
         let mut h = x.reshape(shape.as_slice());
-        for block in &self.blocks {
+        for block in &self.blocks[self.start..] {
             h = block.module.forward_t(&h, train && block.trainable);
         }
         h.flatten(1, -1)
@@ -476,6 +585,34 @@ impl Model {
     /// Saves the weights (`.safetensors`).
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         self.vs.save(path).with_context(|| format!("saving weights to {}", path.display()))
+    }
+
+    /// Loads every weight but the head's from `path` (a backbone pretrained
+    /// on another task, whose head may have another number of classes); the
+    /// head keeps its fresh initialization.
+    pub fn load_backbone(&mut self, path: &std::path::Path) -> Result<()> {
+        let saved =
+            Tensor::read_safetensors(path).with_context(|| format!("reading weights from {}", path.display()))?;
+        let saved: std::collections::HashMap<String, Tensor> = saved.into_iter().collect();
+        let mut variables = self.vs.variables();
+        variables.retain(|name, _| !name.starts_with("head."));
+        tch::no_grad(|| -> Result<()> {
+            for (name, var) in variables.iter_mut() {
+                let value = saved.get(name).with_context(|| {
+                    format!("{} has no weight `{name}`: was it saved by this architecture?", path.display())
+                })?;
+                if value.size() != var.size() {
+                    bail!(
+                        "{}: weight `{name}` has shape {:?}, this architecture needs {:?}",
+                        path.display(),
+                        value.size(),
+                        var.size()
+                    );
+                }
+                var.copy_(value);
+            }
+            Ok(())
+        })
     }
 
     /// Loads weights saved by [`Model::save`] for the same architecture.

@@ -131,6 +131,68 @@ pub struct RunResults {
     pub started: String,
     /// One entry per variant run so far, in manifest order.
     pub variants: Vec<VariantResult>,
+    /// The manifest's plots across variants (`[experiment] plots`).
+    #[serde(default)]
+    pub plots: Vec<ScalarPlot>,
+}
+
+/// A plot across variants: scalar `y` against scalar `x` (each `role/name`,
+/// e.g. `engine/train_examples`), one line per variant with its sweep value
+/// and seed taken off its name; points are means over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalarPlot {
+    /// The x scalar, `role/name`.
+    pub x: String,
+    /// The y scalar, `role/name`.
+    pub y: String,
+    /// Plot x on a log scale.
+    #[serde(default)]
+    pub log_x: bool,
+}
+
+impl ScalarPlot {
+    fn lookup(v: &VariantResult, key: &str) -> Option<f64> {
+        let (role, name) = key.rsplit_once('/')?;
+        v.results.get(role)?.scalars.get(name).copied()
+    }
+
+    /// The plot's lines: per variant family, (x, mean y, sd y) at each x.
+    pub fn lines(&self, results: &RunResults) -> Vec<(String, Vec<(f64, f64, f64)>)> {
+        let mut families: Vec<(String, BTreeMap<u64, (f64, Vec<f64>)>)> = Vec::new();
+        for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
+            let (Some(x), Some(y)) = (Self::lookup(v, &self.x), Self::lookup(v, &self.y)) else { continue };
+            let unseeded = v.name.rsplit_once('@').map_or(v.name.as_str(), |(b, _)| b);
+            let family = unseeded.split_once('[').map_or(unseeded, |(b, _)| b).to_string();
+            let at = match families.iter_mut().find(|(f, _)| *f == family) {
+                Some(entry) => &mut entry.1,
+                None => {
+                    families.push((family, BTreeMap::new()));
+                    &mut families.last_mut().expect("pushed").1
+                }
+            };
+            at.entry(x.to_bits()).or_insert((x, vec![])).1.push(y);
+        }
+        families
+            .into_iter()
+            .map(|(family, points)| {
+                let mut line: Vec<(f64, f64, f64)> = points
+                    .into_values()
+                    .map(|(x, ys)| {
+                        let agg = SeedAggregate {
+                            variant: String::new(),
+                            role: String::new(),
+                            name: String::new(),
+                            values: ys,
+                        };
+                        (x, agg.mean(), agg.sd())
+                    })
+                    .collect();
+                line.sort_by(|a, b| a.0.total_cmp(&b.0));
+                (family, line)
+            })
+            .collect()
+    }
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file, then a rename.
@@ -339,6 +401,17 @@ pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::Pa
         }
     }
     let mut written = Vec::new();
+    for plot in &results.plots {
+        let lines: Vec<(String, Line)> = plot
+            .lines(results)
+            .into_iter()
+            .map(|(family, points)| (family, points.into_iter().map(|(x, y, _)| (x, y)).collect()))
+            .collect();
+        let path = plots.join(file_stem_safe(&format!("{}--vs--{}.svg", plot.y, plot.x)));
+        let x_label = if plot.log_x { format!("{} (log scale)", plot.x) } else { plot.x.clone() };
+        plot_lines(&path, &format!("{} vs {} (mean over seeds)", plot.y, plot.x), &x_label, &plot.y, &lines)?;
+        written.push(path);
+    }
     for ((role, name), (x_label, y_label, lines)) in groups {
         let path = plots.join(file_stem_safe(&format!("{role}--{name}.svg")));
         plot_lines(&path, &format!("{name} ({role})"), &x_label, &y_label, &mean_over_seeds(lines))?;
@@ -563,7 +636,44 @@ mod tests {
                     results: Default::default(),
                 },
             ],
+            plots: vec![],
         }
+    }
+
+    #[test]
+    fn scalar_plots_merge_seeds_and_sweep_values_into_one_line_per_variant() {
+        let run = |name: &str, x: f64, y: f64| {
+            let mut engine = ReportJson::default();
+            engine.scalars.insert("n".into(), x);
+            engine.scalars.insert("acc".into(), y);
+            VariantResult {
+                name: name.into(),
+                status: Status::Ok,
+                error: None,
+                seconds: 0.0,
+                components: Default::default(),
+                results: [("engine".to_string(), engine)].into(),
+            }
+        };
+        let mut r = sample();
+        r.variants = vec![
+            run("probe[size=10]@1", 10.0, 0.5),
+            run("probe[size=10]@2", 10.0, 0.7),
+            run("probe[size=0]@1", 100.0, 0.9),
+            run("full[size=10]@1", 10.0, 0.4),
+        ];
+        r.plots = vec![ScalarPlot { x: "engine/n".into(), y: "engine/acc".into(), log_x: true }];
+        let lines = r.plots[0].lines(&r);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].0, "probe");
+        let (x, mean, sd) = lines[0].1[0];
+        assert_eq!(x, 10.0);
+        assert!((mean - 0.6).abs() < 1e-12 && (sd - 0.2 / 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(lines[0].1[1], (100.0, 0.9, 0.0));
+        assert_eq!(lines[1], ("full".to_string(), vec![(10.0, 0.4, 0.0)]));
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_plots(&r, dir.path()).unwrap();
+        assert!(written.iter().any(|p| p.ends_with("engine_acc--vs--engine_n.svg")), "{written:?}");
     }
 
     #[test]

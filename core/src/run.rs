@@ -13,11 +13,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use tch::Device;
 use tessera_sdk::{ComponentKind, ErrorKind, LayerInfo, ObservationRequest, SeedRng, StorageLayout};
 
-use crate::data::{self, Dataset, Splits};
+use crate::data;
 use crate::graph;
 use crate::manifest::{Diagnostic, Diagnostics, ExperimentKind, Manifest, Override, Variant};
 use crate::model::Model;
-use crate::plugin::{CallContext, ComponentError, OracleImpl, Registry};
+use crate::plugin::{CallContext, ComponentError, Registry};
 use crate::population::Population;
 use crate::report::{self, ReportJson, RunResults, SeriesJson, Status, VariantResult};
 use crate::storage::{Access, BlockLoader, CostModel, IoStats, LruPolicy, ShardSet, ShardWriter};
@@ -381,6 +381,7 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
         manifest: session.manifest.path.display().to_string(),
         started: chrono::Local::now().to_rfc3339(),
         variants: vec![],
+        plots: session.variants.first().map(|v| v.settings.experiment.plots.clone()).unwrap_or_default(),
     };
     results.save(&dir)?;
     for variant in session.variants.iter().filter(|v| selected(v)) {
@@ -449,7 +450,9 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
 /// Whether `--variant name` selects `variant`: its name, or the base name of
 /// a seeded variant `name@seed`.
 fn selected_by(variant: &Variant, name: &str) -> bool {
-    variant.name == name || variant.name.rsplit_once('@').is_some_and(|(base, _)| base == name)
+    let unseeded = variant.name.rsplit_once('@').map_or(variant.name.as_str(), |(base, _)| base);
+    let unswept = unseeded.split_once('[').map_or(unseeded, |(base, _)| base);
+    variant.name == name || unseeded == name || unswept == name
 }
 
 /// Where `positions` of the old stored order sit after reordering by
@@ -511,61 +514,6 @@ fn progress_bar(options: &RunOptions, len: u64, message: String) -> Option<indic
     );
     bar.set_message(message);
     Some(bar)
-}
-
-/// The host's finetuning oracle: trains a copy of the model from its initial
-/// weights with the chosen layers trainable, scores it on validation data.
-struct TrainOracle<'a> {
-    initial: &'a tch::nn::VarStore,
-    splits: &'a Splits,
-    variant: &'a Variant,
-    device: Device,
-    calls: u64,
-}
-
-impl TrainOracle<'_> {
-    fn score_on(&mut self, trainable: &[u32], train: &Dataset, validation: &Dataset) -> Result<f64> {
-        let s = &self.variant.settings;
-        let mut model = Model::new(&s.model, &train.shape, train.classes as i64, self.device, 0)?;
-        model.vs.copy(self.initial)?;
-        model.set_trainable(trainable)?;
-        let cfg = crate::manifest::TrainConfig {
-            epochs: s.train.oracle_epochs,
-            checkpoint_every: 0,
-            max_examples: None,
-            ..s.train.clone()
-        };
-        let tensors = TensorData::new(train, self.device);
-        let seed = SeedRng::derive(s.experiment.seed, 0x0AC1E ^ self.calls).next_u64();
-        self.calls += 1;
-        train::fit_shuffled(&model, &tensors, &cfg, seed, 0, &mut |_, _, _| Ok(()), &AtomicBool::new(false))?;
-        Ok(train::evaluate(&model, &TensorData::new(validation, self.device)).accuracy)
-    }
-}
-
-impl OracleImpl for TrainOracle<'_> {
-    fn score(&mut self, trainable: &[u32], folds: u32) -> Result<f64> {
-        if folds <= 1 {
-            let (train, validation) = (&self.splits.train, &self.splits.validation);
-            return self.score_on(trainable, train, validation);
-        }
-        let n = self.splits.train.len();
-        let k = folds as usize;
-        if n < k {
-            bail!("{k}-fold validation needs at least {k} training examples");
-        }
-        let mut ids: Vec<usize> = (0..n).collect();
-        SeedRng::derive(self.variant.settings.experiment.seed, 0xF01D).shuffle(&mut ids);
-        let mut total = 0.0;
-        for fold in 0..k {
-            let held: Vec<usize> = ids.iter().copied().skip(fold).step_by(k).collect();
-            let kept: Vec<usize> =
-                ids.iter().copied().enumerate().filter(|(i, _)| i % k != fold).map(|(_, id)| id).collect();
-            let (train, validation) = (self.splits.train.subset(&kept), self.splits.train.subset(&held));
-            total += self.score_on(trainable, &train, &validation)?;
-        }
-        Ok(total / k as f64)
-    }
 }
 
 fn run_train(
@@ -645,31 +593,104 @@ fn run_train(
 
     if let Some(spec) = &variant.finetuner {
         let mut finetuner = registry.new_finetuner(&spec.id, &spec.params_text())?;
-        let mut initial = Model::new(&s.model, &splits.train.shape, splits.train.classes as i64, device, 0)?;
-        initial.vs.copy(&model.vs)?;
-        let mut oracle = TrainOracle { initial: &initial.vs, splits: &splits, variant, device, calls: 0 };
+        let oracle_config = crate::manifest::TrainConfig {
+            epochs: s.train.oracle_epochs,
+            checkpoint_every: 0,
+            checkpoint_steps: vec![],
+            checkpoint_log: 0,
+            max_examples: None,
+            ..s.train.clone()
+        };
+        let setup = crate::finetune::OracleSetup {
+            model: &s.model,
+            train: &splits.train,
+            validation: &splits.validation,
+            config: oracle_config,
+            seed: role_seed(seed, "oracle"),
+            device,
+            cache_bytes: s.train.oracle_cache_mb << 20,
+        };
+        let mut oracle = crate::finetune::FinetuneOracle::new(&model, setup);
         let mut finetuner_ctx = ctx("finetuner");
         finetuner_ctx.progress = progress_bar(options, 0, format!("{}: {}", variant.name, spec.id));
+        let started = Instant::now();
         let selection = finetuner.select(&layers, &mut oracle, &finetuner_ctx)?;
+        let search_seconds = started.elapsed().as_secs_f64();
         if let Some(bar) = finetuner_ctx.progress {
             bar.finish_and_clear();
         }
-        let trainable: Vec<u32> = selection.trainable.to_vec();
-        model.set_trainable(&trainable)?;
+        // The head is new for the target task: it always trains.
+        let head = layers.len() as u32 - 1;
+        let mut trainable: Vec<u32> = selection.trainable.iter().copied().chain([head]).collect();
+        trainable.sort_unstable();
+        trainable.dedup();
         let mut report = ReportJson::from(&selection.report);
-        report.scalars.insert("oracle_calls".into(), oracle.calls as f64);
-        let names: Vec<serde_json::Value> = trainable
-            .iter()
-            .filter_map(|&p| layers.get(p as usize))
-            .map(|l| serde_json::json!(l.name.as_str()))
-            .collect();
+        report.scalars.insert("oracle_trainings".into(), oracle.trainings as f64);
+        report.scalars.insert("oracle_calls".into(), oracle.log.len() as f64);
+        report.scalars.insert("search_seconds".into(), search_seconds);
+        if let Some(cache) = oracle.cache() {
+            report.scalars.insert("cache_prefixes_computed".into(), cache.computed as f64);
+            report.scalars.insert("cache_hits".into(), cache.hits as f64);
+            report.scalars.insert("cache_prefixes_too_large".into(), cache.too_large as f64);
+        }
+        let block_names = |set: &[u32]| -> String {
+            let names: Vec<&str> = set
+                .iter()
+                .filter(|&&p| p != head)
+                .filter_map(|&p| layers.get(p as usize))
+                .map(|l| l.name.as_str())
+                .collect();
+            if names.is_empty() {
+                "(head only)".to_string()
+            } else {
+                names.join(" ")
+            }
+        };
+        report.tables.push(report::TableJson {
+            name: "oracle_calls".into(),
+            columns: ["call", "blocks", "folds", "score", "repeated"].map(String::from).to_vec(),
+            rows: oracle
+                .log
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    vec![
+                        serde_json::json!(i + 1),
+                        serde_json::json!(block_names(&c.trainable)),
+                        serde_json::json!(c.folds),
+                        serde_json::json!(c.score),
+                        serde_json::json!(c.repeated),
+                    ]
+                })
+                .collect(),
+        });
+        drop(oracle);
+        model.set_trainable(&trainable)?;
+        report.scalars.insert("trainable_blocks".into(), (trainable.len() - 1) as f64);
+        report.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
         report.tables.push(report::TableJson {
             name: "trainable_layers".into(),
-            columns: vec!["layer".into()],
-            rows: names.into_iter().map(|n| vec![n]).collect(),
+            columns: vec!["position".into(), "layer".into(), "parameters".into()],
+            rows: trainable
+                .iter()
+                .filter_map(|&p| layers.get(p as usize))
+                .map(|l| {
+                    vec![
+                        serde_json::json!(l.position),
+                        serde_json::json!(l.name.as_str()),
+                        serde_json::json!(l.parameters),
+                    ]
+                })
+                .collect(),
         });
         reports.insert("finetuner".to_string(), report);
-        log::info!("{}: training {} of {} layers", spec.id, trainable.len(), layers.len());
+        log::info!(
+            "{}: training {} ({} of {} layers)",
+            spec.id,
+            block_names(&trainable),
+            trainable.len(),
+            layers.len()
+        );
     }
 
     let storage = &s.storage;
@@ -908,6 +929,13 @@ fn run_train(
         engine.scalars.insert("io_seconds_per_epoch".into(), total.io_seconds / epochs);
     }
     engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
+    engine.scalars.insert("train_seconds".into(), summary.epoch_seconds.iter().sum::<f64>());
+    engine.scalars.insert("train_examples".into(), splits.train.len() as f64);
+    if variant.finetuner.is_some() || s.train.save_model {
+        let path = run_dir.join("models").join(format!("{}.safetensors", report::file_stem_safe(&variant.name)));
+        std::fs::create_dir_all(path.parent().expect("a folder"))?;
+        model.save(&path)?;
+    }
     // Accuracy against cumulative modeled I/O time, at the end of each epoch.
     let mut cumulative = 0.0;
     let (mut io_x, mut io_y) = (vec![], vec![]);

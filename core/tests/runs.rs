@@ -61,8 +61,9 @@ fn finetuners_choose_which_layers_train() {
     // MLP 8 -> 16 -> 3: head 16*3+3 = 51, all = 8*16+16 + 51 = 195.
     assert_eq!(trainable(0), 51.0);
     assert_eq!(trainable(1), 195.0);
-    let layers = &outcome.results.variants[0].results["finetuner"].tables[0];
-    assert_eq!(layers.rows, vec![vec![serde_json::json!("head")]]);
+    let tables = &outcome.results.variants[0].results["finetuner"].tables;
+    let layers = tables.iter().find(|t| t.name == "trainable_layers").unwrap();
+    assert_eq!(layers.rows, vec![vec![serde_json::json!(1), serde_json::json!("head"), serde_json::json!(51)]]);
 }
 
 #[test]

@@ -159,7 +159,13 @@ pub struct Oracle<'a> {
     raw: &'a mut OracleServices,
 }
 
-impl Oracle<'_> {
+impl<'a> Oracle<'a> {
+    /// Wraps the host's oracle (the host does this; tests may build their own
+    /// [`OracleServices`] to drive a finetuner with a synthetic oracle).
+    pub fn new(raw: &'a mut OracleServices) -> Self {
+        Oracle { raw }
+    }
+
     /// Trains with exactly the layers at positions `trainable` (plus a fresh
     /// head) from the pretrained weights, and returns the mean validation
     /// accuracy over `folds` folds (1 = the validation split).

@@ -60,7 +60,8 @@ pub struct LayerInfo {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
 pub struct Selection {
-    /// Positions ([`LayerInfo::position`]) of the layers that train.
+    /// Positions ([`LayerInfo::position`]) of the layers that train. The
+    /// head (the last layer) always trains, listed or not.
     pub trainable: RVec<u32>,
     /// Whatever the finetuner wants in results.json (e.g. its search path).
     pub report: Report,

@@ -11,6 +11,7 @@ use tessera_core::manifest::Override;
 use tessera_core::plugin::{Registry, HOST_SDK_VERSION};
 use tessera_core::report::{self, RunResults};
 use tessera_core::run::{self, PluginSearch, RunOptions};
+use tessera_core::siamese;
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +67,22 @@ enum Command {
     Report {
         /// The run folder.
         dir: PathBuf,
+    },
+    /// Answer several finetuned variants of a run as one Siamese multi-task
+    /// model over their shared backbone; check its outputs and compare its
+    /// throughput with the separate models.
+    Siamese {
+        /// The run folder.
+        dir: PathBuf,
+        /// A finetuned variant to include (repeatable; default: all of them).
+        #[arg(long = "variant", value_name = "NAME")]
+        variants: Vec<String>,
+        /// Inputs per timed batch.
+        #[arg(long, default_value_t = 256)]
+        batch: i64,
+        /// Seconds to time each way.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
     },
 }
 
@@ -245,6 +262,41 @@ fn main() -> ExitCode {
                 Ok((results, plots)) => {
                     println!("{}", report::summary_table(&results, 8));
                     println!("{} plots in {}", plots.len(), dir.join("plots").display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Siamese { dir, variants, batch, seconds } => {
+            match siamese::evaluate_run(dir, variants, *batch, *seconds) {
+                Ok(e) => {
+                    println!(
+                        "{:<32} {:>6} {:<10} {:>9} {:>9} {:>10}",
+                        "task", "branch", "block", "one pass", "separate", "max |Δ|"
+                    );
+                    for t in &e.tasks {
+                        println!(
+                            "{:<32} {:>6} {:<10} {:>9.4} {:>9.4} {:>10.2e}",
+                            t.variant,
+                            t.branch,
+                            t.branch_block,
+                            t.siamese_accuracy,
+                            t.separate_accuracy,
+                            t.max_logit_difference
+                        );
+                    }
+                    println!(
+                        "T = {} tasks, batches of {}: one pass {:.0} inputs/s, separate models {:.0} inputs/s: {:.2}x",
+                        e.tasks.len(),
+                        e.batch,
+                        e.siamese_examples_per_second,
+                        e.separate_examples_per_second,
+                        e.speedup
+                    );
+                    println!("written to {}", dir.join("siamese.json").display());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -229,6 +229,18 @@ pub fn group_labels(data: &Dataset, groups: &[Vec<i64>]) -> Result<Dataset> {
     Ok(out)
 }
 
+/// Positions of the first `k` examples of each label, in their stored order.
+fn first_per_class(labels: &[i64], k: usize) -> Vec<usize> {
+    let mut taken: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    (0..labels.len())
+        .filter(|&i| {
+            let count = taken.entry(labels[i]).or_default();
+            *count += 1;
+            *count <= k
+        })
+        .collect()
+}
+
 /// Builds the splits that `config` describes; `seed` is used when the
 /// config sets none. Examples are shuffled (by the data seed) before
 /// splitting; the training split comes in its stored order.
@@ -256,6 +268,9 @@ pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::
     let mut train = all.subset(&idx[n_test + n_val..]);
     if let Some(k) = config.train_limit {
         train = train.subset(&(0..k.min(train.len())).collect::<Vec<_>>());
+    }
+    if config.train_per_class > 0 {
+        train = train.subset(&first_per_class(&train.labels, config.train_per_class));
     }
     match config.stored_order.as_str() {
         "shuffled" => {}
@@ -306,6 +321,18 @@ pub fn shift(data: &Dataset, config: &crate::manifest::ShiftConfig, seed: u64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn train_per_class_keeps_the_first_examples_of_each_class() {
+        assert_eq!(first_per_class(&[0, 1, 0, 2, 0, 1, 1, 2], 2), vec![0, 1, 2, 3, 5, 7]);
+        let config = DataConfig { source: "digits".into(), seed: Some(0), train_per_class: 10, ..Default::default() };
+        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let splits = load(&config, 0.0, 0, &base).unwrap();
+        assert_eq!(splits.train.len(), 100);
+        assert!((0..10).all(|c| splits.train.labels.iter().filter(|&&y| y == c).count() == 10));
+        let all = load(&DataConfig { train_per_class: 0, ..config }, 0.0, 0, &base).unwrap();
+        assert_eq!(splits.test, all.test, "the test split does not depend on the training size");
+    }
 
     #[test]
     fn label_groups_merge_classes_and_drop_the_rest() {

@@ -1,6 +1,6 @@
-//! The two ends of finetuning: train only a new head, or train everything.
+//! Finetuning baselines: train only a new head, everything, or the last k blocks.
 
-use tessera_sdk::{Component, Finetuner, Host, LayerInfo, NoParams, Oracle, Report, Result, Selection};
+use tessera_sdk::{params, Component, Finetuner, Host, LayerInfo, NoParams, Oracle, Report, Result, Selection};
 
 /// Trains only the last layer (the head); the backbone stays frozen.
 pub struct LinearProbe;
@@ -42,5 +42,71 @@ impl Finetuner for FullFinetuning {
         let mut report = Report::new();
         report.scalar("trainable_layers", layers.len() as f64);
         Ok(Selection { trainable: layers.iter().map(|l| l.position).collect::<Vec<_>>().into(), report })
+    }
+}
+
+params! {
+    /// Parameters of [`LastK`].
+    pub struct LastKParams {
+        /// How many of the last blocks with parameters train (with the head).
+        pub k: u64 = 1,
+    }
+}
+
+/// Trains the last `k` blocks that have parameters, plus the head: the usual
+/// "finetune the top of the network" baseline.
+pub struct LastK {
+    k: usize,
+}
+
+impl Component for LastK {
+    const NAME: &'static str = "last-k";
+    const SUMMARY: &'static str = "Train the last k blocks with parameters and the head; the rest frozen.";
+    type Params = LastKParams;
+
+    fn new(params: LastKParams) -> Result<Self> {
+        Ok(LastK { k: params.k as usize })
+    }
+}
+
+impl Finetuner for LastK {
+    fn select(&mut self, layers: &[LayerInfo], _oracle: &mut Oracle, _host: &Host) -> Result<Selection> {
+        let head = layers.iter().map(|l| l.position).max();
+        let mut trainable: Vec<u32> = layers
+            .iter()
+            .rev()
+            .filter(|l| Some(l.position) != head && l.parameters > 0)
+            .take(self.k)
+            .map(|l| l.position)
+            .chain(head)
+            .collect();
+        trainable.sort_unstable();
+        let mut report = Report::new();
+        report.scalar("trainable_layers", trainable.len() as f64);
+        Ok(Selection { trainable: trainable.into(), report })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_k_skips_parameter_free_blocks_and_keeps_the_head() {
+        let layer =
+            |p: u32, parameters| LayerInfo { name: format!("l{p}").as_str().into(), parameters, flops: 0, position: p };
+        let layers = [layer(0, 5), layer(1, 5), layer(2, 5), layer(3, 0), layer(4, 3)];
+        let mut services = tessera_sdk::ffi::OracleServices { context: std::ptr::null_mut(), score: refuse };
+        let host = tessera_sdk::ffi::HostServices::detached(0);
+        let chosen = LastK { k: 2 }.select(&layers, &mut Oracle::new(&mut services), &Host::new(&host)).unwrap();
+        assert_eq!(chosen.trainable.to_vec(), vec![1, 2, 4]);
+    }
+
+    extern "C" fn refuse(
+        _: *mut (),
+        _: tessera_sdk::abi_stable::std_types::RSlice<'_, u32>,
+        _: u32,
+    ) -> tessera_sdk::abi_stable::std_types::RResult<f64, tessera_sdk::PluginError> {
+        panic!("last-k needs no oracle")
     }
 }

@@ -7,7 +7,7 @@ mod graph;
 mod metrics;
 mod samplers;
 
-pub use finetuners::{FullFinetuning, LinearProbe};
+pub use finetuners::{FullFinetuning, LastK, LinearProbe};
 pub use graph::{RandomSeeds, TopDegree};
 pub use metrics::Accuracy;
 pub use samplers::{BlockShuffle, FullShuffle, Sequential, ShuffleBuffer};
@@ -15,7 +15,7 @@ pub use samplers::{BlockShuffle, FullShuffle, Sequential, ShuffleBuffer};
 tessera_sdk::export_plugin! {
     name: "baselines",
     samplers: [Sequential, FullShuffle, BlockShuffle, ShuffleBuffer],
-    finetuners: [LinearProbe, FullFinetuning],
+    finetuners: [LinearProbe, FullFinetuning, LastK],
     metrics: [Accuracy],
     graph_objectives: [TopDegree, RandomSeeds],
 }
