@@ -182,8 +182,8 @@ fn main() {
             .iter()
             .enumerate()
             .map(|(t, names)| {
-                let m = Model::new(&model_config(), &target.shape, 5, device, 10 + t as u64).unwrap();
-                m.vs.copy(&initial.vs).ok();
+                let mut m = Model::new(&model_config(), &target.shape, 5, device, 10 + t as u64).unwrap();
+                m.vs.copy(&initial.vs).unwrap();
                 // A task's own copies of its tuned blocks (and head) differ from the backbone's.
                 let tuned: Vec<String> = names.iter().map(|n| format!("{n}.")).chain(["head.".into()]).collect();
                 tch::no_grad(|| {

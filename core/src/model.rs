@@ -422,6 +422,9 @@ impl Model {
             bail!("block {j} does not exist (the model has {} blocks and a head)", self.blocks.len());
         }
         let n = x.size()[0];
+        if n == 0 {
+            return Ok(Tensor::zeros([0, self.block_input_width(j)], (Kind::Float, x.device())));
+        }
         let mut shape = vec![n];
         shape.extend_from_slice(&self.input_shape);
         let x = x.reshape(shape.as_slice());

@@ -574,7 +574,15 @@ extern "C" fn oracle_score(context: *mut (), trainable: RSlice<'_, u32>, folds: 
     match result {
         Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => failed(format!("oracle: {e:#}")),
-        Err(_) => failed("oracle: the host's training panicked".into()),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            let first_line = what.lines().next().unwrap_or(what);
+            failed(format!("oracle: the host's training panicked: {first_line}"))
+        }
     }
 }
 

@@ -151,6 +151,13 @@ pub struct ScalarPlot {
     pub log_x: bool,
 }
 
+/// A point of a [`ScalarPlot`] line: x, the mean of y over seeds, its sample
+/// standard deviation.
+pub type MeanPoint = (f64, f64, f64);
+
+/// The y values at each x (keyed by the bits of x) of one variant family.
+type ValuesAtX = BTreeMap<u64, (f64, Vec<f64>)>;
+
 impl ScalarPlot {
     fn lookup(v: &VariantResult, key: &str) -> Option<f64> {
         let (role, name) = key.rsplit_once('/')?;
@@ -158,8 +165,8 @@ impl ScalarPlot {
     }
 
     /// The plot's lines: per variant family, (x, mean y, sd y) at each x.
-    pub fn lines(&self, results: &RunResults) -> Vec<(String, Vec<(f64, f64, f64)>)> {
-        let mut families: Vec<(String, BTreeMap<u64, (f64, Vec<f64>)>)> = Vec::new();
+    pub fn lines(&self, results: &RunResults) -> Vec<(String, Vec<MeanPoint>)> {
+        let mut families: Vec<(String, ValuesAtX)> = Vec::new();
         for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
             let (Some(x), Some(y)) = (Self::lookup(v, &self.x), Self::lookup(v, &self.y)) else { continue };
             let unseeded = v.name.rsplit_once('@').map_or(v.name.as_str(), |(b, _)| b);
@@ -176,7 +183,7 @@ impl ScalarPlot {
         families
             .into_iter()
             .map(|(family, points)| {
-                let mut line: Vec<(f64, f64, f64)> = points
+                let mut line: Vec<MeanPoint> = points
                     .into_values()
                     .map(|(x, ys)| {
                         let agg = SeedAggregate {

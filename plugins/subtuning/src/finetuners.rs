@@ -68,9 +68,10 @@ fn names(set: &[u32], candidates: &[Candidate]) -> String {
 
 /// The profile as a curve (x = block position) and a table.
 fn report_profile(report: &mut Report, candidates: &[Candidate], scores: &[f64], probe: f64) {
+    let legend: Vec<String> = candidates.iter().map(|c| format!("{} {}", c.position, c.name)).collect();
     report.series(
         "finetuning_profile",
-        "block position",
+        &format!("block ({})", legend.join(", ")),
         "validation accuracy",
         candidates.iter().map(|c| c.position as f64).collect(),
         scores.to_vec(),
