@@ -104,24 +104,25 @@ fn main() {
     registry.load_file(&common::plugin_library("tessera_subtuning")).unwrap();
     let ctx = CallContext::new(1, Arc::new(AtomicBool::new(false)));
     let empty = Dataset { features: vec![], shape: target.shape.clone(), labels: vec![], classes: 5 };
+    // The oracle's training in examples/subtuning.toml.
     let oracle_config = TrainConfig {
         optimizer: "adamw".into(),
-        lr: 0.001,
+        lr: 0.003,
         weight_decay: 5e-5,
         schedule: "cosine".into(),
-        epochs: 20,
-        batch_size: 32,
+        epochs: 10,
+        batch_size: 16,
         ..TrainConfig::default()
     };
     println!(
-        "\ngreedy search (subtuning.greedy, 5 folds, ε = 0.01, at most 3 blocks), {} target examples, {} oracle epochs",
+        "\ngreedy search (subtuning.greedy, 5 folds, ε = 0.01, at most 2 blocks), {} target examples, {} oracle epochs",
         target.len(),
         oracle_config.epochs
     );
     println!("{:<22} {:>9} {:>10} {:>12}  chosen blocks (CV accuracy)", "oracle", "seconds", "trainings", "cache hits");
     let mut outcomes = vec![];
     for (label, cache_bytes) in [("recompute the prefix", 0u64), ("activation cache", 1u64 << 30)] {
-        let mut finetuner = registry.new_finetuner("subtuning.greedy", "max_blocks = 3").unwrap();
+        let mut finetuner = registry.new_finetuner("subtuning.greedy", "max_blocks = 2").unwrap();
         let setup = OracleSetup {
             model: &config,
             train: &target,
@@ -145,13 +146,26 @@ fn main() {
             chosen.join(" "),
             score.unwrap_or(f64::NAN)
         );
-        outcomes.push((seconds, chosen, score));
+        // Seconds of each block trained alone (the first step), by position.
+        let alone: Vec<(u32, f64)> = oracle
+            .log
+            .iter()
+            .filter(|c| c.trainable.len() == 2)
+            .take(initial.layers().len())
+            .map(|c| (c.trainable[0], c.seconds))
+            .collect();
+        outcomes.push((seconds, chosen, score, alone));
     }
     println!(
         "speedup {:.2}x; identical choices: {}",
         outcomes[0].0 / outcomes[1].0,
         if outcomes[0].1 == outcomes[1].1 { "yes" } else { "NO" }
     );
+    println!("one block alone (5 folds), by block: seconds without / with the cache");
+    for ((position, without), (_, with)) in outcomes[0].3.iter().zip(&outcomes[1].3) {
+        let name = initial.layers()[*position as usize].name.to_string();
+        println!("  {name:<10} {without:>7.2} {with:>7.2}  {:.2}x", without / with);
+    }
 
     // 2. Siamese inference: T = 4 tasks over the backbone.
     let layers = initial.layers();
@@ -188,7 +202,7 @@ fn main() {
                 let tuned: Vec<String> = names.iter().map(|n| format!("{n}.")).chain(["head.".into()]).collect();
                 tch::no_grad(|| {
                     for (name, mut var) in m.vs.variables() {
-                        if tuned.iter().any(|p| name.starts_with(p.as_str())) && var.kind() == Kind::Float {
+                        if tuned.iter().any(|p| name.starts_with(p.as_str())) && var.requires_grad() {
                             let noise = Tensor::randn(var.size(), (Kind::Float, device)) * 0.01;
                             let _ = var.f_add_(&noise);
                         }

@@ -17,11 +17,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use tch::{Device, Tensor};
-use tessera_sdk::SeedRng;
+use tessera_sdk::{LayerInfo, SeedRng};
 
 use crate::manifest::{ModelConfig, TrainConfig};
 use crate::model::Model;
 use crate::plugin::OracleImpl;
+use crate::report::{ReportJson, TableJson};
 use crate::train::{self, TensorData};
 
 /// Examples per batch when computing a frozen prefix's activations.
@@ -112,6 +113,8 @@ pub struct OracleCall {
     pub score: f64,
     /// Whether it was answered from an earlier identical call.
     pub repeated: bool,
+    /// Seconds it took (training and scoring every fold).
+    pub seconds: f64,
 }
 
 /// The host's oracle for finetuners (see the module documentation).
@@ -183,6 +186,48 @@ impl<'a> FinetuneOracle<'a> {
         self.cache.as_ref()
     }
 
+    /// Adds the oracle's figures to a finetuner's report: trainings, calls,
+    /// the cache's counters and the `oracle_calls` table (every call's
+    /// blocks, folds, score, whether it was repeated, seconds).
+    pub fn add_to_report(&self, report: &mut ReportJson, layers: &[LayerInfo]) {
+        report.scalars.insert("oracle_trainings".into(), self.trainings as f64);
+        report.scalars.insert("oracle_calls".into(), self.log.len() as f64);
+        if let Some(cache) = &self.cache {
+            report.scalars.insert("cache_prefixes_computed".into(), cache.computed as f64);
+            report.scalars.insert("cache_hits".into(), cache.hits as f64);
+            report.scalars.insert("cache_prefixes_too_large".into(), cache.too_large as f64);
+        }
+        let head = self.head();
+        let blocks = |set: &[u32]| -> String {
+            let names: Vec<&str> = set
+                .iter()
+                .filter(|&&p| p != head)
+                .filter_map(|&p| layers.get(p as usize))
+                .map(|l| l.name.as_str())
+                .collect();
+            if names.is_empty() {
+                "(head only)".to_string()
+            } else {
+                names.join(" ")
+            }
+        };
+        let rows = self.log.iter().enumerate().map(|(i, c)| {
+            vec![
+                serde_json::json!(i + 1),
+                serde_json::json!(blocks(&c.trainable)),
+                serde_json::json!(c.folds),
+                serde_json::json!(c.score),
+                serde_json::json!(c.repeated),
+                serde_json::json!(c.seconds),
+            ]
+        });
+        report.tables.push(TableJson {
+            name: "oracle_calls".into(),
+            columns: ["call", "blocks", "folds", "score", "repeated", "seconds"].map(String::from).to_vec(),
+            rows: rows.collect(),
+        });
+    }
+
     /// The head's position (the last layer).
     fn head(&self) -> u32 {
         self.initial.layers().len() as u32 - 1
@@ -245,7 +290,7 @@ impl OracleImpl for FinetuneOracle<'_> {
         set.dedup();
         let key = (set.clone(), folds.max(1));
         if let Some(&score) = self.memo.get(&key) {
-            self.log.push(OracleCall { trainable: set, folds: key.1, score, repeated: true });
+            self.log.push(OracleCall { trainable: set, folds: key.1, score, repeated: true, seconds: 0.0 });
             return Ok(score);
         }
         let started = Instant::now();
@@ -272,9 +317,10 @@ impl OracleImpl for FinetuneOracle<'_> {
             }
             total / k as f64
         };
-        self.seconds += started.elapsed().as_secs_f64();
+        let seconds = started.elapsed().as_secs_f64();
+        self.seconds += seconds;
         self.memo.insert(key.clone(), score);
-        self.log.push(OracleCall { trainable: set, folds: key.1, score, repeated: false });
+        self.log.push(OracleCall { trainable: set, folds: key.1, score, repeated: false, seconds });
         Ok(score)
     }
 }

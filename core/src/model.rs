@@ -239,10 +239,17 @@ impl Model {
             block_inputs: vec![],
             start: 0,
         };
-        model.initialize(seed, "");
+        model.initialize(seed);
         model.describe()?;
         if let Some(path) = &config.weights {
             let path = std::path::Path::new(path);
+            if !path.exists() {
+                bail!(
+                    "model.weights: {} does not exist (make it first: run the manifest that trains and saves it, \
+                     e.g. with [train] save_model = true)",
+                    path.display()
+                );
+            }
             if config.fresh_head {
                 model.load_backbone(path)?;
             } else {
@@ -322,12 +329,10 @@ impl Model {
     }
 
     /// PyTorch's defaults from our own stream: weights and biases uniform in
-    /// ±1/√fan_in; BatchNorm scale 1, shift 0. Only variables whose names
-    /// start with `prefix` are touched.
-    fn initialize(&self, seed: u64, prefix: &str) {
+    /// ±1/√fan_in; BatchNorm scale 1, shift 0.
+    fn initialize(&self, seed: u64) {
         let mut rng = SeedRng::derive(seed, 0x1417);
-        let mut variables: Vec<(String, Tensor)> =
-            self.vs.variables().into_iter().filter(|(n, _)| n.starts_with(prefix)).collect();
+        let mut variables: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         variables.sort_by(|a, b| a.0.cmp(&b.0));
         let fan_in = |prefix: &str| -> i64 {
             variables
@@ -400,11 +405,6 @@ impl Model {
         Ok(())
     }
 
-    /// Draws a fresh head from `seed` (SubTuning's new head for the target task).
-    pub fn reset_head(&self, seed: u64) {
-        self.initialize(seed, "head.");
-    }
-
     /// Whether the network can be split at block boundaries (native models;
     /// TorchScript models run as one piece).
     pub fn is_splittable(&self) -> bool {
@@ -425,19 +425,10 @@ impl Model {
         if n == 0 {
             return Ok(Tensor::zeros([0, self.block_input_width(j)], (Kind::Float, x.device())));
         }
-        let mut shape = vec![n];
-        shape.extend_from_slice(&self.input_shape);
-        let x = x.reshape(shape.as_slice());
         let parts: Vec<Tensor> = tch::no_grad(|| {
             (0..n)
                 .step_by(batch.max(1) as usize)
-                .map(|from| {
-                    let mut h = x.narrow(0, from, batch.min(n - from));
-                    for block in &self.blocks[..j] {
-                        h = block.module.forward_t(&h, false);
-                    }
-                    h.flatten(1, -1)
-                })
+                .map(|from| self.run_blocks(&x.narrow(0, from, batch.min(n - from)), 0, j))
                 .collect()
         });
         Ok(Tensor::cat(&parts, 0))
@@ -490,10 +481,7 @@ impl Model {
             return self.script_forward("features", x, train && self.all_blocks_trainable());
         }
         let mut shape = vec![x.size()[0]];
-        match self.start {
-            0 => shape.extend_from_slice(&self.input_shape),
-            j => shape.extend_from_slice(&self.block_inputs[j]),
-        }
+        shape.extend_from_slice(&self.block_inputs[self.start]);
         let mut h = x.reshape(shape.as_slice());
         for block in &self.blocks[self.start..] {
             h = block.module.forward_t(&h, train && block.trainable);

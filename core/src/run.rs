@@ -625,47 +625,12 @@ fn run_train(
         trainable.sort_unstable();
         trainable.dedup();
         let mut report = ReportJson::from(&selection.report);
-        report.scalars.insert("oracle_trainings".into(), oracle.trainings as f64);
-        report.scalars.insert("oracle_calls".into(), oracle.log.len() as f64);
         report.scalars.insert("search_seconds".into(), search_seconds);
-        if let Some(cache) = oracle.cache() {
-            report.scalars.insert("cache_prefixes_computed".into(), cache.computed as f64);
-            report.scalars.insert("cache_hits".into(), cache.hits as f64);
-            report.scalars.insert("cache_prefixes_too_large".into(), cache.too_large as f64);
-        }
-        let block_names = |set: &[u32]| -> String {
-            let names: Vec<&str> = set
-                .iter()
-                .filter(|&&p| p != head)
-                .filter_map(|&p| layers.get(p as usize))
-                .map(|l| l.name.as_str())
-                .collect();
-            if names.is_empty() {
-                "(head only)".to_string()
-            } else {
-                names.join(" ")
-            }
-        };
-        report.tables.push(report::TableJson {
-            name: "oracle_calls".into(),
-            columns: ["call", "blocks", "folds", "score", "repeated"].map(String::from).to_vec(),
-            rows: oracle
-                .log
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    vec![
-                        serde_json::json!(i + 1),
-                        serde_json::json!(block_names(&c.trainable)),
-                        serde_json::json!(c.folds),
-                        serde_json::json!(c.score),
-                        serde_json::json!(c.repeated),
-                    ]
-                })
-                .collect(),
-        });
+        oracle.add_to_report(&mut report, &layers);
         drop(oracle);
         model.set_trainable(&trainable)?;
+        let names: Vec<&str> =
+            trainable.iter().filter_map(|&p| layers.get(p as usize)).map(|l| l.name.as_str()).collect();
         report.scalars.insert("trainable_blocks".into(), (trainable.len() - 1) as f64);
         report.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
         report.tables.push(report::TableJson {
@@ -684,13 +649,7 @@ fn run_train(
                 .collect(),
         });
         reports.insert("finetuner".to_string(), report);
-        log::info!(
-            "{}: training {} ({} of {} layers)",
-            spec.id,
-            block_names(&trainable),
-            trainable.len(),
-            layers.len()
-        );
+        log::info!("{}: training {} ({} of {} layers)", spec.id, names.join(" "), trainable.len(), layers.len());
     }
 
     let storage = &s.storage;

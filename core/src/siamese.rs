@@ -159,7 +159,6 @@ pub fn evaluate_run(dir: &std::path::Path, names: &[String], batch: i64, seconds
     let base = manifest.dir();
     let mut models = Vec::new();
     let mut backbone_config: Option<crate::manifest::ModelConfig> = None;
-    let mut test_x: Option<Tensor> = None;
     for v in &finetuned {
         let variant = variants
             .iter()
@@ -203,7 +202,6 @@ pub fn evaluate_run(dir: &std::path::Path, names: &[String], batch: i64, seconds
             .iter()
             .filter_map(|r| r.first().and_then(|p| p.as_u64()).map(|p| p as u32))
             .collect();
-        test_x.get_or_insert_with(|| test.x.shallow_clone());
         models.push((v.name.clone(), model, trainable, test));
     }
     let config = backbone_config.expect("a task");
@@ -218,10 +216,10 @@ pub fn evaluate_run(dir: &std::path::Path, names: &[String], batch: i64, seconds
     let siamese = SiameseModel::new(&backbone, models.iter().map(|(n, m, t, _)| (n.clone(), m, t.clone())).collect())?;
     let names_of = backbone.layers();
     let mut tasks = Vec::new();
-    for ((name, branch), (_, _, _, test)) in siamese.branches().into_iter().zip(&models) {
-        let one = siamese.forward(&test.x);
-        let separate = siamese.forward_separately(&test.x);
-        let t = siamese.branches().iter().position(|(n, _)| *n == name).expect("the task");
+    for (t, ((name, branch), (_, _, _, test))) in siamese.branches().into_iter().zip(&models).enumerate() {
+        // Each task on its own test split, both ways.
+        let one = &siamese.forward(&test.x)[t];
+        let separate = &siamese.forward_separately(&test.x)[t];
         let accuracy = |logits: &Tensor| -> f64 {
             logits
                 .argmax(-1, false)
@@ -234,14 +232,14 @@ pub fn evaluate_run(dir: &std::path::Path, names: &[String], batch: i64, seconds
             variant: name,
             branch,
             branch_block: names_of[branch].name.to_string(),
-            siamese_accuracy: accuracy(&one[t]),
-            separate_accuracy: accuracy(&separate[t]),
-            max_logit_difference: (&one[t] - &separate[t]).abs().max().double_value(&[]),
+            siamese_accuracy: accuracy(one),
+            separate_accuracy: accuracy(separate),
+            max_logit_difference: (one - separate).abs().max().double_value(&[]),
         });
     }
-    let x = test_x.expect("a task");
-    let n = x.size()[0];
-    let batch = batch.clamp(1, n);
+    // Timing: the first task's test inputs, answered for every task.
+    let x = &models[0].3.x;
+    let batch = batch.clamp(1, x.size()[0]);
     let inputs = x.narrow(0, 0, batch);
     let time = |f: &dyn Fn() -> Vec<Tensor>| -> f64 {
         let _ = f(); // warm-up

@@ -209,3 +209,26 @@ fn a_panicking_constructor_is_reported_by_check() {
     let err = prepare(&m).err().unwrap().0;
     assert!(err[0].message.contains("faulty.sampler panicked: deliberate panic in new"), "{}", err[0]);
 }
+
+#[test]
+fn missing_or_foreign_pretrained_weights_fail_their_variant_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    // A CNN's weights, for the MLP of SMALL_TRAIN.
+    let cnn = tessera_core::model::Model::new(
+        &tessera_core::manifest::ModelConfig { kind: "cnn".into(), ..Default::default() },
+        &[1, 8, 8],
+        3,
+        tch::Device::Cpu,
+        0,
+    )
+    .unwrap();
+    cnn.save(&dir.path().join("cnn.safetensors")).unwrap();
+    let body = format!(
+        "{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.full-shuffle\"\n\n[[variant]]\nname = \"missing\"\nmodel = {{ weights = \"nope.safetensors\" }}\n\n[[variant]]\nname = \"foreign\"\nmodel = {{ weights = \"cnn.safetensors\", fresh_head = true }}\n"
+    );
+    let m = write_manifest(dir.path(), &[&baselines()], &body);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    let error = |i: usize| outcome.results.variants[i].error.clone().unwrap_or_default();
+    assert!(error(0).contains("nope.safetensors does not exist") && error(0).contains("save_model"), "{}", error(0));
+    assert!(error(1).contains("cnn.safetensors has no weight `layer0."), "{}", error(1));
+}

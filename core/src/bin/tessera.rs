@@ -279,7 +279,7 @@ fn main() -> ExitCode {
                     );
                     for t in &e.tasks {
                         println!(
-                            "{:<32} {:>6} {:<10} {:>9.4} {:>9.4} {:>10.2e}",
+                            "{:<40} {:>6} {:<10} {:>9.4} {:>9.4} {:>10.2e}",
                             t.variant,
                             t.branch,
                             t.branch_block,

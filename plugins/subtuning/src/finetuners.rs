@@ -127,7 +127,7 @@ params! {
         pub epsilon: f64 = 0.01,
         /// At most this many blocks (0 = no limit).
         pub max_blocks: u64 = 0,
-        /// At most this many forward FLOPs per example in the chosen blocks together: the cost each task adds in Siamese inference (0 = no budget).
+        /// At most this many forward FLOPs per example that the task adds in Siamese inference: those of every block from its first tuned block on (0 = no budget).
         pub flops_budget: u64 = 0,
         /// `none` (add blocks to a linear probe), `all` (remove blocks from full finetuning) or `best-of-both`.
         pub start: String = "none".into(),
@@ -243,7 +243,7 @@ impl Finetuner for Greedy {
         }
         report.table("greedy_path", &["search", "step", "move", "block", "set", "score", "taken"], rows);
         let (set, s) = chosen.expect("at least one search");
-        let flops: u64 = candidates.iter().filter(|c| set.contains(&c.position)).map(|c| c.flops).sum();
+        let flops = search::siamese_flops(&set, &candidates);
         report.scalar("chosen_score", s).scalar("chosen_blocks", set.len() as f64).scalar("chosen_flops", flops as f64);
         report.table(
             "chosen_blocks",

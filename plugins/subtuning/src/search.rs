@@ -34,15 +34,25 @@ pub fn candidates(layers: &[LayerInfo]) -> Vec<Candidate> {
 pub struct Limits {
     /// At most this many blocks (0 = no limit).
     pub max_blocks: usize,
-    /// At most this many FLOPs per example in the chosen blocks together
-    /// (0 = no budget).
+    /// At most this many forward FLOPs per example of a task's own in
+    /// Siamese inference, [`siamese_flops`] (0 = no budget).
     pub flops_budget: u64,
 }
 
 impl Limits {
     fn allow(&self, set: &[u32], candidates: &[Candidate]) -> bool {
-        let flops: u64 = candidates.iter().filter(|c| set.contains(&c.position)).map(|c| c.flops).sum();
-        (self.max_blocks == 0 || set.len() <= self.max_blocks) && (self.flops_budget == 0 || flops <= self.flops_budget)
+        (self.max_blocks == 0 || set.len() <= self.max_blocks)
+            && (self.flops_budget == 0 || siamese_flops(set, candidates) <= self.flops_budget)
+    }
+}
+
+/// What tuning `set` adds to Siamese inference, per example: the FLOPs of
+/// every block from the first tuned one on (they see the task's own
+/// activations, tuned or not); 0 for the head alone.
+pub fn siamese_flops(set: &[u32], candidates: &[Candidate]) -> u64 {
+    match set.iter().min() {
+        Some(&first) => candidates.iter().filter(|c| c.position >= first).map(|c| c.flops).sum(),
+        None => 0,
     }
 }
 
@@ -251,8 +261,10 @@ mod tests {
         assert!(greedy.set.is_empty(), "no single block gains 0.2");
         let one = add_greedily(&cands, &Limits { max_blocks: 1, flops_budget: 0 }, 0.01, &mut known).unwrap();
         assert_eq!(one.set, vec![3], "ties go to the smaller block");
-        let budget = Limits { max_blocks: 0, flops_budget: 100 };
-        assert_eq!(add_greedily(&cands, &budget, 0.01, &mut known).unwrap().set.len(), 1);
+        // 100 FLOPs a block: 300 allows sets from block 4 on.
+        assert_eq!(siamese_flops(&[3, 5], &cands), 400);
+        let budget = Limits { max_blocks: 0, flops_budget: 300 };
+        assert_eq!(add_greedily(&cands, &budget, 0.01, &mut known).unwrap().set, vec![5]);
         let shrunk = remove_greedily(&cands, &Limits { max_blocks: 1, flops_budget: 0 }, 0.01, &mut known).unwrap();
         assert_eq!(shrunk.set.len(), 1, "removal continues until the limits hold");
         assert!(shrunk.set == vec![3] || shrunk.set == vec![5]);
