@@ -113,7 +113,7 @@ impl Finetuner for Profile {
             }
         }
         report.scalar("chosen_score", if trainable.is_empty() { probe } else { best.map_or(probe, |b| b.1) });
-        log::info!("profile: best block {}", names(&trainable, &candidates));
+        log::info!("profile: training {}", names(&trainable, &candidates));
         Ok(Selection { trainable: trainable.into(), report })
     }
 }
