@@ -1090,7 +1090,9 @@ impl Manifest {
                                 let text = format!("experiment.sweep: {} = {value}", sweep.key);
                                 with.push(Override { key: key.clone(), value: value.clone(), text });
                                 self.variant(index, &with).map(|mut run| {
+                                    // A resolved run is one point of the sweep.
                                     run.name = sweep.run_name(&v.name, value);
+                                    run.settings.experiment.sweep = None;
                                     run
                                 })
                             })
@@ -1276,6 +1278,7 @@ lr = 0.5
         let vs = m.variants(&[]).unwrap();
         assert_eq!((vs[0].settings.data.train_per_class, vs[3].settings.data.train_per_class), (10, 0));
         assert_eq!(vs[5].settings.train.lr, 0.5, "the variant's own settings stay");
+        assert!(vs.iter().all(|v| v.settings.experiment.sweep.is_none()), "each run is one point");
         let bad = text.replace("data.train_per_class", "data.per_class");
         let err = manifest(&bad).unwrap().variants(&[]).unwrap_err().to_string();
         assert!(err.contains("per_class"), "{err}");

@@ -76,6 +76,9 @@ fn a_pretrained_backbone_is_finetuned_by_greedy_selection_and_answered_in_one_pa
     );
     assert!(outcome.results.variants.iter().all(|v| v.status == Status::Ok), "{:?}", outcome.results.variants);
     let run = dir.path().join("run");
+    // The resolved manifest runs the same points of the sweep, as it is.
+    let resolved = common::prepare(&run.join("manifest.resolved.toml")).unwrap();
+    assert_eq!(resolved.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), names);
 
     for v in &outcome.results.variants {
         assert_eq!(v.results["engine"].scalars["train_examples"], if v.name.contains("=4]") { 20.0 } else { 40.0 });
