@@ -457,13 +457,7 @@ impl Model {
     /// activations entering block `to`, flattened to `[n, d]`. With `to` the
     /// number of blocks, the penultimate features.
     pub fn run_blocks(&self, h: &Tensor, from: usize, to: usize) -> Tensor {
-        let mut shape = vec![h.size()[0]];
-        shape.extend_from_slice(&self.block_inputs[from]);
-        let mut h = h.reshape(shape.as_slice());
-        for block in &self.blocks[from..to] {
-            h = block.module.forward_t(&h, false);
-        }
-        h.flatten(1, -1)
+        self.forward_blocks(h, from, to, false)
     }
 
     /// The head's logits for penultimate features `[n, d]`.
@@ -480,10 +474,17 @@ impl Model {
             }
             return self.script_forward("features", x, train && self.all_blocks_trainable());
         }
-        let mut shape = vec![x.size()[0]];
-        shape.extend_from_slice(&self.block_inputs[self.start]);
-        let mut h = x.reshape(shape.as_slice());
-        for block in &self.blocks[self.start..] {
+        self.forward_blocks(x, self.start, self.blocks.len(), train)
+    }
+
+    /// Blocks `from..to` on `h` (the activations entering block `from`, any
+    /// shape with `n` rows), flattened to `[n, d]`; `train` puts trainable
+    /// blocks in training mode.
+    fn forward_blocks(&self, h: &Tensor, from: usize, to: usize, train: bool) -> Tensor {
+        let mut shape = vec![h.size()[0]];
+        shape.extend_from_slice(&self.block_inputs[from]);
+        let mut h = h.reshape(shape.as_slice());
+        for block in &self.blocks[from..to] {
             h = block.module.forward_t(&h, train && block.trainable);
         }
         h.flatten(1, -1)

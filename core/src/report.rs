@@ -183,18 +183,8 @@ impl ScalarPlot {
         families
             .into_iter()
             .map(|(family, points)| {
-                let mut line: Vec<MeanPoint> = points
-                    .into_values()
-                    .map(|(x, ys)| {
-                        let agg = SeedAggregate {
-                            variant: String::new(),
-                            role: String::new(),
-                            name: String::new(),
-                            values: ys,
-                        };
-                        (x, agg.mean(), agg.sd())
-                    })
-                    .collect();
+                let mut line: Vec<MeanPoint> =
+                    points.into_values().map(|(x, ys)| (x, mean(&ys), sample_sd(&ys))).collect();
                 line.sort_by(|a, b| a.0.total_cmp(&b.0));
                 (family, line)
             })
@@ -469,20 +459,30 @@ pub struct SeedAggregate {
     pub values: Vec<f64>,
 }
 
+/// The mean of `values` (0 for none).
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// The sample standard deviation of `values` (0 for fewer than two).
+fn sample_sd(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let m = mean(values);
+    (values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+}
+
 impl SeedAggregate {
     /// The mean.
     pub fn mean(&self) -> f64 {
-        self.values.iter().sum::<f64>() / self.values.len().max(1) as f64
+        mean(&self.values)
     }
 
     /// The sample standard deviation (0 for one value).
     pub fn sd(&self) -> f64 {
-        let n = self.values.len();
-        if n < 2 {
-            return 0.0;
-        }
-        let m = self.mean();
-        (self.values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        sample_sd(&self.values)
     }
 }
 
