@@ -118,7 +118,7 @@ fn main() {
             .collect(),
     );
     println!("  checksummed block reads alone {:>5.1} ms  {:>8.0} MB/s", raw * 1e3, mb / raw);
-    let cloud = CostModel::preset("cloud").unwrap();
+    let cloud = CostModel::preset(tessera_core::choice::StoragePreset::Cloud);
     let random = cloud.seconds(N as u64, N as u64 * index.record_bytes);
     let sequential = cloud.seconds(index.blocks.len() as u64, total_bytes);
     println!("modeled cloud time of one epoch (20 ms/request, 100 MB/s):");

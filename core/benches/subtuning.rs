@@ -29,7 +29,7 @@ use tessera_core::train::{self, TensorData};
 
 fn digits(groups: &[i64], per_class: usize) -> (Dataset, Dataset) {
     let config = DataConfig {
-        source: "digits".into(),
+        source: tessera_core::manifest::DataSource::Digits,
         seed: Some(0),
         validation_fraction: 0.0,
         label_groups: groups.iter().map(|&g| vec![g]).collect(),
@@ -41,7 +41,7 @@ fn digits(groups: &[i64], per_class: usize) -> (Dataset, Dataset) {
 }
 
 fn model_config() -> ModelConfig {
-    ModelConfig { kind: "resnet".into(), width: 16, depth: 2, stages: 3, ..ModelConfig::default() }
+    ModelConfig { kind: tessera_core::manifest::ModelKind::Resnet, width: 16, depth: 2, stages: 3, ..ModelConfig::default() }
 }
 
 /// Seconds per call of `f`, the median of 5 rounds of at least 0.5 s.

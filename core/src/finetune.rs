@@ -328,11 +328,12 @@ impl OracleImpl for FinetuneOracle<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::ModelKind;
     use crate::data::Dataset;
 
     /// A ResNet with blocks stem, layer1.0, layer2.0, pool and the head (4).
     fn setup() -> (Model, Dataset, Dataset, ModelConfig) {
-        let config = ModelConfig { kind: "resnet".into(), width: 4, depth: 1, stages: 2, ..Default::default() };
+        let config = ModelConfig { kind: ModelKind::Resnet, width: 4, depth: 1, stages: 2, ..Default::default() };
         let all = crate::data::blobs(120, 64, 3, 2.0, 4).unwrap();
         let reshape = |d: Dataset| Dataset { shape: vec![1, 8, 8], ..d };
         let train = reshape(all.subset(&(0..90).collect::<Vec<_>>()));

@@ -8,12 +8,14 @@
 //! Dependencies point one way: plugins → sdk ← core. Core never names a
 //! plugin; it finds them at run time ([`plugin::Registry`]).
 
+pub mod choice;
 pub mod data;
 pub mod finetune;
 pub mod graph;
 pub mod logger;
 pub mod manifest;
 pub mod model;
+pub mod owned;
 pub mod plugin;
 pub mod population;
 pub mod pretrain;
@@ -22,3 +24,4 @@ pub mod run;
 pub mod siamese;
 pub mod storage;
 pub mod train;
+pub mod validate;

@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tessera_sdk::ComponentKind;
 
+pub use crate::choice::{
+    DataSource, DeviceChoice, EdgeListFormat, GraphGenerator, ModelKind, Optimizer, PretrainMethod, ProbabilityModel,
+    Schedule, StorageAccess, StorageMode, StoragePreset, StoredOrder, Split,
+};
 use crate::plugin::closest;
 
 /// Keys of the tables that name one component each.
@@ -103,7 +107,7 @@ pub struct ExperimentConfig {
     /// and `tables/seeds.csv` give mean and spread over seeds.
     pub seeds: Vec<u64>,
     /// `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
+    pub device: DeviceChoice,
     /// Threads for tensor work (0 = libtorch's default).
     pub threads: usize,
     /// Folders or library files to search for plugins, relative to the manifest.
@@ -146,7 +150,7 @@ impl Default for ExperimentConfig {
             kind: ExperimentKind::Train,
             seed: 0,
             seeds: vec![],
-            device: "cpu".into(),
+            device: DeviceChoice::Cpu,
             threads: 0,
             plugin_paths: vec![],
             sweep: None,
@@ -163,7 +167,7 @@ pub struct DataConfig {
     /// sequences), `teacher` (labels from a random network), `digits` (the UCI
     /// 8×8 digits, shipped), `idx` (MNIST-style), `cifar10`, `cifar100`,
     /// `npy`, `csv`.
-    pub source: String,
+    pub source: DataSource,
     /// Features file (`idx` images, `npy` features, `csv`), relative to the manifest.
     pub path: Option<String>,
     /// Labels file (`idx`, `npy`), relative to the manifest.
@@ -199,7 +203,7 @@ pub struct DataConfig {
     /// other seeds can still share the data.
     pub seed: Option<u64>,
     /// How the training split is stored: `shuffled` or `sorted-by-label`.
-    pub stored_order: String,
+    pub stored_order: StoredOrder,
     /// Relabels into groups: group `g` becomes class `g`, and examples whose
     /// label is in no group are dropped; e.g. `[[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]`
     /// turns the digits into a binary task, `[[0], [1], [2]]` keeps three classes.
@@ -235,7 +239,7 @@ impl ShiftConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
-            source: "blobs".into(),
+            source: DataSource::Blobs,
             path: None,
             labels_path: None,
             files: vec![],
@@ -251,7 +255,7 @@ impl Default for DataConfig {
             test_fraction: 0.2,
             validation_fraction: 0.1,
             seed: None,
-            stored_order: "shuffled".into(),
+            stored_order: StoredOrder::Shuffled,
             label_groups: vec![],
             translation: 48,
             shift: ShiftConfig::default(),
@@ -268,15 +272,15 @@ pub struct StorageConfig {
     /// `memory`: train from tensors in memory, counting the I/O a block
     /// buffer would do; `shards`: write the split as shards and read every
     /// epoch from disk through the block loader.
-    pub mode: String,
+    pub mode: StorageMode,
     /// The cost model: `local-ssd`, `hdd` or `cloud` (20 ms, 100 MB/s).
-    pub preset: String,
+    pub preset: StoragePreset,
     /// Blocks the loader's buffer holds (least recently used goes first).
     pub buffer_blocks: usize,
     /// Blocks buffered during a sampler's offline pass (default: `buffer_blocks`).
     pub offline_buffer_blocks: Option<usize>,
     /// `block`: read whole blocks; `example`: one ranged request per example.
-    pub access: String,
+    pub access: StorageAccess,
     /// Chunks of the order the reader thread may run ahead (`shards`).
     pub prefetch: usize,
     /// Blocks per shard file (`shards`).
@@ -291,11 +295,11 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             block_size: 32,
-            mode: "memory".into(),
-            preset: "cloud".into(),
+            mode: StorageMode::Memory,
+            preset: StoragePreset::Cloud,
             buffer_blocks: 1,
             offline_buffer_blocks: None,
-            access: "block".into(),
+            access: StorageAccess::Block,
             prefetch: 4,
             blocks_per_shard: 64,
             dir: None,
@@ -310,7 +314,7 @@ impl Default for StorageConfig {
 pub struct ModelConfig {
     /// The architecture: `mlp`, `cnn`, `resnet`, or `torchscript` (a model
     /// exported from PyTorch with `torch.jit.save`, at `path`).
-    pub kind: String,
+    pub kind: ModelKind,
     /// `torchscript`: the module file, relative to the manifest.
     pub path: Option<String>,
     /// `mlp`: widths of the hidden layers (blocks `layer0`, `layer1`, …).
@@ -336,7 +340,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            kind: "mlp".into(),
+            kind: ModelKind::Mlp,
             path: None,
             hidden: vec![64],
             channels: vec![16, 32],
@@ -359,7 +363,7 @@ pub struct TrainConfig {
     /// Examples per optimizer step.
     pub batch_size: usize,
     /// `sgd` or `adam`.
-    pub optimizer: String,
+    pub optimizer: Optimizer,
     /// Learning rate.
     pub lr: f64,
     /// SGD momentum.
@@ -383,7 +387,7 @@ pub struct TrainConfig {
     pub save_model: bool,
     /// Learning-rate schedule: `constant`, `step` (× `gamma` every
     /// `step_every` steps) or `cosine` (to 0 over the run).
-    pub schedule: String,
+    pub schedule: Schedule,
     /// Linear warm-up from 0 over this many steps (any schedule).
     pub warmup_steps: u64,
     /// `step` schedule: steps between decays.
@@ -405,7 +409,7 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: 5,
             batch_size: 32,
-            optimizer: "sgd".into(),
+            optimizer: Optimizer::Sgd,
             lr: 0.05,
             momentum: 0.0,
             weight_decay: 0.0,
@@ -415,7 +419,7 @@ impl Default for TrainConfig {
             oracle_epochs: 2,
             oracle_cache_mb: 1024,
             save_model: false,
-            schedule: "constant".into(),
+            schedule: Schedule::Constant,
             warmup_steps: 0,
             step_every: 1000,
             gamma: 0.1,
@@ -449,7 +453,7 @@ pub struct ReferenceConfig {
 impl Default for ReferenceConfig {
     fn default() -> Self {
         ReferenceConfig {
-            model: ModelConfig { kind: "none".into(), ..ModelConfig::default() },
+            model: ModelConfig { kind: ModelKind::None, ..ModelConfig::default() },
             epochs: 200,
             batch_size: 256,
             lr: 0.01,
@@ -464,7 +468,7 @@ impl Default for ReferenceConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PretrainConfig {
     /// `none`, `simclr` (contrastive, NT-Xent) or `autoencoder`.
-    pub method: String,
+    pub method: PretrainMethod,
     /// Passes over the training inputs.
     pub epochs: u64,
     /// Examples per step (SimCLR contrasts each view with the batch's others).
@@ -485,7 +489,7 @@ pub struct PretrainConfig {
 impl Default for PretrainConfig {
     fn default() -> Self {
         PretrainConfig {
-            method: "none".into(),
+            method: PretrainMethod::None,
             epochs: 30,
             batch_size: 256,
             lr: 0.001,
@@ -537,7 +541,7 @@ pub struct PopulationConfig {
     pub freeze_features: bool,
     /// The splits every member is evaluated on (`test`, `validation`,
     /// `shifted`, `train`).
-    pub splits: Vec<String>,
+    pub splits: Vec<Split>,
     /// Instead of training, load the prediction matrices a previous run saved
     /// (its `population/<variant>` folder, relative to the manifest).
     pub load: Option<String>,
@@ -556,7 +560,7 @@ impl Default for PopulationConfig {
             fork_step: None,
             fork_from: 0,
             freeze_features: false,
-            splits: vec!["test".into()],
+            splits: vec![Split::Test],
             load: None,
         }
     }
@@ -568,7 +572,7 @@ impl Default for PopulationConfig {
 pub struct GraphConfig {
     /// The source: `erdos-renyi` (G(n, m)), `barabasi-albert`,
     /// `watts-strogatz`, `rmat` (power-law), or `file` (an edge list at `path`).
-    pub generator: String,
+    pub generator: GraphGenerator,
     /// Nodes n (generators).
     pub nodes: u32,
     /// Directed edges m (`erdos-renyi`; `rmat`: edges drawn, a few are dropped).
@@ -584,7 +588,7 @@ pub struct GraphConfig {
     /// `file`: the edge list, relative to the manifest.
     pub path: Option<String>,
     /// `file`: `snap` (`#` comments, `u v [w]`, ids renumbered) or `header` (first line `n m`).
-    pub format: String,
+    pub format: EdgeListFormat,
     /// `file`: add both directions of every edge.
     pub undirected: bool,
     /// Seed of the graph, features and model (default: the experiment's),
@@ -599,7 +603,7 @@ pub struct GraphConfig {
     pub constant_feature: bool,
     /// Edge probabilities: `uniform`, `weighted-cascade` (1/indeg), `trivalency`
     /// ({0.1, 0.01, 0.001}), `hyperparametric` (σ(θᵀ[x_u; x_v])) or `file` (the weights read).
-    pub probability_model: String,
+    pub probability_model: ProbabilityModel,
     /// `uniform`: p.
     pub probability: f32,
     /// `hyperparametric`: θ_c (2d values); empty: drawn from U[−1, 1]^{2d} with the graph's seed.
@@ -624,7 +628,7 @@ pub struct GraphConfig {
 impl Default for GraphConfig {
     fn default() -> Self {
         GraphConfig {
-            generator: "erdos-renyi".into(),
+            generator: GraphGenerator::ErdosRenyi,
             nodes: 1000,
             edges: 5000,
             attach: 3,
@@ -632,13 +636,13 @@ impl Default for GraphConfig {
             rewire: 0.1,
             rmat: [0.57, 0.19, 0.19],
             path: None,
-            format: "snap".into(),
+            format: EdgeListFormat::Snap,
             undirected: false,
             seed: None,
             feature_dim: 0,
             feature_range: [-1.0, 1.0],
             constant_feature: false,
-            probability_model: "uniform".into(),
+            probability_model: ProbabilityModel::Uniform,
             probability: 0.05,
             theta: vec![],
             radius: 0.5,
@@ -935,6 +939,18 @@ impl Manifest {
                             continue;
                         }
                     };
+                    if let Err(why) = check_variant_name(&name) {
+                        let mut at = steps.to_vec();
+                        at.push(Step::Key("name".into()));
+                        let location = span_in(document.as_item(), &at).map(|s| line_col(&text, s.start));
+                        errors.push(diag(
+                            location,
+                            Some(key_path_text(&at)),
+                            format!("variant name `{}` {why}", name.escape_debug()),
+                            Some("a variant name names files in the run folder: use letters, digits, - _ . and spaces".into()),
+                        ));
+                        continue;
+                    }
                     if !names.insert(name.clone()) {
                         let mut at = steps.to_vec();
                         at.push(Step::Key("name".into()));
@@ -1117,12 +1133,34 @@ impl Manifest {
                 }
             }
         }
+        errors.extend(self.name_clashes(&out, overrides));
         if errors.is_empty() {
             Ok(out)
         } else {
             errors.dedup();
             Err(Diagnostics(errors))
         }
+    }
+
+    /// Runs whose names, or file names, are the same after seeds and sweep
+    /// values are expanded: their results would overwrite each other.
+    fn name_clashes(&self, runs: &[Variant], overrides: &[Override]) -> Vec<Diagnostic> {
+        let mut seen: std::collections::BTreeMap<String, &str> = Default::default();
+        let mut errors = Vec::new();
+        for run in runs {
+            let stem = crate::report::file_stem_safe(&run.name);
+            if let Some(first) = seen.insert(stem.clone(), &run.name) {
+                let what = if first == run.name { "two runs are named".to_string() } else { format!("`{first}` and") };
+                errors.push(self.diagnostic(
+                    run.index,
+                    overrides,
+                    "name",
+                    format!("{what} `{}` (file name `{stem}`): their results would overwrite each other", run.name),
+                    Some("rename a variant, or remove a repeated seed or sweep value".into()),
+                ));
+            }
+        }
+        errors
     }
 
     /// Resolves variant `index` (None: the base alone).
@@ -1168,7 +1206,14 @@ impl Manifest {
                 let mut key = e.path().to_string();
                 let message = e.inner().message().trim().to_string();
                 let mut hint = None;
-                if message.starts_with("unknown field") {
+                if message.starts_with("unknown variant") {
+                    let words = backticked(&message);
+                    if let Some((unknown, expected)) = words.split_first() {
+                        hint = closest(unknown, expected.iter().map(String::as_str))
+                            .map(|b| format!("did you mean `{b}`?"))
+                            .or_else(|| Some(format!("one of: {}", expected.join(", "))));
+                    }
+                } else if message.starts_with("unknown field") {
                     let words = backticked(&message);
                     if let Some((unknown, expected)) = words.split_first() {
                         if !key.ends_with(unknown.as_str()) {
@@ -1191,6 +1236,27 @@ impl Manifest {
             _ => Err(Diagnostics(errors)),
         }
     }
+}
+
+/// Why `name` cannot name a variant, if it cannot: it names files and
+/// folders, so it must be one safe path component.
+pub fn check_variant_name(name: &str) -> Result<(), &'static str> {
+    if name.trim().is_empty() {
+        return Err("is empty");
+    }
+    if name == "." || name == ".." {
+        return Err("is a relative folder, not a name");
+    }
+    if name.contains(['/', '\\']) {
+        return Err("contains a path separator");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("contains a control character");
+    }
+    if name.chars().count() > 128 {
+        return Err("is longer than 128 characters");
+    }
+    Ok(())
 }
 
 fn component_spec(value: toml::Value, key: &str) -> Result<ComponentSpec, String> {
@@ -1294,7 +1360,7 @@ lr = 0.5
             ])
             .unwrap();
         assert!(vs.iter().all(|v| v.settings.train.lr == 0.01));
-        assert_eq!(vs[0].settings.data.stored_order, "sorted-by-label");
+        assert_eq!(vs[0].settings.data.stored_order, StoredOrder::SortedByLabel);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 use tessera_sdk::{LayerInfo, SeedRng};
 
-use crate::manifest::ModelConfig;
+use crate::manifest::{ModelConfig, ModelKind};
 
 /// A ResNet basic block: conv-bn-relu-conv-bn plus the (projected) input.
 #[derive(Debug)]
@@ -144,7 +144,7 @@ impl Model {
     /// `classes` classes, initialized from `seed` alone (not libtorch's
     /// global generator, which concurrent runs share).
     pub fn new(config: &ModelConfig, shape: &[usize], classes: i64, device: Device, seed: u64) -> Result<Self> {
-        if config.kind == "torchscript" {
+        if config.kind == ModelKind::Torchscript {
             return Self::torchscript(config, shape, device);
         }
         let vs = nn::VarStore::new(device);
@@ -153,12 +153,12 @@ impl Model {
         let mut push = |name: String, module: Box<dyn ModuleT>| blocks.push(Block { name, module, trainable: true });
         let input_shape: Vec<i64>;
         let features: i64;
-        match config.kind.as_str() {
-            "mlp" | "linear" => {
+        match config.kind {
+            ModelKind::Mlp | ModelKind::Linear => {
                 let mut width: i64 = shape.iter().product::<usize>() as i64;
                 input_shape = vec![width];
                 // `linear`: multinomial logistic regression, the head alone.
-                let hidden: &[i64] = if config.kind == "linear" { &[] } else { &config.hidden };
+                let hidden: &[i64] = if config.kind == ModelKind::Linear { &[] } else { &config.hidden };
                 for (i, &h) in hidden.iter().enumerate() {
                     if h <= 0 {
                         bail!("model.hidden[{i}] must be positive");
@@ -172,7 +172,7 @@ impl Model {
                 }
                 features = width;
             }
-            "cnn" => {
+            ModelKind::Cnn => {
                 input_shape = image_shape(shape)?;
                 let mut cin = input_shape[0];
                 for (i, &c) in config.channels.iter().enumerate() {
@@ -189,7 +189,7 @@ impl Model {
                 push("pool".into(), Box::new(GlobalPool));
                 features = cin;
             }
-            "resnet" => {
+            ModelKind::Resnet => {
                 input_shape = image_shape(shape)?;
                 if config.width <= 0 || config.depth == 0 || config.stages == 0 {
                     bail!("model.width, model.depth and model.stages must be positive");
@@ -225,7 +225,8 @@ impl Model {
                 push("pool".into(), Box::new(GlobalPool));
                 features = cin;
             }
-            other => bail!("unknown model kind `{other}` (known: mlp, linear, cnn, resnet, torchscript)"),
+            ModelKind::Torchscript => unreachable!("handled above"),
+            ModelKind::None => bail!("model.kind = \"none\" is only for [reference]: name an architecture"),
         }
         let head = nn::linear(&root / "head", features, classes, Default::default());
         let mut model = Model {

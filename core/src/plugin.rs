@@ -608,9 +608,18 @@ pub struct MetricHandle {
 }
 
 impl MetricHandle {
-    /// The observations it needs.
-    pub fn requires(&self) -> Vec<ObservationRequest> {
-        self.inner.requires().into_vec()
+    /// The observations it needs; an error when `requires` panicked.
+    pub fn requires(&self) -> Result<Vec<ObservationRequest>, ComponentError> {
+        let requests = self.inner.requires().into_vec();
+        match requests.iter().find(|r| r.split.as_str() == ObservationRequest::PANICKED) {
+            Some(r) => Err(ComponentError {
+                component: self.id.clone(),
+                kind: ErrorKind::Panicked,
+                message: format!("in requires: {}", r.kind),
+                key: None,
+            }),
+            None => Ok(requests),
+        }
     }
 
     /// Hands it one checkpoint's observations.

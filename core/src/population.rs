@@ -16,7 +16,7 @@ use tessera_sdk::{observation, Array, Observation, ObservationRequest, SeedRng};
 
 use crate::data::readers::{npy, write_npy};
 use crate::data::Splits;
-use crate::manifest::{ModelConfig, PopulationConfig, TrainConfig};
+use crate::manifest::{ModelConfig, ModelKind, PopulationConfig, PretrainMethod, TrainConfig};
 use crate::model::Model;
 use crate::train::{self, TensorData};
 
@@ -87,10 +87,10 @@ pub struct Population {
 pub fn scaled(model: &ModelConfig, width: f64) -> ModelConfig {
     let scale = |w: i64| ((w as f64 * width).round() as i64).max(1);
     let mut out = model.clone();
-    match model.kind.as_str() {
-        "mlp" => out.hidden = model.hidden.iter().map(|&w| scale(w)).collect(),
-        "cnn" => out.channels = model.channels.iter().map(|&w| scale(w)).collect(),
-        "resnet" => out.width = scale(model.width),
+    match model.kind {
+        ModelKind::Mlp => out.hidden = model.hidden.iter().map(|&w| scale(w)).collect(),
+        ModelKind::Cnn => out.channels = model.channels.iter().map(|&w| scale(w)).collect(),
+        ModelKind::Resnet => out.width = scale(model.width),
         _ => {}
     }
     out
@@ -99,11 +99,11 @@ pub fn scaled(model: &ModelConfig, width: f64) -> ModelConfig {
 /// A short name of an architecture: `mlp[64-64]`, `cnn[16-32]+bn`, `resnet[16x3x1]`, `linear`.
 pub fn describe(model: &ModelConfig) -> String {
     let join = |v: &[i64]| v.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("-");
-    match model.kind.as_str() {
-        "mlp" => format!("mlp[{}]", join(&model.hidden)),
-        "cnn" => format!("cnn[{}]{}", join(&model.channels), if model.batch_norm { "+bn" } else { "" }),
-        "resnet" => format!("resnet[{}x{}x{}]", model.width, model.stages, model.depth),
-        other => other.to_string(),
+    match model.kind {
+        ModelKind::Mlp => format!("mlp[{}]", join(&model.hidden)),
+        ModelKind::Cnn => format!("cnn[{}]{}", join(&model.channels), if model.batch_norm { "+bn" } else { "" }),
+        ModelKind::Resnet => format!("resnet[{}x{}x{}]", model.width, model.stages, model.depth),
+        other => other.as_str().to_string(),
     }
 }
 
@@ -192,7 +192,7 @@ impl Population {
         let evaluated: Vec<(String, TensorData)> = config
             .splits
             .iter()
-            .map(|name| Ok((name.clone(), TensorData::new(splits.get(name)?, device))))
+            .map(|name| Ok((name.to_string(), TensorData::new(splits.get(name.as_str())?, device))))
             .collect::<Result<_>>()?;
         let classes = splits.train.classes as i64;
         for (name, data) in &evaluated {
@@ -228,10 +228,10 @@ impl Population {
         for (a, (architecture, width)) in architectures.iter().enumerate() {
             // One start for every run of the architecture: a pretrained
             // encoder, or (frozen features) one random network.
-            let shared = if pretrain.method != "none" || config.freeze_features {
+            let shared = if pretrain.method != PretrainMethod::None || config.freeze_features {
                 let base_seed = SeedRng::derive(seed, 0xBA5E ^ a as u64).next_u64();
                 let base = Model::new(architecture, &splits.train.shape, classes, device, base_seed)?;
-                if pretrain.method != "none" {
+                if pretrain.method != PretrainMethod::None {
                     let summary = crate::pretrain::pretrain(pretrain, &base, &train_data, device, base_seed)?;
                     log::info!(
                         "population: {} pretrained ({}), loss {:.3} -> {:.3}",
@@ -546,7 +546,7 @@ mod tests {
         let data = DataConfig { examples: 300, features: 4, classes: 3, separation: 1.5, ..DataConfig::default() };
         let splits = crate::data::load(&data, 0.0, 1, Path::new(".")).unwrap();
         let config = PopulationConfig {
-            models: vec![ModelConfig { kind: "linear".into(), ..ModelConfig::default() }, ModelConfig::default()],
+            models: vec![ModelConfig { kind: ModelKind::Linear, ..ModelConfig::default() }, ModelConfig::default()],
             widths: vec![0.5, 1.0],
             seeds: vec![0, 1],
             epochs: vec![1, 3],

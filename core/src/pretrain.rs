@@ -17,7 +17,7 @@ use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 use tessera_sdk::SeedRng;
 
-use crate::manifest::PretrainConfig;
+use crate::manifest::{PretrainConfig, PretrainMethod};
 use crate::model::Model;
 use crate::train::TensorData;
 
@@ -105,15 +105,15 @@ pub fn pretrain(
     // The auxiliary head: a projection g (SimCLR) or a decoder (autoencoder).
     let aux = nn::VarStore::new(device);
     let root = aux.root();
-    let head: Box<dyn Module> = match cfg.method.as_str() {
-        "simclr" => Box::new(
+    let head: Box<dyn Module> = match cfg.method {
+        PretrainMethod::Simclr => Box::new(
             nn::seq()
                 .add(nn::linear(&root / "g1", features, features, Default::default()))
                 .add_fn(|x| x.relu())
                 .add(nn::linear(&root / "g2", features, cfg.projection, Default::default())),
         ),
-        "autoencoder" => Box::new(nn::linear(&root / "decoder", features, input, Default::default())),
-        other => bail!("unknown pretrain.method `{other}` (known: none, simclr, autoencoder)"),
+        PretrainMethod::Autoencoder => Box::new(nn::linear(&root / "decoder", features, input, Default::default())),
+        PretrainMethod::None => bail!("pretrain.method = \"none\": nothing to pretrain"),
     };
     let mut opt_model = nn::Adam::default().build(&model.vs, cfg.lr)?;
     let mut opt_head = nn::Adam::default().build(&aux, cfg.lr)?;
@@ -129,7 +129,7 @@ pub fn pretrain(
                 continue;
             }
             let x = train.x.index_select(0, &Tensor::from_slice(ids).to_device(device));
-            let loss = if cfg.method == "simclr" {
+            let loss = if cfg.method == PretrainMethod::Simclr {
                 let v1 = augment(&x, cfg.shift, cfg.noise, &mut rng);
                 let v2 = augment(&x, cfg.shift, cfg.noise, &mut rng);
                 let z1 = head.forward(&model.features_t(&v1, true));
@@ -156,7 +156,7 @@ pub fn pretrain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::ModelConfig;
+    use crate::manifest::{ModelConfig, ModelKind};
 
     #[test]
     fn nt_xent_is_low_when_the_views_agree_and_high_when_they_do_not() {
@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn simclr_and_the_autoencoder_lower_their_loss_on_the_digits() {
         let splits = crate::data::load(
-            &crate::manifest::DataConfig { source: "digits".into(), limit: Some(600), ..Default::default() },
+            &crate::manifest::DataConfig { source: crate::choice::DataSource::Digits, limit: Some(600), ..Default::default() },
             0.0,
             1,
             std::path::Path::new("."),
@@ -205,7 +205,7 @@ mod tests {
         let data = TensorData::new(&splits.train, Device::Cpu);
         for method in ["simclr", "autoencoder"] {
             let model = Model::new(
-                &ModelConfig { kind: "cnn".into(), channels: vec![8, 16], ..Default::default() },
+                &ModelConfig { kind: ModelKind::Cnn, channels: vec![8, 16], ..Default::default() },
                 &splits.train.shape,
                 10,
                 Device::Cpu,

@@ -114,6 +114,10 @@ pub struct VariantResult {
     /// Reports by role: `engine` (the host's own curves), `sampler`,
     /// `finetuner`, `objective`, and each metric's `plugin.component`.
     pub results: BTreeMap<String, ReportJson>,
+    /// The device it ran on (`cpu`, `cuda:0`): where `device = "auto"`
+    /// fell back, this says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// The whole results.json.
@@ -216,7 +220,14 @@ impl RunResults {
 
 /// `name` with every character but letters, digits, `-`, `_` and `.` made `_`.
 pub fn file_stem_safe(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
+    let stem: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect();
+    // Never `.`, `..` or a hidden file: always one ordinary path component.
+    if stem.is_empty() || stem.starts_with('.') {
+        format!("_{stem}")
+    } else {
+        stem
+    }
 }
 
 fn csv_field(v: &serde_json::Value) -> String {
@@ -633,6 +644,7 @@ mod tests {
                     seconds: 1.0,
                     components: Default::default(),
                     results: [("baselines.accuracy".to_string(), report)].into(),
+                    device: None,
                 },
                 VariantResult {
                     name: "b".into(),
@@ -641,6 +653,7 @@ mod tests {
                     seconds: 0.5,
                     components: Default::default(),
                     results: Default::default(),
+                    device: None,
                 },
             ],
             plots: vec![],
@@ -660,6 +673,7 @@ mod tests {
                 seconds: 0.0,
                 components: Default::default(),
                 results: [("engine".to_string(), engine)].into(),
+                device: None,
             }
         };
         let mut r = sample();

@@ -15,6 +15,7 @@ use tessera_sdk::{ComponentKind, ErrorKind, LayerInfo, ObservationRequest, SeedR
 
 use crate::data;
 use crate::graph;
+use crate::choice::DeviceChoice;
 use crate::manifest::{Diagnostic, Diagnostics, ExperimentKind, Manifest, Override, Variant};
 use crate::model::Model;
 use crate::plugin::{CallContext, ComponentError, Registry};
@@ -167,6 +168,7 @@ pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSear
                 errors.push(component_diagnostic(&manifest, overrides, variant, &spec.key, &e));
             }
         }
+        errors.extend(validation_diagnostics(&manifest, overrides, variant, &registry));
         let kind = variant.settings.experiment.kind;
         if kind == ExperimentKind::Population {
             if let Err(e) = crate::population::setting_configs(&variant.settings.population, &variant.settings.train) {
@@ -230,6 +232,99 @@ pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSear
     }
 }
 
+/// The validation pass over one variant's settings, the folders it would
+/// write, and its metrics' observation requests.
+fn validation_diagnostics(
+    manifest: &Manifest,
+    overrides: &[Override],
+    variant: &Variant,
+    registry: &Registry,
+) -> Vec<Diagnostic> {
+    let base = manifest.dir();
+    let mut problems = crate::validate::settings(&variant.settings, &base);
+    problems.extend(shard_folder_problem(variant, &base));
+    for spec in &variant.metrics {
+        problems.extend(metric_request_problems(variant, spec, registry));
+    }
+    problems
+        .into_iter()
+        .map(|p| manifest.diagnostic(variant.index, overrides, &p.key, p.message, p.hint))
+        .collect()
+}
+
+/// The folder a variant's shards go to, when `storage.dir` puts them outside
+/// the run folder.
+fn shards_root_outside_run(variant: &Variant, base: &Path) -> Option<PathBuf> {
+    let dir = variant.settings.storage.dir.as_ref()?;
+    Some(base.join(dir).join(report::file_stem_safe(&variant.name)))
+}
+
+/// A shard folder that already exists belongs to someone: Tessera neither
+/// writes into it nor removes it.
+fn shard_folder_problem(variant: &Variant, base: &Path) -> Option<crate::validate::Problem> {
+    if variant.settings.storage.mode != crate::choice::StorageMode::Shards {
+        return None;
+    }
+    let root = shards_root_outside_run(variant, base)?;
+    root.symlink_metadata().ok().map(|_| crate::validate::Problem {
+        key: "storage.dir".into(),
+        message: format!(
+            "variant `{}` would write its shards to {}, which already exists; Tessera never writes into or removes a folder it did not create",
+            variant.name,
+            root.display()
+        ),
+        hint: Some("choose another storage.dir, or move that folder away".into()),
+    })
+}
+
+/// Observation requests of metric `spec` that this variant cannot serve.
+fn metric_request_problems(
+    variant: &Variant,
+    spec: &crate::manifest::ComponentSpec,
+    registry: &Registry,
+) -> Vec<crate::validate::Problem> {
+    let Ok(metric) = registry.new_metric(&spec.id, &spec.params_text()) else { return vec![] };
+    let problem = |message: String, hint: &str| crate::validate::Problem {
+        key: format!("{}.use", spec.key),
+        message: format!("metric {}: {message}", spec.id),
+        hint: Some(hint.to_string()),
+    };
+    let requests = match metric.requires() {
+        Ok(r) => r,
+        Err(e) => return vec![problem(e.to_string(), "fix the plugin: `requires` must not panic")],
+    };
+    let s = &variant.settings;
+    let mut out = Vec::new();
+    for r in &requests {
+        let (split, kind) = (r.split.as_str(), r.kind.as_str());
+        match split.parse::<crate::choice::Split>() {
+            Err(_) => out.push(problem(format!("asks for split `{split}`"), "known splits: train, validation, test, shifted")),
+            Ok(crate::choice::Split::Shifted) if !s.data.shift.is_enabled() => {
+                out.push(problem("asks for the `shifted` split".into(), "add [data.shift] with noise or translate"))
+            }
+            Ok(_) => {}
+        }
+        if !tessera_sdk::observation::ALL.contains(&kind) {
+            out.push(problem(
+                format!("asks for observation `{kind}`, which the host does not know"),
+                &format!("known: {}", tessera_sdk::observation::ALL.join(", ")),
+            ));
+        }
+        if kind == tessera_sdk::observation::REFERENCE_PREDICTIONS && s.reference.model.kind == crate::choice::ModelKind::None {
+            out.push(problem(
+                "asks for `reference-predictions`, and the manifest has no [reference] classifier".into(),
+                "add [reference] with model = { kind = \"linear\" }",
+            ));
+        }
+        let population_only = tessera_sdk::observation::POPULATION_KINDS.contains(&kind)
+            && ![tessera_sdk::observation::LABELS, tessera_sdk::observation::EXAMPLE_IDS].contains(&kind);
+        if population_only && s.experiment.kind != ExperimentKind::Population {
+            out.push(problem(format!("asks for `{kind}`, which only population experiments have"), "set experiment.kind = \"population\""));
+        }
+    }
+    out
+}
+
 /// Options of `tessera run`.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -246,26 +341,13 @@ pub struct RunOptions {
 /// Creates the run folder: `out` if given (it must not hold files), else a
 /// new timestamped folder under `runs/`; never overwrites.
 pub fn create_run_dir(out: Option<&Path>, experiment: &str) -> Result<PathBuf> {
-    if let Some(dir) = out {
-        if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-            bail!(
-                "{} already holds files; choose another --out or remove it (runs are never overwritten)",
-                dir.display()
-            );
+    match out {
+        Some(dir) => crate::owned::claim_run_dir(dir),
+        None => {
+            let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+            crate::owned::create_fresh_dir(&PathBuf::from("runs").join(format!("{experiment}-{stamp}")))
         }
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        return Ok(dir.to_path_buf());
     }
-    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    let base = PathBuf::from("runs").join(format!("{experiment}-{stamp}"));
-    let mut dir = base.clone();
-    let mut n = 2;
-    while dir.exists() {
-        dir = PathBuf::from(format!("{}-{n}", base.display()));
-        n += 1;
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }
 
 fn toml_default(text: &str) -> Option<toml::Value> {
@@ -387,6 +469,7 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
     for variant in session.variants.iter().filter(|v| selected(v)) {
         log::info!("variant `{}`: starting", variant.name);
         let started = Instant::now();
+        let device = resolve_device(variant.settings.experiment.device).ok().map(device_name);
         let outcome = catch_unwind(AssertUnwindSafe(|| run_variant(session, variant, options, &dir)));
         let seconds = started.elapsed().as_secs_f64();
         let components = variant
@@ -409,6 +492,7 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
                     seconds,
                     components,
                     results: reports,
+                    device: device.clone(),
                 }
             }
             Ok(Err(e)) => {
@@ -420,6 +504,7 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
                     seconds,
                     components,
                     results: BTreeMap::new(),
+                    device: device.clone(),
                 }
             }
             Err(panic) => {
@@ -436,6 +521,7 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
                     seconds,
                     components,
                     results: BTreeMap::new(),
+                    device: device.clone(),
                 }
             }
         };
@@ -462,22 +548,32 @@ fn renumber(positions: &[usize], order: &[usize]) -> Vec<usize> {
     order.iter().enumerate().filter(|(_, old)| marked.contains(old)).map(|(new, _)| new).collect()
 }
 
-/// The device a manifest names.
-pub fn parse_device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::cuda_if_available()),
-        other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(n) => Ok(Device::Cuda(n)),
-            None => bail!("unknown device `{other}` (known: cpu, cuda, cuda:N)"),
-        },
+/// The device a manifest names: `cuda` without a GPU is an error, `auto`
+/// falls back to the CPU.
+pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
+    let gpus = tch::Cuda::device_count().max(0) as usize;
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+        DeviceChoice::Cuda if gpus > 0 => Ok(Device::Cuda(0)),
+        DeviceChoice::CudaIndex(n) if n < gpus => Ok(Device::Cuda(n)),
+        other => bail!("experiment.device = \"{other}\", and libtorch sees {gpus} GPU(s); use \"cpu\" or \"auto\""),
+    }
+}
+
+/// How results.json names a device.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
     }
 }
 
 /// The device of `[experiment]`, with libtorch's threads and global seed set
 /// (anything that still draws from its global generator: dropout, say).
 fn set_up_libtorch(experiment: &crate::manifest::ExperimentConfig) -> Result<Device> {
-    let device = parse_device(&experiment.device)?;
+    let device = resolve_device(experiment.device)?;
     if experiment.threads > 0 {
         tch::set_num_threads(experiment.threads as i32);
     }
@@ -563,7 +659,7 @@ fn run_train(
             });
     let mut model =
         Model::new(&s.model, &splits.train.shape, splits.train.classes as i64, device, role_seed(seed, "model"))?;
-    if s.pretrain.method != "none" {
+    if s.pretrain.method != crate::choice::PretrainMethod::None {
         let summary = crate::pretrain::pretrain(
             &s.pretrain,
             &model,
@@ -653,25 +749,19 @@ fn run_train(
     }
 
     let storage = &s.storage;
-    let cost = CostModel::preset(&storage.preset)?;
-    let access: Access = storage.access.parse()?;
-    let shards_mode = match storage.mode.as_str() {
-        "memory" => false,
-        "shards" => true,
-        other => bail!("unknown storage mode `{other}` (known: memory, shards)"),
-    };
+    let cost = CostModel::preset(storage.preset);
+    let access: Access = storage.access;
+    let shards_mode = storage.mode == crate::choice::StorageMode::Shards;
     let record_bytes = (splits.train.dim() * 4 + 8) as u64;
     let layout = StorageLayout {
         examples: splits.train.len() as u64,
         block_size: storage.block_size.max(1),
         bytes_per_example: record_bytes,
     };
-    let shards_root = match &storage.dir {
-        Some(d) => session.manifest.dir().join(d),
-        None => run_dir.join("shards"),
-    }
-    .join(report::file_stem_safe(&variant.name));
+    let shards_root = shards_root_outside_run(variant, &session.manifest.dir())
+        .unwrap_or_else(|| run_dir.join("shards").join(report::file_stem_safe(&variant.name)));
     let mut shard_set: Option<Arc<ShardSet>> = None;
+    let owned_shards = shards_mode.then(|| crate::owned::OwnedDir::create(&shards_root, "shards")).transpose()?;
     if shards_mode {
         let started = Instant::now();
         let stored = shards_root.join("stored");
@@ -797,7 +887,10 @@ fn run_train(
     let test_tensors = TensorData::new(&splits.test, device);
     let validation_tensors = TensorData::new(&splits.validation, device);
     let split_tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
-    let requests: Vec<ObservationRequest> = metrics.iter().flat_map(|m| m.requires()).collect();
+    let mut requests: Vec<ObservationRequest> = Vec::new();
+    for metric in &metrics {
+        requests.extend(metric.requires()?);
+    }
     // L is fixed: its predictions on each split it is asked about, once.
     let mut reference_predictions: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     if let Some(l) = &reference {
@@ -816,6 +909,7 @@ fn run_train(
         shard_set.as_ref().map(|set| BlockLoader::new(set.clone(), storage.buffer_blocks, access, storage.prefetch));
     let shape = splits.train.shape.clone();
     let train_ref = &train_tensors;
+    let sampler_id = sampler.id.clone();
     let mut epoch = |epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
         let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
         Ok(match &loader {
@@ -855,14 +949,15 @@ fn run_train(
     let hooks = FitHooks {
         progress: bar.as_ref(),
         visit: if wants_order { Some(&mut visit) } else { None },
+        sampler: Some(&sampler_id),
         ..FitHooks::new(&mut epoch, &mut checkpoint, &options.cancel)
     };
     let summary = train::fit(&model, layout.examples, &s.train, hooks)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if shards_mode && !storage.keep {
-        let _ = std::fs::remove_dir_all(&shards_root);
+    if let Some(owned) = owned_shards.filter(|_| !storage.keep) {
+        owned.remove()?;
     }
     finish_metrics(&mut metrics, &metric_ctx, &mut reports)?;
     let mut engine = ReportJson::default();
@@ -1064,7 +1159,7 @@ fn run_population(
     let longest = population.members.iter().map(|m| m.epochs).max().unwrap_or(0);
     let checkpoint = tessera_sdk::Checkpoint { step: 0, epoch: longest as f64, examples_seen: 0, is_final: true };
     for (metric, mctx) in metrics.iter_mut().zip(&contexts) {
-        let observations = population.observations(&metric.requires())?;
+        let observations = population.observations(&metric.requires()?)?;
         metric.observe(&checkpoint, &observations, mctx)?;
     }
     finish_metrics(&mut metrics, &contexts, &mut reports)?;
@@ -1299,8 +1394,8 @@ mod tests {
 
     #[test]
     fn devices_parse() {
-        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
-        assert_eq!(parse_device("cuda:1").unwrap(), Device::Cuda(1));
-        assert!(parse_device("tpu").is_err());
+        assert_eq!(resolve_device(DeviceChoice::Cpu).unwrap(), Device::Cpu);
+        assert_eq!(resolve_device(DeviceChoice::Auto).unwrap(), Device::cuda_if_available());
+        assert!(resolve_device(DeviceChoice::CudaIndex(1000)).is_err());
     }
 }

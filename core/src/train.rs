@@ -11,7 +11,7 @@ use tch::{nn, Device, Kind, Tensor};
 use tessera_sdk::{observation, Array, Checkpoint, Observation, ObservationRequest, SeedRng};
 
 use crate::data::{Dataset, Splits};
-use crate::manifest::TrainConfig;
+use crate::manifest::{ModelKind, Optimizer, Schedule, TrainConfig};
 use crate::model::Model;
 use crate::plugin::{ComponentError, OrderStream};
 use crate::storage::{Access, EpochReader, IoStats, LruPolicy};
@@ -342,7 +342,7 @@ pub fn train_reference(
     device: Device,
     seed: u64,
 ) -> Result<Option<TrainedReference>> {
-    if cfg.model.kind == "none" {
+    if cfg.model.kind == ModelKind::None {
         return Ok(None);
     }
     let model = Model::new(&cfg.model, &train.shape, train.classes as i64, device, seed)?;
@@ -440,6 +440,10 @@ pub struct FitHooks<'a, 'b> {
     /// Examples of the first epoch visited before this call (a fork that
     /// continues its parent's stream): the first epoch does not visit them.
     pub resumed: u64,
+    /// The sampler whose orders the batches follow, if a plugin's: each of
+    /// its whole epochs must visit every example exactly once, or the run
+    /// fails naming it.
+    pub sampler: Option<&'a str>,
 }
 
 impl<'a, 'b> FitHooks<'a, 'b> {
@@ -450,18 +454,17 @@ impl<'a, 'b> FitHooks<'a, 'b> {
         checkpoint: &'a mut dyn FnMut(&Model, Checkpoint, f64) -> Result<()>,
         cancel: &'a AtomicBool,
     ) -> Self {
-        FitHooks { epoch, checkpoint, cancel, progress: None, visit: None, resumed: 0 }
+        FitHooks { epoch, checkpoint, cancel, progress: None, visit: None, resumed: 0, sampler: None }
     }
 }
 
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
 pub fn optimizer(model: &Model, cfg: &TrainConfig) -> Result<nn::Optimizer> {
-    Ok(match cfg.optimizer.as_str() {
-        "sgd" => nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }
+    Ok(match cfg.optimizer {
+        Optimizer::Sgd => nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }
             .build(&model.vs, cfg.lr)?,
-        "adam" => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
-        "adamw" => nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
-        other => bail!("unknown optimizer `{other}` (known: sgd, adam, adamw)"),
+        Optimizer::Adam => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
+        Optimizer::Adamw => nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
     })
 }
 
@@ -470,14 +473,13 @@ pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> Result<f64> {
     let warm =
         if cfg.warmup_steps > 0 && step < cfg.warmup_steps { (step + 1) as f64 / cfg.warmup_steps as f64 } else { 1.0 };
     let after = step.saturating_sub(cfg.warmup_steps);
-    let scale = match cfg.schedule.as_str() {
-        "constant" => 1.0,
-        "step" => cfg.gamma.powi((after / cfg.step_every.max(1)) as i32),
-        "cosine" => {
+    let scale = match cfg.schedule {
+        Schedule::Constant => 1.0,
+        Schedule::Step => cfg.gamma.powi((after / cfg.step_every.max(1)) as i32),
+        Schedule::Cosine => {
             let span = total.saturating_sub(cfg.warmup_steps).max(1) as f64;
             0.5 * (1.0 + (std::f64::consts::PI * (after as f64 / span).min(1.0)).cos())
         }
-        other => bail!("unknown schedule `{other}` (known: constant, step, cosine)"),
     };
     Ok(cfg.lr * warm * scale)
 }
@@ -561,7 +563,15 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
                     bar.inc(1);
                 }
             }
-            loss_sum += loss.double_value(&[]);
+            let loss_value = loss.double_value(&[]);
+            if !loss_value.is_finite() {
+                bail!(
+                    "training diverged: the loss is {loss_value} at step {} (epoch {}); lower train.lr, or check the data for NaN or infinite values",
+                    step + 1,
+                    epoch + 1
+                );
+            }
+            loss_sum += loss_value;
             seconds += started.elapsed().as_secs_f64();
             loss_count += 1;
             if last_of_pass {
@@ -579,6 +589,9 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         epoch_seconds.push(epoch_started.elapsed().as_secs_f64() - evaluation);
         let unvisited = visits.iter().filter(|&&v| v == 0).count() as u64;
         let expected_unvisited = if epoch == 0 { hooks.resumed } else { 0 };
+        if let Some(sampler) = hooks.sampler.filter(|_| seen < budget && expected_unvisited == 0) {
+            check_exactly_once(sampler, epoch, &visits)?;
+        }
         irregular += visits.iter().filter(|&&v| v > 1).count() as u64 + unvisited.abs_diff(expected_unvisited);
         let done = epoch + 1 == cfg.epochs || seen >= budget;
         let epochs_done = if seen >= budget { seen as f64 / n as f64 } else { (epoch + 1) as f64 };
@@ -601,6 +614,22 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         epoch_io,
         irregular_visits: irregular,
     })
+}
+
+/// The sampler contract: a whole epoch visits every example exactly once.
+fn check_exactly_once(sampler: &str, epoch: u64, visits: &[u8]) -> Result<()> {
+    let repeated: Vec<usize> = visits.iter().enumerate().filter(|(_, &v)| v > 1).map(|(i, _)| i).collect();
+    let missing: Vec<usize> = visits.iter().enumerate().filter(|(_, &v)| v == 0).map(|(i, _)| i).collect();
+    let first = |ids: &[usize]| ids.iter().take(5).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let what = match (repeated.is_empty(), missing.is_empty()) {
+        (true, true) => return Ok(()),
+        (false, _) => format!("visits {} example(s) more than once (first: {})", repeated.len(), first(&repeated)),
+        (true, false) => format!("leaves out {} of {} examples (first: {})", missing.len(), visits.len(), first(&missing)),
+    };
+    bail!(
+        "{sampler} broke the sampler contract: the order of epoch {} {what}; an epoch order must visit every stored example exactly once",
+        epoch + 1
+    )
 }
 
 /// Trains `model` on `data` held in memory, in a fresh seeded full shuffle

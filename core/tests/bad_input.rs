@@ -215,7 +215,7 @@ fn missing_or_foreign_pretrained_weights_fail_their_variant_with_the_path() {
     let dir = tempfile::tempdir().unwrap();
     // A CNN's weights, for the MLP of SMALL_TRAIN.
     let cnn = tessera_core::model::Model::new(
-        &tessera_core::manifest::ModelConfig { kind: "cnn".into(), ..Default::default() },
+        &tessera_core::manifest::ModelConfig { kind: tessera_core::manifest::ModelKind::Cnn, ..Default::default() },
         &[1, 8, 8],
         3,
         tch::Device::Cpu,

@@ -400,8 +400,18 @@ struct MetricAdapter<M>(M);
 
 impl<M: Metric> FfiMetric for MetricAdapter<M> {
     fn requires(&self) -> RVec<ObservationRequest> {
-        // A panic here cannot be reported through the return type: report none.
-        catch_unwind(AssertUnwindSafe(|| self.0.requires())).unwrap_or_default().into()
+        // A panic cannot be reported through the return type: report it as
+        // the one request the host knows to mean a panic.
+        catch_unwind(AssertUnwindSafe(|| self.0.requires()))
+            .unwrap_or_else(|payload| {
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into());
+                vec![ObservationRequest::new(ObservationRequest::PANICKED, &text)]
+            })
+            .into()
     }
 
     fn observe(

@@ -227,6 +227,12 @@ pub struct ObservationRequest {
 }
 
 impl ObservationRequest {
+    /// The `split` of the one request a metric's `requires` returns when it
+    /// panicked (its `kind` is the panic message): the return type of
+    /// `requires` cannot carry an error, so the SDK reports a panic this way
+    /// and the host fails the variant, naming the component.
+    pub const PANICKED: &'static str = "!panicked";
+
     /// Asks for `kind` on `split`.
     pub fn new(split: &str, kind: &str) -> Self {
         ObservationRequest { split: split.into(), kind: kind.into() }

@@ -8,7 +8,7 @@ use tessera_sdk::SeedRng;
 pub mod generators;
 pub mod readers;
 
-use crate::manifest::DataConfig;
+use crate::manifest::{DataConfig, DataSource, StoredOrder};
 
 /// Examples as a row-major feature matrix with one label per row.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,9 +170,9 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
             None => bail!("data source `{}` needs data.{key}", config.source),
         }
     };
-    Ok(match config.source.as_str() {
-        "blobs" => blobs(config.examples, config.features, config.classes, config.separation, seed)?,
-        "digits" => {
+    Ok(match config.source {
+        DataSource::Blobs => blobs(config.examples, config.features, config.classes, config.separation, seed)?,
+        DataSource::Digits => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(DIGITS_CSV_GZ), &mut text)?;
             let mut d = readers::csv_text(&text, -1, "digits.csv.gz")?;
@@ -181,25 +181,22 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
             d.classes = 10;
             d
         }
-        "idx" => readers::idx(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?,
-        "cifar10" | "cifar100" => {
+        DataSource::Idx => readers::idx(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?,
+        DataSource::Cifar10 | DataSource::Cifar100 => {
             let files: Vec<std::path::PathBuf> = config.files.iter().map(|f| base.join(f)).collect();
             if files.is_empty() {
                 bail!("data source `{}` needs data.files (the binary batch files)", config.source);
             }
             let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
-            readers::cifar(&refs, if config.source == "cifar10" { 1 } else { 2 })?
+            readers::cifar(&refs, if config.source == DataSource::Cifar10 { 1 } else { 2 })?
         }
-        "mnist1d" => {
+        DataSource::Mnist1d => {
             let params = generators::Mnist1dParams { max_translation: config.translation, ..Default::default() };
             generators::mnist1d(config.examples, &params, seed)?
         }
-        "teacher" => generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?,
-        "npy" => readers::npy_dataset(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?,
-        "csv" => readers::csv(&path("path", &config.path)?, config.label_column as isize)?,
-        other => bail!(
-            "unknown data source `{other}` (known: blobs, mnist1d, teacher, digits, idx, cifar10, cifar100, npy, csv)"
-        ),
+        DataSource::Teacher => generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?,
+        DataSource::Npy => readers::npy_dataset(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?,
+        DataSource::Csv => readers::csv(&path("path", &config.path)?, config.label_column as isize)?,
     })
 }
 
@@ -272,10 +269,8 @@ pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::
     if config.train_per_class > 0 {
         train = train.subset(&first_per_class(&train.labels, config.train_per_class));
     }
-    match config.stored_order.as_str() {
-        "shuffled" => {}
-        "sorted-by-label" => train = train.subset(&train.order_by_label()),
-        other => bail!("unknown stored_order `{other}` (known: shuffled, sorted-by-label)"),
+    if config.stored_order == StoredOrder::SortedByLabel {
+        train = train.subset(&train.order_by_label());
     }
     if train.is_empty() {
         bail!("the training split is empty");
@@ -325,7 +320,7 @@ mod tests {
     #[test]
     fn train_per_class_keeps_the_first_examples_of_each_class() {
         assert_eq!(first_per_class(&[0, 1, 0, 2, 0, 1, 1, 2], 2), vec![0, 1, 2, 3, 5, 7]);
-        let config = DataConfig { source: "digits".into(), seed: Some(0), train_per_class: 10, ..Default::default() };
+        let config = DataConfig { source: DataSource::Digits, seed: Some(0), train_per_class: 10, ..Default::default() };
         let base = std::path::Path::new(".");
         let splits = load(&config, 0.0, 0, base).unwrap();
         assert_eq!(splits.train.len(), 100);
@@ -389,7 +384,7 @@ mod tests {
 
     #[test]
     fn the_embedded_digits_split_reproducibly() {
-        let config = DataConfig { source: "digits".into(), ..DataConfig::default() };
+        let config = DataConfig { source: DataSource::Digits, ..DataConfig::default() };
         let a = load(&config, 0.0, 3, std::path::Path::new(".")).unwrap();
         assert_eq!((a.train.len(), a.validation.len(), a.test.len()), (1258, 180, 359));
         assert_eq!(a.train.shape, vec![1, 8, 8]);
@@ -418,7 +413,7 @@ mod tests {
 
     #[test]
     fn sorted_storage_is_label_homogeneous() {
-        let config = DataConfig { stored_order: "sorted-by-label".into(), ..DataConfig::default() };
+        let config = DataConfig { stored_order: StoredOrder::SortedByLabel, ..DataConfig::default() };
         let s = load(&config, 0.0, 1, std::path::Path::new(".")).unwrap();
         assert!(s.train.labels.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(s.train.len() + s.validation.len() + s.test.len(), config.examples);

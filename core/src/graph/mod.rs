@@ -10,22 +10,20 @@ use tessera_sdk::{GraphView, SeedRng};
 
 pub use generators::{barabasi_albert, erdos_renyi, rmat, watts_strogatz};
 pub use readers::{read_edge_list, write_snap, EdgeListFormat};
+use crate::choice::{GraphGenerator, ProbabilityModel};
 
 /// The graph `config` describes: generated (seeded by `seed`) or read from
 /// its file (relative to `base`), with features and edge probabilities.
 pub fn build(config: &crate::manifest::GraphConfig, seed: u64, base: &std::path::Path) -> Result<Graph> {
     let c = config;
-    let mut graph = match c.generator.as_str() {
-        "erdos-renyi" => erdos_renyi(c.nodes, c.edges, seed)?,
-        "barabasi-albert" => barabasi_albert(c.nodes, c.attach, seed)?,
-        "watts-strogatz" => watts_strogatz(c.nodes, c.neighbors, c.rewire, seed)?,
-        "rmat" => rmat(c.nodes, c.edges, (c.rmat[0], c.rmat[1], c.rmat[2]), seed)?,
-        "file" => {
+    let mut graph = match c.generator {
+        GraphGenerator::ErdosRenyi => erdos_renyi(c.nodes, c.edges, seed)?,
+        GraphGenerator::BarabasiAlbert => barabasi_albert(c.nodes, c.attach, seed)?,
+        GraphGenerator::WattsStrogatz => watts_strogatz(c.nodes, c.neighbors, c.rewire, seed)?,
+        GraphGenerator::Rmat => rmat(c.nodes, c.edges, (c.rmat[0], c.rmat[1], c.rmat[2]), seed)?,
+        GraphGenerator::File => {
             let path = c.path.as_ref().ok_or_else(|| anyhow::anyhow!("graph.generator = \"file\" needs graph.path"))?;
-            read_edge_list(&base.join(path), c.format.parse()?, c.undirected)?
-        }
-        other => {
-            bail!("unknown graph generator `{other}` (known: erdos-renyi, barabasi-albert, watts-strogatz, rmat, file)")
+            read_edge_list(&base.join(path), c.format, c.undirected)?
         }
     };
     if c.feature_dim > 0 {
@@ -39,11 +37,11 @@ pub fn build(config: &crate::manifest::GraphConfig, seed: u64, base: &std::path:
             graph.features.iter_mut().step_by(c.feature_dim as usize).for_each(|x| *x = 1.0);
         }
     }
-    match c.probability_model.as_str() {
-        "uniform" => graph.set_uniform(c.probability),
-        "weighted-cascade" => graph.set_weighted_cascade(),
-        "trivalency" => graph.set_trivalency(seed),
-        "hyperparametric" => {
+    match c.probability_model {
+        ProbabilityModel::Uniform => graph.set_uniform(c.probability),
+        ProbabilityModel::WeightedCascade => graph.set_weighted_cascade(),
+        ProbabilityModel::Trivalency => graph.set_trivalency(seed),
+        ProbabilityModel::Hyperparametric => {
             let theta = if c.theta.is_empty() {
                 let mut rng = SeedRng::derive(seed, 0x7E7C);
                 (0..2 * c.feature_dim).map(|_| (2.0 * rng.next_f64() - 1.0) as f32).collect()
@@ -52,14 +50,11 @@ pub fn build(config: &crate::manifest::GraphConfig, seed: u64, base: &std::path:
             };
             graph.set_hyperparametric(theta, c.radius)?;
         }
-        "file" => {
-            if c.generator != "file" || graph.probabilities.iter().all(|&p| p == 0.0) {
+        ProbabilityModel::File => {
+            if c.generator != GraphGenerator::File || graph.probabilities.iter().all(|&p| p == 0.0) {
                 bail!("graph.probability_model = \"file\" needs an edge list with a weight column (u v w)");
             }
         }
-        other => bail!(
-            "unknown probability model `{other}` (known: uniform, weighted-cascade, trivalency, hyperparametric, file)"
-        ),
     }
     Ok(graph)
 }

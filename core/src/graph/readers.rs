@@ -11,26 +11,7 @@ use anyhow::{bail, Context, Result};
 
 use super::Graph;
 
-/// Which edge-list format a file is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EdgeListFormat {
-    /// SNAP: `#` comments, `u v [w]` lines, ids renumbered.
-    Snap,
-    /// A first line `n m`, then m lines `u v [w]` with ids in 0..n.
-    Header,
-}
-
-impl std::str::FromStr for EdgeListFormat {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "snap" => Ok(EdgeListFormat::Snap),
-            "header" => Ok(EdgeListFormat::Header),
-            other => bail!("unknown edge-list format `{other}` (known: snap, header)"),
-        }
-    }
-}
+pub use crate::choice::EdgeListFormat;
 
 /// Reads the graph in `path` (`.gz` is decompressed); `undirected` adds
 /// both directions of every line. Edges without a weight get p = 0 (set a

@@ -1,7 +1,7 @@
 //! What storage costs: a per-request latency plus a bandwidth, with presets,
 //! and the counts of a pass (requests, bytes, wall time).
 
-use anyhow::{bail, Result};
+use crate::choice::StoragePreset;
 use serde::{Deserialize, Serialize};
 
 /// A storage device or service: time = requests × latency + bytes / bandwidth.
@@ -16,14 +16,13 @@ pub struct CostModel {
 impl CostModel {
     /// A preset by name: `local-ssd` (0.1 ms, 2 GB/s), `hdd` (10 ms,
     /// 150 MB/s) or `cloud` (object storage: 20 ms, 100 MB/s).
-    pub fn preset(name: &str) -> Result<CostModel> {
-        let (latency_seconds, bandwidth) = match name {
-            "local-ssd" => (1e-4, 2e9),
-            "hdd" => (1e-2, 150e6),
-            "cloud" => (2e-2, 100e6),
-            other => bail!("unknown storage preset `{other}` (known: local-ssd, hdd, cloud)"),
+    pub fn preset(preset: StoragePreset) -> CostModel {
+        let (latency_seconds, bandwidth) = match preset {
+            StoragePreset::LocalSsd => (1e-4, 2e9),
+            StoragePreset::Hdd => (1e-2, 150e6),
+            StoragePreset::Cloud => (2e-2, 100e6),
         };
-        Ok(CostModel { latency_seconds, bandwidth_bytes_per_second: bandwidth })
+        CostModel { latency_seconds, bandwidth_bytes_per_second: bandwidth }
     }
 
     /// Modeled seconds for `requests` requests moving `bytes` bytes.
@@ -63,9 +62,8 @@ mod tests {
 
     #[test]
     fn cloud_costs_latency_plus_bandwidth() {
-        let cloud = CostModel::preset("cloud").unwrap();
+        let cloud = CostModel::preset(StoragePreset::Cloud);
         // 100 requests of 1 MB: 100 × 20 ms + 100 MB / 100 MB/s = 3 s.
         assert!((cloud.seconds(100, 100_000_000) - 3.0).abs() < 1e-12);
-        assert!(CostModel::preset("tape").is_err());
     }
 }

@@ -22,26 +22,9 @@ use super::cost::IoStats;
 use super::format::ShardSet;
 use crate::train::EpochOrder;
 
-/// How the loader reads a block that is not buffered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Read the whole block with one request and keep it in the buffer.
-    Block,
-    /// Read only the example's record with one request (random access; no buffer).
-    Example,
-}
-
-impl std::str::FromStr for Access {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "block" => Ok(Access::Block),
-            "example" => Ok(Access::Example),
-            other => bail!("unknown storage access `{other}` (known: block, example)"),
-        }
-    }
-}
+/// How the loader reads a block that is not buffered: whole blocks, or
+/// one ranged request per example.
+pub use crate::choice::StorageAccess as Access;
 
 /// Hashes block ids by one multiplication (Fibonacci hashing): the buffer is
 /// looked up once per example, where SipHash would dominate.

@@ -43,7 +43,7 @@ pub fn gap_entropy(values: &[i64]) -> f64 {
     if values.len() < 2 {
         return 0.0;
     }
-    let mut counts: std::collections::HashMap<u64, u64> = Default::default();
+    let mut counts: std::collections::BTreeMap<u64, u64> = Default::default();
     for w in values.windows(2) {
         *counts.entry(w[1].abs_diff(w[0])).or_default() += 1;
     }
@@ -98,7 +98,7 @@ pub fn window_label_entropy(order: &[i64], labels: &[i64], window: usize) -> f64
         .chunks(window.max(1))
         .filter(|w| w.len() == window.max(1) || order.len() < window)
         .map(|w| {
-            let mut counts: std::collections::HashMap<i64, u64> = Default::default();
+            let mut counts: std::collections::BTreeMap<i64, u64> = Default::default();
             for &id in w {
                 *counts.entry(labels[id as usize]).or_default() += 1;
             }

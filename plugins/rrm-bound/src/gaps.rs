@@ -1,6 +1,6 @@
 //! The RRM decomposition and the complexity estimators of Theorem II.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// The accuracies of the decomposition and what follows from them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,7 +49,7 @@ pub fn mutual_information_bits(pairs: &[(i64, i64)]) -> f64 {
     if pairs.is_empty() {
         return 0.0;
     }
-    let (mut joint, mut left, mut right) = (HashMap::new(), HashMap::new(), HashMap::new());
+    let (mut joint, mut left, mut right) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for &(a, b) in pairs {
         *joint.entry((a, b)).or_insert(0.0) += 1.0;
         *left.entry(a).or_insert(0.0) += 1.0;
