@@ -41,7 +41,13 @@ fn digits(groups: &[i64], per_class: usize) -> (Dataset, Dataset) {
 }
 
 fn model_config() -> ModelConfig {
-    ModelConfig { kind: tessera_core::manifest::ModelKind::Resnet, width: 16, depth: 2, stages: 3, ..ModelConfig::default() }
+    ModelConfig {
+        kind: tessera_core::manifest::ModelKind::Resnet,
+        width: 16,
+        depth: 2,
+        stages: 3,
+        ..ModelConfig::default()
+    }
 }
 
 /// Seconds per call of `f`, the median of 5 rounds of at least 0.5 s.
@@ -72,8 +78,13 @@ fn main() {
     // The backbone: pretrained on the source task, digits 0-4.
     let (source, source_test) = digits(&[0, 1, 2, 3, 4], 0);
     let backbone = Model::new(&model_config(), &source.shape, 5, device, 1).unwrap();
-    let pretrain =
-        TrainConfig { optimizer: "adam".into(), lr: 0.003, epochs: 15, batch_size: 64, ..Default::default() };
+    let pretrain = TrainConfig {
+        optimizer: tessera_core::choice::Optimizer::Adam,
+        lr: 0.003,
+        epochs: 15,
+        batch_size: 64,
+        ..Default::default()
+    };
     let started = Instant::now();
     train::fit_shuffled(
         &backbone,
@@ -106,10 +117,10 @@ fn main() {
     let empty = Dataset { features: vec![], shape: target.shape.clone(), labels: vec![], classes: 5 };
     // The oracle's training in examples/subtuning.toml.
     let oracle_config = TrainConfig {
-        optimizer: "adamw".into(),
+        optimizer: tessera_core::choice::Optimizer::Adamw,
         lr: 0.003,
         weight_decay: 5e-5,
-        schedule: "cosine".into(),
+        schedule: tessera_core::choice::Schedule::Cosine,
         epochs: 10,
         batch_size: 16,
         ..TrainConfig::default()

@@ -35,8 +35,12 @@ fn tessera(kind: &str) -> f64 {
         labels: (0..N as i64).map(|i| i % 10).collect(),
         classes: 10,
     };
-    let config =
-        ModelConfig { kind: kind.parse().unwrap(), hidden: vec![256, 256], channels: vec![16, 32], ..ModelConfig::default() };
+    let config = ModelConfig {
+        kind: kind.parse().unwrap(),
+        hidden: vec![256, 256],
+        channels: vec![16, 32],
+        ..ModelConfig::default()
+    };
     let model = Model::new(&config, &shape, 10, Device::Cpu, 0).unwrap();
     let tensors = TensorData::new(&data, Device::Cpu);
     let cfg = TrainConfig { epochs: EPOCHS, batch_size: BATCH, lr: 0.01, ..TrainConfig::default() };

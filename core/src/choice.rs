@@ -257,11 +257,11 @@ impl std::str::FromStr for DeviceChoice {
             "cpu" => Ok(DeviceChoice::Cpu),
             "cuda" => Ok(DeviceChoice::Cuda),
             "auto" => Ok(DeviceChoice::Auto),
-            other => other
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceChoice::CudaIndex)
-                .ok_or_else(|| format!("unknown variant `{other}`, expected one of `cpu`, `cuda`, `cuda:N`, `auto`")),
+            other => {
+                other.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(DeviceChoice::CudaIndex).ok_or_else(|| {
+                    format!("unknown variant `{other}`, expected one of `cpu`, `cuda`, `cuda:N`, `auto`")
+                })
+            }
         }
     }
 }

@@ -328,8 +328,8 @@ impl OracleImpl for FinetuneOracle<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::ModelKind;
     use crate::data::Dataset;
+    use crate::manifest::ModelKind;
 
     /// A ResNet with blocks stem, layer1.0, layer2.0, pool and the head (4).
     fn setup() -> (Model, Dataset, Dataset, ModelConfig) {

@@ -16,7 +16,7 @@ use tessera_sdk::ComponentKind;
 
 pub use crate::choice::{
     DataSource, DeviceChoice, EdgeListFormat, GraphGenerator, ModelKind, Optimizer, PretrainMethod, ProbabilityModel,
-    Schedule, StorageAccess, StorageMode, StoragePreset, StoredOrder, Split,
+    Schedule, Split, StorageAccess, StorageMode, StoragePreset, StoredOrder,
 };
 use crate::plugin::closest;
 
@@ -947,7 +947,10 @@ impl Manifest {
                             location,
                             Some(key_path_text(&at)),
                             format!("variant name `{}` {why}", name.escape_debug()),
-                            Some("a variant name names files in the run folder: use letters, digits, - _ . and spaces".into()),
+                            Some(
+                                "a variant name names files in the run folder: use letters, digits, - _ . and spaces"
+                                    .into(),
+                            ),
                         ));
                         continue;
                     }

@@ -621,7 +621,7 @@ mod tests {
     use super::*;
 
     fn config(kind: &str) -> ModelConfig {
-        ModelConfig { kind: kind.into(), ..ModelConfig::default() }
+        ModelConfig { kind: kind.parse().unwrap(), ..ModelConfig::default() }
     }
 
     #[test]

@@ -16,6 +16,8 @@ use tessera_sdk::{observation, Array, Observation, ObservationRequest, SeedRng};
 
 use crate::data::readers::{npy, write_npy};
 use crate::data::Splits;
+#[cfg(test)]
+use crate::manifest::Split;
 use crate::manifest::{ModelConfig, ModelKind, PopulationConfig, PretrainMethod, TrainConfig};
 use crate::model::Model;
 use crate::train::{self, TensorData};
@@ -550,7 +552,7 @@ mod tests {
             widths: vec![0.5, 1.0],
             seeds: vec![0, 1],
             epochs: vec![1, 3],
-            splits: vec!["test".into(), "validation".into()],
+            splits: vec![Split::Test, Split::Validation],
             ..PopulationConfig::default()
         };
         let train = TrainConfig { batch_size: 16, ..TrainConfig::default() };
@@ -611,7 +613,7 @@ mod tests {
             every_checkpoint: true,
             probabilities: true,
             fork_step: Some(10),
-            splits: vec!["test".into()],
+            splits: vec![Split::Test],
             ..PopulationConfig::default()
         };
         let train = TrainConfig { epochs: 1, checkpoint_every: 5, ..TrainConfig::default() };
@@ -665,7 +667,7 @@ mod tests {
             seeds: vec![1, 2],
             settings: vec![setting("label_noise = 0.0"), setting("label_noise = 0.2")],
             freeze_features: true,
-            splits: vec!["train".into(), "test".into()],
+            splits: vec![Split::Train, Split::Test],
             ..PopulationConfig::default()
         };
         let train = TrainConfig { epochs: 2, ..TrainConfig::default() };

@@ -220,8 +220,10 @@ impl RunResults {
 
 /// `name` with every character but letters, digits, `-`, `_` and `.` made `_`.
 pub fn file_stem_safe(name: &str) -> String {
-    let stem: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect();
+    let stem: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .collect();
     // Never `.`, `..` or a hidden file: always one ordinary path component.
     if stem.is_empty() || stem.starts_with('.') {
         format!("_{stem}")

@@ -13,9 +13,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use tch::Device;
 use tessera_sdk::{ComponentKind, ErrorKind, LayerInfo, ObservationRequest, SeedRng, StorageLayout};
 
+use crate::choice::DeviceChoice;
 use crate::data;
 use crate::graph;
-use crate::choice::DeviceChoice;
 use crate::manifest::{Diagnostic, Diagnostics, ExperimentKind, Manifest, Override, Variant};
 use crate::model::Model;
 use crate::plugin::{CallContext, ComponentError, Registry};
@@ -246,10 +246,7 @@ fn validation_diagnostics(
     for spec in &variant.metrics {
         problems.extend(metric_request_problems(variant, spec, registry));
     }
-    problems
-        .into_iter()
-        .map(|p| manifest.diagnostic(variant.index, overrides, &p.key, p.message, p.hint))
-        .collect()
+    problems.into_iter().map(|p| manifest.diagnostic(variant.index, overrides, &p.key, p.message, p.hint)).collect()
 }
 
 /// The folder a variant's shards go to, when `storage.dir` puts them outside
@@ -289,16 +286,20 @@ fn metric_request_problems(
         message: format!("metric {}: {message}", spec.id),
         hint: Some(hint.to_string()),
     };
-    let requests = match metric.requires() {
+    let mut requests = match metric.requires() {
         Ok(r) => r,
         Err(e) => return vec![problem(e.to_string(), "fix the plugin: `requires` must not panic")],
     };
+    requests.sort_by(|a, b| (a.split.as_str(), a.kind.as_str()).cmp(&(b.split.as_str(), b.kind.as_str())));
+    requests.dedup();
     let s = &variant.settings;
     let mut out = Vec::new();
     for r in &requests {
         let (split, kind) = (r.split.as_str(), r.kind.as_str());
         match split.parse::<crate::choice::Split>() {
-            Err(_) => out.push(problem(format!("asks for split `{split}`"), "known splits: train, validation, test, shifted")),
+            Err(_) => {
+                out.push(problem(format!("asks for split `{split}`"), "known splits: train, validation, test, shifted"))
+            }
             Ok(crate::choice::Split::Shifted) if !s.data.shift.is_enabled() => {
                 out.push(problem("asks for the `shifted` split".into(), "add [data.shift] with noise or translate"))
             }
@@ -310,7 +311,9 @@ fn metric_request_problems(
                 &format!("known: {}", tessera_sdk::observation::ALL.join(", ")),
             ));
         }
-        if kind == tessera_sdk::observation::REFERENCE_PREDICTIONS && s.reference.model.kind == crate::choice::ModelKind::None {
+        if kind == tessera_sdk::observation::REFERENCE_PREDICTIONS
+            && s.reference.model.kind == crate::choice::ModelKind::None
+        {
             out.push(problem(
                 "asks for `reference-predictions`, and the manifest has no [reference] classifier".into(),
                 "add [reference] with model = { kind = \"linear\" }",
@@ -319,7 +322,10 @@ fn metric_request_problems(
         let population_only = tessera_sdk::observation::POPULATION_KINDS.contains(&kind)
             && ![tessera_sdk::observation::LABELS, tessera_sdk::observation::EXAMPLE_IDS].contains(&kind);
         if population_only && s.experiment.kind != ExperimentKind::Population {
-            out.push(problem(format!("asks for `{kind}`, which only population experiments have"), "set experiment.kind = \"population\""));
+            out.push(problem(
+                format!("asks for `{kind}`, which only population experiments have"),
+                "set experiment.kind = \"population\"",
+            ));
         }
     }
     out
@@ -720,7 +726,11 @@ fn run_train(
         let mut trainable: Vec<u32> = selection.trainable.iter().copied().chain([head]).collect();
         trainable.sort_unstable();
         trainable.dedup();
-        let mut report = ReportJson::from(&selection.report);
+        if let Some(bad) = selection.trainable.iter().find(|&&p| p as usize >= layers.len()) {
+            bail!("{} broke the finetuner contract: it chose layer {bad}, and the model has {}", spec.id, layers.len());
+        }
+        let mut plugin_report = crate::contract::plugin_report(&spec.id, &selection.report)?;
+        let mut report = ReportJson::default();
         report.scalars.insert("search_seconds".into(), search_seconds);
         oracle.add_to_report(&mut report, &layers);
         drop(oracle);
@@ -744,7 +754,8 @@ fn run_train(
                 })
                 .collect(),
         });
-        reports.insert("finetuner".to_string(), report);
+        crate::contract::merge_host(&spec.id, &mut plugin_report, report)?;
+        reports.insert("finetuner".to_string(), plugin_report);
         log::info!("{}: training {} ({} of {} layers)", spec.id, names.join(" "), trainable.len(), layers.len());
     }
 
@@ -1057,7 +1068,7 @@ fn finish_metrics(
             key = format!("{}#{n}", metric.id);
             n += 1;
         }
-        reports.insert(key, ReportJson::from(&report));
+        reports.insert(key, crate::contract::plugin_report(&metric.id, &report)?);
     }
     Ok(())
 }
@@ -1213,6 +1224,12 @@ fn run_graph(
         };
     let grid_probabilities: Vec<Vec<f32>> = grid.iter().map(|t| graph.view().probabilities_at(t)).collect();
     let mut budgets: Vec<u32> = std::iter::once(g.budget).chain(g.budgets.iter().copied()).collect();
+    if let Some(k) = budgets.iter().find(|&&k| k > graph.nodes()) {
+        bail!(
+            "graph.budget: a seed set of {k} nodes in a graph of {} nodes; use a budget of at most the graph's nodes",
+            graph.nodes()
+        );
+    }
     budgets.sort_unstable();
     budgets.dedup();
     let mut report = ReportJson::default();
@@ -1227,14 +1244,8 @@ fn run_graph(
         }
         let choose_seconds = started.elapsed().as_secs_f64();
         let peak_memory_mb = peak_rss_mb();
-        for (i, set) in choice.sets.iter().enumerate() {
-            if set.seeds.len() > k as usize {
-                bail!("{}: seed set {i} has {} nodes, over the budget of {k}", spec.id, set.seeds.len());
-            }
-            if let Some(bad) = set.seeds.iter().find(|&&u| u >= graph.nodes()) {
-                bail!("{}: seed {bad} is not a node (n = {})", spec.id, graph.nodes());
-            }
-        }
+        crate::contract::seed_choice(&spec.id, &choice, k, graph.nodes())?;
+        let plugin_report = crate::contract::plugin_report(&spec.id, &choice.report)?;
         // E_S[σ(S)] of the chosen distribution under `probabilities`.
         let expected = |probabilities: &[f32]| {
             let sets = choice.sets.iter().map(|set| (set.weight, set.seeds.as_slice()));
@@ -1254,32 +1265,35 @@ fn run_graph(
         if k != g.budget {
             continue;
         }
-        report = ReportJson::from(&choice.report);
-        report.scalars.insert("expected_spread".into(), at_model.mean);
-        report.scalars.insert("expected_spread_ci95".into(), at_model.ci95);
-        report.scalars.insert("choose_seconds".into(), choose_seconds);
-        report.scalars.insert("peak_memory_mb".into(), peak_memory_mb);
-        report.scalars.insert("graph_nodes".into(), graph.nodes() as f64);
-        report.scalars.insert("graph_edges".into(), graph.edges() as f64);
-        report.scalars.insert("seed_sets".into(), choice.sets.len() as f64);
+        report = plugin_report;
+        let mut host = ReportJson::default();
+        host.scalars.insert("expected_spread".into(), at_model.mean);
+        host.scalars.insert("expected_spread_ci95".into(), at_model.ci95);
+        host.scalars.insert("choose_seconds".into(), choose_seconds);
+        host.scalars.insert("peak_memory_mb".into(), peak_memory_mb);
+        host.scalars.insert("graph_nodes".into(), graph.nodes() as f64);
+        host.scalars.insert("graph_edges".into(), graph.edges() as f64);
+        host.scalars.insert("graph_self_loops_dropped".into(), graph.dropped.self_loops as f64);
+        host.scalars.insert("graph_duplicate_edges_dropped".into(), graph.dropped.duplicates as f64);
+        host.scalars.insert("seed_sets".into(), choice.sets.len() as f64);
         let rows = choice.sets.iter().enumerate().map(|(i, set)| {
             let seeds: Vec<String> = set.seeds.iter().map(u32::to_string).collect();
             vec![serde_json::json!(i), serde_json::json!(set.weight), serde_json::json!(seeds.join(" "))]
         });
-        report.tables.push(report::TableJson {
+        host.tables.push(report::TableJson {
             name: "seed_sets".into(),
             columns: ["set", "weight", "seeds"].map(String::from).to_vec(),
             rows: rows.collect(),
         });
         if let Some(worst) = worst {
-            report.scalars.insert("worst_case_spread".into(), worst.mean);
-            report.scalars.insert("worst_case_spread_ci95".into(), worst.ci95);
-            report.scalars.insert(
+            host.scalars.insert("worst_case_spread".into(), worst.mean);
+            host.scalars.insert("worst_case_spread_ci95".into(), worst.ci95);
+            host.scalars.insert(
                 "mean_spread_over_grid".into(),
                 grid_spreads.iter().map(|s| s.mean).sum::<f64>() / grid_spreads.len() as f64,
             );
             if !references.is_empty() {
-                report.scalars.insert("worst_case_ratio".into(), worst_ratio);
+                host.scalars.insert("worst_case_ratio".into(), worst_ratio);
             }
             let rows = grid_spreads.iter().enumerate().map(|(i, s)| {
                 let reference = references.get(i);
@@ -1291,12 +1305,12 @@ fn run_graph(
                     serde_json::json!(ratios.get(i)),
                 ]
             });
-            report.tables.push(report::TableJson {
+            host.tables.push(report::TableJson {
                 name: "theta_grid".into(),
                 columns: ["theta", "spread", "ci95", "reference_spread", "ratio"].map(String::from).to_vec(),
                 rows: rows.collect(),
             });
-            report.series.push(SeriesJson {
+            host.series.push(SeriesJson {
                 name: "spread_by_theta".into(),
                 x_label: "θ of the evaluation grid (0 = θ_c)".into(),
                 y_label: "expected spread".into(),
@@ -1304,7 +1318,9 @@ fn run_graph(
                 y: grid_spreads.iter().map(|s| s.mean).collect(),
             });
         }
+        crate::contract::merge_host(&spec.id, &mut report, host)?;
     }
+    let mut host = ReportJson::default();
     if budgets.len() > 1 {
         let series = |name: &str, y_label: &str, f: fn(&(f64, f64, f64, f64)) -> f64| SeriesJson {
             name: name.into(),
@@ -1313,16 +1329,15 @@ fn run_graph(
             x: by_k.iter().map(|r| r.0).collect(),
             y: by_k.iter().map(f).collect(),
         };
-        report.series.push(series("spread_by_k", "expected spread", |r| r.1));
+        host.series.push(series("spread_by_k", "expected spread", |r| r.1));
         if !grid.is_empty() {
-            report.series.push(series("worst_case_spread_by_k", "worst-case spread over the grid", |r| r.2));
+            host.series.push(series("worst_case_spread_by_k", "worst-case spread over the grid", |r| r.2));
             if !g.reference.is_empty() {
-                report
-                    .series
-                    .push(series("worst_case_ratio_by_k", "worst-case ratio to the per-θ reference", |r| r.3));
+                host.series.push(series("worst_case_ratio_by_k", "worst-case ratio to the per-θ reference", |r| r.3));
             }
         }
     }
+    crate::contract::merge_host(&spec.id, &mut report, host)?;
     Ok([("objective".to_string(), report)].into())
 }
 

@@ -216,7 +216,10 @@ fn data(p: &mut Problems, d: &DataConfig, base: &Path) {
     p.fraction("data.test_fraction", d.test_fraction);
     p.fraction("data.validation_fraction", d.validation_fraction);
     if d.test_fraction + d.validation_fraction >= 1.0 {
-        p.add("data.validation_fraction", "test_fraction + validation_fraction must be below 1: nothing is left to train on");
+        p.add(
+            "data.validation_fraction",
+            "test_fraction + validation_fraction must be below 1: nothing is left to train on",
+        );
     }
     if d.limit == Some(0) {
         p.add("data.limit", "must be at least 1 (leave it out to use every example)");
@@ -404,8 +407,12 @@ fn pretrain(p: &mut Problems, t: &PretrainConfig) {
 
 fn population(p: &mut Problems, c: &PopulationConfig, d: &DataConfig, base: &Path) {
     if c.load.is_some() {
-        if let Some(path) = &c.load {
-            exists(p, "population.load", base, path);
+        if let Some(path) = c.load.as_ref().filter(|path| !base.join(path).join("members.json").exists()) {
+            p.hint(
+                "population.load",
+                format!("population.load = {path:?}: {} holds no members.json", base.join(path).display()),
+                "name the population/<variant> folder of an earlier run, relative to the manifest",
+            );
         }
         return;
     }
@@ -437,7 +444,11 @@ fn population(p: &mut Problems, c: &PopulationConfig, d: &DataConfig, base: &Pat
         p.add("population.fork_from", format!("there are {} settings (0..{})", c.settings.len(), c.settings.len()));
     }
     if c.splits.contains(&Split::Shifted) && !d.shift.is_enabled() {
-        p.hint("population.splits", "asks for `shifted`, and there is no shifted split", "add [data.shift] with noise or translate");
+        p.hint(
+            "population.splits",
+            "asks for `shifted`, and there is no shifted split",
+            "add [data.shift] with noise or translate",
+        );
     }
 }
 
@@ -469,7 +480,10 @@ fn graph(p: &mut Problems, g: &GraphConfig, base: &Path) {
         }
         GraphGenerator::WattsStrogatz => {
             if g.neighbors < 2 || g.neighbors % 2 == 1 || g.neighbors >= g.nodes {
-                p.add("graph.neighbors", format!("must be even, at least 2 and below graph.nodes (it is {})", g.neighbors));
+                p.add(
+                    "graph.neighbors",
+                    format!("must be even, at least 2 and below graph.nodes (it is {})", g.neighbors),
+                );
             }
             p.within("graph.rewire", g.rewire, 0.0..=1.0);
         }

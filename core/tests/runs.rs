@@ -175,9 +175,8 @@ fn performance_correlation_compares_the_network_with_a_linear_reference() {
         &[&baselines(), &library("tessera_increasing_complexity")],
         &format!("{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.full-shuffle\"\n\n[[metric]]\nuse = \"increasing-complexity.performance-correlation\"\n"),
     );
-    let failed = run_into(&prepare(&plain).unwrap(), &dir.path().join("plain"));
-    let error = failed.results.variants[0].error.clone().unwrap_or_default();
-    assert!(error.contains("needs a reference classifier") && error.contains("[reference]"), "{error}");
+    let error = prepare(&plain).err().expect("refused before running").to_string();
+    assert!(error.contains("reference-predictions") && error.contains("[reference]"), "{error}");
 }
 
 #[test]
@@ -318,14 +317,12 @@ fn population_mistakes_get_clear_errors() {
         "{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.full-shuffle\"\n\n[[metric]]\nuse = \"pointwise-profiles.profile\"\n"
     );
     let m = write_manifest(dir.path(), &[&plugins[0], &plugins[1]], &body);
-    let failed = run_into(&prepare(&m).unwrap(), &dir.path().join("train"));
-    let error = failed.results.variants[0].error.clone().unwrap_or_default();
-    assert!(error.contains("population experiments only") && error.contains("kind = \"population\""), "{error}");
+    let error = prepare(&m).err().expect("refused before running").to_string();
+    assert!(error.contains("only population experiments") && error.contains("kind = \"population\""), "{error}");
     // A load path without a saved population.
     let body = SMALL_POPULATION.replace("[population]\n", "[population]\nload = \"nowhere\"\n");
     let m = write_manifest(dir.path(), &[&plugins[0]], &body);
-    let failed = run_into(&prepare(&m).unwrap(), &dir.path().join("load"));
-    let error = failed.results.variants[0].error.clone().unwrap_or_default();
+    let error = prepare(&m).err().expect("refused before running").to_string();
     assert!(error.contains("population.load = \"nowhere\"") && error.contains("members.json"), "{error}");
 }
 

@@ -42,8 +42,11 @@ fn exported_model(dir: &Path) -> PathBuf {
 fn a_torchscript_model_lists_its_blocks_and_trains_the_chosen_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = exported_model(dir.path());
-    let config =
-        ModelConfig { kind: tessera_core::manifest::ModelKind::Torchscript, path: Some(path.display().to_string()), ..ModelConfig::default() };
+    let config = ModelConfig {
+        kind: tessera_core::manifest::ModelKind::Torchscript,
+        path: Some(path.display().to_string()),
+        ..ModelConfig::default()
+    };
     let mut model = Model::new(&config, &[1, 8, 8], 10, Device::Cpu, 0).unwrap();
     let layers = model.layers();
     let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();

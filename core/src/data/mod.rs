@@ -194,8 +194,12 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
             let params = generators::Mnist1dParams { max_translation: config.translation, ..Default::default() };
             generators::mnist1d(config.examples, &params, seed)?
         }
-        DataSource::Teacher => generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?,
-        DataSource::Npy => readers::npy_dataset(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?,
+        DataSource::Teacher => {
+            generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?
+        }
+        DataSource::Npy => {
+            readers::npy_dataset(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?
+        }
         DataSource::Csv => readers::csv(&path("path", &config.path)?, config.label_column as isize)?,
     })
 }
@@ -320,7 +324,8 @@ mod tests {
     #[test]
     fn train_per_class_keeps_the_first_examples_of_each_class() {
         assert_eq!(first_per_class(&[0, 1, 0, 2, 0, 1, 1, 2], 2), vec![0, 1, 2, 3, 5, 7]);
-        let config = DataConfig { source: DataSource::Digits, seed: Some(0), train_per_class: 10, ..Default::default() };
+        let config =
+            DataConfig { source: DataSource::Digits, seed: Some(0), train_per_class: 10, ..Default::default() };
         let base = std::path::Path::new(".");
         let splits = load(&config, 0.0, 0, base).unwrap();
         assert_eq!(splits.train.len(), 100);

@@ -9,6 +9,21 @@ use anyhow::{bail, Context, Result};
 
 use super::Dataset;
 
+/// The number of classes of integer `labels` (the largest plus one), refused
+/// past [`crate::validate::MAX_CLASSES`] before anything is sized by it.
+pub fn classes_of(labels: &[i64], source: &str) -> Result<usize> {
+    let Some((i, &most)) = labels.iter().enumerate().max_by_key(|(_, &l)| l) else { return Ok(0) };
+    let most = most as usize;
+    if most >= crate::validate::MAX_CLASSES {
+        bail!(
+            "{source}: label {most} of example {i} implies {} classes; Tessera accepts at most {} (labels are 0..C−1)",
+            most + 1,
+            crate::validate::MAX_CLASSES
+        );
+    }
+    Ok(most + 1)
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
@@ -39,6 +54,13 @@ fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> 
     }
     let dims: Vec<usize> =
         (0..ndims).map(|d| be_u32(&bytes, 4 + 4 * d, path).map(|v| v as usize)).collect::<Result<_>>()?;
+    if let Some(d) = dims.iter().position(|&v| v == 0) {
+        bail!(
+            "{}: dimension {d} is 0 (at byte offset {}); an IDX file needs at least one item of at least one value",
+            path.display(),
+            4 + 4 * d
+        );
+    }
     let start = 4 + 4 * ndims;
     let need: usize = dims.iter().product();
     let have = bytes.len() - start;
@@ -54,14 +76,20 @@ fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> 
 
 /// MNIST / Fashion-MNIST: an IDX image file (n × rows × cols) and an IDX
 /// label file (n). Pixels are scaled to [0, 1]; the shape is [1, rows, cols].
-pub fn idx(images: &Path, labels: &Path) -> Result<Dataset> {
+pub fn idx(images: &Path, labels_path: &Path) -> Result<Dataset> {
     let (dims, pixels) = read_idx(images, 3)?;
-    let (label_dims, label_bytes) = read_idx(labels, 1)?;
+    let (label_dims, label_bytes) = read_idx(labels_path, 1)?;
     if label_dims[0] != dims[0] {
-        bail!("{} holds {} images but {} holds {} labels", images.display(), dims[0], labels.display(), label_dims[0]);
+        bail!(
+            "{} holds {} images but {} holds {} labels",
+            images.display(),
+            dims[0],
+            labels_path.display(),
+            label_dims[0]
+        );
     }
     let labels: Vec<i64> = label_bytes.iter().map(|&l| l as i64).collect();
-    let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let classes = classes_of(&labels, &labels_path.display().to_string())?;
     Ok(Dataset {
         features: pixels.iter().map(|&p| p as f32 / 255.0).collect(),
         shape: vec![1, dims[1], dims[2]],
@@ -217,7 +245,17 @@ pub fn npy_dataset(features: &Path, labels: &Path) -> Result<Dataset> {
         }
         labels_out.push(v as i64);
     }
-    let classes = labels_out.iter().max().map_or(0, |&m| m as usize + 1);
+    let classes = classes_of(&labels_out, &labels.display().to_string())?;
+    if let Some(i) = x.values.iter().position(|v| !v.is_finite()) {
+        let per = x.values.len() / x.shape[0].max(1);
+        bail!(
+            "{}: value {} of example {} is {}; features must be finite",
+            features.display(),
+            i % per.max(1),
+            i / per.max(1),
+            x.values[i]
+        );
+    }
     let shape = if x.shape.len() == 1 { vec![1] } else { x.shape[1..].to_vec() };
     Ok(Dataset { features: x.values.iter().map(|&v| v as f32).collect(), shape, labels: labels_out, classes })
 }
@@ -237,7 +275,8 @@ pub fn csv_text(text: &str, label_column: isize, source: &str) -> Result<Dataset
         let parsed: Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
         let values = match parsed {
             Ok(v) => v,
-            Err(_) if number == 0 => continue, // a header
+            // A header: no cell of it is a number (one that is, is a typo'd data row).
+            Err(_) if number == 0 && cells.iter().all(|c| c.parse::<f64>().is_err()) => continue,
             Err(_) => {
                 let (col, cell) =
                     cells.iter().enumerate().find(|(_, c)| c.parse::<f64>().is_err()).expect("a bad cell");
@@ -252,6 +291,9 @@ pub fn csv_text(text: &str, label_column: isize, source: &str) -> Result<Dataset
         if li < 0 || li as usize >= w {
             bail!("{source}: label column {label_column} is outside the {w} columns");
         }
+        if let Some(col) = values.iter().position(|v| !v.is_finite()) {
+            bail!("{source}:{}: column {} (`{}`) is not a finite number", number + 1, col + 1, cells[col]);
+        }
         let label = values[li as usize];
         if label < 0.0 || label.fract() != 0.0 {
             bail!("{source}:{}: label `{label}` is not a non-negative integer", number + 1);
@@ -260,7 +302,7 @@ pub fn csv_text(text: &str, label_column: isize, source: &str) -> Result<Dataset
         features.extend(values.iter().enumerate().filter(|(i, _)| *i != li as usize).map(|(_, &v)| v as f32));
     }
     let Some(w) = width else { bail!("{source}: no rows") };
-    let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let classes = classes_of(&labels, source)?;
     Ok(Dataset { features, shape: vec![w - 1], labels, classes })
 }
 

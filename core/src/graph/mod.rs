@@ -8,9 +8,9 @@ pub mod readers;
 use anyhow::{bail, Result};
 use tessera_sdk::{GraphView, SeedRng};
 
+use crate::choice::{GraphGenerator, ProbabilityModel};
 pub use generators::{barabasi_albert, erdos_renyi, rmat, watts_strogatz};
 pub use readers::{read_edge_list, write_snap, EdgeListFormat};
-use crate::choice::{GraphGenerator, ProbabilityModel};
 
 /// The graph `config` describes: generated (seeded by `seed`) or read from
 /// its file (relative to `base`), with features and edge probabilities.
@@ -76,6 +76,17 @@ pub struct Graph {
     pub theta_center: Vec<f32>,
     /// Hyperparametric model: the box radius B.
     pub theta_radius: f64,
+    /// Lines of an edge list that were not taken as edges.
+    pub dropped: DroppedEdges,
+}
+
+/// Lines of an edge list that were not taken as edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DroppedEdges {
+    /// Edges from a node to itself.
+    pub self_loops: u64,
+    /// Repeats of an edge already read.
+    pub duplicates: u64,
 }
 
 impl Graph {
@@ -109,6 +120,7 @@ impl Graph {
             features: vec![],
             theta_center: vec![],
             theta_radius: 0.0,
+            dropped: DroppedEdges::default(),
         })
     }
 

@@ -9,9 +9,13 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::Graph;
+use super::{DroppedEdges, Graph};
 
 pub use crate::choice::EdgeListFormat;
+
+/// The most nodes without an edge a header may promise beyond those its
+/// edges can touch.
+pub const MAX_ISOLATED_NODES: u64 = 1_000_000;
 
 /// Reads the graph in `path` (`.gz` is decompressed); `undirected` adds
 /// both directions of every line. Edges without a weight get p = 0 (set a
@@ -49,6 +53,12 @@ pub fn read_edge_list(path: &Path, format: EdgeListFormat, undirected: bool) -> 
             let (n, m) = (int(0)?, int(1)?);
             if n > u32::MAX as u64 {
                 bail!("{name}:{number}: {n} nodes is more than this reader handles (2^32 - 1)");
+            }
+            if n > 2 * m + MAX_ISOLATED_NODES {
+                bail!(
+                    "{name}:{number}: the header promises {n} nodes for {m} edges, which touch at most {}; more than {MAX_ISOLATED_NODES} nodes without an edge is taken for a wrong header (first line `n m`: nodes, then edges)",
+                    2 * m
+                );
             }
             header = Some((n, m));
             continue;
@@ -107,12 +117,23 @@ pub fn read_edge_list(path: &Path, format: EdgeListFormat, undirected: bool) -> 
     }
     // CSR sorts each node's targets: carry the weights along.
     let mut order: Vec<usize> = (0..edges.len()).collect();
-    order.sort_by_key(|&i| edges[i]);
+    order.sort_by_key(|&i| (edges[i], i));
+    // A self-loop cannot spread influence and a repeated edge is one edge:
+    // both are dropped (the first weight of a repeated edge is kept), and counted.
+    let self_loops = order.iter().filter(|&&i| edges[i].0 == edges[i].1).count() as u64;
+    order.retain(|&i| edges[i].0 != edges[i].1);
+    let before = order.len();
+    order.dedup_by_key(|i| edges[*i]);
+    let duplicates = (before - order.len()) as u64;
+    if self_loops + duplicates > 0 {
+        log::warn!("{name}: dropped {self_loops} self-loop(s) and {duplicates} repeated edge(s)");
+    }
     let sorted: Vec<(u32, u32)> = order.iter().map(|&i| edges[i]).collect();
     let mut graph = Graph::from_edges(n, &sorted)?;
     if !weights.is_empty() {
         graph.probabilities = order.iter().map(|&i| weights[i]).collect();
     }
+    graph.dropped = DroppedEdges { self_loops, duplicates };
     Ok(graph)
 }
 
