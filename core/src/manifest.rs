@@ -1145,19 +1145,31 @@ impl Manifest {
         }
     }
 
+    /// Whether variant `index` lists a seed twice.
+    fn has_repeated_seeds(&self, index: Option<usize>, overrides: &[Override]) -> bool {
+        let seeds = self.variant(index, overrides).map(|v| v.settings.experiment.seeds).unwrap_or_default();
+        seeds.iter().collect::<BTreeSet<_>>().len() != seeds.len()
+    }
+
     /// Runs whose names, or file names, are the same after seeds and sweep
     /// values are expanded: their results would overwrite each other.
     fn name_clashes(&self, runs: &[Variant], overrides: &[Override]) -> Vec<Diagnostic> {
-        let mut seen: std::collections::BTreeMap<String, &str> = Default::default();
+        let mut seen: std::collections::BTreeMap<String, (&str, Option<usize>)> = Default::default();
         let mut errors = Vec::new();
         for run in runs {
             let stem = crate::report::file_stem_safe(&run.name);
-            if let Some(first) = seen.insert(stem.clone(), &run.name) {
+            if let Some((first, index)) = seen.insert(stem.clone(), (&run.name, run.index)) {
                 let what = if first == run.name { "two runs are named".to_string() } else { format!("`{first}` and") };
+                // One variant twice: a repeated seed or sweep value.
+                let key = match (index == run.index, self.has_repeated_seeds(run.index, overrides)) {
+                    (true, true) => "experiment.seeds",
+                    (true, false) => "experiment.sweep",
+                    (false, _) => "name",
+                };
                 errors.push(self.diagnostic(
                     run.index,
                     overrides,
-                    "name",
+                    key,
                     format!("{what} `{}` (file name `{stem}`): their results would overwrite each other", run.name),
                     Some("rename a variant, or remove a repeated seed or sweep value".into()),
                 ));

@@ -11,16 +11,24 @@ use anyhow::{bail, Context, Result};
 /// and [`claim_run_dir`], checked before any removal.
 pub const MARKER: &str = ".tessera-owned";
 
-/// A folder this process created and marked.
+/// A folder this process created and marked, with the parents it had to
+/// create for it.
 #[derive(Debug)]
 pub struct OwnedDir {
     path: PathBuf,
+    created_parents: Vec<PathBuf>,
 }
 
 impl OwnedDir {
     /// Creates `path` (its parents as needed) and marks it; an error when it
     /// already exists, whoever made it.
     pub fn create(path: &Path, purpose: &str) -> Result<Self> {
+        let created_parents: Vec<PathBuf> = path
+            .ancestors()
+            .skip(1)
+            .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+            .map(Path::to_path_buf)
+            .collect();
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
@@ -33,7 +41,7 @@ impl OwnedDir {
             Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
         }
         write_marker(path, purpose)?;
-        Ok(OwnedDir { path: path.to_path_buf() })
+        Ok(OwnedDir { path: path.to_path_buf(), created_parents })
     }
 
     /// The folder.
@@ -41,12 +49,20 @@ impl OwnedDir {
         &self.path
     }
 
-    /// Removes the folder, if it still carries the marker this process wrote.
+    /// Removes the folder, if it still carries the marker this process
+    /// wrote, then the parents it created, while they are empty.
     pub fn remove(self) -> Result<()> {
         if !is_owned(&self.path) {
             bail!("{} no longer carries Tessera's {MARKER}: left in place", self.path.display());
         }
-        std::fs::remove_dir_all(&self.path).with_context(|| format!("removing {}", self.path.display()))
+        std::fs::remove_dir_all(&self.path).with_context(|| format!("removing {}", self.path.display()))?;
+        for parent in &self.created_parents {
+            // `remove_dir` removes only an empty folder: anything put there since stays.
+            if std::fs::remove_dir(parent).is_err() {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -126,7 +142,7 @@ mod tests {
         std::fs::write(owned.path().join("x"), "1").unwrap();
         let path = owned.path().to_path_buf();
         owned.remove().unwrap();
-        assert!(!path.exists());
+        assert!(!dir.path().join("a").exists(), "the parent it created goes too");
         let owned = OwnedDir::create(&path, "shards").unwrap();
         std::fs::remove_file(path.join(MARKER)).unwrap();
         assert!(owned.remove().is_err());

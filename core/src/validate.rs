@@ -161,11 +161,6 @@ fn experiment(p: &mut Problems, s: &Settings) {
         ),
         _ => {}
     }
-    let mut seeds = e.seeds.clone();
-    seeds.sort_unstable();
-    if seeds.windows(2).any(|w| w[0] == w[1]) {
-        p.add("experiment.seeds", "lists a seed twice: two runs would share a name and results");
-    }
 }
 
 fn exists(p: &mut Problems, key: &str, base: &Path, path: &str) {

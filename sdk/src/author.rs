@@ -314,8 +314,18 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
 }
 
+/// Routes this plugin's panic messages to the host's log (debug level, with
+/// the place) instead of stderr: the host reports a caught panic itself, as
+/// the failure of the component's variant. A plugin library has a standard
+/// library, and so a panic hook, of its own; the host's is untouched.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|info| log::debug!("plugin panic: {info}"))));
+}
+
 /// Runs `f`, turning a panic into an error that names `what`.
 pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> RResult<T, PluginError> {
+    quiet_panics();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => RErr(e.into_ffi()),
@@ -402,6 +412,7 @@ impl<M: Metric> FfiMetric for MetricAdapter<M> {
     fn requires(&self) -> RVec<ObservationRequest> {
         // A panic cannot be reported through the return type: report it as
         // the one request the host knows to mean a panic.
+        quiet_panics();
         catch_unwind(AssertUnwindSafe(|| self.0.requires()))
             .unwrap_or_else(|payload| {
                 let text = payload

@@ -1,21 +1,33 @@
-//! Test fixture: components that panic or fail where a parameter says, so
-//! the host's handling of misbehaving plugins can be tested on real libraries.
+//! Test fixture: components that panic, fail or break a plugin contract where
+//! a parameter says, so the host's handling of misbehaving plugins can be
+//! tested on real libraries.
 
+use tessera_sdk::abi_stable::std_types::{RString, RVec};
 use tessera_sdk::{
-    export_plugin, params, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, OrderStream,
-    Report, Result, Sampler, StorageLayout,
+    export_plugin, params, Cell, Checkpoint, Component, Error, GraphObjective, GraphView, Host, LayerInfo, Metric,
+    ObservationRequest, Observations, Oracle, OrderStream, Report, Result, Sampler, SeedChoice, Selection, Series,
+    StorageLayout, Table, WeightedSeeds,
 };
 
 params! {
-    /// Where to misbehave.
+    /// Where and how to misbehave.
     pub struct FaultParams {
         /// `none`, `new` (constructor), `order` (making the order), `chunk`
-        /// (inside the stream), `observe` or `finish`.
+        /// (inside the stream), `requires`, `observe`, `finish`, `select` or
+        /// `choose`.
         pub panic_in: String = "none".to_string(),
         /// Return an error instead of panicking.
         pub error_instead: bool = false,
         /// Yield this example id once (out of range ids test the host's checks).
         pub bogus_id: Option<u64> = None,
+        /// Break a contract: samplers `repeat`, `omit`, `empty`; metrics
+        /// `nan-scalar`, `ragged-table`, `uneven-series`, `repeated-scalar`;
+        /// objectives `weights-0.6`, `negative-weight`, `nan-weight`,
+        /// `no-sets`, `over-budget`, `not-a-node`, `host-name`; finetuners
+        /// `bad-layer`, `host-name`.
+        pub breaks: String = "none".to_string(),
+        /// A metric's one observation request: `split/kind` (empty: none).
+        pub request: String = String::new(),
     }
 }
 
@@ -34,7 +46,7 @@ pub struct FaultySampler(FaultParams);
 
 impl Component for FaultySampler {
     const NAME: &'static str = "sampler";
-    const SUMMARY: &'static str = "Sequential order that panics or fails where told (tests only).";
+    const SUMMARY: &'static str = "Sequential order that panics, fails or breaks its contract where told (tests only).";
     type Params = FaultParams;
 
     fn new(params: FaultParams) -> Result<Self> {
@@ -43,12 +55,21 @@ impl Component for FaultySampler {
     }
 }
 
+/// The ids of an epoch as the sampler's `breaks` says.
+fn epoch_ids(n: u64, breaks: &str) -> Vec<u64> {
+    match breaks {
+        "repeat" => (0..n).map(|i| if i == 1 { 0 } else { i }).collect(),
+        "omit" => (0..n.saturating_sub(3)).collect(),
+        "empty" => vec![],
+        _ => (0..n).collect(),
+    }
+}
+
 impl Sampler for FaultySampler {
     fn epoch_order(&mut self, layout: &StorageLayout, _epoch: u64, _host: &Host) -> Result<OrderStream> {
         fault(&self.0, "order")?;
         let params = self.0.clone();
-        let n = layout.examples;
-        let mut chunks: Vec<Vec<u64>> = vec![(0..n).collect()];
+        let mut chunks: Vec<Vec<u64>> = vec![epoch_ids(layout.examples, &params.breaks)];
         if let Some(id) = params.bogus_id {
             chunks.push(vec![id]);
         }
@@ -72,7 +93,7 @@ pub struct FaultyMetric(FaultParams);
 
 impl Component for FaultyMetric {
     const NAME: &'static str = "metric";
-    const SUMMARY: &'static str = "Counts checkpoints; panics or fails where told (tests only).";
+    const SUMMARY: &'static str = "Counts checkpoints; panics, fails or breaks its report where told (tests only).";
     type Params = FaultParams;
 
     fn new(params: FaultParams) -> Result<Self> {
@@ -83,7 +104,13 @@ impl Component for FaultyMetric {
 
 impl Metric for FaultyMetric {
     fn requires(&self) -> Vec<ObservationRequest> {
-        vec![]
+        if self.0.panic_in == "requires" {
+            panic!("deliberate panic in requires");
+        }
+        match self.0.request.split_once('/') {
+            Some((split, kind)) => vec![ObservationRequest::new(split, kind)],
+            None => vec![],
+        }
     }
 
     fn observe(&mut self, _checkpoint: &Checkpoint, _observations: &Observations, _host: &Host) -> Result<()> {
@@ -93,12 +120,100 @@ impl Metric for FaultyMetric {
 
     fn finish(&mut self, _host: &Host) -> Result<Report> {
         fault(&self.0, "finish")?;
-        Ok(Report::new())
+        let mut report = Report::new();
+        match self.0.breaks.as_str() {
+            "nan-scalar" => report.scalar("score", f64::NAN),
+            "repeated-scalar" => report.scalar("score", 1.0).scalar("score", 2.0),
+            // Past the SDK's builders, which would refuse these.
+            "ragged-table" => {
+                let row: RVec<Cell> = vec![Cell::Integer(1)].into();
+                let columns: RVec<RString> = vec!["a".into(), "b".into()].into();
+                report.tables.push(Table { name: "t".into(), columns, rows: vec![row].into() });
+                &mut report
+            }
+            "uneven-series" => {
+                let (x, y): (RVec<f64>, RVec<f64>) = (vec![1.0, 2.0].into(), vec![1.0].into());
+                report.series.push(Series { name: "curve".into(), x_label: "x".into(), y_label: "y".into(), x, y });
+                &mut report
+            }
+            _ => report.scalar("score", 1.0),
+        };
+        Ok(report)
+    }
+}
+
+/// A graph objective that picks the first nodes and misbehaves on demand.
+pub struct FaultyObjective(FaultParams);
+
+impl Component for FaultyObjective {
+    const NAME: &'static str = "objective";
+    const SUMMARY: &'static str = "The first k nodes; panics, fails or breaks its answer where told (tests only).";
+    type Params = FaultParams;
+
+    fn new(params: FaultParams) -> Result<Self> {
+        fault(&params, "new")?;
+        Ok(FaultyObjective(params))
+    }
+}
+
+impl GraphObjective for FaultyObjective {
+    fn choose(&mut self, graph: &GraphView, budget: u32, _host: &Host) -> Result<SeedChoice> {
+        fault(&self.0, "choose")?;
+        let first: Vec<u32> = (0..budget.min(graph.nodes as u32)).collect();
+        let set = |weight: f64, seeds: Vec<u32>| WeightedSeeds { weight, seeds: seeds.into() };
+        let mut report = Report::new();
+        let sets = match self.0.breaks.as_str() {
+            "weights-0.6" => vec![set(0.6, first)],
+            "negative-weight" => vec![set(-0.5, first.clone()), set(1.5, first)],
+            "nan-weight" => vec![set(f64::NAN, first)],
+            "no-sets" => vec![],
+            "over-budget" => vec![set(1.0, (0..budget + 1).collect())],
+            "not-a-node" => vec![set(1.0, vec![graph.nodes as u32])],
+            "host-name" => {
+                report.scalar("expected_spread", 1e9);
+                vec![set(1.0, first)]
+            }
+            _ => vec![set(1.0, first)],
+        };
+        Ok(SeedChoice { sets: sets.into(), report })
+    }
+}
+
+/// A finetuner that trains the first block and misbehaves on demand.
+pub struct FaultyFinetuner(FaultParams);
+
+impl Component for FaultyFinetuner {
+    const NAME: &'static str = "finetuner";
+    const SUMMARY: &'static str = "Trains the first block; panics, fails or breaks its answer where told (tests only).";
+    type Params = FaultParams;
+
+    fn new(params: FaultParams) -> Result<Self> {
+        fault(&params, "new")?;
+        Ok(FaultyFinetuner(params))
+    }
+}
+
+impl tessera_sdk::Finetuner for FaultyFinetuner {
+    fn select(&mut self, layers: &[LayerInfo], _oracle: &mut Oracle, _host: &Host) -> Result<Selection> {
+        fault(&self.0, "select")?;
+        let mut report = Report::new();
+        let trainable = match self.0.breaks.as_str() {
+            "bad-layer" => vec![1000],
+            "host-name" => {
+                report.scalar("search_seconds", -1.0);
+                vec![0]
+            }
+            _ => vec![0],
+        };
+        let _ = layers;
+        Ok(Selection { trainable: trainable.into(), report })
     }
 }
 
 export_plugin! {
     name: "faulty",
     samplers: [FaultySampler],
+    finetuners: [FaultyFinetuner],
     metrics: [FaultyMetric],
+    graph_objectives: [FaultyObjective],
 }
