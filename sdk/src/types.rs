@@ -322,9 +322,21 @@ impl Report {
         Self::default()
     }
 
-    /// Adds a named number.
+    /// Adds a named number. The host refuses a report whose scalars are not
+    /// finite or whose names repeat (the variant fails, naming the
+    /// component): use [`Report::defined`] for a figure that can be undefined.
     pub fn scalar(&mut self, name: &str, value: f64) -> &mut Self {
         self.scalars.push(Scalar { name: name.into(), value });
+        self
+    }
+
+    /// Adds a named number only where it is defined (finite): a mean of
+    /// nothing or a ratio over zero is left out of the report, not written
+    /// as NaN.
+    pub fn defined(&mut self, name: &str, value: f64) -> &mut Self {
+        if value.is_finite() {
+            self.scalar(name, value);
+        }
         self
     }
 

@@ -181,7 +181,7 @@ impl Metric for OrderQuality {
 
     fn finish(&mut self, _host: &Host) -> Result<Report> {
         let mut report = Report::new();
-        report.scalar("h_d", self.h_d.unwrap_or(f64::NAN));
+        report.defined("h_d", self.h_d.unwrap_or(f64::NAN));
         for (name, series) in MEASURES.iter().zip(&self.measures) {
             if let Some(last) = series.last() {
                 report.scalar(name, *last);

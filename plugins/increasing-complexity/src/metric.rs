@@ -144,13 +144,13 @@ impl Metric for PerformanceCorrelation {
         report.scalar("final_i_fy_given_l", last.i_fy_given_l);
         report.scalar("final_mu", last.mu);
         report.scalar("i_ly", last.i_ly);
-        report.scalar("reference_accuracy", self.reference_accuracy.unwrap_or(f64::NAN));
-        report.scalar("final_mu_over_i_ly", last.mu / last.i_ly);
+        report.defined("reference_accuracy", self.reference_accuracy.unwrap_or(f64::NAN));
+        report.defined("final_mu_over_i_ly", last.mu / last.i_ly);
         // Early: μ/I(F;Y) at the first checkpoints where F knows something.
         let early: Vec<&Information> =
             self.information.iter().filter(|i| i.i_fy > self.params.early_threshold).take(3).collect();
         if let Some(first) = early.first() {
-            report.scalar("early_mu_over_i_fy", first.mu / first.i_fy);
+            report.defined("early_mu_over_i_fy", first.mu / first.i_fy);
             report.scalar(
                 "early_mu_over_i_fy_mean3",
                 early.iter().map(|i| i.mu / i.i_fy).sum::<f64>() / early.len() as f64,

@@ -220,7 +220,7 @@ impl Metric for Profile {
         }
         report.scalar("constant_points", stats.iter().filter(|s| s.constant).count() as f64);
         let r = |s: &PointStats| self.setup.correlation.of(s);
-        report.scalar("mean_correlation", stats.iter().map(r).sum::<f64>() / n);
+        report.defined("mean_correlation", stats.iter().map(r).sum::<f64>() / n);
         let (lo, hi) =
             rows.iter().map(|&i| scores.accuracy[i]).fold((f64::MAX, f64::MIN), |(l, h), a| (l.min(a), h.max(a)));
         report.scalar("min_global_accuracy", lo).scalar("max_global_accuracy", hi);
@@ -454,11 +454,11 @@ impl Metric for NegSubset {
         let (_, wy, wr, wslope) = score_line(&scores, held_out, None);
         let (_, _, sr, _) = score_line(&scores, selection, Some(points));
         report
-            .scalar("held_out_correlation", hr)
+            .defined("held_out_correlation", hr)
             .scalar("held_out_slope", hslope)
-            .scalar("held_out_whole_split_correlation", wr)
+            .defined("held_out_whole_split_correlation", wr)
             .scalar("held_out_whole_split_slope", wslope)
-            .scalar("selection_correlation", sr)
+            .defined("selection_correlation", sr)
             .scalar("held_out_subset_accuracy_mean", hy.iter().sum::<f64>() / hy.len() as f64);
         // The same protocol over other random halvings of the runs.
         let mut correlations = vec![hr];
@@ -474,8 +474,8 @@ impl Metric for NegSubset {
         let sd = (correlations.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (k - 1.0).max(1.0)).sqrt();
         report
             .scalar("halvings", k)
-            .scalar("held_out_correlation_mean", mean)
-            .scalar("held_out_correlation_sd", sd)
+            .defined("held_out_correlation_mean", mean)
+            .defined("held_out_correlation_sd", sd)
             .scalar("halvings_where_subset_falls", correlations.iter().filter(|&&r| r < 0.0).count() as f64);
         let mut order: Vec<usize> = (0..hx.len()).collect();
         order.sort_by(|&a, &b| hx[a].total_cmp(&hx[b]));

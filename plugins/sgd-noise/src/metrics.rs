@@ -192,7 +192,7 @@ impl Metric for FunctionalDistance {
         let (mut all_between, mut all_floor) = (vec![], vec![]);
         for ((a, b), per_level) in &between {
             let ys = add_curves(&mut report, format!("{} vs {}, same seed", names[a], names[b]), per_level);
-            report.scalar(&format!("mean_tv {} vs {}", names[a], names[b]), mean(&ys));
+            report.defined(&format!("mean_tv {} vs {}", names[a], names[b]), mean(&ys));
             all_between.extend(ys);
         }
         let all_across = if across_seeds.iter().any(|v| !v.is_empty()) {
@@ -202,7 +202,7 @@ impl Metric for FunctionalDistance {
         };
         for (s, per_level) in &floor {
             let ys = add_curves(&mut report, format!("noise floor, {}", names[s]), per_level);
-            report.scalar(&format!("noise_floor {}", names[s]), mean(&ys));
+            report.defined(&format!("noise_floor {}", names[s]), mean(&ys));
             all_floor.extend(ys);
         }
         if floor.is_empty() {
@@ -210,11 +210,11 @@ impl Metric for FunctionalDistance {
         }
         report
             .scalar("levels", levels.len() as f64)
-            .scalar("mean_tv_between_settings", mean(&all_between))
-            .scalar("mean_tv_between_settings_other_seeds", mean(&all_across))
-            .scalar("mean_noise_floor", mean(&all_floor))
-            .scalar("between_over_floor", mean(&all_between) / mean(&all_floor))
-            .scalar("other_seeds_between_over_floor", mean(&all_across) / mean(&all_floor));
+            .defined("mean_tv_between_settings", mean(&all_between))
+            .defined("mean_tv_between_settings_other_seeds", mean(&all_across))
+            .defined("mean_noise_floor", mean(&all_floor))
+            .defined("between_over_floor", mean(&all_between) / mean(&all_floor))
+            .defined("other_seeds_between_over_floor", mean(&all_across) / mean(&all_floor));
         report.table("distances", &["loss_level", "kind", "setting_a", "seed_a", "setting_b", "seed_b", "tv"], rows);
         self.report = Some(report);
         Ok(())
@@ -307,10 +307,10 @@ impl Metric for LossCurves {
             );
             let best = loss.iter().copied().fold(f64::INFINITY, f64::min);
             report
-                .scalar(&format!("final_loss {name}"), *loss.last().unwrap_or(&f64::NAN))
-                .scalar(&format!("best_loss {name}"), best)
-                .scalar(&format!("final_accuracy {name}"), *accuracy.last().unwrap_or(&f64::NAN))
-                .scalar(&format!("best_accuracy {name}"), accuracy.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+                .defined(&format!("final_loss {name}"), *loss.last().unwrap_or(&f64::NAN))
+                .defined(&format!("best_loss {name}"), best)
+                .defined(&format!("final_accuracy {name}"), *accuracy.last().unwrap_or(&f64::NAN))
+                .defined(&format!("best_accuracy {name}"), accuracy.iter().copied().fold(f64::NEG_INFINITY, f64::max));
             curves.insert(setting, (of[0].batch_size, steps, loss));
         }
         // Per step: is the larger batch ever worse than the smaller one?
