@@ -140,7 +140,11 @@ pub fn settings(s: &Settings, base: &Path) -> Vec<Problem> {
 fn experiment(p: &mut Problems, s: &Settings) {
     let e = &s.experiment;
     if let Some(why) = e.name.as_deref().and_then(|n| crate::manifest::check_variant_name(n).err()) {
-        p.hint("experiment.name", format!("{why}"), "the name names the run folder: use letters, digits, - _ .");
+        p.hint(
+            "experiment.name",
+            format!("experiment name `{}` {why}", e.name.as_deref().unwrap_or_default()),
+            "the name names the run folder: use letters, digits, - _ .",
+        );
     }
     p.at_most("experiment.threads", e.threads, MAX_THREADS, "0 uses libtorch's default");
     let gpus = if matches!(e.device, DeviceChoice::Cuda | DeviceChoice::CudaIndex(_)) {

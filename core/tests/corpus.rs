@@ -294,6 +294,7 @@ struct Outcome {
 }
 
 /// Runs the binary with a time limit, measuring its peak memory.
+#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also gives its peak memory
 fn tessera(dir: &Path, args: &[String]) -> Outcome {
     let started = Instant::now();
     let mut child = Command::new(common::profile_dir().join("tessera"))
