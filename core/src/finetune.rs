@@ -30,19 +30,17 @@ const PREFIX_BATCH: i64 = 512;
 
 /// Activations entering a block, for the training and validation splits.
 struct CachedPrefix {
-    block: usize,
     train: Tensor,
     validation: Tensor,
     bytes: u64,
-    last_used: u64,
 }
 
-/// Frozen-prefix activations, least recently used first out, within a
-/// memory budget.
+/// Frozen-prefix activations by block, least recently used first out,
+/// within a memory budget.
 pub struct ActivationCache {
     budget_bytes: u64,
-    entries: Vec<CachedPrefix>,
-    clock: u64,
+    entries: lru::LruCache<usize, CachedPrefix>,
+    held_bytes: u64,
     /// Prefixes computed and kept.
     pub computed: u64,
     /// Candidates served from a kept prefix.
@@ -54,12 +52,13 @@ pub struct ActivationCache {
 impl ActivationCache {
     /// A cache that keeps at most `budget_bytes` of activations.
     pub fn new(budget_bytes: u64) -> Self {
-        ActivationCache { budget_bytes, entries: vec![], clock: 0, computed: 0, hits: 0, too_large: 0 }
+        let entries = lru::LruCache::unbounded();
+        ActivationCache { budget_bytes, entries, held_bytes: 0, computed: 0, hits: 0, too_large: 0 }
     }
 
     /// Bytes held now.
     pub fn bytes(&self) -> u64 {
-        self.entries.iter().map(|e| e.bytes).sum()
+        self.held_bytes
     }
 
     /// The activations entering block `block` on `train` and `validation`,
@@ -72,9 +71,7 @@ impl ActivationCache {
         train: &TensorData,
         validation: &TensorData,
     ) -> Result<Option<(Tensor, Tensor)>> {
-        self.clock += 1;
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.block == block) {
-            entry.last_used = self.clock;
+        if let Some(entry) = self.entries.get(&block) {
             self.hits += 1;
             return Ok(Some((entry.train.shallow_clone(), entry.validation.shallow_clone())));
         }
@@ -84,20 +81,19 @@ impl ActivationCache {
             self.too_large += 1;
             return Ok(None);
         }
-        while self.bytes() + bytes > self.budget_bytes {
-            let oldest = (0..self.entries.len()).min_by_key(|&i| self.entries[i].last_used).expect("an entry");
-            self.entries.swap_remove(oldest);
+        while self.held_bytes + bytes > self.budget_bytes {
+            let (_, oldest) = self.entries.pop_lru().expect("an entry: a lone prefix fits the budget");
+            self.held_bytes -= oldest.bytes;
         }
         let entry = CachedPrefix {
-            block,
             train: model.prefix_activations(&train.x, block, PREFIX_BATCH)?,
             validation: model.prefix_activations(&validation.x, block, PREFIX_BATCH)?,
             bytes,
-            last_used: self.clock,
         };
         self.computed += 1;
+        self.held_bytes += bytes;
         let out = (entry.train.shallow_clone(), entry.validation.shallow_clone());
-        self.entries.push(entry);
+        self.entries.put(block, entry);
         Ok(Some(out))
     }
 }

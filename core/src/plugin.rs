@@ -57,23 +57,19 @@ pub enum LoadError {
 }
 
 /// Whether a plugin built against SDK `plugin` can load into a host built
-/// against SDK `host` (abi_stable's rule: for 0.y.z the same y and a patch at
-/// least the host's; from 1.0 the same major and a minor at least the host's).
+/// against SDK `host`: Cargo's caret rule, which abi_stable follows (for
+/// 0.y.z the same y and a patch at least the host's; from 1.0 the same major
+/// and a version at least the host's).
 pub fn sdk_compatible(host: &str, plugin: &str) -> bool {
-    let parse = |v: &str| -> Option<(u64, u64, u64)> {
-        let mut parts =
-            v.split('.').map(|p| p.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("").parse::<u64>());
-        Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
-    };
-    match (parse(host), parse(plugin)) {
-        (Some((0, hm, hp)), Some((0, pm, pp))) => hm == pm && hp <= pp,
-        (Some((h_major, h_minor, _)), Some((p_major, p_minor, _))) => h_major == p_major && h_minor <= p_minor,
+    // Cargo's caret rule: `^host` (0.x: the same minor; else the same major).
+    match (semver::VersionReq::parse(&format!("^{host}")), semver::Version::parse(plugin)) {
+        (Ok(required), Ok(built)) => required.matches(&built),
         _ => false,
     }
 }
 
 fn sdk_minor(version: &str) -> String {
-    version.split('.').take(2).collect::<Vec<_>>().join(".")
+    semver::Version::parse(version).map_or_else(|_| version.to_string(), |v| format!("{}.{}", v.major, v.minor))
 }
 
 impl std::fmt::Display for LoadError {

@@ -253,13 +253,20 @@ pub trait Component: Sized + Send + 'static {
 pub type OrderStream = Box<dyn Iterator<Item = Vec<u64>> + Send>;
 
 /// Decides the order in which training visits examples (CorgiPile, shuffles).
+///
+/// **Contract, checked by the host:** every whole epoch's order visits every
+/// id in `0..layout.examples` exactly once, and so does an offline order. An
+/// id outside that range, a repeat, an omission or an empty order fails the
+/// variant with an error naming the sampler and the ids (the variants
+/// before and after it keep their results).
 pub trait Sampler: Component {
     /// The visiting order of epoch `epoch` (0-based): every example id in
     /// `0..layout.examples` exactly once, in chunks.
     fn epoch_order(&mut self, layout: &StorageLayout, epoch: u64, host: &Host) -> Result<OrderStream>;
 
     /// An order in which the host should rewrite the stored data once before
-    /// training (Corgi²'s offline pass), or `None` (the default).
+    /// training (Corgi²'s offline pass), or `None` (the default): a
+    /// permutation of `0..layout.examples`.
     fn offline_order(&mut self, layout: &StorageLayout, host: &Host) -> Result<Option<OrderStream>> {
         let _ = (layout, host);
         Ok(None)
@@ -267,6 +274,14 @@ pub trait Sampler: Component {
 }
 
 /// Decides which layers of a pretrained model train (SubTuning, baselines).
+///
+/// **Contract, checked by the host:** the selection names positions of
+/// `layers` only, and its report keeps to [`Metric`]'s report contract and
+/// uses none of the names the host adds in the `finetuner` role
+/// (`search_seconds`, `trainable_blocks`, `trainable_parameters`, the
+/// `oracle_*` and `cache_*` figures, the `oracle_calls` and
+/// `trainable_layers` tables). A violation fails the variant, naming the
+/// finetuner.
 pub trait Finetuner: Component {
     /// Chooses the layers to train among `layers`, scoring candidates with
     /// `oracle` as needed.
@@ -274,8 +289,19 @@ pub trait Finetuner: Component {
 }
 
 /// Observes a run at checkpoints and reports figures.
+///
+/// **Contract, checked by the host:** `requires` names known splits and
+/// observations (see [`crate::observation`]) that the manifest can provide
+/// (`shifted` needs `[data.shift]`, `reference-predictions` a `[reference]`,
+/// the `population-*` kinds a population experiment); `tessera check`
+/// refuses the manifest otherwise, naming the metric. The report has unique,
+/// non-empty names; finite scalars (use [`Report::defined`] for a figure
+/// that can be undefined); series whose `x` and `y` are finite and of one
+/// length; table rows as long as their header. A report that breaks this
+/// fails the variant, naming the metric, and nothing of it is written.
 pub trait Metric: Component {
-    /// The observations it needs at each checkpoint.
+    /// The observations it needs at each checkpoint. A panic here is
+    /// reported as the component's failure, like a panic anywhere else.
     fn requires(&self) -> Vec<ObservationRequest>;
     /// Receives one checkpoint's observations.
     fn observe(&mut self, checkpoint: &Checkpoint, observations: &Observations, host: &Host) -> Result<()>;
@@ -284,6 +310,13 @@ pub trait Metric: Component {
 }
 
 /// Chooses seed sets on a graph (influence maximization and baselines).
+///
+/// **Contract, checked by the host:** at least one seed set; each of at
+/// most `budget` distinct nodes of the graph; weights finite, non-negative
+/// and summing to 1 (within 1e-6); a report that keeps to [`Metric`]'s
+/// report contract and uses none of the names the host adds in the
+/// `objective` role (`expected_spread`, `worst_case_*`, `graph_*`,
+/// `seed_sets`, …). A violation fails the variant, naming the objective.
 pub trait GraphObjective: Component {
     /// Chooses seed sets of at most `budget` nodes on `graph`.
     fn choose(&mut self, graph: &GraphView, budget: u32, host: &Host) -> Result<SeedChoice>;

@@ -268,72 +268,72 @@ pub fn expected_spread<'a>(
 const SIMULATIONS_PER_STREAM: u32 = 64;
 
 /// [`spread`] under the edge probabilities `probabilities` (CSR order), run on
-/// all cores; simulation batches draw from their own seeded streams.
+/// all cores (rayon); simulation batches draw from their own seeded streams.
 pub fn spread_with(graph: &Graph, probabilities: &[f32], seeds: &[u32], simulations: u32, seed: u64) -> SpreadEstimate {
+    use rayon::prelude::*;
     let n = graph.nodes() as usize;
     let streams = simulations.div_ceil(SIMULATIONS_PER_STREAM);
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(streams.max(1) as usize);
-    let next = std::sync::atomic::AtomicU32::new(0);
-    let mut totals: Vec<(u32, f64, f64)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut active = vec![u32::MAX; n];
-                    let mut frontier = Vec::new();
-                    let mut out = Vec::new();
-                    let mut mark = 0u32;
-                    loop {
-                        let stream = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if stream >= streams {
-                            break out;
-                        }
-                        let mut rng = SeedRng::derive(seed, 0x5E7D_0000 + stream as u64);
-                        let runs = SIMULATIONS_PER_STREAM.min(simulations - stream * SIMULATIONS_PER_STREAM);
-                        let (mut sum, mut sum_sq) = (0.0, 0.0);
-                        for _ in 0..runs {
-                            frontier.clear();
-                            let mut count = 0u64;
-                            for &s in seeds {
-                                if (s as usize) < n && active[s as usize] != mark {
-                                    active[s as usize] = mark;
-                                    frontier.push(s);
-                                    count += 1;
-                                }
-                            }
-                            while let Some(u) = frontier.pop() {
-                                let (a, b) =
-                                    (graph.offsets[u as usize] as usize, graph.offsets[u as usize + 1] as usize);
-                                for (&v, &p) in graph.targets[a..b].iter().zip(&probabilities[a..b]) {
-                                    let v = v as usize;
-                                    if active[v] != mark && rng.next_f64() < p as f64 {
-                                        active[v] = mark;
-                                        frontier.push(v as u32);
-                                        count += 1;
-                                    }
-                                }
-                            }
-                            mark = mark.wrapping_add(1);
-                            if mark == u32::MAX {
-                                active.iter_mut().for_each(|a| *a = u32::MAX);
-                                mark = 0;
-                            }
-                            sum += count as f64;
-                            sum_sq += (count * count) as f64;
-                        }
-                        out.push((stream, sum, sum_sq));
-                    }
+    // Per worker: the activation marks, reused across its streams.
+    let totals: Vec<(f64, f64)> = (0..streams)
+        .into_par_iter()
+        .map_init(
+            || Cascades { active: vec![u32::MAX; n], frontier: Vec::new(), mark: 0 },
+            |cascades, stream| {
+                let mut rng = SeedRng::derive(seed, 0x5E7D_0000 + stream as u64);
+                let runs = SIMULATIONS_PER_STREAM.min(simulations - stream * SIMULATIONS_PER_STREAM);
+                (0..runs).fold((0.0, 0.0), |(sum, sum_sq), _| {
+                    let count = cascades.run(graph, probabilities, seeds, &mut rng) as f64;
+                    (sum + count, sum_sq + count * count)
                 })
-            })
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("a simulation thread panicked")).collect()
-    });
-    // Add up in stream order: the same figures whatever the thread count.
-    totals.sort_by_key(|t| t.0);
-    let (sum, sum_sq) = totals.iter().fold((0.0, 0.0), |(a, b), t| (a + t.1, b + t.2));
+            },
+        )
+        .collect();
+    // Add up in stream order (rayon keeps it): the same figures whatever the thread count.
+    let (sum, sum_sq) = totals.iter().fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1));
     let k = simulations.max(1) as f64;
     let mean = sum / k;
     let var = (sum_sq / k - mean * mean).max(0.0) * k / (k - 1.0).max(1.0);
     SpreadEstimate { mean, ci95: 1.96 * (var / k).sqrt() }
+}
+
+/// One worker's scratch for independent-cascade simulations.
+struct Cascades {
+    /// `mark` where a node is active in the current cascade.
+    active: Vec<u32>,
+    frontier: Vec<u32>,
+    mark: u32,
+}
+
+impl Cascades {
+    /// Runs one cascade from `seeds`; the number of nodes it activates.
+    fn run(&mut self, graph: &Graph, probabilities: &[f32], seeds: &[u32], rng: &mut SeedRng) -> u64 {
+        let (active, mark) = (&mut self.active, self.mark);
+        self.frontier.clear();
+        let mut count = 0u64;
+        for &s in seeds {
+            if (s as usize) < active.len() && active[s as usize] != mark {
+                active[s as usize] = mark;
+                self.frontier.push(s);
+                count += 1;
+            }
+        }
+        while let Some(u) = self.frontier.pop() {
+            let (a, b) = (graph.offsets[u as usize] as usize, graph.offsets[u as usize + 1] as usize);
+            for (&v, &p) in graph.targets[a..b].iter().zip(&probabilities[a..b]) {
+                if active[v as usize] != mark && rng.next_f64() < p as f64 {
+                    active[v as usize] = mark;
+                    self.frontier.push(v);
+                    count += 1;
+                }
+            }
+        }
+        self.mark = self.mark.wrapping_add(1);
+        if self.mark == u32::MAX {
+            self.active.iter_mut().for_each(|a| *a = u32::MAX);
+            self.mark = 0;
+        }
+        count
+    }
 }
 
 #[cfg(test)]
