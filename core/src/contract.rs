@@ -5,10 +5,60 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::{bail, Result};
 use tessera_sdk::{Report, SeedChoice};
 
 use crate::report::ReportJson;
+
+/// A broken plugin contract: what fails the variant, naming the component.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Violation {
+    /// A report with bad names or values.
+    #[error("{component} broke the report contract: {detail}")]
+    Report {
+        /// `plugin.component`.
+        component: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A report name the host uses in the same role.
+    #[error("{component} reports `{name}`, a name the host reports in this role; rename it")]
+    HostName {
+        /// `plugin.component`.
+        component: String,
+        /// The name.
+        name: String,
+    },
+    /// A graph objective's answer that is no distribution over valid seed sets.
+    #[error("{component} broke the graph-objective contract: {detail}")]
+    SeedChoice {
+        /// `plugin.component`.
+        component: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A sampler's epoch that does not visit every example exactly once.
+    #[error("{component} broke the sampler contract: the order of epoch {epoch} {detail}; an epoch order must visit every stored example exactly once")]
+    Order {
+        /// `plugin.component`.
+        component: String,
+        /// The epoch, 1-based.
+        epoch: u64,
+        /// The repeats or omissions.
+        detail: String,
+    },
+    /// A finetuner's layer that the model does not have.
+    #[error("{component} broke the finetuner contract: it chose layer {layer}, and the model has {layers}")]
+    Layer {
+        /// `plugin.component`.
+        component: String,
+        /// The position chosen.
+        layer: u32,
+        /// How many layers the model has.
+        layers: usize,
+    },
+}
+
+type Result<T> = std::result::Result<T, Violation>;
 
 /// How far the weights of a seed-set distribution may sum from 1.
 pub const WEIGHT_TOLERANCE: f64 = 1e-6;
@@ -17,7 +67,7 @@ pub const WEIGHT_TOLERANCE: f64 = 1e-6;
 /// finite, every table row as long as its header, every series' x and y of
 /// one length and finite.
 pub fn plugin_report(component: &str, report: &Report) -> Result<ReportJson> {
-    let broken = |what: String| anyhow::anyhow!("{component} broke the report contract: {what}");
+    let broken = |detail: String| Violation::Report { component: component.into(), detail };
     let mut names = BTreeSet::new();
     for s in report.scalars.iter() {
         if s.name.is_empty() || !names.insert(s.name.as_str()) {
@@ -59,21 +109,21 @@ pub fn plugin_report(component: &str, report: &Report) -> Result<ReportJson> {
 /// Adds the host's figures to a plugin's report in one role; a name the
 /// plugin used already is a contract violation, never overwritten.
 pub fn merge_host(component: &str, plugin: &mut ReportJson, host: ReportJson) -> Result<()> {
-    let taken = |name: &str| format!("{component} reports `{name}`, a name the host reports in this role; rename it");
+    let taken = |name: &str| Violation::HostName { component: component.into(), name: name.into() };
     for (name, value) in host.scalars {
         if plugin.scalars.insert(name.clone(), value).is_some() {
-            bail!(taken(&name));
+            return Err(taken(&name));
         }
     }
     for series in host.series {
         if plugin.series.iter().any(|s| s.name == series.name) {
-            bail!(taken(&series.name));
+            return Err(taken(&series.name));
         }
         plugin.series.push(series);
     }
     for table in host.tables {
         if plugin.tables.iter().any(|t| t.name == table.name) {
-            bail!(taken(&table.name));
+            return Err(taken(&table.name));
         }
         plugin.tables.push(table);
     }
@@ -84,7 +134,7 @@ pub fn merge_host(component: &str, plugin: &mut ReportJson, host: ReportJson) ->
 /// least one seed set, each of at most `k` distinct nodes of the graph, and
 /// weights that are a probability distribution.
 pub fn seed_choice(component: &str, choice: &SeedChoice, k: u32, nodes: u32) -> Result<()> {
-    let broken = |what: String| anyhow::anyhow!("{component} broke the graph-objective contract: {what}");
+    let broken = |detail: String| Violation::SeedChoice { component: component.into(), detail };
     if choice.sets.is_empty() {
         return Err(broken("it chose no seed set".into()));
     }
@@ -108,6 +158,30 @@ pub fn seed_choice(component: &str, choice: &SeedChoice, k: u32, nodes: u32) -> 
         return Err(broken(format!("the weights of its {} seed sets sum to {total}, not 1", choice.sets.len())));
     }
     Ok(())
+}
+
+/// The sampler contract: a whole epoch (1-based `epoch`) visits every
+/// example exactly once; `visits` counts each example's visits.
+pub fn exactly_once(component: &str, epoch: u64, visits: &[u8]) -> Result<()> {
+    let repeated: Vec<usize> = visits.iter().enumerate().filter(|(_, &v)| v > 1).map(|(i, _)| i).collect();
+    let missing: Vec<usize> = visits.iter().enumerate().filter(|(_, &v)| v == 0).map(|(i, _)| i).collect();
+    let first = |ids: &[usize]| ids.iter().take(5).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let detail = match (repeated.is_empty(), missing.is_empty()) {
+        (true, true) => return Ok(()),
+        (false, _) => format!("visits {} example(s) more than once (first: {})", repeated.len(), first(&repeated)),
+        (true, false) => {
+            format!("leaves out {} of {} examples (first: {})", missing.len(), visits.len(), first(&missing))
+        }
+    };
+    Err(Violation::Order { component: component.into(), epoch, detail })
+}
+
+/// A finetuner's chosen layer positions, checked against the model's `layers`.
+pub fn layers(component: &str, chosen: &[u32], layers: usize) -> Result<()> {
+    match chosen.iter().find(|&&p| p as usize >= layers) {
+        Some(&layer) => Err(Violation::Layer { component: component.into(), layer, layers }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -166,7 +240,18 @@ mod tests {
         plugin.scalars.insert("expected_spread".into(), 3.0);
         let mut host = ReportJson::default();
         host.scalars.insert("expected_spread".into(), 4.0);
-        let err = merge_host("p.o", &mut plugin, host).unwrap_err().to_string();
-        assert!(err.contains("`expected_spread`, a name the host reports"), "{err}");
+        let err = merge_host("p.o", &mut plugin, host).unwrap_err();
+        assert_eq!(err, Violation::HostName { component: "p.o".into(), name: "expected_spread".into() });
+        assert!(err.to_string().contains("`expected_spread`, a name the host reports"), "{err}");
+    }
+
+    #[test]
+    fn an_epoch_visits_every_example_once() {
+        assert!(exactly_once("p.s", 1, &[1, 1, 1]).is_ok());
+        let err = exactly_once("p.s", 2, &[1, 2, 0]).unwrap_err().to_string();
+        assert!(err.contains("epoch 2 visits 1 example(s) more than once (first: 1)"), "{err}");
+        let err = exactly_once("p.s", 1, &[1, 0, 0]).unwrap_err().to_string();
+        assert!(err.contains("leaves out 2 of 3 examples (first: 1, 2)"), "{err}");
+        assert!(matches!(layers("p.f", &[0, 7], 3), Err(Violation::Layer { layer: 7, layers: 3, .. })));
     }
 }

@@ -235,16 +235,22 @@ pub fn file_stem_safe(name: &str) -> String {
     }
 }
 
-fn csv_field(v: &serde_json::Value) -> String {
-    let text = match v {
+/// A table cell as CSV text: strings as they are, numbers as JSON writes them.
+fn cell_text(v: &serde_json::Value) -> String {
+    match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
-    };
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
     }
+}
+
+/// A CSV file (quoted where needed) of `header` and `rows`.
+fn csv_bytes(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(header)?;
+    for row in rows {
+        writer.write_record(&row)?;
+    }
+    writer.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))
 }
 
 /// Writes `tables/*.csv` (one per component table) and `series.csv` (every
@@ -252,50 +258,38 @@ fn csv_field(v: &serde_json::Value) -> String {
 pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
     let tables = dir.join("tables");
     std::fs::create_dir_all(&tables)?;
-    let mut long = String::from("variant,role,series,x_label,y_label,x,y\n");
+    let mut long = Vec::new();
     for v in &results.variants {
         for (role, report) in &v.results {
             for t in &report.tables {
-                let mut text = t.columns.iter().map(|c| csv_field(&serde_json::json!(c))).collect::<Vec<_>>().join(",");
-                text.push('\n');
-                for row in &t.rows {
-                    text.push_str(&row.iter().map(csv_field).collect::<Vec<_>>().join(","));
-                    text.push('\n');
-                }
+                let header: Vec<&str> = t.columns.iter().map(String::as_str).collect();
+                let rows = t.rows.iter().map(|row| row.iter().map(cell_text).collect());
                 let name = file_stem_safe(&format!("{}--{role}--{}.csv", v.name, t.name));
-                write_atomic(&tables.join(name), text.as_bytes())?;
+                write_atomic(&tables.join(name), &csv_bytes(&header, rows)?)?;
             }
             for s in &report.series {
-                for (x, y) in s.x.iter().zip(&s.y) {
-                    let fields =
-                        [&v.name, role, &s.name, &s.x_label, &s.y_label].map(|f| csv_field(&serde_json::json!(f)));
-                    long.push_str(&format!("{},{x},{y}\n", fields.join(",")));
-                }
+                let fields = [&v.name, role, &s.name, &s.x_label, &s.y_label].map(|f| f.to_string());
+                long.extend(s.x.iter().zip(&s.y).map(|(x, y)| [&fields[..], &[x.to_string(), y.to_string()]].concat()));
             }
         }
-        let mut scalars = String::from("role,name,value\n");
-        for (role, report) in &v.results {
-            for (name, value) in &report.scalars {
-                scalars.push_str(&format!(
-                    "{},{},{value}\n",
-                    csv_field(&serde_json::json!(role)),
-                    csv_field(&serde_json::json!(name))
-                ));
-            }
-        }
-        write_atomic(&tables.join(file_stem_safe(&format!("{}--scalars.csv", v.name))), scalars.as_bytes())?;
+        let scalars = v.results.iter().flat_map(|(role, report)| {
+            report.scalars.iter().map(move |(name, value)| vec![role.clone(), name.clone(), value.to_string()])
+        });
+        let path = tables.join(file_stem_safe(&format!("{}--scalars.csv", v.name)));
+        write_atomic(&path, &csv_bytes(&["role", "name", "value"], scalars)?)?;
     }
     let aggregates = seed_aggregates(results);
     if !aggregates.is_empty() {
-        let mut text = String::from("variant,role,name,runs,mean,sd,min,max\n");
-        for a in &aggregates {
+        let rows = aggregates.iter().map(|a| {
             let (min, max) = a.values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            let fields = [&a.variant, &a.role, &a.name].map(|f| csv_field(&serde_json::json!(f)));
-            text.push_str(&format!("{},{},{},{},{min},{max}\n", fields.join(","), a.values.len(), a.mean(), a.sd()));
-        }
-        write_atomic(&tables.join("seeds.csv"), text.as_bytes())?;
+            let numbers = [a.values.len() as f64, a.mean(), a.sd(), min, max].map(|x| x.to_string());
+            [&[a.variant.clone(), a.role.clone(), a.name.clone()][..], &numbers[..]].concat()
+        });
+        let header = ["variant", "role", "name", "runs", "mean", "sd", "min", "max"];
+        write_atomic(&tables.join("seeds.csv"), &csv_bytes(&header, rows)?)?;
     }
-    write_atomic(&dir.join("series.csv"), long.as_bytes())
+    let header = ["variant", "role", "series", "x_label", "y_label", "x", "y"];
+    write_atomic(&dir.join("series.csv"), &csv_bytes(&header, long)?)
 }
 
 const PALETTE: [plotters::style::RGBColor; 10] = [

@@ -726,9 +726,7 @@ fn run_train(
         let mut trainable: Vec<u32> = selection.trainable.iter().copied().chain([head]).collect();
         trainable.sort_unstable();
         trainable.dedup();
-        if let Some(bad) = selection.trainable.iter().find(|&&p| p as usize >= layers.len()) {
-            bail!("{} broke the finetuner contract: it chose layer {bad}, and the model has {}", spec.id, layers.len());
-        }
+        crate::contract::layers(&spec.id, &selection.trainable, layers.len())?;
         let mut plugin_report = crate::contract::plugin_report(&spec.id, &selection.report)?;
         let mut report = ReportJson::default();
         report.scalars.insert("search_seconds".into(), search_seconds);

@@ -422,6 +422,20 @@ pub struct FitSummary {
     pub irregular_visits: u64,
 }
 
+/// Training that produced a loss that is not finite: the variant fails.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error(
+    "training diverged: the loss is {loss} at step {step} (epoch {epoch}); lower train.lr, or check the data for NaN or infinite values"
+)]
+pub struct Diverged {
+    /// The loss.
+    pub loss: f64,
+    /// The optimizer step it came at (1-based).
+    pub step: u64,
+    /// The epoch (1-based).
+    pub epoch: u64,
+}
+
 /// Told each batch's example ids: (epoch, ids).
 pub type VisitHook<'a> = dyn FnMut(u64, &[u64]) + 'a;
 
@@ -565,11 +579,7 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
             }
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
-                bail!(
-                    "training diverged: the loss is {loss_value} at step {} (epoch {}); lower train.lr, or check the data for NaN or infinite values",
-                    step + 1,
-                    epoch + 1
-                );
+                return Err(Diverged { loss: loss_value, step: step + 1, epoch: epoch + 1 }.into());
             }
             loss_sum += loss_value;
             seconds += started.elapsed().as_secs_f64();
@@ -590,7 +600,7 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         let unvisited = visits.iter().filter(|&&v| v == 0).count() as u64;
         let expected_unvisited = if epoch == 0 { hooks.resumed } else { 0 };
         if let Some(sampler) = hooks.sampler.filter(|_| seen < budget && expected_unvisited == 0) {
-            check_exactly_once(sampler, epoch, &visits)?;
+            crate::contract::exactly_once(sampler, epoch + 1, &visits)?;
         }
         irregular += visits.iter().filter(|&&v| v > 1).count() as u64 + unvisited.abs_diff(expected_unvisited);
         let done = epoch + 1 == cfg.epochs || seen >= budget;
@@ -614,24 +624,6 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         epoch_io,
         irregular_visits: irregular,
     })
-}
-
-/// The sampler contract: a whole epoch visits every example exactly once.
-fn check_exactly_once(sampler: &str, epoch: u64, visits: &[u8]) -> Result<()> {
-    let repeated: Vec<usize> = visits.iter().enumerate().filter(|(_, &v)| v > 1).map(|(i, _)| i).collect();
-    let missing: Vec<usize> = visits.iter().enumerate().filter(|(_, &v)| v == 0).map(|(i, _)| i).collect();
-    let first = |ids: &[usize]| ids.iter().take(5).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-    let what = match (repeated.is_empty(), missing.is_empty()) {
-        (true, true) => return Ok(()),
-        (false, _) => format!("visits {} example(s) more than once (first: {})", repeated.len(), first(&repeated)),
-        (true, false) => {
-            format!("leaves out {} of {} examples (first: {})", missing.len(), visits.len(), first(&missing))
-        }
-    };
-    bail!(
-        "{sampler} broke the sampler contract: the order of epoch {} {what}; an epoch order must visit every stored example exactly once",
-        epoch + 1
-    )
 }
 
 /// Trains `model` on `data` held in memory, in a fresh seeded full shuffle

@@ -265,18 +265,25 @@ pub fn npy_dataset(features: &Path, labels: &Path) -> Result<Dataset> {
 /// as numbers is taken for a header. Every row must have the same width.
 pub fn csv_text(text: &str, label_column: isize, source: &str) -> Result<Dataset> {
     let (mut features, mut labels) = (Vec::new(), Vec::new());
-    let mut width = None;
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
+    let (mut width, mut first_record) = (None, true);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true) // rows of another width get an error with their line, below
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    for record in reader.records() {
+        let record = record.with_context(|| format!("{source}: not valid CSV"))?;
+        let number = record.position().map_or(0, |p| p.line() as usize - 1);
+        if record.iter().all(str::is_empty) {
             continue;
         }
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let cells: Vec<&str> = record.iter().collect();
         let parsed: Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
+        let first = std::mem::replace(&mut first_record, false);
         let values = match parsed {
             Ok(v) => v,
             // A header: no cell of it is a number (one that is, is a typo'd data row).
-            Err(_) if number == 0 && cells.iter().all(|c| c.parse::<f64>().is_err()) => continue,
+            Err(_) if first && cells.iter().all(|c| c.parse::<f64>().is_err()) => continue,
             Err(_) => {
                 let (col, cell) =
                     cells.iter().enumerate().find(|(_, c)| c.parse::<f64>().is_err()).expect("a bad cell");
