@@ -207,3 +207,30 @@ fn the_increasing_complexity_example_shows_mu_reaching_the_linear_information() 
     assert!(s["early_mu_over_i_fy"] > 0.6, "{s:?}");
     assert!(s["final_i_fy_given_l"] > 0.2, "{s:?}");
 }
+
+#[test]
+fn two_runs_racing_for_one_out_folder_cannot_both_have_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.toml");
+    let body =
+        "[data]\nsource = \"blobs\"\nexamples = 200\n[train]\nepochs = 1\n[sampler]\nuse = \"baselines.sequential\"\n";
+    std::fs::write(&m, body).unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["run", "m.toml", "--out", "shared", "--quiet"])
+            .current_dir(dir.path())
+            .env_remove("TESSERA_PLUGIN_PATH")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
+    let won = codes.iter().filter(|&&c| c == Some(0)).count();
+    assert_eq!(won, 1, "exactly one run has the folder: {codes:?}");
+    let lost = outputs.iter().find(|o| o.status.code() == Some(2)).expect("the other exits 2");
+    assert!(text(&lost.stderr).contains("another run's folder"), "{}", text(&lost.stderr));
+    assert!(tessera_core::report::RunResults::load(&dir.path().join("shared")).is_ok());
+}
