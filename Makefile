@@ -14,7 +14,7 @@ BIN := $(CARGO_TARGET_DIR)/release/tessera
 CARGO := cargo
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: quickstart test build libtorch bench lint fmt clean-cache
+.PHONY: quickstart test build libtorch bench lint fmt clean-cache figures
 
 quickstart: build
 	$(BIN) run examples/quickstart.toml
@@ -38,6 +38,11 @@ $(STAMP):
 	$(VENV)/bin/pip install --disable-pip-version-check -q torch==$(TORCH_VERSION)
 	@test -d "$$(echo $(VENV)/lib/python3*/site-packages/torch/lib)" || { echo "torch $(TORCH_VERSION) did not install into $(VENV)"; exit 1; }
 	@echo "torch $(TORCH_VERSION) full" > $(STAMP)
+
+# Rerun the examples that have expected figures (or EXAMPLES="quickstart ...")
+# and compare every figure exactly; BLESS=1 writes the expected files instead.
+figures: build
+	BIN=$(BIN) scripts/figures $(EXAMPLES)
 
 bench: build
 	$(CARGO_ENV) $(CARGO) bench --workspace

@@ -11,6 +11,7 @@
 pub mod choice;
 pub mod contract;
 pub mod data;
+pub mod figures;
 pub mod finetune;
 pub mod graph;
 pub mod logger;

@@ -470,12 +470,12 @@ pub struct SeedAggregate {
 }
 
 /// The mean of `values` (0 for none).
-fn mean(values: &[f64]) -> f64 {
+pub fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
 /// The sample standard deviation of `values` (0 for fewer than two).
-fn sample_sd(values: &[f64]) -> f64 {
+pub fn sample_sd(values: &[f64]) -> f64 {
     let n = values.len();
     if n < 2 {
         return 0.0;

@@ -2,11 +2,20 @@
 //! two processes of the real binary, at tiny settings, and the two
 //! results.json (and population matrices) must be identical bit for bit once
 //! wall times, memory peaks and dates are set aside.
+//!
+//! The same runs are the fast subset of the expected figures: every scalar
+//! of every variant must equal `examples/expected/fast/<example>.json`, so a
+//! change that moves a result is seen by `make test`. After a change that
+//! moves results on purpose, rewrite them with
+//! `TESSERA_BLESS=1 cargo test --release -p tessera-core --test determinism`
+//! and commit them (each file records the commit it was made at).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use tessera_core::figures;
 
 /// An example at tiny settings: its manifest, the variants to run (all if
 /// empty) and `--set` overrides.
@@ -90,23 +99,18 @@ fn run(manifest: &Path, out: &Path, variants: &[&str], set: &[String]) {
     );
 }
 
-/// Whether a key of results.json holds a wall time, a memory peak or a date.
-fn varies(name: &str) -> bool {
-    ["seconds", "per_second", "peak_memory", "started", "speedup"].iter().any(|w| name.contains(w))
-}
-
 /// results.json without what legitimately differs between two runs.
 fn comparable(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
-            map.retain(|k, _| !varies(k));
+            map.retain(|k, _| !figures::varies(k));
             if let (Some(serde_json::Value::Array(columns)), Some(serde_json::Value::Array(rows))) =
                 (map.get("columns").cloned(), map.get_mut("rows"))
             {
                 let timed: Vec<usize> = columns
                     .iter()
                     .enumerate()
-                    .filter(|(_, c)| c.as_str().is_some_and(varies))
+                    .filter(|(_, c)| c.as_str().is_some_and(figures::varies))
                     .map(|(i, _)| i)
                     .collect();
                 for row in rows.iter_mut().filter_map(|r| r.as_array_mut()) {
@@ -149,6 +153,33 @@ fn matrices(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     found
 }
 
+/// Compares the run in `out` with the expected file of `family` (or writes
+/// it, blessing).
+fn compare_expected(family: &Family, out: &Path) -> Result<(), String> {
+    let path = examples().join("expected/fast").join(format!("{}.json", family.example));
+    let found = figures::expected_of(out).map_err(|e| format!("{}: {e:#}", family.example))?;
+    if std::env::var_os("TESSERA_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_string_pretty(&found).unwrap() + "\n").unwrap();
+        return Ok(());
+    }
+    let want = figures::load(&path)
+        .map_err(|e| format!("{}: {e:#}; write the expected figures with TESSERA_BLESS=1", family.example))?;
+    let moved = figures::compare(&want.variants, &found.variants);
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = moved.iter().map(|m| format!("  {m}")).collect();
+    Err(format!(
+        "{}: {} figure(s) moved from {} (made at commit {}):\n{}",
+        family.example,
+        moved.len(),
+        path.display(),
+        want.commit,
+        lines.join("\n")
+    ))
+}
+
 fn check_family(family: &Family, dir: &Path) -> Result<(), String> {
     let manifest = examples().join(format!("{}.toml", family.example));
     let set: Vec<String> = family.set.iter().map(|s| s.to_string()).collect();
@@ -168,7 +199,7 @@ fn check_family(family: &Family, dir: &Path) -> Result<(), String> {
     if matrices(&a) != matrices(&b) {
         return Err(format!("{}: population matrices differ between two processes", family.example));
     }
-    Ok(())
+    compare_expected(family, &a)
 }
 
 #[test]
@@ -212,4 +243,5 @@ fn subtuning_gives_identical_results_in_two_processes() {
     run(&manifest, &a, family.variants, &set);
     run(&manifest, &b, family.variants, &set);
     assert_eq!(results(&a), results(&b), "subtuning results differ between two processes");
+    compare_expected(&family, &a).unwrap_or_else(|e| panic!("{e}"));
 }

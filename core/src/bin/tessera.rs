@@ -68,6 +68,19 @@ enum Command {
         /// The run folder.
         dir: PathBuf,
     },
+    /// Compare a run folder's figures (every scalar but wall times, per
+    /// variant, seeds merged) with an expected-figures file, exactly; exit 1
+    /// and print each figure that moved. With --write, write the file instead.
+    Figures {
+        /// The run folder.
+        dir: PathBuf,
+        /// The expected-figures file, e.g. examples/expected/quickstart.json.
+        #[arg(long)]
+        expected: PathBuf,
+        /// Write the run's figures as the expected ones.
+        #[arg(long)]
+        write: bool,
+    },
     /// Answer several finetuned variants of a run as one Siamese multi-task
     /// model over their shared backbone; check its outputs and compare its
     /// throughput with the separate models.
@@ -163,6 +176,54 @@ fn print_plugins(registry: &Registry) {
                 println!("  {:<18}{} : {} = {}  {}", "", s.name, s.type_name, default, s.doc);
             }
         }
+    }
+}
+
+/// `tessera figures`: compare a run with its expected figures, or write them.
+fn figures(dir: &std::path::Path, expected: &std::path::Path, write: bool) -> ExitCode {
+    let found = match tessera_core::figures::expected_of(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if write {
+        let text = serde_json::to_string_pretty(&found).unwrap_or_default() + "\n";
+        return match tessera_core::report::write_atomic(expected, text.as_bytes()) {
+            Ok(()) => {
+                println!("{}: the figures of {} (commit {})", expected.display(), dir.display(), found.commit);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let want = match tessera_core::figures::load(expected) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e:#} (write it with --write from the run that made the figures)");
+            return ExitCode::from(2);
+        }
+    };
+    let moved = tessera_core::figures::compare(&want.variants, &found.variants);
+    let count: usize = want.variants.values().map(|f| f.len()).sum();
+    for m in &moved {
+        println!("moved: {m}");
+    }
+    println!(
+        "{}: {} of {count} figures as expected (made at commit {}), {} moved",
+        expected.display(),
+        count - moved.iter().filter(|m| m.expected.is_some()).count(),
+        want.commit,
+        moved.len()
+    );
+    if moved.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -270,6 +331,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Figures { dir, expected, write } => figures(dir, expected, *write),
         Command::Siamese { dir, variants, batch, seconds } => {
             match siamese::evaluate_run(dir, variants, *batch, *seconds) {
                 Ok(e) => {
