@@ -96,7 +96,12 @@ pub fn compare(expected: &BTreeMap<String, VariantFigures>, found: &BTreeMap<Str
     keys.dedup();
     let get = |side: &BTreeMap<String, VariantFigures>, v: &str, k: &str| side.get(v).and_then(|f| f.get(k)).copied();
     keys.into_iter()
-        .map(|(v, k)| Moved { variant: v.clone(), name: k.clone(), expected: get(expected, v, k), found: get(found, v, k) })
+        .map(|(v, k)| Moved {
+            variant: v.clone(),
+            name: k.clone(),
+            expected: get(expected, v, k),
+            found: get(found, v, k),
+        })
         .filter(|m| m.expected != m.found)
         .collect()
 }
@@ -104,10 +109,9 @@ pub fn compare(expected: &BTreeMap<String, VariantFigures>, found: &BTreeMap<Str
 /// The current commit of the checkout holding `dir`, if git can tell.
 pub fn commit_of(dir: &Path) -> String {
     let out = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(dir).output();
-    out.ok().filter(|o| o.status.success()).map_or_else(
-        || "unknown".to_string(),
-        |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
-    )
+    out.ok()
+        .filter(|o| o.status.success())
+        .map_or_else(|| "unknown".to_string(), |o| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
 /// The expected-figures file of the run in `run_dir`.

@@ -939,30 +939,24 @@ impl Manifest {
                             continue;
                         }
                     };
-                    if let Err(why) = check_variant_name(&name) {
+                    // A problem with this variant's `name`, located at it.
+                    let name_problem = |message: String, hint: &str| {
                         let mut at = steps.to_vec();
                         at.push(Step::Key("name".into()));
                         let location = span_in(document.as_item(), &at).map(|s| line_col(&text, s.start));
-                        errors.push(diag(
-                            location,
-                            Some(key_path_text(&at)),
+                        diag(location, Some(key_path_text(&at)), message, Some(hint.into()))
+                    };
+                    if let Err(why) = check_variant_name(&name) {
+                        errors.push(name_problem(
                             format!("variant name `{}` {why}", name.escape_debug()),
-                            Some(
-                                "a variant name names files in the run folder: use letters, digits, - _ . and spaces"
-                                    .into(),
-                            ),
+                            "a variant name names files in the run folder: use letters, digits, - _ . and spaces",
                         ));
                         continue;
                     }
                     if !names.insert(name.clone()) {
-                        let mut at = steps.to_vec();
-                        at.push(Step::Key("name".into()));
-                        let location = span_in(document.as_item(), &at).map(|s| line_col(&text, s.start));
-                        errors.push(diag(
-                            location,
-                            Some(key_path_text(&at)),
+                        errors.push(name_problem(
                             format!("two variants are named `{name}`"),
-                            Some("variant names must be unique: they name the results".into()),
+                            "variant names must be unique: they name the results",
                         ));
                     }
                     variants.push((name, table));
