@@ -12,12 +12,21 @@ use serde::{Deserialize, Serialize};
 /// A component's report as stored in results.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ReportJson {
-    /// Named numbers.
+    /// Named numbers (JSON has no NaN: a host figure that is undefined is
+    /// written as `null` and read back as NaN).
+    #[serde(deserialize_with = "scalars_with_nulls")]
     pub scalars: BTreeMap<String, f64>,
     /// Named curves.
     pub series: Vec<SeriesJson>,
     /// Named tables.
     pub tables: Vec<TableJson>,
+}
+
+/// Scalars where `null` (JSON's NaN) reads as NaN, so every results.json
+/// Tessera wrote reads back.
+fn scalars_with_nulls<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+    let raw: BTreeMap<String, Option<f64>> = Deserialize::deserialize(d)?;
+    Ok(raw.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect())
 }
 
 /// A curve in results.json.
@@ -694,6 +703,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let written = write_plots(&r, dir.path()).unwrap();
         assert!(written.iter().any(|p| p.ends_with("engine_acc--vs--engine_n.svg")), "{written:?}");
+    }
+
+    #[test]
+    fn an_undefined_host_figure_reads_back_as_nan() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = sample();
+        r.variants[0].results.get_mut("baselines.accuracy").unwrap().scalars.insert("undefined".into(), f64::NAN);
+        r.save(dir.path()).unwrap();
+        let back = RunResults::load(dir.path()).unwrap();
+        assert!(back.variants[0].results["baselines.accuracy"].scalars["undefined"].is_nan());
     }
 
     #[test]
