@@ -40,6 +40,11 @@ pub struct Expected {
     pub commit: String,
     /// The tessera version that made them.
     pub tessera_version: String,
+    /// The CPU they were made on (model and vector extensions): libtorch
+    /// picks its floating-point kernels by CPU, so training runs are
+    /// bit-identical on one kind of CPU, not across kinds.
+    #[serde(default)]
+    pub cpu: String,
     /// By variant (without `@seed`).
     pub variants: BTreeMap<String, VariantFigures>,
 }
@@ -114,6 +119,21 @@ pub fn commit_of(dir: &Path) -> String {
         .map_or_else(|| "unknown".to_string(), |o| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
+/// This machine's CPU: its model name and the vector extensions that decide
+/// libtorch's kernels (Linux; `unknown` elsewhere).
+pub fn cpu() -> String {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else { return "unknown".into() };
+    let field = |name: &str| {
+        info.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let isa: Vec<&str> = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"]
+        .into_iter()
+        .filter(|f| flags.split_whitespace().any(|x| x == *f))
+        .collect();
+    format!("{} [{}]", field("model name").unwrap_or_else(|| "unknown".into()), isa.join(" "))
+}
+
 /// The expected-figures file of the run in `run_dir`.
 pub fn expected_of(run_dir: &Path) -> Result<Expected> {
     let results = RunResults::load(run_dir)?;
@@ -121,6 +141,7 @@ pub fn expected_of(run_dir: &Path) -> Result<Expected> {
         experiment: results.experiment.clone(),
         commit: commit_of(Path::new(".")),
         tessera_version: results.tessera_version.clone(),
+        cpu: cpu(),
         variants: of_run(&results),
     })
 }

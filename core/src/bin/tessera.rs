@@ -208,6 +208,12 @@ fn figures(dir: &std::path::Path, expected: &std::path::Path, write: bool) -> Ex
             return ExitCode::from(2);
         }
     };
+    if !want.cpu.is_empty() && want.cpu != found.cpu {
+        println!(
+            "note: the expected figures were made on {}, this machine is {}: libtorch's kernels differ by CPU, so trained figures may differ in their last bits and beyond",
+            want.cpu, found.cpu
+        );
+    }
     let moved = tessera_core::figures::compare(&want.variants, &found.variants);
     let count: usize = want.variants.values().map(|f| f.len()).sum();
     for m in &moved {
