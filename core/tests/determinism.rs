@@ -6,7 +6,8 @@
 //! The same runs are the fast subset of the expected figures: every scalar
 //! of every variant must equal `examples/expected/fast/<example>.json`, so a
 //! change that moves a result is seen by `make test`. After a change that
-//! moves results on purpose, rewrite them with
+//! moves results on purpose (or on a machine whose CPU differs from the one
+//! the files name: they are compared only on that kind of CPU), rewrite them with
 //! `TESSERA_BLESS=1 cargo test --release -p tessera-core --test determinism`
 //! and commit them (each file records the commit it was made at).
 
@@ -165,6 +166,14 @@ fn compare_expected(family: &Family, out: &Path) -> Result<(), String> {
     }
     let want = figures::load(&path)
         .map_err(|e| format!("{}: {e:#}; write the expected figures with TESSERA_BLESS=1", family.example))?;
+    if want.cpu != found.cpu {
+        // libtorch's kernels differ by CPU: exact figures hold on one kind.
+        eprintln!(
+            "{}: expected figures made on {}, this machine is {}: not compared (determinism still is)",
+            family.example, want.cpu, found.cpu
+        );
+        return Ok(());
+    }
     let moved = figures::compare(&want.variants, &found.variants);
     if moved.is_empty() {
         return Ok(());
