@@ -242,9 +242,16 @@ fn validation_diagnostics(
 ) -> Vec<Diagnostic> {
     let base = manifest.dir();
     let mut problems = crate::validate::settings(&variant.settings, &base);
-    problems.extend(shard_folder_problem(variant, &base));
+    if variant.settings.storage.mode == crate::choice::StorageMode::Shards {
+        problems.extend(
+            shards_root_outside_run(variant, &base)
+                .and_then(|root| crate::validate::shard_folder(&variant.name, &root)),
+        );
+    }
     for spec in &variant.metrics {
-        problems.extend(metric_request_problems(variant, spec, registry));
+        if let Ok(metric) = registry.new_metric(&spec.id, &spec.params_text()) {
+            problems.extend(crate::validate::metric_requests(&variant.settings, spec, &metric));
+        }
     }
     problems.into_iter().map(|p| manifest.diagnostic(variant.index, overrides, &p.key, p.message, p.hint)).collect()
 }
@@ -254,81 +261,6 @@ fn validation_diagnostics(
 fn shards_root_outside_run(variant: &Variant, base: &Path) -> Option<PathBuf> {
     let dir = variant.settings.storage.dir.as_ref()?;
     Some(base.join(dir).join(report::file_stem_safe(&variant.name)))
-}
-
-/// A shard folder that already exists belongs to someone: Tessera neither
-/// writes into it nor removes it.
-fn shard_folder_problem(variant: &Variant, base: &Path) -> Option<crate::validate::Problem> {
-    if variant.settings.storage.mode != crate::choice::StorageMode::Shards {
-        return None;
-    }
-    let root = shards_root_outside_run(variant, base)?;
-    root.symlink_metadata().ok().map(|_| crate::validate::Problem {
-        key: "storage.dir".into(),
-        message: format!(
-            "variant `{}` would write its shards to {}, which already exists; Tessera never writes into or removes a folder it did not create",
-            variant.name,
-            root.display()
-        ),
-        hint: Some("choose another storage.dir, or move that folder away".into()),
-    })
-}
-
-/// Observation requests of metric `spec` that this variant cannot serve.
-fn metric_request_problems(
-    variant: &Variant,
-    spec: &crate::manifest::ComponentSpec,
-    registry: &Registry,
-) -> Vec<crate::validate::Problem> {
-    let Ok(metric) = registry.new_metric(&spec.id, &spec.params_text()) else { return vec![] };
-    let problem = |message: String, hint: &str| crate::validate::Problem {
-        key: format!("{}.use", spec.key),
-        message: format!("metric {}: {message}", spec.id),
-        hint: Some(hint.to_string()),
-    };
-    let mut requests = match metric.requires() {
-        Ok(r) => r,
-        Err(e) => return vec![problem(e.to_string(), "fix the plugin: `requires` must not panic")],
-    };
-    requests.sort_by(|a, b| (a.split.as_str(), a.kind.as_str()).cmp(&(b.split.as_str(), b.kind.as_str())));
-    requests.dedup();
-    let s = &variant.settings;
-    let mut out = Vec::new();
-    for r in &requests {
-        let (split, kind) = (r.split.as_str(), r.kind.as_str());
-        match split.parse::<crate::choice::Split>() {
-            Err(_) => {
-                out.push(problem(format!("asks for split `{split}`"), "known splits: train, validation, test, shifted"))
-            }
-            Ok(crate::choice::Split::Shifted) if !s.data.shift.is_enabled() => {
-                out.push(problem("asks for the `shifted` split".into(), "add [data.shift] with noise or translate"))
-            }
-            Ok(_) => {}
-        }
-        if !tessera_sdk::observation::ALL.contains(&kind) {
-            out.push(problem(
-                format!("asks for observation `{kind}`, which the host does not know"),
-                &format!("known: {}", tessera_sdk::observation::ALL.join(", ")),
-            ));
-        }
-        if kind == tessera_sdk::observation::REFERENCE_PREDICTIONS
-            && s.reference.model.kind == crate::choice::ModelKind::None
-        {
-            out.push(problem(
-                "asks for `reference-predictions`, and the manifest has no [reference] classifier".into(),
-                "add [reference] with model = { kind = \"linear\" }",
-            ));
-        }
-        let population_only = tessera_sdk::observation::POPULATION_KINDS.contains(&kind)
-            && ![tessera_sdk::observation::LABELS, tessera_sdk::observation::EXAMPLE_IDS].contains(&kind);
-        if population_only && s.experiment.kind != ExperimentKind::Population {
-            out.push(problem(
-                format!("asks for `{kind}`, which only population experiments have"),
-                "set experiment.kind = \"population\"",
-            ));
-        }
-    }
-    out
 }
 
 /// Options of `tessera run`.

@@ -9,8 +9,10 @@ use crate::choice::{
     DataSource, DeviceChoice, GraphGenerator, ModelKind, PretrainMethod, ProbabilityModel, Split, StorageMode,
 };
 use crate::manifest::{
-    DataConfig, ExperimentKind, GraphConfig, ModelConfig, PopulationConfig, PretrainConfig, Settings, TrainConfig,
+    ComponentSpec, DataConfig, ExperimentKind, GraphConfig, ModelConfig, PopulationConfig, PretrainConfig, Settings,
+    TrainConfig,
 };
+use crate::plugin::MetricHandle;
 
 /// The most passes over the training split a variant may ask for.
 pub const MAX_EPOCHS: u64 = 100_000;
@@ -541,6 +543,70 @@ fn graph_model(p: &mut Problems, g: &GraphConfig) {
             "use generator = \"file\" with a `u v w` edge list, or another probability model",
         );
     }
+}
+
+/// A shard folder that already exists belongs to someone: Tessera neither
+/// writes into it nor removes it.
+pub fn shard_folder(variant: &str, root: &Path) -> Option<Problem> {
+    root.symlink_metadata().ok().map(|_| Problem {
+        key: "storage.dir".into(),
+        message: format!(
+            "variant `{}` would write its shards to {}, which already exists; Tessera never writes into or removes a folder it did not create",
+            variant,
+            root.display()
+        ),
+        hint: Some("choose another storage.dir, or move that folder away".into()),
+    })
+}
+
+/// Observation requests of `metric` (the component `spec` names) that a
+/// variant with settings `s` cannot serve.
+pub fn metric_requests(s: &Settings, spec: &ComponentSpec, metric: &MetricHandle) -> Vec<Problem> {
+    let problem = |message: String, hint: &str| Problem {
+        key: format!("{}.use", spec.key),
+        message: format!("metric {}: {message}", spec.id),
+        hint: Some(hint.to_string()),
+    };
+    let mut requests = match metric.requires() {
+        Ok(r) => r,
+        Err(e) => return vec![problem(e.to_string(), "fix the plugin: `requires` must not panic")],
+    };
+    requests.sort_by(|a, b| (a.split.as_str(), a.kind.as_str()).cmp(&(b.split.as_str(), b.kind.as_str())));
+    requests.dedup();
+    let mut out = Vec::new();
+    for r in &requests {
+        let (split, kind) = (r.split.as_str(), r.kind.as_str());
+        match split.parse::<Split>() {
+            Err(_) => {
+                out.push(problem(format!("asks for split `{split}`"), "known splits: train, validation, test, shifted"))
+            }
+            Ok(Split::Shifted) if !s.data.shift.is_enabled() => {
+                out.push(problem("asks for the `shifted` split".into(), "add [data.shift] with noise or translate"))
+            }
+            Ok(_) => {}
+        }
+        if !tessera_sdk::observation::ALL.contains(&kind) {
+            out.push(problem(
+                format!("asks for observation `{kind}`, which the host does not know"),
+                &format!("known: {}", tessera_sdk::observation::ALL.join(", ")),
+            ));
+        }
+        if kind == tessera_sdk::observation::REFERENCE_PREDICTIONS && s.reference.model.kind == ModelKind::None {
+            out.push(problem(
+                "asks for `reference-predictions`, and the manifest has no [reference] classifier".into(),
+                "add [reference] with model = { kind = \"linear\" }",
+            ));
+        }
+        let population_only = tessera_sdk::observation::POPULATION_KINDS.contains(&kind)
+            && ![tessera_sdk::observation::LABELS, tessera_sdk::observation::EXAMPLE_IDS].contains(&kind);
+        if population_only && s.experiment.kind != ExperimentKind::Population {
+            out.push(problem(
+                format!("asks for `{kind}`, which only population experiments have"),
+                "set experiment.kind = \"population\"",
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
