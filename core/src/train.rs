@@ -483,7 +483,7 @@ pub fn optimizer(model: &Model, cfg: &TrainConfig) -> Result<nn::Optimizer> {
 }
 
 /// The learning rate at optimizer step `step` (0-based) of `total`.
-pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> Result<f64> {
+pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> f64 {
     let warm =
         if cfg.warmup_steps > 0 && step < cfg.warmup_steps { (step + 1) as f64 / cfg.warmup_steps as f64 } else { 1.0 };
     let after = step.saturating_sub(cfg.warmup_steps);
@@ -495,7 +495,7 @@ pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> Result<f64> {
             0.5 * (1.0 + (std::f64::consts::PI * (after as f64 / span).min(1.0)).cos())
         }
     };
-    Ok(cfg.lr * warm * scale)
+    cfg.lr * warm * scale
 }
 
 /// The steps `checkpoint_steps` and `checkpoint_log` add to the regular
@@ -525,7 +525,6 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
     let budget = cfg.max_examples.unwrap_or(u64::MAX);
     let examples = (n * cfg.epochs).min(budget);
     let total_steps = examples.div_ceil(cfg.batch_size as u64 * accumulate);
-    learning_rate(cfg, 0, total_steps)?;
     let extra_checkpoints = checkpoint_steps(cfg, total_steps);
     let mut micro = 0u64;
     let (mut step, mut seen, mut irregular, mut seconds) = (0u64, 0u64, 0u64, 0.0);
@@ -569,7 +568,7 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
             seen += batch.ids.len() as u64;
             let last_of_pass = seen >= budget;
             if micro == accumulate || last_of_pass {
-                opt.set_lr(learning_rate(cfg, step, total_steps)?);
+                opt.set_lr(learning_rate(cfg, step, total_steps));
                 opt.step();
                 micro = 0;
                 step += 1;
@@ -590,7 +589,7 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         }
         if micro > 0 {
             // The epoch ended inside an accumulation: step with what was gathered.
-            opt.set_lr(learning_rate(cfg, step, total_steps)?);
+            opt.set_lr(learning_rate(cfg, step, total_steps));
             opt.step();
             micro = 0;
             step += 1;
@@ -716,16 +715,16 @@ mod tests {
     #[test]
     fn schedules_warm_up_and_decay() {
         let cfg = TrainConfig { lr: 1.0, warmup_steps: 4, ..TrainConfig::default() };
-        assert_eq!(learning_rate(&cfg, 0, 100).unwrap(), 0.25);
-        assert_eq!(learning_rate(&cfg, 3, 100).unwrap(), 1.0);
-        assert_eq!(learning_rate(&cfg, 50, 100).unwrap(), 1.0);
+        assert_eq!(learning_rate(&cfg, 0, 100), 0.25);
+        assert_eq!(learning_rate(&cfg, 3, 100), 1.0);
+        assert_eq!(learning_rate(&cfg, 50, 100), 1.0);
         let step =
             TrainConfig { lr: 1.0, schedule: Schedule::Step, step_every: 10, gamma: 0.5, ..TrainConfig::default() };
-        assert_eq!((learning_rate(&step, 9, 100).unwrap(), learning_rate(&step, 25, 100).unwrap()), (1.0, 0.25));
+        assert_eq!((learning_rate(&step, 9, 100), learning_rate(&step, 25, 100)), (1.0, 0.25));
         let cosine = TrainConfig { lr: 2.0, schedule: Schedule::Cosine, ..TrainConfig::default() };
-        assert_eq!(learning_rate(&cosine, 0, 100).unwrap(), 2.0);
-        assert!((learning_rate(&cosine, 50, 100).unwrap() - 1.0).abs() < 1e-12);
-        assert!(learning_rate(&cosine, 100, 100).unwrap().abs() < 1e-12);
+        assert_eq!(learning_rate(&cosine, 0, 100), 2.0);
+        assert!((learning_rate(&cosine, 50, 100) - 1.0).abs() < 1e-12);
+        assert!(learning_rate(&cosine, 100, 100).abs() < 1e-12);
     }
 
     #[test]
