@@ -44,6 +44,18 @@ macro_rules! choice {
 }
 
 choice! {
+    /// `experiment.executor` (or `--executor`): where a run's units run.
+    pub enum ExecutorKind {
+        /// In this process, one unit after another.
+        Inline = "inline",
+        /// `--jobs N` worker processes on this machine.
+        Processes = "processes",
+        /// A Slurm job array over the units, then a dependent collect job.
+        Slurm = "slurm",
+    }
+}
+
+choice! {
     /// `data.source`: where examples come from.
     pub enum DataSource {
         /// Gaussian clusters.

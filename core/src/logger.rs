@@ -66,9 +66,10 @@ pub fn init(verbosity: i8) -> indicatif::MultiProgress {
     logger.progress.clone()
 }
 
-/// Sends every record from now on to `path` as well.
+/// Sends every record from now on to `path` as well (appended: a run's
+/// collect and resume add to its `run.log`).
 pub fn set_log_file(path: &Path) -> std::io::Result<()> {
-    let file = File::create(path)?;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     if let Some(logger) = LOGGER.get() {
         if let Ok(mut slot) = logger.file.lock() {
             *slot = Some(file);

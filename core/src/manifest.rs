@@ -119,6 +119,11 @@ pub struct ExperimentConfig {
     /// Plots across variants: a scalar against another, a line per variant
     /// (sweep values and seeds merged, the mean over seeds).
     pub plots: Vec<crate::report::ScalarPlot>,
+    /// Where the run's units run: `inline`, `processes` or `slurm`
+    /// (`--executor` overrides it).
+    pub executor: crate::choice::ExecutorKind,
+    /// Worker processes of the `processes` executor (0 = one per core).
+    pub jobs: usize,
 }
 
 /// `[experiment.sweep]`: one setting and its values.
@@ -155,6 +160,8 @@ impl Default for ExperimentConfig {
             plugin_paths: vec![],
             sweep: None,
             plots: vec![],
+            executor: crate::choice::ExecutorKind::Inline,
+            jobs: 0,
         }
     }
 }
@@ -678,6 +685,38 @@ pub struct Settings {
     pub population: PopulationConfig,
     /// `[pretrain]`.
     pub pretrain: PretrainConfig,
+    /// `[executor.slurm]` and the like: options of the executors.
+    pub executor: ExecutorConfig,
+}
+
+/// `[executor]`: options of each executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    /// `[executor.slurm]`.
+    pub slurm: SlurmConfig,
+}
+
+/// `[executor.slurm]`: how the units' job array is submitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmConfig {
+    /// `--partition` (default: the cluster's default partition).
+    pub partition: Option<String>,
+    /// `--time` of each task, e.g. `"01:00:00"`.
+    pub time: Option<String>,
+    /// `--mem` of each task, e.g. `"4G"`.
+    pub mem: Option<String>,
+    /// `--cpus-per-task` (0: Slurm's default); also each task's threads.
+    pub cpus_per_task: usize,
+    /// `--gpus-per-task` (0: none).
+    pub gpus: usize,
+    /// At most this many tasks at once (`--array=...%N`; 0: no limit).
+    pub max_parallel: usize,
+    /// Further `sbatch` arguments, e.g. `["--account=lab", "--qos=short"]`.
+    pub sbatch_args: Vec<String>,
+    /// Shell lines run on the node before each task, e.g. `"module load cuda"`.
+    pub setup: String,
 }
 
 /// A component named in a manifest, with its parameters.

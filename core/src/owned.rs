@@ -83,6 +83,18 @@ pub fn is_owned(dir: &Path) -> bool {
     real_dir && dir.join(MARKER).symlink_metadata().is_ok_and(|m| m.is_file())
 }
 
+/// Removes `dir` if it is a folder Tessera marked as its own (a unit's
+/// leftovers, say); an error naming it otherwise. Nothing there is fine.
+pub fn remove_owned(dir: &Path) -> Result<()> {
+    if dir.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    if !is_owned(dir) {
+        bail!("{} does not carry Tessera's {MARKER}: left in place", dir.display());
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
+}
+
 /// Claims `out` as a run folder: created if missing, or taken if it is an
 /// empty folder. The claim is atomic (the marker is created with
 /// `create_new`), so of two runs started on one `--out`, one wins and the

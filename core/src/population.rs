@@ -134,13 +134,174 @@ fn setting_label(overrides: &toml::Table) -> String {
     overrides.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
+/// One training run of a population: its architecture, seed and setting,
+/// and its place in the row order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// The run's index (`Member::run`), in the order a single process trains them.
+    pub run: usize,
+    /// Index into the plan's distinct architectures.
+    pub architecture: usize,
+    /// Index into `population.seeds`.
+    pub seed_index: usize,
+    /// Index into `population.settings`.
+    pub setting: usize,
+}
+
+/// A population's runs before any trains: the distinct architectures, each
+/// setting's `[train]`, and every run in row order.
+#[derive(Debug, Clone)]
+pub struct PopulationPlan {
+    /// Distinct architectures with the width that made them (a multiplier
+    /// that changes nothing adds no run).
+    pub architectures: Vec<(ModelConfig, f64)>,
+    /// Each setting's `[train]`, as its runs train.
+    pub settings: Vec<TrainConfig>,
+    /// The training lengths (epochs) at which members are taken.
+    pub lengths: std::collections::BTreeSet<u64>,
+    /// Every run, in row order.
+    pub runs: Vec<RunSpec>,
+}
+
+impl PopulationPlan {
+    /// Checks `config` and lays out its runs: architectures × seeds ×
+    /// settings, the fork's parent first within an architecture and seed.
+    pub fn new(config: &PopulationConfig, train: &TrainConfig) -> Result<PopulationPlan> {
+        let lengths = config.epochs.iter().copied().collect::<std::collections::BTreeSet<u64>>();
+        let longest = Self::longest(config, &lengths)?;
+        Self::check(config)?;
+        let settings = Self::settings(config, train, longest)?;
+        let architectures = Self::architectures(config);
+        // The settings of one architecture and seed share the initial weights
+        // and the data order; the fork's parent trains first.
+        let mut order: Vec<usize> = (0..settings.len()).collect();
+        if config.fork_step.is_some() {
+            order.retain(|&i| i != config.fork_from);
+            order.insert(0, config.fork_from);
+        }
+        let mut runs = Vec::new();
+        for architecture in 0..architectures.len() {
+            for seed_index in 0..config.seeds.len() {
+                for &setting in &order {
+                    runs.push(RunSpec { run: runs.len(), architecture, seed_index, setting });
+                }
+            }
+        }
+        Ok(PopulationPlan { architectures, settings, lengths, runs })
+    }
+
+    fn longest(config: &PopulationConfig, lengths: &std::collections::BTreeSet<u64>) -> Result<u64> {
+        match (lengths.last(), lengths.contains(&0)) {
+            (Some(&longest), false) => Ok(longest),
+            _ if config.every_checkpoint => Ok(0),
+            _ => bail!("population.epochs needs at least one training length of 1 or more epochs"),
+        }
+    }
+
+    fn check(config: &PopulationConfig) -> Result<()> {
+        if config.models.is_empty() || config.widths.is_empty() || config.seeds.is_empty() || config.settings.is_empty()
+        {
+            bail!("population.models, widths, seeds and settings each need at least one entry");
+        }
+        if let Some(w) = config.widths.iter().find(|&&w| w.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
+            bail!("population.widths: {w} is not a positive multiplier");
+        }
+        if config.fork_step.is_some() && config.fork_from >= config.settings.len() {
+            bail!("population.fork_from = {} names no setting (there are {})", config.fork_from, config.settings.len());
+        }
+        Ok(())
+    }
+
+    fn settings(config: &PopulationConfig, train: &TrainConfig, longest: u64) -> Result<Vec<TrainConfig>> {
+        let settings = setting_configs(config, train)?.into_iter().enumerate().map(|(i, mut cfg)| {
+            if !config.every_checkpoint {
+                // Members after whole epochs only.
+                cfg = TrainConfig {
+                    epochs: longest,
+                    checkpoint_every: 0,
+                    checkpoint_steps: vec![],
+                    checkpoint_log: 0,
+                    max_examples: None,
+                    ..cfg
+                };
+            }
+            if let (Some(step), true) = (config.fork_step, i == config.fork_from) {
+                cfg.checkpoint_steps.push(step);
+            }
+            cfg
+        });
+        Ok(settings.collect())
+    }
+
+    fn architectures(config: &PopulationConfig) -> Vec<(ModelConfig, f64)> {
+        let mut architectures: Vec<(ModelConfig, f64)> = Vec::new();
+        for model in &config.models {
+            for &width in &config.widths {
+                let m = scaled(model, width);
+                if !architectures.iter().any(|(a, _)| *a == m) {
+                    architectures.push((m, width));
+                }
+            }
+        }
+        architectures
+    }
+
+    /// The runs that must train in one process, in row order: each run
+    /// alone; the runs of an architecture and seed together when they fork;
+    /// all runs of an architecture together when they start from its
+    /// pretrained encoder (pretrained once).
+    pub fn groups(&self, config: &PopulationConfig, pretrain: &crate::manifest::PretrainConfig) -> Vec<Vec<RunSpec>> {
+        let key = |r: &RunSpec| -> (usize, usize, usize) {
+            if pretrain.method != PretrainMethod::None {
+                (r.architecture, 0, 0)
+            } else if config.fork_step.is_some() {
+                (r.architecture, r.seed_index, 0)
+            } else {
+                (r.architecture, r.seed_index, r.run)
+            }
+        };
+        let mut groups: Vec<Vec<RunSpec>> = Vec::new();
+        for run in &self.runs {
+            match groups.last_mut() {
+                Some(group) if key(&group[0]) == key(run) => group.push(*run),
+                _ => groups.push(vec![*run]),
+            }
+        }
+        groups
+    }
+}
+
+/// What every run of a population trains and evaluates on.
+pub struct PopulationInputs<'a> {
+    /// `[population]`.
+    pub config: &'a PopulationConfig,
+    /// `[pretrain]`.
+    pub pretrain: &'a crate::manifest::PretrainConfig,
+    /// Where pretrained encoders are saved (`<architecture>.safetensors`).
+    pub encoders: Option<&'a Path>,
+    /// The data (clean labels).
+    pub splits: &'a Splits,
+    /// The device.
+    pub device: Device,
+    /// The population's seed.
+    pub seed: u64,
+}
+
+/// The tensors every run shares: the training inputs and the evaluated splits.
+struct SharedTensors {
+    train: TensorData,
+    evaluated: Vec<(String, TensorData)>,
+}
+
 impl Population {
     /// Trains every run of `config` on `splits.train` (clean labels; a
     /// setting's `label_noise` is drawn per run, with the run's seed) and
     /// evaluates each member on `config.splits`. With `pretrain`, each
     /// architecture's feature blocks are first pretrained without labels,
     /// saved as `<encoders>/<architecture>.safetensors` when `encoders` is
-    /// given, and every run starts from them. Deterministic for a given `seed`.
+    /// given, and every run starts from them. Deterministic for a given
+    /// `seed`, and the same whether its groups of runs train here, one after
+    /// another, or in separate processes ([`Population::train_runs`]).
     #[allow(clippy::too_many_arguments)]
     pub fn train(
         config: &PopulationConfig,
@@ -153,215 +314,278 @@ impl Population {
         cancel: &AtomicBool,
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<Population> {
-        let lengths = config.epochs.iter().copied().collect::<std::collections::BTreeSet<u64>>();
-        let longest = match (lengths.last(), lengths.contains(&0)) {
-            (Some(&longest), false) => longest,
-            _ if config.every_checkpoint => 0,
-            _ => bail!("population.epochs needs at least one training length of 1 or more epochs"),
-        };
-        if config.models.is_empty() || config.widths.is_empty() || config.seeds.is_empty() || config.settings.is_empty()
-        {
-            bail!("population.models, widths, seeds and settings each need at least one entry");
+        let plan = PopulationPlan::new(config, train)?;
+        if let Some(bar) = progress {
+            bar.set_length(plan.runs.len() as u64);
         }
-        if let Some(w) = config.widths.iter().find(|&&w| w.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
-            bail!("population.widths: {w} is not a positive multiplier");
-        }
-        if config.fork_step.is_some() && config.fork_from >= config.settings.len() {
-            bail!("population.fork_from = {} names no setting (there are {})", config.fork_from, config.settings.len());
-        }
-        let settings: Vec<TrainConfig> = setting_configs(config, train)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut cfg)| {
-                if !config.every_checkpoint {
-                    // Members after whole epochs only.
-                    cfg = TrainConfig {
-                        epochs: longest,
-                        checkpoint_every: 0,
-                        checkpoint_steps: vec![],
-                        checkpoint_log: 0,
-                        max_examples: None,
-                        ..cfg
-                    };
-                }
-                if let (Some(step), true) = (config.fork_step, i == config.fork_from) {
-                    cfg.checkpoint_steps.push(step);
-                }
-                cfg
-            })
-            .collect();
+        let inputs = PopulationInputs { config, pretrain, encoders, splits, device, seed };
         let mut population = Population::default();
-        let evaluated: Vec<(String, TensorData)> = config
-            .splits
-            .iter()
-            .map(|name| Ok((name.to_string(), TensorData::new(splits.get(name.as_str())?, device))))
-            .collect::<Result<_>>()?;
-        let classes = splits.train.classes as i64;
-        for (name, data) in &evaluated {
+        for group in plan.groups(config, pretrain) {
+            population.append(Population::train_runs(&plan, &group, &inputs, cancel, progress)?)?;
+        }
+        Ok(population)
+    }
+
+    /// Trains `runs` of `plan` (one of its groups), members in row order.
+    pub fn train_runs(
+        plan: &PopulationPlan,
+        runs: &[RunSpec],
+        inputs: &PopulationInputs,
+        cancel: &AtomicBool,
+        progress: Option<&indicatif::ProgressBar>,
+    ) -> Result<Population> {
+        let (config, splits, device) = (inputs.config, inputs.splits, inputs.device);
+        let shared = SharedTensors {
+            train: TensorData::new(&splits.train, device),
+            evaluated: config
+                .splits
+                .iter()
+                .map(|name| Ok((name.to_string(), TensorData::new(splits.get(name.as_str())?, device))))
+                .collect::<Result<_>>()?,
+        };
+        let mut population = Population::default();
+        for (name, data) in &shared.evaluated {
             let labels = Vec::<i64>::try_from(&data.y.to_device(Device::Cpu))?;
-            let matrix = SplitMatrix { labels, classes: classes as usize, ..Default::default() };
+            let matrix = SplitMatrix { labels, classes: splits.train.classes, ..Default::default() };
             population.splits.insert(name.clone(), matrix);
         }
-        let train_data = TensorData::new(&splits.train, device);
-        // Distinct architectures: a multiplier that changes nothing adds no run.
-        let mut architectures: Vec<(ModelConfig, f64)> = Vec::new();
-        for model in &config.models {
-            for &width in &config.widths {
-                let m = scaled(model, width);
-                if !architectures.iter().any(|(a, _)| *a == m) {
-                    architectures.push((m, width));
-                }
+        let mut start: Option<(usize, Option<Model>)> = None;
+        // The fork parent's state, per architecture and seed.
+        let mut fork: Option<(Model, u64, u64)> = None;
+        let mut lineage: Option<(usize, usize)> = None;
+        for spec in runs {
+            if start.as_ref().map(|(a, _)| *a) != Some(spec.architecture) {
+                start = Some((spec.architecture, Self::shared_start(plan, spec.architecture, inputs, &shared)?));
             }
-        }
-        let runs = architectures.len() * config.seeds.len() * settings.len();
-        if let Some(bar) = progress {
-            bar.set_length(runs as u64);
-        }
-        // The settings of one architecture and seed share the initial weights
-        // and the data order; the fork's parent trains first.
-        let mut order: Vec<usize> = (0..settings.len()).collect();
-        if config.fork_step.is_some() {
-            order.retain(|&i| i != config.fork_from);
-            order.insert(0, config.fork_from);
-        }
-        let noisy = settings.iter().any(|cfg| cfg.label_noise > 0.0);
-        let mut run = 0;
-        let mut lineage = 0u64;
-        for (a, (architecture, width)) in architectures.iter().enumerate() {
-            // One start for every run of the architecture: a pretrained
-            // encoder, or (frozen features) one random network.
-            let shared = if pretrain.method != PretrainMethod::None || config.freeze_features {
-                let base_seed = SeedRng::derive(seed, 0xBA5E ^ a as u64).next_u64();
-                let base = Model::new(architecture, &splits.train.shape, classes, device, base_seed)?;
-                if pretrain.method != PretrainMethod::None {
-                    let summary = crate::pretrain::pretrain(pretrain, &base, &train_data, device, base_seed)?;
-                    log::info!(
-                        "population: {} pretrained ({}), loss {:.3} -> {:.3}",
-                        describe(architecture),
-                        pretrain.method,
-                        summary.epoch_loss.first().copied().unwrap_or(f64::NAN),
-                        summary.epoch_loss.last().copied().unwrap_or(f64::NAN)
-                    );
-                    if let Some(dir) = encoders {
-                        std::fs::create_dir_all(dir)?;
-                        let file = crate::report::file_stem_safe(&format!("{}.safetensors", describe(architecture)));
-                        base.save(&dir.join(file))?;
-                    }
-                }
-                Some(base)
-            } else {
-                None
-            };
-            for &member_seed in &config.seeds {
-                let run_seed = SeedRng::derive(seed ^ member_seed.wrapping_mul(0x9E37_79B9), lineage).next_u64();
-                lineage += 1;
-                let name = describe(architecture);
-                // The parent's state at the fork: weights, step and examples seen.
-                let mut fork: Option<(Model, u64, u64)> = None;
-                for &setting in &order {
-                    let cfg = &settings[setting];
-                    let mut model = Model::new(architecture, &splits.train.shape, classes, device, run_seed)?;
-                    if let Some(base) = &shared {
-                        model.vs.copy(&base.vs)?;
-                    }
-                    if config.freeze_features {
-                        let head = model.layers().len() as u32 - 1;
-                        model.set_trainable(&[head])?;
-                    }
-                    let branches = config.fork_step.is_some() && setting != config.fork_from;
-                    let (start_step, start_seen) = match (&fork, branches) {
-                        (Some((parent, step, seen)), true) => {
-                            model.vs.copy(&parent.vs)?;
-                            (*step, *seen)
-                        }
-                        (None, true) => bail!(
-                            "population.fork_step = {}: setting {} ({}) ended before it",
-                            config.fork_step.unwrap_or(0),
-                            config.fork_from,
-                            setting_label(&config.settings[config.fork_from])
-                        ),
-                        _ => (0, 0),
-                    };
-                    let cfg = TrainConfig {
-                        max_examples: cfg.max_examples.map(|m| m.saturating_sub(start_seen)),
-                        ..cfg.clone()
-                    };
-                    let label = setting_label(&config.settings[setting]);
-                    // This run's labels: clean, or noised with its own seed.
-                    // The inputs are shared; only the labels are copied.
-                    let mut labels = splits.train.labels.clone();
-                    if cfg.label_noise > 0.0 {
-                        let noise_seed = SeedRng::derive(run_seed, 0x401 ^ setting as u64).next_u64();
-                        crate::data::flip_labels(&mut labels, splits.train.classes, cfg.label_noise, noise_seed)?;
-                    }
-                    let run_data = (cfg.label_noise > 0.0).then(|| TensorData {
-                        x: train_data.x.shallow_clone(),
-                        y: tch::Tensor::from_slice(&labels).to_device(device),
-                    });
-                    if noisy {
-                        population.train_labels.push(labels);
-                    }
-                    let keep_fork = config.fork_step.filter(|_| setting == config.fork_from && !branches);
-                    let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
-                        let (step, seen) = (start_step + cp.step, start_seen + cp.examples_seen);
-                        if keep_fork == Some(step) && fork.is_none() {
-                            let mut copy = Model::new(architecture, &splits.train.shape, classes, device, 0)?;
-                            copy.vs.copy(&model.vs)?;
-                            fork = Some((copy, step, seen));
-                        }
-                        let epochs = (seen as f64 / splits.train.len().max(1) as f64 + 1e-9).floor() as u64;
-                        let at_a_length = cp.epoch.fract() == 0.0 && lengths.contains(&epochs);
-                        if !(config.every_checkpoint || at_a_length) {
-                            return Ok(());
-                        }
-                        let mut accuracy = BTreeMap::new();
-                        for (split, data) in &evaluated {
-                            let probabilities = tch::no_grad(|| model.forward(&data.x).softmax(-1, Kind::Float));
-                            let truth = probabilities.gather(1, &data.y.unsqueeze(1), false).squeeze_dim(1);
-                            let predicted = probabilities.argmax(-1, false);
-                            let hit = predicted.eq_tensor(&data.y);
-                            let matrix = population.splits.get_mut(split).expect("inserted above");
-                            let hits = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
-                            let n = hits.len().max(1);
-                            accuracy.insert(split.clone(), hits.iter().map(|&h| h as f64).sum::<f64>() / n as f64);
-                            matrix.correct.extend(hits);
-                            matrix
-                                .predictions
-                                .extend(Vec::<i32>::try_from(&predicted.to_kind(Kind::Int).to_device(Device::Cpu))?);
-                            matrix.true_probability.extend(train::to_vec_f32(&truth)?);
-                            if config.probabilities {
-                                matrix.probabilities.extend(train::to_vec_f32(&probabilities)?);
-                            }
-                        }
-                        population.members.push(Member {
-                            run,
-                            model: name.clone(),
-                            width: *width,
-                            seed: member_seed,
-                            setting,
-                            setting_label: label.clone(),
-                            batch_size: cfg.batch_size,
-                            epochs,
-                            step,
-                            examples_seen: seen,
-                            accuracy,
-                        });
-                        Ok(())
-                    };
-                    let data = run_data.as_ref().unwrap_or(&train_data);
-                    train::fit_shuffled(&model, data, &cfg, run_seed, start_seen, &mut checkpoint, cancel)
-                        .with_context(|| format!("population run {run} ({name}, seed {member_seed}, {label})"))?;
-                    log::info!("population run {} of {runs} ({name}, seed {member_seed}, {label}) trained", run + 1);
-                    if let Some(bar) = progress {
-                        bar.inc(1);
-                    }
-                    run += 1;
-                }
+            if lineage != Some((spec.architecture, spec.seed_index)) {
+                lineage = Some((spec.architecture, spec.seed_index));
+                fork = None;
+            }
+            let base = start.as_ref().and_then(|(_, m)| m.as_ref());
+            let run = OneRun { plan, spec, inputs, shared: &shared, base };
+            run.train(&mut fork, &mut population, cancel)?;
+            log::info!("population run {} of {} ({}) trained", spec.run + 1, plan.runs.len(), run.label());
+            if let Some(bar) = progress {
+                bar.inc(1);
             }
         }
         Ok(population)
     }
 
+    /// Appends `other`'s members, matrix rows and training labels (the next
+    /// runs in row order).
+    pub fn append(&mut self, other: Population) -> Result<()> {
+        if self.members.is_empty() && self.splits.is_empty() {
+            *self = other;
+            return Ok(());
+        }
+        if self.splits.keys().ne(other.splits.keys()) {
+            bail!("population parts evaluate different splits");
+        }
+        for (name, matrix) in other.splits {
+            let mine = self.splits.get_mut(&name).expect("same keys");
+            if mine.labels != matrix.labels {
+                bail!("population parts disagree on the labels of split `{name}`");
+            }
+            mine.correct.extend(matrix.correct);
+            mine.true_probability.extend(matrix.true_probability);
+            mine.probabilities.extend(matrix.probabilities);
+            mine.predictions.extend(matrix.predictions);
+        }
+        self.members.extend(other.members);
+        self.train_labels.extend(other.train_labels);
+        Ok(())
+    }
+
+    /// One start for every run of an architecture: its pretrained encoder,
+    /// or (frozen features) one random network; none otherwise.
+    fn shared_start(
+        plan: &PopulationPlan,
+        a: usize,
+        inputs: &PopulationInputs,
+        shared: &SharedTensors,
+    ) -> Result<Option<Model>> {
+        let (pretrain, splits, device) = (inputs.pretrain, inputs.splits, inputs.device);
+        if pretrain.method == PretrainMethod::None && !inputs.config.freeze_features {
+            return Ok(None);
+        }
+        let architecture = &plan.architectures[a].0;
+        let base_seed = SeedRng::derive(inputs.seed, 0xBA5E ^ a as u64).next_u64();
+        let classes = splits.train.classes as i64;
+        let base = Model::new(architecture, &splits.train.shape, classes, device, base_seed)?;
+        if pretrain.method != PretrainMethod::None {
+            let summary = crate::pretrain::pretrain(pretrain, &base, &shared.train, device, base_seed)?;
+            log::info!(
+                "population: {} pretrained ({}), loss {:.3} -> {:.3}",
+                describe(architecture),
+                pretrain.method,
+                summary.epoch_loss.first().copied().unwrap_or(f64::NAN),
+                summary.epoch_loss.last().copied().unwrap_or(f64::NAN)
+            );
+            if let Some(dir) = inputs.encoders {
+                std::fs::create_dir_all(dir)?;
+                let file = crate::report::file_stem_safe(&format!("{}.safetensors", describe(architecture)));
+                base.save(&dir.join(file))?;
+            }
+        }
+        Ok(Some(base))
+    }
+}
+
+/// One run of a population, ready to train.
+struct OneRun<'a> {
+    plan: &'a PopulationPlan,
+    spec: &'a RunSpec,
+    inputs: &'a PopulationInputs<'a>,
+    shared: &'a SharedTensors,
+    base: Option<&'a Model>,
+}
+
+impl OneRun<'_> {
+    fn label(&self) -> String {
+        let config = self.inputs.config;
+        format!(
+            "{}, seed {}, {}",
+            describe(&self.plan.architectures[self.spec.architecture].0),
+            config.seeds[self.spec.seed_index],
+            setting_label(&config.settings[self.spec.setting])
+        )
+    }
+
+    /// The run's seed: one per architecture and seed, shared by its settings.
+    fn seed(&self) -> u64 {
+        let config = self.inputs.config;
+        let member_seed = config.seeds[self.spec.seed_index];
+        let lineage = (self.spec.architecture * config.seeds.len() + self.spec.seed_index) as u64;
+        SeedRng::derive(self.inputs.seed ^ member_seed.wrapping_mul(0x9E37_79B9), lineage).next_u64()
+    }
+
+    /// The initial model: the run's seed, over the shared start, or the
+    /// fork parent's state (with its step and examples seen).
+    fn initial_model(&self, fork: &Option<(Model, u64, u64)>) -> Result<(Model, u64, u64)> {
+        let (config, splits) = (self.inputs.config, self.inputs.splits);
+        let architecture = &self.plan.architectures[self.spec.architecture].0;
+        let classes = splits.train.classes as i64;
+        let mut model = Model::new(architecture, &splits.train.shape, classes, self.inputs.device, self.seed())?;
+        if let Some(base) = self.base {
+            model.vs.copy(&base.vs)?;
+        }
+        if config.freeze_features {
+            let head = model.layers().len() as u32 - 1;
+            model.set_trainable(&[head])?;
+        }
+        let branches = config.fork_step.is_some() && self.spec.setting != config.fork_from;
+        match (fork, branches) {
+            (Some((parent, step, seen)), true) => {
+                model.vs.copy(&parent.vs)?;
+                Ok((model, *step, *seen))
+            }
+            (None, true) => bail!(
+                "population.fork_step = {}: setting {} ({}) ended before it",
+                config.fork_step.unwrap_or(0),
+                config.fork_from,
+                setting_label(&config.settings[config.fork_from])
+            ),
+            _ => Ok((model, 0, 0)),
+        }
+    }
+
+    /// This run's training labels: clean, or noised with its own seed.
+    fn labels(&self, cfg: &TrainConfig) -> Result<Vec<i64>> {
+        let train = &self.inputs.splits.train;
+        let mut labels = train.labels.clone();
+        if cfg.label_noise > 0.0 {
+            let noise_seed = SeedRng::derive(self.seed(), 0x401 ^ self.spec.setting as u64).next_u64();
+            crate::data::flip_labels(&mut labels, train.classes, cfg.label_noise, noise_seed)?;
+        }
+        Ok(labels)
+    }
+
+    /// Evaluates `model` on every split into `population`'s matrices; the accuracies.
+    fn evaluate(&self, model: &Model, population: &mut Population) -> Result<BTreeMap<String, f64>> {
+        let mut accuracy = BTreeMap::new();
+        for (split, data) in &self.shared.evaluated {
+            let probabilities = tch::no_grad(|| model.forward(&data.x).softmax(-1, Kind::Float));
+            let truth = probabilities.gather(1, &data.y.unsqueeze(1), false).squeeze_dim(1);
+            let predicted = probabilities.argmax(-1, false);
+            let hit = predicted.eq_tensor(&data.y);
+            let matrix = population.splits.get_mut(split).expect("inserted above");
+            let hits = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
+            let n = hits.len().max(1);
+            accuracy.insert(split.clone(), hits.iter().map(|&h| h as f64).sum::<f64>() / n as f64);
+            matrix.correct.extend(hits);
+            matrix.predictions.extend(Vec::<i32>::try_from(&predicted.to_kind(Kind::Int).to_device(Device::Cpu))?);
+            matrix.true_probability.extend(train::to_vec_f32(&truth)?);
+            if self.inputs.config.probabilities {
+                matrix.probabilities.extend(train::to_vec_f32(&probabilities)?);
+            }
+        }
+        Ok(accuracy)
+    }
+
+    /// Trains the run, adding a member at each training length (or
+    /// checkpoint), and keeps the fork parent's state when it passes the fork.
+    fn train(
+        &self,
+        fork: &mut Option<(Model, u64, u64)>,
+        population: &mut Population,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let (config, splits, device) = (self.inputs.config, self.inputs.splits, self.inputs.device);
+        let (model, start_step, start_seen) = self.initial_model(fork)?;
+        let setting = self.spec.setting;
+        let base_cfg = &self.plan.settings[setting];
+        let cfg = TrainConfig {
+            max_examples: base_cfg.max_examples.map(|m| m.saturating_sub(start_seen)),
+            ..base_cfg.clone()
+        };
+        let labels = self.labels(&cfg)?;
+        let run_data = (cfg.label_noise > 0.0).then(|| TensorData {
+            x: self.shared.train.x.shallow_clone(),
+            y: tch::Tensor::from_slice(&labels).to_device(device),
+        });
+        if self.plan.settings.iter().any(|c| c.label_noise > 0.0) {
+            population.train_labels.push(labels);
+        }
+        let branches = config.fork_step.is_some() && setting != config.fork_from;
+        let keep_fork = config.fork_step.filter(|_| setting == config.fork_from && !branches);
+        let (architecture, width) = &self.plan.architectures[self.spec.architecture];
+        let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
+            let (step, seen) = (start_step + cp.step, start_seen + cp.examples_seen);
+            if keep_fork == Some(step) && fork.is_none() {
+                let mut copy = Model::new(architecture, &splits.train.shape, splits.train.classes as i64, device, 0)?;
+                copy.vs.copy(&model.vs)?;
+                *fork = Some((copy, step, seen));
+            }
+            let epochs = (seen as f64 / splits.train.len().max(1) as f64 + 1e-9).floor() as u64;
+            let at_a_length = cp.epoch.fract() == 0.0 && self.plan.lengths.contains(&epochs);
+            if !(config.every_checkpoint || at_a_length) {
+                return Ok(());
+            }
+            let accuracy = self.evaluate(model, population)?;
+            population.members.push(Member {
+                run: self.spec.run,
+                model: describe(architecture),
+                width: *width,
+                seed: config.seeds[self.spec.seed_index],
+                setting,
+                setting_label: setting_label(&config.settings[setting]),
+                batch_size: cfg.batch_size,
+                epochs,
+                step,
+                examples_seen: seen,
+                accuracy,
+            });
+            Ok(())
+        };
+        let data = run_data.as_ref().unwrap_or(&self.shared.train);
+        train::fit_shuffled(&model, data, &cfg, self.seed(), start_seen, &mut checkpoint, cancel)
+            .with_context(|| format!("population run {} ({})", self.spec.run, self.label()))?;
+        Ok(())
+    }
+}
+
+impl Population {
     /// Number of members m.
     pub fn len(&self) -> usize {
         self.members.len()

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use tessera_core::choice::ExecutorKind;
 use tessera_core::manifest::Override;
 use tessera_core::plugin::{Registry, HOST_SDK_VERSION};
 use tessera_core::report::{self, RunResults};
-use tessera_core::run::{self, PluginSearch, RunOptions};
+use tessera_core::run::{self, Executor, PluginSearch, RunOptions};
 use tessera_core::siamese;
 
 #[derive(Parser)]
@@ -62,6 +63,55 @@ enum Command {
         /// Run only this variant (repeatable); a seeded variant's base name selects all its seeds.
         #[arg(long = "variant", value_name = "NAME")]
         variants: Vec<String>,
+        #[command(flatten)]
+        executor: ExecutorArgs,
+    },
+    /// Print the plan of a manifest: its units, their estimated cost, and
+    /// what collect does after them. Runs nothing.
+    Plan {
+        /// The manifest.
+        manifest: PathBuf,
+        /// Override a setting in every variant, e.g. --set train.lr=0.1.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Plan only this variant (repeatable).
+        #[arg(long = "variant", value_name = "NAME")]
+        variants: Vec<String>,
+        /// The plan as JSON (as plan.json holds it).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one unit of a run folder (what executors start; rarely typed).
+    Worker {
+        /// The run folder.
+        dir: PathBuf,
+        /// The unit's id.
+        #[arg(long)]
+        unit: usize,
+        /// libtorch threads, where the manifest leaves them to libtorch.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Merge a run folder's finished units into results.json, tables, plots
+    /// and population matrices (what the Slurm collect job runs).
+    Collect {
+        /// The run folder.
+        dir: PathBuf,
+    },
+    /// Run the units of a run folder that are missing or failed, then collect.
+    Resume {
+        /// The run folder.
+        dir: PathBuf,
+        #[command(flatten)]
+        executor: ExecutorArgs,
+    },
+    /// Show each unit of a run folder: done, running, failed, stopped or pending.
+    Status {
+        /// The run folder.
+        dir: PathBuf,
+        /// List done units too.
+        #[arg(long)]
+        all: bool,
     },
     /// Re-render the tables, plots and summary of a run folder from its results.json.
     Report {
@@ -97,6 +147,33 @@ enum Command {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+}
+
+/// Where the units run (`run`, `resume`).
+#[derive(clap::Args)]
+struct ExecutorArgs {
+    /// inline (this process), processes (--jobs workers here) or slurm
+    /// (a job array); default: the manifest's experiment.executor.
+    #[arg(long, value_name = "KIND")]
+    executor: Option<ExecutorKind>,
+    /// Worker processes of --executor processes (default: the manifest's
+    /// experiment.jobs, else one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// With --executor slurm: wait for the collect job and print the results.
+    #[arg(long)]
+    wait: bool,
+}
+
+impl ExecutorArgs {
+    /// The executor these flags choose over the manifest's.
+    fn choose(&self, session: &run::Session) -> Executor {
+        let manifest = session.variants.first().map(|v| &v.settings);
+        let kind = self.executor.or(manifest.map(|s| s.experiment.executor)).unwrap_or(ExecutorKind::Inline);
+        let jobs = self.jobs.or(manifest.map(|s| s.experiment.jobs)).unwrap_or(0);
+        let slurm = manifest.map(|s| s.executor.slurm.clone()).unwrap_or_default();
+        Executor::from_kind(kind, jobs, &slurm, self.wait)
+    }
 }
 
 fn search(cli: &Cli) -> PluginSearch {
@@ -233,6 +310,78 @@ fn figures(dir: &std::path::Path, expected: &std::path::Path, write: bool) -> Ex
     }
 }
 
+/// The session of `manifest` with `--set` overrides; the exit code on failure.
+fn prepared(cli: &Cli, manifest: &std::path::Path, set: &[String]) -> Result<run::Session, ExitCode> {
+    let overrides = overrides(set).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    run::prepare(manifest, &overrides, &search(cli)).map_err(|diagnostics| {
+        eprintln!("{diagnostics}");
+        ExitCode::from(2)
+    })
+}
+
+/// A flag that Ctrl-C sets (a second Ctrl-C exits at once).
+fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        eprintln!("stopping after the current step (Ctrl-C again to kill)");
+        if flag.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    });
+    cancel
+}
+
+/// Prints a run's summary (or its Slurm jobs); exit 0 when every variant is ok.
+fn print_outcome(outcome: anyhow::Result<run::RunOutcome>) -> ExitCode {
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let waited = outcome.submitted.is_none() || !outcome.results.variants.is_empty();
+    if let Some(s) = &outcome.submitted {
+        println!("slurm: array job {} over {} unit(s), collect job {}", s.array_job, s.units.len(), s.collect_job);
+    }
+    if waited {
+        println!("{}", report::summary_table(&outcome.results, 8));
+    } else {
+        println!("follow it with: tessera status {}", outcome.dir.display());
+    }
+    println!("run folder: {}", outcome.dir.display());
+    if outcome.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `tessera plan`: the units of a manifest, as text or JSON.
+fn plan(session: &run::Session, variants: &[String], json: bool) -> ExitCode {
+    let selected = |v: &tessera_core::manifest::Variant| {
+        variants.is_empty() || variants.iter().any(|n| v.name.starts_with(n.as_str()))
+    };
+    match run::Plan::new(session, selected) {
+        Ok(plan) if json => {
+            println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(plan) => {
+            print!("{}", plan.describe());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbosity = if cli.quiet { -1 } else { cli.verbose as i8 };
@@ -274,51 +423,78 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { manifest, out, set, variants } => {
-            let overrides = match overrides(set) {
-                Ok(o) => o,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let session = match run::prepare(manifest, &overrides, &search(&cli)) {
+        Command::Run { manifest, out, set, variants, executor } => {
+            let session = match prepared(&cli, manifest, set) {
                 Ok(s) => s,
-                Err(diagnostics) => {
-                    eprintln!("{diagnostics}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            let cancel = Arc::new(AtomicBool::new(false));
-            let flag = cancel.clone();
-            let _ = ctrlc::set_handler(move || {
-                eprintln!("stopping after the current step (Ctrl-C again to kill)");
-                if flag.swap(true, Ordering::Relaxed) {
-                    std::process::exit(130);
-                }
-            });
             let options = RunOptions {
                 out: out.clone(),
                 only: variants.clone(),
                 progress: (!cli.quiet).then_some(progress),
-                cancel,
+                cancel: cancel_on_ctrl_c(),
+                executor: Some(executor.choose(&session)),
             };
-            match run::run(&session, &options) {
-                Ok(outcome) => {
-                    println!("{}", report::summary_table(&outcome.results, 8));
-                    println!("run folder: {}", outcome.dir.display());
-                    if outcome.all_ok() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    }
-                }
+            print_outcome(run::run(&session, &options))
+        }
+        Command::Plan { manifest, set, variants, json } => {
+            let session = match prepared(&cli, manifest, set) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            plan(&session, variants, *json)
+        }
+        Command::Worker { dir, unit, threads } => {
+            // A Slurm task gets the CPUs Slurm allocated it, not the node's.
+            let slurm_cpus = std::env::var("SLURM_CPUS_ON_NODE").ok().and_then(|n| n.parse().ok());
+            if let Some(threads) = threads.or(slurm_cpus) {
+                run::set_default_threads(threads);
+            }
+            match run::work(dir, *unit, cancel_on_ctrl_c()) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: unit {unit} of {}: {e:#}", dir.display());
                     ExitCode::from(2)
                 }
             }
         }
+        Command::Collect { dir } => match run::collect_run(dir) {
+            Ok(results) => {
+                println!("{}", report::summary_table(&results, 8));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Resume { dir, executor } => {
+            let chosen = match run::open_run(dir) {
+                Ok((_, session, _)) => executor.choose(&session),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let options = RunOptions {
+                progress: (!cli.quiet).then_some(progress),
+                cancel: cancel_on_ctrl_c(),
+                executor: Some(chosen),
+                ..Default::default()
+            };
+            print_outcome(run::resume(dir, &options))
+        }
+        Command::Status { dir, all } => match run::Plan::load(dir) {
+            Ok(plan) => {
+                print!("{}", run::status::describe(&plan, dir, *all));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Report { dir } => {
             let result = RunResults::load(dir).and_then(|r| {
                 report::write_tables(&r, dir)?;

@@ -1,0 +1,168 @@
+//! Collect: merges the units' outputs into the run folder exactly as a
+//! single process writes it (`results.json`, `tables/`, `plots/`,
+//! `population/`, models, encoders), running each population's reduce step.
+//! A variant whose units did not all finish is recorded as failed, naming
+//! them; the others' results are kept. Collecting again after a resume
+//! gives the complete folder.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use tessera_sdk::ComponentKind;
+
+use super::plan::{Plan, PlannedVariant};
+use super::unit::{self, UnitResult};
+use super::{RunOptions, Session};
+use crate::manifest::{ExperimentKind, Variant};
+use crate::report::{self, ReportJson, RunResults, Status, VariantResult};
+
+/// Collects every variant of `plan` into `run_dir`; the results.
+pub fn collect(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOptions) -> Result<RunResults> {
+    let plots = session.variants.first().map(|v| v.settings.experiment.plots.clone()).unwrap_or_default();
+    let mut results = RunResults { plots, ..no_variants_yet(plan) };
+    for planned in &plan.variants {
+        let variant = session
+            .variants
+            .iter()
+            .find(|v| v.name == planned.name)
+            .with_context(|| format!("the manifest has no variant `{}` any more", planned.name))?;
+        results.variants.push(collect_variant(session, variant, planned, run_dir, options));
+        for &id in &planned.units {
+            merge_work(&unit::work_dir(run_dir, id), run_dir)?;
+        }
+    }
+    results.save(run_dir)?;
+    report::write_tables(&results, run_dir)?;
+    report::write_plots(&results, run_dir)?;
+    Ok(results)
+}
+
+/// The results of `plan` before any variant is collected.
+pub(super) fn no_variants_yet(plan: &Plan) -> RunResults {
+    RunResults {
+        schema: 1,
+        tessera_version: env!("CARGO_PKG_VERSION").into(),
+        experiment: plan.experiment.clone(),
+        manifest: plan.manifest.display().to_string(),
+        started: plan.started.clone(),
+        variants: vec![],
+        plots: vec![],
+    }
+}
+
+/// One variant's entry of results.json, from its units (and its reduce step).
+fn collect_variant(
+    session: &Session,
+    variant: &Variant,
+    planned: &PlannedVariant,
+    run_dir: &Path,
+    options: &RunOptions,
+) -> VariantResult {
+    let units: Vec<(usize, Option<UnitResult>)> =
+        planned.units.iter().map(|&id| (id, unit::read_result(run_dir, id))).collect();
+    let seconds: f64 = units.iter().filter_map(|(_, r)| r.as_ref()).map(|r| r.seconds).sum();
+    let device = units.iter().find_map(|(_, r)| r.as_ref().and_then(|r| r.device.clone())).or_else(|| {
+        super::setup::resolve_device(variant.settings.experiment.device).ok().map(super::setup::device_name)
+    });
+    let mut entry = VariantResult {
+        name: variant.name.clone(),
+        status: Status::Ok,
+        error: None,
+        seconds,
+        components: components(variant),
+        results: BTreeMap::new(),
+        device,
+    };
+    let outcome = unfinished(&units).and_then(|()| match planned.kind {
+        ExperimentKind::Population => reduce(session, variant, planned, run_dir, options, &mut entry.seconds),
+        _ => Ok(units.into_iter().next().and_then(|(_, r)| r).map(|r| r.results).unwrap_or_default()),
+    });
+    match outcome {
+        Ok(reports) => entry.results = reports,
+        Err(e) => {
+            log::error!("variant `{}` failed: {e:#}", variant.name);
+            entry.status = Status::Failed;
+            entry.error = Some(format!("{e:#}"));
+        }
+    }
+    entry
+}
+
+/// An error naming the first unit that failed or did not finish.
+fn unfinished(units: &[(usize, Option<UnitResult>)]) -> Result<()> {
+    for (id, result) in units {
+        match result {
+            None => bail!("unit {id} did not finish (see units/{id:05}/; `tessera resume` runs it again)"),
+            Some(r) if r.status != Status::Ok => {
+                bail!("{}", r.error.clone().unwrap_or_else(|| format!("unit {id} failed")))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A population's reduce step, its panics caught; adds its time to `seconds`.
+fn reduce(
+    session: &Session,
+    variant: &Variant,
+    planned: &PlannedVariant,
+    run_dir: &Path,
+    options: &RunOptions,
+    seconds: &mut f64,
+) -> Result<BTreeMap<String, ReportJson>> {
+    let started = Instant::now();
+    let parts: Vec<_> =
+        planned.units.iter().map(|&id| unit::work_dir(run_dir, id).join(super::population::PART)).collect();
+    let outcome =
+        catch_unwind(AssertUnwindSafe(|| super::population::reduce(session, variant, &parts, options, run_dir)));
+    *seconds += started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => bail!("internal error: {}", unit::panic_text(&panic)),
+    }
+}
+
+/// The `plugin.component` behind each role.
+fn components(variant: &Variant) -> BTreeMap<String, String> {
+    variant
+        .components()
+        .into_iter()
+        .map(|(kind, spec)| {
+            let role = if kind == ComponentKind::Metric { format!("metric:{}", spec.id) } else { spec.key.clone() };
+            (role, spec.id.clone())
+        })
+        .collect()
+}
+
+/// Moves a unit's files (models, encoders, shards kept, graphs) into the run
+/// folder; its population part stays with the unit. Never replaces a file.
+fn merge_work(work: &Path, run_dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(work) else { return Ok(()) };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name() == super::population::PART {
+            continue;
+        }
+        merge_entry(&entry.path(), &run_dir.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+fn merge_entry(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() && to.is_dir() {
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            merge_entry(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        return Ok(());
+    }
+    if to.symlink_metadata().is_ok() {
+        log::warn!("{} exists: {} left with its unit", to.display(), from.display());
+        return Ok(());
+    }
+    std::fs::rename(from, to).with_context(|| format!("moving {} to {}", from.display(), to.display()))
+}

@@ -1,0 +1,235 @@
+//! The plan of a run: the manifest expanded into independent units of work,
+//! written to `plan.json` before anything runs. A unit is one variant ×
+//! seed × sweep value of a `train` or `graph` experiment, or a group of
+//! training runs of a `population` (one run; a fork group; an architecture's
+//! runs when they share its pretrained encoder). A variant's reduce step
+//! (population metrics) runs in `collect`, once all its units are done.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::Session;
+use crate::manifest::{ExperimentKind, Variant};
+use crate::population::RunSpec;
+
+/// The plan of a run folder (`plan.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// The format of this file.
+    pub schema: u32,
+    /// The experiment's name.
+    pub experiment: String,
+    /// The manifest as given (relative to `cwd`); its folder resolves the
+    /// manifest's relative paths.
+    pub manifest: PathBuf,
+    /// When the run started (RFC 3339).
+    pub started: String,
+    /// The folder `tessera run` ran in; every unit runs there.
+    pub cwd: PathBuf,
+    /// The `--set` overrides, as written.
+    pub overrides: Vec<String>,
+    /// The plugin libraries the run loaded; units load the same.
+    pub plugins: Vec<PathBuf>,
+    /// The selected variants, in manifest order.
+    pub variants: Vec<PlannedVariant>,
+    /// Every unit; a unit's id is its index.
+    pub units: Vec<Unit>,
+}
+
+/// A variant of the plan and its units.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedVariant {
+    /// Its name, e.g. `digits@2`.
+    pub name: String,
+    /// What it runs.
+    pub kind: ExperimentKind,
+    /// Its units' ids, in the order their results join.
+    pub units: Vec<usize>,
+}
+
+/// One unit of work: runs anywhere, writes only `units/<id>/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unit {
+    /// Its id: its index in the plan, and its Slurm array index.
+    pub id: usize,
+    /// The variant it belongs to.
+    pub variant: String,
+    /// What it does.
+    pub work: Work,
+    /// Its estimated cost (see `cost_unit`); `None` where unknown before the data is read.
+    pub cost: Option<f64>,
+    /// What `cost` counts.
+    pub cost_unit: String,
+}
+
+/// What a unit does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Work {
+    /// A whole `train` or `graph` variant (one seed and sweep value).
+    Variant,
+    /// Some training runs of a population, in row order.
+    PopulationRuns {
+        /// The runs.
+        runs: Vec<RunSpec>,
+    },
+}
+
+impl Plan {
+    /// Expands `session`'s variants (those `selected`) into units.
+    pub fn new(session: &Session, selected: impl Fn(&Variant) -> bool) -> Result<Plan> {
+        let mut plan = Plan {
+            schema: 1,
+            experiment: session.manifest.name(),
+            manifest: session.manifest.path.clone(),
+            started: chrono::Local::now().to_rfc3339(),
+            cwd: std::env::current_dir().context("the current folder")?,
+            overrides: session.overrides.clone(),
+            plugins: session.registry.plugins().iter().map(|p| p.path.clone()).collect(),
+            variants: vec![],
+            units: vec![],
+        };
+        for variant in session.variants.iter().filter(|v| selected(v)) {
+            let works = match variant.settings.experiment.kind {
+                ExperimentKind::Population if variant.settings.population.load.is_some() => vec![],
+                ExperimentKind::Population => {
+                    super::population::groups(variant)?.into_iter().map(|runs| Work::PopulationRuns { runs }).collect()
+                }
+                _ => vec![Work::Variant],
+            };
+            let mut ids = vec![];
+            for work in works {
+                let (cost, cost_unit) = estimated_cost(variant, &work);
+                ids.push(plan.units.len());
+                plan.units.push(Unit { id: plan.units.len(), variant: variant.name.clone(), work, cost, cost_unit });
+            }
+            let kind = variant.settings.experiment.kind;
+            plan.variants.push(PlannedVariant { name: variant.name.clone(), kind, units: ids });
+        }
+        Ok(plan)
+    }
+
+    /// Writes `plan.json` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        crate::report::write_atomic(&dir.join("plan.json"), &serde_json::to_vec_pretty(self)?)
+    }
+
+    /// Reads `dir/plan.json`.
+    pub fn load(dir: &Path) -> Result<Plan> {
+        let path = dir.join("plan.json");
+        let text = std::fs::read(&path)
+            .with_context(|| format!("reading {} (is {} a run folder?)", path.display(), dir.display()))?;
+        let plan: Plan = serde_json::from_slice(&text).with_context(|| format!("{}: not a plan", path.display()))?;
+        if plan.schema != 1 {
+            bail!("{}: plan schema {} (this tessera reads 1)", path.display(), plan.schema);
+        }
+        Ok(plan)
+    }
+
+    /// The unit with id `id`.
+    pub fn unit(&self, id: usize) -> Result<&Unit> {
+        self.units.get(id).with_context(|| format!("no unit {id} (the plan has {})", self.units.len()))
+    }
+
+    /// A human-readable listing: each variant, its units and their cost.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "plan of {} ({}): {} units in {} variants; collect runs after all of them\n",
+            self.experiment,
+            self.manifest.display(),
+            self.units.len(),
+            self.variants.len()
+        );
+        for v in &self.variants {
+            out += &format!("{} ({}): ", v.name, kind_name(v.kind));
+            if v.units.is_empty() {
+                out += "no units (population.load: collect reads it)\n";
+                continue;
+            }
+            out += &format!("{} unit(s), then {}\n", v.units.len(), reduce_step(v.kind));
+            for &id in &v.units {
+                out += &format!("  {}\n", self.units[id].describe());
+            }
+        }
+        out
+    }
+}
+
+/// `train`, `graph` or `population`.
+fn kind_name(kind: ExperimentKind) -> &'static str {
+    match kind {
+        ExperimentKind::Train => "train",
+        ExperimentKind::Graph => "graph",
+        ExperimentKind::Population => "population",
+    }
+}
+
+/// What collect does for a variant of `kind` once its units are done.
+fn reduce_step(kind: ExperimentKind) -> &'static str {
+    match kind {
+        ExperimentKind::Population => "collect joins the parts and runs the metrics",
+        _ => "collect merges its results",
+    }
+}
+
+impl Unit {
+    /// One line: id, what it does, its cost.
+    pub fn describe(&self) -> String {
+        let what = match &self.work {
+            Work::Variant => "the whole variant".to_string(),
+            Work::PopulationRuns { runs } => match runs.as_slice() {
+                [one] => format!("population run {}", one.run),
+                [first, .., last] => format!("population runs {}–{}", first.run, last.run),
+                [] => "no runs".into(),
+            },
+        };
+        let cost = self.cost.map_or("cost unknown".into(), |c| format!("~{c:.3e} {}", self.cost_unit));
+        format!("unit {:>4}: {what} ({cost})", self.id)
+    }
+}
+
+/// A rough cost of `work`: example visits for training, edge visits for graphs.
+fn estimated_cost(variant: &Variant, work: &Work) -> (Option<f64>, String) {
+    let s = &variant.settings;
+    let examples = (s.data.examples > 0).then_some(s.data.examples as f64);
+    match (s.experiment.kind, work) {
+        (ExperimentKind::Graph, _) => {
+            let budgets = 1 + s.graph.budgets.len();
+            let g = &s.graph;
+            let edges = match g.edges {
+                0 => g.nodes as f64 * g.attach.max(g.neighbors).max(1) as f64,
+                m => m as f64,
+            };
+            let evaluations = budgets as f64 * s.graph.evaluation_thetas.max(1) as f64 * s.graph.simulations as f64;
+            (Some(edges * evaluations), "edge visits (simulations)".into())
+        }
+        (_, Work::PopulationRuns { runs }) => {
+            let epochs = s.population.epochs.iter().copied().max().unwrap_or(s.train.epochs) as f64;
+            (examples.map(|n| n * epochs * runs.len() as f64), "example visits".into())
+        }
+        _ => (examples.map(|n| n * s.train.epochs as f64), "example visits".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_describes_its_runs() {
+        let run = |run| RunSpec { run, architecture: 0, seed_index: run, setting: 0 };
+        let unit = Unit {
+            id: 3,
+            variant: "p".into(),
+            work: Work::PopulationRuns { runs: vec![run(4), run(5)] },
+            cost: Some(1000.0),
+            cost_unit: "example visits".into(),
+        };
+        assert!(unit.describe().contains("population runs 4–5"), "{}", unit.describe());
+        let json = serde_json::to_string(&unit).unwrap();
+        let back: Unit = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.work, unit.work);
+    }
+}

@@ -1,0 +1,165 @@
+//! `population` experiments: each unit trains a group of runs (one run, a
+//! fork group, or an architecture's runs over its pretrained encoder) and
+//! saves its members; the variant's reduce step joins the parts in row
+//! order, saves `population/<variant>/` before any metric runs, and hands
+//! the matrices to the metrics in one observation.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use super::metrics::finish_metrics;
+use super::setup::{progress_bar, role_seed, set_up_libtorch};
+use super::{RunOptions, Session};
+use crate::data;
+use crate::manifest::Variant;
+use crate::plugin::CallContext;
+use crate::population::{Population, PopulationInputs, PopulationPlan, RunSpec};
+use crate::report::{self, ReportJson};
+
+/// The folder of a unit's part of the population.
+pub(super) const PART: &str = "population-part";
+
+/// The population's plan for `variant` (its runs in row order, grouped).
+pub(super) fn groups(variant: &Variant) -> Result<Vec<Vec<RunSpec>>> {
+    let s = &variant.settings;
+    let plan = PopulationPlan::new(&s.population, &s.train)?;
+    Ok(plan.groups(&s.population, &s.pretrain))
+}
+
+/// Trains `runs` of `variant`'s population and saves them as
+/// `<unit_dir>/population-part/` (encoders under `pretrained/<variant>/`).
+pub(super) fn run_part(
+    session: &Session,
+    variant: &Variant,
+    runs: &[RunSpec],
+    options: &RunOptions,
+    unit_dir: &Path,
+) -> Result<()> {
+    let s = &variant.settings;
+    let seed = s.experiment.seed;
+    let device = set_up_libtorch(&s.experiment)?;
+    let plan = PopulationPlan::new(&s.population, &s.train)?;
+    // Clean labels here: each run draws its settings' label noise itself.
+    let splits = data::load(&s.data, 0.0, seed, &session.manifest.dir())?;
+    let encoders = unit_dir.join("pretrained").join(report::file_stem_safe(&variant.name));
+    let inputs = PopulationInputs {
+        config: &s.population,
+        pretrain: &s.pretrain,
+        encoders: Some(&encoders),
+        splits: &splits,
+        device,
+        seed: role_seed(seed, "population"),
+    };
+    let bar = progress_bar(options, runs.len() as u64, format!("{}: population", variant.name));
+    let part = Population::train_runs(&plan, runs, &inputs, &options.cancel, bar.as_ref())?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    part.save(&unit_dir.join(PART))
+}
+
+/// The reduce step: the population (its parts joined in row order, or
+/// `population.load`), saved under `population/<variant>/`, then the engine's
+/// report and the metrics'.
+pub(super) fn reduce(
+    session: &Session,
+    variant: &Variant,
+    parts: &[std::path::PathBuf],
+    options: &RunOptions,
+    run_dir: &Path,
+) -> Result<BTreeMap<String, ReportJson>> {
+    let started = Instant::now();
+    set_up_libtorch(&variant.settings.experiment)?;
+    let population = match &variant.settings.population.load {
+        Some(path) => {
+            let dir = session.manifest.dir().join(path);
+            let p = Population::load(&dir).with_context(|| format!("population.load = \"{path}\""))?;
+            log::info!("{}: loaded {} members from {}", variant.name, p.len(), dir.display());
+            p
+        }
+        None => join(parts)?,
+    };
+    let folder = run_dir.join("population").join(report::file_stem_safe(&variant.name));
+    population.save(&folder)?;
+    log::info!("{}: {} members saved to {}", variant.name, population.len(), folder.display());
+    let mut reports = BTreeMap::new();
+    let mut engine = engine_report(&population);
+    engine.scalars.insert("seconds".into(), started.elapsed().as_secs_f64());
+    reports.insert("engine".to_string(), engine);
+    observe(session, variant, &population, options, &mut reports)?;
+    Ok(reports)
+}
+
+/// The units' parts, joined in row order.
+fn join(parts: &[std::path::PathBuf]) -> Result<Population> {
+    let mut population = Population::default();
+    for dir in parts {
+        population.append(Population::load(dir)?).with_context(|| format!("joining {}", dir.display()))?;
+    }
+    Ok(population)
+}
+
+/// The engine's report: counts, accuracy ranges, the `members` table.
+fn engine_report(population: &Population) -> ReportJson {
+    let mut engine = ReportJson::default();
+    engine.scalars.insert("members".into(), population.len() as f64);
+    let runs = population.members.iter().map(|m| m.run).collect::<std::collections::BTreeSet<_>>().len();
+    engine.scalars.insert("runs".into(), runs as f64);
+    let splits: Vec<&String> = population.splits.keys().collect();
+    for split in &splits {
+        let accuracies = population.members.iter().map(|m| m.accuracy[split.as_str()]);
+        let (lo, hi) = accuracies.fold((f64::MAX, f64::MIN), |(lo, hi), a| (lo.min(a), hi.max(a)));
+        engine.scalars.insert(format!("points_{split}"), population.splits[split.as_str()].labels.len() as f64);
+        engine.scalars.insert(format!("min_accuracy_{split}"), lo);
+        engine.scalars.insert(format!("max_accuracy_{split}"), hi);
+    }
+    let mut columns: Vec<String> =
+        ["member", "run", "model", "width", "seed", "setting", "epochs", "step", "examples_seen"]
+            .map(String::from)
+            .to_vec();
+    columns.extend(splits.iter().map(|s| format!("{s}_accuracy")));
+    let rows = population.members.iter().enumerate().map(|(i, m)| {
+        let mut row = vec![
+            serde_json::json!(i),
+            serde_json::json!(m.run),
+            serde_json::json!(m.model),
+            serde_json::json!(m.width),
+            serde_json::json!(m.seed),
+            serde_json::json!(m.setting_label),
+            serde_json::json!(m.epochs),
+            serde_json::json!(m.step),
+            serde_json::json!(m.examples_seen),
+        ];
+        row.extend(splits.iter().map(|s| serde_json::json!(m.accuracy[s.as_str()])));
+        row
+    });
+    engine.tables.push(report::TableJson { name: "members".into(), columns, rows: rows.collect() });
+    engine
+}
+
+/// Hands the population to every metric at one final checkpoint.
+fn observe(
+    session: &Session,
+    variant: &Variant,
+    population: &Population,
+    options: &RunOptions,
+    reports: &mut BTreeMap<String, ReportJson>,
+) -> Result<()> {
+    let seed = variant.settings.experiment.seed;
+    let mut metrics = Vec::new();
+    for spec in &variant.metrics {
+        metrics.push(session.registry.new_metric(&spec.id, &spec.params_text())?);
+    }
+    let contexts: Vec<CallContext> =
+        metrics.iter().map(|m| CallContext::new(role_seed(seed, &m.id), options.cancel.clone())).collect();
+    let longest = population.members.iter().map(|m| m.epochs).max().unwrap_or(0);
+    let checkpoint = tessera_sdk::Checkpoint { step: 0, epoch: longest as f64, examples_seen: 0, is_final: true };
+    for (metric, mctx) in metrics.iter_mut().zip(&contexts) {
+        let observations = population.observations(&metric.requires()?)?;
+        metric.observe(&checkpoint, &observations, mctx)?;
+    }
+    finish_metrics(&mut metrics, &contexts, reports)
+}

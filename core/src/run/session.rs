@@ -1,0 +1,265 @@
+//! A manifest checked against the plugins: where plugins are found, and the
+//! validation that runs before anything trains.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+use tessera_sdk::{ComponentKind, ErrorKind};
+
+use crate::graph;
+use crate::manifest::{Diagnostic, Diagnostics, ExperimentKind, Manifest, Override, Variant};
+use crate::plugin::{ComponentError, Registry};
+use crate::report;
+
+/// Where plugins are looked for, in this order.
+#[derive(Debug, Clone, Default)]
+pub struct PluginSearch {
+    /// Extra folders or files (e.g. `--plugins` on the command line).
+    pub extra: Vec<PathBuf>,
+    /// Read `TESSERA_PLUGIN_PATH` (colon-separated folders).
+    pub env: bool,
+    /// Look in the folder of the running executable.
+    pub beside_executable: bool,
+}
+
+impl PluginSearch {
+    /// What the `tessera` command uses: the environment and its own folder.
+    pub fn standard() -> Self {
+        PluginSearch { extra: vec![], env: true, beside_executable: true }
+    }
+
+    /// Loads every plugin found into `registry`; a folder that does not exist
+    /// is skipped, a named file that cannot be loaded is an error.
+    pub fn load_into(&self, registry: &mut Registry) -> Result<()> {
+        for path in &self.extra {
+            load_path(registry, path)?;
+        }
+        if self.env {
+            if let Some(value) = std::env::var_os("TESSERA_PLUGIN_PATH") {
+                for dir in std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()) {
+                    load_path(registry, &dir)?;
+                }
+            }
+        }
+        if self.beside_executable {
+            if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+                registry.load_dir(&dir);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn load_path(registry: &mut Registry, path: &Path) -> Result<()> {
+    if path.is_dir() {
+        registry.load_dir(path);
+        Ok(())
+    } else if path.exists() {
+        registry.load_file(path).map(|_| ()).map_err(|e| anyhow!(e))
+    } else {
+        bail!("plugin path {} does not exist", path.display())
+    }
+}
+
+/// A manifest checked against the plugins: ready to run.
+pub struct Session {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Its variants, resolved.
+    pub variants: Vec<Variant>,
+    /// The plugins.
+    pub registry: Registry,
+    /// The `--set` overrides it was prepared with, as written.
+    pub overrides: Vec<String>,
+    /// Per-θ reference values of graph experiments, shared by the variants
+    /// that evaluate on the same graph, grid and budget.
+    pub(super) reference_cache: std::sync::Mutex<BTreeMap<String, Vec<graph::SpreadEstimate>>>,
+}
+
+fn component_diagnostic(
+    manifest: &Manifest,
+    overrides: &[Override],
+    variant: &Variant,
+    key: &str,
+    e: &ComponentError,
+) -> Diagnostic {
+    match (&e.kind, &e.key) {
+        (ErrorKind::InvalidParams, Some(param)) => {
+            let hint = if e.message.starts_with("unknown field") {
+                let words: Vec<&str> = e.message.split('`').skip(1).step_by(2).collect();
+                words.split_first().and_then(|(unknown, known)| {
+                    crate::plugin::closest(unknown, known.iter().copied())
+                        .map(|b| format!("did you mean `{b}`? (`tessera plugins` lists {}'s parameters)", e.component))
+                })
+            } else {
+                None
+            };
+            let hint = hint.or_else(|| Some(format!("`tessera plugins` lists the parameters of {}", e.component)));
+            manifest.diagnostic(
+                variant.index,
+                overrides,
+                &format!("{key}.{param}"),
+                format!("{}: parameter `{param}`: {}", e.component, e.message),
+                hint,
+            )
+        }
+        (ErrorKind::UnknownComponent, _) => {
+            let (message, hint) = match e.message.split_once(" (did you mean ") {
+                Some((m, rest)) => (m.to_string(), Some(format!("did you mean {}", rest.trim_end_matches(')')))),
+                None => (e.message.clone(), Some("`tessera plugins` lists every loaded component".into())),
+            };
+            manifest.diagnostic(variant.index, overrides, &format!("{key}.use"), message, hint)
+        }
+        _ => manifest.diagnostic(variant.index, overrides, key, e.to_string(), None),
+    }
+}
+
+/// Parses the manifest, loads plugins and creates every component once, so
+/// that every mistake is found before anything runs.
+pub fn prepare(manifest_path: &Path, overrides: &[Override], search: &PluginSearch) -> Result<Session, Diagnostics> {
+    let manifest = Manifest::load(manifest_path)?;
+    prepare_manifest(manifest, overrides, search)
+}
+
+/// [`prepare`] for a manifest already read: a worker reads the run folder's
+/// copy, with the original's path for its relative paths.
+pub fn prepare_manifest(
+    manifest: Manifest,
+    overrides: &[Override],
+    search: &PluginSearch,
+) -> Result<Session, Diagnostics> {
+    let variants = manifest.variants(overrides)?;
+    let mut registry = Registry::new();
+    let mut errors = Vec::new();
+    let mut manifest_search = search.clone();
+    manifest_search.extra = manifest.plugin_paths();
+    for (i, path) in manifest_search.extra.iter().enumerate() {
+        if let Err(e) = load_path(&mut registry, path) {
+            errors.push(manifest.diagnostic(
+                None,
+                overrides,
+                &format!("experiment.plugin_paths[{i}]"),
+                format!("{e:#}"),
+                Some("plugin paths are relative to the manifest's folder".into()),
+            ));
+        }
+    }
+    manifest_search.extra = search.extra.clone();
+    if let Err(e) = manifest_search.load_into(&mut registry) {
+        errors.push(Diagnostic {
+            file: manifest.path.clone(),
+            location: None,
+            key: None,
+            message: format!("{e:#}"),
+            hint: None,
+        });
+    }
+    for variant in &variants {
+        for (kind, spec) in variant.components() {
+            let params = spec.params_text();
+            let created = match kind {
+                ComponentKind::Sampler => registry.new_sampler(&spec.id, &params).map(drop),
+                ComponentKind::Finetuner => registry.new_finetuner(&spec.id, &params).map(drop),
+                ComponentKind::Metric => registry.new_metric(&spec.id, &params).map(drop),
+                ComponentKind::GraphObjective => registry.new_graph_objective(&spec.id, &params).map(drop),
+            };
+            if let Err(e) = created {
+                errors.push(component_diagnostic(&manifest, overrides, variant, &spec.key, &e));
+            }
+        }
+        errors.extend(validation_diagnostics(&manifest, overrides, variant, &registry));
+        let kind = variant.settings.experiment.kind;
+        if kind == ExperimentKind::Population {
+            if let Err(e) = crate::population::setting_configs(&variant.settings.population, &variant.settings.train) {
+                errors.push(manifest.diagnostic(
+                    variant.index,
+                    overrides,
+                    "population.settings",
+                    format!("{e:#}"),
+                    Some("each setting is a table of [train] keys, e.g. { batch_size = 16, lr = 0.01 }".into()),
+                ));
+            }
+        }
+        if kind == ExperimentKind::Population && variant.sampler.is_some() {
+            errors.push(manifest.diagnostic(
+                variant.index,
+                overrides,
+                "sampler",
+                format!(
+                    "variant `{}` is a population experiment, whose members train on a seeded full shuffle",
+                    variant.name
+                ),
+                Some("remove [sampler], or set experiment.kind = \"train\"".into()),
+            ));
+        }
+        if kind == ExperimentKind::Train && variant.sampler.is_none() {
+            errors.push(manifest.diagnostic(
+                variant.index,
+                overrides,
+                "sampler",
+                format!("variant `{}` trains but names no [sampler]", variant.name),
+                Some("add e.g. [sampler] use = \"baselines.full-shuffle\"".into()),
+            ));
+        }
+        let reference = &variant.settings.graph.reference;
+        if kind == ExperimentKind::Graph && !reference.is_empty() {
+            if let Err(e) = registry.new_graph_objective(reference, "") {
+                errors.push(manifest.diagnostic(
+                    variant.index,
+                    overrides,
+                    "graph.reference",
+                    format!("{e:#}"),
+                    Some("the reference is a graph objective, e.g. \"robust-im.greedy\"".into()),
+                ));
+            }
+        }
+        if kind == ExperimentKind::Graph && variant.objective.is_none() {
+            errors.push(manifest.diagnostic(
+                variant.index,
+                overrides,
+                "objective",
+                format!("variant `{}` is a graph experiment but names no [objective]", variant.name),
+                Some("add e.g. [objective] use = \"baselines.degree\"".into()),
+            ));
+        }
+    }
+    errors.dedup();
+    if errors.is_empty() {
+        let overrides = overrides.iter().map(|o| o.text.clone()).collect();
+        Ok(Session { manifest, variants, registry, overrides, reference_cache: Default::default() })
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
+/// The validation pass over one variant's settings, the folders it would
+/// write, and its metrics' observation requests.
+fn validation_diagnostics(
+    manifest: &Manifest,
+    overrides: &[Override],
+    variant: &Variant,
+    registry: &Registry,
+) -> Vec<Diagnostic> {
+    let base = manifest.dir();
+    let mut problems = crate::validate::settings(&variant.settings, &base);
+    if variant.settings.storage.mode == crate::choice::StorageMode::Shards {
+        problems.extend(
+            shards_root_outside_run(variant, &base)
+                .and_then(|root| crate::validate::shard_folder(&variant.name, &root)),
+        );
+    }
+    for spec in &variant.metrics {
+        if let Ok(metric) = registry.new_metric(&spec.id, &spec.params_text()) {
+            problems.extend(crate::validate::metric_requests(&variant.settings, spec, &metric));
+        }
+    }
+    problems.into_iter().map(|p| manifest.diagnostic(variant.index, overrides, &p.key, p.message, p.hint)).collect()
+}
+
+/// The folder a variant's shards go to, when `storage.dir` puts them outside
+/// the run folder.
+pub(super) fn shards_root_outside_run(variant: &Variant, base: &Path) -> Option<PathBuf> {
+    let dir = variant.settings.storage.dir.as_ref()?;
+    Some(base.join(dir).join(report::file_stem_safe(&variant.name)))
+}

@@ -1,0 +1,103 @@
+//! What every unit sets up first: the device, libtorch's threads and seed,
+//! the seeds of each role, progress bars, and the memory peak.
+
+use std::sync::OnceLock;
+
+use anyhow::{bail, Result};
+use tch::Device;
+use tessera_sdk::SeedRng;
+
+use super::RunOptions;
+use crate::choice::DeviceChoice;
+
+/// libtorch threads for units whose `experiment.threads` is 0 (the
+/// `processes` executor gives each worker its share of the cores).
+static DEFAULT_THREADS: OnceLock<usize> = OnceLock::new();
+
+/// Sets the threads of units that do not set `experiment.threads`; once per process.
+pub fn set_default_threads(threads: usize) {
+    let _ = DEFAULT_THREADS.set(threads);
+}
+
+pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
+    let gpus = tch::Cuda::device_count().max(0) as usize;
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+        DeviceChoice::Cuda if gpus > 0 => Ok(Device::Cuda(0)),
+        DeviceChoice::CudaIndex(n) if n < gpus => Ok(Device::Cuda(n)),
+        other => bail!("experiment.device = \"{other}\", and libtorch sees {gpus} GPU(s); use \"cpu\" or \"auto\""),
+    }
+}
+
+/// How results.json names a device.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// The device of `[experiment]`, with libtorch's threads and global seed set
+/// (anything that still draws from its global generator: dropout, say).
+pub(super) fn set_up_libtorch(experiment: &crate::manifest::ExperimentConfig) -> Result<Device> {
+    let device = resolve_device(experiment.device)?;
+    let threads = match experiment.threads {
+        0 => DEFAULT_THREADS.get().copied().unwrap_or(0),
+        n => n,
+    };
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    tch::manual_seed(experiment.seed as i64);
+    Ok(device)
+}
+
+/// A seed for role `role` of a variant with seed `seed`.
+pub(super) fn role_seed(seed: u64, role: &str) -> u64 {
+    let hash = role.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    SeedRng::derive(seed, hash).next_u64()
+}
+
+/// A progress bar under the run's bars, if it shows any.
+pub(super) fn progress_bar(options: &RunOptions, len: u64, message: String) -> Option<indicatif::ProgressBar> {
+    let multi = options.progress.as_ref()?;
+    let bar = multi.add(indicatif::ProgressBar::new(len));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:<28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    Some(bar)
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), in MB; NaN elsewhere.
+pub fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!(resolve_device(DeviceChoice::Cpu).unwrap(), Device::Cpu);
+        assert_eq!(resolve_device(DeviceChoice::Auto).unwrap(), Device::cuda_if_available());
+        assert!(resolve_device(DeviceChoice::CudaIndex(1000)).is_err());
+    }
+
+    #[test]
+    fn role_seeds_differ_by_role_and_repeat() {
+        assert_eq!(role_seed(1, "model"), role_seed(1, "model"));
+        assert_ne!(role_seed(1, "model"), role_seed(1, "sampler"));
+    }
+}

@@ -1,0 +1,124 @@
+//! `tessera status`: each unit of a run folder done, failed, running,
+//! stopped (started, no result, no longer running) or pending, with the
+//! Slurm job of each where Slurm runs them.
+
+use std::path::Path;
+
+use super::plan::Plan;
+use super::slurm;
+use super::unit::{self, host_name};
+use crate::report::Status;
+
+/// Where a unit stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnitState {
+    /// Finished with status ok.
+    Done,
+    /// Finished with an error.
+    Failed(String),
+    /// Started and still running (its process or Slurm task is alive).
+    Running,
+    /// Started, no result, and no longer running (killed, cancelled).
+    Stopped,
+    /// Not started.
+    Pending,
+}
+
+impl UnitState {
+    /// One word for it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            UnitState::Done => "done",
+            UnitState::Failed(_) => "failed",
+            UnitState::Running => "running",
+            UnitState::Stopped => "stopped",
+            UnitState::Pending => "pending",
+        }
+    }
+}
+
+/// One unit's line of `tessera status`.
+#[derive(Debug, Clone)]
+pub struct UnitStatus {
+    /// The unit's id.
+    pub id: usize,
+    /// Its variant.
+    pub variant: String,
+    /// Where it stands.
+    pub state: UnitState,
+    /// Its Slurm task (`JOB_TASK`) and Slurm's state of it, when submitted there.
+    pub slurm: Option<(String, String)>,
+}
+
+/// Every unit of `plan` in `run_dir`.
+pub fn units(plan: &Plan, run_dir: &Path) -> Vec<UnitStatus> {
+    let submissions = slurm::submissions(run_dir);
+    let queue: Vec<(String, String)> = submissions
+        .iter()
+        .filter(|s| !s.array_job.is_empty())
+        .flat_map(|s| slurm::squeue(&s.array_job).unwrap_or_default())
+        .collect();
+    plan.units
+        .iter()
+        .map(|u| {
+            let task =
+                submissions.iter().rev().find(|s| s.units.contains(&u.id)).map(|s| format!("{}_{}", s.array_job, u.id));
+            let queued =
+                task.as_ref().and_then(|t| queue.iter().find(|(id, _)| id == t)).map(|(_, state)| state.clone());
+            let state = state_of(run_dir, u.id, queued.is_some());
+            let slurm = task.map(|t| (t, queued.unwrap_or_else(|| "not queued".into())));
+            UnitStatus { id: u.id, variant: u.variant.clone(), state, slurm }
+        })
+        .collect()
+}
+
+fn state_of(run_dir: &Path, id: usize, queued: bool) -> UnitState {
+    if let Some(result) = unit::read_result(run_dir, id) {
+        return match result.status {
+            Status::Ok => UnitState::Done,
+            _ => UnitState::Failed(result.error.unwrap_or_default()),
+        };
+    }
+    match unit::read_started(run_dir, id) {
+        None if queued => UnitState::Pending,
+        None => UnitState::Pending,
+        Some(_) if queued => UnitState::Running,
+        Some(ran) if ran.slurm_job.is_none() && ran.host == host_name() && alive(ran.pid) => UnitState::Running,
+        Some(_) => UnitState::Stopped,
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The status as text: a count per state, then a line per unit not done.
+pub fn describe(plan: &Plan, run_dir: &Path, all: bool) -> String {
+    let units = units(plan, run_dir);
+    let count = |word: &str| units.iter().filter(|u| u.state.word() == word).count();
+    let mut out = format!(
+        "{}: {} units: {} done, {} running, {} failed, {} stopped, {} pending; results.json {}\n",
+        run_dir.display(),
+        units.len(),
+        count("done"),
+        count("running"),
+        count("failed"),
+        count("stopped"),
+        count("pending"),
+        if run_dir.join("results.json").exists() { "written" } else { "not yet written" }
+    );
+    for s in slurm::submissions(run_dir) {
+        out += &format!("slurm: array job {} ({} units), collect job {}\n", s.array_job, s.units.len(), s.collect_job);
+    }
+    for u in units.iter().filter(|u| all || u.state != UnitState::Done) {
+        out += &format!("unit {:>5}  {:<8} {}", u.id, u.state.word(), u.variant);
+        if let Some((task, state)) = &u.slurm {
+            out += &format!("  [slurm {task}: {state}]");
+        }
+        if let UnitState::Failed(error) = &u.state {
+            out += &format!("\n             {}", error.lines().next().unwrap_or_default());
+        }
+        out += "\n";
+    }
+    out
+}

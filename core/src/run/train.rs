@@ -1,0 +1,634 @@
+//! A `train` unit: one variant × seed × sweep value. Its phases, in order:
+//! the data and the reference classifier, the model (pretrained or not), the
+//! finetuner's layer selection, the stored shards, the sampler's offline
+//! pass, training with the metrics observing, and the engine's report.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Result};
+use tch::Device;
+use tessera_sdk::{LayerInfo, ObservationRequest, StorageLayout};
+
+use super::metrics::finish_metrics;
+use super::setup::{progress_bar, role_seed, set_up_libtorch};
+use super::{RunOptions, Session};
+use crate::data::{self, Splits};
+use crate::manifest::{Settings, Variant};
+use crate::model::Model;
+use crate::plugin::{CallContext, MetricHandle, SamplerHandle};
+use crate::report::{self, ReportJson, SeriesJson};
+use crate::storage::{Access, BlockLoader, CostModel, IoStats, LruPolicy, ShardSet, ShardWriter};
+use crate::train::{self, BatchSource, CurvePoint, FitHooks, FitSummary, MemorySource, ShardSource, TensorData};
+
+/// Runs one `train` unit; its reports by role.
+pub(super) fn run_train(
+    session: &Session,
+    variant: &Variant,
+    options: &RunOptions,
+    unit_dir: &Path,
+) -> Result<BTreeMap<String, ReportJson>> {
+    let mut job = TrainJob::new(session, variant, options, unit_dir)?;
+    let reference = job.train_reference()?;
+    let mut model = job.initial_model()?;
+    job.select_layers(&mut model)?;
+    let mut storage = job.store_shards()?;
+    job.offline_pass(&mut storage)?;
+    let (summary, curve) = job.fit(&model, &storage, reference.as_ref())?;
+    if let Some(owned) = storage.owned.take().filter(|_| !job.s.storage.keep) {
+        owned.remove()?;
+    }
+    finish_metrics(&mut job.metrics, &job.metric_ctx, &mut job.reports)?;
+    job.engine_report(&model, &summary, &curve)?;
+    Ok(job.reports)
+}
+
+/// What the phases of a `train` unit share.
+struct TrainJob<'a> {
+    session: &'a Session,
+    variant: &'a Variant,
+    options: &'a RunOptions,
+    unit_dir: &'a Path,
+    /// The settings, with paths resolved against the manifest's folder.
+    s: Settings,
+    device: Device,
+    splits: Splits,
+    sampler: SamplerHandle,
+    metrics: Vec<MetricHandle>,
+    metric_ctx: Vec<CallContext>,
+    layout: StorageLayout,
+    reports: BTreeMap<String, ReportJson>,
+}
+
+/// The stored training data: shards (with the folder Tessera owns) or none.
+struct Stored {
+    set: Option<Arc<ShardSet>>,
+    root: std::path::PathBuf,
+    owned: Option<crate::owned::OwnedDir>,
+}
+
+impl<'a> TrainJob<'a> {
+    /// Phase 0: settings, device, data and components.
+    fn new(session: &'a Session, variant: &'a Variant, options: &'a RunOptions, unit_dir: &'a Path) -> Result<Self> {
+        let s = resolved_settings(&variant.settings, &session.manifest.dir());
+        let seed = s.experiment.seed;
+        let device = set_up_libtorch(&s.experiment)?;
+        let splits = data::load(&s.data, s.train.label_noise, seed, &session.manifest.dir())?;
+        let registry = &session.registry;
+        let sampler_spec = variant.sampler.as_ref().ok_or_else(|| anyhow!("no sampler"))?;
+        let sampler = registry.new_sampler(&sampler_spec.id, &sampler_spec.params_text())?;
+        let metrics = variant
+            .metrics
+            .iter()
+            .map(|spec| registry.new_metric(&spec.id, &spec.params_text()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let metric_ctx =
+            metrics.iter().map(|m| CallContext::new(role_seed(seed, &m.id), options.cancel.clone())).collect();
+        let layout = StorageLayout {
+            examples: splits.train.len() as u64,
+            block_size: s.storage.block_size.max(1),
+            bytes_per_example: (splits.train.dim() * 4 + 8) as u64,
+        };
+        Ok(TrainJob {
+            session,
+            variant,
+            options,
+            unit_dir,
+            s,
+            device,
+            splits,
+            sampler,
+            metrics,
+            metric_ctx,
+            layout,
+            reports: BTreeMap::new(),
+        })
+    }
+
+    fn ctx(&self, role: &str) -> CallContext {
+        CallContext::new(role_seed(self.s.experiment.seed, role), self.options.cancel.clone())
+    }
+
+    /// Phase 1: the reference classifier L, trained on the stored training
+    /// split before any sampler reorders it, so every variant compares with the same L.
+    fn train_reference(&mut self) -> Result<Option<Model>> {
+        let seed = role_seed(self.s.experiment.seed, "reference");
+        let trained =
+            train::train_reference(&self.s.reference, &self.splits.train, &self.splits.test, self.device, seed)?;
+        Ok(trained.map(|train::TrainedReference { model, figures }| {
+            let mut report = ReportJson::default();
+            report.scalars.extend(figures.into_iter().map(|(k, v)| (k.to_string(), v)));
+            log::info!(
+                "{}: reference classifier trained ({} test accuracy)",
+                self.variant.name,
+                report.scalars["test_accuracy"]
+            );
+            self.reports.insert("reference".to_string(), report);
+            model
+        }))
+    }
+
+    /// Phase 2: the model, pretrained without labels when `[pretrain]` says
+    /// so (its encoder saved under `pretrained/`).
+    fn initial_model(&mut self) -> Result<Model> {
+        let (s, splits) = (&self.s, &self.splits);
+        let seed = s.experiment.seed;
+        let model = Model::new(
+            &s.model,
+            &splits.train.shape,
+            splits.train.classes as i64,
+            self.device,
+            role_seed(seed, "model"),
+        )?;
+        if s.pretrain.method == crate::choice::PretrainMethod::None {
+            return Ok(model);
+        }
+        let data = TensorData::new(&splits.train, self.device);
+        let summary = crate::pretrain::pretrain(&s.pretrain, &model, &data, self.device, role_seed(seed, "pretrain"))?;
+        let stem = report::file_stem_safe(&self.variant.name);
+        let path = self.unit_dir.join("pretrained").join(format!("{stem}.safetensors"));
+        std::fs::create_dir_all(path.parent().expect("a folder"))?;
+        model.save(&path)?;
+        let mut report = ReportJson::default();
+        report.scalars.insert("first_epoch_loss".into(), summary.epoch_loss.first().copied().unwrap_or(f64::NAN));
+        report.scalars.insert("final_loss".into(), summary.epoch_loss.last().copied().unwrap_or(f64::NAN));
+        report.scalars.insert("seconds".into(), summary.seconds);
+        report.series.push(SeriesJson {
+            name: "pretrain_loss".into(),
+            x_label: "epoch".into(),
+            y_label: format!("{} loss", s.pretrain.method),
+            x: (1..=summary.epoch_loss.len()).map(|e| e as f64).collect(),
+            y: summary.epoch_loss,
+        });
+        log::info!("{}: {} pretraining done, encoder saved", self.variant.name, s.pretrain.method);
+        self.reports.insert("pretrain".to_string(), report);
+        Ok(model)
+    }
+
+    /// Phase 3: the finetuner's choice of trainable layers (the head always trains).
+    fn select_layers(&mut self, model: &mut Model) -> Result<()> {
+        let Some(spec) = &self.variant.finetuner else { return Ok(()) };
+        let layers: Vec<LayerInfo> = model.layers();
+        let mut finetuner = self.session.registry.new_finetuner(&spec.id, &spec.params_text())?;
+        let s = &self.s;
+        let oracle_config = crate::manifest::TrainConfig {
+            epochs: s.train.oracle_epochs,
+            checkpoint_every: 0,
+            checkpoint_steps: vec![],
+            checkpoint_log: 0,
+            max_examples: None,
+            ..s.train.clone()
+        };
+        let setup = crate::finetune::OracleSetup {
+            model: &s.model,
+            train: &self.splits.train,
+            validation: &self.splits.validation,
+            config: oracle_config,
+            seed: role_seed(s.experiment.seed, "oracle"),
+            device: self.device,
+            cache_bytes: s.train.oracle_cache_mb << 20,
+        };
+        let mut oracle = crate::finetune::FinetuneOracle::new(model, setup);
+        let mut finetuner_ctx = self.ctx("finetuner");
+        finetuner_ctx.progress = progress_bar(self.options, 0, format!("{}: {}", self.variant.name, spec.id));
+        let started = Instant::now();
+        let selection = finetuner.select(&layers, &mut oracle, &finetuner_ctx)?;
+        let search_seconds = started.elapsed().as_secs_f64();
+        if let Some(bar) = finetuner_ctx.progress {
+            bar.finish_and_clear();
+        }
+        crate::contract::layers(&spec.id, &selection.trainable, layers.len())?;
+        let head = layers.len() as u32 - 1;
+        let mut trainable: Vec<u32> = selection.trainable.iter().copied().chain([head]).collect();
+        trainable.sort_unstable();
+        trainable.dedup();
+        let mut plugin_report = crate::contract::plugin_report(&spec.id, &selection.report)?;
+        let mut report = ReportJson::default();
+        report.scalars.insert("search_seconds".into(), search_seconds);
+        oracle.add_to_report(&mut report, &layers);
+        drop(oracle);
+        model.set_trainable(&trainable)?;
+        report.scalars.insert("trainable_blocks".into(), (trainable.len() - 1) as f64);
+        report.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
+        report.tables.push(trainable_layers_table(&trainable, &layers));
+        crate::contract::merge_host(&spec.id, &mut plugin_report, report)?;
+        self.reports.insert("finetuner".to_string(), plugin_report);
+        let names: Vec<&str> =
+            trainable.iter().filter_map(|&p| layers.get(p as usize)).map(|l| l.name.as_str()).collect();
+        log::info!("{}: training {} ({} of {} layers)", spec.id, names.join(" "), trainable.len(), layers.len());
+        Ok(())
+    }
+
+    /// Phase 4: with `storage.mode = "shards"`, the training split written as shards.
+    fn store_shards(&self) -> Result<Stored> {
+        let storage = &self.s.storage;
+        let root = super::session::shards_root_outside_run(self.variant, &self.session.manifest.dir())
+            .unwrap_or_else(|| self.unit_dir.join("shards").join(report::file_stem_safe(&self.variant.name)));
+        if storage.mode != crate::choice::StorageMode::Shards {
+            return Ok(Stored { set: None, root, owned: None });
+        }
+        let owned = crate::owned::OwnedDir::create(&root, "shards")?;
+        let started = Instant::now();
+        let stored = root.join("stored");
+        let train = &self.splits.train;
+        let bar = progress_bar(self.options, self.layout.examples, format!("{}: writing shards", self.variant.name));
+        let mut writer = ShardWriter::create(
+            &stored,
+            &train.shape,
+            train.classes,
+            self.layout.block_size,
+            storage.blocks_per_shard,
+        )?;
+        let dim = train.dim();
+        for (i, label) in train.labels.iter().enumerate() {
+            writer.push(*label, &train.features[i * dim..(i + 1) * dim])?;
+            if let Some(bar) = bar.as_ref().filter(|_| i % 4096 == 0) {
+                bar.set_position(i as u64);
+            }
+        }
+        writer.finish()?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        log::info!(
+            "{}: wrote {} examples as shards in {:.1}s",
+            self.variant.name,
+            self.layout.examples,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Stored { set: Some(Arc::new(ShardSet::open(&stored)?)), root, owned: Some(owned) })
+    }
+
+    /// Phase 5: the sampler's offline order, if it has one: the stored data
+    /// rewritten in that order (or, in memory, reordered and its I/O counted).
+    fn offline_pass(&mut self, stored: &mut Stored) -> Result<()> {
+        let sampler_ctx = self.ctx("sampler");
+        let Some(offline) = self.sampler.offline_order(&self.layout, &sampler_ctx)? else { return Ok(()) };
+        let started = Instant::now();
+        let buffer = self.s.storage.offline_buffer_blocks.unwrap_or(self.s.storage.buffer_blocks);
+        let (read, written) = match stored.set.clone() {
+            Some(set) => self.rewrite_shards(&set, stored, offline, buffer)?,
+            None => self.reorder_in_memory(offline, buffer)?,
+        };
+        let cost = CostModel::preset(self.s.storage.preset);
+        let mut report = ReportJson::default();
+        report.scalars.insert("offline_blocks_read".into(), read.requests as f64);
+        report.scalars.insert("offline_bytes_read".into(), read.bytes as f64);
+        report.scalars.insert("offline_blocks_written".into(), written.requests as f64);
+        report.scalars.insert("offline_bytes_written".into(), written.bytes as f64);
+        report
+            .scalars
+            .insert("offline_modeled_seconds".into(), read.modeled_seconds(&cost) + written.modeled_seconds(&cost));
+        report.scalars.insert("offline_seconds".into(), started.elapsed().as_secs_f64());
+        self.reports.insert("sampler".to_string(), report);
+        Ok(())
+    }
+
+    /// Reads the stored shards in the offline order and writes new ones.
+    fn rewrite_shards(
+        &mut self,
+        set: &Arc<ShardSet>,
+        stored: &mut Stored,
+        offline: crate::plugin::OrderStream,
+        buffer: usize,
+    ) -> Result<(IoStats, IoStats)> {
+        let (layout, storage) = (self.layout, &self.s.storage);
+        let loader = BlockLoader::new(set.clone(), buffer, Access::Block, storage.prefetch);
+        let mut reader = loader.start(Box::new(offline));
+        let target = stored.root.join("offline");
+        let mut writer = ShardWriter::create(
+            &target,
+            &set.index.shape,
+            set.index.classes,
+            layout.block_size,
+            storage.blocks_per_shard,
+        )?;
+        let dim = set.index.dim();
+        let mut seen = vec![false; layout.examples as usize];
+        let mut new_order = Vec::with_capacity(layout.examples as usize);
+        loop {
+            let mut features = Vec::new();
+            let examples = reader.next_examples(4096, &mut features)?;
+            if examples.is_empty() {
+                break;
+            }
+            for (k, e) in examples.iter().enumerate() {
+                if std::mem::replace(&mut seen[e.id as usize], true) {
+                    bail!("{}: the offline order visits example {} twice", self.sampler.id, e.id);
+                }
+                writer.push(e.label, &features[k * dim..(k + 1) * dim])?;
+                new_order.push(e.id as usize);
+            }
+        }
+        let read = reader.finish()?;
+        if let Some(missing) = seen.iter().position(|&v| !v) {
+            bail!("{}: the offline order leaves out example {missing}", self.sampler.id);
+        }
+        let (_, written) = writer.finish()?;
+        let new_set = Arc::new(ShardSet::open(&target)?);
+        self.splits.train = new_set.read_all()?;
+        self.splits.noised = renumber(&self.splits.noised, &new_order);
+        stored.set = Some(new_set);
+        Ok((read, written))
+    }
+
+    /// Reorders the in-memory training split; counts what the pass would read and write.
+    fn reorder_in_memory(
+        &mut self,
+        mut offline: crate::plugin::OrderStream,
+        buffer: usize,
+    ) -> Result<(IoStats, IoStats)> {
+        let layout = self.layout;
+        let mut order = Vec::with_capacity(layout.examples as usize);
+        let mut policy = LruPolicy::new(buffer);
+        let mut read = IoStats::default();
+        while let Some(chunk) = offline.next_chunk()? {
+            for &id in chunk.iter() {
+                let block = id / layout.block_size;
+                if id < layout.examples && !policy.touch(block) {
+                    policy.insert(block, ());
+                    read.requests += 1;
+                    read.bytes += layout.block_range(block).count() as u64 * layout.bytes_per_example;
+                }
+                order.push(id as usize);
+            }
+        }
+        let n = self.splits.train.len();
+        let mut seen = vec![false; n];
+        for &id in &order {
+            if id >= n || std::mem::replace(&mut seen[id], true) {
+                bail!(
+                    "{}: the offline order is not a permutation of the {n} stored examples (id {id})",
+                    self.sampler.id
+                );
+            }
+        }
+        if order.len() != n {
+            bail!("{}: the offline order has {} ids for {n} stored examples", self.sampler.id, order.len());
+        }
+        self.splits.train = self.splits.train.subset(&order);
+        self.splits.noised = renumber(&self.splits.noised, &order);
+        let written =
+            IoStats { requests: layout.blocks(), bytes: layout.examples * layout.bytes_per_example, io_seconds: 0.0 };
+        Ok((read, written))
+    }
+
+    /// The reference classifier's predictions on each split a metric asks about.
+    fn reference_predictions(
+        &self,
+        reference: Option<&Model>,
+        requests: &[ObservationRequest],
+        split_tensors: &[(&str, &TensorData)],
+    ) -> Result<BTreeMap<String, Vec<i64>>> {
+        let mut predictions = BTreeMap::new();
+        let Some(l) = reference else { return Ok(predictions) };
+        for r in requests.iter().filter(|r| r.kind.as_str() == tessera_sdk::observation::REFERENCE_PREDICTIONS) {
+            let Some((_, data)) = split_tensors.iter().find(|(name, _)| *name == r.split.as_str()) else {
+                bail!("split `{}` is not loaded (known: train, validation, test)", r.split);
+            };
+            predictions.insert(r.split.to_string(), train::predictions(l, data)?);
+        }
+        Ok(predictions)
+    }
+
+    /// Phase 6: training in the sampler's order, the metrics observing at
+    /// every checkpoint; the summary and the test curve.
+    fn fit(
+        &mut self,
+        model: &Model,
+        stored: &Stored,
+        reference: Option<&Model>,
+    ) -> Result<(FitSummary, Vec<CurvePoint>)> {
+        let (device, layout, storage) = (self.device, self.layout, &self.s.storage);
+        let train_tensors = TensorData::new(&self.splits.train, device);
+        let test_tensors = TensorData::new(&self.splits.test, device);
+        let validation_tensors = TensorData::new(&self.splits.validation, device);
+        let split_tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
+        let mut requests: Vec<ObservationRequest> = Vec::new();
+        for metric in &self.metrics {
+            requests.extend(metric.requires()?);
+        }
+        let reference_predictions = self.reference_predictions(reference, &requests, &split_tensors)?;
+        let steps_per_epoch = layout.examples.div_ceil(self.s.train.batch_size.max(1) as u64);
+        let bar = progress_bar(self.options, steps_per_epoch * self.s.train.epochs, self.variant.name.clone());
+        let mut curve: Vec<CurvePoint> = Vec::new();
+        let loader = stored
+            .set
+            .as_ref()
+            .map(|set| BlockLoader::new(set.clone(), storage.buffer_blocks, storage.access, storage.prefetch));
+        let shape = self.splits.train.shape.clone();
+        let sampler_ctx = self.ctx("sampler");
+        let sampler_id = self.sampler.id.clone();
+        let sampler = &mut self.sampler;
+        let mut epoch = |epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
+            let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
+            Ok(match &loader {
+                Some(loader) => Box::new(ShardSource::new(loader.start(Box::new(order)), &shape, device)),
+                None => Box::new(MemorySource::new(
+                    Box::new(order),
+                    &train_tensors,
+                    layout,
+                    storage.access,
+                    storage.buffer_blocks,
+                )),
+            })
+        };
+        // The ids of the current epoch, for the `order` observation.
+        let epoch_order: std::cell::RefCell<(u64, Vec<u64>)> = Default::default();
+        let wants_order = requests.iter().any(|r| r.kind.as_str() == tessera_sdk::observation::ORDER);
+        let mut visit = |epoch: u64, ids: &[u64]| {
+            let mut current = epoch_order.borrow_mut();
+            if current.0 != epoch {
+                *current = (epoch, Vec::with_capacity(layout.examples as usize));
+            }
+            current.1.extend_from_slice(ids);
+        };
+        let (splits, metrics, metric_ctx) = (&self.splits, &mut self.metrics, &self.metric_ctx);
+        let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
+            let eval = train::evaluate(model, &test_tensors);
+            curve.push(CurvePoint {
+                step: cp.step,
+                epoch: cp.epoch,
+                examples_seen: cp.examples_seen,
+                train_loss,
+                test_accuracy: eval.accuracy,
+                test_loss: eval.loss,
+            });
+            let order = epoch_order.borrow();
+            let storage_view = train::StorageView { order: &order.1, block_size: layout.block_size };
+            let observations =
+                train::observe(model, splits, &split_tensors, storage_view, &reference_predictions, &requests)?;
+            for (metric, mctx) in metrics.iter_mut().zip(metric_ctx) {
+                metric.observe(&cp, &observations, mctx)?;
+            }
+            Ok(())
+        };
+        let hooks = FitHooks {
+            progress: bar.as_ref(),
+            visit: if wants_order { Some(&mut visit) } else { None },
+            sampler: Some(&sampler_id),
+            ..FitHooks::new(&mut epoch, &mut checkpoint, &self.options.cancel)
+        };
+        let summary = train::fit(model, layout.examples, &self.s.train, hooks)?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Ok((summary, curve))
+    }
+
+    /// Phase 7: the engine's report (accuracy, I/O, time, curves) and, when
+    /// finetuned or asked, the model under `models/`.
+    fn engine_report(&mut self, model: &Model, summary: &FitSummary, curve: &[CurvePoint]) -> Result<()> {
+        let s = &self.s;
+        let cost = CostModel::preset(s.storage.preset);
+        let mut engine = ReportJson::default();
+        if let Some(last) = curve.last() {
+            engine.scalars.insert("final_test_accuracy".into(), last.test_accuracy);
+            engine.scalars.insert("final_test_loss".into(), last.test_loss);
+        }
+        engine.scalars.insert("examples_per_second".into(), summary.examples_per_second);
+        engine.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
+        engine.scalars.insert("steps".into(), summary.steps as f64);
+        if s.train.label_noise > 0.0 {
+            engine.scalars.insert("noised_labels".into(), self.splits.noised.len() as f64);
+        }
+        let epochs = summary.epoch_io.len().max(1) as f64;
+        let total = summary.epoch_io.iter().fold(IoStats::default(), |mut total, io| {
+            total.add(io);
+            total
+        });
+        engine.scalars.insert("io_requests_per_epoch".into(), total.requests as f64 / epochs);
+        engine.scalars.insert("io_bytes_per_epoch".into(), total.bytes as f64 / epochs);
+        engine.scalars.insert("io_modeled_seconds_per_epoch".into(), total.modeled_seconds(&cost) / epochs);
+        if s.storage.mode == crate::choice::StorageMode::Shards {
+            engine.scalars.insert("io_seconds_per_epoch".into(), total.io_seconds / epochs);
+        }
+        engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
+        engine.scalars.insert("train_seconds".into(), summary.epoch_seconds.iter().sum::<f64>());
+        engine.scalars.insert("train_examples".into(), self.splits.train.len() as f64);
+        if self.variant.finetuner.is_some() || s.train.save_model {
+            let stem = report::file_stem_safe(&self.variant.name);
+            let path = self.unit_dir.join("models").join(format!("{stem}.safetensors"));
+            std::fs::create_dir_all(path.parent().expect("a folder"))?;
+            model.save(&path)?;
+        }
+        engine.series.push(accuracy_by_modeled_io(summary, curve, &cost, s.storage.preset));
+        engine.tables.push(io_table(summary, &cost));
+        engine.series.extend(curve_series(curve));
+        self.reports.insert("engine".to_string(), engine);
+        Ok(())
+    }
+}
+
+/// The settings with model weights and paths resolved against `base`.
+fn resolved_settings(settings: &Settings, base: &Path) -> Settings {
+    let mut s = settings.clone();
+    let resolve = |p: &mut Option<String>| {
+        if let Some(path) = p {
+            *path = base.join(&*path).display().to_string();
+        }
+    };
+    resolve(&mut s.model.weights);
+    resolve(&mut s.model.path);
+    resolve(&mut s.reference.model.weights);
+    s
+}
+
+/// The `trainable_layers` table of the finetuner's report.
+fn trainable_layers_table(trainable: &[u32], layers: &[LayerInfo]) -> report::TableJson {
+    report::TableJson {
+        name: "trainable_layers".into(),
+        columns: vec!["position".into(), "layer".into(), "parameters".into()],
+        rows: trainable
+            .iter()
+            .filter_map(|&p| layers.get(p as usize))
+            .map(|l| {
+                vec![serde_json::json!(l.position), serde_json::json!(l.name.as_str()), serde_json::json!(l.parameters)]
+            })
+            .collect(),
+    }
+}
+
+/// Accuracy against cumulative modeled I/O time, at the end of each epoch.
+fn accuracy_by_modeled_io(
+    summary: &FitSummary,
+    curve: &[CurvePoint],
+    cost: &CostModel,
+    preset: crate::choice::StoragePreset,
+) -> SeriesJson {
+    let mut cumulative = 0.0;
+    let (mut x, mut y) = (vec![], vec![]);
+    for (i, io) in summary.epoch_io.iter().enumerate() {
+        cumulative += io.modeled_seconds(cost);
+        if let Some(p) = curve.iter().find(|p| p.epoch == (i + 1) as f64) {
+            x.push(cumulative);
+            y.push(p.test_accuracy);
+        }
+    }
+    SeriesJson {
+        name: "test_accuracy_by_modeled_io".into(),
+        x_label: format!("cumulative modeled I/O seconds ({preset})"),
+        y_label: "accuracy".into(),
+        x,
+        y,
+    }
+}
+
+/// The `io_per_epoch` table.
+fn io_table(summary: &FitSummary, cost: &CostModel) -> report::TableJson {
+    let rows = summary.epoch_io.iter().zip(&summary.epoch_seconds).enumerate().map(|(i, (io, secs))| {
+        vec![
+            serde_json::json!(i + 1),
+            serde_json::json!(io.requests),
+            serde_json::json!(io.bytes),
+            serde_json::json!(io.modeled_seconds(cost)),
+            serde_json::json!(io.io_seconds),
+            serde_json::json!(secs),
+        ]
+    });
+    report::TableJson {
+        name: "io_per_epoch".into(),
+        columns: ["epoch", "requests", "bytes", "modeled_seconds", "io_seconds", "epoch_seconds"]
+            .map(String::from)
+            .to_vec(),
+        rows: rows.collect(),
+    }
+}
+
+/// Test accuracy, test loss and training loss by epoch.
+fn curve_series(curve: &[CurvePoint]) -> Vec<SeriesJson> {
+    let xs: Vec<f64> = curve.iter().map(|p| p.epoch).collect();
+    [
+        ("test_accuracy", "accuracy", curve.iter().map(|p| p.test_accuracy).collect::<Vec<_>>()),
+        ("test_loss", "cross-entropy", curve.iter().map(|p| p.test_loss).collect()),
+        ("train_loss", "cross-entropy", curve.iter().map(|p| p.train_loss).collect()),
+    ]
+    .into_iter()
+    .map(|(name, y_label, ys)| SeriesJson {
+        name: name.into(),
+        x_label: "epoch".into(),
+        y_label: y_label.into(),
+        x: xs.clone(),
+        y: ys,
+    })
+    .collect()
+}
+
+/// Where `positions` of the old stored order sit after reordering by
+/// `order` (new position p holds old example `order[p]`), sorted.
+fn renumber(positions: &[usize], order: &[usize]) -> Vec<usize> {
+    let marked: std::collections::HashSet<usize> = positions.iter().copied().collect();
+    order.iter().enumerate().filter(|(_, old)| marked.contains(old)).map(|(new, _)| new).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renumbering_follows_the_new_order() {
+        assert_eq!(renumber(&[0, 3], &[3, 1, 0, 2]), vec![0, 2]);
+    }
+}

@@ -1,0 +1,161 @@
+//! Running one unit: it writes only `units/<id>/` of the run folder. Its
+//! files go under `work/` (merged into the run folder by collect), and
+//! `result.json`, written last and atomically, says it is done. A unit that
+//! is done is never run again; leftovers of one that stopped are removed
+//! before it runs again.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::plan::{Plan, Work};
+use super::{RunOptions, Session};
+use crate::manifest::{ExperimentKind, Variant};
+use crate::report::{ReportJson, Status};
+
+/// What a unit leaves in `units/<id>/result.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnitResult {
+    /// The unit's id.
+    pub unit: usize,
+    /// Its variant.
+    pub variant: String,
+    /// `ok` or `failed`.
+    pub status: Status,
+    /// The error, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Wall time, in seconds.
+    pub seconds: f64,
+    /// Where it ran: host, process id and, under Slurm, the job.
+    pub ran: RanOn,
+    /// The device it ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Reports by role (a whole variant's; empty for population parts).
+    pub results: BTreeMap<String, ReportJson>,
+}
+
+/// Where and when a unit ran (`units/<id>/started.json`, and in its result).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RanOn {
+    /// The host name.
+    pub host: String,
+    /// The process id.
+    pub pid: u32,
+    /// `JOBID_TASK` under a Slurm array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<String>,
+    /// When it started (RFC 3339).
+    pub started: String,
+}
+
+impl RanOn {
+    /// This process, now.
+    pub fn here() -> RanOn {
+        let slurm_job = std::env::var("SLURM_ARRAY_JOB_ID")
+            .ok()
+            .map(|job| format!("{job}_{}", std::env::var("SLURM_ARRAY_TASK_ID").unwrap_or_default()));
+        RanOn { host: host_name(), pid: std::process::id(), slurm_job, started: chrono::Local::now().to_rfc3339() }
+    }
+}
+
+/// This machine's name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
+/// `units/<id>/` of a run folder.
+pub fn unit_dir(run_dir: &Path, id: usize) -> PathBuf {
+    run_dir.join("units").join(format!("{id:05}"))
+}
+
+/// The folder a unit writes its files into (`units/<id>/work/`).
+pub fn work_dir(run_dir: &Path, id: usize) -> PathBuf {
+    unit_dir(run_dir, id).join("work")
+}
+
+/// The unit's result, if it wrote one.
+pub fn read_result(run_dir: &Path, id: usize) -> Option<UnitResult> {
+    let text = std::fs::read(unit_dir(run_dir, id).join("result.json")).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Where the unit says it started, if it did.
+pub fn read_started(run_dir: &Path, id: usize) -> Option<RanOn> {
+    let text = std::fs::read(unit_dir(run_dir, id).join("started.json")).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Whether the unit finished with status ok.
+pub fn is_done(run_dir: &Path, id: usize) -> bool {
+    read_result(run_dir, id).is_some_and(|r| r.status == Status::Ok)
+}
+
+/// Runs unit `id` unless it is done; its result (also in `result.json`).
+pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, options: &RunOptions) -> Result<UnitResult> {
+    if let Some(done) = read_result(run_dir, id).filter(|r| r.status == Status::Ok) {
+        return Ok(done);
+    }
+    let unit = plan.unit(id)?;
+    let variant = session
+        .variants
+        .iter()
+        .find(|v| v.name == unit.variant)
+        .with_context(|| format!("unit {id}: the manifest has no variant `{}` any more", unit.variant))?;
+    let dir = unit_dir(run_dir, id);
+    crate::owned::remove_owned(&dir)?;
+    let _owned = crate::owned::OwnedDir::create(&dir, "a unit")?;
+    let ran = RanOn::here();
+    crate::report::write_atomic(&dir.join("started.json"), &serde_json::to_vec_pretty(&ran)?)?;
+    log::info!("unit {id} ({}): starting", unit.variant);
+    let started = Instant::now();
+    let device = super::setup::resolve_device(variant.settings.experiment.device).ok().map(super::setup::device_name);
+    let work = dir.join("work");
+    let outcome = catch_unwind(AssertUnwindSafe(|| run_work(session, variant, &unit.work, options, &work)));
+    let (status, error, results) = match outcome {
+        Ok(Ok(results)) => (Status::Ok, None, results),
+        Ok(Err(e)) => (Status::Failed, Some(format!("{e:#}")), BTreeMap::new()),
+        Err(panic) => (Status::Failed, Some(format!("internal error: {}", panic_text(&panic))), BTreeMap::new()),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    match &error {
+        None => log::info!("unit {id} ({}): done in {seconds:.1}s", unit.variant),
+        Some(e) => log::error!("unit {id} ({}) failed: {e}", unit.variant),
+    }
+    let result = UnitResult { unit: id, variant: unit.variant.clone(), status, error, seconds, ran, device, results };
+    crate::report::write_atomic(&dir.join("result.json"), &serde_json::to_vec_pretty(&result)?)?;
+    Ok(result)
+}
+
+/// The unit's work: a whole variant, or some runs of a population.
+fn run_work(
+    session: &Session,
+    variant: &Variant,
+    work: &Work,
+    options: &RunOptions,
+    work_dir: &Path,
+) -> Result<BTreeMap<String, ReportJson>> {
+    std::fs::create_dir_all(work_dir)?;
+    match (variant.settings.experiment.kind, work) {
+        (ExperimentKind::Train, Work::Variant) => super::train::run_train(session, variant, options, work_dir),
+        (ExperimentKind::Graph, Work::Variant) => super::graph::run_graph(session, variant, options, work_dir),
+        (ExperimentKind::Population, Work::PopulationRuns { runs }) => {
+            super::population::run_part(session, variant, runs, options, work_dir).map(|()| BTreeMap::new())
+        }
+        (kind, work) => anyhow::bail!("a {kind:?} variant has no unit of kind {work:?} (the plan is stale)"),
+    }
+}
+
+/// The message of a panic payload.
+pub(super) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
