@@ -19,8 +19,10 @@ CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 quickstart: build
 	$(BIN) run examples/quickstart.toml
 
+# The tests start a local Slurm cluster (testing/slurm/start.sh: installs
+# slurm-wlm and munge when missing, needs root) and stop it when they end.
 test: build
-	$(CARGO_ENV) $(CARGO) test --release --workspace
+	$(CARGO_ENV) testing/run-tests.sh
 
 build: $(STAMP)
 	$(CARGO_ENV) $(CARGO) build --release --workspace

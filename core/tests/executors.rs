@@ -1,0 +1,309 @@
+//! One manifest, every executor, the same results: a seed sweep, a
+//! population and a graph experiment run inline, through worker processes
+//! and through a real Slurm cluster (started by `testing/slurm/start.sh`,
+//! which `make test` runs), and their results.json agree bit for bit once
+//! wall times are set aside. A Slurm array task killed with `scancel` is
+//! rerun, alone, by `tessera resume`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A tiny manifest of one kind of experiment: example, variants, `--set`.
+struct Tiny {
+    name: &'static str,
+    example: &'static str,
+    args: &'static [&'static str],
+}
+
+const TINY: &[Tiny] = &[
+    Tiny {
+        name: "seed-sweep",
+        example: "quickstart",
+        args: &["--set", "experiment.seeds=[1,2]", "--set", "train.epochs=1", "--set", "data.examples=600"],
+    },
+    Tiny {
+        name: "population",
+        example: "pointwise-profiles",
+        args: &[
+            "--variant",
+            "digits",
+            "--set",
+            "population.seeds=[1,2]",
+            "--set",
+            "population.epochs=[1,2]",
+            "--set",
+            "population.widths=[0.25]",
+        ],
+    },
+    Tiny {
+        name: "graph",
+        example: "robust-im",
+        args: &[
+            "--variant",
+            "hiro",
+            "--variant",
+            "greedy-at-centre",
+            "--set",
+            "experiment.seeds=[1,2]",
+            "--set",
+            "graph.nodes=300",
+            "--set",
+            "graph.simulations=50",
+            "--set",
+            "graph.budgets=[5]",
+            "--set",
+            "graph.evaluation_thetas=3",
+        ],
+    },
+];
+
+fn tessera(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera")).arg("--quiet").args(args).output().expect("tessera runs");
+    if !out.status.success() {
+        panic!(
+            "tessera {} exited {:?}\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn manifest(example: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(format!("{example}.toml")).display().to_string()
+}
+
+/// `tessera run` of `tiny` into `out` with extra arguments (the executor).
+fn run(tiny: &Tiny, out: &Path, executor: &[&str]) -> Output {
+    let manifest = manifest(tiny.example);
+    let out = out.display().to_string();
+    let mut args = vec!["run", manifest.as_str(), "--out", out.as_str()];
+    args.extend_from_slice(tiny.args);
+    args.extend_from_slice(executor);
+    tessera(&args)
+}
+
+/// Whether a key or column holds a wall time, a date or a host.
+fn is_wall(name: &str) -> bool {
+    (name.contains("seconds") && !name.contains("modeled"))
+        || ["per_second", "peak_memory", "started", "host"].iter().any(|w| name.contains(w))
+}
+
+/// results.json without wall times (keys and table columns) or dates.
+fn comparable(dir: &Path) -> Value {
+    let text = std::fs::read(dir.join("results.json")).expect("results.json");
+    let mut value: Value = serde_json::from_slice(&text).expect("json");
+    strip(&mut value);
+    value
+}
+
+fn strip(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|k, _| !is_wall(k));
+            if let (Some(Value::Array(columns)), Some(Value::Array(rows))) = (map.get("columns"), map.get("rows")) {
+                let keep: Vec<bool> = columns.iter().map(|c| !c.as_str().is_some_and(is_wall)).collect();
+                let rows: Vec<Value> = rows
+                    .iter()
+                    .map(|row| match row {
+                        Value::Array(cells) => {
+                            Value::Array(cells.iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c.clone()).collect())
+                        }
+                        other => other.clone(),
+                    })
+                    .collect();
+                map.insert("rows".into(), Value::Array(rows));
+            }
+            map.values_mut().for_each(strip);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip),
+        _ => {}
+    }
+}
+
+/// Every file under `population/` of a run, by relative path, with its bytes.
+fn population_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = vec![];
+    let mut stack = vec![dir.join("population")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                files.push((path.strip_prefix(dir).unwrap().to_path_buf(), bytes));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn assert_same_results(tiny: &Tiny, inline: &Path, other: &Path, executor: &str) {
+    let (a, b) = (comparable(inline), comparable(other));
+    let variants = a["variants"].as_array().map_or(0, |v| v.len());
+    assert!(variants > 0, "{}: no variants", tiny.name);
+    for v in a["variants"].as_array().unwrap() {
+        assert_eq!(v["status"], "ok", "{}: {}", tiny.name, v["error"]);
+    }
+    assert!(
+        a == b,
+        "{}: {executor} results differ from inline ({} vs {})",
+        tiny.name,
+        inline.display(),
+        other.display()
+    );
+    let (pa, pb) = (population_files(inline), population_files(other));
+    assert!(pa == pb, "{}: {executor} population matrices differ from inline", tiny.name);
+}
+
+#[test]
+fn processes_give_the_inline_results_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    for tiny in TINY {
+        let inline = dir.path().join(format!("{}-inline", tiny.name));
+        let processes = dir.path().join(format!("{}-processes", tiny.name));
+        run(tiny, &inline, &["--executor", "inline"]);
+        run(tiny, &processes, &["--executor", "processes", "--jobs", "2"]);
+        assert_same_results(tiny, &inline, &processes, "processes");
+        let units = std::fs::read_dir(processes.join("units")).unwrap().count();
+        assert!(units > 1, "{}: the run was not split into units", tiny.name);
+    }
+}
+
+#[test]
+fn resume_reruns_only_the_units_not_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = &TINY[0];
+    let out = dir.path().join("run");
+    run(tiny, &out, &["--executor", "processes", "--jobs", "2"]);
+    let before = comparable(&out);
+    // Unit 2 "was killed": its result is gone, a stale started.json remains.
+    let lost = out.join("units/00002/result.json");
+    std::fs::remove_file(&lost).unwrap();
+    let status = String::from_utf8_lossy(&tessera(&["status", out.to_str().unwrap()]).stdout).to_string();
+    assert!(status.contains("3 done") && status.contains("1 stopped"), "{status}");
+    let kept = out.join("units/00000/result.json");
+    let kept_before = (std::fs::read(&kept).unwrap(), std::fs::metadata(&kept).unwrap().modified().unwrap());
+    let resumed = tessera(&["resume", out.to_str().unwrap(), "--executor", "inline"]);
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("ok"));
+    assert!(lost.exists(), "the lost unit ran again");
+    let kept_after = (std::fs::read(&kept).unwrap(), std::fs::metadata(&kept).unwrap().modified().unwrap());
+    assert_eq!(kept_before, kept_after, "a unit that was done ran again");
+    assert!(before == comparable(&out), "resumed results differ");
+}
+
+#[test]
+fn plan_lists_units_and_their_dependencies() {
+    let tiny = &TINY[1];
+    let manifest = manifest(tiny.example);
+    let mut args = vec!["plan", manifest.as_str()];
+    args.extend_from_slice(tiny.args);
+    let text = String::from_utf8_lossy(&tessera(&args).stdout).to_string();
+    assert!(text.contains("digits (population)") && text.contains("unit    0: population run 0"), "{text}");
+    assert!(text.contains("collect joins the parts and runs the metrics"), "{text}");
+}
+
+/// The cluster `testing/slurm/start.sh` started, if any: `SLURM_CONF`.
+fn slurm_cluster() -> Option<PathBuf> {
+    let state = std::env::var("TESSERA_SLURM_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/tessera/slurm"));
+    let conf = state.join("slurm.conf");
+    let up = state.join("pids").exists()
+        && Command::new("sinfo").arg("-h").env("SLURM_CONF", &conf).output().is_ok_and(|o| o.status.success());
+    if up {
+        return Some(conf);
+    }
+    let why = "no local Slurm cluster is running (make test starts one with testing/slurm/start.sh; it needs root)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}, and on CI it must");
+    }
+    eprintln!("skipped: {why}");
+    None
+}
+
+/// Records a submission where `make test` prints it (the test log shows the job ids).
+fn log_jobs(what: &str, stdout: &[u8]) {
+    let line =
+        String::from_utf8_lossy(stdout).lines().find(|l| l.starts_with("slurm:")).unwrap_or_default().to_string();
+    eprintln!("{what}: {line}");
+    let state = std::env::var("TESSERA_SLURM_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/tessera/slurm"));
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(state.join("test-jobs.log")) {
+        let _ = writeln!(f, "{what}: {line}");
+    }
+}
+
+fn wait_until_gone(conf: &Path, job: &str) {
+    let started = Instant::now();
+    loop {
+        let out = Command::new("squeue").args(["-h", "-j", job]).env("SLURM_CONF", conf).output().unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "job {job} still queued after 5 minutes");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn slurm_runs_each_kind_like_inline_and_resume_reruns_a_killed_task() {
+    let Some(conf) = slurm_cluster() else { return };
+    std::env::set_var("SLURM_CONF", &conf);
+    let dir = tempfile::tempdir().unwrap();
+    for tiny in TINY {
+        let inline = dir.path().join(format!("{}-inline", tiny.name));
+        let slurm = dir.path().join(format!("{}-slurm", tiny.name));
+        run(tiny, &inline, &["--executor", "inline"]);
+        let out = run(tiny, &slurm, &["--executor", "slurm", "--wait"]);
+        log_jobs(&format!("slurm {}", tiny.name), &out.stdout);
+        assert_same_results(tiny, &inline, &slurm, "slurm");
+    }
+    // Kill one task of an array (one at a time, so the last is still queued
+    // or running), let the collect job record it, then resume.
+    let tiny = &TINY[0];
+    let inline = dir.path().join("seed-sweep-inline");
+    let killed = dir.path().join("killed");
+    let manifest = manifest(tiny.example);
+    let out_arg = killed.display().to_string();
+    let mut args = vec!["run", manifest.as_str(), "--out", out_arg.as_str(), "--executor", "slurm"];
+    args.extend_from_slice(tiny.args);
+    args.extend_from_slice(&["--set", "executor.slurm.max_parallel=1"]);
+    let out = tessera(&args);
+    log_jobs("slurm killed-task run", &out.stdout);
+    let jobs: Value = serde_json::from_slice(&std::fs::read(killed.join("slurm/jobs.json")).unwrap()).unwrap();
+    let (array, collect) = (jobs[0]["array_job"].as_str().unwrap(), jobs[0]["collect_job"].as_str().unwrap());
+    let last = jobs[0]["units"].as_array().unwrap().len() - 1;
+    let task = format!("{array}_{last}");
+    let cancel = Command::new("scancel").arg(&task).env("SLURM_CONF", &conf).status().unwrap();
+    assert!(cancel.success(), "scancel {task}");
+    wait_until_gone(&conf, collect);
+    let results = comparable(&killed);
+    let failed: Vec<&Value> = results["variants"].as_array().unwrap().iter().filter(|v| v["status"] != "ok").collect();
+    assert_eq!(failed.len(), 1, "one variant lost its unit: {results}");
+    assert!(failed[0]["error"].as_str().unwrap().contains("did not finish"), "{}", failed[0]["error"]);
+    let done: Vec<(PathBuf, Vec<u8>)> = (0..last)
+        .map(|id| {
+            let path = killed.join(format!("units/{id:05}/result.json"));
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    let resumed = tessera(&["resume", &out_arg, "--executor", "slurm", "--wait"]);
+    log_jobs("slurm resume", &resumed.stdout);
+    let second: Value = serde_json::from_slice(&std::fs::read(killed.join("slurm/jobs.json")).unwrap()).unwrap();
+    assert_eq!(second[1]["units"], serde_json::json!([last]), "resume submitted only the killed unit");
+    for (path, bytes) in done {
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} was rewritten", path.display());
+    }
+    assert_same_results(tiny, &inline, &killed, "slurm after resume");
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# What `make test` runs: starts the local Slurm cluster (testing/slurm/start.sh),
+# runs the workspace's tests, prints the Slurm jobs the tests submitted, and
+# stops the daemons it started, by process id, however the tests end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export TESSERA_SLURM_STATE=${TESSERA_SLURM_STATE:-$HOME/.cache/tessera/slurm}
+mkdir -p "$TESSERA_SLURM_STATE"
+: >"$TESSERA_SLURM_STATE/test-jobs.log"
+if testing/slurm/start.sh; then
+  # shellcheck disable=SC1091
+  . "$TESSERA_SLURM_STATE/env"
+  trap 'testing/slurm/stop.sh' EXIT
+else
+  echo "slurm: no local cluster; the Slurm tests say why they skip (on CI they fail)"
+fi
+cargo test --release --workspace "$@"
+code=$?
+if [ -s "$TESSERA_SLURM_STATE/test-jobs.log" ]; then
+  echo "Slurm jobs the tests submitted (array job, its units, collect job):"
+  cat "$TESSERA_SLURM_STATE/test-jobs.log"
+fi
+exit $code
