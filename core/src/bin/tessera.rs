@@ -81,14 +81,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run one unit of a run folder (what executors start; rarely typed).
+    /// Run units of a run folder (what executors start; rarely typed).
     Worker {
         /// The run folder.
         dir: PathBuf,
         /// The unit's id.
+        #[arg(long, required_unless_present = "units", conflicts_with = "units")]
+        unit: Option<usize>,
+        /// Several units, comma-separated, each run if this worker claims it
+        /// in --claims (how the processes executor's workers share them).
+        #[arg(long, value_delimiter = ',', requires = "claims")]
+        units: Vec<usize>,
+        /// The claims folder the workers share.
         #[arg(long)]
-        unit: usize,
-        /// libtorch threads, where the manifest leaves them to libtorch.
+        claims: Option<PathBuf>,
+        /// This worker's share of the cores: at most this many libtorch
+        /// threads (default under Slurm: the CPUs of its allocation).
         #[arg(long)]
         threads: Option<usize>,
     },
@@ -444,17 +452,22 @@ fn main() -> ExitCode {
             };
             plan(&session, variants, *json)
         }
-        Command::Worker { dir, unit, threads } => {
+        Command::Worker { dir, unit, units, claims, threads } => {
             // A Slurm task gets the CPUs Slurm allocated it, not the node's.
             let slurm_cpus = std::env::var("SLURM_CPUS_ON_NODE").ok().and_then(|n| n.parse().ok());
             if let Some(threads) = threads.or(slurm_cpus) {
-                run::set_default_threads(threads);
+                run::set_thread_share(threads);
             }
-            match run::work(dir, *unit, cancel_on_ctrl_c()) {
+            let which = match (unit, claims) {
+                (Some(id), _) => run::WorkerUnits::One(*id),
+                (None, Some(claims)) => run::WorkerUnits::Claimed { units: units.clone(), claims: claims.clone() },
+                (None, None) => unreachable!("clap requires --unit or --units with --claims"),
+            };
+            match run::work(dir, &which, cancel_on_ctrl_c()) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => {
-                    eprintln!("error: unit {unit} of {}: {e:#}", dir.display());
+                    eprintln!("error: {which:?} of {}: {e:#}", dir.display());
                     ExitCode::from(2)
                 }
             }

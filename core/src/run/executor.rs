@@ -26,7 +26,7 @@ pub enum Executor {
     Inline,
     /// Worker processes on this machine.
     Processes {
-        /// How many at once (each gets `cores / jobs` threads unless the manifest sets them).
+        /// How many at once (each gets at most `cores / jobs` libtorch threads).
         jobs: usize,
     },
     /// A Slurm job array over the units, then a dependent collect job.
@@ -94,51 +94,85 @@ fn run_inline(session: &Session, plan: &Plan, pending: &[usize], run_dir: &Path,
     Ok(())
 }
 
-/// `tessera worker` processes, `jobs` at a time, each with its share of the cores.
+/// `jobs` long-lived `tessera worker` processes, each with its share of the
+/// cores, taking the pending units in plan order: each claims its next unit
+/// atomically (a file in a claims folder of this execution), so a worker
+/// loads the plugins and the data once for many units.
 fn run_processes(jobs: usize, plan: &Plan, pending: &[usize], run_dir: &Path, options: &RunOptions) -> Result<()> {
     let exe = std::env::current_exe().context("finding the tessera binary for the workers")?;
-    let threads = (cores() / jobs.max(1)).max(1);
+    let jobs = jobs.max(1).min(pending.len().max(1));
+    let threads = (cores() / jobs).max(1);
+    warn_if_oversubscribed(plan, jobs, threads);
+    let claims = crate::owned::OwnedDir::create(&claims_dir(run_dir), "unit claims")?;
+    let list = pending.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    // With GPUs, worker k sees GPU k mod G only.
+    let gpus = tch::Cuda::device_count().max(0) as usize;
+    let mut workers = (0..jobs)
+        .map(|k| spawn_worker(&exe, run_dir, &list, claims.path(), threads, (gpus > 0).then(|| k % gpus)))
+        .collect::<Result<Vec<Child>>>()?;
     let bar = units_bar(options, pending.len());
-    let mut queue = pending.iter().copied();
-    let mut running: Vec<(usize, Child)> = Vec::new();
-    loop {
-        while running.len() < jobs.max(1) && !options.cancel.load(Ordering::Relaxed) {
-            let Some(id) = queue.next() else { break };
-            running.push((id, spawn_worker(&exe, run_dir, id, threads)?));
+    while !workers.is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+        if options.cancel.load(Ordering::Relaxed) {
+            // The workers got the same Ctrl-C: they stop after their current step.
+            log::warn!("cancelled: the units not done are left for `tessera resume`");
         }
-        if running.is_empty() {
-            break;
+        workers.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
+        if let Some(bar) = &bar {
+            bar.set_position(pending.iter().filter(|&&id| unit::read_result(run_dir, id).is_some()).count() as u64);
         }
-        std::thread::sleep(Duration::from_millis(20));
-        let mut still = Vec::with_capacity(running.len());
-        for (id, mut child) in running {
-            match child.try_wait()? {
-                None => still.push((id, child)),
-                Some(status) => {
-                    record_crash(plan, run_dir, id, &status.to_string())?;
-                    if let Some(bar) = &bar {
-                        bar.inc(1);
-                    }
-                }
-            }
-        }
-        running = still;
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(())
+    for &id in pending.iter().filter(|&&id| claims.path().join(id.to_string()).exists()) {
+        record_crash(plan, run_dir, id, "it stopped")?;
+    }
+    claims.remove()
 }
 
-fn spawn_worker(exe: &Path, run_dir: &Path, id: usize, threads: usize) -> Result<Child> {
-    Command::new(exe)
+/// The claims folder of this execution.
+fn claims_dir(run_dir: &Path) -> std::path::PathBuf {
+    run_dir.join("units").join(format!(".claims-{}-{}", std::process::id(), chrono::Local::now().format("%H%M%S%.f")))
+}
+
+/// Claims unit `id` for this worker: whether no other worker had.
+pub(super) fn claim(claims: &Path, id: usize) -> bool {
+    std::fs::OpenOptions::new().write(true).create_new(true).open(claims.join(id.to_string())).is_ok()
+}
+
+/// Units with `experiment.threads` above their share of the cores make the
+/// workers wait on one another: said once, before they start.
+fn warn_if_oversubscribed(plan: &Plan, jobs: usize, share: usize) {
+    let Some(threads) = plan.threads.filter(|&t| t > share) else { return };
+    log::warn!(
+        "experiment.threads = {threads} with {jobs} workers on {} cores: the workers will wait on one another; \
+         set experiment.threads = {share} (or 0) for parallel runs (results can differ in their last bits with the thread count)",
+        cores()
+    );
+}
+
+fn spawn_worker(
+    exe: &Path,
+    run_dir: &Path,
+    units: &str,
+    claims: &Path,
+    threads: usize,
+    gpu: Option<usize>,
+) -> Result<Child> {
+    let mut command = Command::new(exe);
+    if let Some(gpu) = gpu {
+        command.env("CUDA_VISIBLE_DEVICES", gpu.to_string());
+    }
+    command
         .args(["--quiet", "worker"])
         .arg(run_dir)
-        .args(["--unit", &id.to_string(), "--threads", &threads.to_string()])
+        .args(["--units", units, "--threads", &threads.to_string(), "--claims"])
+        .arg(claims)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
-        .with_context(|| format!("starting a worker for unit {id}"))
+        .context("starting a worker")
 }
 
 /// A worker that ended without a result (killed, aborted) leaves a failed

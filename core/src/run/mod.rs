@@ -34,7 +34,7 @@ pub use executor::{cores, pending_units, Executor};
 pub use folder::{create_run_dir, open_run, resolved_manifest};
 pub use plan::Plan;
 pub use session::{prepare, prepare_manifest, PluginSearch, Session};
-pub use setup::{device_name, peak_rss_mb, resolve_device, set_default_threads};
+pub use setup::{device_name, peak_rss_mb, resolve_device, set_thread_share};
 pub use slurm::Submission;
 
 use crate::manifest::Variant;
@@ -128,17 +128,42 @@ fn execute_and_collect(
     Ok(RunOutcome { dir: dir.to_path_buf(), results, submitted })
 }
 
-/// Runs one unit of a run folder (`tessera worker`), logging to its
-/// `unit.log`; whether it finished ok.
-pub fn work(run_dir: &Path, id: usize, cancel: Arc<AtomicBool>) -> Result<bool> {
+/// Which units a worker runs (`tessera worker`).
+#[derive(Debug, Clone)]
+pub enum WorkerUnits {
+    /// This one (a Slurm array task).
+    One(usize),
+    /// Each of these it can claim in `claims` (the `processes` executor's workers).
+    Claimed {
+        /// The units, in order.
+        units: Vec<usize>,
+        /// The claims folder shared by the workers.
+        claims: PathBuf,
+    },
+}
+
+/// Runs units of a run folder (`tessera worker`), each logging to its
+/// `units/<id>.log`; whether all it ran finished ok.
+pub fn work(run_dir: &Path, units: &WorkerUnits, cancel: Arc<AtomicBool>) -> Result<bool> {
     let (plan, session, dir) = open_run(run_dir)?;
-    plan.unit(id)?;
-    let log = unit::unit_dir(&dir, id).with_extension("log");
+    let options = RunOptions { cancel: cancel.clone(), ..Default::default() };
     std::fs::create_dir_all(dir.join("units"))?;
-    crate::logger::set_log_file(&log)?;
-    let options = RunOptions { cancel, ..Default::default() };
-    let result = unit::execute(&session, &plan, id, &dir, &options)?;
-    Ok(result.status == Status::Ok)
+    let mut all_ok = true;
+    let ids: Vec<usize> = match units {
+        WorkerUnits::One(id) => vec![*id],
+        WorkerUnits::Claimed { units, .. } => units.clone(),
+    };
+    for id in ids {
+        plan.unit(id)?;
+        if let WorkerUnits::Claimed { claims, .. } = units {
+            if cancel.load(std::sync::atomic::Ordering::Relaxed) || !executor::claim(claims, id) {
+                continue;
+            }
+        }
+        crate::logger::set_log_file(&unit::unit_dir(&dir, id).with_extension("log"))?;
+        all_ok &= unit::execute(&session, &plan, id, &dir, &options)?.status == Status::Ok;
+    }
+    Ok(all_ok)
 }
 
 /// Collects an existing run folder (`tessera collect`).

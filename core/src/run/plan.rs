@@ -32,6 +32,9 @@ pub struct Plan {
     pub overrides: Vec<String>,
     /// The plugin libraries the run loaded; units load the same.
     pub plugins: Vec<PathBuf>,
+    /// The largest `experiment.threads` of its variants, if any sets it.
+    #[serde(default)]
+    pub threads: Option<usize>,
     /// The selected variants, in manifest order.
     pub variants: Vec<PlannedVariant>,
     /// Every unit; a unit's id is its index.
@@ -88,6 +91,7 @@ impl Plan {
             cwd: std::env::current_dir().context("the current folder")?,
             overrides: session.overrides.clone(),
             plugins: session.registry.plugins().iter().map(|p| p.path.clone()).collect(),
+            threads: session.variants.iter().map(|v| v.settings.experiment.threads).max().filter(|&t| t > 0),
             variants: vec![],
             units: vec![],
         };

@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 use super::metrics::finish_metrics;
 use super::setup::{progress_bar, role_seed, set_up_libtorch};
 use super::{RunOptions, Session};
-use crate::data;
 use crate::manifest::Variant;
 use crate::plugin::CallContext;
 use crate::population::{Population, PopulationInputs, PopulationPlan, RunSpec};
@@ -43,7 +42,7 @@ pub(super) fn run_part(
     let device = set_up_libtorch(&s.experiment)?;
     let plan = PopulationPlan::new(&s.population, &s.train)?;
     // Clean labels here: each run draws its settings' label noise itself.
-    let splits = data::load(&s.data, 0.0, seed, &session.manifest.dir())?;
+    let splits = session.clean_data(&s.data, seed)?;
     let encoders = unit_dir.join("pretrained").join(report::file_stem_safe(&variant.name));
     let inputs = PopulationInputs {
         config: &s.population,

@@ -75,6 +75,26 @@ pub struct Session {
     /// Per-θ reference values of graph experiments, shared by the variants
     /// that evaluate on the same graph, grid and budget.
     pub(super) reference_cache: std::sync::Mutex<BTreeMap<String, Vec<graph::SpreadEstimate>>>,
+    /// Clean data sets by their `[data]` and seed, shared by the population
+    /// units one process runs.
+    pub(super) data_cache: std::sync::Mutex<BTreeMap<String, std::sync::Arc<crate::data::Splits>>>,
+}
+
+impl Session {
+    /// The data of `[data]` with clean labels and `seed`, loaded once per process.
+    pub(super) fn clean_data(
+        &self,
+        data: &crate::manifest::DataConfig,
+        seed: u64,
+    ) -> Result<std::sync::Arc<crate::data::Splits>> {
+        let key = format!("{}|{seed}", toml::to_string(data).unwrap_or_default());
+        if let Some(hit) = self.data_cache.lock().expect("cache lock").get(&key) {
+            return Ok(hit.clone());
+        }
+        let splits = std::sync::Arc::new(crate::data::load(data, 0.0, seed, &self.manifest.dir())?);
+        self.data_cache.lock().expect("cache lock").insert(key, splits.clone());
+        Ok(splits)
+    }
 }
 
 fn component_diagnostic(
@@ -227,7 +247,14 @@ pub fn prepare_manifest(
     errors.dedup();
     if errors.is_empty() {
         let overrides = overrides.iter().map(|o| o.text.clone()).collect();
-        Ok(Session { manifest, variants, registry, overrides, reference_cache: Default::default() })
+        Ok(Session {
+            manifest,
+            variants,
+            registry,
+            overrides,
+            reference_cache: Default::default(),
+            data_cache: Default::default(),
+        })
     } else {
         Err(Diagnostics(errors))
     }

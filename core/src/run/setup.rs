@@ -10,13 +10,17 @@ use tessera_sdk::SeedRng;
 use super::RunOptions;
 use crate::choice::DeviceChoice;
 
-/// libtorch threads for units whose `experiment.threads` is 0 (the
-/// `processes` executor gives each worker its share of the cores).
-static DEFAULT_THREADS: OnceLock<usize> = OnceLock::new();
+/// This process's share of the cores, when it shares them with other
+/// workers (the `processes` executor's `cores / jobs`, a Slurm task's CPUs):
+/// the libtorch threads of units whose `experiment.threads` is 0. A unit
+/// that sets `experiment.threads` gets exactly that many, whatever runs it,
+/// since libtorch's results can change in their last bits with the thread
+/// count.
+static THREAD_SHARE: OnceLock<usize> = OnceLock::new();
 
-/// Sets the threads of units that do not set `experiment.threads`; once per process.
-pub fn set_default_threads(threads: usize) {
-    let _ = DEFAULT_THREADS.set(threads);
+/// Sets this process's share of the cores; once per process.
+pub fn set_thread_share(threads: usize) {
+    let _ = THREAD_SHARE.set(threads.max(1));
 }
 
 pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
@@ -43,9 +47,9 @@ pub fn device_name(device: Device) -> String {
 /// (anything that still draws from its global generator: dropout, say).
 pub(super) fn set_up_libtorch(experiment: &crate::manifest::ExperimentConfig) -> Result<Device> {
     let device = resolve_device(experiment.device)?;
-    let threads = match experiment.threads {
-        0 => DEFAULT_THREADS.get().copied().unwrap_or(0),
-        n => n,
+    let threads = match (experiment.threads, THREAD_SHARE.get().copied()) {
+        (0, share) => share.unwrap_or(0),
+        (n, _) => n,
     };
     if threads > 0 {
         tch::set_num_threads(threads as i32);
