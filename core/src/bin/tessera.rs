@@ -390,47 +390,156 @@ fn plan(session: &run::Session, variants: &[String], json: bool) -> ExitCode {
     }
 }
 
+/// `tessera plugins`.
+fn list_plugins(cli: &Cli, json: bool, verbose: bool) -> ExitCode {
+    let mut registry = Registry::new();
+    if let Err(e) = search(cli).load_into(&mut registry) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plugins_json(&registry)).unwrap_or_default());
+    } else {
+        print_plugins(&registry);
+    }
+    print_load_failures(&registry, verbose);
+    ExitCode::SUCCESS
+}
+
+/// `tessera check`.
+fn check(cli: &Cli, manifest: &std::path::Path, set: &[String], verbose: bool) -> ExitCode {
+    let overrides = match overrides(set) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run::prepare(manifest, &overrides, &search(cli)) {
+        Ok(session) => {
+            print_load_failures(&session.registry, verbose);
+            let names: Vec<&str> = session.variants.iter().map(|v| v.name.as_str()).collect();
+            println!("{}: ok ({} variants: {})", manifest.display(), names.len(), names.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `tessera worker`.
+fn worker(
+    dir: &std::path::Path,
+    unit: &Option<usize>,
+    units: &[usize],
+    claims: &Option<PathBuf>,
+    threads: &Option<usize>,
+) -> ExitCode {
+    // A Slurm task gets the CPUs Slurm allocated it, not the node's.
+    let slurm_cpus = std::env::var("SLURM_CPUS_ON_NODE").ok().and_then(|n| n.parse().ok());
+    if let Some(threads) = threads.or(slurm_cpus) {
+        run::set_thread_share(threads);
+    }
+    let which = match (unit, claims) {
+        (Some(id), _) => run::WorkerUnits::One(*id),
+        (None, Some(claims)) => run::WorkerUnits::Claimed { units: units.to_vec(), claims: claims.clone() },
+        (None, None) => unreachable!("clap requires --unit or --units with --claims"),
+    };
+    match run::work(dir, &which, cancel_on_ctrl_c()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {which:?} of {}: {e:#}", dir.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `tessera resume`.
+fn resume(cli: &Cli, dir: &std::path::Path, executor: &ExecutorArgs, progress: indicatif::MultiProgress) -> ExitCode {
+    let chosen = match run::open_run(dir) {
+        Ok((_, session, _)) => executor.choose(&session),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = RunOptions {
+        progress: (!cli.quiet).then_some(progress),
+        cancel: cancel_on_ctrl_c(),
+        executor: Some(chosen),
+        ..Default::default()
+    };
+    print_outcome(run::resume(dir, &options))
+}
+
+/// `tessera report`: tables, plots and summary again from results.json.
+fn rerender(dir: &std::path::Path) -> ExitCode {
+    let result = RunResults::load(dir).and_then(|r| {
+        report::write_tables(&r, dir)?;
+        let plots = report::write_plots(&r, dir)?;
+        Ok((r, plots))
+    });
+    match result {
+        Ok((results, plots)) => {
+            println!("{}", report::summary_table(&results, 8));
+            println!("{} plots in {}", plots.len(), dir.join("plots").display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `tessera siamese`.
+fn siamese(dir: &std::path::Path, variants: &[String], batch: i64, seconds: f64) -> ExitCode {
+    match siamese::evaluate_run(dir, variants, batch, seconds) {
+        Ok(e) => {
+            println!(
+                "{:<32} {:>6} {:<10} {:>9} {:>9} {:>10}",
+                "task", "branch", "block", "one pass", "separate", "max |Δ|"
+            );
+            for t in &e.tasks {
+                println!(
+                    "{:<40} {:>6} {:<10} {:>9.4} {:>9.4} {:>10.2e}",
+                    t.variant,
+                    t.branch,
+                    t.branch_block,
+                    t.siamese_accuracy,
+                    t.separate_accuracy,
+                    t.max_logit_difference
+                );
+            }
+            println!(
+                "T = {} tasks, batches of {}: one pass {:.0} inputs/s, separate models {:.0} inputs/s: {:.2}x",
+                e.tasks.len(),
+                e.batch,
+                e.siamese_examples_per_second,
+                e.separate_examples_per_second,
+                e.speedup
+            );
+            println!("written to {}", dir.join("siamese.json").display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbosity = if cli.quiet { -1 } else { cli.verbose as i8 };
     let progress = tessera_core::logger::init(verbosity);
     let verbose = cli.verbose > 0;
     match &cli.command {
-        Command::Plugins { json } => {
-            let mut registry = Registry::new();
-            if let Err(e) = search(&cli).load_into(&mut registry) {
-                eprintln!("error: {e:#}");
-                return ExitCode::from(2);
-            }
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&plugins_json(&registry)).unwrap_or_default());
-            } else {
-                print_plugins(&registry);
-            }
-            print_load_failures(&registry, verbose);
-            ExitCode::SUCCESS
-        }
-        Command::Check { manifest, set } => {
-            let overrides = match overrides(set) {
-                Ok(o) => o,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            match run::prepare(manifest, &overrides, &search(&cli)) {
-                Ok(session) => {
-                    print_load_failures(&session.registry, verbose);
-                    let names: Vec<&str> = session.variants.iter().map(|v| v.name.as_str()).collect();
-                    println!("{}: ok ({} variants: {})", manifest.display(), names.len(), names.join(", "));
-                    ExitCode::SUCCESS
-                }
-                Err(diagnostics) => {
-                    eprintln!("{diagnostics}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Command::Plugins { json } => list_plugins(&cli, *json, verbose),
+        Command::Check { manifest, set } => check(&cli, manifest, set, verbose),
         Command::Run { manifest, out, set, variants, executor } => {
             let session = match prepared(&cli, manifest, set) {
                 Ok(s) => s,
@@ -452,26 +561,7 @@ fn main() -> ExitCode {
             };
             plan(&session, variants, *json)
         }
-        Command::Worker { dir, unit, units, claims, threads } => {
-            // A Slurm task gets the CPUs Slurm allocated it, not the node's.
-            let slurm_cpus = std::env::var("SLURM_CPUS_ON_NODE").ok().and_then(|n| n.parse().ok());
-            if let Some(threads) = threads.or(slurm_cpus) {
-                run::set_thread_share(threads);
-            }
-            let which = match (unit, claims) {
-                (Some(id), _) => run::WorkerUnits::One(*id),
-                (None, Some(claims)) => run::WorkerUnits::Claimed { units: units.clone(), claims: claims.clone() },
-                (None, None) => unreachable!("clap requires --unit or --units with --claims"),
-            };
-            match run::work(dir, &which, cancel_on_ctrl_c()) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::from(1),
-                Err(e) => {
-                    eprintln!("error: {which:?} of {}: {e:#}", dir.display());
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Command::Worker { dir, unit, units, claims, threads } => worker(dir, unit, units, claims, threads),
         Command::Collect { dir } => match run::collect_run(dir) {
             Ok(results) => {
                 println!("{}", report::summary_table(&results, 8));
@@ -482,22 +572,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Resume { dir, executor } => {
-            let chosen = match run::open_run(dir) {
-                Ok((_, session, _)) => executor.choose(&session),
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return ExitCode::from(2);
-                }
-            };
-            let options = RunOptions {
-                progress: (!cli.quiet).then_some(progress),
-                cancel: cancel_on_ctrl_c(),
-                executor: Some(chosen),
-                ..Default::default()
-            };
-            print_outcome(run::resume(dir, &options))
-        }
+        Command::Resume { dir, executor } => resume(&cli, dir, executor, progress),
         Command::Status { dir, all } => match run::Plan::load(dir) {
             Ok(plan) => {
                 print!("{}", run::status::describe(&plan, dir, *all));
@@ -508,59 +583,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Report { dir } => {
-            let result = RunResults::load(dir).and_then(|r| {
-                report::write_tables(&r, dir)?;
-                let plots = report::write_plots(&r, dir)?;
-                Ok((r, plots))
-            });
-            match result {
-                Ok((results, plots)) => {
-                    println!("{}", report::summary_table(&results, 8));
-                    println!("{} plots in {}", plots.len(), dir.join("plots").display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Command::Report { dir } => rerender(dir),
         Command::Figures { dir, expected, write } => figures(dir, expected, *write),
-        Command::Siamese { dir, variants, batch, seconds } => {
-            match siamese::evaluate_run(dir, variants, *batch, *seconds) {
-                Ok(e) => {
-                    println!(
-                        "{:<32} {:>6} {:<10} {:>9} {:>9} {:>10}",
-                        "task", "branch", "block", "one pass", "separate", "max |Δ|"
-                    );
-                    for t in &e.tasks {
-                        println!(
-                            "{:<40} {:>6} {:<10} {:>9.4} {:>9.4} {:>10.2e}",
-                            t.variant,
-                            t.branch,
-                            t.branch_block,
-                            t.siamese_accuracy,
-                            t.separate_accuracy,
-                            t.max_logit_difference
-                        );
-                    }
-                    println!(
-                        "T = {} tasks, batches of {}: one pass {:.0} inputs/s, separate models {:.0} inputs/s: {:.2}x",
-                        e.tasks.len(),
-                        e.batch,
-                        e.siamese_examples_per_second,
-                        e.separate_examples_per_second,
-                        e.speedup
-                    );
-                    println!("written to {}", dir.join("siamese.json").display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Command::Siamese { dir, variants, batch, seconds } => siamese(dir, variants, *batch, *seconds),
     }
 }

@@ -176,73 +176,7 @@ pub fn prepare_manifest(
         });
     }
     for variant in &variants {
-        for (kind, spec) in variant.components() {
-            let params = spec.params_text();
-            let created = match kind {
-                ComponentKind::Sampler => registry.new_sampler(&spec.id, &params).map(drop),
-                ComponentKind::Finetuner => registry.new_finetuner(&spec.id, &params).map(drop),
-                ComponentKind::Metric => registry.new_metric(&spec.id, &params).map(drop),
-                ComponentKind::GraphObjective => registry.new_graph_objective(&spec.id, &params).map(drop),
-            };
-            if let Err(e) = created {
-                errors.push(component_diagnostic(&manifest, overrides, variant, &spec.key, &e));
-            }
-        }
-        errors.extend(validation_diagnostics(&manifest, overrides, variant, &registry));
-        let kind = variant.settings.experiment.kind;
-        if kind == ExperimentKind::Population {
-            if let Err(e) = crate::population::setting_configs(&variant.settings.population, &variant.settings.train) {
-                errors.push(manifest.diagnostic(
-                    variant.index,
-                    overrides,
-                    "population.settings",
-                    format!("{e:#}"),
-                    Some("each setting is a table of [train] keys, e.g. { batch_size = 16, lr = 0.01 }".into()),
-                ));
-            }
-        }
-        if kind == ExperimentKind::Population && variant.sampler.is_some() {
-            errors.push(manifest.diagnostic(
-                variant.index,
-                overrides,
-                "sampler",
-                format!(
-                    "variant `{}` is a population experiment, whose members train on a seeded full shuffle",
-                    variant.name
-                ),
-                Some("remove [sampler], or set experiment.kind = \"train\"".into()),
-            ));
-        }
-        if kind == ExperimentKind::Train && variant.sampler.is_none() {
-            errors.push(manifest.diagnostic(
-                variant.index,
-                overrides,
-                "sampler",
-                format!("variant `{}` trains but names no [sampler]", variant.name),
-                Some("add e.g. [sampler] use = \"baselines.full-shuffle\"".into()),
-            ));
-        }
-        let reference = &variant.settings.graph.reference;
-        if kind == ExperimentKind::Graph && !reference.is_empty() {
-            if let Err(e) = registry.new_graph_objective(reference, "") {
-                errors.push(manifest.diagnostic(
-                    variant.index,
-                    overrides,
-                    "graph.reference",
-                    format!("{e:#}"),
-                    Some("the reference is a graph objective, e.g. \"robust-im.greedy\"".into()),
-                ));
-            }
-        }
-        if kind == ExperimentKind::Graph && variant.objective.is_none() {
-            errors.push(manifest.diagnostic(
-                variant.index,
-                overrides,
-                "objective",
-                format!("variant `{}` is a graph experiment but names no [objective]", variant.name),
-                Some("add e.g. [objective] use = \"baselines.degree\"".into()),
-            ));
-        }
+        errors.extend(variant_diagnostics(&manifest, overrides, variant, &registry));
     }
     errors.dedup();
     if errors.is_empty() {
@@ -258,6 +192,85 @@ pub fn prepare_manifest(
     } else {
         Err(Diagnostics(errors))
     }
+}
+
+/// Every problem of one variant: its components and their parameters, its
+/// settings, and what its kind of experiment needs.
+fn variant_diagnostics(
+    manifest: &Manifest,
+    overrides: &[Override],
+    variant: &Variant,
+    registry: &Registry,
+) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    for (kind, spec) in variant.components() {
+        let params = spec.params_text();
+        let created = match kind {
+            ComponentKind::Sampler => registry.new_sampler(&spec.id, &params).map(drop),
+            ComponentKind::Finetuner => registry.new_finetuner(&spec.id, &params).map(drop),
+            ComponentKind::Metric => registry.new_metric(&spec.id, &params).map(drop),
+            ComponentKind::GraphObjective => registry.new_graph_objective(&spec.id, &params).map(drop),
+        };
+        if let Err(e) = created {
+            errors.push(component_diagnostic(manifest, overrides, variant, &spec.key, &e));
+        }
+    }
+    errors.extend(validation_diagnostics(manifest, overrides, variant, registry));
+    let kind = variant.settings.experiment.kind;
+    if kind == ExperimentKind::Population {
+        if let Err(e) = crate::population::setting_configs(&variant.settings.population, &variant.settings.train) {
+            errors.push(manifest.diagnostic(
+                variant.index,
+                overrides,
+                "population.settings",
+                format!("{e:#}"),
+                Some("each setting is a table of [train] keys, e.g. { batch_size = 16, lr = 0.01 }".into()),
+            ));
+        }
+    }
+    if kind == ExperimentKind::Population && variant.sampler.is_some() {
+        errors.push(manifest.diagnostic(
+            variant.index,
+            overrides,
+            "sampler",
+            format!(
+                "variant `{}` is a population experiment, whose members train on a seeded full shuffle",
+                variant.name
+            ),
+            Some("remove [sampler], or set experiment.kind = \"train\"".into()),
+        ));
+    }
+    if kind == ExperimentKind::Train && variant.sampler.is_none() {
+        errors.push(manifest.diagnostic(
+            variant.index,
+            overrides,
+            "sampler",
+            format!("variant `{}` trains but names no [sampler]", variant.name),
+            Some("add e.g. [sampler] use = \"baselines.full-shuffle\"".into()),
+        ));
+    }
+    let reference = &variant.settings.graph.reference;
+    if kind == ExperimentKind::Graph && !reference.is_empty() {
+        if let Err(e) = registry.new_graph_objective(reference, "") {
+            errors.push(manifest.diagnostic(
+                variant.index,
+                overrides,
+                "graph.reference",
+                format!("{e:#}"),
+                Some("the reference is a graph objective, e.g. \"robust-im.greedy\"".into()),
+            ));
+        }
+    }
+    if kind == ExperimentKind::Graph && variant.objective.is_none() {
+        errors.push(manifest.diagnostic(
+            variant.index,
+            overrides,
+            "objective",
+            format!("variant `{}` is a graph experiment but names no [objective]", variant.name),
+            Some("add e.g. [objective] use = \"baselines.degree\"".into()),
+        ));
+    }
+    errors
 }
 
 /// The validation pass over one variant's settings, the folders it would
