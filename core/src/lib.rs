@@ -25,5 +25,6 @@ pub mod report;
 pub mod run;
 pub mod siamese;
 pub mod storage;
+pub mod table;
 pub mod train;
 pub mod validate;

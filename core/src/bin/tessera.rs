@@ -139,6 +139,17 @@ enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// Print a Markdown table of a run folder's figures: a row per variant
+    /// (seeds merged, mean ± sd), a column per scalar. The README's tables
+    /// are made this way.
+    Table {
+        /// The run folder.
+        dir: PathBuf,
+        /// A column, `LABEL=ROLE/SCALAR[:pct|int|fN]` (repeatable), e.g.
+        /// `"test accuracy=baselines.accuracy/test_accuracy:pct"`.
+        #[arg(long = "column", value_name = "COLUMN", required = true)]
+        columns: Vec<tessera_core::table::Column>,
+    },
     /// Answer several finetuned variants of a run as one Siamese multi-task
     /// model over their shared backbone; check its outputs and compare its
     /// throughput with the separate models.
@@ -585,6 +596,18 @@ fn main() -> ExitCode {
         },
         Command::Report { dir } => rerender(dir),
         Command::Figures { dir, expected, write } => figures(dir, expected, *write),
+        Command::Table { dir, columns } => {
+            match RunResults::load(dir).and_then(|r| tessera_core::table::render(&r, columns)) {
+                Ok(table) => {
+                    print!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Siamese { dir, variants, batch, seconds } => siamese(dir, variants, *batch, *seconds),
     }
 }
