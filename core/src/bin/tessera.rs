@@ -383,7 +383,7 @@ fn print_outcome(outcome: anyhow::Result<run::RunOutcome>) -> ExitCode {
 /// `tessera plan`: the units of a manifest, as text or JSON.
 fn plan(session: &run::Session, variants: &[String], json: bool) -> ExitCode {
     let selected = |v: &tessera_core::manifest::Variant| {
-        variants.is_empty() || variants.iter().any(|n| v.name.starts_with(n.as_str()))
+        variants.is_empty() || variants.iter().any(|n| run::selected_by(v, n))
     };
     match run::Plan::new(session, selected) {
         Ok(plan) if json => {

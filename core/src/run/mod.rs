@@ -175,7 +175,7 @@ pub fn collect_run(run_dir: &Path) -> Result<RunResults> {
 
 /// Whether `--variant name` selects `variant`: its name, or the base name of
 /// a seeded variant `name@seed`.
-fn selected_by(variant: &Variant, name: &str) -> bool {
+pub fn selected_by(variant: &Variant, name: &str) -> bool {
     let unseeded = variant.name.rsplit_once('@').map_or(variant.name.as_str(), |(base, _)| base);
     let unswept = unseeded.split_once('[').map_or(unseeded, |(base, _)| base);
     variant.name == name || unseeded == name || unswept == name
