@@ -30,7 +30,9 @@ pub fn collect(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOpti
             .find(|v| v.name == planned.name)
             .with_context(|| format!("the manifest has no variant `{}` any more", planned.name))?;
         results.variants.push(collect_variant(session, variant, planned, run_dir, options));
-        for &id in &planned.units {
+        // Only a finished unit's files join the run folder: a failed one's
+        // stay with it, and are replaced when it runs again.
+        for &id in planned.units.iter().filter(|&&id| unit::is_done(run_dir, id)) {
             merge_work(&unit::work_dir(run_dir, id), run_dir)?;
         }
     }
