@@ -382,9 +382,8 @@ fn print_outcome(outcome: anyhow::Result<run::RunOutcome>) -> ExitCode {
 
 /// `tessera plan`: the units of a manifest, as text or JSON.
 fn plan(session: &run::Session, variants: &[String], json: bool) -> ExitCode {
-    let selected = |v: &tessera_core::manifest::Variant| {
-        variants.is_empty() || variants.iter().any(|n| run::selected_by(v, n))
-    };
+    let selected =
+        |v: &tessera_core::manifest::Variant| variants.is_empty() || variants.iter().any(|n| run::selected_by(v, n));
     match run::Plan::new(session, selected) {
         Ok(plan) if json => {
             println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
