@@ -6,8 +6,10 @@
 //! through a bounded channel. It plans one chunk ahead and advises the
 //! kernel of that chunk's blocks first, so random block orders keep the
 //! device as busy as a scan does. The consumer replays the same buffer policy,
-//! so both agree on every block without talking about it; memory stays
-//! bounded by the buffer plus the channel's depth, whatever the dataset size.
+//! so both agree on every block without talking about it. A chunk is cut
+//! into pieces of at most a buffer's worth of new blocks, so the loader
+//! holds at most (prefetch + 3) × buffer blocks, whatever the order and the
+//! dataset size.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -116,27 +118,41 @@ fn read_blocks(set: &ShardSet, blocks: &[u64], threads: usize) -> Result<Vec<Vec
 }
 
 /// Pulls chunks of an order and plans their block reads with the buffer
-/// policy (the consumer replays the same policy).
+/// policy (the consumer replays the same policy). A chunk that needs more
+/// new blocks than the buffer holds is cut into pieces of at most
+/// `capacity` new blocks, so no piece holds more than a buffer's worth of
+/// data, however far the order jumps.
 struct ReadPlanner {
     set: Arc<ShardSet>,
     policy: LruPolicy<()>,
+    capacity: usize,
     access: Access,
     last_block: Option<u64>,
+    /// The rest of the current chunk: its ids and the next position.
+    carry: Option<(RVec<u64>, usize)>,
 }
 
 impl ReadPlanner {
     fn new(set: Arc<ShardSet>, capacity: usize, access: Access) -> Self {
-        ReadPlanner { set, policy: LruPolicy::new(capacity), access, last_block: None }
+        let capacity = capacity.max(1);
+        ReadPlanner { set, policy: LruPolicy::new(capacity), capacity, access, last_block: None, carry: None }
     }
 
-    /// The next chunk and the blocks it must read (empty for example access).
+    /// The next piece of the order and the blocks it must read (empty for
+    /// example access).
     fn next(&mut self, order: &mut (dyn EpochOrder + Send)) -> Result<Option<(RVec<u64>, Vec<u64>)>> {
-        let Some(ids) = order.next_chunk()? else {
-            return Ok(None);
+        let (ids, start) = match self.carry.take() {
+            Some(carry) => carry,
+            None => match order.next_chunk()? {
+                Some(ids) => (ids, 0),
+                None => return Ok(None),
+            },
         };
         let n = self.set.index.examples;
         let mut planned = Vec::new();
-        for &id in ids.iter() {
+        let mut end = start;
+        while end < ids.len() {
+            let id = ids[end];
             if id >= n {
                 bail!("the sampler yielded example id {id}, outside 0..{n}");
             }
@@ -144,13 +160,22 @@ impl ReadPlanner {
                 let block = id / self.set.index.block_size;
                 // The most recent block again: no LRU order changes.
                 if self.last_block != Some(block) && !self.policy.touch(block) {
+                    if planned.len() == self.capacity {
+                        // Undo nothing: `touch` of a missing block changes no entry.
+                        break;
+                    }
                     self.policy.insert(block, ());
                     planned.push(block);
                 }
                 self.last_block = Some(block);
             }
+            end += 1;
         }
-        Ok(Some((ids, planned)))
+        let piece: RVec<u64> = if start == 0 && end == ids.len() { ids.clone() } else { ids[start..end].into() };
+        if end < ids.len() {
+            self.carry = Some((ids, end));
+        }
+        Ok(Some((piece, planned)))
     }
 }
 
@@ -402,6 +427,27 @@ mod tests {
         let (ids2, features2, io) = run(&BlockLoader::new(set, 2, Access::Example, 1), vec![order.clone()]);
         assert_eq!((io.requests, io.bytes), (20, 20 * 16));
         assert_eq!((ids2, features2), (ids, features));
+    }
+
+    #[test]
+    fn a_chunk_that_jumps_between_blocks_is_read_a_buffer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, set) = set(dir.path());
+        // One chunk visiting all 10 blocks twice, through a 3-block buffer:
+        // no piece may carry more than 3 blocks, and the pass is unchanged.
+        let order: Vec<u64> = (0..10).chain(0..10).map(|b| b * 10 + 3).collect();
+        let mut planner = ReadPlanner::new(set.clone(), 3, Access::Block);
+        let mut chunks = VecOrder(vec![order.clone()]);
+        let mut seen = vec![];
+        while let Some((ids, blocks)) = planner.next(&mut chunks).unwrap() {
+            assert!(blocks.len() <= 3, "a piece with {} blocks", blocks.len());
+            seen.extend(ids.iter().copied());
+        }
+        assert_eq!(seen, order);
+        let (ids, features, io) = run(&BlockLoader::new(set, 3, Access::Block, 1), vec![order.clone()]);
+        assert_eq!(ids, order);
+        assert_eq!(io.requests, 20, "every visit to a block evicted since is a read");
+        assert_eq!(&features[..2], &d.features[6..8]);
     }
 
     #[test]
