@@ -111,11 +111,13 @@ fn run_processes(jobs: usize, plan: &Plan, pending: &[usize], run_dir: &Path, op
         .map(|k| spawn_worker(&exe, run_dir, &list, claims.path(), threads, (gpus > 0).then(|| k % gpus)))
         .collect::<Result<Vec<Child>>>()?;
     let bar = units_bar(options, pending.len());
+    let mut told = false;
     while !workers.is_empty() {
         std::thread::sleep(Duration::from_millis(100));
-        if options.cancel.load(Ordering::Relaxed) {
+        if !told && options.cancel.load(Ordering::Relaxed) {
             // The workers got the same Ctrl-C: they stop after their current step.
             log::warn!("cancelled: the units not done are left for `tessera resume`");
+            told = true;
         }
         workers.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
         if let Some(bar) = &bar {
