@@ -418,6 +418,9 @@ pub struct FitSummary {
     pub epoch_seconds: Vec<f64>,
     /// I/O of each epoch.
     pub epoch_io: Vec<IoStats>,
+    /// The process's peak resident memory at the end of each epoch, in MB
+    /// (Linux `VmHWM`; NaN elsewhere).
+    pub epoch_peak_memory_mb: Vec<f64>,
     /// Ids a sampler visited other than exactly once, summed over epochs.
     pub irregular_visits: u64,
 }
@@ -531,7 +534,7 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
     let (mut loss_sum, mut loss_count) = (0.0, 0u64);
     let mut visits = vec![0u8; n as usize];
     let mut last_checkpoint = 0u64;
-    let (mut epoch_seconds, mut epoch_io) = (Vec::new(), Vec::new());
+    let (mut epoch_seconds, mut epoch_io, mut epoch_peak_memory_mb) = (Vec::new(), Vec::new(), Vec::new());
     for epoch in 0..cfg.epochs {
         let epoch_started = std::time::Instant::now();
         let mut evaluation = 0.0;
@@ -596,6 +599,7 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         }
         epoch_io.push(source.finish()?);
         epoch_seconds.push(epoch_started.elapsed().as_secs_f64() - evaluation);
+        epoch_peak_memory_mb.push(crate::run::peak_rss_mb());
         let unvisited = visits.iter().filter(|&&v| v == 0).count() as u64;
         let expected_unvisited = if epoch == 0 { hooks.resumed } else { 0 };
         if let Some(sampler) = hooks.sampler.filter(|_| seen < budget && expected_unvisited == 0) {
@@ -621,6 +625,7 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         examples_per_second: if seconds > 0.0 { seen as f64 / seconds } else { 0.0 },
         epoch_seconds,
         epoch_io,
+        epoch_peak_memory_mb,
         irregular_visits: irregular,
     })
 }

@@ -508,6 +508,8 @@ impl<'a> TrainJob<'a> {
         engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
         engine.scalars.insert("train_seconds".into(), summary.epoch_seconds.iter().sum::<f64>());
         engine.scalars.insert("train_examples".into(), self.splits.train.len() as f64);
+        let peak = summary.epoch_peak_memory_mb.iter().copied().fold(f64::NAN, f64::max);
+        engine.scalars.insert("peak_memory_mb".into(), peak);
         if self.variant.finetuner.is_some() || s.train.save_model {
             let stem = report::file_stem_safe(&self.variant.name);
             let path = self.unit_dir.join("models").join(format!("{stem}.safetensors"));
@@ -576,7 +578,7 @@ fn accuracy_by_modeled_io(
     }
 }
 
-/// The `io_per_epoch` table.
+/// The `io_per_epoch` table (with the process's peak memory after each epoch).
 fn io_table(summary: &FitSummary, cost: &CostModel) -> report::TableJson {
     let rows = summary.epoch_io.iter().zip(&summary.epoch_seconds).enumerate().map(|(i, (io, secs))| {
         vec![
@@ -586,11 +588,12 @@ fn io_table(summary: &FitSummary, cost: &CostModel) -> report::TableJson {
             serde_json::json!(io.modeled_seconds(cost)),
             serde_json::json!(io.io_seconds),
             serde_json::json!(secs),
+            serde_json::json!(summary.epoch_peak_memory_mb.get(i)),
         ]
     });
     report::TableJson {
         name: "io_per_epoch".into(),
-        columns: ["epoch", "requests", "bytes", "modeled_seconds", "io_seconds", "epoch_seconds"]
+        columns: ["epoch", "requests", "bytes", "modeled_seconds", "io_seconds", "epoch_seconds", "peak_memory_mb"]
             .map(String::from)
             .to_vec(),
         rows: rows.collect(),
