@@ -100,39 +100,10 @@ fn run(manifest: &Path, out: &Path, variants: &[&str], set: &[String]) {
     );
 }
 
-/// results.json without what legitimately differs between two runs.
-fn comparable(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            map.retain(|k, _| !figures::varies(k));
-            if let (Some(serde_json::Value::Array(columns)), Some(serde_json::Value::Array(rows))) =
-                (map.get("columns").cloned(), map.get_mut("rows"))
-            {
-                let timed: Vec<usize> = columns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.as_str().is_some_and(figures::varies))
-                    .map(|(i, _)| i)
-                    .collect();
-                for row in rows.iter_mut().filter_map(|r| r.as_array_mut()) {
-                    for &i in &timed {
-                        if let Some(cell) = row.get_mut(i) {
-                            *cell = serde_json::Value::Null;
-                        }
-                    }
-                }
-            }
-            map.values_mut().for_each(comparable);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(comparable),
-        _ => {}
-    }
-}
-
 fn results(out: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
     let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    comparable(&mut value);
+    common::comparable(&mut value);
     value
 }
 

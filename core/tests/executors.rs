@@ -5,6 +5,8 @@
 //! wall times are set aside. A Slurm array task killed with `scancel` is
 //! rerun, alone, by `tessera resume`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -88,42 +90,12 @@ fn run(tiny: &Tiny, out: &Path, executor: &[&str]) -> Output {
     tessera(&args)
 }
 
-/// Whether a key or column holds a wall time, a date or a host.
-fn is_wall(name: &str) -> bool {
-    (name.contains("seconds") && !name.contains("modeled"))
-        || ["per_second", "peak_memory", "started", "host"].iter().any(|w| name.contains(w))
-}
-
-/// results.json without wall times (keys and table columns) or dates.
+/// results.json without wall times, memory peaks or dates.
 fn comparable(dir: &Path) -> Value {
     let text = std::fs::read(dir.join("results.json")).expect("results.json");
     let mut value: Value = serde_json::from_slice(&text).expect("json");
-    strip(&mut value);
+    common::comparable(&mut value);
     value
-}
-
-fn strip(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|k, _| !is_wall(k));
-            if let (Some(Value::Array(columns)), Some(Value::Array(rows))) = (map.get("columns"), map.get("rows")) {
-                let keep: Vec<bool> = columns.iter().map(|c| !c.as_str().is_some_and(is_wall)).collect();
-                let rows: Vec<Value> = rows
-                    .iter()
-                    .map(|row| match row {
-                        Value::Array(cells) => {
-                            Value::Array(cells.iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c.clone()).collect())
-                        }
-                        other => other.clone(),
-                    })
-                    .collect();
-                map.insert("rows".into(), Value::Array(rows));
-            }
-            map.values_mut().for_each(strip);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip),
-        _ => {}
-    }
 }
 
 /// Every file under `population/` of a run, by relative path, with its bytes.

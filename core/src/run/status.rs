@@ -80,7 +80,6 @@ fn state_of(run_dir: &Path, id: usize, queued: bool) -> UnitState {
         };
     }
     match unit::read_started(run_dir, id) {
-        None if queued => UnitState::Pending,
         None => UnitState::Pending,
         Some(_) if queued => UnitState::Running,
         Some(ran) if ran.slurm_job.is_none() && ran.host == host_name() && alive(ran.pid) => UnitState::Running,

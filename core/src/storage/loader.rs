@@ -171,7 +171,10 @@ impl ReadPlanner {
             }
             end += 1;
         }
-        let piece: RVec<u64> = if start == 0 && end == ids.len() { ids.clone() } else { ids[start..end].into() };
+        if start == 0 && end == ids.len() {
+            return Ok(Some((ids, planned))); // the whole chunk: no copy
+        }
+        let piece: RVec<u64> = ids[start..end].into();
         if end < ids.len() {
             self.carry = Some((ids, end));
         }

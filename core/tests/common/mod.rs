@@ -79,3 +79,32 @@ epochs = 2
 batch_size = 16
 lr = 0.1
 "#;
+
+/// results.json without what legitimately differs between two runs.
+pub fn comparable(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|k, _| !tessera_core::figures::varies(k));
+            if let (Some(serde_json::Value::Array(columns)), Some(serde_json::Value::Array(rows))) =
+                (map.get("columns").cloned(), map.get_mut("rows"))
+            {
+                let timed: Vec<usize> = columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.as_str().is_some_and(tessera_core::figures::varies))
+                    .map(|(i, _)| i)
+                    .collect();
+                for row in rows.iter_mut().filter_map(|r| r.as_array_mut()) {
+                    for &i in &timed {
+                        if let Some(cell) = row.get_mut(i) {
+                            *cell = serde_json::Value::Null;
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(comparable);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(comparable),
+        _ => {}
+    }
+}
