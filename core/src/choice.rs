@@ -76,6 +76,10 @@ choice! {
         Npy = "npy",
         /// A CSV file.
         Csv = "csv",
+        /// WebDataset-style tar shards.
+        Webdataset = "webdataset",
+        /// A shard folder (written by `tessera shard`), trained in place.
+        Shards = "shards",
     }
 }
 

@@ -173,10 +173,21 @@ pub struct DataConfig {
     /// The source: `blobs` (Gaussian clusters), `mnist1d` (MNIST-1D-style
     /// sequences), `teacher` (labels from a random network), `digits` (the UCI
     /// 8×8 digits, shipped), `idx` (MNIST-style), `cifar10`, `cifar100`,
-    /// `npy`, `csv`.
+    /// `npy`, `csv`, `webdataset` (tar shards), `shards` (a shard folder).
     pub source: DataSource,
-    /// Features file (`idx` images, `npy` features, `csv`), relative to the manifest.
+    /// Features file (`idx` images, `npy` features, `csv`), tar file or
+    /// folder of tars (`webdataset`), or shard folder (`shards`), relative
+    /// to the manifest.
     pub path: Option<String>,
+    /// `shards`: the test split's shard folder (default: `test/` beside
+    /// `train/` in a folder written by `tessera shard`).
+    pub test_path: Option<String>,
+    /// `shards`: the validation split's shard folder (default: `validation/`
+    /// beside `train/`; none: an empty validation split).
+    pub validation_path: Option<String>,
+    /// The most memory the validation and test splits may take together, in
+    /// MB: they are held in memory, the training split need not be.
+    pub holdout_memory_mb: u64,
     /// Labels file (`idx`, `npy`), relative to the manifest.
     pub labels_path: Option<String>,
     /// Binary batch files (`cifar10`, `cifar100`), relative to the manifest.
@@ -248,6 +259,9 @@ impl Default for DataConfig {
         DataConfig {
             source: DataSource::Blobs,
             path: None,
+            test_path: None,
+            validation_path: None,
+            holdout_memory_mb: 4096,
             labels_path: None,
             files: vec![],
             label_column: -1,

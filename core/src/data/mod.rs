@@ -5,10 +5,17 @@
 use anyhow::{bail, Result};
 use tessera_sdk::SeedRng;
 
+pub mod examples;
 pub mod generators;
 pub mod readers;
+pub mod split;
+pub mod stored;
+pub mod webdataset;
 
-use crate::manifest::{DataConfig, DataSource, StoredOrder};
+pub use examples::ExampleSource;
+pub use split::SplitPlan;
+
+use crate::manifest::{DataConfig, DataSource};
 
 /// Examples as a row-major feature matrix with one label per row.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,9 +168,10 @@ pub fn blobs(examples: usize, dim: usize, classes: usize, separation: f64, seed:
 /// The UCI digits, compiled into the binary (57 KB; `data/digits/README.md`).
 pub const DIGITS_CSV_GZ: &[u8] = include_bytes!("../../../data/digits/digits.csv.gz");
 
-/// The examples `config` names, before splitting. Paths are relative to `base`
+/// The examples `config` names, before splitting: generated ones in
+/// memory, files read example by example. Paths are relative to `base`
 /// (the manifest's folder).
-pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<Dataset> {
+pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<Box<dyn ExampleSource>> {
     let path = |key: &str, value: &Option<String>| -> Result<std::path::PathBuf> {
         match value {
             Some(p) => Ok(base.join(p)),
@@ -171,67 +179,94 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
         }
     };
     Ok(match config.source {
-        DataSource::Blobs => blobs(config.examples, config.features, config.classes, config.separation, seed)?,
-        DataSource::Digits => {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(DIGITS_CSV_GZ), &mut text)?;
-            let mut d = readers::csv_text(&text, -1, "digits.csv.gz")?;
-            d.features.iter_mut().for_each(|v| *v /= 16.0);
-            d.shape = vec![1, 8, 8];
-            d.classes = 10;
-            d
+        DataSource::Blobs => {
+            Box::new(blobs(config.examples, config.features, config.classes, config.separation, seed)?)
         }
-        DataSource::Idx => readers::idx(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?,
+        DataSource::Digits => Box::new(digits_embedded()?),
+        DataSource::Idx => Box::new(examples::IdxFiles::open(
+            &path("path", &config.path)?,
+            &path("labels_path", &config.labels_path)?,
+        )?),
         DataSource::Cifar10 | DataSource::Cifar100 => {
             let files: Vec<std::path::PathBuf> = config.files.iter().map(|f| base.join(f)).collect();
             if files.is_empty() {
                 bail!("data source `{}` needs data.files (the binary batch files)", config.source);
             }
-            let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
-            readers::cifar(&refs, if config.source == DataSource::Cifar10 { 1 } else { 2 })?
+            Box::new(examples::CifarFiles::open(&files, if config.source == DataSource::Cifar10 { 1 } else { 2 })?)
         }
         DataSource::Mnist1d => {
             let params = generators::Mnist1dParams { max_translation: config.translation, ..Default::default() };
-            generators::mnist1d(config.examples, &params, seed)?
+            Box::new(generators::mnist1d(config.examples, &params, seed)?)
         }
         DataSource::Teacher => {
-            generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?
+            Box::new(generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?)
         }
         DataSource::Npy => {
-            readers::npy_dataset(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?
+            Box::new(examples::NpyFile::open(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?)
         }
-        DataSource::Csv => readers::csv(&path("path", &config.path)?, config.label_column as isize)?,
+        DataSource::Csv => {
+            let file = path("path", &config.path)?;
+            if file.extension().is_some_and(|e| e == "gz") {
+                // Compressed text cannot be read at an offset: it is read whole.
+                Box::new(readers::csv(&file, config.label_column as isize)?)
+            } else {
+                Box::new(examples::CsvFile::open(&file, config.label_column as isize)?)
+            }
+        }
+        DataSource::Webdataset => Box::new(webdataset::TarShards::open(&webdataset_files(config, base)?)?),
+        DataSource::Shards => bail!("data source `shards` is a stored training split, not a source to split"),
     })
+}
+
+/// The tar files of a `webdataset` source: `data.files`, or the `.tar` files
+/// of the folder `data.path` (sorted), or the one file `data.path`.
+pub fn webdataset_files(config: &DataConfig, base: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    if !config.files.is_empty() {
+        return Ok(config.files.iter().map(|f| base.join(f)).collect());
+    }
+    let Some(path) = &config.path else { bail!("data source `webdataset` needs data.path or data.files") };
+    let path = base.join(path);
+    if !path.is_dir() {
+        return Ok(vec![path]);
+    }
+    let mut tars: Vec<std::path::PathBuf> = std::fs::read_dir(&path)
+        .map_err(|e| anyhow::anyhow!("data.path: reading {}: {e}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+        .collect();
+    tars.sort();
+    if tars.is_empty() {
+        bail!("data.path: {} holds no .tar files", path.display());
+    }
+    Ok(tars)
+}
+
+/// The UCI digits compiled into the binary, pixels scaled to [0, 1].
+fn digits_embedded() -> Result<Dataset> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(DIGITS_CSV_GZ), &mut text)?;
+    let mut d = readers::csv_text(&text, -1, "digits.csv.gz")?;
+    d.features.iter_mut().for_each(|v| *v /= 16.0);
+    d.shape = vec![1, 8, 8];
+    d.classes = 10;
+    Ok(d)
 }
 
 /// Relabels `data` so that group `g` of `groups` is class `g`, dropping the
 /// examples whose label is in no group.
 pub fn group_labels(data: &Dataset, groups: &[Vec<i64>]) -> Result<Dataset> {
-    let mut class_of = vec![None; data.classes];
-    for (g, group) in groups.iter().enumerate() {
-        for &label in group {
-            let slot = usize::try_from(label).ok().and_then(|l| class_of.get_mut(l)).ok_or_else(|| {
-                anyhow::anyhow!("data.label_groups[{g}]: label {label} is not one of the {} classes", data.classes)
-            })?;
-            if let Some(other) = slot.replace(g) {
-                bail!("data.label_groups: label {label} is in groups {other} and {g}");
-            }
-        }
-    }
-    if groups.len() < 2 {
-        bail!("data.label_groups needs at least 2 groups (got {})", groups.len());
-    }
+    let class_of = split::group_classes(data.classes, groups)?;
     let keep: Vec<usize> = (0..data.len()).filter(|&i| class_of[data.labels[i] as usize].is_some()).collect();
     let mut out = data.subset(&keep);
     for label in out.labels.iter_mut() {
-        *label = class_of[*label as usize].expect("kept") as i64;
+        *label = class_of[*label as usize].expect("kept");
     }
     out.classes = groups.len();
     Ok(out)
 }
 
 /// Positions of the first `k` examples of each label, in their stored order.
-fn first_per_class(labels: &[i64], k: usize) -> Vec<usize> {
+pub(crate) fn first_per_class(labels: &[i64], k: usize) -> Vec<usize> {
     let mut taken: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
     (0..labels.len())
         .filter(|&i| {
@@ -244,48 +279,33 @@ fn first_per_class(labels: &[i64], k: usize) -> Vec<usize> {
 
 /// Builds the splits that `config` describes; `seed` is used when the
 /// config sets none. Examples are shuffled (by the data seed) before
-/// splitting; the training split comes in its stored order.
+/// splitting; the training split comes in its stored order. Everything is
+/// read into memory (see [`SplitPlan`] for the plan alone).
 pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::Path) -> Result<Splits> {
     let seed = config.seed.unwrap_or(seed);
-    let mut all = source(config, seed, base)?;
-    if !config.label_groups.is_empty() {
-        all = group_labels(&all, &config.label_groups)?;
+    if config.source == DataSource::Shards {
+        return stored::load(config, base);
     }
-    let mut order: Vec<usize> = (0..all.len()).collect();
-    SeedRng::derive(seed, 0x5B117).shuffle(&mut order);
-    all = all.subset(&order);
-    if let Some(limit) = config.limit {
-        all = all.subset(&(0..limit.min(all.len())).collect::<Vec<_>>());
-    }
-    if !(0.0..1.0).contains(&(config.test_fraction + config.validation_fraction)) {
-        bail!("test_fraction + validation_fraction must be in [0, 1)");
-    }
-    let n = all.len();
-    let n_test = (n as f64 * config.test_fraction).round() as usize;
-    let n_val = (n as f64 * config.validation_fraction).round() as usize;
-    let idx: Vec<usize> = (0..n).collect();
-    let test = all.subset(&idx[..n_test]);
-    let validation = all.subset(&idx[n_test..n_test + n_val]);
-    let mut train = all.subset(&idx[n_test + n_val..]);
-    if let Some(k) = config.train_limit {
-        train = train.subset(&(0..k.min(train.len())).collect::<Vec<_>>());
-    }
-    if config.train_per_class > 0 {
-        train = train.subset(&first_per_class(&train.labels, config.train_per_class));
-    }
-    if config.stored_order == StoredOrder::SortedByLabel {
-        train = train.subset(&train.order_by_label());
-    }
-    if train.is_empty() {
-        bail!("the training split is empty");
-    }
-    let noised = add_label_noise(&mut train, label_noise, seed)?;
-    let shifted = if config.shift.is_enabled() {
-        shift(&test, &config.shift, SeedRng::derive(seed, 0x5_1F7).next_u64())
+    let source = source(config, seed, base)?;
+    let plan = SplitPlan::new(source.labels(), source.classes(), config, label_noise, seed)?;
+    let train = plan.gather_train(source.as_ref())?;
+    let (validation, test) = holdout(&plan, source.as_ref())?;
+    let shifted = shifted(config, &test, seed);
+    Ok(Splits { train, validation, test, noised: plan.noised, shifted })
+}
+
+/// The validation and test splits of `plan`, read into memory.
+pub fn holdout(plan: &SplitPlan, source: &dyn ExampleSource) -> Result<(Dataset, Dataset)> {
+    Ok((plan.gather(source, &plan.validation, None)?, plan.gather(source, &plan.test, None)?))
+}
+
+/// The `shifted` split of `test` (`[data.shift]`), or an empty one.
+pub fn shifted(config: &DataConfig, test: &Dataset, seed: u64) -> Dataset {
+    if config.shift.is_enabled() {
+        shift(test, &config.shift, SeedRng::derive(seed, 0x5_1F7).next_u64())
     } else {
         Dataset { features: vec![], shape: test.shape.clone(), labels: vec![], classes: test.classes }
-    };
-    Ok(Splits { train, validation, test, noised, shifted })
+    }
 }
 
 /// A copy of `data` moved off its distribution: each example translated along
@@ -320,6 +340,7 @@ pub fn shift(data: &Dataset, config: &crate::manifest::ShiftConfig, seed: u64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::StoredOrder;
 
     #[test]
     fn train_per_class_keeps_the_first_examples_of_each_class() {

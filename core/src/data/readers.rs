@@ -35,9 +35,14 @@ fn be_u32(bytes: &[u8], offset: usize, path: &Path) -> Result<u32> {
     }
 }
 
-/// An IDX file (MNIST, Fashion-MNIST): its dimensions and unsigned bytes.
-fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
-    let bytes = read_file(path)?;
+/// An IDX header from the file's first bytes (`file_len` bytes in all): the
+/// dimensions and the byte offset of the data, checked against the length.
+pub(crate) fn idx_header(
+    bytes: &[u8],
+    expected_dims: usize,
+    file_len: usize,
+    path: &Path,
+) -> Result<(Vec<usize>, usize)> {
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         bail!("{}: not an IDX file (the first two bytes must be zero)", path.display());
     }
@@ -53,7 +58,7 @@ fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> 
         bail!("{}: {ndims} dimensions at byte offset 3, expected {expected_dims}", path.display());
     }
     let dims: Vec<usize> =
-        (0..ndims).map(|d| be_u32(&bytes, 4 + 4 * d, path).map(|v| v as usize)).collect::<Result<_>>()?;
+        (0..ndims).map(|d| be_u32(bytes, 4 + 4 * d, path).map(|v| v as usize)).collect::<Result<_>>()?;
     if let Some(d) = dims.iter().position(|&v| v == 0) {
         bail!(
             "{}: dimension {d} is 0 (at byte offset {}); an IDX file needs at least one item of at least one value",
@@ -63,7 +68,7 @@ fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> 
     }
     let start = 4 + 4 * ndims;
     let need: usize = dims.iter().product();
-    let have = bytes.len() - start;
+    let have = file_len - start;
     if have != need {
         bail!(
             "{}: the header promises {need} bytes of data from byte offset {start}, the file has {have}{}",
@@ -71,7 +76,15 @@ fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> 
             if have < need { " (truncated)" } else { "" }
         );
     }
-    Ok((dims, bytes[start..].to_vec()))
+    Ok((dims, start))
+}
+
+/// An IDX file (MNIST, Fashion-MNIST): its dimensions and unsigned bytes.
+pub(crate) fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+    let mut bytes = read_file(path)?;
+    let (dims, start) = idx_header(&bytes, expected_dims, bytes.len(), path)?;
+    bytes.drain(..start);
+    Ok((dims, bytes))
 }
 
 /// MNIST / Fashion-MNIST: an IDX image file (n × rows × cols) and an IDX
@@ -142,9 +155,23 @@ pub struct NpyArray {
     pub values: Vec<f64>,
 }
 
-/// Reads a NumPy `.npy` file (format 1.0–3.0, C order; dtypes f4, f8, i1–i8, u1–u8, little-endian).
-pub fn npy(path: &Path) -> Result<NpyArray> {
-    let bytes = read_file(path)?;
+/// A `.npy` header: the array's shape, where its values start and how to
+/// decode one.
+pub struct NpyHeader {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Byte offset of the first value.
+    pub data_offset: usize,
+    /// Bytes of one value.
+    pub value_bytes: usize,
+    /// One value's little-endian bytes as f64.
+    pub decode: fn(&[u8]) -> f64,
+}
+
+/// Parses the header at the start of `bytes`, a `.npy` file of `file_len`
+/// bytes (format 1.0–3.0, C order; dtypes f4, f8, i1–i8, u1–u8,
+/// little-endian), checking that the file holds every value.
+pub fn npy_header(bytes: &[u8], file_len: usize, path: &Path) -> Result<NpyHeader> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         bail!("{}: not a .npy file (missing the \\x93NUMPY magic at byte offset 0)", path.display());
     }
@@ -184,7 +211,23 @@ pub fn npy(path: &Path) -> Result<NpyArray> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().with_context(|| format!("{}: bad shape entry `{s}`", path.display())))
         .collect::<Result<_>>()?;
-    let (size, decode): (usize, fn(&[u8]) -> f64) = match descr {
+    let (value_bytes, decode) = npy_dtype(descr, path)?;
+    let data_offset = header_start + header_len;
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let have = file_len.saturating_sub(data_offset);
+    match count.and_then(|c| c.checked_mul(value_bytes)) {
+        Some(need) if need <= have => Ok(NpyHeader { shape, data_offset, value_bytes, decode }),
+        _ => bail!(
+            "{}: {} values of {value_bytes} bytes expected from byte offset {data_offset}, the file has {have} bytes (truncated)",
+            path.display(),
+            count.map_or("too many".to_string(), |c| c.to_string())
+        ),
+    }
+}
+
+/// The size and decoder of a `.npy` dtype.
+fn npy_dtype(descr: &str, path: &Path) -> Result<(usize, fn(&[u8]) -> f64)> {
+    Ok(match descr {
         "<f4" => (4, |b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
         "<f8" => (8, |b| f64::from_le_bytes(b.try_into().unwrap())),
         "|i1" => (1, |b| b[0] as i8 as f64),
@@ -196,15 +239,35 @@ pub fn npy(path: &Path) -> Result<NpyArray> {
         "<i8" => (8, |b| i64::from_le_bytes(b.try_into().unwrap()) as f64),
         "<u8" => (8, |b| u64::from_le_bytes(b.try_into().unwrap()) as f64),
         other => bail!("{}: dtype `{other}` is not supported (use little-endian f4, f8 or integers)", path.display()),
-    };
-    let start = header_start + header_len;
-    let count: usize = shape.iter().product();
-    let have = bytes.len() - start;
-    if have < count * size {
-        bail!("{}: {count} values of {size} bytes expected from byte offset {start}, the file has {have} bytes (truncated)", path.display());
-    }
-    let values = bytes[start..start + count * size].chunks_exact(size).map(decode).collect();
-    Ok(NpyArray { shape, values })
+    })
+}
+
+/// Parses a whole `.npy` file held in `bytes` (read from `path`).
+pub fn npy_bytes(bytes: &[u8], path: &Path) -> Result<NpyArray> {
+    let h = npy_header(bytes, bytes.len(), path)?;
+    let count: usize = h.shape.iter().product();
+    let values =
+        bytes[h.data_offset..h.data_offset + count * h.value_bytes].chunks_exact(h.value_bytes).map(h.decode).collect();
+    Ok(NpyArray { shape: h.shape, values })
+}
+
+/// Reads a NumPy `.npy` file (format 1.0–3.0, C order; dtypes f4, f8, i1–i8, u1–u8, little-endian).
+pub fn npy(path: &Path) -> Result<NpyArray> {
+    npy_bytes(&read_file(path)?, path)
+}
+
+/// Labels read as numbers: each must be a non-negative integer.
+pub(crate) fn integer_labels(values: &[f64], path: &Path) -> Result<Vec<i64>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v < 0.0 || v.fract() != 0.0 {
+                bail!("{}: label {v} of example {i} is not a non-negative integer", path.display());
+            }
+            Ok(v as i64)
+        })
+        .collect()
 }
 
 /// Writes a NumPy `.npy` file (format 1.0, C order) of dtype `descr` (e.g.
@@ -238,13 +301,7 @@ pub fn npy_dataset(features: &Path, labels: &Path) -> Result<Dataset> {
             y.shape
         );
     }
-    let mut labels_out = Vec::with_capacity(y.values.len());
-    for (i, &v) in y.values.iter().enumerate() {
-        if v < 0.0 || v.fract() != 0.0 {
-            bail!("{}: label {v} of example {i} is not a non-negative integer", labels.display());
-        }
-        labels_out.push(v as i64);
-    }
+    let labels_out = integer_labels(&y.values, labels)?;
     let classes = classes_of(&labels_out, &labels.display().to_string())?;
     if let Some(i) = x.values.iter().position(|v| !v.is_finite()) {
         let per = x.values.len() / x.shape[0].max(1);
@@ -260,43 +317,68 @@ pub fn npy_dataset(features: &Path, labels: &Path) -> Result<Dataset> {
     Ok(Dataset { features: x.values.iter().map(|&v| v as f32).collect(), shape, labels: labels_out, classes })
 }
 
-/// A CSV of numeric features and an integer label column (`label_column`:
-/// its index, negative counts from the end). A first line that does not parse
-/// as numbers is taken for a header. Every row must have the same width.
-pub fn csv_text(text: &str, label_column: isize, source: &str) -> Result<Dataset> {
-    let (mut features, mut labels) = (Vec::new(), Vec::new());
-    let (mut width, mut first_record) = (None, true);
-    let mut reader = csv::ReaderBuilder::new()
+/// The CSV reader every CSV source uses: no header handling (a header is
+/// recognised by [`CsvRows`]), rows of any width (checked there), cells trimmed.
+pub(crate) fn csv_reader<R: Read>(input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true) // rows of another width get an error with their line, below
         .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    for record in reader.records() {
-        let record = record.with_context(|| format!("{source}: not valid CSV"))?;
+        .from_reader(input)
+}
+
+/// Checks CSV rows one at a time: numbers, one width, an integer label.
+pub(crate) struct CsvRows<'a> {
+    label_column: isize,
+    source: &'a str,
+    width: Option<usize>,
+    first_record: bool,
+}
+
+impl<'a> CsvRows<'a> {
+    pub(crate) fn new(label_column: isize, source: &'a str) -> Self {
+        CsvRows { label_column, source, width: None, first_record: true }
+    }
+
+    /// The width of the rows, once one is read.
+    pub(crate) fn width(&self) -> Option<usize> {
+        self.width
+    }
+
+    /// The label's column index, once the width is known.
+    pub(crate) fn label_index(&self) -> Option<usize> {
+        let w = self.width? as isize;
+        Some(if self.label_column < 0 { w + self.label_column } else { self.label_column } as usize)
+    }
+
+    /// The label of `record`, its features appended to `features`; `None`
+    /// for a blank line or the header.
+    pub(crate) fn row(&mut self, record: &csv::StringRecord, features: &mut Vec<f32>) -> Result<Option<i64>> {
+        let source = self.source;
         let number = record.position().map_or(0, |p| p.line() as usize - 1);
         if record.iter().all(str::is_empty) {
-            continue;
+            return Ok(None);
         }
         let cells: Vec<&str> = record.iter().collect();
         let parsed: Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
-        let first = std::mem::replace(&mut first_record, false);
+        let first = std::mem::replace(&mut self.first_record, false);
         let values = match parsed {
             Ok(v) => v,
             // A header: no cell of it is a number (one that is, is a typo'd data row).
-            Err(_) if first && cells.iter().all(|c| c.parse::<f64>().is_err()) => continue,
+            Err(_) if first && cells.iter().all(|c| c.parse::<f64>().is_err()) => return Ok(None),
             Err(_) => {
                 let (col, cell) =
                     cells.iter().enumerate().find(|(_, c)| c.parse::<f64>().is_err()).expect("a bad cell");
                 bail!("{source}:{}: column {} (`{cell}`) is not a number", number + 1, col + 1);
             }
         };
-        let w = *width.get_or_insert(values.len());
+        let w = *self.width.get_or_insert(values.len());
         if values.len() != w || w < 2 {
             bail!("{source}:{}: {} columns where the first row has {w} (at least 2 needed)", number + 1, values.len());
         }
-        let li = if label_column < 0 { w as isize + label_column } else { label_column };
+        let li = if self.label_column < 0 { w as isize + self.label_column } else { self.label_column };
         if li < 0 || li as usize >= w {
-            bail!("{source}: label column {label_column} is outside the {w} columns");
+            bail!("{source}: label column {} is outside the {w} columns", self.label_column);
         }
         if let Some(col) = values.iter().position(|v| !v.is_finite()) {
             bail!("{source}:{}: column {} (`{}`) is not a finite number", number + 1, col + 1, cells[col]);
@@ -305,10 +387,25 @@ pub fn csv_text(text: &str, label_column: isize, source: &str) -> Result<Dataset
         if label < 0.0 || label.fract() != 0.0 {
             bail!("{source}:{}: label `{label}` is not a non-negative integer", number + 1);
         }
-        labels.push(label as i64);
         features.extend(values.iter().enumerate().filter(|(i, _)| *i != li as usize).map(|(_, &v)| v as f32));
+        Ok(Some(label as i64))
     }
-    let Some(w) = width else { bail!("{source}: no rows") };
+}
+
+/// A CSV of numeric features and an integer label column (`label_column`:
+/// its index, negative counts from the end). A first line that does not parse
+/// as numbers is taken for a header. Every row must have the same width.
+pub fn csv_text(text: &str, label_column: isize, source: &str) -> Result<Dataset> {
+    let (mut features, mut labels) = (Vec::new(), Vec::new());
+    let mut rows = CsvRows::new(label_column, source);
+    let mut reader = csv_reader(text.as_bytes());
+    for record in reader.records() {
+        let record = record.with_context(|| format!("{source}: not valid CSV"))?;
+        if let Some(label) = rows.row(&record, &mut features)? {
+            labels.push(label);
+        }
+    }
+    let Some(w) = rows.width() else { bail!("{source}: no rows") };
     let classes = classes_of(&labels, source)?;
     Ok(Dataset { features, shape: vec![w - 1], labels, classes })
 }

@@ -1,0 +1,478 @@
+//! Example sources read one example at a time: the labels are in memory
+//! (8 bytes an example), the features stay in their files until asked for.
+//! Writing shards or gathering a split from a source therefore holds one
+//! example, not the data set.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{bail, Context, Result};
+
+use super::readers::{self, classes_of, NpyHeader};
+use super::Dataset;
+
+/// Examples readable by position: labels up front, features on demand.
+pub trait ExampleSource: Send + Sync {
+    /// What the source is, for messages (its file).
+    fn name(&self) -> String;
+    /// The shape of one example.
+    fn shape(&self) -> &[usize];
+    /// Number of classes.
+    fn classes(&self) -> usize;
+    /// Every label, in stored order.
+    fn labels(&self) -> &[i64];
+    /// Appends the features of example `i` to `out`.
+    fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()>;
+    /// Number of examples.
+    fn len(&self) -> usize {
+        self.labels().len()
+    }
+    /// Whether there are no examples.
+    fn is_empty(&self) -> bool {
+        self.labels().is_empty()
+    }
+    /// Features per example.
+    fn dim(&self) -> usize {
+        self.shape().iter().product()
+    }
+}
+
+impl ExampleSource for Dataset {
+    fn name(&self) -> String {
+        "the generated data".into()
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
+        let dim = self.dim();
+        out.extend_from_slice(&self.features[i * dim..(i + 1) * dim]);
+        Ok(())
+    }
+}
+
+/// Fails on the first non-finite feature of example `i`, naming it.
+fn check_finite(values: &[f32], i: usize, name: &str) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(k) => bail!("{name}: value {k} of example {i} is {}; features must be finite", values[k]),
+        None => Ok(()),
+    }
+}
+
+/// A read-only memory map of a whole file.
+struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+    /// Bytes touched since the map last gave its pages back.
+    touched: AtomicU64,
+}
+
+// SAFETY: the map is read-only and never remapped while shared; reads are
+// plain loads from memory the kernel keeps valid until `munmap` in `drop`.
+unsafe impl Send for Mapped {}
+// SAFETY: as above; `touched` is atomic.
+unsafe impl Sync for Mapped {}
+
+/// After this many bytes read through a map, its pages are handed back
+/// (`MADV_DONTNEED`: they stay in the page cache, not in this process).
+const MAP_RELEASE_BYTES: u64 = 64 << 20;
+
+impl Mapped {
+    fn open(path: &Path) -> Result<Mapped> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file.metadata()?.len() as usize;
+        if len == 0 {
+            bail!("{}: the file is empty", path.display());
+        }
+        use std::os::fd::AsRawFd;
+        // SAFETY: maps `len` bytes of an open file read-only; checked below.
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+        if ptr == libc::MAP_FAILED {
+            bail!("{}: cannot map the file: {}", path.display(), std::io::Error::last_os_error());
+        }
+        Ok(Mapped { ptr, len, touched: AtomicU64::new(0) })
+    }
+
+    fn bytes(&self, start: usize, len: usize) -> &[u8] {
+        assert!(start + len <= self.len, "a range inside the map");
+        if self.touched.fetch_add(len as u64, Ordering::Relaxed) > MAP_RELEASE_BYTES {
+            self.touched.store(0, Ordering::Relaxed);
+            // SAFETY: a hint on our own mapping; the pages refault from the
+            // page cache if read again. Errors only mean the hint is ignored.
+            unsafe { libc::madvise(self.ptr, self.len, libc::MADV_DONTNEED) };
+        }
+        // SAFETY: in bounds (asserted); the mapping lives as long as `self`.
+        unsafe { std::slice::from_raw_parts((self.ptr as *const u8).add(start), len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `open` mapped.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// `.npy` features read through a memory map, each value converted from its
+/// own dtype when its example is read; labels from a second `.npy`.
+pub struct NpyFile {
+    path: PathBuf,
+    map: Mapped,
+    header: NpyHeader,
+    shape: Vec<usize>,
+    labels: Vec<i64>,
+    classes: usize,
+}
+
+impl NpyFile {
+    /// Opens `features` (n × ...) and `labels` (n).
+    pub fn open(features: &Path, labels: &Path) -> Result<NpyFile> {
+        let map = Mapped::open(features)?;
+        let header = readers::npy_header(map.bytes(0, map.len.min(1 << 16)), map.len, features)?;
+        let y = readers::npy(labels)?;
+        if header.shape.is_empty() || y.shape.len() != 1 || header.shape[0] != y.shape[0] {
+            bail!(
+                "{} has shape {:?} and {} has shape {:?}: expected (n, ...) and (n,)",
+                features.display(),
+                header.shape,
+                labels.display(),
+                y.shape
+            );
+        }
+        let labels_out = readers::integer_labels(&y.values, labels)?;
+        let classes = classes_of(&labels_out, &labels.display().to_string())?;
+        let shape = if header.shape.len() == 1 { vec![1] } else { header.shape[1..].to_vec() };
+        Ok(NpyFile { path: features.to_path_buf(), map, header, shape, labels: labels_out, classes })
+    }
+}
+
+impl ExampleSource for NpyFile {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
+        let dim = self.dim();
+        let size = self.header.value_bytes;
+        let bytes = self.map.bytes(self.header.data_offset + i * dim * size, dim * size);
+        let start = out.len();
+        out.extend(bytes.chunks_exact(size).map(|b| (self.header.decode)(b) as f32));
+        check_finite(&out[start..], i, &self.name())
+    }
+}
+
+/// MNIST-style IDX files: images read one by one (`pread`), labels in memory.
+pub struct IdxFiles {
+    path: PathBuf,
+    file: File,
+    data_offset: u64,
+    shape: Vec<usize>,
+    labels: Vec<i64>,
+    classes: usize,
+}
+
+impl IdxFiles {
+    /// Opens an image file (n × rows × cols) and a label file (n).
+    pub fn open(images: &Path, labels_path: &Path) -> Result<IdxFiles> {
+        let file = File::open(images).with_context(|| format!("reading {}", images.display()))?;
+        let mut head = vec![0u8; 16];
+        let got = file.read_at(&mut head, 0).with_context(|| format!("reading {}", images.display()))?;
+        head.truncate(got);
+        let (dims, data_offset) = readers::idx_header(&head, 3, file.metadata()?.len() as usize, images)?;
+        let (label_dims, label_bytes) = readers::read_idx(labels_path, 1)?;
+        if label_dims[0] != dims[0] {
+            bail!(
+                "{} holds {} images but {} holds {} labels",
+                images.display(),
+                dims[0],
+                labels_path.display(),
+                label_dims[0]
+            );
+        }
+        let labels: Vec<i64> = label_bytes.iter().map(|&l| l as i64).collect();
+        let classes = classes_of(&labels, &labels_path.display().to_string())?;
+        let shape = vec![1, dims[1], dims[2]];
+        Ok(IdxFiles { path: images.to_path_buf(), file, data_offset: data_offset as u64, shape, labels, classes })
+    }
+}
+
+impl ExampleSource for IdxFiles {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
+        let dim = self.dim();
+        let mut pixels = vec![0u8; dim];
+        let offset = self.data_offset + (i * dim) as u64;
+        self.file
+            .read_exact_at(&mut pixels, offset)
+            .with_context(|| format!("{}: reading image {i} at byte offset {offset}", self.name()))?;
+        out.extend(pixels.iter().map(|&p| p as f32 / 255.0));
+        Ok(())
+    }
+}
+
+/// CIFAR-10 / CIFAR-100 binary batches: records read one by one, labels in
+/// memory (one sequential pass at open).
+pub struct CifarFiles {
+    files: Vec<(PathBuf, File)>,
+    /// The first example of each file, and the total at the end.
+    starts: Vec<usize>,
+    label_bytes: usize,
+    labels: Vec<i64>,
+    shape: Vec<usize>,
+}
+
+impl CifarFiles {
+    /// Opens the batch files in order; `label_bytes` is 1 (CIFAR-10) or 2 (CIFAR-100).
+    pub fn open(paths: &[PathBuf], label_bytes: usize) -> Result<CifarFiles> {
+        if !(1..=2).contains(&label_bytes) {
+            bail!("CIFAR records have 1 (CIFAR-10) or 2 (CIFAR-100) label bytes");
+        }
+        let record = label_bytes + 3072;
+        let limit = if label_bytes == 1 { 10 } else { 100 };
+        let (mut files, mut starts, mut labels) = (Vec::new(), vec![0], Vec::new());
+        for path in paths {
+            let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+            let len = file.metadata()?.len() as usize;
+            if len == 0 || len % record != 0 {
+                bail!(
+                    "{}: {len} bytes is not a whole number of {record}-byte records (the last record starts at byte offset {} and is cut short)",
+                    path.display(),
+                    len / record * record
+                );
+            }
+            let mut reader = BufReader::with_capacity(1 << 20, &file);
+            let mut chunk = vec![0u8; record];
+            for r in 0..len / record {
+                reader.read_exact(&mut chunk).with_context(|| format!("reading {}", path.display()))?;
+                let label = chunk[label_bytes - 1] as i64;
+                if label >= limit {
+                    bail!(
+                        "{}: label {label} at byte offset {} is not below {limit}",
+                        path.display(),
+                        r * record + label_bytes - 1
+                    );
+                }
+                labels.push(label);
+            }
+            starts.push(labels.len());
+            files.push((path.clone(), file));
+        }
+        Ok(CifarFiles { files, starts, label_bytes, labels, shape: vec![3, 32, 32] })
+    }
+}
+
+impl ExampleSource for CifarFiles {
+    fn name(&self) -> String {
+        self.files.first().map_or("CIFAR batches".into(), |(p, _)| p.display().to_string())
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn classes(&self) -> usize {
+        if self.label_bytes == 1 {
+            10
+        } else {
+            100
+        }
+    }
+    fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
+        let f = self.starts.partition_point(|&s| s <= i) - 1;
+        let (path, file) = &self.files[f];
+        let record = self.label_bytes + 3072;
+        let offset = ((i - self.starts[f]) * record + self.label_bytes) as u64;
+        let mut pixels = vec![0u8; 3072];
+        file.read_exact_at(&mut pixels, offset)
+            .with_context(|| format!("{}: reading record at byte offset {offset}", path.display()))?;
+        out.extend(pixels.iter().map(|&p| p as f32 / 255.0));
+        Ok(())
+    }
+}
+
+/// A plain CSV file: one pass at open checks every row and keeps the labels
+/// and each row's byte offset; a row's features are parsed again when read.
+pub struct CsvFile {
+    path: PathBuf,
+    file: File,
+    /// Byte range of each data row.
+    rows: Vec<(u64, u64)>,
+    label_column: usize,
+    shape: Vec<usize>,
+    labels: Vec<i64>,
+    classes: usize,
+}
+
+impl CsvFile {
+    /// Opens `path`; `label_column` as in [`readers::csv_text`].
+    pub fn open(path: &Path, label_column: isize) -> Result<CsvFile> {
+        let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path.display().to_string();
+        let mut parser = readers::CsvRows::new(label_column, &name);
+        let (mut rows, mut labels) = (Vec::new(), Vec::new());
+        let mut reader = readers::csv_reader(BufReader::with_capacity(1 << 20, &file));
+        let mut record = csv::StringRecord::new();
+        let mut scratch = Vec::new();
+        while reader.read_record(&mut record).with_context(|| format!("{name}: not valid CSV"))? {
+            let start = record.position().map_or(0, |p| p.byte());
+            let end = reader.position().byte();
+            scratch.clear();
+            if let Some(label) = parser.row(&record, &mut scratch)? {
+                labels.push(label);
+                rows.push((start, end));
+            }
+        }
+        let Some(width) = parser.width() else { bail!("{name}: no rows") };
+        let classes = classes_of(&labels, &name)?;
+        let label_column = parser.label_index().expect("known with the width");
+        Ok(CsvFile { path: path.to_path_buf(), file, rows, label_column, shape: vec![width - 1], labels, classes })
+    }
+}
+
+impl ExampleSource for CsvFile {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
+        let (start, end) = self.rows[i];
+        let mut bytes = vec![0u8; (end - start) as usize];
+        self.file
+            .read_exact_at(&mut bytes, start)
+            .with_context(|| format!("{}: reading row {i} at byte offset {start}", self.name()))?;
+        let mut reader = readers::csv_reader(bytes.as_slice());
+        let mut record = csv::StringRecord::new();
+        if !reader.read_record(&mut record)? {
+            bail!("{}: row {i} at byte offset {start} changed since it was opened", self.name());
+        }
+        for (c, cell) in record.iter().enumerate().filter(|(c, _)| *c != self.label_column) {
+            let v: f64 = cell
+                .parse()
+                .with_context(|| format!("{}: column {} of row {i} changed since it was opened", self.name(), c + 1))?;
+            out.push(v as f32);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gather(source: &dyn ExampleSource) -> Dataset {
+        let mut features = Vec::new();
+        for i in 0..source.len() {
+            source.read(i, &mut features).unwrap();
+        }
+        Dataset {
+            features,
+            shape: source.shape().to_vec(),
+            labels: source.labels().to_vec(),
+            classes: source.classes(),
+        }
+    }
+
+    #[test]
+    fn a_mapped_npy_reads_as_the_whole_file_reader_does_in_every_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels: Vec<u8> = [0i64, 2, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        readers::write_npy(&dir.path().join("y.npy"), "<i8", &[3], &labels).unwrap();
+        let cases: [(&str, Vec<u8>); 3] = [
+            ("<f4", [1.5f32, -2.0, 3.25, 0.0, 7.0, 8.5].iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ("<f8", [1.5f64, -2.0, 3.25, 0.0, 7.0, 8.5].iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ("|u1", vec![1, 2, 3, 4, 5, 255]),
+        ];
+        for (descr, bytes) in cases {
+            let x = dir.path().join(format!("x{}.npy", &descr[1..]));
+            readers::write_npy(&x, descr, &[3, 2], &bytes).unwrap();
+            let mapped = NpyFile::open(&x, &dir.path().join("y.npy")).unwrap();
+            let whole = readers::npy_dataset(&x, &dir.path().join("y.npy")).unwrap();
+            assert_eq!(gather(&mapped), whole, "{descr}");
+        }
+    }
+
+    #[test]
+    fn a_non_finite_npy_value_is_named_when_its_example_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let x: Vec<u8> = [1.0f32, f32::NAN, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        readers::write_npy(&dir.path().join("x.npy"), "<f4", &[2, 2], &x).unwrap();
+        readers::write_npy(&dir.path().join("y.npy"), "|u1", &[2], &[0, 1]).unwrap();
+        let source = NpyFile::open(&dir.path().join("x.npy"), &dir.path().join("y.npy")).unwrap();
+        let err = source.read(0, &mut Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("x.npy: value 1 of example 0 is NaN"), "{err}");
+        source.read(1, &mut Vec::new()).unwrap();
+    }
+
+    #[test]
+    fn csv_rows_read_back_by_position_equal_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        std::fs::write(&path, "a,b,label\n1,2,0\n\n3.5,-4,1\n5,6e2,2\n").unwrap();
+        let streamed = CsvFile::open(&path, -1).unwrap();
+        assert_eq!(gather(&streamed), readers::csv(&path, -1).unwrap());
+        assert_eq!(streamed.labels(), &[0, 1, 2]);
+    }
+
+    #[test]
+    fn idx_and_cifar_read_by_position_equal_the_whole_file_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = |dims: &[u32], data: &[u8]| {
+            let mut b = vec![0, 0, 8, dims.len() as u8];
+            dims.iter().for_each(|d| b.extend_from_slice(&d.to_be_bytes()));
+            b.extend_from_slice(data);
+            b
+        };
+        std::fs::write(dir.path().join("x"), idx(&[3, 2, 2], &(0..12).collect::<Vec<u8>>())).unwrap();
+        std::fs::write(dir.path().join("y"), idx(&[3], &[1, 0, 1])).unwrap();
+        let (x, y) = (dir.path().join("x"), dir.path().join("y"));
+        assert_eq!(gather(&IdxFiles::open(&x, &y).unwrap()), readers::idx(&x, &y).unwrap());
+        let mut batch = Vec::new();
+        for r in 0..3u8 {
+            batch.push(r);
+            batch.extend((0..3072).map(|p| (p % 251) as u8 ^ r));
+        }
+        let (a, b) = (dir.path().join("a.bin"), dir.path().join("b.bin"));
+        std::fs::write(&a, &batch).unwrap();
+        std::fs::write(&b, &batch[..3073]).unwrap();
+        let streamed = CifarFiles::open(&[a.clone(), b.clone()], 1).unwrap();
+        assert_eq!(gather(&streamed), readers::cifar(&[&a, &b], 1).unwrap());
+    }
+}

@@ -1,0 +1,128 @@
+//! `source = "shards"`: data already written as shard folders. The training
+//! split is the folder `data.path` (or its `train/`), trained in place; the
+//! validation and test splits are read into memory from their own folders.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use super::{Dataset, Splits};
+use crate::manifest::DataConfig;
+use crate::storage::ShardSet;
+
+/// The shard folders of the three splits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFolders {
+    /// The training split.
+    pub train: PathBuf,
+    /// The validation split, if there is one.
+    pub validation: Option<PathBuf>,
+    /// The test split.
+    pub test: PathBuf,
+}
+
+/// Whether `dir` is a shard folder.
+fn is_shard_folder(dir: &Path) -> bool {
+    dir.join("index.json").is_file()
+}
+
+/// Finds the folders `config` names: `data.path` is a shard folder (then
+/// `data.test_path` is needed) or a folder written by `tessera shard`
+/// (`train/`, `validation/`, `test/`); `test_path` and `validation_path`
+/// override what is found.
+pub fn folders(config: &DataConfig, base: &Path) -> Result<StoredFolders> {
+    let Some(path) = &config.path else { bail!("data.path: source = \"shards\" needs the shard folder") };
+    let root = base.join(path);
+    let named = |value: &Option<String>| value.as_ref().map(|p| base.join(p));
+    let (train, found_validation, found_test) = if is_shard_folder(&root) {
+        (root.clone(), None, None)
+    } else if is_shard_folder(&root.join("train")) {
+        let beside = |name: &str| Some(root.join(name)).filter(|d| is_shard_folder(d));
+        (root.join("train"), beside("validation"), beside("test"))
+    } else {
+        bail!(
+            "data.path: {} is not a shard folder (no index.json) nor a folder written by `tessera shard` (no train/index.json); write one with `tessera shard SOURCE --out DIR`",
+            root.display()
+        );
+    };
+    let Some(test) = named(&config.test_path).or(found_test) else {
+        bail!(
+            "data.test_path: source = \"shards\" trains on the whole of {}; name the test split's shard folder",
+            train.display()
+        )
+    };
+    Ok(StoredFolders { train, validation: named(&config.validation_path).or(found_validation), test })
+}
+
+/// The validation and test splits, read into memory (checksums checked),
+/// refused past `data.holdout_memory_mb`.
+pub fn holdout(config: &DataConfig, folders: &StoredFolders, train: &ShardSet) -> Result<(Dataset, Dataset)> {
+    let validation_set = folders.validation.as_deref().map(ShardSet::open).transpose()?;
+    let test_set = ShardSet::open(&folders.test)?;
+    let mut bytes = test_set.index.examples * test_set.index.record_bytes;
+    for set in validation_set.iter().chain([&test_set]) {
+        if set.index.shape != train.index.shape {
+            bail!(
+                "{}: examples of shape {:?}, the training split's {:?}",
+                set.dir.display(),
+                set.index.shape,
+                train.index.shape
+            );
+        }
+    }
+    bytes += validation_set.as_ref().map_or(0, |s| s.index.examples * s.index.record_bytes);
+    check_holdout_memory(config, bytes)?;
+    let empty = Dataset { features: vec![], shape: train.index.shape.clone(), labels: vec![], classes: 0 };
+    let validation = validation_set.map(|s| s.read_all()).transpose()?.unwrap_or(empty);
+    let test = test_set.read_all()?;
+    let classes = [train.index.classes, validation.classes, test.classes].into_iter().max().unwrap_or(0);
+    Ok((Dataset { classes, ..validation }, Dataset { classes, ..test }))
+}
+
+/// Refuses held-out splits larger than `data.holdout_memory_mb`.
+pub fn check_holdout_memory(config: &DataConfig, bytes: u64) -> Result<()> {
+    if bytes > config.holdout_memory_mb << 20 {
+        bail!(
+            "data.holdout_memory_mb: the validation and test splits take {} MB in memory, more than the {} MB allowed; lower data.test_fraction / data.validation_fraction, or raise the limit",
+            bytes >> 20,
+            config.holdout_memory_mb
+        );
+    }
+    Ok(())
+}
+
+/// All three splits in memory (for `storage.mode = "memory"`).
+pub fn load(config: &DataConfig, base: &Path) -> Result<Splits> {
+    let folders = folders(config, base)?;
+    let set = ShardSet::open(&folders.train)?;
+    let (validation, test) = holdout(config, &folders, &set)?;
+    let mut train = set.read_all()?;
+    train.classes = test.classes;
+    let shifted = super::shifted(config, &test, config.seed.unwrap_or(0));
+    Ok(Splits { train, validation, test, noised: vec![], shifted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::choice::DataSource;
+
+    #[test]
+    fn a_folder_written_by_tessera_shard_finds_its_three_splits() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = crate::data::blobs(40, 3, 2, 2.0, 1).unwrap();
+        for (name, range) in [("train", 0..30), ("validation", 30..34), ("test", 34..40)] {
+            let part = d.subset(&range.collect::<Vec<_>>());
+            crate::storage::write_shards(&part, None, &dir.path().join("set").join(name), 8, 2).unwrap();
+        }
+        let config = DataConfig { source: DataSource::Shards, path: Some("set".into()), ..Default::default() };
+        let splits = load(&config, dir.path()).unwrap();
+        assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (30, 4, 6));
+        assert_eq!(splits.test, d.subset(&(34..40).collect::<Vec<_>>()));
+        let alone = DataConfig { path: Some("set/train".into()), ..config.clone() };
+        let err = folders(&alone, dir.path()).unwrap_err().to_string();
+        assert!(err.starts_with("data.test_path:"), "{err}");
+        let tight = DataConfig { holdout_memory_mb: 0, ..config };
+        assert!(load(&tight, dir.path()).unwrap_err().to_string().starts_with("data.holdout_memory_mb"));
+    }
+}
