@@ -122,6 +122,7 @@ pub fn settings(s: &Settings, base: &Path) -> Vec<Problem> {
         ExperimentKind::Graph => graph(&mut p, &s.graph, base),
         ExperimentKind::Train => {
             data(&mut p, &s.data, base);
+            stored_data(&mut p, s);
             storage(&mut p, s);
             model(&mut p, "model", &s.model, &s.data, base);
             train(&mut p, &s.train, &s.data);
@@ -249,7 +250,8 @@ fn data(p: &mut Problems, d: &DataConfig, base: &Path) {
 fn data_files(p: &mut Problems, d: &DataConfig, base: &Path) {
     let needs = |key: &str| -> Option<&str> {
         match key {
-            "path" => matches!(d.source, DataSource::Idx | DataSource::Npy | DataSource::Csv).then_some("path"),
+            "path" => matches!(d.source, DataSource::Idx | DataSource::Npy | DataSource::Csv | DataSource::Shards)
+                .then_some("path"),
             _ => matches!(d.source, DataSource::Idx | DataSource::Npy).then_some("labels_path"),
         }
     };
@@ -260,12 +262,61 @@ fn data_files(p: &mut Problems, d: &DataConfig, base: &Path) {
             _ => {}
         }
     }
+    if d.source == DataSource::Webdataset {
+        match (&d.path, d.files.is_empty()) {
+            (None, true) => p.add("data.path", "data source `webdataset` needs data.path (a .tar file or a folder of them) or data.files"),
+            (Some(path), _) => exists(p, "data.path", base, path),
+            _ => {}
+        }
+        for (i, f) in d.files.iter().enumerate() {
+            exists(p, &format!("data.files[{i}]"), base, f);
+        }
+    }
+    for (key, value) in [("data.test_path", &d.test_path), ("data.validation_path", &d.validation_path)] {
+        if let Some(path) = value {
+            exists(p, key, base, path);
+        }
+    }
     if matches!(d.source, DataSource::Cifar10 | DataSource::Cifar100) {
         if d.files.is_empty() {
             p.add("data.files", format!("data source `{}` needs data.files (the binary batch files)", d.source));
         }
         for (i, f) in d.files.iter().enumerate() {
             exists(p, &format!("data.files[{i}]"), base, f);
+        }
+    }
+}
+
+/// `source = "shards"` trains on a folder as it was written: what would
+/// reshape it belongs to `tessera shard` (a manifest with those settings).
+fn stored_data(p: &mut Problems, s: &Settings) {
+    let d = &s.data;
+    if d.source != DataSource::Shards {
+        for (key, value) in [("data.test_path", &d.test_path), ("data.validation_path", &d.validation_path)] {
+            if value.is_some() {
+                p.hint(key, "is only used with source = \"shards\"", "remove it, or set source = \"shards\"");
+            }
+        }
+        return;
+    }
+    let defaults = DataConfig::default();
+    let reshaping = [
+        ("data.limit", d.limit.is_some()),
+        ("data.train_limit", d.train_limit.is_some()),
+        ("data.train_per_class", d.train_per_class > 0),
+        ("data.label_groups", !d.label_groups.is_empty()),
+        ("data.stored_order", d.stored_order != defaults.stored_order),
+        ("data.test_fraction", d.test_fraction != defaults.test_fraction),
+        ("data.validation_fraction", d.validation_fraction != defaults.validation_fraction),
+        ("train.label_noise", s.train.label_noise > 0.0),
+    ];
+    for (key, set) in reshaping {
+        if set {
+            p.hint(
+                key,
+                "source = \"shards\" trains on the shard folder as it is",
+                "apply it when writing the folder: `tessera shard MANIFEST --out DIR` with it in that manifest",
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `tessera`: list plugins, check a manifest, run an experiment, re-render a
 //! run's report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -149,6 +149,33 @@ enum Command {
         /// `"test accuracy=baselines.accuracy/test_accuracy:pct"`.
         #[arg(long = "column", value_name = "COLUMN", required = true)]
         columns: Vec<tessera_core::table::Column>,
+    },
+    /// Write a data source as shard folders (`OUT/train`, `OUT/validation`,
+    /// `OUT/test`), split as `tessera run` splits it, one example in memory
+    /// at a time. Train on them with `source = "shards"`, `path = "OUT"`.
+    Shard {
+        /// A manifest (its [data], train.label_noise and seed), or a data
+        /// file: .npy (with --labels), .csv, .tar or a folder of .tar
+        /// (WebDataset), IDX images (with --labels).
+        source: PathBuf,
+        /// The folder to write (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Examples per block (default: the manifest's storage.block_size, else 256).
+        #[arg(long)]
+        block_size: Option<u64>,
+        /// Blocks per shard file (default: the manifest's storage.blocks_per_shard).
+        #[arg(long)]
+        blocks_per_shard: Option<u64>,
+        /// The labels of a .npy or IDX source.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// The label column of a CSV (negative counts from the end).
+        #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+        label_column: i64,
+        /// The seed of the split, for a data file (a manifest has its own).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Answer several finetuned variants of a run as one Siamese multi-task
     /// model over their shared backbone; check its outputs and compare its
@@ -338,6 +365,68 @@ fn prepared(cli: &Cli, manifest: &std::path::Path, set: &[String]) -> Result<run
     run::prepare(manifest, &overrides, &search(cli)).map_err(|diagnostics| {
         eprintln!("{diagnostics}");
         ExitCode::from(2)
+    })
+}
+
+/// The flags of `tessera shard` that a manifest can also set.
+struct ShardFlags {
+    block_size: Option<u64>,
+    blocks_per_shard: Option<u64>,
+    seed: u64,
+}
+
+/// `tessera shard`: writes the splits and prints them.
+fn shard(source: &Path, out: &Path, labels: Option<&Path>, label_column: i64, flags: ShardFlags) -> ExitCode {
+    let request = match shard_request(source, labels, label_column, flags) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = std::time::Instant::now();
+    match tessera_core::shard::write(&request, out) {
+        Ok(written) => {
+            for split in written {
+                println!("{:<10} {:>10} examples {:>8} MB  {}", split.name, split.examples, split.bytes >> 20, split.dir.display());
+            }
+            println!("{:.1}s, peak memory {:.0} MB", started.elapsed().as_secs_f64(), run::peak_rss_mb());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What `tessera shard SOURCE` writes: a manifest's data, or a data file's.
+fn shard_request(
+    source: &Path,
+    labels: Option<&Path>,
+    label_column: i64,
+    flags: ShardFlags,
+) -> anyhow::Result<tessera_core::shard::ShardRequest> {
+    let defaults = tessera_core::manifest::StorageConfig::default();
+    if source.extension().is_some_and(|e| e == "toml") {
+        let manifest = tessera_core::manifest::Manifest::load(source)?;
+        let s = manifest.variant(None, &[])?.settings;
+        return Ok(tessera_core::shard::ShardRequest {
+            data: s.data,
+            base: manifest.dir(),
+            label_noise: s.train.label_noise,
+            seed: s.experiment.seed,
+            block_size: flags.block_size.unwrap_or(s.storage.block_size),
+            blocks_per_shard: flags.blocks_per_shard.unwrap_or(s.storage.blocks_per_shard),
+        });
+    }
+    Ok(tessera_core::shard::ShardRequest {
+        data: tessera_core::shard::data_for_file(source, labels, label_column)?,
+        base: PathBuf::from("."),
+        label_noise: 0.0,
+        seed: flags.seed,
+        block_size: flags.block_size.unwrap_or(256),
+        blocks_per_shard: flags.blocks_per_shard.unwrap_or(defaults.blocks_per_shard),
     })
 }
 
@@ -608,5 +697,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Siamese { dir, variants, batch, seconds } => siamese(dir, variants, *batch, *seconds),
+        Command::Shard { source, out, block_size, blocks_per_shard, labels, label_column, seed } => {
+            let flags = ShardFlags { block_size: *block_size, blocks_per_shard: *blocks_per_shard, seed: *seed };
+            shard(source, out, labels.as_deref(), *label_column, flags)
+        }
     }
 }

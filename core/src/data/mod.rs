@@ -18,7 +18,7 @@ pub use split::SplitPlan;
 use crate::manifest::{DataConfig, DataSource};
 
 /// Examples as a row-major feature matrix with one label per row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Dataset {
     /// `len() × dim()` features, row-major.
     pub features: Vec<f32>,
@@ -292,6 +292,37 @@ pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::
     let (validation, test) = holdout(&plan, source.as_ref())?;
     let shifted = shifted(config, &test, seed);
     Ok(Splits { train, validation, test, noised: plan.noised, shifted })
+}
+
+/// A planned split whose training examples are still in their source: the
+/// held-out splits are in memory, the training split is streamed (into
+/// shards) by [`SplitPlan::write_train`].
+pub struct Planned {
+    /// The source the training split is read from.
+    pub source: Box<dyn ExampleSource>,
+    /// Which examples go where.
+    pub plan: SplitPlan,
+    /// The splits, the training one with its labels but no features.
+    pub splits: Splits,
+}
+
+/// Plans the splits `config` describes without reading the training split:
+/// what [`load`] gives, less the training features.
+pub fn plan(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::Path) -> Result<Planned> {
+    let seed = config.seed.unwrap_or(seed);
+    let source = source(config, seed, base)?;
+    let plan = SplitPlan::new(source.labels(), source.classes(), config, label_noise, seed)?;
+    stored::check_holdout_memory(config, plan.holdout_bytes(source.as_ref()))?;
+    let (validation, test) = holdout(&plan, source.as_ref())?;
+    let shifted = shifted(config, &test, seed);
+    let train = Dataset {
+        features: vec![],
+        shape: source.shape().to_vec(),
+        labels: plan.train_labels.clone(),
+        classes: plan.classes,
+    };
+    let splits = Splits { train, validation, test, noised: plan.noised.clone(), shifted };
+    Ok(Planned { source, plan, splits })
 }
 
 /// The validation and test splits of `plan`, read into memory.

@@ -1,7 +1,14 @@
 //! A `train` unit: one variant × seed × sweep value. Its phases, in order:
-//! the data and the reference classifier, the model (pretrained or not), the
-//! finetuner's layer selection, the stored shards, the sampler's offline
-//! pass, training with the metrics observing, and the engine's report.
+//! the data, the stored shards, the reference classifier, the model
+//! (pretrained or not), the finetuner's layer selection, the sampler's
+//! offline pass, training with the metrics observing, and the engine's
+//! report.
+//!
+//! With `storage.mode = "shards"` the training split is never read into
+//! memory whole unless a component asks for it (the reference classifier,
+//! pretraining, a finetuner, a metric observing the `train` split): it is
+//! streamed from its source into shards (or is a shard folder already), and
+//! training reads it back through the block loader.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,10 +38,10 @@ pub(super) fn run_train(
     unit_dir: &Path,
 ) -> Result<BTreeMap<String, ReportJson>> {
     let mut job = TrainJob::new(session, variant, options, unit_dir)?;
-    let reference = job.train_reference()?;
-    let mut model = job.initial_model()?;
-    job.select_layers(&mut model)?;
     let mut storage = job.store_shards()?;
+    let reference = job.train_reference(&storage)?;
+    let mut model = job.initial_model(&storage)?;
+    job.select_layers(&mut model, &storage)?;
     job.offline_pass(&mut storage)?;
     let (summary, curve) = job.fit(&model, &storage, reference.as_ref())?;
     if let Some(owned) = storage.owned.take().filter(|_| !job.s.storage.keep) {
@@ -60,6 +67,22 @@ struct TrainJob<'a> {
     metric_ctx: Vec<CallContext>,
     layout: StorageLayout,
     reports: BTreeMap<String, ReportJson>,
+    /// Where the training split is before it is stored.
+    train_source: TrainSource,
+    /// Whether `splits.train` lacks its features (they are in the shards).
+    train_on_disk: bool,
+}
+
+/// Where the training split comes from.
+enum TrainSource {
+    /// Memory: `splits.train` holds it.
+    Memory,
+    /// Its source, read example by example into shards (then dropped).
+    Planned(Box<dyn data::ExampleSource>, data::SplitPlan),
+    /// A shard folder of the user's, trained in place and never written.
+    Folder(Arc<ShardSet>),
+    /// Already stored.
+    Stored,
 }
 
 /// The stored training data: shards (with the folder Tessera owns) or none.
@@ -75,7 +98,7 @@ impl<'a> TrainJob<'a> {
         let s = resolved_settings(&variant.settings, &session.manifest.dir());
         let seed = s.experiment.seed;
         let device = set_up_libtorch(&s.experiment)?;
-        let splits = data::load(&s.data, s.train.label_noise, seed, &session.manifest.dir())?;
+        let (splits, train_source) = training_data(&s, seed, &session.manifest.dir())?;
         let registry = &session.registry;
         let sampler_spec = variant.sampler.as_ref().ok_or_else(|| anyhow!("no sampler"))?;
         let sampler = registry.new_sampler(&sampler_spec.id, &sampler_spec.params_text())?;
@@ -86,11 +109,15 @@ impl<'a> TrainJob<'a> {
             .collect::<Result<Vec<_>, _>>()?;
         let metric_ctx =
             metrics.iter().map(|m| CallContext::new(role_seed(seed, &m.id), options.cancel.clone())).collect();
-        let layout = StorageLayout {
-            examples: splits.train.len() as u64,
-            block_size: s.storage.block_size.max(1),
-            bytes_per_example: (splits.train.dim() * 4 + 8) as u64,
+        let layout = match &train_source {
+            TrainSource::Folder(set) => set.index.layout(),
+            _ => StorageLayout {
+                examples: splits.train.len() as u64,
+                block_size: s.storage.block_size.max(1),
+                bytes_per_example: (splits.train.dim() * 4 + 8) as u64,
+            },
         };
+        let train_on_disk = !matches!(train_source, TrainSource::Memory);
         Ok(TrainJob {
             session,
             variant,
@@ -104,16 +131,39 @@ impl<'a> TrainJob<'a> {
             metric_ctx,
             layout,
             reports: BTreeMap::new(),
+            train_source,
+            train_on_disk,
         })
+    }
+
+    /// Reads the stored training split into memory for `why`, once.
+    fn train_in_memory(&mut self, stored: &Stored, why: &str) -> Result<()> {
+        if !self.train_on_disk {
+            return Ok(());
+        }
+        let set = stored.set.as_ref().ok_or_else(|| anyhow!("the training split is neither in memory nor stored"))?;
+        log::info!(
+            "{}: reading the training split into memory for {why} ({} MB)",
+            self.variant.name,
+            set.index.examples * set.index.record_bytes >> 20
+        );
+        let mut train = set.read_all()?;
+        train.classes = self.splits.train.classes;
+        self.splits.train = train;
+        self.train_on_disk = false;
+        Ok(())
     }
 
     fn ctx(&self, role: &str) -> CallContext {
         CallContext::new(role_seed(self.s.experiment.seed, role), self.options.cancel.clone())
     }
 
-    /// Phase 1: the reference classifier L, trained on the stored training
+    /// Phase 2: the reference classifier L, trained on the stored training
     /// split before any sampler reorders it, so every variant compares with the same L.
-    fn train_reference(&mut self) -> Result<Option<Model>> {
+    fn train_reference(&mut self, stored: &Stored) -> Result<Option<Model>> {
+        if self.s.reference.model.kind != crate::choice::ModelKind::None {
+            self.train_in_memory(stored, "the reference classifier")?;
+        }
         let seed = role_seed(self.s.experiment.seed, "reference");
         let trained =
             train::train_reference(&self.s.reference, &self.splits.train, &self.splits.test, self.device, seed)?;
@@ -130,9 +180,12 @@ impl<'a> TrainJob<'a> {
         }))
     }
 
-    /// Phase 2: the model, pretrained without labels when `[pretrain]` says
+    /// Phase 3: the model, pretrained without labels when `[pretrain]` says
     /// so (its encoder saved under `pretrained/`).
-    fn initial_model(&mut self) -> Result<Model> {
+    fn initial_model(&mut self, stored: &Stored) -> Result<Model> {
+        if self.s.pretrain.method != crate::choice::PretrainMethod::None {
+            self.train_in_memory(stored, "pretraining")?;
+        }
         let (s, splits) = (&self.s, &self.splits);
         let seed = s.experiment.seed;
         let model = Model::new(
@@ -167,9 +220,11 @@ impl<'a> TrainJob<'a> {
         Ok(model)
     }
 
-    /// Phase 3: the finetuner's choice of trainable layers (the head always trains).
-    fn select_layers(&mut self, model: &mut Model) -> Result<()> {
-        let Some(spec) = &self.variant.finetuner else { return Ok(()) };
+    /// Phase 4: the finetuner's choice of trainable layers (the head always trains).
+    fn select_layers(&mut self, model: &mut Model, stored: &Stored) -> Result<()> {
+        let Some(spec) = self.variant.finetuner.clone() else { return Ok(()) };
+        self.train_in_memory(stored, "the finetuner's oracle")?;
+        let spec = &spec;
         let layers: Vec<LayerInfo> = model.layers();
         let mut finetuner = self.session.registry.new_finetuner(&spec.id, &spec.params_text())?;
         let s = &self.s;
@@ -221,8 +276,9 @@ impl<'a> TrainJob<'a> {
         Ok(())
     }
 
-    /// Phase 4: with `storage.mode = "shards"`, the training split written as shards.
-    fn store_shards(&self) -> Result<Stored> {
+    /// Phase 1: with `storage.mode = "shards"`, the training split written
+    /// as shards, streamed from its source (or a shard folder, as it is).
+    fn store_shards(&mut self) -> Result<Stored> {
         let storage = &self.s.storage;
         let root = super::session::shards_root_outside_run(self.variant, &self.session.manifest.dir())
             .unwrap_or_else(|| self.unit_dir.join("shards").join(report::file_stem_safe(&self.variant.name)));
@@ -230,6 +286,23 @@ impl<'a> TrainJob<'a> {
             return Ok(Stored { set: None, root, owned: None });
         }
         let owned = crate::owned::OwnedDir::create(&root, "shards")?;
+        let set = match std::mem::replace(&mut self.train_source, TrainSource::Stored) {
+            TrainSource::Folder(set) => set,
+            TrainSource::Planned(source, plan) => self.write_stored(&root, |writer, progress| {
+                plan.write_train(source.as_ref(), writer, progress)
+            })?,
+            TrainSource::Memory | TrainSource::Stored => bail!("the training split has no source to store it from"),
+        };
+        Ok(Stored { set: Some(set), root, owned: Some(owned) })
+    }
+
+    /// Writes `root/stored` with `write`, which pushes every training
+    /// example (and reports progress); opens the result.
+    fn write_stored(
+        &self,
+        root: &Path,
+        write: impl FnOnce(&mut ShardWriter, &mut dyn FnMut(usize)) -> Result<()>,
+    ) -> Result<Arc<ShardSet>> {
         let started = Instant::now();
         let stored = root.join("stored");
         let train = &self.splits.train;
@@ -239,15 +312,13 @@ impl<'a> TrainJob<'a> {
             &train.shape,
             train.classes,
             self.layout.block_size,
-            storage.blocks_per_shard,
+            self.s.storage.blocks_per_shard,
         )?;
-        let dim = train.dim();
-        for (i, label) in train.labels.iter().enumerate() {
-            writer.push(*label, &train.features[i * dim..(i + 1) * dim])?;
-            if let Some(bar) = bar.as_ref().filter(|_| i % 4096 == 0) {
-                bar.set_position(i as u64);
+        write(&mut writer, &mut |i| {
+            if let Some(bar) = &bar {
+                bar.set_position(i as u64)
             }
-        }
+        })?;
         writer.finish()?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
@@ -258,7 +329,7 @@ impl<'a> TrainJob<'a> {
             self.layout.examples,
             started.elapsed().as_secs_f64()
         );
-        Ok(Stored { set: Some(Arc::new(ShardSet::open(&stored)?)), root, owned: Some(owned) })
+        Ok(Arc::new(ShardSet::open(&stored)?))
     }
 
     /// Phase 5: the sampler's offline order, if it has one: the stored data
@@ -328,7 +399,9 @@ impl<'a> TrainJob<'a> {
         }
         let (_, written) = writer.finish()?;
         let new_set = Arc::new(ShardSet::open(&target)?);
-        self.splits.train = new_set.read_all()?;
+        if !self.train_on_disk {
+            self.splits.train = new_set.read_all()?;
+        }
         self.splits.noised = renumber(&self.splits.noised, &new_order);
         stored.set = Some(new_set);
         Ok((read, written))
@@ -401,14 +474,20 @@ impl<'a> TrainJob<'a> {
         stored: &Stored,
         reference: Option<&Model>,
     ) -> Result<(FitSummary, Vec<CurvePoint>)> {
-        let (device, layout, storage) = (self.device, self.layout, &self.s.storage);
-        let train_tensors = TensorData::new(&self.splits.train, device);
-        let test_tensors = TensorData::new(&self.splits.test, device);
-        let validation_tensors = TensorData::new(&self.splits.validation, device);
-        let split_tensors = [("train", &train_tensors), ("validation", &validation_tensors), ("test", &test_tensors)];
         let mut requests: Vec<ObservationRequest> = Vec::new();
         for metric in &self.metrics {
             requests.extend(metric.requires()?);
+        }
+        if requests.iter().any(|r| r.split.as_str() == "train") {
+            self.train_in_memory(stored, "a metric observing the training split")?;
+        }
+        let (device, layout, storage) = (self.device, self.layout, &self.s.storage);
+        let train_tensors = (!self.train_on_disk).then(|| TensorData::new(&self.splits.train, device));
+        let test_tensors = TensorData::new(&self.splits.test, device);
+        let validation_tensors = TensorData::new(&self.splits.validation, device);
+        let mut split_tensors = vec![("validation", &validation_tensors), ("test", &test_tensors)];
+        if let Some(train) = &train_tensors {
+            split_tensors.insert(0, ("train", train));
         }
         let reference_predictions = self.reference_predictions(reference, &requests, &split_tensors)?;
         let steps_per_epoch = layout.examples.div_ceil(self.s.train.batch_size.max(1) as u64);
@@ -428,7 +507,7 @@ impl<'a> TrainJob<'a> {
                 Some(loader) => Box::new(ShardSource::new(loader.start(Box::new(order)), &shape, device)),
                 None => Box::new(MemorySource::new(
                     Box::new(order),
-                    &train_tensors,
+                    train_tensors.as_ref().expect("in memory without shards"),
                     layout,
                     storage.access,
                     storage.buffer_blocks,
@@ -507,7 +586,7 @@ impl<'a> TrainJob<'a> {
         }
         engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
         engine.scalars.insert("train_seconds".into(), summary.epoch_seconds.iter().sum::<f64>());
-        engine.scalars.insert("train_examples".into(), self.splits.train.len() as f64);
+        engine.scalars.insert("train_examples".into(), self.layout.examples as f64);
         let peak = summary.epoch_peak_memory_mb.iter().copied().fold(f64::NAN, f64::max);
         engine.scalars.insert("peak_memory_mb".into(), peak);
         if self.variant.finetuner.is_some() || s.train.save_model {
@@ -521,6 +600,27 @@ impl<'a> TrainJob<'a> {
         engine.series.extend(curve_series(curve));
         self.reports.insert("engine".to_string(), engine);
         Ok(())
+    }
+}
+
+/// The splits, and where the training split comes from: with shards, it
+/// stays in its source (or its shard folder) until it is stored.
+fn training_data(s: &Settings, seed: u64, base: &Path) -> Result<(Splits, TrainSource)> {
+    let shards = s.storage.mode == crate::choice::StorageMode::Shards;
+    match (shards, s.data.source) {
+        (false, _) => Ok((data::load(&s.data, s.train.label_noise, seed, base)?, TrainSource::Memory)),
+        (true, crate::choice::DataSource::Shards) => {
+            let folders = data::stored::folders(&s.data, base)?;
+            let set = Arc::new(ShardSet::open(&folders.train)?);
+            let (validation, test) = data::stored::holdout(&s.data, &folders, &set)?;
+            let train = data::Dataset { features: vec![], shape: set.index.shape.clone(), labels: vec![], classes: test.classes };
+            let shifted = data::shifted(&s.data, &test, s.data.seed.unwrap_or(seed));
+            Ok((Splits { train, validation, test, noised: vec![], shifted }, TrainSource::Folder(set)))
+        }
+        (true, _) => {
+            let planned = data::plan(&s.data, s.train.label_noise, seed, base)?;
+            Ok((planned.splits, TrainSource::Planned(planned.source, planned.plan)))
+        }
     }
 }
 
