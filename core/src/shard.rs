@@ -109,13 +109,8 @@ fn write_splits(
         [("train", &plan.train), ("validation", &plan.validation), ("test", &plan.test)];
     for (name, positions) in parts.into_iter().filter(|(_, p)| !p.is_empty()) {
         let dir = out.join(name);
-        let mut writer = ShardWriter::create(
-            &dir,
-            source.shape(),
-            plan.classes,
-            request.block_size,
-            request.blocks_per_shard,
-        )?;
+        let mut writer =
+            ShardWriter::create(&dir, source.shape(), plan.classes, request.block_size, request.blocks_per_shard)?;
         written.push(WrittenSplit { name, dir: dir.clone(), examples: positions.len() as u64, bytes: 0 });
         let started = Instant::now();
         if name == "train" {
@@ -125,7 +120,12 @@ fn write_splits(
         }
         let (_, io) = writer.finish().with_context(|| format!("writing {}", dir.display()))?;
         written.last_mut().expect("pushed").bytes = io.bytes;
-        log::info!("{name}: {} examples, {} MB in {:.1}s", positions.len(), io.bytes >> 20, started.elapsed().as_secs_f64());
+        log::info!(
+            "{name}: {} examples, {} MB in {:.1}s",
+            positions.len(),
+            io.bytes >> 20,
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
@@ -154,7 +154,10 @@ mod tests {
         };
         let out = dir.path().join("out");
         let written = write(&request, &out).unwrap();
-        assert_eq!(written.iter().map(|w| (w.name, w.examples)).collect::<Vec<_>>(), [("train", 210), ("validation", 30), ("test", 60)]);
+        assert_eq!(
+            written.iter().map(|w| (w.name, w.examples)).collect::<Vec<_>>(),
+            [("train", 210), ("validation", 30), ("test", 60)]
+        );
         let splits = data::load(&request.data, 0.1, 7, Path::new(".")).unwrap();
         assert_eq!(ShardSet::open(&out.join("train")).unwrap().read_all().unwrap(), splits.train);
         assert_eq!(ShardSet::open(&out.join("test")).unwrap().read_all().unwrap(), splits.test);

@@ -264,7 +264,10 @@ fn data_files(p: &mut Problems, d: &DataConfig, base: &Path) {
     }
     if d.source == DataSource::Webdataset {
         match (&d.path, d.files.is_empty()) {
-            (None, true) => p.add("data.path", "data source `webdataset` needs data.path (a .tar file or a folder of them) or data.files"),
+            (None, true) => p.add(
+                "data.path",
+                "data source `webdataset` needs data.path (a .tar file or a folder of them) or data.files",
+            ),
             (Some(path), _) => exists(p, "data.path", base, path),
             _ => {}
         }

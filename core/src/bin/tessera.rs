@@ -388,7 +388,13 @@ fn shard(source: &Path, out: &Path, labels: Option<&Path>, label_column: i64, fl
     match tessera_core::shard::write(&request, out) {
         Ok(written) => {
             for split in written {
-                println!("{:<10} {:>10} examples {:>8} MB  {}", split.name, split.examples, split.bytes >> 20, split.dir.display());
+                println!(
+                    "{:<10} {:>10} examples {:>8} MB  {}",
+                    split.name,
+                    split.examples,
+                    split.bytes >> 20,
+                    split.dir.display()
+                );
             }
             println!("{:.1}s, peak memory {:.0} MB", started.elapsed().as_secs_f64(), run::peak_rss_mb());
             ExitCode::SUCCESS

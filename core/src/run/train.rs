@@ -288,9 +288,9 @@ impl<'a> TrainJob<'a> {
         let owned = crate::owned::OwnedDir::create(&root, "shards")?;
         let set = match std::mem::replace(&mut self.train_source, TrainSource::Stored) {
             TrainSource::Folder(set) => set,
-            TrainSource::Planned(source, plan) => self.write_stored(&root, |writer, progress| {
-                plan.write_train(source.as_ref(), writer, progress)
-            })?,
+            TrainSource::Planned(source, plan) => {
+                self.write_stored(&root, |writer, progress| plan.write_train(source.as_ref(), writer, progress))?
+            }
             TrainSource::Memory | TrainSource::Stored => bail!("the training split has no source to store it from"),
         };
         Ok(Stored { set: Some(set), root, owned: Some(owned) })
@@ -613,7 +613,12 @@ fn training_data(s: &Settings, seed: u64, base: &Path) -> Result<(Splits, TrainS
             let folders = data::stored::folders(&s.data, base)?;
             let set = Arc::new(ShardSet::open(&folders.train)?);
             let (validation, test) = data::stored::holdout(&s.data, &folders, &set)?;
-            let train = data::Dataset { features: vec![], shape: set.index.shape.clone(), labels: vec![], classes: test.classes };
+            let train = data::Dataset {
+                features: vec![],
+                shape: set.index.shape.clone(),
+                labels: vec![],
+                classes: test.classes,
+            };
             let shifted = data::shifted(&s.data, &test, s.data.seed.unwrap_or(seed));
             Ok((Splits { train, validation, test, noised: vec![], shifted }, TrainSource::Folder(set)))
         }

@@ -7,8 +7,9 @@
 //! kernel of that chunk's blocks first, so random block orders keep the
 //! device as busy as a scan does. The consumer replays the same buffer policy,
 //! so both agree on every block without talking about it. A chunk is cut
-//! into pieces of at most a buffer's worth of new blocks, so the loader
-//! holds at most (prefetch + 3) × buffer blocks, whatever the order and the
+//! into pieces of at most a buffer's worth of new blocks (with example
+//! access: of at most buffer × block size records), so the loader holds at
+//! most (prefetch + 3) × buffer blocks' bytes, whatever the order and the
 //! dataset size.
 
 use std::collections::HashMap;
@@ -155,6 +156,9 @@ impl ReadPlanner {
             let id = ids[end];
             if id >= n {
                 bail!("the sampler yielded example id {id}, outside 0..{n}");
+            }
+            if self.access == Access::Example && end - start == self.capacity * self.set.index.block_size as usize {
+                break; // a buffer's worth of records, as many bytes as its blocks
             }
             if self.access == Access::Block {
                 let block = id / self.set.index.block_size;
