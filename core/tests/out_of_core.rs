@@ -78,7 +78,7 @@ fn an_npy_source_streams_into_shards_and_a_tessera_shard_folder_trains_the_same(
 /// A PNG of 8 × 8 grey pixels: dark for class 0, light for class 1, with a
 /// pattern that varies by `k`.
 fn png(class: u8, k: u32) -> Vec<u8> {
-    let pixels: Vec<u8> = (0..64).map(|p| (class * 120 + ((p * 7 + k * 13) % 100) as u8)).collect();
+    let pixels: Vec<u8> = (0..64).map(|p| class * 120 + ((p * 7 + k * 13) % 100) as u8).collect();
     let mut bytes = Vec::new();
     image::GrayImage::from_raw(8, 8, pixels)
         .unwrap()

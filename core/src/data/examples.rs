@@ -262,7 +262,7 @@ impl CifarFiles {
         for path in paths {
             let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
             let len = file.metadata()?.len() as usize;
-            if len == 0 || len % record != 0 {
+            if len == 0 || !len.is_multiple_of(record) {
                 bail!(
                     "{}: {len} bytes is not a whole number of {record}-byte records (the last record starts at byte offset {} and is cut short)",
                     path.display(),

@@ -165,7 +165,7 @@ pub struct NpyHeader {
     /// Bytes of one value.
     pub value_bytes: usize,
     /// One value's little-endian bytes as f64.
-    pub decode: fn(&[u8]) -> f64,
+    pub decode: Decode,
 }
 
 /// Parses the header at the start of `bytes`, a `.npy` file of `file_len`
@@ -225,8 +225,11 @@ pub fn npy_header(bytes: &[u8], file_len: usize, path: &Path) -> Result<NpyHeade
     }
 }
 
+/// Decodes one value's little-endian bytes as f64.
+pub type Decode = fn(&[u8]) -> f64;
+
 /// The size and decoder of a `.npy` dtype.
-fn npy_dtype(descr: &str, path: &Path) -> Result<(usize, fn(&[u8]) -> f64)> {
+fn npy_dtype(descr: &str, path: &Path) -> Result<(usize, Decode)> {
     Ok(match descr {
         "<f4" => (4, |b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
         "<f8" => (8, |b| f64::from_le_bytes(b.try_into().unwrap())),

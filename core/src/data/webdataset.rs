@@ -284,7 +284,7 @@ mod tests {
             ("k1".to_string(), "cls", b"1".to_vec()),
         ];
         write_tar(&path, &samples).unwrap();
-        let shards = TarShards::open(&[path.clone()]).unwrap();
+        let shards = TarShards::open(std::slice::from_ref(&path)).unwrap();
         let mut x = Vec::new();
         shards.read(1, &mut x).unwrap();
         assert_eq!((x, shards.labels().to_vec(), shards.classes()), (vec![3.0, 4.0], vec![3, 1], 4));

@@ -145,7 +145,7 @@ impl<'a> TrainJob<'a> {
         log::info!(
             "{}: reading the training split into memory for {why} ({} MB)",
             self.variant.name,
-            set.index.examples * set.index.record_bytes >> 20
+            (set.index.examples * set.index.record_bytes) >> 20
         );
         let mut train = set.read_all()?;
         train.classes = self.splits.train.classes;
