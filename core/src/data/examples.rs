@@ -343,7 +343,7 @@ impl CsvFile {
         let mut reader = readers::csv_reader(BufReader::with_capacity(1 << 20, &file));
         let mut record = csv::StringRecord::new();
         let mut scratch = Vec::new();
-        while reader.read_record(&mut record).with_context(|| format!("{name}: not valid CSV"))? {
+        while reader.read_record(&mut record).map_err(|e| csv_error(e, &name))? {
             let start = record.position().map_or(0, |p| p.byte());
             let end = reader.position().byte();
             scratch.clear();
@@ -356,6 +356,17 @@ impl CsvFile {
         let classes = classes_of(&labels, &name)?;
         let label_column = parser.label_index().expect("known with the width");
         Ok(CsvFile { path: path.to_path_buf(), file, rows, label_column, shape: vec![width - 1], labels, classes })
+    }
+}
+
+/// A CSV reading error as a message naming the file and line.
+fn csv_error(e: csv::Error, name: &str) -> anyhow::Error {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { pos, .. } => {
+            let line = pos.as_ref().map_or(0, |p| p.line());
+            anyhow::anyhow!("{name}:{line}: not UTF-8 text; save the file as UTF-8")
+        }
+        _ => anyhow::Error::new(e).context(format!("{name}: not valid CSV")),
     }
 }
 
