@@ -36,8 +36,8 @@ pub enum Violation {
         /// What is wrong.
         detail: String,
     },
-    /// A sampler's epoch that does not visit every example exactly once.
-    #[error("{component} broke the sampler contract: the order of epoch {epoch} {detail}; an epoch order must visit every stored example exactly once")]
+    /// A sampler's epoch that does not visit the examples as its sampling mode says.
+    #[error("{component} broke the sampler contract: the order of epoch {epoch} {detail}; {rule}")]
     Order {
         /// `plugin.component`.
         component: String,
@@ -45,6 +45,8 @@ pub enum Violation {
         epoch: u64,
         /// The repeats or omissions.
         detail: String,
+        /// The rule broken.
+        rule: &'static str,
     },
     /// A finetuner's layer that the model does not have.
     #[error("{component} broke the finetuner contract: it chose layer {layer}, and the model has {layers}")]
@@ -160,6 +162,27 @@ pub fn seed_choice(component: &str, choice: &SeedChoice, k: u32, nodes: u32) -> 
     Ok(())
 }
 
+/// The sampler contract of a sampling mode for a whole epoch (1-based
+/// `epoch`); `visits` counts each example's visits.
+pub fn sampled(component: &str, mode: tessera_sdk::Sampling, epoch: u64, visits: &[u8]) -> Result<()> {
+    match mode {
+        tessera_sdk::Sampling::Permutation => exactly_once(component, epoch, visits),
+        tessera_sdk::Sampling::Subset => at_most_once(component, epoch, visits),
+        tessera_sdk::Sampling::WithReplacement => Ok(()),
+    }
+}
+
+/// A subset sampler's epoch visits no example twice.
+fn at_most_once(component: &str, epoch: u64, visits: &[u8]) -> Result<()> {
+    let repeated: Vec<String> =
+        visits.iter().enumerate().filter(|(_, &v)| v > 1).map(|(i, _)| i.to_string()).take(5).collect();
+    if repeated.is_empty() {
+        return Ok(());
+    }
+    let detail = format!("visits example(s) {} more than once", repeated.join(", "));
+    Err(Violation::Order { component: component.into(), epoch, detail, rule: SUBSET_RULE })
+}
+
 /// The sampler contract: a whole epoch (1-based `epoch`) visits every
 /// example exactly once; `visits` counts each example's visits.
 pub fn exactly_once(component: &str, epoch: u64, visits: &[u8]) -> Result<()> {
@@ -173,8 +196,11 @@ pub fn exactly_once(component: &str, epoch: u64, visits: &[u8]) -> Result<()> {
             format!("leaves out {} of {} examples (first: {})", missing.len(), visits.len(), first(&missing))
         }
     };
-    Err(Violation::Order { component: component.into(), epoch, detail })
+    Err(Violation::Order { component: component.into(), epoch, detail, rule: PERMUTATION_RULE })
 }
+
+const PERMUTATION_RULE: &str = "an epoch order must visit every stored example exactly once";
+const SUBSET_RULE: &str = "a subset sampler's epoch order visits each stored example at most once";
 
 /// A finetuner's chosen layer positions, checked against the model's `layers`.
 pub fn layers(component: &str, chosen: &[u32], layers: usize) -> Result<()> {

@@ -18,7 +18,8 @@ use tessera_sdk::ffi::{
 };
 use tessera_sdk::{
     Checkpoint, ComponentInfo, ComponentKind, ErrorKind, GraphView, HostLogger, LayerInfo, Observation,
-    ObservationRequest, PluginError, PluginInfo, PluginModRef, Report, SeedChoice, Selection, StorageLayout,
+    ObservationRequest, PluginError, PluginInfo, PluginModRef, Report, Sampling, Schedule, SeedChoice, Selection,
+    StorageLayout,
 };
 
 /// The SDK version this host was built with.
@@ -541,6 +542,41 @@ impl SamplerHandle {
         let inner = into_result(&self.id, self.inner.offline_order(layout, &ctx.services()))?;
         Ok(inner.into_option().map(|inner| OrderStream { id: self.id.clone(), inner }))
     }
+
+    /// The observations it needs before each epoch; an error when `requires` panicked.
+    pub fn requires(&self) -> Result<Vec<ObservationRequest>, ComponentError> {
+        unpanicked_requests(&self.id, self.inner.requires().into_vec())
+    }
+
+    /// How its orders visit the examples.
+    pub fn sampling(&self) -> Sampling {
+        self.inner.sampling()
+    }
+
+    /// Hands it the observations it asked for, before an epoch's order.
+    pub fn observe(
+        &mut self,
+        schedule: &Schedule,
+        checkpoint: &Checkpoint,
+        observations: &[Observation],
+        ctx: &CallContext,
+    ) -> Result<(), ComponentError> {
+        let slice = RSlice::from_slice(observations);
+        into_result(&self.id, self.inner.observe(schedule, checkpoint, slice, &ctx.services()))
+    }
+}
+
+/// Requests as `requires` returned them, or the panic one of them reports.
+fn unpanicked_requests(id: &str, requests: Vec<ObservationRequest>) -> Result<Vec<ObservationRequest>, ComponentError> {
+    match requests.iter().find(|r| r.split.as_str() == ObservationRequest::PANICKED) {
+        Some(r) => Err(ComponentError {
+            component: id.to_string(),
+            kind: ErrorKind::Panicked,
+            message: format!("in requires: {}", r.kind),
+            key: None,
+        }),
+        None => Ok(requests),
+    }
 }
 
 /// A finetuner created from a plugin.
@@ -606,16 +642,7 @@ pub struct MetricHandle {
 impl MetricHandle {
     /// The observations it needs; an error when `requires` panicked.
     pub fn requires(&self) -> Result<Vec<ObservationRequest>, ComponentError> {
-        let requests = self.inner.requires().into_vec();
-        match requests.iter().find(|r| r.split.as_str() == ObservationRequest::PANICKED) {
-            Some(r) => Err(ComponentError {
-                component: self.id.clone(),
-                kind: ErrorKind::Panicked,
-                message: format!("in requires: {}", r.kind),
-                key: None,
-            }),
-            None => Ok(requests),
-        }
+        unpanicked_requests(&self.id, self.inner.requires().into_vec())
     }
 
     /// Hands it one checkpoint's observations.

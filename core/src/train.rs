@@ -423,6 +423,12 @@ pub struct FitSummary {
     pub epoch_peak_memory_mb: Vec<f64>,
     /// Ids a sampler visited other than exactly once, summed over epochs.
     pub irregular_visits: u64,
+    /// Ids visited in each epoch (repeats counted).
+    pub epoch_visits: Vec<u64>,
+    /// Distinct examples visited in each epoch.
+    pub epoch_distinct: Vec<u64>,
+    /// Stored examples no epoch visited.
+    pub never_seen: u64,
 }
 
 /// Training that produced a loss that is not finite: the variant fails.
@@ -457,10 +463,10 @@ pub struct FitHooks<'a, 'b> {
     /// Examples of the first epoch visited before this call (a fork that
     /// continues its parent's stream): the first epoch does not visit them.
     pub resumed: u64,
-    /// The sampler whose orders the batches follow, if a plugin's: each of
-    /// its whole epochs must visit every example exactly once, or the run
-    /// fails naming it.
-    pub sampler: Option<&'a str>,
+    /// The sampler whose orders the batches follow, if a plugin's, and how
+    /// it samples: each of its whole epochs must visit the examples as that
+    /// mode says, or the run fails naming it.
+    pub sampler: Option<(&'a str, tessera_sdk::Sampling)>,
 }
 
 impl<'a, 'b> FitHooks<'a, 'b> {
@@ -533,12 +539,15 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
     let (mut step, mut seen, mut irregular, mut seconds) = (0u64, 0u64, 0u64, 0.0);
     let (mut loss_sum, mut loss_count) = (0.0, 0u64);
     let mut visits = vec![0u8; n as usize];
+    let mut ever = vec![false; n as usize];
+    let (mut epoch_visits, mut epoch_distinct) = (Vec::new(), Vec::new());
     let mut last_checkpoint = 0u64;
     let (mut epoch_seconds, mut epoch_io, mut epoch_peak_memory_mb) = (Vec::new(), Vec::new(), Vec::new());
     for epoch in 0..cfg.epochs {
         let epoch_started = std::time::Instant::now();
         let mut evaluation = 0.0;
         let mut source = (hooks.epoch)(epoch)?;
+        let seen_before = seen;
         visits.iter_mut().for_each(|v| *v = 0);
         while let Some(batch) = source.next_batch(cfg.batch_size.min((budget - seen) as usize))? {
             if hooks.cancel.load(Ordering::Relaxed) {
@@ -602,9 +611,12 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         epoch_peak_memory_mb.push(crate::run::peak_rss_mb());
         let unvisited = visits.iter().filter(|&&v| v == 0).count() as u64;
         let expected_unvisited = if epoch == 0 { hooks.resumed } else { 0 };
-        if let Some(sampler) = hooks.sampler.filter(|_| seen < budget && expected_unvisited == 0) {
-            crate::contract::exactly_once(sampler, epoch + 1, &visits)?;
+        if let Some((sampler, mode)) = hooks.sampler.filter(|_| seen < budget && expected_unvisited == 0) {
+            crate::contract::sampled(sampler, mode, epoch + 1, &visits)?;
         }
+        epoch_visits.push(seen - seen_before);
+        epoch_distinct.push(n - unvisited);
+        visits.iter().zip(ever.iter_mut()).for_each(|(&v, e)| *e |= v > 0);
         irregular += visits.iter().filter(|&&v| v > 1).count() as u64 + unvisited.abs_diff(expected_unvisited);
         let done = epoch + 1 == cfg.epochs || seen >= budget;
         let epochs_done = if seen >= budget { seen as f64 / n as f64 } else { (epoch + 1) as f64 };
@@ -615,7 +627,8 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
             break;
         }
     }
-    if irregular > 0 {
+    let permutation = hooks.sampler.is_none_or(|(_, mode)| mode == tessera_sdk::Sampling::Permutation);
+    if irregular > 0 && permutation {
         log::warn!("the sampler visited {irregular} example ids other than exactly once per epoch");
     }
     Ok(FitSummary {
@@ -627,6 +640,9 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         epoch_io,
         epoch_peak_memory_mb,
         irregular_visits: irregular,
+        epoch_visits,
+        epoch_distinct,
+        never_seen: ever.iter().filter(|&&e| !e).count() as u64,
     })
 }
 

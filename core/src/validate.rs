@@ -12,7 +12,7 @@ use crate::manifest::{
     ComponentSpec, DataConfig, ExperimentKind, GraphConfig, ModelConfig, PopulationConfig, PretrainConfig, Settings,
     TrainConfig,
 };
-use crate::plugin::MetricHandle;
+use crate::plugin::{MetricHandle, SamplerHandle};
 
 /// The most passes over the training split a variant may ask for.
 pub const MAX_EPOCHS: u64 = 100_000;
@@ -616,12 +616,41 @@ pub fn shard_folder(variant: &str, root: &Path) -> Option<Problem> {
 /// Observation requests of `metric` (the component `spec` names) that a
 /// variant with settings `s` cannot serve.
 pub fn metric_requests(s: &Settings, spec: &ComponentSpec, metric: &MetricHandle) -> Vec<Problem> {
+    observation_requests(s, spec, "metric", metric.requires())
+}
+
+/// Observation requests of `sampler` that a variant with settings `s`
+/// cannot serve: a sampler observes training data only.
+pub fn sampler_requests(s: &Settings, spec: &ComponentSpec, sampler: &SamplerHandle) -> Vec<Problem> {
+    let requests = sampler.requires();
+    let mut out = observation_requests(s, spec, "sampler", requests.clone());
+    for r in requests.unwrap_or_default().iter().filter(|r| r.split.as_str() != "train") {
+        out.push(Problem {
+            key: format!("{}.use", spec.key),
+            message: format!(
+                "sampler {}: asks for split `{}`; a sampler learns from the `train` split only",
+                spec.id, r.split
+            ),
+            hint: Some("fix the plugin's `requires`".into()),
+        });
+    }
+    out
+}
+
+/// The requests a component (`what`: metric, sampler) made that a variant
+/// with settings `s` cannot serve.
+fn observation_requests(
+    s: &Settings,
+    spec: &ComponentSpec,
+    what: &str,
+    requests: Result<Vec<tessera_sdk::ObservationRequest>, crate::plugin::ComponentError>,
+) -> Vec<Problem> {
     let problem = |message: String, hint: &str| Problem {
         key: format!("{}.use", spec.key),
-        message: format!("metric {}: {message}", spec.id),
+        message: format!("{what} {}: {message}", spec.id),
         hint: Some(hint.to_string()),
     };
-    let mut requests = match metric.requires() {
+    let mut requests = match requests {
         Ok(r) => r,
         Err(e) => return vec![problem(e.to_string(), "fix the plugin: `requires` must not panic")],
     };

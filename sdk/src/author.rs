@@ -17,8 +17,8 @@ use crate::ffi::{
 };
 use crate::rng::SeedRng;
 use crate::types::{
-    Array, Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, SeedChoice, Selection,
-    StorageLayout,
+    Array, Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, Sampling, Schedule, SeedChoice,
+    Selection, StorageLayout,
 };
 
 /// An error from a component, with the parameter key at fault where one is.
@@ -252,17 +252,50 @@ pub trait Component: Sized + Send + 'static {
 /// examples never has to be one `Vec`.
 pub type OrderStream = Box<dyn Iterator<Item = Vec<u64>> + Send>;
 
-/// Decides the order in which training visits examples (CorgiPile, shuffles).
+/// Decides the order in which training visits examples (CorgiPile,
+/// shuffles, and adaptive samplers that learn from training).
 ///
-/// **Contract, checked by the host:** every whole epoch's order visits every
-/// id in `0..layout.examples` exactly once, and so does an offline order. An
-/// id outside that range, a repeat, an omission or an empty order fails the
-/// variant with an error naming the sampler and the ids (the variants
-/// before and after it keep their results).
+/// **Contract, checked by the host:** every whole epoch's order visits the
+/// ids in `0..layout.examples` as [`Sampler::sampling`] declares: each
+/// exactly once ([`Sampling::Permutation`], the default), each at most once
+/// ([`Sampling::Subset`]), or any of them any number of times
+/// ([`Sampling::WithReplacement`]); an offline order is a permutation. An id
+/// outside that range, a repeat or an omission the mode forbids, or an empty
+/// order fails the variant with an error naming the sampler and the ids (the
+/// variants before and after it keep their results).
+///
+/// **Training signal.** A sampler that returns observation requests from
+/// [`Sampler::requires`] (the kinds metrics get, e.g. `loss` or
+/// `predictions` on `train`) receives them in [`Sampler::observe`] before
+/// every epoch's order, computed on the model as training left it (before
+/// epoch 0: the initial model), with the run's [`Schedule`].
 pub trait Sampler: Component {
-    /// The visiting order of epoch `epoch` (0-based): every example id in
-    /// `0..layout.examples` exactly once, in chunks.
+    /// The visiting order of epoch `epoch` (0-based), in chunks.
     fn epoch_order(&mut self, layout: &StorageLayout, epoch: u64, host: &Host) -> Result<OrderStream>;
+
+    /// How the epoch orders visit the examples (default: a permutation).
+    fn sampling(&self) -> Sampling {
+        Sampling::Permutation
+    }
+
+    /// The observations to receive before each epoch (default: none, and
+    /// [`Sampler::observe`] is never called).
+    fn requires(&self) -> Vec<ObservationRequest> {
+        Vec::new()
+    }
+
+    /// Receives the requested observations before the order of epoch
+    /// `checkpoint.epoch` (as a whole number).
+    fn observe(
+        &mut self,
+        schedule: &Schedule,
+        checkpoint: &Checkpoint,
+        observations: &Observations,
+        host: &Host,
+    ) -> Result<()> {
+        let _ = (schedule, checkpoint, observations, host);
+        Ok(())
+    }
 
     /// An order in which the host should rewrite the stored data once before
     /// training (Corgi²'s offline pass), or `None` (the default): a
@@ -423,6 +456,44 @@ impl<S: Sampler> FfiSampler for SamplerAdapter<S> {
             })
         })
     }
+
+    fn requires(&self) -> RVec<ObservationRequest> {
+        guarded_requests(|| self.0.requires())
+    }
+
+    fn sampling(&self) -> Sampling {
+        quiet_panics();
+        // A panic here: the strictest mode, so the host's check names what went wrong.
+        catch_unwind(AssertUnwindSafe(|| self.0.sampling())).unwrap_or_default()
+    }
+
+    fn observe(
+        &mut self,
+        schedule: &Schedule,
+        checkpoint: &Checkpoint,
+        observations: RSlice<'_, Observation>,
+        host: &HostServices,
+    ) -> RResult<(), PluginError> {
+        let inner = &mut self.0;
+        let observations = Observations::new(observations.as_slice());
+        guard(S::NAME, || inner.observe(schedule, checkpoint, &observations, &Host::new(host)))
+    }
+}
+
+/// `requires` across the boundary: a panic cannot be reported through the
+/// return type, so it becomes the one request the host knows to mean a panic.
+fn guarded_requests(requires: impl FnOnce() -> Vec<ObservationRequest>) -> RVec<ObservationRequest> {
+    quiet_panics();
+    catch_unwind(AssertUnwindSafe(requires))
+        .unwrap_or_else(|payload| {
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into());
+            vec![ObservationRequest::new(ObservationRequest::PANICKED, &text)]
+        })
+        .into()
 }
 
 struct FinetunerAdapter<F>(F);
@@ -443,19 +514,7 @@ struct MetricAdapter<M>(M);
 
 impl<M: Metric> FfiMetric for MetricAdapter<M> {
     fn requires(&self) -> RVec<ObservationRequest> {
-        // A panic cannot be reported through the return type: report it as
-        // the one request the host knows to mean a panic.
-        quiet_panics();
-        catch_unwind(AssertUnwindSafe(|| self.0.requires()))
-            .unwrap_or_else(|payload| {
-                let text = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".into());
-                vec![ObservationRequest::new(ObservationRequest::PANICKED, &text)]
-            })
-            .into()
+        guarded_requests(|| self.0.requires())
     }
 
     fn observe(

@@ -11,7 +11,8 @@ use abi_stable::{
 
 use crate::abi::PluginError;
 use crate::types::{
-    Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, SeedChoice, Selection, StorageLayout,
+    Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, Sampling, Schedule, SeedChoice,
+    Selection, StorageLayout,
 };
 
 /// Services the host lends to a plugin for the length of one call.
@@ -75,12 +76,26 @@ pub trait FfiSampler: Send {
         host: &HostServices,
     ) -> RResult<OrderStreamBox, PluginError>;
     /// An order to rewrite the stored data in before training, if any.
-    #[sabi(last_prefix_field)]
     fn offline_order(
         &mut self,
         layout: &StorageLayout,
         host: &HostServices,
     ) -> RResult<ROption<OrderStreamBox>, PluginError>;
+    /// The observations it needs before each epoch's order (a panic is
+    /// reported as one request of split [`ObservationRequest::PANICKED`]).
+    fn requires(&self) -> RVec<ObservationRequest>;
+    /// How its orders visit the examples.
+    fn sampling(&self) -> Sampling;
+    /// Receives the observations it asked for, before the order of epoch
+    /// `checkpoint.epoch` (the model as training left it).
+    #[sabi(last_prefix_field)]
+    fn observe(
+        &mut self,
+        schedule: &Schedule,
+        checkpoint: &Checkpoint,
+        observations: RSlice<'_, Observation>,
+        host: &HostServices,
+    ) -> RResult<(), PluginError>;
 }
 
 /// An owned sampler.

@@ -64,8 +64,17 @@ pub use author::{
 pub use rng::{FeistelPermutation, SeedRng};
 pub use types::{
     observation, Array, ArrayData, Cell, Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report,
-    Scalar, SeedChoice, Selection, Series, StorageLayout, Table, WeightedSeeds,
+    Sampling, Scalar, Schedule, SeedChoice, Selection, Series, StorageLayout, Table, WeightedSeeds,
 };
+
+/// Everything a plugin author needs, in one `use tessera_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        export_plugin, observation, params, Array, Checkpoint, Component, Error, Finetuner, GraphObjective, GraphView,
+        Host, LayerInfo, Metric, NoParams, ObservationRequest, Observations, Oracle, OrderStream, Report, Result,
+        Sampler, Sampling, Schedule, SeedChoice, SeedRng, Selection, StorageLayout,
+    };
+}
 
 #[doc(hidden)]
 pub use abi_stable;

@@ -253,6 +253,35 @@ pub struct Checkpoint {
     pub is_final: bool,
 }
 
+/// How a sampler's epoch orders visit the stored examples. The host checks
+/// the two exact modes and counts visits in every mode (the `engine` role's
+/// `visits_per_epoch`, `distinct_per_epoch`, `examples_never_seen`).
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sampling {
+    /// Every example exactly once per epoch (checked; a violation fails the variant).
+    #[default]
+    Permutation,
+    /// Each example at most once per epoch: a subset (curricula, data
+    /// pruning). Checked: an id twice in one epoch fails the variant.
+    Subset,
+    /// Any ids, any number of times per epoch (importance sampling); the
+    /// epoch is as long as the order.
+    WithReplacement,
+}
+
+/// The training schedule a sampler plans by.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Epochs of the run.
+    pub epochs: u64,
+    /// Examples per minibatch.
+    pub batch_size: u64,
+    /// Optimizer steps of an epoch that visits every stored example once.
+    pub steps_per_epoch: u64,
+}
+
 /// One cell of a [`Table`].
 #[repr(C, u8)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]

@@ -294,6 +294,11 @@ fn validation_diagnostics(
             problems.extend(crate::validate::metric_requests(&variant.settings, spec, &metric));
         }
     }
+    if let Some(spec) = &variant.sampler {
+        if let Ok(sampler) = registry.new_sampler(&spec.id, &spec.params_text()) {
+            problems.extend(crate::validate::sampler_requests(&variant.settings, spec, &sampler));
+        }
+    }
     problems.into_iter().map(|p| manifest.diagnostic(variant.index, overrides, &p.key, p.message, p.hint)).collect()
 }
 

@@ -481,6 +481,11 @@ impl<'a> TrainJob<'a> {
         if requests.iter().any(|r| r.split.as_str() == "train") {
             self.train_in_memory(stored, "a metric observing the training split")?;
         }
+        let sampler_requests = self.sampler.requires()?;
+        if !sampler_requests.is_empty() {
+            self.train_in_memory(stored, "a sampler observing the training split")?;
+        }
+        let all_requests: Vec<ObservationRequest> = requests.iter().chain(&sampler_requests).cloned().collect();
         let (device, layout, storage) = (self.device, self.layout, &self.s.storage);
         let train_tensors = (!self.train_on_disk).then(|| TensorData::new(&self.splits.train, device));
         let test_tensors = TensorData::new(&self.splits.test, device);
@@ -489,7 +494,7 @@ impl<'a> TrainJob<'a> {
         if let Some(train) = &train_tensors {
             split_tensors.insert(0, ("train", train));
         }
-        let reference_predictions = self.reference_predictions(reference, &requests, &split_tensors)?;
+        let reference_predictions = self.reference_predictions(reference, &all_requests, &split_tensors)?;
         let steps_per_epoch = layout.examples.div_ceil(self.s.train.batch_size.max(1) as u64);
         let bar = progress_bar(self.options, steps_per_epoch * self.s.train.epochs, self.variant.name.clone());
         let mut curve: Vec<CurvePoint> = Vec::new();
@@ -499,9 +504,29 @@ impl<'a> TrainJob<'a> {
             .map(|set| BlockLoader::new(set.clone(), storage.buffer_blocks, storage.access, storage.prefetch));
         let shape = self.splits.train.shape.clone();
         let sampler_ctx = self.ctx("sampler");
-        let sampler_id = self.sampler.id.clone();
-        let sampler = &mut self.sampler;
+        let (sampler_id, sampling) = (self.sampler.id.clone(), self.sampler.sampling());
+        let accumulate = self.s.train.accumulate.max(1) as u64;
+        let schedule = tessera_sdk::Schedule {
+            epochs: self.s.train.epochs,
+            batch_size: self.s.train.batch_size as u64,
+            steps_per_epoch: layout.examples.div_ceil(self.s.train.batch_size.max(1) as u64 * accumulate),
+        };
+        // The ids of the current epoch, for the `order` observation.
+        let epoch_order: std::cell::RefCell<(u64, Vec<u64>)> = Default::default();
+        // (step, examples seen) at the end of the last epoch.
+        let progress = std::cell::Cell::new((0u64, 0u64));
+        let (sampler, splits) = (&mut self.sampler, &self.splits);
         let mut epoch = |epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
+            if !sampler_requests.is_empty() {
+                let (step, examples_seen) = progress.get();
+                let cp = tessera_sdk::Checkpoint { step, epoch: epoch as f64, examples_seen, is_final: false };
+                let order = epoch_order.borrow();
+                let view = train::StorageView { order: &order.1, block_size: layout.block_size };
+                let observations =
+                    train::observe(model, splits, &split_tensors, view, &reference_predictions, &sampler_requests)?;
+                drop(order);
+                sampler.observe(&schedule, &cp, &observations, &sampler_ctx)?;
+            }
             let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
             Ok(match &loader {
                 Some(loader) => Box::new(ShardSource::new(loader.start(Box::new(order)), &shape, device)),
@@ -514,9 +539,7 @@ impl<'a> TrainJob<'a> {
                 )),
             })
         };
-        // The ids of the current epoch, for the `order` observation.
-        let epoch_order: std::cell::RefCell<(u64, Vec<u64>)> = Default::default();
-        let wants_order = requests.iter().any(|r| r.kind.as_str() == tessera_sdk::observation::ORDER);
+        let wants_order = all_requests.iter().any(|r| r.kind.as_str() == tessera_sdk::observation::ORDER);
         let mut visit = |epoch: u64, ids: &[u64]| {
             let mut current = epoch_order.borrow_mut();
             if current.0 != epoch {
@@ -524,8 +547,9 @@ impl<'a> TrainJob<'a> {
             }
             current.1.extend_from_slice(ids);
         };
-        let (splits, metrics, metric_ctx) = (&self.splits, &mut self.metrics, &self.metric_ctx);
+        let (metrics, metric_ctx) = (&mut self.metrics, &self.metric_ctx);
         let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
+            progress.set((cp.step, cp.examples_seen));
             let eval = train::evaluate(model, &test_tensors);
             curve.push(CurvePoint {
                 step: cp.step,
@@ -547,7 +571,7 @@ impl<'a> TrainJob<'a> {
         let hooks = FitHooks {
             progress: bar.as_ref(),
             visit: if wants_order { Some(&mut visit) } else { None },
-            sampler: Some(&sampler_id),
+            sampler: Some((&sampler_id, sampling)),
             ..FitHooks::new(&mut epoch, &mut checkpoint, &self.options.cancel)
         };
         let summary = train::fit(model, layout.examples, &self.s.train, hooks)?;
@@ -587,6 +611,9 @@ impl<'a> TrainJob<'a> {
         engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
         engine.scalars.insert("train_seconds".into(), summary.epoch_seconds.iter().sum::<f64>());
         engine.scalars.insert("train_examples".into(), self.layout.examples as f64);
+        if self.sampler.sampling() != tessera_sdk::Sampling::Permutation {
+            visit_figures(&mut engine, summary);
+        }
         let peak = summary.epoch_peak_memory_mb.iter().copied().fold(f64::NAN, f64::max);
         engine.scalars.insert("peak_memory_mb".into(), peak);
         if self.variant.finetuner.is_some() || s.train.save_model {
@@ -641,6 +668,15 @@ fn resolved_settings(settings: &Settings, base: &Path) -> Settings {
     resolve(&mut s.model.path);
     resolve(&mut s.reference.model.weights);
     s
+}
+
+/// How a sampler that is not a permutation visited the examples: ids and
+/// distinct examples per epoch (means), and examples no epoch visited.
+fn visit_figures(engine: &mut ReportJson, summary: &FitSummary) {
+    let mean = |xs: &[u64]| xs.iter().sum::<u64>() as f64 / xs.len().max(1) as f64;
+    engine.scalars.insert("visits_per_epoch".into(), mean(&summary.epoch_visits));
+    engine.scalars.insert("distinct_per_epoch".into(), mean(&summary.epoch_distinct));
+    engine.scalars.insert("examples_never_seen".into(), summary.never_seen as f64);
 }
 
 /// The `trainable_layers` table of the finetuner's report.
