@@ -35,6 +35,11 @@ const FAMILIES: &[Family] = &[
     },
     Family { example: "digits-cnn", variants: &["full-shuffle"], set: &["train.epochs=1", "model.channels=[4]"] },
     Family {
+        example: "adaptive",
+        variants: &["loss-rank", "self-paced"],
+        set: &["experiment.seeds=[1]", "train.epochs=3"],
+    },
+    Family {
         example: "increasing-complexity",
         variants: &["digits"],
         set: &["experiment.seeds=[1]", "train.epochs=1", "reference.epochs=3", "model.channels=[4]"],

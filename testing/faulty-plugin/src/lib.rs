@@ -5,8 +5,8 @@
 use tessera_sdk::abi_stable::std_types::{RString, RVec};
 use tessera_sdk::{
     export_plugin, params, Cell, Checkpoint, Component, Error, GraphObjective, GraphView, Host, LayerInfo, Metric,
-    ObservationRequest, Observations, Oracle, OrderStream, Report, Result, Sampler, SeedChoice, Selection, Series,
-    StorageLayout, Table, WeightedSeeds,
+    ObservationRequest, Observations, Oracle, OrderStream, Report, Result, Sampler, Sampling, Schedule, SeedChoice,
+    Selection, Series, StorageLayout, Table, WeightedSeeds,
 };
 
 params! {
@@ -26,8 +26,11 @@ params! {
         /// `no-sets`, `over-budget`, `not-a-node`, `host-name`; finetuners
         /// `bad-layer`, `host-name`.
         pub breaks: String = "none".to_string(),
-        /// A metric's one observation request: `split/kind` (empty: none).
+        /// A metric's or sampler's one observation request: `split/kind`
+        /// (empty: none).
         pub request: String = String::new(),
+        /// A sampler's declared mode: `permutation`, `subset` or `with-replacement`.
+        pub sampling: String = "permutation".to_string(),
     }
 }
 
@@ -65,7 +68,31 @@ fn epoch_ids(n: u64, breaks: &str) -> Vec<u64> {
     }
 }
 
+/// The one observation request `split/kind`, if any.
+fn request(params: &FaultParams) -> Vec<ObservationRequest> {
+    match params.request.split_once('/') {
+        Some((split, kind)) => vec![ObservationRequest::new(split, kind)],
+        None => vec![],
+    }
+}
+
 impl Sampler for FaultySampler {
+    fn sampling(&self) -> Sampling {
+        match self.0.sampling.as_str() {
+            "subset" => Sampling::Subset,
+            "with-replacement" => Sampling::WithReplacement,
+            _ => Sampling::Permutation,
+        }
+    }
+
+    fn requires(&self) -> Vec<ObservationRequest> {
+        request(&self.0)
+    }
+
+    fn observe(&mut self, _: &Schedule, _: &Checkpoint, _: &Observations, _: &Host) -> Result<()> {
+        fault(&self.0, "observe")
+    }
+
     fn epoch_order(&mut self, layout: &StorageLayout, _epoch: u64, _host: &Host) -> Result<OrderStream> {
         fault(&self.0, "order")?;
         let params = self.0.clone();
@@ -107,10 +134,7 @@ impl Metric for FaultyMetric {
         if self.0.panic_in == "requires" {
             panic!("deliberate panic in requires");
         }
-        match self.0.request.split_once('/') {
-            Some((split, kind)) => vec![ObservationRequest::new(split, kind)],
-            None => vec![],
-        }
+        request(&self.0)
     }
 
     fn observe(&mut self, _checkpoint: &Checkpoint, _observations: &Observations, _host: &Host) -> Result<()> {
