@@ -300,7 +300,19 @@ pub fn observe(
                     let loss = logits.log_softmax(-1, Kind::Float).gather(1, &t.y.unsqueeze(1), false).neg();
                     Array::f32(vec![n], to_vec_f32(&loss)?)
                 }
+                observation::EXAMPLE_IDS if split == "train" && !splits.train_ids.is_empty() => {
+                    Array::i64(vec![n], splits.train_ids.iter().map(|&i| i as i64).collect())
+                }
                 observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
+                observation::STORED_POSITIONS => {
+                    train_only(kind)?;
+                    Array::i64(vec![n], (0..n as i64).collect())
+                }
+                observation::CLEAN_LABELS => {
+                    train_only(kind)?;
+                    let clean = &splits.clean_train_labels;
+                    Array::i64(vec![n], if clean.is_empty() { data.labels.clone() } else { clean.clone() })
+                }
                 observation::REFERENCE_PREDICTIONS => {
                     let predictions = reference.get(split).ok_or_else(|| {
                         anyhow!("observation `{kind}` needs a reference classifier: add `[reference] model = {{ kind = \"linear\" }}` to the manifest")

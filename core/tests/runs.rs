@@ -139,6 +139,40 @@ fn corgi2_rewrites_each_block_once_and_reads_like_corgipile_online() {
 }
 
 #[test]
+fn example_ids_survive_corgi2s_rewrite_so_per_example_tables_join_across_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = SMALL_TRAIN.replace("separation = 3.0", "separation = 3.0\nstored_order = \"sorted-by-label\"");
+    let metric = |request: &str| format!("\n[[metric]]\nuse = \"faulty.metric\"\nrequest = \"train/{request}\"\n");
+    let body = format!(
+        "{}\nlabel_noise = 0.2\n\n[storage]\nmode = \"shards\"\nblock_size = 20\nbuffer_blocks = 4\n{}{}{}\n[[variant]]\nname = \"corgipile\"\nsampler = {{ use = \"corgi2.corgipile\", buffer_blocks = 4 }}\n\n[[variant]]\nname = \"corgi2\"\nsampler = {{ use = \"corgi2.corgi2\", buffer_blocks = 4 }}\n",
+        data,
+        metric("example-ids"),
+        metric("clean-labels"),
+        metric("stored-positions"),
+    );
+    let m = write_manifest(dir.path(), &[&library("tessera_corgi2"), &common::faulty()], &body);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    assert!(outcome.all_ok(), "{:?}", outcome.results.variants.iter().map(|v| &v.error).collect::<Vec<_>>());
+    let column = |variant: usize, role: &str| -> Vec<i64> {
+        let table = &outcome.results.variants[variant].results[role].tables[0];
+        table.rows.iter().map(|r| r[0].as_i64().unwrap()).collect()
+    };
+    let identity: Vec<i64> = (0..420).collect();
+    // Two copies of one metric report under their own roles.
+    let (ids, clean, positions) =
+        (column(1, "faulty.metric"), column(1, "faulty.metric#2"), column(1, "faulty.metric#3"));
+    assert_eq!(column(0, "faulty.metric"), identity, "no rewrite: ids are stored positions");
+    assert_eq!(positions, identity);
+    assert_ne!(ids, identity, "Corgi²'s offline pass moved the examples");
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, identity, "ids stay a permutation of the original ids");
+    // Joined on example id, both variants agree on each example's clean label.
+    let clean_by_id = column(0, "faulty.metric#2");
+    assert!(ids.iter().zip(&clean).all(|(&id, &label)| clean_by_id[id as usize] == label));
+}
+
+#[test]
 fn performance_correlation_compares_the_network_with_a_linear_reference() {
     let dir = tempfile::tempdir().unwrap();
     let data = SMALL_TRAIN.replace("classes = 3", "classes = 4\nlabel_groups = [[0, 1], [2, 3]]");

@@ -113,7 +113,8 @@ macro_rules! bail {
     ($($arg:tt)*) => { return Err($crate::Error::msg(format!($($arg)*))) };
 }
 
-/// The host's services during one call: the call's seed, progress, cancellation.
+/// The host's services during one call: the component's seed, progress,
+/// cancellation.
 pub struct Host<'a> {
     raw: &'a HostServices,
 }
@@ -124,12 +125,16 @@ impl<'a> Host<'a> {
         Host { raw }
     }
 
-    /// The seed of this call: the same manifest and seed give the same value.
+    /// The component's seed in this variant: one per role (`sampler`,
+    /// `finetuner`, `objective`, or a metric's report key, so two copies of
+    /// one metric differ) and run seed, the same for each of its calls; the
+    /// same manifest and seed give the same value. Draw with
+    /// [`Host::rng`], a stream per purpose (e.g. the epoch).
     pub fn seed(&self) -> u64 {
         self.raw.seed
     }
 
-    /// An independent random stream derived from the call's seed and `stream`.
+    /// An independent random stream derived from the component's seed and `stream`.
     pub fn rng(&self, stream: u64) -> SeedRng {
         SeedRng::derive(self.raw.seed, stream)
     }

@@ -81,8 +81,18 @@ pub mod observation {
     pub const FEATURES: &str = "features";
     /// Per-example loss, `f32`, shape `[n]`.
     pub const LOSS: &str = "loss";
-    /// Ids of the examples in the order of the other arrays, `i64`, shape `[n]`.
+    /// Ids of the examples in the order of the other arrays, `i64`, shape
+    /// `[n]`. On `train`, the id is the example's position in the stored
+    /// order as first written, so it stays the example's id after a
+    /// sampler's offline pass (Corgi²) rewrites the order, and per-example
+    /// tables of different variants join on it.
     pub const EXAMPLE_IDS: &str = "example-ids";
+    /// `train` only: each example's position in the stored order now (after
+    /// any offline rewrite), `i64`, shape `[n]`.
+    pub const STORED_POSITIONS: &str = "stored-positions";
+    /// `train` only: the labels before `train.label_noise` flipped some
+    /// (equal to `labels` without label noise), `i64`, shape `[n]`.
+    pub const CLEAN_LABELS: &str = "clean-labels";
     /// `train` only: the example ids visited so far in the current epoch, in
     /// visiting order (the whole epoch at its end), `i64`, shape `[k]`.
     pub const ORDER: &str = "order";
@@ -128,7 +138,7 @@ pub mod observation {
         EXAMPLE_IDS,
     ];
     /// Every name above.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 19] = [
         PREDICTIONS,
         LABELS,
         PROBABILITIES,
@@ -136,6 +146,8 @@ pub mod observation {
         FEATURES,
         LOSS,
         EXAMPLE_IDS,
+        STORED_POSITIONS,
+        CLEAN_LABELS,
         ORDER,
         BLOCK_IDS,
         REFERENCE_PREDICTIONS,

@@ -115,11 +115,31 @@ pub struct Splits {
     pub test: Dataset,
     /// Positions (in stored order) of training labels flipped by label noise.
     pub noised: Vec<usize>,
+    /// The id of each stored training example (its first stored position);
+    /// empty: the identity, nothing reordered the split.
+    pub train_ids: Vec<u64>,
+    /// The training labels before label noise; empty: no label was flipped.
+    pub clean_train_labels: Vec<i64>,
     /// A transformed copy of the test split (`[data.shift]`); empty without one.
     pub shifted: Dataset,
 }
 
 impl Splits {
+    /// Follows a reordering of the training split: new position `p` holds
+    /// the example at old position `order[p]`. Ids, clean labels and flipped
+    /// positions move with their examples.
+    pub fn reorder_train_bookkeeping(&mut self, order: &[usize]) {
+        let ids: Vec<u64> = if self.train_ids.is_empty() {
+            order.iter().map(|&o| o as u64).collect()
+        } else {
+            order.iter().map(|&o| self.train_ids[o]).collect()
+        };
+        self.train_ids = ids;
+        if !self.clean_train_labels.is_empty() {
+            self.clean_train_labels = order.iter().map(|&o| self.clean_train_labels[o]).collect();
+        }
+    }
+
     /// The split called `name`.
     pub fn get(&self, name: &str) -> Result<&Dataset> {
         match name {
@@ -291,7 +311,8 @@ pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::
     let train = plan.gather_train(source.as_ref())?;
     let (validation, test) = holdout(&plan, source.as_ref())?;
     let shifted = shifted(config, &test, seed);
-    Ok(Splits { train, validation, test, noised: plan.noised, shifted })
+    let clean_train_labels = plan.clean_train_labels.clone();
+    Ok(Splits { train, validation, test, noised: plan.noised, shifted, train_ids: vec![], clean_train_labels })
 }
 
 /// A planned split whose training examples are still in their source: the
@@ -321,7 +342,15 @@ pub fn plan(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::
         labels: plan.train_labels.clone(),
         classes: plan.classes,
     };
-    let splits = Splits { train, validation, test, noised: plan.noised.clone(), shifted };
+    let splits = Splits {
+        train,
+        validation,
+        test,
+        noised: plan.noised.clone(),
+        shifted,
+        train_ids: vec![],
+        clean_train_labels: plan.clean_train_labels.clone(),
+    };
     Ok(Planned { source, plan, splits })
 }
 

@@ -27,6 +27,8 @@ pub struct SplitPlan {
     pub train_labels: Vec<i64>,
     /// Positions (in the training split's stored order) of flipped labels.
     pub noised: Vec<usize>,
+    /// The training labels before label noise (empty without label noise).
+    pub clean_train_labels: Vec<i64>,
 }
 
 /// The class of each label under `groups` (group `g` is class `g`); labels
@@ -92,8 +94,9 @@ impl SplitPlan {
             bail!("the training split is empty");
         }
         let classes = if class_of.is_some() { config.label_groups.len() } else { classes };
+        let clean_train_labels = if label_noise > 0.0 { train_labels.clone() } else { vec![] };
         let noised = flip_labels(&mut train_labels, classes, label_noise, seed)?;
-        Ok(SplitPlan { train, validation, test, class_of, classes, train_labels, noised })
+        Ok(SplitPlan { train, validation, test, class_of, classes, train_labels, noised, clean_train_labels })
     }
 
     /// The label of source position `i` after grouping.

@@ -99,7 +99,7 @@ pub fn load(config: &DataConfig, base: &Path) -> Result<Splits> {
     let mut train = set.read_all()?;
     train.classes = test.classes;
     let shifted = super::shifted(config, &test, config.seed.unwrap_or(0));
-    Ok(Splits { train, validation, test, noised: vec![], shifted })
+    Ok(Splits { train, validation, test, noised: vec![], shifted, train_ids: vec![], clean_train_labels: vec![] })
 }
 
 #[cfg(test)]

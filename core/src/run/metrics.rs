@@ -13,15 +13,41 @@ pub(super) fn finish_metrics(
     contexts: &[CallContext],
     reports: &mut BTreeMap<String, ReportJson>,
 ) -> Result<()> {
-    for (metric, mctx) in metrics.iter_mut().zip(contexts) {
+    let roles = metric_roles(metrics);
+    for ((metric, mctx), role) in metrics.iter_mut().zip(contexts).zip(roles) {
         let report = metric.finish(mctx)?;
-        let mut key = metric.id.clone();
-        let mut n = 2;
-        while reports.contains_key(&key) {
-            key = format!("{}#{n}", metric.id);
-            n += 1;
-        }
-        reports.insert(key, crate::contract::plugin_report(&metric.id, &report)?);
+        reports.insert(role, crate::contract::plugin_report(&metric.id, &report)?);
     }
     Ok(())
+}
+
+/// The role of each metric, its report's key: its id, and `id#2`, `id#3`,
+/// … for further copies of one metric in a variant.
+pub(super) fn metric_roles(metrics: &[MetricHandle]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    metrics
+        .iter()
+        .map(|m| {
+            let copies = seen.entry(&m.id).or_default();
+            *copies += 1;
+            if *copies == 1 {
+                m.id.clone()
+            } else {
+                format!("{}#{copies}", m.id)
+            }
+        })
+        .collect()
+}
+
+/// A call context per metric, seeded by its role: two copies of one metric
+/// get different seeds.
+pub(super) fn metric_contexts(
+    metrics: &[MetricHandle],
+    seed: u64,
+    cancel: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<CallContext> {
+    metric_roles(metrics)
+        .iter()
+        .map(|role| CallContext::new(super::setup::role_seed(seed, role), cancel.clone()))
+        .collect()
 }

@@ -152,8 +152,7 @@ fn observe(
     for spec in &variant.metrics {
         metrics.push(session.registry.new_metric(&spec.id, &spec.params_text())?);
     }
-    let contexts: Vec<CallContext> =
-        metrics.iter().map(|m| CallContext::new(role_seed(seed, &m.id), options.cancel.clone())).collect();
+    let contexts: Vec<CallContext> = super::metrics::metric_contexts(&metrics, seed, &options.cancel);
     let longest = population.members.iter().map(|m| m.epochs).max().unwrap_or(0);
     let checkpoint = tessera_sdk::Checkpoint { step: 0, epoch: longest as f64, examples_seen: 0, is_final: true };
     for (metric, mctx) in metrics.iter_mut().zip(&contexts) {

@@ -107,8 +107,7 @@ impl<'a> TrainJob<'a> {
             .iter()
             .map(|spec| registry.new_metric(&spec.id, &spec.params_text()))
             .collect::<Result<Vec<_>, _>>()?;
-        let metric_ctx =
-            metrics.iter().map(|m| CallContext::new(role_seed(seed, &m.id), options.cancel.clone())).collect();
+        let metric_ctx = super::metrics::metric_contexts(&metrics, seed, &options.cancel);
         let layout = match &train_source {
             TrainSource::Folder(set) => set.index.layout(),
             _ => StorageLayout {
@@ -403,6 +402,7 @@ impl<'a> TrainJob<'a> {
             self.splits.train = new_set.read_all()?;
         }
         self.splits.noised = renumber(&self.splits.noised, &new_order);
+        self.splits.reorder_train_bookkeeping(&new_order);
         stored.set = Some(new_set);
         Ok((read, written))
     }
@@ -443,6 +443,7 @@ impl<'a> TrainJob<'a> {
         }
         self.splits.train = self.splits.train.subset(&order);
         self.splits.noised = renumber(&self.splits.noised, &order);
+        self.splits.reorder_train_bookkeeping(&order);
         let written =
             IoStats { requests: layout.blocks(), bytes: layout.examples * layout.bytes_per_example, io_seconds: 0.0 };
         Ok((read, written))
@@ -647,7 +648,16 @@ fn training_data(s: &Settings, seed: u64, base: &Path) -> Result<(Splits, TrainS
                 classes: test.classes,
             };
             let shifted = data::shifted(&s.data, &test, s.data.seed.unwrap_or(seed));
-            Ok((Splits { train, validation, test, noised: vec![], shifted }, TrainSource::Folder(set)))
+            let splits = Splits {
+                train,
+                validation,
+                test,
+                noised: vec![],
+                shifted,
+                train_ids: vec![],
+                clean_train_labels: vec![],
+            };
+            Ok((splits, TrainSource::Folder(set)))
         }
         (true, _) => {
             let planned = data::plan(&s.data, s.train.label_noise, seed, base)?;

@@ -115,8 +115,9 @@ impl Sampler for FaultySampler {
     }
 }
 
-/// A metric that misbehaves on demand.
-pub struct FaultyMetric(FaultParams);
+/// A metric that misbehaves on demand; with a `request`, it reports the
+/// requested integer array of the last checkpoint as the table `observed`.
+pub struct FaultyMetric(FaultParams, Vec<i64>);
 
 impl Component for FaultyMetric {
     const NAME: &'static str = "metric";
@@ -125,7 +126,7 @@ impl Component for FaultyMetric {
 
     fn new(params: FaultParams) -> Result<Self> {
         fault(&params, "new")?;
-        Ok(FaultyMetric(params))
+        Ok(FaultyMetric(params, Vec::new()))
     }
 }
 
@@ -137,8 +138,13 @@ impl Metric for FaultyMetric {
         request(&self.0)
     }
 
-    fn observe(&mut self, _checkpoint: &Checkpoint, _observations: &Observations, _host: &Host) -> Result<()> {
+    fn observe(&mut self, _checkpoint: &Checkpoint, observations: &Observations, _host: &Host) -> Result<()> {
         tessera_sdk::log::info!("faulty metric observed a checkpoint");
+        if let Some((split, kind)) = self.0.request.split_once('/') {
+            if let Some(values) = observations.get(split, kind)?.as_i64() {
+                self.1 = values.to_vec();
+            }
+        }
         fault(&self.0, "observe")
     }
 
@@ -162,6 +168,9 @@ impl Metric for FaultyMetric {
             }
             _ => report.scalar("score", 1.0),
         };
+        if !self.1.is_empty() {
+            report.table("observed", &["value"], self.1.iter().map(|&v| vec![Cell::Integer(v)]).collect());
+        }
         Ok(report)
     }
 }
