@@ -237,7 +237,41 @@ pub struct StorageView<'a> {
     pub order: &'a [u64],
     /// Examples per block.
     pub block_size: u64,
+    /// What each example's training forward pass gave since the last checkpoint.
+    pub steps: &'a StepLog,
 }
+
+/// Every example trained since the last checkpoint: its stored position,
+/// step, loss and correctness in the training forward pass.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepLog {
+    /// Stored positions, in training order.
+    pub ids: Vec<u64>,
+    /// The optimizer step of each.
+    pub steps: Vec<i64>,
+    /// The loss of each.
+    pub losses: Vec<f32>,
+    /// 1 when the forward pass classified it correctly, else 0.
+    pub correct: Vec<i64>,
+}
+
+impl StepLog {
+    /// Appends one batch.
+    pub fn record(&mut self, step: u64, ids: &[u64], losses: &[f32], correct: &[i64]) {
+        self.ids.extend_from_slice(ids);
+        self.steps.extend(std::iter::repeat_n(step as i64, ids.len()));
+        self.losses.extend_from_slice(losses);
+        self.correct.extend_from_slice(correct);
+    }
+
+    /// Empties the log (after a checkpoint has observed it).
+    pub fn clear(&mut self) {
+        *self = StepLog::default();
+    }
+}
+
+/// Told each batch's per-example loss and correctness: (step, ids, losses, correct).
+pub type StepHook<'a> = dyn FnMut(u64, &[u64], &[f32], &[i64]) + 'a;
 
 /// The observations `requests` asks for, computed once per split; the model
 /// runs only if a requested kind needs it.
@@ -304,6 +338,24 @@ pub fn observe(
                     Array::i64(vec![n], splits.train_ids.iter().map(|&i| i as i64).collect())
                 }
                 observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
+                observation::STEP_IDS => {
+                    train_only(kind)?;
+                    let ids = &storage.steps.ids;
+                    let original = |i: u64| splits.train_ids.get(i as usize).copied().unwrap_or(i) as i64;
+                    Array::i64(vec![ids.len() as u64], ids.iter().map(|&i| original(i)).collect())
+                }
+                observation::STEP_INDEX => {
+                    train_only(kind)?;
+                    Array::i64(vec![storage.steps.steps.len() as u64], storage.steps.steps.clone())
+                }
+                observation::STEP_LOSS => {
+                    train_only(kind)?;
+                    Array::f32(vec![storage.steps.losses.len() as u64], storage.steps.losses.clone())
+                }
+                observation::STEP_CORRECT => {
+                    train_only(kind)?;
+                    Array::i64(vec![storage.steps.correct.len() as u64], storage.steps.correct.clone())
+                }
                 observation::STORED_POSITIONS => {
                     train_only(kind)?;
                     Array::i64(vec![n], (0..n as i64).collect())
@@ -472,6 +524,8 @@ pub struct FitHooks<'a, 'b> {
     pub progress: Option<&'a indicatif::ProgressBar>,
     /// Told each batch's example ids (epoch, ids), if given.
     pub visit: Option<&'a mut VisitHook<'b>>,
+    /// Told each batch's per-example loss and correctness, if given.
+    pub per_step: Option<&'a mut StepHook<'b>>,
     /// Examples of the first epoch visited before this call (a fork that
     /// continues its parent's stream): the first epoch does not visit them.
     pub resumed: u64,
@@ -489,8 +543,18 @@ impl<'a, 'b> FitHooks<'a, 'b> {
         checkpoint: &'a mut dyn FnMut(&Model, Checkpoint, f64) -> Result<()>,
         cancel: &'a AtomicBool,
     ) -> Self {
-        FitHooks { epoch, checkpoint, cancel, progress: None, visit: None, resumed: 0, sampler: None }
+        FitHooks { epoch, checkpoint, cancel, progress: None, visit: None, per_step: None, resumed: 0, sampler: None }
     }
+}
+
+/// Each example's loss and correctness (1/0) from a batch's logits.
+fn per_example(logits: &Tensor, y: &Tensor) -> Result<(Vec<f32>, Vec<i64>)> {
+    tch::no_grad(|| {
+        let logits = logits.detach();
+        let loss = logits.log_softmax(-1, Kind::Float).gather(1, &y.unsqueeze(1), false).neg().squeeze_dim(1);
+        let correct = logits.argmax(-1, false).eq_tensor(y).to_kind(Kind::Int64);
+        Ok((to_vec_f32(&loss)?, to_vec_i64(&correct)?))
+    })
 }
 
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
@@ -583,7 +647,12 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
                 visit(epoch, &batch.ids);
             }
             let started = std::time::Instant::now();
-            let loss = model.forward_train(&batch.x).cross_entropy_for_logits(&batch.y);
+            let logits = model.forward_train(&batch.x);
+            let loss = logits.cross_entropy_for_logits(&batch.y);
+            if let Some(per_step) = hooks.per_step.as_mut() {
+                let (losses, correct) = per_example(&logits, &batch.y)?;
+                per_step(step, &batch.ids, &losses, &correct);
+            }
             if micro == 0 {
                 opt.zero_grad();
             }

@@ -70,9 +70,9 @@ pub use types::{
 /// Everything a plugin author needs, in one `use tessera_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        export_plugin, observation, params, Array, Checkpoint, Component, Error, Finetuner, GraphObjective, GraphView,
-        Host, LayerInfo, Metric, NoParams, ObservationRequest, Observations, Oracle, OrderStream, Report, Result,
-        Sampler, Sampling, Schedule, SeedChoice, SeedRng, Selection, StorageLayout,
+        export_plugin, observation, params, Array, Cell, Checkpoint, Component, Error, Finetuner, GraphObjective,
+        GraphView, Host, LayerInfo, Metric, NoParams, ObservationRequest, Observations, Oracle, OrderStream, Report,
+        Result, Sampler, Sampling, Schedule, SeedChoice, SeedRng, Selection, StorageLayout,
     };
 }
 

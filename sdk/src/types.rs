@@ -93,6 +93,23 @@ pub mod observation {
     /// `train` only: the labels before `train.label_noise` flipped some
     /// (equal to `labels` without label noise), `i64`, shape `[n]`.
     pub const CLEAN_LABELS: &str = "clean-labels";
+    /// `train` only, per step: every example trained since the last
+    /// checkpoint, in training order, by its id (as `example-ids`), `i64`,
+    /// shape `[k]`. With `step-index`, `step-loss` and `step-correct`, what
+    /// happened to each example when it was trained (forgetting events,
+    /// learning speed), from the training forward pass itself.
+    pub const STEP_IDS: &str = "step-ids";
+    /// `train` only, per step: the optimizer step (0-based) each of
+    /// `step-ids` was trained in, `i64`, shape `[k]`.
+    pub const STEP_INDEX: &str = "step-index";
+    /// `train` only, per step: each of `step-ids`' loss in its training
+    /// forward pass (before the step's update), `f32`, shape `[k]`.
+    pub const STEP_LOSS: &str = "step-loss";
+    /// `train` only, per step: whether that forward pass classified each of
+    /// `step-ids` correctly (against its training label), `i64` 0/1, shape `[k]`.
+    pub const STEP_CORRECT: &str = "step-correct";
+    /// The per-step observations: asking for one records all four.
+    pub const STEP_KINDS: [&str; 4] = [STEP_IDS, STEP_INDEX, STEP_LOSS, STEP_CORRECT];
     /// `train` only: the example ids visited so far in the current epoch, in
     /// visiting order (the whole epoch at its end), `i64`, shape `[k]`.
     pub const ORDER: &str = "order";
@@ -138,7 +155,11 @@ pub mod observation {
         EXAMPLE_IDS,
     ];
     /// Every name above.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 23] = [
+        STEP_IDS,
+        STEP_INDEX,
+        STEP_LOSS,
+        STEP_CORRECT,
         PREDICTIONS,
         LABELS,
         PROBABILITIES,

@@ -10,6 +10,7 @@
 //! streamed from its source into shards (or is a shard folder already), and
 //! training reads it back through the block loader.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use tch::Device;
-use tessera_sdk::{LayerInfo, ObservationRequest, StorageLayout};
+use tessera_sdk::{observation, LayerInfo, ObservationRequest, StorageLayout};
 
 use super::metrics::finish_metrics;
 use super::setup::{progress_bar, role_seed, set_up_libtorch};
@@ -28,7 +29,9 @@ use crate::model::Model;
 use crate::plugin::{CallContext, MetricHandle, SamplerHandle};
 use crate::report::{self, ReportJson, SeriesJson};
 use crate::storage::{Access, BlockLoader, CostModel, IoStats, LruPolicy, ShardSet, ShardWriter};
-use crate::train::{self, BatchSource, CurvePoint, FitHooks, FitSummary, MemorySource, ShardSource, TensorData};
+use crate::train::{
+    self, BatchSource, CurvePoint, FitHooks, FitSummary, MemorySource, ShardSource, StepLog, TensorData,
+};
 
 /// Runs one `train` unit; its reports by role.
 pub(super) fn run_train(
@@ -516,17 +519,24 @@ impl<'a> TrainJob<'a> {
         let epoch_order: std::cell::RefCell<(u64, Vec<u64>)> = Default::default();
         // (step, examples seen) at the end of the last epoch.
         let progress = std::cell::Cell::new((0u64, 0u64));
+        // What each example's training forward pass gave: since the last
+        // checkpoint (for the metrics), since the last epoch (for the sampler).
+        let (metric_steps, sampler_steps) = (RefCell::new(StepLog::default()), RefCell::new(StepLog::default()));
+        let wants_steps =
+            |r: &[ObservationRequest]| r.iter().any(|r| observation::STEP_KINDS.contains(&r.kind.as_str()));
+        let (metrics_want_steps, sampler_wants_steps) = (wants_steps(&requests), wants_steps(&sampler_requests));
         let (sampler, splits) = (&mut self.sampler, &self.splits);
         let mut epoch = |epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
             if !sampler_requests.is_empty() {
                 let (step, examples_seen) = progress.get();
                 let cp = tessera_sdk::Checkpoint { step, epoch: epoch as f64, examples_seen, is_final: false };
-                let order = epoch_order.borrow();
-                let view = train::StorageView { order: &order.1, block_size: layout.block_size };
+                let (order, steps) = (epoch_order.borrow(), sampler_steps.borrow());
+                let view = train::StorageView { order: &order.1, block_size: layout.block_size, steps: &steps };
                 let observations =
                     train::observe(model, splits, &split_tensors, view, &reference_predictions, &sampler_requests)?;
-                drop(order);
+                drop((order, steps));
                 sampler.observe(&schedule, &cp, &observations, &sampler_ctx)?;
+                sampler_steps.borrow_mut().clear();
             }
             let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
             Ok(match &loader {
@@ -548,6 +558,13 @@ impl<'a> TrainJob<'a> {
             }
             current.1.extend_from_slice(ids);
         };
+        let mut record = |step: u64, ids: &[u64], losses: &[f32], correct: &[i64]| {
+            for (wants, log) in [(metrics_want_steps, &metric_steps), (sampler_wants_steps, &sampler_steps)] {
+                if wants {
+                    log.borrow_mut().record(step, ids, losses, correct);
+                }
+            }
+        };
         let (metrics, metric_ctx) = (&mut self.metrics, &self.metric_ctx);
         let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
             progress.set((cp.step, cp.examples_seen));
@@ -560,10 +577,11 @@ impl<'a> TrainJob<'a> {
                 test_accuracy: eval.accuracy,
                 test_loss: eval.loss,
             });
-            let order = epoch_order.borrow();
-            let storage_view = train::StorageView { order: &order.1, block_size: layout.block_size };
-            let observations =
-                train::observe(model, splits, &split_tensors, storage_view, &reference_predictions, &requests)?;
+            let (order, steps) = (epoch_order.borrow(), metric_steps.borrow());
+            let view = train::StorageView { order: &order.1, block_size: layout.block_size, steps: &steps };
+            let observations = train::observe(model, splits, &split_tensors, view, &reference_predictions, &requests)?;
+            drop((order, steps));
+            metric_steps.borrow_mut().clear();
             for (metric, mctx) in metrics.iter_mut().zip(metric_ctx) {
                 metric.observe(&cp, &observations, mctx)?;
             }
@@ -572,6 +590,7 @@ impl<'a> TrainJob<'a> {
         let hooks = FitHooks {
             progress: bar.as_ref(),
             visit: if wants_order { Some(&mut visit) } else { None },
+            per_step: if metrics_want_steps || sampler_wants_steps { Some(&mut record) } else { None },
             sampler: Some((&sampler_id, sampling)),
             ..FitHooks::new(&mut epoch, &mut checkpoint, &self.options.cancel)
         };

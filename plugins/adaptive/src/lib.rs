@@ -7,12 +7,18 @@
 //!   exponentially in their loss rank.
 //! - [`SelfPaced`]: self-paced learning (Kumar, Packer & Koller, 2010): each
 //!   epoch trains on the easiest examples only, a share that grows to all.
+//!
+//! And a metric that follows every example through training with the
+//! per-step observations: [`Forgetting`], forgetting events (Toneva et al.,
+//! 2019).
 
 #![deny(missing_docs)]
 
+mod forgetting;
 mod loss_rank;
 mod self_paced;
 
+pub use forgetting::Forgetting;
 pub use loss_rank::LossRank;
 pub use self_paced::SelfPaced;
 
@@ -26,4 +32,5 @@ fn loss_request() -> Vec<ObservationRequest> {
 export_plugin! {
     name: "adaptive",
     samplers: [LossRank, SelfPaced],
+    metrics: [Forgetting],
 }
