@@ -509,7 +509,7 @@ impl<'a> TrainJob<'a> {
         let shape = self.splits.train.shape.clone();
         let sampler_ctx = self.ctx("sampler");
         let (sampler_id, sampling) = (self.sampler.id.clone(), self.sampler.sampling());
-        let accumulate = self.s.train.accumulate.max(1) as u64;
+        let accumulate = self.s.train.accumulate.max(1);
         let schedule = tessera_sdk::Schedule {
             epochs: self.s.train.epochs,
             batch_size: self.s.train.batch_size as u64,

@@ -131,7 +131,7 @@ mod tests {
         let loss: Vec<f32> = (0..1000).map(|i| if i < 100 { 5.0 } else { 0.1 }).collect();
         let services = HostServices::detached(7);
         let host = Host::new(&services);
-        let mut draw = || {
+        let draw = || {
             let mut s = LossRank::new(LossRankParams { pressure: 1000.0, chunk: 300 }).unwrap();
             observed(&mut s, loss.clone());
             s.epoch_order(&layout, 0, &host).unwrap().flatten().collect::<Vec<u64>>()
