@@ -273,12 +273,20 @@ impl Registry {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(is_plugin_file_name))
-            .collect();
+        let mut files: Vec<PathBuf> =
+            entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
         files.sort();
+        let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_string).unwrap_or_default();
+        for other in files.iter().filter(|p| !is_plugin_file_name(&name(p))) {
+            if name(other).ends_with(std::env::consts::DLL_SUFFIX) {
+                log::debug!(
+                    "{}: a library, not loaded: plugins are named {}, i.e. their [lib] name starts with tessera_",
+                    other.display(),
+                    library_file_name("tessera_<name>")
+                );
+            }
+        }
+        files.retain(|p| is_plugin_file_name(&name(p)));
         for file in files {
             if let Err(e) = self.load_file(&file) {
                 log::warn!("{e}");

@@ -94,7 +94,7 @@ fn run_writes_the_run_folder_and_a_side_by_side_summary() {
     let resolved = std::fs::read_to_string(run.join("manifest.resolved.toml")).unwrap();
     assert!(resolved.contains("epochs = 3"), "overrides are recorded:\n{resolved}");
     assert!(resolved.contains("chunk = 65536"), "defaults are filled in:\n{resolved}");
-    assert!(resolved.contains("[[plugin]]") && resolved.contains("sdk_version = \"0.1.0\""), "{resolved}");
+    assert!(resolved.contains("[[plugin]]") && resolved.contains("sdk_version = \"0.2.0\""), "{resolved}");
 
     // Never overwrites an existing run.
     let out = tessera(&["run", "manifest.toml", "--out", "run1"], dir.path());
