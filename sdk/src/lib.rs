@@ -51,6 +51,7 @@ mod author;
 pub mod ffi;
 pub mod logging;
 mod rng;
+pub mod testing;
 mod types;
 
 pub use abi::{

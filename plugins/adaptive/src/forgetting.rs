@@ -130,11 +130,10 @@ impl Metric for Forgetting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_sdk::ffi::HostServices;
-    use tessera_sdk::Observation;
+    use tessera_sdk::testing::{self, TestHost};
 
-    fn obs(kind: &str, values: Vec<i64>) -> Observation {
-        Observation { split: "train".into(), kind: kind.into(), array: Array::i64(vec![values.len() as u64], values) }
+    fn obs(kind: &str, values: Vec<i64>) -> tessera_sdk::Observation {
+        testing::i64_observation("train", kind, values)
     }
 
     #[test]
@@ -148,10 +147,9 @@ mod tests {
             obs(observation::LABELS, vec![3, 1, 2]),
             obs(observation::CLEAN_LABELS, vec![0, 1, 2]),
         ];
-        let services = HostServices::detached(0);
-        let cp = Checkpoint { step: 4, epoch: 1.0, examples_seen: 8, is_final: true };
-        m.observe(&cp, &Observations::new(&observations), &Host::new(&services)).unwrap();
-        let report = m.finish(&Host::new(&services)).unwrap();
+        let host = TestHost::new(0);
+        m.observe(&testing::checkpoint(1), &testing::observations(&observations), &host.host()).unwrap();
+        let report = m.finish(&host.host()).unwrap();
         let scalar = |name: &str| report.scalars.iter().find(|s| s.name.as_str() == name).unwrap().value;
         assert_eq!(scalar("forgetting_events"), 2.0);
         assert_eq!(scalar("unforgettable_fraction"), 1.0 / 3.0);

@@ -101,17 +101,13 @@ impl Sampler for LossRank {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_sdk::ffi::HostServices;
-    use tessera_sdk::Observation;
+    use tessera_sdk::testing::{self, TestHost};
 
     fn observed(sampler: &mut LossRank, loss: Vec<f32>) {
         let n = loss.len() as u64;
-        let obs =
-            [Observation { split: "train".into(), kind: observation::LOSS.into(), array: Array::f32(vec![n], loss) }];
-        let schedule = Schedule { epochs: 1, batch_size: 1, steps_per_epoch: n };
-        let cp = Checkpoint { step: 0, epoch: 0.0, examples_seen: 0, is_final: false };
-        let services = HostServices::detached(1);
-        sampler.observe(&schedule, &cp, &Observations::new(&obs), &Host::new(&services)).unwrap();
+        let obs = [testing::f32_observation("train", observation::LOSS, loss)];
+        let (schedule, cp) = (testing::schedule(1, 1, n), testing::checkpoint(0));
+        sampler.observe(&schedule, &cp, &testing::observations(&obs), &TestHost::new(1).host()).unwrap();
     }
 
     #[test]
@@ -127,14 +123,13 @@ mod tests {
 
     #[test]
     fn an_epoch_draws_n_ids_mostly_the_hard_ones_and_is_reproducible() {
-        let layout = StorageLayout { examples: 1000, block_size: 10, bytes_per_example: 8 };
+        let layout = testing::layout(1000, 10);
         let loss: Vec<f32> = (0..1000).map(|i| if i < 100 { 5.0 } else { 0.1 }).collect();
-        let services = HostServices::detached(7);
-        let host = Host::new(&services);
+        let host = TestHost::new(7);
         let draw = || {
             let mut s = LossRank::new(LossRankParams { pressure: 1000.0, chunk: 300 }).unwrap();
             observed(&mut s, loss.clone());
-            s.epoch_order(&layout, 0, &host).unwrap().flatten().collect::<Vec<u64>>()
+            testing::collect_order(s.epoch_order(&layout, 0, &host.host()).unwrap())
         };
         let ids = draw();
         assert_eq!(ids.len(), 1000);

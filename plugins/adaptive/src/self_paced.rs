@@ -91,23 +91,18 @@ impl Sampler for SelfPaced {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_sdk::ffi::HostServices;
-    use tessera_sdk::Observation;
+    use tessera_sdk::testing::{self, TestHost};
 
     #[test]
     fn the_first_epoch_keeps_the_easiest_share_and_the_share_grows_to_all() {
         let mut s = SelfPaced::new(SelfPacedParams { start: 0.25, full_at: 0.5, chunk: 3 }).unwrap();
         let loss = vec![0.9f32, 0.1, 0.5, 0.3, 0.8, 0.2, 0.7, 0.4];
-        let obs =
-            [Observation { split: "train".into(), kind: observation::LOSS.into(), array: Array::f32(vec![8], loss) }];
-        let schedule = Schedule { epochs: 4, batch_size: 2, steps_per_epoch: 4 };
-        let services = HostServices::detached(3);
-        let host = Host::new(&services);
-        let layout = StorageLayout { examples: 8, block_size: 2, bytes_per_example: 8 };
+        let obs = [testing::f32_observation("train", observation::LOSS, loss)];
+        let (schedule, layout, host) = (testing::schedule(4, 2, 8), testing::layout(8, 2), TestHost::new(3));
         let mut epoch_ids = |epoch: u64| {
-            let cp = Checkpoint { step: 0, epoch: epoch as f64, examples_seen: 0, is_final: false };
-            s.observe(&schedule, &cp, &Observations::new(&obs), &host).unwrap();
-            let mut ids: Vec<u64> = s.epoch_order(&layout, epoch, &host).unwrap().flatten().collect();
+            let cp = testing::checkpoint(epoch);
+            s.observe(&schedule, &cp, &testing::observations(&obs), &host.host()).unwrap();
+            let mut ids = testing::collect_order(s.epoch_order(&layout, epoch, &host.host()).unwrap());
             ids.sort_unstable();
             ids
         };

@@ -1,0 +1,130 @@
+//! Test a plugin without the host: a host for calls, observation builders,
+//! layouts, checkpoints and schedules, and a scripted finetuning oracle.
+//!
+//! ```
+//! use tessera_sdk::testing::{self, TestHost};
+//! use tessera_sdk::observation;
+//!
+//! let host = TestHost::new(7);
+//! let losses = testing::f32_observation("train", observation::LOSS, vec![0.5, 2.0]);
+//! let observations = [losses];
+//! let view = testing::observations(&observations);
+//! assert_eq!(view.f32("train", observation::LOSS).unwrap(), &[0.5, 2.0]);
+//! assert_eq!(host.host().seed(), 7);
+//! ```
+
+use abi_stable::std_types::{ROk, RResult, RSlice};
+
+use crate::abi::PluginError;
+use crate::ffi::{HostServices, OracleServices};
+use crate::{Array, Checkpoint, Host, Observation, Observations, Oracle, OrderStream, Schedule, StorageLayout};
+
+/// The host's services for calls made in a test: a fixed seed, no progress
+/// display, never cancelled.
+pub struct TestHost {
+    services: HostServices,
+}
+
+impl TestHost {
+    /// A host whose calls get `seed`.
+    pub fn new(seed: u64) -> Self {
+        TestHost { services: HostServices::detached(seed) }
+    }
+
+    /// The [`Host`] to pass to a component's call.
+    pub fn host(&self) -> Host<'_> {
+        Host::new(&self.services)
+    }
+}
+
+/// A one-dimensional float observation of `kind` on `split`.
+pub fn f32_observation(split: &str, kind: &str, values: Vec<f32>) -> Observation {
+    Observation { split: split.into(), kind: kind.into(), array: Array::f32(vec![values.len() as u64], values) }
+}
+
+/// A one-dimensional integer observation of `kind` on `split`.
+pub fn i64_observation(split: &str, kind: &str, values: Vec<i64>) -> Observation {
+    Observation { split: split.into(), kind: kind.into(), array: Array::i64(vec![values.len() as u64], values) }
+}
+
+/// The view a component's `observe` gets of `items`.
+pub fn observations(items: &[Observation]) -> Observations<'_> {
+    Observations::new(items)
+}
+
+/// A layout of `examples` examples in blocks of `block_size` (8 bytes an example).
+pub fn layout(examples: u64, block_size: u64) -> StorageLayout {
+    StorageLayout { examples, block_size, bytes_per_example: 8 }
+}
+
+/// The checkpoint before epoch `epoch` (or at its end, for a metric).
+pub fn checkpoint(epoch: u64) -> Checkpoint {
+    Checkpoint { step: 0, epoch: epoch as f64, examples_seen: 0, is_final: false }
+}
+
+/// The schedule of `epochs` epochs of `examples` examples in batches of `batch_size`.
+pub fn schedule(epochs: u64, batch_size: u64, examples: u64) -> Schedule {
+    Schedule { epochs, batch_size, steps_per_epoch: examples.div_ceil(batch_size.max(1)) }
+}
+
+/// Every id of an order, chunks joined.
+pub fn collect_order(order: OrderStream) -> Vec<u64> {
+    order.flatten().collect()
+}
+
+/// A finetuning oracle whose scores come from a closure of (trainable
+/// positions, folds), for driving a finetuner in a test.
+pub struct ScriptedOracle {
+    /// Boxed twice, so the address the services point at stays put when this moves.
+    score: Box<ScoreFn>,
+    services: OracleServices,
+}
+
+type ScoreFn = Box<dyn FnMut(&[u32], u32) -> f64>;
+
+extern "C" fn scripted_score(context: *mut (), trainable: RSlice<'_, u32>, folds: u32) -> RResult<f64, PluginError> {
+    // SAFETY: `context` is the `ScoreFn` that the `ScriptedOracle` owning
+    // these services boxed, alive and not otherwise borrowed during the call.
+    let score = unsafe { &mut *(context as *mut ScoreFn) };
+    ROk(score(trainable.as_slice(), folds))
+}
+
+impl ScriptedOracle {
+    /// An oracle that answers `score(trainable, folds)`.
+    pub fn new(score: impl FnMut(&[u32], u32) -> f64 + 'static) -> Self {
+        let mut score: Box<ScoreFn> = Box::new(Box::new(score));
+        let context = &mut *score as *mut ScoreFn as *mut ();
+        ScriptedOracle { score, services: OracleServices { context, score: scripted_score } }
+    }
+
+    /// The [`Oracle`] to pass to a finetuner's `select`.
+    pub fn oracle(&mut self) -> Oracle<'_> {
+        // Keeps the context pointing at this oracle's closure.
+        self.services.context = &mut *self.score as *mut ScoreFn as *mut ();
+        Oracle::new(&mut self.services)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scripted_oracle_answers_from_its_closure() {
+        let mut oracle = ScriptedOracle::new(|trainable, folds| trainable.len() as f64 + folds as f64 / 10.0);
+        assert_eq!(oracle.oracle().score(&[0, 2], 3).unwrap(), 2.3);
+        let moved = oracle;
+        let mut moved = moved;
+        assert_eq!(moved.oracle().score(&[1], 1).unwrap(), 1.1);
+    }
+
+    #[test]
+    fn builders_make_what_a_component_reads() {
+        let items = [i64_observation("train", "labels", vec![1, 0])];
+        assert_eq!(observations(&items).i64("train", "labels").unwrap(), &[1, 0]);
+        assert_eq!(layout(10, 4).blocks(), 3);
+        assert_eq!(schedule(2, 3, 10).steps_per_epoch, 4);
+        assert_eq!(collect_order(Box::new(vec![vec![1, 2], vec![0]].into_iter())), vec![1, 2, 0]);
+        assert_eq!(TestHost::new(5).host().seed(), 5);
+    }
+}
