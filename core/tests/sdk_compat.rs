@@ -94,14 +94,15 @@ fn a_plugin_built_against_sdk_0_1_is_refused_with_a_short_message() {
 #[test]
 fn a_plugin_built_against_a_modified_sdk_is_refused_with_its_error_lines_only() {
     let library = build_plugin_against_modified_sdk("sdk-layout", "0.2.0", |file, text| {
-        if file == "types.rs" {
-            text.replacen(
+        match file {
+            "types.rs" => text.replacen(
                 "    pub bytes_per_example: u64,\n}",
                 "    pub bytes_per_example: u64,\n    /// Not in the host's SDK.\n    pub extra: u64,\n}",
                 1,
-            )
-        } else {
-            text
+            ),
+            // The test helpers build a layout: give them the extra field too.
+            "testing.rs" => text.replacen("bytes_per_example: 8 }", "bytes_per_example: 8, extra: 0 }", 1),
+            _ => text,
         }
     });
     let err = Registry::new().load_file(&library).unwrap_err();
