@@ -84,6 +84,20 @@ choice! {
 }
 
 choice! {
+    /// `tessera new plugin --kind`: the component a new plugin starts with.
+    pub enum PluginKind {
+        /// Decides the order of training examples.
+        Sampler = "sampler",
+        /// Chooses which layers train.
+        Finetuner = "finetuner",
+        /// Observes training and reports figures.
+        Metric = "metric",
+        /// Chooses seed sets on a graph.
+        GraphObjective = "graph-objective",
+    }
+}
+
+choice! {
     /// `data.stored_order`: how the training split is stored.
     pub enum StoredOrder {
         /// A seeded shuffle.

@@ -23,6 +23,7 @@ pub mod population;
 pub mod pretrain;
 pub mod report;
 pub mod run;
+pub mod scaffold;
 pub mod shard;
 pub mod siamese;
 pub mod storage;

@@ -15,6 +15,8 @@
 
 use abi_stable::std_types::{ROk, RResult, RSlice};
 
+use crate::GraphView;
+
 use crate::abi::PluginError;
 use crate::ffi::{HostServices, OracleServices};
 use crate::{Array, Checkpoint, Host, Observation, Observations, Oracle, OrderStream, Schedule, StorageLayout};
@@ -65,6 +67,21 @@ pub fn checkpoint(epoch: u64) -> Checkpoint {
 /// The schedule of `epochs` epochs of `examples` examples in batches of `batch_size`.
 pub fn schedule(epochs: u64, batch_size: u64, examples: u64) -> Schedule {
     Schedule { epochs, batch_size, steps_per_epoch: examples.div_ceil(batch_size.max(1)) }
+}
+
+/// A graph in CSR form (`offsets`: n + 1 of them; `targets`: the out-edges,
+/// with `probabilities`, one per edge or none), without node features.
+pub fn graph<'a>(offsets: &'a [u64], targets: &'a [u32], probabilities: &'a [f32]) -> GraphView<'a> {
+    GraphView {
+        nodes: offsets.len().saturating_sub(1) as u64,
+        offsets: RSlice::from_slice(offsets),
+        targets: RSlice::from_slice(targets),
+        probabilities: RSlice::from_slice(probabilities),
+        feature_dim: 0,
+        features: RSlice::from_slice(&[]),
+        theta_center: RSlice::from_slice(&[]),
+        theta_radius: 0.0,
+    }
 }
 
 /// Every id of an order, chunks joined.
@@ -126,5 +143,7 @@ mod tests {
         assert_eq!(schedule(2, 3, 10).steps_per_epoch, 4);
         assert_eq!(collect_order(Box::new(vec![vec![1, 2], vec![0]].into_iter())), vec![1, 2, 0]);
         assert_eq!(TestHost::new(5).host().seed(), 5);
+        let g = graph(&[0, 2, 3, 3], &[1, 2, 0], &[]);
+        assert_eq!((g.nodes, g.edges(), g.out_degree(0)), (3, 3, 2));
     }
 }

@@ -177,6 +177,11 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Start something new: `tessera new plugin NAME --kind KIND`.
+    New {
+        #[command(subcommand)]
+        what: NewCommand,
+    },
     /// Answer several finetuned variants of a run as one Siamese multi-task
     /// model over their shared backbone; check its outputs and compare its
     /// throughput with the separate models.
@@ -193,6 +198,46 @@ enum Command {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+}
+
+/// What `tessera new` makes.
+#[derive(Subcommand)]
+enum NewCommand {
+    /// A plugin crate that builds and loads as is, with a unit test and a
+    /// manifest that uses it.
+    Plugin {
+        /// The plugin's name (lowercase, digits, `-`): manifests say `NAME.component`.
+        name: String,
+        /// The component it starts with: sampler, finetuner, metric or graph-objective.
+        #[arg(long)]
+        kind: tessera_core::choice::PluginKind,
+        /// The folder to write (default: ./NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The tessera-sdk crate to depend on (default: this checkout's sdk/).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+}
+
+/// `tessera new plugin`: writes the crate and says what to do next.
+fn new_plugin(name: &str, kind: tessera_core::choice::PluginKind, out: Option<&Path>, sdk: Option<&Path>) -> ExitCode {
+    let dir = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(name));
+    let sdk = sdk.map(Path::to_path_buf).unwrap_or_else(tessera_core::scaffold::default_sdk);
+    let sdk = std::fs::canonicalize(&sdk).unwrap_or(sdk);
+    match tessera_core::scaffold::write(&dir, name, kind, &sdk) {
+        Ok(files) => {
+            for file in files {
+                println!("wrote {}", file.display());
+            }
+            println!("next: cd {} && cargo test && cargo build --release && tessera run {name}.toml", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Where the units run (`run`, `resume`).
@@ -703,6 +748,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Siamese { dir, variants, batch, seconds } => siamese(dir, variants, *batch, *seconds),
+        Command::New { what: NewCommand::Plugin { name, kind, out, sdk } } => {
+            new_plugin(name, *kind, out.as_deref(), sdk.as_deref())
+        }
         Command::Shard { source, out, block_size, blocks_per_shard, labels, label_column, seed } => {
             let flags = ShardFlags { block_size: *block_size, blocks_per_shard: *blocks_per_shard, seed: *seed };
             shard(source, out, labels.as_deref(), *label_column, flags)
