@@ -1,13 +1,12 @@
-//! The smallest Tessera plugin: one sampler and one metric.
+//! A small Tessera plugin with one component of each of the four kinds: a
+//! sampler, a metric, a finetuner and a graph objective.
 //!
 //! Build it with `cargo build --release`, then name this crate's
 //! `target/release` folder in a manifest's `plugin_paths` and use its
-//! components as `hello.reverse` and `hello.confidence`.
+//! components as `hello.reverse`, `hello.confidence`, `hello.last-block` and
+//! `hello.first-nodes`.
 
-use tessera_sdk::{
-    export_plugin, observation, params, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations,
-    OrderStream, Report, Result, Sampler, StorageLayout,
-};
+use tessera_sdk::prelude::*;
 
 params! {
     /// Parameters of [`Reverse`].
@@ -97,8 +96,50 @@ impl Metric for Confidence {
     }
 }
 
+/// Trains the last block before the head (and the head), without asking
+/// the oracle: the simplest finetuner.
+pub struct LastBlock;
+
+impl Component for LastBlock {
+    const NAME: &'static str = "last-block";
+    const SUMMARY: &'static str = "Trains the last block before the head.";
+    type Params = NoParams;
+
+    fn new(_: NoParams) -> Result<Self> {
+        Ok(LastBlock)
+    }
+}
+
+impl Finetuner for LastBlock {
+    fn select(&mut self, layers: &[LayerInfo], _oracle: &mut Oracle, _host: &Host) -> Result<Selection> {
+        let last = layers.len().checked_sub(2).map(|i| layers[i].position);
+        Ok(Selection { trainable: last.into_iter().collect::<Vec<u32>>().into(), report: Report::new() })
+    }
+}
+
+/// Seeds the graph with its first `budget` nodes: a baseline to beat.
+pub struct FirstNodes;
+
+impl Component for FirstNodes {
+    const NAME: &'static str = "first-nodes";
+    const SUMMARY: &'static str = "The first k nodes as the seed set.";
+    type Params = NoParams;
+
+    fn new(_: NoParams) -> Result<Self> {
+        Ok(FirstNodes)
+    }
+}
+
+impl GraphObjective for FirstNodes {
+    fn choose(&mut self, graph: &GraphView, budget: u32, _host: &Host) -> Result<SeedChoice> {
+        Ok(SeedChoice::single((0..budget.min(graph.nodes as u32)).collect(), Report::new()))
+    }
+}
+
 export_plugin! {
     name: "hello",
     samplers: [Reverse],
+    finetuners: [LastBlock],
     metrics: [Confidence],
+    graph_objectives: [FirstNodes],
 }
