@@ -14,18 +14,41 @@ use anyhow::{bail, Context, Result};
 use super::readers::{self, classes_of, NpyHeader};
 use super::Dataset;
 
+/// What a source knows of its examples before reading any feature.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Described {
+    /// What the source is, for messages (its file).
+    pub name: String,
+    /// The shape of one example.
+    pub shape: Vec<usize>,
+    /// Every label, in stored order.
+    pub labels: Vec<i64>,
+    /// Number of classes.
+    pub classes: usize,
+}
+
 /// Examples readable by position: labels up front, features on demand.
 pub trait ExampleSource: Send + Sync {
-    /// What the source is, for messages (its file).
-    fn name(&self) -> String;
-    /// The shape of one example.
-    fn shape(&self) -> &[usize];
-    /// Number of classes.
-    fn classes(&self) -> usize;
-    /// Every label, in stored order.
-    fn labels(&self) -> &[i64];
+    /// Its name, shape, labels and classes.
+    fn described(&self) -> &Described;
     /// Appends the features of example `i` to `out`.
     fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()>;
+    /// What the source is, for messages (its file).
+    fn name(&self) -> &str {
+        &self.described().name
+    }
+    /// The shape of one example.
+    fn shape(&self) -> &[usize] {
+        &self.described().shape
+    }
+    /// Number of classes.
+    fn classes(&self) -> usize {
+        self.described().classes
+    }
+    /// Every label, in stored order.
+    fn labels(&self) -> &[i64] {
+        &self.described().labels
+    }
     /// Number of examples.
     fn len(&self) -> usize {
         self.labels().len()
@@ -40,18 +63,33 @@ pub trait ExampleSource: Send + Sync {
     }
 }
 
-impl ExampleSource for Dataset {
-    fn name(&self) -> String {
-        "the generated data".into()
+/// Every example of `source`, read into memory.
+pub fn read_all(source: &dyn ExampleSource) -> Result<Dataset> {
+    let mut features = Vec::with_capacity(source.len() * source.dim());
+    for i in 0..source.len() {
+        source.read(i, &mut features)?;
     }
-    fn shape(&self) -> &[usize] {
-        &self.shape
+    let d = source.described();
+    Ok(Dataset { features, shape: d.shape.clone(), labels: d.labels.clone(), classes: d.classes })
+}
+
+/// A data set made in memory (a generated source) as a source.
+pub struct InMemory {
+    described: Described,
+    features: Vec<f32>,
+}
+
+impl From<Dataset> for InMemory {
+    fn from(d: Dataset) -> Self {
+        let described =
+            Described { name: "the generated data".into(), shape: d.shape, labels: d.labels, classes: d.classes };
+        InMemory { described, features: d.features }
     }
-    fn classes(&self) -> usize {
-        self.classes
-    }
-    fn labels(&self) -> &[i64] {
-        &self.labels
+}
+
+impl ExampleSource for InMemory {
+    fn described(&self) -> &Described {
+        &self.described
     }
     fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
         let dim = self.dim();
@@ -126,12 +164,9 @@ impl Drop for Mapped {
 /// `.npy` features read through a memory map, each value converted from its
 /// own dtype when its example is read; labels from a second `.npy`.
 pub struct NpyFile {
-    path: PathBuf,
+    described: Described,
     map: Mapped,
     header: NpyHeader,
-    shape: Vec<usize>,
-    labels: Vec<i64>,
-    classes: usize,
 }
 
 impl NpyFile {
@@ -152,22 +187,14 @@ impl NpyFile {
         let labels_out = readers::integer_labels(&y.values, labels)?;
         let classes = classes_of(&labels_out, &labels.display().to_string())?;
         let shape = if header.shape.len() == 1 { vec![1] } else { header.shape[1..].to_vec() };
-        Ok(NpyFile { path: features.to_path_buf(), map, header, shape, labels: labels_out, classes })
+        let described = Described { name: features.display().to_string(), shape, labels: labels_out, classes };
+        Ok(NpyFile { described, map, header })
     }
 }
 
 impl ExampleSource for NpyFile {
-    fn name(&self) -> String {
-        self.path.display().to_string()
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn classes(&self) -> usize {
-        self.classes
-    }
-    fn labels(&self) -> &[i64] {
-        &self.labels
+    fn described(&self) -> &Described {
+        &self.described
     }
     fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
         let dim = self.dim();
@@ -175,18 +202,15 @@ impl ExampleSource for NpyFile {
         let bytes = self.map.bytes(self.header.data_offset + i * dim * size, dim * size);
         let start = out.len();
         out.extend(bytes.chunks_exact(size).map(|b| (self.header.decode)(b) as f32));
-        check_finite(&out[start..], i, &self.name())
+        check_finite(&out[start..], i, self.name())
     }
 }
 
 /// MNIST-style IDX files: images read one by one (`pread`), labels in memory.
 pub struct IdxFiles {
-    path: PathBuf,
+    described: Described,
     file: File,
     data_offset: u64,
-    shape: Vec<usize>,
-    labels: Vec<i64>,
-    classes: usize,
 }
 
 impl IdxFiles {
@@ -210,22 +234,14 @@ impl IdxFiles {
         let labels: Vec<i64> = label_bytes.iter().map(|&l| l as i64).collect();
         let classes = classes_of(&labels, &labels_path.display().to_string())?;
         let shape = vec![1, dims[1], dims[2]];
-        Ok(IdxFiles { path: images.to_path_buf(), file, data_offset: data_offset as u64, shape, labels, classes })
+        let described = Described { name: images.display().to_string(), shape, labels, classes };
+        Ok(IdxFiles { described, file, data_offset: data_offset as u64 })
     }
 }
 
 impl ExampleSource for IdxFiles {
-    fn name(&self) -> String {
-        self.path.display().to_string()
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn classes(&self) -> usize {
-        self.classes
-    }
-    fn labels(&self) -> &[i64] {
-        &self.labels
+    fn described(&self) -> &Described {
+        &self.described
     }
     fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
         let dim = self.dim();
@@ -246,8 +262,7 @@ pub struct CifarFiles {
     /// The first example of each file, and the total at the end.
     starts: Vec<usize>,
     label_bytes: usize,
-    labels: Vec<i64>,
-    shape: Vec<usize>,
+    described: Described,
 }
 
 impl CifarFiles {
@@ -286,26 +301,16 @@ impl CifarFiles {
             starts.push(labels.len());
             files.push((path.clone(), file));
         }
-        Ok(CifarFiles { files, starts, label_bytes, labels, shape: vec![3, 32, 32] })
+        let name = paths.first().map_or("CIFAR batches".into(), |p| p.display().to_string());
+        let classes = if label_bytes == 1 { 10 } else { 100 };
+        let described = Described { name, shape: vec![3, 32, 32], labels, classes };
+        Ok(CifarFiles { files, starts, label_bytes, described })
     }
 }
 
 impl ExampleSource for CifarFiles {
-    fn name(&self) -> String {
-        self.files.first().map_or("CIFAR batches".into(), |(p, _)| p.display().to_string())
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn classes(&self) -> usize {
-        if self.label_bytes == 1 {
-            10
-        } else {
-            100
-        }
-    }
-    fn labels(&self) -> &[i64] {
-        &self.labels
+    fn described(&self) -> &Described {
+        &self.described
     }
     fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
         let f = self.starts.partition_point(|&s| s <= i) - 1;
@@ -323,14 +328,11 @@ impl ExampleSource for CifarFiles {
 /// A plain CSV file: one pass at open checks every row and keeps the labels
 /// and each row's byte offset; a row's features are parsed again when read.
 pub struct CsvFile {
-    path: PathBuf,
+    described: Described,
     file: File,
     /// Byte range of each data row.
     rows: Vec<(u64, u64)>,
     label_column: usize,
-    shape: Vec<usize>,
-    labels: Vec<i64>,
-    classes: usize,
 }
 
 impl CsvFile {
@@ -355,7 +357,8 @@ impl CsvFile {
         let Some(width) = parser.width() else { bail!("{name}: no rows") };
         let classes = classes_of(&labels, &name)?;
         let label_column = parser.label_index().expect("known with the width");
-        Ok(CsvFile { path: path.to_path_buf(), file, rows, label_column, shape: vec![width - 1], labels, classes })
+        let described = Described { name, shape: vec![width - 1], labels, classes };
+        Ok(CsvFile { described, file, rows, label_column })
     }
 }
 
@@ -371,17 +374,8 @@ fn csv_error(e: csv::Error, name: &str) -> anyhow::Error {
 }
 
 impl ExampleSource for CsvFile {
-    fn name(&self) -> String {
-        self.path.display().to_string()
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn classes(&self) -> usize {
-        self.classes
-    }
-    fn labels(&self) -> &[i64] {
-        &self.labels
+    fn described(&self) -> &Described {
+        &self.described
     }
     fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
         let (start, end) = self.rows[i];
@@ -408,35 +402,23 @@ impl ExampleSource for CsvFile {
 mod tests {
     use super::*;
 
-    fn gather(source: &dyn ExampleSource) -> Dataset {
-        let mut features = Vec::new();
-        for i in 0..source.len() {
-            source.read(i, &mut features).unwrap();
-        }
-        Dataset {
-            features,
-            shape: source.shape().to_vec(),
-            labels: source.labels().to_vec(),
-            classes: source.classes(),
-        }
-    }
-
     #[test]
-    fn a_mapped_npy_reads_as_the_whole_file_reader_does_in_every_dtype() {
+    fn a_mapped_npy_decodes_every_dtype_to_the_same_values() {
         let dir = tempfile::tempdir().unwrap();
         let labels: Vec<u8> = [0i64, 2, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
         readers::write_npy(&dir.path().join("y.npy"), "<i8", &[3], &labels).unwrap();
-        let cases: [(&str, Vec<u8>); 3] = [
-            ("<f4", [1.5f32, -2.0, 3.25, 0.0, 7.0, 8.5].iter().flat_map(|v| v.to_le_bytes()).collect()),
-            ("<f8", [1.5f64, -2.0, 3.25, 0.0, 7.0, 8.5].iter().flat_map(|v| v.to_le_bytes()).collect()),
-            ("|u1", vec![1, 2, 3, 4, 5, 255]),
+        let floats = [1.5f32, -2.0, 3.25, 0.0, 7.0, 8.5];
+        let cases: [(&str, Vec<u8>, Vec<f32>); 3] = [
+            ("<f4", floats.iter().flat_map(|v| v.to_le_bytes()).collect(), floats.to_vec()),
+            ("<f8", floats.iter().flat_map(|&v| (v as f64).to_le_bytes()).collect(), floats.to_vec()),
+            ("|u1", vec![1, 2, 3, 4, 5, 255], vec![1.0, 2.0, 3.0, 4.0, 5.0, 255.0]),
         ];
-        for (descr, bytes) in cases {
+        for (descr, bytes, want) in cases {
             let x = dir.path().join(format!("x{}.npy", &descr[1..]));
             readers::write_npy(&x, descr, &[3, 2], &bytes).unwrap();
-            let mapped = NpyFile::open(&x, &dir.path().join("y.npy")).unwrap();
-            let whole = readers::npy_dataset(&x, &dir.path().join("y.npy")).unwrap();
-            assert_eq!(gather(&mapped), whole, "{descr}");
+            let mapped = read_all(&NpyFile::open(&x, &dir.path().join("y.npy")).unwrap()).unwrap();
+            let expected = Dataset { features: want, shape: vec![2], labels: vec![0, 2, 1], classes: 3 };
+            assert_eq!(mapped, expected, "{descr}");
         }
     }
 
@@ -458,12 +440,12 @@ mod tests {
         let path = dir.path().join("d.csv");
         std::fs::write(&path, "a,b,label\n1,2,0\n\n3.5,-4,1\n5,6e2,2\n").unwrap();
         let streamed = CsvFile::open(&path, -1).unwrap();
-        assert_eq!(gather(&streamed), readers::csv(&path, -1).unwrap());
+        assert_eq!(read_all(&streamed).unwrap(), readers::csv(&path, -1).unwrap());
         assert_eq!(streamed.labels(), &[0, 1, 2]);
     }
 
     #[test]
-    fn idx_and_cifar_read_by_position_equal_the_whole_file_readers() {
+    fn idx_and_cifar_records_are_read_by_position() {
         let dir = tempfile::tempdir().unwrap();
         let idx = |dims: &[u32], data: &[u8]| {
             let mut b = vec![0, 0, 8, dims.len() as u8];
@@ -473,8 +455,11 @@ mod tests {
         };
         std::fs::write(dir.path().join("x"), idx(&[3, 2, 2], &(0..12).collect::<Vec<u8>>())).unwrap();
         std::fs::write(dir.path().join("y"), idx(&[3], &[1, 0, 1])).unwrap();
-        let (x, y) = (dir.path().join("x"), dir.path().join("y"));
-        assert_eq!(gather(&IdxFiles::open(&x, &y).unwrap()), readers::idx(&x, &y).unwrap());
+        let images = IdxFiles::open(&dir.path().join("x"), &dir.path().join("y")).unwrap();
+        let mut third = Vec::new();
+        images.read(2, &mut third).unwrap();
+        assert_eq!(third, [8.0, 9.0, 10.0, 11.0].map(|p| p / 255.0));
+        assert_eq!((images.labels(), images.shape()), (&[1, 0, 1][..], &[1, 2, 2][..]));
         let mut batch = Vec::new();
         for r in 0..3u8 {
             batch.push(r);
@@ -483,7 +468,13 @@ mod tests {
         let (a, b) = (dir.path().join("a.bin"), dir.path().join("b.bin"));
         std::fs::write(&a, &batch).unwrap();
         std::fs::write(&b, &batch[..3073]).unwrap();
-        let streamed = CifarFiles::open(&[a.clone(), b.clone()], 1).unwrap();
-        assert_eq!(gather(&streamed), readers::cifar(&[&a, &b], 1).unwrap());
+        let records = CifarFiles::open(&[a, b], 1).unwrap();
+        assert_eq!(records.labels(), &[0, 1, 2, 0]);
+        let mut fourth = Vec::new();
+        records.read(3, &mut fourth).unwrap();
+        assert_eq!((fourth.len(), fourth[1], fourth[3071]), (3072, 1.0 / 255.0, (3071 % 251) as f32 / 255.0));
+        let mut second = Vec::new();
+        records.read(1, &mut second).unwrap();
+        assert_eq!(second[0], 1.0 / 255.0, "record 1 is xor 1: pixel 0 is 1");
     }
 }

@@ -12,7 +12,7 @@ pub mod split;
 pub mod stored;
 pub mod webdataset;
 
-pub use examples::ExampleSource;
+pub use examples::{ExampleSource, InMemory};
 pub use split::SplitPlan;
 
 use crate::manifest::{DataConfig, DataSource};
@@ -200,9 +200,9 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
     };
     Ok(match config.source {
         DataSource::Blobs => {
-            Box::new(blobs(config.examples, config.features, config.classes, config.separation, seed)?)
+            Box::new(InMemory::from(blobs(config.examples, config.features, config.classes, config.separation, seed)?))
         }
-        DataSource::Digits => Box::new(digits_embedded()?),
+        DataSource::Digits => Box::new(InMemory::from(digits_embedded()?)),
         DataSource::Idx => Box::new(examples::IdxFiles::open(
             &path("path", &config.path)?,
             &path("labels_path", &config.labels_path)?,
@@ -216,10 +216,11 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
         }
         DataSource::Mnist1d => {
             let params = generators::Mnist1dParams { max_translation: config.translation, ..Default::default() };
-            Box::new(generators::mnist1d(config.examples, &params, seed)?)
+            Box::new(InMemory::from(generators::mnist1d(config.examples, &params, seed)?))
         }
         DataSource::Teacher => {
-            Box::new(generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?)
+            let d = generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?;
+            Box::new(InMemory::from(d))
         }
         DataSource::Npy => {
             Box::new(examples::NpyFile::open(&path("path", &config.path)?, &path("labels_path", &config.labels_path)?)?)
@@ -228,7 +229,7 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
             let file = path("path", &config.path)?;
             if file.extension().is_some_and(|e| e == "gz") {
                 // Compressed text cannot be read at an offset: it is read whole.
-                Box::new(readers::csv(&file, config.label_column as isize)?)
+                Box::new(InMemory::from(readers::csv(&file, config.label_column as isize)?))
             } else {
                 Box::new(examples::CsvFile::open(&file, config.label_column as isize)?)
             }

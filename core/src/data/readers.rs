@@ -89,62 +89,18 @@ pub(crate) fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>,
 
 /// MNIST / Fashion-MNIST: an IDX image file (n × rows × cols) and an IDX
 /// label file (n). Pixels are scaled to [0, 1]; the shape is [1, rows, cols].
+/// (Read whole through [`super::examples::IdxFiles`].)
 pub fn idx(images: &Path, labels_path: &Path) -> Result<Dataset> {
-    let (dims, pixels) = read_idx(images, 3)?;
-    let (label_dims, label_bytes) = read_idx(labels_path, 1)?;
-    if label_dims[0] != dims[0] {
-        bail!(
-            "{} holds {} images but {} holds {} labels",
-            images.display(),
-            dims[0],
-            labels_path.display(),
-            label_dims[0]
-        );
-    }
-    let labels: Vec<i64> = label_bytes.iter().map(|&l| l as i64).collect();
-    let classes = classes_of(&labels, &labels_path.display().to_string())?;
-    Ok(Dataset {
-        features: pixels.iter().map(|&p| p as f32 / 255.0).collect(),
-        shape: vec![1, dims[1], dims[2]],
-        labels,
-        classes,
-    })
+    super::examples::read_all(&super::examples::IdxFiles::open(images, labels_path)?)
 }
 
 /// CIFAR-10 (`label_bytes` = 1) or CIFAR-100 (`label_bytes` = 2: coarse then
 /// fine; the fine label is used) binary batches: records of label bytes and
 /// 3 × 32 × 32 pixels. Pixels are scaled to [0, 1]; the shape is [3, 32, 32].
+/// (Read whole through [`super::examples::CifarFiles`].)
 pub fn cifar(files: &[&Path], label_bytes: usize) -> Result<Dataset> {
-    if !(1..=2).contains(&label_bytes) {
-        bail!("CIFAR records have 1 (CIFAR-10) or 2 (CIFAR-100) label bytes");
-    }
-    let record = label_bytes + 3072;
-    let (mut features, mut labels) = (Vec::new(), Vec::new());
-    for path in files {
-        let bytes = read_file(path)?;
-        if bytes.is_empty() || bytes.len() % record != 0 {
-            bail!(
-                "{}: {} bytes is not a whole number of {record}-byte records (the last record starts at byte offset {} and is cut short)",
-                path.display(),
-                bytes.len(),
-                bytes.len() / record * record
-            );
-        }
-        for (r, chunk) in bytes.chunks_exact(record).enumerate() {
-            let label = chunk[label_bytes - 1] as i64;
-            let limit = if label_bytes == 1 { 10 } else { 100 };
-            if label >= limit {
-                bail!(
-                    "{}: label {label} at byte offset {} is not below {limit}",
-                    path.display(),
-                    r * record + label_bytes - 1
-                );
-            }
-            labels.push(label);
-            features.extend(chunk[label_bytes..].iter().map(|&p| p as f32 / 255.0));
-        }
-    }
-    Ok(Dataset { features, shape: vec![3, 32, 32], labels, classes: if label_bytes == 1 { 10 } else { 100 } })
+    let paths: Vec<std::path::PathBuf> = files.iter().map(|p| p.to_path_buf()).collect();
+    super::examples::read_all(&super::examples::CifarFiles::open(&paths, label_bytes)?)
 }
 
 /// A parsed `.npy` array: its shape and values as f64.
@@ -292,32 +248,9 @@ pub fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) -> Resu
 }
 
 /// Features from one `.npy` (n × ...) and integer labels from another (n).
+/// (Read whole through [`super::examples::NpyFile`].)
 pub fn npy_dataset(features: &Path, labels: &Path) -> Result<Dataset> {
-    let x = npy(features)?;
-    let y = npy(labels)?;
-    if x.shape.is_empty() || y.shape.len() != 1 || x.shape[0] != y.shape[0] {
-        bail!(
-            "{} has shape {:?} and {} has shape {:?}: expected (n, ...) and (n,)",
-            features.display(),
-            x.shape,
-            labels.display(),
-            y.shape
-        );
-    }
-    let labels_out = integer_labels(&y.values, labels)?;
-    let classes = classes_of(&labels_out, &labels.display().to_string())?;
-    if let Some(i) = x.values.iter().position(|v| !v.is_finite()) {
-        let per = x.values.len() / x.shape[0].max(1);
-        bail!(
-            "{}: value {} of example {} is {}; features must be finite",
-            features.display(),
-            i % per.max(1),
-            i / per.max(1),
-            x.values[i]
-        );
-    }
-    let shape = if x.shape.len() == 1 { vec![1] } else { x.shape[1..].to_vec() };
-    Ok(Dataset { features: x.values.iter().map(|&v| v as f32).collect(), shape, labels: labels_out, classes })
+    super::examples::read_all(&super::examples::NpyFile::open(features, labels)?)
 }
 
 /// The CSV reader every CSV source uses: no header handling (a header is

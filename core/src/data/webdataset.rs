@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::examples::ExampleSource;
+use super::examples::{Described, ExampleSource};
 use super::readers::{self, classes_of};
 
 /// How a sample's features are stored.
@@ -39,9 +39,7 @@ struct Member {
 pub struct TarShards {
     tars: Vec<(PathBuf, File)>,
     members: Vec<Member>,
-    labels: Vec<i64>,
-    shape: Vec<usize>,
-    classes: usize,
+    described: Described,
 }
 
 /// A sample being assembled from its files.
@@ -91,10 +89,11 @@ impl TarShards {
                 paths.first().map_or("data.files".into(), |p| p.display().to_string())
             );
         }
-        let classes = classes_of(&labels, &paths[0].display().to_string())?;
-        let mut shards = TarShards { tars, members, labels, shape: vec![], classes };
+        let name = paths[0].display().to_string();
+        let classes = classes_of(&labels, &name)?;
+        let mut shards = TarShards { tars, members, described: Described { name, shape: vec![], labels, classes } };
         let mut first = Vec::new();
-        shards.shape = shards.decode(0, &mut first)?;
+        shards.described.shape = shards.decode(0, &mut first)?;
         Ok(shards)
     }
 
@@ -183,27 +182,18 @@ fn index_tar(path: &Path, file: &File, t: u32, members: &mut Vec<Member>, labels
 }
 
 impl ExampleSource for TarShards {
-    fn name(&self) -> String {
-        self.tars.first().map_or("tar shards".into(), |(p, _)| p.display().to_string())
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn classes(&self) -> usize {
-        self.classes
-    }
-    fn labels(&self) -> &[i64] {
-        &self.labels
+    fn described(&self) -> &Described {
+        &self.described
     }
     fn read(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
         let shape = self.decode(i, out)?;
-        if shape != self.shape {
+        if shape != self.shape() {
             let m = &self.members[i];
             bail!(
                 "{}: sample `{}` has shape {shape:?}, the first sample {:?}; every sample must have one shape",
                 self.tars[m.tar as usize].0.display(),
                 m.key,
-                self.shape
+                self.shape()
             );
         }
         Ok(())
