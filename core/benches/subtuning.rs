@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 use tessera_core::data::{self, Dataset};
-use tessera_core::finetune::{FinetuneOracle, OracleSetup};
+use tessera_core::finetune::{CandidateOrder, FinetuneOracle, OracleSetup};
 use tessera_core::manifest::{DataConfig, ModelConfig, TrainConfig};
 use tessera_core::model::Model;
 use tessera_core::plugin::{CallContext, Registry};
@@ -143,7 +143,7 @@ fn main() {
             device,
             cache_bytes,
         };
-        let mut oracle = FinetuneOracle::new(&initial, setup);
+        let mut oracle = FinetuneOracle::new(&initial, setup, CandidateOrder::Shuffle);
         let started = Instant::now();
         let selection = finetuner.select(&initial.layers(), &mut oracle, &ctx).unwrap();
         let seconds = started.elapsed().as_secs_f64();

@@ -108,6 +108,18 @@ choice! {
 }
 
 choice! {
+    /// `train.oracle_order`: the order the finetuning oracle's candidates train in.
+    pub enum OracleOrder {
+        /// The variant's sampler (a fresh instance per candidate) over the
+        /// stored order after its offline pass, with the storage's I/O counted.
+        Sampler = "sampler",
+        /// A host shuffle of the training split as first stored, before the
+        /// sampler's offline pass.
+        Shuffle = "shuffle",
+    }
+}
+
+choice! {
     /// `storage.mode`: where the training split lives during training.
     pub enum StorageMode {
         /// Tensors in memory, counting the I/O a block buffer would do.

@@ -20,14 +20,6 @@ pub enum Violation {
         /// What is wrong.
         detail: String,
     },
-    /// A report name the host uses in the same role.
-    #[error("{component} reports `{name}`, a name the host reports in this role; rename it")]
-    HostName {
-        /// `plugin.component`.
-        component: String,
-        /// The name.
-        name: String,
-    },
     /// A graph objective's answer that is no distribution over valid seed sets.
     #[error("{component} broke the graph-objective contract: {detail}")]
     SeedChoice {
@@ -105,31 +97,21 @@ pub fn plugin_report(component: &str, report: &Report) -> Result<ReportJson> {
             )));
         }
     }
+    let mut names = BTreeSet::new();
+    for a in report.arrays.iter() {
+        let plain = a.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if a.name.is_empty() || a.name.starts_with('.') || !plain || !names.insert(a.name.as_str()) {
+            return Err(broken(format!(
+                "array name `{}` is empty, repeated or not a plain file name (letters, digits, _ - .)",
+                a.name
+            )));
+        }
+        let (elements, values) = (a.array.shape.iter().product::<u64>(), a.array.len() as u64);
+        if elements != values {
+            return Err(broken(format!("array `{}` has shape {:?} but {values} values", a.name, a.array.shape)));
+        }
+    }
     Ok(ReportJson::from(report))
-}
-
-/// Adds the host's figures to a plugin's report in one role; a name the
-/// plugin used already is a contract violation, never overwritten.
-pub fn merge_host(component: &str, plugin: &mut ReportJson, host: ReportJson) -> Result<()> {
-    let taken = |name: &str| Violation::HostName { component: component.into(), name: name.into() };
-    for (name, value) in host.scalars {
-        if plugin.scalars.insert(name.clone(), value).is_some() {
-            return Err(taken(&name));
-        }
-    }
-    for series in host.series {
-        if plugin.series.iter().any(|s| s.name == series.name) {
-            return Err(taken(&series.name));
-        }
-        plugin.series.push(series);
-    }
-    for table in host.tables {
-        if plugin.tables.iter().any(|t| t.name == table.name) {
-            return Err(taken(&table.name));
-        }
-        plugin.tables.push(table);
-    }
-    Ok(())
 }
 
 /// A graph objective's answer for budget `k` on `nodes` nodes, checked: at
@@ -258,17 +240,6 @@ mod tests {
             rows: vec![vec![tessera_sdk::Cell::Integer(1)].into()].into(),
         });
         assert!(plugin_report("m.x", &r).unwrap_err().to_string().contains("1 cells for 2 columns"));
-    }
-
-    #[test]
-    fn the_host_never_overwrites_a_plugin_figure() {
-        let mut plugin = ReportJson::default();
-        plugin.scalars.insert("expected_spread".into(), 3.0);
-        let mut host = ReportJson::default();
-        host.scalars.insert("expected_spread".into(), 4.0);
-        let err = merge_host("p.o", &mut plugin, host).unwrap_err();
-        assert_eq!(err, Violation::HostName { component: "p.o".into(), name: "expected_spread".into() });
-        assert!(err.to_string().contains("`expected_spread`, a name the host reports"), "{err}");
     }
 
     #[test]

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use tessera_sdk::ComponentKind;
 
 pub use crate::choice::{
-    DataSource, DeviceChoice, EdgeListFormat, GraphGenerator, ModelKind, Optimizer, PretrainMethod, ProbabilityModel,
-    Schedule, Split, StorageAccess, StorageMode, StoragePreset, StoredOrder,
+    DataSource, DeviceChoice, EdgeListFormat, GraphGenerator, ModelKind, Optimizer, OracleOrder, PretrainMethod,
+    ProbabilityModel, Schedule, Split, StorageAccess, StorageMode, StoragePreset, StoredOrder,
 };
 use crate::plugin::closest;
 
@@ -398,8 +398,12 @@ pub struct TrainConfig {
     /// Also evaluate at about this many steps spaced evenly on a log scale
     /// from step 1 to the last step: dense early, sparse later.
     pub checkpoint_log: u64,
-    /// Epochs each finetuning-oracle candidate trains for.
+    /// Epochs each finetuning-oracle candidate trains for (unless the
+    /// finetuner asks for others).
     pub oracle_epochs: u64,
+    /// The order oracle candidates train in: the variant's `sampler` (after
+    /// its offline pass) or a host `shuffle` (before it).
+    pub oracle_order: OracleOrder,
     /// Memory budget of the oracle's frozen-prefix activation cache, in MiB
     /// (0 = recompute the frozen prefix in every batch).
     pub oracle_cache_mb: u64,
@@ -438,6 +442,7 @@ impl Default for TrainConfig {
             checkpoint_steps: vec![],
             checkpoint_log: 0,
             oracle_epochs: 2,
+            oracle_order: OracleOrder::Sampler,
             oracle_cache_mb: 1024,
             save_model: false,
             schedule: Schedule::Constant,

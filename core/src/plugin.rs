@@ -18,8 +18,8 @@ use tessera_sdk::ffi::{
 };
 use tessera_sdk::{
     Checkpoint, ComponentInfo, ComponentKind, ErrorKind, GraphView, HostLogger, LayerInfo, Observation,
-    ObservationRequest, PluginError, PluginInfo, PluginModRef, Report, Sampling, Schedule, SeedChoice, Selection,
-    StorageLayout,
+    ObservationRequest, OracleAnswer, OracleQuery, PluginError, PluginInfo, PluginModRef, Report, Sampling, Schedule,
+    SeedChoice, Selection, StorageLayout,
 };
 
 /// The SDK version this host was built with.
@@ -596,19 +596,18 @@ pub struct FinetunerHandle {
 
 /// The host side of the finetuning oracle.
 pub trait OracleImpl {
-    /// Trains with layers `trainable` and returns the validation score.
-    fn score(&mut self, trainable: &[u32], folds: u32) -> anyhow::Result<f64>;
+    /// Trains with the layers the query names and returns the held-out scores.
+    fn ask(&mut self, query: &OracleQuery) -> anyhow::Result<OracleAnswer>;
 }
 
 struct OracleState<'a> {
     oracle: &'a mut dyn OracleImpl,
 }
 
-extern "C" fn oracle_score(context: *mut (), trainable: RSlice<'_, u32>, folds: u32) -> RResult<f64, PluginError> {
+extern "C" fn oracle_ask(context: *mut (), query: &OracleQuery) -> RResult<OracleAnswer, PluginError> {
     // SAFETY: `context` is the `OracleState` borrowed by `FinetunerHandle::select`.
     let state = unsafe { &mut *(context as *mut OracleState) };
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.oracle.score(trainable.as_slice(), folds)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.oracle.ask(query)));
     let failed =
         |message: String| RErr(PluginError { kind: ErrorKind::Failed, message: message.into(), key: "".into() });
     match result {
@@ -635,7 +634,7 @@ impl FinetunerHandle {
         ctx: &CallContext,
     ) -> Result<Selection, ComponentError> {
         let mut state = OracleState { oracle };
-        let mut services = OracleServices { context: &mut state as *mut OracleState as *mut (), score: oracle_score };
+        let mut services = OracleServices { context: &mut state as *mut OracleState as *mut (), ask: oracle_ask };
         into_result(&self.id, self.inner.select(RSlice::from_slice(layers), &mut services, &ctx.services()))
     }
 }

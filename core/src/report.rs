@@ -20,6 +20,9 @@ pub struct ReportJson {
     pub series: Vec<SeriesJson>,
     /// Named tables.
     pub tables: Vec<TableJson>,
+    /// The report's arrays: `.npy` paths relative to the run folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arrays: Vec<String>,
 }
 
 /// Scalars where `null` (JSON's NaN) reads as NaN, so every results.json
@@ -92,6 +95,7 @@ impl From<&tessera_sdk::Report> for ReportJson {
                         .collect(),
                 })
                 .collect(),
+            arrays: Vec::new(),
         }
     }
 }

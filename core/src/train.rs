@@ -89,6 +89,9 @@ pub trait BatchSource {
 pub struct MemorySource<'a> {
     order: Box<dyn EpochOrder + 'a>,
     data: &'a TensorData,
+    /// For each stored id, the id a batch reports it as, or −1 to skip it
+    /// (after its I/O is counted); none: ids as they are.
+    keep: Option<&'a [i64]>,
     layout: tessera_sdk::StorageLayout,
     access: Access,
     buffer: LruPolicy<()>,
@@ -109,6 +112,7 @@ impl<'a> MemorySource<'a> {
         MemorySource {
             order,
             data,
+            keep: None,
             layout,
             access,
             buffer: LruPolicy::new(buffer_blocks),
@@ -116,6 +120,15 @@ impl<'a> MemorySource<'a> {
             done: false,
             io: IoStats::default(),
         }
+    }
+}
+
+impl<'a> MemorySource<'a> {
+    /// Trains on part of the data only: stored id `i` is read (its I/O
+    /// counted) but skipped when `keep[i]` is negative, and otherwise reported
+    /// as the id `keep[i]` (so a held-out fold's examples are never trained).
+    pub fn keeping(self, keep: &'a [i64]) -> Self {
+        MemorySource { keep: Some(keep), ..self }
     }
 }
 
@@ -144,7 +157,9 @@ impl BatchSource for MemorySource<'_> {
                                 self.io.bytes += self.layout.bytes_per_example;
                             }
                         }
-                        self.pending.push(id);
+                        if self.keep.is_none_or(|keep| keep[id as usize] >= 0) {
+                            self.pending.push(id);
+                        }
                     }
                 }
                 None => self.done = true,
@@ -154,8 +169,12 @@ impl BatchSource for MemorySource<'_> {
             return Ok(None);
         }
         let take = self.pending.len().min(size);
-        let ids: Vec<u64> = self.pending.drain(..take).collect();
-        let index: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let stored: Vec<u64> = self.pending.drain(..take).collect();
+        let index: Vec<i64> = stored.iter().map(|&i| i as i64).collect();
+        let ids = match self.keep {
+            Some(keep) => stored.iter().map(|&i| keep[i as usize] as u64).collect(),
+            None => stored,
+        };
         let index = Tensor::from_slice(&index).to_device(self.data.x.device());
         Ok(Some(Batch { x: self.data.x.index_select(0, &index), y: self.data.y.index_select(0, &index), ids }))
     }

@@ -67,6 +67,33 @@ fn finetuners_choose_which_layers_train() {
 }
 
 #[test]
+fn the_oracle_trains_candidates_in_the_variants_order_unless_told_to_shuffle() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = SMALL_TRAIN
+        .replace("separation = 3.0", "separation = 2.0\nstored_order = \"sorted-by-label\"\nvalidation_fraction = 0.2")
+        .replace("classes = 3", "classes = 5")
+        .replace("lr = 0.1", "lr = 0.1\nmomentum = 0.9");
+    let profile = "finetuner = { use = \"subtuning.profile\", folds = 1, select = \"none\" }";
+    let body = format!(
+        "{data}\n[sampler]\nuse = \"baselines.sequential\"\n\n[[metric]]\nuse = \"baselines.accuracy\"\n\n[[variant]]\nname = \"own-order\"\n{profile}\n\n[[variant]]\nname = \"shuffled\"\n{profile}\ntrain = {{ oracle_order = \"shuffle\" }}\n"
+    );
+    let m = write_manifest(dir.path(), &[&baselines(), &library("tessera_subtuning")], &body);
+    let outcome = run_into(&prepare(&m).unwrap(), dir.path());
+    assert!(outcome.all_ok(), "{:?}", outcome.results.variants);
+    let host = |i: usize| &outcome.results.variants[i].results["finetuner"];
+    let best_score = |i: usize| {
+        let calls = host(i).tables.iter().find(|t| t.name == "oracle_calls").unwrap();
+        let score = calls.columns.iter().position(|c| c == "score").unwrap();
+        calls.rows.iter().map(|r| r[score].as_f64().unwrap()).fold(0.0, f64::max)
+    };
+    // Class-sorted data read in order: the candidates learn worse than under
+    // a host shuffle, and the oracle says so (0.84 against 0.96 here).
+    assert!(best_score(1) > best_score(0) + 0.08, "shuffled {} vs own order {}", best_score(1), best_score(0));
+    assert!(host(0).scalars["oracle_io_requests"] > 0.0);
+    assert!(!host(1).scalars.contains_key("oracle_io_requests"), "a host shuffle reads no storage");
+}
+
+#[test]
 fn graph_objectives_choose_seeds_that_core_scores() {
     let dir = tempfile::tempdir().unwrap();
     // write_manifest opens [experiment]; the graph settings follow it.
@@ -139,18 +166,21 @@ fn corgi2_rewrites_each_block_once_and_reads_like_corgipile_online() {
 }
 
 #[test]
-fn example_ids_survive_corgi2s_rewrite_so_per_example_tables_join_across_variants() {
+fn corgi2_subtuning_mu_y_and_per_example_metrics_compose_and_their_tables_join_on_example_id() {
     let dir = tempfile::tempdir().unwrap();
-    let data = SMALL_TRAIN.replace("separation = 3.0", "separation = 3.0\nstored_order = \"sorted-by-label\"");
+    let data = SMALL_TRAIN
+        .replace("separation = 3.0", "separation = 3.0\nstored_order = \"sorted-by-label\"\nvalidation_fraction = 0.1");
     let metric = |request: &str| format!("\n[[metric]]\nuse = \"faulty.metric\"\nrequest = \"train/{request}\"\n");
+    let others = "\n[[metric]]\nuse = \"increasing-complexity.performance-correlation\"\n\n[[metric]]\nuse = \"corgi2.order-quality\"\n";
     let body = format!(
-        "{}\nlabel_noise = 0.2\n\n[storage]\nmode = \"shards\"\nblock_size = 20\nbuffer_blocks = 4\n{}{}{}\n[[variant]]\nname = \"corgipile\"\nsampler = {{ use = \"corgi2.corgipile\", buffer_blocks = 4 }}\n\n[[variant]]\nname = \"corgi2\"\nsampler = {{ use = \"corgi2.corgi2\", buffer_blocks = 4 }}\n",
+        "{}\nlabel_noise = 0.2\noracle_epochs = 1\n\n[reference]\nmodel = {{ kind = \"linear\" }}\nepochs = 5\n\n[storage]\nmode = \"shards\"\nblock_size = 20\nbuffer_blocks = 4\n\n[finetuner]\nuse = \"subtuning.greedy\"\nfolds = 2\n{}{}{}{others}\n[[variant]]\nname = \"corgipile\"\nsampler = {{ use = \"corgi2.corgipile\", buffer_blocks = 4 }}\n\n[[variant]]\nname = \"corgi2\"\nsampler = {{ use = \"corgi2.corgi2\", buffer_blocks = 4 }}\n",
         data,
         metric("example-ids"),
         metric("clean-labels"),
         metric("stored-positions"),
     );
-    let m = write_manifest(dir.path(), &[&library("tessera_corgi2"), &common::faulty()], &body);
+    let libraries = ["tessera_corgi2", "tessera_subtuning", "tessera_increasing_complexity"].map(library);
+    let m = write_manifest(dir.path(), &[&libraries[0], &libraries[1], &libraries[2], &common::faulty()], &body);
     let outcome = run_into(&prepare(&m).unwrap(), dir.path());
     assert!(outcome.all_ok(), "{:?}", outcome.results.variants.iter().map(|v| &v.error).collect::<Vec<_>>());
     let column = |variant: usize, role: &str| -> Vec<i64> {
@@ -170,6 +200,29 @@ fn example_ids_survive_corgi2s_rewrite_so_per_example_tables_join_across_variant
     // Joined on example id, both variants agree on each example's clean label.
     let clean_by_id = column(0, "faulty.metric#2");
     assert!(ids.iter().zip(&clean).all(|(&id, &label)| clean_by_id[id as usize] == label));
+    for v in &outcome.results.variants {
+        // SubTuning's search under its id, the host's oracle under `finetuner`.
+        assert!(v.results["subtuning.greedy"].scalars.contains_key("chosen_score"), "{}", v.name);
+        assert!(v.results["finetuner"].scalars["oracle_io_requests"] > 0.0, "{}", v.name);
+        assert!(v.results["increasing-complexity.performance-correlation"].scalars.contains_key("final_mu"));
+    }
+    // The raw arrays behind μ_Y(F;L) and the order measures are in the run folder.
+    let run = dir.path().join("run");
+    let npy_shape = |variant: usize, role: &str, name: &str| -> Vec<usize> {
+        let arrays = &outcome.results.variants[variant].results[role].arrays;
+        let path =
+            arrays.iter().find(|p| p.ends_with(&format!("--{name}.npy"))).unwrap_or_else(|| panic!("{arrays:?}"));
+        let bytes = std::fs::read(run.join(path)).unwrap();
+        tessera_core::data::readers::npy_header(&bytes, bytes.len(), &run.join(path)).unwrap().shape
+    };
+    let mu = "increasing-complexity.performance-correlation";
+    let checkpoints = outcome.results.variants[1].results[mu].series[0].x.len();
+    let f = npy_shape(1, mu, "predictions");
+    assert_eq!(
+        (f[0], npy_shape(1, mu, "reference_predictions"), npy_shape(1, mu, "labels")),
+        (checkpoints, vec![f[1]], vec![f[1]])
+    );
+    assert_eq!(npy_shape(1, "corgi2.order-quality", "orders"), vec![2, 420], "each epoch's visiting order");
 }
 
 #[test]
@@ -230,10 +283,10 @@ fn robust_im_components_run_on_a_hyperparametric_graph_and_rr_estimates_agree_wi
     }
     // Greedy's RR estimate of its own set agrees with the host's Monte Carlo
     // at θ_c within their combined error (OPIM-C: ε = 0.1).
-    let g = scalars(2);
-    let (rr, mc, ci) = (g["estimated_spread"], g["expected_spread"], g["expected_spread_ci95"]);
+    let (g, own) = (scalars(2), &outcome.results.variants[2].results["robust-im.greedy"].scalars);
+    let (rr, mc, ci) = (own["estimated_spread"], g["expected_spread"], g["expected_spread_ci95"]);
     assert!((rr - mc).abs() < 3.0 * ci + 0.05 * mc, "RR {rr} vs Monte Carlo {mc} ± {ci}");
-    assert!(g["certified_ratio"] >= 1.0 - 1.0 / std::f64::consts::E - 0.1, "{g:?}");
+    assert!(own["certified_ratio"] >= 1.0 - 1.0 / std::f64::consts::E - 0.1, "{own:?}");
     let series = &outcome.results.variants[0].results["objective"].series;
     let by_k = series.iter().find(|s| s.name == "worst_case_spread_by_k").unwrap();
     assert_eq!(by_k.x, vec![2.0, 5.0]);

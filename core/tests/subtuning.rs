@@ -89,12 +89,18 @@ fn a_pretrained_backbone_is_finetuned_by_greedy_selection_and_answered_in_one_pa
             table("trainable_layers").unwrap().rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
         assert_eq!(*trained.last().unwrap(), 4, "{}: the head always trains", v.name);
         if v.name.starts_with("greedy") {
+            // The plugin's report under its id, the host's oracle under `finetuner`.
+            let greedy = &v.results["subtuning.greedy"];
             // The path: the probe, then each of the 3 blocks alone; one block at most.
-            let path = table("greedy_path").unwrap();
+            let path = greedy.tables.iter().find(|t| t.name == "greedy_path").unwrap();
             assert_eq!(path.rows.len(), 4);
+            assert!(!greedy.scalars.contains_key("oracle_calls"));
             assert_eq!(finetuner.scalars["oracle_calls"], 4.0);
             assert_eq!(finetuner.scalars["oracle_trainings"], 8.0, "2 folds each");
-            assert!(finetuner.series.iter().any(|s| s.name == "finetuning_profile" && s.y.len() == 3));
+            assert_eq!(table("oracle_folds").unwrap().rows.len(), 8, "each fold's scores");
+            // Candidates trained in the variant's own full shuffle, its reads counted.
+            assert!(finetuner.scalars["oracle_io_requests"] > 0.0);
+            assert!(greedy.series.iter().any(|s| s.name == "finetuning_profile" && s.y.len() == 3));
             assert_eq!(trained.len(), 2, "{}: one block and the head", v.name);
         } else {
             assert_eq!(trained, vec![2, 4], "last-1: layer2.0 and the head");

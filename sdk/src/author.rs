@@ -17,8 +17,8 @@ use crate::ffi::{
 };
 use crate::rng::SeedRng;
 use crate::types::{
-    Array, Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, Sampling, Schedule, SeedChoice,
-    Selection, StorageLayout,
+    Array, Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, OracleAnswer, OracleQuery, Report,
+    Sampling, Schedule, SeedChoice, Selection, StorageLayout,
 };
 
 /// An error from a component, with the parameter key at fault where one is.
@@ -172,10 +172,17 @@ impl<'a> Oracle<'a> {
     }
 
     /// Trains with exactly the layers at positions `trainable` (plus a fresh
-    /// head) from the pretrained weights, and returns the mean validation
-    /// accuracy over `folds` folds (1 = the validation split).
+    /// head) from the pretrained weights, and returns the mean held-out
+    /// accuracy over `folds` folds (1 = the validation split), each fold
+    /// training the manifest's `train.oracle_epochs`.
     pub fn score(&mut self, trainable: &[u32], folds: u32) -> Result<f64> {
-        match (self.raw.score)(self.raw.context, RSlice::from_slice(trainable), folds) {
+        Ok(self.ask(&OracleQuery::new(trainable).folds(folds))?.accuracy)
+    }
+
+    /// Trains and scores as `query` says (layers, folds, epochs) and returns
+    /// every fold's accuracy and loss with their means.
+    pub fn ask(&mut self, query: &OracleQuery) -> Result<OracleAnswer> {
+        match (self.raw.ask)(self.raw.context, query) {
             ROk(v) => Ok(v),
             RErr(e) => Err(Error { kind: e.kind, message: e.message.into(), key: None }),
         }

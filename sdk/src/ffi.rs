@@ -11,8 +11,8 @@ use abi_stable::{
 
 use crate::abi::PluginError;
 use crate::types::{
-    Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, Sampling, Schedule, SeedChoice,
-    Selection, StorageLayout,
+    Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, OracleAnswer, OracleQuery, Report, Sampling,
+    Schedule, SeedChoice, Selection, StorageLayout,
 };
 
 /// Services the host lends to a plugin for the length of one call.
@@ -44,14 +44,14 @@ impl HostServices {
 }
 
 /// The host's oracle for finetuners: trains the model with the given layers
-/// trainable (the rest frozen) and returns the validation score.
+/// trainable (the rest frozen) and returns the held-out scores.
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct OracleServices {
-    /// Opaque host state passed back to `score`.
+    /// Opaque host state passed back to `ask`.
     pub context: *mut (),
-    /// Scores the layer set `trainable` (positions) by `folds`-fold validation.
-    pub score: extern "C" fn(context: *mut (), trainable: RSlice<'_, u32>, folds: u32) -> RResult<f64, PluginError>,
+    /// Trains and scores the layer set the query names.
+    pub ask: extern "C" fn(context: *mut (), query: &OracleQuery) -> RResult<OracleAnswer, PluginError>,
 }
 
 /// A stream of example ids, in chunks; `ROption::RNone` ends it.

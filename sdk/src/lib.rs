@@ -64,16 +64,18 @@ pub use author::{
 };
 pub use rng::{FeistelPermutation, SeedRng};
 pub use types::{
-    observation, Array, ArrayData, Cell, Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report,
-    Sampling, Scalar, Schedule, SeedChoice, Selection, Series, StorageLayout, Table, WeightedSeeds,
+    observation, Array, ArrayData, Cell, Checkpoint, GraphView, LayerInfo, NamedArray, Observation, ObservationRequest,
+    OracleAnswer, OracleQuery, Report, Sampling, Scalar, Schedule, SeedChoice, Selection, Series, StorageLayout, Table,
+    WeightedSeeds,
 };
 
 /// Everything a plugin author needs, in one `use tessera_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
         export_plugin, observation, params, Array, Cell, Checkpoint, Component, Error, Finetuner, GraphObjective,
-        GraphView, Host, LayerInfo, Metric, NoParams, ObservationRequest, Observations, Oracle, OrderStream, Report,
-        Result, Sampler, Sampling, Schedule, SeedChoice, SeedRng, Selection, StorageLayout,
+        GraphView, Host, LayerInfo, Metric, NoParams, ObservationRequest, Observations, Oracle, OracleAnswer,
+        OracleQuery, OrderStream, Report, Result, Sampler, Sampling, Schedule, SeedChoice, SeedRng, Selection,
+        StorageLayout,
     };
 }
 

@@ -19,7 +19,10 @@ use crate::GraphView;
 
 use crate::abi::PluginError;
 use crate::ffi::{HostServices, OracleServices};
-use crate::{Array, Checkpoint, Host, Observation, Observations, Oracle, OrderStream, Schedule, StorageLayout};
+use crate::{
+    Array, Checkpoint, Host, Observation, Observations, Oracle, OracleAnswer, OracleQuery, OrderStream, Schedule,
+    StorageLayout,
+};
 
 /// The host's services for calls made in a test: a fixed seed, no progress
 /// display, never cancelled.
@@ -89,36 +92,61 @@ pub fn collect_order(order: OrderStream) -> Vec<u64> {
     order.flatten().collect()
 }
 
-/// A finetuning oracle whose scores come from a closure of (trainable
-/// positions, folds), for driving a finetuner in a test.
+/// A finetuning oracle whose answers come from a closure, for driving a
+/// finetuner in a test.
 pub struct ScriptedOracle {
     /// Boxed twice, so the address the services point at stays put when this moves.
-    score: Box<ScoreFn>,
+    answer: Box<AnswerFn>,
     services: OracleServices,
+    /// Every query asked, in order.
+    pub queries: Vec<OracleQuery>,
 }
 
-type ScoreFn = Box<dyn FnMut(&[u32], u32) -> f64>;
+type AnswerFn = Box<dyn FnMut(&OracleQuery) -> OracleAnswer>;
 
-extern "C" fn scripted_score(context: *mut (), trainable: RSlice<'_, u32>, folds: u32) -> RResult<f64, PluginError> {
-    // SAFETY: `context` is the `ScoreFn` that the `ScriptedOracle` owning
-    // these services boxed, alive and not otherwise borrowed during the call.
-    let score = unsafe { &mut *(context as *mut ScoreFn) };
-    ROk(score(trainable.as_slice(), folds))
+/// What the services' context points at: the closure and the query log.
+struct Script<'a> {
+    answer: &'a mut AnswerFn,
+    queries: &'a mut Vec<OracleQuery>,
+}
+
+extern "C" fn scripted_ask(context: *mut (), query: &OracleQuery) -> RResult<OracleAnswer, PluginError> {
+    // SAFETY: `context` is the `Script` that `ScriptedOracle::with_oracle`
+    // built on its stack, alive and not otherwise borrowed during the call.
+    let script = unsafe { &mut *(context as *mut Script) };
+    script.queries.push(query.clone());
+    ROk((script.answer)(query))
 }
 
 impl ScriptedOracle {
-    /// An oracle that answers `score(trainable, folds)`.
-    pub fn new(score: impl FnMut(&[u32], u32) -> f64 + 'static) -> Self {
-        let mut score: Box<ScoreFn> = Box::new(Box::new(score));
-        let context = &mut *score as *mut ScoreFn as *mut ();
-        ScriptedOracle { score, services: OracleServices { context, score: scripted_score } }
+    /// An oracle whose every fold scores `score(trainable, folds)` (loss: 1 − score).
+    pub fn new(mut score: impl FnMut(&[u32], u32) -> f64 + 'static) -> Self {
+        Self::answering(move |query| {
+            let accuracy = score(query.trainable.as_slice(), query.folds);
+            let folds = query.folds.max(1) as usize;
+            OracleAnswer {
+                accuracy,
+                loss: 1.0 - accuracy,
+                fold_accuracy: vec![accuracy; folds].into(),
+                fold_loss: vec![1.0 - accuracy; folds].into(),
+                epochs: query.epochs,
+            }
+        })
     }
 
-    /// The [`Oracle`] to pass to a finetuner's `select`.
-    pub fn oracle(&mut self) -> Oracle<'_> {
-        // Keeps the context pointing at this oracle's closure.
-        self.services.context = &mut *self.score as *mut ScoreFn as *mut ();
-        Oracle::new(&mut self.services)
+    /// An oracle that answers each query with `answer(query)`.
+    pub fn answering(answer: impl FnMut(&OracleQuery) -> OracleAnswer + 'static) -> Self {
+        let services = OracleServices { context: std::ptr::null_mut(), ask: scripted_ask };
+        ScriptedOracle { answer: Box::new(Box::new(answer)), services, queries: Vec::new() }
+    }
+
+    /// Runs `f` with the [`Oracle`] to pass to a finetuner's `select`.
+    pub fn with_oracle<R>(&mut self, f: impl FnOnce(&mut Oracle) -> R) -> R {
+        let mut script = Script { answer: &mut self.answer, queries: &mut self.queries };
+        self.services.context = &mut script as *mut Script as *mut ();
+        let result = f(&mut Oracle::new(&mut self.services));
+        self.services.context = std::ptr::null_mut();
+        result
     }
 }
 
@@ -127,12 +155,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_scripted_oracle_answers_from_its_closure() {
+    fn a_scripted_oracle_answers_from_its_closure_and_logs_the_queries() {
         let mut oracle = ScriptedOracle::new(|trainable, folds| trainable.len() as f64 + folds as f64 / 10.0);
-        assert_eq!(oracle.oracle().score(&[0, 2], 3).unwrap(), 2.3);
-        let moved = oracle;
-        let mut moved = moved;
-        assert_eq!(moved.oracle().score(&[1], 1).unwrap(), 1.1);
+        assert_eq!(oracle.with_oracle(|o| o.score(&[0, 2], 3)).unwrap(), 2.3);
+        let mut moved = oracle;
+        let answer = moved.with_oracle(|o| o.ask(&OracleQuery::new(&[1]).folds(2).epochs(4))).unwrap();
+        assert_eq!((answer.accuracy, answer.fold_accuracy.len(), answer.epochs), (1.2, 2, 4));
+        assert_eq!(moved.queries.len(), 2);
+        assert_eq!((moved.queries[1].folds, moved.queries[1].epochs), (2, 4));
     }
 
     #[test]

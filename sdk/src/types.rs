@@ -67,6 +67,55 @@ pub struct Selection {
     pub report: Report,
 }
 
+/// What a finetuner asks the host's oracle: train these layers, score them.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct OracleQuery {
+    /// Positions of the layers to train; the head always trains.
+    pub trainable: RVec<u32>,
+    /// 1: train on the training split, score on the validation split;
+    /// k > 1: k-fold cross-validation on the training split.
+    pub folds: u32,
+    /// Epochs each fold trains; 0: the manifest's `train.oracle_epochs`.
+    pub epochs: u64,
+}
+
+impl OracleQuery {
+    /// Layers `trainable`, scored on the validation split, for the
+    /// manifest's `train.oracle_epochs`.
+    pub fn new(trainable: &[u32]) -> Self {
+        OracleQuery { trainable: trainable.to_vec().into(), folds: 1, epochs: 0 }
+    }
+
+    /// Scored by `folds`-fold cross-validation (1: the validation split).
+    pub fn folds(mut self, folds: u32) -> Self {
+        self.folds = folds;
+        self
+    }
+
+    /// Each fold trains `epochs` epochs (0: the manifest's).
+    pub fn epochs(mut self, epochs: u64) -> Self {
+        self.epochs = epochs;
+        self
+    }
+}
+
+/// The oracle's answer to an [`OracleQuery`].
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Default)]
+pub struct OracleAnswer {
+    /// Mean held-out accuracy over the folds.
+    pub accuracy: f64,
+    /// Mean held-out cross-entropy over the folds.
+    pub loss: f64,
+    /// Each fold's held-out accuracy, in fold order.
+    pub fold_accuracy: RVec<f64>,
+    /// Each fold's held-out cross-entropy, in fold order.
+    pub fold_loss: RVec<f64>,
+    /// Epochs each fold trained.
+    pub epochs: u64,
+}
+
 /// Names of the observations the host can hand to metrics.
 pub mod observation {
     /// Hard predictions (argmax), `i64`, shape `[n]`.
@@ -231,6 +280,19 @@ impl Array {
         }
     }
 
+    /// Number of elements held.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            ArrayData::F32(v) => v.len(),
+            ArrayData::I64(v) => v.len(),
+        }
+    }
+
+    /// Whether it holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Number of rows (the first dimension; 1 for a scalar).
     pub fn rows(&self) -> usize {
         self.shape.first().copied().unwrap_or(1) as usize
@@ -365,8 +427,20 @@ pub struct Table {
     pub rows: RVec<RVec<Cell>>,
 }
 
+/// A named array in a report; the host writes it as a `.npy` file.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct NamedArray {
+    /// The file's stem: letters, digits, `_`, `-` and `.`.
+    pub name: RString,
+    /// The array.
+    pub array: Array,
+}
+
 /// What a component reports: scalars, series and tables, all of which land
-/// in results.json (series are also plotted, tables also written as CSV).
+/// in results.json (series are also plotted, tables also written as CSV),
+/// and arrays, written as `.npy` files of the run folder (for recomputing a
+/// figure independently), listed in results.json by path.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Default)]
 pub struct Report {
@@ -376,6 +450,8 @@ pub struct Report {
     pub series: RVec<Series>,
     /// Named tables.
     pub tables: RVec<Table>,
+    /// Named arrays (raw data behind a figure).
+    pub arrays: RVec<NamedArray>,
 }
 
 impl Report {
@@ -412,6 +488,14 @@ impl Report {
             x: x.into(),
             y: y.into(),
         });
+        self
+    }
+
+    /// Adds an array, saved as `arrays/<variant>/<role>--<name>.npy` in the
+    /// run folder. The host refuses a name other than letters, digits, `_`,
+    /// `-` and `.`, or repeated.
+    pub fn array(&mut self, name: &str, array: Array) -> &mut Self {
+        self.arrays.push(NamedArray { name: name.into(), array });
         self
     }
 

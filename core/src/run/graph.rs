@@ -1,6 +1,8 @@
 //! A `graph` unit: one variant × seed × sweep value. Builds (or reads) the
 //! graph, lets the objective choose seed sets at each budget, and evaluates
-//! them at θ_c and over the grid of θs, against the per-θ reference.
+//! them at θ_c and over the grid of θs, against the per-θ reference. The
+//! objective's own report goes under its id, the host's evaluation under
+//! `objective`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -25,17 +27,17 @@ pub(super) fn run_graph(
     let job = GraphJob::new(session, variant, options, unit_dir)?;
     let spec = variant.objective.as_ref().ok_or_else(|| anyhow!("no objective"))?;
     let mut objective = session.registry.new_graph_objective(&spec.id, &spec.params_text())?;
-    let mut report = ReportJson::default();
+    let (mut plugin, mut host) = (ReportJson::default(), ReportJson::default());
     let mut by_k: Vec<BudgetFigures> = Vec::new();
     for k in job.budgets()? {
         let (figures, at_budget) = job.evaluate_budget(&mut objective, &spec.id, k)?;
         by_k.push(figures);
         if let Some(at_budget) = at_budget {
-            report = at_budget;
+            (plugin, host) = at_budget;
         }
     }
-    crate::contract::merge_host(&spec.id, &mut report, job.by_budget_series(&by_k))?;
-    Ok([("objective".to_string(), report)].into())
+    host.series.extend(job.by_budget_series(&by_k).series);
+    Ok([(spec.id.clone(), plugin), ("objective".to_string(), host)].into())
 }
 
 /// A budget's figures: k, spread at the model, worst case over the grid, worst ratio.
@@ -51,6 +53,8 @@ struct GraphJob<'a> {
     session: &'a Session,
     variant: &'a Variant,
     options: &'a RunOptions,
+    /// The unit's work folder (graph snapshots, the objective's arrays).
+    unit_dir: &'a std::path::Path,
     graph: graph::Graph,
     graph_seed: u64,
     grid_probabilities: Vec<Vec<f32>>,
@@ -63,7 +67,7 @@ impl<'a> GraphJob<'a> {
         session: &'a Session,
         variant: &'a Variant,
         options: &'a RunOptions,
-        unit_dir: &std::path::Path,
+        unit_dir: &'a std::path::Path,
     ) -> Result<Self> {
         let g = &variant.settings.graph;
         let graph_seed = g.seed.unwrap_or(variant.settings.experiment.seed);
@@ -81,7 +85,7 @@ impl<'a> GraphJob<'a> {
         }
         let grid = evaluation_grid(&graph, g.evaluation_thetas, graph_seed);
         let grid_probabilities = grid.iter().map(|t| graph.view().probabilities_at(t)).collect();
-        Ok(GraphJob { session, variant, options, graph, graph_seed, grid_probabilities })
+        Ok(GraphJob { session, variant, options, unit_dir, graph, graph_seed, grid_probabilities })
     }
 
     fn seed(&self) -> u64 {
@@ -111,7 +115,7 @@ impl<'a> GraphJob<'a> {
         objective: &mut crate::plugin::GraphObjectiveHandle,
         id: &str,
         k: u32,
-    ) -> Result<(BudgetFigures, Option<ReportJson>)> {
+    ) -> Result<(BudgetFigures, Option<(ReportJson, ReportJson)>)> {
         let (g, graph) = (&self.variant.settings.graph, &self.graph);
         let started = Instant::now();
         let mut ctx = CallContext::new(role_seed(self.seed(), "objective"), self.options.cancel.clone());
@@ -123,7 +127,7 @@ impl<'a> GraphJob<'a> {
         let choose_seconds = started.elapsed().as_secs_f64();
         let peak_memory_mb = peak_rss_mb();
         crate::contract::seed_choice(id, &choice, k, graph.nodes())?;
-        let plugin_report = crate::contract::plugin_report(id, &choice.report)?;
+        crate::contract::plugin_report(id, &choice.report)?;
         // E_S[σ(S)] of the chosen distribution under `probabilities`.
         let evaluation_seed = role_seed(self.seed(), "evaluation");
         let expected = |probabilities: &[f32]| {
@@ -155,7 +159,6 @@ impl<'a> GraphJob<'a> {
         if k != g.budget {
             return Ok((figures, None));
         }
-        let mut report = plugin_report;
         let mut host = ReportJson::default();
         host.scalars.insert("expected_spread".into(), at_model.mean);
         host.scalars.insert("expected_spread_ci95".into(), at_model.ci95);
@@ -167,8 +170,8 @@ impl<'a> GraphJob<'a> {
         if let Some(worst) = worst {
             add_grid_figures(&mut host, worst, &grid, &references, &ratios);
         }
-        crate::contract::merge_host(id, &mut report, host)?;
-        Ok((figures, Some(report)))
+        let plugin_report = super::arrays::kept_report(self.unit_dir, &self.variant.name, id, id, &choice.report)?;
+        Ok((figures, Some((plugin_report, host))))
     }
 
     /// The graph's size and what reading it dropped.

@@ -1,22 +1,26 @@
 //! The metrics' side of a unit: their final reports, keyed by id.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::Result;
 
 use crate::plugin::{CallContext, MetricHandle};
 use crate::report::ReportJson;
 
-/// Asks every metric for its report, keyed by its id (`id#2`, … for repeats).
+/// Asks every metric for its report, keyed by its id (`id#2`, … for
+/// repeats); their arrays go under `dir` (see `super::arrays`).
 pub(super) fn finish_metrics(
     metrics: &mut [MetricHandle],
     contexts: &[CallContext],
     reports: &mut BTreeMap<String, ReportJson>,
+    (dir, variant): (&Path, &str),
 ) -> Result<()> {
     let roles = metric_roles(metrics);
     for ((metric, mctx), role) in metrics.iter_mut().zip(contexts).zip(roles) {
         let report = metric.finish(mctx)?;
-        reports.insert(role, crate::contract::plugin_report(&metric.id, &report)?);
+        let kept = super::arrays::kept_report(dir, variant, &role, &metric.id, &report)?;
+        reports.insert(role, kept);
     }
     Ok(())
 }

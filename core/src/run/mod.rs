@@ -9,6 +9,7 @@
 //!   population's reduce step;
 //! - `folder`: the run folder itself; `status`: where its units stand.
 
+mod arrays;
 mod collect;
 mod executor;
 mod folder;

@@ -88,7 +88,7 @@ pub(super) fn reduce(
     let mut engine = engine_report(&population);
     engine.scalars.insert("seconds".into(), started.elapsed().as_secs_f64());
     reports.insert("engine".to_string(), engine);
-    observe(session, variant, &population, options, &mut reports)?;
+    observe(session, variant, &population, options, &mut reports, run_dir)?;
     Ok(reports)
 }
 
@@ -146,6 +146,7 @@ fn observe(
     population: &Population,
     options: &RunOptions,
     reports: &mut BTreeMap<String, ReportJson>,
+    run_dir: &Path,
 ) -> Result<()> {
     let seed = variant.settings.experiment.seed;
     let mut metrics = Vec::new();
@@ -159,5 +160,5 @@ fn observe(
         let observations = population.observations(&metric.requires()?)?;
         metric.observe(&checkpoint, &observations, mctx)?;
     }
-    finish_metrics(&mut metrics, &contexts, reports)
+    finish_metrics(&mut metrics, &contexts, reports, (run_dir, &variant.name))
 }

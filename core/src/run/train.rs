@@ -1,8 +1,8 @@
 //! A `train` unit: one variant × seed × sweep value. Its phases, in order:
 //! the data, the stored shards, the reference classifier, the model
-//! (pretrained or not), the finetuner's layer selection, the sampler's
-//! offline pass, training with the metrics observing, and the engine's
-//! report.
+//! (pretrained or not), the sampler's offline pass, the finetuner's layer
+//! selection (before the offline pass with `train.oracle_order = "shuffle"`),
+//! training with the metrics observing, and the engine's report.
 //!
 //! With `storage.mode = "shards"` the training split is never read into
 //! memory whole unless a component asks for it (the reference classifier,
@@ -24,6 +24,7 @@ use super::metrics::finish_metrics;
 use super::setup::{progress_bar, role_seed, set_up_libtorch};
 use super::{RunOptions, Session};
 use crate::data::{self, Splits};
+use crate::finetune::{CandidateOrder, CandidateSampler};
 use crate::manifest::{Settings, Variant};
 use crate::model::Model;
 use crate::plugin::{CallContext, MetricHandle, SamplerHandle};
@@ -44,13 +45,18 @@ pub(super) fn run_train(
     let mut storage = job.store_shards()?;
     let reference = job.train_reference(&storage)?;
     let mut model = job.initial_model(&storage)?;
-    job.select_layers(&mut model, &storage)?;
-    job.offline_pass(&mut storage)?;
+    if job.s.train.oracle_order == crate::choice::OracleOrder::Sampler {
+        job.offline_pass(&mut storage)?;
+        job.select_layers(&mut model, &storage)?;
+    } else {
+        job.select_layers(&mut model, &storage)?;
+        job.offline_pass(&mut storage)?;
+    }
     let (summary, curve) = job.fit(&model, &storage, reference.as_ref())?;
     if let Some(owned) = storage.owned.take().filter(|_| !job.s.storage.keep) {
         owned.remove()?;
     }
-    finish_metrics(&mut job.metrics, &job.metric_ctx, &mut job.reports)?;
+    finish_metrics(&mut job.metrics, &job.metric_ctx, &mut job.reports, (unit_dir, &variant.name))?;
     job.engine_report(&model, &summary, &curve)?;
     Ok(job.reports)
 }
@@ -222,32 +228,17 @@ impl<'a> TrainJob<'a> {
         Ok(model)
     }
 
-    /// Phase 4: the finetuner's choice of trainable layers (the head always trains).
+    /// Phase 5 (4 with `train.oracle_order = "shuffle"`): the finetuner's
+    /// choice of trainable layers (the head always trains). Its own report
+    /// goes under its id; the host's (the oracle's figures, the layers
+    /// chosen) under `finetuner`.
     fn select_layers(&mut self, model: &mut Model, stored: &Stored) -> Result<()> {
         let Some(spec) = self.variant.finetuner.clone() else { return Ok(()) };
         self.train_in_memory(stored, "the finetuner's oracle")?;
-        let spec = &spec;
         let layers: Vec<LayerInfo> = model.layers();
         let mut finetuner = self.session.registry.new_finetuner(&spec.id, &spec.params_text())?;
-        let s = &self.s;
-        let oracle_config = crate::manifest::TrainConfig {
-            epochs: s.train.oracle_epochs,
-            checkpoint_every: 0,
-            checkpoint_steps: vec![],
-            checkpoint_log: 0,
-            max_examples: None,
-            ..s.train.clone()
-        };
-        let setup = crate::finetune::OracleSetup {
-            model: &s.model,
-            train: &self.splits.train,
-            validation: &self.splits.validation,
-            config: oracle_config,
-            seed: role_seed(s.experiment.seed, "oracle"),
-            device: self.device,
-            cache_bytes: s.train.oracle_cache_mb << 20,
-        };
-        let mut oracle = crate::finetune::FinetuneOracle::new(model, setup);
+        let order = self.candidate_order()?;
+        let mut oracle = crate::finetune::FinetuneOracle::new(model, self.oracle_setup(), order);
         let mut finetuner_ctx = self.ctx("finetuner");
         finetuner_ctx.progress = progress_bar(self.options, 0, format!("{}: {}", self.variant.name, spec.id));
         let started = Instant::now();
@@ -261,21 +252,71 @@ impl<'a> TrainJob<'a> {
         let mut trainable: Vec<u32> = selection.trainable.iter().copied().chain([head]).collect();
         trainable.sort_unstable();
         trainable.dedup();
-        let mut plugin_report = crate::contract::plugin_report(&spec.id, &selection.report)?;
+        let plugin_report =
+            super::arrays::kept_report(self.unit_dir, &self.variant.name, &spec.id, &spec.id, &selection.report)?;
         let mut report = ReportJson::default();
         report.scalars.insert("search_seconds".into(), search_seconds);
-        oracle.add_to_report(&mut report, &layers);
+        oracle.add_to_report(&mut report, &layers, &CostModel::preset(self.s.storage.preset));
         drop(oracle);
         model.set_trainable(&trainable)?;
         report.scalars.insert("trainable_blocks".into(), (trainable.len() - 1) as f64);
         report.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
         report.tables.push(trainable_layers_table(&trainable, &layers));
-        crate::contract::merge_host(&spec.id, &mut plugin_report, report)?;
-        self.reports.insert("finetuner".to_string(), plugin_report);
+        self.reports.insert(spec.id.clone(), plugin_report);
+        self.reports.insert("finetuner".to_string(), report);
         let names: Vec<&str> =
             trainable.iter().filter_map(|&p| layers.get(p as usize)).map(|l| l.name.as_str()).collect();
         log::info!("{}: training {} ({} of {} layers)", spec.id, names.join(" "), trainable.len(), layers.len());
         Ok(())
+    }
+
+    /// How the oracle trains each candidate: the epochs, batch size and
+    /// optimizer of `[train]` for `train.oracle_epochs`, no checkpoints.
+    fn oracle_setup(&self) -> crate::finetune::OracleSetup<'_> {
+        let s = &self.s;
+        let config = crate::manifest::TrainConfig {
+            epochs: s.train.oracle_epochs,
+            checkpoint_every: 0,
+            checkpoint_steps: vec![],
+            checkpoint_log: 0,
+            max_examples: None,
+            ..s.train.clone()
+        };
+        crate::finetune::OracleSetup {
+            model: &s.model,
+            train: &self.splits.train,
+            validation: &self.splits.validation,
+            config,
+            seed: role_seed(s.experiment.seed, "oracle"),
+            device: self.device,
+            cache_bytes: s.train.oracle_cache_mb << 20,
+        }
+    }
+
+    /// The order oracle candidates train in (`train.oracle_order`): a fresh
+    /// instance of the variant's sampler each, or the host's shuffle.
+    fn candidate_order(&self) -> Result<CandidateOrder<'a>> {
+        if self.s.train.oracle_order == crate::choice::OracleOrder::Shuffle {
+            return Ok(CandidateOrder::Shuffle);
+        }
+        if !self.sampler.requires()?.is_empty() {
+            bail!(
+                "{}: the finetuner's oracle cannot train candidates with this sampler, which observes training \
+                 (the oracle gives its candidates no observations): set train.oracle_order = \"shuffle\"",
+                self.sampler.id
+            );
+        }
+        let (session, spec) = (self.session, self.variant.sampler.as_ref().ok_or_else(|| anyhow!("no sampler"))?);
+        let (id, params) = (spec.id.clone(), spec.params_text());
+        let storage = &self.s.storage;
+        Ok(CandidateOrder::Sampler {
+            make: Box::new(move || {
+                Ok(Box::new(session.registry.new_sampler(&id, &params)?) as Box<dyn CandidateSampler>)
+            }),
+            layout: self.layout,
+            access: storage.access,
+            buffer_blocks: storage.buffer_blocks,
+        })
     }
 
     /// Phase 1: with `storage.mode = "shards"`, the training split written
@@ -334,8 +375,9 @@ impl<'a> TrainJob<'a> {
         Ok(Arc::new(ShardSet::open(&stored)?))
     }
 
-    /// Phase 5: the sampler's offline order, if it has one: the stored data
-    /// rewritten in that order (or, in memory, reordered and its I/O counted).
+    /// Phase 4 (5 with `train.oracle_order = "shuffle"`): the sampler's
+    /// offline order, if it has one: the stored data rewritten in that order
+    /// (or, in memory, reordered and its I/O counted).
     fn offline_pass(&mut self, stored: &mut Stored) -> Result<()> {
         let sampler_ctx = self.ctx("sampler");
         let Some(offline) = self.sampler.offline_order(&self.layout, &sampler_ctx)? else { return Ok(()) };

@@ -90,23 +90,16 @@ impl Finetuner for LastK {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_sdk::testing::{ScriptedOracle, TestHost};
 
     #[test]
     fn last_k_skips_parameter_free_blocks_and_keeps_the_head() {
         let layer =
             |p: u32, parameters| LayerInfo { name: format!("l{p}").as_str().into(), parameters, flops: 0, position: p };
         let layers = [layer(0, 5), layer(1, 5), layer(2, 5), layer(3, 0), layer(4, 3)];
-        let mut services = tessera_sdk::ffi::OracleServices { context: std::ptr::null_mut(), score: refuse };
-        let host = tessera_sdk::ffi::HostServices::detached(0);
-        let chosen = LastK { k: 2 }.select(&layers, &mut Oracle::new(&mut services), &Host::new(&host)).unwrap();
+        let mut oracle = ScriptedOracle::new(|_, _| panic!("last-k needs no oracle"));
+        let host = TestHost::new(0);
+        let chosen = oracle.with_oracle(|o| LastK { k: 2 }.select(&layers, o, &host.host())).unwrap();
         assert_eq!(chosen.trainable.to_vec(), vec![1, 2, 4]);
-    }
-
-    extern "C" fn refuse(
-        _: *mut (),
-        _: tessera_sdk::abi_stable::std_types::RSlice<'_, u32>,
-        _: u32,
-    ) -> tessera_sdk::abi_stable::std_types::RResult<f64, tessera_sdk::PluginError> {
-        panic!("last-k needs no oracle")
     }
 }

@@ -184,12 +184,12 @@ impl Sampler for ShuffleBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_sdk::ffi::HostServices;
+    use tessera_sdk::testing::TestHost;
 
     fn order(sampler: &mut dyn FnMut(&StorageLayout, &Host) -> OrderStream, n: u64, b: u64) -> Vec<u64> {
-        let services = HostServices::detached(4);
-        let layout = StorageLayout { examples: n, block_size: b, bytes_per_example: 8 };
-        sampler(&layout, &Host::new(&services)).flatten().collect()
+        let services = TestHost::new(4);
+        let layout = tessera_sdk::testing::layout(n, b);
+        sampler(&layout, &services.host()).flatten().collect()
     }
 
     fn is_permutation(ids: &[u64], n: u64) -> bool {

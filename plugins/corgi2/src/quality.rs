@@ -1,7 +1,8 @@
 //! How well an order is shuffled, and how heterogeneous the stored blocks are.
 
 use tessera_sdk::{
-    observation, params, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, Report, Result,
+    observation, params, Array, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, Report,
+    Result,
 };
 
 /// Block heterogeneity h_D, with one-hot labels as the gradient proxy:
@@ -117,6 +118,9 @@ params! {
     pub struct OrderQualityParams {
         /// Window of consecutive examples for the label entropy.
         pub window: u64 = 64,
+        /// Save each measured epoch's visiting order, the labels and the
+        /// block ids as arrays (8 bytes an example an epoch).
+        pub save_orders: bool = true,
     }
 }
 
@@ -126,6 +130,16 @@ pub struct OrderQuality {
     h_d: Option<f64>,
     epochs: Vec<f64>,
     measures: [Vec<f64>; 4],
+    /// Each measured epoch's order, the labels and block ids (when saved).
+    saved: Option<SavedOrders>,
+}
+
+/// The raw data behind the measures.
+#[derive(Default)]
+struct SavedOrders {
+    orders: Vec<i64>,
+    labels: Vec<i64>,
+    blocks: Vec<i64>,
 }
 
 const MEASURES: [&str; 4] = ["id_gap_entropy", "block_gap_entropy", "kendall_tau", "window_label_entropy"];
@@ -140,7 +154,13 @@ impl Component for OrderQuality {
         if params.window == 0 {
             return Err(Error::invalid_param("window", "must be at least 1"));
         }
-        Ok(OrderQuality { window: params.window as usize, h_d: None, epochs: vec![], measures: Default::default() })
+        Ok(OrderQuality {
+            window: params.window as usize,
+            h_d: None,
+            epochs: vec![],
+            measures: Default::default(),
+            saved: params.save_orders.then(SavedOrders::default),
+        })
     }
 }
 
@@ -173,6 +193,11 @@ impl Metric for OrderQuality {
             window_label_entropy(order, labels, self.window),
         ];
         self.epochs.push(checkpoint.epoch);
+        if let Some(saved) = self.saved.as_mut() {
+            saved.orders.extend_from_slice(order);
+            saved.labels = labels.to_vec();
+            saved.blocks = blocks.to_vec();
+        }
         for (series, value) in self.measures.iter_mut().zip(values) {
             series.push(value);
         }
@@ -187,6 +212,12 @@ impl Metric for OrderQuality {
                 report.scalar(name, *last);
             }
             report.series(name, "epoch", name, self.epochs.clone(), series.clone());
+        }
+        if let Some(saved) = self.saved.take().filter(|s| !s.labels.is_empty()) {
+            let (epochs, n) = (self.epochs.len() as u64, saved.labels.len() as u64);
+            report.array("orders", Array::i64(vec![epochs, n], saved.orders));
+            report.array("labels", Array::i64(vec![n], saved.labels));
+            report.array("block_ids", Array::i64(vec![n], saved.blocks));
         }
         Ok(report)
     }
@@ -226,5 +257,27 @@ mod tests {
         let labels: Vec<i64> = (0..n).map(|i| i * 4 / n).collect(); // sorted, 4 classes
         assert_eq!(window_label_entropy(&sequential, &labels, 50), 0.0);
         assert!(window_label_entropy(&shuffled, &labels, 50) > 1.8);
+    }
+
+    #[test]
+    fn the_metric_saves_each_epochs_order_with_labels_and_blocks() {
+        use tessera_sdk::testing::{self, TestHost};
+        let mut metric = OrderQuality::new(OrderQualityParams { window: 2, save_orders: true }).unwrap();
+        let host = TestHost::new(0);
+        for (epoch, order) in [(1, vec![3, 2, 1, 0]), (2, vec![0, 2, 1, 3])] {
+            let items = [
+                testing::i64_observation("train", observation::ORDER, order),
+                testing::i64_observation("train", observation::LABELS, vec![0, 0, 1, 1]),
+                testing::i64_observation("train", observation::BLOCK_IDS, vec![0, 0, 1, 1]),
+            ];
+            metric.observe(&testing::checkpoint(epoch), &testing::observations(&items), &host.host()).unwrap();
+        }
+        let report = metric.finish(&host.host()).unwrap();
+        let array = |name: &str| &report.arrays.iter().find(|a| a.name.as_str() == name).unwrap().array;
+        assert_eq!(array("orders").shape.as_slice(), &[2, 4]);
+        assert_eq!(array("orders").as_i64().unwrap(), &[3, 2, 1, 0, 0, 2, 1, 3]);
+        assert_eq!(array("block_ids").as_i64().unwrap(), &[0, 0, 1, 1]);
+        let kendall = report.series.iter().find(|s| s.name.as_str() == "kendall_tau").unwrap();
+        assert_eq!(kendall.y[0], -1.0, "the reversed order");
     }
 }

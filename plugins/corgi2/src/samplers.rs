@@ -212,15 +212,7 @@ impl Sampler for Corgi2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_sdk::ffi::HostServices;
-
-    fn layout(examples: u64, block_size: u64) -> StorageLayout {
-        StorageLayout { examples, block_size, bytes_per_example: 8 }
-    }
-
-    fn collect(stream: OrderStream) -> Vec<u64> {
-        stream.flatten().collect()
-    }
+    use tessera_sdk::testing::{collect_order as collect, layout, TestHost};
 
     fn assert_permutation(order: &[u64], n: u64) {
         let mut seen = vec![false; n as usize];
@@ -233,8 +225,8 @@ mod tests {
 
     #[test]
     fn every_sampler_visits_every_example_exactly_once() {
-        let services = HostServices::detached(5);
-        let host = Host::new(&services);
+        let services = TestHost::new(5);
+        let host = services.host();
         for (n, b) in [(1u64, 1u64), (10, 3), (100, 7), (1000, 64), (1001, 10)] {
             for buffer in [1, 2, 5] {
                 let l = layout(n, b);
@@ -257,8 +249,8 @@ mod tests {
     #[test]
     fn each_chunk_is_whole_blocks_and_the_seed_decides_the_order() {
         let l = layout(1000, 10);
-        let services = HostServices::detached(1);
-        let host = Host::new(&services);
+        let services = TestHost::new(1);
+        let host = services.host();
         let mut pile = CorgiPile::new(CorgiPileParams { buffer_blocks: Some(4), ..Default::default() }).unwrap();
         let chunks: Vec<Vec<u64>> = pile.epoch_order(&l, 0, &host).unwrap().collect();
         assert_eq!(chunks.len(), 25);
@@ -273,8 +265,8 @@ mod tests {
         assert_eq!(chunks, again, "same seed and epoch, same order");
         let next: Vec<Vec<u64>> = pile.epoch_order(&l, 1, &host).unwrap().collect();
         assert_ne!(chunks, next, "another epoch, another order");
-        let other_services = HostServices::detached(2);
-        let other: Vec<Vec<u64>> = pile.epoch_order(&l, 0, &Host::new(&other_services)).unwrap().collect();
+        let other_services = TestHost::new(2);
+        let other: Vec<Vec<u64>> = pile.epoch_order(&l, 0, &other_services.host()).unwrap().collect();
         assert_ne!(chunks, other, "another seed, another order");
     }
 
@@ -282,8 +274,8 @@ mod tests {
     fn bad_buffers_are_refused_with_the_key() {
         let e = CorgiPile::new(CorgiPileParams { buffer_blocks: Some(0), ..Default::default() }).err().unwrap();
         assert_eq!(e.key(), Some("buffer_blocks"));
-        let services = HostServices::detached(1);
-        let host = Host::new(&services);
+        let services = TestHost::new(1);
+        let host = services.host();
         let mut big = CorgiPile::new(CorgiPileParams { buffer_blocks: Some(11), ..Default::default() }).unwrap();
         let e = big.epoch_order(&layout(100, 10), 0, &host).err().unwrap();
         assert_eq!(e.key(), Some("buffer_blocks"));
@@ -296,8 +288,8 @@ mod tests {
     #[test]
     fn a_billion_examples_stream_in_buffer_sized_chunks() {
         let l = layout(1_000_000_000, 1000); // a virtual layout: no data
-        let services = HostServices::detached(3);
-        let host = Host::new(&services);
+        let services = TestHost::new(3);
+        let host = services.host();
         let mut pile = CorgiPile::new(CorgiPileParams { buffer_blocks: Some(20), ..Default::default() }).unwrap();
         let mut stream = pile.epoch_order(&l, 0, &host).unwrap();
         for _ in 0..5 {

@@ -1,8 +1,8 @@
 //! The metric: μ_Y(F_t; L) and its parts at each checkpoint t of training.
 
 use tessera_sdk::{
-    observation, params, Cell, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, Report,
-    Result,
+    observation, params, Array, Cell, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations,
+    Report, Result,
 };
 
 use crate::information::{Information, JointCounts};
@@ -34,9 +34,12 @@ pub struct PerformanceCorrelation {
     accuracy: Vec<f64>,
     /// `classifier`: the estimates at each checkpoint.
     information: Vec<Information>,
-    /// `checkpoint`: F's predictions at each checkpoint (L is chosen at the end).
+    /// F's predictions at each checkpoint (with `checkpoint`, L is one of them).
     predictions: Vec<Vec<i64>>,
+    /// Y.
     labels: Vec<i64>,
+    /// L's predictions (the reference classifier's, or the chosen checkpoint's).
+    reference: Vec<i64>,
     reference_accuracy: Option<f64>,
 }
 
@@ -60,6 +63,7 @@ impl Component for PerformanceCorrelation {
             information: vec![],
             predictions: vec![],
             labels: vec![],
+            reference: vec![],
             reference_accuracy: None,
         })
     }
@@ -71,6 +75,20 @@ fn accuracy(predictions: &[i64], labels: &[i64]) -> f64 {
 
 fn estimate(f: &[i64], y: &[i64], l: &[i64]) -> Result<Information> {
     Ok(JointCounts::new(f, y, l).map_err(Error::msg)?.information())
+}
+
+impl PerformanceCorrelation {
+    /// What the curves are computed from, for an independent check: F at
+    /// every checkpoint (`predictions`, checkpoints × n), L, Y and the steps.
+    fn add_arrays(&self, report: &mut Report) {
+        let (m, n) = (self.predictions.len() as u64, self.labels.len() as u64);
+        let f: Vec<i64> = self.predictions.iter().flatten().copied().collect();
+        report.array("predictions", Array::i64(vec![m, n], f));
+        report.array("reference_predictions", Array::i64(vec![n], self.reference.clone()));
+        report.array("labels", Array::i64(vec![n], self.labels.clone()));
+        let steps = self.checkpoints.iter().map(|c| c.0 as i64).collect();
+        report.array("steps", Array::i64(vec![m], steps));
+    }
 }
 
 impl Metric for PerformanceCorrelation {
@@ -89,15 +107,17 @@ impl Metric for PerformanceCorrelation {
         let y = observations.i64(split, observation::LABELS)?;
         self.checkpoints.push((checkpoint.step, checkpoint.epoch));
         self.accuracy.push(accuracy(f, y));
+        if self.labels.is_empty() {
+            self.labels = y.to_vec();
+        }
+        self.predictions.push(f.to_vec());
         if self.params.reference == "classifier" {
             let l = observations.i64(split, observation::REFERENCE_PREDICTIONS)?;
             self.reference_accuracy.get_or_insert_with(|| accuracy(l, y));
             self.information.push(estimate(f, y, l)?);
-        } else {
-            if self.labels.is_empty() {
-                self.labels = y.to_vec();
+            if self.reference.is_empty() {
+                self.reference = l.to_vec();
             }
-            self.predictions.push(f.to_vec());
         }
         Ok(())
     }
@@ -117,6 +137,7 @@ impl Metric for PerformanceCorrelation {
                     )
                 })?;
             let l = &self.predictions[at];
+            self.reference = l.clone();
             report.scalar("reference_step", self.checkpoints[at].0 as f64);
             self.reference_accuracy = Some(accuracy(l, &self.labels));
             self.information =
@@ -125,6 +146,7 @@ impl Metric for PerformanceCorrelation {
         if self.information.is_empty() {
             return Ok(report);
         }
+        self.add_arrays(&mut report);
         let steps: Vec<f64> = self.checkpoints.iter().map(|c| c.0 as f64).collect();
         let x_label = "step (log scale)";
         let info = &self.information;
@@ -181,32 +203,19 @@ impl Metric for PerformanceCorrelation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_sdk::ffi::HostServices;
-    use tessera_sdk::{Array, Observation};
+    use tessera_sdk::testing::{self, TestHost};
 
     fn observe(metric: &mut PerformanceCorrelation, step: u64, f: &[i64], y: &[i64], l: Option<&[i64]>) {
         let mut items = vec![
-            Observation {
-                split: "test".into(),
-                kind: observation::PREDICTIONS.into(),
-                array: Array::i64(vec![f.len() as u64], f.to_vec()),
-            },
-            Observation {
-                split: "test".into(),
-                kind: observation::LABELS.into(),
-                array: Array::i64(vec![y.len() as u64], y.to_vec()),
-            },
+            testing::i64_observation("test", observation::PREDICTIONS, f.to_vec()),
+            testing::i64_observation("test", observation::LABELS, y.to_vec()),
         ];
         if let Some(l) = l {
-            items.push(Observation {
-                split: "test".into(),
-                kind: observation::REFERENCE_PREDICTIONS.into(),
-                array: Array::i64(vec![l.len() as u64], l.to_vec()),
-            });
+            items.push(testing::i64_observation("test", observation::REFERENCE_PREDICTIONS, l.to_vec()));
         }
-        let services = HostServices::detached(0);
+        let host = TestHost::new(0);
         let cp = Checkpoint { step, epoch: step as f64 / 10.0, examples_seen: step * 10, is_final: false };
-        metric.observe(&cp, &Observations::new(&items), &Host::new(&services)).unwrap();
+        metric.observe(&cp, &testing::observations(&items), &host.host()).unwrap();
     }
 
     #[test]
@@ -218,8 +227,8 @@ mod tests {
         observe(&mut metric, 10, &[0, 0, 0, 0, 0, 0, 0, 0], &y, None);
         observe(&mut metric, 20, &[0, 0, 1, 0, 0, 1, 1, 1], &y, None);
         observe(&mut metric, 30, &y, &y, None);
-        let services = HostServices::detached(0);
-        let report = metric.finish(&Host::new(&services)).unwrap();
+        let services = TestHost::new(0);
+        let report = metric.finish(&services.host()).unwrap();
         let scalar = |name: &str| report.scalars.iter().find(|s| s.name.as_str() == name).unwrap().value;
         assert_eq!(scalar("reference_step"), 20.0);
         // At step 20, F is L: nothing beyond L.
@@ -247,8 +256,8 @@ mod tests {
         })
         .unwrap();
         observe(&mut metric, 10, &[0, 1], &[0, 1], None);
-        let services = HostServices::detached(0);
-        let err = metric.finish(&Host::new(&services)).err().unwrap();
+        let services = TestHost::new(0);
+        let err = metric.finish(&services.host()).err().unwrap();
         assert!(err.to_string().contains("no checkpoint at or after step 99"), "{err}");
     }
 
@@ -258,8 +267,8 @@ mod tests {
         let y = [0, 0, 1, 1];
         observe(&mut metric, 1, &[0, 0, 0, 1], &y, Some(&[0, 0, 1, 1]));
         observe(&mut metric, 2, &[0, 0, 1, 1], &y, Some(&[0, 0, 1, 1]));
-        let services = HostServices::detached(0);
-        let report = metric.finish(&Host::new(&services)).unwrap();
+        let services = TestHost::new(0);
+        let report = metric.finish(&services.host()).unwrap();
         let names: Vec<&str> = report.series.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names[..4],
@@ -267,6 +276,13 @@ mod tests {
         );
         let scalar = |name: &str| report.scalars.iter().find(|s| s.name.as_str() == name).unwrap().value;
         assert!((scalar("i_ly") - 1.0).abs() < 1e-12 && (scalar("final_mu") - 1.0).abs() < 1e-12);
+        // F at each checkpoint, L and Y: enough to recompute every curve.
+        let array = |name: &str| &report.arrays.iter().find(|a| a.name.as_str() == name).unwrap().array;
+        assert_eq!(array("predictions").shape.as_slice(), &[2, 4]);
+        assert_eq!(array("predictions").as_i64().unwrap(), &[0, 0, 0, 1, 0, 0, 1, 1]);
+        assert_eq!(array("reference_predictions").as_i64().unwrap(), &[0, 0, 1, 1]);
+        assert_eq!(array("labels").as_i64().unwrap(), &y);
+        assert_eq!(array("steps").as_i64().unwrap(), &[1, 2]);
         assert_eq!(report.tables[0].rows.len(), 2);
     }
 }

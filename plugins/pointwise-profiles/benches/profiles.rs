@@ -59,8 +59,8 @@ fn bench(c: &mut Criterion) {
         },
     ];
     drop((correct, probability));
-    let services = tessera_sdk::ffi::HostServices::detached(1);
-    let host = tessera_sdk::Host::new(&services);
+    let services = tessera_sdk::testing::TestHost::new(1);
+    let host = services.host();
     let checkpoint = Checkpoint { step: 0, epoch: 1.0, examples_seen: 0, is_final: true };
     group.bench_function("profile_metric_end_to_end", |b| {
         b.iter(|| {

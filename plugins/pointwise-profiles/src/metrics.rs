@@ -2,8 +2,8 @@
 //! the population's prediction matrices once, as one observation.
 
 use tessera_sdk::{
-    observation, params, Cell, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, Report,
-    Result,
+    observation, params, Array, Cell, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations,
+    Report, Result,
 };
 
 use crate::profiles::{
@@ -417,6 +417,40 @@ fn choose(setup: &Setup, params: &NegSubsetParams, scores: &Scores, seed: u64) -
     NegSubsetOutcome { selection, held_out, points, selection_correlation }
 }
 
+/// Every halving's held-out members and chosen points, as 0/1 masks, and
+/// its held-out correlation: what the halving figures are computed from.
+struct HalvingArrays {
+    models: usize,
+    points: usize,
+    held_out: Vec<i64>,
+    subset: Vec<i64>,
+    correlation: Vec<f32>,
+}
+
+impl HalvingArrays {
+    fn new(models: usize, points: usize) -> Self {
+        HalvingArrays { models, points, held_out: vec![], subset: vec![], correlation: vec![] }
+    }
+
+    fn push(&mut self, outcome: &NegSubsetOutcome, correlation: f64) {
+        let mask = |len: usize, chosen: &[usize]| {
+            let mut m = vec![0i64; len];
+            chosen.iter().for_each(|&i| m[i] = 1);
+            m
+        };
+        self.held_out.extend(mask(self.models, &outcome.held_out));
+        self.subset.extend(mask(self.points, &outcome.points));
+        self.correlation.push(correlation as f32);
+    }
+
+    fn add_to(self, report: &mut Report) {
+        let h = self.correlation.len() as u64;
+        report.array("halving_held_out_members", Array::i64(vec![h, self.models as u64], self.held_out));
+        report.array("halving_subsets", Array::i64(vec![h, self.points as u64], self.subset));
+        report.array("halving_held_out_correlation", Array::f32(vec![h], self.correlation));
+    }
+}
+
 impl Metric for NegSubset {
     fn requires(&self) -> Vec<ObservationRequest> {
         self.setup.requires()
@@ -462,13 +496,18 @@ impl Metric for NegSubset {
             .scalar("held_out_subset_accuracy_mean", hy.iter().sum::<f64>() / hy.len() as f64);
         // The same protocol over other random halvings of the runs.
         let mut correlations = vec![hr];
+        let mut halvings = HalvingArrays::new(scores.models, scores.points);
+        halvings.push(&outcome, hr);
         for h in 1..self.params.halvings {
             host.check_cancelled()?;
             let other = choose(&self.setup, &self.params, &scores, host.seed().wrapping_add(h));
             if other.held_out.len() >= 2 {
-                correlations.push(score_line(&scores, &other.held_out, Some(&other.points)).2);
+                let r = score_line(&scores, &other.held_out, Some(&other.points)).2;
+                correlations.push(r);
+                halvings.push(&other, r);
             }
         }
+        halvings.add_to(&mut report);
         let k = correlations.len() as f64;
         let mean = correlations.iter().sum::<f64>() / k;
         let sd = (correlations.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (k - 1.0).max(1.0)).sqrt();
@@ -594,5 +633,30 @@ mod tests {
             }
         }
         assert_ne!(choose(&setup, &params, &touched, 5).points, before.points);
+    }
+
+    #[test]
+    fn every_halving_is_saved_as_masks_with_its_correlation() {
+        let (setup, params) = setup();
+        let scores = scores_of(40, 10, 2);
+        let mut halvings = HalvingArrays::new(scores.models, scores.points);
+        let outcomes: Vec<NegSubsetOutcome> = (0..3).map(|seed| choose(&setup, &params, &scores, seed)).collect();
+        outcomes.iter().enumerate().for_each(|(h, o)| halvings.push(o, h as f64 / 10.0));
+        let mut report = Report::new();
+        halvings.add_to(&mut report);
+        let array = |name: &str| &report.arrays.iter().find(|a| a.name.as_str() == name).unwrap().array;
+        let held = array("halving_held_out_members");
+        assert_eq!(held.shape.as_slice(), &[3, 40]);
+        let row = |a: &Array, h: usize, len: usize| -> Vec<usize> {
+            let v = &a.as_i64().unwrap()[h * len..(h + 1) * len];
+            (0..len).filter(|&i| v[i] == 1).collect()
+        };
+        for (h, o) in outcomes.iter().enumerate() {
+            assert_eq!(row(held, h, 40), o.held_out);
+            let mut points = o.points.clone();
+            points.sort_unstable();
+            assert_eq!(row(array("halving_subsets"), h, scores.points), points);
+        }
+        assert_eq!(array("halving_held_out_correlation").as_f32().unwrap(), &[0.0, 0.1, 0.2]);
     }
 }

@@ -18,8 +18,6 @@ pub mod hiro;
 mod objectives;
 pub mod opim;
 pub mod rr;
-#[cfg(test)]
-mod testing;
 
 pub use objectives::{Greedy, Hiro, LuGreedy};
 

@@ -112,7 +112,7 @@ mod tests {
             *o = 200;
         }
         let p = vec![0.5f32; 200];
-        let view = crate::testing::view(&offsets, &targets, &p);
+        let view = tessera_sdk::testing::graph(&offsets, &targets, &p);
         let rev = ReverseGraph::new(&view);
         let s = maximize(&rev, &p, 1, 0.1, 0.0, 0, 1);
         assert_eq!(s.seeds, vec![0]);

@@ -233,7 +233,7 @@ pub fn seed_mask(seeds: &[u32], nodes: u32) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::view;
+    use tessera_sdk::testing::graph as view;
 
     #[test]
     fn rr_sets_are_reproducible_whatever_the_batching() {

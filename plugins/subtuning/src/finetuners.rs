@@ -262,17 +262,15 @@ impl Finetuner for Greedy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_sdk::abi_stable::std_types::{RResult, RSlice};
-    use tessera_sdk::ffi::{HostServices, OracleServices};
-    use tessera_sdk::{Component, PluginError};
+    use tessera_sdk::testing::{ScriptedOracle, TestHost};
+    use tessera_sdk::Component;
 
     /// A synthetic oracle with known scores: blocks 2 and 3 help (0.1 each),
-    /// the others hurt (0.03 each); it records every call.
-    extern "C" fn synthetic(context: *mut (), trainable: RSlice<'_, u32>, folds: u32) -> RResult<f64, PluginError> {
-        let calls = unsafe { &mut *(context as *mut Vec<(Vec<u32>, u32)>) };
-        calls.push((trainable.to_vec(), folds));
-        let score = trainable.iter().fold(0.6, |s, &b| if b == 2 || b == 3 { s + 0.1 } else { s - 0.03 });
-        RResult::ROk(score)
+    /// the others hurt (0.03 each).
+    fn synthetic() -> ScriptedOracle {
+        ScriptedOracle::new(|trainable, _| {
+            trainable.iter().fold(0.6, |s, &b| if b == 2 || b == 3 { s + 0.1 } else { s - 0.03 })
+        })
     }
 
     fn layers() -> Vec<LayerInfo> {
@@ -288,18 +286,19 @@ mod tests {
             .collect()
     }
 
-    fn run<F: Finetuner>(finetuner: &mut F, calls: &mut Vec<(Vec<u32>, u32)>) -> Selection {
-        let mut services = OracleServices { context: calls as *mut _ as *mut (), score: synthetic };
-        let host = HostServices::detached(0);
-        finetuner.select(&layers(), &mut Oracle::new(&mut services), &Host::new(&host)).unwrap()
+    /// The finetuner's selection, and every (blocks, folds) it asked about.
+    fn run<F: Finetuner>(finetuner: &mut F) -> (Selection, Vec<(Vec<u32>, u32)>) {
+        let mut oracle = synthetic();
+        let host = TestHost::new(0);
+        let chosen = oracle.with_oracle(|o| finetuner.select(&layers(), o, &host.host())).unwrap();
+        (chosen, oracle.queries.iter().map(|q| (q.trainable.to_vec(), q.folds)).collect())
     }
 
     #[test]
     fn greedy_through_the_oracle_picks_the_known_best_set_and_reports_its_path() {
         for start in ["none", "all", "best-of-both"] {
-            let mut calls = vec![];
             let mut greedy = Greedy::new(GreedyParams { start: start.into(), ..Default::default() }).unwrap();
-            let chosen = run(&mut greedy, &mut calls);
+            let (chosen, calls) = run(&mut greedy);
             assert_eq!(chosen.trainable.to_vec(), vec![2, 3], "start = {start}");
             assert!(calls.iter().all(|(set, folds)| *folds == 5 && !set.contains(&4) && !set.contains(&5)));
             let path = chosen.report.tables.iter().find(|t| t.name.as_str() == "greedy_path").unwrap();
@@ -311,8 +310,7 @@ mod tests {
 
     #[test]
     fn the_profile_scores_each_block_alone() {
-        let mut calls = vec![];
-        let chosen = run(&mut Profile::new(ProfileParams::default()).unwrap(), &mut calls);
+        let (chosen, calls) = run(&mut Profile::new(ProfileParams::default()).unwrap());
         let sets: Vec<Vec<u32>> = calls.into_iter().map(|(s, _)| s).collect();
         assert_eq!(sets, vec![vec![], vec![0], vec![1], vec![2], vec![3]]);
         assert_eq!(chosen.trainable.to_vec(), vec![2], "the best block, the first of a tie");
