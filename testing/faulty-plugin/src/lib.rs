@@ -23,8 +23,9 @@ params! {
         /// Break a contract: samplers `repeat`, `omit`, `empty`; metrics
         /// `nan-scalar`, `ragged-table`, `uneven-series`, `repeated-scalar`;
         /// objectives `weights-0.6`, `negative-weight`, `nan-weight`,
-        /// `no-sets`, `over-budget`, `not-a-node`, `host-name`; finetuners
-        /// `bad-layer`, `host-name`.
+        /// `no-sets`, `over-budget`, `not-a-node`, `host-name` (a figure
+        /// named as one of the host's, kept apart); finetuners `bad-layer`,
+        /// `host-name`.
         pub breaks: String = "none".to_string(),
         /// A metric's or sampler's one observation request: `split/kind`
         /// (empty: none).
