@@ -7,6 +7,10 @@ TORCH_VERSION := 2.13.0
 CACHE ?= $(HOME)/.cache/tessera
 VENV := $(CACHE)/torch-$(TORCH_VERSION)
 STAMP := $(VENV)/.tessera-stamp
+# The authors' MNIST-1D generator (PyPI `mnist1d`, with numpy and scipy),
+# which a test compares Tessera's `mnist1d` source with.
+MNIST1D_VERSION := 0.0.2.post1
+MNIST1D_STAMP := $(VENV)/.mnist1d-$(MNIST1D_VERSION)-stamp
 # The folder of libtorch (include/ and lib/) inside the wheel.
 LIBTORCH_DIR = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch))
 export CARGO_TARGET_DIR ?= $(CACHE)/target
@@ -14,20 +18,27 @@ BIN := $(CARGO_TARGET_DIR)/release/tessera
 CARGO := cargo
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: quickstart test build libtorch bench lint fmt clean-cache figures
+.PHONY: quickstart test build libtorch mnist1d bench lint fmt clean-cache figures
 
 quickstart: build
 	$(BIN) run examples/quickstart.toml
 
 # The tests start a local Slurm cluster (testing/slurm/start.sh: installs
 # slurm-wlm and munge when missing, needs root) and stop it when they end.
-test: build
+test: build $(MNIST1D_STAMP)
 	$(CARGO_ENV) testing/run-tests.sh
 
 build: $(STAMP)
 	$(CARGO_ENV) $(CARGO) build --release --workspace
 
 libtorch: $(STAMP)
+
+mnist1d: $(MNIST1D_STAMP)
+
+$(MNIST1D_STAMP): $(STAMP)
+	$(VENV)/bin/pip install --disable-pip-version-check -q mnist1d==$(MNIST1D_VERSION)
+	@$(VENV)/bin/python -c "import mnist1d.data" || { echo "the mnist1d package did not install into $(VENV)"; exit 1; }
+	@touch $(MNIST1D_STAMP)
 
 # The torch wheel with its dependencies (LIBTORCH.md's default install): the
 # same libtorch for Rust, and `import torch` for the PyTorch comparisons.

@@ -24,7 +24,8 @@ def main():
         setattr(args, key, ast.literal_eval(value))
     data = make_dataset(args)
     os.makedirs(out, exist_ok=True)
-    np.save(os.path.join(out, "x.npy"), np.concatenate([data["x"], data["x_test"]]).astype(np.float64))
+    x = np.concatenate([data["x"], data["x_test"]]).astype(np.float64)
+    np.save(os.path.join(out, "x.npy"), np.ascontiguousarray(x))
     np.save(os.path.join(out, "y.npy"), np.concatenate([data["y"], data["y_test"]]).astype(np.int64))
 
 

@@ -170,8 +170,8 @@ impl Default for ExperimentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// The source: `blobs` (Gaussian clusters), `mnist1d` (MNIST-1D-style
-    /// sequences), `teacher` (labels from a random network), `digits` (the UCI
+    /// The source: `blobs` (Gaussian clusters), `mnist1d` (the authors'
+    /// MNIST-1D, `[data.mnist1d]`), `teacher` (labels from a random network), `digits` (the UCI
     /// 8×8 digits, shipped), `idx` (MNIST-style), `cifar10`, `cifar100`,
     /// `npy`, `csv`, `webdataset` (tar shards), `shards` (a shard folder).
     pub source: DataSource,
@@ -226,10 +226,9 @@ pub struct DataConfig {
     /// label is in no group are dropped; e.g. `[[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]`
     /// turns the digits into a binary task, `[[0], [1], [2]]` keeps three classes.
     pub label_groups: Vec<Vec<i64>>,
-    /// `mnist1d`: the largest circular shift of a sequence, in padded points
-    /// (48 as in MNIST-1D; smaller values make the task easier for a linear
-    /// classifier).
-    pub translation: usize,
+    /// `mnist1d`: the authors' generator's arguments, under the package's
+    /// names (`[data.mnist1d]`).
+    pub mnist1d: crate::data::mnist1d::Mnist1dArgs,
     /// A `shifted` split: a transformed copy of the test split (an
     /// out-of-distribution test set); none while both transforms are 0.
     pub shift: ShiftConfig,
@@ -278,7 +277,7 @@ impl Default for DataConfig {
             seed: None,
             stored_order: StoredOrder::Shuffled,
             label_groups: vec![],
-            translation: 48,
+            mnist1d: Default::default(),
             shift: ShiftConfig::default(),
         }
     }

@@ -7,6 +7,8 @@ use tessera_sdk::SeedRng;
 
 pub mod examples;
 pub mod generators;
+pub mod mnist1d;
+pub mod numpy;
 pub mod readers;
 pub mod split;
 pub mod stored;
@@ -214,10 +216,7 @@ pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<
             }
             Box::new(examples::CifarFiles::open(&files, if config.source == DataSource::Cifar10 { 1 } else { 2 })?)
         }
-        DataSource::Mnist1d => {
-            let params = generators::Mnist1dParams { max_translation: config.translation, ..Default::default() };
-            Box::new(InMemory::from(generators::mnist1d(config.examples, &params, seed)?))
-        }
+        DataSource::Mnist1d => Box::new(InMemory::from(mnist1d_data(config)?)),
         DataSource::Teacher => {
             let d = generators::teacher(config.examples, config.features, config.teacher_width, config.classes, seed)?;
             Box::new(InMemory::from(d))
@@ -260,6 +259,20 @@ pub fn webdataset_files(config: &DataConfig, base: &std::path::Path) -> Result<V
         bail!("data.path: {} holds no .tar files", path.display());
     }
     Ok(tars)
+}
+
+/// The authors' MNIST-1D for `[data.mnist1d]`, seeded by its `seed`, else
+/// `data.seed`, else the package's 42; sequences of shape `[final_seq_length]`
+/// in the package's order (its training part first).
+fn mnist1d_data(config: &DataConfig) -> Result<Dataset> {
+    if config.examples != DataConfig::default().examples {
+        bail!("data.examples does not apply to `mnist1d`: set data.mnist1d.num_samples (the package's name)");
+    }
+    let args = &config.mnist1d;
+    let seed = args.seed.or(config.seed).unwrap_or(mnist1d::PACKAGE_SEED);
+    let made = mnist1d::make_dataset(args, seed)?;
+    let features = made.x.iter().map(|&v| v as f32).collect();
+    Ok(Dataset { features, shape: vec![args.final_seq_length], labels: made.y, classes: 10 })
 }
 
 /// The UCI digits compiled into the binary, pixels scaled to [0, 1].

@@ -51,6 +51,41 @@ pub fn group_classes(classes: usize, groups: &[Vec<i64>]) -> Result<Vec<Option<i
     Ok(class_of)
 }
 
+/// Where a source's own split puts the first test example, if the manifest
+/// asks for it (`data.mnist1d.split = "package"`).
+fn package_split(config: &DataConfig, examples: usize) -> Option<usize> {
+    let packaged = config.source == crate::choice::DataSource::Mnist1d
+        && config.mnist1d.split == crate::data::mnist1d::Mnist1dSplit::Package;
+    packaged.then_some((examples as f64 * config.mnist1d.train_split) as usize)
+}
+
+/// (test, validation, train) in the source's order: positions from
+/// `train_count` on test; the last `validation_fraction` of the rest validates.
+fn split_as_packaged(kept: &[usize], train_count: usize, validation_fraction: f64) -> Splits3 {
+    let (train, test): (Vec<usize>, Vec<usize>) = kept.iter().partition(|&&i| i < train_count);
+    let n_val = (train.len() as f64 * validation_fraction).round() as usize;
+    let validation = train[train.len() - n_val..].to_vec();
+    (test, validation, train[..train.len() - n_val].to_vec())
+}
+
+/// (test, validation, train) of a seeded shuffle of `kept`, after `limit`,
+/// by `test_fraction` and `validation_fraction`.
+fn split_shuffled(kept: &[usize], config: &DataConfig, seed: u64) -> Splits3 {
+    let mut order: Vec<usize> = (0..kept.len()).collect();
+    SeedRng::derive(seed, 0x5B117).shuffle(&mut order);
+    let mut all: Vec<usize> = order.iter().map(|&o| kept[o]).collect();
+    if let Some(limit) = config.limit {
+        all.truncate(limit);
+    }
+    let n = all.len();
+    let n_test = (n as f64 * config.test_fraction).round() as usize;
+    let n_val = (n as f64 * config.validation_fraction).round() as usize;
+    (all[..n_test].to_vec(), all[n_test..n_test + n_val].to_vec(), all[n_test + n_val..].to_vec())
+}
+
+/// Source positions of the test, validation and training splits.
+type Splits3 = (Vec<usize>, Vec<usize>, Vec<usize>);
+
 impl SplitPlan {
     /// Plans the splits of a source with `labels` of `classes` classes: label
     /// groups, the seeded shuffle, `limit`, the held-out fractions, the
@@ -60,21 +95,13 @@ impl SplitPlan {
             if config.label_groups.is_empty() { None } else { Some(group_classes(classes, &config.label_groups)?) };
         let label = |i: usize| class_of.as_ref().map_or(Some(labels[i]), |c| c[labels[i] as usize]);
         let kept: Vec<usize> = (0..labels.len()).filter(|&i| label(i).is_some()).collect();
-        let mut order: Vec<usize> = (0..kept.len()).collect();
-        SeedRng::derive(seed, 0x5B117).shuffle(&mut order);
-        let mut all: Vec<usize> = order.iter().map(|&o| kept[o]).collect();
-        if let Some(limit) = config.limit {
-            all.truncate(limit);
-        }
         if !(0.0..1.0).contains(&(config.test_fraction + config.validation_fraction)) {
             bail!("test_fraction + validation_fraction must be in [0, 1)");
         }
-        let n = all.len();
-        let n_test = (n as f64 * config.test_fraction).round() as usize;
-        let n_val = (n as f64 * config.validation_fraction).round() as usize;
-        let test = all[..n_test].to_vec();
-        let validation = all[n_test..n_test + n_val].to_vec();
-        let mut train = all[n_test + n_val..].to_vec();
+        let (test, validation, mut train) = match package_split(config, labels.len()) {
+            Some(train_count) => split_as_packaged(&kept, train_count, config.validation_fraction),
+            None => split_shuffled(&kept, config, seed),
+        };
         if let Some(k) = config.train_limit {
             train.truncate(k);
         }
