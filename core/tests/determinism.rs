@@ -35,6 +35,11 @@ const FAMILIES: &[Family] = &[
     },
     Family { example: "digits-cnn", variants: &["full-shuffle"], set: &["train.epochs=1", "model.channels=[4]"] },
     Family {
+        example: "mnist1d",
+        variants: &["logistic-regression", "cnn"],
+        set: &["experiment.seeds=[1]", "train.epochs=2", "data.mnist1d.num_samples=1000", "model.channels=[4]"],
+    },
+    Family {
         example: "adaptive",
         variants: &["loss-rank", "self-paced"],
         set: &["experiment.seeds=[1]", "train.epochs=3"],
