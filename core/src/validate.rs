@@ -637,6 +637,24 @@ pub fn sampler_requests(s: &Settings, spec: &ComponentSpec, sampler: &SamplerHan
     out
 }
 
+/// A finetuner's oracle cannot train candidates in the order of a sampler
+/// that observes training (the candidates give it no observations).
+pub fn oracle_order(s: &Settings, spec: &ComponentSpec, sampler: &SamplerHandle) -> Vec<Problem> {
+    let observes = sampler.requires().map(|r| !r.is_empty()).unwrap_or(false);
+    if s.train.oracle_order != crate::choice::OracleOrder::Sampler || !observes {
+        return vec![];
+    }
+    vec![Problem {
+        key: "train.oracle_order".into(),
+        message: format!(
+            "the finetuner's oracle trains candidates in the sampler's order, but sampler {} observes training, \
+             which the oracle's candidates cannot feed it",
+            spec.id
+        ),
+        hint: Some("set train.oracle_order = \"shuffle\" (candidates train in a host shuffle)".into()),
+    }]
+}
+
 /// The requests a component (`what`: metric, sampler) made that a variant
 /// with settings `s` cannot serve.
 fn observation_requests(

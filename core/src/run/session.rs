@@ -297,6 +297,9 @@ fn validation_diagnostics(
     if let Some(spec) = &variant.sampler {
         if let Ok(sampler) = registry.new_sampler(&spec.id, &spec.params_text()) {
             problems.extend(crate::validate::sampler_requests(&variant.settings, spec, &sampler));
+            if variant.finetuner.is_some() {
+                problems.extend(crate::validate::oracle_order(&variant.settings, spec, &sampler));
+            }
         }
     }
     problems.into_iter().map(|p| manifest.diagnostic(variant.index, overrides, &p.key, p.message, p.hint)).collect()
