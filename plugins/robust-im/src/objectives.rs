@@ -7,7 +7,7 @@ use tessera_sdk::{
 
 use crate::coverage::{greedy, Weighted};
 use crate::hiro;
-use crate::opim::{maximize, Solution};
+use crate::opim::{maximize, Settings, Solution, UpperBound};
 use crate::rr::{ReverseGraph, RrSets};
 
 params! {
@@ -19,6 +19,21 @@ params! {
         pub delta: f64 = 0.0,
         /// Cap on RR sets (0: none; the guarantee may then not be certified).
         pub max_rr_sets: u64 = 0,
+        /// R₁'s bound on the optimum: `greedy` (Cov₁(S)/(1 − 1/e)) or
+        /// `tight` (OPIM-C's, over the greedy's prefixes; fewer RR sets).
+        pub upper_bound: String = "greedy".to_string(),
+    }
+}
+
+impl GreedyParams {
+    /// OPIM-C's settings for budget `k`.
+    fn settings(&self, k: u32) -> Result<Settings> {
+        let bound = match self.upper_bound.as_str() {
+            "greedy" => UpperBound::Greedy,
+            "tight" => UpperBound::Tight,
+            other => return Err(Error::invalid_param("upper_bound", format!("`{other}`: use `greedy` or `tight`"))),
+        };
+        Ok(Settings { k, epsilon: self.epsilon, delta: self.delta, max_rr_sets: self.max_rr_sets, bound })
     }
 }
 
@@ -61,6 +76,7 @@ impl Component for Greedy {
 
     fn new(params: GreedyParams) -> Result<Self> {
         check_epsilon(params.epsilon, params.delta)?;
+        params.settings(1)?;
         Ok(Greedy { params })
     }
 }
@@ -69,9 +85,7 @@ impl GraphObjective for Greedy {
     fn choose(&mut self, graph: &GraphView, budget: u32, host: &Host) -> Result<SeedChoice> {
         need_probabilities(graph)?;
         let reverse = ReverseGraph::new(graph);
-        let p = &self.params;
-        let s =
-            maximize(&reverse, graph.probabilities.as_slice(), budget, p.epsilon, p.delta, p.max_rr_sets, host.seed());
+        let s = maximize(&reverse, graph.probabilities.as_slice(), &self.params.settings(budget)?, host.seed());
         let mut report = Report::new();
         report_solution(&mut report, "", &s);
         log::info!("greedy: {} RR sets, certified ratio {:.3}", s.rr_sets, s.certified_ratio);
@@ -123,6 +137,7 @@ impl Component for LuGreedy {
 
     fn new(params: GreedyParams) -> Result<Self> {
         check_epsilon(params.epsilon, params.delta)?;
+        params.settings(1)?;
         Ok(LuGreedy { params })
     }
 }
@@ -131,10 +146,10 @@ impl GraphObjective for LuGreedy {
     fn choose(&mut self, graph: &GraphView, budget: u32, host: &Host) -> Result<SeedChoice> {
         need_hyperparametric(graph, "lugreedy")?;
         let reverse = ReverseGraph::new(graph);
-        let p = &self.params;
+        let settings = self.params.settings(budget)?;
         let (lower, upper) = (bound_probabilities(graph, -1.0), bound_probabilities(graph, 1.0));
-        let s_lower = maximize(&reverse, &lower, budget, p.epsilon, p.delta, p.max_rr_sets, host.seed());
-        let s_upper = maximize(&reverse, &upper, budget, p.epsilon, p.delta, p.max_rr_sets, host.seed() ^ 1);
+        let s_lower = maximize(&reverse, &lower, &settings, host.seed());
+        let s_upper = maximize(&reverse, &upper, &settings, host.seed() ^ 1);
         // Judge both under the lower bound on the same fresh RR sets.
         let mut judge = RrSets::new();
         judge.extend_to(s_lower.rr_sets.max(10_000) as usize, &reverse, &lower, host.seed() ^ 2);

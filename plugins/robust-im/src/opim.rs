@@ -5,6 +5,11 @@
 //! probability 1 − δ/(3·i_max). It stops as soon as
 //! σ_lower(S) / σ_upper(S°) ≥ 1 − 1/e − ε, or at IMM's worst-case size
 //! θ_max (Tang, Shi, Xiao 2015), where the guarantee holds by itself.
+//!
+//! R₁'s bound on the optimum's coverage is Cov₁(S)/(1 − 1/e) (`greedy`) or
+//! OPIM-C's own, the least over the greedy's prefixes S_i of Cov₁(S_i) plus
+//! the k largest marginal coverages (`tight`): never looser, so it certifies
+//! the same ε with fewer RR sets.
 
 use crate::coverage::{greedy, Weighted};
 use crate::rr::{ReverseGraph, RrSets};
@@ -40,19 +45,35 @@ pub fn theta_max(n: u64, k: u64, epsilon: f64, delta: f64) -> f64 {
     2.0 * n as f64 * inner * inner / (epsilon * epsilon * k as f64)
 }
 
+/// How R₁ bounds the optimum's coverage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpperBound {
+    /// Cov₁(S)/(1 − 1/e), from the greedy guarantee alone.
+    Greedy,
+    /// OPIM-C's: min over prefixes S_i of Cov₁(S_i) + the k largest marginal coverages.
+    Tight,
+}
+
+/// What OPIM-C is asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// Seeds to choose.
+    pub k: u32,
+    /// ε of the (1 − 1/e − ε) guarantee.
+    pub epsilon: f64,
+    /// Failure probability δ (0: 1/n).
+    pub delta: f64,
+    /// Cap on RR sets, both collections together (0: none).
+    pub max_rr_sets: u64,
+    /// R₁'s bound on the optimum.
+    pub bound: UpperBound,
+}
+
 /// OPIM-C on the graph under `probabilities`: k seeds whose spread is at
-/// least (1 − 1/e − ε) of the optimum with probability 1 − δ (δ = 1/n when
-/// `delta` is 0). RR sets draw from `seed`; `max_rr_sets` caps both
-/// collections together (0: no cap).
-pub fn maximize(
-    graph: &ReverseGraph,
-    probabilities: &[f32],
-    k: u32,
-    epsilon: f64,
-    delta: f64,
-    max_rr_sets: u64,
-    seed: u64,
-) -> Solution {
+/// least (1 − 1/e − ε) of the optimum with probability 1 − δ. RR sets draw
+/// from `seed`.
+pub fn maximize(graph: &ReverseGraph, probabilities: &[f32], settings: &Settings, seed: u64) -> Solution {
+    let Settings { k, epsilon, delta, max_rr_sets, bound } = *settings;
     let n = graph.nodes as u64;
     let delta = if delta > 0.0 { delta } else { 1.0 / n as f64 };
     let e1 = 1.0 - 1.0 / std::f64::consts::E;
@@ -70,10 +91,14 @@ pub fn maximize(
         r2.extend_to(size as usize, graph, probabilities, seed ^ 0x5EC0_4D00_0000_0000);
         let cover = greedy(&[Weighted { sets: &r1, weight: 1.0 }], graph.nodes, k);
         let cov1 = cover.covered.last().copied().unwrap_or(0.0);
+        let optimum = match bound {
+            UpperBound::Greedy => cov1 / e1,
+            UpperBound::Tight => cover.optimum_bound.min(cov1 / e1),
+        };
         let cov2 = r2.coverage(&cover.seeds, graph.nodes) as f64;
         let scale = n as f64 / size as f64;
         let lower = (((cov2 + 2.0 * ln1 / 9.0).sqrt() - (ln1 / 2.0).sqrt()).powi(2) - ln1 / 18.0).max(0.0) * scale;
-        let upper = ((cov1 / e1 + ln1 / 2.0).sqrt() + (ln1 / 2.0).sqrt()).powi(2) * scale;
+        let upper = ((optimum + ln1 / 2.0).sqrt() + (ln1 / 2.0).sqrt()).powi(2) * scale;
         let ratio = if upper > 0.0 { lower / upper } else { 0.0 };
         let done = ratio >= e1 - epsilon || size as f64 >= theta_max || round >= i_max || size >= cap;
         if done {
@@ -114,10 +139,25 @@ mod tests {
         let p = vec![0.5f32; 200];
         let view = tessera_sdk::testing::graph(&offsets, &targets, &p);
         let rev = ReverseGraph::new(&view);
-        let s = maximize(&rev, &p, 1, 0.1, 0.0, 0, 1);
-        assert_eq!(s.seeds, vec![0]);
-        // σ({0}) = 1 + 200 · 0.5 = 101.
-        assert!((s.spread - 101.0).abs() < 5.0, "{s:?}");
-        assert!(s.certified_ratio >= 1.0 - 1.0 / std::f64::consts::E - 0.1, "{s:?}");
+        for bound in [UpperBound::Greedy, UpperBound::Tight] {
+            let settings = Settings { k: 1, epsilon: 0.1, delta: 0.0, max_rr_sets: 0, bound };
+            let s = maximize(&rev, &p, &settings, 1);
+            assert_eq!(s.seeds, vec![0]);
+            // σ({0}) = 1 + 200 · 0.5 = 101.
+            assert!((s.spread - 101.0).abs() < 5.0, "{s:?}");
+            assert!(s.certified_ratio >= 1.0 - 1.0 / std::f64::consts::E - 0.1, "{s:?}");
+        }
+        // With one seed the tight bound is exact (the best node's coverage):
+        // it certifies at least as high a ratio from the same RR sets.
+        let capped = |bound| Settings { k: 1, epsilon: 0.01, delta: 0.0, max_rr_sets: 2000, bound };
+        let (greedy, tight) =
+            (maximize(&rev, &p, &capped(UpperBound::Greedy), 1), maximize(&rev, &p, &capped(UpperBound::Tight), 1));
+        assert_eq!(greedy.rr_sets, tight.rr_sets);
+        assert!(
+            tight.certified_ratio > greedy.certified_ratio * 1.4,
+            "{} vs {}",
+            tight.certified_ratio,
+            greedy.certified_ratio
+        );
     }
 }
