@@ -70,4 +70,7 @@ fn a_manifest_reads_the_package_split_and_seed() {
     assert_eq!(splits.test.labels, made.y[160..]);
     assert_eq!(splits.train.labels, made.y[..120]);
     assert_eq!(splits.train.features[0], made.x[0] as f32);
+    let limited = tessera_core::manifest::DataConfig { limit: Some(50), ..s.data.clone() };
+    let err = tessera_core::data::load(&limited, 0.0, 0, dir.path()).err().unwrap().to_string();
+    assert!(err.contains("data.limit does not apply"), "{err}");
 }

@@ -269,6 +269,9 @@ fn mnist1d_data(config: &DataConfig) -> Result<Dataset> {
         bail!("data.examples does not apply to `mnist1d`: set data.mnist1d.num_samples (the package's name)");
     }
     let args = &config.mnist1d;
+    if args.split == mnist1d::Mnist1dSplit::Package && config.limit.is_some() {
+        bail!("data.limit does not apply with data.mnist1d.split = \"package\": set data.mnist1d.num_samples");
+    }
     let seed = args.seed.or(config.seed).unwrap_or(mnist1d::PACKAGE_SEED);
     let made = mnist1d::make_dataset(args, seed)?;
     let features = made.x.iter().map(|&v| v as f32).collect();

@@ -88,7 +88,8 @@ type Splits3 = (Vec<usize>, Vec<usize>, Vec<usize>);
 
 impl SplitPlan {
     /// Plans the splits of a source with `labels` of `classes` classes: label
-    /// groups, the seeded shuffle, `limit`, the held-out fractions, the
+    /// groups, the seeded shuffle, `limit` and the held-out fractions (or
+    /// the source's own split, `data.mnist1d.split = "package"`), the
     /// training-split limits, its stored order and label noise, in that order.
     pub fn new(labels: &[i64], classes: usize, config: &DataConfig, label_noise: f64, seed: u64) -> Result<Self> {
         let class_of =
