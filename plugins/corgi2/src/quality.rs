@@ -195,8 +195,10 @@ impl Metric for OrderQuality {
         self.epochs.push(checkpoint.epoch);
         if let Some(saved) = self.saved.as_mut() {
             saved.orders.extend_from_slice(order);
-            saved.labels = labels.to_vec();
-            saved.blocks = blocks.to_vec();
+            if saved.labels.is_empty() {
+                // The stored examples' labels and blocks do not change between epochs.
+                (saved.labels, saved.blocks) = (labels.to_vec(), blocks.to_vec());
+            }
         }
         for (series, value) in self.measures.iter_mut().zip(values) {
             series.push(value);

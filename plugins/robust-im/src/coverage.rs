@@ -189,6 +189,24 @@ mod tests {
         r
     }
 
+    /// `count` random RR sets over nodes 0..n, each of 1..=max_len distinct nodes.
+    fn random_sets(rng: &mut tessera_sdk::SeedRng, n: u32, count: usize, max_len: u64) -> RrSets {
+        let mut r = RrSets::new();
+        for _ in 0..count {
+            let len = 1 + rng.below(max_len) as usize;
+            let mut set: Vec<u32> = (0..len).map(|_| rng.below(n as u64) as u32).collect();
+            set.sort_unstable();
+            set.dedup(); // RR sets hold each node once
+            r.push(&set);
+        }
+        r
+    }
+
+    /// The sets of `r` that `seeds` covers.
+    fn count(r: &RrSets, seeds: &[u32]) -> f64 {
+        (0..r.len()).filter(|&i| r.set(i).iter().any(|v| seeds.contains(v))).count() as f64
+    }
+
     #[test]
     fn greedy_finds_a_known_optimum_and_respects_weights() {
         // Nodes 0..6. {0} covers sets a,b,c; {1} covers d,e; {2} covers c,d;
@@ -211,17 +229,10 @@ mod tests {
         let mut rng = tessera_sdk::SeedRng::new(3);
         for _ in 0..20 {
             let n = 8u32;
-            let mut r = RrSets::new();
-            for _ in 0..30 {
-                let len = 1 + rng.below(3) as usize;
-                let mut set: Vec<u32> = (0..len).map(|_| rng.below(n as u64) as u32).collect();
-                set.sort_unstable();
-                set.dedup(); // RR sets hold each node once
-                r.push(&set);
-            }
+            let r = random_sets(&mut rng, n, 30, 3);
             let cover = greedy(&[Weighted { sets: &r, weight: 1.0 }], n, 2);
             // Plain (non-lazy) greedy by brute force.
-            let count = |s: &[u32]| (0..r.len()).filter(|&i| r.set(i).iter().any(|v| s.contains(v))).count() as f64;
+            let count = |s: &[u32]| count(&r, s);
             let first = (0..n).max_by(|&a, &b| count(&[a]).total_cmp(&count(&[b])).then(b.cmp(&a))).unwrap();
             let best2 = (0..n).filter(|&v| v != first).map(|v| count(&[first, v])).fold(0.0, f64::max);
             assert_eq!(cover.covered[0], count(&[first]));
@@ -234,23 +245,15 @@ mod tests {
         let mut rng = tessera_sdk::SeedRng::new(11);
         for _ in 0..30 {
             let n = 9u32;
-            let mut r = RrSets::new();
-            for _ in 0..40 {
-                let len = 1 + rng.below(4) as usize;
-                let mut set: Vec<u32> = (0..len).map(|_| rng.below(n as u64) as u32).collect();
-                set.sort_unstable();
-                set.dedup();
-                r.push(&set);
-            }
+            let r = random_sets(&mut rng, n, 40, 4);
             let k = 3;
             let cover = greedy(&[Weighted { sets: &r, weight: 1.0 }], n, k);
             // The best 3-set by exhaustive search.
-            let count = |s: &[u32]| (0..r.len()).filter(|&i| r.set(i).iter().any(|v| s.contains(v))).count() as f64;
             let mut best = 0.0f64;
             for a in 0..n {
                 for b in a + 1..n {
                     for c in b + 1..n {
-                        best = best.max(count(&[a, b, c]));
+                        best = best.max(count(&r, &[a, b, c]));
                     }
                 }
             }
