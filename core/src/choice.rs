@@ -236,6 +236,17 @@ choice! {
 }
 
 choice! {
+    /// `graph.direction`: how the undirected generators (`barabasi-albert`,
+    /// `watts-strogatz`) turn each link into directed edges.
+    pub enum EdgeDirection {
+        /// Both directions of every link.
+        Both = "both",
+        /// One direction per link, by a fair coin.
+        Random = "random",
+    }
+}
+
+choice! {
     /// `graph.format`: the edge-list format.
     pub enum EdgeListFormat {
         /// `#` comments, `u v [w]`, ids renumbered.

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use tessera_sdk::ComponentKind;
 
 pub use crate::choice::{
-    DataSource, DeviceChoice, EdgeListFormat, GraphGenerator, ModelKind, Optimizer, OracleOrder, PretrainMethod,
-    ProbabilityModel, Schedule, Split, StorageAccess, StorageMode, StoragePreset, StoredOrder,
+    DataSource, DeviceChoice, EdgeDirection, EdgeListFormat, GraphGenerator, ModelKind, Optimizer, OracleOrder,
+    PretrainMethod, ProbabilityModel, Schedule, Split, StorageAccess, StorageMode, StoragePreset, StoredOrder,
 };
 use crate::plugin::closest;
 
@@ -616,6 +616,9 @@ pub struct GraphConfig {
     pub format: EdgeListFormat,
     /// `file`: add both directions of every edge.
     pub undirected: bool,
+    /// `barabasi-albert`, `watts-strogatz`: `both` directions of every link,
+    /// or one by a fair coin (`random`).
+    pub direction: EdgeDirection,
     /// Seed of the graph, features and model (default: the experiment's),
     /// so variants and seeds can share one graph.
     pub seed: Option<u64>,
@@ -663,6 +666,7 @@ impl Default for GraphConfig {
             path: None,
             format: EdgeListFormat::Snap,
             undirected: false,
+            direction: EdgeDirection::Both,
             seed: None,
             feature_dim: 0,
             feature_range: [-1.0, 1.0],

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use crate::choice::{
-    DataSource, DeviceChoice, GraphGenerator, ModelKind, PretrainMethod, ProbabilityModel, Split, StorageMode,
+    DataSource, DeviceChoice, EdgeDirection, GraphGenerator, ModelKind, PretrainMethod, ProbabilityModel, Split,
+    StorageMode,
 };
 use crate::manifest::{
     ComponentSpec, DataConfig, ExperimentKind, GraphConfig, ModelConfig, PopulationConfig, PretrainConfig, Settings,
@@ -516,8 +517,9 @@ fn graph(p: &mut Problems, g: &GraphConfig, base: &Path) {
             GraphGenerator::WattsStrogatz => g.nodes as f64 * g.neighbors as f64,
             _ => g.edges as f64,
         };
-        // CSR offsets and targets, both directions, probabilities, features.
-        let bytes = g.nodes as f64 * (16.0 + 4.0 * g.feature_dim as f64) + edges * 24.0;
+        // CSR offsets and targets, both directions, probabilities, features,
+        // and the in-edges with their probabilities.
+        let bytes = g.nodes as f64 * (24.0 + 4.0 * g.feature_dim as f64) + edges * 32.0;
         fits_in_memory(p, "graph.nodes", "the generated graph", bytes);
     }
     match g.generator {
@@ -554,6 +556,13 @@ fn graph(p: &mut Problems, g: &GraphConfig, base: &Path) {
             None => p.add("graph.path", "graph.generator = \"file\" needs graph.path"),
             Some(path) => exists(p, "graph.path", base, path),
         },
+    }
+    let undirected_generator = matches!(g.generator, GraphGenerator::BarabasiAlbert | GraphGenerator::WattsStrogatz);
+    if g.direction != EdgeDirection::Both && !undirected_generator {
+        p.add(
+            "graph.direction",
+            "applies to barabasi-albert and watts-strogatz; for an edge list use graph.undirected",
+        );
     }
     graph_model(p, g);
     for (key, budget) in std::iter::once(("graph.budget".to_string(), g.budget))

@@ -234,3 +234,18 @@ fn two_runs_racing_for_one_out_folder_cannot_both_have_it() {
     assert!(text(&lost.stderr).contains("another run's folder"), "{}", text(&lost.stderr));
     assert!(tessera_core::report::RunResults::load(&dir.path().join("shared")).is_ok());
 }
+
+#[test]
+fn variants_on_one_graph_share_it_and_another_graph_is_built_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "kind = \"graph\"\n\n[graph]\nnodes = 500\nedges = 3000\nseed = 3\nprobability_model = \"weighted-cascade\"\nbudget = 5\nsimulations = 50\n\n[[variant]]\nname = \"first\"\nobjective = { use = \"robust-im.greedy\", epsilon = 0.3 }\n\n[[variant]]\nname = \"other-budget\"\ngraph = { budget = 3, simulations = 20 }\nobjective = { use = \"baselines.degree\" }\n\n[[variant]]\nname = \"smaller\"\ngraph = { nodes = 400 }\nobjective = { use = \"baselines.degree\" }\n";
+    let m = write_manifest(dir.path(), &[&baselines(), &library("tessera_robust_im")], body);
+    let out = tessera(&["run", &m.display().to_string(), "--out", "run"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = std::fs::read_to_string(dir.path().join("run/run.log")).unwrap();
+    assert!(log.contains("first: graph with 500 nodes"), "{log}");
+    // Budgets and simulations say how to evaluate, not which graph: shared.
+    assert!(log.contains("other-budget: the graph of an earlier variant, shared"), "{log}");
+    assert!(log.contains("smaller: graph with 400 nodes"), "{log}");
+    assert_eq!(log.matches("graph with").count(), 2, "{log}");
+}

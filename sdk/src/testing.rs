@@ -73,13 +73,18 @@ pub fn schedule(epochs: u64, batch_size: u64, examples: u64) -> Schedule {
 }
 
 /// A graph in CSR form (`offsets`: n + 1 of them; `targets`: the out-edges,
-/// with `probabilities`, one per edge or none), without node features.
+/// with `probabilities`, one per edge or none), without node features. It
+/// lends no in-edges (as a host may not): a component that uses them builds
+/// its own here.
 pub fn graph<'a>(offsets: &'a [u64], targets: &'a [u32], probabilities: &'a [f32]) -> GraphView<'a> {
     GraphView {
         nodes: offsets.len().saturating_sub(1) as u64,
         offsets: RSlice::from_slice(offsets),
         targets: RSlice::from_slice(targets),
         probabilities: RSlice::from_slice(probabilities),
+        in_offsets: RSlice::from_slice(&[]),
+        in_sources: RSlice::from_slice(&[]),
+        in_probabilities: RSlice::from_slice(&[]),
         feature_dim: 0,
         features: RSlice::from_slice(&[]),
         theta_center: RSlice::from_slice(&[]),

@@ -516,6 +516,9 @@ impl Report {
 /// A directed graph in CSR form, borrowed from the host: the out-edges of node
 /// `u` are `targets[offsets[u]..offsets[u+1]]`, with `probabilities` (the
 /// independent-cascade p_uv of each edge, same indexing) where the host has them.
+/// The host also lends the in-edges (the reverse CSR, built once per graph
+/// and shared by every variant on it): the in-neighbours of `v` are
+/// `in_sources[in_offsets[v]..in_offsets[v+1]]`, with `in_probabilities`.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy)]
 pub struct GraphView<'a> {
@@ -527,6 +530,12 @@ pub struct GraphView<'a> {
     pub targets: RSlice<'a, u32>,
     /// Edge probabilities p_uv, m of them, or empty.
     pub probabilities: RSlice<'a, f32>,
+    /// Reverse CSR offsets, n + 1 of them, or empty where the host built none.
+    pub in_offsets: RSlice<'a, u64>,
+    /// Edge sources in reverse CSR order (by target, then source), m of them, or empty.
+    pub in_sources: RSlice<'a, u32>,
+    /// p_uv in reverse CSR order, m of them, or empty.
+    pub in_probabilities: RSlice<'a, f32>,
     /// Dimension d of the node features.
     pub feature_dim: u32,
     /// Node features x_u, n·d of them, row-major, or empty.
@@ -556,6 +565,17 @@ impl GraphView<'_> {
         &self.targets.as_slice()[a..b]
     }
 
+    /// Whether the host lent the in-edges (`in_offsets`, `in_sources`).
+    pub fn has_in_edges(&self) -> bool {
+        self.in_offsets.len() as u64 == self.nodes + 1 && self.in_sources.len() == self.targets.len()
+    }
+
+    /// In-neighbours of node `v`; panics if the host lent no in-edges.
+    pub fn in_neighbors(&self, v: u32) -> &[u32] {
+        let (a, b) = (self.in_offsets[v as usize] as usize, self.in_offsets[v as usize + 1] as usize);
+        &self.in_sources.as_slice()[a..b]
+    }
+
     /// Whether the edge probabilities come from a hyperparametric model
     /// (then [`GraphView::probabilities_at`] gives them for any θ).
     pub fn is_hyperparametric(&self) -> bool {
@@ -568,19 +588,24 @@ impl GraphView<'_> {
     pub fn probabilities_at(&self, theta: &[f32]) -> Vec<f32> {
         let d = self.feature_dim as usize;
         assert_eq!(theta.len(), 2 * d, "θ has 2d = {} values", 2 * d);
-        let x = self.features.as_slice();
         let mut out = Vec::with_capacity(self.targets.len());
-        for u in 0..self.nodes as usize {
-            let (a, b) = (self.offsets[u] as usize, self.offsets[u + 1] as usize);
-            let xu: f32 = theta[..d].iter().zip(&x[u * d..(u + 1) * d]).map(|(t, v)| t * v).sum();
-            for &v in &self.targets.as_slice()[a..b] {
-                let v = v as usize;
-                let z = xu + theta[d..].iter().zip(&x[v * d..(v + 1) * d]).map(|(t, v)| t * v).sum::<f32>();
-                out.push(1.0 / (1.0 + (-z).exp()));
-            }
+        for u in 0..self.nodes as u32 {
+            let xu = self.half_score(&theta[..d], u);
+            out.extend(self.out_neighbors(u).iter().map(|&v| sigmoid(xu + self.half_score(&theta[d..], v))));
         }
         out
     }
+
+    /// θ_halfᵀ x_u, for one half (d values) of θ.
+    fn half_score(&self, theta_half: &[f32], u: u32) -> f32 {
+        let d = self.feature_dim as usize;
+        let x = &self.features.as_slice()[u as usize * d..(u as usize + 1) * d];
+        theta_half.iter().zip(x).map(|(t, x)| t * x).sum()
+    }
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
 }
 
 /// A seed set with its probability in a (possibly randomized) solution.

@@ -7,6 +7,19 @@ use anyhow::{bail, Result};
 use tessera_sdk::SeedRng;
 
 use super::Graph;
+use crate::choice::EdgeDirection;
+
+/// Directed edges from undirected links: both directions, or one by a coin
+/// (its own stream of `seed`, so `both` graphs stay as they were).
+fn directed(links: &[(u32, u32)], direction: EdgeDirection, seed: u64) -> Vec<(u32, u32)> {
+    match direction {
+        EdgeDirection::Both => links.iter().flat_map(|&(u, v)| [(u, v), (v, u)]).collect(),
+        EdgeDirection::Random => {
+            let mut coin = SeedRng::derive(seed, 0xD12E);
+            links.iter().map(|&(u, v)| if coin.below(2) == 0 { (u, v) } else { (v, u) }).collect()
+        }
+    }
+}
 
 /// Erdős–Rényi G(n, m): m distinct directed edges without self-loops, uniformly.
 pub fn erdos_renyi(n: u32, m: u64, seed: u64) -> Result<Graph> {
@@ -29,8 +42,9 @@ pub fn erdos_renyi(n: u32, m: u64, seed: u64) -> Result<Graph> {
 
 /// Barabási–Albert: nodes arrive one by one and attach to `attach` distinct
 /// earlier nodes chosen with probability proportional to their degree
-/// (starting from a clique of `attach + 1`). Undirected: both directions.
-pub fn barabasi_albert(n: u32, attach: u32, seed: u64) -> Result<Graph> {
+/// (starting from a clique of `attach + 1`). Each link gives both
+/// directions, or one by a coin (`direction`).
+pub fn barabasi_albert(n: u32, attach: u32, direction: EdgeDirection, seed: u64) -> Result<Graph> {
     if attach == 0 || n <= attach {
         bail!("Barabási–Albert needs 1 <= attach < nodes (got attach {attach}, nodes {n})");
     }
@@ -58,15 +72,15 @@ pub fn barabasi_albert(n: u32, attach: u32, seed: u64) -> Result<Graph> {
             ends.extend([u, v]);
         }
     }
-    let both: Vec<(u32, u32)> = edges.iter().flat_map(|&(u, v)| [(u, v), (v, u)]).collect();
-    Graph::from_edges(n, &both)
+    drop(ends);
+    Graph::from_edges(n, &directed(&edges, direction, seed))
 }
 
 /// Watts–Strogatz: a ring where each node links to its `neighbors / 2`
 /// nearest on each side, each link rewired with probability `rewire` to a
-/// uniformly random node (no self-loops or duplicates). Undirected: both
-/// directions.
-pub fn watts_strogatz(n: u32, neighbors: u32, rewire: f64, seed: u64) -> Result<Graph> {
+/// uniformly random node (no self-loops or duplicates). Each link gives
+/// both directions, or one by a coin (`direction`).
+pub fn watts_strogatz(n: u32, neighbors: u32, rewire: f64, direction: EdgeDirection, seed: u64) -> Result<Graph> {
     if neighbors < 2 || !neighbors.is_multiple_of(2) || neighbors >= n {
         bail!("Watts–Strogatz needs an even neighbors >= 2 below nodes (got {neighbors}, nodes {n})");
     }
@@ -101,8 +115,7 @@ pub fn watts_strogatz(n: u32, neighbors: u32, rewire: f64, seed: u64) -> Result<
             edges.push((u, target));
         }
     }
-    let both: Vec<(u32, u32)> = edges.iter().flat_map(|&(u, v)| [(u, v), (v, u)]).collect();
-    Graph::from_edges(n, &both)
+    Graph::from_edges(n, &directed(&edges, direction, seed))
 }
 
 /// R-MAT (Chakrabarti et al. 2004): each of about `m` directed edges picks
@@ -139,8 +152,7 @@ pub fn rmat(n: u32, m: u64, (a, b, c): (f64, f64, f64), seed: u64) -> Result<Gra
     }
     packed.sort_unstable();
     packed.dedup();
-    let edges: Vec<(u32, u32)> = packed.iter().map(|&e| ((e >> 32) as u32, e as u32)).collect();
-    Graph::from_edges(n, &edges)
+    Ok(Graph::from_sorted_packed(n, packed))
 }
 
 #[cfg(test)]
@@ -157,10 +169,10 @@ mod tests {
 
     #[test]
     fn barabasi_albert_is_symmetric_with_hubs() {
-        let g = barabasi_albert(2000, 3, 4).unwrap();
+        let g = barabasi_albert(2000, 3, EdgeDirection::Both, 4).unwrap();
         // Clique of 4 (6 edges) + 3 per later node, both directions.
         assert_eq!(g.edges(), 2 * (6 + 3 * 1996));
-        assert_eq!(g, barabasi_albert(2000, 3, 4).unwrap());
+        assert_eq!(g, barabasi_albert(2000, 3, EdgeDirection::Both, 4).unwrap());
         let r = g.reverse();
         assert_eq!((r.offsets.clone(), r.targets.clone()), (g.offsets.clone(), g.targets.clone()), "symmetric");
         let max = (0..2000).map(|u| g.offsets[u + 1] - g.offsets[u]).max().unwrap();
@@ -168,13 +180,41 @@ mod tests {
     }
 
     #[test]
+    fn a_coin_keeps_one_direction_of_each_link() {
+        let both = barabasi_albert(2000, 3, EdgeDirection::Both, 4).unwrap();
+        let one = barabasi_albert(2000, 3, EdgeDirection::Random, 4).unwrap();
+        assert_eq!(one.edges() * 2, both.edges());
+        assert_eq!(one, barabasi_albert(2000, 3, EdgeDirection::Random, 4).unwrap());
+        let has = |g: &Graph, u: u32, v: u32| {
+            g.targets[g.offsets[u as usize] as usize..g.offsets[u as usize + 1] as usize].contains(&v)
+        };
+        let (mut forward, mut backward) = (0, 0);
+        for u in 0..2000u32 {
+            for &v in &both.targets[both.offsets[u as usize] as usize..both.offsets[u as usize + 1] as usize] {
+                if u < v {
+                    assert!(has(&one, u, v) != has(&one, v, u), "exactly one direction of {u}–{v}");
+                    if has(&one, u, v) {
+                        forward += 1
+                    } else {
+                        backward += 1
+                    }
+                }
+            }
+        }
+        // 5,994 links, each way with probability 1/2: sd ≈ 39.
+        assert!((forward as i64 - backward as i64).abs() < 300, "{forward} vs {backward}");
+        let ws = watts_strogatz(500, 6, 0.1, EdgeDirection::Random, 2).unwrap();
+        assert_eq!(ws.edges(), 500 * 3);
+    }
+
+    #[test]
     fn watts_strogatz_keeps_the_edge_count() {
-        let g = watts_strogatz(500, 6, 0.1, 2).unwrap();
+        let g = watts_strogatz(500, 6, 0.1, EdgeDirection::Both, 2).unwrap();
         assert_eq!(g.edges(), 2 * 500 * 3);
-        let lattice = watts_strogatz(500, 6, 0.0, 2).unwrap();
+        let lattice = watts_strogatz(500, 6, 0.0, EdgeDirection::Both, 2).unwrap();
         assert!((0..500).all(|u| lattice.offsets[u + 1] - lattice.offsets[u] == 6));
         assert_ne!(g, lattice);
-        assert!(watts_strogatz(10, 3, 0.1, 0).is_err());
+        assert!(watts_strogatz(10, 3, 0.1, EdgeDirection::Both, 0).is_err());
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub fn build(config: &crate::manifest::GraphConfig, seed: u64, base: &std::path:
     let c = config;
     let mut graph = match c.generator {
         GraphGenerator::ErdosRenyi => erdos_renyi(c.nodes, c.edges, seed)?,
-        GraphGenerator::BarabasiAlbert => barabasi_albert(c.nodes, c.attach, seed)?,
-        GraphGenerator::WattsStrogatz => watts_strogatz(c.nodes, c.neighbors, c.rewire, seed)?,
+        GraphGenerator::BarabasiAlbert => barabasi_albert(c.nodes, c.attach, c.direction, seed)?,
+        GraphGenerator::WattsStrogatz => watts_strogatz(c.nodes, c.neighbors, c.rewire, c.direction, seed)?,
         GraphGenerator::Rmat => rmat(c.nodes, c.edges, (c.rmat[0], c.rmat[1], c.rmat[2]), seed)?,
         GraphGenerator::File => {
             let path = c.path.as_ref().ok_or_else(|| anyhow::anyhow!("graph.generator = \"file\" needs graph.path"))?;
@@ -56,6 +56,7 @@ pub fn build(config: &crate::manifest::GraphConfig, seed: u64, base: &std::path:
             }
         }
     }
+    graph.index_in_edges();
     Ok(graph)
 }
 
@@ -78,6 +79,21 @@ pub struct Graph {
     pub theta_radius: f64,
     /// Lines of an edge list that were not taken as edges.
     pub dropped: DroppedEdges,
+    /// The in-edges, indexed once the probabilities are final (see
+    /// [`Graph::index_in_edges`]); empty until then.
+    pub in_edges: InEdges,
+}
+
+/// The reverse CSR: the in-neighbours of `v` are
+/// `sources[offsets[v]..offsets[v+1]]`, in increasing order, each with its p_uv.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InEdges {
+    /// n + 1 offsets, or none before indexing.
+    pub offsets: Vec<u64>,
+    /// Edge sources, m.
+    pub sources: Vec<u32>,
+    /// p_uv of each in-edge, m.
+    pub probabilities: Vec<f32>,
 }
 
 /// Lines of an edge list that were not taken as edges.
@@ -121,12 +137,54 @@ impl Graph {
             theta_center: vec![],
             theta_radius: 0.0,
             dropped: DroppedEdges::default(),
+            in_edges: InEdges::default(),
         })
+    }
+
+    /// Builds the CSR form of edges packed as `u << 32 | v`, sorted, without
+    /// repeats, all below `n` (no (u, v) list in between: the generator's
+    /// array is the only copy).
+    pub fn from_sorted_packed(n: u32, packed: Vec<u64>) -> Graph {
+        let mut offsets = vec![0u64; n as usize + 1];
+        for &e in &packed {
+            offsets[(e >> 32) as usize + 1] += 1;
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        let targets: Vec<u32> = packed.iter().map(|&e| e as u32).collect();
+        drop(packed);
+        let mut graph = Graph::from_edges(n, &[]).expect("no edges");
+        graph.probabilities = vec![0.0; targets.len()];
+        (graph.offsets, graph.targets) = (offsets, targets);
+        graph
+    }
+
+    /// Indexes the in-edges with the current probabilities (plugins get them
+    /// in their view; call again if the probabilities change).
+    pub fn index_in_edges(&mut self) {
+        let offsets = self.in_offsets();
+        let sources = self.scatter(&offsets, |u, _| u as u32);
+        let probabilities = self.scatter(&offsets, |_, e| self.probabilities[e]);
+        self.in_edges = InEdges { offsets, sources, probabilities };
+    }
+
+    /// `probabilities` (CSR order) in reverse CSR order; needs the in-edges indexed.
+    pub fn in_order(&self, probabilities: &[f32]) -> Vec<f32> {
+        self.scatter(&self.in_edges.offsets, |_, e| probabilities[e])
     }
 
     /// The transposed graph (in-edges become out-edges), probabilities kept
     /// with their edges; features and model are shared.
     pub fn reverse(&self) -> Graph {
+        let offsets = self.in_offsets();
+        let targets = self.scatter(&offsets, |u, _| u as u32);
+        let probabilities = self.scatter(&offsets, |_, e| self.probabilities[e]);
+        Graph { offsets, targets, probabilities, in_edges: InEdges::default(), ..self.clone() }
+    }
+
+    /// The reverse CSR's offsets (in-degree prefix sums).
+    fn in_offsets(&self) -> Vec<u64> {
         let n = self.nodes() as usize;
         let mut offsets = vec![0u64; n + 1];
         for &v in &self.targets {
@@ -135,19 +193,22 @@ impl Graph {
         for i in 1..=n {
             offsets[i] += offsets[i - 1];
         }
-        let mut next = offsets.clone();
-        let mut targets = vec![0u32; self.targets.len()];
-        let mut probabilities = vec![0f32; self.targets.len()];
-        for u in 0..n {
+        offsets
+    }
+
+    /// One value per edge, `value(u, e)` for edge e out of u, placed in
+    /// reverse CSR order (`in_offsets`).
+    fn scatter<T: Copy + Default>(&self, in_offsets: &[u64], value: impl Fn(usize, usize) -> T) -> Vec<T> {
+        let mut next = in_offsets.to_vec();
+        let mut out = vec![T::default(); self.targets.len()];
+        for u in 0..self.nodes() as usize {
             for e in self.offsets[u] as usize..self.offsets[u + 1] as usize {
                 let v = self.targets[e] as usize;
-                let slot = next[v] as usize;
-                targets[slot] = u as u32;
-                probabilities[slot] = self.probabilities[e];
+                out[next[v] as usize] = value(u, e);
                 next[v] += 1;
             }
         }
-        Graph { offsets, targets, probabilities, ..self.clone() }
+        out
     }
 
     /// In-degree of every node.
@@ -216,11 +277,25 @@ impl Graph {
 
     /// The borrowed view plugins receive.
     pub fn view(&self) -> GraphView<'_> {
+        self.view_with(&self.probabilities, &self.in_edges.probabilities)
+    }
+
+    /// The view with other edge probabilities, fixed ones (no hyperparametric
+    /// box): `probabilities` in CSR order, `in_probabilities` the same in
+    /// reverse CSR order.
+    pub fn fixed_view<'a>(&'a self, probabilities: &'a [f32], in_probabilities: &'a [f32]) -> GraphView<'a> {
+        GraphView { theta_center: (&[][..]).into(), ..self.view_with(probabilities, in_probabilities) }
+    }
+
+    fn view_with<'a>(&'a self, probabilities: &'a [f32], in_probabilities: &'a [f32]) -> GraphView<'a> {
         GraphView {
             nodes: self.nodes() as u64,
             offsets: self.offsets.as_slice().into(),
             targets: self.targets.as_slice().into(),
-            probabilities: self.probabilities.as_slice().into(),
+            probabilities: probabilities.into(),
+            in_offsets: self.in_edges.offsets.as_slice().into(),
+            in_sources: self.in_edges.sources.as_slice().into(),
+            in_probabilities: in_probabilities.into(),
             feature_dim: self.feature_dim,
             features: self.features.as_slice().into(),
             theta_center: self.theta_center.as_slice().into(),

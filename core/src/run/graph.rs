@@ -5,6 +5,7 @@
 //! `objective`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
@@ -55,7 +56,7 @@ struct GraphJob<'a> {
     options: &'a RunOptions,
     /// The unit's work folder (graph snapshots, the objective's arrays).
     unit_dir: &'a std::path::Path,
-    graph: graph::Graph,
+    graph: Arc<graph::Graph>,
     graph_seed: u64,
     grid_probabilities: Vec<Vec<f32>>,
 }
@@ -71,15 +72,7 @@ impl<'a> GraphJob<'a> {
     ) -> Result<Self> {
         let g = &variant.settings.graph;
         let graph_seed = g.seed.unwrap_or(variant.settings.experiment.seed);
-        let started = Instant::now();
-        let graph = graph::build(g, graph_seed, &session.manifest.dir())?;
-        log::info!(
-            "{}: graph with {} nodes and {} edges ready in {:.1}s",
-            variant.name,
-            graph.nodes(),
-            graph.edges(),
-            started.elapsed().as_secs_f64()
-        );
+        let graph = shared_graph(session, g, graph_seed, &variant.name)?;
         if g.write_snap {
             write_snapshot(&graph, g, graph_seed, &unit_dir.join("graphs"), &variant.name)?;
         }
@@ -209,6 +202,44 @@ impl<'a> GraphJob<'a> {
     }
 }
 
+/// The graph `g` at `graph_seed`, built (with its in-edges) or taken from
+/// the session's cache: variants with the same `[graph]` share one.
+fn shared_graph(
+    session: &Session,
+    g: &crate::manifest::GraphConfig,
+    graph_seed: u64,
+    name: &str,
+) -> Result<Arc<graph::Graph>> {
+    let key = graph_key(g, graph_seed);
+    let mut cache = session.graph_cache.lock().expect("graph cache lock");
+    if let Some((_, graph)) = cache.as_ref().filter(|(k, _)| *k == key) {
+        log::info!("{name}: the graph of an earlier variant, shared");
+        return Ok(graph.clone());
+    }
+    *cache = None; // drop the last graph before building the next
+    let started = Instant::now();
+    let graph = Arc::new(graph::build(g, graph_seed, &session.manifest.dir())?);
+    log::info!(
+        "{name}: graph with {} nodes and {} edges ready in {:.1}s",
+        graph.nodes(),
+        graph.edges(),
+        started.elapsed().as_secs_f64()
+    );
+    *cache = Some((key, graph.clone()));
+    Ok(graph)
+}
+
+/// What makes a graph: `[graph]` but the keys that only say how to
+/// evaluate on it (budgets, simulations, reference, grid, snapshot), and the seed.
+fn graph_key(g: &crate::manifest::GraphConfig, graph_seed: u64) -> String {
+    let mut graph_only = g.clone();
+    (graph_only.budget, graph_only.simulations, graph_only.evaluation_thetas) = (0, 0, 0);
+    graph_only.budgets.clear();
+    graph_only.reference.clear();
+    graph_only.write_snap = false;
+    format!("{}|{graph_seed}", toml::to_string(&graph_only).unwrap_or_default())
+}
+
 /// The graph as a SNAP edge list under `dir`, its `[graph]` in a comment.
 fn write_snapshot(
     graph: &graph::Graph,
@@ -313,13 +344,11 @@ fn reference_values(
         return Ok(hit.clone());
     }
     let mut reference = session.registry.new_graph_objective(&g.reference, "")?;
-    let mut fixed = graph.clone();
-    fixed.theta_center.clear();
     let mut values = Vec::new();
     for (i, probabilities) in grid_probabilities.iter().enumerate() {
-        fixed.probabilities.clone_from(probabilities);
+        let in_probabilities = graph.in_order(probabilities);
         let ctx = CallContext::new(role_seed(seed, &format!("reference-{i}")), options.cancel.clone());
-        let choice = reference.choose(&fixed.view(), k, &ctx)?;
+        let choice = reference.choose(&graph.fixed_view(probabilities, &in_probabilities), k, &ctx)?;
         let sets = choice.sets.iter().map(|set| (set.weight, set.seeds.as_slice()));
         values.push(graph::expected_spread(graph, probabilities, sets, g.simulations, role_seed(seed, "evaluation")));
     }

@@ -75,6 +75,10 @@ pub struct Session {
     /// Per-θ reference values of graph experiments, shared by the variants
     /// that evaluate on the same graph, grid and budget.
     pub(super) reference_cache: std::sync::Mutex<BTreeMap<String, Vec<graph::SpreadEstimate>>>,
+    /// The last graph built, with its in-edges, by its `[graph]` settings and
+    /// seed: variants on the same graph share it (one kept, so memory stays
+    /// that of one graph).
+    pub(super) graph_cache: std::sync::Mutex<Option<(String, std::sync::Arc<graph::Graph>)>>,
     /// Clean data sets by their `[data]` and seed, shared by the population
     /// units one process runs.
     pub(super) data_cache: std::sync::Mutex<BTreeMap<String, std::sync::Arc<crate::data::Splits>>>,
@@ -187,6 +191,7 @@ pub fn prepare_manifest(
             registry,
             overrides,
             reference_cache: Default::default(),
+            graph_cache: Default::default(),
             data_cache: Default::default(),
         })
     } else {

@@ -8,7 +8,7 @@ use tessera_sdk::{
 use crate::coverage::{greedy, Weighted};
 use crate::hiro;
 use crate::opim::{maximize, Settings, Solution, UpperBound};
-use crate::rr::{ReverseGraph, RrSets};
+use crate::rr::{Model, ReverseGraph, RrSets};
 
 params! {
     /// Parameters of [`Greedy`].
@@ -19,9 +19,9 @@ params! {
         pub delta: f64 = 0.0,
         /// Cap on RR sets (0: none; the guarantee may then not be certified).
         pub max_rr_sets: u64 = 0,
-        /// R₁'s bound on the optimum: `greedy` (Cov₁(S)/(1 − 1/e)) or
-        /// `tight` (OPIM-C's, over the greedy's prefixes; fewer RR sets).
-        pub upper_bound: String = "greedy".to_string(),
+        /// R₁'s bound on the optimum: `tight` (OPIM-C's, over the greedy's
+        /// prefixes) or `greedy` (Cov₁(S)/(1 − 1/e), looser: more RR sets).
+        pub upper_bound: String = "tight".to_string(),
     }
 }
 
@@ -85,7 +85,8 @@ impl GraphObjective for Greedy {
     fn choose(&mut self, graph: &GraphView, budget: u32, host: &Host) -> Result<SeedChoice> {
         need_probabilities(graph)?;
         let reverse = ReverseGraph::new(graph);
-        let s = maximize(&reverse, graph.probabilities.as_slice(), &self.params.settings(budget)?, host.seed());
+        let probabilities = reverse.probabilities(graph);
+        let s = maximize(&Model::new(&reverse, &probabilities), &self.params.settings(budget)?, host.seed());
         let mut report = Report::new();
         report_solution(&mut report, "", &s);
         log::info!("greedy: {} RR sets, certified ratio {:.3}", s.rr_sets, s.certified_ratio);
@@ -93,24 +94,39 @@ impl GraphObjective for Greedy {
     }
 }
 
-/// The hyperparametric probabilities p_uv = σ(θᵀ[x_u; x_v] ± B‖[x_u; x_v]‖₁):
-/// the lowest (sign −1) or highest (+1) any θ in the box gives each edge.
-fn bound_probabilities(graph: &GraphView, sign: f32) -> Vec<f32> {
+/// `p(x_u, x_v)` of every in-edge (u, v), in reverse CSR order.
+fn per_in_edge(graph: &GraphView, reverse: &ReverseGraph, p: impl Fn(&[f32], &[f32]) -> f32) -> Vec<f32> {
     let d = graph.feature_dim as usize;
-    let x = graph.features.as_slice();
+    let x = |u: u32| &graph.features.as_slice()[u as usize * d..(u as usize + 1) * d];
+    (0..reverse.nodes)
+        .flat_map(|v| reverse.in_neighbors(v).iter().map(move |&u| (u, v)))
+        .map(|(u, v)| p(x(u), x(v)))
+        .collect()
+}
+
+/// p_uv = σ(θᵀ[x_u; x_v]) of every in-edge (reverse CSR order).
+fn probabilities_at(graph: &GraphView, reverse: &ReverseGraph, theta: &[f32]) -> Vec<f32> {
+    let d = graph.feature_dim as usize;
+    let score = |t: &[f32], x: &[f32]| t.iter().zip(x).map(|(t, x)| t * x).sum::<f32>();
+    per_in_edge(graph, reverse, |xu, xv| sigmoid(score(&theta[..d], xu) + score(&theta[d..], xv)))
+}
+
+/// The hyperparametric probabilities p_uv = σ(θᵀ[x_u; x_v] ± B‖[x_u; x_v]‖₁):
+/// the lowest (sign −1) or highest (+1) any θ in the box gives each in-edge
+/// (reverse CSR order).
+fn bound_probabilities(graph: &GraphView, reverse: &ReverseGraph, sign: f32) -> Vec<f32> {
+    let d = graph.feature_dim as usize;
     let centre = graph.theta_center.as_slice();
     let b = graph.theta_radius as f32;
-    let mut out = Vec::with_capacity(graph.targets.len());
-    for u in 0..graph.nodes as usize {
-        let xu = &x[u * d..(u + 1) * d];
-        for &v in graph.out_neighbors(u as u32) {
-            let xv = &x[v as usize * d..(v as usize + 1) * d];
-            let z: f32 = centre[..d].iter().zip(xu).chain(centre[d..].iter().zip(xv)).map(|(t, x)| t * x).sum();
-            let l1: f32 = xu.iter().chain(xv).map(|x| x.abs()).sum();
-            out.push(1.0 / (1.0 + (-(z + sign * b * l1)).exp()));
-        }
-    }
-    out
+    per_in_edge(graph, reverse, |xu, xv| {
+        let z: f32 = centre[..d].iter().zip(xu).chain(centre[d..].iter().zip(xv)).map(|(t, x)| t * x).sum();
+        let l1: f32 = xu.iter().chain(xv).map(|x| x.abs()).sum();
+        sigmoid(z + sign * b * l1)
+    })
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
 }
 
 fn need_hyperparametric(graph: &GraphView, what: &str) -> Result<()> {
@@ -147,12 +163,13 @@ impl GraphObjective for LuGreedy {
         need_hyperparametric(graph, "lugreedy")?;
         let reverse = ReverseGraph::new(graph);
         let settings = self.params.settings(budget)?;
-        let (lower, upper) = (bound_probabilities(graph, -1.0), bound_probabilities(graph, 1.0));
-        let s_lower = maximize(&reverse, &lower, &settings, host.seed());
-        let s_upper = maximize(&reverse, &upper, &settings, host.seed() ^ 1);
+        let (lower, upper) = (bound_probabilities(graph, &reverse, -1.0), bound_probabilities(graph, &reverse, 1.0));
+        let (lower, upper) = (Model::new(&reverse, &lower), Model::new(&reverse, &upper));
+        let s_lower = maximize(&lower, &settings, host.seed());
+        let s_upper = maximize(&upper, &settings, host.seed() ^ 1);
         // Judge both under the lower bound on the same fresh RR sets.
         let mut judge = RrSets::new();
-        judge.extend_to(s_lower.rr_sets.max(10_000) as usize, &reverse, &lower, host.seed() ^ 2);
+        judge.extend_to(s_lower.rr_sets.max(10_000) as usize, &lower, host.seed() ^ 2);
         let (a, b) = (judge.spread(&s_lower.seeds, reverse.nodes), judge.spread(&s_upper.seeds, reverse.nodes));
         let mut report = Report::new();
         report_solution(&mut report, "lower_", &s_lower);
@@ -214,14 +231,10 @@ impl GraphObjective for Hiro {
         let mut greedy_values = Vec::new();
         for i in 0..self.params.thetas {
             let theta: Vec<f32> = centre.iter().map(|&c| c + ((2.0 * rng.next_f64() - 1.0) * b) as f32).collect();
-            let probabilities = graph.probabilities_at(&theta);
+            let probabilities = probabilities_at(graph, &reverse, &theta);
             let mut sets = RrSets::new();
-            sets.extend_to(
-                self.params.rr_per_theta as usize,
-                &reverse,
-                &probabilities,
-                host.seed() ^ (i as u64 + 1) << 40,
-            );
+            let model = Model::new(&reverse, &probabilities);
+            sets.extend_to(self.params.rr_per_theta as usize, &model, host.seed() ^ (i as u64 + 1) << 40);
             let g = greedy(&[Weighted { sets: &sets, weight: n as f64 / sets.len() as f64 }], n, budget);
             greedy_values.push(g.covered.last().copied().unwrap_or(0.0));
             models.push(sets);

@@ -12,7 +12,7 @@
 //! the same ε with fewer RR sets.
 
 use crate::coverage::{greedy, Weighted};
-use crate::rr::{ReverseGraph, RrSets};
+use crate::rr::{Model, RrSets};
 
 /// The answer of [`maximize`] with its certificate.
 #[derive(Debug, Clone)]
@@ -69,12 +69,11 @@ pub struct Settings {
     pub bound: UpperBound,
 }
 
-/// OPIM-C on the graph under `probabilities`: k seeds whose spread is at
-/// least (1 − 1/e − ε) of the optimum with probability 1 − δ. RR sets draw
-/// from `seed`.
-pub fn maximize(graph: &ReverseGraph, probabilities: &[f32], settings: &Settings, seed: u64) -> Solution {
+/// OPIM-C under `model`: k seeds whose spread is at least (1 − 1/e − ε) of
+/// the optimum with probability 1 − δ. RR sets draw from `seed`.
+pub fn maximize(model: &Model, settings: &Settings, seed: u64) -> Solution {
     let Settings { k, epsilon, delta, max_rr_sets, bound } = *settings;
-    let n = graph.nodes as u64;
+    let n = model.nodes() as u64;
     let delta = if delta > 0.0 { delta } else { 1.0 / n as f64 };
     let e1 = 1.0 - 1.0 / std::f64::consts::E;
     let theta_max = theta_max(n, k as u64, epsilon, delta);
@@ -87,15 +86,15 @@ pub fn maximize(graph: &ReverseGraph, probabilities: &[f32], settings: &Settings
     let mut round = 0;
     loop {
         round += 1;
-        r1.extend_to(size as usize, graph, probabilities, seed);
-        r2.extend_to(size as usize, graph, probabilities, seed ^ 0x5EC0_4D00_0000_0000);
-        let cover = greedy(&[Weighted { sets: &r1, weight: 1.0 }], graph.nodes, k);
+        r1.extend_to(size as usize, model, seed);
+        r2.extend_to(size as usize, model, seed ^ 0x5EC0_4D00_0000_0000);
+        let cover = greedy(&[Weighted { sets: &r1, weight: 1.0 }], n as u32, k);
         let cov1 = cover.covered.last().copied().unwrap_or(0.0);
         let optimum = match bound {
             UpperBound::Greedy => cov1 / e1,
             UpperBound::Tight => cover.optimum_bound.min(cov1 / e1),
         };
-        let cov2 = r2.coverage(&cover.seeds, graph.nodes) as f64;
+        let cov2 = r2.coverage(&cover.seeds, n as u32) as f64;
         let scale = n as f64 / size as f64;
         let lower = (((cov2 + 2.0 * ln1 / 9.0).sqrt() - (ln1 / 2.0).sqrt()).powi(2) - ln1 / 18.0).max(0.0) * scale;
         let upper = ((optimum + ln1 / 2.0).sqrt() + (ln1 / 2.0).sqrt()).powi(2) * scale;
@@ -118,6 +117,7 @@ pub fn maximize(graph: &ReverseGraph, probabilities: &[f32], settings: &Settings
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rr::ReverseGraph;
 
     #[test]
     fn theta_max_grows_as_one_over_epsilon_squared() {
@@ -139,9 +139,11 @@ mod tests {
         let p = vec![0.5f32; 200];
         let view = tessera_sdk::testing::graph(&offsets, &targets, &p);
         let rev = ReverseGraph::new(&view);
+        let p = rev.probabilities(&view);
+        let model = Model::new(&rev, &p);
         for bound in [UpperBound::Greedy, UpperBound::Tight] {
             let settings = Settings { k: 1, epsilon: 0.1, delta: 0.0, max_rr_sets: 0, bound };
-            let s = maximize(&rev, &p, &settings, 1);
+            let s = maximize(&model, &settings, 1);
             assert_eq!(s.seeds, vec![0]);
             // σ({0}) = 1 + 200 · 0.5 = 101.
             assert!((s.spread - 101.0).abs() < 5.0, "{s:?}");
@@ -151,7 +153,7 @@ mod tests {
         // it certifies at least as high a ratio from the same RR sets.
         let capped = |bound| Settings { k: 1, epsilon: 0.01, delta: 0.0, max_rr_sets: 2000, bound };
         let (greedy, tight) =
-            (maximize(&rev, &p, &capped(UpperBound::Greedy), 1), maximize(&rev, &p, &capped(UpperBound::Tight), 1));
+            (maximize(&model, &capped(UpperBound::Greedy), 1), maximize(&model, &capped(UpperBound::Tight), 1));
         assert_eq!(greedy.rr_sets, tight.rr_sets);
         assert!(
             tight.certified_ratio > greedy.certified_ratio * 1.4,

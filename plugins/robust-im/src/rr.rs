@@ -4,96 +4,140 @@
 //! edges. For any seed set S, n · P(RR ∩ S ≠ ∅) is the expected spread of S,
 //! so spread estimates become coverage counts.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 use tessera_sdk::{GraphView, SeedRng};
 
-/// The in-edges of every node, with the index of each edge in the forward
-/// CSR (where its probability is).
-pub struct ReverseGraph {
+/// The in-edges of every node: borrowed from the host, which indexes them
+/// once per graph, or built here from the out-edges where it lent none.
+pub struct ReverseGraph<'a> {
     /// Number of nodes n.
     pub nodes: u32,
-    offsets: Vec<u64>,
-    sources: Vec<u32>,
-    edge: Vec<u64>,
+    offsets: Cow<'a, [u64]>,
+    sources: Cow<'a, [u32]>,
 }
 
-impl ReverseGraph {
-    /// Transposes the host's graph.
-    pub fn new(graph: &GraphView) -> Self {
-        let n = graph.nodes as usize;
-        let mut offsets = vec![0u64; n + 1];
-        for &v in graph.targets.iter() {
-            offsets[v as usize + 1] += 1;
+impl<'a> ReverseGraph<'a> {
+    /// The host's in-edges, or the transpose of its out-edges.
+    pub fn new(graph: &GraphView<'a>) -> Self {
+        let nodes = graph.nodes as u32;
+        if graph.has_in_edges() {
+            let (offsets, sources) = (graph.in_offsets.as_slice(), graph.in_sources.as_slice());
+            return ReverseGraph { nodes, offsets: Cow::Borrowed(offsets), sources: Cow::Borrowed(sources) };
         }
-        for i in 1..=n {
-            offsets[i] += offsets[i - 1];
+        let (offsets, sources) = transpose(graph);
+        ReverseGraph { nodes, offsets: Cow::Owned(offsets), sources: Cow::Owned(sources) }
+    }
+
+    /// The in-neighbours of `v`.
+    pub fn in_neighbors(&self, v: u32) -> &[u32] {
+        &self.sources[self.offsets[v as usize] as usize..self.offsets[v as usize + 1] as usize]
+    }
+
+    /// The graph's own probabilities in reverse CSR order: the host's, or
+    /// permuted here where it lent no in-edges.
+    pub fn probabilities(&self, graph: &GraphView<'a>) -> Cow<'a, [f32]> {
+        if graph.has_in_edges() && graph.in_probabilities.len() == graph.in_sources.len() {
+            return Cow::Borrowed(graph.in_probabilities.as_slice());
         }
-        let mut next = offsets.clone();
-        let m = graph.targets.len();
-        let (mut sources, mut edge) = (vec![0u32; m], vec![0u64; m]);
-        for u in 0..n {
-            for e in graph.offsets[u]..graph.offsets[u + 1] {
-                let v = graph.targets[e as usize] as usize;
-                let slot = next[v] as usize;
-                sources[slot] = u as u32;
-                edge[slot] = e;
+        let mut next = self.offsets.to_vec();
+        let mut out = vec![0f32; self.sources.len()];
+        for u in 0..self.nodes as usize {
+            for e in graph.offsets[u] as usize..graph.offsets[u + 1] as usize {
+                let v = graph.targets[e] as usize;
+                out[next[v] as usize] = graph.probabilities[e];
                 next[v] += 1;
             }
         }
-        ReverseGraph { nodes: n as u32, offsets, sources, edge }
+        Cow::Owned(out)
     }
 
-    /// The in-neighbours of `v` with their forward edge indices.
-    fn in_edges(&self, v: u32) -> impl Iterator<Item = (u32, u64)> + '_ {
-        let (a, b) = (self.offsets[v as usize] as usize, self.offsets[v as usize + 1] as usize);
-        self.sources[a..b].iter().copied().zip(self.edge[a..b].iter().copied())
+    /// Edge indices (reverse CSR order) of `v`'s in-edges.
+    fn range(&self, v: u32) -> std::ops::Range<usize> {
+        self.offsets[v as usize] as usize..self.offsets[v as usize + 1] as usize
     }
+}
 
-    /// For each node, the probability all its in-edges share (weighted
-    /// cascade, uniform models), or −1 where they differ.
-    fn shared_in_probability(&self, probabilities: &[f32]) -> Vec<f32> {
-        (0..self.nodes as usize)
+/// The reverse CSR of `graph`'s out-edges: (offsets, sources).
+fn transpose(graph: &GraphView) -> (Vec<u64>, Vec<u32>) {
+    let n = graph.nodes as usize;
+    let mut offsets = vec![0u64; n + 1];
+    for &v in graph.targets.iter() {
+        offsets[v as usize + 1] += 1;
+    }
+    for i in 1..=n {
+        offsets[i] += offsets[i - 1];
+    }
+    let mut next = offsets.clone();
+    let mut sources = vec![0u32; graph.targets.len()];
+    for u in 0..n {
+        for &v in graph.out_neighbors(u as u32) {
+            sources[next[v as usize] as usize] = u as u32;
+            next[v as usize] += 1;
+        }
+    }
+    (offsets, sources)
+}
+
+/// The independent-cascade model on the reverse graph: p_uv of every
+/// in-edge (reverse CSR order) and, per node, the probability its in-edges
+/// share (weighted cascade, uniform models), or −1 where they differ.
+pub struct Model<'g> {
+    /// The in-edges.
+    pub graph: &'g ReverseGraph<'g>,
+    probabilities: &'g [f32],
+    shared: Vec<f32>,
+}
+
+impl<'g> Model<'g> {
+    /// The model with in-edge probabilities `probabilities` (reverse CSR order).
+    pub fn new(graph: &'g ReverseGraph<'g>, probabilities: &'g [f32]) -> Self {
+        assert_eq!(probabilities.len(), graph.sources.len(), "one probability per in-edge");
+        let shared = (0..graph.nodes)
+            .into_par_iter()
             .map(|v| {
-                let (a, b) = (self.offsets[v] as usize, self.offsets[v + 1] as usize);
-                let first = self.edge[a..b].first().map_or(0.0, |&e| probabilities[e as usize]);
-                if self.edge[a..b].iter().all(|&e| probabilities[e as usize] == first) {
+                let p = &probabilities[graph.range(v)];
+                let first = p.first().copied().unwrap_or(0.0);
+                if p.iter().all(|&q| q == first) {
                     first
                 } else {
                     -1.0
                 }
             })
-            .collect()
+            .collect();
+        Model { graph, probabilities, shared }
     }
-}
 
-/// Keeps each in-edge of one node with probability p: for a probability the
-/// node's in-edges share, jump from kept edge to kept edge by geometric gaps
-/// (cost ∝ edges kept, not in-degree: hubs of weighted cascade are cheap);
-/// otherwise one draw per edge.
-fn kept_in_edges(
-    graph: &ReverseGraph,
-    v: u32,
-    shared: f32,
-    probabilities: &[f32],
-    rng: &mut SeedRng,
-    mut keep: impl FnMut(u32),
-) {
-    let (a, b) = (graph.offsets[v as usize] as usize, graph.offsets[v as usize + 1] as usize);
-    if shared < 0.0 {
-        for (u, e) in graph.in_edges(v) {
-            if rng.next_f64() < probabilities[e as usize] as f64 {
-                keep(u);
+    /// Number of nodes n.
+    pub fn nodes(&self) -> u32 {
+        self.graph.nodes
+    }
+
+    /// Keeps each in-edge of `v` with its probability: for a probability the
+    /// node's in-edges share, jump from kept edge to kept edge by geometric
+    /// gaps (cost ∝ edges kept, not in-degree: hubs of weighted cascade are
+    /// cheap); otherwise one draw per edge.
+    fn kept_in_edges(&self, v: u32, rng: &mut SeedRng, mut keep: impl FnMut(u32)) {
+        let range = self.graph.range(v);
+        let shared = self.shared[v as usize];
+        let sources = &self.graph.sources[range.clone()];
+        if shared < 0.0 {
+            for (&u, &p) in sources.iter().zip(&self.probabilities[range]) {
+                if rng.next_f64() < p as f64 {
+                    keep(u);
+                }
             }
-        }
-    } else if shared >= 1.0 {
-        graph.sources[a..b].iter().for_each(|&u| keep(u));
-    } else if shared > 0.0 {
-        let log_q = (1.0 - shared as f64).ln();
-        let gap = |rng: &mut SeedRng| ((1.0 - rng.next_f64()).ln() / log_q) as usize;
-        let mut i = a + gap(rng);
-        while i < b {
-            keep(graph.sources[i]);
-            i += 1 + gap(rng);
+        } else if shared >= 1.0 {
+            sources.iter().for_each(|&u| keep(u));
+        } else if shared > 0.0 {
+            let log_q = (1.0 - shared as f64).ln();
+            let gap = |rng: &mut SeedRng| ((1.0 - rng.next_f64()).ln() / log_q) as usize;
+            let mut i = gap(rng);
+            while i < sources.len() {
+                keep(sources[i]);
+                i += 1 + gap(rng);
+            }
         }
     }
 }
@@ -141,18 +185,17 @@ impl RrSets {
         self.nodes.len() as u64
     }
 
-    /// Samples sets until there are `target`, on all cores, under edge
-    /// probabilities `probabilities` (forward CSR order). Batch b of 1,024
-    /// sets draws from stream (seed, b), so the same seed gives the same sets.
-    pub fn extend_to(&mut self, target: usize, graph: &ReverseGraph, probabilities: &[f32], seed: u64) {
+    /// Samples sets until there are `target`, on all cores, under `model`.
+    /// Batch b of 1,024 sets draws from stream (seed, b), so the same seed
+    /// gives the same sets.
+    pub fn extend_to(&mut self, target: usize, model: &Model, seed: u64) {
         let have = self.len() as u64;
         if target as u64 <= have {
             return;
         }
         let first_batch = have / SETS_PER_BATCH;
         let last_batch = (target as u64).div_ceil(SETS_PER_BATCH);
-        let n = graph.nodes as usize;
-        let shared = graph.shared_in_probability(probabilities);
+        let n = model.nodes() as usize;
         let batches: Vec<(Vec<u64>, Vec<u32>)> = (first_batch..last_batch)
             .into_par_iter()
             .map_init(
@@ -172,7 +215,7 @@ impl RrSets {
                         stack.push(root);
                         while let Some(v) = stack.pop() {
                             nodes.push(v);
-                            kept_in_edges(graph, v, shared[v as usize], probabilities, &mut rng, |u| {
+                            model.kept_in_edges(v, &mut rng, |u| {
                                 if visited[u as usize] != *stamp {
                                     visited[u as usize] = *stamp;
                                     stack.push(u);
@@ -233,6 +276,7 @@ pub fn seed_mask(seeds: &[u32], nodes: u32) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_sdk::abi_stable::std_types::RSlice;
     use tessera_sdk::testing::graph as view;
 
     #[test]
@@ -241,8 +285,9 @@ mod tests {
         let (offsets, targets, p) = ([0u64, 1, 2, 3, 3], [1u32, 2, 3], [1.0f32; 3]);
         let g = view(&offsets, &targets, &p);
         let rev = ReverseGraph::new(&g);
+        let model = Model::new(&rev, &p);
         let mut all = RrSets::new();
-        all.extend_to(3000, &rev, &p, 7);
+        all.extend_to(3000, &model, 7);
         assert_eq!(all.len(), 3000);
         for i in 0..all.len() {
             let set = all.set(i);
@@ -250,9 +295,9 @@ mod tests {
             assert_eq!(set.len(), root as usize + 1, "RR({root}) = {set:?}");
         }
         let mut stepwise = RrSets::new();
-        stepwise.extend_to(100, &rev, &p, 7);
-        stepwise.extend_to(2000, &rev, &p, 7);
-        stepwise.extend_to(3000, &rev, &p, 7);
+        stepwise.extend_to(100, &model, 7);
+        stepwise.extend_to(2000, &model, 7);
+        stepwise.extend_to(3000, &model, 7);
         assert_eq!(stepwise, all);
         // Spread of {0} on the path with p = 1 is 4.
         assert_eq!(all.spread(&[0], 4), 4.0);
@@ -299,11 +344,12 @@ mod tests {
         let p = vec![0.01f32; 1000];
         let g = view(&offsets, &targets, &p);
         let rev = ReverseGraph::new(&g);
-        assert_eq!(rev.shared_in_probability(&p)[0], 0.01);
+        let model = Model::new(&rev, &p);
+        assert_eq!(model.shared[0], 0.01);
         let mut rng = SeedRng::new(5);
         let mut kept = vec![0u32; n];
         for _ in 0..2000 {
-            kept_in_edges(&rev, 0, 0.01, &p, &mut rng, |u| kept[u as usize] += 1);
+            model.kept_in_edges(0, &mut rng, |u| kept[u as usize] += 1);
         }
         let total: u32 = kept.iter().sum();
         // 2,000 × 1,000 × 0.01 = 20,000 expected, sd ≈ 141.
@@ -311,7 +357,36 @@ mod tests {
         assert!(kept[1..].iter().all(|&k| k < 60), "every edge alike");
         let mut differ = p.clone();
         differ[0] = 0.5;
-        assert_eq!(rev.shared_in_probability(&differ)[0], -1.0, "mixed probabilities: one draw per edge");
+        assert_eq!(Model::new(&rev, &differ).shared[0], -1.0, "mixed probabilities: one draw per edge");
+    }
+
+    #[test]
+    fn the_hosts_in_edges_and_our_own_transpose_give_the_same_sets() {
+        // 0 -> 1, 0 -> 2, 1 -> 3, 2 -> 3, 3 -> 4, 4 -> 0.
+        let (offsets, targets) = ([0u64, 2, 3, 4, 5, 6], [1u32, 2, 3, 3, 4, 0]);
+        let p = [0.5f32, 0.3, 0.8, 0.4, 0.6, 0.2];
+        let g = view(&offsets, &targets, &p);
+        assert!(!g.has_in_edges());
+        let own = ReverseGraph::new(&g);
+        let own_p = own.probabilities(&g);
+        // What the host lends: by target, sources increasing, p with its edge.
+        let (in_offsets, in_sources, in_p) =
+            ([0u64, 1, 2, 3, 5, 6], [4u32, 0, 0, 1, 2, 3], [0.2f32, 0.5, 0.3, 0.8, 0.4, 0.6]);
+        let lent = GraphView {
+            in_offsets: RSlice::from_slice(&in_offsets),
+            in_sources: RSlice::from_slice(&in_sources),
+            in_probabilities: RSlice::from_slice(&in_p),
+            ..g
+        };
+        assert!(lent.has_in_edges());
+        let borrowed = ReverseGraph::new(&lent);
+        let borrowed_p = borrowed.probabilities(&lent);
+        assert!(matches!((&borrowed.sources, &borrowed_p), (Cow::Borrowed(_), Cow::Borrowed(_))), "no copy");
+        assert_eq!((&own.offsets[..], &own.sources[..], &own_p[..]), (&in_offsets[..], &in_sources[..], &in_p[..]));
+        let (mut a, mut b) = (RrSets::new(), RrSets::new());
+        a.extend_to(5000, &Model::new(&own, &own_p), 3);
+        b.extend_to(5000, &Model::new(&borrowed, &borrowed_p), 3);
+        assert_eq!(a, b);
     }
 
     #[test]
@@ -322,8 +397,9 @@ mod tests {
         let p = [0.5f32, 0.3, 0.8, 0.4, 0.6, 0.2];
         let g = view(&offsets, &targets, &p);
         let rev = ReverseGraph::new(&g);
+        let p_in = rev.probabilities(&g);
         let mut sets = RrSets::new();
-        sets.extend_to(400_000, &rev, &p, 11);
+        sets.extend_to(400_000, &Model::new(&rev, &p_in), 11);
         for seeds in [&[0u32][..], &[3], &[1, 2], &[4, 2]] {
             let exact = exact_spread(&offsets, &targets, &p, seeds);
             let estimate = sets.spread(seeds, 5);
