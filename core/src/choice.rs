@@ -247,6 +247,19 @@ choice! {
 }
 
 choice! {
+    /// `graph.cache`: whether an edge list's parse is kept as a binary CSR
+    /// file in Tessera's cache folder and read instead on later runs.
+    pub enum GraphCache {
+        /// For files of 16 MB or more.
+        Auto = "auto",
+        /// For every file.
+        Always = "always",
+        /// Never: parse every time.
+        Never = "never",
+    }
+}
+
+choice! {
     /// `graph.format`: the edge-list format.
     pub enum EdgeListFormat {
         /// `#` comments, `u v [w]`, ids renumbered.

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use tessera_sdk::ComponentKind;
 
 pub use crate::choice::{
-    DataSource, DeviceChoice, EdgeDirection, EdgeListFormat, GraphGenerator, ModelKind, Optimizer, OracleOrder,
-    PretrainMethod, ProbabilityModel, Schedule, Split, StorageAccess, StorageMode, StoragePreset, StoredOrder,
+    DataSource, DeviceChoice, EdgeDirection, EdgeListFormat, GraphCache, GraphGenerator, ModelKind, Optimizer,
+    OracleOrder, PretrainMethod, ProbabilityModel, Schedule, Split, StorageAccess, StorageMode, StoragePreset,
+    StoredOrder,
 };
 use crate::plugin::closest;
 
@@ -616,6 +617,9 @@ pub struct GraphConfig {
     pub format: EdgeListFormat,
     /// `file`: add both directions of every edge.
     pub undirected: bool,
+    /// `file`: keep the parse as a binary CSR file in Tessera's cache folder
+    /// (`auto`: files of 16 MB or more; `always`; `never`).
+    pub cache: GraphCache,
     /// `barabasi-albert`, `watts-strogatz`: `both` directions of every link,
     /// or one by a fair coin (`random`).
     pub direction: EdgeDirection,
@@ -666,6 +670,7 @@ impl Default for GraphConfig {
             path: None,
             format: EdgeListFormat::Snap,
             undirected: false,
+            cache: GraphCache::Auto,
             direction: EdgeDirection::Both,
             seed: None,
             feature_dim: 0,

@@ -249,3 +249,41 @@ fn variants_on_one_graph_share_it_and_another_graph_is_built_anew() {
     assert!(log.contains("smaller: graph with 400 nodes"), "{log}");
     assert_eq!(log.matches("graph with").count(), 2, "{log}");
 }
+
+#[test]
+fn an_edge_list_is_parsed_once_and_again_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let edges: String = (0..3000u32).map(|i| format!("{} {}\n", i * 7 % 1000, (i * 13 + 1) % 1000)).collect();
+    std::fs::write(dir.path().join("edges.txt"), &edges).unwrap();
+    let body = "kind = \"graph\"\n\n[graph]\ngenerator = \"file\"\npath = \"edges.txt\"\ncache = \"always\"\nprobability_model = \"weighted-cascade\"\nbudget = 5\nsimulations = 50\n\n[objective]\nuse = \"baselines.degree\"\n";
+    let m = write_manifest(dir.path(), &[&baselines()], body);
+    let cache = dir.path().join("cache");
+    let run = |out: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["run", &m.display().to_string(), "--out", out])
+            .current_dir(dir.path())
+            .env("TESSERA_CACHE_DIR", &cache)
+            .env_remove("TESSERA_PLUGIN_PATH")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let log = std::fs::read_to_string(dir.path().join(out).join("run.log")).unwrap();
+        let results = std::fs::read_to_string(dir.path().join(out).join("results.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&results).unwrap();
+        let mut scalars = json["variants"][0]["results"]["objective"]["scalars"].clone();
+        let figures = scalars.as_object_mut().unwrap();
+        figures.retain(|key, _| !key.ends_with("seconds") && !key.starts_with("peak_memory"));
+        (log, scalars)
+    };
+    let (first, parsed) = run("first");
+    assert!(first.contains("parsed copy kept at"), "{first}");
+    let (second, cached) = run("second");
+    assert!(second.contains("read from its parsed copy"), "{second}");
+    assert_eq!(parsed, cached, "the same graph either way");
+    assert_eq!(std::fs::read_dir(cache.join("graphs")).unwrap().count(), 1, "one file, no temporaries left");
+    // Another edge: another size, parsed again.
+    std::fs::write(dir.path().join("edges.txt"), format!("{edges}998 999\n")).unwrap();
+    let (third, changed) = run("third");
+    assert!(third.contains("parsed copy kept at"), "{third}");
+    assert_eq!(changed["graph_edges"].as_f64().unwrap(), parsed["graph_edges"].as_f64().unwrap() + 1.0);
+}

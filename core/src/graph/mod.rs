@@ -2,7 +2,9 @@
 //! list readers, independent-cascade probability models and Monte Carlo
 //! spread estimates.
 
+pub mod csr_cache;
 pub mod generators;
+mod parse;
 pub mod readers;
 
 use anyhow::{bail, Result};
@@ -10,7 +12,7 @@ use tessera_sdk::{GraphView, SeedRng};
 
 use crate::choice::{GraphGenerator, ProbabilityModel};
 pub use generators::{barabasi_albert, erdos_renyi, rmat, watts_strogatz};
-pub use readers::{read_edge_list, write_snap, EdgeListFormat};
+pub use readers::{read_edge_list, write_snap, EdgeListFormat, GraphCache};
 
 /// The graph `config` describes: generated (seeded by `seed`) or read from
 /// its file (relative to `base`), with features and edge probabilities.
@@ -23,7 +25,7 @@ pub fn build(config: &crate::manifest::GraphConfig, seed: u64, base: &std::path:
         GraphGenerator::Rmat => rmat(c.nodes, c.edges, (c.rmat[0], c.rmat[1], c.rmat[2]), seed)?,
         GraphGenerator::File => {
             let path = c.path.as_ref().ok_or_else(|| anyhow::anyhow!("graph.generator = \"file\" needs graph.path"))?;
-            read_edge_list(&base.join(path), c.format, c.undirected)?
+            read_edge_list(&base.join(path), c.format, c.undirected, c.cache)?
         }
     };
     if c.feature_dim > 0 {

@@ -2,139 +2,107 @@
 //! whitespace-separated, any integer ids, renumbered 0.. in order of first
 //! appearance) and the `n m` header format (a first line `n m`, then m lines
 //! `u v [w]` with ids in 0..n). A third column w, where present, is the
-//! edge's probability p_uv. Errors name the file and line.
+//! edge's probability p_uv. Errors name the file and line. Parsing runs on
+//! all cores (`parse`); a large file's parse is kept as a binary CSR file
+//! for later runs (`csr_cache`).
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use rayon::prelude::*;
 
+use super::csr_cache::{self, CacheKey};
+use super::parse::{read_edges, EdgeRecords, Layout};
 use super::{DroppedEdges, Graph};
 
-pub use crate::choice::EdgeListFormat;
+pub use crate::choice::{EdgeListFormat, GraphCache};
 
 /// The most nodes without an edge a header may promise beyond those its
 /// edges can touch.
 pub const MAX_ISOLATED_NODES: u64 = 1_000_000;
 
-/// Reads the graph in `path` (`.gz` is decompressed); `undirected` adds
-/// both directions of every line. Edges without a weight get p = 0 (set a
-/// probability model afterwards); with weights, every line must have one.
-pub fn read_edge_list(path: &Path, format: EdgeListFormat, undirected: bool) -> Result<Graph> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening graph {}", path.display()))?;
-    let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(file)))
-    } else {
-        Box::new(std::io::BufReader::new(file))
-    };
+/// Reads the graph in `path` (`.gz` is decompressed) on all cores;
+/// `undirected` adds both directions of every line. Edges without a weight
+/// get p = 0 (set a probability model afterwards); with weights, every line
+/// must have one. `cache` says whether to keep (and reuse) the parse as a
+/// binary CSR file in Tessera's cache folder.
+pub fn read_edge_list(path: &Path, format: EdgeListFormat, undirected: bool, cache: GraphCache) -> Result<Graph> {
     let name = path.display().to_string();
-    let mut ids: std::collections::HashMap<u64, u32> = Default::default();
-    let mut header: Option<(u64, u64)> = None;
-    let (mut edges, mut weights): (Vec<(u32, u32)>, Vec<f32>) = (vec![], vec![]);
-    let mut lines_with_weight = 0usize;
-    let mut data_lines = 0u64;
-    for (index, line) in reader.lines().enumerate() {
-        let number = index + 1;
-        let line = line.with_context(|| format!("{name}:{number}: cannot read the line"))?;
-        let text = line.trim();
-        if text.is_empty() || text.starts_with('#') || text.starts_with('%') {
-            continue;
-        }
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        let int = |i: usize| -> Result<u64> {
-            fields[i].parse::<u64>().with_context(|| {
-                format!("{name}:{number}: `{}` is not a node id (a non-negative integer) in `{text}`", fields[i])
-            })
-        };
-        if format == EdgeListFormat::Header && header.is_none() {
-            if fields.len() != 2 {
-                bail!("{name}:{number}: the first line must be `n m` (nodes, edges), found `{text}`");
-            }
-            let (n, m) = (int(0)?, int(1)?);
-            if n > u32::MAX as u64 {
-                bail!("{name}:{number}: {n} nodes is more than this reader handles (2^32 - 1)");
-            }
-            if n > 2 * m + MAX_ISOLATED_NODES {
-                bail!(
-                    "{name}:{number}: the header promises {n} nodes for {m} edges, which touch at most {}; more than {MAX_ISOLATED_NODES} nodes without an edge is taken for a wrong header (first line `n m`: nodes, then edges)",
-                    2 * m
-                );
-            }
-            header = Some((n, m));
-            continue;
-        }
-        if !(2..=3).contains(&fields.len()) {
-            bail!("{name}:{number}: expected `u v` or `u v w`, found `{text}`");
-        }
-        let (a, b) = (int(0)?, int(1)?);
-        let (u, v) = match header {
-            Some((n, _)) => {
-                if a >= n || b >= n {
-                    bail!("{name}:{number}: edge ({a}, {b}) names a node outside 0..{n} (the header says n = {n})");
-                }
-                (a as u32, b as u32)
-            }
-            None => {
-                let mut id = |raw: u64| {
-                    let next = ids.len() as u32;
-                    *ids.entry(raw).or_insert(next)
-                };
-                (id(a), id(b))
-            }
-        };
-        if fields.len() == 3 {
-            let w: f32 =
-                fields[2].parse().ok().filter(|w: &f32| (0.0..=1.0).contains(w)).with_context(|| {
-                    format!("{name}:{number}: weight `{}` is not a probability in [0, 1]", fields[2])
-                })?;
-            weights.push(w);
-            lines_with_weight += 1;
-        }
-        data_lines += 1;
-        edges.push((u, v));
-        if undirected {
-            edges.push((v, u));
-            if fields.len() == 3 {
-                weights.push(*weights.last().expect("pushed"));
-            }
+    let key = CacheKey::of(path, format, undirected).with_context(|| format!("opening graph {name}"))?;
+    let cached = cache_file(cache, &key);
+    if let Some(graph) = cached.as_deref().and_then(|file| csr_cache::load(file, &key)) {
+        log::info!("{name}: read from its parsed copy {}", cached.unwrap_or_default().display());
+        return Ok(graph);
+    }
+    let graph = parse_edge_list(path, &name, format, undirected)?;
+    if let Some(file) = cached {
+        match csr_cache::store(&file, &key, &graph) {
+            Ok(()) => log::info!("{name}: parsed copy kept at {} for later runs", file.display()),
+            Err(e) => log::warn!("{name}: could not keep a parsed copy ({e:#}); it will be parsed again next time"),
         }
     }
-    if lines_with_weight != 0 && lines_with_weight as u64 != data_lines {
-        bail!("{name}: {lines_with_weight} of {data_lines} edges have a weight; give all or none");
-    }
-    let n = match header {
-        Some((n, m)) => {
-            if data_lines != m {
-                bail!("{name}: the header promises {m} edges, the file has {data_lines}");
-            }
-            n as u32
-        }
-        None if format == EdgeListFormat::Header => bail!("{name}: empty file; expected a first line `n m`"),
-        None => ids.len() as u32,
+    Ok(graph)
+}
+
+/// Files at least this large are cached under `graph.cache = "auto"`.
+pub const CACHE_MIN_BYTES: u64 = 16 << 20;
+
+/// Where the parse of `key` is kept, if it is to be.
+fn cache_file(cache: GraphCache, key: &CacheKey) -> Option<std::path::PathBuf> {
+    let wanted = match cache {
+        GraphCache::Auto => key.size >= CACHE_MIN_BYTES,
+        GraphCache::Always => true,
+        GraphCache::Never => false,
     };
-    if n == 0 {
-        bail!("{name}: no edges");
-    }
-    // CSR sorts each node's targets: carry the weights along.
-    let mut order: Vec<usize> = (0..edges.len()).collect();
-    order.sort_by_key(|&i| (edges[i], i));
-    // A self-loop cannot spread influence and a repeated edge is one edge:
-    // both are dropped (the first weight of a repeated edge is kept), and counted.
-    let self_loops = order.iter().filter(|&&i| edges[i].0 == edges[i].1).count() as u64;
-    order.retain(|&i| edges[i].0 != edges[i].1);
-    let before = order.len();
-    order.dedup_by_key(|i| edges[*i]);
-    let duplicates = (before - order.len()) as u64;
+    wanted.then(csr_cache::cache_dir).flatten().map(|dir| csr_cache::cache_path(&dir, key))
+}
+
+/// Parses the edge list at `path` into CSR form.
+fn parse_edge_list(path: &Path, name: &str, format: EdgeListFormat, undirected: bool) -> Result<Graph> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening graph {name}"))?;
+    let size = file.metadata().map_or(0, |m| m.len());
+    let layout = Layout { name, format, undirected };
+    let records = if path.extension().is_some_and(|e| e == "gz") {
+        read_edges(flate2::read::GzDecoder::new(file), size * 4, &layout)?
+    } else {
+        read_edges(file, size, &layout)?
+    };
+    Ok(into_csr(records, name))
+}
+
+/// The CSR form of the edges read: each node's targets sorted, self-loops
+/// and repeats dropped (a repeat keeps its first weight) and counted.
+fn into_csr(records: EdgeRecords, name: &str) -> Graph {
+    let EdgeRecords { mut packed, weights, nodes } = records;
+    let is_loop = |e: u64| (e >> 32) == (e & 0xFFFF_FFFF);
+    let (graph, self_loops, duplicates) = if weights.is_empty() {
+        let before = packed.len();
+        packed.retain(|&e| !is_loop(e));
+        let self_loops = before - packed.len();
+        packed.par_sort_unstable();
+        let before = packed.len();
+        packed.dedup();
+        let duplicates = before - packed.len();
+        (Graph::from_sorted_packed(nodes, packed), self_loops, duplicates)
+    } else {
+        let mut order: Vec<usize> = (0..packed.len()).filter(|&i| !is_loop(packed[i])).collect();
+        let self_loops = packed.len() - order.len();
+        order.par_sort_unstable_by_key(|&i| (packed[i], i));
+        let before = order.len();
+        order.dedup_by_key(|i| packed[*i]);
+        let duplicates = before - order.len();
+        let probabilities: Vec<f32> = order.iter().map(|&i| weights[i]).collect();
+        let sorted: Vec<u64> = order.iter().map(|&i| packed[i]).collect();
+        drop(packed);
+        let mut graph = Graph::from_sorted_packed(nodes, sorted);
+        graph.probabilities = probabilities;
+        (graph, self_loops, duplicates)
+    };
     if self_loops + duplicates > 0 {
         log::warn!("{name}: dropped {self_loops} self-loop(s) and {duplicates} repeated edge(s)");
     }
-    let sorted: Vec<(u32, u32)> = order.iter().map(|&i| edges[i]).collect();
-    let mut graph = Graph::from_edges(n, &sorted)?;
-    if !weights.is_empty() {
-        graph.probabilities = order.iter().map(|&i| weights[i]).collect();
-    }
-    graph.dropped = DroppedEdges { self_loops, duplicates };
-    Ok(graph)
+    Graph { dropped: DroppedEdges { self_loops: self_loops as u64, duplicates: duplicates as u64 }, ..graph }
 }
 
 /// Writes `graph` as a SNAP edge list (`u v p` per line, ids 0..n), with a
@@ -169,10 +137,10 @@ mod tests {
     fn snap_files_are_renumbered_and_may_be_undirected() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "g.txt", "# a comment\n# FromNodeId\tToNodeId\n100 7\n7 42\n\n100 42\n");
-        let g = read_edge_list(&p, EdgeListFormat::Snap, false).unwrap();
+        let g = read_edge_list(&p, EdgeListFormat::Snap, false, GraphCache::Never).unwrap();
         // 100 -> 0, 7 -> 1, 42 -> 2.
         assert_eq!((g.nodes(), g.offsets.clone(), g.targets.clone()), (3, vec![0, 2, 3, 3], vec![1, 2, 2]));
-        let u = read_edge_list(&p, EdgeListFormat::Snap, true).unwrap();
+        let u = read_edge_list(&p, EdgeListFormat::Snap, true, GraphCache::Never).unwrap();
         assert_eq!(u.edges(), 6);
         assert_eq!(u.reverse().targets, u.targets);
     }
@@ -181,12 +149,12 @@ mod tests {
     fn weights_and_headers_are_read_and_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "h.txt", "3 3\n0 2 0.5\n0 1 0.25\n2 0 1\n");
-        let g = read_edge_list(&p, EdgeListFormat::Header, false).unwrap();
+        let g = read_edge_list(&p, EdgeListFormat::Header, false, GraphCache::Never).unwrap();
         assert_eq!(g.targets, vec![1, 2, 0]);
         assert_eq!(g.probabilities, vec![0.25, 0.5, 1.0], "weights follow their edges");
         let out = dir.path().join("out.txt");
         write_snap(&g, &out, "test graph\nseed 1").unwrap();
-        let back = read_edge_list(&out, EdgeListFormat::Snap, false).unwrap();
+        let back = read_edge_list(&out, EdgeListFormat::Snap, false, GraphCache::Never).unwrap();
         assert_eq!(back, g);
     }
 
@@ -204,7 +172,7 @@ mod tests {
         ];
         for (name, format, text, expected) in cases {
             let p = write(dir.path(), name, text);
-            let err = format!("{:#}", read_edge_list(&p, format, false).unwrap_err());
+            let err = format!("{:#}", read_edge_list(&p, format, false, GraphCache::Never).unwrap_err());
             assert!(err.contains(expected), "{name}: {err}");
         }
     }

@@ -1,0 +1,182 @@
+//! A parsed edge list kept as a binary CSR file in Tessera's cache folder
+//! (`$TESSERA_CACHE_DIR`, else `$XDG_CACHE_HOME/tessera`, else
+//! `~/.cache/tessera`, then `graphs/`): later runs read it instead of
+//! parsing the text again. The file is named by the edge list's path and
+//! reading options, and is used only while the edge list keeps the size and
+//! modification time it had when parsed. Tessera writes only there, under
+//! names it made, through a temporary file and a rename.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{DroppedEdges, EdgeListFormat, Graph};
+
+/// First bytes of a cache file (and its layout's version).
+const MAGIC: &[u8; 8] = b"TSRCSR01";
+
+/// Which parse of which file a cache file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey {
+    /// The edge list, canonical.
+    pub path: PathBuf,
+    /// Its size in bytes when parsed.
+    pub size: u64,
+    /// Its modification time when parsed, in nanoseconds since the epoch.
+    pub modified_ns: u64,
+    /// How it was read.
+    pub format: EdgeListFormat,
+    /// Whether both directions of each line were added.
+    pub undirected: bool,
+}
+
+impl CacheKey {
+    /// The key of `path` as it is now.
+    pub fn of(path: &Path, format: EdgeListFormat, undirected: bool) -> Result<CacheKey> {
+        let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        Ok(CacheKey {
+            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            size: meta.len(),
+            modified_ns: modified.map_or(0, |d| d.as_nanos() as u64),
+            format,
+            undirected,
+        })
+    }
+
+    /// The cache file's name: the edge list's stem and a hash of its path and options.
+    fn file_name(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let text = format!("{}|{}|{}", self.path.display(), self.format.as_str(), self.undirected);
+        for b in text.bytes() {
+            hash = (hash ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        let stem = self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+        format!("{stem}-{hash:016x}.csr")
+    }
+}
+
+/// The cache folder for parsed graphs.
+pub fn cache_dir() -> Option<PathBuf> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let base = env("TESSERA_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("tessera")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache/tessera")))?;
+    Some(base.join("graphs"))
+}
+
+/// The cache file for `key` under `dir`.
+pub fn cache_path(dir: &Path, key: &CacheKey) -> PathBuf {
+    dir.join(key.file_name())
+}
+
+/// The graph cached at `file` for `key`, or `None` where there is none or it
+/// belongs to another state of the edge list (or is damaged: then it says so).
+pub fn load(file: &Path, key: &CacheKey) -> Option<Graph> {
+    let handle = std::fs::File::open(file).ok()?;
+    match read_graph(std::io::BufReader::with_capacity(1 << 20, handle), key) {
+        Ok(graph) => graph,
+        Err(e) => {
+            log::warn!("ignoring the damaged graph cache {}: {e:#}", file.display());
+            None
+        }
+    }
+}
+
+/// Writes `graph` to `file` for `key` (a temporary file, then a rename).
+pub fn store(file: &Path, key: &CacheKey, graph: &Graph) -> Result<()> {
+    let dir = file.parent().context("the cache file has no folder")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let temporary = file.with_extension(format!("csr.{}.tmp", std::process::id()));
+    let written = write_graph(&temporary, key, graph);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary); // ours: made just now
+        return written;
+    }
+    std::fs::rename(&temporary, file).with_context(|| format!("renaming {} to {}", temporary.display(), file.display()))
+}
+
+fn write_graph(path: &Path, key: &CacheKey, graph: &Graph) -> Result<()> {
+    let file = std::fs::File::create_new(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let weighted = graph.probabilities.iter().any(|&p| p != 0.0);
+    out.write_all(MAGIC)?;
+    let head = [key.size, key.modified_ns, graph.nodes() as u64, graph.edges(), weighted as u64];
+    let dropped = [graph.dropped.self_loops, graph.dropped.duplicates];
+    for x in head.iter().chain(&dropped).chain(&graph.offsets) {
+        out.write_all(&x.to_le_bytes())?;
+    }
+    for t in &graph.targets {
+        out.write_all(&t.to_le_bytes())?;
+    }
+    if weighted {
+        for p in &graph.probabilities {
+            out.write_all(&p.to_le_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The graph in `input` if it was made for `key`; `Ok(None)` if for another state.
+fn read_graph(mut input: impl Read, key: &CacheKey) -> Result<Option<Graph>> {
+    let mut magic = [0u8; 8];
+    input.read_exact(&mut magic)?;
+    anyhow::ensure!(&magic == MAGIC, "not a Tessera CSR file of this version");
+    let head: Vec<u64> = read_values(&mut input, 7, u64::from_le_bytes)?;
+    let [size, modified_ns, nodes, edges, weighted, self_loops, duplicates] = head[..] else { unreachable!() };
+    if size != key.size || modified_ns != key.modified_ns {
+        return Ok(None);
+    }
+    let offsets: Vec<u64> = read_values(&mut input, nodes as usize + 1, u64::from_le_bytes)?;
+    anyhow::ensure!(offsets.last() == Some(&edges), "offsets do not end at the edge count");
+    let targets: Vec<u32> = read_values(&mut input, edges as usize, u32::from_le_bytes)?;
+    anyhow::ensure!(targets.iter().all(|&t| (t as u64) < nodes), "a target outside the nodes");
+    let mut graph = Graph::from_edges(0, &[]).expect("no edges");
+    graph.probabilities = match weighted {
+        0 => vec![0.0; edges as usize],
+        _ => read_values(&mut input, edges as usize, f32::from_le_bytes)?,
+    };
+    (graph.offsets, graph.targets) = (offsets, targets);
+    graph.dropped = DroppedEdges { self_loops, duplicates };
+    Ok(Some(graph))
+}
+
+/// `count` little-endian values of N bytes each.
+fn read_values<T, const N: usize>(input: &mut impl Read, count: usize, decode: fn([u8; N]) -> T) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(count);
+    let mut chunk = vec![0u8; (1 << 20) / N * N];
+    while out.len() < count {
+        let take = ((count - out.len()) * N).min(chunk.len());
+        input.read_exact(&mut chunk[..take]).context("the file ends early")?;
+        out.extend(chunk[..take].chunks_exact(N).map(|b| decode(b.try_into().expect("N bytes"))));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_graph_reads_back_and_another_state_of_the_file_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("edges.txt");
+        std::fs::write(&source, "0 1\n").unwrap();
+        let key = CacheKey::of(&source, EdgeListFormat::Snap, false).unwrap();
+        let mut graph = Graph::from_edges(4, &[(0, 1), (0, 3), (2, 1)]).unwrap();
+        graph.probabilities = vec![0.5, 0.25, 1.0];
+        graph.dropped = DroppedEdges { self_loops: 2, duplicates: 1 };
+        let file = cache_path(dir.path(), &key);
+        store(&file, &key, &graph).unwrap();
+        assert_eq!(load(&file, &key), Some(graph.clone()));
+        let changed = CacheKey { size: key.size + 1, ..key.clone() };
+        assert_eq!(load(&file, &changed), None, "another size: parse again");
+        let other = CacheKey { undirected: true, ..key.clone() };
+        assert_ne!(cache_path(dir.path(), &other), file, "other options, other file");
+        std::fs::write(&file, b"TSRCSR01 and then garbage").unwrap();
+        assert_eq!(load(&file, &key), None, "damaged: ignored");
+    }
+}
