@@ -10,13 +10,15 @@ use super::Graph;
 use crate::choice::EdgeDirection;
 
 /// Directed edges from undirected links: both directions, or one by a coin
-/// (its own stream of `seed`, so `both` graphs stay as they were).
-fn directed(links: &[(u32, u32)], direction: EdgeDirection, seed: u64) -> Vec<(u32, u32)> {
+/// (its own stream of `seed`, so `both` graphs stay as they were; flipped in
+/// place, so no second list).
+fn directed(mut links: Vec<(u32, u32)>, direction: EdgeDirection, seed: u64) -> Vec<(u32, u32)> {
     match direction {
         EdgeDirection::Both => links.iter().flat_map(|&(u, v)| [(u, v), (v, u)]).collect(),
         EdgeDirection::Random => {
             let mut coin = SeedRng::derive(seed, 0xD12E);
-            links.iter().map(|&(u, v)| if coin.below(2) == 0 { (u, v) } else { (v, u) }).collect()
+            links.iter_mut().filter(|_| coin.below(2) == 1).for_each(|(u, v)| std::mem::swap(u, v));
+            links
         }
     }
 }
@@ -73,7 +75,7 @@ pub fn barabasi_albert(n: u32, attach: u32, direction: EdgeDirection, seed: u64)
         }
     }
     drop(ends);
-    Graph::from_edges(n, &directed(&edges, direction, seed))
+    Graph::from_edges(n, &directed(edges, direction, seed))
 }
 
 /// Watts–Strogatz: a ring where each node links to its `neighbors / 2`
@@ -115,7 +117,7 @@ pub fn watts_strogatz(n: u32, neighbors: u32, rewire: f64, direction: EdgeDirect
             edges.push((u, target));
         }
     }
-    Graph::from_edges(n, &directed(&edges, direction, seed))
+    Graph::from_edges(n, &directed(edges, direction, seed))
 }
 
 /// R-MAT (Chakrabarti et al. 2004): each of about `m` directed edges picks

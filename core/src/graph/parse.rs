@@ -1,4 +1,4 @@
-//! Edge-list parsing on all cores: the file is read in blocks of 32 MB,
+//! Edge-list parsing on all cores: the file is read in blocks of 16 MB,
 //! each block is cut at line ends into one piece per core, the pieces are
 //! parsed in parallel from bytes, and their edges are renumbered in file
 //! order. Memory is the edges (8 bytes each, 4 more with weights) plus one
@@ -15,7 +15,7 @@ use super::readers::MAX_ISOLATED_NODES;
 use super::EdgeListFormat;
 
 /// Bytes read at a time.
-const BLOCK_BYTES: usize = 32 << 20;
+const BLOCK_BYTES: usize = 16 << 20;
 
 /// Edges as read: `u << 32 | v` per edge in file order (both directions for
 /// an undirected file), their weights where the file has them, and n.
@@ -320,7 +320,7 @@ fn weight(field: &[u8]) -> std::result::Result<f32, String> {
 
 /// Parses one piece of whole lines; ids checked against the header's n.
 fn parse_piece(piece: &[u8], header_n: Option<u64>) -> std::result::Result<Piece, LineError> {
-    let mut out = Piece::default();
+    let mut out = Piece { ends: Vec::with_capacity(memchr::memchr_iter(b'\n', piece).count() + 1), weights: vec![] };
     for (index, line) in piece.split(|&b| b == b'\n').enumerate() {
         let Some(fields) = data_fields(line) else { continue };
         let fail = |message: String| LineError { line: index as u64, message };
