@@ -29,6 +29,7 @@ fn main() {
     let started = Instant::now();
     let mut g = rmat(nodes, 10 * nodes as u64, (0.57, 0.19, 0.19), 2026).unwrap();
     g.set_weighted_cascade();
+    g.index_in_edges(); // as the host does: objectives borrow the in-edges
     println!(
         "R-MAT graph: {} nodes, {} edges, weighted cascade, generated in {:.1} s; peak memory {:.0} MB",
         g.nodes(),

@@ -63,12 +63,16 @@ fn parse_edge_list(path: &Path, name: &str, format: EdgeListFormat, undirected: 
     let file = std::fs::File::open(path).with_context(|| format!("opening graph {name}"))?;
     let size = file.metadata().map_or(0, |m| m.len());
     let layout = Layout { name, format, undirected };
+    let started = std::time::Instant::now();
     let records = if path.extension().is_some_and(|e| e == "gz") {
         read_edges(flate2::read::GzDecoder::new(file), size * 4, &layout)?
     } else {
         read_edges(file, size, &layout)?
     };
-    Ok(into_csr(records, name))
+    let parsed = started.elapsed().as_secs_f64();
+    let graph = into_csr(records, name);
+    log::debug!("{name}: {size} bytes parsed in {parsed:.2}s, CSR in {:.2}s", started.elapsed().as_secs_f64() - parsed);
+    Ok(graph)
 }
 
 /// The CSR form of the edges read: each node's targets sorted, self-loops
