@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # What `make test` runs: starts the local Slurm cluster (testing/slurm/start.sh),
+# installs chromium for the report page's test when missing (testing/chromium.sh),
 # runs the workspace's tests, prints the Slurm jobs the tests submitted, and
 # stops the daemons it started, by process id, however the tests end.
 set -uo pipefail
@@ -14,6 +15,7 @@ if testing/slurm/start.sh; then
 else
   echo "slurm: no local cluster; the Slurm tests say why they skip (on CI they fail)"
 fi
+testing/chromium.sh
 cargo test --release --workspace "$@"
 code=$?
 if [ -s "$TESSERA_SLURM_STATE/test-jobs.log" ]; then

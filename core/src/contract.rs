@@ -71,6 +71,9 @@ pub fn plugin_report(component: &str, report: &Report) -> Result<ReportJson> {
             return Err(broken(format!("scalar `{}` is {}; report only finite numbers", s.name, s.value)));
         }
     }
+    if let Some(h) = report.headlines.iter().find(|h| !names.contains(h.as_str())) {
+        return Err(broken(format!("headline `{h}` names no scalar of the report (use Report::headline)")));
+    }
     let mut names = BTreeSet::new();
     for s in report.series.iter() {
         if s.name.is_empty() || !names.insert(s.name.as_str()) {
@@ -240,6 +243,16 @@ mod tests {
             rows: vec![vec![tessera_sdk::Cell::Integer(1)].into()].into(),
         });
         assert!(plugin_report("m.x", &r).unwrap_err().to_string().contains("1 cells for 2 columns"));
+    }
+
+    #[test]
+    fn headlines_are_kept_and_must_name_a_scalar() {
+        let mut r = Report::default();
+        r.headline("bound", 0.02).scalar("other", 1.0).defined_headline("undefined", f64::NAN);
+        assert_eq!(plugin_report("p.m", &r).unwrap().headline, vec!["bound".to_string()], "NaN: left out");
+        r.headlines.push("missing".into());
+        let err = plugin_report("p.m", &r).unwrap_err().to_string();
+        assert!(err.contains("p.m") && err.contains("headline `missing` names no scalar"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod data;
 pub mod figures;
 pub mod finetune;
 pub mod graph;
+pub mod html;
 pub mod logger;
 pub mod manifest;
 pub mod model;

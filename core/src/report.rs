@@ -23,6 +23,9 @@ pub struct ReportJson {
     /// The report's arrays: `.npy` paths relative to the run folder.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub arrays: Vec<String>,
+    /// The scalars the component marks as its headline figures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headline: Vec<String>,
 }
 
 /// Scalars where `null` (JSON's NaN) reads as NaN, so every results.json
@@ -96,6 +99,7 @@ impl From<&tessera_sdk::Report> for ReportJson {
                 })
                 .collect(),
             arrays: Vec::new(),
+            headline: r.headlines.iter().map(|h| h.to_string()).collect(),
         }
     }
 }
@@ -557,12 +561,24 @@ fn render_table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The side-by-side summary: one row per variant, a column per scalar.
-pub fn summary_table(results: &RunResults, max_columns: usize) -> String {
+/// The host's own headline figures (role, scalar), where a run has them.
+const HOST_HEADLINES: [(&str, &str); 4] = [
+    ("engine", "final_test_accuracy"),
+    ("objective", "worst_case_spread"),
+    ("objective", "worst_case_ratio"),
+    ("objective", "expected_spread"),
+];
+
+/// The (role, scalar) columns of a summary: headline figures first (the
+/// plugins' marks, then the host's), then plugins' other figures, then the
+/// engine's, then the rest; wall times only with `timed`.
+pub fn summary_columns(results: &RunResults, max_columns: usize, timed: bool) -> Vec<(String, String)> {
     let mut columns: Vec<(String, String)> = Vec::new();
+    let mut marked: Vec<(String, String)> = Vec::new();
     for v in &results.variants {
         for (role, report) in &v.results {
-            for name in report.scalars.keys() {
+            marked.extend(report.headline.iter().map(|h| (role.clone(), h.clone())));
+            for name in report.scalars.keys().filter(|n| timed || !crate::figures::varies(n)) {
                 let col = (role.clone(), name.clone());
                 if !columns.contains(&col) {
                     columns.push(col);
@@ -570,14 +586,21 @@ pub fn summary_table(results: &RunResults, max_columns: usize) -> String {
             }
         }
     }
-    // Metrics' figures first, then the engine's, then the rest.
-    let rank = |role: &str| match role {
-        r if r.contains('.') => 0,
-        "engine" => 1,
-        _ => 2,
+    let rank = |(role, name): &(String, String)| match role.as_str() {
+        _ if marked.iter().any(|(r, n)| r == role && n == name) => 0,
+        r if HOST_HEADLINES.contains(&(r, name.as_str())) => 1,
+        r if r.contains('.') => 2,
+        "engine" => 3,
+        _ => 4,
     };
-    columns.sort_by_key(|(role, _)| rank(role));
+    columns.sort_by_key(rank);
     columns.truncate(max_columns);
+    columns
+}
+
+/// The side-by-side summary: one row per variant, a column per scalar.
+pub fn summary_table(results: &RunResults, max_columns: usize) -> String {
+    let columns = summary_columns(results, max_columns, true);
     let mut header = vec!["variant".to_string(), "status".to_string(), "seconds".to_string()];
     header.extend(columns.iter().map(|(_, name)| name.clone()));
     let mut rows = vec![header];
@@ -670,6 +693,21 @@ mod tests {
             ],
             plots: vec![],
         }
+    }
+
+    #[test]
+    fn headline_figures_lead_the_summary_then_the_hosts_then_the_rest() {
+        let mut r = sample();
+        let mut plugin = ReportJson::default();
+        plugin.scalars.extend([("aaa".to_string(), 1.0), ("bound".to_string(), 0.02)]);
+        plugin.headline.push("bound".into());
+        let mut engine = ReportJson::default();
+        engine.scalars.extend([("epoch_seconds".to_string(), 1.0), ("final_test_accuracy".to_string(), 0.9)]);
+        r.variants[0].results.extend([("p.m".to_string(), plugin), ("engine".to_string(), engine)]);
+        let names = |timed| -> Vec<String> { summary_columns(&r, 10, timed).into_iter().map(|(_, n)| n).collect() };
+        assert_eq!(names(false), ["bound", "final_test_accuracy", "test_accuracy", "aaa"]);
+        assert!(names(true).contains(&"epoch_seconds".to_string()), "the console keeps wall times");
+        assert!(summary_table(&r, 2).lines().next().unwrap().contains("bound"));
     }
 
     #[test]

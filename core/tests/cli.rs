@@ -8,12 +8,7 @@ use std::process::{Command, Output};
 use common::*;
 
 fn tessera(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("TESSERA_PLUGIN_PATH")
-        .output()
-        .expect("tessera runs")
+    tessera_command(args, cwd)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -452,6 +452,9 @@ pub struct Report {
     pub tables: RVec<Table>,
     /// Named arrays (raw data behind a figure).
     pub arrays: RVec<NamedArray>,
+    /// Names of the scalars that are the method's headline figures: the
+    /// console summary and the run's report page show them first.
+    pub headlines: RVec<RString>,
 }
 
 impl Report {
@@ -465,6 +468,22 @@ impl Report {
     /// component): use [`Report::defined`] for a figure that can be undefined.
     pub fn scalar(&mut self, name: &str, value: f64) -> &mut Self {
         self.scalars.push(Scalar { name: name.into(), value });
+        self
+    }
+
+    /// Adds a named number and marks it as a headline figure (what a reader
+    /// of the paper looks for first; shown first in summaries).
+    pub fn headline(&mut self, name: &str, value: f64) -> &mut Self {
+        self.headlines.push(name.into());
+        self.scalar(name, value)
+    }
+
+    /// [`Report::headline`] only where the number is defined (finite), as
+    /// [`Report::defined`].
+    pub fn defined_headline(&mut self, name: &str, value: f64) -> &mut Self {
+        if value.is_finite() {
+            self.headline(name, value);
+        }
         self
     }
 

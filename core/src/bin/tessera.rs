@@ -625,17 +625,19 @@ fn resume(cli: &Cli, dir: &std::path::Path, executor: &ExecutorArgs, progress: i
     print_outcome(run::resume(dir, &options))
 }
 
-/// `tessera report`: tables, plots and summary again from results.json.
+/// `tessera report`: tables, plots, the report page and the summary again
+/// from results.json.
 fn rerender(dir: &std::path::Path) -> ExitCode {
     let result = RunResults::load(dir).and_then(|r| {
         report::write_tables(&r, dir)?;
         let plots = report::write_plots(&r, dir)?;
-        Ok((r, plots))
+        let page = tessera_core::html::write_report_page(&r, dir, &plots)?;
+        Ok((r, plots, page))
     });
     match result {
-        Ok((results, plots)) => {
+        Ok((results, plots, page)) => {
             println!("{}", report::summary_table(&results, 8));
-            println!("{} plots in {}", plots.len(), dir.join("plots").display());
+            println!("{} plots in {}; the page: {}", plots.len(), dir.join("plots").display(), page.display());
             ExitCode::SUCCESS
         }
         Err(e) => {

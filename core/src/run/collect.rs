@@ -38,7 +38,8 @@ pub fn collect(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOpti
     }
     results.save(run_dir)?;
     report::write_tables(&results, run_dir)?;
-    report::write_plots(&results, run_dir)?;
+    let plots = report::write_plots(&results, run_dir)?;
+    crate::html::write_report_page(&results, run_dir, &plots)?;
     Ok(results)
 }
 

@@ -10,6 +10,17 @@ use tessera_core::manifest::Diagnostics;
 use tessera_core::plugin::library_file_name;
 use tessera_core::run::{self, PluginSearch, RunOptions, RunOutcome, Session};
 
+/// `tessera ARGS` run in `cwd` as a user runs it: plugins from beside the
+/// binary only (no `TESSERA_PLUGIN_PATH`).
+pub fn tessera_command(args: &[&str], cwd: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("TESSERA_PLUGIN_PATH")
+        .output()
+        .expect("tessera runs")
+}
+
 /// The cargo profile folder holding the built libraries (target/release).
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -167,7 +167,7 @@ impl Metric for PerformanceCorrelation {
         report.scalar("final_mu", last.mu);
         report.scalar("i_ly", last.i_ly);
         report.defined("reference_accuracy", self.reference_accuracy.unwrap_or(f64::NAN));
-        report.defined("final_mu_over_i_ly", last.mu / last.i_ly);
+        report.defined_headline("final_mu_over_i_ly", last.mu / last.i_ly);
         // Early: μ/I(F;Y) at the first checkpoints where F knows something.
         let early: Vec<&Information> =
             self.information.iter().filter(|i| i.i_fy > self.params.early_threshold).take(3).collect();

@@ -488,7 +488,7 @@ impl Metric for NegSubset {
         let (_, wy, wr, wslope) = score_line(&scores, held_out, None);
         let (_, _, sr, _) = score_line(&scores, selection, Some(points));
         report
-            .defined("held_out_correlation", hr)
+            .defined_headline("held_out_correlation", hr)
             .scalar("held_out_slope", hslope)
             .defined("held_out_whole_split_correlation", wr)
             .scalar("held_out_whole_split_slope", wslope)

@@ -58,7 +58,10 @@ fn need_probabilities(graph: &GraphView) -> Result<()> {
 
 fn report_solution(report: &mut Report, prefix: &str, s: &Solution) {
     report.scalar(&format!("{prefix}estimated_spread"), s.spread);
-    report.scalar(&format!("{prefix}certified_ratio"), s.certified_ratio);
+    match prefix {
+        "" => report.headline("certified_ratio", s.certified_ratio),
+        _ => report.scalar(&format!("{prefix}certified_ratio"), s.certified_ratio),
+    };
     report.scalar(&format!("{prefix}rr_sets"), s.rr_sets as f64);
     report.scalar(&format!("{prefix}rr_entries"), s.rr_entries as f64);
     report.scalar(&format!("{prefix}opim_rounds"), s.rounds as f64);
@@ -261,7 +264,7 @@ impl GraphObjective for Hiro {
         report.scalar("eta", ((self.params.thetas as f64).ln() / (2.0 * t)).sqrt());
         report.scalar("sampling_seconds", sampling_seconds);
         report.scalar("seconds_per_round", round_seconds);
-        report.scalar("sampled_worst_case_ratio", game.worst_case_ratio());
+        report.headline("sampled_worst_case_ratio", game.worst_case_ratio());
         report.scalar("union_size", union.len() as f64);
         report.scalar("union_sampled_worst_case_ratio", union_ratio);
         let last = game.weights.last().cloned().unwrap_or_default();

@@ -125,7 +125,7 @@ impl Metric for Rrm {
             .scalar("robustness_gap", gaps.robustness)
             .scalar("memorization_gap", gaps.memorization)
             .scalar("rationality_gap", gaps.rationality)
-            .scalar("rrm_bound", gaps.rrm_bound)
+            .headline("rrm_bound", gaps.rrm_bound)
             .scalar("eta", eta)
             .scalar("clean_runs", clean_runs.len() as f64)
             .scalar("noisy_runs", noisy_runs.len() as f64)

@@ -213,7 +213,7 @@ impl Metric for FunctionalDistance {
             .defined("mean_tv_between_settings", mean(&all_between))
             .defined("mean_tv_between_settings_other_seeds", mean(&all_across))
             .defined("mean_noise_floor", mean(&all_floor))
-            .defined("between_over_floor", mean(&all_between) / mean(&all_floor))
+            .defined_headline("between_over_floor", mean(&all_between) / mean(&all_floor))
             .defined("other_seeds_between_over_floor", mean(&all_across) / mean(&all_floor));
         report.table("distances", &["loss_level", "kind", "setting_a", "seed_a", "setting_b", "seed_b", "tv"], rows);
         self.report = Some(report);

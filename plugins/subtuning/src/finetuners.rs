@@ -112,7 +112,7 @@ impl Finetuner for Profile {
                 trainable.push(c.position);
             }
         }
-        report.scalar("chosen_score", if trainable.is_empty() { probe } else { best.map_or(probe, |b| b.1) });
+        report.headline("chosen_score", if trainable.is_empty() { probe } else { best.map_or(probe, |b| b.1) });
         log::info!("profile: training {}", names(&trainable, &candidates));
         Ok(Selection { trainable: trainable.into(), report })
     }
@@ -244,7 +244,10 @@ impl Finetuner for Greedy {
         report.table("greedy_path", &["search", "step", "move", "block", "set", "score", "taken"], rows);
         let (set, s) = chosen.expect("at least one search");
         let flops = search::siamese_flops(&set, &candidates);
-        report.scalar("chosen_score", s).scalar("chosen_blocks", set.len() as f64).scalar("chosen_flops", flops as f64);
+        report
+            .headline("chosen_score", s)
+            .scalar("chosen_blocks", set.len() as f64)
+            .scalar("chosen_flops", flops as f64);
         report.table(
             "chosen_blocks",
             &["position", "block"],

@@ -1,0 +1,106 @@
+//! `report.html` opened in a real browser (Debian's chromium, headless;
+//! `make test` installs it when missing): it loads with no script error and
+//! no request outside the file, and its summary table and every plot are
+//! there. Screenshots are kept under `<target>/test-artifacts/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn tessera(args: &[&str], cwd: &Path) -> std::process::Output {
+    tessera_command(args, cwd)
+}
+
+fn chromium() -> &'static str {
+    let found = Command::new("chromium").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "chromium is not installed: `make test` installs it (testing/chromium.sh; Debian: apt-get install chromium)"
+    );
+    "chromium"
+}
+
+/// The page's DOM after its script ran, and chromium's log.
+fn open_in_browser(page: &Path, screenshot: &str) -> (String, String) {
+    let url = format!("file://{}", page.canonicalize().unwrap().display());
+    let profile = tempfile::tempdir().unwrap();
+    let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"];
+    let user_dir = format!("--user-data-dir={}", profile.path().display());
+    let dom = Command::new(chromium()).args(flags).arg(&user_dir).args(["--dump-dom", &url]).output().unwrap();
+    assert!(dom.status.success(), "chromium: {}", String::from_utf8_lossy(&dom.stderr));
+    let artifacts = profile_dir().join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join(screenshot);
+    let size = "--window-size=1280,2400";
+    let status = Command::new(chromium())
+        .args(flags)
+        .args([&user_dir, size, &format!("--screenshot={}", shot.display()), &url])
+        .output()
+        .unwrap();
+    assert!(status.status.success() && shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&status.stderr));
+    (String::from_utf8_lossy(&dom.stdout).into_owned(), String::from_utf8_lossy(&dom.stderr).into_owned())
+}
+
+/// The checks every page passes; the number of plots it shows.
+fn check_page(run: &Path, screenshot: &str) -> String {
+    let page = run.join("report.html");
+    let html = std::fs::read_to_string(&page).expect("run folders have report.html");
+    for outside in ["src=\"http", "href=\"http", "<link", "<script src", "@import"] {
+        assert!(!html.contains(outside), "the page reaches outside the file: {outside}");
+    }
+    let (dom, log) = open_in_browser(&page, screenshot);
+    assert!(dom.contains("data-ready=\"1\""), "its script did not run to the end");
+    assert!(dom.contains("data-errors=\"0\""), "script errors: {log}");
+    assert!(!log.contains("Uncaught") && !log.contains("net::ERR"), "{log}");
+    assert!(dom.contains("id=\"summary-table\""), "no summary table");
+    let plots = std::fs::read_dir(run.join("plots")).map_or(0, |d| d.count());
+    assert_eq!(dom.matches("<figure class=\"plot\">").count(), plots, "every plot of plots/ on the page");
+    assert!(dom.matches("<svg").count() >= plots, "an SVG per plot");
+    dom
+}
+
+#[test]
+fn a_training_run_s_page_shows_its_summary_and_every_plot_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = examples().join("quickstart.toml").display().to_string();
+    let out = tessera(
+        &["run", &manifest, "--set", "train.epochs=2", "--set", "data.examples=600", "--out", "run", "-q"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dom = check_page(&dir.path().join("run"), "report-quickstart.png");
+    assert!(dom.contains("final_test_accuracy"), "the engine's figures in the summary");
+    assert!(dom.contains("manifest.toml"), "the manifest is shown");
+    // `tessera report` writes it again from results.json.
+    std::fs::remove_file(dir.path().join("run/report.html")).unwrap();
+    let again = tessera(&["report", "run"], dir.path());
+    assert!(again.status.success() && dir.path().join("run/report.html").exists());
+}
+
+#[test]
+fn a_failed_variant_s_error_and_a_population_run_render_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "kind = \"graph\"\n\n[graph]\nnodes = 300\nedges = 1500\nprobability_model = \"weighted-cascade\"\nbudget = 5\nbudgets = [2, 5]\nsimulations = 50\n\n[[variant]]\nname = \"degree\"\nobjective = { use = \"baselines.degree\" }\n\n[[variant]]\nname = \"lugreedy\"\nobjective = { use = \"robust-im.lugreedy\" }\n";
+    let m = write_manifest(dir.path(), &[&baselines(), &library("tessera_robust_im")], body);
+    let _ = tessera(&["run", &m.display().to_string(), "--out", "graph", "-q"], dir.path());
+    let dom = check_page(&dir.path().join("graph"), "report-failed-variant.png");
+    assert!(
+        dom.contains("<tr class=\"failed\">") && dom.contains("needs a hyperparametric graph"),
+        "the error is shown"
+    );
+
+    let manifest = examples().join("pointwise-profiles.toml").display().to_string();
+    let sets = ["population.seeds=[1,2]", "population.epochs=[1,2]", "population.widths=[0.25]"];
+    let mut args = vec!["run", &manifest, "--variant", "digits", "--out", "population", "-q"];
+    sets.iter().for_each(|s| args.extend(["--set", s]));
+    let out = tessera(&args, dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check_page(&dir.path().join("population"), "report-population.png");
+}
