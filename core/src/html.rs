@@ -37,7 +37,7 @@ pub fn write_report_page(results: &RunResults, dir: &Path, plots: &[PathBuf]) ->
 }
 
 /// `text` safe inside HTML text and attributes.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -104,7 +104,7 @@ fn summary(page: &mut String, results: &RunResults) {
 }
 
 /// `mean ± sd` (or the one value, or `–`).
-fn mean_sd(values: &[f64]) -> String {
+pub(crate) fn mean_sd(values: &[f64]) -> String {
     match values.len() {
         0 => "–".into(),
         1 => format_number(values[0]),
@@ -230,7 +230,8 @@ fn manifest(page: &mut String, dir: &Path) {
     }
 }
 
-const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}\
+/// The pages' CSS.
+pub(crate) const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}\
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;margin-top:1.6em}code,pre{font:12px ui-monospace,monospace}\
 pre{background:#f6f6f6;padding:.6em;overflow:auto;white-space:pre-wrap}\
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}\
@@ -242,7 +243,7 @@ figcaption{font-weight:600}.overview{color:#555}details{margin:.3em 0}";
 
 /// Sorts a table by a clicked header (numbers by their value); counts
 /// script errors in `data-errors`, and marks the page ready.
-const SCRIPT: &str = "<script>\
+pub(crate) const SCRIPT: &str = "<script>\
 window.addEventListener('error',function(){var b=document.body;b.dataset.errors=String(Number(b.dataset.errors)+1);});\
 document.querySelectorAll('table.sortable th').forEach(function(th){th.addEventListener('click',function(){\
 var table=th.closest('table'),body=table.tBodies[0],i=Array.prototype.indexOf.call(th.parentNode.children,th);\

@@ -9,6 +9,7 @@
 //! plugin; it finds them at run time ([`plugin::Registry`]).
 
 pub mod choice;
+pub mod compare;
 pub mod contract;
 pub mod data;
 pub mod figures;

@@ -545,7 +545,7 @@ pub fn format_number(x: f64) -> String {
 }
 
 /// Rows as left-aligned columns, the first row underlined as a header.
-fn render_table(rows: &[Vec<String>]) -> String {
+pub(crate) fn render_table(rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> =
         (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();

@@ -104,3 +104,26 @@ fn a_failed_variant_s_error_and_a_population_run_render_too() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     check_page(&dir.path().join("population"), "report-population.png");
 }
+
+#[test]
+fn two_runs_compare_side_by_side_with_differences_and_shared_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = examples().join("quickstart.toml").display().to_string();
+    for (out, epochs) in [("one", "train.epochs=1"), ("two", "train.epochs=2")] {
+        let args = ["run", &manifest, "--set", epochs, "--set", "data.examples=600", "--out", out, "-q"];
+        assert!(tessera(&args, dir.path()).status.success());
+    }
+    let out = tessera(&["compare", "one", "two", "--out", "cmp"], dir.path());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.contains("two − one") && table.contains("engine/final_test_accuracy"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("full-shuffle")), "{table}");
+    let page = dir.path().join("cmp/compare.html");
+    let (dom, log) = open_in_browser(&page, "compare-quickstart.png");
+    assert!(dom.contains("data-ready=\"1\"") && dom.contains("data-errors=\"0\""), "{log}");
+    let plots = std::fs::read_dir(dir.path().join("cmp/plots")).unwrap().count();
+    assert!(plots > 0 && dom.matches("<figure class=\"plot\">").count() == plots, "every shared curve drawn");
+    // Never into a folder that holds something.
+    let again = tessera(&["compare", "one", "two", "--out", "cmp"], dir.path());
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}

@@ -121,10 +121,21 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Re-render the tables, plots and summary of a run folder from its results.json.
+    /// Re-render the tables, plots, report.html and summary of a run folder from its results.json.
     Report {
         /// The run folder.
         dir: PathBuf,
+    },
+    /// Compare runs: the same variants side by side (headline figures first,
+    /// mean ± sd over seeds, each run's difference from the first) and their
+    /// shared curves on one plot; writes compare.html into a new folder.
+    Compare {
+        /// Two or more run folders; the first is the baseline.
+        #[arg(required = true, num_args = 2..)]
+        dirs: Vec<PathBuf>,
+        /// The folder to write (default: runs/compare-<time>); new or empty.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Compare a run folder's figures (every scalar but wall times, per
     /// variant, seeds merged) with an expected-figures file, exactly; exit 1
@@ -625,6 +636,23 @@ fn resume(cli: &Cli, dir: &std::path::Path, executor: &ExecutorArgs, progress: i
     print_outcome(run::resume(dir, &options))
 }
 
+/// `tessera compare`: the table printed, the page written.
+fn compare(dirs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let out = out.map_or_else(|| PathBuf::from(format!("runs/compare-{stamp}")), std::path::Path::to_path_buf);
+    match tessera_core::compare::compare(dirs, &out) {
+        Ok(table) => {
+            print!("{table}");
+            println!("the page: {}", out.join("compare.html").display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// `tessera report`: tables, plots, the report page and the summary again
 /// from results.json.
 fn rerender(dir: &std::path::Path) -> ExitCode {
@@ -736,6 +764,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Report { dir } => rerender(dir),
+        Command::Compare { dirs, out } => compare(dirs, out.as_deref()),
         Command::Figures { dir, expected, write } => figures(dir, expected, *write),
         Command::Table { dir, columns } => {
             match RunResults::load(dir).and_then(|r| tessera_core::table::render(&r, columns)) {
