@@ -21,9 +21,24 @@ const TABLE_ROWS: usize = 200;
 
 /// Writes `report.html` into `dir`, inlining the SVGs at `plots`; its path.
 pub fn write_report_page(results: &RunResults, dir: &Path, plots: &[PathBuf]) -> Result<PathBuf> {
+    write_progress_page(results, dir, plots, &[])
+}
+
+/// [`write_report_page`] of a run still going, `pending` naming the
+/// variants not finished yet.
+pub fn write_progress_page(results: &RunResults, dir: &Path, plots: &[PathBuf], pending: &[String]) -> Result<PathBuf> {
     let mut page = String::new();
     head(&mut page, &results.experiment);
     overview(&mut page, results);
+    if !pending.is_empty() {
+        let names: Vec<String> = pending.iter().map(|n| escape(n)).collect();
+        let _ = writeln!(
+            page,
+            "<p id=\"running\" class=\"running\"><b>Still running</b> ({} to come): {}. This page is rewritten as they finish.</p>",
+            names.len(),
+            names.join(", ")
+        );
+    }
     summary(&mut page, results);
     variants(&mut page, results);
     plot_sections(&mut page, plots);
@@ -239,7 +254,7 @@ th{background:#f0f0f0;cursor:pointer}td:first-child,th:first-child{text-align:le
 tr.failed td{background:#fde8e8}tr.error td{text-align:left;background:#fff6f6}\
 .plots{display:flex;flex-wrap:wrap;gap:1em}figure.plot{margin:0;width:580px;max-width:100%}\
 figure.plot svg{width:100%;height:auto}.wide{overflow-x:auto}\
-figcaption{font-weight:600}.overview{color:#555}details{margin:.3em 0}";
+figcaption{font-weight:600}.running{background:#fff8e0;padding:.4em}.overview{color:#555}details{margin:.3em 0}";
 
 /// Sorts a table by a clicked header (numbers by their value); counts
 /// script errors in `data-errors`, and marks the page ready.
@@ -256,6 +271,21 @@ document.body.dataset.ready='1';\
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_still_going_names_what_is_to_come_and_a_finished_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let results: RunResults = serde_json::from_value(serde_json::json!({
+            "schema": 1, "tessera_version": "0", "experiment": "e", "manifest": "m.toml",
+            "started": "now", "variants": []
+        }))
+        .unwrap();
+        let page = write_progress_page(&results, dir.path(), &[], &["b<2>".into(), "c".into()]).unwrap();
+        let text = std::fs::read_to_string(&page).unwrap();
+        assert!(text.contains("Still running</b> (2 to come): b&lt;2&gt;, c."), "{text}");
+        write_report_page(&results, dir.path(), &[]).unwrap();
+        assert!(!std::fs::read_to_string(&page).unwrap().contains("Still running"));
+    }
 
     #[test]
     fn text_is_escaped_and_seeds_merge_into_mean_and_sd() {

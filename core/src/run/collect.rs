@@ -43,6 +43,27 @@ pub fn collect(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOpti
     Ok(results)
 }
 
+/// `report.html` of a run still going: the variants whose units are all
+/// done, as collect will show them (a population once its reduce step has
+/// run, at the end), and the names of the others, still to come.
+pub(super) fn progress_page(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOptions) -> Result<()> {
+    let mut results = no_variants_yet(plan);
+    let mut pending = Vec::new();
+    for planned in &plan.variants {
+        let done = planned.units.iter().all(|&id| unit::is_done(run_dir, id));
+        let variant = session.variants.iter().find(|v| v.name == planned.name);
+        match variant {
+            Some(variant) if done && planned.kind != ExperimentKind::Population => {
+                results.variants.push(collect_variant(session, variant, planned, run_dir, options))
+            }
+            _ => pending.push(planned.name.clone()),
+        }
+    }
+    let plots = report::write_plots(&results, run_dir)?;
+    crate::html::write_progress_page(&results, run_dir, &plots, &pending)?;
+    Ok(())
+}
+
 /// The results of `plan` before any variant is collected.
 pub(super) fn no_variants_yet(plan: &Plan) -> RunResults {
     RunResults {

@@ -90,6 +90,9 @@ fn run_inline(session: &Session, plan: &Plan, pending: &[usize], run_dir: &Path,
             break;
         }
         unit::execute(session, plan, id, run_dir, options)?;
+        if let Err(e) = super::collect::progress_page(session, plan, run_dir, options) {
+            log::warn!("the report page of the run so far: {e:#}");
+        }
     }
     Ok(())
 }
