@@ -103,7 +103,11 @@ impl Hasher for IdHasher {
         bytes.iter().for_each(|&b| self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x517c_c1b7_2722_0a95));
     }
     fn write_u64(&mut self, id: u64) {
-        self.0 = (id ^ (id >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        // SplitMix64's finalizer: every input bit reaches the low bits the
+        // table indexes by (ids that are multiples of 1,000 spread too).
+        let mut x = (id ^ (id >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.0 = x ^ (x >> 31);
     }
 }
 
