@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::html::{escape, mean_sd};
-use crate::report::{self, file_stem_safe, RunResults, Status};
+use crate::report::{self, base_name, file_stem_safe, RunResults, Status};
 
 /// Figures compared, at most.
 const COLUMNS: usize = 8;
@@ -52,10 +52,6 @@ fn load(dir: &Path) -> Result<Run> {
     let results = RunResults::load(dir).with_context(|| format!("reading the run folder {}", dir.display()))?;
     let label = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     Ok(Run { label, results })
-}
-
-fn base_name(name: &str) -> &str {
-    name.rsplit_once('@').map_or(name, |(base, _)| base)
 }
 
 /// Variant names (seeds aside) every run has, in the first run's order.

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::report::{RunResults, Status};
+use crate::report::{base_name, RunResults, Status};
 
 /// Whether a scalar's name says it measures time, speed or memory.
 pub fn varies(name: &str) -> bool {
@@ -47,11 +47,6 @@ pub struct Expected {
     pub cpu: String,
     /// By variant (without `@seed`).
     pub variants: BTreeMap<String, VariantFigures>,
-}
-
-/// The name of variant `name` without its `@seed`.
-fn base_name(name: &str) -> &str {
-    name.rsplit_once('@').map_or(name, |(base, _)| base)
 }
 
 /// Every figure of a run's finished variants.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::report::{self, file_stem_safe, format_number, RunResults, Status};
+use crate::report::{self, base_name, file_stem_safe, format_number, RunResults, Status};
 
 /// Scalars in the summary table, at most.
 const SUMMARY_COLUMNS: usize = 12;
@@ -77,11 +77,6 @@ fn overview(page: &mut String, results: &RunResults) {
         failed,
         seconds
     );
-}
-
-/// A variant's name without its `@seed`.
-fn base_name(name: &str) -> &str {
-    name.rsplit_once('@').map_or(name, |(base, _)| base)
 }
 
 /// One row per variant (seeds merged): each figure's mean ± sd and runs.

@@ -238,6 +238,11 @@ impl RunResults {
     }
 }
 
+/// A variant's name without its `@seed`.
+pub fn base_name(name: &str) -> &str {
+    name.rsplit_once('@').map_or(name, |(base, _)| base)
+}
+
 /// `name` with every character but letters, digits, `-`, `_` and `.` made `_`.
 pub fn file_stem_safe(name: &str) -> String {
     let stem: String = name

@@ -134,12 +134,10 @@ fn read_graph(mut input: impl Read, key: &CacheKey) -> Result<Option<Graph>> {
     anyhow::ensure!(offsets.last() == Some(&edges), "offsets do not end at the edge count");
     let targets: Vec<u32> = read_values(&mut input, edges as usize, u32::from_le_bytes)?;
     anyhow::ensure!(targets.iter().all(|&t| (t as u64) < nodes), "a target outside the nodes");
-    let mut graph = Graph::from_edges(0, &[]).expect("no edges");
-    graph.probabilities = match weighted {
-        0 => vec![0.0; edges as usize],
-        _ => read_values(&mut input, edges as usize, f32::from_le_bytes)?,
-    };
-    (graph.offsets, graph.targets) = (offsets, targets);
+    let mut graph = Graph::from_csr(offsets, targets);
+    if weighted != 0 {
+        graph.probabilities = read_values(&mut input, edges as usize, f32::from_le_bytes)?;
+    }
     graph.dropped = DroppedEdges { self_loops, duplicates };
     Ok(Some(graph))
 }

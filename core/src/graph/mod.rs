@@ -130,17 +130,23 @@ impl Graph {
         for u in 0..n as usize {
             targets[offsets[u] as usize..offsets[u + 1] as usize].sort_unstable();
         }
-        Ok(Graph {
+        Ok(Graph::from_csr(offsets, targets))
+    }
+
+    /// A graph of these CSR `offsets` and `targets`, probabilities 0, no
+    /// features or model.
+    pub fn from_csr(offsets: Vec<u64>, targets: Vec<u32>) -> Graph {
+        Graph {
+            probabilities: vec![0.0; targets.len()],
             offsets,
             targets,
-            probabilities: vec![0.0; edges.len()],
             feature_dim: 0,
             features: vec![],
             theta_center: vec![],
             theta_radius: 0.0,
             dropped: DroppedEdges::default(),
             in_edges: InEdges::default(),
-        })
+        }
     }
 
     /// Builds the CSR form of edges packed as `u << 32 | v`, sorted, without
@@ -156,10 +162,7 @@ impl Graph {
         }
         let targets: Vec<u32> = packed.iter().map(|&e| e as u32).collect();
         drop(packed);
-        let mut graph = Graph::from_edges(n, &[]).expect("no edges");
-        graph.probabilities = vec![0.0; targets.len()];
-        (graph.offsets, graph.targets) = (offsets, targets);
-        graph
+        Graph::from_csr(offsets, targets)
     }
 
     /// Indexes the in-edges with the current probabilities (plugins get them

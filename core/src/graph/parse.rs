@@ -183,7 +183,7 @@ impl<'a> ReadState<'a> {
             self.lines_before += 1;
             let number = self.lines_before;
             let Some(fields) = data_fields(line) else { continue };
-            let shown = String::from_utf8_lossy(trim(line));
+            let shown = String::from_utf8_lossy(line.trim_ascii());
             let at = |message: String| anyhow::anyhow!("{}:{number}: {message}", self.layout.name);
             if fields.len() != 2 {
                 return Err(at(format!("the first line must be `n m` (nodes, edges), found `{shown}`")));
@@ -280,15 +280,11 @@ fn split_at_lines(text: &[u8], parts: usize) -> Vec<&[u8]> {
 /// The whitespace-separated fields of a data line (at most 4 kept: enough
 /// to tell a bad line), or `None` for a blank line or a comment.
 fn data_fields(line: &[u8]) -> Option<Vec<&[u8]>> {
-    let text = trim(line);
+    let text = line.trim_ascii();
     if text.is_empty() || text[0] == b'#' || text[0] == b'%' {
         return None;
     }
     Some(text.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty()).take(4).collect())
-}
-
-fn trim(line: &[u8]) -> &[u8] {
-    line.trim_ascii()
 }
 
 /// A node id: a non-negative decimal integer below 2^64.
@@ -298,7 +294,7 @@ fn node_id(field: &[u8], line: &[u8]) -> std::result::Result<u64, String> {
         format!(
             "`{}` is not a node id (a non-negative integer) in `{}`",
             String::from_utf8_lossy(field),
-            String::from_utf8_lossy(trim(line))
+            String::from_utf8_lossy(line.trim_ascii())
         )
     };
     if field.is_empty() {
@@ -329,7 +325,7 @@ fn parse_piece(piece: &[u8], header_n: Option<u64>) -> std::result::Result<Piece
         let Some(fields) = data_fields(line) else { continue };
         let fail = |message: String| LineError { line: index as u64, message };
         if !(2..=3).contains(&fields.len()) {
-            let shown = String::from_utf8_lossy(trim(line));
+            let shown = String::from_utf8_lossy(line.trim_ascii());
             return Err(fail(format!("expected `u v` or `u v w`, found `{shown}`")));
         }
         let (a, b) = (node_id(fields[0], line).map_err(fail)?, node_id(fields[1], line).map_err(fail)?);
