@@ -28,8 +28,14 @@ quickstart: build
 test: build $(MNIST1D_STAMP)
 	$(CARGO_ENV) testing/run-tests.sh
 
+# Also tessera-graph, the host without libtorch (tessera-core without its
+# `torch` feature, in its own target folder): `tessera` hands graph runs to it.
+GRAPH_TARGET := $(CACHE)/target-graph
+
 build: $(STAMP)
 	$(CARGO_ENV) $(CARGO) build --release --workspace
+	CARGO_TARGET_DIR=$(GRAPH_TARGET) $(CARGO) build --release -p tessera-core --no-default-features --bin tessera
+	install -m 755 $(GRAPH_TARGET)/release/tessera $(CARGO_TARGET_DIR)/release/tessera-graph
 
 libtorch: $(STAMP)
 
@@ -63,6 +69,7 @@ bench: build
 lint: $(STAMP)
 	$(CARGO) fmt --all --check
 	$(CARGO_ENV) $(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	CARGO_TARGET_DIR=$(GRAPH_TARGET) $(CARGO) clippy --release -p tessera-core --no-default-features --lib --bins -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -7,28 +7,42 @@
 //!
 //! Dependencies point one way: plugins → sdk ← core. Core never names a
 //! plugin; it finds them at run time ([`plugin::Registry`]).
+//!
+//! The `torch` feature (on by default) brings training: models, the
+//! engine's loops, populations. Without it the crate builds `tessera-graph`,
+//! which runs graph experiments and reads run folders without loading
+//! libtorch; `tessera` hands graph runs to it ([`handoff`]).
+
+// Without libtorch some helpers of training go unused.
+#![cfg_attr(not(feature = "torch"), allow(dead_code))]
 
 pub mod choice;
 pub mod compare;
 pub mod contract;
 pub mod data;
 pub mod figures;
+#[cfg(feature = "torch")]
 pub mod finetune;
 pub mod graph;
+pub mod handoff;
 pub mod html;
 pub mod logger;
 pub mod manifest;
+#[cfg(feature = "torch")]
 pub mod model;
 pub mod owned;
 pub mod plugin;
 pub mod population;
+#[cfg(feature = "torch")]
 pub mod pretrain;
 pub mod report;
 pub mod run;
 pub mod scaffold;
 pub mod shard;
+#[cfg(feature = "torch")]
 pub mod siamese;
 pub mod storage;
 pub mod table;
+#[cfg(feature = "torch")]
 pub mod train;
 pub mod validate;

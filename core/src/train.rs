@@ -13,20 +13,8 @@ use tessera_sdk::{observation, Array, Checkpoint, Observation, ObservationReques
 use crate::data::{Dataset, Splits};
 use crate::manifest::{ModelKind, Optimizer, Schedule, TrainConfig};
 use crate::model::Model;
-use crate::plugin::{ComponentError, OrderStream};
+pub use crate::storage::EpochOrder;
 use crate::storage::{Access, EpochReader, IoStats, LruPolicy};
-
-/// A source of example ids for one epoch.
-pub trait EpochOrder {
-    /// The next chunk of ids, `None` at the end of the epoch.
-    fn next_chunk(&mut self) -> Result<Option<RVec<u64>>>;
-}
-
-impl EpochOrder for OrderStream {
-    fn next_chunk(&mut self) -> Result<Option<RVec<u64>>> {
-        OrderStream::next_chunk(self).map_err(|e: ComponentError| anyhow!(e))
-    }
-}
 
 /// A host-made order held in memory (used by the finetuning oracle).
 pub struct ShuffledOrder(Option<Vec<u64>>);

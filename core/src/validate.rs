@@ -151,12 +151,16 @@ fn experiment(p: &mut Problems, s: &Settings) {
         );
     }
     p.at_most("experiment.threads", e.threads, MAX_THREADS, "0 uses libtorch's default");
-    let gpus = if matches!(e.device, DeviceChoice::Cuda | DeviceChoice::CudaIndex(_)) {
-        tch::Cuda::device_count().max(0) as usize
-    } else {
-        0
-    };
-    match e.device {
+    if e.kind != ExperimentKind::Graph {
+        device(p, e.device);
+    }
+}
+
+/// Graph experiments run on the CPU, so only the others ask for a GPU.
+fn device(p: &mut Problems, device: DeviceChoice) {
+    let gpus =
+        if matches!(device, DeviceChoice::Cuda | DeviceChoice::CudaIndex(_)) { crate::run::gpu_count() } else { 0 };
+    match device {
         DeviceChoice::Cuda if gpus == 0 => p.hint(
             "experiment.device",
             "`cuda` asks for a GPU, and libtorch sees none on this machine",

@@ -85,11 +85,18 @@ pub fn graph<'a>(offsets: &'a [u64], targets: &'a [u32], probabilities: &'a [f32
         in_offsets: RSlice::from_slice(&[]),
         in_sources: RSlice::from_slice(&[]),
         in_probabilities: RSlice::from_slice(&[]),
+        target_probabilities: RSlice::from_slice(&[]),
         feature_dim: 0,
         features: RSlice::from_slice(&[]),
         theta_center: RSlice::from_slice(&[]),
         theta_radius: 0.0,
     }
+}
+
+/// [`graph`] with one probability per target node, as a host lends weighted
+/// cascade and uniform models: p_uv = `target_probabilities[v]`.
+pub fn graph_per_target<'a>(offsets: &'a [u64], targets: &'a [u32], target_probabilities: &'a [f32]) -> GraphView<'a> {
+    GraphView { target_probabilities: RSlice::from_slice(target_probabilities), ..graph(offsets, targets, &[]) }
 }
 
 /// Every id of an order, chunks joined.
@@ -180,5 +187,18 @@ mod tests {
         assert_eq!(TestHost::new(5).host().seed(), 5);
         let g = graph(&[0, 2, 3, 3], &[1, 2, 0], &[]);
         assert_eq!((g.nodes, g.edges(), g.out_degree(0)), (3, 3, 2));
+    }
+
+    #[test]
+    fn probabilities_read_the_same_per_edge_or_per_target() {
+        let (offsets, targets) = ([0u64, 2, 3, 3], [1u32, 2, 0]);
+        let per_edge = graph(&offsets, &targets, &[0.5, 0.25, 1.0]);
+        let per_target = graph_per_target(&offsets, &targets, &[1.0, 0.5, 0.25]);
+        assert_eq!(per_edge.edge_probabilities(), per_target.edge_probabilities());
+        assert!((0..3).all(|e| per_edge.probability(e) == per_target.probability(e)));
+        assert!(per_edge.has_probabilities() && per_target.has_probabilities());
+        let none = graph(&offsets, &targets, &[]);
+        assert!(!none.has_probabilities());
+        assert_eq!(none.probability(1), 0.0);
     }
 }

@@ -538,6 +538,13 @@ impl Report {
 /// The host also lends the in-edges (the reverse CSR, built once per graph
 /// and shared by every variant on it): the in-neighbours of `v` are
 /// `in_sources[in_offsets[v]..in_offsets[v+1]]`, with `in_probabilities`.
+///
+/// Where every edge into a node has the same probability (weighted cascade:
+/// 1 / indeg(v); uniform: p), the host lends that one value per node as
+/// `target_probabilities` instead, and `probabilities` and
+/// `in_probabilities` are empty: 4n bytes instead of 8m.
+/// [`GraphView::edge_probabilities`] and [`GraphView::probability`] read
+/// either form.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy)]
 pub struct GraphView<'a> {
@@ -555,6 +562,9 @@ pub struct GraphView<'a> {
     pub in_sources: RSlice<'a, u32>,
     /// p_uv in reverse CSR order, m of them, or empty.
     pub in_probabilities: RSlice<'a, f32>,
+    /// p_uv = `target_probabilities[v]` for every edge into v, n of them, or
+    /// empty (then the per-edge `probabilities` hold the model).
+    pub target_probabilities: RSlice<'a, f32>,
     /// Dimension d of the node features.
     pub feature_dim: u32,
     /// Node features x_u, n·d of them, row-major, or empty.
@@ -567,7 +577,7 @@ pub struct GraphView<'a> {
     pub theta_radius: f64,
 }
 
-impl GraphView<'_> {
+impl<'a> GraphView<'a> {
     /// Number of edges m.
     pub fn edges(&self) -> u64 {
         self.targets.len() as u64
@@ -593,6 +603,32 @@ impl GraphView<'_> {
     pub fn in_neighbors(&self, v: u32) -> &[u32] {
         let (a, b) = (self.in_offsets[v as usize] as usize, self.in_offsets[v as usize + 1] as usize);
         &self.in_sources.as_slice()[a..b]
+    }
+
+    /// Whether the host lent edge probabilities, in either form.
+    pub fn has_probabilities(&self) -> bool {
+        self.target_probabilities.len() as u64 == self.nodes || self.probabilities.len() == self.targets.len()
+    }
+
+    /// p_uv of out-edge `edge` (its index into `targets`); 0 where the host
+    /// lent no probabilities.
+    pub fn probability(&self, edge: usize) -> f32 {
+        let per_target = self.target_probabilities.as_slice();
+        let per_edge = self.probabilities.as_slice();
+        match per_target.is_empty() {
+            false => per_target[self.targets[edge] as usize],
+            true => per_edge.get(edge).copied().unwrap_or(0.0),
+        }
+    }
+
+    /// p_uv of every out-edge in CSR order: the lent slice, or made from
+    /// `target_probabilities` (m values) where the host lent those.
+    pub fn edge_probabilities(&self) -> std::borrow::Cow<'a, [f32]> {
+        let per_target = self.target_probabilities.as_slice();
+        if per_target.is_empty() {
+            return std::borrow::Cow::Borrowed(self.probabilities.as_slice());
+        }
+        std::borrow::Cow::Owned(self.targets.iter().map(|&v| per_target[v as usize]).collect())
     }
 
     /// Whether the edge probabilities come from a hyperparametric model

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tessera_core::choice::ExecutorKind;
+use tessera_core::handoff;
 use tessera_core::manifest::Override;
 use tessera_core::plugin::{Registry, HOST_SDK_VERSION};
 use tessera_core::report::{self, RunResults};
 use tessera_core::run::{self, Executor, PluginSearch, RunOptions};
+#[cfg(feature = "torch")]
 use tessera_core::siamese;
 
 #[derive(Parser)]
@@ -620,6 +622,7 @@ fn worker(
 
 /// `tessera resume`.
 fn resume(cli: &Cli, dir: &std::path::Path, executor: &ExecutorArgs, progress: indicatif::MultiProgress) -> ExitCode {
+    handoff::hand_off_graph_work(handoff::run_folder_graph_only(dir));
     let chosen = match run::open_run(dir) {
         Ok((_, session, _)) => executor.choose(&session),
         Err(e) => {
@@ -676,6 +679,14 @@ fn rerender(dir: &std::path::Path) -> ExitCode {
 }
 
 /// `tessera siamese`.
+#[cfg(not(feature = "torch"))]
+fn siamese(_: &std::path::Path, _: &[String], _: i64, _: f64) -> ExitCode {
+    eprintln!("error: {}", run::NO_LIBTORCH);
+    ExitCode::from(2)
+}
+
+/// `tessera siamese`.
+#[cfg(feature = "torch")]
 fn siamese(dir: &std::path::Path, variants: &[String], batch: i64, seconds: f64) -> ExitCode {
     match siamese::evaluate_run(dir, variants, batch, seconds) {
         Ok(e) => {
@@ -721,6 +732,8 @@ fn main() -> ExitCode {
         Command::Plugins { json } => list_plugins(&cli, *json, verbose),
         Command::Check { manifest, set } => check(&cli, manifest, set, verbose),
         Command::Run { manifest, out, set, variants, executor } => {
+            let text = std::fs::read_to_string(manifest).unwrap_or_default();
+            handoff::hand_off_graph_work(handoff::keeps_kind(set) && handoff::graph_only(&text));
             let session = match prepared(&cli, manifest, set) {
                 Ok(s) => s,
                 Err(code) => return code,
@@ -741,17 +754,23 @@ fn main() -> ExitCode {
             };
             plan(&session, variants, *json)
         }
-        Command::Worker { dir, unit, units, claims, threads } => worker(dir, unit, units, claims, threads),
-        Command::Collect { dir } => match run::collect_run(dir) {
-            Ok(results) => {
-                println!("{}", report::summary_table(&results, 8));
-                ExitCode::SUCCESS
+        Command::Worker { dir, unit, units, claims, threads } => {
+            handoff::hand_off_graph_work(handoff::run_folder_graph_only(dir));
+            worker(dir, unit, units, claims, threads)
+        }
+        Command::Collect { dir } => {
+            handoff::hand_off_graph_work(handoff::run_folder_graph_only(dir));
+            match run::collect_run(dir) {
+                Ok(results) => {
+                    println!("{}", report::summary_table(&results, 8));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+        }
         Command::Resume { dir, executor } => resume(&cli, dir, executor, progress),
         Command::Status { dir, all } => match run::Plan::load(dir) {
             Ok(plan) => {

@@ -54,6 +54,7 @@ pub fn build(config: &crate::manifest::GraphConfig, seed: u64, base: &std::path:
         }
         ProbabilityModel::File => {
             if c.generator != GraphGenerator::File || graph.probabilities.iter().all(|&p| p == 0.0) {
+                // (An edge list without weights has no per-edge probabilities at all.)
                 bail!("graph.probability_model = \"file\" needs an edge list with a weight column (u v w)");
             }
         }
@@ -69,8 +70,13 @@ pub struct Graph {
     pub offsets: Vec<u64>,
     /// Edge targets, m.
     pub targets: Vec<u32>,
-    /// Independent-cascade probability p_uv per edge, m.
+    /// Independent-cascade probability p_uv per edge, m, or none where
+    /// `target_probabilities` hold the model (or no model is set yet).
     pub probabilities: Vec<f32>,
+    /// p_uv = `target_probabilities[v]` for every edge into v, n, where the
+    /// model gives every edge into a node the same probability (weighted
+    /// cascade, uniform): 4n bytes where per-edge values in both orders take 8m.
+    pub target_probabilities: Vec<f32>,
     /// Dimension d of the node features (0: none).
     pub feature_dim: u32,
     /// Node features x_u, n·d, row-major.
@@ -133,11 +139,12 @@ impl Graph {
         Ok(Graph::from_csr(offsets, targets))
     }
 
-    /// A graph of these CSR `offsets` and `targets`, probabilities 0, no
-    /// features or model.
+    /// A graph of these CSR `offsets` and `targets`, with no probabilities
+    /// (every p_uv reads 0), features or model.
     pub fn from_csr(offsets: Vec<u64>, targets: Vec<u32>) -> Graph {
         Graph {
-            probabilities: vec![0.0; targets.len()],
+            probabilities: vec![],
+            target_probabilities: vec![],
             offsets,
             targets,
             feature_dim: 0,
@@ -170,7 +177,10 @@ impl Graph {
     pub fn index_in_edges(&mut self) {
         let offsets = self.in_offsets();
         let sources = self.scatter(&offsets, |u, _| u as u32);
-        let probabilities = self.scatter(&offsets, |_, e| self.probabilities[e]);
+        let probabilities = match self.probabilities.is_empty() {
+            true => vec![],
+            false => self.scatter(&offsets, |_, e| self.probabilities[e]),
+        };
         self.in_edges = InEdges { offsets, sources, probabilities };
     }
 
@@ -184,8 +194,10 @@ impl Graph {
     pub fn reverse(&self) -> Graph {
         let offsets = self.in_offsets();
         let targets = self.scatter(&offsets, |u, _| u as u32);
-        let probabilities = self.scatter(&offsets, |_, e| self.probabilities[e]);
-        Graph { offsets, targets, probabilities, in_edges: InEdges::default(), ..self.clone() }
+        let p = self.probabilities();
+        let probabilities = self.scatter(&offsets, |_, e| p.get(e, self.targets[e]));
+        let (target_probabilities, in_edges) = (vec![], InEdges::default());
+        Graph { offsets, targets, probabilities, target_probabilities, in_edges, ..self.clone() }
     }
 
     /// The reverse CSR's offsets (in-degree prefix sums).
@@ -236,7 +248,8 @@ impl Graph {
     /// Trivalency: each p_uv drawn uniformly from {0.1, 0.01, 0.001} (seeded).
     pub fn set_trivalency(&mut self, seed: u64) {
         let mut rng = SeedRng::derive(seed, 0x7217);
-        self.probabilities.iter_mut().for_each(|p| *p = [0.1, 0.01, 0.001][rng.below(3) as usize]);
+        self.probabilities = (0..self.edges()).map(|_| [0.1, 0.01, 0.001][rng.below(3) as usize]).collect();
+        self.target_probabilities = vec![];
     }
 
     /// The hyperparametric model: p_uv = σ(θᵀ [x_u; x_v]) at θ = `center`,
@@ -253,6 +266,7 @@ impl Graph {
         }
         self.theta_center = center;
         self.theta_radius = radius;
+        self.target_probabilities = vec![];
         self.probabilities = self.view().probabilities_at(&self.theta_center);
         Ok(())
     }
@@ -267,22 +281,41 @@ impl Graph {
         self.targets.len() as u64
     }
 
-    /// Sets every p_uv to `p`.
+    /// Sets every p_uv to `p` (one value per target node).
     pub fn set_uniform(&mut self, p: f32) {
-        self.probabilities.iter_mut().for_each(|q| *q = p);
+        self.set_per_target(vec![p; self.nodes() as usize]);
     }
 
-    /// Weighted cascade: p_uv = 1 / indeg(v).
+    /// Weighted cascade: p_uv = 1 / indeg(v) (one value per target node).
     pub fn set_weighted_cascade(&mut self) {
-        let indeg = self.in_degrees();
-        for (p, &v) in self.probabilities.iter_mut().zip(&self.targets) {
-            *p = 1.0 / indeg[v as usize] as f32;
+        let per_target = self.in_degrees().iter().map(|&d| if d == 0 { 0.0 } else { 1.0 / d as f32 }).collect();
+        self.set_per_target(per_target);
+    }
+
+    fn set_per_target(&mut self, per_target: Vec<f32>) {
+        self.probabilities = vec![];
+        self.in_edges.probabilities = vec![];
+        self.target_probabilities = per_target;
+    }
+
+    /// The edge probabilities as stored.
+    pub fn probabilities(&self) -> EdgeProbabilities<'_> {
+        match self.target_probabilities.is_empty() {
+            true => EdgeProbabilities::PerEdge(&self.probabilities),
+            false => EdgeProbabilities::PerTarget(&self.target_probabilities),
         }
+    }
+
+    /// p_uv of every edge in CSR order, made from the per-target values
+    /// where the model has those.
+    pub fn edge_probabilities(&self) -> std::borrow::Cow<'_, [f32]> {
+        self.view().edge_probabilities()
     }
 
     /// The borrowed view plugins receive.
     pub fn view(&self) -> GraphView<'_> {
-        self.view_with(&self.probabilities, &self.in_edges.probabilities)
+        let view = self.view_with(&self.probabilities, &self.in_edges.probabilities);
+        GraphView { target_probabilities: self.target_probabilities.as_slice().into(), ..view }
     }
 
     /// The view with other edge probabilities, fixed ones (no hyperparametric
@@ -301,10 +334,31 @@ impl Graph {
             in_offsets: self.in_edges.offsets.as_slice().into(),
             in_sources: self.in_edges.sources.as_slice().into(),
             in_probabilities: in_probabilities.into(),
+            target_probabilities: (&[][..]).into(),
             feature_dim: self.feature_dim,
             features: self.features.as_slice().into(),
             theta_center: self.theta_center.as_slice().into(),
             theta_radius: self.theta_radius,
+        }
+    }
+}
+
+/// Edge probabilities p_uv as a graph stores them.
+#[derive(Debug, Clone, Copy)]
+pub enum EdgeProbabilities<'a> {
+    /// One per edge, in CSR order (none: every p_uv is 0).
+    PerEdge(&'a [f32]),
+    /// One per target node v, shared by every edge into it.
+    PerTarget(&'a [f32]),
+}
+
+impl EdgeProbabilities<'_> {
+    /// p of edge `edge` (its CSR index), which points to `target`.
+    #[inline]
+    pub fn get(&self, edge: usize, target: u32) -> f32 {
+        match self {
+            EdgeProbabilities::PerEdge(p) => p.get(edge).copied().unwrap_or(0.0),
+            EdgeProbabilities::PerTarget(q) => q[target as usize],
         }
     }
 }
@@ -321,7 +375,7 @@ pub struct SpreadEstimate {
 /// The expected independent-cascade spread of `seeds`, by `simulations`
 /// forward simulations under the graph's probabilities.
 pub fn spread(graph: &Graph, seeds: &[u32], simulations: u32, seed: u64) -> SpreadEstimate {
-    spread_with(graph, &graph.probabilities, seeds, simulations, seed)
+    spread_with(graph, graph.probabilities(), seeds, simulations, seed)
 }
 
 /// The expected spread E_S[σ(S)] of a distribution over seed sets
@@ -329,7 +383,7 @@ pub fn spread(graph: &Graph, seeds: &[u32], simulations: u32, seed: u64) -> Spre
 /// Monte Carlo runs; the interval combines the sets' intervals.
 pub fn expected_spread<'a>(
     graph: &Graph,
-    probabilities: &[f32],
+    probabilities: EdgeProbabilities,
     sets: impl IntoIterator<Item = (f64, &'a [u32])>,
     simulations: u32,
     seed: u64,
@@ -347,9 +401,15 @@ pub fn expected_spread<'a>(
 /// on how many threads run them.
 const SIMULATIONS_PER_STREAM: u32 = 64;
 
-/// [`spread`] under the edge probabilities `probabilities` (CSR order), run on
-/// all cores (rayon); simulation batches draw from their own seeded streams.
-pub fn spread_with(graph: &Graph, probabilities: &[f32], seeds: &[u32], simulations: u32, seed: u64) -> SpreadEstimate {
+/// [`spread`] under the edge probabilities `probabilities`, run on all cores
+/// (rayon); simulation batches draw from their own seeded streams.
+pub fn spread_with(
+    graph: &Graph,
+    probabilities: EdgeProbabilities,
+    seeds: &[u32],
+    simulations: u32,
+    seed: u64,
+) -> SpreadEstimate {
     use rayon::prelude::*;
     let n = graph.nodes() as usize;
     let streams = simulations.div_ceil(SIMULATIONS_PER_STREAM);
@@ -386,7 +446,7 @@ struct Cascades {
 
 impl Cascades {
     /// Runs one cascade from `seeds`; the number of nodes it activates.
-    fn run(&mut self, graph: &Graph, probabilities: &[f32], seeds: &[u32], rng: &mut SeedRng) -> u64 {
+    fn run(&mut self, graph: &Graph, probabilities: EdgeProbabilities, seeds: &[u32], rng: &mut SeedRng) -> u64 {
         let (active, mark) = (&mut self.active, self.mark);
         self.frontier.clear();
         let mut count = 0u64;
@@ -399,8 +459,8 @@ impl Cascades {
         }
         while let Some(u) = self.frontier.pop() {
             let (a, b) = (graph.offsets[u as usize] as usize, graph.offsets[u as usize + 1] as usize);
-            for (&v, &p) in graph.targets[a..b].iter().zip(&probabilities[a..b]) {
-                if active[v as usize] != mark && rng.next_f64() < p as f64 {
+            for (e, &v) in (a..b).zip(&graph.targets[a..b]) {
+                if active[v as usize] != mark && rng.next_f64() < probabilities.get(e, v) as f64 {
                     active[v as usize] = mark;
                     self.frontier.push(v);
                     count += 1;
@@ -455,7 +515,8 @@ mod tests {
     fn the_reverse_graph_carries_probabilities_and_models_set_them() {
         let mut g = Graph::from_edges(3, &[(0, 1), (0, 2), (1, 2)]).unwrap();
         g.set_weighted_cascade();
-        assert_eq!(g.probabilities, vec![1.0, 0.5, 0.5]);
+        assert_eq!(g.edge_probabilities().as_ref(), &[1.0, 0.5, 0.5]);
+        assert!(g.probabilities.is_empty(), "one value per target node, not per edge");
         let r = g.reverse();
         assert_eq!(
             (r.offsets.clone(), r.targets.clone(), r.probabilities.clone()),

@@ -118,9 +118,11 @@ pub fn write_snap(graph: &Graph, path: &Path, comment: &str) -> Result<()> {
         writeln!(out, "# {line}")?;
     }
     writeln!(out, "# Nodes: {} Edges: {}", graph.nodes(), graph.edges())?;
+    let probabilities = graph.probabilities();
     for u in 0..graph.nodes() as usize {
         for e in graph.offsets[u] as usize..graph.offsets[u + 1] as usize {
-            writeln!(out, "{u}\t{}\t{}", graph.targets[e], graph.probabilities[e])?;
+            let v = graph.targets[e];
+            writeln!(out, "{u}\t{v}\t{}", probabilities.get(e, v))?;
         }
     }
     out.flush()?;

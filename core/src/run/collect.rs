@@ -88,9 +88,10 @@ fn collect_variant(
     let units: Vec<(usize, Option<UnitResult>)> =
         planned.units.iter().map(|&id| (id, unit::read_result(run_dir, id))).collect();
     let seconds: f64 = units.iter().filter_map(|(_, r)| r.as_ref()).map(|r| r.seconds).sum();
-    let device = units.iter().find_map(|(_, r)| r.as_ref().and_then(|r| r.device.clone())).or_else(|| {
-        super::setup::resolve_device(variant.settings.experiment.device).ok().map(super::setup::device_name)
-    });
+    let device = units
+        .iter()
+        .find_map(|(_, r)| r.as_ref().and_then(|r| r.device.clone()))
+        .or_else(|| super::setup::variant_device(&variant.settings));
     let mut entry = VariantResult {
         name: variant.name.clone(),
         status: Status::Ok,

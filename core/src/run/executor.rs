@@ -109,7 +109,7 @@ fn run_processes(jobs: usize, plan: &Plan, pending: &[usize], run_dir: &Path, op
     let claims = crate::owned::OwnedDir::create(&claims_dir(run_dir), "unit claims")?;
     let list = pending.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
     // With GPUs, worker k sees GPU k mod G only.
-    let gpus = tch::Cuda::device_count().max(0) as usize;
+    let gpus = super::gpu_count();
     let mut workers = (0..jobs)
         .map(|k| spawn_worker(&exe, run_dir, &list, claims.path(), threads, (gpus > 0).then(|| k % gpus)))
         .collect::<Result<Vec<Child>>>()?;

@@ -123,12 +123,13 @@ impl<'a> GraphJob<'a> {
         crate::contract::plugin_report(id, &choice.report)?;
         // E_S[σ(S)] of the chosen distribution under `probabilities`.
         let evaluation_seed = role_seed(self.seed(), "evaluation");
-        let expected = |probabilities: &[f32]| {
+        let expected = |probabilities: graph::EdgeProbabilities| {
             let sets = choice.sets.iter().map(|set| (set.weight, set.seeds.as_slice()));
             graph::expected_spread(graph, probabilities, sets, g.simulations, evaluation_seed)
         };
-        let at_model = expected(&graph.probabilities);
-        let grid: Vec<graph::SpreadEstimate> = self.grid_probabilities.iter().map(|p| expected(p)).collect();
+        let at_model = expected(graph.probabilities());
+        let grid: Vec<graph::SpreadEstimate> =
+            self.grid_probabilities.iter().map(|p| expected(graph::EdgeProbabilities::PerEdge(p))).collect();
         let references = reference_values(
             self.session,
             g,
@@ -350,6 +351,7 @@ fn reference_values(
         let ctx = CallContext::new(role_seed(seed, &format!("reference-{i}")), options.cancel.clone());
         let choice = reference.choose(&graph.fixed_view(probabilities, &in_probabilities), k, &ctx)?;
         let sets = choice.sets.iter().map(|set| (set.weight, set.seeds.as_slice()));
+        let probabilities = graph::EdgeProbabilities::PerEdge(probabilities);
         values.push(graph::expected_spread(graph, probabilities, sets, g.simulations, role_seed(seed, "evaluation")));
     }
     log::info!("per-θ reference `{}` at k = {k}: {} models", g.reference, values.len());

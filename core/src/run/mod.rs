@@ -21,6 +21,7 @@ mod session;
 mod setup;
 pub mod slurm;
 pub mod status;
+#[cfg(feature = "torch")]
 mod train;
 pub mod unit;
 
@@ -35,11 +36,18 @@ pub use executor::{cores, pending_units, Executor};
 pub use folder::{create_run_dir, open_run, resolved_manifest};
 pub use plan::Plan;
 pub use session::{prepare, prepare_manifest, PluginSearch, Session};
-pub use setup::{device_name, peak_rss_mb, resolve_device, set_thread_share};
+#[cfg(feature = "torch")]
+pub use setup::{device_name, resolve_device};
+pub use setup::{gpu_count, peak_rss_mb, set_thread_share, variant_device};
 pub use slurm::Submission;
 
 use crate::manifest::Variant;
 use crate::report::{RunResults, Status};
+
+/// Why a build without libtorch (`tessera-graph`) refuses training work.
+#[cfg(not(feature = "torch"))]
+pub const NO_LIBTORCH: &str =
+    "this build has no libtorch (tessera-graph runs graph experiments only); run it with `tessera`";
 
 /// Options of `tessera run`.
 #[derive(Debug, Clone, Default)]

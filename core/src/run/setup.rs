@@ -3,12 +3,16 @@
 
 use std::sync::OnceLock;
 
+#[cfg(feature = "torch")]
 use anyhow::{bail, Result};
+#[cfg(feature = "torch")]
 use tch::Device;
 use tessera_sdk::SeedRng;
 
 use super::RunOptions;
+#[cfg(feature = "torch")]
 use crate::choice::DeviceChoice;
+use crate::manifest::{ExperimentKind, Settings};
 
 /// This process's share of the cores, when it shares them with other
 /// workers (the `processes` executor's `cores / jobs`, a Slurm task's CPUs):
@@ -23,8 +27,31 @@ pub fn set_thread_share(threads: usize) {
     let _ = THREAD_SHARE.set(threads.max(1));
 }
 
+/// The GPUs libtorch sees (none in a build without libtorch).
+pub fn gpu_count() -> usize {
+    #[cfg(feature = "torch")]
+    return tch::Cuda::device_count().max(0) as usize;
+    #[cfg(not(feature = "torch"))]
+    0
+}
+
+/// How results.json names the device a variant runs on: graph experiments
+/// run on the CPU, the others where `experiment.device` resolves (none if it
+/// does not).
+pub fn variant_device(settings: &Settings) -> Option<String> {
+    match settings.experiment.kind {
+        ExperimentKind::Graph => Some("cpu".into()),
+        #[cfg(feature = "torch")]
+        _ => resolve_device(settings.experiment.device).ok().map(device_name),
+        #[cfg(not(feature = "torch"))]
+        _ => None,
+    }
+}
+
+/// The libtorch device `choice` names on this machine.
+#[cfg(feature = "torch")]
 pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
-    let gpus = tch::Cuda::device_count().max(0) as usize;
+    let gpus = gpu_count();
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
         DeviceChoice::Auto => Ok(Device::cuda_if_available()),
@@ -35,6 +62,7 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
 }
 
 /// How results.json names a device.
+#[cfg(feature = "torch")]
 pub fn device_name(device: Device) -> String {
     match device {
         Device::Cpu => "cpu".into(),
@@ -45,6 +73,7 @@ pub fn device_name(device: Device) -> String {
 
 /// The device of `[experiment]`, with libtorch's threads and global seed set
 /// (anything that still draws from its global generator: dropout, say).
+#[cfg(feature = "torch")]
 pub(super) fn set_up_libtorch(experiment: &crate::manifest::ExperimentConfig) -> Result<Device> {
     let device = resolve_device(experiment.device)?;
     let threads = match (experiment.threads, THREAD_SHARE.get().copied()) {
@@ -93,6 +122,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "torch")]
     fn devices_parse() {
         assert_eq!(resolve_device(DeviceChoice::Cpu).unwrap(), Device::Cpu);
         assert_eq!(resolve_device(DeviceChoice::Auto).unwrap(), Device::cuda_if_available());

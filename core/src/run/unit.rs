@@ -52,6 +52,14 @@ pub struct RanOn {
     pub slurm_job: Option<String>,
     /// When it started (RFC 3339).
     pub started: String,
+    /// Whether the process had libtorch loaded (`tessera`), or not
+    /// (`tessera-graph`, see [`crate::handoff`]).
+    #[serde(default = "loaded")]
+    pub libtorch: bool,
+}
+
+fn loaded() -> bool {
+    true
 }
 
 impl RanOn {
@@ -60,7 +68,13 @@ impl RanOn {
         let slurm_job = std::env::var("SLURM_ARRAY_JOB_ID")
             .ok()
             .map(|job| format!("{job}_{}", std::env::var("SLURM_ARRAY_TASK_ID").unwrap_or_default()));
-        RanOn { host: host_name(), pid: std::process::id(), slurm_job, started: chrono::Local::now().to_rfc3339() }
+        RanOn {
+            host: host_name(),
+            pid: std::process::id(),
+            slurm_job,
+            started: chrono::Local::now().to_rfc3339(),
+            libtorch: cfg!(feature = "torch"),
+        }
     }
 }
 
@@ -114,7 +128,7 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
     crate::report::write_atomic(&dir.join("started.json"), &serde_json::to_vec_pretty(&ran)?)?;
     log::info!("unit {id} ({}): starting", unit.variant);
     let started = Instant::now();
-    let device = super::setup::resolve_device(variant.settings.experiment.device).ok().map(super::setup::device_name);
+    let device = super::setup::variant_device(&variant.settings);
     let work = dir.join("work");
     let outcome = catch_unwind(AssertUnwindSafe(|| run_work(session, variant, &unit.work, options, &work)));
     let (status, error, results) = match outcome {
@@ -142,10 +156,16 @@ fn run_work(
 ) -> Result<BTreeMap<String, ReportJson>> {
     std::fs::create_dir_all(work_dir)?;
     match (variant.settings.experiment.kind, work) {
-        (ExperimentKind::Train, Work::Variant) => super::train::run_train(session, variant, options, work_dir),
         (ExperimentKind::Graph, Work::Variant) => super::graph::run_graph(session, variant, options, work_dir),
+        #[cfg(feature = "torch")]
+        (ExperimentKind::Train, Work::Variant) => super::train::run_train(session, variant, options, work_dir),
+        #[cfg(feature = "torch")]
         (ExperimentKind::Population, Work::PopulationRuns { runs }) => {
             super::population::run_part(session, variant, runs, options, work_dir).map(|()| BTreeMap::new())
+        }
+        #[cfg(not(feature = "torch"))]
+        (kind @ (ExperimentKind::Train | ExperimentKind::Population), _) => {
+            anyhow::bail!("a {kind:?} variant: {}", super::NO_LIBTORCH)
         }
         (kind, work) => anyhow::bail!("a {kind:?} variant has no unit of kind {work:?} (the plan is stale)"),
     }

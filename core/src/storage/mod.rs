@@ -26,4 +26,4 @@ mod loader;
 
 pub use cost::{CostModel, IoStats};
 pub use format::{write_shards, BlockEntry, ShardIndex, ShardSet, ShardWriter, FORMAT_VERSION};
-pub use loader::{Access, BlockLoader, EpochReader, LoadedExample, LruPolicy};
+pub use loader::{Access, BlockLoader, EpochOrder, EpochReader, LoadedExample, LruPolicy};

@@ -50,7 +50,7 @@ fn check_epsilon(epsilon: f64, delta: f64) -> Result<()> {
 }
 
 fn need_probabilities(graph: &GraphView) -> Result<()> {
-    if graph.probabilities.len() != graph.targets.len() {
+    if !graph.has_probabilities() {
         return Err(Error::msg("the graph has no edge probabilities (set graph.probability_model)"));
     }
     Ok(())
@@ -91,7 +91,8 @@ impl GraphObjective for Greedy {
         need_probabilities(graph)?;
         let reverse = ReverseGraph::new(graph);
         let probabilities = reverse.probabilities(graph);
-        let s = maximize(&Model::new(&reverse, &probabilities), &self.params.settings(budget)?, host.seed());
+        let model = Model::of_graph(&reverse, graph, &probabilities);
+        let s = maximize(&model, &self.params.settings(budget)?, host.seed());
         let mut report = Report::new();
         report_solution(&mut report, "", &s);
         log::info!("greedy: {} RR sets, certified ratio {:.3}", s.rr_sets, s.certified_ratio);

@@ -36,8 +36,12 @@ impl<'a> ReverseGraph<'a> {
     }
 
     /// The graph's own probabilities in reverse CSR order: the host's, or
-    /// permuted here where it lent no in-edges.
+    /// permuted here where it lent no in-edges; none where it lent one
+    /// probability per target node (see [`Model::of_graph`]).
     pub fn probabilities(&self, graph: &GraphView<'a>) -> Cow<'a, [f32]> {
+        if !graph.target_probabilities.is_empty() {
+            return Cow::Borrowed(&[]);
+        }
         if graph.has_in_edges() && graph.in_probabilities.len() == graph.in_sources.len() {
             return Cow::Borrowed(graph.in_probabilities.as_slice());
         }
@@ -46,7 +50,7 @@ impl<'a> ReverseGraph<'a> {
         for u in 0..self.nodes as usize {
             for e in graph.offsets[u] as usize..graph.offsets[u + 1] as usize {
                 let v = graph.targets[e] as usize;
-                out[next[v] as usize] = graph.probabilities[e];
+                out[next[v] as usize] = graph.probability(e);
                 next[v] += 1;
             }
         }
@@ -87,10 +91,21 @@ pub struct Model<'g> {
     /// The in-edges.
     pub graph: &'g ReverseGraph<'g>,
     probabilities: &'g [f32],
-    shared: Vec<f32>,
+    shared: Cow<'g, [f32]>,
 }
 
 impl<'g> Model<'g> {
+    /// The model of the host's graph: the one probability per target node
+    /// it lent (weighted cascade, uniform), else `probabilities` (reverse
+    /// CSR order, from [`ReverseGraph::probabilities`]).
+    pub fn of_graph(graph: &'g ReverseGraph<'g>, view: &GraphView<'g>, probabilities: &'g [f32]) -> Self {
+        let per_target = view.target_probabilities.as_slice();
+        match per_target.len() == graph.nodes as usize {
+            true => Model { graph, probabilities: &[], shared: Cow::Borrowed(per_target) },
+            false => Model::new(graph, probabilities),
+        }
+    }
+
     /// The model with in-edge probabilities `probabilities` (reverse CSR order).
     pub fn new(graph: &'g ReverseGraph<'g>, probabilities: &'g [f32]) -> Self {
         assert_eq!(probabilities.len(), graph.sources.len(), "one probability per in-edge");
@@ -105,8 +120,8 @@ impl<'g> Model<'g> {
                     -1.0
                 }
             })
-            .collect();
-        Model { graph, probabilities, shared }
+            .collect::<Vec<f32>>();
+        Model { graph, probabilities, shared: Cow::Owned(shared) }
     }
 
     /// Number of nodes n.
@@ -277,7 +292,7 @@ pub fn seed_mask(seeds: &[u32], nodes: u32) -> Vec<bool> {
 mod tests {
     use super::*;
     use tessera_sdk::abi_stable::std_types::RSlice;
-    use tessera_sdk::testing::graph as view;
+    use tessera_sdk::testing::{graph as view, graph_per_target};
 
     #[test]
     fn rr_sets_are_reproducible_whatever_the_batching() {
@@ -386,6 +401,22 @@ mod tests {
         let (mut a, mut b) = (RrSets::new(), RrSets::new());
         a.extend_to(5000, &Model::new(&own, &own_p), 3);
         b.extend_to(5000, &Model::new(&borrowed, &borrowed_p), 3);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn one_probability_per_target_gives_the_sets_of_the_same_per_edge_model() {
+        // Weighted cascade on 0 -> 1, 0 -> 2, 1 -> 3, 2 -> 3, 3 -> 4, 4 -> 0, 0 -> 3.
+        let (offsets, targets) = ([0u64, 3, 4, 5, 6, 7], [1u32, 2, 3, 3, 3, 4, 0]);
+        let per_target = [1.0f32, 1.0, 1.0, 1.0 / 3.0, 1.0];
+        let per_edge: Vec<f32> = targets.iter().map(|&v| per_target[v as usize]).collect();
+        let (lent, edges) = (graph_per_target(&offsets, &targets, &per_target), view(&offsets, &targets, &per_edge));
+        let (rev_lent, rev_edges) = (ReverseGraph::new(&lent), ReverseGraph::new(&edges));
+        let (p_lent, p_edges) = (rev_lent.probabilities(&lent), rev_edges.probabilities(&edges));
+        assert!(p_lent.is_empty(), "no per-edge copy");
+        let (mut a, mut b) = (RrSets::new(), RrSets::new());
+        a.extend_to(5000, &Model::of_graph(&rev_lent, &lent, &p_lent), 7);
+        b.extend_to(5000, &Model::of_graph(&rev_edges, &edges, &p_edges), 7);
         assert_eq!(a, b);
     }
 

@@ -1,8 +1,4 @@
-//! `population` experiments: each unit trains a group of runs (one run, a
-//! fork group, or an architecture's runs over its pretrained encoder) and
-//! saves its members; the variant's reduce step joins the parts in row
-//! order, saves `population/<variant>/` before any metric runs, and hands
-//! the matrices to the metrics in one observation.
+//! Training a population's units and reducing them (libtorch).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,27 +6,18 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use super::metrics::finish_metrics;
-use super::setup::{progress_bar, role_seed, set_up_libtorch};
-use super::{RunOptions, Session};
+use super::PART;
 use crate::manifest::Variant;
 use crate::plugin::CallContext;
 use crate::population::{Population, PopulationInputs, PopulationPlan, RunSpec};
 use crate::report::{self, ReportJson};
-
-/// The folder of a unit's part of the population.
-pub(super) const PART: &str = "population-part";
-
-/// The population's plan for `variant` (its runs in row order, grouped).
-pub(super) fn groups(variant: &Variant) -> Result<Vec<Vec<RunSpec>>> {
-    let s = &variant.settings;
-    let plan = PopulationPlan::new(&s.population, &s.train)?;
-    Ok(plan.groups(&s.population, &s.pretrain))
-}
+use crate::run::metrics::finish_metrics;
+use crate::run::setup::{progress_bar, role_seed, set_up_libtorch};
+use crate::run::{RunOptions, Session};
 
 /// Trains `runs` of `variant`'s population and saves them as
 /// `<unit_dir>/population-part/` (encoders under `pretrained/<variant>/`).
-pub(super) fn run_part(
+pub(in crate::run) fn run_part(
     session: &Session,
     variant: &Variant,
     runs: &[RunSpec],
@@ -63,7 +50,7 @@ pub(super) fn run_part(
 /// The reduce step: the population (its parts joined in row order, or
 /// `population.load`), saved under `population/<variant>/`, then the engine's
 /// report and the metrics'.
-pub(super) fn reduce(
+pub(in crate::run) fn reduce(
     session: &Session,
     variant: &Variant,
     parts: &[std::path::PathBuf],
@@ -153,7 +140,7 @@ fn observe(
     for spec in &variant.metrics {
         metrics.push(session.registry.new_metric(&spec.id, &spec.params_text())?);
     }
-    let contexts: Vec<CallContext> = super::metrics::metric_contexts(&metrics, seed, &options.cancel);
+    let contexts: Vec<CallContext> = crate::run::metrics::metric_contexts(&metrics, seed, &options.cancel);
     let longest = population.members.iter().map(|m| m.epochs).max().unwrap_or(0);
     let checkpoint = tessera_sdk::Checkpoint { step: 0, epoch: longest as f64, examples_seen: 0, is_final: true };
     for (metric, mctx) in metrics.iter_mut().zip(&contexts) {

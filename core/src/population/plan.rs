@@ -1,0 +1,195 @@
+//! A population's plan: its architectures, each setting's `[train]` and every
+//! run in row order, made before anything trains (and without libtorch).
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{ModelConfig, ModelKind, PopulationConfig, PretrainMethod, TrainConfig};
+
+/// `model` with its widths multiplied by `width` (rounded, at least 1):
+/// `hidden` of an `mlp`, `channels` of a `cnn`, `width` of a `resnet`; other
+/// kinds have no width and come back unchanged.
+pub fn scaled(model: &ModelConfig, width: f64) -> ModelConfig {
+    let scale = |w: i64| ((w as f64 * width).round() as i64).max(1);
+    let mut out = model.clone();
+    match model.kind {
+        ModelKind::Mlp => out.hidden = model.hidden.iter().map(|&w| scale(w)).collect(),
+        ModelKind::Cnn => out.channels = model.channels.iter().map(|&w| scale(w)).collect(),
+        ModelKind::Resnet => out.width = scale(model.width),
+        _ => {}
+    }
+    out
+}
+
+/// A short name of an architecture: `mlp[64-64]`, `cnn[16-32]+bn`, `resnet[16x3x1]`, `linear`.
+pub fn describe(model: &ModelConfig) -> String {
+    let join = |v: &[i64]| v.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("-");
+    match model.kind {
+        ModelKind::Mlp => format!("mlp[{}]", join(&model.hidden)),
+        ModelKind::Cnn => format!("cnn[{}]{}", join(&model.channels), if model.batch_norm { "+bn" } else { "" }),
+        ModelKind::Resnet => format!("resnet[{}x{}x{}]", model.width, model.stages, model.depth),
+        other => other.as_str().to_string(),
+    }
+}
+
+/// The `[train]` of each of `config.settings`: `train` with the setting's keys
+/// over it. An unknown key or a wrong type is an error naming the setting.
+pub fn setting_configs(config: &PopulationConfig, train: &TrainConfig) -> Result<Vec<TrainConfig>> {
+    let base = toml::Value::try_from(train)?;
+    let base = base.as_table().expect("a struct serializes to a table");
+    config
+        .settings
+        .iter()
+        .enumerate()
+        .map(|(i, overrides)| {
+            let mut table = base.clone();
+            table.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+            TrainConfig::deserialize(table).map_err(|e| anyhow::anyhow!("population.settings[{i}]: {}", e.message()))
+        })
+        .collect()
+}
+
+/// `batch_size=16 lr=0.01` for a setting's overrides (`[train]` when none).
+pub(super) fn setting_label(overrides: &toml::Table) -> String {
+    if overrides.is_empty() {
+        return "[train]".into();
+    }
+    overrides.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
+/// One training run of a population: its architecture, seed and setting,
+/// and its place in the row order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// The run's index (`Member::run`), in the order a single process trains them.
+    pub run: usize,
+    /// Index into the plan's distinct architectures.
+    pub architecture: usize,
+    /// Index into `population.seeds`.
+    pub seed_index: usize,
+    /// Index into `population.settings`.
+    pub setting: usize,
+}
+
+/// A population's runs before any trains: the distinct architectures, each
+/// setting's `[train]`, and every run in row order.
+#[derive(Debug, Clone)]
+pub struct PopulationPlan {
+    /// Distinct architectures with the width that made them (a multiplier
+    /// that changes nothing adds no run).
+    pub architectures: Vec<(ModelConfig, f64)>,
+    /// Each setting's `[train]`, as its runs train.
+    pub settings: Vec<TrainConfig>,
+    /// The training lengths (epochs) at which members are taken.
+    pub lengths: std::collections::BTreeSet<u64>,
+    /// Every run, in row order.
+    pub runs: Vec<RunSpec>,
+}
+
+impl PopulationPlan {
+    /// Checks `config` and lays out its runs: architectures × seeds ×
+    /// settings, the fork's parent first within an architecture and seed.
+    pub fn new(config: &PopulationConfig, train: &TrainConfig) -> Result<PopulationPlan> {
+        let lengths = config.epochs.iter().copied().collect::<std::collections::BTreeSet<u64>>();
+        let longest = Self::longest(config, &lengths)?;
+        Self::check(config)?;
+        let settings = Self::settings(config, train, longest)?;
+        let architectures = Self::architectures(config);
+        // The settings of one architecture and seed share the initial weights
+        // and the data order; the fork's parent trains first.
+        let mut order: Vec<usize> = (0..settings.len()).collect();
+        if config.fork_step.is_some() {
+            order.retain(|&i| i != config.fork_from);
+            order.insert(0, config.fork_from);
+        }
+        let mut runs = Vec::new();
+        for architecture in 0..architectures.len() {
+            for seed_index in 0..config.seeds.len() {
+                for &setting in &order {
+                    runs.push(RunSpec { run: runs.len(), architecture, seed_index, setting });
+                }
+            }
+        }
+        Ok(PopulationPlan { architectures, settings, lengths, runs })
+    }
+
+    fn longest(config: &PopulationConfig, lengths: &std::collections::BTreeSet<u64>) -> Result<u64> {
+        match (lengths.last(), lengths.contains(&0)) {
+            (Some(&longest), false) => Ok(longest),
+            _ if config.every_checkpoint => Ok(0),
+            _ => bail!("population.epochs needs at least one training length of 1 or more epochs"),
+        }
+    }
+
+    fn check(config: &PopulationConfig) -> Result<()> {
+        if config.models.is_empty() || config.widths.is_empty() || config.seeds.is_empty() || config.settings.is_empty()
+        {
+            bail!("population.models, widths, seeds and settings each need at least one entry");
+        }
+        if let Some(w) = config.widths.iter().find(|&&w| w.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
+            bail!("population.widths: {w} is not a positive multiplier");
+        }
+        if config.fork_step.is_some() && config.fork_from >= config.settings.len() {
+            bail!("population.fork_from = {} names no setting (there are {})", config.fork_from, config.settings.len());
+        }
+        Ok(())
+    }
+
+    fn settings(config: &PopulationConfig, train: &TrainConfig, longest: u64) -> Result<Vec<TrainConfig>> {
+        let settings = setting_configs(config, train)?.into_iter().enumerate().map(|(i, mut cfg)| {
+            if !config.every_checkpoint {
+                // Members after whole epochs only.
+                cfg = TrainConfig {
+                    epochs: longest,
+                    checkpoint_every: 0,
+                    checkpoint_steps: vec![],
+                    checkpoint_log: 0,
+                    max_examples: None,
+                    ..cfg
+                };
+            }
+            if let (Some(step), true) = (config.fork_step, i == config.fork_from) {
+                cfg.checkpoint_steps.push(step);
+            }
+            cfg
+        });
+        Ok(settings.collect())
+    }
+
+    fn architectures(config: &PopulationConfig) -> Vec<(ModelConfig, f64)> {
+        let mut architectures: Vec<(ModelConfig, f64)> = Vec::new();
+        for model in &config.models {
+            for &width in &config.widths {
+                let m = scaled(model, width);
+                if !architectures.iter().any(|(a, _)| *a == m) {
+                    architectures.push((m, width));
+                }
+            }
+        }
+        architectures
+    }
+
+    /// The runs that must train in one process, in row order: each run
+    /// alone; the runs of an architecture and seed together when they fork;
+    /// all runs of an architecture together when they start from its
+    /// pretrained encoder (pretrained once).
+    pub fn groups(&self, config: &PopulationConfig, pretrain: &crate::manifest::PretrainConfig) -> Vec<Vec<RunSpec>> {
+        let key = |r: &RunSpec| -> (usize, usize, usize) {
+            if pretrain.method != PretrainMethod::None {
+                (r.architecture, 0, 0)
+            } else if config.fork_step.is_some() {
+                (r.architecture, r.seed_index, 0)
+            } else {
+                (r.architecture, r.seed_index, r.run)
+            }
+        };
+        let mut groups: Vec<Vec<RunSpec>> = Vec::new();
+        for run in &self.runs {
+            match groups.last_mut() {
+                Some(group) if key(&group[0]) == key(run) => group.push(*run),
+                _ => groups.push(vec![*run]),
+            }
+        }
+        groups
+    }
+}
