@@ -368,33 +368,37 @@ pub fn plot_lines(
     }
     let pad = ((y1 - y0) * 0.05).max(1e-9);
     let (y0, y1) = (y0 - pad, y1 + pad);
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x0..x1, y0..y1)?;
-    chart.configure_mesh().x_desc(x_label.as_str()).y_desc(y_label).draw()?;
-    for (i, (name, pts)) in lines.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        // A scatter keeps an empty line series for its legend entry.
-        let joined: &[(f64, f64)] = if scatter { &[] } else { pts };
+    // Drawn in memory and written whole: workers may redraw a plot at once.
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart.configure_mesh().x_desc(x_label.as_str()).y_desc(y_label).draw()?;
+        for (i, (name, pts)) in lines.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            // A scatter keeps an empty line series for its legend entry.
+            let joined: &[(f64, f64)] = if scatter { &[] } else { pts };
+            chart
+                .draw_series(LineSeries::new(joined.iter().copied(), color.stroke_width(2)))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
         chart
-            .draw_series(LineSeries::new(joined.iter().copied(), color.stroke_width(2)))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
+        root.present()?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    write_atomic(path, svg.as_bytes())
 }
 
 /// The points of one line.

@@ -127,3 +127,22 @@ fn two_runs_compare_side_by_side_with_differences_and_shared_curves() {
     let again = tessera(&["compare", "one", "two", "--out", "cmp"], dir.path());
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not empty"));
 }
+
+#[test]
+fn a_worker_s_finished_unit_shows_on_the_page_of_a_run_still_going() {
+    // The run is planned and stopped before any unit (as a Slurm array waits
+    // in the queue); then one task's worker runs unit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let body = "kind = \"graph\"\n\n[graph]\nnodes = 300\nedges = 1500\nprobability_model = \"weighted-cascade\"\nbudget = 3\nsimulations = 20\n\n[[variant]]\nname = \"degree\"\nobjective = { use = \"baselines.degree\" }\n\n[[variant]]\nname = \"random\"\nobjective = { use = \"baselines.random\" }\n";
+    let session = prepare(&write_manifest(dir.path(), &[&baselines()], body)).unwrap();
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let options = tessera_core::run::RunOptions { out: Some(dir.path().join("run")), cancel, ..Default::default() };
+    tessera_core::run::run(&session, &options).unwrap();
+    let out = tessera(&["worker", "run", "--unit", "0"], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dom = check_page(&dir.path().join("run"), "report-still-running.png");
+    let running = dom.split("id=\"running\"").nth(1).expect("says the run is still going");
+    let running = running.split("</p>").next().unwrap();
+    assert!(running.contains("(1 to come): random"), "{running}");
+    assert!(dom.contains("expected_spread"), "unit 0's figures are in the summary");
+}

@@ -171,6 +171,10 @@ pub fn work(run_dir: &Path, units: &WorkerUnits, cancel: Arc<AtomicBool>) -> Res
         }
         crate::logger::set_log_file(&unit::unit_dir(&dir, id).with_extension("log"))?;
         all_ok &= unit::execute(&session, &plan, id, &dir, &options)?.status == Status::Ok;
+        // Workers of every executor keep report.html current until collect.
+        if let Err(e) = collect::progress_page(&session, &plan, &dir, &options) {
+            log::warn!("the report page of the run so far: {e:#}");
+        }
     }
     Ok(all_ok)
 }
