@@ -578,31 +578,44 @@ const HOST_HEADLINES: [(&str, &str); 4] = [
     ("objective", "expected_spread"),
 ];
 
+/// What a graph objective cost, which im-scale-like runs are about: shown
+/// after the headline figures, even in summaries without wall times.
+const HOST_COSTS: [(&str, &str); 2] = [("objective", "choose_seconds"), ("objective", "peak_memory_mb")];
+
 /// The (role, scalar) columns of a summary: headline figures first (the
-/// plugins' marks, then the host's), then plugins' other figures, then the
-/// engine's, then the rest; wall times only with `timed`.
+/// reports' marks, then the host's, then a graph objective's cost), then
+/// plugins' other figures, then the engine's, then the rest; other wall
+/// times only with `timed`.
 pub fn summary_columns(results: &RunResults, max_columns: usize, timed: bool) -> Vec<(String, String)> {
+    let marked: Vec<(&str, &str)> = results
+        .variants
+        .iter()
+        .flat_map(|v| v.results.iter().flat_map(|(role, r)| r.headline.iter().map(|h| (role.as_str(), h.as_str()))))
+        .collect();
+    let rank = |role: &str, name: &str| {
+        let host = |list: &[(&str, &str)]| list.iter().position(|&h| h == (role, name));
+        match (marked.contains(&(role, name)), host(&HOST_HEADLINES), host(&HOST_COSTS)) {
+            (true, _, _) => (0, marked.iter().position(|&m| m == (role, name)).unwrap_or(0)),
+            (_, Some(i), _) => (1, i),
+            (_, _, Some(i)) => (2, i),
+            _ if role.contains('.') => (3, 0),
+            _ if role == "engine" => (4, 0),
+            _ => (5, 0),
+        }
+    };
     let mut columns: Vec<(String, String)> = Vec::new();
-    let mut marked: Vec<(String, String)> = Vec::new();
     for v in &results.variants {
         for (role, report) in &v.results {
-            marked.extend(report.headline.iter().map(|h| (role.clone(), h.clone())));
-            for name in report.scalars.keys().filter(|n| timed || !crate::figures::varies(n)) {
+            for name in report.scalars.keys() {
+                let shown = timed || !crate::figures::varies(name) || rank(role, name).0 < 3;
                 let col = (role.clone(), name.clone());
-                if !columns.contains(&col) {
+                if shown && !columns.contains(&col) {
                     columns.push(col);
                 }
             }
         }
     }
-    let rank = |(role, name): &(String, String)| match role.as_str() {
-        _ if marked.iter().any(|(r, n)| r == role && n == name) => 0,
-        r if HOST_HEADLINES.contains(&(r, name.as_str())) => 1,
-        r if r.contains('.') => 2,
-        "engine" => 3,
-        _ => 4,
-    };
-    columns.sort_by_key(rank);
+    columns.sort_by_key(|(role, name)| rank(role, name));
     columns.truncate(max_columns);
     columns
 }
@@ -716,6 +729,11 @@ mod tests {
         let names = |timed| -> Vec<String> { summary_columns(&r, 10, timed).into_iter().map(|(_, n)| n).collect() };
         assert_eq!(names(false), ["bound", "final_test_accuracy", "test_accuracy", "aaa"]);
         assert!(names(true).contains(&"epoch_seconds".to_string()), "the console keeps wall times");
+        let mut objective = ReportJson::default();
+        objective.scalars.extend([("choose_seconds".to_string(), 2.0), ("expected_spread".to_string(), 9.0)]);
+        r.variants[0].results.insert("objective".into(), objective);
+        let names: Vec<String> = summary_columns(&r, 10, false).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(names[..4], ["bound", "final_test_accuracy", "expected_spread", "choose_seconds"], "{names:?}");
         assert!(summary_table(&r, 2).lines().next().unwrap().contains("bound"));
     }
 

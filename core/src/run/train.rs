@@ -261,6 +261,8 @@ impl<'a> TrainJob<'a> {
         model.set_trainable(&trainable)?;
         report.scalars.insert("trainable_blocks".into(), (trainable.len() - 1) as f64);
         report.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
+        // What the chosen layers cost: parameters trained, and the search for them.
+        report.headline.extend(["trainable_parameters".into(), "search_seconds".into()]);
         report.tables.push(trainable_layers_table(&trainable, &layers));
         self.reports.insert(spec.id.clone(), plugin_report);
         self.reports.insert("finetuner".to_string(), report);
@@ -669,9 +671,15 @@ impl<'a> TrainJob<'a> {
         engine.scalars.insert("io_modeled_seconds_per_epoch".into(), total.modeled_seconds(&cost) / epochs);
         if s.storage.mode == crate::choice::StorageMode::Shards {
             engine.scalars.insert("io_seconds_per_epoch".into(), total.io_seconds / epochs);
+            // Read from storage, what the reads cost is what the run is about.
+            engine.headline.extend(["io_requests_per_epoch".into(), "io_modeled_seconds_per_epoch".into()]);
         }
         engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
         engine.scalars.insert("train_seconds".into(), summary.epoch_seconds.iter().sum::<f64>());
+        if self.variant.finetuner.is_some() {
+            // A finetuner trades accuracy for training cost.
+            engine.headline.push("train_seconds".into());
+        }
         engine.scalars.insert("train_examples".into(), self.layout.examples as f64);
         if self.sampler.sampling() != tessera_sdk::Sampling::Permutation {
             visit_figures(&mut engine, summary);
@@ -747,6 +755,8 @@ fn visit_figures(engine: &mut ReportJson, summary: &FitSummary) {
     let mean = |xs: &[u64]| xs.iter().sum::<u64>() as f64 / xs.len().max(1) as f64;
     engine.scalars.insert("visits_per_epoch".into(), mean(&summary.epoch_visits));
     engine.scalars.insert("distinct_per_epoch".into(), mean(&summary.epoch_distinct));
+    // How much of the data an adaptive sampler used is what it is about.
+    engine.headline.push("distinct_per_epoch".into());
     engine.scalars.insert("examples_never_seen".into(), summary.never_seen as f64);
 }
 

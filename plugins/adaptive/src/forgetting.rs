@@ -96,17 +96,17 @@ impl Metric for Forgetting {
         let mut report = Report::new();
         report
             .scalar("forgetting_events", total as f64)
-            .scalar("events_per_example", total as f64 / n)
-            .scalar("unforgettable_fraction", count(&|p| p.learned && p.events == 0) / n)
+            .headline("events_per_example", total as f64 / n)
+            .headline("unforgettable_fraction", count(&|p| p.learned && p.events == 0) / n)
             .scalar("never_learned_fraction", count(&|p| !p.learned) / n);
         if self.flipped.values().any(|&f| f) {
             let ((flipped_events, flipped_never), (clean_events, clean_never)) =
                 (self.group_figures(true), self.group_figures(false));
             report
-                .scalar("events_per_flipped_example", flipped_events)
-                .scalar("events_per_clean_example", clean_events)
-                .scalar("never_learned_flipped_fraction", flipped_never)
-                .scalar("never_learned_clean_fraction", clean_never);
+                .headline("events_per_flipped_example", flipped_events)
+                .headline("events_per_clean_example", clean_events)
+                .headline("never_learned_flipped_fraction", flipped_never)
+                .headline("never_learned_clean_fraction", clean_never);
         }
         let rows = self.examples.iter().map(|(&id, p)| {
             let flipped = self.flipped.get(&id).copied().unwrap_or(false) as i64;

@@ -144,6 +144,10 @@ struct SavedOrders {
 
 const MEASURES: [&str; 4] = ["id_gap_entropy", "block_gap_entropy", "kendall_tau", "window_label_entropy"];
 
+/// The measures the paper's comparison reads (with h_D): how far the order
+/// is from the stored one, and how mixed the labels are in a window.
+const HEADLINES: [&str; 2] = ["kendall_tau", "window_label_entropy"];
+
 impl Component for OrderQuality {
     const NAME: &'static str = "order-quality";
     const SUMMARY: &'static str =
@@ -208,11 +212,13 @@ impl Metric for OrderQuality {
 
     fn finish(&mut self, _host: &Host) -> Result<Report> {
         let mut report = Report::new();
-        report.defined("h_d", self.h_d.unwrap_or(f64::NAN));
+        report.defined_headline("h_d", self.h_d.unwrap_or(f64::NAN));
         for (name, series) in MEASURES.iter().zip(&self.measures) {
-            if let Some(last) = series.last() {
-                report.scalar(name, *last);
-            }
+            match series.last() {
+                Some(&last) if HEADLINES.contains(name) => report.headline(name, last),
+                Some(&last) => report.scalar(name, last),
+                None => &mut report,
+            };
             report.series(name, "epoch", name, self.epochs.clone(), series.clone());
         }
         if let Some(saved) = self.saved.take().filter(|s| !s.labels.is_empty()) {

@@ -120,11 +120,11 @@ impl Metric for Rrm {
             .scalar("train", gaps.train)
             .scalar("train_eta", gaps.train_eta)
             .scalar("ntrain_eta", gaps.ntrain_eta)
-            .scalar("test", gaps.test)
-            .scalar("generalization_gap", gaps.generalization)
-            .scalar("robustness_gap", gaps.robustness)
-            .scalar("memorization_gap", gaps.memorization)
-            .scalar("rationality_gap", gaps.rationality)
+            .headline("test", gaps.test)
+            .headline("generalization_gap", gaps.generalization)
+            .headline("robustness_gap", gaps.robustness)
+            .headline("memorization_gap", gaps.memorization)
+            .headline("rationality_gap", gaps.rationality)
             .headline("rrm_bound", gaps.rrm_bound)
             .scalar("eta", eta)
             .scalar("clean_runs", clean_runs.len() as f64)
@@ -132,8 +132,8 @@ impl Metric for Rrm {
             .scalar("c_pc_bits", c.pc)
             .scalar("c_dc_bits", c.dc)
             .scalar("c_dc_noised_bits", c.dc_noised)
-            .scalar("theorem_ii_pc", theorem_ii_bound(c.pc, eta))
-            .scalar("theorem_ii_dc", theorem_ii_bound(c.dc, eta))
+            .headline("theorem_ii_pc", theorem_ii_bound(c.pc, eta))
+            .headline("theorem_ii_dc", theorem_ii_bound(c.dc, eta))
             .scalar("noisy_test", mean(&noisy_runs.iter().map(|r| test_accuracy(r.member)).collect::<Vec<_>>()));
         // The paper's table, in percent.
         let pct = |v: f64| Cell::Number(100.0 * v);
