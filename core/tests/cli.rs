@@ -89,7 +89,8 @@ fn run_writes_the_run_folder_and_a_side_by_side_summary() {
     let resolved = std::fs::read_to_string(run.join("manifest.resolved.toml")).unwrap();
     assert!(resolved.contains("epochs = 3"), "overrides are recorded:\n{resolved}");
     assert!(resolved.contains("chunk = 65536"), "defaults are filled in:\n{resolved}");
-    assert!(resolved.contains("[[plugin]]") && resolved.contains("sdk_version = \"0.2.0\""), "{resolved}");
+    let sdk = format!("sdk_version = \"{}\"", tessera_core::plugin::HOST_SDK_VERSION);
+    assert!(resolved.contains("[[plugin]]") && resolved.contains(&sdk), "{resolved}");
 
     // Never overwrites an existing run.
     let out = tessera(&["run", "manifest.toml", "--out", "run1"], dir.path());

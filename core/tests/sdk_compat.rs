@@ -86,14 +86,17 @@ fn a_plugin_built_against_sdk_0_1_is_refused_with_a_short_message() {
     assert!(matches!(err, LoadError::SdkVersion { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains("was built against tessera-sdk 0.1.0"), "{message}");
-    assert!(message.contains("this host uses tessera-sdk 0.2.0"), "{message}");
+    let host = tessera_core::plugin::HOST_SDK_VERSION;
+    assert!(message.contains(&format!("this host uses tessera-sdk {host}")), "{message}");
     assert!(message.ends_with("rebuild it against tessera-sdk 0.2"), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
 }
 
 #[test]
 fn a_plugin_built_against_a_modified_sdk_is_refused_with_its_error_lines_only() {
-    let library = build_plugin_against_modified_sdk("sdk-layout", "0.2.0", |file, text| {
+    // The host's own version: only the layout differs.
+    let host = tessera_core::plugin::HOST_SDK_VERSION;
+    let library = build_plugin_against_modified_sdk("sdk-layout", host, |file, text| {
         match file {
             "types.rs" => text.replacen(
                 "    pub bytes_per_example: u64,\n}",
