@@ -582,10 +582,11 @@ const HOST_HEADLINES: [(&str, &str); 4] = [
 /// after the headline figures, even in summaries without wall times.
 const HOST_COSTS: [(&str, &str); 2] = [("objective", "choose_seconds"), ("objective", "peak_memory_mb")];
 
-/// The (role, scalar) columns of a summary: headline figures first (the
-/// reports' marks, then the host's, then a graph objective's cost), then
-/// plugins' other figures, then the engine's, then the rest; other wall
-/// times only with `timed`.
+/// The (role, scalar) columns of a summary: the headline figures first (the
+/// plugins' marks in their order, the host's own, the host's marks of what
+/// a setting is about, then a graph objective's cost), then plugins' other
+/// figures, then the engine's, then the rest; other wall times only with
+/// `timed`.
 pub fn summary_columns(results: &RunResults, max_columns: usize, timed: bool) -> Vec<(String, String)> {
     let marked: Vec<(&str, &str)> = results
         .variants
@@ -594,20 +595,23 @@ pub fn summary_columns(results: &RunResults, max_columns: usize, timed: bool) ->
         .collect();
     let rank = |role: &str, name: &str| {
         let host = |list: &[(&str, &str)]| list.iter().position(|&h| h == (role, name));
-        match (marked.contains(&(role, name)), host(&HOST_HEADLINES), host(&HOST_COSTS)) {
-            (true, _, _) => (0, marked.iter().position(|&m| m == (role, name)).unwrap_or(0)),
+        let mark = marked.iter().position(|&m| m == (role, name));
+        let plugin = role.contains('.');
+        match (mark, host(&HOST_HEADLINES), host(&HOST_COSTS)) {
+            (Some(i), _, _) if plugin => (0, i),
             (_, Some(i), _) => (1, i),
-            (_, _, Some(i)) => (2, i),
-            _ if role.contains('.') => (3, 0),
-            _ if role == "engine" => (4, 0),
-            _ => (5, 0),
+            (Some(i), _, _) => (2, i),
+            (_, _, Some(i)) => (3, i),
+            _ if plugin => (4, 0),
+            _ if role == "engine" => (5, 0),
+            _ => (6, 0),
         }
     };
     let mut columns: Vec<(String, String)> = Vec::new();
     for v in &results.variants {
         for (role, report) in &v.results {
             for name in report.scalars.keys() {
-                let shown = timed || !crate::figures::varies(name) || rank(role, name).0 < 3;
+                let shown = timed || !crate::figures::varies(name) || rank(role, name).0 < 4;
                 let col = (role.clone(), name.clone());
                 if shown && !columns.contains(&col) {
                     columns.push(col);
@@ -734,6 +738,11 @@ mod tests {
         r.variants[0].results.insert("objective".into(), objective);
         let names: Vec<String> = summary_columns(&r, 10, false).into_iter().map(|(_, n)| n).collect();
         assert_eq!(names[..4], ["bound", "final_test_accuracy", "expected_spread", "choose_seconds"], "{names:?}");
+        // The host's marks of what a setting is about come after its own headlines.
+        r.variants[0].results.get_mut("engine").unwrap().headline.push("epoch_seconds".into());
+        let names: Vec<String> = summary_columns(&r, 10, false).into_iter().map(|(_, n)| n).collect();
+        let expected = ["bound", "final_test_accuracy", "expected_spread", "epoch_seconds", "choose_seconds"];
+        assert_eq!(names[..5], expected, "{names:?}");
         assert!(summary_table(&r, 2).lines().next().unwrap().contains("bound"));
     }
 
