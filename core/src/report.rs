@@ -588,11 +588,15 @@ const HOST_COSTS: [(&str, &str); 2] = [("objective", "choose_seconds"), ("object
 /// figures, then the engine's, then the rest; other wall times only with
 /// `timed`.
 pub fn summary_columns(results: &RunResults, max_columns: usize, timed: bool) -> Vec<(String, String)> {
-    let marked: Vec<(&str, &str)> = results
-        .variants
-        .iter()
-        .flat_map(|v| v.results.iter().flat_map(|(role, r)| r.headline.iter().map(|h| (role.as_str(), h.as_str()))))
-        .collect();
+    // Each marked (role, scalar) once, where it was first marked.
+    let mut marked: Vec<(&str, &str)> = Vec::new();
+    for v in &results.variants {
+        for mark in v.results.iter().flat_map(|(role, r)| r.headline.iter().map(|h| (role.as_str(), h.as_str()))) {
+            if !marked.contains(&mark) {
+                marked.push(mark);
+            }
+        }
+    }
     let rank = |role: &str, name: &str| {
         let host = |list: &[(&str, &str)]| list.iter().position(|&h| h == (role, name));
         let mark = marked.iter().position(|&m| m == (role, name));
