@@ -6,7 +6,8 @@
 //! known only to lie in a box Θ = θ_c + [−B, B]^{2d}. The robust objective
 //! is max_{|S| ≤ k} min_{θ ∈ Θ} f_θ(S).
 //!
-//! - [`rr`]: RR sets, sampled in parallel (rayon), stored flat.
+//! - [`rr`]: RR sets, sampled in parallel (rayon), stored flat;
+//!   `lanes` steps several batches per thread to hide memory latency.
 //! - [`coverage`]: lazy greedy (weighted) maximum coverage.
 //! - [`opim`]: OPIM-C's stopping rule with IMM's worst-case sample size.
 //! - [`hiro`]: the multiplicative-weights game.
@@ -15,6 +16,7 @@
 
 pub mod coverage;
 pub mod hiro;
+mod lanes;
 mod objectives;
 pub mod opim;
 pub mod rr;

@@ -86,8 +86,7 @@ pub fn maximize(model: &Model, settings: &Settings, seed: u64) -> Solution {
     let mut round = 0;
     loop {
         round += 1;
-        r1.extend_to(size as usize, model, seed);
-        r2.extend_to(size as usize, model, seed ^ 0x5EC0_4D00_0000_0000);
+        RrSets::extend_together(&mut [(&mut r1, seed), (&mut r2, seed ^ 0x5EC0_4D00_0000_0000)], size as usize, model);
         let cover = greedy(&[Weighted { sets: &r1, weight: 1.0 }], n as u32, k);
         let cov1 = cover.covered.last().copied().unwrap_or(0.0);
         let optimum = match bound {

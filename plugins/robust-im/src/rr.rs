@@ -9,6 +9,8 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 use tessera_sdk::{GraphView, SeedRng};
 
+use crate::lanes::{self, prefetch};
+
 /// The in-edges of every node: borrowed from the host, which indexes them
 /// once per graph, or built here from the out-edges where it lent none.
 pub struct ReverseGraph<'a> {
@@ -129,11 +131,26 @@ impl<'g> Model<'g> {
         self.graph.nodes
     }
 
+    /// Prefetches what expanding `v` reads first: its in-edge range and
+    /// shared probability.
+    pub(crate) fn prefetch_node(&self, v: u32) {
+        prefetch(&self.graph.offsets, v as usize + 1);
+        prefetch(&self.shared, v as usize);
+    }
+
+    /// Prefetches the start of `v`'s in-edge list (and probabilities, where
+    /// they differ per edge).
+    pub(crate) fn prefetch_in_edges(&self, v: u32) {
+        let first = self.graph.offsets[v as usize] as usize;
+        prefetch(&self.graph.sources, first);
+        prefetch(self.probabilities, first);
+    }
+
     /// Keeps each in-edge of `v` with its probability: for a probability the
     /// node's in-edges share, jump from kept edge to kept edge by geometric
     /// gaps (cost ∝ edges kept, not in-degree: hubs of weighted cascade are
     /// cheap); otherwise one draw per edge.
-    fn kept_in_edges(&self, v: u32, rng: &mut SeedRng, mut keep: impl FnMut(u32)) {
+    pub(crate) fn kept_in_edges(&self, v: u32, rng: &mut SeedRng, mut keep: impl FnMut(u32)) {
         let range = self.graph.range(v);
         let shared = self.shared[v as usize];
         let sources = &self.graph.sources[range.clone()];
@@ -204,47 +221,39 @@ impl RrSets {
     /// Batch b of 1,024 sets draws from stream (seed, b), so the same seed
     /// gives the same sets.
     pub fn extend_to(&mut self, target: usize, model: &Model, seed: u64) {
-        let have = self.len() as u64;
-        if target as u64 <= have {
-            return;
+        RrSets::extend_together(&mut [(self, seed)], target, model);
+    }
+
+    /// [`RrSets::extend_to`] for several collections at once, each with its
+    /// own seed: their batches share the cores, so small rounds use them all.
+    pub fn extend_together(parts: &mut [(&mut RrSets, u64)], target: usize, model: &Model) {
+        let ranges: Vec<std::ops::Range<u64>> = parts.iter().map(|(sets, _)| sets.batches_to(target)).collect();
+        let jobs: Vec<(u64, u64)> =
+            parts.iter().zip(&ranges).flat_map(|((_, seed), range)| range.clone().map(move |b| (*seed, b))).collect();
+        let mut batches = lanes::sample(model, &jobs, SETS_PER_BATCH).into_iter();
+        for ((sets, _), range) in parts.iter_mut().zip(ranges) {
+            let mine: Vec<lanes::Batch> = batches.by_ref().take(range.clone().count()).collect();
+            sets.append(range.start, mine, target);
         }
-        let first_batch = have / SETS_PER_BATCH;
-        let last_batch = (target as u64).div_ceil(SETS_PER_BATCH);
-        let n = model.nodes() as usize;
-        let batches: Vec<(Vec<u64>, Vec<u32>)> = (first_batch..last_batch)
-            .into_par_iter()
-            .map_init(
-                || (vec![0u32; n], 0u32, Vec::<u32>::new()),
-                |(visited, stamp, stack), batch| {
-                    let mut rng = SeedRng::derive(seed, batch);
-                    let (mut lengths, mut nodes) = (Vec::with_capacity(SETS_PER_BATCH as usize), Vec::new());
-                    for _ in 0..SETS_PER_BATCH {
-                        *stamp = stamp.wrapping_add(1);
-                        if *stamp == 0 {
-                            visited.iter_mut().for_each(|v| *v = 0);
-                            *stamp = 1;
-                        }
-                        let start = nodes.len();
-                        let root = rng.below(n as u64) as u32;
-                        visited[root as usize] = *stamp;
-                        stack.push(root);
-                        while let Some(v) = stack.pop() {
-                            nodes.push(v);
-                            model.kept_in_edges(v, &mut rng, |u| {
-                                if visited[u as usize] != *stamp {
-                                    visited[u as usize] = *stamp;
-                                    stack.push(u);
-                                }
-                            });
-                        }
-                        lengths.push((nodes.len() - start) as u64);
-                    }
-                    (lengths, nodes)
-                },
-            )
-            .collect();
+    }
+
+    /// The batches that hold sets `len()..target`.
+    fn batches_to(&self, target: usize) -> std::ops::Range<u64> {
+        let have = self.len() as u64;
+        match target as u64 <= have {
+            true => 0..0,
+            false => have / SETS_PER_BATCH..(target as u64).div_ceil(SETS_PER_BATCH),
+        }
+    }
+
+    /// Appends the sets of `batches` (the first is batch `first`) that it
+    /// lacks, up to `target`.
+    fn append(&mut self, first: u64, batches: Vec<lanes::Batch>, target: usize) {
         // The first batch may be partly present already: skip what we have.
-        let mut skip = (have - first_batch * SETS_PER_BATCH) as usize;
+        let mut skip = (self.len() as u64).saturating_sub(first * SETS_PER_BATCH) as usize;
+        let adding = batches.iter().map(|(_, nodes)| nodes.len()).sum::<usize>();
+        self.nodes.reserve_exact(adding);
+        self.offsets.reserve_exact(target.saturating_sub(self.len()));
         for (lengths, nodes) in batches {
             let mut at = 0usize;
             for len in lengths {
@@ -314,6 +323,12 @@ mod tests {
         stepwise.extend_to(2000, &model, 7);
         stepwise.extend_to(3000, &model, 7);
         assert_eq!(stepwise, all);
+        let (mut first, mut second) = (RrSets::new(), RrSets::new());
+        first.extend_to(1500, &model, 7);
+        RrSets::extend_together(&mut [(&mut first, 7), (&mut second, 8)], 3000, &model);
+        let mut alone = RrSets::new();
+        alone.extend_to(3000, &model, 8);
+        assert_eq!((&first, &second), (&all, &alone), "together, each collection has its own sets");
         // Spread of {0} on the path with p = 1 is 4.
         assert_eq!(all.spread(&[0], 4), 4.0);
     }
