@@ -21,6 +21,7 @@ pub mod compare;
 pub mod contract;
 pub mod data;
 pub mod figures;
+pub mod file_map;
 #[cfg(feature = "torch")]
 pub mod finetune;
 pub mod graph;

@@ -275,6 +275,7 @@ fn an_edge_list_is_parsed_once_and_again_when_it_changes() {
     assert!(first.contains("parsed copy kept at"), "{first}");
     let (second, cached) = run("second");
     assert!(second.contains("read from its parsed copy"), "{second}");
+    assert!(second.contains("memory-mapped"), "{second}");
     assert_eq!(parsed, cached, "the same graph either way");
     assert_eq!(std::fs::read_dir(cache.join("graphs")).unwrap().count(), 1, "one file, no temporaries left");
     // Another edge: another size, parsed again.

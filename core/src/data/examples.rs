@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 
 use super::readers::{self, classes_of, NpyHeader};
 use super::Dataset;
+use crate::file_map::FileMap;
 
 /// What a source knows of its examples before reading any feature.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -106,19 +107,13 @@ fn check_finite(values: &[f32], i: usize, name: &str) -> Result<()> {
     }
 }
 
-/// A read-only memory map of a whole file.
+/// A memory map that gives its pages back every [`MAP_RELEASE_BYTES`] read,
+/// so that streaming a file larger than memory keeps the process small.
 struct Mapped {
-    ptr: *mut libc::c_void,
-    len: usize,
+    map: FileMap,
     /// Bytes touched since the map last gave its pages back.
     touched: AtomicU64,
 }
-
-// SAFETY: the map is read-only and never remapped while shared; reads are
-// plain loads from memory the kernel keeps valid until `munmap` in `drop`.
-unsafe impl Send for Mapped {}
-// SAFETY: as above; `touched` is atomic.
-unsafe impl Sync for Mapped {}
 
 /// After this many bytes read through a map, its pages are handed back
 /// (`MADV_DONTNEED`: they stay in the page cache, not in this process).
@@ -126,38 +121,15 @@ const MAP_RELEASE_BYTES: u64 = 64 << 20;
 
 impl Mapped {
     fn open(path: &Path) -> Result<Mapped> {
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let len = file.metadata()?.len() as usize;
-        if len == 0 {
-            bail!("{}: the file is empty", path.display());
-        }
-        use std::os::fd::AsRawFd;
-        // SAFETY: maps `len` bytes of an open file read-only; checked below.
-        let ptr =
-            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
-        if ptr == libc::MAP_FAILED {
-            bail!("{}: cannot map the file: {}", path.display(), std::io::Error::last_os_error());
-        }
-        Ok(Mapped { ptr, len, touched: AtomicU64::new(0) })
+        Ok(Mapped { map: FileMap::open(path)?, touched: AtomicU64::new(0) })
     }
 
     fn bytes(&self, start: usize, len: usize) -> &[u8] {
-        assert!(start + len <= self.len, "a range inside the map");
         if self.touched.fetch_add(len as u64, Ordering::Relaxed) > MAP_RELEASE_BYTES {
             self.touched.store(0, Ordering::Relaxed);
-            // SAFETY: a hint on our own mapping; the pages refault from the
-            // page cache if read again. Errors only mean the hint is ignored.
-            unsafe { libc::madvise(self.ptr, self.len, libc::MADV_DONTNEED) };
+            self.map.release();
         }
-        // SAFETY: in bounds (asserted); the mapping lives as long as `self`.
-        unsafe { std::slice::from_raw_parts((self.ptr as *const u8).add(start), len) }
-    }
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `open` mapped.
-        unsafe { libc::munmap(self.ptr, self.len) };
+        self.map.bytes(start, len)
     }
 }
 
@@ -173,7 +145,7 @@ impl NpyFile {
     /// Opens `features` (n × ...) and `labels` (n).
     pub fn open(features: &Path, labels: &Path) -> Result<NpyFile> {
         let map = Mapped::open(features)?;
-        let header = readers::npy_header(map.bytes(0, map.len.min(1 << 16)), map.len, features)?;
+        let header = readers::npy_header(map.bytes(0, map.map.len().min(1 << 16)), map.map.len(), features)?;
         let y = readers::npy(labels)?;
         if header.shape.is_empty() || y.shape.len() != 1 || header.shape[0] != y.shape[0] {
             bail!(

@@ -6,12 +6,15 @@
 //! modification time it had when parsed. Tessera writes only there, under
 //! names it made, through a temporary file and a rename.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use super::column::{Column, Plain};
 use super::{DroppedEdges, EdgeListFormat, Graph};
+use crate::file_map::FileMap;
 
 /// First bytes of a cache file (and its layout's version).
 const MAGIC: &[u8; 8] = b"TSRCSR01";
@@ -74,9 +77,10 @@ pub fn cache_path(dir: &Path, key: &CacheKey) -> PathBuf {
 
 /// The graph cached at `file` for `key`, or `None` where there is none or it
 /// belongs to another state of the edge list (or is damaged: then it says so).
+/// Its offsets and targets are read in place from the memory-mapped file.
 pub fn load(file: &Path, key: &CacheKey) -> Option<Graph> {
-    let handle = std::fs::File::open(file).ok()?;
-    match read_graph(std::io::BufReader::with_capacity(1 << 20, handle), key) {
+    let map = Arc::new(FileMap::open(file).ok()?);
+    match read_graph(&map, key) {
         Ok(graph) => graph,
         Err(e) => {
             log::warn!("ignoring the damaged graph cache {}: {e:#}", file.display());
@@ -120,38 +124,45 @@ fn write_graph(path: &Path, key: &CacheKey, graph: &Graph) -> Result<()> {
     Ok(())
 }
 
-/// The graph in `input` if it was made for `key`; `Ok(None)` if for another state.
-fn read_graph(mut input: impl Read, key: &CacheKey) -> Result<Option<Graph>> {
-    let mut magic = [0u8; 8];
-    input.read_exact(&mut magic)?;
-    anyhow::ensure!(&magic == MAGIC, "not a Tessera CSR file of this version");
-    let head: Vec<u64> = read_values(&mut input, 7, u64::from_le_bytes)?;
+/// Bytes before the offsets: the magic and seven u64 (see [`write_graph`]).
+const HEAD_BYTES: usize = 8 + 7 * 8;
+
+/// The graph in `map` if it was made for `key`; `Ok(None)` if for another state.
+fn read_graph(map: &Arc<FileMap>, key: &CacheKey) -> Result<Option<Graph>> {
+    anyhow::ensure!(map.len() >= HEAD_BYTES && map.bytes(0, 8) == MAGIC, "not a Tessera CSR file of this version");
+    let head: Vec<u64> = decode(map.bytes(8, 7 * 8), u64::from_le_bytes);
     let [size, modified_ns, nodes, edges, weighted, self_loops, duplicates] = head[..] else { unreachable!() };
     if size != key.size || modified_ns != key.modified_ns {
         return Ok(None);
     }
-    let offsets: Vec<u64> = read_values(&mut input, nodes as usize + 1, u64::from_le_bytes)?;
-    anyhow::ensure!(offsets.last() == Some(&edges), "offsets do not end at the edge count");
-    let targets: Vec<u32> = read_values(&mut input, edges as usize, u32::from_le_bytes)?;
+    let (n, m) = (usize::try_from(nodes)?, usize::try_from(edges)?);
+    let targets_at = HEAD_BYTES + (n + 1) * 8;
+    let expected = targets_at + m * 4 + if weighted != 0 { m * 4 } else { 0 };
+    anyhow::ensure!(map.len() == expected, "{} bytes where its head says {expected}", map.len());
+    let offsets = column::<u64, 8>(map, HEAD_BYTES, n + 1, u64::from_le_bytes);
+    let targets = column::<u32, 4>(map, targets_at, m, u32::from_le_bytes);
+    anyhow::ensure!(offsets.first() == Some(&0) && offsets.last() == Some(&edges), "offsets do not span the edges");
+    anyhow::ensure!(offsets.windows(2).all(|w| w[0] <= w[1]), "offsets decrease");
     anyhow::ensure!(targets.iter().all(|&t| (t as u64) < nodes), "a target outside the nodes");
-    let mut graph = Graph::from_csr(offsets, targets);
+    let mut graph = Graph::from_csr(vec![], vec![]);
+    (graph.offsets, graph.targets) = (offsets, targets);
     if weighted != 0 {
-        graph.probabilities = read_values(&mut input, edges as usize, f32::from_le_bytes)?;
+        graph.probabilities = decode(map.bytes(targets_at + m * 4, m * 4), f32::from_le_bytes);
+        map.release_range(targets_at + m * 4, m * 4); // copied: not held twice
     }
     graph.dropped = DroppedEdges { self_loops, duplicates };
     Ok(Some(graph))
 }
 
-/// `count` little-endian values of N bytes each.
-fn read_values<T, const N: usize>(input: &mut impl Read, count: usize, decode: fn([u8; N]) -> T) -> Result<Vec<T>> {
-    let mut out = Vec::with_capacity(count);
-    let mut chunk = vec![0u8; (1 << 20) / N * N];
-    while out.len() < count {
-        let take = ((count - out.len()) * N).min(chunk.len());
-        input.read_exact(&mut chunk[..take]).context("the file ends early")?;
-        out.extend(chunk[..take].chunks_exact(N).map(|b| decode(b.try_into().expect("N bytes"))));
-    }
-    Ok(out)
+/// `len` values from byte `start` of `map`: read in place where the layout
+/// allows (see [`Column::mapped`]), else decoded into memory.
+fn column<T: Plain, const N: usize>(map: &Arc<FileMap>, start: usize, len: usize, read: fn([u8; N]) -> T) -> Column<T> {
+    Column::mapped(map.clone(), start, len).unwrap_or_else(|| Column::Owned(decode(map.bytes(start, len * N), read)))
+}
+
+/// Little-endian values of N bytes each.
+fn decode<T, const N: usize>(bytes: &[u8], read: fn([u8; N]) -> T) -> Vec<T> {
+    bytes.chunks_exact(N).map(|b| read(b.try_into().expect("N bytes"))).collect()
 }
 
 #[cfg(test)]
@@ -169,7 +180,14 @@ mod tests {
         graph.dropped = DroppedEdges { self_loops: 2, duplicates: 1 };
         let file = cache_path(dir.path(), &key);
         store(&file, &key, &graph).unwrap();
-        assert_eq!(load(&file, &key), Some(graph.clone()));
+        let loaded = load(&file, &key).unwrap();
+        assert_eq!(loaded, graph);
+        assert!(loaded.offsets.is_mapped() && loaded.targets.is_mapped(), "read in place");
+        drop(loaded);
+        let whole = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &whole[..whole.len() - 4]).unwrap();
+        assert_eq!(load(&file, &key), None, "truncated: ignored");
+        store(&file, &key, &graph).unwrap();
         let changed = CacheKey { size: key.size + 1, ..key.clone() };
         assert_eq!(load(&file, &changed), None, "another size: parse again");
         let other = CacheKey { undirected: true, ..key.clone() };

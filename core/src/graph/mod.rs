@@ -2,6 +2,7 @@
 //! list readers, independent-cascade probability models and Monte Carlo
 //! spread estimates.
 
+pub mod column;
 pub mod csr_cache;
 pub mod generators;
 mod parse;
@@ -11,6 +12,7 @@ use anyhow::{bail, Result};
 use tessera_sdk::{GraphView, SeedRng};
 
 use crate::choice::{GraphGenerator, ProbabilityModel};
+pub use column::Column;
 pub use generators::{barabasi_albert, erdos_renyi, rmat, watts_strogatz};
 pub use readers::{read_edge_list, write_snap, EdgeListFormat, GraphCache};
 
@@ -66,10 +68,11 @@ pub fn build(config: &crate::manifest::GraphConfig, seed: u64, base: &std::path:
 /// A directed graph: the out-edges of `u` are `targets[offsets[u]..offsets[u+1]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Graph {
-    /// CSR offsets, n + 1.
-    pub offsets: Vec<u64>,
-    /// Edge targets, m.
-    pub targets: Vec<u32>,
+    /// CSR offsets, n + 1 (read in place from the cache file where the
+    /// graph came from one).
+    pub offsets: Column<u64>,
+    /// Edge targets, m (likewise).
+    pub targets: Column<u32>,
     /// Independent-cascade probability p_uv per edge, m, or none where
     /// `target_probabilities` hold the model (or no model is set yet).
     pub probabilities: Vec<f32>,
@@ -145,8 +148,8 @@ impl Graph {
         Graph {
             probabilities: vec![],
             target_probabilities: vec![],
-            offsets,
-            targets,
+            offsets: offsets.into(),
+            targets: targets.into(),
             feature_dim: 0,
             features: vec![],
             theta_center: vec![],
@@ -197,7 +200,14 @@ impl Graph {
         let p = self.probabilities();
         let probabilities = self.scatter(&offsets, |_, e| p.get(e, self.targets[e]));
         let (target_probabilities, in_edges) = (vec![], InEdges::default());
-        Graph { offsets, targets, probabilities, target_probabilities, in_edges, ..self.clone() }
+        Graph {
+            offsets: offsets.into(),
+            targets: targets.into(),
+            probabilities,
+            target_probabilities,
+            in_edges,
+            ..self.clone()
+        }
     }
 
     /// The reverse CSR's offsets (in-degree prefix sums).
@@ -519,7 +529,7 @@ mod tests {
         assert!(g.probabilities.is_empty(), "one value per target node, not per edge");
         let r = g.reverse();
         assert_eq!(
-            (r.offsets.clone(), r.targets.clone(), r.probabilities.clone()),
+            (r.offsets.to_vec(), r.targets.to_vec(), r.probabilities.clone()),
             (vec![0, 0, 1, 3], vec![0, 0, 1], vec![1.0, 0.5, 0.5])
         );
         g.set_trivalency(3);

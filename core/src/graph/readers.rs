@@ -32,7 +32,7 @@ pub fn read_edge_list(path: &Path, format: EdgeListFormat, undirected: bool, cac
     let key = CacheKey::of(path, format, undirected).with_context(|| format!("opening graph {name}"))?;
     let cached = cache_file(cache, &key);
     if let Some(graph) = cached.as_deref().and_then(|file| csr_cache::load(file, &key)) {
-        log::info!("{name}: read from its parsed copy {}", cached.unwrap_or_default().display());
+        log::info!("{name}: read from its parsed copy {}, memory-mapped", cached.unwrap_or_default().display());
         return Ok(graph);
     }
     let graph = parse_edge_list(path, &name, format, undirected)?;
@@ -145,7 +145,7 @@ mod tests {
         let p = write(dir.path(), "g.txt", "# a comment\n# FromNodeId\tToNodeId\n100 7\n7 42\n\n100 42\n");
         let g = read_edge_list(&p, EdgeListFormat::Snap, false, GraphCache::Never).unwrap();
         // 100 -> 0, 7 -> 1, 42 -> 2.
-        assert_eq!((g.nodes(), g.offsets.clone(), g.targets.clone()), (3, vec![0, 2, 3, 3], vec![1, 2, 2]));
+        assert_eq!((g.nodes(), g.offsets.to_vec(), g.targets.to_vec()), (3, vec![0, 2, 3, 3], vec![1, 2, 2]));
         let u = read_edge_list(&p, EdgeListFormat::Snap, true, GraphCache::Never).unwrap();
         assert_eq!(u.edges(), 6);
         assert_eq!(u.reverse().targets, u.targets);
