@@ -10,6 +10,8 @@
 
 use std::collections::BinaryHeap;
 
+use rayon::prelude::*;
+
 use crate::rr::RrSets;
 
 /// A node's marginal gain in the heap (may be stale: an upper bound).
@@ -74,7 +76,9 @@ pub struct CoverageIndex<'a> {
 }
 
 impl<'a> CoverageIndex<'a> {
-    /// Indexes `collections` over nodes `0..nodes`.
+    /// Indexes `collections` over nodes `0..nodes`, on all cores: each
+    /// core owns a range of nodes and reads every set in order, so the
+    /// index is the one a single core would build.
     pub fn new(collections: &[&'a RrSets], nodes: u32) -> Self {
         let n = nodes as usize;
         let mut firsts = Vec::with_capacity(collections.len());
@@ -83,27 +87,29 @@ impl<'a> CoverageIndex<'a> {
             firsts.push(total);
             total += c.len();
         }
+        let ranges = node_ranges(n);
         let mut offsets = vec![0u64; n + 1];
-        for c in collections {
-            for i in 0..c.len() {
-                for &v in c.set(i) {
-                    offsets[v as usize + 1] += 1;
+        split_by(&mut offsets[1..], &ranges, |node| node).into_par_iter().for_each(|(mine, counts)| {
+            for_each_entry(collections, |_, v| {
+                if mine.contains(&(v as usize)) {
+                    counts[v as usize - mine.start] += 1;
                 }
-            }
-        }
+            });
+        });
         for i in 1..=n {
             offsets[i] += offsets[i - 1];
         }
-        let mut next = offsets.clone();
         let mut members = vec![0u32; offsets[n] as usize];
-        for (c, first) in collections.iter().zip(&firsts) {
-            for i in 0..c.len() {
-                for &v in c.set(i) {
-                    members[next[v as usize] as usize] = (first + i) as u32;
-                    next[v as usize] += 1;
+        split_by(&mut members, &ranges, |node| offsets[node] as usize).into_par_iter().for_each(|(mine, slots)| {
+            let base = offsets[mine.start];
+            let mut next: Vec<u64> = offsets[mine.clone()].iter().map(|&o| o - base).collect();
+            for_each_entry(collections, |set, v| {
+                if mine.contains(&(v as usize)) {
+                    slots[next[v as usize - mine.start] as usize] = set as u32;
+                    next[v as usize - mine.start] += 1;
                 }
-            }
-        }
+            });
+        });
         CoverageIndex { collections: collections.to_vec(), nodes, firsts, total, offsets, members }
     }
 
@@ -112,6 +118,7 @@ impl<'a> CoverageIndex<'a> {
         let (n, offsets, members) = (self.nodes as usize, &self.offsets, &self.members);
         let weight_of = |s: usize| weights[locate(&self.firsts, s).0];
         let mut gain: Vec<f64> = (0..n)
+            .into_par_iter()
             .map(|v| members[offsets[v] as usize..offsets[v + 1] as usize].iter().map(|&s| weight_of(s as usize)).sum())
             .collect();
         let mut heap: BinaryHeap<Gain> = (0..n as u32).map(|v| Gain(gain[v as usize], v)).collect();
@@ -171,6 +178,42 @@ fn top_gains(heap: &mut BinaryHeap<Gain>, gain: &[f64], chosen: &[bool], k: usiz
     sum
 }
 
+/// The nodes `0..n` in one range per core (at most 8: every range reads
+/// all the sets).
+fn node_ranges(n: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = rayon::current_num_threads().clamp(1, 8);
+    (0..parts).map(|i| n * i / parts..n * (i + 1) / parts).collect()
+}
+
+/// `values` cut where each range of nodes starts (node `v` starts at index
+/// `at(v)`), each piece with its range.
+fn split_by<'v, T>(
+    mut values: &'v mut [T],
+    ranges: &[std::ops::Range<usize>],
+    at: impl Fn(usize) -> usize,
+) -> Vec<(std::ops::Range<usize>, &'v mut [T])> {
+    let mut pieces = Vec::with_capacity(ranges.len());
+    let mut taken = 0;
+    for (i, range) in ranges.iter().enumerate() {
+        let end = ranges.get(i + 1).map_or(taken + values.len(), |next| at(next.start));
+        let (piece, rest) = values.split_at_mut(end - taken);
+        pieces.push((range.clone(), piece));
+        (values, taken) = (rest, end);
+    }
+    pieces
+}
+
+/// Calls `visit(global set id, node)` for every entry of every set, in order.
+fn for_each_entry(collections: &[&RrSets], mut visit: impl FnMut(usize, u32)) {
+    let mut id = 0;
+    for c in collections {
+        for i in 0..c.len() {
+            c.set(i).iter().for_each(|&v| visit(id, v));
+            id += 1;
+        }
+    }
+}
+
 /// (collection, index within it) of global set id `s`.
 fn locate(firsts: &[usize], s: usize) -> (usize, usize) {
     let c = firsts.partition_point(|&f| f <= s) - 1;
@@ -205,6 +248,27 @@ mod tests {
     /// The sets of `r` that `seeds` covers.
     fn count(r: &RrSets, seeds: &[u32]) -> f64 {
         (0..r.len()).filter(|&i| r.set(i).iter().any(|v| seeds.contains(v))).count() as f64
+    }
+
+    #[test]
+    fn the_index_is_the_same_on_any_number_of_cores() {
+        let mut rng = tessera_sdk::SeedRng::new(4);
+        let (a, b) = (random_sets(&mut rng, 97, 300, 12), random_sets(&mut rng, 97, 200, 30));
+        let build = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let index = pool.install(|| CoverageIndex::new(&[&a, &b], 97));
+            (index.offsets, index.members)
+        };
+        let (offsets, members) = build(1);
+        for v in 0..97u32 {
+            let mine = &members[offsets[v as usize] as usize..offsets[v as usize + 1] as usize];
+            let expected: Vec<u32> =
+                (0..500u32).filter(|&s| [&a, &b][(s >= 300) as usize].set(s as usize % 300).contains(&v)).collect();
+            assert_eq!(mine, &expected[..], "node {v}: its sets, in order");
+        }
+        for threads in [2, 3, 8] {
+            assert_eq!(build(threads), (offsets.clone(), members.clone()), "{threads} cores");
+        }
     }
 
     #[test]
