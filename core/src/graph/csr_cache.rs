@@ -135,10 +135,13 @@ fn read_graph(map: &Arc<FileMap>, key: &CacheKey) -> Result<Option<Graph>> {
     if size != key.size || modified_ns != key.modified_ns {
         return Ok(None);
     }
-    let (n, m) = (usize::try_from(nodes)?, usize::try_from(edges)?);
+    // In u128, so that a damaged head cannot overflow: past this check every
+    // size below fits in the file's length.
+    let columns = if weighted != 0 { 2 } else { 1 };
+    let expected = HEAD_BYTES as u128 + (nodes as u128 + 1) * 8 + edges as u128 * 4 * columns;
+    anyhow::ensure!(map.len() as u128 == expected, "{} bytes where its head says {expected}", map.len());
+    let (n, m) = (nodes as usize, edges as usize);
     let targets_at = HEAD_BYTES + (n + 1) * 8;
-    let expected = targets_at + m * 4 + if weighted != 0 { m * 4 } else { 0 };
-    anyhow::ensure!(map.len() == expected, "{} bytes where its head says {expected}", map.len());
     let offsets = column::<u64, 8>(map, HEAD_BYTES, n + 1, u64::from_le_bytes);
     let targets = column::<u32, 4>(map, targets_at, m, u32::from_le_bytes);
     anyhow::ensure!(offsets.first() == Some(&0) && offsets.last() == Some(&edges), "offsets do not span the edges");
@@ -194,5 +197,9 @@ mod tests {
         assert_ne!(cache_path(dir.path(), &other), file, "other options, other file");
         std::fs::write(&file, b"TSRCSR01 and then garbage").unwrap();
         assert_eq!(load(&file, &key), None, "damaged: ignored");
+        let mut huge = whole.clone();
+        huge[8 + 16..8 + 24].copy_from_slice(&u64::MAX.to_le_bytes()); // the node count
+        std::fs::write(&file, huge).unwrap();
+        assert_eq!(load(&file, &key), None, "an impossible node count: ignored, no overflow");
     }
 }
