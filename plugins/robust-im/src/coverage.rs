@@ -121,14 +121,15 @@ impl<'a> CoverageIndex<'a> {
             .into_par_iter()
             .map(|v| members[offsets[v] as usize..offsets[v + 1] as usize].iter().map(|&s| weight_of(s as usize)).sum())
             .collect();
-        let mut heap: BinaryHeap<Gain> = (0..n as u32).map(|v| Gain(gain[v as usize], v)).collect();
+        let in_some_set = |v: usize| offsets[v] < offsets[v + 1];
+        let mut heap = Queue::new(&gain, in_some_set);
         let mut covered_set = vec![false; self.total];
         let mut chosen = vec![false; n];
         let mut cover = Cover { seeds: vec![], covered: vec![], optimum_bound: f64::INFINITY };
         let mut covered = 0.0;
         let mut bound = top_gains(&mut heap, &gain, &chosen, k as usize);
         while (cover.seeds.len() as u32) < k.min(self.nodes) {
-            let Some(Gain(g, v)) = heap.pop() else { break };
+            let Some(Gain(g, v)) = heap.pop(&gain) else { break };
             if chosen[v as usize] {
                 continue;
             }
@@ -160,10 +161,10 @@ impl<'a> CoverageIndex<'a> {
 /// entries are upper bounds of their nodes' gains: an entry that is current
 /// when popped is the largest gain left. Stale entries are refreshed on the
 /// way (which the greedy's next pick then saves), current ones pushed back.
-fn top_gains(heap: &mut BinaryHeap<Gain>, gain: &[f64], chosen: &[bool], k: usize) -> f64 {
+fn top_gains(heap: &mut Queue, gain: &[f64], chosen: &[bool], k: usize) -> f64 {
     let mut top: Vec<Gain> = Vec::with_capacity(k);
     while top.len() < k {
-        let Some(Gain(g, v)) = heap.pop() else { break };
+        let Some(Gain(g, v)) = heap.pop(gain) else { break };
         if chosen[v as usize] {
             continue;
         }
@@ -174,8 +175,46 @@ fn top_gains(heap: &mut BinaryHeap<Gain>, gain: &[f64], chosen: &[bool], k: usiz
         top.push(Gain(g, v));
     }
     let sum = top.iter().map(|t| t.0).sum();
-    heap.extend(top);
+    top.into_iter().for_each(|t| heap.push(t));
     sum
+}
+
+/// The nodes in the order of a max-heap of (gain, lower id first) over all
+/// nodes, holding in its heap only the nodes in some set. The others' gain
+/// is that of no set and never changes, so they wait in id order outside
+/// it: rounds of small RR collections on large graphs do not heap every node.
+struct Queue {
+    heap: BinaryHeap<Gain>,
+    /// Nodes in no set, in increasing id; `idle[next_idle..]` not yet taken.
+    idle: Vec<u32>,
+    next_idle: usize,
+}
+
+impl Queue {
+    /// The queue of every node v at `gain[v]`.
+    fn new(gain: &[f64], in_some_set: impl Fn(usize) -> bool) -> Queue {
+        let (busy, idle): (Vec<u32>, Vec<u32>) = (0..gain.len() as u32).partition(|&v| in_some_set(v as usize));
+        let heap = busy.into_iter().map(|v| Gain(gain[v as usize], v)).collect();
+        Queue { heap, idle, next_idle: 0 }
+    }
+
+    /// The greatest entry: the heap's top, or the next node in no set where
+    /// that ranks higher (its gain is `gain[v]` for good).
+    fn pop(&mut self, gain: &[f64]) -> Option<Gain> {
+        let idle = self.idle.get(self.next_idle).map(|&v| Gain(gain[v as usize], v));
+        match (self.heap.peek(), &idle) {
+            (Some(top), Some(waiting)) if top < waiting => {}
+            (None, Some(_)) => {}
+            _ => return self.heap.pop(),
+        }
+        self.next_idle += 1;
+        idle
+    }
+
+    /// Queues `entry` (a node taken from `pop`, put back).
+    fn push(&mut self, entry: Gain) {
+        self.heap.push(entry);
+    }
 }
 
 /// The nodes `0..n` in one range per core (at most 8: every range reads
@@ -286,6 +325,59 @@ mod tests {
         // Lazy evaluation gives plain greedy's answer: after 0, node 2 only adds set d.
         let cover = greedy(&[Weighted { sets: &r, weight: 1.0 }], 6, 3);
         assert_eq!(cover.covered, vec![3.0, 5.0, 5.0]);
+    }
+
+    /// Greedy by a full scan at every pick (every node, ties to the lower
+    /// id), with the gains updated in the order `CoverageIndex` does.
+    fn scanning_greedy(collections: &[Weighted], n: u32, k: u32) -> Cover {
+        let sets: Vec<(usize, &[u32])> = collections
+            .iter()
+            .enumerate()
+            .flat_map(|(c, w)| (0..w.sets.len()).map(move |i| (c, w.sets.set(i))))
+            .collect();
+        let weight = |s: usize| collections[sets[s].0].weight;
+        let sets = &sets;
+        let holding = |v: u32| (0..sets.len()).filter(move |&s| sets[s].1.contains(&v));
+        let mut gain: Vec<f64> = (0..n).map(|v| holding(v).map(weight).sum()).collect();
+        let (mut covered_set, mut chosen) = (vec![false; sets.len()], vec![false; n as usize]);
+        let mut cover = Cover { seeds: vec![], covered: vec![], optimum_bound: f64::INFINITY };
+        let ranked = |gain: &[f64], chosen: &[bool]| {
+            let mut order: Vec<Gain> =
+                (0..n).filter(|&v| !chosen[v as usize]).map(|v| Gain(gain[v as usize], v)).collect();
+            order.sort_by(|a, b| b.cmp(a));
+            order
+        };
+        let top =
+            |gain: &[f64], chosen: &[bool]| ranked(gain, chosen).iter().take(k as usize).map(|g| g.0).sum::<f64>();
+        let (mut covered, mut bound) = (0.0, top(&gain, &chosen));
+        while (cover.seeds.len() as u32) < k.min(n) {
+            let Gain(g, v) = ranked(&gain, &chosen).remove(0);
+            chosen[v as usize] = true;
+            covered += g;
+            cover.seeds.push(v);
+            cover.covered.push(covered);
+            for s in holding(v) {
+                if !std::mem::replace(&mut covered_set[s], true) {
+                    sets[s].1.iter().for_each(|&u| gain[u as usize] -= weight(s));
+                }
+            }
+            bound = bound.min(covered + top(&gain, &chosen));
+        }
+        cover.optimum_bound = bound;
+        cover
+    }
+
+    #[test]
+    fn lazy_greedy_is_the_scanning_greedy_with_nodes_in_no_set_and_any_weights() {
+        let mut rng = tessera_sdk::SeedRng::new(21);
+        for round in 0..40 {
+            // Sets over 0..12 only, among 20 nodes: 8 in no set; k up to all.
+            let (a, b) = (random_sets(&mut rng, 12, 6 + round % 7, 4), random_sets(&mut rng, 12, 5, 3));
+            let weights = [Weighted { sets: &a, weight: 0.37 }, Weighted { sets: &b, weight: 1.9 }];
+            for k in [1, 5, 14, 20] {
+                assert_eq!(greedy(&weights, 20, k), scanning_greedy(&weights, 20, k), "round {round}, k = {k}");
+            }
+        }
     }
 
     #[test]
