@@ -193,8 +193,9 @@ struct Queue {
 impl Queue {
     /// The queue of every node v at `gain[v]`.
     fn new(gain: &[f64], in_some_set: impl Fn(usize) -> bool) -> Queue {
-        let (busy, idle): (Vec<u32>, Vec<u32>) = (0..gain.len() as u32).partition(|&v| in_some_set(v as usize));
-        let heap = busy.into_iter().map(|v| Gain(gain[v as usize], v)).collect();
+        let nodes = 0..gain.len() as u32;
+        let heap = nodes.clone().filter(|&v| in_some_set(v as usize)).map(|v| Gain(gain[v as usize], v)).collect();
+        let idle = nodes.filter(|&v| !in_some_set(v as usize)).collect();
         Queue { heap, idle, next_idle: 0 }
     }
 
