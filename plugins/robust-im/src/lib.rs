@@ -15,6 +15,8 @@
 //!   (top degree and random seeds are `baselines.degree`, `baselines.random`).
 
 pub mod coverage;
+#[cfg(test)]
+mod exact;
 pub mod hiro;
 mod lanes;
 mod objectives;

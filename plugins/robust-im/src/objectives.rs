@@ -24,6 +24,10 @@ params! {
         /// from fewer RR sets, so it stops sooner, with a weaker answer at
         /// large ε).
         pub upper_bound: String = "greedy".to_string(),
+        /// |R₂| / |R₁|, in (0, 8]: RR sets that check the seeds per set that
+        /// chooses them. 1 is the paper's; below 1 spends more of the sets
+        /// on choosing (better seeds from as many sets, a lower certificate).
+        pub validation_ratio: f64 = 1.0,
     }
 }
 
@@ -35,7 +39,17 @@ impl GreedyParams {
             "tight" => UpperBound::Tight,
             other => return Err(Error::invalid_param("upper_bound", format!("`{other}`: use `greedy` or `tight`"))),
         };
-        Ok(Settings { k, epsilon: self.epsilon, delta: self.delta, max_rr_sets: self.max_rr_sets, bound })
+        if !(self.validation_ratio > 0.0 && self.validation_ratio <= 8.0) {
+            return Err(Error::invalid_param("validation_ratio", "must be in (0, 8]: |R₂| / |R₁|, 1 in the paper"));
+        }
+        Ok(Settings {
+            k,
+            epsilon: self.epsilon,
+            delta: self.delta,
+            max_rr_sets: self.max_rr_sets,
+            bound,
+            validation_ratio: self.validation_ratio,
+        })
     }
 }
 
@@ -67,6 +81,7 @@ fn report_solution(report: &mut Report, prefix: &str, s: &Solution) {
     };
     figure("certified_ratio", s.certified_ratio);
     figure("rr_sets", s.rr_sets as f64);
+    report.scalar(&format!("{prefix}validation_rr_sets"), s.validation_sets as f64);
     report.scalar(&format!("{prefix}rr_entries"), s.rr_entries as f64);
     report.scalar(&format!("{prefix}opim_rounds"), s.rounds as f64);
 }

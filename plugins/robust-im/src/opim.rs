@@ -25,6 +25,8 @@ pub struct Solution {
     pub certified_ratio: f64,
     /// RR sets sampled, both collections together.
     pub rr_sets: u64,
+    /// Of those, the sets of R₂ (that checked the seeds).
+    pub validation_sets: u64,
     /// Node entries over all RR sets (≈ memory / 4 bytes).
     pub rr_entries: u64,
     /// Doubling rounds run.
@@ -67,12 +69,15 @@ pub struct Settings {
     pub max_rr_sets: u64,
     /// R₁'s bound on the optimum.
     pub bound: UpperBound,
+    /// |R₂| / |R₁|: sets that check the seeds per set that chooses them
+    /// (1 in the paper). Below 1, more of the sets go to choosing.
+    pub validation_ratio: f64,
 }
 
 /// OPIM-C under `model`: k seeds whose spread is at least (1 − 1/e − ε) of
 /// the optimum with probability 1 − δ. RR sets draw from `seed`.
 pub fn maximize(model: &Model, settings: &Settings, seed: u64) -> Solution {
-    let Settings { k, epsilon, delta, max_rr_sets, bound } = *settings;
+    let Settings { k, epsilon, delta, max_rr_sets, bound, validation_ratio } = *settings;
     let n = model.nodes() as u64;
     let delta = if delta > 0.0 { delta } else { 1.0 / n as f64 };
     let e1 = 1.0 - 1.0 / std::f64::consts::E;
@@ -81,12 +86,19 @@ pub fn maximize(model: &Model, settings: &Settings, seed: u64) -> Solution {
     let i_max = ((theta_max / theta0).log2().ceil() as u32).max(1);
     let ln1 = (3.0 * i_max as f64 / delta).ln();
     let (mut r1, mut r2) = (RrSets::new(), RrSets::new());
-    let cap = if max_rr_sets == 0 { u64::MAX } else { (max_rr_sets / 2).max(1) };
+    let cap = match max_rr_sets {
+        0 => u64::MAX,
+        total => ((total as f64 / (1.0 + validation_ratio)) as u64).max(1),
+    };
     let mut size = (theta0.ceil() as u64).min(cap);
     let mut round = 0;
     loop {
         round += 1;
-        RrSets::extend_together(&mut [(&mut r1, seed), (&mut r2, seed ^ 0x5EC0_4D00_0000_0000)], size as usize, model);
+        let checking = ((size as f64 * validation_ratio).ceil() as usize).max(1);
+        RrSets::extend_together(
+            &mut [(&mut r1, seed, size as usize), (&mut r2, seed ^ 0x5EC0_4D00_0000_0000, checking)],
+            model,
+        );
         let cover = greedy(&[Weighted { sets: &r1, weight: 1.0 }], n as u32, k);
         let cov1 = cover.covered.last().copied().unwrap_or(0.0);
         let optimum = match bound {
@@ -94,17 +106,18 @@ pub fn maximize(model: &Model, settings: &Settings, seed: u64) -> Solution {
             UpperBound::Tight => cover.optimum_bound.min(cov1 / e1),
         };
         let cov2 = r2.coverage(&cover.seeds, n as u32) as f64;
-        let scale = n as f64 / size as f64;
-        let lower = (((cov2 + 2.0 * ln1 / 9.0).sqrt() - (ln1 / 2.0).sqrt()).powi(2) - ln1 / 18.0).max(0.0) * scale;
-        let upper = ((optimum + ln1 / 2.0).sqrt() + (ln1 / 2.0).sqrt()).powi(2) * scale;
+        let (scale1, scale2) = (n as f64 / r1.len() as f64, n as f64 / r2.len() as f64);
+        let lower = (((cov2 + 2.0 * ln1 / 9.0).sqrt() - (ln1 / 2.0).sqrt()).powi(2) - ln1 / 18.0).max(0.0) * scale2;
+        let upper = ((optimum + ln1 / 2.0).sqrt() + (ln1 / 2.0).sqrt()).powi(2) * scale1;
         let ratio = if upper > 0.0 { lower / upper } else { 0.0 };
         let done = ratio >= e1 - epsilon || size as f64 >= theta_max || round >= i_max || size >= cap;
         if done {
             return Solution {
                 seeds: cover.seeds,
-                spread: cov2 * scale,
+                spread: cov2 * scale2,
                 certified_ratio: ratio,
                 rr_sets: (r1.len() + r2.len()) as u64,
+                validation_sets: r2.len() as u64,
                 rr_entries: r1.total_size() + r2.total_size(),
                 rounds: round,
             };
@@ -141,7 +154,7 @@ mod tests {
         let p = rev.probabilities(&view);
         let model = Model::new(&rev, &p);
         for bound in [UpperBound::Greedy, UpperBound::Tight] {
-            let settings = Settings { k: 1, epsilon: 0.1, delta: 0.0, max_rr_sets: 0, bound };
+            let settings = Settings { k: 1, epsilon: 0.1, delta: 0.0, max_rr_sets: 0, bound, validation_ratio: 1.0 };
             let s = maximize(&model, &settings, 1);
             assert_eq!(s.seeds, vec![0]);
             // σ({0}) = 1 + 200 · 0.5 = 101.
@@ -150,7 +163,7 @@ mod tests {
         }
         // With one seed the tight bound is exact (the best node's coverage):
         // it certifies at least as high a ratio from the same RR sets.
-        let capped = |bound| Settings { k: 1, epsilon: 0.01, delta: 0.0, max_rr_sets: 2000, bound };
+        let capped = |bound| Settings { k: 1, epsilon: 0.01, delta: 0.0, max_rr_sets: 2000, bound, validation_ratio: 1.0 };
         let (greedy, tight) =
             (maximize(&model, &capped(UpperBound::Greedy), 1), maximize(&model, &capped(UpperBound::Tight), 1));
         assert_eq!(greedy.rr_sets, tight.rr_sets);
@@ -160,5 +173,35 @@ mod tests {
             tight.certified_ratio,
             greedy.certified_ratio
         );
+    }
+
+    #[test]
+    fn the_certificate_holds_against_the_exact_optimum_at_any_validation_ratio() {
+        // 7 nodes, 10 edges (sorted by source), p = 0.4: small enough to
+        // enumerate every live-edge graph.
+        let edges = [(0u32, 1u32), (0, 2), (1, 3), (1, 6), (2, 3), (2, 5), (3, 4), (4, 5), (5, 6), (6, 0)];
+        let mut offsets = vec![0u64; 8];
+        edges.iter().for_each(|&(u, _)| offsets[u as usize + 1] += 1);
+        (1..8).for_each(|i| offsets[i] += offsets[i - 1]);
+        let targets: Vec<u32> = edges.iter().map(|&(_, v)| v).collect();
+        let p = vec![0.4f32; edges.len()];
+        let view = tessera_sdk::testing::graph(&offsets, &targets, &p);
+        let rev = ReverseGraph::new(&view);
+        let p_in = rev.probabilities(&view);
+        let model = Model::new(&rev, &p_in);
+        let exact = |seeds: &[u32]| crate::exact::spread(&offsets, &targets, &p, seeds);
+        let optimum = (0..7).flat_map(|a| (a + 1..7).map(move |b| [a, b])).map(|s| exact(&s)).fold(0.0, f64::max);
+        for validation_ratio in [0.25, 0.5, 1.0, 2.0] {
+            for seed in 1..=4 {
+                let settings =
+                    Settings { k: 2, epsilon: 0.3, delta: 1e-3, max_rr_sets: 0, bound: UpperBound::Tight, validation_ratio };
+                let s = maximize(&model, &settings, seed);
+                let achieved = exact(&s.seeds) / optimum;
+                assert!(s.certified_ratio >= 1.0 - 1.0 / std::f64::consts::E - 0.3, "{s:?}");
+                assert!(s.certified_ratio <= achieved, "certified {} > achieved {achieved}", s.certified_ratio);
+                let choosing = s.rr_sets - s.validation_sets;
+                assert_eq!(s.validation_sets, (choosing as f64 * validation_ratio).ceil() as u64, "{s:?}");
+            }
+        }
     }
 }

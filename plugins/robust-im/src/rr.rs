@@ -221,19 +221,21 @@ impl RrSets {
     /// Batch b of 1,024 sets draws from stream (seed, b), so the same seed
     /// gives the same sets.
     pub fn extend_to(&mut self, target: usize, model: &Model, seed: u64) {
-        RrSets::extend_together(&mut [(self, seed)], target, model);
+        RrSets::extend_together(&mut [(self, seed, target)], model);
     }
 
     /// [`RrSets::extend_to`] for several collections at once, each with its
-    /// own seed: their batches share the cores, so small rounds use them all.
-    pub fn extend_together(parts: &mut [(&mut RrSets, u64)], target: usize, model: &Model) {
-        let ranges: Vec<std::ops::Range<u64>> = parts.iter().map(|(sets, _)| sets.batches_to(target)).collect();
+    /// own (seed, target): their batches share the cores, so small rounds
+    /// use them all.
+    pub fn extend_together(parts: &mut [(&mut RrSets, u64, usize)], model: &Model) {
+        let ranges: Vec<std::ops::Range<u64>> =
+            parts.iter().map(|(sets, _, target)| sets.batches_to(*target)).collect();
         let jobs: Vec<(u64, u64)> =
-            parts.iter().zip(&ranges).flat_map(|((_, seed), range)| range.clone().map(move |b| (*seed, b))).collect();
+            parts.iter().zip(&ranges).flat_map(|((_, seed, _), range)| range.clone().map(move |b| (*seed, b))).collect();
         let mut batches = lanes::sample(model, &jobs, SETS_PER_BATCH).into_iter();
-        for ((sets, _), range) in parts.iter_mut().zip(ranges) {
+        for ((sets, _, target), range) in parts.iter_mut().zip(ranges) {
             let mine: Vec<lanes::Batch> = batches.by_ref().take(range.clone().count()).collect();
-            sets.append(range.start, mine, target);
+            sets.append(range.start, mine, *target);
         }
     }
 
@@ -325,39 +327,12 @@ mod tests {
         assert_eq!(stepwise, all);
         let (mut first, mut second) = (RrSets::new(), RrSets::new());
         first.extend_to(1500, &model, 7);
-        RrSets::extend_together(&mut [(&mut first, 7), (&mut second, 8)], 3000, &model);
+        RrSets::extend_together(&mut [(&mut first, 7, 3000), (&mut second, 8, 1100)], &model);
         let mut alone = RrSets::new();
-        alone.extend_to(3000, &model, 8);
-        assert_eq!((&first, &second), (&all, &alone), "together, each collection has its own sets");
+        alone.extend_to(1100, &model, 8);
+        assert_eq!((&first, &second), (&all, &alone), "together, each collection has its own sets and size");
         // Spread of {0} on the path with p = 1 is 4.
         assert_eq!(all.spread(&[0], 4), 4.0);
-    }
-
-    /// The exact expected spread by enumerating all 2^m live-edge graphs.
-    fn exact_spread(offsets: &[u64], targets: &[u32], p: &[f32], seeds: &[u32]) -> f64 {
-        let (n, m) = (offsets.len() - 1, targets.len());
-        let mut total = 0.0;
-        for live in 0u32..1 << m {
-            let mut prob = 1.0;
-            for (e, &pe) in p.iter().enumerate() {
-                prob *= if live >> e & 1 == 1 { pe as f64 } else { 1.0 - pe as f64 };
-            }
-            let mut reached = vec![false; n];
-            let mut stack: Vec<u32> = seeds.to_vec();
-            seeds.iter().for_each(|&s| reached[s as usize] = true);
-            while let Some(u) = stack.pop() {
-                let (a, b) = (offsets[u as usize] as usize, offsets[u as usize + 1] as usize);
-                for (e, &v) in targets.iter().enumerate().take(b).skip(a) {
-                    let v = v as usize;
-                    if live >> e & 1 == 1 && !reached[v] {
-                        reached[v] = true;
-                        stack.push(v as u32);
-                    }
-                }
-            }
-            total += prob * reached.iter().filter(|&&r| r).count() as f64;
-        }
-        total
     }
 
     #[test]
@@ -447,13 +422,13 @@ mod tests {
         let mut sets = RrSets::new();
         sets.extend_to(400_000, &Model::new(&rev, &p_in), 11);
         for seeds in [&[0u32][..], &[3], &[1, 2], &[4, 2]] {
-            let exact = exact_spread(&offsets, &targets, &p, seeds);
+            let exact = crate::exact::spread(&offsets, &targets, &p, seeds);
             let estimate = sets.spread(seeds, 5);
             // Binomial standard error of n · coverage/θ is at most n · 0.5/√θ ≈ 0.004.
             assert!((estimate - exact).abs() < 0.02, "{seeds:?}: RR {estimate} vs exact {exact}");
         }
         // The enumeration itself, by hand: σ({0}) on 0 -> 1 -> 2 is 1 + p + p·q.
-        let exact = exact_spread(&[0, 1, 2, 2], &[1, 2], &[0.5, 0.25], &[0]);
+        let exact = crate::exact::spread(&[0, 1, 2, 2], &[1, 2], &[0.5, 0.25], &[0]);
         assert!((exact - (1.0 + 0.5 + 0.125)).abs() < 1e-12);
     }
 }
