@@ -163,7 +163,8 @@ mod tests {
         }
         // With one seed the tight bound is exact (the best node's coverage):
         // it certifies at least as high a ratio from the same RR sets.
-        let capped = |bound| Settings { k: 1, epsilon: 0.01, delta: 0.0, max_rr_sets: 2000, bound, validation_ratio: 1.0 };
+        let capped =
+            |bound| Settings { k: 1, epsilon: 0.01, delta: 0.0, max_rr_sets: 2000, bound, validation_ratio: 1.0 };
         let (greedy, tight) =
             (maximize(&model, &capped(UpperBound::Greedy), 1), maximize(&model, &capped(UpperBound::Tight), 1));
         assert_eq!(greedy.rr_sets, tight.rr_sets);
@@ -193,8 +194,14 @@ mod tests {
         let optimum = (0..7).flat_map(|a| (a + 1..7).map(move |b| [a, b])).map(|s| exact(&s)).fold(0.0, f64::max);
         for validation_ratio in [0.25, 0.5, 1.0, 2.0] {
             for seed in 1..=4 {
-                let settings =
-                    Settings { k: 2, epsilon: 0.3, delta: 1e-3, max_rr_sets: 0, bound: UpperBound::Tight, validation_ratio };
+                let settings = Settings {
+                    k: 2,
+                    epsilon: 0.3,
+                    delta: 1e-3,
+                    max_rr_sets: 0,
+                    bound: UpperBound::Tight,
+                    validation_ratio,
+                };
                 let s = maximize(&model, &settings, seed);
                 let achieved = exact(&s.seeds) / optimum;
                 assert!(s.certified_ratio >= 1.0 - 1.0 / std::f64::consts::E - 0.3, "{s:?}");

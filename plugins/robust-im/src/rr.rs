@@ -230,8 +230,11 @@ impl RrSets {
     pub fn extend_together(parts: &mut [(&mut RrSets, u64, usize)], model: &Model) {
         let ranges: Vec<std::ops::Range<u64>> =
             parts.iter().map(|(sets, _, target)| sets.batches_to(*target)).collect();
-        let jobs: Vec<(u64, u64)> =
-            parts.iter().zip(&ranges).flat_map(|((_, seed, _), range)| range.clone().map(move |b| (*seed, b))).collect();
+        let jobs: Vec<(u64, u64)> = parts
+            .iter()
+            .zip(&ranges)
+            .flat_map(|((_, seed, _), range)| range.clone().map(move |b| (*seed, b)))
+            .collect();
         let mut batches = lanes::sample(model, &jobs, SETS_PER_BATCH).into_iter();
         for ((sets, _, target), range) in parts.iter_mut().zip(ranges) {
             let mine: Vec<lanes::Batch> = batches.by_ref().take(range.clone().count()).collect();
