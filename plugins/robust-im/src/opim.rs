@@ -86,15 +86,19 @@ pub fn maximize(model: &Model, settings: &Settings, seed: u64) -> Solution {
     let i_max = ((theta_max / theta0).log2().ceil() as u32).max(1);
     let ln1 = (3.0 * i_max as f64 / delta).ln();
     let (mut r1, mut r2) = (RrSets::new(), RrSets::new());
-    let cap = match max_rr_sets {
-        0 => u64::MAX,
-        total => ((total as f64 / (1.0 + validation_ratio)) as u64).max(1),
+    // R₁'s cap and R₂'s: together at most `max_rr_sets`.
+    let (cap, cap2) = match max_rr_sets {
+        0 => (u64::MAX, u64::MAX),
+        total => {
+            let cap = ((total as f64 / (1.0 + validation_ratio)) as u64).max(1);
+            (cap, total.saturating_sub(cap).max(1))
+        }
     };
     let mut size = (theta0.ceil() as u64).min(cap);
     let mut round = 0;
     loop {
         round += 1;
-        let checking = ((size as f64 * validation_ratio).ceil() as usize).max(1);
+        let checking = ((size as f64 * validation_ratio).ceil() as u64).min(cap2).max(1) as usize;
         RrSets::extend_together(
             &mut [(&mut r1, seed, size as usize), (&mut r2, seed ^ 0x5EC0_4D00_0000_0000, checking)],
             model,
@@ -174,6 +178,25 @@ mod tests {
             tight.certified_ratio,
             greedy.certified_ratio
         );
+    }
+
+    #[test]
+    fn max_rr_sets_caps_both_collections_together() {
+        let n = 50usize;
+        let offsets: Vec<u64> = (0..=n as u64).map(|u| u.min(n as u64 - 1)).collect();
+        let targets: Vec<u32> = (1..n as u32).collect();
+        let p = vec![0.5f32; n - 1];
+        let view = tessera_sdk::testing::graph(&offsets, &targets, &p);
+        let rev = ReverseGraph::new(&view);
+        let p_in = rev.probabilities(&view);
+        let model = Model::new(&rev, &p_in);
+        for (max_rr_sets, validation_ratio) in [(1001, 0.25), (1001, 1.0), (999, 0.3), (7, 8.0)] {
+            let settings =
+                Settings { k: 2, epsilon: 0.01, delta: 0.0, max_rr_sets, bound: UpperBound::Tight, validation_ratio };
+            let s = maximize(&model, &settings, 3);
+            assert!(s.rr_sets <= max_rr_sets, "{max_rr_sets}, ratio {validation_ratio}: {s:?}");
+            assert!(s.rr_sets + 2 >= max_rr_sets, "the cap is used: {s:?}");
+        }
     }
 
     #[test]
