@@ -10,6 +10,9 @@
 //! OPIM-C's own, the least over the greedy's prefixes S_i of Cov₁(S_i) plus
 //! the k largest marginal coverages (`tight`): never looser, so it certifies
 //! the same ε with fewer RR sets.
+//!
+//! |R₂| is |R₁| in the paper; `validation_ratio` makes it a fraction (or a
+//! multiple) of |R₁|, each bound scaled by its own collection's size.
 
 use crate::coverage::{greedy, Weighted};
 use crate::rr::{Model, RrSets};
@@ -87,14 +90,14 @@ pub fn maximize(model: &Model, settings: &Settings, seed: u64) -> Solution {
     let ln1 = (3.0 * i_max as f64 / delta).ln();
     let (mut r1, mut r2) = (RrSets::new(), RrSets::new());
     // R₁'s cap and R₂'s: together at most `max_rr_sets`.
-    let (cap, cap2) = match max_rr_sets {
+    let (cap1, cap2) = match max_rr_sets {
         0 => (u64::MAX, u64::MAX),
         total => {
-            let cap = ((total as f64 / (1.0 + validation_ratio)) as u64).max(1);
-            (cap, total.saturating_sub(cap).max(1))
+            let cap1 = ((total as f64 / (1.0 + validation_ratio)) as u64).max(1);
+            (cap1, total.saturating_sub(cap1).max(1))
         }
     };
-    let mut size = (theta0.ceil() as u64).min(cap);
+    let mut size = (theta0.ceil() as u64).min(cap1);
     let mut round = 0;
     loop {
         round += 1;
@@ -114,7 +117,7 @@ pub fn maximize(model: &Model, settings: &Settings, seed: u64) -> Solution {
         let lower = (((cov2 + 2.0 * ln1 / 9.0).sqrt() - (ln1 / 2.0).sqrt()).powi(2) - ln1 / 18.0).max(0.0) * scale2;
         let upper = ((optimum + ln1 / 2.0).sqrt() + (ln1 / 2.0).sqrt()).powi(2) * scale1;
         let ratio = if upper > 0.0 { lower / upper } else { 0.0 };
-        let done = ratio >= e1 - epsilon || size as f64 >= theta_max || round >= i_max || size >= cap;
+        let done = ratio >= e1 - epsilon || size as f64 >= theta_max || round >= i_max || size >= cap1;
         if done {
             return Solution {
                 seeds: cover.seeds,
@@ -126,7 +129,7 @@ pub fn maximize(model: &Model, settings: &Settings, seed: u64) -> Solution {
                 rounds: round,
             };
         }
-        size = (size * 2).min(cap);
+        size = (size * 2).min(cap1);
     }
 }
 
