@@ -147,8 +147,7 @@ fn read_graph(map: &Arc<FileMap>, key: &CacheKey) -> Result<Option<Graph>> {
     anyhow::ensure!(offsets.first() == Some(&0) && offsets.last() == Some(&edges), "offsets do not span the edges");
     anyhow::ensure!(offsets.windows(2).all(|w| w[0] <= w[1]), "offsets decrease");
     anyhow::ensure!(targets.iter().all(|&t| (t as u64) < nodes), "a target outside the nodes");
-    let mut graph = Graph::from_csr(vec![], vec![]);
-    (graph.offsets, graph.targets) = (offsets, targets);
+    let mut graph = Graph::from_csr(offsets, targets);
     if weighted != 0 {
         graph.probabilities = decode(map.bytes(targets_at + m * 4, m * 4), f32::from_le_bytes);
         map.release_range(targets_at + m * 4, m * 4); // copied: not held twice

@@ -144,7 +144,7 @@ impl Graph {
 
     /// A graph of these CSR `offsets` and `targets`, with no probabilities
     /// (every p_uv reads 0), features or model.
-    pub fn from_csr(offsets: Vec<u64>, targets: Vec<u32>) -> Graph {
+    pub fn from_csr(offsets: impl Into<Column<u64>>, targets: impl Into<Column<u32>>) -> Graph {
         Graph {
             probabilities: vec![],
             target_probabilities: vec![],

@@ -203,10 +203,13 @@ impl Queue {
     /// that ranks higher (its gain is `gain[v]` for good).
     fn pop(&mut self, gain: &[f64]) -> Option<Gain> {
         let idle = self.idle.get(self.next_idle).map(|&v| Gain(gain[v as usize], v));
-        match (self.heap.peek(), &idle) {
-            (Some(top), Some(waiting)) if top < waiting => {}
-            (None, Some(_)) => {}
-            _ => return self.heap.pop(),
+        let take_idle = match (self.heap.peek(), &idle) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(top), Some(waiting)) => top < waiting,
+        };
+        if !take_idle {
+            return self.heap.pop();
         }
         self.next_idle += 1;
         idle

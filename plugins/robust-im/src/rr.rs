@@ -245,10 +245,10 @@ impl RrSets {
     /// The batches that hold sets `len()..target`.
     fn batches_to(&self, target: usize) -> std::ops::Range<u64> {
         let have = self.len() as u64;
-        match target as u64 <= have {
-            true => 0..0,
-            false => have / SETS_PER_BATCH..(target as u64).div_ceil(SETS_PER_BATCH),
+        if target as u64 <= have {
+            return 0..0;
         }
+        have / SETS_PER_BATCH..(target as u64).div_ceil(SETS_PER_BATCH)
     }
 
     /// Appends the sets of `batches` (the first is batch `first`) that it
