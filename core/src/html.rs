@@ -47,7 +47,7 @@ pub fn write_progress_page(results: &RunResults, dir: &Path, plots: &[PathBuf], 
     page.push_str(SCRIPT);
     page.push_str("</body></html>\n");
     let path = dir.join("report.html");
-    report::write_atomic(&path, page.as_bytes())?;
+    crate::confined::Confined::new(dir).write_atomic("report.html", page.as_bytes())?;
     Ok(path)
 }
 
@@ -234,7 +234,9 @@ fn table_body(page: &mut String, columns: &[String], rows: &[Vec<serde_json::Val
 fn manifest(page: &mut String, dir: &Path) {
     page.push_str("<h2 id=\"manifest\">Manifest</h2>\n");
     for (file, open) in [("manifest.toml", " open"), ("manifest.resolved.toml", "")] {
-        if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
+        if let Ok(text) =
+            crate::confined::Confined::new(dir).read(file).map(|b| String::from_utf8_lossy(&b).into_owned())
+        {
             let _ = writeln!(page, "<details{open}><summary>{file}</summary><pre>{}</pre></details>", escape(&text));
         }
     }

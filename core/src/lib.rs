@@ -18,6 +18,7 @@
 
 pub mod choice;
 pub mod compare;
+pub mod confined;
 pub mod contract;
 pub mod data;
 pub mod figures;

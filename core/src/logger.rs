@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 use log::{LevelFilter, Log, Metadata, Record};
@@ -66,14 +65,13 @@ pub fn init(verbosity: i8) -> indicatif::MultiProgress {
     logger.progress.clone()
 }
 
-/// Sends every record from now on to `path` as well (appended: a run's
-/// collect and resume add to its `run.log`).
-pub fn set_log_file(path: &Path) -> std::io::Result<()> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+/// Sends every record from now on to `file` as well (opened for appending,
+/// through [`crate::confined::Confined::append`]: a run's collect and resume
+/// add to its `run.log`).
+pub fn set_log_file(file: File) {
     if let Some(logger) = LOGGER.get() {
         if let Ok(mut slot) = logger.file.lock() {
             *slot = Some(file);
         }
     }
-    Ok(())
 }

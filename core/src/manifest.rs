@@ -730,6 +730,8 @@ pub struct ExecutorConfig {
 pub struct SlurmConfig {
     /// `--partition` (default: the cluster's default partition).
     pub partition: Option<String>,
+    /// `--account` to charge (default: the user's default account).
+    pub account: Option<String>,
     /// `--time` of each task, e.g. `"01:00:00"`.
     pub time: Option<String>,
     /// `--mem` of each task, e.g. `"4G"`.

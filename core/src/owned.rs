@@ -100,7 +100,10 @@ pub fn remove_owned(dir: &Path) -> Result<()> {
 /// `create_new`), so of two runs started on one `--out`, one wins and the
 /// other is refused.
 pub fn claim_run_dir(out: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    if out.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        bail!("--out {}: it exists and is not a folder (a file or a link); choose another --out", out.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating the run folder {} (--out)", out.display()))?;
     write_marker(out, "a run").map_err(|_| {
         anyhow::anyhow!("{} is another run's folder; choose another --out (runs are never overwritten)", out.display())
     })?;

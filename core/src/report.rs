@@ -9,6 +9,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::confined::Confined;
+
 /// A component's report as stored in results.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ReportJson {
@@ -227,14 +229,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 impl RunResults {
     /// Writes results.json into `dir`, atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_atomic(&dir.join("results.json"), serde_json::to_string_pretty(self)?.as_bytes())
+        let bytes = serde_json::to_string_pretty(self)?;
+        Confined::new(dir)
+            .write_atomic("results.json", bytes.as_bytes())
+            .with_context(|| format!("writing {}", dir.join("results.json").display()))
     }
 
     /// Reads `dir/results.json`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        let bytes = Confined::new(dir).read("results.json").with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
     }
 }
 
@@ -278,8 +283,8 @@ fn csv_bytes(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Re
 /// Writes `tables/*.csv` (one per component table) and `series.csv` (every
 /// curve in long form) into `dir`.
 pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
-    let tables = dir.join("tables");
-    std::fs::create_dir_all(&tables)?;
+    let run = Confined::new(dir);
+    let tables = run.create_dir_all("tables")?;
     let mut long = Vec::new();
     for v in &results.variants {
         for (role, report) in &v.results {
@@ -287,7 +292,7 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
                 let header: Vec<&str> = t.columns.iter().map(String::as_str).collect();
                 let rows = t.rows.iter().map(|row| row.iter().map(cell_text).collect());
                 let name = file_stem_safe(&format!("{}--{role}--{}.csv", v.name, t.name));
-                write_atomic(&tables.join(name), &csv_bytes(&header, rows)?)?;
+                run.write_atomic(tables.join(name), &csv_bytes(&header, rows)?)?;
             }
             for s in &report.series {
                 let fields = [&v.name, role, &s.name, &s.x_label, &s.y_label].map(|f| f.to_string());
@@ -298,7 +303,7 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
             report.scalars.iter().map(move |(name, value)| vec![role.clone(), name.clone(), value.to_string()])
         });
         let path = tables.join(file_stem_safe(&format!("{}--scalars.csv", v.name)));
-        write_atomic(&path, &csv_bytes(&["role", "name", "value"], scalars)?)?;
+        run.write_atomic(&path, &csv_bytes(&["role", "name", "value"], scalars)?)?;
     }
     let aggregates = seed_aggregates(results);
     if !aggregates.is_empty() {
@@ -308,10 +313,11 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
             [&[a.variant.clone(), a.role.clone(), a.name.clone()][..], &numbers[..]].concat()
         });
         let header = ["variant", "role", "name", "runs", "mean", "sd", "min", "max"];
-        write_atomic(&tables.join("seeds.csv"), &csv_bytes(&header, rows)?)?;
+        run.write_atomic(tables.join("seeds.csv"), &csv_bytes(&header, rows)?)?;
     }
     let header = ["variant", "role", "series", "x_label", "y_label", "x", "y"];
-    write_atomic(&dir.join("series.csv"), &csv_bytes(&header, long)?)
+    run.write_atomic("series.csv", &csv_bytes(&header, long)?)?;
+    Ok(())
 }
 
 const PALETTE: [plotters::style::RGBColor; 10] = [
@@ -412,8 +418,7 @@ type PlotGroup = (String, String, Vec<(String, Vec<(f64, f64)>)>);
 /// Series named `plot/curve` share the plot `<role>--plot--<variant>.svg`, a
 /// line per curve.
 pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let plots = dir.join("plots");
-    std::fs::create_dir_all(&plots)?;
+    let plots = Confined::new(dir).create_dir_all("plots")?;
     let mut groups: BTreeMap<(String, String), PlotGroup> = BTreeMap::new();
     for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
         for (role, report) in &v.results {

@@ -11,8 +11,10 @@ pub use crate::choice::PluginKind;
 
 /// The files of a new plugin `name` of `kind`, depending on the SDK at `sdk`.
 pub fn files(name: &str, kind: PluginKind, sdk: &Path) -> Result<Vec<(PathBuf, String)>> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        bail!("plugin name `{name}`: use lowercase letters, digits and `-` (it names the crate and the manifest's `{name}.…`)");
+    let allowed = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let starts_with_letter = name.starts_with(|c: char| c.is_ascii_lowercase());
+    if !allowed || !starts_with_letter || name.ends_with('-') || name.contains("--") || name.len() > 64 {
+        bail!("plugin name `{name}`: start with a lowercase letter, then letters, digits and single `-` between them, at most 64 characters (it names the crate and the manifest's `{name}.…`)");
     }
     let lib = name.replace('-', "_");
     let fill =
@@ -33,14 +35,28 @@ pub fn files(name: &str, kind: PluginKind, sdk: &Path) -> Result<Vec<(PathBuf, S
 /// Writes plugin `name` of `kind` into `dir` (new or empty); returns the
 /// files written.
 pub fn write(dir: &Path, name: &str, kind: PluginKind, sdk: &Path) -> Result<Vec<PathBuf>> {
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+    let files = files(name, kind, sdk)?;
+    if dir.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        bail!(
+            "{} exists and is not a folder; a new plugin is written into a new or empty folder (--out)",
+            dir.display()
+        );
+    }
+    if dir.exists() && std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.next().is_some() {
         bail!("{} already holds files; a new plugin is written into a new or empty folder", dir.display());
     }
     let mut written = Vec::new();
-    for (path, text) in files(name, kind, sdk)? {
+    for (path, text) in files {
         let full = dir.join(&path);
-        std::fs::create_dir_all(full.parent().expect("a folder"))?;
-        std::fs::write(&full, text).with_context(|| format!("writing {}", full.display()))?;
+        let parent = full.parent().expect("a folder");
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        // `create_new`: never over a file that appeared meanwhile.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&full)
+            .with_context(|| format!("writing {}", full.display()))?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).with_context(|| format!("writing {}", full.display()))?;
         written.push(full);
     }
     Ok(written)

@@ -9,6 +9,9 @@ use anyhow::{bail, Result};
 
 use crate::report::{RunResults, Status};
 
+/// The most decimals a column may ask for (an f64 holds 17 significant digits).
+pub const MAX_DECIMALS: usize = 17;
+
 /// How a column's numbers are written.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CellFormat {
@@ -42,7 +45,11 @@ impl FromStr for Column {
         let format = match format {
             "pct" => CellFormat::Percent,
             "int" => CellFormat::Integer,
-            f => CellFormat::Decimals(f.strip_prefix('f').and_then(|n| n.parse().ok()).ok_or_else(usage)?),
+            f => CellFormat::Decimals(
+                f.strip_prefix('f').and_then(|n| n.parse().ok()).filter(|&n| n <= MAX_DECIMALS).ok_or_else(|| {
+                    format!("--column {text}: `{f}`: expected pct, int or f0 to f{MAX_DECIMALS} (decimals)")
+                })?,
+            ),
         };
         if !key.contains('/') {
             return Err(usage());

@@ -11,7 +11,7 @@ use crate::choice::{
 };
 use crate::manifest::{
     ComponentSpec, DataConfig, ExperimentKind, GraphConfig, ModelConfig, PopulationConfig, PretrainConfig, Settings,
-    TrainConfig,
+    SlurmConfig, TrainConfig,
 };
 use crate::plugin::{MetricHandle, SamplerHandle};
 
@@ -154,6 +154,35 @@ fn experiment(p: &mut Problems, s: &Settings) {
     if e.kind != ExperimentKind::Graph {
         device(p, e.device);
     }
+    slurm(p, &s.executor.slurm);
+}
+
+/// `[executor.slurm]`: values that reach `sbatch` hold no control
+/// characters (a newline would end a line of a job script), and each
+/// `sbatch_args` entry is an option.
+fn slurm(p: &mut Problems, c: &SlurmConfig) {
+    let named = [("partition", &c.partition), ("account", &c.account), ("time", &c.time), ("mem", &c.mem)];
+    for (name, value) in named {
+        if let Some(bad) = value.as_deref().and_then(crate::run::slurm::unsafe_char) {
+            p.hint(
+                &format!("executor.slurm.{name}"),
+                format!("holds the control character {bad:?}"),
+                "write the value on one line, without control characters",
+            );
+        }
+    }
+    for (i, arg) in c.sbatch_args.iter().enumerate() {
+        let key = format!("executor.slurm.sbatch_args[{i}]");
+        if let Some(bad) = crate::run::slurm::unsafe_char(arg) {
+            p.hint(
+                &key,
+                format!("holds the control character {bad:?}"),
+                "write each option on one line, without control characters",
+            );
+        } else if !arg.starts_with('-') {
+            p.hint(&key, format!("`{arg}` is not an sbatch option"), "each entry is one option, e.g. \"--qos=short\"");
+        }
+    }
 }
 
 /// Graph experiments run on the CPU, so only the others ask for a GPU.
@@ -186,7 +215,7 @@ fn exists(p: &mut Problems, key: &str, base: &Path, path: &str) {
 fn generated_features(d: &DataConfig) -> Option<f64> {
     match d.source {
         DataSource::Blobs | DataSource::Teacher => Some(d.features as f64),
-        DataSource::Mnist1d => Some(40.0),
+        DataSource::Mnist1d => Some(d.mnist1d.final_seq_length as f64),
         DataSource::Digits => Some(64.0),
         _ => None,
     }
@@ -195,11 +224,20 @@ fn generated_features(d: &DataConfig) -> Option<f64> {
 /// The number of examples, when it is known before loading.
 fn known_examples(d: &DataConfig) -> Option<f64> {
     let all = match d.source {
-        DataSource::Blobs | DataSource::Teacher | DataSource::Mnist1d => d.examples as f64,
+        DataSource::Blobs | DataSource::Teacher => d.examples as f64,
+        DataSource::Mnist1d => d.mnist1d.num_samples as f64,
         DataSource::Digits => 1797.0,
         _ => return None,
     };
     Some(d.limit.map_or(all, |l| all.min(l as f64)))
+}
+
+/// `[data.mnist1d]`: the generator's arguments, and the memory they imply.
+fn mnist1d(p: &mut Problems, args: &crate::data::mnist1d::Mnist1dArgs) {
+    for (key, problem) in args.problems() {
+        p.add(&format!("data.mnist1d.{key}"), problem);
+    }
+    fits_in_memory(p, "data.mnist1d.num_samples", "the generated data set", args.memory_bytes());
 }
 
 fn data(p: &mut Problems, d: &DataConfig, base: &Path) {
@@ -210,11 +248,22 @@ fn data(p: &mut Problems, d: &DataConfig, base: &Path) {
             p.at_least("data.features", d.features, 1);
         }
         p.at_most("data.classes", d.classes, MAX_CLASSES, "fewer classes");
-        if d.examples < d.classes.max(2) {
-            p.add("data.examples", format!("{} examples cannot cover {} classes", d.examples, d.classes));
+        if d.source == DataSource::Mnist1d {
+            mnist1d(p, &d.mnist1d);
+            if d.examples != DataConfig::default().examples {
+                p.hint(
+                    "data.examples",
+                    "does not apply to `mnist1d`",
+                    "set data.mnist1d.num_samples (the package's name)",
+                );
+            }
+        } else {
+            if d.examples < d.classes.max(2) {
+                p.add("data.examples", format!("{} examples cannot cover {} classes", d.examples, d.classes));
+            }
+            let features = generated_features(d).unwrap_or(1.0);
+            fits_in_memory(p, "data.examples", "the generated data set", d.examples as f64 * (features * 4.0 + 8.0));
         }
-        let features = generated_features(d).unwrap_or(1.0);
-        fits_in_memory(p, "data.examples", "the generated data set", d.examples as f64 * (features * 4.0 + 8.0));
     }
     if d.source == DataSource::Teacher {
         p.at_least("data.teacher_width", d.teacher_width, 1);
@@ -228,6 +277,7 @@ fn data(p: &mut Problems, d: &DataConfig, base: &Path) {
             "test_fraction + validation_fraction must be below 1: nothing is left to train on",
         );
     }
+    p.at_least("data.holdout_memory_mb", d.holdout_memory_mb, 1);
     if d.limit == Some(0) {
         p.add("data.limit", "must be at least 1 (leave it out to use every example)");
     }
@@ -337,6 +387,22 @@ fn storage(p: &mut Problems, s: &Settings) {
     p.at_least("storage.blocks_per_shard", st.blocks_per_shard, 1);
     if let Some(b) = st.offline_buffer_blocks {
         p.at_least("storage.offline_buffer_blocks", b, 1);
+    }
+    let record = 8.0 + 4.0 * generated_features(&s.data).unwrap_or(1.0);
+    let block = st.block_size as f64 * record;
+    if block > crate::storage::MAX_BLOCK_BYTES as f64 {
+        p.hint(
+            "storage.block_size",
+            format!(
+                "blocks of {} examples of {record} bytes are more than Tessera writes ({} bytes)",
+                st.block_size,
+                crate::storage::MAX_BLOCK_BYTES
+            ),
+            "choose a smaller block size",
+        );
+    } else {
+        let buffered = (st.buffer_blocks as f64 + st.prefetch as f64) * block;
+        fits_in_memory(p, "storage.buffer_blocks", "the shuffle buffer and prefetched blocks", buffered);
     }
     if st.dir.is_some() && st.mode != StorageMode::Shards {
         p.hint("storage.dir", "is only used with storage.mode = \"shards\"", "remove it, or set mode = \"shards\"");

@@ -19,11 +19,16 @@
 //! | `#! located` | the output has `manifest.toml:LINE:COL: error` |
 //! | `#! args ...` | more arguments for both commands |
 //! | `#! command report` | run `tessera report run` instead |
+//! | `#! command ARGS...` | run `tessera ARGS...` instead (no `check` then) |
+//! | `#! prepare ARGS...` | run `tessera ARGS...` first (e.g. a run to resume); its folders count as Tessera's |
+//! | `#! delete PATH` | after `prepare`: remove a file or folder |
+//! | `#! symlink PATH TARGET` | after `prepare`: make PATH a link to TARGET |
 //! | `#! out PATH` | the run's `--out` (default `run`) |
 //! | `#! file PATH` + `#\| lines` | a text file the case writes first |
 //! | `#! npy PATH DTYPE DIMS... : VALUES...` | a `.npy` file (`f4`, `f8`, `i8`) |
 //! | `#! idx PATH DIMS... : BYTES...` | an IDX file of unsigned bytes |
 //! | `#! bytes PATH HEX...` | a file of raw bytes |
+//! | `#! tar PATH KEY.EXT=DATA...` | a tar shard of those members: hex bytes, `text:WORD`, or `jpeg:W:H:PERCENT` (a W×H JPEG, its first PERCENT % of bytes) |
 //! | `#! ok NAME` / `#! failed NAME` | that variant finished / failed in results.json |
 //! | `#! scalar VARIANT ROLE NAME VALUE` | a scalar of results.json |
 
@@ -55,6 +60,11 @@ struct Case {
     ok: Vec<String>,
     failed: Vec<String>,
     scalars: Vec<(String, String, String, f64)>,
+    prepare: Vec<Vec<String>>,
+    /// Files from this one on are written after `prepare`.
+    late_files: Option<usize>,
+    deletes: Vec<String>,
+    symlinks: Vec<(String, String)>,
     toml: String,
 }
 
@@ -165,9 +175,19 @@ fn parse_cases(file: &str, text: &str) -> Vec<Case> {
                 case.files.push((rest.into(), Vec::new()));
                 text_file = Some(case.files.len() - 1);
             }
+            "prepare" => {
+                case.prepare.push(rest.split_whitespace().map(String::from).collect());
+                case.late_files.get_or_insert(case.files.len());
+            }
+            "delete" => case.deletes.push(rest.into()),
+            "symlink" => {
+                let (path, target) = rest.split_once(' ').expect("symlink PATH TARGET");
+                case.symlinks.push((path.into(), target.trim().into()));
+            }
             "npy" => case.files.push(npy_file(rest)),
             "idx" => case.files.push(idx_file(rest)),
             "bytes" => case.files.push(bytes_file(rest)),
+            "tar" => case.files.push(tar_file(rest)),
             other => panic!("{file}: {}: unknown directive `{other}`", case.name),
         }
     }
@@ -226,6 +246,43 @@ fn bytes_file(spec: &str) -> (String, Vec<u8>) {
     (path, words.map(|h| u8::from_str_radix(h, 16).expect("hex byte")).collect())
 }
 
+/// `PATH KEY.EXT=HEX...` as a tar of those members, `text:WORD` for text.
+fn tar_file(spec: &str) -> (String, Vec<u8>) {
+    let mut words = spec.split_whitespace();
+    let path = words.next().expect("tar path").to_string();
+    let members: Vec<(String, String, Vec<u8>)> = words
+        .map(|w| {
+            let (name, data) = w.split_once('=').expect("tar member: NAME=HEX");
+            let (key, ext) = name.split_once('.').expect("tar member name: KEY.EXT");
+            let bytes = match data.split_once(':') {
+                Some(("text", text)) => text.as_bytes().to_vec(),
+                Some(("jpeg", size)) => jpeg(size),
+                _ => {
+                    (0..data.len()).step_by(2).map(|i| u8::from_str_radix(&data[i..i + 2], 16).expect("hex")).collect()
+                }
+            };
+            (key.to_string(), ext.to_string(), bytes)
+        })
+        .collect();
+    let samples: Vec<(String, &str, Vec<u8>)> =
+        members.iter().map(|(k, e, b)| (k.clone(), e.as_str(), b.clone())).collect();
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    tessera_core::data::webdataset::write_tar(tmp.path(), &samples).unwrap();
+    (path, std::fs::read(tmp.path()).unwrap())
+}
+
+/// `W:H:PERCENT`: a W × H grey JPEG, cut to its first PERCENT % of bytes.
+fn jpeg(spec: &str) -> Vec<u8> {
+    let n: Vec<u32> = spec.split(':').map(|w| w.parse().expect("jpeg:W:H:PERCENT")).collect();
+    let pixels: Vec<u8> = (0..n[0] * n[1]).map(|i| (i * 37 % 256) as u8).collect();
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new(&mut bytes)
+        .encode(&pixels, n[0], n[1], image::ExtendedColorType::L8)
+        .expect("a JPEG");
+    bytes.truncate(bytes.len() * n[2] as usize / 100);
+    bytes
+}
+
 fn merge(base: &mut toml::Table, case: toml::Table) {
     for (key, value) in case {
         match (base.get_mut(&key), value) {
@@ -274,7 +331,11 @@ fn snapshot(dir: &Path, skip: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if path == skip {
                 continue;
             }
-            if path.is_dir() {
+            let kind = path.symlink_metadata().map(|m| m.file_type());
+            if kind.as_ref().is_ok_and(|k| k.is_symlink()) {
+                let target = std::fs::read_link(&path).unwrap_or_default();
+                out.insert(path.clone(), format!("<link to {}>", target.display()).into_bytes());
+            } else if kind.is_ok_and(|k| k.is_dir()) {
                 out.insert(path.clone(), b"<dir>".to_vec());
                 stack.push(path);
             } else {
@@ -347,21 +408,20 @@ fn run_case(case: &Case) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::write(root.join("manifest.toml"), manifest_text(case)).unwrap();
-    for (path, bytes) in &case.files {
-        let full = root.join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, bytes).unwrap();
-    }
+    write_files(root, &case.files[..case.late_files.unwrap_or(case.files.len())]);
     let out = root.join(&case.out);
+    let prepared = prepare(case, root);
     // A folder the case made itself is the user's: it must not change either.
-    let skip = if out.exists() { root.join("\0") } else { out.clone() };
+    let skip = if out.exists() && prepared.is_none() { root.join("\0") } else { out.clone() };
     let before = snapshot(root, &skip);
     let mut args: Vec<String> = match case.command.as_str() {
         "run" => vec!["run".into(), "manifest.toml".into(), "--out".into(), case.out.clone()],
         "report" => vec!["report".into(), case.out.clone()],
-        other => panic!("{}: unknown command {other}", case.name),
+        other => ["--quiet"].into_iter().chain(other.split_whitespace()).map(String::from).collect(),
     };
-    args.push("--quiet".into());
+    if matches!(case.command.as_str(), "run" | "report") {
+        args.push("--quiet".into());
+    }
     args.extend(case.args.iter().cloned());
     let ran = tessera(root, &args);
     let mut problems = Vec::new();
@@ -398,10 +458,46 @@ fn run_case(case: &Case) -> Vec<String> {
             format!("check exited {:?}, expected {check_expected}: {}", checked.code, checked.output),
         );
     }
+    if let Some(Err(e)) = prepared {
+        problems.push(e);
+    }
     if !problems.is_empty() {
         problems.push(format!("output ({:.1}s):\n{}", ran.seconds, ran.output));
     }
     problems
+}
+
+fn write_files(root: &Path, files: &[(String, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let full = root.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, bytes).unwrap();
+    }
+}
+
+/// Runs the case's `prepare` commands, then its deletions and links; `None`
+/// when it has none, an error when a `prepare` command failed.
+fn prepare(case: &Case, root: &Path) -> Option<Result<(), String>> {
+    if case.prepare.is_empty() && case.deletes.is_empty() && case.symlinks.is_empty() {
+        return None;
+    }
+    for args in &case.prepare {
+        let ran = tessera(root, args);
+        if ran.code != Some(0) {
+            return Some(Err(format!("prepare `{}` exited {:?}: {}", args.join(" "), ran.code, ran.output)));
+        }
+    }
+    for path in &case.deletes {
+        let full = root.join(path);
+        let _ = std::fs::remove_dir_all(&full).or_else(|_| std::fs::remove_file(&full));
+    }
+    write_files(root, &case.files[case.late_files.unwrap_or(case.files.len())..]);
+    for (path, target) in &case.symlinks {
+        let full = root.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, full).unwrap();
+    }
+    Some(Ok(()))
 }
 
 fn check_results(case: &Case, out: &Path, expect: &mut impl FnMut(bool, String)) {

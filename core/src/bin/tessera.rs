@@ -458,8 +458,9 @@ fn shard(source: &Path, out: &Path, labels: Option<&Path>, label_column: i64, fl
             ExitCode::SUCCESS
         }
         Err(e) => {
+            // The source, the folder or the geometry: each is the user's to fix.
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
@@ -495,14 +496,26 @@ fn shard_request(
 }
 
 /// A flag that Ctrl-C sets (a second Ctrl-C exits at once).
+///
+/// The second one ends the process with `_exit`: no exit handlers, no C++
+/// static destructors run under threads still inside libtorch (which is how
+/// `exit` crashed). What is already computed is on disk by then: each unit's
+/// `result.json`, and `results.json` of the variants finished so far, are
+/// written (atomically) as they finish.
 fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     let _ = ctrlc::set_handler(move || {
-        eprintln!("stopping after the current step (Ctrl-C again to kill)");
-        if flag.swap(true, Ordering::Relaxed) {
-            std::process::exit(130);
+        if flag.swap(true, Ordering::SeqCst) {
+            let said = b"killed; the results finished so far are in the run folder (`tessera resume` runs the rest)\n";
+            // SAFETY: a write of a static buffer to stderr's descriptor (no lock
+            // another thread may hold), then `_exit`, which ends the process at once.
+            unsafe {
+                libc::write(2, said.as_ptr().cast(), said.len());
+                libc::_exit(130)
+            };
         }
+        eprintln!("stopping after the current step (Ctrl-C again to kill)");
     });
     cancel
 }
@@ -763,7 +776,11 @@ fn main() -> ExitCode {
             match run::collect_run(dir) {
                 Ok(results) => {
                     println!("{}", report::summary_table(&results, 8));
-                    ExitCode::SUCCESS
+                    // As `run`: 1 when a variant failed (its error is in results.json).
+                    match results.variants.iter().all(|v| v.status == report::Status::Ok) {
+                        true => ExitCode::SUCCESS,
+                        false => ExitCode::FAILURE,
+                    }
                 }
                 Err(e) => {
                     eprintln!("error: {e:#}");

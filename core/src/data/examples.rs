@@ -156,9 +156,17 @@ impl NpyFile {
                 y.shape
             );
         }
+        let shape = if header.shape.len() == 1 { vec![1] } else { header.shape[1..].to_vec() };
+        if shape.contains(&0) || header.shape[0] == 0 {
+            bail!(
+                "{}: shape {:?} holds no {}: expected (n, ...) with n and every feature dimension at least 1",
+                features.display(),
+                header.shape,
+                if header.shape[0] == 0 { "examples" } else { "features" }
+            );
+        }
         let labels_out = readers::integer_labels(&y.values, labels)?;
         let classes = classes_of(&labels_out, &labels.display().to_string())?;
-        let shape = if header.shape.len() == 1 { vec![1] } else { header.shape[1..].to_vec() };
         let described = Described { name: features.display().to_string(), shape, labels: labels_out, classes };
         Ok(NpyFile { described, map, header })
     }

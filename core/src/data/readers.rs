@@ -172,7 +172,11 @@ pub fn npy_header(bytes: &[u8], file_len: usize, path: &Path) -> Result<NpyHeade
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let have = file_len.saturating_sub(data_offset);
     match count.and_then(|c| c.checked_mul(value_bytes)) {
-        Some(need) if need <= have => Ok(NpyHeader { shape, data_offset, value_bytes, decode }),
+        Some(need) if need == have => Ok(NpyHeader { shape, data_offset, value_bytes, decode }),
+        Some(need) if need < have => bail!(
+            "{}: the header's shape {shape:?} describes {need} bytes of values, but {have} bytes follow it at byte offset {data_offset}: the header does not describe the data (save the array again with np.save)",
+            path.display()
+        ),
         _ => bail!(
             "{}: {} values of {value_bytes} bytes expected from byte offset {data_offset}, the file has {have} bytes (truncated)",
             path.display(),

@@ -81,10 +81,10 @@ pub fn holdout(config: &DataConfig, folders: &StoredFolders, train: &ShardSet) -
 
 /// Refuses held-out splits larger than `data.holdout_memory_mb`.
 pub fn check_holdout_memory(config: &DataConfig, bytes: u64) -> Result<()> {
-    if bytes > config.holdout_memory_mb << 20 {
+    if bytes > config.holdout_memory_mb.saturating_mul(1 << 20) {
         bail!(
-            "data.holdout_memory_mb: the validation and test splits take {} MB in memory, more than the {} MB allowed; lower data.test_fraction / data.validation_fraction, or raise the limit",
-            bytes >> 20,
+            "data.holdout_memory_mb: the validation and test splits take {:.2} MB in memory, more than the {} MB allowed; lower data.test_fraction / data.validation_fraction, or raise the limit",
+            bytes as f64 / (1u64 << 20) as f64,
             config.holdout_memory_mb
         );
     }

@@ -108,6 +108,9 @@ impl TarShards {
         match m.encoding {
             Encoding::Npy => {
                 let array = readers::npy_bytes(&bytes, &name())?;
+                if array.values.is_empty() {
+                    bail!("{}: sample `{}` has shape {:?}: no features", path.display(), m.key, array.shape);
+                }
                 let start = out.len();
                 out.extend(array.values.iter().map(|&v| v as f32));
                 if let Some(k) = out[start..].iter().position(|v| !v.is_finite()) {
@@ -116,7 +119,7 @@ impl TarShards {
                 Ok(if array.shape.is_empty() { vec![1] } else { array.shape })
             }
             Encoding::Image => {
-                let image = image::load_from_memory(&bytes)
+                let image = decode_image(&bytes)
                     .with_context(|| format!("{}: sample `{}` is not a readable image", path.display(), m.key))?;
                 let (w, h) = (image.width() as usize, image.height() as usize);
                 let (channels, pixels) = if image.color().has_color() {
@@ -134,8 +137,45 @@ impl TarShards {
     }
 }
 
+/// The most bytes one sample's feature file may have (a member's size comes
+/// from its tar header, and is checked against this and the file before
+/// anything is allocated).
+pub const MAX_MEMBER_BYTES: u64 = 1 << 30;
+/// The most bytes a `.cls` or `.json` label file may have.
+const MAX_LABEL_BYTES: u64 = 1 << 16;
+/// The largest image a sample may decode to (width × height), and the most
+/// memory its decoding may take: the header's dimensions are checked first.
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+
+/// A PNG or JPEG decoded within [`MAX_IMAGE_PIXELS`] (the header's
+/// dimensions are read and checked first); a JPEG must end (an end-of-image
+/// marker after its last scan), where the decoder would fill a cut one in.
+fn decode_image(bytes: &[u8]) -> Result<image::DynamicImage> {
+    let reader = || image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format();
+    let (w, h) = reader()?.into_dimensions()?;
+    if w as u64 * h as u64 > MAX_IMAGE_PIXELS {
+        bail!("its header declares {w} × {h} pixels, more than Tessera decodes ({MAX_IMAGE_PIXELS})");
+    }
+    if reader()?.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_whole(bytes) {
+        bail!("the JPEG is cut short (no end-of-image marker after its last scan)");
+    }
+    let mut decoder = reader()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_IMAGE_PIXELS * 8);
+    decoder.limits(limits);
+    Ok(decoder.decode()?)
+}
+
+/// Whether a JPEG's last end-of-image marker (FF D9) follows its last
+/// start-of-scan (FF DA): a file cut inside its scan data has none after it.
+fn jpeg_is_whole(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    matches!((last(0xDA), last(0xD9)), (Some(scan), Some(end)) if end > scan)
+}
+
 /// Adds the samples of one tar to `members` and `labels`.
 fn index_tar(path: &Path, file: &File, t: u32, members: &mut Vec<Member>, labels: &mut Vec<i64>) -> Result<()> {
+    let file_len = file.metadata().with_context(|| format!("reading {}", path.display()))?.len();
     let mut archive = tar::Archive::new(file);
     let mut pending = Pending::default();
     let mut finish = |p: &mut Pending| -> Result<()> {
@@ -171,8 +211,18 @@ fn index_tar(path: &Path, file: &File, t: u32, members: &mut Vec<Member>, labels
             _ => None,
         };
         if let Some(encoding) = encoding {
-            pending.features = Some((entry.raw_file_position(), entry.size(), encoding));
+            let (offset, size) = (entry.raw_file_position(), entry.size());
+            if size > MAX_MEMBER_BYTES || offset.checked_add(size).is_none_or(|end| end > file_len) {
+                bail!(
+                    "{}: member {name} at byte offset {offset} declares {size} bytes; the file has {file_len} (at most {MAX_MEMBER_BYTES} a member)",
+                    path.display()
+                );
+            }
+            pending.features = Some((offset, size, encoding));
         } else if ext == "cls" || ext == "json" {
+            if entry.size() > MAX_LABEL_BYTES {
+                bail!("{}: label file {name} declares {} bytes (a label is a few)", path.display(), entry.size());
+            }
             let mut text = String::new();
             entry.read_to_string(&mut text).with_context(|| format!("{}: reading {name}", path.display()))?;
             pending.label = Some(parse_label(&ext, &text, path, key)?);

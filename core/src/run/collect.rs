@@ -16,6 +16,7 @@ use tessera_sdk::ComponentKind;
 use super::plan::{Plan, PlannedVariant};
 use super::unit::{self, UnitResult};
 use super::{RunOptions, Session};
+use crate::confined::Confined;
 use crate::manifest::{ExperimentKind, Variant};
 use crate::report::{self, ReportJson, RunResults, Status, VariantResult};
 
@@ -33,7 +34,7 @@ pub fn collect(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOpti
         // Only a finished unit's files join the run folder: a failed one's
         // stay with it, and are replaced when it runs again.
         for &id in planned.units.iter().filter(|&&id| unit::is_done(run_dir, id)) {
-            merge_work(&unit::work_dir(run_dir, id), run_dir)?;
+            merge_work(id, run_dir)?;
         }
     }
     results.save(run_dir)?;
@@ -43,8 +44,8 @@ pub fn collect(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOpti
     Ok(results)
 }
 
-/// `report.html` of a run still going: the variants whose units are all
-/// done, as collect will show them (a population once its reduce step has
+/// `results.json` and `report.html` of a run still going: the variants whose
+/// units are all done, as collect will show them (a population once its reduce step has
 /// run, at the end), and the names of the others, still to come.
 pub(super) fn progress_page(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOptions) -> Result<()> {
     let mut results = no_variants_yet(plan);
@@ -59,6 +60,10 @@ pub(super) fn progress_page(session: &Session, plan: &Plan, run_dir: &Path, opti
             _ => pending.push(planned.name.clone()),
         }
     }
+    // The finished variants' results are on disk as soon as they are known,
+    // so that no stop (a second Ctrl-C, a kill) loses them; collect rewrites
+    // the file whole at the end.
+    results.save(run_dir)?;
     let plots = report::write_plots(&results, run_dir)?;
     crate::html::write_progress_page(&results, run_dir, &plots, &pending)?;
     Ok(())
@@ -85,8 +90,10 @@ fn collect_variant(
     run_dir: &Path,
     options: &RunOptions,
 ) -> VariantResult {
-    let units: Vec<(usize, Option<UnitResult>)> =
-        planned.units.iter().map(|&id| (id, unit::read_result(run_dir, id))).collect();
+    let checked: Vec<(usize, Result<Option<UnitResult>>)> =
+        planned.units.iter().map(|&id| (id, unit::checked_result(run_dir, id))).collect();
+    let damaged = checked.iter().find_map(|(_, r)| r.as_ref().err().map(|e| anyhow::anyhow!("{e:#}")));
+    let units: Vec<(usize, Option<UnitResult>)> = checked.into_iter().map(|(id, r)| (id, r.ok().flatten())).collect();
     let seconds: f64 = units.iter().filter_map(|(_, r)| r.as_ref()).map(|r| r.seconds).sum();
     let device = units
         .iter()
@@ -101,7 +108,7 @@ fn collect_variant(
         results: BTreeMap::new(),
         device,
     };
-    let outcome = unfinished(&units).and_then(|()| match planned.kind {
+    let outcome = damaged.map_or(Ok(()), Err).and_then(|()| unfinished(&units)).and_then(|()| match planned.kind {
         ExperimentKind::Population => reduce(session, variant, planned, run_dir, options, &mut entry.seconds),
         _ => Ok(units.into_iter().next().and_then(|(_, r)| r).map(|r| r.results).unwrap_or_default()),
     });
@@ -140,8 +147,12 @@ fn reduce(
     seconds: &mut f64,
 ) -> Result<BTreeMap<String, ReportJson>> {
     let started = Instant::now();
-    let parts: Vec<_> =
-        planned.units.iter().map(|&id| unit::work_dir(run_dir, id).join(super::population::PART)).collect();
+    let run = Confined::new(run_dir);
+    let parts = planned
+        .units
+        .iter()
+        .map(|&id| run.path(unit::unit_path(id).join("work").join(super::population::PART)))
+        .collect::<Result<Vec<_>, _>>()?;
     let outcome =
         catch_unwind(AssertUnwindSafe(|| super::population::reduce(session, variant, &parts, options, run_dir)));
     *seconds += started.elapsed().as_secs_f64();
@@ -164,30 +175,30 @@ fn components(variant: &Variant) -> BTreeMap<String, String> {
 }
 
 /// Moves a unit's files (models, encoders, shards kept, graphs) into the run
-/// folder; its population part stays with the unit. Never replaces a file.
-fn merge_work(work: &Path, run_dir: &Path) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(work) else { return Ok(()) };
-    for entry in entries {
-        let entry = entry?;
-        if entry.file_name() == super::population::PART {
-            continue;
-        }
-        merge_entry(&entry.path(), &run_dir.join(entry.file_name()))?;
+/// folder; its population part stays with the unit. Never replaces a file,
+/// and never follows a link, inside the unit or the run folder.
+fn merge_work(id: usize, run_dir: &Path) -> Result<()> {
+    let run = Confined::new(run_dir);
+    let work = unit::unit_path(id).join("work");
+    let Ok(names) = run.names(&work) else { return Ok(()) };
+    for name in names.into_iter().filter(|n| n != super::population::PART) {
+        merge_entry(&run, &work.join(&name), Path::new(&name))?;
     }
     Ok(())
 }
 
-fn merge_entry(from: &Path, to: &Path) -> Result<()> {
-    if from.is_dir() && to.is_dir() {
-        for entry in std::fs::read_dir(from)? {
-            let entry = entry?;
-            merge_entry(&entry.path(), &to.join(entry.file_name()))?;
+fn merge_entry(run: &Confined, from: &Path, to: &Path) -> Result<()> {
+    let (from_path, to_path) = (run.path(from)?, run.path(to)?);
+    let is_dir = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_dir());
+    if is_dir(&from_path) && is_dir(&to_path) {
+        for name in run.names(from)? {
+            merge_entry(run, &from.join(&name), &to.join(&name))?;
         }
         return Ok(());
     }
-    if to.symlink_metadata().is_ok() {
-        log::warn!("{} exists: {} left with its unit", to.display(), from.display());
+    if to_path.symlink_metadata().is_ok() {
+        log::warn!("{} exists: {} left with its unit", to_path.display(), from_path.display());
         return Ok(());
     }
-    std::fs::rename(from, to).with_context(|| format!("moving {} to {}", from.display(), to.display()))
+    run.rename(from, to).with_context(|| format!("moving {} to {}", from_path.display(), to_path.display()))
 }

@@ -16,6 +16,7 @@ use super::slurm::{self, Submission};
 use super::unit::{self, RanOn, UnitResult};
 use super::{RunOptions, Session};
 use crate::choice::ExecutorKind;
+use crate::confined::Confined;
 use crate::manifest::SlurmConfig;
 use crate::report::Status;
 
@@ -106,7 +107,7 @@ fn run_processes(jobs: usize, plan: &Plan, pending: &[usize], run_dir: &Path, op
     let jobs = jobs.max(1).min(pending.len().max(1));
     let threads = (cores() / jobs).max(1);
     warn_if_oversubscribed(plan, jobs, threads);
-    let claims = crate::owned::OwnedDir::create(&claims_dir(run_dir), "unit claims")?;
+    let claims = crate::owned::OwnedDir::create(&Confined::new(run_dir).path(claims_dir())?, "unit claims")?;
     let list = pending.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
     // With GPUs, worker k sees GPU k mod G only.
     let gpus = super::gpu_count();
@@ -125,7 +126,8 @@ fn run_processes(jobs: usize, plan: &Plan, pending: &[usize], run_dir: &Path, op
         workers.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
         if let Some(bar) = &bar {
             // A result file's presence is enough: no parsing every 100 ms.
-            let done = pending.iter().filter(|&&id| unit::unit_dir(run_dir, id).join("result.json").exists());
+            let run = Confined::new(run_dir);
+            let done = pending.iter().filter(|&&id| run.exists(unit::unit_path(id).join("result.json")));
             bar.set_position(done.count() as u64);
         }
     }
@@ -139,8 +141,8 @@ fn run_processes(jobs: usize, plan: &Plan, pending: &[usize], run_dir: &Path, op
 }
 
 /// The claims folder of this execution.
-fn claims_dir(run_dir: &Path) -> std::path::PathBuf {
-    run_dir.join("units").join(format!(".claims-{}-{}", std::process::id(), chrono::Local::now().format("%H%M%S%.f")))
+fn claims_dir() -> std::path::PathBuf {
+    Path::new("units").join(format!(".claims-{}-{}", std::process::id(), chrono::Local::now().format("%H%M%S%.f")))
 }
 
 /// Claims unit `id` for this worker: whether no other worker had.
@@ -189,8 +191,9 @@ pub(super) fn record_crash(plan: &Plan, run_dir: &Path, id: usize, status: &str)
         return Ok(());
     }
     let ran = unit::read_started(run_dir, id).unwrap_or_else(RanOn::here);
-    let dir = unit::unit_dir(run_dir, id);
-    if !dir.is_dir() {
+    let run = Confined::new(run_dir);
+    let dir = run.path(unit::unit_path(id))?;
+    if !run.exists(unit::unit_path(id)) {
         crate::owned::OwnedDir::create(&dir, "a unit")?;
     }
     let result = UnitResult {
@@ -204,7 +207,8 @@ pub(super) fn record_crash(plan: &Plan, run_dir: &Path, id: usize, status: &str)
         results: Default::default(),
     };
     log::error!("{}", result.error.as_deref().unwrap_or_default());
-    crate::report::write_atomic(&dir.join("result.json"), &serde_json::to_vec_pretty(&result)?)
+    run.write_atomic(unit::unit_path(id).join("result.json"), &serde_json::to_vec_pretty(&result)?)?;
+    Ok(())
 }
 
 /// Units not yet done (missing or failed), in plan order.

@@ -8,6 +8,7 @@ use tessera_sdk::ComponentKind;
 
 use super::plan::Plan;
 use super::session::{prepare_manifest, PluginSearch, Session};
+use crate::confined::Confined;
 use crate::manifest::{Manifest, Override};
 
 /// Creates the run folder: `out` if given (it must not hold files), else a
@@ -102,8 +103,9 @@ pub fn resolved_manifest(session: &Session) -> Result<String> {
 /// Writes the folder's fixed files: `manifest.toml` (as given),
 /// `manifest.resolved.toml` and `plan.json`.
 pub(super) fn write_header(session: &Session, plan: &Plan, dir: &Path) -> Result<()> {
-    std::fs::write(dir.join("manifest.resolved.toml"), resolved_manifest(session)?)?;
-    std::fs::write(dir.join("manifest.toml"), &session.manifest.text)?;
+    let run = Confined::new(dir);
+    run.write_atomic("manifest.resolved.toml", resolved_manifest(session)?.as_bytes())?;
+    run.write_atomic("manifest.toml", session.manifest.text.as_bytes())?;
     plan.save(dir)
 }
 
@@ -118,7 +120,8 @@ pub fn open_run(run_dir: &Path) -> Result<(Plan, Session, PathBuf)> {
         format!("entering {}, the folder the run started in (shared with the nodes?)", plan.cwd.display())
     })?;
     let copy = run_dir.join("manifest.toml");
-    let text = std::fs::read_to_string(&copy).with_context(|| format!("reading {}", copy.display()))?;
+    let bytes = Confined::new(&run_dir).read("manifest.toml").with_context(|| format!("reading {}", copy.display()))?;
+    let text = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", copy.display()))?;
     let manifest = Manifest::parse(&plan.manifest, text).map_err(|d| anyhow::anyhow!("{d}"))?;
     let overrides =
         plan.overrides.iter().map(|o| Override::parse(o)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;

@@ -41,6 +41,7 @@ pub use setup::{device_name, resolve_device};
 pub use setup::{gpu_count, peak_rss_mb, set_thread_share, variant_device};
 pub use slurm::Submission;
 
+use crate::confined::Confined;
 use crate::manifest::Variant;
 use crate::report::{RunResults, Status};
 
@@ -93,7 +94,7 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
     let plan = Plan::new(session, |v| options.only.is_empty() || options.only.iter().any(|n| selected_by(v, n)))?;
     let dir = create_run_dir(options.out.as_deref(), &plan.experiment)?;
     let dir = std::fs::canonicalize(&dir)?;
-    crate::logger::set_log_file(&dir.join("run.log"))?;
+    crate::logger::set_log_file(Confined::new(&dir).append("run.log")?);
     folder::write_header(session, &plan, &dir)?;
     let executor = options.executor.clone().unwrap_or_else(|| manifest_executor(session, false));
     execute_and_collect(&executor, session, &plan, &dir, options)
@@ -103,7 +104,7 @@ pub fn run(session: &Session, options: &RunOptions) -> Result<RunOutcome> {
 /// then collects.
 pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<RunOutcome> {
     let (plan, session, dir) = open_run(run_dir)?;
-    crate::logger::set_log_file(&dir.join("run.log"))?;
+    crate::logger::set_log_file(Confined::new(&dir).append("run.log")?);
     let executor = options.executor.clone().unwrap_or_else(|| manifest_executor(&session, false));
     execute_and_collect(&executor, &session, &plan, &dir, options)
 }
@@ -156,7 +157,7 @@ pub enum WorkerUnits {
 pub fn work(run_dir: &Path, units: &WorkerUnits, cancel: Arc<AtomicBool>) -> Result<bool> {
     let (plan, session, dir) = open_run(run_dir)?;
     let options = RunOptions { cancel: cancel.clone(), ..Default::default() };
-    std::fs::create_dir_all(dir.join("units"))?;
+    Confined::new(&dir).create_dir_all("units")?;
     let mut all_ok = true;
     let ids: Vec<usize> = match units {
         WorkerUnits::One(id) => vec![*id],
@@ -169,7 +170,7 @@ pub fn work(run_dir: &Path, units: &WorkerUnits, cancel: Arc<AtomicBool>) -> Res
                 continue;
             }
         }
-        crate::logger::set_log_file(&unit::unit_dir(&dir, id).with_extension("log"))?;
+        crate::logger::set_log_file(Confined::new(&dir).append(unit::log_path(id))?);
         all_ok &= unit::execute(&session, &plan, id, &dir, &options)?.status == Status::Ok;
         // Workers of every executor keep report.html current until collect.
         if let Err(e) = collect::progress_page(&session, &plan, &dir, &options) {
@@ -182,7 +183,7 @@ pub fn work(run_dir: &Path, units: &WorkerUnits, cancel: Arc<AtomicBool>) -> Res
 /// Collects an existing run folder (`tessera collect`).
 pub fn collect_run(run_dir: &Path) -> Result<RunResults> {
     let (plan, session, dir) = open_run(run_dir)?;
-    crate::logger::set_log_file(&dir.join("run.log"))?;
+    crate::logger::set_log_file(Confined::new(&dir).append("run.log")?);
     collect(&session, &plan, &dir, &RunOptions::default())
 }
 

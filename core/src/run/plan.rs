@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::Session;
+use crate::confined::Confined;
 use crate::manifest::{ExperimentKind, Variant};
 use crate::population::RunSpec;
 
@@ -117,19 +118,45 @@ impl Plan {
 
     /// Writes `plan.json` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        crate::report::write_atomic(&dir.join("plan.json"), &serde_json::to_vec_pretty(self)?)
+        Confined::new(dir).write_atomic("plan.json", &serde_json::to_vec_pretty(self)?)?;
+        Ok(())
     }
 
     /// Reads `dir/plan.json`.
     pub fn load(dir: &Path) -> Result<Plan> {
         let path = dir.join("plan.json");
-        let text = std::fs::read(&path)
+        let text = Confined::new(dir)
+            .read("plan.json")
             .with_context(|| format!("reading {} (is {} a run folder?)", path.display(), dir.display()))?;
         let plan: Plan = serde_json::from_slice(&text).with_context(|| format!("{}: not a plan", path.display()))?;
         if plan.schema != 1 {
             bail!("{}: plan schema {} (this tessera reads 1)", path.display(), plan.schema);
         }
+        plan.check().with_context(|| {
+            format!("{}: a damaged plan (Tessera writes it once, at the start of the run)", path.display())
+        })?;
         Ok(plan)
+    }
+
+    /// That each unit's id is its index, and each variant's units exist,
+    /// belong to it and to no other variant.
+    fn check(&self) -> Result<()> {
+        if let Some((i, u)) = self.units.iter().enumerate().find(|(i, u)| u.id != *i) {
+            bail!("unit {i} has id {} (ids are the units' places, each once)", u.id);
+        }
+        let mut owner = vec![None; self.units.len()];
+        for v in &self.variants {
+            for &id in &v.units {
+                let unit = self.unit(id).with_context(|| format!("variant `{}`", v.name))?;
+                if unit.variant != v.name {
+                    bail!("variant `{}` lists unit {id}, which belongs to `{}`", v.name, unit.variant);
+                }
+                if let Some(other) = owner[id].replace(&v.name) {
+                    bail!("unit {id} is listed twice (by `{other}` and `{}`)", v.name);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The unit with id `id`.

@@ -5,7 +5,8 @@
 //! its tasks ended. The scripts and the job ids are kept under `slurm/` of
 //! the run folder, which must be on a filesystem the nodes share.
 
-use std::path::{Path, PathBuf};
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
+use crate::confined::Confined;
 use crate::manifest::SlurmConfig;
 
 /// What was submitted.
@@ -30,27 +32,34 @@ pub struct Submission {
 }
 
 /// Writes the scripts and submits the array and the collect job.
+///
+/// No value of the manifest or the run reaches the scripts' text: the
+/// options go to `sbatch` as arguments (kept in `slurm/*.args.json`), and the
+/// binary and the run folder reach the script as its arguments `$1` and `$2`.
+/// The only shell in the scripts is `setup`, which is shell by design.
 pub fn submit(config: &SlurmConfig, plan: &Plan, pending: &[usize], run_dir: &Path) -> Result<Submission> {
-    let dir = run_dir.join("slurm");
-    std::fs::create_dir_all(&dir)?;
     let exe = std::env::current_exe().context("finding the tessera binary for the nodes")?;
+    for (what, path) in
+        [("the run folder", run_dir), ("the folder the run started in", &plan.cwd), ("the tessera binary", &exe)]
+    {
+        if let Some(bad) = unsafe_char(&path.to_string_lossy()) {
+            bail!("{what}, {}, holds {bad:?}, which the Slurm executor cannot pass to a node safely; use a path without control characters", path.display());
+        }
+    }
+    let run = Confined::new(run_dir);
+    let dir = run.create_dir_all("slurm")?;
     let threads = match config.cpus_per_task {
         0 => String::new(),
         n => format!(" --threads {n}"),
     };
+    let worker = format!("--quiet worker \"$TESSERA_RUN\" --unit \"$SLURM_ARRAY_TASK_ID\"{threads}");
     let array_script = dir.join("array.sbatch");
-    let worker = format!("{} --quiet worker {} --unit \"$SLURM_ARRAY_TASK_ID\"{threads}", quote(&exe), quote(run_dir));
-    write_script(&array_script, &sbatch_lines(config, plan, &dir.join("unit-%a.out")), &config.setup, &worker)?;
+    run.write_atomic(&array_script, script(&config.setup, &worker).as_bytes())?;
     let collect_script = dir.join("collect.sbatch");
-    let collect = format!("{} collect {}", quote(&exe), quote(run_dir));
+    run.write_atomic(&collect_script, script(&config.setup, "collect \"$TESSERA_RUN\"").as_bytes())?;
     let mut collect_config = config.clone();
     (collect_config.gpus, collect_config.max_parallel) = (0, 0);
-    write_script(
-        &collect_script,
-        &sbatch_lines(&collect_config, plan, &dir.join("collect-%j.out")),
-        &config.setup,
-        &collect,
-    )?;
+    let script_args = [exe.into_os_string(), run_dir.as_os_str().to_owned()];
     let array_job = if pending.is_empty() {
         None
     } else {
@@ -58,17 +67,22 @@ pub fn submit(config: &SlurmConfig, plan: &Plan, pending: &[usize], run_dir: &Pa
             0 => String::new(),
             n => format!("%{n}"),
         };
-        Some(sbatch(&[format!("--array={}{limit}", ranges(pending))], &array_script)?)
+        let mut args = sbatch_options(config, plan, &dir.join("unit-%a.out"));
+        args.push(format!("--array={}{limit}", ranges(pending)).into());
+        run.write_atomic(dir.join("array.args.json"), &args_json(&args)?)?;
+        Some(sbatch(&args, &array_script, &script_args)?)
     };
-    let dependency = array_job.iter().map(|job| format!("--dependency=afterany:{job}")).collect::<Vec<_>>();
-    let collect_job = sbatch(&dependency, &collect_script)?;
+    let mut args = sbatch_options(&collect_config, plan, &dir.join("collect-%j.out"));
+    args.extend(array_job.iter().map(|job| format!("--dependency=afterany:{job}").into()));
+    run.write_atomic(dir.join("collect.args.json"), &args_json(&args)?)?;
+    let collect_job = sbatch(&args, &collect_script, &script_args)?;
     let submission = Submission {
         array_job: array_job.unwrap_or_default(),
         collect_job,
         units: pending.to_vec(),
         submitted: chrono::Local::now().to_rfc3339(),
     };
-    record(&dir, &submission)?;
+    record(&run, &submission)?;
     log::info!(
         "slurm: array job {} over {} unit(s), collect job {}",
         submission.array_job,
@@ -78,44 +92,65 @@ pub fn submit(config: &SlurmConfig, plan: &Plan, pending: &[usize], run_dir: &Pa
     Ok(submission)
 }
 
-/// The `#SBATCH` lines of `config`.
-fn sbatch_lines(config: &SlurmConfig, plan: &Plan, output: &Path) -> Vec<String> {
-    let mut lines = vec![
-        format!("--job-name=tessera-{}", plan.experiment),
-        format!("--output={}", output.display()),
-        format!("--chdir={}", plan.cwd.display()),
+/// The first character of `value` that no Slurm option or path may hold:
+/// a control character (a newline above all, which ends a script line).
+pub fn unsafe_char(value: &str) -> Option<char> {
+    value.chars().find(|c| c.is_control())
+}
+
+/// The `sbatch` options of `config`, as arguments (no shell sees them).
+fn sbatch_options(config: &SlurmConfig, plan: &Plan, output: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        format!("--job-name=tessera-{}", plan.experiment).into(),
+        joined("--output=", output.as_os_str()),
+        joined("--chdir=", plan.cwd.as_os_str()),
         "--ntasks=1".into(),
     ];
-    let mut option = |name: &str, value: Option<String>| lines.extend(value.map(|v| format!("--{name}={v}")));
+    let mut option = |name: &str, value: Option<String>| args.extend(value.map(|v| format!("--{name}={v}").into()));
     option("partition", config.partition.clone());
+    option("account", config.account.clone());
     option("time", config.time.clone());
     option("mem", config.mem.clone());
     option("cpus-per-task", (config.cpus_per_task > 0).then(|| config.cpus_per_task.to_string()));
     option("gpus-per-task", (config.gpus > 0).then(|| config.gpus.to_string()));
-    lines.extend(config.sbatch_args.iter().cloned());
-    lines
+    args.extend(config.sbatch_args.iter().map(OsString::from));
+    args
 }
 
-fn write_script(path: &Path, options: &[String], setup: &str, command: &str) -> Result<()> {
-    let mut text = String::from("#!/bin/bash\n# Written by tessera; submitted with sbatch.\n");
-    for line in options {
-        text += &format!("#SBATCH {line}\n");
-    }
-    text += "set -e\n";
+fn joined(option: &str, value: &std::ffi::OsStr) -> OsString {
+    let mut arg = OsString::from(option);
+    arg.push(value);
+    arg
+}
+
+fn args_json(args: &[OsString]) -> Result<Vec<u8>> {
+    let text: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    Ok(serde_json::to_vec_pretty(&text)?)
+}
+
+/// A job script: the binary and the run folder come in as `$1` and `$2`
+/// (kept before `setup` runs), then `setup`, then `exec tessera ARGS`.
+fn script(setup: &str, tessera_args: &str) -> String {
+    let mut text = String::from(
+        "#!/bin/bash\n# Written by tessera; submitted with sbatch, its options on sbatch's command line\n\
+         # (see *.args.json beside this file). $1: the tessera binary, $2: the run folder.\n",
+    );
+    text += "set -e\nreadonly TESSERA_BIN=\"$1\" TESSERA_RUN=\"$2\"\nshift 2\n";
     if !setup.trim().is_empty() {
         text += setup.trim_end();
         text += "\n";
     }
-    text += &format!("exec {command}\n");
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    text += &format!("exec \"$TESSERA_BIN\" {tessera_args}\n");
+    text
 }
 
-/// `sbatch --parsable ARGS SCRIPT`; the job id.
-fn sbatch(args: &[String], script: &Path) -> Result<String> {
+/// `sbatch --parsable ARGS SCRIPT SCRIPT_ARGS`; the job id.
+fn sbatch(args: &[OsString], script: &Path, script_args: &[OsString]) -> Result<String> {
     let output = Command::new("sbatch")
         .arg("--parsable")
         .args(args)
         .arg(script)
+        .args(script_args)
         .output()
         .context("running sbatch (is Slurm installed here, and SLURM_CONF set if needed?)")?;
     if !output.status.success() {
@@ -130,15 +165,17 @@ fn sbatch(args: &[String], script: &Path) -> Result<String> {
 }
 
 /// Appends the submission to `slurm/jobs.json`.
-fn record(dir: &Path, submission: &Submission) -> Result<()> {
-    let mut all = submissions(dir.parent().unwrap_or(dir));
+fn record(run: &Confined, submission: &Submission) -> Result<()> {
+    let mut all = submissions(run.root());
     all.push(submission.clone());
-    crate::report::write_atomic(&dir.join("jobs.json"), &serde_json::to_vec_pretty(&all)?)
+    run.write_atomic("slurm/jobs.json", &serde_json::to_vec_pretty(&all)?)?;
+    Ok(())
 }
 
 /// Every submission of a run folder, oldest first.
 pub fn submissions(run_dir: &Path) -> Vec<Submission> {
-    std::fs::read(run_dir.join("slurm").join("jobs.json"))
+    Confined::new(run_dir)
+        .read("slurm/jobs.json")
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok())
         .unwrap_or_default()
@@ -188,11 +225,6 @@ fn ranges(ids: &[usize]) -> String {
     parts.join(",")
 }
 
-/// A path quoted for bash.
-fn quote(path: &Path) -> String {
-    format!("'{}'", PathBuf::from(path).display().to_string().replace('\'', "'\\''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +237,13 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_quoted_for_bash() {
-        assert_eq!(quote(Path::new("/a b/it's")), "'/a b/it'\\''s'");
+    fn no_value_reaches_the_script_text() {
+        let text = script("module load cuda", "collect \"$TESSERA_RUN\"");
+        assert!(
+            text.contains("readonly TESSERA_BIN=\"$1\" TESSERA_RUN=\"$2\"\nshift 2\nmodule load cuda\nexec"),
+            "{text}"
+        );
+        assert_eq!(unsafe_char("gpu\ntouch /tmp/x"), Some('\n'));
+        assert_eq!(unsafe_char("01:00:00"), None);
     }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::{Plan, Work};
 use super::{RunOptions, Session};
+use crate::confined::Confined;
 use crate::manifest::{ExperimentKind, Variant};
 use crate::report::{ReportJson, Status};
 
@@ -85,7 +86,17 @@ pub fn host_name() -> String {
 
 /// `units/<id>/` of a run folder.
 pub fn unit_dir(run_dir: &Path, id: usize) -> PathBuf {
-    run_dir.join("units").join(format!("{id:05}"))
+    run_dir.join(unit_path(id))
+}
+
+/// `units/<id>`, relative to the run folder.
+pub fn unit_path(id: usize) -> PathBuf {
+    Path::new("units").join(format!("{id:05}"))
+}
+
+/// `units/<id>.log`, relative to the run folder.
+pub fn log_path(id: usize) -> PathBuf {
+    unit_path(id).with_extension("log")
 }
 
 /// The folder a unit writes its files into (`units/<id>/work/`).
@@ -95,14 +106,34 @@ pub fn work_dir(run_dir: &Path, id: usize) -> PathBuf {
 
 /// The unit's result, if it wrote one.
 pub fn read_result(run_dir: &Path, id: usize) -> Option<UnitResult> {
-    let text = std::fs::read(unit_dir(run_dir, id).join("result.json")).ok()?;
-    serde_json::from_slice(&text).ok()
+    checked_result(run_dir, id).ok().flatten()
+}
+
+/// The unit's result: `None` if it wrote none, an error naming the file if
+/// `result.json` is there but cannot be read (damaged, or a link).
+pub fn checked_result(run_dir: &Path, id: usize) -> Result<Option<UnitResult>> {
+    let path = unit_path(id).join("result.json");
+    let bytes = match Confined::new(run_dir).read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", run_dir.join(&path).display())),
+    };
+    let result: UnitResult = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{}: not a unit result (damaged?); remove it and `tessera resume` runs the unit again",
+            run_dir.join(&path).display()
+        )
+    })?;
+    if result.unit != id {
+        anyhow::bail!("{}: the result of unit {}, not of unit {id}", run_dir.join(&path).display(), result.unit);
+    }
+    Ok(Some(result))
 }
 
 /// Where the unit says it started, if it did.
 pub fn read_started(run_dir: &Path, id: usize) -> Option<RanOn> {
-    let text = std::fs::read(unit_dir(run_dir, id).join("started.json")).ok()?;
-    serde_json::from_slice(&text).ok()
+    let bytes = Confined::new(run_dir).read(unit_path(id).join("started.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Whether the unit finished with status ok.
@@ -121,11 +152,12 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
         .iter()
         .find(|v| v.name == unit.variant)
         .with_context(|| format!("unit {id}: the manifest has no variant `{}` any more", unit.variant))?;
-    let dir = unit_dir(run_dir, id);
+    let run = Confined::new(run_dir);
+    let dir = run.path(unit_path(id))?;
     crate::owned::remove_owned(&dir)?;
     let _owned = crate::owned::OwnedDir::create(&dir, "a unit")?;
     let ran = RanOn::here();
-    crate::report::write_atomic(&dir.join("started.json"), &serde_json::to_vec_pretty(&ran)?)?;
+    run.write_atomic(unit_path(id).join("started.json"), &serde_json::to_vec_pretty(&ran)?)?;
     log::info!("unit {id} ({}): starting", unit.variant);
     let started = Instant::now();
     let device = super::setup::variant_device(&variant.settings);
@@ -142,7 +174,7 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
         Some(e) => log::error!("unit {id} ({}) failed: {e}", unit.variant),
     }
     let result = UnitResult { unit: id, variant: unit.variant.clone(), status, error, seconds, ran, device, results };
-    crate::report::write_atomic(&dir.join("result.json"), &serde_json::to_vec_pretty(&result)?)?;
+    run.write_atomic(unit_path(id).join("result.json"), &serde_json::to_vec_pretty(&result)?)?;
     Ok(result)
 }
 

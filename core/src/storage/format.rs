@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::confined::Confined;
 use crate::data::Dataset;
 
 /// The format version this code writes and reads.
@@ -64,7 +65,73 @@ impl ShardIndex {
     pub fn dim(&self) -> usize {
         self.shape.iter().product()
     }
+
+    /// That the index describes a set this reader can hold: its version,
+    /// shape, classes, block size and record size agree, and every block
+    /// lists as many examples and bytes as its place implies.
+    pub fn check(&self) -> Result<()> {
+        if self.version != FORMAT_VERSION {
+            bail!("format version {} (this tessera reads {FORMAT_VERSION})", self.version);
+        }
+        let dim = self.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&d| d >= 1);
+        let record = dim.and_then(|d| (d as u64).checked_mul(4)).and_then(|b| b.checked_add(8));
+        if record != Some(self.record_bytes) || self.record_bytes > MAX_RECORD_BYTES {
+            bail!(
+                "record_bytes {} does not fit shape {:?} (8 label bytes + 4 per feature, at least one feature, at most {MAX_RECORD_BYTES} bytes)",
+                self.record_bytes,
+                self.shape
+            );
+        }
+        if self.classes == 0 || self.classes > crate::validate::MAX_CLASSES {
+            bail!("classes {} (1 to {})", self.classes, crate::validate::MAX_CLASSES);
+        }
+        if self.block_size == 0 || self.block_size.saturating_mul(self.record_bytes) > MAX_BLOCK_BYTES {
+            bail!("block_size {} (at least 1, and blocks of at most {MAX_BLOCK_BYTES} bytes)", self.block_size);
+        }
+        self.check_blocks()
+    }
+
+    fn check_blocks(&self) -> Result<()> {
+        let expected = self.examples.div_ceil(self.block_size);
+        if self.blocks.len() as u64 != expected {
+            bail!(
+                "{} blocks listed for {} examples of block size {}",
+                self.blocks.len(),
+                self.examples,
+                self.block_size
+            );
+        }
+        for (b, block) in self.blocks.iter().enumerate() {
+            let examples = self.block_size.min(self.examples - b as u64 * self.block_size);
+            if block.examples as u64 != examples || block.length != examples * self.record_bytes {
+                bail!(
+                    "block {b} lists {} examples in {} bytes; its place holds {examples} examples of {} bytes",
+                    block.examples,
+                    block.length,
+                    self.record_bytes
+                );
+            }
+            if block.shard as usize >= self.shards.len() {
+                bail!("block {b} names shard {} of {}", block.shard, self.shards.len());
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The bytes of one record of examples of `shape`: 8 for the label, 4 a feature.
+pub fn record_bytes(shape: &[usize]) -> Result<u64> {
+    let dim = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+    match dim.and_then(|d| d.checked_mul(4)).and_then(|b| b.checked_add(8)) {
+        Some(bytes) if bytes <= MAX_RECORD_BYTES => Ok(bytes),
+        _ => bail!("examples of shape {shape:?} are more than Tessera stores in a record ({MAX_RECORD_BYTES} bytes)"),
+    }
+}
+
+/// The most bytes one record may have (a 64 MB example).
+pub const MAX_RECORD_BYTES: u64 = 1 << 26;
+/// The most bytes one block may have.
+pub const MAX_BLOCK_BYTES: u64 = 1 << 30;
 
 /// Writes a shard set example by example, so that a set larger than memory
 /// (or one being rewritten in a new order) streams to disk.
@@ -90,11 +157,16 @@ impl ShardWriter {
         if block_size == 0 || blocks_per_shard == 0 {
             bail!("block_size and blocks_per_shard must be at least 1");
         }
+        let record_bytes = record_bytes(shape)?;
+        if block_size.checked_mul(record_bytes).is_none_or(|b| b > MAX_BLOCK_BYTES) {
+            bail!(
+                "block_size {block_size}: blocks of {block_size} examples of {record_bytes} bytes are more than Tessera writes ({MAX_BLOCK_BYTES} bytes); choose a smaller block size"
+            );
+        }
         if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
             bail!("{} already holds files; shards are written into a new or empty folder", dir.display());
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let record_bytes = 8 + 4 * shape.iter().product::<usize>() as u64;
         Ok(ShardWriter {
             dir: dir.to_path_buf(),
             index: ShardIndex {
@@ -213,44 +285,37 @@ pub struct ShardSet {
 }
 
 impl ShardSet {
-    /// Opens the shard set in `dir`, checking the index against the files.
+    /// Opens the shard set in `dir`, checking the index against the files:
+    /// every size and offset is checked before anything is allocated or read,
+    /// and shard files are plain names inside `dir`, never links.
     pub fn open(dir: &Path) -> Result<ShardSet> {
+        let folder = Confined::new(dir);
         let index_path = dir.join("index.json");
-        let text = std::fs::read_to_string(&index_path).with_context(|| format!("reading {}", index_path.display()))?;
+        let text = folder.read("index.json").with_context(|| format!("reading {}", index_path.display()))?;
         let index: ShardIndex =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a shard index", index_path.display()))?;
-        if index.version != FORMAT_VERSION {
-            bail!(
-                "{}: format version {} (this tessera reads {FORMAT_VERSION}); rewrite the shards",
-                index_path.display(),
-                index.version
-            );
-        }
+            serde_json::from_slice(&text).with_context(|| format!("{}: not a shard index", index_path.display()))?;
+        index
+            .check()
+            .with_context(|| format!("{}: a damaged shard index; rewrite the shards", index_path.display()))?;
         let mut files = Vec::new();
         for name in &index.shards {
-            let path = dir.join(name);
-            files.push(File::open(&path).with_context(|| format!("opening shard {}", path.display()))?);
-        }
-        let expected = index.examples.div_ceil(index.block_size.max(1));
-        if index.blocks.len() as u64 != expected {
-            bail!(
-                "{}: {} blocks listed for {} examples of block size {}",
-                index_path.display(),
-                index.blocks.len(),
-                index.examples,
-                index.block_size
-            );
+            if !crate::confined::is_plain_name(std::ffi::OsStr::new(name)) {
+                bail!(
+                    "{}: shard `{name}` is not a file name in the set's folder; rewrite the shards",
+                    index_path.display()
+                );
+            }
+            let file = folder.open(name).with_context(|| format!("opening shard {}", dir.join(name).display()))?;
+            files.push(file);
         }
         for (b, block) in index.blocks.iter().enumerate() {
-            let file = files
-                .get(block.shard as usize)
-                .with_context(|| format!("{}: block {b} names shard {}", index_path.display(), block.shard))?;
+            let file = &files[block.shard as usize];
             let size = file.metadata()?.len();
-            if block.offset + block.length > size {
+            let end = block.offset.checked_add(block.length).unwrap_or(u64::MAX);
+            if end > size {
                 bail!(
-                    "{}: block {b} ends at byte {} but the file has {size} bytes (truncated?); rewrite the shards",
-                    dir.join(&index.shards[block.shard as usize]).display(),
-                    block.offset + block.length
+                    "{}: block {b} ends at byte {end} but the file has {size} bytes (truncated?); rewrite the shards",
+                    dir.join(&index.shards[block.shard as usize]).display()
                 );
             }
         }
@@ -278,7 +343,27 @@ impl ShardSet {
                 entry.crc32
             );
         }
+        self.check_labels(&bytes, b * self.index.block_size, entry)?;
         Ok(bytes)
+    }
+
+    /// That every record of `bytes` (examples from `first` on) has a label in
+    /// `0..classes`; an error naming the file and byte offset otherwise.
+    fn check_labels(&self, bytes: &[u8], first: u64, entry: &BlockEntry) -> Result<()> {
+        let classes = self.index.classes as i64;
+        let records = bytes.chunks_exact(self.index.record_bytes as usize);
+        for (k, record) in records.enumerate() {
+            let label = i64::from_le_bytes(record[..8].try_into().expect("8 bytes"));
+            if !(0..classes).contains(&label) {
+                let offset = entry.offset + k as u64 * self.index.record_bytes;
+                bail!(
+                    "{}: example {} at byte offset {offset} has label {label}, outside 0..{classes}; rewrite the shards",
+                    self.dir.join(&self.index.shards[entry.shard as usize]).display(),
+                    first + k as u64
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Asks the kernel to start reading `blocks` now (`posix_fadvise`
@@ -305,6 +390,7 @@ impl ShardSet {
             .index
             .blocks
             .get(b as usize)
+            .filter(|_| i < self.index.examples)
             .with_context(|| format!("example {i} does not exist ({} examples)", self.index.examples))?;
         let offset = entry.offset + (i % self.index.block_size) * self.index.record_bytes;
         let mut bytes = vec![0u8; self.index.record_bytes as usize];
@@ -314,6 +400,8 @@ impl ShardSet {
                 self.dir.join(&self.index.shards[entry.shard as usize]).display()
             )
         })?;
+        let in_block = BlockEntry { offset, ..entry.clone() };
+        self.check_labels(&bytes, i, &in_block)?;
         Ok(bytes)
     }
 

@@ -25,5 +25,7 @@ mod format;
 mod loader;
 
 pub use cost::{CostModel, IoStats};
-pub use format::{write_shards, BlockEntry, ShardIndex, ShardSet, ShardWriter, FORMAT_VERSION};
+pub use format::{
+    write_shards, BlockEntry, ShardIndex, ShardSet, ShardWriter, FORMAT_VERSION, MAX_BLOCK_BYTES, MAX_RECORD_BYTES,
+};
 pub use loader::{Access, BlockLoader, EpochOrder, EpochReader, LoadedExample, LruPolicy};

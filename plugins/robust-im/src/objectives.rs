@@ -39,8 +39,11 @@ impl GreedyParams {
             "tight" => UpperBound::Tight,
             other => return Err(Error::invalid_param("upper_bound", format!("`{other}`: use `greedy` or `tight`"))),
         };
-        if !(self.validation_ratio > 0.0 && self.validation_ratio <= 8.0) {
-            return Err(Error::invalid_param("validation_ratio", "must be in (0, 8]: |R₂| / |R₁|, 1 in the paper"));
+        if !(MIN_VALIDATION_RATIO..=8.0).contains(&self.validation_ratio) {
+            return Err(Error::invalid_param(
+                "validation_ratio",
+                format!("must be in [{MIN_VALIDATION_RATIO}, 8]: |R₂| / |R₁|, 1 in the paper (fewer checking sets cannot certify a ratio)"),
+            ));
         }
         Ok(Settings {
             k,
@@ -118,6 +121,9 @@ impl GraphObjective for Greedy {
         Ok(SeedChoice::single(s.seeds, report))
     }
 }
+
+/// The smallest `validation_ratio`: |R₂| = |R₁| / 20.
+const MIN_VALIDATION_RATIO: f64 = 0.05;
 
 /// `p(x_u, x_v)` of every in-edge (u, v), in reverse CSR order.
 fn per_in_edge(graph: &GraphView, reverse: &ReverseGraph, p: impl Fn(&[f32], &[f32]) -> f32) -> Vec<f32> {

@@ -119,6 +119,13 @@ pub fn maximize(model: &Model, settings: &Settings, seed: u64) -> Solution {
         let ratio = if upper > 0.0 { lower / upper } else { 0.0 };
         let done = ratio >= e1 - epsilon || size as f64 >= theta_max || round >= i_max || size >= cap1;
         if done {
+            if ratio < e1 - epsilon {
+                log::warn!(
+                    "OPIM-C stopped after {round} round(s) and {} RR sets with a certified ratio of {ratio:.3}, below the {:.3} (1 − 1/e − ε) asked for: raise max_rr_sets (or validation_ratio)",
+                    r1.len() + r2.len(),
+                    e1 - epsilon
+                );
+            }
             return Solution {
                 seeds: cover.seeds,
                 spread: cov2 * scale2,
