@@ -18,7 +18,7 @@ BIN := $(CARGO_TARGET_DIR)/release/tessera
 CARGO := cargo
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: quickstart test build libtorch mnist1d bench lint fmt clean-cache figures
+.PHONY: quickstart test build libtorch mnist1d bench lint fmt clean-cache figures fuzz
 
 quickstart: build
 	$(BIN) run examples/quickstart.toml
@@ -62,6 +62,11 @@ $(STAMP):
 # and compare every figure exactly; BLESS=1 writes the expected files instead.
 figures: build
 	BIN=$(BIN) scripts/figures $(EXAMPLES)
+
+# Every reader of user files under cargo-fuzz, FUZZ_SECONDS (300) a target
+# (FUZZ_TARGETS to choose); installs cargo-fuzz into the cache.
+fuzz:
+	CACHE=$(CACHE) testing/fuzz.sh
 
 bench: build
 	$(CARGO_ENV) $(CARGO) bench --workspace

@@ -32,19 +32,23 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<String> {
         bail!("compare needs at least two run folders");
     }
     let runs = dirs.iter().map(|d| load(d)).collect::<Result<Vec<_>>>()?;
-    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+    if out.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        bail!("--out {}: it exists and is not a folder; name a new folder (nothing is overwritten)", out.display());
+    }
+    if out.exists() && std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?.next().is_some() {
         bail!("{} is not empty: name a new folder with --out (nothing is overwritten)", out.display());
     }
-    std::fs::create_dir_all(out.join("plots")).with_context(|| format!("creating {}", out.display()))?;
+    let folder = crate::confined::Confined::new(out);
+    let plots_dir = folder.create_dir_all("plots").with_context(|| format!("creating {}", out.display()))?;
     let columns = report::summary_columns(&runs[0].results, COLUMNS, false);
     let variants = shared_variants(&runs);
     if variants.is_empty() {
         bail!("the runs share no variant name (seeds aside): nothing to compare");
     }
     let cells = gather(&runs, &variants, &columns);
-    let plots = write_curves(&runs, &out.join("plots"))?;
+    let plots = write_curves(&runs, &plots_dir)?;
     let page = page(&runs, &variants, &columns, &cells, &plots);
-    report::write_atomic(&out.join("compare.html"), page.as_bytes())?;
+    folder.write_atomic("compare.html", page.as_bytes())?;
     Ok(text_table(&runs, &variants, &columns, &cells))
 }
 

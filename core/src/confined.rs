@@ -49,10 +49,12 @@ pub struct Confined {
 }
 
 impl Confined {
-    /// The folder `root` (it need not exist yet). The root itself is taken
-    /// as given: it is what the user named; only what is under it is checked.
+    /// The folder `root` (it need not exist yet), made absolute against the
+    /// current folder, so that the paths it hands out can be handed back.
+    /// The root itself is taken as given (it is what the user named); only
+    /// what is under it is checked.
     pub fn new(root: &Path) -> Confined {
-        Confined { root: root.to_path_buf() }
+        Confined { root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()) }
     }
 
     /// The folder.
@@ -229,6 +231,14 @@ mod tests {
         run.remove_dir_all("units").unwrap();
         assert!(!run.exists("units"));
         assert_eq!(std::fs::read_to_string(outside.join("precious.txt")).unwrap(), "mine");
+    }
+
+    #[test]
+    fn a_relative_root_hands_out_paths_it_takes_back() {
+        let run = Confined::new(Path::new("some/run"));
+        assert!(run.root().is_absolute());
+        let tables = run.path("tables").unwrap();
+        assert_eq!(run.path(tables.join("a.csv")).unwrap(), run.root().join("tables/a.csv"));
     }
 
     #[test]

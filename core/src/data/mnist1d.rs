@@ -276,6 +276,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_argument_out_of_range_is_named_and_lengths_are_bounded() {
+        assert!(Mnist1dArgs::default().problems().is_empty());
+        let keys = |args: Mnist1dArgs| args.problems().into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        let base = Mnist1dArgs::default;
+        assert_eq!(keys(Mnist1dArgs { final_seq_length: 1 << 40, ..base() }), ["final_seq_length"]);
+        assert_eq!(keys(Mnist1dArgs { padding: [0, usize::MAX], ..base() }), ["padding"]);
+        assert_eq!(keys(Mnist1dArgs { padding: [60, 36], ..base() }), ["padding"]);
+        assert_eq!(keys(Mnist1dArgs { iid_noise_scale: f64::NAN, ..base() }), ["iid_noise_scale"]);
+        assert_eq!(keys(Mnist1dArgs { num_samples: 9, train_split: 1.0, ..base() }), ["num_samples", "train_split"]);
+        let huge = Mnist1dArgs { num_samples: 1 << 50, ..base() };
+        assert!(huge.problems().is_empty() && huge.memory_bytes() > 1e16, "memory is validate's to judge");
+    }
+
+    #[test]
     fn templates_start_at_zero_with_the_packages_spread() {
         for t in templates() {
             assert_eq!(t[0], 0.0);

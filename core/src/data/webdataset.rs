@@ -332,4 +332,50 @@ mod tests {
         let err = TarShards::open(&[path]).err().unwrap().to_string();
         assert!(err.contains("a.tar: sample `k1` has no .cls or .json label"), "{err}");
     }
+
+    #[test]
+    fn an_image_header_declaring_a_huge_image_is_refused_before_decoding() {
+        let mut png = Vec::new();
+        let chunk = |out: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let start = out.len();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            let crc = crc32fast::hash(&out[start..]);
+            out.extend_from_slice(&crc.to_be_bytes());
+        };
+        png.extend_from_slice(b"\x89PNG\r\n\x1a\n");
+        let mut ihdr = 100_000u32.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        chunk(&mut png, b"IHDR", &ihdr);
+        let mut idat = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut idat, &[0; 64]).unwrap();
+        chunk(&mut png, b"IDAT", &idat.finish().unwrap());
+        chunk(&mut png, b"IEND", &[]);
+        let err = format!("{:#}", decode_image(&png).unwrap_err());
+        assert!(err.contains("100000 × 100000 pixels"), "{err}");
+    }
+
+    #[test]
+    fn a_jpeg_cut_in_its_scan_is_refused_and_a_whole_one_decodes() {
+        let pixels: Vec<u8> = (0..64 * 64).map(|i| (i * 37 % 256) as u8).collect();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode(&pixels, 64, 64, image::ExtendedColorType::L8).unwrap();
+        assert!(jpeg_is_whole(&jpeg) && decode_image(&jpeg).is_ok());
+        let cut = &jpeg[..jpeg.len() * 9 / 10];
+        assert!(!jpeg_is_whole(cut));
+        assert!(format!("{:#}", decode_image(cut).unwrap_err()).contains("cut short"));
+    }
+
+    #[test]
+    fn a_member_declaring_more_bytes_than_the_file_has_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.tar");
+        write_tar(&path, &[("000000".into(), "npy", vec![0u8; 600]), ("000000".into(), "cls", b"1".to_vec())]).unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &whole[..900]).unwrap();
+        let err = format!("{:#}", TarShards::open(std::slice::from_ref(&path)).err().unwrap());
+        assert!(err.contains("member 000000.npy at byte offset 512 declares 600 bytes; the file has 900"), "{err}");
+    }
 }

@@ -48,9 +48,10 @@ pub fn submit(config: &SlurmConfig, plan: &Plan, pending: &[usize], run_dir: &Pa
     }
     let run = Confined::new(run_dir);
     let dir = run.create_dir_all("slurm")?;
+    // The one value in the script text, a number, quoted all the same.
     let threads = match config.cpus_per_task {
         0 => String::new(),
-        n => format!(" --threads {n}"),
+        n => format!(" --threads {}", shlex::try_quote(&n.to_string())?),
     };
     let worker = format!("--quiet worker \"$TESSERA_RUN\" --unit \"$SLURM_ARRAY_TASK_ID\"{threads}");
     let array_script = dir.join("array.sbatch");

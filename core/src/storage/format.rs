@@ -481,6 +481,44 @@ mod tests {
     }
 
     #[test]
+    fn a_lying_index_is_refused_before_anything_is_sized_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let good = write_shards(&data(), None, &path, 10, 4).unwrap();
+        let cases: [(&str, fn(&mut ShardIndex)); 7] = [
+            ("block_size 0", |i| i.block_size = 0),
+            ("record_bytes 1000", |i| i.record_bytes = 1000),
+            ("does not fit shape", |i| i.shape = vec![1 << 40, 1 << 40]),
+            ("classes 0", |i| i.classes = 0),
+            ("blocks listed for", |i| i.examples = u64::MAX),
+            ("block 3 lists", |i| i.blocks[3].length = u64::MAX),
+            ("not a file name", |i| i.shards[0] = "../s/shard-00000.bin".into()),
+        ];
+        for (says, lie) in cases {
+            let mut index = good.clone();
+            lie(&mut index);
+            std::fs::write(path.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+            let err = format!("{:#}", ShardSet::open(&path).err().expect(says));
+            assert!(err.contains(says), "{says}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_label_outside_the_classes_is_named_with_its_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let mut d = data();
+        d.labels[12] = 9;
+        let index = write_shards(&d, None, &path, 10, 4).unwrap();
+        assert_eq!(index.classes, 4, "written with the classes it was given");
+        let set = ShardSet::open(&path).unwrap();
+        let err = format!("{:#}", set.read_block(1).unwrap_err());
+        assert!(err.contains("example 12 at byte offset 240 has label 9, outside 0..4"), "{err}");
+        assert!(set.read_record(12).is_err() && set.read_record(11).is_ok());
+        assert!(set.read_record(103).is_err(), "past the last example of the last block");
+    }
+
+    #[test]
     fn truncated_and_missing_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");

@@ -1,0 +1,121 @@
+//! Ctrl-C, as a terminal sends it (SIGINT to the whole process group), once
+//! and twice, under the inline and the processes executors: the process ends
+//! by itself (no signal, no crash), and the variants finished before it keep
+//! their results in `results.json`.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A variant of one epoch, then one that trains far longer than any test
+/// waits; each step is one batch of the whole training split through a wide
+/// network, long enough (seconds) that a second Ctrl-C lands within it.
+const BODY: &str = r#"
+[data]
+source = "blobs"
+examples = 12000
+features = 256
+classes = 3
+[model]
+hidden = [2048, 2048]
+[train]
+batch_size = 16384
+lr = 0.05
+[sampler]
+use = "baselines.full-shuffle"
+[[metric]]
+use = "baselines.accuracy"
+[[variant]]
+name = "quick"
+train.epochs = 1
+[[variant]]
+name = "long"
+train.epochs = 100000
+"#;
+
+fn start(dir: &Path, executor: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["run", "manifest.toml", "--out", "run", "--quiet", "--executor", executor])
+        .current_dir(dir)
+        .env_remove("TESSERA_PLUGIN_PATH")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("tessera starts")
+}
+
+/// Sends SIGINT to the child's process group, as a terminal's Ctrl-C does.
+fn ctrl_c(child: &Child) {
+    // SAFETY: a signal to the group our child leads; no memory is involved.
+    let sent = unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGINT) };
+    assert_eq!(sent, 0, "SIGINT sent");
+}
+
+fn wait_for(path: &Path, limit: Duration) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(started.elapsed() < limit, "{} did not appear within {limit:?}", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for the child's exit: its code (None: killed by a signal) and stderr.
+fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String) {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return (status.code(), stderr);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("tessera did not end within {limit:?} of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs until `quick` is done and `long` trains, presses Ctrl-C `presses`
+/// times `gap` apart; the exit code and what results.json says of `quick`.
+fn interrupt(executor: &str, presses: usize, gap: Duration) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_manifest(dir.path(), &[&common::baselines()], BODY);
+    let child = start(dir.path(), executor);
+    wait_for(&dir.path().join("run/units/00000/result.json"), Duration::from_secs(120));
+    wait_for(&dir.path().join("run/units/00001/started.json"), Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..presses {
+        ctrl_c(&child);
+        std::thread::sleep(gap);
+    }
+    let (code, stderr) = finish(child, Duration::from_secs(60));
+    let results = tessera_core::report::RunResults::load(&dir.path().join("run")).expect("results.json is there");
+    let quick = results.variants.iter().find(|v| v.name == "quick").map(|v| format!("{:?}", v.status));
+    (code, quick.unwrap_or_default(), stderr)
+}
+
+#[test]
+fn a_second_ctrl_c_kills_at_once_without_a_crash_and_keeps_finished_results() {
+    // Two presses within one step (a terminal sends each as it is pressed;
+    // the kernel merges two sent at the same instant into one).
+    for (executor, gap) in [("inline", 100), ("inline", 400), ("processes", 100), ("processes", 400)] {
+        let (code, quick, stderr) = interrupt(executor, 2, Duration::from_millis(gap));
+        assert_eq!(code, Some(130), "{executor}, {gap} ms: killed by a signal or another code: {stderr}");
+        assert_eq!(quick, "Ok", "{executor}, {gap} ms: the finished variant's results: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("Segmentation"), "{stderr}");
+    }
+}
+
+#[test]
+fn one_ctrl_c_stops_after_the_current_step_and_records_the_rest_as_unfinished() {
+    let (code, quick, stderr) = interrupt("inline", 1, Duration::from_millis(100));
+    // The run ends by itself: `long` is recorded as not finished, so exit 1.
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(quick, "Ok", "{stderr}");
+}

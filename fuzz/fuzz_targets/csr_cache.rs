@@ -1,0 +1,22 @@
+//! A graph cache file, read for a fixed key: whatever its bytes, a graph
+//! that checks out or none.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tessera_core::choice::EdgeListFormat;
+use tessera_core::graph::csr_cache::{self, CacheKey};
+
+fuzz_target!(|data: &[u8]| {
+    let path = tessera_fuzz::file("graph.csr", data);
+    let key = CacheKey {
+        path: "/fuzz/edges.txt".into(),
+        size: 100,
+        modified_ns: 7,
+        format: EdgeListFormat::Snap,
+        undirected: false,
+    };
+    if let Some(graph) = csr_cache::load(&path, &key) {
+        let _ = graph.nodes();
+        let _ = graph.edges();
+    }
+});
