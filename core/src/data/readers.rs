@@ -67,8 +67,10 @@ pub(crate) fn idx_header(
         );
     }
     let start = 4 + 4 * ndims;
-    let need: usize = dims.iter().product();
-    let have = file_len - start;
+    let have = file_len.saturating_sub(start);
+    let Some(need) = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
+        bail!("{}: the dimensions {dims:?} promise more bytes than any file holds", path.display());
+    };
     if have != need {
         bail!(
             "{}: the header promises {need} bytes of data from byte offset {start}, the file has {have}{}",
@@ -389,6 +391,17 @@ mod tests {
         }
         b.extend_from_slice(data);
         b
+    }
+
+    #[test]
+    fn idx_dimensions_whose_product_overflows_are_refused() {
+        // Found by the `idx` fuzz target: the product wrapped (or panicked).
+        let mut bytes = vec![0, 0, 0x08, 3];
+        for _ in 0..3 {
+            bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+        }
+        let err = idx_header(&bytes, 3, bytes.len(), Path::new("x.idx")).unwrap_err().to_string();
+        assert!(err.contains("promise more bytes than any file holds"), "{err}");
     }
 
     #[test]

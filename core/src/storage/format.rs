@@ -311,7 +311,7 @@ impl ShardSet {
         for (b, block) in index.blocks.iter().enumerate() {
             let file = &files[block.shard as usize];
             let size = file.metadata()?.len();
-            let end = block.offset.checked_add(block.length).unwrap_or(u64::MAX);
+            let end = block.offset.saturating_add(block.length);
             if end > size {
                 bail!(
                     "{}: block {b} ends at byte {end} but the file has {size} bytes (truncated?); rewrite the shards",
@@ -485,7 +485,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let good = write_shards(&data(), None, &path, 10, 4).unwrap();
-        let cases: [(&str, fn(&mut ShardIndex)); 7] = [
+        type Lie = fn(&mut ShardIndex);
+        let cases: [(&str, Lie); 7] = [
             ("block_size 0", |i| i.block_size = 0),
             ("record_bytes 1000", |i| i.record_bytes = 1000),
             ("does not fit shape", |i| i.shape = vec![1 << 40, 1 << 40]),
