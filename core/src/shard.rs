@@ -90,8 +90,10 @@ pub fn write(request: &ShardRequest, out: &Path) -> Result<Vec<WrittenSplit>> {
     let mut written = Vec::new();
     let result = write_splits(request, source.as_ref(), &plan, out, &mut written);
     if result.is_err() {
+        // Only the split folders this call made, through the confined layer.
+        let folder = crate::confined::Confined::new(out);
         for split in &written {
-            let _ = std::fs::remove_dir_all(&split.dir);
+            let _ = folder.remove_dir_all(split.name);
         }
     }
     result.map(|()| written)

@@ -232,12 +232,25 @@ fn known_examples(d: &DataConfig) -> Option<f64> {
     Some(d.limit.map_or(all, |l| all.min(l as f64)))
 }
 
-/// `[data.mnist1d]`: the generator's arguments, and the memory they imply.
-fn mnist1d(p: &mut Problems, args: &crate::data::mnist1d::Mnist1dArgs) {
-    for (key, problem) in args.problems() {
+/// `[data.mnist1d]`: the generator's arguments, and the memory they imply
+/// (`data.examples` does not apply).
+fn mnist1d(p: &mut Problems, d: &DataConfig) {
+    for (key, problem) in d.mnist1d.problems() {
         p.add(&format!("data.mnist1d.{key}"), problem);
     }
-    fits_in_memory(p, "data.mnist1d.num_samples", "the generated data set", args.memory_bytes());
+    fits_in_memory(p, "data.mnist1d.num_samples", "the generated data set", d.mnist1d.memory_bytes());
+    if d.examples != DataConfig::default().examples {
+        p.hint("data.examples", "does not apply to `mnist1d`", "set data.mnist1d.num_samples (the package's name)");
+    }
+}
+
+/// `blobs` and `teacher`: enough examples for the classes, within memory.
+fn generated_size(p: &mut Problems, d: &DataConfig) {
+    if d.examples < d.classes.max(2) {
+        p.add("data.examples", format!("{} examples cannot cover {} classes", d.examples, d.classes));
+    }
+    let features = generated_features(d).unwrap_or(1.0);
+    fits_in_memory(p, "data.examples", "the generated data set", d.examples as f64 * (features * 4.0 + 8.0));
 }
 
 fn data(p: &mut Problems, d: &DataConfig, base: &Path) {
@@ -248,21 +261,9 @@ fn data(p: &mut Problems, d: &DataConfig, base: &Path) {
             p.at_least("data.features", d.features, 1);
         }
         p.at_most("data.classes", d.classes, MAX_CLASSES, "fewer classes");
-        if d.source == DataSource::Mnist1d {
-            mnist1d(p, &d.mnist1d);
-            if d.examples != DataConfig::default().examples {
-                p.hint(
-                    "data.examples",
-                    "does not apply to `mnist1d`",
-                    "set data.mnist1d.num_samples (the package's name)",
-                );
-            }
-        } else {
-            if d.examples < d.classes.max(2) {
-                p.add("data.examples", format!("{} examples cannot cover {} classes", d.examples, d.classes));
-            }
-            let features = generated_features(d).unwrap_or(1.0);
-            fits_in_memory(p, "data.examples", "the generated data set", d.examples as f64 * (features * 4.0 + 8.0));
+        match d.source {
+            DataSource::Mnist1d => mnist1d(p, d),
+            _ => generated_size(p, d),
         }
     }
     if d.source == DataSource::Teacher {
@@ -388,6 +389,18 @@ fn storage(p: &mut Problems, s: &Settings) {
     if let Some(b) = st.offline_buffer_blocks {
         p.at_least("storage.offline_buffer_blocks", b, 1);
     }
+    if st.mode == StorageMode::Shards {
+        shard_memory(p, s);
+    }
+    if st.dir.is_some() && st.mode != StorageMode::Shards {
+        p.hint("storage.dir", "is only used with storage.mode = \"shards\"", "remove it, or set mode = \"shards\"");
+    }
+}
+
+/// Shards: a block within [`crate::storage::MAX_BLOCK_BYTES`], and the
+/// shuffle buffer with its prefetched blocks within memory.
+fn shard_memory(p: &mut Problems, s: &Settings) {
+    let st = &s.storage;
     let record = 8.0 + 4.0 * generated_features(&s.data).unwrap_or(1.0);
     let block = st.block_size as f64 * record;
     if block > crate::storage::MAX_BLOCK_BYTES as f64 {
@@ -403,9 +416,6 @@ fn storage(p: &mut Problems, s: &Settings) {
     } else {
         let buffered = (st.buffer_blocks as f64 + st.prefetch as f64) * block;
         fits_in_memory(p, "storage.buffer_blocks", "the shuffle buffer and prefetched blocks", buffered);
-    }
-    if st.dir.is_some() && st.mode != StorageMode::Shards {
-        p.hint("storage.dir", "is only used with storage.mode = \"shards\"", "remove it, or set mode = \"shards\"");
     }
 }
 
