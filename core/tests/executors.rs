@@ -232,13 +232,20 @@ fn slurm_runs_each_kind_like_inline_and_resume_reruns_a_killed_task() {
     let Some(conf) = slurm_cluster() else { return };
     std::env::set_var("SLURM_CONF", &conf);
     let dir = tempfile::tempdir().unwrap();
-    for tiny in TINY {
+    for (i, tiny) in TINY.iter().enumerate() {
         let inline = dir.path().join(format!("{}-inline", tiny.name));
-        let slurm = dir.path().join(format!("{}-slurm", tiny.name));
+        // The last run folder's name is shell: it must reach the nodes as a
+        // name, never run (the scripts hold no value; sbatch gets arguments).
+        let name = match i + 1 == TINY.len() {
+            true => format!("{}-slurm $(touch pwned) `touch pwned` 'q\" x", tiny.name),
+            false => format!("{}-slurm", tiny.name),
+        };
+        let slurm = dir.path().join(name);
         run(tiny, &inline, &["--executor", "inline"]);
         let out = run(tiny, &slurm, &["--executor", "slurm", "--wait"]);
         log_jobs(&format!("slurm {}", tiny.name), &out.stdout);
         assert_same_results(tiny, &inline, &slurm, "slurm");
+        assert!(!dir.path().join("pwned").exists() && !Path::new("pwned").exists(), "a run folder's name ran");
     }
     // Kill one task of an array (one at a time, so the last is still queued
     // or running), let the collect job record it, then resume.
