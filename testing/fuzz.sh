@@ -6,7 +6,8 @@
 # nightly toolchain (on these machines). The corpora grow in the cache
 # between runs; a crash leaves its input under $CACHE/fuzz/artifacts/ and
 # fails the run. Prints executions, coverage and time per target, and
-# appends them to $CACHE/fuzz/runs.tsv.
+# appends them to $CACHE/fuzz/runs.tsv (two runs at once keep their logs
+# apart: each is named by its process id).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${CACHE:-$HOME/.cache/tessera}
@@ -40,7 +41,7 @@ for target in $TARGETS; do
   corpus=$FUZZ/corpus/$target
   mkdir -p "$corpus"
   cp -n "$FUZZ/seeds/$target/"* "$corpus/" 2>/dev/null || true
-  log=$FUZZ/$target.log
+  log=$FUZZ/$target-$$.log
   echo "fuzzing $target for ${SECONDS_EACH}s (log: $log)"
   started=$(date +%s)
   if cargo +nightly fuzz run --fuzz-dir fuzz "$target" "$corpus" -- \
@@ -51,6 +52,7 @@ for target in $TARGETS; do
     outcome=CRASH
     failed=1
   fi
+  # Wall time, the build included; the fuzzing itself is FUZZ_SECONDS.
   seconds=$(($(date +%s) - started))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   coverage=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')

@@ -92,11 +92,6 @@ impl Confined {
         }
     }
 
-    /// A sub-folder, itself confined (checked now).
-    pub fn sub(&self, path: impl AsRef<Path>) -> Result<Confined, Escape> {
-        Ok(Confined { root: self.path(path)? })
-    }
-
     /// Whether `path` exists (as a file or folder, not a link).
     pub fn exists(&self, path: impl AsRef<Path>) -> bool {
         self.path(path).is_ok_and(|p| p.symlink_metadata().is_ok())
@@ -121,12 +116,6 @@ impl Confined {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut self.open(path)?, &mut bytes)?;
         Ok(bytes)
-    }
-
-    /// Creates `path`, which must not exist.
-    pub fn create_new(&self, path: impl AsRef<Path>) -> std::io::Result<File> {
-        let path = self.path(path).map_err(escape)?;
-        OpenOptions::new().write(true).create_new(true).open(path)
     }
 
     /// Opens `path` for appending (created if missing), without following a link.
