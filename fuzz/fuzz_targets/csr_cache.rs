@@ -3,18 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::choice::EdgeListFormat;
-use tessera_core::graph::csr_cache::{self, CacheKey};
+use tessera_core::graph::csr_cache;
 
 fuzz_target!(|data: &[u8]| {
     let path = tessera_fuzz::file("graph.csr", data);
-    let key = CacheKey {
-        path: "/fuzz/edges.txt".into(),
-        size: 100,
-        modified_ns: 7,
-        format: EdgeListFormat::Snap,
-        undirected: false,
-    };
+    let key = tessera_fuzz::csr_key();
     if let Some(graph) = csr_cache::load(&path, &key) {
         let _ = graph.nodes();
         let _ = graph.edges();

@@ -5,9 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tessera_core::choice::EdgeListFormat;
 use tessera_core::data::{self, readers};
-use tessera_core::graph::csr_cache::{self, CacheKey};
+use tessera_core::graph::csr_cache;
 use tessera_core::graph::Graph;
 
 fn main() {
@@ -45,7 +44,8 @@ fn split(first: &[u8], second: &[u8]) -> Vec<u8> {
 
 fn npy(tmp: &Path, descr: &str, shape: &[usize], value_bytes: usize) -> Vec<u8> {
     let count: usize = shape.iter().product();
-    let values: Vec<u8> = (0..count * value_bytes).map(|i| if i % value_bytes == 0 { (i / value_bytes % 2) as u8 } else { 0 }).collect();
+    let values: Vec<u8> =
+        (0..count * value_bytes).map(|i| if i % value_bytes == 0 { (i / value_bytes % 2) as u8 } else { 0 }).collect();
     let path = tmp.join("a.npy");
     readers::write_npy(&path, descr, shape, &values).expect("a .npy");
     std::fs::read(path).expect("the .npy")
@@ -98,13 +98,7 @@ fn tar(tmp: &Path) -> Vec<u8> {
 }
 
 fn csr(tmp: &Path) -> Vec<u8> {
-    let key = CacheKey {
-        path: "/fuzz/edges.txt".into(),
-        size: 100,
-        modified_ns: 7,
-        format: EdgeListFormat::Snap,
-        undirected: false,
-    };
+    let key = tessera_fuzz::csr_key();
     let graph = Graph::from_edges(3, &[(0, 1), (1, 2), (2, 0)]).expect("a graph");
     let path = tmp.join("g.csr");
     csr_cache::store(&path, &key, &graph).expect("a cache file");
