@@ -9,7 +9,6 @@
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -124,16 +123,11 @@ impl Confined {
         OpenOptions::new().create(true).append(true).custom_flags(libc::O_NOFOLLOW).open(path)
     }
 
-    /// Writes `bytes` to `path` atomically: a new temporary file beside it,
-    /// then a rename over it (a link there is replaced, never followed).
-    pub fn write_atomic(&self, path: impl AsRef<Path>, bytes: &[u8]) -> std::io::Result<()> {
-        let path = self.path(path).map_err(escape)?;
-        let dir = path.parent().unwrap_or(&self.root);
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&path).map_err(|e| e.error)?;
-        Ok(())
+    /// Writes `bytes` to `path` atomically ([`crate::report::write_atomic`]:
+    /// a new temporary file beside it, then a rename over it, which replaces
+    /// a link there rather than following it).
+    pub fn write_atomic(&self, path: impl AsRef<Path>, bytes: &[u8]) -> anyhow::Result<()> {
+        crate::report::write_atomic(&self.path(path)?, bytes)
     }
 
     /// Moves `from` to `to`, both inside.

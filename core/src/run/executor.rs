@@ -115,6 +115,7 @@ fn run_processes(jobs: usize, plan: &Plan, pending: &[usize], run_dir: &Path, op
         .map(|k| spawn_worker(&exe, run_dir, &list, claims.path(), threads, (gpus > 0).then(|| k % gpus)))
         .collect::<Result<Vec<Child>>>()?;
     let bar = units_bar(options, pending.len());
+    let run = Confined::new(run_dir);
     let mut told = false;
     while !workers.is_empty() {
         std::thread::sleep(Duration::from_millis(100));
@@ -126,7 +127,6 @@ fn run_processes(jobs: usize, plan: &Plan, pending: &[usize], run_dir: &Path, op
         workers.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
         if let Some(bar) = &bar {
             // A result file's presence is enough: no parsing every 100 ms.
-            let run = Confined::new(run_dir);
             let done = pending.iter().filter(|&&id| run.exists(unit::unit_path(id).join("result.json")));
             bar.set_position(done.count() as u64);
         }
