@@ -30,6 +30,12 @@ macro_rules! choice {
             }
         }
 
+        impl crate::manifest::reference::SettingType for $name {
+            fn describe() -> String {
+                crate::manifest::reference::one_of(Self::NAMES)
+            }
+        }
+
         impl std::str::FromStr for $name {
             type Err = String;
 
@@ -302,6 +308,12 @@ pub enum DeviceChoice {
 impl DeviceChoice {
     /// Every accepted form, for messages.
     pub const NAMES: &'static [&'static str] = &["cpu", "cuda", "cuda:N", "auto"];
+}
+
+impl crate::manifest::reference::SettingType for DeviceChoice {
+    fn describe() -> String {
+        "`cpu`, `cuda`, `cuda:N` or `auto`".to_string()
+    }
 }
 
 impl std::fmt::Display for DeviceChoice {

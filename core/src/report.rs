@@ -174,6 +174,12 @@ pub struct ScalarPlot {
     pub log_x: bool,
 }
 
+impl crate::manifest::reference::SettingType for ScalarPlot {
+    fn describe() -> String {
+        "table `{ x, y, log_x }`".to_string()
+    }
+}
+
 /// A point of a [`ScalarPlot`] line: x, the mean of y over seeds, its sample
 /// standard deviation.
 pub type MeanPoint = (f64, f64, f64);

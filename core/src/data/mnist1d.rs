@@ -6,10 +6,9 @@
 //! and arguments, the arrays equal the package's to within rounding (the
 //! `mnist1d_matches_the_authors_package` test compares them).
 
-use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
-
 use super::numpy::{gaussian_filter_reflect, interp, linspace, pairwise_sum, LegacyRandomState};
+pub use crate::manifest::{Mnist1dArgs, Mnist1dSplit};
+use anyhow::{bail, Result};
 
 /// The digits' templates, as the package writes them (before normalising).
 const TEMPLATES: [[f64; 12]; 10] = [
@@ -24,72 +23,6 @@ const TEMPLATES: [[f64; 12]; 10] = [
     [5.0, 4.0, 3.5, 3.5, 4.0, 5.0, 5.0, 4.0, 3.5, 3.5, 4.0, 5.0],
     [5.0, 4.0, 3.5, 3.5, 4.0, 5.0, 5.0, 5.0, 5.0, 4.7, 4.3, 5.0],
 ];
-
-/// Which train/test split a manifest gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mnist1dSplit {
-    /// Tessera's seeded split by `data.test_fraction` and `validation_fraction`.
-    #[default]
-    Tessera,
-    /// The package's: the first `train_split` of its (shuffled) sequences
-    /// train, the rest test; `validation_fraction` of the training part
-    /// (from its end) validates.
-    Package,
-}
-
-/// `[data.mnist1d]`: the package's arguments (`get_dataset_args()`), under
-/// its names and with its defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Mnist1dArgs {
-    /// Sequences in all (5000); a multiple of 10 keeps the classes equal.
-    pub num_samples: usize,
-    /// The package's training share (0.8), for `split = "package"`.
-    pub train_split: f64,
-    /// Points of a template (12).
-    pub template_len: usize,
-    /// Zeros appended to a template: uniform in [low, high] ([36, 60]).
-    pub padding: [usize; 2],
-    /// Amplitude scale: × 1 + scale_coeff · U(−½, ½) (0.4).
-    pub scale_coeff: f64,
-    /// Circular shift drawn from 0..max_translation (48).
-    pub max_translation: usize,
-    /// Correlated noise: N(0, scale²) smoothed by a Gaussian of σ = 2 (0.25).
-    pub corr_noise_scale: f64,
-    /// Independent noise N(0, scale²) (0.02).
-    pub iid_noise_scale: f64,
-    /// Shear: a ramp of slope scale · U(−½, ½) subtracted (0.75).
-    pub shear_scale: f64,
-    /// Permute the positions of every sequence alike (false).
-    pub shuffle_seq: bool,
-    /// Points of a sequence (40).
-    pub final_seq_length: usize,
-    /// The package's seed; default: `data.seed`, else the package's 42.
-    pub seed: Option<u64>,
-    /// `tessera` (the default: `data.test_fraction`) or `package`.
-    pub split: Mnist1dSplit,
-}
-
-impl Default for Mnist1dArgs {
-    fn default() -> Self {
-        Mnist1dArgs {
-            num_samples: 5000,
-            train_split: 0.8,
-            template_len: 12,
-            padding: [36, 60],
-            scale_coeff: 0.4,
-            max_translation: 48,
-            corr_noise_scale: 0.25,
-            iid_noise_scale: 0.02,
-            shear_scale: 0.75,
-            shuffle_seq: false,
-            final_seq_length: 40,
-            seed: None,
-            split: Mnist1dSplit::Tessera,
-        }
-    }
-}
 
 /// The package's seed when neither `[data.mnist1d]` nor `[data]` sets one.
 pub const PACKAGE_SEED: u64 = 42;

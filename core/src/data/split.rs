@@ -55,7 +55,7 @@ pub fn group_classes(classes: usize, groups: &[Vec<i64>]) -> Result<Vec<Option<i
 /// asks for it (`data.mnist1d.split = "package"`).
 fn package_split(config: &DataConfig, examples: usize) -> Option<usize> {
     let packaged = config.source == crate::choice::DataSource::Mnist1d
-        && config.mnist1d.split == crate::data::mnist1d::Mnist1dSplit::Package;
+        && config.mnist1d.split == crate::manifest::Mnist1dSplit::Package;
     packaged.then_some((examples as f64 * config.mnist1d.train_split) as usize)
 }
 
