@@ -18,14 +18,18 @@ BIN := $(CARGO_TARGET_DIR)/release/tessera
 CARGO := cargo
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: quickstart test build libtorch mnist1d bench lint fmt clean-cache figures fuzz
+# mdbook for the book (docs/book/), installed into the cache like libtorch.
+MDBOOK_VERSION := 0.5.4
+MDBOOK := $(CACHE)/tools/bin/mdbook
+
+.PHONY: quickstart test build libtorch mnist1d bench lint fmt clean-cache figures fuzz docs
 
 quickstart: build
 	$(BIN) run examples/quickstart.toml
 
 # The tests start a local Slurm cluster (testing/slurm/start.sh: installs
 # slurm-wlm and munge when missing, needs root) and stop it when they end.
-test: build $(MNIST1D_STAMP)
+test: build $(MNIST1D_STAMP) $(MDBOOK)
 	$(CARGO_ENV) testing/run-tests.sh
 
 # Also tessera-graph, the host without libtorch (tessera-core without its
@@ -46,7 +50,7 @@ $(MNIST1D_STAMP): $(STAMP)
 	@$(VENV)/bin/python -c "import mnist1d.data" || { echo "the mnist1d package did not install into $(VENV)"; exit 1; }
 	@touch $(MNIST1D_STAMP)
 
-# The torch wheel with its dependencies (LIBTORCH.md's default install): the
+# The torch wheel with its dependencies (the book's "libtorch" page): the
 # same libtorch for Rust, and `import torch` for the PyTorch comparisons.
 $(STAMP):
 	@command -v python3 >/dev/null || { echo "python3 is needed to install libtorch (Debian: apt-get install python3 python3-venv)"; exit 1; }
@@ -62,6 +66,15 @@ $(STAMP):
 # and compare every figure exactly; BLESS=1 writes the expected files instead.
 figures: build
 	BIN=$(BIN) scripts/figures $(EXAMPLES)
+
+# The book: the settings reference regenerated from the code, then mdbook
+# into docs/book/build/ (make test checks both are current and build).
+docs: $(STAMP) $(MDBOOK)
+	BLESS=1 $(CARGO_ENV) $(CARGO) test --release -p tessera-core --lib -q the_books_settings_reference_is_current
+	$(MDBOOK) build docs/book
+
+$(MDBOOK):
+	$(CARGO) install --locked --root $(CACHE)/tools mdbook --version $(MDBOOK_VERSION) --no-default-features --features search
 
 # Every reader of user files under cargo-fuzz, FUZZ_SECONDS (300) a target
 # (FUZZ_TARGETS to choose); installs cargo-fuzz into the cache.

@@ -1,6 +1,6 @@
 //! Expected figures: the scalars of a run folder per variant (seeds merged
 //! into a mean and a sample standard deviation), written by the run that
-//! made the README's figures and compared exactly by `tessera figures`
+//! made the book's figures and compared exactly by `tessera figures`
 //! (`make figures`). Wall times, throughputs and memory peaks are left out:
 //! they are the only figures a rerun on the CPU may change.
 

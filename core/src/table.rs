@@ -1,6 +1,6 @@
 //! `tessera table`: a Markdown table of a run folder's figures, one row per
 //! variant (seeds merged: mean ± sample sd), one column per scalar, so that
-//! the README's tables are rendered from run folders, not copied by hand.
+//! the book's tables are rendered from run folders, not copied by hand.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -1,5 +1,5 @@
 //! examples/hello-plugin builds outside the workspace against tessera-sdk by
-//! path, and a manifest loads it next to the baselines — the README's steps.
+//! path, and a manifest loads it next to the baselines — the book's steps.
 
 mod common;
 

@@ -153,7 +153,7 @@ enum Command {
         write: bool,
     },
     /// Print a Markdown table of a run folder's figures: a row per variant
-    /// (seeds merged, mean ± sd), a column per scalar. The README's tables
+    /// (seeds merged, mean ± sd), a column per scalar. The book's tables
     /// are made this way.
     Table {
         /// The run folder.
