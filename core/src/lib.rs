@@ -18,7 +18,7 @@
 
 pub mod choice;
 pub mod compare;
-pub mod confined;
+pub use tessera_util::confined;
 pub mod contract;
 pub mod data;
 pub mod figures;
@@ -28,7 +28,7 @@ pub mod finetune;
 pub mod graph;
 pub mod handoff;
 pub mod html;
-pub mod logger;
+pub use tessera_util::logger;
 pub mod manifest;
 #[cfg(feature = "torch")]
 pub mod model;

@@ -21,6 +21,7 @@ use tessera_sdk::{
     ObservationRequest, OracleAnswer, OracleQuery, PluginError, PluginInfo, PluginModRef, Report, Sampling, Schedule,
     SeedChoice, Selection, StorageLayout,
 };
+pub use tessera_util::suggest::closest;
 
 /// The SDK version this host was built with.
 pub const HOST_SDK_VERSION: &str = tessera_sdk::SDK_VERSION;
@@ -383,15 +384,6 @@ impl Registry {
         let inner = into_result(id, (plugin.module.new_graph_objective())(RStr::from(name), RStr::from(params)))?;
         Ok(GraphObjectiveHandle { id: id.to_string(), inner })
     }
-}
-
-/// The closest of `candidates` to `word`, if it is close enough to suggest.
-pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 extern "C" fn forward_log(level: u8, target: RStr<'_>, message: RStr<'_>) {

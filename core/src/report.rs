@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::confined::Confined;
+pub use tessera_util::fs::{file_stem_safe, write_atomic};
 
 /// A component's report as stored in results.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -221,17 +222,6 @@ impl ScalarPlot {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing into {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
-}
-
 impl RunResults {
     /// Writes results.json into `dir`, atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -252,20 +242,6 @@ impl RunResults {
 /// A variant's name without its `@seed`.
 pub fn base_name(name: &str) -> &str {
     name.rsplit_once('@').map_or(name, |(base, _)| base)
-}
-
-/// `name` with every character but letters, digits, `-`, `_` and `.` made `_`.
-pub fn file_stem_safe(name: &str) -> String {
-    let stem: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
-        .collect();
-    // Never `.`, `..` or a hidden file: always one ordinary path component.
-    if stem.is_empty() || stem.starts_with('.') {
-        format!("_{stem}")
-    } else {
-        stem
-    }
 }
 
 /// A table cell as CSV text: strings as they are, numbers as JSON writes them.
@@ -410,7 +386,7 @@ pub fn plot_lines(
             .draw()?;
         root.present()?;
     }
-    write_atomic(path, svg.as_bytes())
+    Ok(write_atomic(path, svg.as_bytes())?)
 }
 
 /// The points of one line.

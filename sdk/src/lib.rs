@@ -41,7 +41,7 @@
 //! types re-exported here); every entry point runs under `catch_unwind`, so a
 //! panicking plugin fails its call with an error, never the host.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 // Lets `params!` name `tessera_sdk::serde` inside this crate too.
 extern crate self as tessera_sdk;

@@ -250,7 +250,7 @@ pub fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) -> Resu
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend_from_slice(data);
-    crate::report::write_atomic(path, &bytes)
+    Ok(crate::report::write_atomic(path, &bytes)?)
 }
 
 /// Features from one `.npy` (n × ...) and integer labels from another (n).

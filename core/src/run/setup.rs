@@ -13,6 +13,7 @@ use super::RunOptions;
 #[cfg(feature = "torch")]
 use crate::choice::DeviceChoice;
 use crate::manifest::{ExperimentKind, Settings};
+pub use tessera_util::process::peak_rss_mb;
 
 /// This process's share of the cores, when it shares them with other
 /// workers (the `processes` executor's `cores / jobs`, a Slurm task's CPUs):
@@ -104,17 +105,6 @@ pub(super) fn progress_bar(options: &RunOptions, len: u64, message: String) -> O
     );
     bar.set_message(message);
     Some(bar)
-}
-
-/// The process's peak resident memory so far (Linux `VmHWM`), in MB; NaN elsewhere.
-pub fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 #[cfg(test)]

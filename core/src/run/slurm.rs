@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::Plan;
 use crate::confined::Confined;
 use crate::manifest::SlurmConfig;
+pub use tessera_util::text::unsafe_char;
 
 /// What was submitted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,12 +92,6 @@ pub fn submit(config: &SlurmConfig, plan: &Plan, pending: &[usize], run_dir: &Pa
         submission.collect_job
     );
     Ok(submission)
-}
-
-/// The first character of `value` that no Slurm option or path may hold:
-/// a control character (a newline above all, which ends a script line).
-pub fn unsafe_char(value: &str) -> Option<char> {
-    value.chars().find(|c| c.is_control())
 }
 
 /// The `sbatch` options of `config`, as arguments (no shell sees them).

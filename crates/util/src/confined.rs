@@ -123,11 +123,11 @@ impl Confined {
         OpenOptions::new().create(true).append(true).custom_flags(libc::O_NOFOLLOW).open(path)
     }
 
-    /// Writes `bytes` to `path` atomically ([`crate::report::write_atomic`]:
+    /// Writes `bytes` to `path` atomically ([`crate::fs::write_atomic`]:
     /// a new temporary file beside it, then a rename over it, which replaces
     /// a link there rather than following it).
-    pub fn write_atomic(&self, path: impl AsRef<Path>, bytes: &[u8]) -> anyhow::Result<()> {
-        crate::report::write_atomic(&self.path(path)?, bytes)
+    pub fn write_atomic(&self, path: impl AsRef<Path>, bytes: &[u8]) -> std::io::Result<()> {
+        crate::fs::write_atomic(&self.path(path).map_err(escape)?, bytes)
     }
 
     /// Moves `from` to `to`, both inside.

@@ -1,0 +1,13 @@
+//! Tessera's lowest layer, used by every other crate: [`confined`] (the one
+//! way into run and shard folders), [`fs`] (atomic writes, safe file
+//! stems), [`suggest`] (did-you-mean), [`text`], [`process`] facts and the
+//! host's [`logger`]. It knows nothing of manifests, data or torch.
+
+#![deny(missing_docs)]
+
+pub mod confined;
+pub mod fs;
+pub mod logger;
+pub mod process;
+pub mod suggest;
+pub mod text;
