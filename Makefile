@@ -70,7 +70,7 @@ figures: build
 # The book: the settings reference regenerated from the code, then mdbook
 # into docs/book/build/ (make test checks both are current and build).
 docs: $(STAMP) $(MDBOOK)
-	BLESS=1 $(CARGO_ENV) $(CARGO) test --release -p tessera-core --lib -q the_books_settings_reference_is_current
+	BLESS=1 $(CARGO_ENV) $(CARGO) test --release -p tessera-config --lib -q the_books_settings_reference_is_current
 	$(MDBOOK) build docs/book
 
 $(MDBOOK):

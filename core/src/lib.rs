@@ -16,7 +16,7 @@
 // Without libtorch some helpers of training go unused.
 #![cfg_attr(not(feature = "torch"), allow(dead_code))]
 
-pub mod choice;
+pub use tessera_config::choice;
 pub mod compare;
 pub use tessera_util::confined;
 pub mod contract;
@@ -28,8 +28,8 @@ pub mod finetune;
 pub mod graph;
 pub mod handoff;
 pub mod html;
+pub use tessera_config::manifest;
 pub use tessera_util::logger;
-pub mod manifest;
 #[cfg(feature = "torch")]
 pub mod model;
 pub mod owned;

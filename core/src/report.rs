@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::confined::Confined;
+pub use tessera_config::manifest::ScalarPlot;
 pub use tessera_util::fs::{file_stem_safe, write_atomic};
 
 /// A component's report as stored in results.json.
@@ -160,27 +161,6 @@ pub struct RunResults {
     pub plots: Vec<ScalarPlot>,
 }
 
-/// A plot across variants: scalar `y` against scalar `x` (each `role/name`,
-/// e.g. `engine/train_examples`), one line per variant with its sweep value
-/// and seed taken off its name; points are means over seeds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScalarPlot {
-    /// The x scalar, `role/name`.
-    pub x: String,
-    /// The y scalar, `role/name`.
-    pub y: String,
-    /// Plot x on a log scale.
-    #[serde(default)]
-    pub log_x: bool,
-}
-
-impl crate::manifest::reference::SettingType for ScalarPlot {
-    fn describe() -> String {
-        "table `{ x, y, log_x }`".to_string()
-    }
-}
-
 /// A point of a [`ScalarPlot`] line: x, the mean of y over seeds, its sample
 /// standard deviation.
 pub type MeanPoint = (f64, f64, f64);
@@ -188,38 +168,36 @@ pub type MeanPoint = (f64, f64, f64);
 /// The y values at each x (keyed by the bits of x) of one variant family.
 type ValuesAtX = BTreeMap<u64, (f64, Vec<f64>)>;
 
-impl ScalarPlot {
-    fn lookup(v: &VariantResult, key: &str) -> Option<f64> {
-        let (role, name) = key.rsplit_once('/')?;
-        v.results.get(role)?.scalars.get(name).copied()
-    }
+/// Scalar `key` (`role/name`) of variant `v`.
+fn lookup(v: &VariantResult, key: &str) -> Option<f64> {
+    let (role, name) = key.rsplit_once('/')?;
+    v.results.get(role)?.scalars.get(name).copied()
+}
 
-    /// The plot's lines: per variant family, (x, mean y, sd y) at each x.
-    pub fn lines(&self, results: &RunResults) -> Vec<(String, Vec<MeanPoint>)> {
-        let mut families: Vec<(String, ValuesAtX)> = Vec::new();
-        for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
-            let (Some(x), Some(y)) = (Self::lookup(v, &self.x), Self::lookup(v, &self.y)) else { continue };
-            let unseeded = v.name.rsplit_once('@').map_or(v.name.as_str(), |(b, _)| b);
-            let family = unseeded.split_once('[').map_or(unseeded, |(b, _)| b).to_string();
-            let at = match families.iter_mut().find(|(f, _)| *f == family) {
-                Some(entry) => &mut entry.1,
-                None => {
-                    families.push((family, BTreeMap::new()));
-                    &mut families.last_mut().expect("pushed").1
-                }
-            };
-            at.entry(x.to_bits()).or_insert((x, vec![])).1.push(y);
-        }
-        families
-            .into_iter()
-            .map(|(family, points)| {
-                let mut line: Vec<MeanPoint> =
-                    points.into_values().map(|(x, ys)| (x, mean(&ys), sample_sd(&ys))).collect();
-                line.sort_by(|a, b| a.0.total_cmp(&b.0));
-                (family, line)
-            })
-            .collect()
+/// The lines of `plot`: per variant family, (x, mean y, sd y) at each x.
+pub fn scalar_plot_lines(plot: &ScalarPlot, results: &RunResults) -> Vec<(String, Vec<MeanPoint>)> {
+    let mut families: Vec<(String, ValuesAtX)> = Vec::new();
+    for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
+        let (Some(x), Some(y)) = (lookup(v, &plot.x), lookup(v, &plot.y)) else { continue };
+        let unseeded = v.name.rsplit_once('@').map_or(v.name.as_str(), |(b, _)| b);
+        let family = unseeded.split_once('[').map_or(unseeded, |(b, _)| b).to_string();
+        let at = match families.iter_mut().find(|(f, _)| *f == family) {
+            Some(entry) => &mut entry.1,
+            None => {
+                families.push((family, BTreeMap::new()));
+                &mut families.last_mut().expect("pushed").1
+            }
+        };
+        at.entry(x.to_bits()).or_insert((x, vec![])).1.push(y);
     }
+    families
+        .into_iter()
+        .map(|(family, points)| {
+            let mut line: Vec<MeanPoint> = points.into_values().map(|(x, ys)| (x, mean(&ys), sample_sd(&ys))).collect();
+            line.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (family, line)
+        })
+        .collect()
 }
 
 impl RunResults {
@@ -422,8 +400,7 @@ pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::Pa
     }
     let mut written = Vec::new();
     for plot in &results.plots {
-        let lines: Vec<(String, Line)> = plot
-            .lines(results)
+        let lines: Vec<(String, Line)> = scalar_plot_lines(plot, results)
             .into_iter()
             .map(|(family, points)| (family, points.into_iter().map(|(x, y, _)| (x, y)).collect()))
             .collect();
@@ -761,7 +738,7 @@ mod tests {
             run("full[size=10]@1", 10.0, 0.4),
         ];
         r.plots = vec![ScalarPlot { x: "engine/n".into(), y: "engine/acc".into(), log_x: true }];
-        let lines = r.plots[0].lines(&r);
+        let lines = scalar_plot_lines(&r.plots[0], &r);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].0, "probe");
         let (x, mean, sd) = lines[0].1[0];

@@ -128,10 +128,7 @@ pub fn record_bytes(shape: &[usize]) -> Result<u64> {
     }
 }
 
-/// The most bytes one record may have (a 64 MB example).
-pub const MAX_RECORD_BYTES: u64 = 1 << 26;
-/// The most bytes one block may have.
-pub const MAX_BLOCK_BYTES: u64 = 1 << 30;
+pub use crate::validate::{MAX_BLOCK_BYTES, MAX_RECORD_BYTES};
 
 /// Writes a shard set example by example, so that a set larger than memory
 /// (or one being rewritten in a new order) streams to disk.

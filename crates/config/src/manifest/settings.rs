@@ -56,7 +56,7 @@ settings! {
         pub sweep: Option<SweepConfig> = None;
         /// Plots across variants: a scalar against another, a line per variant
         /// (sweep values and seeds merged, the mean over seeds).
-        pub plots: Vec<crate::report::ScalarPlot> = vec![];
+        pub plots: Vec<ScalarPlot> = vec![];
         /// Where the run's units run: `inline`, `processes` or `slurm`
         /// (`--executor` overrides it).
         pub executor: crate::choice::ExecutorKind = crate::choice::ExecutorKind::Inline;
@@ -73,6 +73,27 @@ pub struct SweepConfig {
     pub key: String,
     /// Its values, one run each.
     pub values: Vec<toml::Value>,
+}
+
+/// A plot across variants: scalar `y` against scalar `x` (each `role/name`,
+/// e.g. `engine/train_examples`), one line per variant with its sweep value
+/// and seed taken off its name; points are means over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalarPlot {
+    /// The x scalar, `role/name`.
+    pub x: String,
+    /// The y scalar, `role/name`.
+    pub y: String,
+    /// Plot x on a log scale.
+    #[serde(default)]
+    pub log_x: bool,
+}
+
+impl SettingType for ScalarPlot {
+    fn describe() -> String {
+        "table `{ x, y, log_x }`".to_string()
+    }
 }
 
 impl SettingType for SweepConfig {
@@ -372,7 +393,7 @@ settings! {
 
 settings! {
     /// `[pretrain]`: self-supervised pretraining of the variant's network on the
-    /// training inputs (no labels), before the run; see [`crate::pretrain`].
+    /// training inputs (no labels), before the run; see the host's `pretrain` module.
     #[table = "pretrain"]
     pub struct PretrainConfig {
         /// `none`, `simclr` (contrastive, NT-Xent) or `autoencoder`.

@@ -18,15 +18,18 @@ pub use crate::choice::{
     OracleOrder, PretrainMethod, ProbabilityModel, Schedule, Split, StorageAccess, StorageMode, StoragePreset,
     StoredOrder,
 };
-use crate::plugin::closest;
+use tessera_util::suggest::closest;
 
+mod mnist1d;
 pub mod reference;
 mod settings;
 
+pub use mnist1d::MAX_SEQUENCE;
+
 pub use settings::{
     DataConfig, ExecutorConfig, ExperimentConfig, ExperimentKind, GraphConfig, Mnist1dArgs, Mnist1dSplit, ModelConfig,
-    PopulationConfig, PretrainConfig, ReferenceConfig, Settings, ShiftConfig, SlurmConfig, StorageConfig, SweepConfig,
-    TrainConfig,
+    PopulationConfig, PretrainConfig, ReferenceConfig, ScalarPlot, Settings, ShiftConfig, SlurmConfig, StorageConfig,
+    SweepConfig, TrainConfig,
 };
 
 /// Keys of the tables that name one component each.
@@ -559,7 +562,7 @@ impl Manifest {
         let mut seen: std::collections::BTreeMap<String, (&str, Option<usize>)> = Default::default();
         let mut errors = Vec::new();
         for run in runs {
-            let stem = crate::report::file_stem_safe(&run.name);
+            let stem = tessera_util::fs::file_stem_safe(&run.name);
             if let Some((first, index)) = seen.insert(stem.clone(), (&run.name, run.index)) {
                 let what = if first == run.name { "two runs are named".to_string() } else { format!("`{first}` and") };
                 // One variant twice: a repeated seed or sweep value.
