@@ -679,6 +679,14 @@ impl GraphObjectiveHandle {
     }
 }
 
+
+/// A sampler's order stream is what the block loader reads an epoch from.
+impl crate::storage::EpochOrder for OrderStream {
+    fn next_chunk(&mut self) -> anyhow::Result<Option<RVec<u64>>> {
+        OrderStream::next_chunk(self).map_err(|e: ComponentError| anyhow::anyhow!(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

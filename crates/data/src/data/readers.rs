@@ -250,7 +250,7 @@ pub fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) -> Resu
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend_from_slice(data);
-    Ok(crate::report::write_atomic(path, &bytes)?)
+    Ok(tessera_util::fs::write_atomic(path, &bytes)?)
 }
 
 /// Features from one `.npy` (n × ...) and integer labels from another (n).
@@ -493,7 +493,7 @@ mod tests {
 
     #[test]
     fn the_shipped_digits_load() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/digits/digits.csv.gz");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/digits/digits.csv.gz");
         let d = digits(&path).unwrap();
         assert_eq!((d.len(), d.shape.clone(), d.classes), (1797, vec![1, 8, 8], 10));
         assert!(d.features.iter().all(|v| (0.0..=1.0).contains(v)));

@@ -188,7 +188,7 @@ pub fn blobs(examples: usize, dim: usize, classes: usize, separation: f64, seed:
 }
 
 /// The UCI digits, compiled into the binary (57 KB; `data/digits/README.md`).
-pub const DIGITS_CSV_GZ: &[u8] = include_bytes!("../../../data/digits/digits.csv.gz");
+pub const DIGITS_CSV_GZ: &[u8] = include_bytes!("../../../../data/digits/digits.csv.gz");
 
 /// The examples `config` names, before splitting: generated ones in
 /// memory, files read example by example. Paths are relative to `base`

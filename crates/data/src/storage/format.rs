@@ -242,7 +242,7 @@ impl ShardWriter {
             w.flush()?;
         }
         let json = serde_json::to_string_pretty(&self.index)?;
-        crate::report::write_atomic(&self.dir.join("index.json"), json.as_bytes())?;
+        tessera_util::fs::write_atomic(&self.dir.join("index.json"), json.as_bytes())?;
         Ok((self.index, self.written))
     }
 }

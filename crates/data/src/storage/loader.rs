@@ -23,18 +23,11 @@ use anyhow::{anyhow, bail, Result};
 
 use super::cost::IoStats;
 use super::format::ShardSet;
-use crate::plugin::{ComponentError, OrderStream};
 
 /// A source of example ids for one epoch.
 pub trait EpochOrder {
     /// The next chunk of ids, `None` at the end of the epoch.
     fn next_chunk(&mut self) -> Result<Option<RVec<u64>>>;
-}
-
-impl EpochOrder for OrderStream {
-    fn next_chunk(&mut self) -> Result<Option<RVec<u64>>> {
-        OrderStream::next_chunk(self).map_err(|e: ComponentError| anyhow!(e))
-    }
 }
 
 /// How the loader reads a block that is not buffered: whole blocks, or
