@@ -17,17 +17,17 @@
 #![cfg_attr(not(feature = "torch"), allow(dead_code))]
 
 pub use tessera_config::choice;
-pub mod compare;
+pub use tessera_report::compare;
 pub use tessera_util::confined;
 pub mod contract;
 pub use tessera_data::data;
-pub mod figures;
+pub use tessera_report::figures;
 pub use tessera_data::file_map;
 #[cfg(feature = "torch")]
 pub mod finetune;
 pub use tessera_data::graph;
 pub mod handoff;
-pub mod html;
+pub use tessera_report::html;
 pub use tessera_config::manifest;
 pub use tessera_util::logger;
 #[cfg(feature = "torch")]
@@ -37,14 +37,14 @@ pub mod plugin;
 pub mod population;
 #[cfg(feature = "torch")]
 pub mod pretrain;
-pub mod report;
+pub use tessera_report::report;
 pub mod run;
 pub mod scaffold;
 pub use tessera_data::shard;
 #[cfg(feature = "torch")]
 pub mod siamese;
 pub use tessera_data::storage;
-pub mod table;
+pub use tessera_report::table;
 #[cfg(feature = "torch")]
 pub mod train;
 pub mod validate;

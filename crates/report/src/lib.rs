@@ -1,0 +1,14 @@
+//! Tessera's results layer: what a run folder says and how it shows it.
+//! [`report`] is the `results.json` schema with its tables, CSVs and plots;
+//! [`html`] the self-contained `report.html`; [`compare`] several runs side
+//! by side; [`figures`] the expected-figures files that `make figures`
+//! checks; [`table`] Markdown tables of a run folder. Builds and tests
+//! without libtorch.
+
+pub mod compare;
+pub mod figures;
+pub mod html;
+pub mod report;
+pub mod table;
+
+use tessera_util::confined;
