@@ -19,7 +19,7 @@
 pub use tessera_config::choice;
 pub use tessera_report::compare;
 pub use tessera_util::confined;
-pub mod contract;
+pub use tessera_host::contract;
 pub use tessera_data::data;
 pub use tessera_report::figures;
 pub use tessera_data::file_map;
@@ -33,7 +33,7 @@ pub use tessera_util::logger;
 #[cfg(feature = "torch")]
 pub mod model;
 pub mod owned;
-pub mod plugin;
+pub use tessera_host::plugin;
 pub mod population;
 #[cfg(feature = "torch")]
 pub mod pretrain;

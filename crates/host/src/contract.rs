@@ -1,7 +1,7 @@
 //! The plugin contracts the host checks at the boundary. A plugin's output
 //! that breaks one fails its variant with an error naming the component;
 //! nothing it returned is written out. (The sampler's exactly-once contract
-//! is checked as batches are drawn, in [`crate::train::fit`].)
+//! is checked as batches are drawn, in the host's training loop.)
 
 use std::collections::BTreeSet;
 
