@@ -1,50 +1,46 @@
 //! # tessera-core
 //!
-//! The host of Tessera: it loads method plugins (built against
-//! `tessera-sdk`), reads experiment manifests, runs each variant — data,
-//! sampling, finetuning, training, metrics, graphs — and writes a run folder
-//! with the resolved manifest, results.json, CSV tables and plots.
+//! Tessera's engine and its command: it plans a manifest's variants into
+//! units, runs them through an executor (inline, processes, Slurm), collects
+//! them into a run folder, and hands graph-only work to `tessera-graph`.
+//! The layers below it are crates of their own, re-exported here under
+//! their old module names so that a path reads the same from anywhere:
 //!
-//! Dependencies point one way: plugins → sdk ← core. Core never names a
-//! plugin; it finds them at run time ([`plugin::Registry`]).
+//! | crate | modules |
+//! |---|---|
+//! | `tessera-util` | [`confined`], [`logger`] |
+//! | `tessera-config` | [`choice`], [`manifest`], [`validate`] (with the plugin checks here), [`population`] plans |
+//! | `tessera-data` | [`data`], [`storage`], [`shard`], [`graph`], [`file_map`] |
+//! | `tessera-report` | [`report`], [`figures`], [`html`], [`compare`], [`table`] |
+//! | `tessera-host` | [`plugin`], [`contract`] |
+//! | `tessera-torch` | `model`, `train`, `finetune`, `pretrain`, `siamese`, `population` members |
 //!
-//! The `torch` feature (on by default) brings training: models, the
-//! engine's loops, populations. Without it the crate builds `tessera-graph`,
-//! which runs graph experiments and reads run folders without loading
-//! libtorch; `tessera` hands graph runs to it ([`handoff`]).
+//! The `torch` feature (on by default) brings `tessera-torch`. Without it
+//! the crate builds `tessera-graph`, which runs graph experiments and reads
+//! run folders without loading libtorch; `tessera` hands graph runs to it
+//! ([`handoff`]).
 
 // Without libtorch some helpers of training go unused.
 #![cfg_attr(not(feature = "torch"), allow(dead_code))]
 
-pub use tessera_config::choice;
-pub use tessera_report::compare;
-pub use tessera_util::confined;
-pub use tessera_host::contract;
-pub use tessera_data::data;
-pub use tessera_report::figures;
-pub use tessera_data::file_map;
-#[cfg(feature = "torch")]
-pub mod finetune;
-pub use tessera_data::graph;
 pub mod handoff;
-pub use tessera_report::html;
-pub use tessera_config::manifest;
-pub use tessera_util::logger;
-#[cfg(feature = "torch")]
-pub mod model;
 pub mod owned;
-pub use tessera_host::plugin;
-pub mod population;
-#[cfg(feature = "torch")]
-pub mod pretrain;
-pub use tessera_report::report;
 pub mod run;
 pub mod scaffold;
-pub use tessera_data::shard;
-#[cfg(feature = "torch")]
-pub mod siamese;
-pub use tessera_data::storage;
-pub use tessera_report::table;
-#[cfg(feature = "torch")]
-pub mod train;
 pub mod validate;
+
+pub use tessera_config::{choice, manifest};
+pub use tessera_data::{data, file_map, graph, shard, storage};
+pub use tessera_host::{contract, plugin};
+pub use tessera_report::{compare, figures, html, report, table};
+pub use tessera_util::{confined, logger};
+
+/// Populations: the plan (no libtorch) and, with `torch`, the members.
+pub mod population {
+    pub use tessera_config::population::*;
+    #[cfg(feature = "torch")]
+    pub use tessera_torch::population::*;
+}
+
+#[cfg(feature = "torch")]
+pub use tessera_torch::{finetune, model, pretrain, siamese, train};

@@ -7,4 +7,5 @@
 
 pub mod choice;
 pub mod manifest;
+pub mod population;
 pub mod validate;

@@ -679,7 +679,6 @@ impl GraphObjectiveHandle {
     }
 }
 
-
 /// A sampler's order stream is what the block loader reads an epoch from.
 impl crate::storage::EpochOrder for OrderStream {
     fn next_chunk(&mut self) -> anyhow::Result<Option<RVec<u64>>> {

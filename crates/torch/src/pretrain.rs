@@ -197,7 +197,7 @@ mod tests {
     fn simclr_and_the_autoencoder_lower_their_loss_on_the_digits() {
         let splits = crate::data::load(
             &crate::manifest::DataConfig {
-                source: crate::choice::DataSource::Digits,
+                source: crate::manifest::DataSource::Digits,
                 limit: Some(600),
                 ..Default::default()
             },

@@ -18,7 +18,7 @@ use crate::manifest::{PopulationConfig, PretrainMethod, TrainConfig};
 use crate::model::Model;
 use crate::train::{self, TensorData};
 
-use super::plan::{describe, setting_label, PopulationPlan, RunSpec};
+pub use tessera_config::population::*;
 
 /// One member: a training run after `epochs` epochs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -571,7 +571,6 @@ mod tests {
     use super::*;
     use crate::manifest::DataConfig;
     use crate::manifest::{ModelConfig, ModelKind};
-    use crate::population::setting_configs;
 
     /// A population trained on the CPU, without pretraining or a progress bar.
     fn trained(config: &PopulationConfig, train: &TrainConfig, splits: &Splits, seed: u64) -> Population {

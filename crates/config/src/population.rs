@@ -1,10 +1,44 @@
 //! A population's plan: its architectures, each setting's `[train]` and every
 //! run in row order, made before anything trains (and without libtorch).
 
-use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{ModelConfig, ModelKind, PopulationConfig, PretrainMethod, TrainConfig};
+
+/// Why a population cannot be planned (each names its key).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A setting's overrides do not make a `[train]`.
+    #[error("population.settings[{index}]: {message}")]
+    Setting {
+        /// Which setting.
+        index: usize,
+        /// What the `[train]` reader said.
+        message: String,
+    },
+    /// No training length to train for.
+    #[error("population.epochs needs at least one training length of 1 or more epochs")]
+    NoLength,
+    /// An empty list where one entry is needed.
+    #[error("population.models, widths, seeds and settings each need at least one entry")]
+    Empty,
+    /// A width multiplier that is not positive.
+    #[error("population.widths: {0} is not a positive multiplier")]
+    Width(f64),
+    /// `fork_from` past the settings.
+    #[error("population.fork_from = {fork_from} names no setting (there are {settings})")]
+    ForkFrom {
+        /// The setting named.
+        fork_from: usize,
+        /// How many there are.
+        settings: usize,
+    },
+    /// `[train]` itself does not serialize.
+    #[error("[train] does not serialize: {0}")]
+    Train(#[from] toml::ser::Error),
+}
+
+type Result<T> = std::result::Result<T, PlanError>;
 
 /// `model` with its widths multiplied by `width` (rounded, at least 1):
 /// `hidden` of an `mlp`, `channels` of a `cnn`, `width` of a `resnet`; other
@@ -44,13 +78,14 @@ pub fn setting_configs(config: &PopulationConfig, train: &TrainConfig) -> Result
         .map(|(i, overrides)| {
             let mut table = base.clone();
             table.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-            TrainConfig::deserialize(table).map_err(|e| anyhow::anyhow!("population.settings[{i}]: {}", e.message()))
+            TrainConfig::deserialize(table)
+                .map_err(|e| PlanError::Setting { index: i, message: e.message().to_string() })
         })
         .collect()
 }
 
 /// `batch_size=16 lr=0.01` for a setting's overrides (`[train]` when none).
-pub(super) fn setting_label(overrides: &toml::Table) -> String {
+pub fn setting_label(overrides: &toml::Table) -> String {
     if overrides.is_empty() {
         return "[train]".into();
     }
@@ -117,20 +152,20 @@ impl PopulationPlan {
         match (lengths.last(), lengths.contains(&0)) {
             (Some(&longest), false) => Ok(longest),
             _ if config.every_checkpoint => Ok(0),
-            _ => bail!("population.epochs needs at least one training length of 1 or more epochs"),
+            _ => Err(PlanError::NoLength),
         }
     }
 
     fn check(config: &PopulationConfig) -> Result<()> {
         if config.models.is_empty() || config.widths.is_empty() || config.seeds.is_empty() || config.settings.is_empty()
         {
-            bail!("population.models, widths, seeds and settings each need at least one entry");
+            return Err(PlanError::Empty);
         }
         if let Some(w) = config.widths.iter().find(|&&w| w.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
-            bail!("population.widths: {w} is not a positive multiplier");
+            return Err(PlanError::Width(*w));
         }
         if config.fork_step.is_some() && config.fork_from >= config.settings.len() {
-            bail!("population.fork_from = {} names no setting (there are {})", config.fork_from, config.settings.len());
+            return Err(PlanError::ForkFrom { fork_from: config.fork_from, settings: config.settings.len() });
         }
         Ok(())
     }

@@ -696,7 +696,7 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         }
         epoch_io.push(source.finish()?);
         epoch_seconds.push(epoch_started.elapsed().as_secs_f64() - evaluation);
-        epoch_peak_memory_mb.push(crate::run::peak_rss_mb());
+        epoch_peak_memory_mb.push(tessera_util::process::peak_rss_mb());
         let unvisited = visits.iter().filter(|&&v| v == 0).count() as u64;
         let expected_unvisited = if epoch == 0 { hooks.resumed } else { 0 };
         if let Some((sampler, mode)) = hooks.sampler.filter(|_| seen < budget && expected_unvisited == 0) {

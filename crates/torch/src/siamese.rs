@@ -282,8 +282,13 @@ mod tests {
     use tch::{nn, Device, Kind};
 
     fn resnet(seed: u64) -> Model {
-        let config =
-            ModelConfig { kind: crate::choice::ModelKind::Resnet, width: 4, depth: 1, stages: 3, ..Default::default() };
+        let config = ModelConfig {
+            kind: crate::manifest::ModelKind::Resnet,
+            width: 4,
+            depth: 1,
+            stages: 3,
+            ..Default::default()
+        };
         Model::new(&config, &[1, 8, 8], 3, Device::Cpu, seed).unwrap()
     }
 

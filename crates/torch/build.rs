@@ -1,0 +1,10 @@
+//! Records libtorch's lib folder as an rpath of this crate's test and bench
+//! binaries, so that they run without LD_LIBRARY_PATH (torch-sys exports the
+//! folder to its direct dependents as `DEP_TCH_LIBTORCH_LIB`).
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    }
+}
