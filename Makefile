@@ -85,6 +85,8 @@ bench: build
 	$(CARGO_ENV) $(CARGO) bench --workspace
 
 lint: $(STAMP)
+	testing/layers.py
+	testing/long-functions.py
 	$(CARGO) fmt --all --check
 	$(CARGO_ENV) $(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	CARGO_TARGET_DIR=$(GRAPH_TARGET) $(CARGO) clippy --release -p tessera-core --no-default-features --lib --bins -- -D warnings

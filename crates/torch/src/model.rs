@@ -139,6 +139,85 @@ fn image_shape(shape: &[usize]) -> Result<Vec<i64>> {
     })
 }
 
+/// The blocks of a network before its head: what its input looks like,
+/// the blocks in order, and the width of the features the head reads.
+struct Body {
+    input_shape: Vec<i64>,
+    blocks: Vec<Block>,
+    features: i64,
+}
+
+fn trainable(name: String, module: Box<dyn ModuleT>) -> Block {
+    Block { name, module, trainable: true }
+}
+
+/// `mlp`: dense blocks `layer0`, `layer1`, …; `linear`: none (the head alone,
+/// multinomial logistic regression).
+fn mlp_body(config: &ModelConfig, shape: &[usize], root: &nn::Path) -> Result<Body> {
+    let mut width: i64 = shape.iter().product::<usize>() as i64;
+    let input_shape = vec![width];
+    let hidden: &[i64] = if config.kind == ModelKind::Linear { &[] } else { &config.hidden };
+    let mut blocks = Vec::new();
+    for (i, &h) in hidden.iter().enumerate() {
+        if h <= 0 {
+            bail!("model.hidden[{i}] must be positive");
+        }
+        let name = format!("layer{i}");
+        let dense = DenseBlock(nn::linear(root / name.as_str(), width, h, Default::default()));
+        blocks.push(trainable(name, Box::new(dense)));
+        width = h;
+    }
+    Ok(Body { input_shape, blocks, features: width })
+}
+
+/// `cnn`: 3×3 conv blocks `conv0`, `conv1`, … (BatchNorm if asked), then a
+/// global average pool.
+fn cnn_body(config: &ModelConfig, shape: &[usize], root: &nn::Path) -> Result<Body> {
+    let input_shape = image_shape(shape)?;
+    let mut cin = input_shape[0];
+    let mut blocks = Vec::new();
+    for (i, &c) in config.channels.iter().enumerate() {
+        if c <= 0 {
+            bail!("model.channels[{i}] must be positive");
+        }
+        let name = format!("conv{i}");
+        let p = root / name.as_str();
+        let conv = nn::conv2d(&p / "conv", cin, c, 3, nn::ConvConfig { padding: 1, ..Default::default() });
+        let bn = config.batch_norm.then(|| nn::batch_norm2d(&p / "bn", c, Default::default()));
+        blocks.push(trainable(name, Box::new(ConvBlock { conv, bn })));
+        cin = c;
+    }
+    blocks.push(trainable("pool".into(), Box::new(GlobalPool)));
+    Ok(Body { input_shape, blocks, features: cin })
+}
+
+/// `resnet`: a stem, `stages` stages of `depth` basic blocks each
+/// (`layer1.0` …, channels doubling and stride 2 from the second stage),
+/// then a global average pool.
+fn resnet_body(config: &ModelConfig, shape: &[usize], root: &nn::Path) -> Result<Body> {
+    let input_shape = image_shape(shape)?;
+    if config.width <= 0 || config.depth == 0 || config.stages == 0 {
+        bail!("model.width, model.depth and model.stages must be positive");
+    }
+    let p = root / "stem";
+    let stem_config = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
+    let stem = nn::conv2d(&p / "conv", input_shape[0], config.width, 3, stem_config);
+    let stem_bn = nn::batch_norm2d(&p / "bn", config.width, Default::default());
+    let mut blocks = vec![trainable("stem".into(), Box::new(nn::seq_t().add(stem).add(stem_bn).add_fn(|x| x.relu())))];
+    let mut cin = config.width;
+    for stage in 0..config.stages {
+        let cout = config.width << stage;
+        for b in 0..config.depth {
+            let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+            let block = BasicBlock::new(root / format!("layer{}", stage + 1) / b.to_string(), cin, cout, stride);
+            blocks.push(trainable(format!("layer{}.{b}", stage + 1), Box::new(block)));
+            cin = cout;
+        }
+    }
+    blocks.push(trainable("pool".into(), Box::new(GlobalPool)));
+    Ok(Body { input_shape, blocks, features: cin })
+}
+
 impl Model {
     /// Builds the model `config` describes for examples of `shape` and
     /// `classes` classes, initialized from `seed` alone (not libtorch's
@@ -149,90 +228,18 @@ impl Model {
         }
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let mut blocks: Vec<Block> = Vec::new();
-        let mut push = |name: String, module: Box<dyn ModuleT>| blocks.push(Block { name, module, trainable: true });
-        let input_shape: Vec<i64>;
-        let features: i64;
-        match config.kind {
-            ModelKind::Mlp | ModelKind::Linear => {
-                let mut width: i64 = shape.iter().product::<usize>() as i64;
-                input_shape = vec![width];
-                // `linear`: multinomial logistic regression, the head alone.
-                let hidden: &[i64] = if config.kind == ModelKind::Linear { &[] } else { &config.hidden };
-                for (i, &h) in hidden.iter().enumerate() {
-                    if h <= 0 {
-                        bail!("model.hidden[{i}] must be positive");
-                    }
-                    let name = format!("layer{i}");
-                    push(
-                        name.clone(),
-                        Box::new(DenseBlock(nn::linear(&root / name.as_str(), width, h, Default::default()))),
-                    );
-                    width = h;
-                }
-                features = width;
-            }
-            ModelKind::Cnn => {
-                input_shape = image_shape(shape)?;
-                let mut cin = input_shape[0];
-                for (i, &c) in config.channels.iter().enumerate() {
-                    if c <= 0 {
-                        bail!("model.channels[{i}] must be positive");
-                    }
-                    let name = format!("conv{i}");
-                    let p = &root / name.as_str();
-                    let conv = nn::conv2d(&p / "conv", cin, c, 3, nn::ConvConfig { padding: 1, ..Default::default() });
-                    let bn = config.batch_norm.then(|| nn::batch_norm2d(&p / "bn", c, Default::default()));
-                    push(name, Box::new(ConvBlock { conv, bn }));
-                    cin = c;
-                }
-                push("pool".into(), Box::new(GlobalPool));
-                features = cin;
-            }
-            ModelKind::Resnet => {
-                input_shape = image_shape(shape)?;
-                if config.width <= 0 || config.depth == 0 || config.stages == 0 {
-                    bail!("model.width, model.depth and model.stages must be positive");
-                }
-                let p = &root / "stem";
-                let stem = nn::conv2d(
-                    &p / "conv",
-                    input_shape[0],
-                    config.width,
-                    3,
-                    nn::ConvConfig { padding: 1, bias: false, ..Default::default() },
-                );
-                let stem_bn = nn::batch_norm2d(&p / "bn", config.width, Default::default());
-                push("stem".into(), Box::new(nn::seq_t().add(stem).add(stem_bn).add_fn(|x| x.relu())));
-                let mut cin = config.width;
-                for stage in 0..config.stages {
-                    let cout = config.width << stage;
-                    for b in 0..config.depth {
-                        let stride = if stage > 0 && b == 0 { 2 } else { 1 };
-                        let name = format!("layer{}.{b}", stage + 1);
-                        push(
-                            name.clone(),
-                            Box::new(BasicBlock::new(
-                                &root / format!("layer{}", stage + 1) / b.to_string(),
-                                cin,
-                                cout,
-                                stride,
-                            )),
-                        );
-                        cin = cout;
-                    }
-                }
-                push("pool".into(), Box::new(GlobalPool));
-                features = cin;
-            }
+        let body = match config.kind {
+            ModelKind::Mlp | ModelKind::Linear => mlp_body(config, shape, &root)?,
+            ModelKind::Cnn => cnn_body(config, shape, &root)?,
+            ModelKind::Resnet => resnet_body(config, shape, &root)?,
             ModelKind::Torchscript => unreachable!("handled above"),
             ModelKind::None => bail!("model.kind = \"none\" is only for [reference]: name an architecture"),
-        }
-        let head = nn::linear(&root / "head", features, classes, Default::default());
+        };
+        let head = nn::linear(&root / "head", body.features, classes, Default::default());
         let mut model = Model {
             vs,
-            input_shape,
-            blocks,
+            input_shape: body.input_shape,
+            blocks: body.blocks,
             head: Some(head),
             head_trainable: true,
             layers: vec![],
@@ -242,22 +249,27 @@ impl Model {
         };
         model.initialize(seed);
         model.describe()?;
-        if let Some(path) = &config.weights {
-            let path = std::path::Path::new(path);
-            if !path.exists() {
-                bail!(
-                    "model.weights: {} does not exist (make it first: run the manifest that trains and saves it, \
-                     e.g. with [train] save_model = true)",
-                    path.display()
-                );
-            }
-            if config.fresh_head {
-                model.load_backbone(path)?;
-            } else {
-                model.load(path)?;
-            }
-        }
+        model.load_configured_weights(config)?;
         Ok(model)
+    }
+
+    /// Loads `model.weights`, if set: all of them, or all but the head's
+    /// with `fresh_head`.
+    fn load_configured_weights(&mut self, config: &ModelConfig) -> Result<()> {
+        let Some(path) = &config.weights else { return Ok(()) };
+        let path = std::path::Path::new(path);
+        if !path.exists() {
+            bail!(
+                "model.weights: {} does not exist (make it first: run the manifest that trains and saves it, \
+                 e.g. with [train] save_model = true)",
+                path.display()
+            );
+        }
+        if config.fresh_head {
+            self.load_backbone(path)
+        } else {
+            self.load(path)
+        }
     }
 
     /// A TorchScript module exported from PyTorch (`torch.jit.save`), taken

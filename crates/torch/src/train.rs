@@ -301,107 +301,111 @@ pub fn observe(
             .ok_or_else(|| anyhow!("split `{split}` is not loaded"))?;
         let kinds: BTreeSet<&str> =
             requests.iter().filter(|r| r.split.as_str() == split).map(|r| r.kind.as_str()).collect();
-        let n = data.len() as u64;
-        let needs_model = kinds.iter().any(|k| {
-            [
-                observation::PREDICTIONS,
-                observation::LOGITS,
-                observation::PROBABILITIES,
-                observation::FEATURES,
-                observation::LOSS,
-            ]
-            .contains(k)
-        });
+        let needs_model = kinds.iter().any(|k| MODEL_KINDS.contains(k));
         let outputs = needs_model.then(|| tch::no_grad(|| (model.features(&t.x), model.forward(&t.x))));
-        let model_output = || outputs.as_ref().expect("computed when a kind needs the model");
-        let train_only = |kind: &str| -> Result<()> {
-            if split != "train" {
-                bail!("observation `{kind}` exists on the `train` split only, not `{split}`");
-            }
-            Ok(())
-        };
+        let at = SplitView { split, data, splits, storage, reference };
         for kind in kinds {
-            let array = match kind {
-                observation::PREDICTIONS => Array::i64(vec![n], to_vec_i64(&model_output().1.argmax(-1, false))?),
-                observation::LABELS => Array::i64(vec![n], data.labels.clone()),
-                observation::LOGITS => {
-                    let logits = &model_output().1;
-                    Array::f32(vec![n, logits.size()[1] as u64], to_vec_f32(logits)?)
-                }
-                observation::PROBABILITIES => {
-                    let logits = &model_output().1;
-                    Array::f32(vec![n, logits.size()[1] as u64], to_vec_f32(&logits.softmax(-1, Kind::Float))?)
-                }
-                observation::FEATURES => {
-                    let features = &model_output().0;
-                    Array::f32(vec![n, features.size()[1] as u64], to_vec_f32(features)?)
-                }
-                observation::LOSS => {
-                    let logits = &model_output().1;
-                    let loss = logits.log_softmax(-1, Kind::Float).gather(1, &t.y.unsqueeze(1), false).neg();
-                    Array::f32(vec![n], to_vec_f32(&loss)?)
-                }
-                observation::EXAMPLE_IDS if split == "train" && !splits.train_ids.is_empty() => {
-                    Array::i64(vec![n], splits.train_ids.iter().map(|&i| i as i64).collect())
-                }
-                observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
-                observation::STEP_IDS => {
-                    train_only(kind)?;
-                    let ids = &storage.steps.ids;
-                    let original = |i: u64| splits.train_ids.get(i as usize).copied().unwrap_or(i) as i64;
-                    Array::i64(vec![ids.len() as u64], ids.iter().map(|&i| original(i)).collect())
-                }
-                observation::STEP_INDEX => {
-                    train_only(kind)?;
-                    Array::i64(vec![storage.steps.steps.len() as u64], storage.steps.steps.clone())
-                }
-                observation::STEP_LOSS => {
-                    train_only(kind)?;
-                    Array::f32(vec![storage.steps.losses.len() as u64], storage.steps.losses.clone())
-                }
-                observation::STEP_CORRECT => {
-                    train_only(kind)?;
-                    Array::i64(vec![storage.steps.correct.len() as u64], storage.steps.correct.clone())
-                }
-                observation::STORED_POSITIONS => {
-                    train_only(kind)?;
-                    Array::i64(vec![n], (0..n as i64).collect())
-                }
-                observation::CLEAN_LABELS => {
-                    train_only(kind)?;
-                    let clean = &splits.clean_train_labels;
-                    Array::i64(vec![n], if clean.is_empty() { data.labels.clone() } else { clean.clone() })
-                }
-                observation::REFERENCE_PREDICTIONS => {
-                    let predictions = reference.get(split).ok_or_else(|| {
-                        anyhow!("observation `{kind}` needs a reference classifier: add `[reference] model = {{ kind = \"linear\" }}` to the manifest")
-                    })?;
-                    Array::i64(vec![n], predictions.clone())
-                }
-                observation::ORDER => {
-                    train_only(kind)?;
-                    Array::i64(vec![storage.order.len() as u64], storage.order.iter().map(|&i| i as i64).collect())
-                }
-                observation::BLOCK_IDS => {
-                    train_only(kind)?;
-                    Array::i64(vec![n], (0..n).map(|i| (i / storage.block_size.max(1)) as i64).collect())
-                }
-                observation::POPULATION_CORRECT
-                | observation::POPULATION_TRUE_PROBABILITY
-                | observation::POPULATION_PROBABILITIES
-                | observation::POPULATION_MEMBERS
-                | observation::POPULATION_PREDICTIONS
-                | observation::POPULATION_TRAIN_LABELS
-                | observation::POPULATION_RUN => bail!(
-                    "observation `{kind}` exists in population experiments only: set `[experiment] kind = \"population\"` and describe the models in `[population]`"
-                ),
-                other => bail!("unknown observation `{other}` (known: {})", observation::ALL.join(", ")),
+            let array = match &outputs {
+                Some(outputs) if MODEL_KINDS.contains(&kind) => model_array(kind, outputs, t)?,
+                _ => data_array(kind, &at)?,
             };
             out.push(Observation { split: split.into(), kind: kind.into(), array });
         }
     }
     Ok(out)
 }
+
+/// The observations computed from the model's outputs on a split.
+const MODEL_KINDS: [&str; 5] = [
+    observation::PREDICTIONS,
+    observation::LOGITS,
+    observation::PROBABILITIES,
+    observation::FEATURES,
+    observation::LOSS,
+];
+
+/// One split as the observations that need no model see it.
+struct SplitView<'a> {
+    split: &'a str,
+    data: &'a Dataset,
+    splits: &'a Splits,
+    storage: StorageView<'a>,
+    reference: &'a std::collections::BTreeMap<String, Vec<i64>>,
+}
+
+/// Observation `kind` (one of [`MODEL_KINDS`]) from the model's (features,
+/// logits) on a split whose tensors are `t`.
+fn model_array(kind: &str, (features, logits): &(Tensor, Tensor), t: &TensorData) -> Result<Array> {
+    let n = logits.size()[0] as u64;
+    let width = |x: &Tensor| x.size()[1] as u64;
+    Ok(match kind {
+        observation::PREDICTIONS => Array::i64(vec![n], to_vec_i64(&logits.argmax(-1, false))?),
+        observation::LOGITS => Array::f32(vec![n, width(logits)], to_vec_f32(logits)?),
+        observation::PROBABILITIES => Array::f32(vec![n, width(logits)], to_vec_f32(&logits.softmax(-1, Kind::Float))?),
+        observation::FEATURES => Array::f32(vec![n, width(features)], to_vec_f32(features)?),
+        _ => {
+            let loss = logits.log_softmax(-1, Kind::Float).gather(1, &t.y.unsqueeze(1), false).neg();
+            Array::f32(vec![n], to_vec_f32(&loss)?)
+        }
+    })
+}
+
+/// Observation `kind` of a split that needs no model: labels, ids, the
+/// training steps and order, the reference's predictions.
+fn data_array(kind: &str, at: &SplitView) -> Result<Array> {
+    let n = at.data.len() as u64;
+    if TRAIN_ONLY_KINDS.contains(&kind) && at.split != "train" {
+        bail!("observation `{kind}` exists on the `train` split only, not `{}`", at.split);
+    }
+    let (splits, steps) = (at.splits, at.storage.steps);
+    Ok(match kind {
+        observation::LABELS => Array::i64(vec![n], at.data.labels.clone()),
+        observation::EXAMPLE_IDS if at.split == "train" && !splits.train_ids.is_empty() => {
+            Array::i64(vec![n], splits.train_ids.iter().map(|&i| i as i64).collect())
+        }
+        observation::EXAMPLE_IDS | observation::STORED_POSITIONS => Array::i64(vec![n], (0..n as i64).collect()),
+        observation::STEP_IDS => {
+            let original = |i: u64| splits.train_ids.get(i as usize).copied().unwrap_or(i) as i64;
+            Array::i64(vec![steps.ids.len() as u64], steps.ids.iter().map(|&i| original(i)).collect())
+        }
+        observation::STEP_INDEX => Array::i64(vec![steps.steps.len() as u64], steps.steps.clone()),
+        observation::STEP_LOSS => Array::f32(vec![steps.losses.len() as u64], steps.losses.clone()),
+        observation::STEP_CORRECT => Array::i64(vec![steps.correct.len() as u64], steps.correct.clone()),
+        observation::CLEAN_LABELS => {
+            let clean = &splits.clean_train_labels;
+            Array::i64(vec![n], if clean.is_empty() { at.data.labels.clone() } else { clean.clone() })
+        }
+        observation::REFERENCE_PREDICTIONS => {
+            let predictions = at.reference.get(at.split).ok_or_else(|| {
+                anyhow!("observation `{kind}` needs a reference classifier: add `[reference] model = {{ kind = \"linear\" }}` to the manifest")
+            })?;
+            Array::i64(vec![n], predictions.clone())
+        }
+        observation::ORDER => {
+            let order = at.storage.order;
+            Array::i64(vec![order.len() as u64], order.iter().map(|&i| i as i64).collect())
+        }
+        observation::BLOCK_IDS => {
+            Array::i64(vec![n], (0..n).map(|i| (i / at.storage.block_size.max(1)) as i64).collect())
+        }
+        kind if observation::POPULATION_KINDS.contains(&kind) => bail!(
+            "observation `{kind}` exists in population experiments only: set `[experiment] kind = \"population\"` and describe the models in `[population]`"
+        ),
+        other => bail!("unknown observation `{other}` (known: {})", observation::ALL.join(", ")),
+    })
+}
+
+/// The observations that exist on the `train` split only.
+const TRAIN_ONLY_KINDS: [&str; 8] = [
+    observation::STEP_IDS,
+    observation::STEP_INDEX,
+    observation::STEP_LOSS,
+    observation::STEP_CORRECT,
+    observation::STORED_POSITIONS,
+    observation::CLEAN_LABELS,
+    observation::ORDER,
+    observation::BLOCK_IDS,
+];
 
 /// The `[reference]` classifier L, trained on `train` (its labels as given)
 /// with Adam on shuffled batches; `None` when the manifest names none.
