@@ -32,13 +32,13 @@ quickstart: build
 test: build $(MNIST1D_STAMP) $(MDBOOK)
 	$(CARGO_ENV) testing/run-tests.sh
 
-# Also tessera-graph, the host without libtorch (tessera-core without its
+# Also tessera-graph, the host without libtorch (tessera-cli without its
 # `torch` feature, in its own target folder): `tessera` hands graph runs to it.
 GRAPH_TARGET := $(CACHE)/target-graph
 
 build: $(STAMP)
 	$(CARGO_ENV) $(CARGO) build --release --workspace
-	CARGO_TARGET_DIR=$(GRAPH_TARGET) $(CARGO) build --release -p tessera-core --no-default-features --bin tessera
+	CARGO_TARGET_DIR=$(GRAPH_TARGET) $(CARGO) build --release -p tessera-cli --no-default-features --bin tessera
 	install -m 755 $(GRAPH_TARGET)/release/tessera $(CARGO_TARGET_DIR)/release/tessera-graph
 
 libtorch: $(STAMP)
@@ -89,7 +89,7 @@ lint: $(STAMP)
 	testing/long-functions.py
 	$(CARGO) fmt --all --check
 	$(CARGO_ENV) $(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	CARGO_TARGET_DIR=$(GRAPH_TARGET) $(CARGO) clippy --release -p tessera-core --no-default-features --lib --bins -- -D warnings
+	CARGO_TARGET_DIR=$(GRAPH_TARGET) $(CARGO) clippy --release -p tessera-core -p tessera-cli --no-default-features --lib --bins -- -D warnings
 	cd fuzz && $(CARGO) fmt --check && CARGO_TARGET_DIR=$(CACHE)/target-fuzz-check $(CARGO) clippy --lib --bins -- -D warnings
 
 fmt:

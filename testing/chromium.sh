@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium (apt-get; needs root) when missing: the report
-# page's test (core/tests/report_page.rs) opens report.html in it, headless.
+# page's test (crates/cli/tests/report_page.rs) opens report.html in it, headless.
 # Where it cannot install, it says why; the test then fails naming it.
 set -uo pipefail
 command -v chromium >/dev/null && exit 0

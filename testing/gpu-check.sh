@@ -21,7 +21,7 @@ nvidia-smi -L
 gpus=$(nvidia-smi -L | wc -l)
 if [ -n "${BIN:-}" ]; then
   # A machine without Rust (or without the registries): a binary built
-  # elsewhere with `--features tessera-core/cuda`, its plugins beside it, and
+  # elsewhere with `--features tessera-cli/cuda`, its plugins beside it, and
   # LD_LIBRARY_PATH naming the libtorch it was built against.
   echo "using the prebuilt $BIN"
 else
@@ -30,7 +30,7 @@ else
   LIBTORCH=$(ls -d "$CACHE"/torch-*/lib/python3*/site-packages/torch | head -1)
   export LIBTORCH CARGO_TARGET_DIR=$CACHE/target-cuda
   echo "building with CUDA (libtorch_cuda linked) into $CARGO_TARGET_DIR"
-  cargo build --release --workspace --features tessera-core/cuda -q || exit 2
+  cargo build --release --workspace --features tessera-cli/cuda -q || exit 2
   BIN=$CARGO_TARGET_DIR/release/tessera
 fi
 out=runs/gpu-check-$(date +%Y%m%d-%H%M%S)

@@ -29,7 +29,7 @@ sed -i "s/^torch-sys = { version = \"[^\"]*\"/torch-sys = { version = \"=$tch\"/
 target=$CACHE/target-cuda-$torch
 (cd "$scratch" && LIBTORCH=$wheels/torch LIBTORCH_BYPASS_VERSION_CHECK=1 CARGO_TARGET_DIR=$target \
   RUSTFLAGS="-C link-arg=-Wl,--allow-shlib-undefined" \
-  cargo build --release --workspace --features tessera-core/cuda -q)
+  cargo build --release --workspace --features tessera-cli/cuda -q)
 mkdir -p .gpu
 cp "$target"/release/tessera "$target"/release/libtessera_*.so .gpu/
 strip .gpu/tessera .gpu/*.so

@@ -18,6 +18,7 @@ LAYERS = [
     ["tessera-host"],
     ["tessera-torch"],
     ["tessera-core"],
+    ["tessera-cli"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

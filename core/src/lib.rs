@@ -26,7 +26,6 @@
 pub mod handoff;
 pub mod owned;
 pub mod run;
-pub mod scaffold;
 pub mod validate;
 
 pub use tessera_config::{choice, manifest};

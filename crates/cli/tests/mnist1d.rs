@@ -12,7 +12,7 @@ use tessera_core::data::readers::npy;
 
 /// The package's sequences (train then test) and labels for `args`.
 fn package(out: &Path, args: &[&str]) -> (Vec<f64>, Vec<i64>) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testing/mnist1d_reference.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testing/mnist1d_reference.py");
     let python = tessera_core::plugin::libtorch_python();
     let run = Command::new(&python).arg(&script).arg(out).args(args).output().expect("python runs");
     assert!(

@@ -8,7 +8,7 @@ use std::process::Command;
 
 #[test]
 fn hello_plugin_builds_standalone_and_runs_from_a_manifest() {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("examples/hello-plugin");
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello-plugin");
     // The README's `cargo build --release`, into the shared fixtures target
     // folder so that repeated test runs reuse the build.
     let target = common::profile_dir().parent().unwrap().join("fixtures/target");

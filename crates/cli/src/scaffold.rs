@@ -1,13 +1,13 @@
 //! `tessera new plugin NAME --kind KIND`: a plugin crate that builds and
 //! loads as is, with a unit test (through `tessera_sdk::testing`) and a
-//! manifest that uses it. The templates are `core/templates/plugin/*.tmpl`,
+//! manifest that uses it. The templates are `crates/cli/templates/plugin/*.tmpl`,
 //! with `{name}`, `{lib}` and `{sdk}` filled in.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-pub use crate::choice::PluginKind;
+pub use tessera_core::choice::PluginKind;
 
 /// The files of a new plugin `name` of `kind`, depending on the SDK at `sdk`.
 pub fn files(name: &str, kind: PluginKind, sdk: &Path) -> Result<Vec<(PathBuf, String)>> {
@@ -64,7 +64,7 @@ pub fn write(dir: &Path, name: &str, kind: PluginKind, sdk: &Path) -> Result<Vec
 
 /// The SDK of the checkout this binary was built from.
 pub fn default_sdk() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk")
 }
 
 const CARGO_TOML: &str = include_str!("../templates/plugin/Cargo.toml.tmpl");

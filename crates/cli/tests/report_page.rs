@@ -11,7 +11,7 @@ use std::process::Command;
 use common::*;
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
 fn tessera(args: &[&str], cwd: &Path) -> std::process::Output {

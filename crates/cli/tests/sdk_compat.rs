@@ -10,7 +10,7 @@ use std::process::Command;
 use tessera_core::plugin::{LoadError, Registry};
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 fn fixtures_dir() -> PathBuf {

@@ -77,7 +77,7 @@ fn tessera(args: &[&str]) -> Output {
 }
 
 fn manifest(example: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(format!("{example}.toml")).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(format!("{example}.toml")).display().to_string()
 }
 
 /// `tessera run` of `tiny` into `out` with extra arguments (the executor).

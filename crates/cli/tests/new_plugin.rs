@@ -17,7 +17,7 @@ fn cargo(args: &[&str], dir: &Path, target: &Path) {
 fn every_kind_of_new_plugin_tests_builds_and_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let target = common::profile_dir().parent().unwrap().join("fixtures/new-plugins");
-    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
+    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock");
     for kind in ["sampler", "finetuner", "metric", "graph-objective"] {
         let name = format!("new-{kind}");
         let out = Command::new(env!("CARGO_BIN_EXE_tessera"))

@@ -143,7 +143,7 @@ fn plugin_log_records_reach_the_run_log_with_the_plugin_target() {
 #[test]
 fn the_digits_cnn_example_learns_through_shards() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits-cnn.toml");
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/digits-cnn.toml");
     let out = tessera(
         &[
             "-q",
@@ -175,7 +175,7 @@ fn the_digits_cnn_example_learns_through_shards() {
 
 #[test]
 fn every_example_manifest_checks() {
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut checked = 0;
     for entry in std::fs::read_dir(&examples).unwrap() {
         let path = entry.unwrap().path();
@@ -192,7 +192,7 @@ fn every_example_manifest_checks() {
 fn the_increasing_complexity_example_shows_mu_reaching_the_linear_information() {
     // The digits variant, one seed, fewer epochs: μ climbs to I(L;Y).
     let dir = tempfile::tempdir().unwrap();
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/increasing-complexity.toml");
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/increasing-complexity.toml");
     let args = ["-q", "run", manifest.to_str().unwrap(), "--out", "run", "--variant", "digits@1"];
     let out = tessera(&[&args[..], &["--set", "train.epochs=20"]].concat(), dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -88,7 +88,7 @@ const FAMILIES: &[Family] = &[
 ];
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
 fn run(manifest: &Path, out: &Path, variants: &[&str], set: &[String]) {

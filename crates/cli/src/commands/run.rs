@@ -1,0 +1,172 @@
+//! The commands that run units: `run`, `plan`, `worker`, `collect`,
+//! `resume`, `status`; and what they share (the session, Ctrl-C, the
+//! outcome printed).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tessera_core::handoff;
+use tessera_core::report;
+use tessera_core::run::{self, RunOptions};
+
+use crate::args::{overrides, search, Cli, ExecutorArgs};
+
+/// The session of `manifest` with `--set` overrides; the exit code on failure.
+pub(crate) fn prepared(cli: &Cli, manifest: &std::path::Path, set: &[String]) -> Result<run::Session, ExitCode> {
+    let overrides = overrides(set).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    run::prepare(manifest, &overrides, &search(cli)).map_err(|diagnostics| {
+        eprintln!("{diagnostics}");
+        ExitCode::from(2)
+    })
+}
+
+/// A flag that Ctrl-C sets (a second Ctrl-C exits at once).
+///
+/// The second one ends the process with `_exit`: no exit handlers, no C++
+/// static destructors run under threads still inside libtorch (which is how
+/// `exit` crashed). What is already computed is on disk by then: each unit's
+/// `result.json`, and `results.json` of the variants finished so far, are
+/// written (atomically) as they finish.
+pub(crate) fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            let said = b"killed; the results finished so far are in the run folder (`tessera resume` runs the rest)\n";
+            // SAFETY: a write of a static buffer to stderr's descriptor (no lock
+            // another thread may hold), then `_exit`, which ends the process at once.
+            unsafe {
+                libc::write(2, said.as_ptr().cast(), said.len());
+                libc::_exit(130)
+            };
+        }
+        eprintln!("stopping after the current step (Ctrl-C again to kill)");
+    });
+    cancel
+}
+
+/// Prints a run's summary (or its Slurm jobs); exit 0 when every variant is ok.
+pub(crate) fn print_outcome(outcome: anyhow::Result<run::RunOutcome>) -> ExitCode {
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let waited = outcome.submitted.is_none() || !outcome.results.variants.is_empty();
+    if let Some(s) = &outcome.submitted {
+        println!("slurm: array job {} over {} unit(s), collect job {}", s.array_job, s.units.len(), s.collect_job);
+    }
+    if waited {
+        println!("{}", report::summary_table(&outcome.results, 8));
+    } else {
+        println!("follow it with: tessera status {}", outcome.dir.display());
+    }
+    println!("run folder: {}", outcome.dir.display());
+    if outcome.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `tessera plan`: the units of a manifest, as text or JSON.
+pub(crate) fn plan(session: &run::Session, variants: &[String], json: bool) -> ExitCode {
+    let selected =
+        |v: &tessera_core::manifest::Variant| variants.is_empty() || variants.iter().any(|n| run::selected_by(v, n));
+    match run::Plan::new(session, selected) {
+        Ok(plan) if json => {
+            println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(plan) => {
+            print!("{}", plan.describe());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `tessera worker`.
+pub(crate) fn worker(
+    dir: &std::path::Path,
+    unit: &Option<usize>,
+    units: &[usize],
+    claims: &Option<PathBuf>,
+    threads: &Option<usize>,
+) -> ExitCode {
+    // A Slurm task gets the CPUs Slurm allocated it, not the node's.
+    let slurm_cpus = std::env::var("SLURM_CPUS_ON_NODE").ok().and_then(|n| n.parse().ok());
+    if let Some(threads) = threads.or(slurm_cpus) {
+        run::set_thread_share(threads);
+    }
+    let which = match (unit, claims) {
+        (Some(id), _) => run::WorkerUnits::One(*id),
+        (None, Some(claims)) => run::WorkerUnits::Claimed { units: units.to_vec(), claims: claims.clone() },
+        (None, None) => unreachable!("clap requires --unit or --units with --claims"),
+    };
+    match run::work(dir, &which, cancel_on_ctrl_c()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {which:?} of {}: {e:#}", dir.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `tessera resume`.
+pub(crate) fn resume(
+    cli: &Cli,
+    dir: &std::path::Path,
+    executor: &ExecutorArgs,
+    progress: indicatif::MultiProgress,
+) -> ExitCode {
+    handoff::hand_off_graph_work(handoff::run_folder_graph_only(dir));
+    let chosen = match run::open_run(dir) {
+        Ok((_, session, _)) => executor.choose(&session),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = RunOptions {
+        progress: (!cli.quiet).then_some(progress),
+        cancel: cancel_on_ctrl_c(),
+        executor: Some(chosen),
+        ..Default::default()
+    };
+    print_outcome(run::resume(dir, &options))
+}
+
+/// `tessera collect`: the finished units merged into the run folder.
+pub(crate) fn collect(dir: &Path) -> ExitCode {
+    handoff::hand_off_graph_work(handoff::run_folder_graph_only(dir));
+    match run::collect_run(dir) {
+        Ok(results) => {
+            println!("{}", report::summary_table(&results, 8));
+            super::variants_exit(&results)
+        }
+        Err(e) => super::user_error(e),
+    }
+}
+
+/// `tessera status`: where each unit of a run folder stands.
+pub(crate) fn status(dir: &Path, all: bool) -> ExitCode {
+    match run::Plan::load(dir) {
+        Ok(plan) => {
+            print!("{}", run::status::describe(&plan, dir, all));
+            ExitCode::SUCCESS
+        }
+        Err(e) => super::user_error(e),
+    }
+}
