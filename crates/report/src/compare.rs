@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{ReportError, Result};
 
 use crate::html::{escape, mean_sd};
 use crate::report::{self, base_name, file_stem_safe, RunResults, Status};
@@ -29,31 +29,34 @@ type Cell = Vec<Vec<f64>>;
 /// Compares the runs in `dirs` into the new folder `out`; the printed table.
 pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<String> {
     if dirs.len() < 2 {
-        bail!("compare needs at least two run folders");
+        return Err(ReportError::TooFewRuns);
     }
     let runs = dirs.iter().map(|d| load(d)).collect::<Result<Vec<_>>>()?;
     if out.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-        bail!("--out {}: it exists and is not a folder; name a new folder (nothing is overwritten)", out.display());
+        return Err(ReportError::OutNotFolder(out.to_path_buf()));
     }
-    if out.exists() && std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?.next().is_some() {
-        bail!("{} is not empty: name a new folder with --out (nothing is overwritten)", out.display());
+    if out.exists() && std::fs::read_dir(out).map_err(ReportError::io("reading", out))?.next().is_some() {
+        return Err(ReportError::OutNotEmpty(out.to_path_buf()));
     }
     let folder = crate::confined::Confined::new(out);
-    let plots_dir = folder.create_dir_all("plots").with_context(|| format!("creating {}", out.display()))?;
+    let plots_dir = folder.create_dir_all("plots").map_err(ReportError::io("creating", out))?;
     let columns = report::summary_columns(&runs[0].results, COLUMNS, false);
     let variants = shared_variants(&runs);
     if variants.is_empty() {
-        bail!("the runs share no variant name (seeds aside): nothing to compare");
+        return Err(ReportError::NothingShared);
     }
     let cells = gather(&runs, &variants, &columns);
     let plots = write_curves(&runs, &plots_dir)?;
     let page = page(&runs, &variants, &columns, &cells, &plots);
-    folder.write_atomic("compare.html", page.as_bytes())?;
+    folder
+        .write_atomic("compare.html", page.as_bytes())
+        .map_err(ReportError::io("writing", out.join("compare.html")))?;
     Ok(text_table(&runs, &variants, &columns, &cells))
 }
 
 fn load(dir: &Path) -> Result<Run> {
-    let results = RunResults::load(dir).with_context(|| format!("reading the run folder {}", dir.display()))?;
+    let results = RunResults::load(dir)
+        .map_err(|source| ReportError::RunFolder { path: dir.to_path_buf(), source: Box::new(source) })?;
     let label = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     Ok(Run { label, results })
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{ReportError, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::report::{base_name, RunResults, Status};
@@ -143,8 +143,8 @@ pub fn expected_of(run_dir: &Path) -> Result<Expected> {
 
 /// Reads an expected-figures file.
 pub fn load(path: &Path) -> Result<Expected> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(ReportError::io("reading", path))?;
+    serde_json::from_str(&text).map_err(|source| ReportError::Parse { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use crate::error::{ReportError, Result};
 
 use crate::report::{self, base_name, file_stem_safe, format_number, RunResults, Status};
 
@@ -47,7 +47,9 @@ pub fn write_progress_page(results: &RunResults, dir: &Path, plots: &[PathBuf], 
     page.push_str(SCRIPT);
     page.push_str("</body></html>\n");
     let path = dir.join("report.html");
-    crate::confined::Confined::new(dir).write_atomic("report.html", page.as_bytes())?;
+    crate::confined::Confined::new(dir)
+        .write_atomic("report.html", page.as_bytes())
+        .map_err(ReportError::io("writing", dir.join("report.html")))?;
     Ok(path)
 }
 

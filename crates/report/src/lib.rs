@@ -6,9 +6,11 @@
 //! without libtorch.
 
 pub mod compare;
+pub mod error;
 pub mod figures;
 pub mod html;
 pub mod report;
 pub mod table;
 
+pub use error::{ReportError, Result};
 use tessera_util::confined;

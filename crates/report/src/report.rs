@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{ReportError, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::confined::Confined;
@@ -203,17 +203,17 @@ pub fn scalar_plot_lines(plot: &ScalarPlot, results: &RunResults) -> Vec<(String
 impl RunResults {
     /// Writes results.json into `dir`, atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let bytes = serde_json::to_string_pretty(self)?;
+        let bytes = serde_json::to_string_pretty(self).map_err(ReportError::Serialize)?;
         Confined::new(dir)
             .write_atomic("results.json", bytes.as_bytes())
-            .with_context(|| format!("writing {}", dir.join("results.json").display()))
+            .map_err(ReportError::io("writing", dir.join("results.json")))
     }
 
     /// Reads `dir/results.json`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("results.json");
-        let bytes = Confined::new(dir).read("results.json").with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+        let bytes = Confined::new(dir).read("results.json").map_err(ReportError::io("reading", &path))?;
+        serde_json::from_slice(&bytes).map_err(|source| ReportError::Parse { path, source })
     }
 }
 
@@ -232,19 +232,20 @@ fn cell_text(v: &serde_json::Value) -> String {
 
 /// A CSV file (quoted where needed) of `header` and `rows`.
 fn csv_bytes(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<Vec<u8>> {
+    let csv_error = |e: csv::Error| ReportError::Csv(e.to_string());
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(header)?;
+    writer.write_record(header).map_err(csv_error)?;
     for row in rows {
-        writer.write_record(&row)?;
+        writer.write_record(&row).map_err(csv_error)?;
     }
-    writer.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))
+    writer.into_inner().map_err(|e| ReportError::Csv(e.to_string()))
 }
 
 /// Writes `tables/*.csv` (one per component table) and `series.csv` (every
 /// curve in long form) into `dir`.
 pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
     let run = Confined::new(dir);
-    let tables = run.create_dir_all("tables")?;
+    let tables = run.create_dir_all("tables").map_err(ReportError::io("creating", dir.join("tables")))?;
     let mut long = Vec::new();
     for v in &results.variants {
         for (role, report) in &v.results {
@@ -252,7 +253,8 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
                 let header: Vec<&str> = t.columns.iter().map(String::as_str).collect();
                 let rows = t.rows.iter().map(|row| row.iter().map(cell_text).collect());
                 let name = file_stem_safe(&format!("{}--{role}--{}.csv", v.name, t.name));
-                run.write_atomic(tables.join(name), &csv_bytes(&header, rows)?)?;
+                let path = tables.join(name);
+                run.write_atomic(&path, &csv_bytes(&header, rows)?).map_err(ReportError::io("writing", &path))?;
             }
             for s in &report.series {
                 let fields = [&v.name, role, &s.name, &s.x_label, &s.y_label].map(|f| f.to_string());
@@ -263,7 +265,8 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
             report.scalars.iter().map(move |(name, value)| vec![role.clone(), name.clone(), value.to_string()])
         });
         let path = tables.join(file_stem_safe(&format!("{}--scalars.csv", v.name)));
-        run.write_atomic(&path, &csv_bytes(&["role", "name", "value"], scalars)?)?;
+        run.write_atomic(&path, &csv_bytes(&["role", "name", "value"], scalars)?)
+            .map_err(ReportError::io("writing", &path))?;
     }
     let aggregates = seed_aggregates(results);
     if !aggregates.is_empty() {
@@ -273,10 +276,12 @@ pub fn write_tables(results: &RunResults, dir: &Path) -> Result<()> {
             [&[a.variant.clone(), a.role.clone(), a.name.clone()][..], &numbers[..]].concat()
         });
         let header = ["variant", "role", "name", "runs", "mean", "sd", "min", "max"];
-        run.write_atomic(tables.join("seeds.csv"), &csv_bytes(&header, rows)?)?;
+        let path = tables.join("seeds.csv");
+        run.write_atomic(&path, &csv_bytes(&header, rows)?).map_err(ReportError::io("writing", &path))?;
     }
     let header = ["variant", "role", "series", "x_label", "y_label", "x", "y"];
-    run.write_atomic("series.csv", &csv_bytes(&header, long)?)?;
+    run.write_atomic("series.csv", &csv_bytes(&header, long)?)
+        .map_err(ReportError::io("writing", dir.join("series.csv")))?;
     Ok(())
 }
 
@@ -303,7 +308,6 @@ pub fn plot_lines(
     y_label: &str,
     lines: &[(String, Vec<(f64, f64)>)],
 ) -> Result<()> {
-    use plotters::prelude::*;
     let logged: Vec<(String, Vec<(f64, f64)>)>;
     let (lines, x_label) = match x_label.strip_suffix("(log scale)") {
         Some(base) => {
@@ -335,21 +339,40 @@ pub fn plot_lines(
     let pad = ((y1 - y0) * 0.05).max(1e-9);
     let (y0, y1) = (y0 - pad, y1 + pad);
     // Drawn in memory and written whole: workers may redraw a plot at once.
+    let frame = Frame { title, x_label: &x_label, y_label, scatter, x: x0..x1, y: y0..y1 };
+    let svg =
+        draw_svg(&frame, lines).map_err(|e| ReportError::Plot { path: path.to_path_buf(), message: e.to_string() })?;
+    write_atomic(path, svg.as_bytes()).map_err(ReportError::io("writing", path))
+}
+
+/// What a plot's axes show.
+struct Frame<'a> {
+    title: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    scatter: bool,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+}
+
+/// `lines` drawn on `frame` as an SVG document.
+fn draw_svg(frame: &Frame, lines: &[(String, Vec<(f64, f64)>)]) -> Result<String, Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
+            .caption(frame.title, ("sans-serif", 20))
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart.configure_mesh().x_desc(x_label.as_str()).y_desc(y_label).draw()?;
+            .build_cartesian_2d(frame.x.clone(), frame.y.clone())?;
+        chart.configure_mesh().x_desc(frame.x_label).y_desc(frame.y_label).draw()?;
         for (i, (name, pts)) in lines.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             // A scatter keeps an empty line series for its legend entry.
-            let joined: &[(f64, f64)] = if scatter { &[] } else { pts };
+            let joined: &[(f64, f64)] = if frame.scatter { &[] } else { pts };
             chart
                 .draw_series(LineSeries::new(joined.iter().copied(), color.stroke_width(2)))?
                 .label(name.as_str())
@@ -364,7 +387,7 @@ pub fn plot_lines(
             .draw()?;
         root.present()?;
     }
-    Ok(write_atomic(path, svg.as_bytes())?)
+    Ok(svg)
 }
 
 /// The points of one line.
@@ -378,7 +401,7 @@ type PlotGroup = (String, String, Vec<(String, Vec<(f64, f64)>)>);
 /// Series named `plot/curve` share the plot `<role>--plot--<variant>.svg`, a
 /// line per curve.
 pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let plots = Confined::new(dir).create_dir_all("plots")?;
+    let plots = Confined::new(dir).create_dir_all("plots").map_err(ReportError::io("creating", dir.join("plots")))?;
     let mut groups: BTreeMap<(String, String), PlotGroup> = BTreeMap::new();
     for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
         for (role, report) in &v.results {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use anyhow::{bail, Result};
+use crate::error::{ReportError, Result};
 
 use crate::report::{RunResults, Status};
 
@@ -63,7 +63,7 @@ impl FromStr for Column {
 pub fn render(results: &RunResults, columns: &[Column]) -> Result<String> {
     let rows = merged(results);
     if rows.is_empty() {
-        bail!("the run has no finished variant");
+        return Err(ReportError::NoFinishedVariant);
     }
     let mut out =
         format!("| variant | {} |\n", columns.iter().map(|c| c.label.as_str()).collect::<Vec<_>>().join(" | "));

@@ -74,9 +74,10 @@ fn read_or_make(command: &Command) -> ExitCode {
     }
 }
 
-/// Prints `error: …` for `e` and gives exit code 2 (what the user must fix).
-pub(crate) fn user_error(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {e:#}");
+/// Prints `error: …` for `e` with its causes and gives exit code 2 (what
+/// the user must fix).
+pub(crate) fn user_error(e: impl Into<anyhow::Error>) -> ExitCode {
+    eprintln!("error: {:#}", e.into());
     ExitCode::from(2)
 }
 

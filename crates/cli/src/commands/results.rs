@@ -11,7 +11,7 @@ pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: 
     let found = match tessera_core::figures::expected_of(dir) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {:#}", anyhow::Error::from(e));
             return ExitCode::from(2);
         }
     };
@@ -23,7 +23,7 @@ pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: 
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {:#}", anyhow::Error::from(e));
                 ExitCode::from(2)
             }
         };
@@ -31,6 +31,7 @@ pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: 
     let want = match tessera_core::figures::load(expected) {
         Ok(w) => w,
         Err(e) => {
+            let e = anyhow::Error::from(e);
             eprintln!("error: {e:#} (write it with --write from the run that made the figures)");
             return ExitCode::from(2);
         }
@@ -71,7 +72,7 @@ pub(crate) fn compare(dirs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCo
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {:#}", anyhow::Error::from(e));
             ExitCode::from(2)
         }
     }
@@ -93,7 +94,7 @@ pub(crate) fn rerender(dir: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {:#}", anyhow::Error::from(e));
             ExitCode::from(2)
         }
     }

@@ -1,0 +1,79 @@
+//! What can go wrong reading and writing what a run folder shows. Each
+//! error names the file; its cause, if any, is its `source`, so a caller
+//! that prints the chain (`{:#}` through anyhow) reads `parsing X: cause`.
+
+use std::path::PathBuf;
+
+/// An error of the results layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file or folder could not be read, written or made.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// `reading`, `writing`, `creating`.
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file that does not parse as what it should hold.
+    #[error("parsing {}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A run folder whose results cannot be read.
+    #[error("reading the run folder {}", path.display())]
+    RunFolder {
+        /// The run folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<ReportError>,
+    },
+    /// Results that JSON cannot hold.
+    #[error("serializing results")]
+    Serialize(#[source] serde_json::Error),
+    /// A CSV table that could not be written.
+    #[error("writing CSV: {0}")]
+    Csv(String),
+    /// A plot that could not be drawn.
+    #[error("drawing {}: {message}", path.display())]
+    Plot {
+        /// The plot's file.
+        path: PathBuf,
+        /// What the plotting library said.
+        message: String,
+    },
+    /// `compare` with fewer than two runs.
+    #[error("compare needs at least two run folders")]
+    TooFewRuns,
+    /// `compare --out` names something that is not a folder.
+    #[error("--out {}: it exists and is not a folder; name a new folder (nothing is overwritten)", .0.display())]
+    OutNotFolder(PathBuf),
+    /// `compare --out` names a folder with files in it.
+    #[error("{} is not empty: name a new folder with --out (nothing is overwritten)", .0.display())]
+    OutNotEmpty(PathBuf),
+    /// Runs with no variant in common.
+    #[error("the runs share no variant name (seeds aside): nothing to compare")]
+    NothingShared,
+    /// `tessera table` of a run none of whose variants finished.
+    #[error("the run has no finished variant")]
+    NoFinishedVariant,
+}
+
+/// A result of the results layer.
+pub type Result<T, E = ReportError> = std::result::Result<T, E>;
+
+impl ReportError {
+    /// An I/O error while `action` (`reading`, …) `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ReportError {
+        let path = path.into();
+        move |source| ReportError::Io { action, path, source }
+    }
+}
