@@ -129,11 +129,8 @@ fn component_diagnostic(
             )
         }
         (ErrorKind::UnknownComponent, _) => {
-            let (message, hint) = match e.message.split_once(" (did you mean ") {
-                Some((m, rest)) => (m.to_string(), Some(format!("did you mean {}", rest.trim_end_matches(')')))),
-                None => (e.message.clone(), Some("`tessera plugins` lists every loaded component".into())),
-            };
-            manifest.diagnostic(variant.index, overrides, &format!("{key}.use"), message, hint)
+            let hint = e.hint.clone().unwrap_or_else(|| "`tessera plugins` lists every loaded component".into());
+            manifest.diagnostic(variant.index, overrides, &format!("{key}.use"), e.message.clone(), Some(hint))
         }
         _ => manifest.diagnostic(variant.index, overrides, key, e.to_string(), None),
     }

@@ -297,25 +297,25 @@ impl Registry {
     }
 
     /// The plugin named `name`, or why it cannot be used.
-    pub fn plugin(&self, name: &str) -> Result<&LoadedPlugin, String> {
+    pub fn plugin(&self, name: &str) -> Result<&LoadedPlugin, Unresolved> {
         if let Some(conflict) = self.conflicts.get(name) {
-            return Err(conflict.to_string());
+            return Err(Unresolved::new(conflict.to_string(), None));
         }
         match self.by_name.get(name) {
             Some(&i) => Ok(&self.plugins[i]),
             None => {
-                let mut message = format!("no plugin named `{name}` was found");
                 let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
-                if let Some(best) = closest(name, known.iter().copied()) {
-                    message.push_str(&format!(" (did you mean `{best}`?)"));
-                }
+                let mut unresolved = Unresolved::new(
+                    format!("no plugin named `{name}` was found"),
+                    closest(name, known.iter().copied()).map(str::to_string),
+                );
                 if !known.is_empty() {
-                    message.push_str(&format!("; loaded: {}", known.join(", ")));
+                    unresolved.context.push_str(&format!("; loaded: {}", known.join(", ")));
                 }
                 for failure in &self.failures {
-                    message.push_str(&format!("\n  note: {failure}"));
+                    unresolved.context.push_str(&format!("\n  note: {failure}"));
                 }
-                Err(message)
+                Err(unresolved)
             }
         }
     }
@@ -335,27 +335,25 @@ impl Registry {
     }
 
     /// Resolves `plugin.component` of `kind` to the plugin and component info.
-    pub fn resolve(&self, kind: ComponentKind, id: &str) -> Result<(&LoadedPlugin, &ComponentInfo), String> {
+    pub fn resolve(&self, kind: ComponentKind, id: &str) -> Result<(&LoadedPlugin, &ComponentInfo), Unresolved> {
         let Some((plugin_name, component)) = id.split_once('.') else {
-            return Err(format!("`{id}` should name a component as `plugin.component`, e.g. `baselines.sequential`"));
+            let message = format!("`{id}` should name a component as `plugin.component`, e.g. `baselines.sequential`");
+            return Err(Unresolved::new(message, None));
         };
         let plugin = self.plugin(plugin_name)?;
         match plugin.component(kind, component) {
             Some(info) => Ok((plugin, info)),
             None => {
                 let ids = self.component_ids(kind);
-                let mut message = format!("plugin `{plugin_name}` has no {kind} named `{component}`");
-                if let Some(best) = closest(id, ids.iter().map(String::as_str)) {
-                    message.push_str(&format!(" (did you mean `{best}`?)"));
-                }
-                Err(message)
+                let best = closest(id, ids.iter().map(String::as_str)).map(str::to_string);
+                Err(Unresolved::new(format!("plugin `{plugin_name}` has no {kind} named `{component}`"), best))
             }
         }
     }
 
     /// Creates the sampler `id` from its parameters (TOML text).
     pub fn new_sampler(&self, id: &str, params: &str) -> Result<SamplerHandle, ComponentError> {
-        let plugin = self.resolve(ComponentKind::Sampler, id).map_err(|m| ComponentError::host(id, m))?.0;
+        let plugin = self.resolve(ComponentKind::Sampler, id).map_err(|u| ComponentError::unresolved(id, u))?.0;
         let (_, name) = id.split_once('.').unwrap_or_default();
         let inner = into_result(id, (plugin.module.new_sampler())(RStr::from(name), RStr::from(params)))?;
         Ok(SamplerHandle { id: id.to_string(), inner })
@@ -363,7 +361,7 @@ impl Registry {
 
     /// Creates the finetuner `id` from its parameters (TOML text).
     pub fn new_finetuner(&self, id: &str, params: &str) -> Result<FinetunerHandle, ComponentError> {
-        let plugin = self.resolve(ComponentKind::Finetuner, id).map_err(|m| ComponentError::host(id, m))?.0;
+        let plugin = self.resolve(ComponentKind::Finetuner, id).map_err(|u| ComponentError::unresolved(id, u))?.0;
         let (_, name) = id.split_once('.').unwrap_or_default();
         let inner = into_result(id, (plugin.module.new_finetuner())(RStr::from(name), RStr::from(params)))?;
         Ok(FinetunerHandle { id: id.to_string(), inner })
@@ -371,7 +369,7 @@ impl Registry {
 
     /// Creates the metric `id` from its parameters (TOML text).
     pub fn new_metric(&self, id: &str, params: &str) -> Result<MetricHandle, ComponentError> {
-        let plugin = self.resolve(ComponentKind::Metric, id).map_err(|m| ComponentError::host(id, m))?.0;
+        let plugin = self.resolve(ComponentKind::Metric, id).map_err(|u| ComponentError::unresolved(id, u))?.0;
         let (_, name) = id.split_once('.').unwrap_or_default();
         let inner = into_result(id, (plugin.module.new_metric())(RStr::from(name), RStr::from(params)))?;
         Ok(MetricHandle { id: id.to_string(), inner })
@@ -379,7 +377,7 @@ impl Registry {
 
     /// Creates the graph objective `id` from its parameters (TOML text).
     pub fn new_graph_objective(&self, id: &str, params: &str) -> Result<GraphObjectiveHandle, ComponentError> {
-        let plugin = self.resolve(ComponentKind::GraphObjective, id).map_err(|m| ComponentError::host(id, m))?.0;
+        let plugin = self.resolve(ComponentKind::GraphObjective, id).map_err(|u| ComponentError::unresolved(id, u))?.0;
         let (_, name) = id.split_once('.').unwrap_or_default();
         let inner = into_result(id, (plugin.module.new_graph_objective())(RStr::from(name), RStr::from(params)))?;
         Ok(GraphObjectiveHandle { id: id.to_string(), inner })
@@ -409,13 +407,52 @@ pub struct ComponentError {
     pub message: String,
     /// The parameter key at fault, if any.
     pub key: Option<String>,
+    /// What to do, where the host knows: the closest known name.
+    pub hint: Option<String>,
 }
 
 impl ComponentError {
-    fn host(component: &str, message: String) -> Self {
-        ComponentError { component: component.to_string(), kind: ErrorKind::UnknownComponent, message, key: None }
+    /// `component` names nothing usable.
+    fn unresolved(component: &str, unresolved: Unresolved) -> Self {
+        ComponentError {
+            component: component.to_string(),
+            kind: ErrorKind::UnknownComponent,
+            message: format!("{}{}", unresolved.message, unresolved.context),
+            key: None,
+            hint: unresolved.suggestion.map(|s| format!("did you mean `{s}`?")),
+        }
     }
 }
+
+/// Why a plugin or `plugin.component` names nothing usable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unresolved {
+    /// What is wrong.
+    pub message: String,
+    /// The closest known name, if one is close enough to suggest.
+    pub suggestion: Option<String>,
+    /// What else the user may need: the plugins loaded, the libraries that
+    /// did not load.
+    pub context: String,
+}
+
+impl Unresolved {
+    fn new(message: String, suggestion: Option<String>) -> Self {
+        Unresolved { message, suggestion, context: String::new() }
+    }
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(best) = &self.suggestion {
+            write!(f, " (did you mean `{best}`?)")?;
+        }
+        f.write_str(&self.context)
+    }
+}
+
+impl std::error::Error for Unresolved {}
 
 impl std::fmt::Display for ComponentError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -424,7 +461,10 @@ impl std::fmt::Display for ComponentError {
                 write!(f, "{}: parameter `{key}`: {}", self.component, self.message)
             }
             (ErrorKind::Panicked, _) => write!(f, "plugin component {} panicked: {}", self.component, self.message),
-            _ => write!(f, "{}: {}", self.component, self.message),
+            _ => {
+                write!(f, "{}: {}", self.component, self.message)?;
+                self.hint.as_ref().map_or(Ok(()), |hint| write!(f, " ({hint})"))
+            }
         }
     }
 }
@@ -446,6 +486,7 @@ fn into_result<T>(component: &str, r: RResult<T, PluginError>) -> Result<T, Comp
                 kind: e.kind,
                 message,
                 key: (!e.key.is_empty()).then(|| e.key.to_string()),
+                hint: None,
             })
         }
     }
@@ -574,6 +615,7 @@ fn unpanicked_requests(id: &str, requests: Vec<ObservationRequest>) -> Result<Ve
             kind: ErrorKind::Panicked,
             message: format!("in requires: {}", r.kind),
             key: None,
+            hint: None,
         }),
         None => Ok(requests),
     }
