@@ -21,9 +21,6 @@ pub(crate) fn new_plugin(
             println!("next: cd {} && cargo test && cargo build --release && tessera run {name}.toml", dir.display());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => super::user_error(e),
     }
 }

@@ -10,10 +10,7 @@ use tessera_core::report::{self, RunResults};
 pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: bool) -> ExitCode {
     let found = match tessera_core::figures::expected_of(dir) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {:#}", anyhow::Error::from(e));
-            return ExitCode::from(2);
-        }
+        Err(e) => return super::user_error(e),
     };
     if write {
         let text = serde_json::to_string_pretty(&found).unwrap_or_default() + "\n";
@@ -22,10 +19,7 @@ pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: 
                 println!("{}: the figures of {} (commit {})", expected.display(), dir.display(), found.commit);
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::from(e));
-                ExitCode::from(2)
-            }
+            Err(e) => super::user_error(e),
         };
     }
     let want = match tessera_core::figures::load(expected) {
@@ -71,10 +65,7 @@ pub(crate) fn compare(dirs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCo
             println!("the page: {}", out.join("compare.html").display());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {:#}", anyhow::Error::from(e));
-            ExitCode::from(2)
-        }
+        Err(e) => super::user_error(e),
     }
 }
 
@@ -93,10 +84,7 @@ pub(crate) fn rerender(dir: &std::path::Path) -> ExitCode {
             println!("{} plots in {}; the page: {}", plots.len(), dir.join("plots").display(), page.display());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {:#}", anyhow::Error::from(e));
-            ExitCode::from(2)
-        }
+        Err(e) => super::user_error(e),
     }
 }
 

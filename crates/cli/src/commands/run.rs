@@ -54,10 +54,7 @@ pub(crate) fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
 pub(crate) fn print_outcome(outcome: anyhow::Result<run::RunOutcome>) -> ExitCode {
     let outcome = match outcome {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return super::user_error(e),
     };
     let waited = outcome.submitted.is_none() || !outcome.results.variants.is_empty();
     if let Some(s) = &outcome.submitted {
@@ -89,10 +86,7 @@ pub(crate) fn plan(session: &run::Session, variants: &[String], json: bool) -> E
             print!("{}", plan.describe());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => super::user_error(e),
     }
 }
 
@@ -134,10 +128,7 @@ pub(crate) fn resume(
     handoff::hand_off_graph_work(handoff::run_folder_graph_only(dir));
     let chosen = match run::open_run(dir) {
         Ok((_, session, _)) => executor.choose(&session),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return super::user_error(e),
     };
     let options = RunOptions {
         progress: (!cli.quiet).then_some(progress),

@@ -20,10 +20,7 @@ pub(crate) fn shard(
 ) -> ExitCode {
     let request = match shard_request(source, labels, label_column, flags) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return super::user_error(e),
     };
     let started = std::time::Instant::now();
     match tessera_core::shard::write(&request, out) {

@@ -45,9 +45,6 @@ pub(crate) fn siamese(dir: &std::path::Path, variants: &[String], batch: i64, se
             println!("written to {}", dir.join("siamese.json").display());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => super::user_error(e),
     }
 }
