@@ -89,7 +89,7 @@ lint: $(STAMP)
 	testing/long-functions.py
 	$(CARGO) fmt --all --check
 	$(CARGO_ENV) $(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	CARGO_TARGET_DIR=$(GRAPH_TARGET) $(CARGO) clippy --release -p tessera-core -p tessera-cli --no-default-features --lib --bins -- -D warnings
+	CARGO_TARGET_DIR=$(GRAPH_TARGET) $(CARGO) clippy --release -p tessera-engine -p tessera-cli --no-default-features --lib --bins -- -D warnings
 	cd fuzz && $(CARGO) fmt --check && CARGO_TARGET_DIR=$(CACHE)/target-fuzz-check $(CARGO) clippy --lib --bins -- -D warnings
 
 fmt:

@@ -24,7 +24,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 git archive HEAD | tar -x -C "$scratch"
 sed -i "s/^tch = \".*\"/tch = \"=$tch\"/" "$scratch/Cargo.toml"
-sed -i "s/^torch-sys = { version = \"[^\"]*\"/torch-sys = { version = \"=$tch\"/" "$scratch/core/Cargo.toml"
+sed -i "s/^torch-sys = { version = \"[^\"]*\"/torch-sys = { version = \"=$tch\"/" "$scratch/crates/engine/Cargo.toml"
 sed -i "s/^torch-sys = { version = \"[^\"]*\"/torch-sys = { version = \"=$tch\"/" "$scratch/sdk/Cargo.toml"
 target=$CACHE/target-cuda-$torch
 (cd "$scratch" && LIBTORCH=$wheels/torch LIBTORCH_BYPASS_VERSION_CHECK=1 CARGO_TARGET_DIR=$target \

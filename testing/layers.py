@@ -17,7 +17,7 @@ LAYERS = [
     ["tessera-data", "tessera-report"],
     ["tessera-host"],
     ["tessera-torch"],
-    ["tessera-core"],
+    ["tessera-engine"],
     ["tessera-cli"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -12,7 +12,7 @@ import re
 import sys
 
 LIMIT = 80
-ROOTS = ["sdk/src", "crates", "core/src"]
+ROOTS = ["sdk/src", "crates"]
 FN = re.compile(r'^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(unsafe\s+)?(extern\s+"C"\s+)?fn\s+(\w+)')
 STRIP = re.compile(r'"(\\.|[^"\\])*"|\'(\\.|[^\'\\])\'|//.*$')
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::graph::csr_cache;
+use tessera_engine::graph::csr_cache;
 
 fuzz_target!(|data: &[u8]| {
     let path = tessera_fuzz::file("graph.csr", data);

@@ -7,5 +7,5 @@ fuzz_target!(|data: &[u8]| {
     let Some((&column, rest)) = data.split_first() else { return };
     let Ok(text) = std::str::from_utf8(rest) else { return };
     let label_column = column as i8 as isize;
-    let _ = tessera_core::data::readers::csv_text(text, label_column, "fuzz.csv");
+    let _ = tessera_engine::data::readers::csv_text(text, label_column, "fuzz.csv");
 });

@@ -3,11 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::choice::{EdgeListFormat, GraphCache};
+use tessera_engine::choice::{EdgeListFormat, GraphCache};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&how, rest)) = data.split_first() else { return };
     let path = tessera_fuzz::file("edges.txt", rest);
     let format = if how & 1 == 0 { EdgeListFormat::Snap } else { EdgeListFormat::Header };
-    let _ = tessera_core::graph::readers::read_edge_list(&path, format, how & 2 != 0, GraphCache::Never);
+    let _ = tessera_engine::graph::readers::read_edge_list(&path, format, how & 2 != 0, GraphCache::Never);
 });

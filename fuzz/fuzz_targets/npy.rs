@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::data::examples::NpyFile;
-use tessera_core::data::readers;
-use tessera_core::data::ExampleSource;
+use tessera_engine::data::examples::NpyFile;
+use tessera_engine::data::readers;
+use tessera_engine::data::ExampleSource;
 
 fuzz_target!(|data: &[u8]| {
     let _ = readers::npy_bytes(data, std::path::Path::new("fuzz.npy"));

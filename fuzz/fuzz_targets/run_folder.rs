@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::run::unit;
-use tessera_core::run::Plan;
+use tessera_engine::run::unit;
+use tessera_engine::run::Plan;
 
 fuzz_target!(|data: &[u8]| {
     let (plan, result) = tessera_fuzz::split(data);
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     tessera_fuzz::file("run/units/00000/result.json", result);
     if let Ok(plan) = Plan::load(&dir) {
         let _ = plan.describe();
-        let _ = tessera_core::run::status::describe(&plan, &dir, true);
+        let _ = tessera_engine::run::status::describe(&plan, &dir, true);
     }
     let _ = unit::checked_result(&dir, 0);
 });

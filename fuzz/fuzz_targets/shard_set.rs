@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::storage::ShardSet;
+use tessera_engine::storage::ShardSet;
 
 fuzz_target!(|data: &[u8]| {
     let (index, shard) = tessera_fuzz::split(data);

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::data::webdataset::TarShards;
-use tessera_core::data::ExampleSource;
+use tessera_engine::data::webdataset::TarShards;
+use tessera_engine::data::ExampleSource;
 
 fuzz_target!(|data: &[u8]| {
     let path = tessera_fuzz::file("shard.tar", data);

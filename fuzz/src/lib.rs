@@ -33,12 +33,12 @@ pub fn split(data: &[u8]) -> (&[u8], &[u8]) {
 
 /// The graph cache's key the `csr_cache` target reads for, and its seed is
 /// written with: a fixed edge list's path, size and time.
-pub fn csr_key() -> tessera_core::graph::csr_cache::CacheKey {
-    tessera_core::graph::csr_cache::CacheKey {
+pub fn csr_key() -> tessera_engine::graph::csr_cache::CacheKey {
+    tessera_engine::graph::csr_cache::CacheKey {
         path: "/fuzz/edges.txt".into(),
         size: 100,
         modified_ns: 7,
-        format: tessera_core::choice::EdgeListFormat::Snap,
+        format: tessera_engine::choice::EdgeListFormat::Snap,
         undirected: false,
     }
 }

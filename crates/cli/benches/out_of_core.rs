@@ -8,7 +8,7 @@
 //! The last row trains CorgiPile on the largest set under a hard limit of
 //! 1 GB on the process's data memory (`RLIMIT_DATA`).
 //!
-//! Run: `make bench`, or `cargo bench -p tessera-core --bench out_of_core`.
+//! Run: `make bench`, or `cargo bench -p tessera-engine --bench out_of_core`.
 //! `OOC_SIZES_GB=1,10` (default) sets the sizes; `OOC_DIR` the scratch
 //! folder (default: a temporary folder; it needs the sizes' sum free).
 
@@ -16,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use tessera_core::storage::ShardWriter;
+use tessera_engine::storage::ShardWriter;
 use tessera_sdk::SeedRng;
 
 /// Features per example: a record is 8 + 4 × 1024 bytes.
@@ -98,7 +98,7 @@ fn write_set(dir: &Path, gb: f64) -> u64 {
     let examples = (gb * 1e9 / record as f64) as u64;
     let mut rng = SeedRng::derive(0, 0x00C);
     let centres: Vec<f32> =
-        (0..CLASSES * FEATURES).map(|_| (tessera_core::data::normal(&mut rng) * 0.1) as f32).collect();
+        (0..CLASSES * FEATURES).map(|_| (tessera_engine::data::normal(&mut rng) * 0.1) as f32).collect();
     for (name, n) in [("train", examples), ("test", 10_000)] {
         let mut writer = ShardWriter::create(&dir.join(name), &[FEATURES], CLASSES, BLOCK, 64).unwrap();
         let mut features = vec![0f32; FEATURES];
@@ -123,7 +123,7 @@ fn run_epoch(dir: &Path, name: &str, sampler: &str, storage: &str, data_limit: O
     );
     std::fs::write(&manifest, text).unwrap();
     let out = dir.with_extension(format!("{name}-{}", data_limit.is_some()));
-    tessera_core_bench_drop_cache();
+    tessera_engine_bench_drop_cache();
     let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
     command.arg("-q").arg("run").arg(&manifest).arg("--out").arg(&out);
     if let Some(limit) = data_limit {
@@ -158,7 +158,7 @@ fn read_epoch(out: &Path, examples: u64) -> Epoch {
 }
 
 /// Drops the page cache where this process may, so each epoch reads from the device.
-fn tessera_core_bench_drop_cache() {
+fn tessera_engine_bench_drop_cache() {
     Command::new("sync").status().ok();
     let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
 }

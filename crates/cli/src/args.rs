@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use tessera_core::choice::ExecutorKind;
-use tessera_core::manifest::Override;
-use tessera_core::run::{self, Executor, PluginSearch};
+use tessera_engine::choice::ExecutorKind;
+use tessera_engine::manifest::Override;
+use tessera_engine::run::{self, Executor, PluginSearch};
 
 #[derive(Parser)]
 #[command(
@@ -153,7 +153,7 @@ pub(crate) enum Command {
         /// A column, `LABEL=ROLE/SCALAR[:pct|int|fN]` (repeatable), e.g.
         /// `"test accuracy=baselines.accuracy/test_accuracy:pct"`.
         #[arg(long = "column", value_name = "COLUMN", required = true)]
-        columns: Vec<tessera_core::table::Column>,
+        columns: Vec<tessera_engine::table::Column>,
     },
     /// Write a data source as shard folders (`OUT/train`, `OUT/validation`,
     /// `OUT/test`), split as `tessera run` splits it, one example in memory
@@ -215,7 +215,7 @@ pub(crate) enum NewCommand {
         name: String,
         /// The component it starts with: sampler, finetuner, metric or graph-objective.
         #[arg(long)]
-        kind: tessera_core::choice::PluginKind,
+        kind: tessera_engine::choice::PluginKind,
         /// The folder to write (default: ./NAME).
         #[arg(long)]
         out: Option<PathBuf>,

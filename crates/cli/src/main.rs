@@ -14,6 +14,6 @@ mod scaffold;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let verbosity = if cli.quiet { -1 } else { cli.verbose as i8 };
-    let progress = tessera_core::logger::init(verbosity);
+    let progress = tessera_engine::logger::init(verbosity);
     commands::dispatch(&cli, progress)
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-pub use tessera_core::choice::PluginKind;
+pub use tessera_engine::choice::PluginKind;
 
 /// The files of a new plugin `name` of `kind`, depending on the SDK at `sdk`.
 pub fn files(name: &str, kind: PluginKind, sdk: &Path) -> Result<Vec<(PathBuf, String)>> {

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use tessera_core::plugin::{LoadError, Registry};
-use tessera_core::report::Status;
+use tessera_engine::plugin::{LoadError, Registry};
+use tessera_engine::report::Status;
 
 fn line_of(path: &std::path::Path, needle: &str) -> usize {
     std::fs::read_to_string(path).unwrap().lines().position(|l| l.contains(needle)).expect("needle in manifest") + 1
@@ -103,8 +103,8 @@ fn two_libraries_with_one_plugin_name_are_refused_when_used() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
-    std::fs::copy(baselines(), a.join(tessera_core::plugin::library_file_name("tessera_baselines"))).unwrap();
-    std::fs::copy(baselines(), b.join(tessera_core::plugin::library_file_name("tessera_baselines_copy"))).unwrap();
+    std::fs::copy(baselines(), a.join(tessera_engine::plugin::library_file_name("tessera_baselines"))).unwrap();
+    std::fs::copy(baselines(), b.join(tessera_engine::plugin::library_file_name("tessera_baselines_copy"))).unwrap();
     let m =
         write_manifest(dir.path(), &[&a, &b], &format!("{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.sequential\"\n"));
     let err = prepare(&m).err().unwrap().0;
@@ -124,7 +124,7 @@ fn the_same_file_twice_is_one_plugin() {
 #[test]
 fn a_library_that_is_no_plugin_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join(tessera_core::plugin::library_file_name("tessera_fake"));
+    let fake = dir.path().join(tessera_engine::plugin::library_file_name("tessera_fake"));
     std::fs::write(&fake, b"not an ELF file").unwrap();
     let err = Registry::new().load_file(&fake).unwrap_err();
     assert!(matches!(err, LoadError::Open { .. }), "{err}");
@@ -192,7 +192,7 @@ name = "after"
     assert!(error("bogus-id").contains("example id 1000000, outside 0..420"), "{}", error("bogus-id"));
     assert!(!outcome.all_ok());
     // Results of the variants that ran are on disk.
-    let saved = tessera_core::report::RunResults::load(&outcome.dir).unwrap();
+    let saved = tessera_engine::report::RunResults::load(&outcome.dir).unwrap();
     assert_eq!(saved, outcome.results);
     assert!(saved.variants[0].results["baselines.accuracy"].scalars["test_accuracy"] > 0.5);
     assert!(saved.variants[6].results["baselines.accuracy"].scalars["test_accuracy"] > 0.5);
@@ -214,8 +214,8 @@ fn a_panicking_constructor_is_reported_by_check() {
 fn missing_or_foreign_pretrained_weights_fail_their_variant_with_the_path() {
     let dir = tempfile::tempdir().unwrap();
     // A CNN's weights, for the MLP of SMALL_TRAIN.
-    let cnn = tessera_core::model::Model::new(
-        &tessera_core::manifest::ModelConfig { kind: tessera_core::manifest::ModelKind::Cnn, ..Default::default() },
+    let cnn = tessera_engine::model::Model::new(
+        &tessera_engine::manifest::ModelConfig { kind: tessera_engine::manifest::ModelKind::Cnn, ..Default::default() },
         &[1, 8, 8],
         3,
         tch::Device::Cpu,

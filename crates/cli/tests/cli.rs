@@ -83,13 +83,13 @@ fn run_writes_the_run_folder_and_a_side_by_side_summary() {
     ] {
         assert!(run.join(file).exists(), "{file} is missing");
     }
-    let results = tessera_core::report::RunResults::load(&run).unwrap();
+    let results = tessera_engine::report::RunResults::load(&run).unwrap();
     assert_eq!(results.variants.len(), 2);
     assert_eq!(results.variants[0].results["engine"].scalars["steps"], 3.0 * (420f64 / 16.0).ceil());
     let resolved = std::fs::read_to_string(run.join("manifest.resolved.toml")).unwrap();
     assert!(resolved.contains("epochs = 3"), "overrides are recorded:\n{resolved}");
     assert!(resolved.contains("chunk = 65536"), "defaults are filled in:\n{resolved}");
-    let sdk = format!("sdk_version = \"{}\"", tessera_core::plugin::HOST_SDK_VERSION);
+    let sdk = format!("sdk_version = \"{}\"", tessera_engine::plugin::HOST_SDK_VERSION);
     assert!(resolved.contains("[[plugin]]") && resolved.contains(&sdk), "{resolved}");
 
     // Never overwrites an existing run.
@@ -100,7 +100,7 @@ fn run_writes_the_run_folder_and_a_side_by_side_summary() {
     // The resolved manifest runs as is, to the same results.
     let out = tessera(&["-q", "run", "run1/manifest.resolved.toml", "--out", "run2"], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let again = tessera_core::report::RunResults::load(&dir.path().join("run2")).unwrap();
+    let again = tessera_engine::report::RunResults::load(&dir.path().join("run2")).unwrap();
     for (a, b) in results.variants.iter().zip(&again.variants) {
         assert_eq!(a.results["baselines.accuracy"], b.results["baselines.accuracy"]);
     }
@@ -123,8 +123,8 @@ fn a_failed_variant_makes_the_exit_code_non_zero_and_keeps_the_others() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("broken failed: plugin component faulty.sampler panicked"), "{stdout}");
-    let results = tessera_core::report::RunResults::load(&dir.path().join("run")).unwrap();
-    assert_eq!(results.variants[0].status, tessera_core::report::Status::Ok);
+    let results = tessera_engine::report::RunResults::load(&dir.path().join("run")).unwrap();
+    assert_eq!(results.variants[0].status, tessera_engine::report::Status::Ok);
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn the_digits_cnn_example_learns_through_shards() {
         dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let results = tessera_core::report::RunResults::load(&dir.path().join("run")).unwrap();
+    let results = tessera_engine::report::RunResults::load(&dir.path().join("run")).unwrap();
     let accuracy = |i: usize| results.variants[i].results["baselines.accuracy"].scalars["test_accuracy"];
     let engine = |i: usize| &results.variants[i].results["engine"];
     // Stated: a shuffled CNN reaches at least 95 % on the 359 held-out digits
@@ -196,7 +196,7 @@ fn the_increasing_complexity_example_shows_mu_reaching_the_linear_information() 
     let args = ["-q", "run", manifest.to_str().unwrap(), "--out", "run", "--variant", "digits@1"];
     let out = tessera(&[&args[..], &["--set", "train.epochs=20"]].concat(), dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let results = tessera_core::report::RunResults::load(&dir.path().join("run")).unwrap();
+    let results = tessera_engine::report::RunResults::load(&dir.path().join("run")).unwrap();
     let s = &results.variants[0].results["increasing-complexity.performance-correlation"].scalars;
     // Seed 1, 20 epochs: μ ends at 0.98 of I(L;Y) ≈ 0.52 bits; early μ/I(F;Y) 0.81.
     assert!(s["final_mu_over_i_ly"] > 0.85, "{s:?}");
@@ -228,7 +228,7 @@ fn two_runs_racing_for_one_out_folder_cannot_both_have_it() {
     assert_eq!(won, 1, "exactly one run has the folder: {codes:?}");
     let lost = outputs.iter().find(|o| o.status.code() == Some(2)).expect("the other exits 2");
     assert!(text(&lost.stderr).contains("another run's folder"), "{}", text(&lost.stderr));
-    assert!(tessera_core::report::RunResults::load(&dir.path().join("shared")).is_ok());
+    assert!(tessera_engine::report::RunResults::load(&dir.path().join("shared")).is_ok());
 }
 
 #[test]

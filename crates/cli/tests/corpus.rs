@@ -267,7 +267,7 @@ fn tar_file(spec: &str) -> (String, Vec<u8>) {
     let samples: Vec<(String, &str, Vec<u8>)> =
         members.iter().map(|(k, e, b)| (k.clone(), e.as_str(), b.clone())).collect();
     let tmp = tempfile::NamedTempFile::new().unwrap();
-    tessera_core::data::webdataset::write_tar(tmp.path(), &samples).unwrap();
+    tessera_engine::data::webdataset::write_tar(tmp.path(), &samples).unwrap();
     (path, std::fs::read(tmp.path()).unwrap())
 }
 
@@ -504,14 +504,14 @@ fn check_results(case: &Case, out: &Path, expect: &mut impl FnMut(bool, String))
     if case.ok.is_empty() && case.failed.is_empty() && case.scalars.is_empty() {
         return;
     }
-    let Ok(results) = tessera_core::report::RunResults::load(out) else {
+    let Ok(results) = tessera_engine::report::RunResults::load(out) else {
         expect(false, format!("no readable results.json in {}", out.display()));
         return;
     };
     let status = |name: &str| results.variants.iter().find(|v| v.name == name).map(|v| (v.status, v.results.len()));
     for name in &case.ok {
         let entry = status(name);
-        let ok = matches!(entry, Some((tessera_core::report::Status::Ok, n)) if n > 0);
+        let ok = matches!(entry, Some((tessera_engine::report::Status::Ok, n)) if n > 0);
         expect(ok, format!("variant `{name}` is not ok with results: {entry:?}"));
     }
     for (variant, role, name, value) in &case.scalars {
@@ -526,7 +526,7 @@ fn check_results(case: &Case, out: &Path, expect: &mut impl FnMut(bool, String))
     for name in &case.failed {
         let entry = status(name);
         expect(
-            matches!(entry, Some((tessera_core::report::Status::Failed, _))),
+            matches!(entry, Some((tessera_engine::report::Status::Failed, _))),
             format!("variant `{name}` did not fail: {entry:?}"),
         );
     }

@@ -8,7 +8,7 @@
 //! change that moves a result is seen by `make test`. After a change that
 //! moves results on purpose (or on a machine whose CPU differs from the one
 //! the files name: they are compared only on that kind of CPU), rewrite them with
-//! `TESSERA_BLESS=1 cargo test --release -p tessera-core --test determinism`
+//! `TESSERA_BLESS=1 cargo test --release -p tessera-engine --test determinism`
 //! and commit them (each file records the commit it was made at).
 
 mod common;
@@ -16,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tessera_core::figures;
+use tessera_engine::figures;
 
 /// An example at tiny settings: its manifest, the variants to run (all if
 /// empty) and `--set` overrides.

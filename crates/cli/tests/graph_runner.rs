@@ -11,7 +11,7 @@ use common::{baselines, comparable, library, profile_dir, write_manifest};
 
 /// The runner beside the built `tessera`; `make build` puts it there.
 fn runner() -> Option<PathBuf> {
-    let runner = profile_dir().join(tessera_core::handoff::GRAPH_RUNNER);
+    let runner = profile_dir().join(tessera_engine::handoff::GRAPH_RUNNER);
     if runner.is_file() {
         return Some(runner);
     }

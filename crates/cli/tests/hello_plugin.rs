@@ -41,7 +41,7 @@ fn hello_plugin_builds_standalone_and_runs_from_a_manifest() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("[INFO  tessera_hello] epoch 1: visiting 700 examples forwards"), "{stderr}");
-    let results = tessera_core::report::RunResults::load(&dir.path().join("run")).unwrap();
+    let results = tessera_engine::report::RunResults::load(&dir.path().join("run")).unwrap();
     for v in &results.variants {
         let confidence = v.results["hello.confidence"].scalars["confidence"];
         assert!((0.2..=1.0).contains(&confidence), "{}: {confidence}", v.name);

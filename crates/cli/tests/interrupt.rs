@@ -95,7 +95,7 @@ fn interrupt(executor: &str, presses: usize, gap: Duration) -> (Option<i32>, Str
         std::thread::sleep(gap);
     }
     let (code, stderr) = finish(child, Duration::from_secs(60));
-    let results = tessera_core::report::RunResults::load(&dir.path().join("run")).expect("results.json is there");
+    let results = tessera_engine::report::RunResults::load(&dir.path().join("run")).expect("results.json is there");
     let quick = results.variants.iter().find(|v| v.name == "quick").map(|v| format!("{:?}", v.status));
     (code, quick.unwrap_or_default(), stderr)
 }

@@ -7,13 +7,13 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use tessera_core::data::mnist1d::{make_dataset, Mnist1dArgs, PACKAGE_SEED};
-use tessera_core::data::readers::npy;
+use tessera_engine::data::mnist1d::{make_dataset, Mnist1dArgs, PACKAGE_SEED};
+use tessera_engine::data::readers::npy;
 
 /// The package's sequences (train then test) and labels for `args`.
 fn package(out: &Path, args: &[&str]) -> (Vec<f64>, Vec<i64>) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testing/mnist1d_reference.py");
-    let python = tessera_core::plugin::libtorch_python();
+    let python = tessera_engine::plugin::libtorch_python();
     let run = Command::new(&python).arg(&script).arg(out).args(args).output().expect("python runs");
     assert!(
         run.status.success(),
@@ -63,14 +63,14 @@ fn a_manifest_reads_the_package_split_and_seed() {
     let m = common::write_manifest(dir.path(), &[&common::baselines()], body);
     let session = common::prepare(&m).unwrap();
     let s = &session.variants[0].settings;
-    let splits = tessera_core::data::load(&s.data, 0.0, s.experiment.seed, dir.path()).unwrap();
+    let splits = tessera_engine::data::load(&s.data, 0.0, s.experiment.seed, dir.path()).unwrap();
     let made = make_dataset(&s.data.mnist1d, PACKAGE_SEED).unwrap();
     // The package's first 160 train (the last 40 of them validate), its last 40 test.
     assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (120, 40, 40));
     assert_eq!(splits.test.labels, made.y[160..]);
     assert_eq!(splits.train.labels, made.y[..120]);
     assert_eq!(splits.train.features[0], made.x[0] as f32);
-    let limited = tessera_core::manifest::DataConfig { limit: Some(50), ..s.data.clone() };
-    let err = tessera_core::data::load(&limited, 0.0, 0, dir.path()).err().unwrap().to_string();
+    let limited = tessera_engine::manifest::DataConfig { limit: Some(50), ..s.data.clone() };
+    let err = tessera_engine::data::load(&limited, 0.0, 0, dir.path()).err().unwrap().to_string();
     assert!(err.contains("data.limit does not apply"), "{err}");
 }

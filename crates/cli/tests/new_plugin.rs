@@ -34,7 +34,7 @@ fn every_kind_of_new_plugin_tests_builds_and_runs_as_written() {
         // Its manifest, with the plugin path at that build.
         let library = target
             .join("release")
-            .join(tessera_core::plugin::library_file_name(&format!("tessera_{}", name.replace('-', "_"))));
+            .join(tessera_engine::plugin::library_file_name(&format!("tessera_{}", name.replace('-', "_"))));
         let manifest_path = crate_dir.join(format!("{name}.toml"));
         let manifest = std::fs::read_to_string(&manifest_path).unwrap().replace(
             "plugin_paths = [\"target/release\"]",
@@ -52,8 +52,8 @@ fn every_kind_of_new_plugin_tests_builds_and_runs_as_written() {
             .output()
             .unwrap();
         assert!(run.status.success(), "{kind}: {}", String::from_utf8_lossy(&run.stderr));
-        let results = tessera_core::report::RunResults::load(&crate_dir.join("run")).unwrap();
-        assert!(results.variants.iter().all(|v| v.status == tessera_core::report::Status::Ok), "{kind}");
+        let results = tessera_engine::report::RunResults::load(&crate_dir.join("run")).unwrap();
+        assert!(results.variants.iter().all(|v| v.status == tessera_engine::report::Status::Ok), "{kind}");
     }
     let again = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["new", "plugin", "new-metric", "--kind", "metric"])

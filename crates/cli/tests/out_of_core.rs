@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{baselines, library, write_manifest};
-use tessera_core::data::readers::write_npy;
+use tessera_engine::data::readers::write_npy;
 
 fn tessera(args: &[&str], dir: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_tessera")).arg("-q").args(args).current_dir(dir).output().unwrap();
@@ -41,7 +41,7 @@ const TRAIN: &str = "[model]\nkind = \"linear\"\n\n[train]\nepochs = 1\nbatch_si
 #[test]
 fn an_npy_source_streams_into_shards_and_a_tessera_shard_folder_trains_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let d = tessera_core::data::blobs(3000, 12, 4, 2.0, 1).unwrap();
+    let d = tessera_engine::data::blobs(3000, 12, 4, 2.0, 1).unwrap();
     let x: Vec<u8> = d.features.iter().flat_map(|v| (*v as f64).to_le_bytes()).collect();
     write_npy(&dir.path().join("x.npy"), "<f8", &[3000, 12], &x).unwrap();
     write_npy(&dir.path().join("y.npy"), "|u1", &[3000], &d.labels.iter().map(|&l| l as u8).collect::<Vec<_>>())
@@ -99,7 +99,7 @@ fn webdataset_tar_shards_train_as_they_are() {
                 [(key.clone(), "png", png(class, k)), (key, "cls", class.to_string().into_bytes())]
             })
             .collect();
-        tessera_core::data::webdataset::write_tar(&dir.path().join(format!("tars/part-{t}.tar")), &samples).unwrap();
+        tessera_engine::data::webdataset::write_tar(&dir.path().join(format!("tars/part-{t}.tar")), &samples).unwrap();
     }
     let body = format!(
         "seed = 0\n\n[data]\nsource = \"webdataset\"\npath = \"tars\"\n\n{TRAIN}\n[storage]\nmode = \"shards\"\nblock_size = 16\nbuffer_blocks = 2\n\n[[variant]]\nname = \"block-shuffle\"\nsampler = {{ use = \"baselines.block-shuffle\" }}\n"

@@ -136,8 +136,8 @@ fn a_worker_s_finished_unit_shows_on_the_page_of_a_run_still_going() {
     let body = "kind = \"graph\"\n\n[graph]\nnodes = 300\nedges = 1500\nprobability_model = \"weighted-cascade\"\nbudget = 3\nsimulations = 20\n\n[[variant]]\nname = \"degree\"\nobjective = { use = \"baselines.degree\" }\n\n[[variant]]\nname = \"random\"\nobjective = { use = \"baselines.random\" }\n";
     let session = prepare(&write_manifest(dir.path(), &[&baselines()], body)).unwrap();
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let options = tessera_core::run::RunOptions { out: Some(dir.path().join("run")), cancel, ..Default::default() };
-    tessera_core::run::run(&session, &options).unwrap();
+    let options = tessera_engine::run::RunOptions { out: Some(dir.path().join("run")), cancel, ..Default::default() };
+    tessera_engine::run::run(&session, &options).unwrap();
     let out = tessera(&["worker", "run", "--unit", "0"], dir.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let dom = check_page(&dir.path().join("run"), "report-still-running.png");

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use tessera_core::report::Status;
+use tessera_engine::report::Status;
 
 #[test]
 fn same_manifest_and_seed_give_the_same_results() {
@@ -19,9 +19,9 @@ fn same_manifest_and_seed_give_the_same_results() {
     assert_eq!(ra["baselines.accuracy"], rb["baselines.accuracy"]);
     assert_eq!(ra["engine"].series, rb["engine"].series);
 
-    let other = tessera_core::run::prepare(
+    let other = tessera_engine::run::prepare(
         &m,
-        &[tessera_core::manifest::Override::parse("experiment.seed=1").unwrap()],
+        &[tessera_engine::manifest::Override::parse("experiment.seed=1").unwrap()],
         &manifest_only(),
     )
     .unwrap();
@@ -213,7 +213,7 @@ fn corgi2_subtuning_mu_y_and_per_example_metrics_compose_and_their_tables_join_o
         let path =
             arrays.iter().find(|p| p.ends_with(&format!("--{name}.npy"))).unwrap_or_else(|| panic!("{arrays:?}"));
         let bytes = std::fs::read(run.join(path)).unwrap();
-        tessera_core::data::readers::npy_header(&bytes, bytes.len(), &run.join(path)).unwrap().shape
+        tessera_engine::data::readers::npy_header(&bytes, bytes.len(), &run.join(path)).unwrap().shape
     };
     let mu = "increasing-complexity.performance-correlation";
     let checkpoints = outcome.results.variants[1].results[mu].series[0].x.len();
@@ -379,9 +379,12 @@ fn a_population_is_trained_saved_profiled_and_reloaded_without_training() {
 
     // The same metrics on the saved matrices: identical figures, no training.
     let load = format!("population.load={:?}", folder.display().to_string());
-    let reloaded =
-        tessera_core::run::prepare(&m, &[tessera_core::manifest::Override::parse(&load).unwrap()], &manifest_only())
-            .unwrap();
+    let reloaded = tessera_engine::run::prepare(
+        &m,
+        &[tessera_engine::manifest::Override::parse(&load).unwrap()],
+        &manifest_only(),
+    )
+    .unwrap();
     let again = run_into(&reloaded, &dir.path().join("again"));
     assert!(again.all_ok(), "{:?}", again.results.variants);
     let r = &again.results.variants[0].results;

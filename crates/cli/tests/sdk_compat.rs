@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tessera_core::plugin::{LoadError, Registry};
+use tessera_engine::plugin::{LoadError, Registry};
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -76,7 +76,7 @@ tessera_sdk::export_plugin! { name: "stale", samplers: [Stale] }
         .output()
         .expect("cargo runs");
     assert!(output.status.success(), "fixture build failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    target.join("release").join(tessera_core::plugin::library_file_name(&lib))
+    target.join("release").join(tessera_engine::plugin::library_file_name(&lib))
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn a_plugin_built_against_sdk_0_1_is_refused_with_a_short_message() {
     assert!(matches!(err, LoadError::SdkVersion { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains("was built against tessera-sdk 0.1.0"), "{message}");
-    let host = tessera_core::plugin::HOST_SDK_VERSION;
+    let host = tessera_engine::plugin::HOST_SDK_VERSION;
     assert!(message.contains(&format!("this host uses tessera-sdk {host}")), "{message}");
     assert!(message.ends_with("rebuild it against tessera-sdk 0.2"), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
@@ -95,7 +95,7 @@ fn a_plugin_built_against_sdk_0_1_is_refused_with_a_short_message() {
 #[test]
 fn a_plugin_built_against_a_modified_sdk_is_refused_with_its_error_lines_only() {
     // The host's own version: only the layout differs.
-    let host = tessera_core::plugin::HOST_SDK_VERSION;
+    let host = tessera_engine::plugin::HOST_SDK_VERSION;
     let library = build_plugin_against_modified_sdk("sdk-layout", host, |file, text| {
         match file {
             "types.rs" => text.replacen(

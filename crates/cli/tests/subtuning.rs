@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use tch::Tensor;
-use tessera_core::report::Status;
+use tessera_engine::report::Status;
 
 const BACKBONE: &str = r#"
 [data]
@@ -108,8 +108,9 @@ fn a_pretrained_backbone_is_finetuned_by_greedy_selection_and_answered_in_one_pa
         // Every block outside the trained set keeps the backbone's weights,
         // BatchNorm statistics included; the trained ones moved.
         let before = weights(&backbone);
-        let after =
-            weights(&run.join("models").join(format!("{}.safetensors", tessera_core::report::file_stem_safe(&v.name))));
+        let after = weights(
+            &run.join("models").join(format!("{}.safetensors", tessera_engine::report::file_stem_safe(&v.name))),
+        );
         let names = ["stem.", "layer1.0.", "layer2.0."];
         for (name, old) in before.iter().filter(|(n, _)| !n.starts_with("head.")) {
             let block = names.iter().position(|p| name.starts_with(p)).unwrap() as u64;
@@ -119,13 +120,13 @@ fn a_pretrained_backbone_is_finetuned_by_greedy_selection_and_answered_in_one_pa
     assert!(run.join("plots/baselines.accuracy_test_accuracy--vs--engine_train_examples.svg").exists());
 
     // The four finetuned variants as one multi-task model.
-    let siamese = tessera_core::siamese::evaluate_run(&run, &[], 32, 0.05).unwrap();
+    let siamese = tessera_engine::siamese::evaluate_run(&run, &[], 32, 0.05).unwrap();
     assert_eq!(siamese.tasks.len(), 4);
     for task in &siamese.tasks {
         assert!(task.max_logit_difference < 1e-4, "{task:?}");
         assert_eq!(task.siamese_accuracy, task.separate_accuracy, "{task:?}");
     }
     assert!(run.join("siamese.json").exists());
-    let err = tessera_core::siamese::evaluate_run(&run, &["nope".into()], 32, 0.05).unwrap_err().to_string();
+    let err = tessera_engine::siamese::evaluate_run(&run, &["nope".into()], 32, 0.05).unwrap_err().to_string();
     assert!(err.contains("no finetuned variant `nope`"), "{err}");
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tch::{Device, Kind, Tensor};
-use tessera_core::manifest::ModelConfig;
-use tessera_core::model::Model;
+use tessera_engine::manifest::ModelConfig;
+use tessera_engine::model::Model;
 
 const SCRIPT: &str = r#"
 import sys, torch, torch.nn as nn
@@ -33,7 +33,7 @@ fn exported_model(dir: &Path) -> PathBuf {
     let script = dir.join("export.py");
     std::fs::write(&script, SCRIPT).unwrap();
     let out =
-        Command::new(tessera_core::plugin::libtorch_python()).arg(&script).arg(&path).output().expect("python runs");
+        Command::new(tessera_engine::plugin::libtorch_python()).arg(&script).arg(&path).output().expect("python runs");
     assert!(out.status.success(), "torch.jit.save failed:\n{}", String::from_utf8_lossy(&out.stderr));
     path
 }
@@ -43,7 +43,7 @@ fn a_torchscript_model_lists_its_blocks_and_trains_the_chosen_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = exported_model(dir.path());
     let config = ModelConfig {
-        kind: tessera_core::manifest::ModelKind::Torchscript,
+        kind: tessera_engine::manifest::ModelKind::Torchscript,
         path: Some(path.display().to_string()),
         ..ModelConfig::default()
     };

@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use tessera_core::data::{self, readers};
-use tessera_core::graph::csr_cache;
-use tessera_core::graph::Graph;
+use tessera_engine::data::{self, readers};
+use tessera_engine::graph::csr_cache;
+use tessera_engine::graph::Graph;
 
 fn main() {
     let out = PathBuf::from(std::env::args().nth(1).expect("usage: seeds OUT"));
@@ -71,7 +71,7 @@ fn cifar() -> Vec<u8> {
 fn shard_set(tmp: &Path) -> Vec<u8> {
     let d = data::blobs(10, 2, 2, 2.0, 1).expect("blobs");
     let dir = tmp.join("set");
-    tessera_core::storage::write_shards(&d, None, &dir, 4, 16).expect("shards");
+    tessera_engine::storage::write_shards(&d, None, &dir, 4, 16).expect("shards");
     split(&std::fs::read(dir.join("index.json")).unwrap(), &std::fs::read(dir.join("shard-00000.bin")).unwrap())
 }
 

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use tessera_core::run;
+use tessera_engine::run;
 
 use crate::args::{overrides, search, Cli};
 use crate::commands::plugins::print_load_failures;

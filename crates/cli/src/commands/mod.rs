@@ -4,9 +4,9 @@
 
 use std::process::ExitCode;
 
-use tessera_core::handoff;
-use tessera_core::report::{self, RunResults};
-use tessera_core::run::RunOptions;
+use tessera_engine::handoff;
+use tessera_engine::report::{self, RunResults};
+use tessera_engine::run::RunOptions;
 
 use crate::args::{Cli, Command, NewCommand};
 
@@ -38,7 +38,7 @@ pub(crate) fn dispatch(cli: &Cli, progress: indicatif::MultiProgress) -> ExitCod
                 cancel: run::cancel_on_ctrl_c(),
                 executor: Some(executor.choose(&session)),
             };
-            run::print_outcome(tessera_core::run::run(&session, &options))
+            run::print_outcome(tessera_engine::run::run(&session, &options))
         }
         Command::Plan { manifest, set, variants, json } => match run::prepared(cli, manifest, set) {
             Ok(session) => run::plan(&session, variants, *json),

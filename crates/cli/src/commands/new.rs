@@ -6,7 +6,7 @@ use std::process::ExitCode;
 /// `tessera new plugin`: writes the crate and says what to do next.
 pub(crate) fn new_plugin(
     name: &str,
-    kind: tessera_core::choice::PluginKind,
+    kind: tessera_engine::choice::PluginKind,
     out: Option<&Path>,
     sdk: Option<&Path>,
 ) -> ExitCode {

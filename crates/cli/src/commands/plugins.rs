@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use tessera_core::plugin::{Registry, HOST_SDK_VERSION};
+use tessera_engine::plugin::{Registry, HOST_SDK_VERSION};
 
 use crate::args::{search, Cli};
 
@@ -55,7 +55,7 @@ fn plugins_json(registry: &Registry) -> serde_json::Value {
     serde_json::json!({
         "tessera_version": env!("CARGO_PKG_VERSION"),
         "sdk_version": HOST_SDK_VERSION,
-        "libtorch_version": tessera_core::plugin::host_libtorch_version(),
+        "libtorch_version": tessera_engine::plugin::host_libtorch_version(),
         "plugins": plugins,
         "failures": failures,
     })

@@ -4,17 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use tessera_core::report::{self, RunResults};
+use tessera_engine::report::{self, RunResults};
 
 /// `tessera figures`: compare a run with its expected figures, or write them.
 pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: bool) -> ExitCode {
-    let found = match tessera_core::figures::expected_of(dir) {
+    let found = match tessera_engine::figures::expected_of(dir) {
         Ok(f) => f,
         Err(e) => return super::user_error(e),
     };
     if write {
         let text = serde_json::to_string_pretty(&found).unwrap_or_default() + "\n";
-        return match tessera_core::report::write_atomic(expected, text.as_bytes()) {
+        return match tessera_engine::report::write_atomic(expected, text.as_bytes()) {
             Ok(()) => {
                 println!("{}: the figures of {} (commit {})", expected.display(), dir.display(), found.commit);
                 ExitCode::SUCCESS
@@ -22,7 +22,7 @@ pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: 
             Err(e) => super::user_error(e),
         };
     }
-    let want = match tessera_core::figures::load(expected) {
+    let want = match tessera_engine::figures::load(expected) {
         Ok(w) => w,
         Err(e) => {
             let e = anyhow::Error::from(e);
@@ -36,7 +36,7 @@ pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: 
             want.cpu, found.cpu
         );
     }
-    let moved = tessera_core::figures::compare(&want.variants, &found.variants);
+    let moved = tessera_engine::figures::compare(&want.variants, &found.variants);
     let count: usize = want.variants.values().map(|f| f.len()).sum();
     for m in &moved {
         println!("moved: {m}");
@@ -59,7 +59,7 @@ pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: 
 pub(crate) fn compare(dirs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let out = out.map_or_else(|| PathBuf::from(format!("runs/compare-{stamp}")), std::path::Path::to_path_buf);
-    match tessera_core::compare::compare(dirs, &out) {
+    match tessera_engine::compare::compare(dirs, &out) {
         Ok(table) => {
             print!("{table}");
             println!("the page: {}", out.join("compare.html").display());
@@ -75,7 +75,7 @@ pub(crate) fn rerender(dir: &std::path::Path) -> ExitCode {
     let result = RunResults::load(dir).and_then(|r| {
         report::write_tables(&r, dir)?;
         let plots = report::write_plots(&r, dir)?;
-        let page = tessera_core::html::write_report_page(&r, dir, &plots)?;
+        let page = tessera_engine::html::write_report_page(&r, dir, &plots)?;
         Ok((r, plots, page))
     });
     match result {
@@ -89,8 +89,8 @@ pub(crate) fn rerender(dir: &std::path::Path) -> ExitCode {
 }
 
 /// `tessera table`: a Markdown table of a run folder, seeds merged.
-pub(crate) fn table(dir: &Path, columns: &[tessera_core::table::Column]) -> ExitCode {
-    match RunResults::load(dir).and_then(|r| tessera_core::table::render(&r, columns)) {
+pub(crate) fn table(dir: &Path, columns: &[tessera_engine::table::Column]) -> ExitCode {
+    match RunResults::load(dir).and_then(|r| tessera_engine::table::render(&r, columns)) {
         Ok(table) => {
             print!("{table}");
             ExitCode::SUCCESS

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tessera_core::handoff;
-use tessera_core::report;
-use tessera_core::run::{self, RunOptions};
+use tessera_engine::handoff;
+use tessera_engine::report;
+use tessera_engine::run::{self, RunOptions};
 
 use crate::args::{overrides, search, Cli, ExecutorArgs};
 
@@ -76,7 +76,7 @@ pub(crate) fn print_outcome(outcome: anyhow::Result<run::RunOutcome>) -> ExitCod
 /// `tessera plan`: the units of a manifest, as text or JSON.
 pub(crate) fn plan(session: &run::Session, variants: &[String], json: bool) -> ExitCode {
     let selected =
-        |v: &tessera_core::manifest::Variant| variants.is_empty() || variants.iter().any(|n| run::selected_by(v, n));
+        |v: &tessera_engine::manifest::Variant| variants.is_empty() || variants.iter().any(|n| run::selected_by(v, n));
     match run::Plan::new(session, selected) {
         Ok(plan) if json => {
             println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());

@@ -23,7 +23,7 @@ pub(crate) fn shard(
         Err(e) => return super::user_error(e),
     };
     let started = std::time::Instant::now();
-    match tessera_core::shard::write(&request, out) {
+    match tessera_engine::shard::write(&request, out) {
         Ok(written) => {
             for split in written {
                 println!(
@@ -34,7 +34,11 @@ pub(crate) fn shard(
                     split.dir.display()
                 );
             }
-            println!("{:.1}s, peak memory {:.0} MB", started.elapsed().as_secs_f64(), tessera_core::run::peak_rss_mb());
+            println!(
+                "{:.1}s, peak memory {:.0} MB",
+                started.elapsed().as_secs_f64(),
+                tessera_engine::run::peak_rss_mb()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -51,12 +55,12 @@ fn shard_request(
     labels: Option<&Path>,
     label_column: i64,
     flags: ShardFlags,
-) -> anyhow::Result<tessera_core::shard::ShardRequest> {
-    let defaults = tessera_core::manifest::StorageConfig::default();
+) -> anyhow::Result<tessera_engine::shard::ShardRequest> {
+    let defaults = tessera_engine::manifest::StorageConfig::default();
     if source.extension().is_some_and(|e| e == "toml") {
-        let manifest = tessera_core::manifest::Manifest::load(source)?;
+        let manifest = tessera_engine::manifest::Manifest::load(source)?;
         let s = manifest.variant(None, &[])?.settings;
-        return Ok(tessera_core::shard::ShardRequest {
+        return Ok(tessera_engine::shard::ShardRequest {
             data: s.data,
             base: manifest.dir(),
             label_noise: s.train.label_noise,
@@ -65,8 +69,8 @@ fn shard_request(
             blocks_per_shard: flags.blocks_per_shard.unwrap_or(s.storage.blocks_per_shard),
         });
     }
-    Ok(tessera_core::shard::ShardRequest {
-        data: tessera_core::shard::data_for_file(source, labels, label_column)?,
+    Ok(tessera_engine::shard::ShardRequest {
+        data: tessera_engine::shard::data_for_file(source, labels, label_column)?,
         base: PathBuf::from("."),
         label_noise: 0.0,
         seed: flags.seed,

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 #[cfg(not(feature = "torch"))]
-use tessera_core::run;
+use tessera_engine::run;
 #[cfg(feature = "torch")]
-use tessera_core::siamese;
+use tessera_engine::siamese;
 
 /// `tessera siamese`.
 #[cfg(not(feature = "torch"))]

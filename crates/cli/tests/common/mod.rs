@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use tessera_core::manifest::Diagnostics;
-use tessera_core::plugin::library_file_name;
-use tessera_core::run::{self, PluginSearch, RunOptions, RunOutcome, Session};
+use tessera_engine::manifest::Diagnostics;
+use tessera_engine::plugin::library_file_name;
+use tessera_engine::run::{self, PluginSearch, RunOptions, RunOutcome, Session};
 
 /// `tessera ARGS` run in `cwd` as a user runs it: plugins from beside the
 /// binary only (no `TESSERA_PLUGIN_PATH`).
@@ -95,14 +95,14 @@ lr = 0.1
 pub fn comparable(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
-            map.retain(|k, _| !tessera_core::figures::varies(k));
+            map.retain(|k, _| !tessera_engine::figures::varies(k));
             if let (Some(serde_json::Value::Array(columns)), Some(serde_json::Value::Array(rows))) =
                 (map.get("columns").cloned(), map.get_mut("rows"))
             {
                 let timed: Vec<usize> = columns
                     .iter()
                     .enumerate()
-                    .filter(|(_, c)| c.as_str().is_some_and(tessera_core::figures::varies))
+                    .filter(|(_, c)| c.as_str().is_some_and(tessera_engine::figures::varies))
                     .map(|(i, _)| i)
                     .collect();
                 for row in rows.iter_mut().filter_map(|r| r.as_array_mut()) {

@@ -3,7 +3,7 @@
 //! same shards; and how fast CorgiPile generates the order of a virtual
 //! billion-example layout, with the process's peak memory.
 //!
-//! Run: `make bench` (or `cargo bench -p tessera-core --bench samplers`).
+//! Run: `make bench` (or `cargo bench -p tessera-engine --bench samplers`).
 
 mod common;
 
@@ -11,10 +11,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tessera_core::data::generators::teacher;
-use tessera_core::plugin::{CallContext, Registry};
-use tessera_core::run::peak_rss_mb;
-use tessera_core::storage::{write_shards, Access, BlockLoader, ShardSet};
+use tessera_engine::data::generators::teacher;
+use tessera_engine::plugin::{CallContext, Registry};
+use tessera_engine::run::peak_rss_mb;
+use tessera_engine::storage::{write_shards, Access, BlockLoader, ShardSet};
 use tessera_sdk::StorageLayout;
 
 fn main() {

@@ -3,7 +3,7 @@
 //! order from a native `Box<dyn Iterator>` in this binary. Chunks of 1 id
 //! show the per-call overhead; chunks of 4096 the amortized cost.
 //!
-//! Run: `make bench` (or `cargo bench -p tessera-core --bench ffi_call`).
+//! Run: `make bench` (or `cargo bench -p tessera-engine --bench ffi_call`).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 mod common;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use tessera_core::plugin::{CallContext, Registry};
+use tessera_engine::plugin::{CallContext, Registry};
 use tessera_sdk::StorageLayout;
 
 /// The native counterpart of `baselines.sequential`: the same chunking.

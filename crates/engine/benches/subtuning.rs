@@ -8,7 +8,7 @@
 //!
 //! The backbone is the ResNet of `examples/subtuning.toml` (3 stages of 2
 //! basic blocks, width 16), pretrained here on digits 0-4; the target task is
-//! digits 5-9. Run: `make bench` (or `cargo bench -p tessera-core --bench
+//! digits 5-9. Run: `make bench` (or `cargo bench -p tessera-engine --bench
 //! subtuning`). `BENCH_SUBTUNING_PER_CLASS` sets the target training size
 //! (default 25 per class).
 
@@ -19,17 +19,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
-use tessera_core::data::{self, Dataset};
-use tessera_core::finetune::{CandidateOrder, FinetuneOracle, OracleSetup};
-use tessera_core::manifest::{DataConfig, ModelConfig, TrainConfig};
-use tessera_core::model::Model;
-use tessera_core::plugin::{CallContext, Registry};
-use tessera_core::siamese::SiameseModel;
-use tessera_core::train::{self, TensorData};
+use tessera_engine::data::{self, Dataset};
+use tessera_engine::finetune::{CandidateOrder, FinetuneOracle, OracleSetup};
+use tessera_engine::manifest::{DataConfig, ModelConfig, TrainConfig};
+use tessera_engine::model::Model;
+use tessera_engine::plugin::{CallContext, Registry};
+use tessera_engine::siamese::SiameseModel;
+use tessera_engine::train::{self, TensorData};
 
 fn digits(groups: &[i64], per_class: usize) -> (Dataset, Dataset) {
     let config = DataConfig {
-        source: tessera_core::manifest::DataSource::Digits,
+        source: tessera_engine::manifest::DataSource::Digits,
         seed: Some(0),
         validation_fraction: 0.0,
         label_groups: groups.iter().map(|&g| vec![g]).collect(),
@@ -42,7 +42,7 @@ fn digits(groups: &[i64], per_class: usize) -> (Dataset, Dataset) {
 
 fn model_config() -> ModelConfig {
     ModelConfig {
-        kind: tessera_core::manifest::ModelKind::Resnet,
+        kind: tessera_engine::manifest::ModelKind::Resnet,
         width: 16,
         depth: 2,
         stages: 3,
@@ -79,7 +79,7 @@ fn main() {
     let (source, source_test) = digits(&[0, 1, 2, 3, 4], 0);
     let backbone = Model::new(&model_config(), &source.shape, 5, device, 1).unwrap();
     let pretrain = TrainConfig {
-        optimizer: tessera_core::choice::Optimizer::Adam,
+        optimizer: tessera_engine::choice::Optimizer::Adam,
         lr: 0.003,
         epochs: 15,
         batch_size: 64,
@@ -117,10 +117,10 @@ fn main() {
     let empty = Dataset { features: vec![], shape: target.shape.clone(), labels: vec![], classes: 5 };
     // The oracle's training in examples/subtuning.toml.
     let oracle_config = TrainConfig {
-        optimizer: tessera_core::choice::Optimizer::Adamw,
+        optimizer: tessera_engine::choice::Optimizer::Adamw,
         lr: 0.003,
         weight_decay: 5e-5,
-        schedule: tessera_core::choice::Schedule::Cosine,
+        schedule: tessera_engine::choice::Schedule::Cosine,
         epochs: 10,
         batch_size: 16,
         ..TrainConfig::default()

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub fn plugin_library(stem: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile = exe.parent().and_then(|d| d.parent()).unwrap();
-    let path = profile.join(tessera_core::plugin::library_file_name(stem));
+    let path = profile.join(tessera_engine::plugin::library_file_name(stem));
     assert!(path.exists(), "{} is missing: run `make build` first", path.display());
     path
 }
@@ -28,7 +28,7 @@ pub fn drop_page_cache() -> bool {
 
 /// Reads a whole pass through `reader`, 4,096 examples at a time (decoded
 /// into one reused buffer); returns the examples read and the pass's I/O.
-pub fn drain(mut reader: tessera_core::storage::EpochReader) -> (usize, tessera_core::storage::IoStats) {
+pub fn drain(mut reader: tessera_engine::storage::EpochReader) -> (usize, tessera_engine::storage::IoStats) {
     let mut features = Vec::with_capacity(4096 * 64);
     let mut count = 0;
     loop {

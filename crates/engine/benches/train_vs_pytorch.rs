@@ -4,17 +4,17 @@
 //! the ratio. The PyTorch side is `pytorch_loop.py`, run with the Python of
 //! the torch wheel the set-up installs (or `TESSERA_PYTHON`).
 //!
-//! Run: `make bench` (or `cargo bench -p tessera-core --bench train_vs_pytorch`).
+//! Run: `make bench` (or `cargo bench -p tessera-engine --bench train_vs_pytorch`).
 
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use tch::{Device, Kind, Tensor};
-use tessera_core::data::Dataset;
-use tessera_core::manifest::{ModelConfig, TrainConfig};
-use tessera_core::model::Model;
-use tessera_core::storage::Access;
-use tessera_core::train::{fit, BatchSource, FitHooks, MemorySource, ShuffledOrder, TensorData};
+use tessera_engine::data::Dataset;
+use tessera_engine::manifest::{ModelConfig, TrainConfig};
+use tessera_engine::model::Model;
+use tessera_engine::storage::Access;
+use tessera_engine::train::{fit, BatchSource, FitHooks, MemorySource, ShuffledOrder, TensorData};
 use tessera_sdk::{SeedRng, StorageLayout};
 
 const N: usize = 20_000;
@@ -67,7 +67,7 @@ fn pytorch(kind: &str) -> Option<f64> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_loop.py");
     let args =
         [script.to_string(), kind.into(), N.to_string(), EPOCHS.to_string(), BATCH.to_string(), threads().to_string()];
-    let out = Command::new(tessera_core::plugin::libtorch_python()).args(&args).output().ok()?;
+    let out = Command::new(tessera_engine::plugin::libtorch_python()).args(&args).output().ok()?;
     if !out.status.success() {
         eprintln!("pytorch loop failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;

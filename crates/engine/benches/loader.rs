@@ -2,7 +2,7 @@
 //! (what `cat` does), and the modeled cloud cost of a full random-access
 //! order against a block-sequential one.
 //!
-//! Run: `make bench` (or `cargo bench -p tessera-core --bench loader`).
+//! Run: `make bench` (or `cargo bench -p tessera-engine --bench loader`).
 
 mod common;
 
@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use abi_stable::std_types::RVec;
-use tessera_core::data::generators::teacher;
-use tessera_core::storage::{write_shards, Access, BlockLoader, CostModel, ShardSet};
-use tessera_core::train::EpochOrder;
+use tessera_engine::data::generators::teacher;
+use tessera_engine::storage::{write_shards, Access, BlockLoader, CostModel, ShardSet};
+use tessera_engine::train::EpochOrder;
 
 const N: usize = 200_000;
 const BLOCK: u64 = 512;
@@ -118,7 +118,7 @@ fn main() {
             .collect(),
     );
     println!("  checksummed block reads alone {:>5.1} ms  {:>8.0} MB/s", raw * 1e3, mb / raw);
-    let cloud = CostModel::preset(tessera_core::choice::StoragePreset::Cloud);
+    let cloud = CostModel::preset(tessera_engine::choice::StoragePreset::Cloud);
     let random = cloud.seconds(N as u64, N as u64 * index.record_bytes);
     let sequential = cloud.seconds(index.blocks.len() as u64, total_bytes);
     println!("modeled cloud time of one epoch (20 ms/request, 100 MB/s):");

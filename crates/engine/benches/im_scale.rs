@@ -4,7 +4,7 @@
 //! memory and the spread (RR estimate, and Monte Carlo). Top degree, in the
 //! same run, is the baseline.
 //!
-//! Run: `make bench` (or `cargo bench -p tessera-core --bench im_scale`).
+//! Run: `make bench` (or `cargo bench -p tessera-engine --bench im_scale`).
 //! `BENCH_IM_NODES` shrinks the graph (edges = 10 × nodes).
 
 mod common;
@@ -13,9 +13,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tessera_core::graph::{self, rmat};
-use tessera_core::plugin::{CallContext, Registry};
-use tessera_core::run::peak_rss_mb;
+use tessera_engine::graph::{self, rmat};
+use tessera_engine::plugin::{CallContext, Registry};
+use tessera_engine::run::peak_rss_mb;
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {

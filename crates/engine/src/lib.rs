@@ -1,4 +1,4 @@
-//! # tessera-core
+//! # tessera-engine
 //!
 //! Tessera's engine and its command: it plans a manifest's variants into
 //! units, runs them through an executor (inline, processes, Slurm), collects
