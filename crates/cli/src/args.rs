@@ -256,6 +256,6 @@ pub(crate) fn search(cli: &Cli) -> PluginSearch {
     PluginSearch { extra: cli.plugins.clone(), ..PluginSearch::standard() }
 }
 
-pub(crate) fn overrides(set: &[String]) -> Result<Vec<Override>, String> {
+pub(crate) fn overrides(set: &[String]) -> Result<Vec<Override>, tessera_engine::manifest::BadOverride> {
     set.iter().map(|s| Override::parse(s)).collect()
 }

@@ -34,20 +34,41 @@ macro_rules! choice {
             fn describe() -> String {
                 crate::manifest::reference::one_of(Self::NAMES)
             }
+
+            fn names() -> &'static [&'static str] {
+                Self::NAMES
+            }
         }
 
         impl std::str::FromStr for $name {
-            type Err = String;
+            type Err = UnknownChoice;
 
-            fn from_str(text: &str) -> Result<Self, String> {
+            fn from_str(text: &str) -> Result<Self, UnknownChoice> {
                 match text {
                     $($text => Ok($name::$variant),)+
-                    other => Err(format!("unknown {} `{other}` (known: {})", stringify!($name), Self::NAMES.join(", "))),
+                    other => Err(UnknownChoice { kind: stringify!($name), value: other.to_string(), names: Self::NAMES }),
                 }
             }
         }
     };
 }
+
+/// A name that is none of a choice's (`--executor gpu`, say).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}` (known: {})", names.join(", "))]
+pub struct UnknownChoice {
+    /// The choice, e.g. `ExecutorKind`.
+    pub kind: &'static str,
+    /// What was given.
+    pub value: String,
+    /// Every accepted name.
+    pub names: &'static [&'static str],
+}
+
+/// A device that is none of `cpu`, `cuda`, `cuda:N`, `auto`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown variant `{0}`, expected one of `cpu`, `cuda`, `cuda:N`, `auto`")]
+pub struct UnknownDevice(pub String);
 
 choice! {
     /// `experiment.executor` (or `--executor`): where a run's units run.
@@ -314,6 +335,10 @@ impl crate::manifest::reference::SettingType for DeviceChoice {
     fn describe() -> String {
         "`cpu`, `cuda`, `cuda:N` or `auto`".to_string()
     }
+
+    fn names() -> &'static [&'static str] {
+        Self::NAMES
+    }
 }
 
 impl std::fmt::Display for DeviceChoice {
@@ -328,17 +353,16 @@ impl std::fmt::Display for DeviceChoice {
 }
 
 impl std::str::FromStr for DeviceChoice {
-    type Err = String;
+    type Err = UnknownDevice;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, UnknownDevice> {
         match text {
             "cpu" => Ok(DeviceChoice::Cpu),
             "cuda" => Ok(DeviceChoice::Cuda),
             "auto" => Ok(DeviceChoice::Auto),
             other => {
-                other.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(DeviceChoice::CudaIndex).ok_or_else(|| {
-                    format!("unknown variant `{other}`, expected one of `cpu`, `cuda`, `cuda:N`, `auto`")
-                })
+                let index = other.strip_prefix("cuda:").and_then(|n| n.parse().ok());
+                index.map(DeviceChoice::CudaIndex).ok_or_else(|| UnknownDevice(other.to_string()))
             }
         }
     }
@@ -367,14 +391,14 @@ mod tests {
             assert_eq!(name.parse::<ModelKind>().unwrap().as_str(), *name);
         }
         assert_eq!("sorted-by-label".parse::<StoredOrder>(), Ok(StoredOrder::SortedByLabel));
-        assert!("adan".parse::<Optimizer>().unwrap_err().contains("known: sgd, adam, adamw"));
+        assert!("adan".parse::<Optimizer>().unwrap_err().to_string().contains("known: sgd, adam, adamw"));
     }
 
     #[test]
     fn devices_parse() {
         assert_eq!("cuda:1".parse::<DeviceChoice>(), Ok(DeviceChoice::CudaIndex(1)));
         assert_eq!("auto".parse::<DeviceChoice>(), Ok(DeviceChoice::Auto));
-        assert!("gpu".parse::<DeviceChoice>().unwrap_err().contains("expected one of `cpu`"));
+        assert!("gpu".parse::<DeviceChoice>().unwrap_err().to_string().contains("expected one of `cpu`"));
         assert_eq!(DeviceChoice::CudaIndex(2).to_string(), "cuda:2");
     }
 }

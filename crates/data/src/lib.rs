@@ -7,10 +7,12 @@
 //! memory maps. Builds and tests without libtorch.
 
 pub mod data;
+pub mod error;
 pub mod file_map;
 pub mod graph;
 pub mod shard;
 pub mod storage;
 
+pub use error::{DataError, Result};
 use tessera_config::{choice, manifest, validate};
 use tessera_util::confined;

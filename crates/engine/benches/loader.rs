@@ -24,7 +24,7 @@ struct Sequential {
 }
 
 impl EpochOrder for Sequential {
-    fn next_chunk(&mut self) -> anyhow::Result<Option<RVec<u64>>> {
+    fn next_chunk(&mut self) -> Result<Option<RVec<u64>>, tessera_engine::DataError> {
         if self.next >= self.n {
             return Ok(None);
         }

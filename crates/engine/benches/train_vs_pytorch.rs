@@ -47,7 +47,7 @@ fn tessera(kind: &str) -> f64 {
     let layout = StorageLayout { examples: N as u64, block_size: N as u64, bytes_per_example: 0 };
     let mut rng = SeedRng::new(0);
     let tensors_ref = &tensors;
-    let mut epoch = |_| -> anyhow::Result<Box<dyn BatchSource + '_>> {
+    let mut epoch = |_| -> Result<Box<dyn BatchSource + '_>, tessera_engine::TorchError> {
         Ok(Box::new(MemorySource::new(
             Box::new(ShuffledOrder::new(N as u64, &mut rng)),
             tensors_ref,

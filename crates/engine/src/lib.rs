@@ -29,7 +29,7 @@ pub mod run;
 pub mod validate;
 
 pub use tessera_config::{choice, manifest};
-pub use tessera_data::{data, file_map, graph, shard, storage};
+pub use tessera_data::{data, file_map, graph, shard, storage, DataError};
 pub use tessera_host::{contract, plugin};
 pub use tessera_report::{compare, figures, html, report, table};
 pub use tessera_util::{confined, logger};
@@ -42,4 +42,4 @@ pub mod population {
 }
 
 #[cfg(feature = "torch")]
-pub use tessera_torch::{finetune, model, pretrain, siamese, train};
+pub use tessera_torch::{finetune, model, pretrain, siamese, train, TorchError};

@@ -628,10 +628,14 @@ pub struct FinetunerHandle {
     inner: FinetunerBox,
 }
 
+/// Why the host's oracle could not answer: the implementor's own error (the
+/// training crate's), handed back to the finetuner as its message chain.
+pub type OracleError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The host side of the finetuning oracle.
 pub trait OracleImpl {
     /// Trains with the layers the query names and returns the held-out scores.
-    fn ask(&mut self, query: &OracleQuery) -> anyhow::Result<OracleAnswer>;
+    fn ask(&mut self, query: &OracleQuery) -> Result<OracleAnswer, OracleError>;
 }
 
 struct OracleState<'a> {
@@ -646,7 +650,7 @@ extern "C" fn oracle_ask(context: *mut (), query: &OracleQuery) -> RResult<Oracl
         |message: String| RErr(PluginError { kind: ErrorKind::Failed, message: message.into(), key: "".into() });
     match result {
         Ok(Ok(v)) => ROk(v),
-        Ok(Err(e)) => failed(format!("oracle: {e:#}")),
+        Ok(Err(e)) => failed(format!("oracle: {}", tessera_util::error::chain(e.as_ref()))),
         Err(payload) => {
             let what = payload
                 .downcast_ref::<String>()
@@ -723,8 +727,8 @@ impl GraphObjectiveHandle {
 
 /// A sampler's order stream is what the block loader reads an epoch from.
 impl crate::storage::EpochOrder for OrderStream {
-    fn next_chunk(&mut self) -> anyhow::Result<Option<RVec<u64>>> {
-        OrderStream::next_chunk(self).map_err(|e: ComponentError| anyhow::anyhow!(e))
+    fn next_chunk(&mut self) -> Result<Option<RVec<u64>>, tessera_data::DataError> {
+        OrderStream::next_chunk(self).map_err(|e: ComponentError| tessera_data::DataError::Upstream(Box::new(e)))
     }
 }
 

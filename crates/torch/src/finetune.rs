@@ -22,14 +22,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use serde_json::json;
 use tch::{Device, Tensor};
 use tessera_sdk::{LayerInfo, OracleAnswer, OracleQuery, Sampling, SeedRng, StorageLayout};
 
 use crate::manifest::{ModelConfig, TrainConfig};
 use crate::model::Model;
-use crate::plugin::{CallContext, OracleImpl, SamplerHandle};
+use crate::plugin::{CallContext, OracleError, OracleImpl, SamplerHandle};
 use crate::report::{ReportJson, TableJson};
 use crate::storage::{Access, CostModel, IoStats};
 use crate::train::{self, BatchSource, EpochOrder, FitHooks, MemorySource, TensorData};
@@ -428,7 +428,7 @@ impl<'a> FinetuneOracle<'a> {
     /// The mean accuracy of `trainable` over `folds` folds, with the
     /// manifest's oracle epochs (the shortcut the tests use).
     pub fn score(&mut self, trainable: &[u32], folds: u32) -> Result<f64> {
-        Ok(self.ask(&OracleQuery::new(trainable).folds(folds))?.accuracy)
+        Ok(self.query(&OracleQuery::new(trainable).folds(folds))?.accuracy)
     }
 }
 
@@ -444,7 +444,15 @@ fn pick(data: &TensorData, rows: Option<&[i64]>, device: Device) -> TensorData {
 }
 
 impl OracleImpl for FinetuneOracle<'_> {
-    fn ask(&mut self, query: &OracleQuery) -> Result<OracleAnswer> {
+    fn ask(&mut self, query: &OracleQuery) -> std::result::Result<OracleAnswer, OracleError> {
+        Ok(self.query(query)?)
+    }
+}
+
+impl FinetuneOracle<'_> {
+    /// Trains with the layers `query` names (memoized) and returns the
+    /// held-out scores.
+    pub fn query(&mut self, query: &OracleQuery) -> Result<OracleAnswer> {
         let head = self.head();
         if let Some(&bad) = query.trainable.iter().find(|&&p| p > head) {
             bail!("layer position {bad} does not exist (the model has {} layers)", head + 1);
@@ -583,7 +591,7 @@ mod tests {
     struct Ids(Option<Vec<u64>>);
 
     impl EpochOrder for Ids {
-        fn next_chunk(&mut self) -> Result<Option<abi_stable::std_types::RVec<u64>>> {
+        fn next_chunk(&mut self) -> tessera_data::Result<Option<abi_stable::std_types::RVec<u64>>> {
             Ok(self.0.take().map(Into::into))
         }
     }
@@ -638,7 +646,7 @@ mod tests {
     fn a_sampler_breaking_its_contract_fails_the_oracle_call_naming_it() {
         let (model, train, validation, config) = setup();
         let mut oracle = with_order(&model, &train, &validation, &config, 0, sequential(true));
-        let err = format!("{:#}", oracle.ask(&OracleQuery::new(&[2])).unwrap_err());
+        let err = tessera_util::error::chain(oracle.ask(&OracleQuery::new(&[2])).unwrap_err().as_ref());
         assert!(err.contains("test.sequential"), "{err}");
     }
 }

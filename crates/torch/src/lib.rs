@@ -7,6 +7,7 @@
 //! pretraining; [`siamese`] answers several finetuned tasks as one model;
 //! [`population`] trains and evaluates populations of models.
 
+pub mod error;
 pub mod finetune;
 pub mod model;
 pub mod population;
@@ -14,6 +15,7 @@ pub mod pretrain;
 pub mod siamese;
 pub mod train;
 
+pub use error::{Result, TorchError};
 use tessera_config::manifest;
 use tessera_data::{data, storage};
 use tessera_host::{contract, plugin};

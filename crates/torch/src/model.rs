@@ -2,7 +2,7 @@
 //! network, each a sequence of named blocks (what finetuners choose among)
 //! followed by a linear head. Frozen blocks keep their BatchNorm statistics.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 use tessera_sdk::{LayerInfo, SeedRng};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind};
 use tessera_sdk::{observation, Array, Observation, ObservationRequest, SeedRng};
@@ -627,9 +627,9 @@ mod tests {
         assert_eq!(Population::load(dir.path()).unwrap(), p);
         // A matrix that does not match the members is refused with its path.
         write_npy(&dir.path().join("test.correct.npy"), "|u1", &[2, 3], &[0; 6]).unwrap();
-        let err = format!("{:#}", Population::load(dir.path()).unwrap_err());
+        let err = tessera_util::error::chain(&Population::load(dir.path()).unwrap_err());
         assert!(err.contains("test.correct.npy") && err.contains("members.json has 12 members"), "{err}");
-        let err = format!("{:#}", Population::load(&dir.path().join("nowhere")).unwrap_err());
+        let err = tessera_util::error::chain(&Population::load(&dir.path().join("nowhere")).unwrap_err());
         assert!(err.contains("members.json"), "{err}");
     }
 

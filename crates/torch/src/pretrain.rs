@@ -12,7 +12,7 @@
 //! initialized. A linear probe (`baselines.linear-probe`) then trains the
 //! head on the frozen representation.
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 use tessera_sdk::SeedRng;

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod confined;
+pub mod error;
 pub mod fs;
 pub mod logger;
 pub mod process;

@@ -157,14 +157,24 @@ pub struct Override {
     pub text: String,
 }
 
+/// A `--set` that is not `KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadOverride {
+    /// No `=`.
+    #[error("--set {0}: expected KEY=VALUE, e.g. train.lr=0.1")]
+    NoValue(String),
+    /// `a..b` or a leading or trailing dot.
+    #[error("--set {0}: empty key segment")]
+    EmptySegment(String),
+}
+
 impl Override {
     /// Parses `KEY=VALUE`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (key, value) =
-            text.split_once('=').ok_or_else(|| format!("--set {text}: expected KEY=VALUE, e.g. train.lr=0.1"))?;
+    pub fn parse(text: &str) -> Result<Self, BadOverride> {
+        let (key, value) = text.split_once('=').ok_or_else(|| BadOverride::NoValue(text.to_string()))?;
         let key: Vec<String> = key.trim().split('.').map(|s| s.trim().to_string()).collect();
         if key.iter().any(String::is_empty) {
-            return Err(format!("--set {text}: empty key segment"));
+            return Err(BadOverride::EmptySegment(text.to_string()));
         }
         let value_text = value.trim();
         let value = toml::from_str::<toml::Table>(&format!("v = {value_text}"))
@@ -285,9 +295,48 @@ fn set_path(table: &mut toml::Table, key: &[String], value: toml::Value) -> Resu
     Ok(())
 }
 
-/// The backticked words of a serde message (e.g. the expected field names).
-fn backticked(message: &str) -> Vec<String> {
-    message.split('`').skip(1).step_by(2).map(str::to_string).collect()
+/// The key a settings error is under, and a hint, both from the declared
+/// schema and the value given (never read back from serde's message): a key
+/// no table declares gets the closest declared one, a choice's unknown name
+/// the closest name.
+fn settings_hint(given: &toml::Table, path: &serde_path_to_error::Path) -> (String, Option<String>) {
+    let schema = reference::Nested::of::<Settings>();
+    let at = path.to_string();
+    let at = if at == "." { String::new() } else { at };
+    let dotted = |table: &str, key: &str| if table.is_empty() { key.to_string() } else { format!("{table}.{key}") };
+    if let Some(u) = reference::unknown_key(schema, given) {
+        let key = dotted(&u.table, &u.key);
+        if u.table == at || key == at {
+            let hint = closest(&u.key, u.known.iter().copied())
+                .map(|b| format!("did you mean `{b}`?"))
+                .or_else(|| (!u.known.is_empty()).then(|| format!("known keys: {}", u.known.join(", "))));
+            return (key, hint);
+        }
+    }
+    let names = reference::choice_names(schema, &at);
+    let hint = match value_at(given, path).and_then(toml::Value::as_str) {
+        Some(name) if !names.is_empty() && !names.contains(&name) => closest(name, names.iter().copied())
+            .map(|b| format!("did you mean `{b}`?"))
+            .or_else(|| Some(format!("one of: {}", names.join(", ")))),
+        _ => None,
+    };
+    (if at.is_empty() { ".".to_string() } else { at }, hint)
+}
+
+/// The value at `path` in `table`, if there is one.
+fn value_at<'t>(table: &'t toml::Table, path: &serde_path_to_error::Path) -> Option<&'t toml::Value> {
+    use serde_path_to_error::Segment;
+    let mut segments = path.iter();
+    let Some(Segment::Map { key }) = segments.next() else { return None };
+    let mut value = table.get(key)?;
+    for segment in segments {
+        value = match segment {
+            Segment::Map { key } => value.as_table()?.get(key)?,
+            Segment::Seq { index } => value.as_array()?.get(*index)?,
+            _ => return None,
+        };
+    }
+    Some(value)
 }
 
 impl Manifest {
@@ -620,31 +669,12 @@ impl Manifest {
         }
         // The recorded provenance of a resolved manifest is not a setting.
         table.remove("plugin");
+        let given = table.clone();
         let settings = match serde_path_to_error::deserialize::<_, Settings>(toml::Value::Table(table)) {
             Ok(s) => Some(s),
             Err(e) => {
-                let mut key = e.path().to_string();
+                let (key, hint) = settings_hint(&given, e.path());
                 let message = e.inner().message().trim().to_string();
-                let mut hint = None;
-                if message.starts_with("unknown variant") {
-                    let words = backticked(&message);
-                    if let Some((unknown, expected)) = words.split_first() {
-                        hint = closest(unknown, expected.iter().map(String::as_str))
-                            .map(|b| format!("did you mean `{b}`?"))
-                            .or_else(|| Some(format!("one of: {}", expected.join(", "))));
-                    }
-                } else if message.starts_with("unknown field") {
-                    let words = backticked(&message);
-                    if let Some((unknown, expected)) = words.split_first() {
-                        if !key.ends_with(unknown.as_str()) {
-                            key =
-                                if key == "." || key.is_empty() { unknown.clone() } else { format!("{key}.{unknown}") };
-                        }
-                        hint = closest(unknown, expected.iter().map(String::as_str))
-                            .map(|b| format!("did you mean `{b}`?"))
-                            .or_else(|| (!expected.is_empty()).then(|| format!("known keys: {}", expected.join(", "))));
-                    }
-                }
                 errors.push(self.diagnostic(index, overrides, &key, message, hint));
                 None
             }
@@ -794,6 +824,22 @@ lr = 0.5
         assert_eq!(d.location, Some((line, 1)));
         assert_eq!(d.hint.as_deref(), Some("did you mean `lr`?"));
         assert!(d.to_string().starts_with(&format!("m.toml:{line}:1: error: unknown field `lrr`")), "{d}");
+    }
+
+    #[test]
+    fn a_misspelled_choice_and_a_nested_key_get_hints_from_the_schema() {
+        let hint = |from: &str, to: &str| {
+            let text = TEXT.replace(from, to);
+            let err = manifest(&text).unwrap().variants(&[]).unwrap_err();
+            (err.0[0].key.clone(), err.0[0].hint.clone())
+        };
+        let (key, hint_text) = hint("seed = 3", "seed = 3\nkind = \"grph\"");
+        assert_eq!((key.as_deref(), hint_text.as_deref()), (Some("experiment.kind"), Some("did you mean `graph`?")));
+        let (key, hint_text) = hint("seed = 3", "seed = 3\nexecutor = \"zzzzzz\"");
+        assert_eq!(key.as_deref(), Some("experiment.executor"));
+        assert_eq!(hint_text.as_deref(), Some("one of: inline, processes, slurm"));
+        let (key, hint_text) = hint("[sampler]", "[data.shift]\nnosie = 1.0\n\n[sampler]");
+        assert_eq!((key.as_deref(), hint_text.as_deref()), (Some("data.shift.nosie"), Some("did you mean `noise`?")));
     }
 
     #[test]

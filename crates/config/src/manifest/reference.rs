@@ -50,6 +50,7 @@ macro_rules! settings {
                         range: $crate::manifest::reference::first(&[$($range)?]),
                         doc: concat!($($key_doc, "\n",)*),
                         nested: <$ty as $crate::manifest::reference::SettingType>::nested(),
+                        names: <$ty as $crate::manifest::reference::SettingType>::names(),
                     },
                 )*]
             }
@@ -83,6 +84,8 @@ pub struct KeyDoc {
     pub doc: &'static str,
     /// The table this key opens, if it is one.
     pub nested: Option<Nested>,
+    /// The names it accepts, if it is a choice.
+    pub names: &'static [&'static str],
 }
 
 /// A settings table reached through a key.
@@ -121,6 +124,11 @@ pub trait SettingType {
     /// The settings table this type is, if it is one.
     fn nested() -> Option<Nested> {
         None
+    }
+
+    /// The names it accepts, if it is a choice.
+    fn names() -> &'static [&'static str] {
+        &[]
     }
 }
 
@@ -165,6 +173,10 @@ impl<T: SettingType> SettingType for Option<T> {
     fn nested() -> Option<Nested> {
         T::nested()
     }
+
+    fn names() -> &'static [&'static str] {
+        T::names()
+    }
 }
 
 impl<T: SettingType> SettingType for Vec<T> {
@@ -174,6 +186,10 @@ impl<T: SettingType> SettingType for Vec<T> {
 
     fn nested() -> Option<Nested> {
         T::nested()
+    }
+
+    fn names() -> &'static [&'static str] {
+        T::names()
     }
 }
 
@@ -187,6 +203,64 @@ impl<T: SettingType, const N: usize> SettingType for [T; N] {
 pub fn one_of(names: &[&str]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
     format!("one of {}", quoted.join(", "))
+}
+
+/// A key of a manifest that no settings table declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownKey {
+    /// The dotted path of the table it is in (empty for the root).
+    pub table: String,
+    /// The key.
+    pub key: String,
+    /// The keys that table declares.
+    pub known: Vec<&'static str>,
+}
+
+/// The first key of `table` (a manifest's settings, read against `root`)
+/// that no declared table has, depth first in the table's order; tables
+/// and arrays of tables are followed, free-form values (`toml::Table`) not.
+pub fn unknown_key(root: Nested, table: &toml::Table) -> Option<UnknownKey> {
+    unknown_in(root, table, "")
+}
+
+fn unknown_in(schema: Nested, table: &toml::Table, path: &str) -> Option<UnknownKey> {
+    let keys = (schema.keys)();
+    for (name, value) in table {
+        let Some(doc) = keys.iter().find(|k| k.name == name) else {
+            let known = keys.iter().map(|k| k.name).collect();
+            return Some(UnknownKey { table: path.to_string(), key: name.clone(), known });
+        };
+        let Some(nested) = doc.nested else { continue };
+        let inner = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+        let found = match value {
+            toml::Value::Table(t) => unknown_in(nested, t, &inner),
+            toml::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| item.as_table().and_then(|t| unknown_in(nested, t, &format!("{inner}[{i}]")))),
+            _ => None,
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// The names the key at dotted `path` (array indices ignored) accepts, if
+/// it is a choice.
+pub fn choice_names(root: Nested, path: &str) -> &'static [&'static str] {
+    let mut schema = root;
+    let mut names: &'static [&'static str] = &[];
+    for part in path.split('.').map(|p| p.split('[').next().unwrap_or(p)) {
+        let Some(doc) = (schema.keys)().into_iter().find(|k| k.name == part) else { return &[] };
+        names = doc.names;
+        match doc.nested {
+            Some(nested) => schema = nested,
+            None => schema = Nested { table: "", doc: "", keys: Vec::new },
+        }
+    }
+    names
 }
 
 /// Every table reachable from `T`, depth first, in declaration order.

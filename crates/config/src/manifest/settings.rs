@@ -27,7 +27,11 @@ pub enum ExperimentKind {
 
 impl SettingType for ExperimentKind {
     fn describe() -> String {
-        one_of(&["train", "graph", "population"])
+        one_of(Self::names())
+    }
+
+    fn names() -> &'static [&'static str] {
+        &["train", "graph", "population"]
     }
 }
 
@@ -218,7 +222,11 @@ pub enum Mnist1dSplit {
 
 impl SettingType for Mnist1dSplit {
     fn describe() -> String {
-        one_of(&["tessera", "package"])
+        one_of(Self::names())
+    }
+
+    fn names() -> &'static [&'static str] {
+        &["tessera", "package"]
     }
 }
 

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 
 use super::readers::{self, classes_of, NpyHeader};
 use super::Dataset;
@@ -343,13 +343,13 @@ impl CsvFile {
 }
 
 /// A CSV reading error as a message naming the file and line.
-fn csv_error(e: csv::Error, name: &str) -> anyhow::Error {
+fn csv_error(e: csv::Error, name: &str) -> crate::error::DataError {
     match e.kind() {
         csv::ErrorKind::Utf8 { pos, .. } => {
             let line = pos.as_ref().map_or(0, |p| p.line());
-            anyhow::anyhow!("{name}:{line}: not UTF-8 text; save the file as UTF-8")
+            crate::error::invalid!("{name}:{line}: not UTF-8 text; save the file as UTF-8")
         }
-        _ => anyhow::Error::new(e).context(format!("{name}: not valid CSV")),
+        _ => crate::error::DataError::from(e).context(format!("{name}: not valid CSV")),
     }
 }
 

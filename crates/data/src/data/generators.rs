@@ -1,7 +1,7 @@
 //! Seeded generators for sizes no shipped data set reaches (MNIST-1D, the
 //! authors' generator, is in `mnist1d`).
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use tessera_sdk::SeedRng;
 
 use super::{normal, Dataset};

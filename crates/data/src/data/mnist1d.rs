@@ -7,8 +7,8 @@
 //! `mnist1d_matches_the_authors_package` test compares them).
 
 use super::numpy::{gaussian_filter_reflect, interp, linspace, pairwise_sum, LegacyRandomState};
+use crate::error::{bail, Result};
 pub use crate::manifest::{Mnist1dArgs, Mnist1dSplit, MAX_SEQUENCE};
-use anyhow::{bail, Result};
 
 /// The digits' templates, as the package writes them (before normalising).
 const TEMPLATES: [[f64; 12]; 10] = [
@@ -107,7 +107,8 @@ fn resample(x: &[f64], n: usize) -> Vec<f64> {
 /// `make_dataset(args)` with the package's seed `seed`.
 pub fn make_dataset(args: &Mnist1dArgs, seed: u64) -> Result<Mnist1d> {
     check(args)?;
-    let seed = u32::try_from(seed).map_err(|_| anyhow::anyhow!("data.mnist1d.seed: NumPy seeds are below 2³²"))?;
+    let seed =
+        u32::try_from(seed).map_err(|_| crate::error::invalid!("data.mnist1d.seed: NumPy seeds are below 2³²"))?;
     let mut rng = LegacyRandomState::new(seed);
     let templates = templates();
     let per_class = args.num_samples / templates.len();

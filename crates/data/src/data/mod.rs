@@ -2,7 +2,7 @@
 //! train / validation / test. The foundation ships one generator (Gaussian
 //! blobs); readers for real formats build on [`Dataset`].
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use tessera_sdk::SeedRng;
 
 pub mod examples;
@@ -250,7 +250,7 @@ pub fn webdataset_files(config: &DataConfig, base: &std::path::Path) -> Result<V
         return Ok(vec![path]);
     }
     let mut tars: Vec<std::path::PathBuf> = std::fs::read_dir(&path)
-        .map_err(|e| anyhow::anyhow!("data.path: reading {}: {e}", path.display()))?
+        .map_err(|e| crate::error::invalid!("data.path: reading {}: {e}", path.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "tar"))
         .collect();

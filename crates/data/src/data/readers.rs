@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 
 use super::Dataset;
 
@@ -362,7 +362,9 @@ pub fn csv(path: &Path, label_column: isize) -> Result<Dataset> {
             .with_context(|| format!("{}: not valid gzip text", path.display()))?;
         text
     } else {
-        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))?
+        String::from_utf8(bytes)
+            .map_err(|e| e.utf8_error())
+            .with_context(|| format!("{}: not UTF-8 text", path.display()))?
     };
     csv_text(&text, label_column, &path.display().to_string())
 }

@@ -3,7 +3,7 @@
 //! the labels are needed to plan it; the features are read when a split is
 //! gathered (into memory) or streamed (into shards).
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use tessera_sdk::SeedRng;
 
 use super::examples::ExampleSource;
@@ -38,7 +38,7 @@ pub fn group_classes(classes: usize, groups: &[Vec<i64>]) -> Result<Vec<Option<i
     for (g, group) in groups.iter().enumerate() {
         for &label in group {
             let slot = usize::try_from(label).ok().and_then(|l| class_of.get_mut(l)).ok_or_else(|| {
-                anyhow::anyhow!("data.label_groups[{g}]: label {label} is not one of the {classes} classes")
+                crate::error::invalid!("data.label_groups[{g}]: label {label} is not one of the {classes} classes")
             })?;
             if let Some(other) = slot.replace(g as i64) {
                 bail!("data.label_groups: label {label} is in groups {other} and {g}");

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 
 use super::{Dataset, Splits};
 use crate::manifest::DataConfig;

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 
 use super::examples::{Described, ExampleSource};
 use super::readers::{self, classes_of};
@@ -353,7 +353,7 @@ mod tests {
         std::io::Write::write_all(&mut idat, &[0; 64]).unwrap();
         chunk(&mut png, b"IDAT", &idat.finish().unwrap());
         chunk(&mut png, b"IEND", &[]);
-        let err = format!("{:#}", decode_image(&png).unwrap_err());
+        let err = tessera_util::error::chain(&decode_image(&png).unwrap_err());
         assert!(err.contains("100000 × 100000 pixels"), "{err}");
     }
 
@@ -365,7 +365,7 @@ mod tests {
         assert!(jpeg_is_whole(&jpeg) && decode_image(&jpeg).is_ok());
         let cut = &jpeg[..jpeg.len() * 9 / 10];
         assert!(!jpeg_is_whole(cut));
-        assert!(format!("{:#}", decode_image(cut).unwrap_err()).contains("cut short"));
+        assert!(tessera_util::error::chain(&decode_image(cut).unwrap_err()).contains("cut short"));
     }
 
     #[test]
@@ -375,7 +375,7 @@ mod tests {
         write_tar(&path, &[("000000".into(), "npy", vec![0u8; 600]), ("000000".into(), "cls", b"1".to_vec())]).unwrap();
         let whole = std::fs::read(&path).unwrap();
         std::fs::write(&path, &whole[..900]).unwrap();
-        let err = format!("{:#}", TarShards::open(std::slice::from_ref(&path)).err().unwrap());
+        let err = tessera_util::error::chain(&TarShards::open(std::slice::from_ref(&path)).err().unwrap());
         assert!(err.contains("member 000000.npy at byte offset 512 declares 600 bytes; the file has 900"), "{err}");
     }
 }

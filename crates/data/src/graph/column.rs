@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::file_map::FileMap;
 
-/// A value type that a file's bytes can be viewed as: any bit pattern is a
-/// value, and the file stores it little-endian.
-pub trait Plain: Copy + 'static {}
+/// A value type that a file's bytes can be viewed as (`bytemuck::Pod`: any
+/// bit pattern is a value), stored little-endian.
+pub trait Plain: bytemuck::Pod {}
 impl Plain for u64 {}
 impl Plain for u32 {}
 impl Plain for f32 {}
@@ -36,7 +36,7 @@ impl<T: Plain> Column<T> {
     /// little-endian and the values are aligned; `None` otherwise.
     pub fn mapped(map: Arc<FileMap>, start: usize, len: usize) -> Option<Column<T>> {
         let fits = len.checked_mul(size_of::<T>()).and_then(|b| b.checked_add(start)).is_some_and(|e| e <= map.len());
-        let aligned = (map.bytes(0, 0).as_ptr() as usize + start).is_multiple_of(align_of::<T>());
+        let aligned = fits && bytemuck::try_cast_slice::<u8, T>(map.bytes(start, len * size_of::<T>())).is_ok();
         (cfg!(target_endian = "little") && fits && aligned).then_some(Column::Mapped { map, start, len })
     }
 
@@ -58,11 +58,8 @@ impl<T: Plain> Deref for Column<T> {
         match self {
             Column::Owned(values) => values,
             Column::Mapped { map, start, len } => {
-                let bytes = map.bytes(*start, len * size_of::<T>());
-                // SAFETY: `mapped` checked the range, the alignment and the byte
-                // order; every bit pattern is a `T` (`Plain`); the map is
-                // read-only and lives as long as `self`.
-                unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), *len) }
+                // `mapped` checked the range, the alignment and the byte order.
+                bytemuck::cast_slice(map.bytes(*start, len * size_of::<T>()))
             }
         }
     }

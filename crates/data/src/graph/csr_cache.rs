@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 
 use super::column::{Column, Plain};
 use super::{DroppedEdges, EdgeListFormat, Graph};
@@ -83,7 +83,7 @@ pub fn load(file: &Path, key: &CacheKey) -> Option<Graph> {
     match read_graph(&map, key) {
         Ok(graph) => graph,
         Err(e) => {
-            log::warn!("ignoring the damaged graph cache {}: {e:#}", file.display());
+            log::warn!("ignoring the damaged graph cache {}: {}", file.display(), tessera_util::error::chain(&e));
             None
         }
     }
@@ -129,7 +129,10 @@ const HEAD_BYTES: usize = 8 + 7 * 8;
 
 /// The graph in `map` if it was made for `key`; `Ok(None)` if for another state.
 fn read_graph(map: &Arc<FileMap>, key: &CacheKey) -> Result<Option<Graph>> {
-    anyhow::ensure!(map.len() >= HEAD_BYTES && map.bytes(0, 8) == MAGIC, "not a Tessera CSR file of this version");
+    crate::error::ensure!(
+        map.len() >= HEAD_BYTES && map.bytes(0, 8) == MAGIC,
+        "not a Tessera CSR file of this version"
+    );
     let head: Vec<u64> = decode(map.bytes(8, 7 * 8), u64::from_le_bytes);
     let [size, modified_ns, nodes, edges, weighted, self_loops, duplicates] = head[..] else { unreachable!() };
     if size != key.size || modified_ns != key.modified_ns {
@@ -139,14 +142,17 @@ fn read_graph(map: &Arc<FileMap>, key: &CacheKey) -> Result<Option<Graph>> {
     // size below fits in the file's length.
     let columns = if weighted != 0 { 2 } else { 1 };
     let expected = HEAD_BYTES as u128 + (nodes as u128 + 1) * 8 + edges as u128 * 4 * columns;
-    anyhow::ensure!(map.len() as u128 == expected, "{} bytes where its head says {expected}", map.len());
+    crate::error::ensure!(map.len() as u128 == expected, "{} bytes where its head says {expected}", map.len());
     let (n, m) = (nodes as usize, edges as usize);
     let targets_at = HEAD_BYTES + (n + 1) * 8;
     let offsets = column::<u64, 8>(map, HEAD_BYTES, n + 1, u64::from_le_bytes);
     let targets = column::<u32, 4>(map, targets_at, m, u32::from_le_bytes);
-    anyhow::ensure!(offsets.first() == Some(&0) && offsets.last() == Some(&edges), "offsets do not span the edges");
-    anyhow::ensure!(offsets.windows(2).all(|w| w[0] <= w[1]), "offsets decrease");
-    anyhow::ensure!(targets.iter().all(|&t| (t as u64) < nodes), "a target outside the nodes");
+    crate::error::ensure!(
+        offsets.first() == Some(&0) && offsets.last() == Some(&edges),
+        "offsets do not span the edges"
+    );
+    crate::error::ensure!(offsets.windows(2).all(|w| w[0] <= w[1]), "offsets decrease");
+    crate::error::ensure!(targets.iter().all(|&t| (t as u64) < nodes), "a target outside the nodes");
     let mut graph = Graph::from_csr(offsets, targets);
     if weighted != 0 {
         graph.probabilities = decode(map.bytes(targets_at + m * 4, m * 4), f32::from_le_bytes);

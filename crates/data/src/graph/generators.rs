@@ -3,7 +3,7 @@
 //! (Kronecker-style power-law graphs, fast to 10⁷ edges and beyond).
 //! The same arguments and seed always give the same graph.
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use tessera_sdk::SeedRng;
 
 use super::Graph;

@@ -8,7 +8,7 @@ pub mod generators;
 mod parse;
 pub mod readers;
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use tessera_sdk::{GraphView, SeedRng};
 
 use crate::choice::{GraphGenerator, ProbabilityModel};
@@ -26,7 +26,8 @@ pub fn build(config: &crate::manifest::GraphConfig, seed: u64, base: &std::path:
         GraphGenerator::WattsStrogatz => watts_strogatz(c.nodes, c.neighbors, c.rewire, c.direction, seed)?,
         GraphGenerator::Rmat => rmat(c.nodes, c.edges, (c.rmat[0], c.rmat[1], c.rmat[2]), seed)?,
         GraphGenerator::File => {
-            let path = c.path.as_ref().ok_or_else(|| anyhow::anyhow!("graph.generator = \"file\" needs graph.path"))?;
+            let path =
+                c.path.as_ref().ok_or_else(|| crate::error::invalid!("graph.generator = \"file\" needs graph.path"))?;
             read_edge_list(&base.join(path), c.format, c.undirected, c.cache)?
         }
     };

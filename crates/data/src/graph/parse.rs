@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use rayon::prelude::*;
 
 use super::readers::MAX_ISOLATED_NODES;
@@ -64,7 +64,7 @@ fn read_in_blocks(mut source: impl Read, size_hint: u64, layout: &Layout, block_
         let kept = buffer.len();
         buffer.resize(kept + block_bytes, 0);
         let got = read_up_to(&mut source, &mut buffer[kept..])
-            .map_err(|e| anyhow::anyhow!("{}: cannot read the file: {e}", layout.name))?;
+            .map_err(|e| crate::error::invalid!("{}: cannot read the file: {e}", layout.name))?;
         buffer.truncate(kept + got);
         let at_end = got == 0;
         let cut = if at_end { buffer.len() } else { buffer.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
@@ -155,7 +155,7 @@ impl<'a> ReadState<'a> {
             pieces.par_iter().map(|piece| parse_piece(piece, header_n)).collect();
         for (piece, result) in pieces.iter().zip(parsed) {
             let piece_result = result.map_err(|e| {
-                anyhow::anyhow!("{}:{}: {}", self.layout.name, self.lines_before + e.line + 1, e.message)
+                crate::error::invalid!("{}:{}: {}", self.layout.name, self.lines_before + e.line + 1, e.message)
             })?;
             self.take(piece_result);
             self.lines_before += memchr::memchr_iter(b'\n', piece).count() as u64;
@@ -184,7 +184,7 @@ impl<'a> ReadState<'a> {
             let number = self.lines_before;
             let Some(fields) = data_fields(line) else { continue };
             let shown = String::from_utf8_lossy(line.trim_ascii());
-            let at = |message: String| anyhow::anyhow!("{}:{number}: {message}", self.layout.name);
+            let at = |message: String| crate::error::invalid!("{}:{number}: {message}", self.layout.name);
             if fields.len() != 2 {
                 return Err(at(format!("the first line must be `n m` (nodes, edges), found `{shown}`")));
             }

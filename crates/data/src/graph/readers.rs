@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use rayon::prelude::*;
 
 use super::csr_cache::{self, CacheKey};
@@ -39,7 +39,10 @@ pub fn read_edge_list(path: &Path, format: EdgeListFormat, undirected: bool, cac
     if let Some(file) = cached {
         match csr_cache::store(&file, &key, &graph) {
             Ok(()) => log::info!("{name}: parsed copy kept at {} for later runs", file.display()),
-            Err(e) => log::warn!("{name}: could not keep a parsed copy ({e:#}); it will be parsed again next time"),
+            Err(e) => log::warn!(
+                "{name}: could not keep a parsed copy ({}); it will be parsed again next time",
+                tessera_util::error::chain(&e)
+            ),
         }
     }
     Ok(graph)
@@ -178,7 +181,7 @@ mod tests {
         ];
         for (name, format, text, expected) in cases {
             let p = write(dir.path(), name, text);
-            let err = format!("{:#}", read_edge_list(&p, format, false, GraphCache::Never).unwrap_err());
+            let err = tessera_util::error::chain(&read_edge_list(&p, format, false, GraphCache::Never).unwrap_err());
             assert!(err.contains(expected), "{name}: {err}");
         }
     }

@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::confined::Confined;
@@ -408,15 +408,14 @@ impl ShardSet {
         let bytes = &record[8..];
         let n = bytes.len() / 4;
         if cfg!(target_endian = "little") {
-            // The stored little-endian floats are this machine's floats: copy them.
-            features.reserve(n);
-            // SAFETY: `reserve` made room for `n` more f32s; the copy fills
-            // exactly those 4·n bytes (any alignment: it is a byte copy) and
-            // every bit pattern is a valid f32.
-            unsafe {
-                let dst = features.as_mut_ptr().add(features.len()) as *mut u8;
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, n * 4);
-                features.set_len(features.len() + n);
+            // The stored little-endian floats are this machine's floats: a
+            // record's features sit 4-aligned in its block, so they are read
+            // in place (`bytemuck` checks it); byte by byte otherwise.
+            match bytemuck::try_cast_slice::<u8, f32>(&bytes[..n * 4]) {
+                Ok(floats) => features.extend_from_slice(floats),
+                Err(_) => {
+                    features.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))))
+                }
             }
         } else {
             features.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))));
@@ -460,6 +459,12 @@ mod tests {
         let mut f = Vec::new();
         let label = set.decode(&set.read_record(42).unwrap(), &mut f);
         assert_eq!((label, f.as_slice()), (d.labels[order[42]], &d.features[order[42] * 3..order[42] * 3 + 3]));
+        // A record at an odd address decodes the same (byte by byte).
+        let mut shifted = vec![0u8];
+        shifted.extend(set.read_record(42).unwrap());
+        let mut g = Vec::new();
+        assert_eq!(set.decode(&shifted[1..], &mut g), label);
+        assert_eq!(g, f);
     }
 
     #[test]
@@ -473,7 +478,7 @@ mod tests {
         std::fs::write(&shard, bytes).unwrap();
         let set = ShardSet::open(&path).unwrap();
         assert!(set.read_block(4).is_ok());
-        let err = format!("{:#}", set.read_block(5).unwrap_err());
+        let err = tessera_util::error::chain(&set.read_block(5).unwrap_err());
         assert!(err.contains("shard-00001.bin: block 5 at byte offset 200 fails its checksum"), "{err}");
     }
 
@@ -496,7 +501,7 @@ mod tests {
             let mut index = good.clone();
             lie(&mut index);
             std::fs::write(path.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-            let err = format!("{:#}", ShardSet::open(&path).err().expect(says));
+            let err = tessera_util::error::chain(&ShardSet::open(&path).err().expect(says));
             assert!(err.contains(says), "{says}: {err}");
         }
     }
@@ -510,7 +515,7 @@ mod tests {
         let index = write_shards(&d, None, &path, 10, 4).unwrap();
         assert_eq!(index.classes, 4, "written with the classes it was given");
         let set = ShardSet::open(&path).unwrap();
-        let err = format!("{:#}", set.read_block(1).unwrap_err());
+        let err = tessera_util::error::chain(&set.read_block(1).unwrap_err());
         assert!(err.contains("example 12 at byte offset 240 has label 9, outside 0..4"), "{err}");
         assert!(set.read_record(12).is_err() && set.read_record(11).is_ok());
         assert!(set.read_record(103).is_err(), "past the last example of the last block");
@@ -524,10 +529,10 @@ mod tests {
         let shard = path.join("shard-00002.bin");
         let len = std::fs::metadata(&shard).unwrap().len();
         std::fs::OpenOptions::new().write(true).open(&shard).unwrap().set_len(len - 5).unwrap();
-        let err = format!("{:#}", ShardSet::open(&path).err().unwrap());
+        let err = tessera_util::error::chain(&ShardSet::open(&path).err().unwrap());
         assert!(err.contains("shard-00002.bin: block 10 ends at byte") && err.contains("truncated"), "{err}");
         std::fs::remove_file(&shard).unwrap();
-        let err = format!("{:#}", ShardSet::open(&path).err().unwrap());
+        let err = tessera_util::error::chain(&ShardSet::open(&path).err().unwrap());
         assert!(err.contains("opening shard") && err.contains("shard-00002.bin"), "{err}");
         assert!(write_shards(&data(), None, &path, 10, 4).is_err(), "never writes over a set");
     }

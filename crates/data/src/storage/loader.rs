@@ -12,14 +12,13 @@
 //! most (prefetch + 3) × buffer blocks' bytes, whatever the order and the
 //! dataset size.
 
-use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crate::error::{bail, invalid, Result};
 use abi_stable::std_types::RVec;
-use anyhow::{anyhow, bail, Result};
 
 use super::cost::IoStats;
 use super::format::ShardSet;
@@ -55,20 +54,19 @@ impl std::hash::Hasher for BlockIdHasher {
     }
 }
 
-type BlockMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<BlockIdHasher>>;
-
 /// The least-recently-used buffer policy both threads replay (and that
-/// in-memory training replays to count the I/O it would have done).
+/// in-memory training replays to count the I/O it would have done): the
+/// `lru` crate's list, so a hit and an eviction cost O(1) however large the
+/// buffer (the hand-written one scanned every entry to evict).
 pub struct LruPolicy<T> {
-    capacity: usize,
-    clock: u64,
-    entries: BlockMap<(u64, T)>,
+    entries: lru::LruCache<u64, T, std::hash::BuildHasherDefault<BlockIdHasher>>,
 }
 
 impl<T> LruPolicy<T> {
     /// An empty buffer of `capacity` blocks.
     pub fn new(capacity: usize) -> Self {
-        LruPolicy { capacity: capacity.max(1), clock: 0, entries: BlockMap::default() }
+        let capacity = std::num::NonZeroUsize::new(capacity.max(1)).expect("at least 1");
+        LruPolicy { entries: lru::LruCache::with_hasher(capacity, Default::default()) }
     }
 
     /// Touches `block`; true if it was buffered.
@@ -76,24 +74,16 @@ impl<T> LruPolicy<T> {
         self.touch_get(block).is_some()
     }
 
-    /// Touches `block` and returns its value if it was buffered.
+    /// Touches `block` (now the most recently used) and returns its value
+    /// if it was buffered.
     pub fn touch_get(&mut self, block: u64) -> Option<&T> {
-        self.clock += 1;
-        let clock = self.clock;
-        self.entries.get_mut(&block).map(|entry| {
-            entry.0 = clock;
-            &entry.1
-        })
+        self.entries.get(&block)
     }
 
-    /// Buffers `block`, evicting the least recently used one if full.
+    /// Buffers `block` as the most recently used, evicting the least
+    /// recently used one if full.
     pub fn insert(&mut self, block: u64, value: T) {
-        if self.entries.len() >= self.capacity {
-            if let Some(&oldest) = self.entries.iter().min_by_key(|(_, (t, _))| *t).map(|(b, _)| b) {
-                self.entries.remove(&oldest);
-            }
-        }
-        self.entries.insert(block, (self.clock, value));
+        self.entries.put(block, value);
     }
 }
 
@@ -117,7 +107,7 @@ fn read_blocks(set: &ShardSet, blocks: &[u64], threads: usize) -> Result<Vec<Vec
             .collect();
         let mut out = Vec::with_capacity(blocks.len());
         for handle in handles {
-            out.extend(handle.join().map_err(|_| anyhow!("a block-reading thread panicked"))??);
+            out.extend(handle.join().map_err(|_| invalid!("a block-reading thread panicked"))??);
         }
         Ok(out)
     })
@@ -351,7 +341,7 @@ impl EpochReader {
                                 let bytes = piece
                                     .blocks
                                     .get(self.next_block)
-                                    .ok_or_else(|| anyhow!("loader out of step at block {block}"))?
+                                    .ok_or_else(|| invalid!("loader out of step at block {block}"))?
                                     .clone();
                                 self.next_block += 1;
                                 self.policy.insert(block, bytes.clone());
@@ -375,7 +365,7 @@ impl EpochReader {
     /// Ends the pass and returns its I/O.
     pub fn finish(mut self) -> Result<IoStats> {
         drop(std::mem::replace(&mut self.rx, sync_channel(1).1));
-        self.reader.take().expect("started").join().map_err(|_| anyhow!("the storage reader thread panicked"))
+        self.reader.take().expect("started").join().map_err(|_| invalid!("the storage reader thread panicked"))
     }
 }
 
@@ -475,7 +465,7 @@ mod tests {
         bytes[170] ^= 0xff;
         std::fs::write(&shard, bytes).unwrap();
         let mut reader = loader.start(Box::new(VecOrder(vec![vec![0, 15]])));
-        let err = format!("{:#}", reader.next_examples(10, &mut vec![]).unwrap_err());
+        let err = tessera_util::error::chain(&reader.next_examples(10, &mut vec![]).unwrap_err());
         assert!(err.contains("block 1 at byte offset 160 fails its checksum"), "{err}");
     }
 }

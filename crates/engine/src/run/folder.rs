@@ -123,8 +123,7 @@ pub fn open_run(run_dir: &Path) -> Result<(Plan, Session, PathBuf)> {
     let bytes = Confined::new(&run_dir).read("manifest.toml").with_context(|| format!("reading {}", copy.display()))?;
     let text = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", copy.display()))?;
     let manifest = Manifest::parse(&plan.manifest, text).map_err(|d| anyhow::anyhow!("{d}"))?;
-    let overrides =
-        plan.overrides.iter().map(|o| Override::parse(o)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+    let overrides = plan.overrides.iter().map(|o| Override::parse(o)).collect::<Result<Vec<_>, _>>()?;
     let search = PluginSearch { extra: plan.plugins.clone(), env: false, beside_executable: false };
     let session = prepare_manifest(manifest, &overrides, &search).map_err(|d| anyhow::anyhow!("{d}"))?;
     Ok((plan, session, run_dir))

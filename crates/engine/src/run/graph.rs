@@ -255,7 +255,7 @@ fn write_snapshot(
         env!("CARGO_PKG_VERSION"),
         toml::to_string(g).unwrap_or_default().replace('\n', "; ")
     );
-    graph::write_snap(graph, &dir.join(format!("{}.txt", report::file_stem_safe(name))), &comment)
+    Ok(graph::write_snap(graph, &dir.join(format!("{}.txt", report::file_stem_safe(name))), &comment)?)
 }
 
 /// The evaluation grid: θ_c, then draws from the box (hyperparametric only).

@@ -44,7 +44,7 @@ pub(in crate::run) fn run_part(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    part.save(&unit_dir.join(PART))
+    Ok(part.save(&unit_dir.join(PART))?)
 }
 
 /// The reduce step: the population (its parts joined in row order, or

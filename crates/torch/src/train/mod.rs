@@ -1,11 +1,15 @@
 //! Training: executes a sampler's order in mini-batches with SGD or Adam,
 //! evaluates at checkpoints and produces the observations metrics ask for.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+mod fit;
 
+pub use fit::fit;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
+
+use crate::error::{bail, invalid, Result};
 use abi_stable::std_types::RVec;
-use anyhow::{anyhow, bail, Result};
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 use tessera_sdk::{observation, Array, Checkpoint, Observation, ObservationRequest, SeedRng};
@@ -29,7 +33,7 @@ impl ShuffledOrder {
 }
 
 impl EpochOrder for ShuffledOrder {
-    fn next_chunk(&mut self) -> Result<Option<RVec<u64>>> {
+    fn next_chunk(&mut self) -> tessera_data::Result<Option<RVec<u64>>> {
         Ok(self.0.take().map(RVec::from))
     }
 }
@@ -205,7 +209,7 @@ impl BatchSource for ShardSource {
     }
 
     fn finish(mut self: Box<Self>) -> Result<IoStats> {
-        self.reader.take().expect("not finished").finish()
+        Ok(self.reader.take().expect("not finished").finish()?)
     }
 }
 
@@ -298,7 +302,7 @@ pub fn observe(
             .iter()
             .find(|(n, _)| *n == split)
             .map(|(_, t)| *t)
-            .ok_or_else(|| anyhow!("split `{split}` is not loaded"))?;
+            .ok_or_else(|| invalid!("split `{split}` is not loaded"))?;
         let kinds: BTreeSet<&str> =
             requests.iter().filter(|r| r.split.as_str() == split).map(|r| r.kind.as_str()).collect();
         let needs_model = kinds.iter().any(|k| MODEL_KINDS.contains(k));
@@ -377,7 +381,7 @@ fn data_array(kind: &str, at: &SplitView) -> Result<Array> {
         }
         observation::REFERENCE_PREDICTIONS => {
             let predictions = at.reference.get(at.split).ok_or_else(|| {
-                anyhow!("observation `{kind}` needs a reference classifier: add `[reference] model = {{ kind = \"linear\" }}` to the manifest")
+                invalid!("observation `{kind}` needs a reference classifier: add `[reference] model = {{ kind = \"linear\" }}` to the manifest")
             })?;
             Array::i64(vec![n], predictions.clone())
         }
@@ -479,7 +483,7 @@ pub struct CurvePoint {
 }
 
 /// What a training run did.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct FitSummary {
     /// Optimizer steps.
     pub steps: u64,
@@ -607,135 +611,6 @@ pub fn checkpoint_steps(cfg: &TrainConfig, total_steps: u64) -> BTreeSet<u64> {
         }
     }
     steps
-}
-
-/// Trains `model` on the `n` stored examples for `cfg.epochs` epochs with
-/// the batches `hooks` gives, calling the checkpoint hook every
-/// `cfg.checkpoint_every` steps and after each epoch.
-pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Result<FitSummary> {
-    if cfg.batch_size == 0 {
-        bail!("train.batch_size must be at least 1");
-    }
-    let mut opt = optimizer(model, cfg)?;
-    let accumulate = cfg.accumulate.max(1);
-    let budget = cfg.max_examples.unwrap_or(u64::MAX);
-    let examples = (n * cfg.epochs).min(budget);
-    let total_steps = examples.div_ceil(cfg.batch_size as u64 * accumulate);
-    let extra_checkpoints = checkpoint_steps(cfg, total_steps);
-    let mut micro = 0u64;
-    let (mut step, mut seen, mut irregular, mut seconds) = (0u64, 0u64, 0u64, 0.0);
-    let (mut loss_sum, mut loss_count) = (0.0, 0u64);
-    let mut visits = vec![0u8; n as usize];
-    let mut ever = vec![false; n as usize];
-    let (mut epoch_visits, mut epoch_distinct) = (Vec::new(), Vec::new());
-    let mut last_checkpoint = 0u64;
-    let (mut epoch_seconds, mut epoch_io, mut epoch_peak_memory_mb) = (Vec::new(), Vec::new(), Vec::new());
-    for epoch in 0..cfg.epochs {
-        let epoch_started = std::time::Instant::now();
-        let mut evaluation = 0.0;
-        let mut source = (hooks.epoch)(epoch)?;
-        let seen_before = seen;
-        visits.iter_mut().for_each(|v| *v = 0);
-        while let Some(batch) = source.next_batch(cfg.batch_size.min((budget - seen) as usize))? {
-            if hooks.cancel.load(Ordering::Relaxed) {
-                bail!("cancelled");
-            }
-            // Every `checkpoint_every` steps, before the next step: a step that
-            // ended an epoch was observed already.
-            let scheduled = (cfg.checkpoint_every > 0 && step.is_multiple_of(cfg.checkpoint_every))
-                || extra_checkpoints.contains(&step);
-            if step > last_checkpoint && scheduled {
-                let started = std::time::Instant::now();
-                let cp = Checkpoint { step, epoch: seen as f64 / n as f64, examples_seen: seen, is_final: false };
-                (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
-                (loss_sum, loss_count, last_checkpoint) = (0.0, 0, step);
-                evaluation += started.elapsed().as_secs_f64();
-            }
-            for &id in &batch.ids {
-                visits[id as usize] = visits[id as usize].saturating_add(1);
-            }
-            if let Some(visit) = hooks.visit.as_mut() {
-                visit(epoch, &batch.ids);
-            }
-            let started = std::time::Instant::now();
-            let logits = model.forward_train(&batch.x);
-            let loss = logits.cross_entropy_for_logits(&batch.y);
-            if let Some(per_step) = hooks.per_step.as_mut() {
-                let (losses, correct) = per_example(&logits, &batch.y)?;
-                per_step(step, &batch.ids, &losses, &correct);
-            }
-            if micro == 0 {
-                opt.zero_grad();
-            }
-            (&loss / accumulate as f64).backward();
-            micro += 1;
-            seen += batch.ids.len() as u64;
-            let last_of_pass = seen >= budget;
-            if micro == accumulate || last_of_pass {
-                opt.set_lr(learning_rate(cfg, step, total_steps));
-                opt.step();
-                micro = 0;
-                step += 1;
-                if let Some(bar) = hooks.progress {
-                    bar.inc(1);
-                }
-            }
-            let loss_value = loss.double_value(&[]);
-            if !loss_value.is_finite() {
-                return Err(Diverged { loss: loss_value, step: step + 1, epoch: epoch + 1 }.into());
-            }
-            loss_sum += loss_value;
-            seconds += started.elapsed().as_secs_f64();
-            loss_count += 1;
-            if last_of_pass {
-                break;
-            }
-        }
-        if micro > 0 {
-            // The epoch ended inside an accumulation: step with what was gathered.
-            opt.set_lr(learning_rate(cfg, step, total_steps));
-            opt.step();
-            micro = 0;
-            step += 1;
-        }
-        epoch_io.push(source.finish()?);
-        epoch_seconds.push(epoch_started.elapsed().as_secs_f64() - evaluation);
-        epoch_peak_memory_mb.push(tessera_util::process::peak_rss_mb());
-        let unvisited = visits.iter().filter(|&&v| v == 0).count() as u64;
-        let expected_unvisited = if epoch == 0 { hooks.resumed } else { 0 };
-        if let Some((sampler, mode)) = hooks.sampler.filter(|_| seen < budget && expected_unvisited == 0) {
-            crate::contract::sampled(sampler, mode, epoch + 1, &visits)?;
-        }
-        epoch_visits.push(seen - seen_before);
-        epoch_distinct.push(n - unvisited);
-        visits.iter().zip(ever.iter_mut()).for_each(|(&v, e)| *e |= v > 0);
-        irregular += visits.iter().filter(|&&v| v > 1).count() as u64 + unvisited.abs_diff(expected_unvisited);
-        let done = epoch + 1 == cfg.epochs || seen >= budget;
-        let epochs_done = if seen >= budget { seen as f64 / n as f64 } else { (epoch + 1) as f64 };
-        let cp = Checkpoint { step, epoch: epochs_done, examples_seen: seen, is_final: done };
-        (hooks.checkpoint)(model, cp, loss_sum / loss_count.max(1) as f64)?;
-        (loss_sum, loss_count, last_checkpoint) = (0.0, 0, step);
-        if done {
-            break;
-        }
-    }
-    let permutation = hooks.sampler.is_none_or(|(_, mode)| mode == tessera_sdk::Sampling::Permutation);
-    if irregular > 0 && permutation {
-        log::warn!("the sampler visited {irregular} example ids other than exactly once per epoch");
-    }
-    Ok(FitSummary {
-        steps: step,
-        examples_seen: seen,
-        train_seconds: seconds,
-        examples_per_second: if seconds > 0.0 { seen as f64 / seconds } else { 0.0 },
-        epoch_seconds,
-        epoch_io,
-        epoch_peak_memory_mb,
-        irregular_visits: irregular,
-        epoch_visits,
-        epoch_distinct,
-        never_seen: ever.iter().filter(|&&e| !e).count() as u64,
-    })
 }
 
 /// Trains `model` on `data` held in memory, in a fresh seeded full shuffle

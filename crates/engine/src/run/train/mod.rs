@@ -10,7 +10,6 @@
 //! streamed from its source into shards (or is a shard folder already), and
 //! training reads it back through the block loader.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +17,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use tch::Device;
-use tessera_sdk::{observation, LayerInfo, ObservationRequest, StorageLayout};
+use tessera_sdk::{LayerInfo, StorageLayout};
+
+mod fit;
 
 use super::metrics::finish_metrics;
 use super::setup::{progress_bar, role_seed, set_up_libtorch};
@@ -30,9 +31,7 @@ use crate::model::Model;
 use crate::plugin::{CallContext, MetricHandle, SamplerHandle};
 use crate::report::{self, ReportJson, SeriesJson};
 use crate::storage::{Access, BlockLoader, CostModel, IoStats, LruPolicy, ShardSet, ShardWriter};
-use crate::train::{
-    self, BatchSource, CurvePoint, FitHooks, FitSummary, MemorySource, ShardSource, StepLog, TensorData,
-};
+use crate::train::{self, CurvePoint, FitSummary, TensorData};
 
 /// Runs one `train` unit; its reports by role.
 pub(super) fn run_train(
@@ -334,7 +333,7 @@ impl<'a> TrainJob<'a> {
         let set = match std::mem::replace(&mut self.train_source, TrainSource::Stored) {
             TrainSource::Folder(set) => set,
             TrainSource::Planned(source, plan) => {
-                self.write_stored(&root, |writer, progress| plan.write_train(source.as_ref(), writer, progress))?
+                self.write_stored(&root, |writer, progress| Ok(plan.write_train(source.as_ref(), writer, progress)?))?
             }
             TrainSource::Memory | TrainSource::Stored => bail!("the training split has no source to store it from"),
         };
@@ -494,155 +493,6 @@ impl<'a> TrainJob<'a> {
         let written =
             IoStats { requests: layout.blocks(), bytes: layout.examples * layout.bytes_per_example, io_seconds: 0.0 };
         Ok((read, written))
-    }
-
-    /// The reference classifier's predictions on each split a metric asks about.
-    fn reference_predictions(
-        &self,
-        reference: Option<&Model>,
-        requests: &[ObservationRequest],
-        split_tensors: &[(&str, &TensorData)],
-    ) -> Result<BTreeMap<String, Vec<i64>>> {
-        let mut predictions = BTreeMap::new();
-        let Some(l) = reference else { return Ok(predictions) };
-        for r in requests.iter().filter(|r| r.kind.as_str() == tessera_sdk::observation::REFERENCE_PREDICTIONS) {
-            let Some((_, data)) = split_tensors.iter().find(|(name, _)| *name == r.split.as_str()) else {
-                bail!("split `{}` is not loaded (known: train, validation, test)", r.split);
-            };
-            predictions.insert(r.split.to_string(), train::predictions(l, data)?);
-        }
-        Ok(predictions)
-    }
-
-    /// Phase 6: training in the sampler's order, the metrics observing at
-    /// every checkpoint; the summary and the test curve.
-    fn fit(
-        &mut self,
-        model: &Model,
-        stored: &Stored,
-        reference: Option<&Model>,
-    ) -> Result<(FitSummary, Vec<CurvePoint>)> {
-        let mut requests: Vec<ObservationRequest> = Vec::new();
-        for metric in &self.metrics {
-            requests.extend(metric.requires()?);
-        }
-        if requests.iter().any(|r| r.split.as_str() == "train") {
-            self.train_in_memory(stored, "a metric observing the training split")?;
-        }
-        let sampler_requests = self.sampler.requires()?;
-        if !sampler_requests.is_empty() {
-            self.train_in_memory(stored, "a sampler observing the training split")?;
-        }
-        let all_requests: Vec<ObservationRequest> = requests.iter().chain(&sampler_requests).cloned().collect();
-        let (device, layout, storage) = (self.device, self.layout, &self.s.storage);
-        let train_tensors = (!self.train_on_disk).then(|| TensorData::new(&self.splits.train, device));
-        let test_tensors = TensorData::new(&self.splits.test, device);
-        let validation_tensors = TensorData::new(&self.splits.validation, device);
-        let mut split_tensors = vec![("validation", &validation_tensors), ("test", &test_tensors)];
-        if let Some(train) = &train_tensors {
-            split_tensors.insert(0, ("train", train));
-        }
-        let reference_predictions = self.reference_predictions(reference, &all_requests, &split_tensors)?;
-        let steps_per_epoch = layout.examples.div_ceil(self.s.train.batch_size.max(1) as u64);
-        let bar = progress_bar(self.options, steps_per_epoch * self.s.train.epochs, self.variant.name.clone());
-        let mut curve: Vec<CurvePoint> = Vec::new();
-        let loader = stored
-            .set
-            .as_ref()
-            .map(|set| BlockLoader::new(set.clone(), storage.buffer_blocks, storage.access, storage.prefetch));
-        let shape = self.splits.train.shape.clone();
-        let sampler_ctx = self.ctx("sampler");
-        let (sampler_id, sampling) = (self.sampler.id.clone(), self.sampler.sampling());
-        let accumulate = self.s.train.accumulate.max(1);
-        let schedule = tessera_sdk::Schedule {
-            epochs: self.s.train.epochs,
-            batch_size: self.s.train.batch_size as u64,
-            steps_per_epoch: layout.examples.div_ceil(self.s.train.batch_size.max(1) as u64 * accumulate),
-        };
-        // The ids of the current epoch, for the `order` observation.
-        let epoch_order: std::cell::RefCell<(u64, Vec<u64>)> = Default::default();
-        // (step, examples seen) at the end of the last epoch.
-        let progress = std::cell::Cell::new((0u64, 0u64));
-        // What each example's training forward pass gave: since the last
-        // checkpoint (for the metrics), since the last epoch (for the sampler).
-        let (metric_steps, sampler_steps) = (RefCell::new(StepLog::default()), RefCell::new(StepLog::default()));
-        let wants_steps =
-            |r: &[ObservationRequest]| r.iter().any(|r| observation::STEP_KINDS.contains(&r.kind.as_str()));
-        let (metrics_want_steps, sampler_wants_steps) = (wants_steps(&requests), wants_steps(&sampler_requests));
-        let (sampler, splits) = (&mut self.sampler, &self.splits);
-        let mut epoch = |epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
-            if !sampler_requests.is_empty() {
-                let (step, examples_seen) = progress.get();
-                let cp = tessera_sdk::Checkpoint { step, epoch: epoch as f64, examples_seen, is_final: false };
-                let (order, steps) = (epoch_order.borrow(), sampler_steps.borrow());
-                let view = train::StorageView { order: &order.1, block_size: layout.block_size, steps: &steps };
-                let observations =
-                    train::observe(model, splits, &split_tensors, view, &reference_predictions, &sampler_requests)?;
-                drop((order, steps));
-                sampler.observe(&schedule, &cp, &observations, &sampler_ctx)?;
-                sampler_steps.borrow_mut().clear();
-            }
-            let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
-            Ok(match &loader {
-                Some(loader) => Box::new(ShardSource::new(loader.start(Box::new(order)), &shape, device)),
-                None => Box::new(MemorySource::new(
-                    Box::new(order),
-                    train_tensors.as_ref().expect("in memory without shards"),
-                    layout,
-                    storage.access,
-                    storage.buffer_blocks,
-                )),
-            })
-        };
-        let wants_order = all_requests.iter().any(|r| r.kind.as_str() == tessera_sdk::observation::ORDER);
-        let mut visit = |epoch: u64, ids: &[u64]| {
-            let mut current = epoch_order.borrow_mut();
-            if current.0 != epoch {
-                *current = (epoch, Vec::with_capacity(layout.examples as usize));
-            }
-            current.1.extend_from_slice(ids);
-        };
-        let mut record = |step: u64, ids: &[u64], losses: &[f32], correct: &[i64]| {
-            for (wants, log) in [(metrics_want_steps, &metric_steps), (sampler_wants_steps, &sampler_steps)] {
-                if wants {
-                    log.borrow_mut().record(step, ids, losses, correct);
-                }
-            }
-        };
-        let (metrics, metric_ctx) = (&mut self.metrics, &self.metric_ctx);
-        let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, train_loss: f64| -> Result<()> {
-            progress.set((cp.step, cp.examples_seen));
-            let eval = train::evaluate(model, &test_tensors);
-            curve.push(CurvePoint {
-                step: cp.step,
-                epoch: cp.epoch,
-                examples_seen: cp.examples_seen,
-                train_loss,
-                test_accuracy: eval.accuracy,
-                test_loss: eval.loss,
-            });
-            let (order, steps) = (epoch_order.borrow(), metric_steps.borrow());
-            let view = train::StorageView { order: &order.1, block_size: layout.block_size, steps: &steps };
-            let observations = train::observe(model, splits, &split_tensors, view, &reference_predictions, &requests)?;
-            drop((order, steps));
-            metric_steps.borrow_mut().clear();
-            for (metric, mctx) in metrics.iter_mut().zip(metric_ctx) {
-                metric.observe(&cp, &observations, mctx)?;
-            }
-            Ok(())
-        };
-        let hooks = FitHooks {
-            progress: bar.as_ref(),
-            visit: if wants_order { Some(&mut visit) } else { None },
-            per_step: if metrics_want_steps || sampler_wants_steps { Some(&mut record) } else { None },
-            sampler: Some((&sampler_id, sampling)),
-            ..FitHooks::new(&mut epoch, &mut checkpoint, &self.options.cancel)
-        };
-        let summary = train::fit(model, layout.examples, &self.s.train, hooks)?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        Ok((summary, curve))
     }
 
     /// Phase 7: the engine's report (accuracy, I/O, time, curves) and, when

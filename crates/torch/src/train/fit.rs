@@ -1,0 +1,243 @@
+//! The training loop: epochs of batches from the hooks, gradient
+//! accumulation, the learning-rate schedule, checkpoints, and the per-epoch
+//! accounting of time, I/O, memory and visits that the summary reports.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::error::{bail, Result};
+use tch::nn;
+use tessera_sdk::Checkpoint;
+
+use super::{checkpoint_steps, learning_rate, optimizer, per_example, Batch, Diverged, FitHooks, FitSummary};
+use crate::manifest::TrainConfig;
+use crate::model::Model;
+use crate::storage::IoStats;
+
+/// Trains `model` on the `n` stored examples for `cfg.epochs` epochs with
+/// the batches `hooks` gives, calling the checkpoint hook every
+/// `cfg.checkpoint_every` steps and after each epoch.
+pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Result<FitSummary> {
+    if cfg.batch_size == 0 {
+        bail!("train.batch_size must be at least 1");
+    }
+    let mut fitting = Fitting::new(model, n, cfg)?;
+    for epoch in 0..cfg.epochs {
+        if fitting.epoch(epoch, &mut hooks)? {
+            break;
+        }
+    }
+    Ok(fitting.finish(&hooks))
+}
+
+/// Where a training run stands.
+struct Fitting<'m> {
+    model: &'m Model,
+    cfg: &'m TrainConfig,
+    /// Stored examples.
+    n: u64,
+    opt: nn::Optimizer,
+    /// Batches per optimizer step.
+    accumulate: u64,
+    /// Examples to train on at most (`train.max_examples`).
+    budget: u64,
+    total_steps: u64,
+    /// Steps `checkpoint_steps`/`checkpoint_log` add.
+    extra_checkpoints: BTreeSet<u64>,
+    /// Batches gathered towards the next optimizer step.
+    micro: u64,
+    step: u64,
+    seen: u64,
+    /// Seconds of optimization.
+    seconds: f64,
+    /// The training loss since the last checkpoint.
+    loss_sum: f64,
+    loss_count: u64,
+    last_checkpoint: u64,
+    /// Visits of each id in the current epoch (saturating).
+    visits: Vec<u8>,
+    /// Whether each id was visited in any epoch.
+    ever: Vec<bool>,
+    summary: FitSummary,
+}
+
+impl<'m> Fitting<'m> {
+    fn new(model: &'m Model, n: u64, cfg: &'m TrainConfig) -> Result<Self> {
+        let budget = cfg.max_examples.unwrap_or(u64::MAX);
+        let accumulate = cfg.accumulate.max(1);
+        let total_steps = (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64 * accumulate);
+        Ok(Fitting {
+            model,
+            cfg,
+            n,
+            opt: optimizer(model, cfg)?,
+            accumulate,
+            budget,
+            total_steps,
+            extra_checkpoints: checkpoint_steps(cfg, total_steps),
+            micro: 0,
+            step: 0,
+            seen: 0,
+            seconds: 0.0,
+            loss_sum: 0.0,
+            loss_count: 0,
+            last_checkpoint: 0,
+            visits: vec![0u8; n as usize],
+            ever: vec![false; n as usize],
+            summary: FitSummary::default(),
+        })
+    }
+
+    /// One epoch; whether training is done.
+    fn epoch(&mut self, epoch: u64, hooks: &mut FitHooks) -> Result<bool> {
+        let started = Instant::now();
+        let mut evaluation = 0.0;
+        let mut source = (hooks.epoch)(epoch)?;
+        let seen_before = self.seen;
+        self.visits.iter_mut().for_each(|v| *v = 0);
+        while let Some(batch) = source.next_batch(self.cfg.batch_size.min((self.budget - self.seen) as usize))? {
+            if hooks.cancel.load(Ordering::Relaxed) {
+                bail!("cancelled");
+            }
+            evaluation += self.scheduled_checkpoint(hooks)?;
+            if self.batch(epoch, &batch, hooks)? {
+                break;
+            }
+        }
+        if self.micro > 0 {
+            // The epoch ended inside an accumulation: step with what was gathered.
+            self.optimizer_step(None);
+        }
+        let io = source.finish()?;
+        self.account_epoch(epoch, io, started, evaluation, seen_before, hooks)?;
+        self.epoch_checkpoint(epoch, hooks)
+    }
+
+    /// Every `checkpoint_every` steps (and the extra ones), before the next
+    /// step: a step that ended an epoch was observed already. The seconds
+    /// it took.
+    fn scheduled_checkpoint(&mut self, hooks: &mut FitHooks) -> Result<f64> {
+        let every = self.cfg.checkpoint_every;
+        let scheduled = (every > 0 && self.step.is_multiple_of(every)) || self.extra_checkpoints.contains(&self.step);
+        if self.step <= self.last_checkpoint || !scheduled {
+            return Ok(0.0);
+        }
+        let started = Instant::now();
+        let (step, seen) = (self.step, self.seen);
+        let cp = Checkpoint { step, epoch: seen as f64 / self.n as f64, examples_seen: seen, is_final: false };
+        self.checkpoint(cp, hooks)?;
+        Ok(started.elapsed().as_secs_f64())
+    }
+
+    /// Calls the checkpoint hook with the mean loss since the last one.
+    fn checkpoint(&mut self, cp: Checkpoint, hooks: &mut FitHooks) -> Result<()> {
+        let step = cp.step;
+        (hooks.checkpoint)(self.model, cp, self.loss_sum / self.loss_count.max(1) as f64)?;
+        (self.loss_sum, self.loss_count, self.last_checkpoint) = (0.0, 0, step);
+        Ok(())
+    }
+
+    /// Trains on one batch; whether it was the last the budget allows.
+    fn batch(&mut self, epoch: u64, batch: &Batch, hooks: &mut FitHooks) -> Result<bool> {
+        for &id in &batch.ids {
+            self.visits[id as usize] = self.visits[id as usize].saturating_add(1);
+        }
+        if let Some(visit) = hooks.visit.as_mut() {
+            visit(epoch, &batch.ids);
+        }
+        let started = Instant::now();
+        let logits = self.model.forward_train(&batch.x);
+        let loss = logits.cross_entropy_for_logits(&batch.y);
+        if let Some(per_step) = hooks.per_step.as_mut() {
+            let (losses, correct) = per_example(&logits, &batch.y)?;
+            per_step(self.step, &batch.ids, &losses, &correct);
+        }
+        if self.micro == 0 {
+            self.opt.zero_grad();
+        }
+        (&loss / self.accumulate as f64).backward();
+        self.micro += 1;
+        self.seen += batch.ids.len() as u64;
+        let last_of_pass = self.seen >= self.budget;
+        if self.micro == self.accumulate || last_of_pass {
+            self.optimizer_step(hooks.progress);
+        }
+        let loss_value = loss.double_value(&[]);
+        if !loss_value.is_finite() {
+            return Err(Diverged { loss: loss_value, step: self.step + 1, epoch: epoch + 1 }.into());
+        }
+        self.loss_sum += loss_value;
+        self.seconds += started.elapsed().as_secs_f64();
+        self.loss_count += 1;
+        Ok(last_of_pass)
+    }
+
+    /// Steps the optimizer at the scheduled learning rate.
+    fn optimizer_step(&mut self, progress: Option<&indicatif::ProgressBar>) {
+        self.opt.set_lr(learning_rate(self.cfg, self.step, self.total_steps));
+        self.opt.step();
+        self.micro = 0;
+        self.step += 1;
+        if let Some(bar) = progress {
+            bar.inc(1);
+        }
+    }
+
+    /// The epoch's time, I/O, memory and visits; the sampler's contract
+    /// checked on a whole epoch.
+    fn account_epoch(
+        &mut self,
+        epoch: u64,
+        io: IoStats,
+        started: Instant,
+        evaluation: f64,
+        seen_before: u64,
+        hooks: &FitHooks,
+    ) -> Result<()> {
+        let summary = &mut self.summary;
+        summary.epoch_io.push(io);
+        summary.epoch_seconds.push(started.elapsed().as_secs_f64() - evaluation);
+        summary.epoch_peak_memory_mb.push(tessera_util::process::peak_rss_mb());
+        let unvisited = self.visits.iter().filter(|&&v| v == 0).count() as u64;
+        let expected_unvisited = if epoch == 0 { hooks.resumed } else { 0 };
+        if let Some((sampler, mode)) = hooks.sampler.filter(|_| self.seen < self.budget && expected_unvisited == 0) {
+            crate::contract::sampled(sampler, mode, epoch + 1, &self.visits)?;
+        }
+        summary.epoch_visits.push(self.seen - seen_before);
+        summary.epoch_distinct.push(self.n - unvisited);
+        self.visits.iter().zip(self.ever.iter_mut()).for_each(|(&v, e)| *e |= v > 0);
+        let repeated = self.visits.iter().filter(|&&v| v > 1).count() as u64;
+        summary.irregular_visits += repeated + unvisited.abs_diff(expected_unvisited);
+        Ok(())
+    }
+
+    /// The checkpoint at the epoch's end; whether training is done.
+    fn epoch_checkpoint(&mut self, epoch: u64, hooks: &mut FitHooks) -> Result<bool> {
+        let exhausted = self.seen >= self.budget;
+        let done = epoch + 1 == self.cfg.epochs || exhausted;
+        let epochs_done = if exhausted { self.seen as f64 / self.n as f64 } else { (epoch + 1) as f64 };
+        let cp = Checkpoint { step: self.step, epoch: epochs_done, examples_seen: self.seen, is_final: done };
+        self.checkpoint(cp, hooks)?;
+        Ok(done)
+    }
+
+    /// The summary; a warning when a permutation sampler visited ids other
+    /// than once per epoch.
+    fn finish(self, hooks: &FitHooks) -> FitSummary {
+        let irregular = self.summary.irregular_visits;
+        let permutation = hooks.sampler.is_none_or(|(_, mode)| mode == tessera_sdk::Sampling::Permutation);
+        if irregular > 0 && permutation {
+            log::warn!("the sampler visited {irregular} example ids other than exactly once per epoch");
+        }
+        let seconds = self.seconds;
+        FitSummary {
+            steps: self.step,
+            examples_seen: self.seen,
+            train_seconds: seconds,
+            examples_per_second: if seconds > 0.0 { self.seen as f64 / seconds } else { 0.0 },
+            never_seen: self.ever.iter().filter(|&&e| !e).count() as u64,
+            ..self.summary
+        }
+    }
+}
