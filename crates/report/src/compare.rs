@@ -6,12 +6,12 @@
 //! (self-contained, like `report.html`) and is printed as a table.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{ReportError, Result};
 
-use crate::html::{escape, mean_sd};
+use crate::html::mean_sd;
+use crate::pages::{self, Figure};
 use crate::report::{self, base_name, file_stem_safe, RunResults, Status};
 
 /// Figures compared, at most.
@@ -172,6 +172,8 @@ fn write_curves(runs: &[Run], dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// `compare.html` (`templates/compare.html`): the runs, the figures' table
+/// and the shared curves.
 fn page(
     runs: &[Run],
     variants: &[String],
@@ -179,44 +181,30 @@ fn page(
     cells: &[Vec<Cell>],
     plots: &[PathBuf],
 ) -> String {
-    let mut page = String::from(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Tessera comparison</title>",
-    );
-    let _ =
-        writeln!(page, "<style>{}</style></head><body data-errors=\"0\"><h1>Comparison</h1><ul>", crate::html::STYLE);
-    for run in runs {
-        let r = &run.results;
-        let _ = writeln!(
-            page,
-            "<li><b>{}</b>: {} · manifest <code>{}</code> · started {}</li>",
-            escape(&run.label),
-            escape(&r.experiment),
-            escape(&r.manifest),
-            escape(&r.started)
-        );
+    #[derive(serde::Serialize)]
+    struct RunLine<'r> {
+        label: &'r str,
+        experiment: &'r str,
+        manifest: &'r str,
+        started: &'r str,
     }
-    page.push_str(
-        "</ul><h2 id=\"summary\">Figures</h2><div class=\"wide\"><table id=\"summary-table\" class=\"sortable\">",
-    );
-    for (i, row) in rows(runs, variants, columns, cells).iter().enumerate() {
-        let tag = if i == 0 { "th" } else { "td" };
-        page.push_str("<tr>");
-        row.iter().for_each(|c| {
-            let _ = write!(page, "<{tag}>{}</{tag}>", escape(c));
-        });
-        page.push_str("</tr>\n");
-    }
-    page.push_str("</table></div><h2 id=\"plots\">Curves</h2><div class=\"plots\">");
-    for path in plots {
-        let svg = std::fs::read_to_string(path).unwrap_or_default();
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let svg = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
-        let _ = write!(page, "<figure class=\"plot\"><figcaption>{}</figcaption>{svg}</figure>", escape(&name));
-    }
-    page.push_str("</div>");
-    page.push_str(crate::html::SCRIPT);
-    page.push_str("</body></html>\n");
-    page
+    let lines: Vec<RunLine> = runs
+        .iter()
+        .map(|r| RunLine {
+            label: &r.label,
+            experiment: &r.results.experiment,
+            manifest: &r.results.manifest,
+            started: &r.results.started,
+        })
+        .collect();
+    let mut rows = rows(runs, variants, columns, cells);
+    let header = rows.remove(0);
+    let figures: Vec<Figure> = plots
+        .iter()
+        .map(|path| Figure::read(path, path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()))
+        .collect();
+    let context = serde_json::json!({ "runs": lines, "header": header, "rows": rows, "figures": figures });
+    pages::render("compare.html", context)
 }
 
 #[cfg(test)]

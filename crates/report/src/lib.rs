@@ -1,6 +1,6 @@
 //! Tessera's results layer: what a run folder says and how it shows it.
 //! [`report`] is the `results.json` schema with its tables, CSVs and plots;
-//! [`html`] the self-contained `report.html`; [`compare`] several runs side
+//! [`html`] the self-contained `report.html` (its templates in `pages`); [`compare`] several runs side
 //! by side; [`figures`] the expected-figures files that `make figures`
 //! checks; [`table`] Markdown tables of a run folder. Builds and tests
 //! without libtorch.
@@ -9,6 +9,7 @@ pub mod compare;
 pub mod error;
 pub mod figures;
 pub mod html;
+mod pages;
 pub mod report;
 pub mod table;
 

@@ -34,21 +34,38 @@ pub struct Column {
     pub format: CellFormat,
 }
 
+/// A `--column` that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadColumn {
+    /// Not `LABEL=ROLE/SCALAR[:FORMAT]`.
+    #[error("--column {0}: expected LABEL=ROLE/SCALAR[:pct|int|fN]")]
+    Usage(String),
+    /// A format that is none of `pct`, `int`, `f0`…`f17`.
+    #[error("--column {text}: `{format}`: expected pct, int or f0 to f{MAX_DECIMALS} (decimals)")]
+    Format {
+        /// The whole argument.
+        text: String,
+        /// Its format part.
+        format: String,
+    },
+}
+
 impl FromStr for Column {
-    type Err = String;
+    type Err = BadColumn;
 
     /// `LABEL=ROLE/SCALAR[:FORMAT]`, FORMAT `pct`, `int` or `fN` (N decimals; default `f3`).
-    fn from_str(text: &str) -> Result<Self, String> {
-        let usage = || format!("--column {text}: expected LABEL=ROLE/SCALAR[:pct|int|fN]");
+    fn from_str(text: &str) -> std::result::Result<Self, BadColumn> {
+        let usage = || BadColumn::Usage(text.to_string());
         let (label, rest) = text.split_once('=').ok_or_else(usage)?;
         let (key, format) = rest.rsplit_once(':').unwrap_or((rest, "f3"));
         let format = match format {
             "pct" => CellFormat::Percent,
             "int" => CellFormat::Integer,
             f => CellFormat::Decimals(
-                f.strip_prefix('f').and_then(|n| n.parse().ok()).filter(|&n| n <= MAX_DECIMALS).ok_or_else(|| {
-                    format!("--column {text}: `{f}`: expected pct, int or f0 to f{MAX_DECIMALS} (decimals)")
-                })?,
+                f.strip_prefix('f')
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n <= MAX_DECIMALS)
+                    .ok_or_else(|| BadColumn::Format { text: text.to_string(), format: f.to_string() })?,
             ),
         };
         if !key.contains('/') {

@@ -8,8 +8,9 @@ use anyhow::{anyhow, bail, Result};
 use tessera_sdk::{ComponentKind, ErrorKind};
 
 use crate::graph;
+use crate::manifest::ComponentSpec;
 use crate::manifest::{Diagnostic, Diagnostics, ExperimentKind, Manifest, Override, Variant};
-use crate::plugin::{ComponentError, Registry};
+use crate::plugin::{ComponentError, MetricHandle, Registry, SamplerHandle};
 use crate::report;
 
 /// Where plugins are looked for, in this order.
@@ -205,19 +206,20 @@ fn variant_diagnostics(
     registry: &Registry,
 ) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
+    let mut created = Created::default();
     for (kind, spec) in variant.components() {
         let params = spec.params_text();
-        let created = match kind {
-            ComponentKind::Sampler => registry.new_sampler(&spec.id, &params).map(drop),
+        let result = match kind {
+            ComponentKind::Sampler => registry.new_sampler(&spec.id, &params).map(|s| created.sampler = Some(s)),
             ComponentKind::Finetuner => registry.new_finetuner(&spec.id, &params).map(drop),
-            ComponentKind::Metric => registry.new_metric(&spec.id, &params).map(drop),
+            ComponentKind::Metric => registry.new_metric(&spec.id, &params).map(|m| created.metrics.push((spec, m))),
             ComponentKind::GraphObjective => registry.new_graph_objective(&spec.id, &params).map(drop),
         };
-        if let Err(e) = created {
+        if let Err(e) = result {
             errors.push(component_diagnostic(manifest, overrides, variant, &spec.key, &e));
         }
     }
-    errors.extend(validation_diagnostics(manifest, overrides, variant, registry));
+    errors.extend(validation_diagnostics(manifest, overrides, variant, &created));
     let kind = variant.settings.experiment.kind;
     if kind == ExperimentKind::Population {
         if let Err(e) = crate::population::setting_configs(&variant.settings.population, &variant.settings.train) {
@@ -275,13 +277,21 @@ fn variant_diagnostics(
     errors
 }
 
+/// The components `check` created of one variant (each once), for the
+/// validation of what they request.
+#[derive(Default)]
+struct Created<'v> {
+    sampler: Option<SamplerHandle>,
+    metrics: Vec<(&'v ComponentSpec, MetricHandle)>,
+}
+
 /// The validation pass over one variant's settings, the folders it would
-/// write, and its metrics' observation requests.
+/// write, and its components' observation requests.
 fn validation_diagnostics(
     manifest: &Manifest,
     overrides: &[Override],
     variant: &Variant,
-    registry: &Registry,
+    created: &Created,
 ) -> Vec<Diagnostic> {
     let base = manifest.dir();
     let mut problems = crate::validate::settings(&variant.settings, &base);
@@ -291,17 +301,13 @@ fn validation_diagnostics(
                 .and_then(|root| crate::validate::shard_folder(&variant.name, &root)),
         );
     }
-    for spec in &variant.metrics {
-        if let Ok(metric) = registry.new_metric(&spec.id, &spec.params_text()) {
-            problems.extend(crate::validate::metric_requests(&variant.settings, spec, &metric));
-        }
+    for (spec, metric) in &created.metrics {
+        problems.extend(crate::validate::metric_requests(&variant.settings, spec, metric));
     }
-    if let Some(spec) = &variant.sampler {
-        if let Ok(sampler) = registry.new_sampler(&spec.id, &spec.params_text()) {
-            problems.extend(crate::validate::sampler_requests(&variant.settings, spec, &sampler));
-            if variant.finetuner.is_some() {
-                problems.extend(crate::validate::oracle_order(&variant.settings, spec, &sampler));
-            }
+    if let (Some(spec), Some(sampler)) = (&variant.sampler, &created.sampler) {
+        problems.extend(crate::validate::sampler_requests(&variant.settings, spec, sampler));
+        if variant.finetuner.is_some() {
+            problems.extend(crate::validate::oracle_order(&variant.settings, spec, sampler));
         }
     }
     problems.into_iter().map(|p| manifest.diagnostic(variant.index, overrides, &p.key, p.message, p.hint)).collect()
