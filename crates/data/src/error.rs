@@ -5,8 +5,6 @@
 //! `anyhow` would, so that a binary printing the chain reads
 //! `reading x.csv: x.csv:3: not valid CSV`.
 
-use std::fmt::Display;
-
 /// What went wrong reading, splitting, storing or loading data.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -52,13 +50,6 @@ pub enum DataError {
         #[source]
         source: Box<DataError>,
     },
-}
-
-impl DataError {
-    /// `self` with what was being done.
-    pub fn context(self, context: impl Display) -> DataError {
-        DataError::Context { context: context.to_string(), source: Box::new(self) }
-    }
 }
 
 tessera_util::error_context!(DataError in crate::error);

@@ -23,11 +23,13 @@
 // Without libtorch some helpers of training go unused.
 #![cfg_attr(not(feature = "torch"), allow(dead_code))]
 
+pub mod error;
 pub mod handoff;
 pub mod owned;
 pub mod run;
 pub mod validate;
 
+pub use error::{EngineError, Result};
 pub use tessera_config::{choice, manifest};
 pub use tessera_data::{data, file_map, graph, shard, storage, DataError};
 pub use tessera_host::{contract, plugin};

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 
 /// The file that marks a folder as Tessera's: written by [`OwnedDir::create`]
 /// and [`claim_run_dir`], checked before any removal.
@@ -105,7 +105,10 @@ pub fn claim_run_dir(out: &Path) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating the run folder {} (--out)", out.display()))?;
     write_marker(out, "a run").map_err(|_| {
-        anyhow::anyhow!("{} is another run's folder; choose another --out (runs are never overwritten)", out.display())
+        crate::error::invalid!(
+            "{} is another run's folder; choose another --out (runs are never overwritten)",
+            out.display()
+        )
     })?;
     let others = std::fs::read_dir(out)?.filter_map(|e| e.ok()).any(|e| e.file_name() != MARKER);
     if others {

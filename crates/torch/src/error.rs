@@ -3,8 +3,6 @@
 //! the key and what to do; what the layers below or libtorch report keeps
 //! its own type as the source, and [`Context`] adds what was being done.
 
-use std::fmt::Display;
-
 /// What went wrong building, training or evaluating a model.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -55,13 +53,6 @@ pub enum TorchError {
         #[source]
         source: Box<TorchError>,
     },
-}
-
-impl TorchError {
-    /// `self` with what was being done.
-    pub fn context(self, context: impl Display) -> TorchError {
-        TorchError::Context { context: context.to_string(), source: Box::new(self) }
-    }
 }
 
 tessera_util::error_context!(TorchError in crate::error);

@@ -20,7 +20,9 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// Writes, in the calling module (`$module`, its path from the crate root), a `Context` trait for `$error` (on
 /// `Result<T, E: Into<$error>>` and `Option<T>`), a `Result` alias, and the
 /// `invalid!`, `bail!` and `ensure!` macros that build `$error::Invalid`.
-/// `$error` needs `Invalid(String)` and `fn context(self, impl Display) -> Self`.
+/// It also writes `$error::context`, which wraps an error in what was being
+/// done. `$error` needs the variants `Invalid(String)` and
+/// `Context { context: String, source: Box<$error> }`.
 #[macro_export]
 macro_rules! error_context {
     ($error:ident in $($module:ident)::+) => {
@@ -29,6 +31,13 @@ macro_rules! error_context {
     (@with ($d:tt) $error:ident in $($module:ident)::+) => {
         /// This crate's result.
         pub type Result<T, E = $error> = std::result::Result<T, E>;
+
+        impl $error {
+            /// `self` under what was being done.
+            pub fn context(self, context: impl std::fmt::Display) -> $error {
+                $error::Context { context: context.to_string(), source: Box::new(self) }
+            }
+        }
 
         /// Adds what was being done to an error (or turns a missing value
         /// into one), as `anyhow::Context` does.
@@ -104,12 +113,6 @@ mod tests {
             #[source]
             source: Box<Demo>,
         },
-    }
-
-    impl Demo {
-        fn context(self, context: impl std::fmt::Display) -> Demo {
-            Demo::Context { context: context.to_string(), source: Box::new(self) }
-        }
     }
 
     crate::error_context!(Demo in crate::error::tests);

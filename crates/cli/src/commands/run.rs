@@ -51,7 +51,7 @@ pub(crate) fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
 }
 
 /// Prints a run's summary (or its Slurm jobs); exit 0 when every variant is ok.
-pub(crate) fn print_outcome(outcome: anyhow::Result<run::RunOutcome>) -> ExitCode {
+pub(crate) fn print_outcome(outcome: tessera_engine::Result<run::RunOutcome>) -> ExitCode {
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => return super::user_error(e),

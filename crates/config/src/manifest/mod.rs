@@ -281,14 +281,19 @@ fn merge_into(base: &mut toml::Table, over: &toml::Table) {
     }
 }
 
-fn set_path(table: &mut toml::Table, key: &[String], value: toml::Value) -> Result<(), String> {
+/// A `--set` key that runs through a value that is not a table.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a table")]
+struct NotATable(String);
+
+fn set_path(table: &mut toml::Table, key: &[String], value: toml::Value) -> Result<(), NotATable> {
     let (last, parents) = key.split_last().expect("non-empty key");
     let mut current = table;
     for part in parents {
         let entry = current.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         current = match entry {
             toml::Value::Table(t) => t,
-            _ => return Err(format!("`{part}` is not a table")),
+            _ => return Err(NotATable(part.clone())),
         };
     }
     current.insert(last.clone(), value);
@@ -642,7 +647,8 @@ impl Manifest {
         let mut errors = Vec::new();
         let mut take_component = |table: &mut toml::Table, key: &str| -> Option<ComponentSpec> {
             let value = table.remove(key)?;
-            component_spec(value, key).map_err(|m| errors.push(self.diagnostic(index, overrides, key, m, None))).ok()
+            let spec = component_spec(value, key);
+            spec.map_err(|m| errors.push(self.diagnostic(index, overrides, key, m.to_string(), None))).ok()
         };
         let sampler = take_component(&mut table, "sampler");
         let finetuner = take_component(&mut table, "finetuner");
@@ -655,7 +661,7 @@ impl Manifest {
                     let key = format!("metric[{i}]");
                     match component_spec(item, &key) {
                         Ok(spec) => metrics.push(spec),
-                        Err(m) => errors.push(self.diagnostic(index, overrides, &key, m, None)),
+                        Err(m) => errors.push(self.diagnostic(index, overrides, &key, m.to_string(), None)),
                     }
                 }
             }
@@ -688,34 +694,65 @@ impl Manifest {
     }
 }
 
+/// Why a name cannot name a folder (a variant's, or the run's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadName {
+    /// Empty or blank.
+    #[error("is empty")]
+    Empty,
+    /// `.` or `..`.
+    #[error("is a relative folder, not a name")]
+    RelativeFolder,
+    /// Holds `/` or `\`.
+    #[error("contains a path separator")]
+    PathSeparator,
+    /// Holds a control character.
+    #[error("contains a control character")]
+    ControlCharacter,
+    /// Over 128 characters.
+    #[error("is longer than 128 characters")]
+    TooLong,
+}
+
 /// Why `name` cannot name a variant, if it cannot: it names files and
 /// folders, so it must be one safe path component.
-pub fn check_variant_name(name: &str) -> Result<(), &'static str> {
+pub fn check_variant_name(name: &str) -> Result<(), BadName> {
     if name.trim().is_empty() {
-        return Err("is empty");
+        return Err(BadName::Empty);
     }
     if name == "." || name == ".." {
-        return Err("is a relative folder, not a name");
+        return Err(BadName::RelativeFolder);
     }
     if name.contains(['/', '\\']) {
-        return Err("contains a path separator");
+        return Err(BadName::PathSeparator);
     }
     if name.chars().any(char::is_control) {
-        return Err("contains a control character");
+        return Err(BadName::ControlCharacter);
     }
     if name.chars().count() > 128 {
-        return Err("is longer than 128 characters");
+        return Err(BadName::TooLong);
     }
     Ok(())
 }
 
-fn component_spec(value: toml::Value, key: &str) -> Result<ComponentSpec, String> {
+/// A component table (`[sampler]`, `[[metric]]`, …) that names no component.
+#[derive(Debug, thiserror::Error)]
+enum BadComponent {
+    /// Not a table at all.
+    #[error("`{0}` must be a table with `use = \"plugin.component\"`")]
+    NotATable(String),
+    /// A table without a `use` string.
+    #[error("`{0}` needs `use = \"plugin.component\"`, e.g. use = \"baselines.accuracy\"")]
+    NoUse(String),
+}
+
+fn component_spec(value: toml::Value, key: &str) -> Result<ComponentSpec, BadComponent> {
     let toml::Value::Table(mut params) = value else {
-        return Err(format!("`{key}` must be a table with `use = \"plugin.component\"`"));
+        return Err(BadComponent::NotATable(key.to_string()));
     };
     match params.remove("use") {
         Some(toml::Value::String(id)) => Ok(ComponentSpec { id, params, key: key.to_string() }),
-        _ => Err(format!("`{key}` needs `use = \"plugin.component\"`, e.g. use = \"baselines.accuracy\"")),
+        _ => Err(BadComponent::NoUse(key.to_string())),
     }
 }
 

@@ -188,7 +188,8 @@ impl<'a> ReadState<'a> {
             if fields.len() != 2 {
                 return Err(at(format!("the first line must be `n m` (nodes, edges), found `{shown}`")));
             }
-            let (n, m) = (node_id(fields[0], line).map_err(at)?, node_id(fields[1], line).map_err(at)?);
+            let field = |e: BadField| at(e.to_string());
+            let (n, m) = (node_id(fields[0], line).map_err(field)?, node_id(fields[1], line).map_err(field)?);
             if n > u32::MAX as u64 {
                 return Err(at(format!("{n} nodes is more than this reader handles (2^32 - 1)")));
             }
@@ -287,15 +288,28 @@ fn data_fields(line: &[u8]) -> Option<Vec<&[u8]>> {
     Some(text.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty()).take(4).collect())
 }
 
+/// A field of an edge-list line that is not what its column holds.
+#[derive(Debug, thiserror::Error)]
+enum BadField {
+    /// Not a node id.
+    #[error("`{field}` is not a node id (a non-negative integer) in `{line}`")]
+    NodeId {
+        /// The field.
+        field: String,
+        /// Its line, trimmed.
+        line: String,
+    },
+    /// Not a probability.
+    #[error("weight `{0}` is not a probability in [0, 1]")]
+    Weight(String),
+}
+
 /// A node id: a non-negative decimal integer below 2^64.
-fn node_id(field: &[u8], line: &[u8]) -> std::result::Result<u64, String> {
+fn node_id(field: &[u8], line: &[u8]) -> std::result::Result<u64, BadField> {
     let mut value: u64 = 0;
-    let bad = || {
-        format!(
-            "`{}` is not a node id (a non-negative integer) in `{}`",
-            String::from_utf8_lossy(field),
-            String::from_utf8_lossy(line.trim_ascii())
-        )
+    let bad = || BadField::NodeId {
+        field: String::from_utf8_lossy(field).into_owned(),
+        line: String::from_utf8_lossy(line.trim_ascii()).into_owned(),
     };
     if field.is_empty() {
         return Err(bad());
@@ -310,12 +324,12 @@ fn node_id(field: &[u8], line: &[u8]) -> std::result::Result<u64, String> {
 }
 
 /// A weight: a probability in [0, 1].
-fn weight(field: &[u8]) -> std::result::Result<f32, String> {
+fn weight(field: &[u8]) -> std::result::Result<f32, BadField> {
     std::str::from_utf8(field)
         .ok()
         .and_then(|s| s.parse::<f32>().ok())
         .filter(|w| (0.0..=1.0).contains(w))
-        .ok_or_else(|| format!("weight `{}` is not a probability in [0, 1]", String::from_utf8_lossy(field)))
+        .ok_or_else(|| BadField::Weight(String::from_utf8_lossy(field).into_owned()))
 }
 
 /// Parses one piece of whole lines; ids checked against the header's n.
@@ -328,12 +342,13 @@ fn parse_piece(piece: &[u8], header_n: Option<u64>) -> std::result::Result<Piece
             let shown = String::from_utf8_lossy(line.trim_ascii());
             return Err(fail(format!("expected `u v` or `u v w`, found `{shown}`")));
         }
-        let (a, b) = (node_id(fields[0], line).map_err(fail)?, node_id(fields[1], line).map_err(fail)?);
+        let field = |e: BadField| fail(e.to_string());
+        let (a, b) = (node_id(fields[0], line).map_err(field)?, node_id(fields[1], line).map_err(field)?);
         if let Some(n) = header_n.filter(|&n| a >= n || b >= n) {
             return Err(fail(format!("edge ({a}, {b}) names a node outside 0..{n} (the header says n = {n})")));
         }
         if fields.len() == 3 {
-            out.weights.push(weight(fields[2]).map_err(fail)?);
+            out.weights.push(weight(fields[2]).map_err(field)?);
         }
         out.ends.push((a, b));
     }

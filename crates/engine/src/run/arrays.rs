@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use crate::error::Result;
 use tessera_sdk::{ArrayData, Report};
 
 use crate::report::{file_stem_safe, ReportJson};

@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use tessera_sdk::ComponentKind;
 
 use super::plan::{Plan, PlannedVariant};
@@ -92,7 +92,7 @@ fn collect_variant(
 ) -> VariantResult {
     let checked: Vec<(usize, Result<Option<UnitResult>>)> =
         planned.units.iter().map(|&id| (id, unit::checked_result(run_dir, id))).collect();
-    let damaged = checked.iter().find_map(|(_, r)| r.as_ref().err().map(|e| anyhow::anyhow!("{e:#}")));
+    let damaged = checked.iter().find_map(|(_, r)| r.as_ref().err().map(|e| crate::error::invalid!("{}", e.chain())));
     let units: Vec<(usize, Option<UnitResult>)> = checked.into_iter().map(|(id, r)| (id, r.ok().flatten())).collect();
     let seconds: f64 = units.iter().filter_map(|(_, r)| r.as_ref()).map(|r| r.seconds).sum();
     let device = units
@@ -115,9 +115,9 @@ fn collect_variant(
     match outcome {
         Ok(reports) => entry.results = reports,
         Err(e) => {
-            log::error!("variant `{}` failed: {e:#}", variant.name);
+            log::error!("variant `{}` failed: {}", variant.name, e.chain());
             entry.status = Status::Failed;
-            entry.error = Some(format!("{e:#}"));
+            entry.error = Some(e.chain());
         }
     }
     entry

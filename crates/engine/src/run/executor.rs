@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 
 use super::plan::Plan;
 use super::slurm::{self, Submission};
@@ -92,7 +92,7 @@ fn run_inline(session: &Session, plan: &Plan, pending: &[usize], run_dir: &Path,
         }
         unit::execute(session, plan, id, run_dir, options)?;
         if let Err(e) = super::collect::progress_page(session, plan, run_dir, options) {
-            log::warn!("the report page of the run so far: {e:#}");
+            log::warn!("the report page of the run so far: {}", e.chain());
         }
     }
     Ok(())

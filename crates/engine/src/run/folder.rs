@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use tessera_sdk::ComponentKind;
 
 use super::plan::Plan;
@@ -122,10 +122,10 @@ pub fn open_run(run_dir: &Path) -> Result<(Plan, Session, PathBuf)> {
     let copy = run_dir.join("manifest.toml");
     let bytes = Confined::new(&run_dir).read("manifest.toml").with_context(|| format!("reading {}", copy.display()))?;
     let text = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", copy.display()))?;
-    let manifest = Manifest::parse(&plan.manifest, text).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let manifest = Manifest::parse(&plan.manifest, text).map_err(|d| crate::error::invalid!("{d}"))?;
     let overrides = plan.overrides.iter().map(|o| Override::parse(o)).collect::<Result<Vec<_>, _>>()?;
     let search = PluginSearch { extra: plan.plugins.clone(), env: false, beside_executable: false };
-    let session = prepare_manifest(manifest, &overrides, &search).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let session = prepare_manifest(manifest, &overrides, &search).map_err(|d| crate::error::invalid!("{d}"))?;
     Ok((plan, session, run_dir))
 }
 

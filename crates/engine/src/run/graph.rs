@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Result};
+use crate::error::{bail, invalid, Result};
 use tessera_sdk::SeedRng;
 
 use super::setup::{peak_rss_mb, progress_bar, role_seed};
@@ -26,7 +26,7 @@ pub(super) fn run_graph(
     unit_dir: &std::path::Path,
 ) -> Result<BTreeMap<String, ReportJson>> {
     let job = GraphJob::new(session, variant, options, unit_dir)?;
-    let spec = variant.objective.as_ref().ok_or_else(|| anyhow!("no objective"))?;
+    let spec = variant.objective.as_ref().ok_or_else(|| invalid!("no objective"))?;
     let mut objective = session.registry.new_graph_objective(&spec.id, &spec.params_text())?;
     let (mut plugin, mut host) = (ReportJson::default(), ReportJson::default());
     let mut by_k: Vec<BudgetFigures> = Vec::new();

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Result;
+use crate::error::Result;
 
 use crate::plugin::{CallContext, MetricHandle};
 use crate::report::ReportJson;

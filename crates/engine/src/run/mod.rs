@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 
 pub use collect::collect;
 pub use executor::{cores, pending_units, Executor};
@@ -174,7 +174,7 @@ pub fn work(run_dir: &Path, units: &WorkerUnits, cancel: Arc<AtomicBool>) -> Res
         all_ok &= unit::execute(&session, &plan, id, &dir, &options)?.status == Status::Ok;
         // Workers of every executor keep report.html current until collect.
         if let Err(e) = collect::progress_page(&session, &plan, &dir, &options) {
-            log::warn!("the report page of the run so far: {e:#}");
+            log::warn!("the report page of the run so far: {}", e.chain());
         }
     }
     Ok(all_ok)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Result};
+use crate::error::{bail, Result};
 use tessera_sdk::{ComponentKind, ErrorKind};
 
 use crate::graph;
@@ -57,7 +57,7 @@ fn load_path(registry: &mut Registry, path: &Path) -> Result<()> {
         registry.load_dir(path);
         Ok(())
     } else if path.exists() {
-        registry.load_file(path).map(|_| ()).map_err(|e| anyhow!(e))
+        Ok(registry.load_file(path).map(drop)?)
     } else {
         bail!("plugin path {} does not exist", path.display())
     }
@@ -162,7 +162,7 @@ pub fn prepare_manifest(
                 None,
                 overrides,
                 &format!("experiment.plugin_paths[{i}]"),
-                format!("{e:#}"),
+                tessera_util::error::chain(&e),
                 Some("plugin paths are relative to the manifest's folder".into()),
             ));
         }
@@ -173,7 +173,7 @@ pub fn prepare_manifest(
             file: manifest.path.clone(),
             location: None,
             key: None,
-            message: format!("{e:#}"),
+            message: tessera_util::error::chain(&e),
             hint: None,
         });
     }
@@ -227,7 +227,7 @@ fn variant_diagnostics(
                 variant.index,
                 overrides,
                 "population.settings",
-                format!("{e:#}"),
+                tessera_util::error::chain(&e),
                 Some("each setting is a table of [train] keys, e.g. { batch_size = 16, lr = 0.01 }".into()),
             ));
         }
@@ -260,7 +260,7 @@ fn variant_diagnostics(
                 variant.index,
                 overrides,
                 "graph.reference",
-                format!("{e:#}"),
+                tessera_util::error::chain(&e),
                 Some("the reference is a graph objective, e.g. \"robust-im.greedy\"".into()),
             ));
         }

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 #[cfg(feature = "torch")]
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 #[cfg(feature = "torch")]
 use tch::Device;
 use tessera_sdk::SeedRng;

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Plan, Work};
@@ -125,7 +125,7 @@ pub fn checked_result(run_dir: &Path, id: usize) -> Result<Option<UnitResult>> {
         )
     })?;
     if result.unit != id {
-        anyhow::bail!("{}: the result of unit {}, not of unit {id}", run_dir.join(&path).display(), result.unit);
+        crate::error::bail!("{}: the result of unit {}, not of unit {id}", run_dir.join(&path).display(), result.unit);
     }
     Ok(Some(result))
 }
@@ -165,7 +165,7 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
     let outcome = catch_unwind(AssertUnwindSafe(|| run_work(session, variant, &unit.work, options, &work)));
     let (status, error, results) = match outcome {
         Ok(Ok(results)) => (Status::Ok, None, results),
-        Ok(Err(e)) => (Status::Failed, Some(format!("{e:#}")), BTreeMap::new()),
+        Ok(Err(e)) => (Status::Failed, Some(e.chain()), BTreeMap::new()),
         Err(panic) => (Status::Failed, Some(format!("internal error: {}", panic_text(&panic))), BTreeMap::new()),
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -197,9 +197,9 @@ fn run_work(
         }
         #[cfg(not(feature = "torch"))]
         (kind @ (ExperimentKind::Train | ExperimentKind::Population), _) => {
-            anyhow::bail!("a {kind:?} variant: {}", super::NO_LIBTORCH)
+            crate::error::bail!("a {kind:?} variant: {}", super::NO_LIBTORCH)
         }
-        (kind, work) => anyhow::bail!("a {kind:?} variant has no unit of kind {work:?} (the plan is stale)"),
+        (kind, work) => crate::error::bail!("a {kind:?} variant has no unit of kind {work:?} (the plan is stale)"),
     }
 }
 

@@ -4,7 +4,7 @@
 //! order, saves `population/<variant>/` before any metric runs, and hands
 //! the matrices to the metrics in one observation.
 
-use anyhow::Result;
+use crate::error::Result;
 
 use crate::manifest::Variant;
 use crate::population::{PopulationPlan, RunSpec};
@@ -33,5 +33,5 @@ pub(super) fn reduce(
     _: &super::RunOptions,
     _: &std::path::Path,
 ) -> Result<std::collections::BTreeMap<String, crate::report::ReportJson>> {
-    anyhow::bail!("variant `{}`: {}", variant.name, super::NO_LIBTORCH)
+    crate::error::bail!("variant `{}`: {}", variant.name, super::NO_LIBTORCH)
 }

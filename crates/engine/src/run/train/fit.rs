@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use tch::Device;
 use tessera_sdk::{observation, Checkpoint, Observation, ObservationRequest, StorageLayout};
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Result};
+use crate::error::{bail, invalid, Result};
 use tch::Device;
 use tessera_sdk::{LayerInfo, StorageLayout};
 
@@ -108,7 +108,7 @@ impl<'a> TrainJob<'a> {
         let device = set_up_libtorch(&s.experiment)?;
         let (splits, train_source) = training_data(&s, seed, &session.manifest.dir())?;
         let registry = &session.registry;
-        let sampler_spec = variant.sampler.as_ref().ok_or_else(|| anyhow!("no sampler"))?;
+        let sampler_spec = variant.sampler.as_ref().ok_or_else(|| invalid!("no sampler"))?;
         let sampler = registry.new_sampler(&sampler_spec.id, &sampler_spec.params_text())?;
         let metrics = variant
             .metrics
@@ -148,7 +148,7 @@ impl<'a> TrainJob<'a> {
         if !self.train_on_disk {
             return Ok(());
         }
-        let set = stored.set.as_ref().ok_or_else(|| anyhow!("the training split is neither in memory nor stored"))?;
+        let set = stored.set.as_ref().ok_or_else(|| invalid!("the training split is neither in memory nor stored"))?;
         log::info!(
             "{}: reading the training split into memory for {why} ({} MB)",
             self.variant.name,
@@ -307,7 +307,7 @@ impl<'a> TrainJob<'a> {
                 self.sampler.id
             );
         }
-        let (session, spec) = (self.session, self.variant.sampler.as_ref().ok_or_else(|| anyhow!("no sampler"))?);
+        let (session, spec) = (self.session, self.variant.sampler.as_ref().ok_or_else(|| invalid!("no sampler"))?);
         let (id, params) = (spec.id.clone(), spec.params_text());
         let storage = &self.s.storage;
         Ok(CandidateOrder::Sampler {
