@@ -102,24 +102,24 @@ impl Session {
     }
 }
 
+/// What a component's creation error says, located at its key, with a
+/// hint: for a parameter the component does not declare (its
+/// `ComponentInfo` lists what it does), the closest declared one.
 fn component_diagnostic(
     manifest: &Manifest,
     overrides: &[Override],
     variant: &Variant,
+    declared: &[String],
     key: &str,
     e: &ComponentError,
 ) -> Diagnostic {
     match (&e.kind, &e.key) {
         (ErrorKind::InvalidParams, Some(param)) => {
-            let hint = if e.message.starts_with("unknown field") {
-                let words: Vec<&str> = e.message.split('`').skip(1).step_by(2).collect();
-                words.split_first().and_then(|(unknown, known)| {
-                    crate::plugin::closest(unknown, known.iter().copied())
-                        .map(|b| format!("did you mean `{b}`? (`tessera plugins` lists {}'s parameters)", e.component))
-                })
-            } else {
-                None
-            };
+            let unknown = !declared.iter().any(|d| d == param);
+            let hint = unknown
+                .then(|| crate::plugin::closest(param, declared.iter().map(String::as_str)))
+                .flatten()
+                .map(|b| format!("did you mean `{b}`? (`tessera plugins` lists {}'s parameters)", e.component));
             let hint = hint.or_else(|| Some(format!("`tessera plugins` lists the parameters of {}", e.component)));
             manifest.diagnostic(
                 variant.index,
@@ -135,6 +135,12 @@ fn component_diagnostic(
         }
         _ => manifest.diagnostic(variant.index, overrides, key, e.to_string(), None),
     }
+}
+
+/// The parameters component `id` declares (none when it does not resolve).
+fn declared_params(registry: &Registry, kind: ComponentKind, id: &str) -> Vec<String> {
+    let info = registry.resolve(kind, id).map(|(_, info)| info);
+    info.map(|i| i.params.iter().map(|p| p.name.to_string()).collect()).unwrap_or_default()
 }
 
 /// Parses the manifest, loads plugins and creates every component once, so
@@ -216,7 +222,8 @@ fn variant_diagnostics(
             ComponentKind::GraphObjective => registry.new_graph_objective(&spec.id, &params).map(drop),
         };
         if let Err(e) = result {
-            errors.push(component_diagnostic(manifest, overrides, variant, &spec.key, &e));
+            let declared = declared_params(registry, kind, &spec.id);
+            errors.push(component_diagnostic(manifest, overrides, variant, &declared, &spec.key, &e));
         }
     }
     errors.extend(validation_diagnostics(manifest, overrides, variant, &created));

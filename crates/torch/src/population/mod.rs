@@ -5,20 +5,22 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use crate::error::{bail, Context, Result};
+use crate::error::{bail, Result};
 use serde::{Deserialize, Serialize};
-use tch::{Device, Kind};
-use tessera_sdk::{observation, Array, Observation, ObservationRequest, SeedRng};
+use tch::Device;
+use tessera_sdk::SeedRng;
 
-use crate::data::readers::{npy, write_npy};
 use crate::data::Splits;
-#[cfg(test)]
-use crate::manifest::Split;
 use crate::manifest::{PopulationConfig, PretrainMethod, TrainConfig};
 use crate::model::Model;
-use crate::train::{self, TensorData};
+use crate::train::TensorData;
 
 pub use tessera_config::population::*;
+
+mod files;
+mod run;
+
+use run::OneRun;
 
 /// One member: a training run after `epochs` epochs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,335 +244,14 @@ impl Population {
     }
 }
 
-/// One run of a population, ready to train.
-struct OneRun<'a> {
-    plan: &'a PopulationPlan,
-    spec: &'a RunSpec,
-    inputs: &'a PopulationInputs<'a>,
-    shared: &'a SharedTensors,
-    base: Option<&'a Model>,
-}
-
-impl OneRun<'_> {
-    fn label(&self) -> String {
-        let config = self.inputs.config;
-        format!(
-            "{}, seed {}, {}",
-            describe(&self.plan.architectures[self.spec.architecture].0),
-            config.seeds[self.spec.seed_index],
-            setting_label(&config.settings[self.spec.setting])
-        )
-    }
-
-    /// The run's seed: one per architecture and seed, shared by its settings.
-    fn seed(&self) -> u64 {
-        let config = self.inputs.config;
-        let member_seed = config.seeds[self.spec.seed_index];
-        let lineage = (self.spec.architecture * config.seeds.len() + self.spec.seed_index) as u64;
-        SeedRng::derive(self.inputs.seed ^ member_seed.wrapping_mul(0x9E37_79B9), lineage).next_u64()
-    }
-
-    /// The initial model: the run's seed, over the shared start, or the
-    /// fork parent's state (with its step and examples seen).
-    fn initial_model(&self, fork: &Option<(Model, u64, u64)>) -> Result<(Model, u64, u64)> {
-        let (config, splits) = (self.inputs.config, self.inputs.splits);
-        let architecture = &self.plan.architectures[self.spec.architecture].0;
-        let classes = splits.train.classes as i64;
-        let mut model = Model::new(architecture, &splits.train.shape, classes, self.inputs.device, self.seed())?;
-        if let Some(base) = self.base {
-            model.vs.copy(&base.vs)?;
-        }
-        if config.freeze_features {
-            let head = model.layers().len() as u32 - 1;
-            model.set_trainable(&[head])?;
-        }
-        let branches = config.fork_step.is_some() && self.spec.setting != config.fork_from;
-        match (fork, branches) {
-            (Some((parent, step, seen)), true) => {
-                model.vs.copy(&parent.vs)?;
-                Ok((model, *step, *seen))
-            }
-            (None, true) => bail!(
-                "population.fork_step = {}: setting {} ({}) ended before it",
-                config.fork_step.unwrap_or(0),
-                config.fork_from,
-                setting_label(&config.settings[config.fork_from])
-            ),
-            _ => Ok((model, 0, 0)),
-        }
-    }
-
-    /// This run's training labels: clean, or noised with its own seed.
-    fn labels(&self, cfg: &TrainConfig) -> Result<Vec<i64>> {
-        let train = &self.inputs.splits.train;
-        let mut labels = train.labels.clone();
-        if cfg.label_noise > 0.0 {
-            let noise_seed = SeedRng::derive(self.seed(), 0x401 ^ self.spec.setting as u64).next_u64();
-            crate::data::flip_labels(&mut labels, train.classes, cfg.label_noise, noise_seed)?;
-        }
-        Ok(labels)
-    }
-
-    /// Evaluates `model` on every split into `population`'s matrices; the accuracies.
-    fn evaluate(&self, model: &Model, population: &mut Population) -> Result<BTreeMap<String, f64>> {
-        let mut accuracy = BTreeMap::new();
-        for (split, data) in &self.shared.evaluated {
-            let probabilities = tch::no_grad(|| model.forward(&data.x).softmax(-1, Kind::Float));
-            let truth = probabilities.gather(1, &data.y.unsqueeze(1), false).squeeze_dim(1);
-            let predicted = probabilities.argmax(-1, false);
-            let hit = predicted.eq_tensor(&data.y);
-            let matrix = population.splits.get_mut(split).expect("inserted above");
-            let hits = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
-            let n = hits.len().max(1);
-            accuracy.insert(split.clone(), hits.iter().map(|&h| h as f64).sum::<f64>() / n as f64);
-            matrix.correct.extend(hits);
-            matrix.predictions.extend(Vec::<i32>::try_from(&predicted.to_kind(Kind::Int).to_device(Device::Cpu))?);
-            matrix.true_probability.extend(train::to_vec_f32(&truth)?);
-            if self.inputs.config.probabilities {
-                matrix.probabilities.extend(train::to_vec_f32(&probabilities)?);
-            }
-        }
-        Ok(accuracy)
-    }
-
-    /// Trains the run, adding a member at each training length (or
-    /// checkpoint), and keeps the fork parent's state when it passes the fork.
-    fn train(
-        &self,
-        fork: &mut Option<(Model, u64, u64)>,
-        population: &mut Population,
-        cancel: &AtomicBool,
-    ) -> Result<()> {
-        let (config, splits, device) = (self.inputs.config, self.inputs.splits, self.inputs.device);
-        let (model, start_step, start_seen) = self.initial_model(fork)?;
-        let setting = self.spec.setting;
-        let base_cfg = &self.plan.settings[setting];
-        let cfg = TrainConfig {
-            max_examples: base_cfg.max_examples.map(|m| m.saturating_sub(start_seen)),
-            ..base_cfg.clone()
-        };
-        let labels = self.labels(&cfg)?;
-        let run_data = (cfg.label_noise > 0.0).then(|| TensorData {
-            x: self.shared.train.x.shallow_clone(),
-            y: tch::Tensor::from_slice(&labels).to_device(device),
-        });
-        if self.plan.settings.iter().any(|c| c.label_noise > 0.0) {
-            population.train_labels.push(labels);
-        }
-        let branches = config.fork_step.is_some() && setting != config.fork_from;
-        let keep_fork = config.fork_step.filter(|_| setting == config.fork_from && !branches);
-        let (architecture, width) = &self.plan.architectures[self.spec.architecture];
-        let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
-            let (step, seen) = (start_step + cp.step, start_seen + cp.examples_seen);
-            if keep_fork == Some(step) && fork.is_none() {
-                let mut copy = Model::new(architecture, &splits.train.shape, splits.train.classes as i64, device, 0)?;
-                copy.vs.copy(&model.vs)?;
-                *fork = Some((copy, step, seen));
-            }
-            let epochs = (seen as f64 / splits.train.len().max(1) as f64 + 1e-9).floor() as u64;
-            let at_a_length = cp.epoch.fract() == 0.0 && self.plan.lengths.contains(&epochs);
-            if !(config.every_checkpoint || at_a_length) {
-                return Ok(());
-            }
-            let accuracy = self.evaluate(model, population)?;
-            population.members.push(Member {
-                run: self.spec.run,
-                model: describe(architecture),
-                width: *width,
-                seed: config.seeds[self.spec.seed_index],
-                setting,
-                setting_label: setting_label(&config.settings[setting]),
-                batch_size: cfg.batch_size,
-                epochs,
-                step,
-                examples_seen: seen,
-                accuracy,
-            });
-            Ok(())
-        };
-        let data = run_data.as_ref().unwrap_or(&self.shared.train);
-        train::fit_shuffled(&model, data, &cfg, self.seed(), start_seen, &mut checkpoint, cancel)
-            .with_context(|| format!("population run {} ({})", self.spec.run, self.label()))?;
-        Ok(())
-    }
-}
-
-impl Population {
-    /// Number of members m.
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether the population has no member.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    /// Writes `members.json` and, per split, `<split>.correct.npy` (u8, m × n),
-    /// `<split>.true-probability.npy` (f32, m × n), `<split>.labels.npy`
-    /// (i64, n) and, when kept, `<split>.probabilities.npy` (f32, m × n ×
-    /// classes) into `dir`.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        crate::report::write_atomic(&dir.join("members.json"), &serde_json::to_vec_pretty(&self.members)?)?;
-        let m = self.members.len();
-        if let Some(first) = self.train_labels.first() {
-            let bytes: Vec<u8> = self.train_labels.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
-            write_npy(&dir.join("train-labels.npy"), "<i8", &[self.train_labels.len(), first.len()], &bytes)?;
-        }
-        for (split, matrix) in &self.splits {
-            let n = matrix.labels.len();
-            write_npy(&dir.join(format!("{split}.correct.npy")), "|u1", &[m, n], &matrix.correct)?;
-            let bytes: Vec<u8> = matrix.true_probability.iter().flat_map(|v| v.to_le_bytes()).collect();
-            write_npy(&dir.join(format!("{split}.true-probability.npy")), "<f4", &[m, n], &bytes)?;
-            let bytes: Vec<u8> = matrix.labels.iter().flat_map(|v| v.to_le_bytes()).collect();
-            write_npy(&dir.join(format!("{split}.labels.npy")), "<i8", &[n], &bytes)?;
-            let bytes: Vec<u8> = matrix.predictions.iter().flat_map(|v| v.to_le_bytes()).collect();
-            write_npy(&dir.join(format!("{split}.predictions.npy")), "<i4", &[m, n], &bytes)?;
-            if !matrix.probabilities.is_empty() {
-                let bytes: Vec<u8> = matrix.probabilities.iter().flat_map(|v| v.to_le_bytes()).collect();
-                write_npy(&dir.join(format!("{split}.probabilities.npy")), "<f4", &[m, n, matrix.classes], &bytes)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads a population that [`Population::save`] wrote, checking that the
-    /// matrices agree with `members.json` and with each other.
-    pub fn load(dir: &Path) -> Result<Population> {
-        let members_path = dir.join("members.json");
-        let text = std::fs::read(&members_path).with_context(|| {
-            format!(
-                "reading {} (population.load names the `population/<variant>` folder of a run)",
-                members_path.display()
-            )
-        })?;
-        let members: Vec<Member> =
-            serde_json::from_slice(&text).with_context(|| format!("{}: not a member list", members_path.display()))?;
-        let m = members.len();
-        let mut splits = BTreeMap::new();
-        for entry in std::fs::read_dir(dir)? {
-            let file = entry?.file_name().to_string_lossy().to_string();
-            let Some(split) = file.strip_suffix(".labels.npy") else { continue };
-            let labels = npy(&dir.join(&file))?;
-            let n = labels.values.len();
-            let matrix_of = |kind: &str| -> Result<Vec<f64>> {
-                let path = dir.join(format!("{split}.{kind}.npy"));
-                let a = npy(&path)?;
-                if a.shape != [m, n] {
-                    bail!(
-                        "{}: shape {:?}, but members.json has {m} members and the labels {n} points",
-                        path.display(),
-                        a.shape
-                    );
-                }
-                Ok(a.values)
-            };
-            let correct = matrix_of("correct")?.into_iter().map(|v| (v != 0.0) as u8).collect();
-            let true_probability = matrix_of("true-probability")?.into_iter().map(|v| v as f32).collect();
-            let predictions = matrix_of("predictions")?.into_iter().map(|v| v as i32).collect();
-            let labels: Vec<i64> = labels.values.into_iter().map(|v| v as i64).collect();
-            let mut classes = labels.iter().max().map_or(0, |&c| c as usize + 1);
-            let mut probabilities = vec![];
-            let path = dir.join(format!("{split}.probabilities.npy"));
-            if path.exists() {
-                let a = npy(&path)?;
-                if a.shape.len() != 3 || a.shape[..2] != [m, n] {
-                    bail!("{}: shape {:?}, not [{m}, {n}, classes]", path.display(), a.shape);
-                }
-                classes = a.shape[2];
-                probabilities = a.values.into_iter().map(|v| v as f32).collect();
-            }
-            splits.insert(
-                split.to_string(),
-                SplitMatrix { labels, correct, true_probability, probabilities, predictions, classes },
-            );
-        }
-        if splits.is_empty() {
-            bail!("{}: no `<split>.labels.npy` in the folder", dir.display());
-        }
-        let path = dir.join("train-labels.npy");
-        let train_labels = if path.exists() {
-            let a = npy(&path)?;
-            let width = a.shape.get(1).copied().unwrap_or(0).max(1);
-            a.values.chunks(width).map(|row| row.iter().map(|&v| v as i64).collect()).collect()
-        } else {
-            vec![]
-        };
-        Ok(Population { members, splits, train_labels })
-    }
-
-    /// The observations `requests` asks for: the matrices, the members' runs,
-    /// the labels and the point ids.
-    pub fn observations(&self, requests: &[ObservationRequest]) -> Result<Vec<Observation>> {
-        let m = self.members.len() as u64;
-        let mut out = Vec::new();
-        for r in requests {
-            let (split, kind) = (r.split.as_str(), r.kind.as_str());
-            if out.iter().any(|o: &Observation| o.split.as_str() == split && o.kind.as_str() == kind) {
-                continue;
-            }
-            let matrix = self.splits.get(split).with_context(|| {
-                let known: Vec<&str> = self.splits.keys().map(String::as_str).collect();
-                format!(
-                    "the population was not evaluated on split `{split}` (evaluated: {}); add it to population.splits",
-                    known.join(", ")
-                )
-            })?;
-            let n = matrix.labels.len() as u64;
-            let array = match kind {
-                observation::POPULATION_CORRECT => {
-                    Array::f32(vec![m, n], matrix.correct.iter().map(|&c| c as f32).collect())
-                }
-                observation::POPULATION_TRUE_PROBABILITY => Array::f32(vec![m, n], matrix.true_probability.clone()),
-                observation::POPULATION_RUN => Array::i64(vec![m], self.members.iter().map(|x| x.run as i64).collect()),
-                observation::POPULATION_MEMBERS => Array::i64(
-                    vec![m, 6],
-                    self.members
-                        .iter()
-                        .flat_map(|x| {
-                            [x.run, x.setting, x.seed as usize, x.step as usize, x.examples_seen as usize, x.batch_size]
-                                .map(|v| v as i64)
-                        })
-                        .collect(),
-                ),
-                observation::POPULATION_PREDICTIONS => {
-                    Array::i64(vec![m, n], matrix.predictions.iter().map(|&p| p as i64).collect())
-                }
-                observation::POPULATION_TRAIN_LABELS if self.train_labels.is_empty() => {
-                    bail!("observation `{kind}` needs label noise in some population setting (every run trains on the clean labels)")
-                }
-                observation::POPULATION_TRAIN_LABELS => {
-                    let width = self.train_labels[0].len() as u64;
-                    Array::i64(
-                        vec![m, width],
-                        self.members.iter().flat_map(|x| self.train_labels[x.run].clone()).collect(),
-                    )
-                }
-                observation::POPULATION_PROBABILITIES if matrix.probabilities.is_empty() => {
-                    bail!("observation `{kind}` needs `population.probabilities = true` (softmax outputs are kept only then)")
-                }
-                observation::POPULATION_PROBABILITIES => {
-                    Array::f32(vec![m, n, matrix.classes as u64], matrix.probabilities.clone())
-                }
-                observation::LABELS => Array::i64(vec![n], matrix.labels.clone()),
-                observation::EXAMPLE_IDS => Array::i64(vec![n], (0..n as i64).collect()),
-                other => bail!(
-                    "observation `{other}` does not exist in a population experiment (known: {})",
-                    observation::POPULATION_KINDS.join(", ")
-                ),
-            };
-            out.push(Observation { split: split.into(), kind: kind.into(), array });
-        }
-        Ok(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::readers::write_npy;
     use crate::manifest::DataConfig;
+    use crate::manifest::Split;
     use crate::manifest::{ModelConfig, ModelKind};
+    use tessera_sdk::{observation, ObservationRequest};
 
     /// A population trained on the CPU, without pretraining or a progress bar.
     fn trained(config: &PopulationConfig, train: &TrainConfig, splits: &Splits, seed: u64) -> Population {

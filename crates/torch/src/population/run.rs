@@ -1,0 +1,169 @@
+//! One run of a population: its model (fresh, forked or from the shared
+//! pretrained base), its labels, its training and the members it yields.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+
+use crate::error::{bail, Context, Result};
+use tch::{Device, Kind};
+use tessera_sdk::SeedRng;
+
+#[cfg(test)]
+use crate::manifest::TrainConfig;
+use crate::model::Model;
+use crate::train::{self, TensorData};
+
+use super::*;
+
+/// One run of a population, ready to train.
+pub(super) struct OneRun<'a> {
+    pub(super) plan: &'a PopulationPlan,
+    pub(super) spec: &'a RunSpec,
+    pub(super) inputs: &'a PopulationInputs<'a>,
+    pub(super) shared: &'a SharedTensors,
+    pub(super) base: Option<&'a Model>,
+}
+
+impl OneRun<'_> {
+    pub(super) fn label(&self) -> String {
+        let config = self.inputs.config;
+        format!(
+            "{}, seed {}, {}",
+            describe(&self.plan.architectures[self.spec.architecture].0),
+            config.seeds[self.spec.seed_index],
+            setting_label(&config.settings[self.spec.setting])
+        )
+    }
+
+    /// The run's seed: one per architecture and seed, shared by its settings.
+    pub(super) fn seed(&self) -> u64 {
+        let config = self.inputs.config;
+        let member_seed = config.seeds[self.spec.seed_index];
+        let lineage = (self.spec.architecture * config.seeds.len() + self.spec.seed_index) as u64;
+        SeedRng::derive(self.inputs.seed ^ member_seed.wrapping_mul(0x9E37_79B9), lineage).next_u64()
+    }
+
+    /// The initial model: the run's seed, over the shared start, or the
+    /// fork parent's state (with its step and examples seen).
+    pub(super) fn initial_model(&self, fork: &Option<(Model, u64, u64)>) -> Result<(Model, u64, u64)> {
+        let (config, splits) = (self.inputs.config, self.inputs.splits);
+        let architecture = &self.plan.architectures[self.spec.architecture].0;
+        let classes = splits.train.classes as i64;
+        let mut model = Model::new(architecture, &splits.train.shape, classes, self.inputs.device, self.seed())?;
+        if let Some(base) = self.base {
+            model.vs.copy(&base.vs)?;
+        }
+        if config.freeze_features {
+            let head = model.layers().len() as u32 - 1;
+            model.set_trainable(&[head])?;
+        }
+        let branches = config.fork_step.is_some() && self.spec.setting != config.fork_from;
+        match (fork, branches) {
+            (Some((parent, step, seen)), true) => {
+                model.vs.copy(&parent.vs)?;
+                Ok((model, *step, *seen))
+            }
+            (None, true) => bail!(
+                "population.fork_step = {}: setting {} ({}) ended before it",
+                config.fork_step.unwrap_or(0),
+                config.fork_from,
+                setting_label(&config.settings[config.fork_from])
+            ),
+            _ => Ok((model, 0, 0)),
+        }
+    }
+
+    /// This run's training labels: clean, or noised with its own seed.
+    pub(super) fn labels(&self, cfg: &TrainConfig) -> Result<Vec<i64>> {
+        let train = &self.inputs.splits.train;
+        let mut labels = train.labels.clone();
+        if cfg.label_noise > 0.0 {
+            let noise_seed = SeedRng::derive(self.seed(), 0x401 ^ self.spec.setting as u64).next_u64();
+            crate::data::flip_labels(&mut labels, train.classes, cfg.label_noise, noise_seed)?;
+        }
+        Ok(labels)
+    }
+
+    /// Evaluates `model` on every split into `population`'s matrices; the accuracies.
+    pub(super) fn evaluate(&self, model: &Model, population: &mut Population) -> Result<BTreeMap<String, f64>> {
+        let mut accuracy = BTreeMap::new();
+        for (split, data) in &self.shared.evaluated {
+            let probabilities = tch::no_grad(|| model.forward(&data.x).softmax(-1, Kind::Float));
+            let truth = probabilities.gather(1, &data.y.unsqueeze(1), false).squeeze_dim(1);
+            let predicted = probabilities.argmax(-1, false);
+            let hit = predicted.eq_tensor(&data.y);
+            let matrix = population.splits.get_mut(split).expect("inserted above");
+            let hits = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
+            let n = hits.len().max(1);
+            accuracy.insert(split.clone(), hits.iter().map(|&h| h as f64).sum::<f64>() / n as f64);
+            matrix.correct.extend(hits);
+            matrix.predictions.extend(Vec::<i32>::try_from(&predicted.to_kind(Kind::Int).to_device(Device::Cpu))?);
+            matrix.true_probability.extend(train::to_vec_f32(&truth)?);
+            if self.inputs.config.probabilities {
+                matrix.probabilities.extend(train::to_vec_f32(&probabilities)?);
+            }
+        }
+        Ok(accuracy)
+    }
+
+    /// Trains the run, adding a member at each training length (or
+    /// checkpoint), and keeps the fork parent's state when it passes the fork.
+    pub(super) fn train(
+        &self,
+        fork: &mut Option<(Model, u64, u64)>,
+        population: &mut Population,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let (config, splits, device) = (self.inputs.config, self.inputs.splits, self.inputs.device);
+        let (model, start_step, start_seen) = self.initial_model(fork)?;
+        let setting = self.spec.setting;
+        let base_cfg = &self.plan.settings[setting];
+        let cfg = TrainConfig {
+            max_examples: base_cfg.max_examples.map(|m| m.saturating_sub(start_seen)),
+            ..base_cfg.clone()
+        };
+        let labels = self.labels(&cfg)?;
+        let run_data = (cfg.label_noise > 0.0).then(|| TensorData {
+            x: self.shared.train.x.shallow_clone(),
+            y: tch::Tensor::from_slice(&labels).to_device(device),
+        });
+        if self.plan.settings.iter().any(|c| c.label_noise > 0.0) {
+            population.train_labels.push(labels);
+        }
+        let branches = config.fork_step.is_some() && setting != config.fork_from;
+        let keep_fork = config.fork_step.filter(|_| setting == config.fork_from && !branches);
+        let (architecture, width) = &self.plan.architectures[self.spec.architecture];
+        let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
+            let (step, seen) = (start_step + cp.step, start_seen + cp.examples_seen);
+            if keep_fork == Some(step) && fork.is_none() {
+                let mut copy = Model::new(architecture, &splits.train.shape, splits.train.classes as i64, device, 0)?;
+                copy.vs.copy(&model.vs)?;
+                *fork = Some((copy, step, seen));
+            }
+            let epochs = (seen as f64 / splits.train.len().max(1) as f64 + 1e-9).floor() as u64;
+            let at_a_length = cp.epoch.fract() == 0.0 && self.plan.lengths.contains(&epochs);
+            if !(config.every_checkpoint || at_a_length) {
+                return Ok(());
+            }
+            let accuracy = self.evaluate(model, population)?;
+            population.members.push(Member {
+                run: self.spec.run,
+                model: describe(architecture),
+                width: *width,
+                seed: config.seeds[self.spec.seed_index],
+                setting,
+                setting_label: setting_label(&config.settings[setting]),
+                batch_size: cfg.batch_size,
+                epochs,
+                step,
+                examples_seen: seen,
+                accuracy,
+            });
+            Ok(())
+        };
+        let data = run_data.as_ref().unwrap_or(&self.shared.train);
+        train::fit_shuffled(&model, data, &cfg, self.seed(), start_seen, &mut checkpoint, cancel)
+            .with_context(|| format!("population run {} ({})", self.spec.run, self.label()))?;
+        Ok(())
+    }
+}
