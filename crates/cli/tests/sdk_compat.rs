@@ -26,15 +26,36 @@ fn write_if_changed(path: &Path, text: &str) {
     }
 }
 
+/// Every file under `dir`, its subfolders' included.
+fn source_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(source_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// Builds a one-sampler plugin against a copy of the SDK whose version is
 /// `sdk_version` and whose sources pass through `edit`.
 fn build_plugin_against_modified_sdk(name: &str, sdk_version: &str, edit: impl Fn(&str, String) -> String) -> PathBuf {
     let root = fixtures_dir().join(name);
     let sdk_src = workspace_root().join("sdk/src");
-    for entry in std::fs::read_dir(&sdk_src).unwrap() {
-        let path = entry.unwrap().path();
-        let file = path.file_name().unwrap().to_str().unwrap().to_string();
-        write_if_changed(&root.join("sdk/src").join(&file), &edit(&file, std::fs::read_to_string(&path).unwrap()));
+    let copy = root.join("sdk/src");
+    let mut copied = Vec::new();
+    for path in source_files(&sdk_src) {
+        let file = path.strip_prefix(&sdk_src).unwrap().to_str().unwrap().to_string();
+        write_if_changed(&copy.join(&file), &edit(&file, std::fs::read_to_string(&path).unwrap()));
+        copied.push(copy.join(&file));
+    }
+    // A file the SDK no longer has (this fixture's own copy, in the target
+    // folder) would keep a stale module alive: remove it.
+    for stale in source_files(&copy).into_iter().filter(|f| !copied.contains(f)) {
+        std::fs::remove_file(stale).unwrap();
     }
     let deps = "abi_stable = \"0.11.3\"\nserde = { version = \"1\", features = [\"derive\"] }\ntoml = \"0.8\"\nlog = { version = \"0.4\", features = [\"std\"] }\n";
     write_if_changed(
@@ -98,7 +119,7 @@ fn a_plugin_built_against_a_modified_sdk_is_refused_with_its_error_lines_only() 
     let host = tessera_engine::plugin::HOST_SDK_VERSION;
     let library = build_plugin_against_modified_sdk("sdk-layout", host, |file, text| {
         match file {
-            "types.rs" => text.replacen(
+            "types/storage.rs" => text.replacen(
                 "    pub bytes_per_example: u64,\n}",
                 "    pub bytes_per_example: u64,\n    /// Not in the host's SDK.\n    pub extra: u64,\n}",
                 1,
