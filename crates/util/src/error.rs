@@ -2,8 +2,8 @@
 //! what was being done to an error (or turns a missing value into one), as
 //! `anyhow::Context` does, and `bail!`/`ensure!`/`invalid!` macros that
 //! build the crate's message variant. [`error_context!`] writes them for an
-//! enum that has an `Invalid(String)` variant and a `context` method, so
-//! that each crate keeps its own error type (no `anyhow` in a library).
+//! enum with the variants `Invalid(String)` and `Context { context, source }`,
+//! so that each crate keeps its own error type (no `anyhow` in a library).
 
 /// `error` and its sources, joined by ": " (what `anyhow` prints for `{:#}`).
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -17,9 +17,10 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Writes, in the calling module (`$module`, its path from the crate root), a `Context` trait for `$error` (on
-/// `Result<T, E: Into<$error>>` and `Option<T>`), a `Result` alias, and the
-/// `invalid!`, `bail!` and `ensure!` macros that build `$error::Invalid`.
+/// Writes, in the calling module (`$module`, its path from the crate root),
+/// a `Context` trait for `$error` (on `Result<T, E: Into<$error>>` and
+/// `Option<T>`), a `Result` alias, and the `invalid!`, `bail!` and `ensure!`
+/// macros that build `$error::Invalid`.
 /// It also writes `$error::context`, which wraps an error in what was being
 /// done. `$error` needs the variants `Invalid(String)` and
 /// `Context { context: String, source: Box<$error> }`.
