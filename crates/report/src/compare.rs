@@ -47,7 +47,7 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<String> {
     }
     let cells = gather(&runs, &variants, &columns);
     let plots = write_curves(&runs, &plots_dir)?;
-    let page = page(&runs, &variants, &columns, &cells, &plots);
+    let page = page(&runs, &variants, &columns, &cells, &plots)?;
     folder
         .write_atomic("compare.html", page.as_bytes())
         .map_err(ReportError::io("writing", out.join("compare.html")))?;
@@ -180,7 +180,7 @@ fn page(
     columns: &[(String, String)],
     cells: &[Vec<Cell>],
     plots: &[PathBuf],
-) -> String {
+) -> Result<String> {
     #[derive(serde::Serialize)]
     struct RunLine<'r> {
         label: &'r str,

@@ -39,6 +39,16 @@ pub enum ReportError {
     /// Results that JSON cannot hold.
     #[error("serializing results")]
     Serialize(#[source] serde_json::Error),
+    /// A page whose template did not render (a bug of Tessera's: the
+    /// templates are its own).
+    #[error("rendering {name}")]
+    Page {
+        /// The template.
+        name: &'static str,
+        /// The template engine's error.
+        #[source]
+        source: minijinja::Error,
+    },
     /// A CSV table that could not be written.
     #[error("writing CSV: {0}")]
     Csv(String),

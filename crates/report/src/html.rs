@@ -29,7 +29,7 @@ pub fn write_report_page(results: &RunResults, dir: &Path, plots: &[PathBuf]) ->
 /// [`write_report_page`] of a run still going, `pending` naming the
 /// variants not finished yet.
 pub fn write_progress_page(results: &RunResults, dir: &Path, plots: &[PathBuf], pending: &[String]) -> Result<PathBuf> {
-    let page = pages::render("report.html", ReportPage::new(results, dir, plots, pending));
+    let page = pages::render("report.html", ReportPage::new(results, dir, plots, pending))?;
     crate::confined::Confined::new(dir)
         .write_atomic("report.html", page.as_bytes())
         .map_err(ReportError::io("writing", dir.join("report.html")))?;

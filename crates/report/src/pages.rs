@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 use minijinja::Environment;
 use serde::Serialize;
 
+use crate::error::{ReportError, Result};
+
 /// The templates, compiled once.
 fn environment() -> &'static Environment<'static> {
     static TEMPLATES: OnceLock<Environment<'static>> = OnceLock::new();
@@ -25,12 +27,12 @@ fn environment() -> &'static Environment<'static> {
 }
 
 /// Renders template `name` with `context`. The templates are Tessera's and
-/// tested, so a failure is a bug: it panics with the engine's message.
-pub(crate) fn render(name: &str, context: impl Serialize) -> String {
-    let template = environment().get_template(name).expect("a shipped template");
-    let mut page = template.render(context).unwrap_or_else(|e| panic!("rendering {name}: {e:#}"));
-    page.push('\n');
-    page
+/// tested, so a failure is a bug; it is an error, not a crash of the run.
+pub(crate) fn render(name: &'static str, context: impl Serialize) -> Result<String> {
+    let page = |source| ReportError::Page { name, source };
+    let mut text = environment().get_template(name).and_then(|t| t.render(context)).map_err(page)?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// One plot on a page: its name and its SVG (Tessera's own drawing).
@@ -64,7 +66,8 @@ mod tests {
                 "header": ["variant"], "rows": [["x<y"]],
                 "figures": [{"name": "n", "svg": "<svg id=\"s\"/>"}],
             }),
-        );
+        )
+        .unwrap();
         assert!(page.contains("<b>a&lt;b&gt;</b>: e &amp; f"), "{page}");
         assert!(page.contains("<td>x&lt;y</td>"), "{page}");
         assert!(page.contains("<svg id=\"s\"/>"), "{page}");

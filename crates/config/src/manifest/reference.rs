@@ -250,15 +250,11 @@ fn unknown_in(schema: Nested, table: &toml::Table, path: &str) -> Option<Unknown
 /// The names the key at dotted `path` (array indices ignored) accepts, if
 /// it is a choice.
 pub fn choice_names(root: Nested, path: &str) -> &'static [&'static str] {
-    let mut schema = root;
+    let mut schema = Some(root);
     let mut names: &'static [&'static str] = &[];
     for part in path.split('.').map(|p| p.split('[').next().unwrap_or(p)) {
-        let Some(doc) = (schema.keys)().into_iter().find(|k| k.name == part) else { return &[] };
-        names = doc.names;
-        match doc.nested {
-            Some(nested) => schema = nested,
-            None => schema = Nested { table: "", doc: "", keys: Vec::new },
-        }
+        let Some(doc) = schema.and_then(|s| (s.keys)().into_iter().find(|k| k.name == part)) else { return &[] };
+        (names, schema) = (doc.names, doc.nested);
     }
     names
 }
