@@ -11,7 +11,7 @@ use tessera_engine::run::{self, Executor, PluginSearch};
 #[derive(Parser)]
 #[command(
     name = "tessera",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TESSERA_COMMIT"), ", libtorch ", env!("TESSERA_LIBTORCH"), ")"),
     about = "Compose learning-science methods shipped as plugins, from TOML manifests."
 )]
 pub(crate) struct Cli {

@@ -12,6 +12,10 @@ mod commands;
 mod scaffold;
 
 fn main() -> ExitCode {
+    tessera_engine::system::set_build(tessera_engine::system::Build {
+        commit: env!("TESSERA_COMMIT").into(),
+        libtorch: env!("TESSERA_LIBTORCH").into(),
+    });
     let cli = args::Cli::parse();
     let verbosity = if cli.quiet { -1 } else { cli.verbose as i8 };
     let progress = tessera_engine::logger::init(verbosity);

@@ -27,6 +27,26 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    /// A results.json of a schema this build does not know.
+    #[error("{}: schema version {found}, but this tessera reads {supported} (major versions 1 and 2): read it with the tessera that wrote it, or rerun the manifest", path.display())]
+    UnknownSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its `schema_version`.
+        found: String,
+        /// The version this build writes.
+        supported: &'static str,
+    },
+    /// A `role/scalar` no finished variant reports.
+    #[error("{key}: no finished variant reports this figure{}", figure_hint(suggestion, known))]
+    UnknownFigure {
+        /// The `role/scalar` asked for.
+        key: String,
+        /// The closest figure the runs report.
+        suggestion: Option<String>,
+        /// A few figures the runs report (their headline ones first).
+        known: Vec<String>,
+    },
     /// A run folder whose results cannot be read.
     #[error("reading the run folder {}", path.display())]
     RunFolder {
@@ -85,5 +105,14 @@ impl ReportError {
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ReportError {
         let path = path.into();
         move |source| ReportError::Io { action, path, source }
+    }
+}
+
+/// `; did you mean `x`?` or `; the runs report a, b, …`.
+fn figure_hint(suggestion: &Option<String>, known: &[String]) -> String {
+    match suggestion {
+        Some(s) => format!("; did you mean `{s}`?"),
+        None if known.is_empty() => String::new(),
+        None => format!("; the runs report {} (results.json lists them all)", known.join(", ")),
     }
 }

@@ -168,13 +168,14 @@ mod tests {
             }
         };
         RunResults {
-            schema: 1,
+            schema_version: crate::report::SCHEMA_VERSION.into(),
             tessera_version: "0".into(),
             experiment: "e".into(),
             manifest: "m.toml".into(),
             started: "now".into(),
             variants: values.iter().map(|(n, v)| variant(n, *v)).collect(),
             plots: vec![],
+            system: None,
         }
     }
 

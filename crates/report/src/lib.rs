@@ -2,7 +2,8 @@
 //! [`report`] is the `results.json` schema with its tables, CSVs and plots;
 //! [`html`] the self-contained `report.html` (its templates in `pages`); [`compare`] several runs side
 //! by side; [`figures`] the expected-figures files that `make figures`
-//! checks; [`table`] Markdown tables of a run folder. Builds and tests
+//! checks; [`table`] Markdown tables of a run folder; [`system`] the machine
+//! and build a run came from. Builds and tests
 //! without libtorch.
 
 pub mod compare;
@@ -11,6 +12,7 @@ pub mod figures;
 pub mod html;
 mod pages;
 pub mod report;
+pub mod system;
 pub mod table;
 
 pub use error::{ReportError, Result};

@@ -72,13 +72,14 @@ pub(super) fn progress_page(session: &Session, plan: &Plan, run_dir: &Path, opti
 /// The results of `plan` before any variant is collected.
 pub(super) fn no_variants_yet(plan: &Plan) -> RunResults {
     RunResults {
-        schema: 1,
+        schema_version: report::SCHEMA_VERSION.into(),
         tessera_version: env!("CARGO_PKG_VERSION").into(),
         experiment: plan.experiment.clone(),
         manifest: plan.manifest.display().to_string(),
         started: plan.started.clone(),
         variants: vec![],
         plots: vec![],
+        system: Some(tessera_report::system::SystemInfo::here(plan.threads.unwrap_or(0))),
     }
 }
 

@@ -85,6 +85,9 @@ fn units_bar(options: &RunOptions, units: usize) -> Option<indicatif::ProgressBa
 
 /// Each pending unit in this process; stops starting units once cancelled.
 fn run_inline(session: &Session, plan: &Plan, pending: &[usize], run_dir: &Path, options: &RunOptions) -> Result<()> {
+    if plan.has_training() {
+        warn_if_oversubscribed(plan, 1, cores());
+    }
     for &id in pending {
         if options.cancel.load(Ordering::Relaxed) {
             log::warn!("cancelled: units from {id} on are left for `tessera resume`");
@@ -152,13 +155,39 @@ pub(super) fn claim(claims: &Path, id: usize) -> bool {
 
 /// Units with `experiment.threads` above their share of the cores make the
 /// workers wait on one another: said once, before they start.
+/// Warns when `jobs` processes of libtorch threads (the manifest's
+/// `experiment.threads`, else `share` each) exceed the cores other
+/// processes leave free: libtorch's threads then spin against each other
+/// and a run can be many times slower.
 fn warn_if_oversubscribed(plan: &Plan, jobs: usize, share: usize) {
-    let Some(threads) = plan.threads.filter(|&t| t > share) else { return };
-    log::warn!(
-        "experiment.threads = {threads} with {jobs} workers on {} cores: the workers will wait on one another; \
-         set experiment.threads = {share} (or 0) for parallel runs (results can differ in their last bits with the thread count)",
-        cores()
-    );
+    let threads = plan.threads.filter(|&t| t > 0).unwrap_or(share);
+    if let Some(warning) = oversubscribed(threads, jobs, cores(), load_average()) {
+        log::warn!("{warning}");
+    }
+}
+
+/// The warning for `processes` × `threads` libtorch threads on `cores`
+/// cores with `load` (the 1-minute load average) from other processes.
+pub fn oversubscribed(threads: usize, processes: usize, cores: usize, load: f64) -> Option<String> {
+    let busy = (load.max(0.0).round() as usize).min(cores.saturating_sub(1));
+    let free = cores - busy;
+    let wanted = threads * processes;
+    if wanted <= free {
+        return None;
+    }
+    let fits = (free / processes.max(1)).max(1);
+    Some(format!(
+        "{processes} process(es) × {threads} libtorch thread(s) = {wanted}, but {free} of {cores} cores are free \
+         (load {load:.1}): threads that wait on each other can make a run many times slower; \
+         set experiment.threads = {fits} (or --set experiment.threads={fits}){}",
+        if processes > 1 { ", or fewer --jobs" } else { "" }
+    ))
+}
+
+/// The 1-minute load average (0 where it cannot be read).
+fn load_average() -> f64 {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().and_then(|l| l.parse().ok()).unwrap_or(0.0)
 }
 
 fn spawn_worker(
@@ -214,4 +243,18 @@ pub(super) fn record_crash(plan: &Plan, run_dir: &Path, id: usize, status: &str)
 /// Units not yet done (missing or failed), in plan order.
 pub fn pending_units(plan: &Plan, run_dir: &Path) -> Vec<usize> {
     plan.units.iter().map(|u| u.id).filter(|&id| !unit::is_done(run_dir, id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_beyond_the_free_cores_are_warned_with_what_to_set() {
+        assert_eq!(oversubscribed(1, 1, 2, 0.9), None);
+        let busy = oversubscribed(2, 1, 2, 1.2).expect("2 threads on 1 free core");
+        assert!(busy.contains("1 of 2 cores are free") && busy.contains("experiment.threads = 1"), "{busy}");
+        let jobs = oversubscribed(4, 4, 8, 0.0).expect("16 threads on 8 cores");
+        assert!(jobs.contains("experiment.threads = 2") && jobs.contains("fewer --jobs"), "{jobs}");
+    }
 }

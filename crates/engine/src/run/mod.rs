@@ -17,6 +17,7 @@ mod graph;
 mod metrics;
 pub mod plan;
 mod population;
+pub mod progress;
 mod session;
 mod setup;
 pub mod slurm;

@@ -116,7 +116,12 @@ impl Plan {
         Ok(plan)
     }
 
-    /// Writes `plan.json` into `dir`.
+    /// Whether a variant trains with libtorch (any but `graph`).
+    pub fn has_training(&self) -> bool {
+        self.variants.iter().any(|v| v.kind != ExperimentKind::Graph)
+    }
+
+    /// Writes `plan.json` into `dir`, atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
         Confined::new(dir).write_atomic("plan.json", &serde_json::to_vec_pretty(self)?)?;
         Ok(())

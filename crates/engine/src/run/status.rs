@@ -6,8 +6,9 @@ use std::path::Path;
 
 use super::plan::Plan;
 use super::slurm;
-use super::unit::{self, host_name};
+use super::unit;
 use crate::report::Status;
+use crate::system::host_name;
 
 /// Where a unit stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +88,24 @@ fn state_of(run_dir: &Path, id: usize, queued: bool) -> UnitState {
     }
 }
 
+/// `  epoch 2.5/6 · step … · eta 1m 12s` of a running unit's
+/// `progress.json` (nothing before its first checkpoint).
+fn running_line(unit_dir: &Path) -> String {
+    let Some(progress) = super::progress::UnitProgress::read(unit_dir) else { return String::new() };
+    let eta = progress.eta_seconds().map_or_else(String::new, |s| format!(" · eta {}", duration(s)));
+    format!("\n             {}{eta}", progress.describe())
+}
+
+/// `1h 2m`, `3m 12s`, `42s`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, min, sec) => format!("{min}m {sec}s"),
+        (h, min, _) => format!("{h}h {min}m"),
+    }
+}
+
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -113,6 +132,9 @@ pub fn describe(plan: &Plan, run_dir: &Path, all: bool) -> String {
         out += &format!("unit {:>5}  {:<8} {}", u.id, u.state.word(), u.variant);
         if let Some((task, state)) = &u.slurm {
             out += &format!("  [slurm {task}: {state}]");
+        }
+        if u.state == UnitState::Running {
+            out += &running_line(&unit::unit_dir(run_dir, u.id));
         }
         if let UnitState::Failed(error) = &u.state {
             out += &format!("\n             {}", error.lines().next().unwrap_or_default());

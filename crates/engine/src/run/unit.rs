@@ -57,6 +57,9 @@ pub struct RanOn {
     /// (`tessera-graph`, see [`crate::handoff`]).
     #[serde(default = "loaded")]
     pub libtorch: bool,
+    /// The CPU (model and vector extensions): trained figures depend on it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cpu: String,
 }
 
 fn loaded() -> bool {
@@ -70,18 +73,14 @@ impl RanOn {
             .ok()
             .map(|job| format!("{job}_{}", std::env::var("SLURM_ARRAY_TASK_ID").unwrap_or_default()));
         RanOn {
-            host: host_name(),
+            host: crate::system::host_name(),
             pid: std::process::id(),
             slurm_job,
             started: chrono::Local::now().to_rfc3339(),
             libtorch: cfg!(feature = "torch"),
+            cpu: crate::figures::cpu(),
         }
     }
-}
-
-/// This machine's name.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
 
 /// `units/<id>/` of a run folder.

@@ -151,11 +151,17 @@ pub struct VariantResult {
     pub device: Option<String>,
 }
 
-/// The whole results.json.
+/// The schema version results.json is written with: `MAJOR.MINOR`. A
+/// reader refuses another major version; a minor one only adds fields.
+pub const SCHEMA_VERSION: &str = "2.0";
+
+/// The whole results.json (its JSON Schema: the book's "The run folder").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
-    /// Schema version of this file.
-    pub schema: u32,
+    /// Schema version of this file, `MAJOR.MINOR` ([`SCHEMA_VERSION`]);
+    /// files of schema 1 had the number `schema` instead.
+    #[serde(default = "schema_one")]
+    pub schema_version: String,
     /// The tessera version that wrote it.
     pub tessera_version: String,
     /// The experiment's name.
@@ -169,6 +175,19 @@ pub struct RunResults {
     /// The manifest's plots across variants (`[experiment] plots`).
     #[serde(default)]
     pub plots: Vec<ScalarPlot>,
+    /// The machine and build the run was collected on (absent in schema 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<crate::system::SystemInfo>,
+}
+
+/// Files of schema 1 had no `schema_version`.
+fn schema_one() -> String {
+    "1.0".into()
+}
+
+/// The major version of a `MAJOR.MINOR` schema version.
+fn major(version: &str) -> &str {
+    version.split('.').next().unwrap_or(version)
 }
 
 impl RunResults {
@@ -184,7 +203,12 @@ impl RunResults {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("results.json");
         let bytes = Confined::new(dir).read("results.json").map_err(ReportError::io("reading", &path))?;
-        serde_json::from_slice(&bytes).map_err(|source| ReportError::Parse { path, source })
+        let results: RunResults =
+            serde_json::from_slice(&bytes).map_err(|source| ReportError::Parse { path: path.clone(), source })?;
+        match major(&results.schema_version) {
+            "1" | "2" => Ok(results),
+            _ => Err(ReportError::UnknownSchema { path, found: results.schema_version, supported: SCHEMA_VERSION }),
+        }
     }
 }
 
@@ -213,7 +237,7 @@ mod tests {
             rows: vec![vec![serde_json::json!(1), serde_json::json!("x,y")]],
         });
         RunResults {
-            schema: 1,
+            schema_version: SCHEMA_VERSION.into(),
             tessera_version: "0".into(),
             experiment: "e".into(),
             manifest: "m.toml".into(),
@@ -239,7 +263,21 @@ mod tests {
                 },
             ],
             plots: vec![],
+            system: None,
         }
+    }
+
+    #[test]
+    fn a_newer_major_schema_is_refused_naming_the_file_and_the_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = sample();
+        r.schema_version = "3.1".into();
+        r.save(dir.path()).unwrap();
+        let e = RunResults::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("results.json") && e.contains("3.1") && e.contains(SCHEMA_VERSION), "{e}");
+        let legacy = serde_json::to_string(&r).unwrap().replace(r#""schema_version":"3.1""#, r#""schema":1"#);
+        std::fs::write(dir.path().join("results.json"), legacy).unwrap();
+        assert_eq!(RunResults::load(dir.path()).unwrap().schema_version, "1.0", "schema 1 still reads");
     }
 
     #[test]
@@ -302,6 +340,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let written = write_plots(&r, dir.path()).unwrap();
         assert!(written.iter().any(|p| p.ends_with("engine_acc--vs--engine_n.svg")), "{written:?}");
+    }
+
+    #[test]
+    fn the_printed_summary_fits_a_hundred_columns_and_says_where_the_rest_are() {
+        let mut r = sample();
+        let report = r.variants[0].results.get_mut("baselines.accuracy").unwrap();
+        for i in 0..12 {
+            report.scalars.insert(format!("a_rather_long_figure_name_{i:02}"), 0.123456);
+        }
+        r.variants.push(VariantResult { name: "a@2".into(), ..r.variants[0].clone() });
+        r.variants[0].name = "a@1".into();
+        let table = summary_table(&r, usize::MAX);
+        assert!(table.lines().all(|l| l.chars().count() <= CONSOLE_WIDTH), "{table}");
+        assert!(table.contains("more figures in report.html"), "{table}");
+        let row: Vec<&str> = table.lines().nth(2).unwrap().split_whitespace().collect();
+        assert_eq!(row[..2], ["a", "2/2"], "seeds merged: {table}");
+        assert!(table.contains("0.1235 ± 0"), "{table}");
+    }
+
+    #[test]
+    fn an_unknown_figure_is_refused_with_the_closest_one() {
+        let r = sample();
+        assert!(check_figure(&[&r], "baselines.accuracy/test_accuracy").is_ok());
+        let typo = check_figure(&[&r], "baselines.accuracy/test_acuracy").unwrap_err().to_string();
+        assert!(typo.contains("did you mean `baselines.accuracy/test_accuracy`"), "{typo}");
+        let role = check_figure(&[&r], "engine/test_accuracy").unwrap_err().to_string();
+        assert!(role.contains("did you mean `baselines.accuracy/test_accuracy`"), "{role}");
+        let far = check_figure(&[&r], "objective/spread").unwrap_err().to_string();
+        assert!(far.contains("the runs report baselines.accuracy/test_accuracy"), "{far}");
+        let table = crate::table::render(&r, &["x=baselines.accuracy/tset_accuracy".parse().unwrap()]);
+        assert!(table.unwrap_err().to_string().contains("did you mean"), "tessera table refuses it too");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the host's, then the rest), numbers as a person reads them, and the
 //! plain-text table.
 
-use super::{seed_aggregates, RunResults, Status};
+use super::{base_name, mean, sample_sd, RunResults, Status, VariantResult};
 
 /// A number as a person reads it: integers plainly, others to 4 significant places.
 pub fn format_number(x: f64) -> String {
@@ -88,50 +88,109 @@ pub fn summary_columns(results: &RunResults, max_columns: usize, timed: bool) ->
     columns
 }
 
-/// The side-by-side summary: one row per variant, a column per scalar.
+/// The printed summary fits this many columns of a terminal.
+pub const CONSOLE_WIDTH: usize = 100;
+
+/// The side-by-side summary, at most [`CONSOLE_WIDTH`] wide: a row per
+/// variant (seeds merged: mean ± sd, and how many runs finished), the
+/// headline figures first and as many more as fit (at most `max_columns`);
+/// then each failed run's error, and where the figures left out are.
 pub fn summary_table(results: &RunResults, max_columns: usize) -> String {
     let columns = summary_columns(results, max_columns, true);
-    let mut header = vec!["variant".to_string(), "status".to_string(), "seconds".to_string()];
+    let mut header = vec!["variant".to_string(), "ok".to_string(), "seconds".to_string()];
     header.extend(columns.iter().map(|(_, name)| name.clone()));
     let mut rows = vec![header];
-    for v in &results.variants {
-        let mut row = vec![v.name.clone(), format!("{:?}", v.status).to_lowercase(), format!("{:.1}", v.seconds)];
-        for (role, name) in &columns {
-            row.push(v.results.get(role).and_then(|r| r.scalars.get(name)).map_or("-".into(), |&x| format_number(x)));
-        }
-        rows.push(row);
+    for family in families(results) {
+        rows.push(summary_row(&family, &columns));
     }
+    let shown = fit_width(&mut rows, 3, CONSOLE_WIDTH);
     let mut out = render_table(&rows);
     for v in results.variants.iter().filter(|v| v.status == Status::Failed) {
-        out.push_str(&format!("{} failed: {}\n", v.name, v.error.as_deref().unwrap_or("unknown error")));
+        let error = v.error.as_deref().unwrap_or("unknown error");
+        out.push_str(&format!("{} failed: {}\n", v.name, error.lines().next().unwrap_or_default()));
     }
-    let aggregates = seed_aggregates(results);
-    if !aggregates.is_empty() {
-        let mut variants: Vec<&str> = Vec::new();
-        for a in &aggregates {
-            if !variants.contains(&a.variant.as_str()) {
-                variants.push(&a.variant);
-            }
-        }
-        let mut rows = vec![std::iter::once("variant (over seeds)".to_string())
-            .chain(std::iter::once("runs".to_string()))
-            .chain(columns.iter().map(|(_, n)| format!("{n} (mean ± sd)")))
-            .collect::<Vec<_>>()];
-        for variant in variants {
-            let runs = aggregates.iter().filter(|a| a.variant == variant).map(|a| a.values.len()).max().unwrap_or(0);
-            let mut row = vec![variant.to_string(), runs.to_string()];
-            for (role, name) in &columns {
-                row.push(
-                    aggregates
-                        .iter()
-                        .find(|a| a.variant == variant && &a.role == role && &a.name == name)
-                        .map_or("-".into(), |a| format!("{} ± {}", format_number(a.mean()), format_number(a.sd()))),
-                );
-            }
-            rows.push(row);
-        }
-        out.push('\n');
-        out.push_str(&render_table(&rows));
+    let left_out = summary_columns(results, usize::MAX, true).len() - shown;
+    if left_out > 0 {
+        out.push_str(&format!("{left_out} more figures in report.html and tables/<variant>--scalars.csv\n"));
     }
     out
+}
+
+/// The runs of each variant (seeds merged), in manifest order.
+fn families(results: &RunResults) -> Vec<Vec<&VariantResult>> {
+    let mut out: Vec<Vec<&VariantResult>> = Vec::new();
+    for v in &results.variants {
+        match out.iter_mut().find(|f| base_name(&f[0].name) == base_name(&v.name)) {
+            Some(family) => family.push(v),
+            None => out.push(vec![v]),
+        }
+    }
+    out
+}
+
+/// One variant's row: its name, runs ok of runs, seconds, each figure.
+fn summary_row(family: &[&VariantResult], columns: &[(String, String)]) -> Vec<String> {
+    let ok: Vec<&&VariantResult> = family.iter().filter(|v| v.status == Status::Ok).collect();
+    let seconds: f64 = family.iter().map(|v| v.seconds).sum();
+    let mut row =
+        vec![base_name(&family[0].name).to_string(), format!("{}/{}", ok.len(), family.len()), format!("{seconds:.1}")];
+    for (role, name) in columns {
+        let values: Vec<f64> =
+            ok.iter().filter_map(|v| v.results.get(role).and_then(|r| r.scalars.get(name))).copied().collect();
+        row.push(match values.len() {
+            0 => "-".into(),
+            1 => format_number(values[0]),
+            _ => format!("{} ± {}", format_number(mean(&values)), format_number(sample_sd(&values))),
+        });
+    }
+    row
+}
+
+/// Drops the columns after `fixed` that make a rendered table wider than
+/// `width` (the first of them stays whatever its width); the columns kept
+/// after the fixed ones.
+pub(crate) fn fit_width(rows: &mut [Vec<String>], fixed: usize, width: usize) -> usize {
+    let column_width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
+    let mut used = (0..fixed.min(rows[0].len())).map(|c| column_width(c) + 2).sum::<usize>();
+    let mut keep = fixed.min(rows[0].len());
+    while keep < rows[0].len() && (keep == fixed || used + column_width(keep) <= width) {
+        used += column_width(keep) + 2;
+        keep += 1;
+    }
+    for row in rows.iter_mut() {
+        row.truncate(keep);
+    }
+    keep - fixed.min(keep)
+}
+
+/// Every `role/scalar` the finished variants of `runs` report.
+pub fn figure_keys(runs: &[&RunResults]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for r in runs {
+        for (role, name) in summary_columns(r, usize::MAX, true) {
+            let key = format!("{role}/{name}");
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
+/// An error for `key` unless some finished variant of `runs` reports it:
+/// with the closest figure they do report, or a few of them.
+pub fn check_figure(runs: &[&RunResults], key: &str) -> crate::error::Result<()> {
+    let keys = figure_keys(runs);
+    if keys.iter().any(|k| k == key) {
+        return Ok(());
+    }
+    let suggestion = tessera_util::suggest::closest(key, keys.iter().map(String::as_str))
+        .or_else(|| {
+            // A right scalar under the wrong role.
+            let scalar = key.rsplit('/').next().unwrap_or(key);
+            keys.iter().map(String::as_str).find(|k| k.rsplit('/').next() == Some(scalar))
+        })
+        .map(str::to_string);
+    let known = keys.into_iter().take(6).collect();
+    Err(crate::error::ReportError::UnknownFigure { key: key.to_string(), suggestion, known })
 }

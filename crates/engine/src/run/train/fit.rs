@@ -14,6 +14,7 @@ use super::{Stored, TrainJob};
 use crate::data::Splits;
 use crate::manifest::StorageConfig;
 use crate::model::Model;
+use crate::run::progress::Reporter;
 use crate::run::setup::progress_bar;
 use crate::storage::{BlockLoader, EpochOrder};
 use crate::train::{
@@ -40,6 +41,14 @@ impl TrainJob<'_> {
             batches.steps_per_epoch(self.s.train.batch_size) * self.s.train.epochs,
             self.variant.name.clone(),
         );
+        // progress.json goes into the unit's folder, beside `work/` (whose
+        // files collect merges into the run folder).
+        let reporter = Reporter::new(
+            &self.variant.name,
+            self.unit_dir.parent().unwrap_or(self.unit_dir),
+            bar.as_ref(),
+            (schedule.steps_per_epoch * schedule.epochs, schedule.epochs),
+        );
         let log = FitLog::new(&requests, layout);
         let observing = Observing { splits: &self.splits, tensors: &named, reference: &reference };
         let (sampler_id, sampling) = (self.sampler.id.clone(), self.sampler.sampling());
@@ -58,7 +67,9 @@ impl TrainJob<'_> {
         let (metrics, metric_ctx) = (&mut self.metrics, &self.metric_ctx);
         let mut checkpoint = |model: &Model, cp: Checkpoint, train_loss: f64| -> tessera_torch::Result<()> {
             log.progress.set((cp.step, cp.examples_seen));
-            curve.push(curve_point(&cp, train_loss, train::evaluate(model, &tensors.test)));
+            let point = curve_point(&cp, train_loss, train::evaluate(model, &tensors.test));
+            reporter.checkpoint(cp.step, cp.epoch, train_loss, point.test_accuracy, cp.is_final);
+            curve.push(point);
             let observations = log.observe(model, &observing, &requests.metrics, &log.metric_steps)?;
             for (metric, ctx) in metrics.iter_mut().zip(metric_ctx) {
                 metric.observe(&cp, &observations, ctx)?;
