@@ -120,9 +120,12 @@ pub(crate) enum Command {
         /// The run folder.
         dir: PathBuf,
     },
-    /// Compare runs: the same variants side by side (headline figures first,
-    /// mean ± sd over seeds, each run's difference from the first) and their
-    /// shared curves on one plot; writes compare.html into a new folder.
+    /// Compare runs: what differs between them (settings, variants), then
+    /// the same variants side by side (headline figures first, mean ± sd
+    /// over seeds, each run's difference from the first, paired over shared
+    /// seeds) and their shared curves on one plot; writes compare.html into
+    /// a new folder. Runs on other data or with other variants: exit 2
+    /// unless --force.
     Compare {
         /// Two or more run folders; the first is the baseline.
         #[arg(required = true, num_args = 2..)]
@@ -130,6 +133,12 @@ pub(crate) enum Command {
         /// The folder to write (default: runs/compare-<time>); new or empty.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A figure to compare, `ROLE/SCALAR` (repeatable; default: the headline figures).
+        #[arg(long = "figure", value_name = "ROLE/SCALAR")]
+        figures: Vec<String>,
+        /// Compare runs on other data or with other variants too.
+        #[arg(long)]
+        force: bool,
     },
     /// Compare a run folder's figures (every scalar but wall times, per
     /// variant, seeds merged) with an expected-figures file, exactly; exit 1
@@ -181,6 +190,13 @@ pub(crate) enum Command {
         /// The seed of the split, for a data file (a manifest has its own).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Print a shell's completion script: `tessera completions bash >
+    /// ~/.local/share/bash-completion/completions/tessera` (zsh: a file `_tessera`
+    /// on $fpath; fish: ~/.config/fish/completions/tessera.fish).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Start something new: `tessera new plugin NAME --kind KIND`.
     New {

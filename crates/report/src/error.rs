@@ -47,6 +47,14 @@ pub enum ReportError {
         /// A few figures the runs report (their headline ones first).
         known: Vec<String>,
     },
+    /// A `manifest.resolved.toml` that does not read as Tessera wrote it.
+    #[error("{}: {message}", path.display())]
+    Settings {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A run folder whose results cannot be read.
     #[error("reading the run folder {}", path.display())]
     RunFolder {
@@ -80,6 +88,9 @@ pub enum ReportError {
         /// What the plotting library said.
         message: String,
     },
+    /// `compare` of runs whose figures do not compare (other data, other variants).
+    #[error("the runs do not compare: {0}; compare them anyway with --force")]
+    RunsDiffer(String),
     /// `compare` with fewer than two runs.
     #[error("compare needs at least two run folders")]
     TooFewRuns,

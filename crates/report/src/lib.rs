@@ -3,7 +3,8 @@
 //! [`html`] the self-contained `report.html` (its templates in `pages`); [`compare`] several runs side
 //! by side; [`figures`] the expected-figures files that `make figures`
 //! checks; [`table`] Markdown tables of a run folder; [`system`] the machine
-//! and build a run came from. Builds and tests
+//! and build a run came from; [`settings`] each variant's settings and
+//! which differ. Builds and tests
 //! without libtorch.
 
 pub mod compare;
@@ -12,6 +13,7 @@ pub mod figures;
 pub mod html;
 mod pages;
 pub mod report;
+pub mod settings;
 pub mod system;
 pub mod table;
 

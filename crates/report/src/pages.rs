@@ -62,14 +62,15 @@ mod tests {
         let page = super::render(
             "compare.html",
             serde_json::json!({
-                "runs": [{"label": "a<b>", "experiment": "e & f", "manifest": "m\"", "started": "now"}],
+                "runs": [{"label": "a<b>", "experiment": "e & f", "manifest": "m\"", "started": "now", "commit": "c"}],
+                "differences": {"settings": [{"key": "train.lr", "values": ["0.1<"], "variants": []}], "unshared": [], "between_variants": []},
                 "header": ["variant"], "rows": [["x<y"]],
                 "figures": [{"name": "n", "svg": "<svg id=\"s\"/>"}],
             }),
         )
         .unwrap();
         assert!(page.contains("<b>a&lt;b&gt;</b>: e &amp; f"), "{page}");
-        assert!(page.contains("<td>x&lt;y</td>"), "{page}");
+        assert!(page.contains("<td>x&lt;y</td>") && page.contains("<td>0.1&lt;</td>"), "{page}");
         assert!(page.contains("<svg id=\"s\"/>"), "{page}");
         assert!(page.contains("document.body.dataset.ready='1';"), "the frame's script: {page}");
     }

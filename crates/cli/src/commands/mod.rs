@@ -59,9 +59,17 @@ pub(crate) fn dispatch(cli: &Cli, progress: indicatif::MultiProgress) -> ExitCod
 fn read_or_make(command: &Command) -> ExitCode {
     match command {
         Command::Report { dir } => results::rerender(dir),
-        Command::Compare { dirs, out } => results::compare(dirs, out.as_deref()),
+        Command::Compare { dirs, out, figures, force } => {
+            let options = tessera_engine::compare::CompareOptions { figures: figures.clone(), force: *force };
+            results::compare(dirs, out.as_deref(), &options)
+        }
         Command::Figures { dir, expected, write } => results::figures(dir, expected, *write),
         Command::Table { dir, columns } => results::table(dir, columns),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut crate::args::Cli::command(), "tessera", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Siamese { dir, variants, batch, seconds } => siamese::siamese(dir, variants, *batch, *seconds),
         Command::New { what: NewCommand::Plugin { name, kind, out, sdk } } => {
             new::new_plugin(name, *kind, out.as_deref(), sdk.as_deref())

@@ -56,10 +56,14 @@ pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: 
 }
 
 /// `tessera compare`: the table printed, the page written.
-pub(crate) fn compare(dirs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
+pub(crate) fn compare(
+    dirs: &[PathBuf],
+    out: Option<&std::path::Path>,
+    options: &tessera_engine::compare::CompareOptions,
+) -> ExitCode {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let out = out.map_or_else(|| PathBuf::from(format!("runs/compare-{stamp}")), std::path::Path::to_path_buf);
-    match tessera_engine::compare::compare(dirs, &out) {
+    match tessera_engine::compare::compare(dirs, &out, options) {
         Ok(table) => {
             print!("{table}");
             println!("the page: {}", out.join("compare.html").display());

@@ -66,6 +66,10 @@ pub(crate) fn print_outcome(outcome: tessera_engine::Result<run::RunOutcome>) ->
         println!("follow it with: tessera status {}", outcome.dir.display());
     }
     println!("run folder: {}", outcome.dir.display());
+    let page = outcome.dir.join("report.html");
+    if page.exists() {
+        println!("the page: {}", page.display());
+    }
     if outcome.all_ok() {
         ExitCode::SUCCESS
     } else {

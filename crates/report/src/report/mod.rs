@@ -13,11 +13,13 @@ use crate::confined::Confined;
 pub use tessera_config::manifest::ScalarPlot;
 pub use tessera_util::fs::{file_stem_safe, write_atomic};
 
+mod draw;
 mod plots;
 mod seeds;
 mod summary;
 mod tables;
 
+pub use draw::{color, human, plot_lines, PlotLine, PLOT_SIZE, TICK_FONT};
 pub use plots::*;
 pub use seeds::*;
 pub use summary::*;
@@ -439,7 +441,10 @@ mod tests {
         );
         let svg =
             std::fs::read_to_string(dir.path().join("plots/baselines.accuracy--information--digits.svg")).unwrap();
-        assert!(svg.contains("I(F;Y): digits (mean of 2)") && svg.contains("mu: digits (mean of 2)"), "{svg}");
+        assert!(
+            svg.contains("I(F;Y) (±sd, n=2)") && svg.contains("mu (±sd, n=2)") && svg.contains("Information · digits"),
+            "{svg}"
+        );
         assert!(svg.contains("log10 step"));
     }
 }

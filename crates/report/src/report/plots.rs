@@ -1,11 +1,13 @@
-//! The SVG plots of a run folder: each series of a role with a line per
-//! variant (seeds merged into their mean where their x agree), and the
-//! scalar plots a manifest asks for (`[[report.plot]]`).
+//! What a run folder plots: each series of a role with a line per variant
+//! (seeds merged into their mean with a band where their x agree), and the
+//! scalar plots a manifest asks for (`[[report.plot]]`). [`super::draw`]
+//! draws them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{file_stem_safe, mean, sample_sd, write_atomic, RunResults, ScalarPlot, Status, VariantResult};
+use super::draw::{human, plot_lines, PlotLine};
+use super::{base_name, file_stem_safe, mean, sample_sd, RunResults, ScalarPlot, Status, VariantResult};
 use crate::confined::Confined;
 use crate::error::{ReportError, Result};
 
@@ -48,111 +50,6 @@ pub fn scalar_plot_lines(plot: &ScalarPlot, results: &RunResults) -> Vec<(String
         .collect()
 }
 
-const PALETTE: [plotters::style::RGBColor; 10] = [
-    plotters::style::RGBColor(31, 119, 180),
-    plotters::style::RGBColor(255, 127, 14),
-    plotters::style::RGBColor(44, 160, 44),
-    plotters::style::RGBColor(214, 39, 40),
-    plotters::style::RGBColor(148, 103, 189),
-    plotters::style::RGBColor(140, 86, 75),
-    plotters::style::RGBColor(227, 119, 194),
-    plotters::style::RGBColor(127, 127, 127),
-    plotters::style::RGBColor(188, 189, 34),
-    plotters::style::RGBColor(23, 190, 207),
-];
-
-/// Plots one curve per variant on shared axes, as SVG. An x label ending in
-/// `(log scale)` plots log10 x (points with x <= 0 are left out); a y label
-/// ending in `(scatter)` draws the points without joining them.
-pub fn plot_lines(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    lines: &[(String, Vec<(f64, f64)>)],
-) -> Result<()> {
-    let logged: Vec<(String, Vec<(f64, f64)>)>;
-    let (lines, x_label) = match x_label.strip_suffix("(log scale)") {
-        Some(base) => {
-            logged = lines
-                .iter()
-                .map(|(name, pts)| {
-                    (name.clone(), pts.iter().filter(|p| p.0 > 0.0).map(|&(x, y)| (x.log10(), y)).collect())
-                })
-                .collect();
-            (logged.as_slice(), format!("log10 {}", base.trim()))
-        }
-        None => (lines, x_label.to_string()),
-    };
-    let (y_label, scatter) = match y_label.strip_suffix("(scatter)") {
-        Some(base) => (base.trim(), true),
-        None => (y_label, false),
-    };
-    let points = lines.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in points {
-        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
-    }
-    if x0 > x1 {
-        return Ok(());
-    }
-    if x0 == x1 {
-        (x0, x1) = (x0 - 1.0, x1 + 1.0);
-    }
-    let pad = ((y1 - y0) * 0.05).max(1e-9);
-    let (y0, y1) = (y0 - pad, y1 + pad);
-    // Drawn in memory and written whole: workers may redraw a plot at once.
-    let frame = Frame { title, x_label: &x_label, y_label, scatter, x: x0..x1, y: y0..y1 };
-    let svg =
-        draw_svg(&frame, lines).map_err(|e| ReportError::Plot { path: path.to_path_buf(), message: e.to_string() })?;
-    write_atomic(path, svg.as_bytes()).map_err(ReportError::io("writing", path))
-}
-
-/// What a plot's axes show.
-struct Frame<'a> {
-    title: &'a str,
-    x_label: &'a str,
-    y_label: &'a str,
-    scatter: bool,
-    x: std::ops::Range<f64>,
-    y: std::ops::Range<f64>,
-}
-
-/// `lines` drawn on `frame` as an SVG document.
-fn draw_svg(frame: &Frame, lines: &[(String, Vec<(f64, f64)>)]) -> Result<String, Box<dyn std::error::Error>> {
-    use plotters::prelude::*;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(frame.title, ("sans-serif", 20))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(frame.x.clone(), frame.y.clone())?;
-        chart.configure_mesh().x_desc(frame.x_label).y_desc(frame.y_label).draw()?;
-        for (i, (name, pts)) in lines.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            // A scatter keeps an empty line series for its legend entry.
-            let joined: &[(f64, f64)] = if frame.scatter { &[] } else { pts };
-            chart
-                .draw_series(LineSeries::new(joined.iter().copied(), color.stroke_width(2)))?
-                .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
-        root.present()?;
-    }
-    Ok(svg)
-}
-
 /// The points of one line.
 type Line = Vec<(f64, f64)>;
 
@@ -160,11 +57,54 @@ type Line = Vec<(f64, f64)>;
 type PlotGroup = (String, String, Vec<(String, Vec<(f64, f64)>)>);
 
 /// Writes `plots/<role>--<series>.svg`: each curve with one line per variant
-/// (for `variant@seed` runs, the mean over seeds, when they share their x).
-/// Series named `plot/curve` share the plot `<role>--plot--<variant>.svg`, a
-/// line per curve.
+/// (for `variant@seed` runs, the mean over seeds with a band of ± one sample
+/// standard deviation, when they share their x). Series named `plot/curve`
+/// share the plot `<role>--plot--<variant>.svg`, a line per curve.
 pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let plots = Confined::new(dir).create_dir_all("plots").map_err(ReportError::io("creating", dir.join("plots")))?;
+    let mut written = Vec::new();
+    for plot in &results.plots {
+        let lines: Vec<PlotLine> = scalar_plot_lines(plot, results)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (family, points))| mean_line(family, &points, i))
+            .collect();
+        let path = plots.join(file_stem_safe(&format!("{}--vs--{}.svg", plot.y, plot.x)));
+        let x_label = if plot.log_x { format!("{} (log scale)", plot.x) } else { plot.x.clone() };
+        let title = format!("{} vs {}", human(scalar_of(&plot.y)), human(scalar_of(&plot.x)).to_lowercase());
+        plot_lines(&path, &title, &x_label, &plot.y, &lines)?;
+        written.push(path);
+    }
+    for ((role, name), (x_label, y_label, lines)) in series_groups(results) {
+        let path = plots.join(file_stem_safe(&format!("{role}--{name}.svg")));
+        // A `plot/curve` group's plot is one variant's: its title says which.
+        let title = match name.split_once("--") {
+            Some((plot, variant)) => format!("{} · {variant}", human(plot)),
+            None => human(&name),
+        };
+        plot_lines(&path, &title, &x_label, &y_label, &merge_seeds(lines))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The scalar of a `role/scalar` key.
+fn scalar_of(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+/// A scalar plot's line: the mean over seeds with its ± sd band where it has several.
+fn mean_line(family: String, points: &[MeanPoint], color: usize) -> PlotLine {
+    let band = match points.iter().any(|p| p.2 > 0.0) {
+        true => points.iter().map(|&(x, m, sd)| (x, m - sd, m + sd)).collect(),
+        false => vec![],
+    };
+    PlotLine { name: family, points: points.iter().map(|&(x, m, _)| (x, m)).collect(), band, color, dashed: false }
+}
+
+/// Every series of the finished variants, by (role, plot): axis labels and
+/// a line per variant run (a line per curve for `plot/curve` series).
+fn series_groups(results: &RunResults) -> BTreeMap<(String, String), PlotGroup> {
     let mut groups: BTreeMap<(String, String), PlotGroup> = BTreeMap::new();
     for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
         for (role, report) in &v.results {
@@ -172,8 +112,8 @@ pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::Pa
                 // `plot/curve` series: one plot per variant (seeds merged), a line per curve.
                 let (plot, line) = match s.name.split_once('/') {
                     Some((plot, curve)) => {
-                        let base = v.name.rsplit_once('@').map_or(v.name.as_str(), |(b, _)| b);
-                        (format!("{plot}--{base}"), format!("{curve}: {}", v.name))
+                        let seed = v.name.rsplit_once('@').map_or(String::new(), |(_, s)| format!("@{s}"));
+                        (format!("{plot}--{}", base_name(&v.name)), format!("{curve}{seed}"))
                     }
                     None => (s.name.clone(), v.name.clone()),
                 };
@@ -184,48 +124,38 @@ pub fn write_plots(results: &RunResults, dir: &Path) -> Result<Vec<std::path::Pa
             }
         }
     }
-    let mut written = Vec::new();
-    for plot in &results.plots {
-        let lines: Vec<(String, Line)> = scalar_plot_lines(plot, results)
-            .into_iter()
-            .map(|(family, points)| (family, points.into_iter().map(|(x, y, _)| (x, y)).collect()))
-            .collect();
-        let path = plots.join(file_stem_safe(&format!("{}--vs--{}.svg", plot.y, plot.x)));
-        let x_label = if plot.log_x { format!("{} (log scale)", plot.x) } else { plot.x.clone() };
-        plot_lines(&path, &format!("{} vs {} (mean over seeds)", plot.y, plot.x), &x_label, &plot.y, &lines)?;
-        written.push(path);
-    }
-    for ((role, name), (x_label, y_label, lines)) in groups {
-        let path = plots.join(file_stem_safe(&format!("{role}--{name}.svg")));
-        plot_lines(&path, &format!("{name} ({role})"), &x_label, &y_label, &mean_over_seeds(lines))?;
-        written.push(path);
-    }
-    Ok(written)
+    groups
 }
 
-/// Lines of `variant@seed` runs merged into one line per variant (the mean
-/// of y at each x), where all seeds have the same x values; other lines stay.
-fn mean_over_seeds(lines: Vec<(String, Line)>) -> Vec<(String, Line)> {
-    let mut out: Vec<(String, Vec<Line>)> = Vec::new();
+/// Lines of `variant@seed` runs merged into one line per variant: the mean
+/// of y at each x with a band of ± one sample sd, where all seeds have the
+/// same x values; otherwise a line per seed in the variant's colour.
+pub fn merge_seeds(lines: Vec<(String, Line)>) -> Vec<PlotLine> {
+    let mut families: Vec<(String, Vec<(String, Line)>)> = Vec::new();
     for (name, points) in lines {
-        let base = name.rsplit_once('@').map_or(name.clone(), |(b, _)| b.to_string());
-        match out.iter_mut().find(|(b, _)| *b == base) {
-            Some((_, runs)) => runs.push(points),
-            None => out.push((base, vec![points])),
+        let base = base_name(&name).to_string();
+        match families.iter_mut().find(|(b, _)| *b == base) {
+            Some((_, runs)) => runs.push((name, points)),
+            None => families.push((base, vec![(name, points)])),
         }
     }
     let mut merged = Vec::new();
-    for (base, runs) in out {
-        let same_x = runs.iter().all(|r| r.len() == runs[0].len() && r.iter().zip(&runs[0]).all(|(a, b)| a.0 == b.0));
+    for (color, (base, runs)) in families.into_iter().enumerate() {
+        let first = &runs[0].1;
+        let same_x = runs.iter().all(|(_, r)| r.len() == first.len() && r.iter().zip(first).all(|(a, b)| a.0 == b.0));
         if runs.len() > 1 && same_x {
-            let k = runs.len() as f64;
-            let mean =
-                (0..runs[0].len()).map(|i| (runs[0][i].0, runs.iter().map(|r| r[i].1).sum::<f64>() / k)).collect();
-            merged.push((format!("{base} (mean of {})", runs.len()), mean));
-        } else if runs.len() == 1 {
-            merged.push((base, runs.into_iter().next().expect("one run")));
+            let at = |i: usize| runs.iter().map(|(_, r)| r[i].1).collect::<Vec<f64>>();
+            let points: Vec<MeanPoint> =
+                (0..first.len()).map(|i| (first[i].0, mean(&at(i)), sample_sd(&at(i)))).collect();
+            merged.push(mean_line(format!("{base} (±sd, n={})", runs.len()), &points, color));
         } else {
-            merged.extend(runs.into_iter().enumerate().map(|(i, r)| (format!("{base} #{}", i + 1), r)));
+            let one = runs.len() == 1;
+            merged.extend(runs.into_iter().map(|(name, points)| PlotLine {
+                name: if one { base.clone() } else { name },
+                points,
+                color,
+                ..Default::default()
+            }));
         }
     }
     merged

@@ -1,9 +1,10 @@
 //! `report.html`: the run folder as one page a browser opens from disk. No
 //! network and no server: the CSS, the plots (SVG) and a small sorting
-//! script are inline. It shows the experiment, a summary of every variant's
-//! figures (mean ± sd over seeds), each variant's status and error, every
-//! plot grouped by role, each table (sortable, with its CSV) and the
-//! manifest. It is rendered from results.json and the run folder alone, so
+//! script are inline. It shows the experiment, the headline figure of each
+//! variant, the settings that tell the variants apart, the machine and
+//! build, a summary of every variant's figures (mean ± sd over seeds), each
+//! variant's status and error, every plot grouped by role (seeds as a band),
+//! each table (sortable, with its CSV) and the manifest. It is rendered from results.json and the run folder alone, so
 //! `tessera report DIR` redoes it. The page is `templates/report.html`;
 //! this file gathers what it shows.
 
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{ReportError, Result};
+
+mod context;
 use crate::pages::{self, Figure};
 use crate::report::{self, base_name, file_stem_safe, format_number, RunResults, Status};
 
@@ -48,6 +51,9 @@ struct ReportPage<'r> {
     /// Variant time, one decimal.
     seconds: String,
     pending: &'r [String],
+    headline: Option<context::Headline>,
+    settings: Option<context::SettingsTable>,
+    system: Vec<(&'static str, String)>,
     summary: Summary,
     variants: Vec<VariantRow<'r>>,
     plots: Vec<PlotGroup>,
@@ -67,6 +73,9 @@ impl<'r> ReportPage<'r> {
             failed: results.variants.iter().filter(|v| v.status == Status::Failed).count(),
             seconds: format!("{seconds:.1}"),
             pending,
+            headline: context::Headline::new(results),
+            settings: context::SettingsTable::new(dir),
+            system: context::system_facts(results),
             summary: Summary::new(results),
             variants: results.variants.iter().map(VariantRow::new).collect(),
             plots: plot_groups(plots),
