@@ -18,18 +18,27 @@ BIN := $(CARGO_TARGET_DIR)/release/tessera
 CARGO := cargo
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
+# tessera_runs (python/): the reader of run folders, with pandas, into the
+# same Python environment; the tests also need pytest and TensorBoard (whose
+# own reader checks the event files tessera_runs writes).
+PANDAS_VERSION := 3.1.1
+PYTEST_VERSION := 9.2.0
+TENSORBOARD_VERSION := 2.21.0
+PANDAS_STAMP := $(VENV)/.pandas-$(PANDAS_VERSION)-stamp
+PYTEST_STAMP := $(VENV)/.pytest-$(PYTEST_VERSION)-tensorboard-$(TENSORBOARD_VERSION)-stamp
+
 # mdbook for the book (docs/book/), installed into the cache like libtorch.
 MDBOOK_VERSION := 0.5.4
 MDBOOK := $(CACHE)/tools/bin/mdbook
 
-.PHONY: quickstart test build libtorch mnist1d bench lint fmt clean-cache figures fuzz docs
+.PHONY: quickstart test build libtorch mnist1d python bench lint fmt clean-cache figures fuzz docs
 
-quickstart: build
+quickstart: build python
 	$(BIN) run examples/quickstart.toml
 
 # The tests start a local Slurm cluster (testing/slurm/start.sh: installs
 # slurm-wlm and munge when missing, needs root) and stop it when they end.
-test: build $(MNIST1D_STAMP) $(MDBOOK)
+test: build $(MNIST1D_STAMP) $(MDBOOK) python $(PYTEST_STAMP)
 	$(CARGO_ENV) testing/run-tests.sh
 
 # Also tessera-graph, the host without libtorch (tessera-cli without its
@@ -44,6 +53,20 @@ build: $(STAMP)
 libtorch: $(STAMP)
 
 mnist1d: $(MNIST1D_STAMP)
+
+# This checkout's tessera_runs, installed over any other checkout's (its
+# tests import it from python/ either way).
+python: $(PANDAS_STAMP)
+	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps --no-build-isolation ./python
+	@rm -rf python/build python/*.egg-info
+
+$(PANDAS_STAMP): $(STAMP)
+	$(VENV)/bin/pip install --disable-pip-version-check -q pandas==$(PANDAS_VERSION)
+	@touch $(PANDAS_STAMP)
+
+$(PYTEST_STAMP): $(STAMP)
+	$(VENV)/bin/pip install --disable-pip-version-check -q pytest==$(PYTEST_VERSION) tensorboard==$(TENSORBOARD_VERSION)
+	@touch $(PYTEST_STAMP)
 
 $(MNIST1D_STAMP): $(STAMP)
 	$(VENV)/bin/pip install --disable-pip-version-check -q mnist1d==$(MNIST1D_VERSION)

@@ -33,12 +33,12 @@ fn open_in_browser(page: &Path, screenshot: &str) -> (String, String) {
     let profile = tempfile::tempdir().unwrap();
     let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"];
     let user_dir = format!("--user-data-dir={}", profile.path().display());
-    let dom = Command::new(chromium()).args(flags).arg(&user_dir).args(["--dump-dom", &url]).output().unwrap();
+    let size = "--window-size=1280,2400";
+    let dom = Command::new(chromium()).args(flags).args([&user_dir, size, "--dump-dom", &url]).output().unwrap();
     assert!(dom.status.success(), "chromium: {}", String::from_utf8_lossy(&dom.stderr));
     let artifacts = profile_dir().join("test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join(screenshot);
-    let size = "--window-size=1280,2400";
     let status = Command::new(chromium())
         .args(flags)
         .args([&user_dir, size, &format!("--screenshot={}", shot.display()), &url])
@@ -63,7 +63,18 @@ fn check_page(run: &Path, screenshot: &str) -> String {
     let plots = std::fs::read_dir(run.join("plots")).map_or(0, |d| d.count());
     assert_eq!(dom.matches("<figure class=\"plot\">").count(), plots, "every plot of plots/ on the page");
     assert!(dom.matches("<svg").count() >= plots, "an SVG per plot");
+    if plots > 0 {
+        let least = attribute(&dom, "data-least-plot-font-px").parse::<f64>().unwrap();
+        assert!(least >= 11.0, "the plots' smallest text is {least} px on the page");
+    }
+    assert!(dom.contains("id=\"system-table\"") && dom.contains("<th>CPU</th>"), "the machine and build");
     dom
+}
+
+/// The value of `name="..."` in `dom`.
+fn attribute<'a>(dom: &'a str, name: &str) -> &'a str {
+    let start = dom.find(&format!("{name}=\"")).unwrap_or_else(|| panic!("no {name} on the page")) + name.len() + 2;
+    &dom[start..start + dom[start..].find('"').unwrap()]
 }
 
 #[test]
@@ -77,6 +88,28 @@ fn a_training_run_s_page_shows_its_summary_and_every_plot_in_a_browser() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let dom = check_page(&dir.path().join("run"), "report-quickstart.png");
     assert!(dom.contains("final_test_accuracy"), "the engine's figures in the summary");
+    // Three seeds: the headline first with its spread, the settings that
+    // differ, the seeds as a band, and where the figures come from.
+    let headline = dom.split("id=\"headline\"").nth(1).expect("a headline section").split("</table>").next().unwrap();
+    assert!(
+        headline.contains("Final test accuracy") && headline.contains(" ± ") && headline.contains("<td>3</td>"),
+        "{headline}"
+    );
+    assert!(dom.find("id=\"headline\"") < dom.find("id=\"summary\""), "the headline comes first");
+    let settings =
+        dom.split("id=\"settings-table\"").nth(1).expect("a settings table").split("</table>").next().unwrap();
+    assert!(settings.contains("sampler.use") && settings.contains("baselines.full-shuffle"), "{settings}");
+    let plot = dom.split("engine · test_accuracy</figcaption>").nth(1).expect("the test accuracy plot");
+    let plot = plot.split("</svg>").next().unwrap();
+    assert!(plot.contains("<polygon") && plot.contains("(±sd, n=3)"), "the seeds' band and its legend");
+    let system = dom.split("id=\"system-table\"").nth(1).unwrap().split("</table>").next().unwrap();
+    let commit = tessera(&["--version"], dir.path());
+    let commit =
+        String::from_utf8_lossy(&commit.stdout).split("commit ").nth(1).unwrap().split(',').next().unwrap().to_string();
+    assert!(
+        system.contains("cores") && system.contains(&format!("(commit {commit})")) && system.contains("libtorch"),
+        "{system}"
+    );
     assert!(dom.contains("manifest.toml"), "the manifest is shown");
     // `tessera report` writes it again from results.json.
     std::fs::remove_file(dir.path().join("run/report.html")).unwrap();
@@ -116,13 +149,22 @@ fn two_runs_compare_side_by_side_with_differences_and_shared_curves() {
     let out = tessera(&["compare", "one", "two", "--out", "cmp"], dir.path());
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(table.contains("two − one") && table.contains("engine/final_test_accuracy"), "{table}");
+    assert!(
+        table.contains("two − one")
+            && table.contains("final_test_accuracy")
+            && table.contains("train.epochs: one = 1, two = 2"),
+        "{table}"
+    );
     assert!(table.lines().any(|l| l.starts_with("full-shuffle")), "{table}");
     let page = dir.path().join("cmp/compare.html");
     let (dom, log) = open_in_browser(&page, "compare-quickstart.png");
     assert!(dom.contains("data-ready=\"1\"") && dom.contains("data-errors=\"0\""), "{log}");
     let plots = std::fs::read_dir(dir.path().join("cmp/plots")).unwrap().count();
     assert!(plots > 0 && dom.matches("<figure class=\"plot\">").count() == plots, "every shared curve drawn");
+    let differences =
+        dom.split("id=\"differences-table\"").nth(1).expect("what differs").split("</table>").next().unwrap();
+    assert!(differences.contains("train.epochs") && differences.contains("<td>1</td><td>2</td>"), "{differences}");
+    assert!(attribute(&dom, "data-least-plot-font-px").parse::<f64>().unwrap() >= 11.0);
     // Never into a folder that holds something.
     let again = tessera(&["compare", "one", "two", "--out", "cmp"], dir.path());
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not empty"));

@@ -184,7 +184,11 @@ pub fn check_figure(runs: &[&RunResults], key: &str) -> crate::error::Result<()>
     if keys.iter().any(|k| k == key) {
         return Ok(());
     }
-    let suggestion = tessera_util::suggest::closest(key, keys.iter().map(String::as_str))
+    // A figure cut short (`final_test_acc`), then a near miss, then the right
+    // scalar under another role.
+    let prefixed = keys.iter().map(String::as_str).find(|k| k.starts_with(key));
+    let suggestion = prefixed
+        .or_else(|| tessera_util::suggest::closest(key, keys.iter().map(String::as_str)))
         .or_else(|| {
             // A right scalar under the wrong role.
             let scalar = key.rsplit('/').next().unwrap_or(key);

@@ -545,6 +545,7 @@ impl<'a> TrainJob<'a> {
         engine.series.push(accuracy_by_modeled_io(summary, curve, &cost, s.storage.preset));
         engine.tables.push(io_table(summary, &cost));
         engine.series.extend(curve_series(curve));
+        engine.tables.push(checkpoint_table(curve));
         self.reports.insert("engine".to_string(), engine);
         Ok(())
     }
@@ -689,6 +690,25 @@ fn curve_series(curve: &[CurvePoint]) -> Vec<SeriesJson> {
         y: ys,
     })
     .collect()
+}
+
+/// The `checkpoints` table: where training stood at each checkpoint (step,
+/// epoch, examples seen) with the engine's figures there, which is how a
+/// reader puts a curve over steps on epochs or examples.
+fn checkpoint_table(curve: &[CurvePoint]) -> report::TableJson {
+    let columns = ["step", "epoch", "examples_seen", "train_loss", "test_loss", "test_accuracy"];
+    let row = |p: &CurvePoint| {
+        let numbers = [p.epoch, p.train_loss, p.test_loss, p.test_accuracy].map(|x| serde_json::json!(x));
+        vec![serde_json::json!(p.step), numbers[0].clone(), serde_json::json!(p.examples_seen)]
+            .into_iter()
+            .chain(numbers[1..].iter().cloned())
+            .collect()
+    };
+    report::TableJson {
+        name: "checkpoints".into(),
+        columns: columns.map(String::from).to_vec(),
+        rows: curve.iter().map(row).collect(),
+    }
 }
 
 /// Where `positions` of the old stored order sit after reordering by
