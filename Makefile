@@ -20,12 +20,14 @@ CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
 # tessera_runs (python/): the reader of run folders, with pandas, into the
 # same Python environment; the tests also need pytest and TensorBoard (whose
-# own reader checks the event files tessera_runs writes).
+# own reader checks the event files tessera_runs writes) and jsonschema
+# (which checks results.json against the published schema).
 PANDAS_VERSION := 3.1.1
 PYTEST_VERSION := 9.2.0
 TENSORBOARD_VERSION := 2.21.0
+JSONSCHEMA_VERSION := 4.25.1
 PANDAS_STAMP := $(VENV)/.pandas-$(PANDAS_VERSION)-stamp
-PYTEST_STAMP := $(VENV)/.pytest-$(PYTEST_VERSION)-tensorboard-$(TENSORBOARD_VERSION)-stamp
+PYTEST_STAMP := $(VENV)/.pytest-$(PYTEST_VERSION)-tensorboard-$(TENSORBOARD_VERSION)-jsonschema-$(JSONSCHEMA_VERSION)-stamp
 
 # mdbook for the book (docs/book/), installed into the cache like libtorch.
 MDBOOK_VERSION := 0.5.4
@@ -65,7 +67,7 @@ $(PANDAS_STAMP): $(STAMP)
 	@touch $(PANDAS_STAMP)
 
 $(PYTEST_STAMP): $(STAMP)
-	$(VENV)/bin/pip install --disable-pip-version-check -q pytest==$(PYTEST_VERSION) tensorboard==$(TENSORBOARD_VERSION)
+	$(VENV)/bin/pip install --disable-pip-version-check -q pytest==$(PYTEST_VERSION) tensorboard==$(TENSORBOARD_VERSION) jsonschema==$(JSONSCHEMA_VERSION)
 	@touch $(PYTEST_STAMP)
 
 $(MNIST1D_STAMP): $(STAMP)

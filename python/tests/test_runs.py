@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tessera_runs as tr
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_scalars_are_tidy_with_seed_and_the_settings_that_differ(folders):
@@ -125,3 +128,17 @@ def test_crc32c_matches_the_standard_check_value():
     from tessera_runs.tensorboard import crc32c
 
     assert crc32c(b"123456789") == 0xE3069283
+
+
+def test_every_results_json_matches_the_published_schema(folders):
+    import jsonschema
+
+    schema = json.loads((REPO / "docs/book/src/results.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for run in ["lr-0.05", "lr-0.01", "population", "graph"]:
+        results = json.loads((folders / "runs" / run / "results.json").read_text())
+        jsonschema.validate(results, schema)
+    bad = json.loads((folders / "runs/lr-0.05/results.json").read_text())
+    bad["variants"][0]["status"] = "done"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)

@@ -41,6 +41,9 @@ settings! {
     pub struct ExperimentConfig {
         /// The experiment's name (default: the manifest's file stem).
         pub name: Option<String> = None;
+        /// What the experiment asks and what its figures show, in a sentence
+        /// or two: the report page shows it under the title.
+        pub description: String = String::new();
         /// What a variant runs: `train`, `graph` or `population`.
         pub kind: ExperimentKind = ExperimentKind::Train;
         /// The seed of everything random in a variant.

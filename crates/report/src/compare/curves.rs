@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use crate::error::Result;
 use crate::report::{self, base_name, file_stem_safe, human, merge_seeds, PlotLine, RunResults, Status};
 
-/// A curve's labels and each run's lines (variant run name, points).
-type Shared = (String, String, Vec<Vec<(String, Vec<(f64, f64)>)>>);
+/// One run's lines of a curve: (variant run name, points).
+type RunLines = Vec<(String, Vec<(f64, f64)>)>;
+
+/// A curve's labels and each run's lines.
+type Shared = (String, String, Vec<RunLines>);
 
 /// One SVG per curve that at least two runs report; the files written.
 pub fn write(labels: &[&str], runs: &[&RunResults], variants: &[String], dir: &Path) -> Result<Vec<PathBuf>> {
@@ -45,7 +48,7 @@ fn shared_curves(runs: &[&RunResults], variants: &[String]) -> BTreeMap<(String,
 }
 
 /// Each run's lines, seeds merged, named `variant · run`, coloured by variant.
-fn lines(labels: &[&str], variants: &[String], per_run: Vec<Vec<(String, Vec<(f64, f64)>)>>) -> Vec<PlotLine> {
+fn lines(labels: &[&str], variants: &[String], per_run: Vec<RunLines>) -> Vec<PlotLine> {
     let mut out = Vec::new();
     for (i, run_lines) in per_run.into_iter().enumerate() {
         for mut line in merge_seeds(run_lines) {

@@ -85,3 +85,10 @@ pub(super) fn system_facts(results: &RunResults) -> Vec<(&'static str, String)> 
         ("libtorch", s.libtorch.clone()),
     ]
 }
+
+/// The manifest's `experiment.description` (the first variant's), if any.
+pub(super) fn description(dir: &Path) -> Option<String> {
+    let settings = RunSettings::load(dir).ok()?;
+    let text = settings.variants.first()?.1.get("experiment.description")?.trim().to_string();
+    (!text.is_empty()).then_some(text)
+}

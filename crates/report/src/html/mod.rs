@@ -51,6 +51,7 @@ struct ReportPage<'r> {
     /// Variant time, one decimal.
     seconds: String,
     pending: &'r [String],
+    description: Option<String>,
     headline: Option<context::Headline>,
     settings: Option<context::SettingsTable>,
     system: Vec<(&'static str, String)>,
@@ -73,6 +74,7 @@ impl<'r> ReportPage<'r> {
             failed: results.variants.iter().filter(|v| v.status == Status::Failed).count(),
             seconds: format!("{seconds:.1}"),
             pending,
+            description: context::description(dir),
             headline: context::Headline::new(results),
             settings: context::SettingsTable::new(dir),
             system: context::system_facts(results),

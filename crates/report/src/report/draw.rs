@@ -58,7 +58,7 @@ pub fn color(i: usize) -> RGBColor {
         Some(c) => *c,
         None => {
             let hue = (i as f64 * 0.618_033_988_75).fract();
-            let hsl = HSLColor(hue, 0.65, if i % 2 == 0 { 0.42 } else { 0.55 });
+            let hsl = HSLColor(hue, 0.65, if i.is_multiple_of(2) { 0.42 } else { 0.55 });
             let (r, g, b) = hsl.rgb();
             RGBColor(r, g, b)
         }
