@@ -99,7 +99,7 @@ pub(super) fn progress_bar(options: &RunOptions, len: u64, message: String) -> O
     let multi = options.progress.as_ref()?;
     let bar = multi.add(indicatif::ProgressBar::new(len));
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:<28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+        indicatif::ProgressStyle::with_template("{msg:<28} [{bar:20}] {pos}/{len} {per_sec} eta {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
     );

@@ -69,9 +69,29 @@ pub fn compare(dirs: &[PathBuf], out: &Path, options: &CompareOptions) -> Result
     folder
         .write_atomic("compare.html", page.as_bytes())
         .map_err(ReportError::io("writing", out.join("compare.html")))?;
-    let table = report::render_table(&rows);
+    let table = console_table(&rows, labels.len());
     let note = if table.contains(figures::PAIRED) { format!("{}\n", figures::PAIRED_NOTE) } else { String::new() };
     Ok(format!("{}\n{table}{note}", differences.describe(&labels)))
+}
+
+/// The figures' table for the console: as on the page where it fits
+/// [`report::CONSOLE_WIDTH`], else a row per variant, figure and later run
+/// (its value and its difference from the first run's).
+fn console_table(rows: &[Vec<String>], runs: usize) -> String {
+    let wide = report::render_table(rows);
+    if wide.lines().all(|l| l.chars().count() <= report::CONSOLE_WIDTH) {
+        return wide;
+    }
+    let header = ["variant", "figure", "run", "value", &format!("− {}", rows[0][2])].map(String::from).to_vec();
+    let mut long = vec![header];
+    for row in &rows[1..] {
+        long.push(vec![row[0].clone(), row[1].clone(), rows[0][2].clone(), row[2].clone(), String::new()]);
+        for later in 1..runs {
+            let (value, difference) = (row[2 + later].clone(), row[1 + runs + later].clone());
+            long.push(vec![row[0].clone(), row[1].clone(), rows[0][2 + later].clone(), value, difference]);
+        }
+    }
+    report::render_table(&long)
 }
 
 fn load(dir: &Path) -> Result<Run> {
@@ -154,4 +174,29 @@ fn page(runs: &[Run], differences: &Differences, rows: &[Vec<String>], plots: &[
         "figures": figures,
     });
     pages::render("compare.html", context)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_table_too_wide_for_the_console_is_printed_a_row_per_run() {
+        let labels = ["a-rather-long-run-name", "another-long-run-name", "a-third-long-run-name"];
+        let mut header = vec!["variant".to_string(), "figure".to_string()];
+        header.extend(labels.iter().map(|l| l.to_string()));
+        header.extend(labels[1..].iter().map(|l| format!("{l} − {}", labels[0])));
+        let row: Vec<String> =
+            ["v", "final_test_accuracy", "0.5 ± 0.1", "0.6 ± 0.1", "0.7 ± 0.1", "+0.1 (p)", "+0.2 (p)"]
+                .map(String::from)
+                .to_vec();
+        let table = super::console_table(&[header, row], 3);
+        assert!(table.lines().all(|l| l.chars().count() <= crate::report::CONSOLE_WIDTH), "{table}");
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[3].contains("another-long-run-name")
+                && lines[3].contains("0.6 ± 0.1")
+                && lines[3].ends_with("+0.1 (p)"),
+            "{table}"
+        );
+        assert!(lines[4].contains("a-third-long-run-name") && lines[4].ends_with("+0.2 (p)"), "{table}");
+    }
 }
