@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from .names import base_name, seed_of
+from .names import base_name, file_stem_safe, seed_of
 from .settings import read_resolved
 
 #: The major versions of ``results.json`` this reader knows.
@@ -135,14 +135,15 @@ class Run:
     def population(self, variant: str) -> Population:
         """A population variant's ``members.json`` (a row per member and
         checkpoint) and its prediction matrices."""
-        folder = self.file(f"population/{variant}")
+        stem = file_stem_safe(variant)
+        folder = self.file(f"population/{stem}")
         if not folder.is_dir():
             have = sorted(p.name for p in (self.path / "population").glob("*")) if (self.path / "population").is_dir() else []
             raise KeyError(f"{self.path}: no population {variant!r}; it has {', '.join(have) or 'none'}")
-        with open(self.file(f"population/{variant}/members.json"), encoding="utf-8") as f:
+        with open(self.file(f"population/{stem}/members.json"), encoding="utf-8") as f:
             members = pd.json_normalize(json.load(f))
         matrices = {
-            p.name[: -len(".npy")]: np.load(self.file(f"population/{variant}/{p.name}"), mmap_mode="r")
+            p.name[: -len(".npy")]: np.load(self.file(f"population/{stem}/{p.name}"), mmap_mode="r")
             for p in sorted(folder.glob("*.npy"))
         }
         return Population(members=members, matrices=matrices)

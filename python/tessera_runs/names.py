@@ -20,3 +20,11 @@ def seed_of(name: str) -> Optional[int]:
         return None
     tail = name.rsplit("@", 1)[1]
     return int(tail) if tail.isdigit() else None
+
+
+def file_stem_safe(name: str) -> str:
+    """``name`` as Tessera names its files and folders (``population/<this>``):
+    ASCII letters, digits, ``-``, ``_`` and ``.`` kept, anything else ``_``,
+    and ``_`` in front of an empty or hidden name."""
+    stem = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in name)
+    return f"_{stem}" if not stem or stem.startswith(".") else stem

@@ -124,6 +124,14 @@ def test_a_run_opens_in_tensorboard(folders, tmp_path):
     assert not math.isnan(events.Scalars("final/engine/final_test_accuracy")[0].value)
 
 
+def test_file_names_follow_tessera_s():
+    from tessera_runs.names import file_stem_safe
+
+    assert file_stem_safe("probe[size=10]@2") == "probe_size_10__2"
+    assert file_stem_safe(".hidden") == "_.hidden" and file_stem_safe("") == "_"
+    assert tr.base_name("probe[size=10]@2") == "probe[size=10]" and tr.seed_of("probe[size=10]@2") == 2
+
+
 def test_crc32c_matches_the_standard_check_value():
     from tessera_runs.tensorboard import crc32c
 

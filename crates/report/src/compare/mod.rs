@@ -71,7 +71,17 @@ pub fn compare(dirs: &[PathBuf], out: &Path, options: &CompareOptions) -> Result
         .map_err(ReportError::io("writing", out.join("compare.html")))?;
     let table = console_table(&rows, labels.len());
     let note = if table.contains(figures::PAIRED) { format!("{}\n", figures::PAIRED_NOTE) } else { String::new() };
-    Ok(format!("{}\n{table}{note}", differences.describe(&labels)))
+    Ok(format!("{}{}\n{table}{note}", differences.describe(&labels), builds(&runs)))
+}
+
+/// `built at different commits: a = X, b = Y` where the runs' builds differ.
+fn builds(runs: &[Run]) -> String {
+    let commit = |r: &Run| r.results.system.as_ref().map_or("unknown".to_string(), |s| s.commit.clone());
+    if runs.iter().all(|r| commit(r) == commit(&runs[0])) {
+        return String::new();
+    }
+    let each: Vec<String> = runs.iter().map(|r| format!("{} = {}", r.label, commit(r))).collect();
+    format!("built at different commits: {}\n", each.join(", "))
 }
 
 /// The figures' table for the console: as on the page where it fits
@@ -164,7 +174,10 @@ fn page(runs: &[Run], differences: &Differences, rows: &[Vec<String>], plots: &[
         .collect();
     let figures: Vec<Figure> = plots
         .iter()
-        .map(|path| Figure::read(path, path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()))
+        .map(|path| {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            Figure::read(path, stem.replace("--", " · "))
+        })
         .collect();
     let context = serde_json::json!({
         "runs": lines,

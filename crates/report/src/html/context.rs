@@ -2,8 +2,6 @@
 //! figure per variant, the settings that tell the variants apart, and the
 //! machine and build the figures come from.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use super::mean_sd;
@@ -49,9 +47,8 @@ pub(super) struct SettingsTable {
 }
 
 impl SettingsTable {
-    /// From the run folder's `manifest.resolved.toml` (none without it).
-    pub(super) fn new(dir: &Path) -> Option<SettingsTable> {
-        let settings = RunSettings::load(dir).ok()?;
+    /// From the run folder's settings (its `manifest.resolved.toml`).
+    pub(super) fn new(settings: &RunSettings) -> SettingsTable {
         let keys = settings.differing();
         let mut rows: Vec<(String, Vec<String>)> = Vec::new();
         for (name, flat) in &settings.variants {
@@ -61,7 +58,7 @@ impl SettingsTable {
                 rows.push((base.to_string(), values));
             }
         }
-        Some(SettingsTable { keys, rows })
+        SettingsTable { keys, rows }
     }
 }
 
@@ -87,8 +84,7 @@ pub(super) fn system_facts(results: &RunResults) -> Vec<(&'static str, String)> 
 }
 
 /// The manifest's `experiment.description` (the first variant's), if any.
-pub(super) fn description(dir: &Path) -> Option<String> {
-    let settings = RunSettings::load(dir).ok()?;
+pub(super) fn description(settings: &RunSettings) -> Option<String> {
     let text = settings.variants.first()?.1.get("experiment.description")?.trim().to_string();
     (!text.is_empty()).then_some(text)
 }

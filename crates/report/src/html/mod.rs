@@ -1,11 +1,12 @@
 //! `report.html`: the run folder as one page a browser opens from disk. No
 //! network and no server: the CSS, the plots (SVG) and a small sorting
 //! script are inline. It shows the experiment, the headline figure of each
-//! variant, the settings that tell the variants apart, the machine and
-//! build, a summary of every variant's figures (mean ± sd over seeds), each
-//! variant's status and error, every plot grouped by role (seeds as a band),
-//! each table (sortable, with its CSV) and the manifest. It is rendered from results.json and the run folder alone, so
-//! `tessera report DIR` redoes it. The page is `templates/report.html`;
+//! variant, the settings that tell the variants apart, a summary of every
+//! variant's figures (mean ± sd over seeds), each variant's status and
+//! error, every plot grouped by role (seeds as a band), each table
+//! (sortable, with its CSV), the machine and build, and the manifest. It
+//! is rendered from results.json and the run folder alone, so `tessera
+//! report DIR` redoes it. The page is `templates/report.html`;
 //! this file gathers what it shows.
 
 use std::collections::BTreeMap;
@@ -14,10 +15,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{ReportError, Result};
-
-mod context;
 use crate::pages::{self, Figure};
 use crate::report::{self, base_name, file_stem_safe, format_number, RunResults, Status};
+
+mod context;
 
 /// Scalars in the summary table, at most.
 const SUMMARY_COLUMNS: usize = 12;
@@ -65,6 +66,7 @@ struct ReportPage<'r> {
 impl<'r> ReportPage<'r> {
     fn new(results: &'r RunResults, dir: &Path, plots: &[PathBuf], pending: &'r [String]) -> Self {
         let seconds: f64 = results.variants.iter().map(|v| v.seconds).sum();
+        let settings = crate::settings::RunSettings::load(dir).ok();
         ReportPage {
             experiment: &results.experiment,
             manifest: &results.manifest,
@@ -74,9 +76,9 @@ impl<'r> ReportPage<'r> {
             failed: results.variants.iter().filter(|v| v.status == Status::Failed).count(),
             seconds: format!("{seconds:.1}"),
             pending,
-            description: context::description(dir),
+            description: settings.as_ref().and_then(context::description),
             headline: context::Headline::new(results),
-            settings: context::SettingsTable::new(dir),
+            settings: settings.as_ref().map(context::SettingsTable::new),
             system: context::system_facts(results),
             summary: Summary::new(results),
             variants: results.variants.iter().map(VariantRow::new).collect(),
