@@ -14,6 +14,8 @@ MNIST1D_STAMP := $(VENV)/.mnist1d-$(MNIST1D_VERSION)-stamp
 # The folder of libtorch (include/ and lib/) inside the wheel.
 LIBTORCH_DIR = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch))
 export CARGO_TARGET_DIR ?= $(CACHE)/target
+# The commit `tessera --version` and run folders name (crates/cli/build.rs).
+export TESSERA_BUILD_COMMIT ?= $(shell git rev-parse --short=10 HEAD 2>/dev/null)
 BIN := $(CARGO_TARGET_DIR)/release/tessera
 CARGO := cargo
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)

@@ -24,8 +24,15 @@ fn main() {
     println!("cargo:rustc-env=TESSERA_LIBTORCH={}", libtorch_version(lib.as_deref()));
 }
 
-/// The checkout's short commit (rebuilt when HEAD moves), `unknown` outside git.
+/// The checkout's short commit (rebuilt when HEAD moves), `unknown` outside
+/// git. The Makefile passes it as `TESSERA_BUILD_COMMIT`, which also reruns
+/// this script when two checkouts share one target folder (the HEAD files
+/// watched are those of the checkout that ran it last).
 fn commit() -> String {
+    println!("cargo:rerun-if-env-changed=TESSERA_BUILD_COMMIT");
+    if let Some(given) = std::env::var("TESSERA_BUILD_COMMIT").ok().filter(|c| !c.trim().is_empty()) {
+        return given.trim().to_string();
+    }
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
