@@ -72,16 +72,18 @@ pub use types::{
 /// Everything a plugin author needs, in one `use tessera_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        export_plugin, observation, params, Array, Cell, Checkpoint, Component, Error, Finetuner, GraphObjective,
-        GraphView, Host, LayerInfo, Metric, NoParams, ObservationRequest, Observations, Oracle, OracleAnswer,
-        OracleQuery, OrderStream, Report, Result, Sampler, Sampling, Schedule, SeedChoice, SeedRng, Selection,
-        StorageLayout,
+        bail, export_plugin, log, observation, params, Array, Cell, Checkpoint, Component, Error, Finetuner,
+        GraphObjective, GraphView, Host, LayerInfo, Metric, NoParams, Observation, ObservationRequest, Observations,
+        Oracle, OracleAnswer, OracleQuery, OrderStream, Report, Result, Sampler, Sampling, Schedule, SeedChoice,
+        SeedRng, Selection, StorageLayout,
     };
 }
 
 #[doc(hidden)]
 pub use abi_stable;
-#[doc(hidden)]
+/// The `log` crate: a plugin logs with `log::info!` and the like (in the
+/// prelude), and the host writes the records to the run's `run.log` under
+/// the plugin's target.
 pub use log;
 #[doc(hidden)]
 pub use serde;

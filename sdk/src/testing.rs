@@ -52,6 +52,23 @@ pub fn i64_observation(split: &str, kind: &str, values: Vec<i64>) -> Observation
     Observation { split: split.into(), kind: kind.into(), array: Array::i64(vec![values.len() as u64], values) }
 }
 
+/// An observation of `kind` on `split` of any shape: e.g. `logits` as
+/// `[examples, classes]`, or a population's `[members, examples]`
+/// predictions. Panics if `shape` does not match the values.
+pub fn observation_of(split: &str, kind: &str, array: Array) -> Observation {
+    Observation { split: split.into(), kind: kind.into(), array }
+}
+
+/// A float observation of `shape` (row-major `values`).
+pub fn f32_observation_nd(split: &str, kind: &str, shape: &[u64], values: Vec<f32>) -> Observation {
+    observation_of(split, kind, Array::f32(shape.to_vec(), values))
+}
+
+/// An integer observation of `shape` (row-major `values`).
+pub fn i64_observation_nd(split: &str, kind: &str, shape: &[u64], values: Vec<i64>) -> Observation {
+    observation_of(split, kind, Array::i64(shape.to_vec(), values))
+}
+
 /// The view a component's `observe` gets of `items`.
 pub fn observations(items: &[Observation]) -> Observations<'_> {
     Observations::new(items)
@@ -187,6 +204,10 @@ mod tests {
         assert_eq!(TestHost::new(5).host().seed(), 5);
         let g = graph(&[0, 2, 3, 3], &[1, 2, 0], &[]);
         assert_eq!((g.nodes, g.edges(), g.out_degree(0)), (3, 3, 2));
+        let logits = f32_observation_nd("test", "logits", &[2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(logits.array.shape.as_slice(), &[2, 3]);
+        let predictions = i64_observation_nd("test", "predictions", &[2, 2], vec![1, 0, 1, 1]);
+        assert_eq!(observations(&[predictions]).i64("test", "predictions").unwrap(), &[1, 0, 1, 1]);
     }
 
     #[test]

@@ -362,6 +362,23 @@ mod tests {
     }
 
     #[test]
+    fn two_copies_of_a_metric_have_their_own_console_columns() {
+        let mut r = sample();
+        let copy = r.variants[0].results["baselines.accuracy"].clone();
+        r.variants[0].results.insert("baselines.accuracy#2".into(), copy);
+        let header = summary_table(&r, 8).lines().next().unwrap().to_string();
+        assert!(header.contains(" test_accuracy ") && header.contains("test_accuracy#2"), "{header}");
+        let mut engine = ReportJson::default();
+        engine.scalars.insert("test_accuracy".into(), 0.5);
+        r.variants[0].results.insert("engine".into(), engine);
+        let header = summary_table(&r, 8).lines().next().unwrap().to_string();
+        assert!(
+            header.contains("engine/test_accuracy") && header.contains("baselines.accuracy/test_accuracy"),
+            "{header}"
+        );
+    }
+
+    #[test]
     fn an_unknown_figure_is_refused_with_the_closest_one() {
         let r = sample();
         assert!(check_figure(&[&r], "baselines.accuracy/test_accuracy").is_ok());

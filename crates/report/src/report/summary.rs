@@ -98,7 +98,7 @@ pub const CONSOLE_WIDTH: usize = 100;
 pub fn summary_table(results: &RunResults, max_columns: usize) -> String {
     let columns = summary_columns(results, max_columns, true);
     let mut header = vec!["variant".to_string(), "ok".to_string(), "seconds".to_string()];
-    header.extend(columns.iter().map(|(_, name)| name.clone()));
+    header.extend(columns.iter().map(|(role, name)| column_label(&columns, role, name)));
     let mut rows = vec![header];
     for family in families(results) {
         rows.push(summary_row(&family, &columns));
@@ -114,6 +114,21 @@ pub fn summary_table(results: &RunResults, max_columns: usize) -> String {
         out.push_str(&format!("{left_out} more figures in report.html and tables/<variant>--scalars.csv\n"));
     }
     out
+}
+
+/// A column's header: its scalar's name; a second copy of a component
+/// (role `plugin.component#2`) adds `#2`, and another role with the same
+/// scalar name is told apart by its role (`engine/test_accuracy`).
+fn column_label(columns: &[(String, String)], role: &str, name: &str) -> String {
+    if let Some((_, copy)) = role.rsplit_once('#') {
+        return format!("{name}#{copy}");
+    }
+    let other_role = columns.iter().any(|(r, n)| n == name && r != role && !r.starts_with(&format!("{role}#")));
+    if other_role {
+        format!("{role}/{name}")
+    } else {
+        name.to_string()
+    }
 }
 
 /// The runs of each variant (seeds merged), in manifest order.
