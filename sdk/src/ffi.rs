@@ -88,7 +88,6 @@ pub trait FfiSampler: Send {
     fn sampling(&self) -> Sampling;
     /// Receives the observations it asked for, before the order of epoch
     /// `checkpoint.epoch` (the model as training left it).
-    #[sabi(last_prefix_field)]
     fn observe(
         &mut self,
         schedule: &Schedule,
@@ -96,6 +95,16 @@ pub trait FfiSampler: Send {
         observations: RSlice<'_, Observation>,
         host: &HostServices,
     ) -> RResult<(), PluginError>;
+    /// The weights of epoch `epoch`'s losses by example id, if not all 1.
+    fn example_weights(
+        &mut self,
+        layout: &StorageLayout,
+        epoch: u64,
+        host: &HostServices,
+    ) -> RResult<ROption<RVec<f32>>, PluginError>;
+    /// Its report after training.
+    #[sabi(last_prefix_field)]
+    fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError>;
 }
 
 /// An owned sampler.

@@ -101,15 +101,15 @@ tessera_sdk::export_plugin! { name: "stale", samplers: [Stale] }
 }
 
 #[test]
-fn a_plugin_built_against_sdk_0_1_is_refused_with_a_short_message() {
-    let library = build_plugin_against_modified_sdk("sdk-version", "0.1.0", |_, text| text);
+fn a_plugin_built_against_sdk_0_2_is_refused_with_a_short_message() {
+    let library = build_plugin_against_modified_sdk("sdk-version", "0.2.1", |_, text| text);
     let err = Registry::new().load_file(&library).unwrap_err();
     assert!(matches!(err, LoadError::SdkVersion { .. }), "{err}");
     let message = err.to_string();
-    assert!(message.contains("was built against tessera-sdk 0.1.0"), "{message}");
+    assert!(message.contains("was built against tessera-sdk 0.2.1"), "{message}");
     let host = tessera_engine::plugin::HOST_SDK_VERSION;
     assert!(message.contains(&format!("this host uses tessera-sdk {host}")), "{message}");
-    assert!(message.ends_with("rebuild it against tessera-sdk 0.2"), "{message}");
+    assert!(message.ends_with("rebuild it against tessera-sdk 0.3"), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
 }
 
@@ -132,7 +132,7 @@ fn a_plugin_built_against_a_modified_sdk_is_refused_with_its_error_lines_only() 
     let err = Registry::new().load_file(&library).unwrap_err();
     assert!(matches!(err, LoadError::Layout { .. }), "{err}");
     let message = err.to_string();
-    assert!(message.contains("whose types differ from this host's: rebuild it against tessera-sdk 0.2"), "{message}");
+    assert!(message.contains("whose types differ from this host's: rebuild it against tessera-sdk 0.3"), "{message}");
     assert!(message.lines().count() <= 5, "short, not the full dump:\n{message}");
     assert!(err.details().unwrap().lines().count() > message.lines().count(), "the full report is kept for -v");
 }

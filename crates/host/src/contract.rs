@@ -1,7 +1,8 @@
 //! The plugin contracts the host checks at the boundary. A plugin's output
 //! that breaks one fails its variant with an error naming the component;
 //! nothing it returned is written out. (The sampler's exactly-once contract
-//! is checked as batches are drawn, in the host's training loop.)
+//! is checked as batches are drawn, in the host's training loop; its loss
+//! weights when it hands them over.)
 
 use std::collections::BTreeSet;
 
@@ -39,6 +40,17 @@ pub enum Violation {
         detail: String,
         /// The rule broken.
         rule: &'static str,
+    },
+    /// A sampler's loss weights that are not one finite, non-negative
+    /// number per example.
+    #[error("{component} broke the sampler contract: the loss weights of epoch {epoch} {detail}; an epoch's weights are one finite number of at least 0 per stored example")]
+    Weights {
+        /// `plugin.component`.
+        component: String,
+        /// The epoch, 1-based.
+        epoch: u64,
+        /// What is wrong.
+        detail: String,
     },
     /// A finetuner's layer that the model does not have.
     #[error("{component} broke the finetuner contract: it chose layer {layer}, and the model has {layers}")]
@@ -187,6 +199,19 @@ pub fn exactly_once(component: &str, epoch: u64, visits: &[u8]) -> Result<()> {
 const PERMUTATION_RULE: &str = "an epoch order must visit every stored example exactly once";
 const SUBSET_RULE: &str = "a subset sampler's epoch order visits each stored example at most once";
 
+/// A sampler's loss weights of epoch `epoch` (1-based): one per example of
+/// `examples`, each finite and at least 0.
+pub fn example_weights(component: &str, epoch: u64, weights: &[f32], examples: u64) -> Result<()> {
+    let bad = |detail: String| Err(Violation::Weights { component: component.into(), epoch, detail });
+    if weights.len() as u64 != examples {
+        return bad(format!("are {} numbers for {examples} examples", weights.len()));
+    }
+    match weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
+        Some(id) => bad(format!("give example {id} the weight {}", weights[id])),
+        None => Ok(()),
+    }
+}
+
 /// A finetuner's chosen layer positions, checked against the model's `layers`.
 pub fn layers(component: &str, chosen: &[u32], layers: usize) -> Result<()> {
     match chosen.iter().find(|&&p| p as usize >= layers) {
@@ -263,5 +288,19 @@ mod tests {
         let err = exactly_once("p.s", 1, &[1, 0, 0]).unwrap_err().to_string();
         assert!(err.contains("leaves out 2 of 3 examples (first: 1, 2)"), "{err}");
         assert!(matches!(layers("p.f", &[0, 7], 3), Err(Violation::Layer { layer: 7, layers: 3, .. })));
+    }
+
+    #[test]
+    fn loss_weights_are_one_finite_non_negative_number_per_example() {
+        assert!(example_weights("p.s", 1, &[0.0, 2.5, 1.0], 3).is_ok());
+        let short = example_weights("p.s", 2, &[1.0], 3).unwrap_err().to_string();
+        assert!(
+            short.starts_with("p.s broke the sampler contract: the loss weights of epoch 2 are 1 numbers for 3"),
+            "{short}"
+        );
+        let negative = example_weights("p.s", 1, &[1.0, -0.5, 1.0], 3).unwrap_err().to_string();
+        assert!(negative.contains("give example 1 the weight -0.5"), "{negative}");
+        assert!(example_weights("p.s", 1, &[f32::NAN, 1.0, 1.0], 3).unwrap_err().to_string().contains("NaN"));
+        assert!(example_weights("p.s", 1, &[f32::INFINITY, 1.0, 1.0], 3).is_err());
     }
 }

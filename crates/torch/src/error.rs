@@ -26,6 +26,9 @@ pub enum TorchError {
     /// A sampler broke its contract.
     #[error(transparent)]
     Contract(#[from] tessera_host::contract::Violation),
+    /// A sampler's loss weights: its error or a broken contract.
+    #[error(transparent)]
+    Weights(#[from] tessera_host::plugin::WeightsError),
     /// A population that cannot be planned.
     #[error(transparent)]
     Plan(#[from] tessera_config::population::PlanError),

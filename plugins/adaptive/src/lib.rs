@@ -5,6 +5,9 @@
 //! - [`LossRank`]: online batch selection by loss rank (Loshchilov & Hutter,
 //!   2015): examples are drawn with replacement, with probability decaying
 //!   exponentially in their loss rank.
+//! - [`Importance`]: importance sampling by loss (Katharopoulos & Fleuret,
+//!   2018): examples drawn in proportion to their loss, each loss weighted
+//!   by 1/(N·p) so that the gradient stays unbiased (SDK 0.3's loss weights).
 //! - [`SelfPaced`]: self-paced learning (Kumar, Packer & Koller, 2010): each
 //!   epoch trains on the easiest examples only, a share that grows to all.
 //!
@@ -15,10 +18,12 @@
 #![deny(missing_docs)]
 
 mod forgetting;
+mod importance;
 mod loss_rank;
 mod self_paced;
 
 pub use forgetting::Forgetting;
+pub use importance::Importance;
 pub use loss_rank::LossRank;
 pub use self_paced::SelfPaced;
 
@@ -31,6 +36,6 @@ fn loss_request() -> Vec<ObservationRequest> {
 
 export_plugin! {
     name: "adaptive",
-    samplers: [LossRank, SelfPaced],
+    samplers: [LossRank, SelfPaced, Importance],
     metrics: [Forgetting],
 }

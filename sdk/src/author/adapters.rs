@@ -117,6 +117,21 @@ impl<S: Sampler> FfiSampler for SamplerAdapter<S> {
         let observations = Observations::new(observations.as_slice());
         guard(S::NAME, || inner.observe(schedule, checkpoint, &observations, &Host::new(host)))
     }
+
+    fn example_weights(
+        &mut self,
+        layout: &StorageLayout,
+        epoch: u64,
+        host: &HostServices,
+    ) -> RResult<ROption<RVec<f32>>, PluginError> {
+        let inner = &mut self.0;
+        guard(S::NAME, || Ok(inner.example_weights(layout, epoch, &Host::new(host))?.map(RVec::from).into()))
+    }
+
+    fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError> {
+        let inner = &mut self.0;
+        guard(S::NAME, || inner.finish(&Host::new(host)))
+    }
 }
 
 /// `requires` across the boundary: a panic cannot be reported through the

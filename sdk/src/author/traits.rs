@@ -98,6 +98,27 @@ pub trait Sampler: Component {
         let _ = (layout, host);
         Ok(None)
     }
+
+    /// The weight of each example's loss in epoch `epoch`, by id (one per
+    /// example of `layout`), asked right after that epoch's order; `None`
+    /// (the default): every weight 1. The host multiplies each visited
+    /// example's loss by its weight before the batch mean, so that
+    /// importance sampling with w_i = 1/(N·p_i) is unbiased.
+    ///
+    /// **Contract, checked by the host:** one weight per example, each finite
+    /// and at least 0; otherwise the variant fails naming the sampler.
+    fn example_weights(&mut self, layout: &StorageLayout, epoch: u64, host: &Host) -> Result<Option<Vec<f32>>> {
+        let _ = (layout, epoch, host);
+        Ok(None)
+    }
+
+    /// Its figures after training (default: none), under its own role
+    /// (`plugin.component`) as a metric's are, and with a metric's report
+    /// contract.
+    fn finish(&mut self, host: &Host) -> Result<Report> {
+        let _ = host;
+        Ok(Report::new())
+    }
 }
 
 /// Decides which layers of a pretrained model train (SubTuning, baselines).

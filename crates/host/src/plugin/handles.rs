@@ -75,6 +75,36 @@ impl SamplerHandle {
         let slice = RSlice::from_slice(observations);
         into_result(&self.id, self.inner.observe(schedule, checkpoint, slice, &ctx.services()))
     }
+
+    /// The loss weights of epoch `epoch` (0-based) by example id, if the
+    /// sampler gives any; an error when they break the contract.
+    pub fn example_weights(
+        &mut self,
+        layout: &StorageLayout,
+        epoch: u64,
+        ctx: &CallContext,
+    ) -> Result<Option<Vec<f32>>, WeightsError> {
+        let weights = into_result(&self.id, self.inner.example_weights(layout, epoch, &ctx.services()))?;
+        let Some(weights) = weights.into_option() else { return Ok(None) };
+        crate::contract::example_weights(&self.id, epoch + 1, &weights, layout.examples)?;
+        Ok(Some(weights.into_vec()))
+    }
+
+    /// Its report after training.
+    pub fn finish(&mut self, ctx: &CallContext) -> Result<Report, ComponentError> {
+        into_result(&self.id, self.inner.finish(&ctx.services()))
+    }
+}
+
+/// Why a sampler's loss weights were refused: its error, or a broken contract.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The sampler failed.
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+    /// The weights broke the contract.
+    #[error(transparent)]
+    Contract(#[from] crate::contract::Violation),
 }
 
 /// Requests as `requires` returned them, or the panic one of them reports.

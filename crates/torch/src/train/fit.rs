@@ -31,6 +31,31 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
     Ok(fitting.finish(&hooks))
 }
 
+/// The batch's training loss: the mean cross-entropy, or, with a sampler's
+/// loss weights (by example id), the mean of each example's loss times its
+/// weight. A sampler without weights trains exactly as before.
+pub(super) fn batch_loss(
+    logits: &tch::Tensor,
+    batch: &Batch,
+    weights: Option<&std::cell::RefCell<Option<Vec<f32>>>>,
+) -> Result<tch::Tensor> {
+    let weights = weights.map(|w| w.borrow());
+    let Some(by_id) = weights.as_ref().and_then(|w| w.as_ref()) else {
+        return Ok(logits.cross_entropy_for_logits(&batch.y));
+    };
+    let mut of_batch = Vec::with_capacity(batch.ids.len());
+    for &id in &batch.ids {
+        match by_id.get(id as usize) {
+            Some(&w) => of_batch.push(w),
+            None => bail!("example {id} has no loss weight ({} weights)", by_id.len()),
+        }
+    }
+    let w = tch::Tensor::from_slice(&of_batch).to_device(logits.device());
+    let per_example =
+        logits.log_softmax(-1, tch::Kind::Float).gather(1, &batch.y.unsqueeze(1), false).neg().squeeze_dim(1);
+    Ok((per_example * w).mean(tch::Kind::Float))
+}
+
 /// Where a training run stands.
 struct Fitting<'m> {
     model: &'m Model,
@@ -148,7 +173,7 @@ impl<'m> Fitting<'m> {
         }
         let started = Instant::now();
         let logits = self.model.forward_train(&batch.x);
-        let loss = logits.cross_entropy_for_logits(&batch.y);
+        let loss = batch_loss(&logits, batch, hooks.weights)?;
         if let Some(per_step) = hooks.per_step.as_mut() {
             let (losses, correct) = per_example(&logits, &batch.y)?;
             per_step(self.step, &batch.ids, &losses, &correct);
@@ -239,5 +264,57 @@ impl<'m> Fitting<'m> {
             never_seen: self.ever.iter().filter(|&&e| !e).count() as u64,
             ..self.summary
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use tch::{Kind, Tensor};
+
+    use super::*;
+
+    /// A batch of three examples (ids 4, 1, 2) of two features, three classes.
+    fn batch() -> Batch {
+        let x = Tensor::from_slice(&[0.5f32, -1.0, 2.0, 0.25, -0.75, 1.5]).view([3, 2]);
+        Batch { x, y: Tensor::from_slice(&[2i64, 0, 1]), ids: vec![4, 1, 2] }
+    }
+
+    /// The gradient of `loss(w)` with respect to the weights `w` of a linear model.
+    fn gradient(loss: impl Fn(&Tensor) -> Tensor) -> Vec<f32> {
+        let w = Tensor::from_slice(&[0.1f32, -0.2, 0.3, 0.4, 0.0, -0.5]).view([2, 3]).set_requires_grad(true);
+        loss(&w).backward();
+        Vec::<f32>::try_from(w.grad().flatten(0, -1)).unwrap()
+    }
+
+    #[test]
+    fn loss_weights_scale_each_example_s_gradient_exactly() {
+        let b = batch();
+        let by_id = RefCell::new(Some(vec![9.0f32, 0.0, 1.0, 9.0, 2.0]));
+        let weighted = gradient(|w| batch_loss(&b.x.matmul(w), &b, Some(&by_id)).unwrap());
+        // By hand: (2·g(id 4) + 0·g(id 1) + 1·g(id 2)) / 3, each g from its own example's loss.
+        let one =
+            |i: i64| gradient(|w| b.x.get(i).unsqueeze(0).matmul(w).cross_entropy_for_logits(&b.y.get(i).unsqueeze(0)));
+        let (g4, g2) = (one(0), one(2));
+        for k in 0..6 {
+            let expected = (2.0 * g4[k] + g2[k]) / 3.0;
+            assert!((weighted[k] - expected).abs() < 1e-6, "{k}: {} vs {expected}", weighted[k]);
+        }
+    }
+
+    #[test]
+    fn without_weights_the_loss_is_the_plain_mean_bit_for_bit() {
+        let b = batch();
+        let none = RefCell::new(None);
+        let plain = |w: &Tensor| b.x.matmul(w).cross_entropy_for_logits(&b.y);
+        assert_eq!(gradient(|w| batch_loss(&b.x.matmul(w), &b, Some(&none)).unwrap()), gradient(plain));
+        assert_eq!(gradient(|w| batch_loss(&b.x.matmul(w), &b, None).unwrap()), gradient(plain));
+        let ones = RefCell::new(Some(vec![1.0f32; 5]));
+        let unit = batch_loss(&b.x.matmul(&Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu))), &b, Some(&ones));
+        let mean = b.x.matmul(&Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu))).cross_entropy_for_logits(&b.y);
+        assert!((unit.unwrap().double_value(&[]) - mean.double_value(&[])).abs() < 1e-6, "weights of 1: the mean");
+        let short = RefCell::new(Some(vec![1.0f32; 3]));
+        assert!(batch_loss(&b.x, &b, Some(&short)).is_err(), "id 4 has no weight");
     }
 }

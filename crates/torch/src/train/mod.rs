@@ -548,6 +548,10 @@ pub struct FitHooks<'a, 'b> {
     /// it samples: each of its whole epochs must visit the examples as that
     /// mode says, or the run fails naming it.
     pub sampler: Option<(&'a str, tessera_sdk::Sampling)>,
+    /// The sampler's loss weights of the current epoch by example id, if it
+    /// gives any (the epoch hook sets them): each example's loss is
+    /// multiplied by its weight before the batch mean.
+    pub weights: Option<&'a std::cell::RefCell<Option<Vec<f32>>>>,
 }
 
 impl<'a, 'b> FitHooks<'a, 'b> {
@@ -558,7 +562,17 @@ impl<'a, 'b> FitHooks<'a, 'b> {
         checkpoint: &'a mut dyn FnMut(&Model, Checkpoint, f64) -> Result<()>,
         cancel: &'a AtomicBool,
     ) -> Self {
-        FitHooks { epoch, checkpoint, cancel, progress: None, visit: None, per_step: None, resumed: 0, sampler: None }
+        FitHooks {
+            epoch,
+            checkpoint,
+            cancel,
+            progress: None,
+            visit: None,
+            per_step: None,
+            resumed: 0,
+            sampler: None,
+            weights: None,
+        }
     }
 }
 

@@ -53,12 +53,15 @@ impl TrainJob<'_> {
         let observing = Observing { splits: &self.splits, tensors: &named, reference: &reference };
         let (sampler_id, sampling) = (self.sampler.id.clone(), self.sampler.sampling());
         let sampler = &mut self.sampler;
+        let weights = std::cell::RefCell::new(None);
         let mut epoch = |epoch: u64| -> tessera_torch::Result<Box<dyn BatchSource + '_>> {
             if !requests.sampler.is_empty() {
                 let observations = log.observe(model, &observing, &requests.sampler, &log.sampler_steps)?;
                 sampler.observe(&schedule, &log.epoch_checkpoint(epoch), &observations, &sampler_ctx)?;
             }
-            Ok(batches.source(Box::new(sampler.epoch_order(&layout, epoch, &sampler_ctx)?)))
+            let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
+            *weights.borrow_mut() = sampler.example_weights(&layout, epoch, &sampler_ctx)?;
+            Ok(batches.source(Box::new(order)))
         };
         let mut visit = |epoch: u64, ids: &[u64]| log.visit(epoch, ids);
         let mut record =
@@ -81,6 +84,7 @@ impl TrainJob<'_> {
             visit: if log.wants_order { Some(&mut visit) } else { None },
             per_step: if log.wants_steps() { Some(&mut record) } else { None },
             sampler: Some((&sampler_id, sampling)),
+            weights: Some(&weights),
             ..FitHooks::new(&mut epoch, &mut checkpoint, &self.options.cancel)
         };
         let summary = train::fit(model, layout.examples, &self.s.train, hooks)?;

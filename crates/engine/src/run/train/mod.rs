@@ -56,6 +56,7 @@ pub(super) fn run_train(
         owned.remove()?;
     }
     finish_metrics(&mut job.metrics, &job.metric_ctx, &mut job.reports, (unit_dir, &variant.name))?;
+    job.finish_sampler()?;
     job.engine_report(&model, &summary, &curve)?;
     Ok(job.reports)
 }
@@ -493,6 +494,19 @@ impl<'a> TrainJob<'a> {
         let written =
             IoStats { requests: layout.blocks(), bytes: layout.examples * layout.bytes_per_example, io_seconds: 0.0 };
         Ok((read, written))
+    }
+
+    /// The sampler's own report, under its id (empty: none), checked
+    /// against the report contract like a metric's.
+    fn finish_sampler(&mut self) -> Result<()> {
+        let report = self.sampler.finish(&self.ctx("sampler"))?;
+        let id = self.sampler.id.clone();
+        let role = if self.reports.contains_key(&id) { format!("sampler:{id}") } else { id.clone() };
+        let kept = super::arrays::kept_report(self.unit_dir, &self.variant.name, &role, &id, &report)?;
+        if kept != ReportJson::default() {
+            self.reports.insert(role, kept);
+        }
+        Ok(())
     }
 
     /// Phase 7: the engine's report (accuracy, I/O, time, curves) and, when
