@@ -65,7 +65,7 @@ python: $(PANDAS_STAMP)
 	@rm -rf python/build python/*.egg-info
 
 $(PANDAS_STAMP): $(STAMP)
-	$(VENV)/bin/pip install --disable-pip-version-check -q pandas==$(PANDAS_VERSION)
+	$(VENV)/bin/pip install --disable-pip-version-check -q pandas==$(PANDAS_VERSION) "setuptools>=61"
 	@touch $(PANDAS_STAMP)
 
 $(PYTEST_STAMP): $(STAMP)
