@@ -57,25 +57,30 @@ def scalars(runs: List[Any]) -> pd.DataFrame:
     return _frame(rows, ["run", "variant", "base", "seed", *keys, "role", "scalar", "value"])
 
 
-def _checkpoints(v: Dict[str, Any]) -> Optional[pd.DataFrame]:
-    for table in v.get("results", {}).get("engine", {}).get("tables", []):
-        if table["name"] == "checkpoints":
-            return pd.DataFrame(table["rows"], columns=table["columns"])
-    return None
+class Checkpoints:
+    """The engine's ``checkpoints`` table of one variant run, indexed once
+    by step, epoch and examples seen (the first checkpoint of each value)."""
 
+    def __init__(self, v: Dict[str, Any]):
+        self.by: Dict[str, Dict[float, Dict[str, Any]]] = {c: {} for c in X_COLUMNS.values()}
+        for table in v.get("results", {}).get("engine", {}).get("tables", []):
+            if table["name"] != "checkpoints":
+                continue
+            for row in table["rows"]:
+                point = dict(zip(table["columns"], row))
+                where = {c: point.get(c) for c in X_COLUMNS.values()}
+                for column, index in self.by.items():
+                    index.setdefault(where[column], where)
 
-def _where(checkpoints: Optional[pd.DataFrame], column: Optional[str], x: float) -> Dict[str, Any]:
-    """Step, epoch and examples seen of the checkpoint whose ``column`` is ``x``."""
-    out = {"step": math.nan, "epoch": math.nan, "examples_seen": math.nan}
-    if column is not None:
+    def where(self, column: Optional[str], x: float) -> Dict[str, Any]:
+        """Step, epoch and examples seen of the checkpoint whose ``column``
+        is ``x`` (NaN where unknown; ``column`` itself is ``x``)."""
+        out = {"step": math.nan, "epoch": math.nan, "examples_seen": math.nan}
+        if column is None:
+            return out
+        out.update(self.by[column].get(x, {}))
         out[column] = x
-    if checkpoints is None or column is None:
         return out
-    match = checkpoints[checkpoints[column] == x]
-    if len(match):
-        first = match.iloc[0]
-        out.update(step=first["step"], epoch=first["epoch"], examples_seen=first["examples_seen"])
-    return out
 
 
 def curves(runs: List[Any], role: Optional[str] = None, series: Optional[str] = None) -> pd.DataFrame:
@@ -87,7 +92,7 @@ def curves(runs: List[Any], role: Optional[str] = None, series: Optional[str] = 
     keys = differing_keys(runs)
     rows = []
     for _, v, ids in _each_variant(runs, keys):
-        checkpoints = _checkpoints(v)
+        checkpoints = Checkpoints(v)
         for r, report in v.get("results", {}).items():
             if role is not None and r != role:
                 continue
@@ -96,7 +101,7 @@ def curves(runs: List[Any], role: Optional[str] = None, series: Optional[str] = 
                     continue
                 column = X_COLUMNS.get(s["x_label"])
                 for x, y in zip(s["x"], s["y"]):
-                    where = _where(checkpoints, column, x)
+                    where = checkpoints.where(column, x)
                     rows.append({**ids, "role": r, "series": s["name"], "x_label": s["x_label"],
                                  "y_label": s["y_label"], "x": x, "value": _number(y), **where})
     first = ["run", "variant", "base", "seed", *keys, "role", "series", "x_label", "y_label", "x", "value",

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-from .frames import _checkpoints, _where, X_COLUMNS
+from .frames import X_COLUMNS, Checkpoints
 
 
 def _crc32c_table() -> List[int]:
@@ -107,13 +107,13 @@ def _safe(name: str) -> str:
 
 def _write_variant(writer: EventWriter, v: Dict[str, Any], wall_time: float) -> int:
     """Every curve and final scalar of variant entry ``v``; the points written."""
-    checkpoints = _checkpoints(v)
+    checkpoints = Checkpoints(v)
     last_step, written = 0, 0
     for role, report in v.get("results", {}).items():
         for s in report.get("series", []):
             column = X_COLUMNS.get(s["x_label"])
             for i, (x, y) in enumerate(zip(s["x"], s["y"])):
-                step = _where(checkpoints, column, x)["step"]
+                step = checkpoints.where(column, x)["step"]
                 step = i if step is None or (isinstance(step, float) and math.isnan(step)) else int(step)
                 if y is not None:
                     writer.scalar(f"{role}/{s['name']}", step, y, wall_time)

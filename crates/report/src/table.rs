@@ -82,9 +82,8 @@ pub fn render(results: &RunResults, columns: &[Column]) -> Result<String> {
     if rows.is_empty() {
         return Err(ReportError::NoFinishedVariant);
     }
-    for column in columns {
-        crate::report::check_figure(&[results], &column.key)?;
-    }
+    let keys: Vec<&str> = columns.iter().map(|c| c.key.as_str()).collect();
+    crate::report::check_figures(&[results], &keys)?;
     let mut out =
         format!("| variant | {} |\n", columns.iter().map(|c| c.label.as_str()).collect::<Vec<_>>().join(" | "));
     out += &format!("|---|{}\n", "---|".repeat(columns.len()));

@@ -141,14 +141,9 @@ fn chosen_figures(runs: &[&RunResults], asked: &[String]) -> Result<Vec<(String,
     if asked.is_empty() {
         return Ok(report::summary_columns(runs[0], COLUMNS, false));
     }
-    asked
-        .iter()
-        .map(|key| {
-            report::check_figure(runs, key)?;
-            let (role, name) = key.rsplit_once('/').expect("a known figure has a role");
-            Ok((role.to_string(), name.to_string()))
-        })
-        .collect()
+    report::check_figures(runs, &asked.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let split = |key: &String| key.rsplit_once('/').map(|(r, n)| (r.to_string(), n.to_string()));
+    Ok(asked.iter().filter_map(split).collect())
 }
 
 /// `compare.html` (`templates/compare.html`): the runs, what differs, the

@@ -195,21 +195,30 @@ pub fn figure_keys(runs: &[&RunResults]) -> Vec<String> {
 /// An error for `key` unless some finished variant of `runs` reports it:
 /// with the closest figure they do report, or a few of them.
 pub fn check_figure(runs: &[&RunResults], key: &str) -> crate::error::Result<()> {
-    let keys = figure_keys(runs);
-    if keys.iter().any(|k| k == key) {
-        return Ok(());
+    check_figures(runs, &[key])
+}
+
+/// [`check_figure`] for each of `keys`, the runs' figures gathered once.
+pub fn check_figures(runs: &[&RunResults], keys: &[&str]) -> crate::error::Result<()> {
+    let known = figure_keys(runs);
+    match keys.iter().find(|key| !known.iter().any(|k| k == *key)) {
+        Some(key) => Err(unknown_figure(&known, key)),
+        None => Ok(()),
     }
+}
+
+/// The error for `key`, which none of `known` is.
+fn unknown_figure(known: &[String], key: &str) -> crate::error::ReportError {
     // A figure cut short (`final_test_acc`), then a near miss, then the right
     // scalar under another role.
-    let prefixed = keys.iter().map(String::as_str).find(|k| k.starts_with(key));
+    let prefixed = known.iter().map(String::as_str).find(|k| k.starts_with(key));
     let suggestion = prefixed
-        .or_else(|| tessera_util::suggest::closest(key, keys.iter().map(String::as_str)))
+        .or_else(|| tessera_util::suggest::closest(key, known.iter().map(String::as_str)))
         .or_else(|| {
-            // A right scalar under the wrong role.
             let scalar = key.rsplit('/').next().unwrap_or(key);
-            keys.iter().map(String::as_str).find(|k| k.rsplit('/').next() == Some(scalar))
+            known.iter().map(String::as_str).find(|k| k.rsplit('/').next() == Some(scalar))
         })
         .map(str::to_string);
-    let known = keys.into_iter().take(6).collect();
-    Err(crate::error::ReportError::UnknownFigure { key: key.to_string(), suggestion, known })
+    let known = known.iter().take(6).cloned().collect();
+    crate::error::ReportError::UnknownFigure { key: key.to_string(), suggestion, known }
 }
