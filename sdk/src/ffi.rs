@@ -11,8 +11,8 @@ use abi_stable::{
 
 use crate::abi::PluginError;
 use crate::types::{
-    Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, OracleAnswer, OracleQuery, Report, Sampling,
-    Schedule, SeedChoice, Selection, StorageLayout,
+    Candidates, Checkpoint, Chosen, GraphView, LayerInfo, Observation, ObservationRequest, OracleAnswer, OracleQuery,
+    Report, Sampling, Schedule, SeedChoice, Selection, StorageLayout,
 };
 
 /// Services the host lends to a plugin for the length of one call.
@@ -103,8 +103,12 @@ pub trait FfiSampler: Send {
         host: &HostServices,
     ) -> RResult<ROption<RVec<f32>>, PluginError>;
     /// Its report after training.
-    #[sabi(last_prefix_field)]
     fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError>;
+    /// Candidates per step for per-step selection, if it selects.
+    fn candidates(&self) -> RResult<ROption<u32>, PluginError>;
+    /// Chooses among one step's candidates.
+    #[sabi(last_prefix_field)]
+    fn select(&mut self, candidates: &Candidates, host: &HostServices) -> RResult<Chosen, PluginError>;
 }
 
 /// An owned sampler.
@@ -114,13 +118,25 @@ pub type SamplerBox = FfiSampler_TO<'static, RBox<()>>;
 #[sabi_trait]
 pub trait FfiFinetuner: Send {
     /// Chooses the layers to train, asking the oracle as often as it likes.
-    #[sabi(last_prefix_field)]
     fn select(
         &mut self,
         layers: RSlice<'_, LayerInfo>,
         oracle: &mut OracleServices,
         host: &HostServices,
     ) -> RResult<Selection, PluginError>;
+    /// The observations it needs before each epoch (a panic is reported as
+    /// one request of split [`ObservationRequest::PANICKED`]).
+    fn requires(&self) -> RVec<ObservationRequest>;
+    /// Receives them before an epoch; a new selection, if any.
+    fn revise(
+        &mut self,
+        checkpoint: &Checkpoint,
+        observations: RSlice<'_, Observation>,
+        host: &HostServices,
+    ) -> RResult<ROption<Selection>, PluginError>;
+    /// Its report after training.
+    #[sabi(last_prefix_field)]
+    fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError>;
 }
 
 /// An owned finetuner.

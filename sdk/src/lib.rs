@@ -64,18 +64,18 @@ pub use author::{
 };
 pub use rng::{FeistelPermutation, SeedRng};
 pub use types::{
-    observation, Array, ArrayData, Cell, Checkpoint, GraphView, LayerInfo, NamedArray, Observation, ObservationRequest,
-    OracleAnswer, OracleQuery, Report, Sampling, Scalar, Schedule, SeedChoice, Selection, Series, StorageLayout, Table,
-    WeightedSeeds,
+    observation, Array, ArrayData, Candidates, Cell, Checkpoint, Chosen, GraphView, LayerInfo, NamedArray, Observation,
+    ObservationRequest, OracleAnswer, OracleQuery, Report, Sampling, Scalar, Schedule, SeedChoice, Selection, Series,
+    StorageLayout, Table, TensorInfo, WeightedSeeds,
 };
 
 /// Everything a plugin author needs, in one `use tessera_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        bail, export_plugin, log, observation, params, Array, Cell, Checkpoint, Component, Error, Finetuner,
-        GraphObjective, GraphView, Host, LayerInfo, Metric, NoParams, Observation, ObservationRequest, Observations,
-        Oracle, OracleAnswer, OracleQuery, OrderStream, Report, Result, Sampler, Sampling, Schedule, SeedChoice,
-        SeedRng, Selection, StorageLayout,
+        bail, export_plugin, log, observation, params, Array, Candidates, Cell, Checkpoint, Chosen, Component, Error,
+        Finetuner, GraphObjective, GraphView, Host, LayerInfo, Metric, NoParams, Observation, ObservationRequest,
+        Observations, Oracle, OracleAnswer, OracleQuery, OrderStream, Report, Result, Sampler, Sampling, Schedule,
+        SeedChoice, SeedRng, Selection, StorageLayout,
     };
 }
 

@@ -147,6 +147,17 @@ choice! {
 }
 
 choice! {
+    /// `reference.data`: the split the `[reference]` classifier trains on.
+    pub enum ReferenceData {
+        /// The training split, its labels as given (label noise included).
+        Train = "train",
+        /// The validation split, held out from training: RHO-LOSS's
+        /// irreducible-loss model (Mindermann et al. 2022).
+        Validation = "validation",
+    }
+}
+
+choice! {
     /// `storage.mode`: where the training split lives during training.
     pub enum StorageMode {
         /// Tensors in memory, counting the I/O a block buffer would do.

@@ -43,6 +43,9 @@ pub enum EngineError {
     /// A component broke its contract.
     #[error(transparent)]
     Contract(#[from] tessera_host::contract::Violation),
+    /// A component's answer refused: its error or a broken contract.
+    #[error(transparent)]
+    Checked(#[from] tessera_host::plugin::CheckedError),
     /// A value that cannot be quoted for a shell.
     #[error(transparent)]
     Quote(#[from] shlex::QuoteError),

@@ -39,6 +39,16 @@ pub fn sampler_requests(s: &Settings, spec: &ComponentSpec, sampler: &SamplerHan
     out
 }
 
+/// Observation requests of `finetuner` that a variant with settings `s`
+/// cannot serve.
+pub fn finetuner_requests(
+    s: &Settings,
+    spec: &ComponentSpec,
+    finetuner: &crate::plugin::FinetunerHandle,
+) -> Vec<Problem> {
+    observation_requests(s, spec, "finetuner", finetuner.requires())
+}
+
 /// A finetuner's oracle cannot train candidates in the order of a sampler
 /// that observes training (the candidates give it no observations).
 pub fn oracle_order(s: &Settings, spec: &ComponentSpec, sampler: &SamplerHandle) -> Vec<Problem> {
@@ -94,9 +104,11 @@ fn observation_requests(
                 &format!("known: {}", tessera_sdk::observation::ALL.join(", ")),
             ));
         }
-        if kind == tessera_sdk::observation::REFERENCE_PREDICTIONS && s.reference.model.kind == ModelKind::None {
+        let reference_kinds =
+            [tessera_sdk::observation::REFERENCE_PREDICTIONS, tessera_sdk::observation::REFERENCE_LOSS];
+        if reference_kinds.contains(&kind) && s.reference.model.kind == ModelKind::None {
             out.push(problem(
-                "asks for `reference-predictions`, and the manifest has no [reference] classifier".into(),
+                format!("asks for `{kind}`, and the manifest has no [reference] classifier"),
                 "add [reference] with model = { kind = \"linear\" }",
             ));
         }

@@ -52,6 +52,26 @@ pub enum Violation {
         /// What is wrong.
         detail: String,
     },
+    /// A sampler's per-step choice that is not a set of candidates with
+    /// valid weights.
+    #[error("{component} broke the sampler contract: its choice at step {step} {detail}; a step's choice is at least one distinct position below the number of candidates, with no weights or one finite weight of at least 0 per position")]
+    Choice {
+        /// `plugin.component`.
+        component: String,
+        /// The optimizer step, 0-based.
+        step: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A finetuner's learning-rate multipliers that are not one finite,
+    /// non-negative number per tensor.
+    #[error("{component} broke the finetuner contract: its learning-rate multipliers {detail}; multipliers are one finite number of at least 0 per tensor of the model")]
+    Multipliers {
+        /// `plugin.component`.
+        component: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// A finetuner's layer that the model does not have.
     #[error("{component} broke the finetuner contract: it chose layer {layer}, and the model has {layers}")]
     Layer {
@@ -212,6 +232,49 @@ pub fn example_weights(component: &str, epoch: u64, weights: &[f32], examples: u
     }
 }
 
+/// A sampler's choice at step `step` among `candidates` candidates: at least
+/// one position, each below `candidates` and none twice; no weights or one
+/// finite weight of at least 0 per position.
+pub fn chosen(component: &str, step: u64, chosen: &tessera_sdk::Chosen, candidates: usize) -> Result<()> {
+    let bad = |detail: String| Err(Violation::Choice { component: component.into(), step, detail });
+    let positions = chosen.positions.as_slice();
+    if positions.is_empty() {
+        return bad("is empty".into());
+    }
+    if let Some(p) = positions.iter().find(|&&p| p as usize >= candidates) {
+        return bad(format!("names position {p} of {candidates} candidates"));
+    }
+    let mut seen = vec![false; candidates];
+    if let Some(p) = positions.iter().find(|&&p| std::mem::replace(&mut seen[p as usize], true)) {
+        return bad(format!("names position {p} twice"));
+    }
+    let weights = chosen.weights.as_slice();
+    if !weights.is_empty() && weights.len() != positions.len() {
+        return bad(format!("has {} weights for {} positions", weights.len(), positions.len()));
+    }
+    match weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
+        Some(w) => bad(format!("gives the weight {w}")),
+        None => Ok(()),
+    }
+}
+
+/// A finetuner's selection, checked against the model's `layers`: positions
+/// of layers it has, and no multipliers or one finite, non-negative
+/// multiplier per tensor.
+pub fn selection(component: &str, selection: &tessera_sdk::Selection, layers: &[tessera_sdk::LayerInfo]) -> Result<()> {
+    self::layers(component, &selection.trainable, layers.len())?;
+    let multipliers = selection.multipliers.as_slice();
+    let tensors: usize = layers.iter().map(|l| l.tensors.len()).sum();
+    let bad = |detail: String| Err(Violation::Multipliers { component: component.into(), detail });
+    if !multipliers.is_empty() && multipliers.len() != tensors {
+        return bad(format!("are {} numbers for {tensors} tensors", multipliers.len()));
+    }
+    match multipliers.iter().position(|m| !m.is_finite() || *m < 0.0) {
+        Some(t) => bad(format!("give tensor {t} the multiplier {}", multipliers[t])),
+        None => Ok(()),
+    }
+}
+
 /// A finetuner's chosen layer positions, checked against the model's `layers`.
 pub fn layers(component: &str, chosen: &[u32], layers: usize) -> Result<()> {
     match chosen.iter().find(|&&p| p as usize >= layers) {
@@ -231,6 +294,38 @@ mod tests {
 
     fn choice(sets: Vec<SeedSet>) -> SeedChoice {
         SeedChoice { sets: sets.into(), report: Report::default() }
+    }
+
+    #[test]
+    fn multipliers_must_be_one_finite_non_negative_number_per_tensor() {
+        let tensor = |name: &str| tessera_sdk::TensorInfo { name: name.into(), elements: 4 };
+        let mut layer = tessera_sdk::LayerInfo::new("l0", 8, 8, 0);
+        layer.tensors = vec![tensor("l0.weight"), tensor("l0.bias")].into();
+        let layers = [layer, tessera_sdk::LayerInfo::new("head", 0, 0, 1)];
+        let of = |m: Vec<f32>| tessera_sdk::Selection::multipliers(m, Report::new());
+        assert!(selection("p.f", &of(vec![0.0, 2.5]), &layers).is_ok());
+        assert!(selection("p.f", &of(vec![]), &layers).is_ok(), "none: the layer set rules");
+        let error = |m: Vec<f32>| selection("p.f", &of(m), &layers).unwrap_err().to_string();
+        assert!(error(vec![1.0])
+            .contains("p.f broke the finetuner contract: its learning-rate multipliers are 1 numbers for 2 tensors"));
+        assert!(error(vec![1.0, -0.5]).contains("give tensor 1 the multiplier -0.5"));
+        assert!(error(vec![f32::INFINITY, 1.0]).contains("multiplier inf"));
+        let bad_layer = tessera_sdk::Selection::layers(vec![2], Report::new());
+        assert!(selection("p.f", &bad_layer, &layers).unwrap_err().to_string().contains("chose layer 2"));
+    }
+
+    #[test]
+    fn a_step_s_choice_must_be_distinct_candidates_with_valid_weights() {
+        let choice = |p: Vec<u32>, w: Vec<f32>| tessera_sdk::Chosen::positions(p).weighted(w);
+        assert!(chosen("p.s", 3, &choice(vec![2, 0], vec![]), 4).is_ok());
+        assert!(chosen("p.s", 3, &choice(vec![2, 0], vec![0.0, 1.5]), 4).is_ok());
+        let error = |c: tessera_sdk::Chosen| chosen("p.s", 3, &c, 4).unwrap_err().to_string();
+        assert!(error(choice(vec![], vec![])).contains("p.s broke the sampler contract: its choice at step 3 is empty"));
+        assert!(error(choice(vec![4], vec![])).contains("position 4 of 4 candidates"));
+        assert!(error(choice(vec![1, 1], vec![])).contains("position 1 twice"));
+        assert!(error(choice(vec![1, 2], vec![1.0])).contains("1 weights for 2 positions"));
+        assert!(error(choice(vec![1], vec![f32::NAN])).contains("weight NaN"));
+        assert!(error(choice(vec![1], vec![-1.0])).contains("weight -1"));
     }
 
     #[test]

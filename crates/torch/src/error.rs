@@ -26,9 +26,9 @@ pub enum TorchError {
     /// A sampler broke its contract.
     #[error(transparent)]
     Contract(#[from] tessera_host::contract::Violation),
-    /// A sampler's loss weights: its error or a broken contract.
+    /// A component's answer refused: its error or a broken contract.
     #[error(transparent)]
-    Weights(#[from] tessera_host::plugin::WeightsError),
+    Checked(#[from] tessera_host::plugin::CheckedError),
     /// A population that cannot be planned.
     #[error(transparent)]
     Plan(#[from] tessera_config::population::PlanError),

@@ -76,7 +76,9 @@ impl Metric for Confidence {
 
     fn observe(&mut self, checkpoint: &Checkpoint, observations: &Observations, _host: &Host) -> Result<()> {
         let probabilities = observations.get(&self.split, observation::PROBABILITIES)?;
-        let classes = probabilities.shape.get(1).copied().ok_or_else(|| Error::msg("probabilities must be [n, classes]"))? as usize;
+        let classes =
+            probabilities.shape.get(1).copied().ok_or_else(|| Error::msg("probabilities must be [n, classes]"))?
+                as usize;
         let values = probabilities.as_f32().ok_or_else(|| Error::msg("probabilities must be floats"))?;
         let rows = values.chunks(classes);
         let n = rows.len().max(1) as f64;
@@ -113,7 +115,7 @@ impl Component for LastBlock {
 impl Finetuner for LastBlock {
     fn select(&mut self, layers: &[LayerInfo], _oracle: &mut Oracle, _host: &Host) -> Result<Selection> {
         let last = layers.len().checked_sub(2).map(|i| layers[i].position);
-        Ok(Selection { trainable: last.into_iter().collect::<Vec<u32>>().into(), report: Report::new() })
+        Ok(Selection::layers(last.into_iter().collect(), Report::new()))
     }
 }
 

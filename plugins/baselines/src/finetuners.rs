@@ -20,7 +20,7 @@ impl Finetuner for LinearProbe {
         let head = layers.iter().map(|l| l.position).max();
         let mut report = Report::new();
         report.scalar("trainable_layers", head.is_some() as u8 as f64);
-        Ok(Selection { trainable: head.into_iter().collect::<Vec<_>>().into(), report })
+        Ok(Selection::layers(head.into_iter().collect(), report))
     }
 }
 
@@ -41,7 +41,7 @@ impl Finetuner for FullFinetuning {
     fn select(&mut self, layers: &[LayerInfo], _oracle: &mut Oracle, _host: &Host) -> Result<Selection> {
         let mut report = Report::new();
         report.scalar("trainable_layers", layers.len() as f64);
-        Ok(Selection { trainable: layers.iter().map(|l| l.position).collect::<Vec<_>>().into(), report })
+        Ok(Selection::layers(layers.iter().map(|l| l.position).collect(), report))
     }
 }
 
@@ -83,7 +83,7 @@ impl Finetuner for LastK {
         trainable.sort_unstable();
         let mut report = Report::new();
         report.scalar("trainable_layers", trainable.len() as f64);
-        Ok(Selection { trainable: trainable.into(), report })
+        Ok(Selection::layers(trainable, report))
     }
 }
 
@@ -94,8 +94,7 @@ mod tests {
 
     #[test]
     fn last_k_skips_parameter_free_blocks_and_keeps_the_head() {
-        let layer =
-            |p: u32, parameters| LayerInfo { name: format!("l{p}").as_str().into(), parameters, flops: 0, position: p };
+        let layer = |p: u32, parameters| LayerInfo::new(&format!("l{p}"), parameters, 0, p);
         let layers = [layer(0, 5), layer(1, 5), layer(2, 5), layer(3, 0), layer(4, 3)];
         let mut oracle = ScriptedOracle::new(|_, _| panic!("last-k needs no oracle"));
         let host = TestHost::new(0);

@@ -114,7 +114,7 @@ impl Finetuner for Profile {
         }
         report.headline("chosen_score", if trainable.is_empty() { probe } else { best.map_or(probe, |b| b.1) });
         log::info!("profile: training {}", names(&trainable, &candidates));
-        Ok(Selection { trainable: trainable.into(), report })
+        Ok(Selection::layers(trainable, report))
     }
 }
 
@@ -258,7 +258,7 @@ impl Finetuner for Greedy {
                 .collect(),
         );
         log::info!("greedy: chose {} (validation accuracy {s:.4})", names(&set, &candidates));
-        Ok(Selection { trainable: set.into(), report })
+        Ok(Selection::layers(set, report))
     }
 }
 
@@ -280,12 +280,7 @@ mod tests {
         ["stem", "layer1.0", "layer2.0", "layer3.0", "pool", "head"]
             .iter()
             .enumerate()
-            .map(|(i, name)| LayerInfo {
-                name: (*name).into(),
-                parameters: if *name == "pool" { 0 } else { 100 },
-                flops: 1000,
-                position: i as u32,
-            })
+            .map(|(i, name)| LayerInfo::new(name, if *name == "pool" { 0 } else { 100 }, 1000, i as u32))
             .collect()
     }
 

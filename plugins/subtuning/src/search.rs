@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn the_head_and_parameter_free_blocks_are_not_candidates() {
-        let layer = |p: u32, name: &str, parameters| LayerInfo { name: name.into(), parameters, flops: 0, position: p };
+        let layer = |p: u32, name: &str, parameters| LayerInfo::new(name, parameters, 0, p);
         let layers = [layer(0, "stem", 5), layer(1, "layer1.0", 9), layer(2, "pool", 0), layer(3, "head", 4)];
         let names: Vec<String> = candidates(&layers).into_iter().map(|c| c.name).collect();
         assert_eq!(names, ["stem", "layer1.0"]);

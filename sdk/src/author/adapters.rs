@@ -13,8 +13,8 @@ use crate::ffi::{
     OracleServices, OrderStreamBox, SamplerBox,
 };
 use crate::types::{
-    Checkpoint, GraphView, LayerInfo, Observation, ObservationRequest, Report, Sampling, Schedule, SeedChoice,
-    Selection, StorageLayout,
+    Candidates, Checkpoint, Chosen, GraphView, LayerInfo, Observation, ObservationRequest, Report, Sampling, Schedule,
+    SeedChoice, Selection, StorageLayout,
 };
 
 use super::*;
@@ -132,6 +132,15 @@ impl<S: Sampler> FfiSampler for SamplerAdapter<S> {
         let inner = &mut self.0;
         guard(S::NAME, || inner.finish(&Host::new(host)))
     }
+
+    fn candidates(&self) -> RResult<ROption<u32>, PluginError> {
+        guard(S::NAME, || Ok(self.0.candidates().into()))
+    }
+
+    fn select(&mut self, candidates: &Candidates, host: &HostServices) -> RResult<Chosen, PluginError> {
+        let inner = &mut self.0;
+        guard(S::NAME, || inner.select(candidates, &Host::new(host)))
+    }
 }
 
 /// `requires` across the boundary: a panic cannot be reported through the
@@ -161,6 +170,26 @@ impl<F: Finetuner> FfiFinetuner for FinetunerAdapter<F> {
     ) -> RResult<Selection, PluginError> {
         let inner = &mut self.0;
         guard(F::NAME, || inner.select(layers.as_slice(), &mut Oracle { raw: oracle }, &Host::new(host)))
+    }
+
+    fn requires(&self) -> RVec<ObservationRequest> {
+        guarded_requests(|| self.0.requires())
+    }
+
+    fn revise(
+        &mut self,
+        checkpoint: &Checkpoint,
+        observations: RSlice<'_, Observation>,
+        host: &HostServices,
+    ) -> RResult<ROption<Selection>, PluginError> {
+        let inner = &mut self.0;
+        let observations = Observations::new(observations.as_slice());
+        guard(F::NAME, || Ok(inner.revise(checkpoint, &observations, &Host::new(host))?.into()))
+    }
+
+    fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError> {
+        let inner = &mut self.0;
+        guard(F::NAME, || inner.finish(&Host::new(host)))
     }
 }
 

@@ -5,8 +5,8 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::abi::ParamSpec;
 use crate::types::{
-    Checkpoint, GraphView, LayerInfo, ObservationRequest, Report, Sampling, Schedule, SeedChoice, Selection,
-    StorageLayout,
+    Candidates, Checkpoint, Chosen, GraphView, LayerInfo, ObservationRequest, Report, Sampling, Schedule, SeedChoice,
+    Selection, StorageLayout,
 };
 
 use super::*;
@@ -112,6 +112,24 @@ pub trait Sampler: Component {
         Ok(None)
     }
 
+    /// Per-step selection: the number of candidates B to draw per step, or
+    /// `None` (the default): train on the order's batches as they come.
+    /// With B, the host takes B ids of the epoch order per step, computes
+    /// their losses and logits without a gradient, and trains on the ones
+    /// [`Sampler::select`] keeps (online batch selection, RHO-LOSS). B must
+    /// be at least `train.batch_size`; an epoch is then one pass over the
+    /// order's candidates, ⌈N/B⌉ steps.
+    fn candidates(&self) -> Option<u32> {
+        None
+    }
+
+    /// Chooses which of one step's candidates to train on (only called when
+    /// [`Sampler::candidates`] is `Some`). See [`Chosen`] for the contract.
+    fn select(&mut self, candidates: &Candidates, host: &Host) -> Result<Chosen> {
+        let _ = host;
+        Ok(Chosen::top(&candidates.losses, candidates.batch_size as usize))
+    }
+
     /// Its figures after training (default: none), under its own role
     /// (`plugin.component`) as a metric's are, and with a metric's report
     /// contract.
@@ -121,10 +139,18 @@ pub trait Sampler: Component {
     }
 }
 
-/// Decides which layers of a pretrained model train (SubTuning, baselines).
+/// Decides which layers of a pretrained model train, and how fast (SubTuning,
+/// surgical fine-tuning, baselines).
+///
+/// **Revising during training.** A finetuner that returns observation
+/// requests from [`Finetuner::requires`] (e.g. `gradient-norms` and
+/// `weight-norms` on `train`) receives them in [`Finetuner::revise`]
+/// before every epoch, on the model as training left it, and may return a
+/// new selection: other layers, or other learning-rate multipliers.
 ///
 /// **Contract, checked by the host:** the selection names positions of
-/// `layers` only, and its report keeps to [`Metric`]'s report contract and
+/// `layers` only; multipliers, if given, are one per tensor, finite and at
+/// least 0; and its report keeps to [`Metric`]'s report contract and
 /// uses none of the names the host adds in the `finetuner` role
 /// (`search_seconds`, `trainable_blocks`, `trainable_parameters`, the
 /// `oracle_*` and `cache_*` figures, the `oracle_calls` and
@@ -134,6 +160,32 @@ pub trait Finetuner: Component {
     /// Chooses the layers to train among `layers`, scoring candidates with
     /// `oracle` as needed.
     fn select(&mut self, layers: &[LayerInfo], oracle: &mut Oracle, host: &Host) -> Result<Selection>;
+
+    /// The observations to receive before each epoch (default: none, and
+    /// [`Finetuner::revise`] is never called).
+    fn requires(&self) -> Vec<ObservationRequest> {
+        Vec::new()
+    }
+
+    /// Receives the requested observations before epoch `checkpoint.epoch`
+    /// (as a whole number); a new selection replaces the current one, `None`
+    /// (the default) keeps it.
+    fn revise(
+        &mut self,
+        checkpoint: &Checkpoint,
+        observations: &Observations,
+        host: &Host,
+    ) -> Result<Option<Selection>> {
+        let _ = (checkpoint, observations, host);
+        Ok(None)
+    }
+
+    /// Its figures after training (default: none), under its own role with
+    /// the report of its selection.
+    fn finish(&mut self, host: &Host) -> Result<Report> {
+        let _ = host;
+        Ok(Report::new())
+    }
 }
 
 /// Observes a run at checkpoints and reports figures.

@@ -6,10 +6,12 @@ mod finetuning;
 mod graph;
 mod observations;
 mod report;
+mod steps;
 mod storage;
 
 pub use finetuning::*;
 pub use graph::*;
 pub use observations::*;
 pub use report::*;
+pub use steps::*;
 pub use storage::*;

@@ -57,6 +57,25 @@ pub mod observation {
     /// Hard predictions of the manifest's `[reference]` classifier L (trained
     /// once before the run, so the same at every checkpoint), `i64`, shape `[n]`.
     pub const REFERENCE_PREDICTIONS: &str = "reference-predictions";
+    /// Each example's cross-entropy loss under the `[reference]` classifier
+    /// (against the split's labels), `f32`, shape `[n]`. With
+    /// `reference.data = "validation"` it is RHO-LOSS's irreducible loss of
+    /// each training example.
+    pub const REFERENCE_LOSS: &str = "reference-loss";
+    /// Every weight tensor's gradient norm ‖∂L/∂θ_t‖₂, where L is the mean
+    /// loss over the split (its labels) at the model as training left it,
+    /// for every tensor, trainable or frozen, in the order of
+    /// [`crate::LayerInfo::tensors`] over the layers; `f32`, shape `[tensors]`.
+    /// Computed only when asked (a forward and backward pass over the split).
+    pub const GRADIENT_NORMS: &str = "gradient-norms";
+    /// Every weight tensor's norm ‖θ_t‖₂, in the order of
+    /// [`GRADIENT_NORMS`]; `f32`, shape `[tensors]`.
+    pub const WEIGHT_NORMS: &str = "weight-norms";
+    /// Each example's gradient norm with respect to the last layer's weights
+    /// and bias, ‖∂ℓ_i/∂(W, b)‖₂ = ‖softmax(z_i) − e_{y_i}‖₂ · √(‖h_i‖² + 1)
+    /// (h_i its features): GraNd's score restricted to the last layer;
+    /// `f32`, shape `[n]`.
+    pub const LAST_LAYER_GRADIENT_NORMS: &str = "last-layer-gradient-norms";
     /// Population experiments only: a_z(θ) = 1[f_θ(x_z) = y_z] for every member
     /// θ (rows) and point z (columns) of the split, `f32` 0/1, shape `[m, n]`.
     pub const POPULATION_CORRECT: &str = "population-correct";
@@ -94,7 +113,7 @@ pub mod observation {
         EXAMPLE_IDS,
     ];
     /// Every name above.
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 27] = [
         STEP_IDS,
         STEP_INDEX,
         STEP_LOSS,
@@ -111,6 +130,10 @@ pub mod observation {
         ORDER,
         BLOCK_IDS,
         REFERENCE_PREDICTIONS,
+        REFERENCE_LOSS,
+        GRADIENT_NORMS,
+        WEIGHT_NORMS,
+        LAST_LAYER_GRADIENT_NORMS,
         POPULATION_CORRECT,
         POPULATION_TRUE_PROBABILITY,
         POPULATION_RUN,

@@ -4,17 +4,17 @@
 
 use tessera_sdk::abi_stable::std_types::{RString, RVec};
 use tessera_sdk::{
-    export_plugin, params, Cell, Checkpoint, Component, Error, GraphObjective, GraphView, Host, LayerInfo, Metric,
-    ObservationRequest, Observations, Oracle, OrderStream, Report, Result, Sampler, Sampling, Schedule, SeedChoice,
-    Selection, Series, StorageLayout, Table, WeightedSeeds,
+    export_plugin, params, Candidates, Cell, Checkpoint, Chosen, Component, Error, GraphObjective, GraphView, Host,
+    LayerInfo, Metric, ObservationRequest, Observations, Oracle, OrderStream, Report, Result, Sampler, Sampling,
+    Schedule, SeedChoice, Selection, Series, StorageLayout, Table, WeightedSeeds,
 };
 
 params! {
     /// Where and how to misbehave.
     pub struct FaultParams {
         /// `none`, `new` (constructor), `order` (making the order), `chunk`
-        /// (inside the stream), `requires`, `observe`, `finish`, `select` or
-        /// `choose`.
+        /// (inside the stream), `requires`, `observe`, `step` (a sampler's
+        /// per-step choice), `finish`, `select` or `choose`.
         pub panic_in: String = "none".to_string(),
         /// Return an error instead of panicking.
         pub error_instead: bool = false,
@@ -25,13 +25,17 @@ params! {
         /// objectives `weights-0.6`, `negative-weight`, `nan-weight`,
         /// `no-sets`, `over-budget`, `not-a-node`, `host-name` (a figure
         /// named as one of the host's, kept apart); finetuners `bad-layer`,
-        /// `host-name`.
+        /// `host-name`; a selecting sampler's choice `choose-twice`,
+        /// `choose-outside`, `choose-none`, `step-weight-nan`.
         pub breaks: String = "none".to_string(),
         /// A metric's or sampler's one observation request: `split/kind`
         /// (empty: none).
         pub request: String = String::new(),
         /// A sampler's declared mode: `permutation`, `subset` or `with-replacement`.
         pub sampling: String = "permutation".to_string(),
+        /// A sampler's candidates per step (0: no per-step selection); it
+        /// keeps the first `train.batch_size` of them.
+        pub candidates: u32 = 0,
     }
 }
 
@@ -113,6 +117,22 @@ impl Sampler for FaultySampler {
                 Some(chunks.remove(0))
             }
         })))
+    }
+
+    fn candidates(&self) -> Option<u32> {
+        (self.0.candidates > 0).then_some(self.0.candidates)
+    }
+
+    fn select(&mut self, candidates: &Candidates, _host: &Host) -> Result<Chosen> {
+        fault(&self.0, "step")?;
+        let n = candidates.len() as u32;
+        Ok(match self.0.breaks.as_str() {
+            "choose-twice" => Chosen::positions(vec![0, 0]),
+            "choose-outside" => Chosen::positions(vec![n]),
+            "choose-none" => Chosen::positions(vec![]),
+            "step-weight-nan" => Chosen::positions(vec![0]).weighted(vec![f32::NAN]),
+            _ => Chosen::positions((0..n.min(candidates.batch_size as u32)).collect()),
+        })
     }
 }
 
@@ -240,7 +260,7 @@ impl tessera_sdk::Finetuner for FaultyFinetuner {
             _ => vec![0],
         };
         let _ = layers;
-        Ok(Selection { trainable: trainable.into(), report })
+        Ok(Selection::layers(trainable, report))
     }
 }
 

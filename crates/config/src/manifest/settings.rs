@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::reference::{one_of, settings, SettingType};
 use crate::choice::{
     DataSource, DeviceChoice, EdgeDirection, EdgeListFormat, GraphCache, GraphGenerator, ModelKind, Optimizer,
-    OracleOrder, PretrainMethod, ProbabilityModel, Schedule, Split, StorageAccess, StorageMode, StoragePreset,
-    StoredOrder,
+    OracleOrder, PretrainMethod, ProbabilityModel, ReferenceData, Schedule, Split, StorageAccess, StorageMode,
+    StoragePreset, StoredOrder,
 };
 
 /// What a variant runs.
@@ -390,7 +390,10 @@ settings! {
         /// `none`, or the network to train, in the terms of `[model]`: `linear`
         /// is multinomial logistic regression on the flattened inputs.
         pub model: ModelConfig = ModelConfig { kind: ModelKind::None, ..ModelConfig::default() };
-        /// Passes over the training split (Adam, full-size batches of
+        /// The split it trains on: `train` (its labels as given) or
+        /// `validation` (held out: an irreducible-loss model for RHO-LOSS).
+        pub data: ReferenceData = ReferenceData::Train;
+        /// Passes over its split (Adam, full-size batches of
         /// `batch_size`); 0 keeps `model.weights` as loaded.
         pub epochs: u64 = 200, range "[0, 100000]";
         /// Examples per step.

@@ -217,7 +217,7 @@ fn variant_diagnostics(
         let params = spec.params_text();
         let result = match kind {
             ComponentKind::Sampler => registry.new_sampler(&spec.id, &params).map(|s| created.sampler = Some(s)),
-            ComponentKind::Finetuner => registry.new_finetuner(&spec.id, &params).map(drop),
+            ComponentKind::Finetuner => registry.new_finetuner(&spec.id, &params).map(|f| created.finetuner = Some(f)),
             ComponentKind::Metric => registry.new_metric(&spec.id, &params).map(|m| created.metrics.push((spec, m))),
             ComponentKind::GraphObjective => registry.new_graph_objective(&spec.id, &params).map(drop),
         };
@@ -289,6 +289,7 @@ fn variant_diagnostics(
 #[derive(Default)]
 struct Created<'v> {
     sampler: Option<SamplerHandle>,
+    finetuner: Option<crate::plugin::FinetunerHandle>,
     metrics: Vec<(&'v ComponentSpec, MetricHandle)>,
 }
 
@@ -316,6 +317,9 @@ fn validation_diagnostics(
         if variant.finetuner.is_some() {
             problems.extend(crate::validate::oracle_order(&variant.settings, spec, sampler));
         }
+    }
+    if let (Some(spec), Some(finetuner)) = (&variant.finetuner, &created.finetuner) {
+        problems.extend(crate::validate::finetuner_requests(&variant.settings, spec, finetuner));
     }
     problems.into_iter().map(|p| manifest.diagnostic(variant.index, overrides, &p.key, p.message, p.hint)).collect()
 }

@@ -5,8 +5,8 @@
 use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RVec};
 use tessera_sdk::ffi::{FinetunerBox, GraphObjectiveBox, MetricBox, OracleServices, OrderStreamBox, SamplerBox};
 use tessera_sdk::{
-    Checkpoint, ErrorKind, GraphView, LayerInfo, Observation, ObservationRequest, OracleAnswer, OracleQuery,
-    PluginError, Report, Sampling, Schedule, SeedChoice, Selection, StorageLayout,
+    Candidates, Checkpoint, Chosen, ErrorKind, GraphView, LayerInfo, Observation, ObservationRequest, OracleAnswer,
+    OracleQuery, PluginError, Report, Sampling, Schedule, SeedChoice, Selection, StorageLayout,
 };
 
 use super::*;
@@ -83,7 +83,7 @@ impl SamplerHandle {
         layout: &StorageLayout,
         epoch: u64,
         ctx: &CallContext,
-    ) -> Result<Option<Vec<f32>>, WeightsError> {
+    ) -> Result<Option<Vec<f32>>, CheckedError> {
         let weights = into_result(&self.id, self.inner.example_weights(layout, epoch, &ctx.services()))?;
         let Some(weights) = weights.into_option() else { return Ok(None) };
         crate::contract::example_weights(&self.id, epoch + 1, &weights, layout.examples)?;
@@ -94,11 +94,24 @@ impl SamplerHandle {
     pub fn finish(&mut self, ctx: &CallContext) -> Result<Report, ComponentError> {
         into_result(&self.id, self.inner.finish(&ctx.services()))
     }
+
+    /// The candidates per step it selects among, if it selects per step.
+    pub fn candidates(&self) -> Result<Option<u32>, ComponentError> {
+        Ok(into_result(&self.id, self.inner.candidates())?.into_option())
+    }
+
+    /// Its choice among one step's candidates; an error when the choice
+    /// breaks the contract.
+    pub fn select(&mut self, candidates: &Candidates, ctx: &CallContext) -> Result<Chosen, CheckedError> {
+        let chosen = into_result(&self.id, self.inner.select(candidates, &ctx.services()))?;
+        crate::contract::chosen(&self.id, candidates.step, &chosen, candidates.len())?;
+        Ok(chosen)
+    }
 }
 
-/// Why a sampler's loss weights were refused: its error, or a broken contract.
+/// Why a component's answer was refused: its error, or a broken contract.
 #[derive(Debug, thiserror::Error)]
-pub enum WeightsError {
+pub enum CheckedError {
     /// The sampler failed.
     #[error(transparent)]
     Component(#[from] ComponentError),
@@ -164,16 +177,47 @@ extern "C" fn oracle_ask(context: *mut (), query: &OracleQuery) -> RResult<Oracl
 }
 
 impl FinetunerHandle {
-    /// Asks the finetuner which layers to train.
+    /// Asks the finetuner which layers to train; an error when its answer
+    /// breaks the contract.
     pub fn select(
         &mut self,
         layers: &[LayerInfo],
         oracle: &mut dyn OracleImpl,
         ctx: &CallContext,
-    ) -> Result<Selection, ComponentError> {
+    ) -> Result<Selection, CheckedError> {
         let mut state = OracleState { oracle };
         let mut services = OracleServices { context: &mut state as *mut OracleState as *mut (), ask: oracle_ask };
-        into_result(&self.id, self.inner.select(RSlice::from_slice(layers), &mut services, &ctx.services()))
+        let selection =
+            into_result(&self.id, self.inner.select(RSlice::from_slice(layers), &mut services, &ctx.services()))?;
+        crate::contract::selection(&self.id, &selection, layers)?;
+        Ok(selection)
+    }
+
+    /// The observations it needs before each epoch; an error when `requires` panicked.
+    pub fn requires(&self) -> Result<Vec<ObservationRequest>, ComponentError> {
+        unpanicked_requests(&self.id, self.inner.requires().into_vec())
+    }
+
+    /// Hands it the observations it asked for before an epoch; its new
+    /// selection, if any, checked against the model's `layers`.
+    pub fn revise(
+        &mut self,
+        checkpoint: &Checkpoint,
+        observations: &[Observation],
+        layers: &[LayerInfo],
+        ctx: &CallContext,
+    ) -> Result<Option<Selection>, CheckedError> {
+        let slice = RSlice::from_slice(observations);
+        let revised = into_result(&self.id, self.inner.revise(checkpoint, slice, &ctx.services()))?.into_option();
+        if let Some(selection) = &revised {
+            crate::contract::selection(&self.id, selection, layers)?;
+        }
+        Ok(revised)
+    }
+
+    /// Its report after training.
+    pub fn finish(&mut self, ctx: &CallContext) -> Result<Report, ComponentError> {
+        into_result(&self.id, self.inner.finish(&ctx.services()))
     }
 }
 

@@ -28,7 +28,7 @@ pub(super) struct Body {
 }
 
 pub(super) fn trainable(name: String, module: Box<dyn ModuleT>) -> Block {
-    Block { name, module, trainable: true }
+    Block { name, module, trainable: true.into() }
 }
 
 /// `mlp`: dense blocks `layer0`, `layer1`, …; `linear`: none (the head alone,

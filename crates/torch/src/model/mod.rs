@@ -11,13 +11,17 @@ use crate::manifest::{ModelConfig, ModelKind};
 
 mod blocks;
 mod bodies;
+mod rates;
 
 use bodies::*;
+pub use rates::last_layer_gradient_norms;
 
 struct Block {
     name: String,
     module: Box<dyn ModuleT>,
-    trainable: bool,
+    /// Whether it trains (BatchNorm statistics included); a finetuner may
+    /// change it during training.
+    trainable: std::cell::Cell<bool>,
 }
 
 /// A TorchScript module whose top-level submodules are its blocks.
@@ -37,8 +41,12 @@ pub struct Model {
     blocks: Vec<Block>,
     /// The linear head (None for TorchScript models, whose last block is theirs).
     head: Option<nn::Linear>,
-    head_trainable: bool,
+    head_trainable: std::cell::Cell<bool>,
     layers: Vec<LayerInfo>,
+    /// Each layer's weight tensors (as `layers` lists them).
+    tensors: Vec<Vec<Tensor>>,
+    /// Tensors whose steps are scaled by a learning-rate multiplier other than 1.
+    scaled: std::cell::RefCell<Vec<(Tensor, f32)>>,
     script: Option<ScriptNet>,
     /// Shape of one example at the input of each block (and of the head, last).
     block_inputs: Vec<Vec<i64>>,
@@ -76,8 +84,10 @@ impl Model {
             input_shape: body.input_shape,
             blocks: body.blocks,
             head: Some(head),
-            head_trainable: true,
+            head_trainable: true.into(),
             layers: vec![],
+            tensors: vec![],
+            scaled: Default::default(),
             script: None,
             block_inputs: vec![],
             start: 0,
@@ -144,16 +154,25 @@ impl Model {
             .enumerate()
             .map(|(i, (name, vars))| {
                 let params: u64 = vars.iter().filter_map(|v| variables.get(v)).map(|t| t.numel() as u64).sum();
-                LayerInfo { name: name.as_str().into(), parameters: params, flops: 2 * params, position: i as u32 }
+                LayerInfo::new(name, params, 2 * params, i as u32)
             })
             .collect();
+        let named: Vec<Vec<(String, Tensor)>> = block_vars
+            .iter()
+            .map(|(_, vars)| {
+                vars.iter().filter_map(|v| variables.get(v).map(|t| (v.clone(), t.shallow_clone()))).collect()
+            })
+            .collect();
+        let (layers, tensors) = rates::with_tensors(layers, named);
         Ok(Model {
             vs,
             input_shape,
             blocks: vec![],
             head: None,
-            head_trainable: false,
+            head_trainable: false.into(),
             layers,
+            tensors,
+            scaled: Default::default(),
             script: Some(ScriptNet { module: std::sync::Mutex::new((module, false)), block_vars, has_features }),
             block_inputs: vec![],
             start: 0,
@@ -232,23 +251,14 @@ impl Model {
                 x = block.module.forward_t(&x, false);
                 let spatial: i64 = if x.dim() == 4 { x.size()[2] * x.size()[3] } else { 1 };
                 let params = count(&block.name);
-                layers.push(LayerInfo {
-                    name: block.name.as_str().into(),
-                    parameters: params,
-                    flops: 2 * params * spatial as u64,
-                    position: i as u32,
-                });
+                layers.push(LayerInfo::new(&block.name, params, 2 * params * spatial as u64, i as u32));
             }
         });
         block_inputs.push(vec![x.flatten(1, -1).size()[1]]);
         let params = count("head");
-        layers.push(LayerInfo {
-            name: "head".into(),
-            parameters: params,
-            flops: 2 * params,
-            position: self.blocks.len() as u32,
-        });
-        self.layers = layers;
+        layers.push(LayerInfo::new("head", params, 2 * params, self.blocks.len() as u32));
+        let named = layers.iter().map(|l| rates::weights_under(&variables, &format!("{}.", l.name))).collect();
+        (self.layers, self.tensors) = rates::with_tensors(layers, named);
         self.block_inputs = block_inputs;
         Ok(())
     }
@@ -333,7 +343,7 @@ impl Model {
         shape.extend_from_slice(&self.block_inputs[from]);
         let mut h = h.reshape(shape.as_slice());
         for block in &self.blocks[from..to] {
-            h = block.module.forward_t(&h, train && block.trainable);
+            h = block.module.forward_t(&h, train && block.trainable.get());
         }
         h.flatten(1, -1)
     }
@@ -356,7 +366,7 @@ impl Model {
                     .flat_map(|(_, vars)| vars)
                     .all(|v| variables.get(v).is_some_and(|t| t.requires_grad()))
             }
-            None => self.blocks.iter().all(|b| b.trainable) && self.head_trainable,
+            None => self.blocks.iter().all(|b| b.trainable.get()) && self.head_trainable.get(),
         }
     }
 
@@ -380,11 +390,12 @@ impl Model {
 
     /// Makes exactly the blocks at `positions` trainable (the head is the
     /// last position); freezes the rest, BatchNorm statistics included.
-    pub fn set_trainable(&mut self, positions: &[u32]) -> Result<()> {
+    pub fn set_trainable(&self, positions: &[u32]) -> Result<()> {
         if let Some(&bad) = positions.iter().find(|&&p| p as usize >= self.layers.len()) {
             bail!("layer position {bad} does not exist (the model has {} layers)", self.layers.len());
         }
         if let Some(script) = &self.script {
+            self.scaled.borrow_mut().clear();
             let variables = self.vs.variables();
             for (i, (_, vars)) in script.block_vars.iter().enumerate() {
                 for v in vars {
@@ -395,17 +406,18 @@ impl Model {
             }
             return Ok(());
         }
+        self.scaled.borrow_mut().clear();
         let head = self.blocks.len() as u32;
-        for (i, block) in self.blocks.iter_mut().enumerate() {
-            block.trainable = positions.contains(&(i as u32));
+        for (i, block) in self.blocks.iter().enumerate() {
+            block.trainable.set(positions.contains(&(i as u32)));
         }
-        self.head_trainable = positions.contains(&head);
+        self.head_trainable.set(positions.contains(&head));
         let trainable: Vec<String> = self
             .blocks
             .iter()
-            .filter(|b| b.trainable)
+            .filter(|b| b.trainable.get())
             .map(|b| format!("{}.", b.name))
-            .chain(self.head_trainable.then(|| "head.".to_string()))
+            .chain(self.head_trainable.get().then(|| "head.".to_string()))
             .collect();
         for (name, var) in self.vs.variables() {
             if name.ends_with("running_mean") || name.ends_with("running_var") || name.ends_with("num_batches_tracked")

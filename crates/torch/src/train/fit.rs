@@ -10,7 +10,9 @@ use crate::error::{bail, Result};
 use tch::nn;
 use tessera_sdk::Checkpoint;
 
-use super::{checkpoint_steps, learning_rate, optimizer, per_example, Batch, Diverged, FitHooks, FitSummary};
+use super::{
+    checkpoint_steps, learning_rate, optimizer, per_example, Batch, Diverged, FitHooks, FitSummary, SelectionLog,
+};
 use crate::manifest::TrainConfig;
 use crate::model::Model;
 use crate::storage::IoStats;
@@ -22,7 +24,11 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
     if cfg.batch_size == 0 {
         bail!("train.batch_size must be at least 1");
     }
-    let mut fitting = Fitting::new(model, n, cfg)?;
+    let candidates = hooks.select.as_ref().map(|s| s.candidates);
+    if candidates.is_some_and(|b| b < cfg.batch_size) {
+        bail!("per-step selection needs at least train.batch_size = {} candidates per step", cfg.batch_size);
+    }
+    let mut fitting = Fitting::new(model, n, cfg, candidates)?;
     for epoch in 0..cfg.epochs {
         if fitting.epoch(epoch, &mut hooks)? {
             break;
@@ -32,22 +38,26 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
 }
 
 /// The batch's training loss: the mean cross-entropy, or, with a sampler's
-/// loss weights (by example id), the mean of each example's loss times its
-/// weight. A sampler without weights trains exactly as before.
+/// loss weights (by example id, and per position from a step's choice), the
+/// mean of each example's loss times its weights. A sampler without weights
+/// trains exactly as before.
 pub(super) fn batch_loss(
     logits: &tch::Tensor,
     batch: &Batch,
     weights: Option<&std::cell::RefCell<Option<Vec<f32>>>>,
+    step_weights: Option<&[f32]>,
 ) -> Result<tch::Tensor> {
     let weights = weights.map(|w| w.borrow());
-    let Some(by_id) = weights.as_ref().and_then(|w| w.as_ref()) else {
+    let by_id = weights.as_ref().and_then(|w| w.as_ref());
+    if by_id.is_none() && step_weights.is_none() {
         return Ok(logits.cross_entropy_for_logits(&batch.y));
-    };
-    let mut of_batch = Vec::with_capacity(batch.ids.len());
-    for &id in &batch.ids {
-        match by_id.get(id as usize) {
-            Some(&w) => of_batch.push(w),
-            None => bail!("example {id} has no loss weight ({} weights)", by_id.len()),
+    }
+    let mut of_batch = step_weights.map_or_else(|| vec![1.0; batch.ids.len()], <[f32]>::to_vec);
+    for (w, &id) in of_batch.iter_mut().zip(&batch.ids) {
+        match by_id.map(|by_id| by_id.get(id as usize)) {
+            Some(Some(&by_id)) => *w *= by_id,
+            Some(None) => bail!("example {id} has no loss weight ({} weights)", by_id.map_or(0, Vec::len)),
+            None => {}
         }
     }
     let w = tch::Tensor::from_slice(&of_batch).to_device(logits.device());
@@ -67,6 +77,12 @@ struct Fitting<'m> {
     accumulate: u64,
     /// Examples to train on at most (`train.max_examples`).
     budget: u64,
+    /// Candidates per step with per-step selection, else `train.batch_size`.
+    draw: usize,
+    /// Examples of the epoch orders drawn so far (trained or, with per-step
+    /// selection, scored): what an epoch's progress counts.
+    drawn: u64,
+    selection: Option<SelectionLog>,
     total_steps: u64,
     /// Steps `checkpoint_steps`/`checkpoint_log` add.
     extra_checkpoints: BTreeSet<u64>,
@@ -88,10 +104,18 @@ struct Fitting<'m> {
 }
 
 impl<'m> Fitting<'m> {
-    fn new(model: &'m Model, n: u64, cfg: &'m TrainConfig) -> Result<Self> {
+    fn new(model: &'m Model, n: u64, cfg: &'m TrainConfig, candidates: Option<usize>) -> Result<Self> {
         let budget = cfg.max_examples.unwrap_or(u64::MAX);
         let accumulate = cfg.accumulate.max(1);
-        let total_steps = (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64 * accumulate);
+        let draw = candidates.unwrap_or(cfg.batch_size);
+        let total_steps = match candidates {
+            None => (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64 * accumulate),
+            // Steps are ⌈N/B⌉ per epoch, unless the budget of trained examples ends them sooner.
+            Some(b) => {
+                let batches = n.div_ceil(b as u64) * cfg.epochs;
+                batches.min(budget.div_ceil(cfg.batch_size as u64)).div_ceil(accumulate)
+            }
+        };
         Ok(Fitting {
             model,
             cfg,
@@ -99,6 +123,9 @@ impl<'m> Fitting<'m> {
             opt: optimizer(model, cfg)?,
             accumulate,
             budget,
+            draw,
+            drawn: 0,
+            selection: candidates.map(|_| SelectionLog::default()),
             total_steps,
             extra_checkpoints: checkpoint_steps(cfg, total_steps),
             micro: 0,
@@ -121,7 +148,7 @@ impl<'m> Fitting<'m> {
         let mut source = (hooks.epoch)(epoch)?;
         let seen_before = self.seen;
         self.visits.iter_mut().for_each(|v| *v = 0);
-        while let Some(batch) = source.next_batch(self.cfg.batch_size.min((self.budget - self.seen) as usize))? {
+        while let Some(batch) = source.next_batch(self.draw.min((self.budget - self.seen) as usize))? {
             if hooks.cancel.load(Ordering::Relaxed) {
                 bail!("cancelled");
             }
@@ -150,7 +177,7 @@ impl<'m> Fitting<'m> {
         }
         let started = Instant::now();
         let (step, seen) = (self.step, self.seen);
-        let cp = Checkpoint { step, epoch: seen as f64 / self.n as f64, examples_seen: seen, is_final: false };
+        let cp = Checkpoint { step, epoch: self.drawn as f64 / self.n as f64, examples_seen: seen, is_final: false };
         self.checkpoint(cp, hooks)?;
         Ok(started.elapsed().as_secs_f64())
     }
@@ -163,17 +190,29 @@ impl<'m> Fitting<'m> {
         Ok(())
     }
 
-    /// Trains on one batch; whether it was the last the budget allows.
-    fn batch(&mut self, epoch: u64, batch: &Batch, hooks: &mut FitHooks) -> Result<bool> {
-        for &id in &batch.ids {
+    /// Trains on one batch (with per-step selection: on the candidates the
+    /// sampler keeps); whether it was the last the budget allows.
+    fn batch(&mut self, epoch: u64, drawn: &Batch, hooks: &mut FitHooks) -> Result<bool> {
+        for &id in &drawn.ids {
             self.visits[id as usize] = self.visits[id as usize].saturating_add(1);
         }
         if let Some(visit) = hooks.visit.as_mut() {
-            visit(epoch, &batch.ids);
+            visit(epoch, &drawn.ids);
         }
+        self.drawn += drawn.ids.len() as u64;
+        let kept;
+        let (batch, step_weights) = match (hooks.select.as_mut(), self.selection.as_mut()) {
+            (Some(selection), Some(log)) => {
+                let limit = (self.budget - self.seen) as usize;
+                let at = (self.step, epoch, self.cfg.batch_size);
+                kept = log.select(self.model, drawn, at, selection, limit)?;
+                (&kept.0, kept.1.as_deref())
+            }
+            _ => (drawn, None),
+        };
         let started = Instant::now();
         let logits = self.model.forward_train(&batch.x);
-        let loss = batch_loss(&logits, batch, hooks.weights)?;
+        let loss = batch_loss(&logits, batch, hooks.weights, step_weights)?;
         if let Some(per_step) = hooks.per_step.as_mut() {
             let (losses, correct) = per_example(&logits, &batch.y)?;
             per_step(self.step, &batch.ids, &losses, &correct);
@@ -201,7 +240,8 @@ impl<'m> Fitting<'m> {
     /// Steps the optimizer at the scheduled learning rate.
     fn optimizer_step(&mut self, progress: Option<&indicatif::ProgressBar>) {
         self.opt.set_lr(learning_rate(self.cfg, self.step, self.total_steps));
-        self.opt.step();
+        let opt = &mut self.opt;
+        self.model.scaled_step(|| opt.step());
         self.micro = 0;
         self.step += 1;
         if let Some(bar) = progress {
@@ -241,7 +281,7 @@ impl<'m> Fitting<'m> {
     fn epoch_checkpoint(&mut self, epoch: u64, hooks: &mut FitHooks) -> Result<bool> {
         let exhausted = self.seen >= self.budget;
         let done = epoch + 1 == self.cfg.epochs || exhausted;
-        let epochs_done = if exhausted { self.seen as f64 / self.n as f64 } else { (epoch + 1) as f64 };
+        let epochs_done = if exhausted { self.drawn as f64 / self.n as f64 } else { (epoch + 1) as f64 };
         let cp = Checkpoint { step: self.step, epoch: epochs_done, examples_seen: self.seen, is_final: done };
         self.checkpoint(cp, hooks)?;
         Ok(done)
@@ -262,6 +302,7 @@ impl<'m> Fitting<'m> {
             train_seconds: seconds,
             examples_per_second: if seconds > 0.0 { self.seen as f64 / seconds } else { 0.0 },
             never_seen: self.ever.iter().filter(|&&e| !e).count() as u64,
+            selection: self.selection,
             ..self.summary
         }
     }
@@ -292,7 +333,7 @@ mod tests {
     fn loss_weights_scale_each_example_s_gradient_exactly() {
         let b = batch();
         let by_id = RefCell::new(Some(vec![9.0f32, 0.0, 1.0, 9.0, 2.0]));
-        let weighted = gradient(|w| batch_loss(&b.x.matmul(w), &b, Some(&by_id)).unwrap());
+        let weighted = gradient(|w| batch_loss(&b.x.matmul(w), &b, Some(&by_id), None).unwrap());
         // By hand: (2·g(id 4) + 0·g(id 1) + 1·g(id 2)) / 3, each g from its own example's loss.
         let one =
             |i: i64| gradient(|w| b.x.get(i).unsqueeze(0).matmul(w).cross_entropy_for_logits(&b.y.get(i).unsqueeze(0)));
@@ -308,13 +349,14 @@ mod tests {
         let b = batch();
         let none = RefCell::new(None);
         let plain = |w: &Tensor| b.x.matmul(w).cross_entropy_for_logits(&b.y);
-        assert_eq!(gradient(|w| batch_loss(&b.x.matmul(w), &b, Some(&none)).unwrap()), gradient(plain));
-        assert_eq!(gradient(|w| batch_loss(&b.x.matmul(w), &b, None).unwrap()), gradient(plain));
+        assert_eq!(gradient(|w| batch_loss(&b.x.matmul(w), &b, Some(&none), None).unwrap()), gradient(plain));
+        assert_eq!(gradient(|w| batch_loss(&b.x.matmul(w), &b, None, None).unwrap()), gradient(plain));
         let ones = RefCell::new(Some(vec![1.0f32; 5]));
-        let unit = batch_loss(&b.x.matmul(&Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu))), &b, Some(&ones));
+        let unit =
+            batch_loss(&b.x.matmul(&Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu))), &b, Some(&ones), None);
         let mean = b.x.matmul(&Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu))).cross_entropy_for_logits(&b.y);
         assert!((unit.unwrap().double_value(&[]) - mean.double_value(&[])).abs() < 1e-6, "weights of 1: the mean");
         let short = RefCell::new(Some(vec![1.0f32; 3]));
-        assert!(batch_loss(&b.x, &b, Some(&short)).is_err(), "id 4 has no weight");
+        assert!(batch_loss(&b.x, &b, Some(&short), None).is_err(), "id 4 has no weight");
     }
 }

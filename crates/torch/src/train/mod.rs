@@ -2,8 +2,10 @@
 //! evaluates at checkpoints and produces the observations metrics ask for.
 
 mod fit;
+mod select;
 
 pub use fit::fit;
+pub use select::{SelectHook, SelectionLog, StepSelection};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
@@ -291,7 +293,7 @@ pub fn observe(
     splits: &Splits,
     tensors: &[(&str, &TensorData)],
     storage: StorageView,
-    reference: &std::collections::BTreeMap<String, Vec<i64>>,
+    reference: &ReferenceOutputs,
     requests: &[ObservationRequest],
 ) -> Result<Vec<Observation>> {
     let split_names: BTreeSet<&str> = requests.iter().map(|r| r.split.as_str()).collect();
@@ -310,6 +312,7 @@ pub fn observe(
         let at = SplitView { split, data, splits, storage, reference };
         for kind in kinds {
             let array = match &outputs {
+                _ if TENSOR_KINDS.contains(&kind) => tensor_array(kind, model, t)?,
                 Some(outputs) if MODEL_KINDS.contains(&kind) => model_array(kind, outputs, t)?,
                 _ => data_array(kind, &at)?,
             };
@@ -320,13 +323,27 @@ pub fn observe(
 }
 
 /// The observations computed from the model's outputs on a split.
-const MODEL_KINDS: [&str; 5] = [
+const MODEL_KINDS: [&str; 6] = [
     observation::PREDICTIONS,
     observation::LOGITS,
     observation::PROBABILITIES,
     observation::FEATURES,
     observation::LOSS,
+    observation::LAST_LAYER_GRADIENT_NORMS,
 ];
+
+/// The observations of the model's weight tensors (one value per tensor).
+const TENSOR_KINDS: [&str; 2] = [observation::GRADIENT_NORMS, observation::WEIGHT_NORMS];
+
+/// Observation `kind` (one of [`TENSOR_KINDS`]) of `model`: its weight
+/// norms, or the gradient norms of its mean loss on a split.
+fn tensor_array(kind: &str, model: &Model, t: &TensorData) -> Result<Array> {
+    let norms = match kind {
+        observation::WEIGHT_NORMS => model.weight_norms()?,
+        _ => model.gradient_norms(&t.x, &t.y)?,
+    };
+    Ok(Array::f32(vec![norms.len() as u64], norms))
+}
 
 /// One split as the observations that need no model see it.
 struct SplitView<'a> {
@@ -334,7 +351,7 @@ struct SplitView<'a> {
     data: &'a Dataset,
     splits: &'a Splits,
     storage: StorageView<'a>,
-    reference: &'a std::collections::BTreeMap<String, Vec<i64>>,
+    reference: &'a ReferenceOutputs,
 }
 
 /// Observation `kind` (one of [`MODEL_KINDS`]) from the model's (features,
@@ -347,6 +364,9 @@ fn model_array(kind: &str, (features, logits): &(Tensor, Tensor), t: &TensorData
         observation::LOGITS => Array::f32(vec![n, width(logits)], to_vec_f32(logits)?),
         observation::PROBABILITIES => Array::f32(vec![n, width(logits)], to_vec_f32(&logits.softmax(-1, Kind::Float))?),
         observation::FEATURES => Array::f32(vec![n, width(features)], to_vec_f32(features)?),
+        observation::LAST_LAYER_GRADIENT_NORMS => {
+            Array::f32(vec![n], to_vec_f32(&crate::model::last_layer_gradient_norms(features, logits, &t.y))?)
+        }
         _ => {
             let loss = logits.log_softmax(-1, Kind::Float).gather(1, &t.y.unsqueeze(1), false).neg();
             Array::f32(vec![n], to_vec_f32(&loss)?)
@@ -379,11 +399,10 @@ fn data_array(kind: &str, at: &SplitView) -> Result<Array> {
             let clean = &splits.clean_train_labels;
             Array::i64(vec![n], if clean.is_empty() { at.data.labels.clone() } else { clean.clone() })
         }
-        observation::REFERENCE_PREDICTIONS => {
-            let predictions = at.reference.get(at.split).ok_or_else(|| {
+        observation::REFERENCE_PREDICTIONS | observation::REFERENCE_LOSS => {
+            at.reference.get(&(at.split.to_string(), kind.to_string())).cloned().ok_or_else(|| {
                 invalid!("observation `{kind}` needs a reference classifier: add `[reference] model = {{ kind = \"linear\" }}` to the manifest")
-            })?;
-            Array::i64(vec![n], predictions.clone())
+            })?
         }
         observation::ORDER => {
             let order = at.storage.order;
@@ -452,9 +471,25 @@ pub fn train_reference(
     Ok(Some(TrainedReference { model, figures }))
 }
 
+/// The `[reference]` classifier's observations (`reference-predictions`,
+/// `reference-loss`) by (split, kind).
+pub type ReferenceOutputs = std::collections::BTreeMap<(String, String), Array>;
+
 /// Hard predictions (argmax) of `model` on `data`.
 pub fn predictions(model: &Model, data: &TensorData) -> Result<Vec<i64>> {
     to_vec_i64(&tch::no_grad(|| model.forward(&data.x)).argmax(-1, false))
+}
+
+/// Observation `kind` of the reference classifier `model` on `data`: its
+/// hard predictions or each example's loss.
+pub fn reference_array(model: &Model, kind: &str, data: &TensorData) -> Result<Array> {
+    let logits = tch::no_grad(|| model.forward(&data.x));
+    let n = logits.size()[0] as u64;
+    if kind == observation::REFERENCE_PREDICTIONS {
+        return Ok(Array::i64(vec![n], to_vec_i64(&logits.argmax(-1, false))?));
+    }
+    let loss = logits.log_softmax(-1, Kind::Float).gather(1, &data.y.unsqueeze(1), false).neg();
+    Ok(Array::f32(vec![n], to_vec_f32(&loss)?))
 }
 
 /// The `[reference]` classifier after training, with its figures.
@@ -508,6 +543,8 @@ pub struct FitSummary {
     pub epoch_distinct: Vec<u64>,
     /// Stored examples no epoch visited.
     pub never_seen: u64,
+    /// Per-step selection's cost and choices, when a sampler selected.
+    pub selection: Option<SelectionLog>,
 }
 
 /// Training that produced a loss that is not finite: the variant fails.
@@ -552,6 +589,9 @@ pub struct FitHooks<'a, 'b> {
     /// gives any (the epoch hook sets them): each example's loss is
     /// multiplied by its weight before the batch mean.
     pub weights: Option<&'a std::cell::RefCell<Option<Vec<f32>>>>,
+    /// The sampler's per-step selection, if it selects: each batch of the
+    /// order is a step's candidates, and the step trains on those it keeps.
+    pub select: Option<StepSelection<'a, 'b>>,
 }
 
 impl<'a, 'b> FitHooks<'a, 'b> {
@@ -572,6 +612,7 @@ impl<'a, 'b> FitHooks<'a, 'b> {
             resumed: 0,
             sampler: None,
             weights: None,
+            select: None,
         }
     }
 }

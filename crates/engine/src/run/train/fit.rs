@@ -4,11 +4,10 @@
 //! in [`Observing`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 
 use crate::error::{bail, Result};
 use tch::Device;
-use tessera_sdk::{observation, Checkpoint, Observation, ObservationRequest, StorageLayout};
+use tessera_sdk::{observation, Candidates, Checkpoint, Chosen, Observation, ObservationRequest, StorageLayout};
 
 use super::{Stored, TrainJob};
 use crate::data::Splits;
@@ -18,8 +17,8 @@ use crate::run::progress::Reporter;
 use crate::run::setup::progress_bar;
 use crate::storage::{BlockLoader, EpochOrder};
 use crate::train::{
-    self, BatchSource, CurvePoint, Evaluation, FitHooks, FitSummary, MemorySource, ShardSource, StepLog, StorageView,
-    TensorData,
+    self, BatchSource, CurvePoint, Evaluation, FitHooks, FitSummary, MemorySource, ShardSource, StepLog, StepSelection,
+    StorageView, TensorData,
 };
 
 impl TrainJob<'_> {
@@ -31,14 +30,22 @@ impl TrainJob<'_> {
         reference: Option<&Model>,
     ) -> Result<(FitSummary, Vec<CurvePoint>)> {
         let requests = self.observation_requests(stored)?;
+        let candidates = self.sampler.candidates()?;
+        if let Some(b) = candidates.filter(|&b| (b as usize) < self.s.train.batch_size) {
+            bail!(
+                "{} draws {b} candidates per step, fewer than train.batch_size = {}: raise its `candidates` or lower the batch size",
+                self.sampler.id,
+                self.s.train.batch_size
+            );
+        }
         let tensors = FitTensors::new(&self.splits, self.train_on_disk, self.device);
         let named = tensors.named();
-        let reference = reference_predictions(reference, &requests.all(), &named)?;
-        let (layout, schedule, sampler_ctx) = (self.layout, self.schedule(), self.ctx("sampler"));
+        let reference = reference_outputs(reference, &requests.all(), &named)?;
+        let (layout, schedule, sampler_ctx) = (self.layout, self.schedule(candidates), self.ctx("sampler"));
         let batches = Batches::new(self, stored, tensors.train.as_ref());
         let bar = progress_bar(
             self.options,
-            batches.steps_per_epoch(self.s.train.batch_size) * self.s.train.epochs,
+            batches.steps_per_epoch(self.draw(candidates)) * self.s.train.epochs,
             self.variant.name.clone(),
         );
         // progress.json goes into the unit's folder, beside `work/` (whose
@@ -52,9 +59,15 @@ impl TrainJob<'_> {
         let log = FitLog::new(&requests, layout);
         let observing = Observing { splits: &self.splits, tensors: &named, reference: &reference };
         let (sampler_id, sampling) = (self.sampler.id.clone(), self.sampler.sampling());
-        let sampler = &mut self.sampler;
-        let weights = std::cell::RefCell::new(None);
+        let sampler = RefCell::new(&mut self.sampler);
+        let mut finetuning = self.finetuner.as_mut().filter(|f| !f.requests.is_empty());
+        let weights = RefCell::new(None);
         let mut epoch = |epoch: u64| -> tessera_torch::Result<Box<dyn BatchSource + '_>> {
+            if let Some(finetuning) = finetuning.as_mut() {
+                let observations = log.observe(model, &observing, &requests.finetuner, &log.finetuner_steps)?;
+                finetuning.revise(model, &log.epoch_checkpoint(epoch), &observations)?;
+            }
+            let mut sampler = sampler.borrow_mut();
             if !requests.sampler.is_empty() {
                 let observations = log.observe(model, &observing, &requests.sampler, &log.sampler_steps)?;
                 sampler.observe(&schedule, &log.epoch_checkpoint(epoch), &observations, &sampler_ctx)?;
@@ -62,6 +75,9 @@ impl TrainJob<'_> {
             let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
             *weights.borrow_mut() = sampler.example_weights(&layout, epoch, &sampler_ctx)?;
             Ok(batches.source(Box::new(order)))
+        };
+        let mut choose = |candidates: &Candidates| -> tessera_torch::Result<Chosen> {
+            Ok(sampler.borrow_mut().select(candidates, &sampler_ctx)?)
         };
         let mut visit = |epoch: u64, ids: &[u64]| log.visit(epoch, ids);
         let mut record =
@@ -85,6 +101,7 @@ impl TrainJob<'_> {
             per_step: if log.wants_steps() { Some(&mut record) } else { None },
             sampler: Some((&sampler_id, sampling)),
             weights: Some(&weights),
+            select: candidates.map(|b| StepSelection { candidates: b as usize, choose: &mut choose }),
             ..FitHooks::new(&mut epoch, &mut checkpoint, &self.options.cancel)
         };
         let summary = train::fit(model, layout.examples, &self.s.train, hooks)?;
@@ -108,14 +125,22 @@ impl TrainJob<'_> {
         if !sampler.is_empty() {
             self.train_in_memory(stored, "a sampler observing the training split")?;
         }
-        Ok(FitRequests { metrics, sampler })
+        let finetuner = self.finetuner.as_ref().map(|f| f.requests.clone()).unwrap_or_default();
+        Ok(FitRequests { metrics, sampler, finetuner })
+    }
+
+    /// Examples drawn from the order per batch: the sampler's candidates per
+    /// step when it selects, else `train.batch_size`.
+    fn draw(&self, candidates: Option<u32>) -> usize {
+        candidates.map_or(self.s.train.batch_size, |b| b as usize)
     }
 
     /// The schedule the sampler is told of: optimizer steps per epoch count
-    /// accumulated batches once.
-    fn schedule(&self) -> tessera_sdk::Schedule {
+    /// accumulated batches once (with per-step selection, a step draws its
+    /// candidates).
+    fn schedule(&self, candidates: Option<u32>) -> tessera_sdk::Schedule {
         let train = &self.s.train;
-        let per_step = train.batch_size.max(1) as u64 * train.accumulate.max(1);
+        let per_step = self.draw(candidates).max(1) as u64 * train.accumulate.max(1);
         tessera_sdk::Schedule {
             epochs: train.epochs,
             batch_size: train.batch_size as u64,
@@ -124,16 +149,17 @@ impl TrainJob<'_> {
     }
 }
 
-/// What the metrics and the sampler ask to observe.
+/// What the metrics, the sampler and the finetuner ask to observe.
 struct FitRequests {
     metrics: Vec<ObservationRequest>,
     sampler: Vec<ObservationRequest>,
+    finetuner: Vec<ObservationRequest>,
 }
 
 impl FitRequests {
-    /// Both lists, the metrics' first.
+    /// All three lists, the metrics' first.
     fn all(&self) -> Vec<ObservationRequest> {
-        self.metrics.iter().chain(&self.sampler).cloned().collect()
+        self.metrics.iter().chain(&self.sampler).chain(&self.finetuner).cloned().collect()
     }
 }
 
@@ -212,12 +238,12 @@ impl<'b> Batches<'b> {
 struct Observing<'a> {
     splits: &'a Splits,
     tensors: &'a [(&'static str, &'a TensorData)],
-    reference: &'a BTreeMap<String, Vec<i64>>,
+    reference: &'a train::ReferenceOutputs,
 }
 
 /// What the hooks of one fit share: the current epoch's order, the
 /// per-example step logs (since the last checkpoint for the metrics, since
-/// the last epoch for the sampler), and where training stood at the last
+/// the last epoch for the sampler and the finetuner), and where training stood at the last
 /// checkpoint.
 struct FitLog {
     layout: StorageLayout,
@@ -227,8 +253,10 @@ struct FitLog {
     progress: Cell<(u64, u64)>,
     metric_steps: RefCell<StepLog>,
     sampler_steps: RefCell<StepLog>,
+    finetuner_steps: RefCell<StepLog>,
     metrics_want_steps: bool,
     sampler_wants_steps: bool,
+    finetuner_wants_steps: bool,
     wants_order: bool,
 }
 
@@ -242,15 +270,17 @@ impl FitLog {
             progress: Cell::default(),
             metric_steps: RefCell::default(),
             sampler_steps: RefCell::default(),
+            finetuner_steps: RefCell::default(),
             metrics_want_steps: wants_steps(&requests.metrics),
             sampler_wants_steps: wants_steps(&requests.sampler),
+            finetuner_wants_steps: wants_steps(&requests.finetuner),
             wants_order: requests.all().iter().any(|r| r.kind.as_str() == observation::ORDER),
         }
     }
 
     /// Whether anyone observes per-example steps.
     fn wants_steps(&self) -> bool {
-        self.metrics_want_steps || self.sampler_wants_steps
+        self.metrics_want_steps || self.sampler_wants_steps || self.finetuner_wants_steps
     }
 
     /// Appends a batch's ids to the epoch's order.
@@ -264,16 +294,18 @@ impl FitLog {
 
     /// Logs a batch's per-example losses for whoever observes them.
     fn record(&self, step: u64, ids: &[u64], losses: &[f32], correct: &[i64]) {
-        for (wants, log) in
-            [(self.metrics_want_steps, &self.metric_steps), (self.sampler_wants_steps, &self.sampler_steps)]
-        {
+        for (wants, log) in [
+            (self.metrics_want_steps, &self.metric_steps),
+            (self.sampler_wants_steps, &self.sampler_steps),
+            (self.finetuner_wants_steps, &self.finetuner_steps),
+        ] {
             if wants {
                 log.borrow_mut().record(step, ids, losses, correct);
             }
         }
     }
 
-    /// The checkpoint the sampler observes at the start of `epoch`.
+    /// The checkpoint the sampler and the finetuner observe at the start of `epoch`.
     fn epoch_checkpoint(&self, epoch: u64) -> Checkpoint {
         let (step, examples_seen) = self.progress.get();
         Checkpoint { step, epoch: epoch as f64, examples_seen, is_final: false }
@@ -309,19 +341,21 @@ fn curve_point(cp: &Checkpoint, train_loss: f64, eval: Evaluation) -> CurvePoint
     }
 }
 
-/// The reference classifier's predictions on each split a metric asks about.
-fn reference_predictions(
+/// The reference classifier's predictions and losses on each split a
+/// metric or the sampler asks about, computed once.
+fn reference_outputs(
     reference: Option<&Model>,
     requests: &[ObservationRequest],
     tensors: &[(&str, &TensorData)],
-) -> Result<BTreeMap<String, Vec<i64>>> {
-    let mut predictions = BTreeMap::new();
-    let Some(l) = reference else { return Ok(predictions) };
-    for r in requests.iter().filter(|r| r.kind.as_str() == observation::REFERENCE_PREDICTIONS) {
+) -> Result<train::ReferenceOutputs> {
+    let mut outputs = train::ReferenceOutputs::new();
+    let Some(l) = reference else { return Ok(outputs) };
+    let kinds = [observation::REFERENCE_PREDICTIONS, observation::REFERENCE_LOSS];
+    for r in requests.iter().filter(|r| kinds.contains(&r.kind.as_str())) {
         let Some((_, data)) = tensors.iter().find(|(name, _)| *name == r.split.as_str()) else {
             bail!("split `{}` is not loaded (known: train, validation, test)", r.split);
         };
-        predictions.insert(r.split.to_string(), train::predictions(l, data)?);
+        outputs.insert((r.split.to_string(), r.kind.to_string()), train::reference_array(l, &r.kind, data)?);
     }
-    Ok(predictions)
+    Ok(outputs)
 }

@@ -17,15 +17,15 @@ use std::time::Instant;
 
 use crate::error::{bail, invalid, Result};
 use tch::Device;
-use tessera_sdk::{LayerInfo, StorageLayout};
+use tessera_sdk::StorageLayout;
 
+mod finetune;
 mod fit;
 
 use super::metrics::finish_metrics;
 use super::setup::{progress_bar, role_seed, set_up_libtorch};
 use super::{RunOptions, Session};
 use crate::data::{self, Splits};
-use crate::finetune::{CandidateOrder, CandidateSampler};
 use crate::manifest::{Settings, Variant};
 use crate::model::Model;
 use crate::plugin::{CallContext, MetricHandle, SamplerHandle};
@@ -57,6 +57,7 @@ pub(super) fn run_train(
     }
     finish_metrics(&mut job.metrics, &job.metric_ctx, &mut job.reports, (unit_dir, &variant.name))?;
     job.finish_sampler()?;
+    job.finish_finetuner()?;
     job.engine_report(&model, &summary, &curve)?;
     Ok(job.reports)
 }
@@ -80,6 +81,8 @@ struct TrainJob<'a> {
     train_source: TrainSource,
     /// Whether `splits.train` lacks its features (they are in the shards).
     train_on_disk: bool,
+    /// The finetuner after its selection, kept to revise it and report.
+    finetuner: Option<finetune::Finetuning>,
 }
 
 /// Where the training split comes from.
@@ -141,6 +144,7 @@ impl<'a> TrainJob<'a> {
             reports: BTreeMap::new(),
             train_source,
             train_on_disk,
+            finetuner: None,
         })
     }
 
@@ -169,12 +173,13 @@ impl<'a> TrainJob<'a> {
     /// Phase 2: the reference classifier L, trained on the stored training
     /// split before any sampler reorders it, so every variant compares with the same L.
     fn train_reference(&mut self, stored: &Stored) -> Result<Option<Model>> {
-        if self.s.reference.model.kind != crate::choice::ModelKind::None {
+        let on_train = self.s.reference.data == crate::choice::ReferenceData::Train;
+        if self.s.reference.model.kind != crate::choice::ModelKind::None && on_train {
             self.train_in_memory(stored, "the reference classifier")?;
         }
         let seed = role_seed(self.s.experiment.seed, "reference");
-        let trained =
-            train::train_reference(&self.s.reference, &self.splits.train, &self.splits.test, self.device, seed)?;
+        let data = if on_train { &self.splits.train } else { &self.splits.validation };
+        let trained = train::train_reference(&self.s.reference, data, &self.splits.test, self.device, seed)?;
         Ok(trained.map(|train::TrainedReference { model, figures }| {
             let mut report = ReportJson::default();
             report.scalars.extend(figures.into_iter().map(|(k, v)| (k.to_string(), v)));
@@ -226,99 +231,6 @@ impl<'a> TrainJob<'a> {
         log::info!("{}: {} pretraining done, encoder saved", self.variant.name, s.pretrain.method);
         self.reports.insert("pretrain".to_string(), report);
         Ok(model)
-    }
-
-    /// Phase 5 (4 with `train.oracle_order = "shuffle"`): the finetuner's
-    /// choice of trainable layers (the head always trains). Its own report
-    /// goes under its id; the host's (the oracle's figures, the layers
-    /// chosen) under `finetuner`.
-    fn select_layers(&mut self, model: &mut Model, stored: &Stored) -> Result<()> {
-        let Some(spec) = self.variant.finetuner.clone() else { return Ok(()) };
-        self.train_in_memory(stored, "the finetuner's oracle")?;
-        let layers: Vec<LayerInfo> = model.layers();
-        let mut finetuner = self.session.registry.new_finetuner(&spec.id, &spec.params_text())?;
-        let order = self.candidate_order()?;
-        let mut oracle = crate::finetune::FinetuneOracle::new(model, self.oracle_setup(), order);
-        let mut finetuner_ctx = self.ctx("finetuner");
-        finetuner_ctx.progress = progress_bar(self.options, 0, format!("{}: {}", self.variant.name, spec.id));
-        let started = Instant::now();
-        let selection = finetuner.select(&layers, &mut oracle, &finetuner_ctx)?;
-        let search_seconds = started.elapsed().as_secs_f64();
-        if let Some(bar) = finetuner_ctx.progress {
-            bar.finish_and_clear();
-        }
-        crate::contract::layers(&spec.id, &selection.trainable, layers.len())?;
-        let head = layers.len() as u32 - 1;
-        let mut trainable: Vec<u32> = selection.trainable.iter().copied().chain([head]).collect();
-        trainable.sort_unstable();
-        trainable.dedup();
-        let plugin_report =
-            super::arrays::kept_report(self.unit_dir, &self.variant.name, &spec.id, &spec.id, &selection.report)?;
-        let mut report = ReportJson::default();
-        report.scalars.insert("search_seconds".into(), search_seconds);
-        oracle.add_to_report(&mut report, &layers, &CostModel::preset(self.s.storage.preset));
-        drop(oracle);
-        model.set_trainable(&trainable)?;
-        report.scalars.insert("trainable_blocks".into(), (trainable.len() - 1) as f64);
-        report.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
-        // What the chosen layers cost: parameters trained, and the search for them.
-        report.headline.extend(["trainable_parameters".into(), "search_seconds".into()]);
-        report.tables.push(trainable_layers_table(&trainable, &layers));
-        self.reports.insert(spec.id.clone(), plugin_report);
-        self.reports.insert("finetuner".to_string(), report);
-        let names: Vec<&str> =
-            trainable.iter().filter_map(|&p| layers.get(p as usize)).map(|l| l.name.as_str()).collect();
-        log::info!("{}: training {} ({} of {} layers)", spec.id, names.join(" "), trainable.len(), layers.len());
-        Ok(())
-    }
-
-    /// How the oracle trains each candidate: the epochs, batch size and
-    /// optimizer of `[train]` for `train.oracle_epochs`, no checkpoints.
-    fn oracle_setup(&self) -> crate::finetune::OracleSetup<'_> {
-        let s = &self.s;
-        let config = crate::manifest::TrainConfig {
-            epochs: s.train.oracle_epochs,
-            checkpoint_every: 0,
-            checkpoint_steps: vec![],
-            checkpoint_log: 0,
-            max_examples: None,
-            ..s.train.clone()
-        };
-        crate::finetune::OracleSetup {
-            model: &s.model,
-            train: &self.splits.train,
-            validation: &self.splits.validation,
-            config,
-            seed: role_seed(s.experiment.seed, "oracle"),
-            device: self.device,
-            cache_bytes: s.train.oracle_cache_mb << 20,
-        }
-    }
-
-    /// The order oracle candidates train in (`train.oracle_order`): a fresh
-    /// instance of the variant's sampler each, or the host's shuffle.
-    fn candidate_order(&self) -> Result<CandidateOrder<'a>> {
-        if self.s.train.oracle_order == crate::choice::OracleOrder::Shuffle {
-            return Ok(CandidateOrder::Shuffle);
-        }
-        if !self.sampler.requires()?.is_empty() {
-            bail!(
-                "{}: the finetuner's oracle cannot train candidates with this sampler, which observes training \
-                 (the oracle gives its candidates no observations): set train.oracle_order = \"shuffle\"",
-                self.sampler.id
-            );
-        }
-        let (session, spec) = (self.session, self.variant.sampler.as_ref().ok_or_else(|| invalid!("no sampler"))?);
-        let (id, params) = (spec.id.clone(), spec.params_text());
-        let storage = &self.s.storage;
-        Ok(CandidateOrder::Sampler {
-            make: Box::new(move || {
-                Ok(Box::new(session.registry.new_sampler(&id, &params)?) as Box<dyn CandidateSampler>)
-            }),
-            layout: self.layout,
-            access: storage.access,
-            buffer_blocks: storage.buffer_blocks,
-        })
     }
 
     /// Phase 1: with `storage.mode = "shards"`, the training split written
@@ -556,11 +468,41 @@ impl<'a> TrainJob<'a> {
             std::fs::create_dir_all(path.parent().expect("a folder"))?;
             model.save(&path)?;
         }
+        if let Some(selection) = &summary.selection {
+            self.selection_figures(&mut engine, selection)?;
+        }
         engine.series.push(accuracy_by_modeled_io(summary, curve, &cost, s.storage.preset));
         engine.tables.push(io_table(summary, &cost));
         engine.series.extend(curve_series(curve));
         engine.tables.push(checkpoint_table(curve));
         self.reports.insert("engine".to_string(), engine);
+        Ok(())
+    }
+}
+
+impl TrainJob<'_> {
+    /// Per-step selection's cost (the extra forward passes) and what it
+    /// chose: each trained example's step and id (as `example-ids` gives
+    /// it), as the arrays `selected_steps` and `selected_ids`.
+    fn selection_figures(&self, engine: &mut ReportJson, selection: &train::SelectionLog) -> Result<()> {
+        let s = &mut engine.scalars;
+        s.insert("selection_forward_examples".into(), selection.forward_examples as f64);
+        s.insert("selection_forward_seconds".into(), selection.forward_seconds);
+        s.insert("selected_examples".into(), selection.ids.len() as f64);
+        let train_ids = &self.splits.train_ids;
+        let original = |i: u64| train_ids.get(i as usize).copied().unwrap_or(i) as i64;
+        let k = selection.ids.len() as u64;
+        let mut arrays = tessera_sdk::Report::new();
+        arrays.array(
+            "selected_steps",
+            tessera_sdk::Array::i64(vec![k], selection.steps.iter().map(|&t| t as i64).collect()),
+        );
+        arrays.array(
+            "selected_ids",
+            tessera_sdk::Array::i64(vec![k], selection.ids.iter().map(|&i| original(i)).collect()),
+        );
+        let kept = super::arrays::kept_report(self.unit_dir, &self.variant.name, "engine", "engine", &arrays)?;
+        engine.arrays.extend(kept.arrays);
         Ok(())
     }
 }
@@ -623,21 +565,6 @@ fn visit_figures(engine: &mut ReportJson, summary: &FitSummary) {
     // How much of the data an adaptive sampler used is what it is about.
     engine.headline.push("distinct_per_epoch".into());
     engine.scalars.insert("examples_never_seen".into(), summary.never_seen as f64);
-}
-
-/// The `trainable_layers` table of the finetuner's report.
-fn trainable_layers_table(trainable: &[u32], layers: &[LayerInfo]) -> report::TableJson {
-    report::TableJson {
-        name: "trainable_layers".into(),
-        columns: vec!["position".into(), "layer".into(), "parameters".into()],
-        rows: trainable
-            .iter()
-            .filter_map(|&p| layers.get(p as usize))
-            .map(|l| {
-                vec![serde_json::json!(l.position), serde_json::json!(l.name.as_str()), serde_json::json!(l.parameters)]
-            })
-            .collect(),
-    }
 }
 
 /// Accuracy against cumulative modeled I/O time, at the end of each epoch.
