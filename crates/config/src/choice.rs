@@ -147,6 +147,16 @@ choice! {
 }
 
 choice! {
+    /// `data.shift.splits`: the splits `[data.shift]` moves.
+    pub enum ShiftSplits {
+        /// Only the `shifted` split, a shifted copy of the test split.
+        Shifted = "shifted",
+        /// Every split: training, validation, test (and `shifted`).
+        All = "all",
+    }
+}
+
+choice! {
     /// `reference.data`: the split the `[reference]` classifier trains on.
     pub enum ReferenceData {
         /// The training split, its labels as given (label noise included).

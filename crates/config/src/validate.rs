@@ -289,6 +289,7 @@ fn data(p: &mut Problems, d: &DataConfig, base: &Path) {
         p.add("data.train_limit", "must be at least 1 (leave it out to use the whole training split)");
     }
     p.non_negative("data.shift.noise", d.shift.noise);
+    p.within("data.shift.blur", d.shift.blur as f64, 0.0..=64.0);
     let mut grouped = std::collections::BTreeSet::new();
     for (g, group) in d.label_groups.iter().enumerate() {
         if group.is_empty() {
@@ -394,6 +395,14 @@ fn storage(p: &mut Problems, s: &Settings) {
     }
     if st.mode == StorageMode::Shards {
         shard_memory(p, s);
+    }
+    let shards = st.mode == StorageMode::Shards || s.data.source == crate::choice::DataSource::Shards;
+    if s.data.shift.moves_every_split() && shards {
+        p.hint(
+            "data.shift.splits",
+            "\"all\" shifts the splits in memory, and this run's training split is stored as shards",
+            "set storage.mode = \"memory\" (with a source other than \"shards\"), or shift the data when writing the shards",
+        );
     }
     if st.dir.is_some() && st.mode != StorageMode::Shards {
         p.hint("storage.dir", "is only used with storage.mode = \"shards\"", "remove it, or set mode = \"shards\"");

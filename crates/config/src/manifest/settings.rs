@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::reference::{one_of, settings, SettingType};
 use crate::choice::{
     DataSource, DeviceChoice, EdgeDirection, EdgeListFormat, GraphCache, GraphGenerator, ModelKind, Optimizer,
-    OracleOrder, PretrainMethod, ProbabilityModel, ReferenceData, Schedule, Split, StorageAccess, StorageMode,
-    StoragePreset, StoredOrder,
+    OracleOrder, PretrainMethod, ProbabilityModel, ReferenceData, Schedule, ShiftSplits, Split, StorageAccess,
+    StorageMode, StoragePreset, StoredOrder,
 };
 
 /// What a variant runs.
@@ -191,7 +191,10 @@ settings! {
 }
 
 settings! {
-    /// `[data.shift]`: how the `shifted` split is made from the test split.
+    /// `[data.shift]`: a distribution shift: input-level (translation, blur,
+    /// noise) and label-level (a permutation of the classes). It makes the
+    /// `shifted` split from the test split, or, with `splits = "all"`,
+    /// moves every split (a fine-tuning run then trains on shifted data).
     #[table = "data.shift"]
     pub struct ShiftConfig {
         /// Standard deviation of Gaussian noise added to every feature.
@@ -200,13 +203,28 @@ settings! {
         /// each example moves by a uniform integer in [−translate, translate],
         /// filling with zeros.
         pub translate: usize = 0;
+        /// Radius r of a box blur (the mean over a (2r+1)-wide window) along
+        /// the last axis, and the one before it for images; 0: none.
+        pub blur: usize = 0, range "[0, 64]";
+        /// Relabel every example by one random permutation of the classes
+        /// (drawn from the data seed, no class kept): a label-level shift.
+        pub permute_labels: bool = false;
+        /// `shifted`: only the `shifted` split, made from the test split;
+        /// `all`: the training, validation and test splits are shifted too
+        /// (and `shifted` is the shifted test split).
+        pub splits: ShiftSplits = ShiftSplits::Shifted;
     }
 }
 
 impl ShiftConfig {
-    /// Whether the manifest asks for a `shifted` split.
+    /// Whether the manifest asks for a shift.
     pub fn is_enabled(&self) -> bool {
-        self.noise > 0.0 || self.translate > 0
+        self.noise > 0.0 || self.translate > 0 || self.blur > 0 || self.permute_labels
+    }
+
+    /// Whether every split is shifted, not only the `shifted` one.
+    pub fn moves_every_split(&self) -> bool {
+        self.is_enabled() && self.splits == ShiftSplits::All
     }
 }
 

@@ -329,7 +329,49 @@ pub fn load(config: &DataConfig, label_noise: f64, seed: u64, base: &std::path::
     let (validation, test) = holdout(&plan, source.as_ref())?;
     let shifted = shifted(config, &test, seed);
     let clean_train_labels = plan.clean_train_labels.clone();
-    Ok(Splits { train, validation, test, noised: plan.noised, shifted, train_ids: vec![], clean_train_labels })
+    let splits =
+        Splits { train, validation, test, noised: plan.noised, shifted, train_ids: vec![], clean_train_labels };
+    Ok(if config.shift.moves_every_split() { shift_every_split(splits, &config.shift, seed) } else { splits })
+}
+
+/// `splits` moved by `[data.shift]` with `splits = "all"`: the training,
+/// validation and test splits each shifted (their own draws of translation
+/// and noise, one permutation of the classes), `shifted` the shifted test split.
+fn shift_every_split(splits: Splits, config: &crate::manifest::ShiftConfig, seed: u64) -> Splits {
+    let at = |stream: u64| SeedRng::derive(seed, 0x5_1F7A + stream).next_u64();
+    let permutation = config.permute_labels.then(|| class_permutation(splits.test.classes, seed));
+    let moved = |data: &Dataset, stream: u64| relabeled(shift(data, config, at(stream)), permutation.as_deref());
+    let test = moved(&splits.test, 3);
+    let clean =
+        relabeled(Dataset { labels: splits.clean_train_labels.clone(), ..Dataset::default() }, permutation.as_deref());
+    Splits {
+        train: moved(&splits.train, 1),
+        validation: moved(&splits.validation, 2),
+        shifted: test.clone(),
+        test,
+        clean_train_labels: clean.labels,
+        ..splits
+    }
+}
+
+/// `data` with every label `l` replaced by `permutation[l]`, if given.
+fn relabeled(mut data: Dataset, permutation: Option<&[i64]>) -> Dataset {
+    if let Some(p) = permutation {
+        data.labels.iter_mut().for_each(|l| *l = p[*l as usize]);
+    }
+    data
+}
+
+/// A random permutation of `0..classes` that moves every class (from `seed`).
+pub fn class_permutation(classes: usize, seed: u64) -> Vec<i64> {
+    let mut rng = SeedRng::derive(seed, 0xC1A55);
+    let mut p: Vec<i64> = (0..classes as i64).collect();
+    loop {
+        rng.shuffle(&mut p);
+        if classes < 2 || p.iter().enumerate().all(|(i, &c)| c != i as i64) {
+            return p;
+        }
+    }
 }
 
 /// A planned split whose training examples are still in their source: the
@@ -379,7 +421,8 @@ pub fn holdout(plan: &SplitPlan, source: &dyn ExampleSource) -> Result<(Dataset,
 /// The `shifted` split of `test` (`[data.shift]`), or an empty one.
 pub fn shifted(config: &DataConfig, test: &Dataset, seed: u64) -> Dataset {
     if config.shift.is_enabled() {
-        shift(test, &config.shift, SeedRng::derive(seed, 0x5_1F7).next_u64())
+        let permutation = config.shift.permute_labels.then(|| class_permutation(test.classes, seed));
+        relabeled(shift(test, &config.shift, SeedRng::derive(seed, 0x5_1F7).next_u64()), permutation.as_deref())
     } else {
         Dataset { features: vec![], shape: test.shape.clone(), labels: vec![], classes: test.classes }
     }
@@ -387,13 +430,16 @@ pub fn shifted(config: &DataConfig, test: &Dataset, seed: u64) -> Dataset {
 
 /// A copy of `data` moved off its distribution: each example translated along
 /// its last axis by a uniform integer in [−translate, translate] (zero fill),
-/// then Gaussian noise of standard deviation `noise` added to every feature.
+/// blurred, then Gaussian noise of standard deviation `noise` added to every
+/// feature; with `permute_labels`, every label mapped by one permutation of
+/// the classes (from the data seed, the same for every split).
 pub fn shift(data: &Dataset, config: &crate::manifest::ShiftConfig, seed: u64) -> Dataset {
     let mut out = data.clone();
     let mut rng = SeedRng::derive(seed, 0);
     let row = data.shape.last().copied().unwrap_or(1).max(1);
     let dim = data.dim();
     let t = config.translate as i64;
+    let rows = if data.shape.len() >= 2 { data.shape[data.shape.len() - 2] } else { 1 };
     for example in out.features.chunks_mut(dim.max(1)) {
         if t > 0 {
             let by = rng.below(2 * t as u64 + 1) as i64 - t;
@@ -405,6 +451,9 @@ pub fn shift(data: &Dataset, config: &crate::manifest::ShiftConfig, seed: u64) -
                 }
             }
         }
+        if config.blur > 0 {
+            blur(example, (rows, row), config.blur);
+        }
         if config.noise > 0.0 {
             for v in example.iter_mut() {
                 *v += (config.noise * normal(&mut rng)) as f32;
@@ -412,6 +461,28 @@ pub fn shift(data: &Dataset, config: &crate::manifest::ShiftConfig, seed: u64) -
         }
     }
     out
+}
+
+/// A box blur of radius `r` over each `rows × row` plane of `example`: the
+/// mean of the values within r along the last axis, then along the one
+/// before it when there are several rows (the window cut at the edges).
+fn blur(example: &mut [f32], (rows, row): (usize, usize), r: usize) {
+    let box_mean = |values: &[f32], at: usize| {
+        let (from, to) = (at.saturating_sub(r), (at + r + 1).min(values.len()));
+        values[from..to].iter().sum::<f32>() / (to - from) as f32
+    };
+    for plane in example.chunks_mut((rows * row).max(1)) {
+        for line in plane.chunks_mut(row) {
+            let source = line.to_vec();
+            line.iter_mut().enumerate().for_each(|(i, v)| *v = box_mean(&source, i));
+        }
+        if rows > 1 {
+            for col in 0..row {
+                let column: Vec<f32> = (0..rows).map(|y| plane[y * row + col]).collect();
+                (0..rows).for_each(|y| plane[y * row + col] = box_mean(&column, y));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -449,7 +520,7 @@ mod tests {
     fn the_shifted_split_translates_and_adds_noise_reproducibly() {
         let data =
             Dataset { features: (1..=8).map(|v| v as f32).collect(), shape: vec![2, 4], labels: vec![3], classes: 4 };
-        let moved = shift(&data, &crate::manifest::ShiftConfig { noise: 0.0, translate: 1 }, 5);
+        let moved = shift(&data, &crate::manifest::ShiftConfig { translate: 1, ..Default::default() }, 5);
         // Both rows move by the same amount, within one point, zero-filled.
         let by = (-1i64..=1)
             .find(|&b| {
@@ -464,15 +535,73 @@ mod tests {
             .expect("a translation by -1, 0 or 1");
         assert!(by.abs() <= 1);
         assert_eq!(moved.labels, data.labels);
-        let noisy = shift(&data, &crate::manifest::ShiftConfig { noise: 0.5, translate: 0 }, 5);
-        assert_eq!(noisy, shift(&data, &crate::manifest::ShiftConfig { noise: 0.5, translate: 0 }, 5));
+        let noisy = shift(&data, &crate::manifest::ShiftConfig { noise: 0.5, ..Default::default() }, 5);
+        assert_eq!(noisy, shift(&data, &crate::manifest::ShiftConfig { noise: 0.5, ..Default::default() }, 5));
         assert!(noisy.features.iter().zip(&data.features).any(|(a, b)| a != b));
-        let config =
-            DataConfig { shift: crate::manifest::ShiftConfig { noise: 0.1, translate: 0 }, ..DataConfig::default() };
+        let config = DataConfig {
+            shift: crate::manifest::ShiftConfig { noise: 0.1, ..Default::default() },
+            ..DataConfig::default()
+        };
         let s = load(&config, 0.0, 1, std::path::Path::new(".")).unwrap();
         assert_eq!((s.shifted.len(), s.shifted.labels.clone()), (s.test.len(), s.test.labels.clone()));
         let plain = load(&DataConfig::default(), 0.0, 1, std::path::Path::new(".")).unwrap();
         assert!(plain.get("shifted").unwrap_err().to_string().contains("[data.shift]"));
+    }
+
+    #[test]
+    fn blur_averages_within_the_radius_along_both_image_axes() {
+        let mut plane = vec![0.0f32, 0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.0];
+        blur(&mut plane, (3, 3), 1);
+        // The centre spreads to every pixel: each mean of its 2 or 3 neighbours per axis.
+        assert_eq!(plane[4], 1.0, "9 / 3 / 3");
+        assert_eq!((plane[0], plane[1]), (2.25, 1.5), "corners: 9 / 2 / 2; edges: 9 / 3 / 2");
+        let mut line = vec![3.0f32, 0.0, 0.0, 6.0];
+        blur(&mut line, (1, 4), 1);
+        assert_eq!(line, vec![1.5, 1.0, 2.0, 3.0], "a sequence: the last axis only");
+    }
+
+    #[test]
+    fn a_shift_of_every_split_moves_inputs_and_relabels_by_one_derangement() {
+        let p = class_permutation(10, 4);
+        assert!(p.iter().enumerate().all(|(i, &c)| c != i as i64), "no class kept: {p:?}");
+        let mut sorted = p.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..10).collect::<Vec<i64>>());
+        let base = std::path::Path::new(".");
+        let digits = DataConfig { source: DataSource::Digits, seed: Some(0), ..Default::default() };
+        let plain = load(&digits, 0.1, 0, base).unwrap();
+        let shift = crate::manifest::ShiftConfig {
+            blur: 1,
+            permute_labels: true,
+            splits: crate::choice::ShiftSplits::All,
+            ..Default::default()
+        };
+        let moved = load(&DataConfig { shift: shift.clone(), ..digits.clone() }, 0.1, 0, base).unwrap();
+        let p = class_permutation(10, 0);
+        for (before, after) in
+            [(&plain.train, &moved.train), (&plain.validation, &moved.validation), (&plain.test, &moved.test)]
+        {
+            assert_eq!(after.labels, before.labels.iter().map(|&l| p[l as usize]).collect::<Vec<_>>());
+            assert_ne!(after.features, before.features, "blurred");
+        }
+        assert_eq!(
+            moved.clean_train_labels,
+            plain.clean_train_labels.iter().map(|&l| p[l as usize]).collect::<Vec<_>>()
+        );
+        assert_eq!(moved.noised, plain.noised, "the same labels flipped");
+        assert_eq!(moved.shifted, moved.test);
+        let held_out = load(
+            &DataConfig {
+                shift: crate::manifest::ShiftConfig { splits: crate::choice::ShiftSplits::Shifted, ..shift },
+                ..digits
+            },
+            0.1,
+            0,
+            base,
+        )
+        .unwrap();
+        assert_eq!(held_out.train, plain.train, "only the shifted split moves");
+        assert_eq!(held_out.shifted.labels, plain.test.labels.iter().map(|&l| p[l as usize]).collect::<Vec<_>>());
     }
 
     #[test]
