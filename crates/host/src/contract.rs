@@ -89,63 +89,12 @@ type Result<T> = std::result::Result<T, Violation>;
 /// How far the weights of a seed-set distribution may sum from 1.
 pub const WEIGHT_TOLERANCE: f64 = 1e-6;
 
-/// A plugin's report, checked: names non-empty and unique per kind, scalars
-/// finite, every table row as long as its header, every series' x and y of
-/// one length and finite.
+/// A plugin's report, checked ([`Report::check`], the SDK's, so that a
+/// plugin's own tests check the same): names non-empty and unique per kind,
+/// scalars finite, every table row as long as its header, every series' x
+/// and y of one length and finite, array names plain and shapes whole.
 pub fn plugin_report(component: &str, report: &Report) -> Result<ReportJson> {
-    let broken = |detail: String| Violation::Report { component: component.into(), detail };
-    let mut names = BTreeSet::new();
-    for s in report.scalars.iter() {
-        if s.name.is_empty() || !names.insert(s.name.as_str()) {
-            return Err(broken(format!("scalar name `{}` is empty or repeated", s.name)));
-        }
-        if !s.value.is_finite() {
-            return Err(broken(format!("scalar `{}` is {}; report only finite numbers", s.name, s.value)));
-        }
-    }
-    if let Some(h) = report.headlines.iter().find(|h| !names.contains(h.as_str())) {
-        return Err(broken(format!("headline `{h}` names no scalar of the report (use Report::headline)")));
-    }
-    let mut names = BTreeSet::new();
-    for s in report.series.iter() {
-        if s.name.is_empty() || !names.insert(s.name.as_str()) {
-            return Err(broken(format!("series name `{}` is empty or repeated", s.name)));
-        }
-        if s.x.len() != s.y.len() {
-            return Err(broken(format!("series `{}` has {} x values and {} y values", s.name, s.x.len(), s.y.len())));
-        }
-        if s.x.iter().chain(s.y.iter()).any(|v| !v.is_finite()) {
-            return Err(broken(format!("series `{}` holds a value that is not finite", s.name)));
-        }
-    }
-    let mut names = BTreeSet::new();
-    for t in report.tables.iter() {
-        if t.name.is_empty() || !names.insert(t.name.as_str()) {
-            return Err(broken(format!("table name `{}` is empty or repeated", t.name)));
-        }
-        if let Some((i, row)) = t.rows.iter().enumerate().find(|(_, r)| r.len() != t.columns.len()) {
-            return Err(broken(format!(
-                "row {i} of table `{}` has {} cells for {} columns",
-                t.name,
-                row.len(),
-                t.columns.len()
-            )));
-        }
-    }
-    let mut names = BTreeSet::new();
-    for a in report.arrays.iter() {
-        let plain = a.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
-        if a.name.is_empty() || a.name.starts_with('.') || !plain || !names.insert(a.name.as_str()) {
-            return Err(broken(format!(
-                "array name `{}` is empty, repeated or not a plain file name (letters, digits, _ - .)",
-                a.name
-            )));
-        }
-        let (elements, values) = (a.array.shape.iter().product::<u64>(), a.array.len() as u64);
-        if elements != values {
-            return Err(broken(format!("array `{}` has shape {:?} but {values} values", a.name, a.array.shape)));
-        }
-    }
+    report.check().map_err(|detail| Violation::Report { component: component.into(), detail })?;
     Ok(ReportJson::from(report))
 }
 

@@ -58,6 +58,12 @@ impl Error {
     pub(super) fn into_ffi(self) -> PluginError {
         PluginError { kind: self.kind, message: self.message.into(), key: self.key.unwrap_or_default().into() }
     }
+
+    /// The error a call across the boundary returned, as the author's.
+    pub(crate) fn from_ffi(e: PluginError) -> Self {
+        let key = (!e.key.is_empty()).then(|| e.key.to_string());
+        Error { kind: e.kind, message: e.message.to_string(), key }
+    }
 }
 
 impl std::fmt::Display for Error {

@@ -93,6 +93,19 @@ impl Report {
         Self::default()
     }
 
+    /// The host's report contract, as the host checks it (and a plugin's own
+    /// tests can): names non-empty and unique per kind; scalars finite;
+    /// headlines naming scalars; series with as many finite x as y values;
+    /// table rows as long as their header; arrays with plain file names
+    /// (letters, digits, `_ - .`) and as many values as their shape says.
+    /// `Err` says what the host would refuse (the variant would fail).
+    pub fn check(&self) -> Result<(), String> {
+        check_scalars(self)?;
+        check_series(self)?;
+        check_tables(self)?;
+        check_arrays(self)
+    }
+
     /// Adds a named number. The host refuses a report whose scalars are not
     /// finite or whose names repeat (the variant fails, naming the
     /// component): use [`Report::defined`] for a figure that can be undefined.
@@ -160,4 +173,74 @@ impl Report {
         });
         self
     }
+}
+
+/// `Err` naming the first empty or repeated name of `names` (of `kind`).
+fn unique<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        if name.is_empty() || !seen.insert(name) {
+            return Err(format!("{kind} name `{name}` is empty or repeated"));
+        }
+    }
+    Ok(())
+}
+
+fn check_scalars(report: &Report) -> Result<(), String> {
+    unique("scalar", report.scalars.iter().map(|s| s.name.as_str()))?;
+    if let Some(s) = report.scalars.iter().find(|s| !s.value.is_finite()) {
+        return Err(format!("scalar `{}` is {}; report only finite numbers", s.name, s.value));
+    }
+    match report.headlines.iter().find(|h| report.scalars.iter().all(|s| s.name != **h)) {
+        Some(h) => Err(format!("headline `{h}` names no scalar of the report (use Report::headline)")),
+        None => Ok(()),
+    }
+}
+
+fn check_series(report: &Report) -> Result<(), String> {
+    unique("series", report.series.iter().map(|s| s.name.as_str()))?;
+    for s in report.series.iter() {
+        if s.x.len() != s.y.len() {
+            return Err(format!("series `{}` has {} x values and {} y values", s.name, s.x.len(), s.y.len()));
+        }
+        if s.x.iter().chain(s.y.iter()).any(|v| !v.is_finite()) {
+            return Err(format!("series `{}` holds a value that is not finite", s.name));
+        }
+    }
+    Ok(())
+}
+
+fn check_tables(report: &Report) -> Result<(), String> {
+    unique("table", report.tables.iter().map(|t| t.name.as_str()))?;
+    for t in report.tables.iter() {
+        if let Some((i, row)) = t.rows.iter().enumerate().find(|(_, r)| r.len() != t.columns.len()) {
+            return Err(format!(
+                "row {i} of table `{}` has {} cells for {} columns",
+                t.name,
+                row.len(),
+                t.columns.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_arrays(report: &Report) -> Result<(), String> {
+    let plain =
+        |name: &str| !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if let Some(a) = report.arrays.iter().find(|a| !plain(a.name.as_str())) {
+        return Err(format!(
+            "array name `{}` is empty, repeated or not a plain file name (letters, digits, _ - .)",
+            a.name
+        ));
+    }
+    unique("array", report.arrays.iter().map(|a| a.name.as_str()))
+        .map_err(|e| format!("{e} (array names are plain file names: letters, digits, _ - .)"))?;
+    for a in report.arrays.iter() {
+        let (elements, values) = (a.array.shape.iter().product::<u64>(), a.array.len() as u64);
+        if elements != values {
+            return Err(format!("array `{}` has shape {:?} but {values} values", a.name, a.array.shape));
+        }
+    }
+    Ok(())
 }

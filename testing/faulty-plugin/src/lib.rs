@@ -36,6 +36,9 @@ params! {
         /// A sampler's candidates per step (0: no per-step selection); it
         /// keeps the first `train.batch_size` of them.
         pub candidates: u32 = 0,
+        /// A metric reads this file and reports its size as `path_bytes`
+        /// (a relative path is the manifest's folder's, as the host resolves it).
+        pub path: Option<std::path::PathBuf> = None,
     }
 }
 
@@ -189,6 +192,10 @@ impl Metric for FaultyMetric {
             }
             _ => report.scalar("score", 1.0),
         };
+        if let Some(path) = &self.0.path {
+            let bytes = std::fs::read(path).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+            report.scalar("path_bytes", bytes.len() as f64);
+        }
         if !self.1.is_empty() {
             report.table("observed", &["value"], self.1.iter().map(|&v| vec![Cell::Integer(v)]).collect());
         }

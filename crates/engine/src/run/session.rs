@@ -183,6 +183,7 @@ pub fn prepare_manifest(
             hint: None,
         });
     }
+    let variants = resolve_path_params(variants, &registry, &manifest.dir());
     for variant in &variants {
         errors.extend(variant_diagnostics(&manifest, overrides, variant, &registry));
     }
@@ -201,6 +202,31 @@ pub fn prepare_manifest(
     } else {
         Err(Diagnostics(errors))
     }
+}
+
+/// Each variant with its components' path parameters (declared `PathBuf` or
+/// `Option<PathBuf>`) resolved against the manifest's folder `base`, as the
+/// host's own paths are: a plugin reads the file the manifest means from
+/// whatever folder the run (or a worker of it) starts in.
+fn resolve_path_params(mut variants: Vec<Variant>, registry: &Registry, base: &Path) -> Vec<Variant> {
+    const PATH_TYPES: [&str; 4] = ["PathBuf", "std::path::PathBuf", "Option<PathBuf>", "Option<std::path::PathBuf>"];
+    for variant in &mut variants {
+        let kinds = [ComponentKind::Sampler, ComponentKind::Finetuner, ComponentKind::GraphObjective];
+        let single = [&mut variant.sampler, &mut variant.finetuner, &mut variant.objective];
+        let specs = kinds.into_iter().zip(single).filter_map(|(k, s)| s.as_mut().map(|s| (k, s)));
+        let metrics = variant.metrics.iter_mut().map(|s| (ComponentKind::Metric, s));
+        for (kind, spec) in specs.chain(metrics) {
+            let Ok((_, info)) = registry.resolve(kind, &spec.id) else { continue };
+            for param in info.params.iter().filter(|p| PATH_TYPES.contains(&p.type_name.as_str())) {
+                if let Some(toml::Value::String(path)) = spec.params.get_mut(param.name.as_str()) {
+                    if Path::new(path.as_str()).is_relative() && !path.is_empty() {
+                        *path = base.join(path.as_str()).display().to_string();
+                    }
+                }
+            }
+        }
+    }
+    variants
 }
 
 /// Every problem of one variant: its components and their parameters, its

@@ -1,5 +1,8 @@
 //! Test a plugin without the host: a host for calls, observation builders,
-//! layouts, checkpoints and schedules, and a scripted finetuning oracle.
+//! layouts, checkpoints and schedules, a scripted finetuning oracle, and
+//! components built and called through the host's own path ([`sampler`],
+//! [`metric`]: TOML parameters, constructor, boundary adapter, the report
+//! contract).
 //!
 //! ```
 //! use tessera_sdk::testing::{self, TestHost};
@@ -14,6 +17,10 @@
 //! ```
 
 use abi_stable::std_types::{ROk, RResult, RSlice};
+
+mod boundary;
+
+pub use boundary::{metric, sampler, BoundaryMetric, BoundarySampler};
 
 use crate::GraphView;
 
