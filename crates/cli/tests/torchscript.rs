@@ -47,7 +47,7 @@ fn a_torchscript_model_lists_its_blocks_and_trains_the_chosen_ones() {
         path: Some(path.display().to_string()),
         ..ModelConfig::default()
     };
-    let mut model = Model::new(&config, &[1, 8, 8], 10, Device::Cpu, 0).unwrap();
+    let model = Model::new(&config, &[1, 8, 8], 10, Device::Cpu, 0).unwrap();
     let layers = model.layers();
     let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["conv1", "block2", "head"]);

@@ -9,14 +9,14 @@
 //!
 //! Run: `make bench` (or `cargo bench -p tessera-engine --bench step_selection`).
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 
-use tch::{Device, Kind, Tensor};
-use tessera_engine::data::Dataset;
-use tessera_engine::manifest::{ModelConfig, TrainConfig};
+use tessera_engine::manifest::TrainConfig;
 use tessera_engine::model::Model;
 use tessera_engine::storage::Access;
-use tessera_engine::train::{fit, BatchSource, FitHooks, MemorySource, ShuffledOrder, StepSelection, TensorData};
+use tessera_engine::train::{fit, BatchSource, FitHooks, MemorySource, ShuffledOrder, StepSelection};
 use tessera_sdk::{Candidates, Chosen, SeedRng, StorageLayout};
 
 const N: usize = 16_000;
@@ -32,22 +32,7 @@ fn threads() -> usize {
 /// (`None`: plain batches of 32).
 fn seconds_per_step(kind: &str, candidates: Option<usize>) -> f64 {
     tch::manual_seed(0);
-    let shape = if kind == "mlp" { vec![64] } else { vec![1, 8, 8] };
-    let x = Tensor::randn([N as i64, 64], (Kind::Float, Device::Cpu));
-    let data = Dataset {
-        features: Vec::<f32>::try_from(x.view([-1])).unwrap(),
-        shape: shape.clone(),
-        labels: (0..N as i64).map(|i| i % 10).collect(),
-        classes: 10,
-    };
-    let config = ModelConfig {
-        kind: kind.parse().unwrap(),
-        hidden: vec![256, 256],
-        channels: vec![16, 32],
-        ..ModelConfig::default()
-    };
-    let model = Model::new(&config, &shape, 10, Device::Cpu, 0).unwrap();
-    let tensors = TensorData::new(&data, Device::Cpu);
+    let (model, tensors) = common::random_task(kind, N);
     let draw = candidates.unwrap_or(BATCH);
     // One warm-up epoch, then whole epochs of at least STEPS steps in all.
     let per_epoch = N.div_ceil(draw) as u64;

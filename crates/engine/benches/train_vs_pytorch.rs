@@ -6,15 +6,15 @@
 //!
 //! Run: `make bench` (or `cargo bench -p tessera-engine --bench train_vs_pytorch`).
 
+mod common;
+
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
-use tch::{Device, Kind, Tensor};
-use tessera_engine::data::Dataset;
-use tessera_engine::manifest::{ModelConfig, TrainConfig};
+use tessera_engine::manifest::TrainConfig;
 use tessera_engine::model::Model;
 use tessera_engine::storage::Access;
-use tessera_engine::train::{fit, BatchSource, FitHooks, MemorySource, ShuffledOrder, TensorData};
+use tessera_engine::train::{fit, BatchSource, FitHooks, MemorySource, ShuffledOrder};
 use tessera_sdk::{SeedRng, StorageLayout};
 
 const N: usize = 20_000;
@@ -27,22 +27,7 @@ fn threads() -> usize {
 
 fn tessera(kind: &str) -> f64 {
     tch::set_num_threads(threads() as i32);
-    let shape = if kind == "mlp" { vec![64] } else { vec![1, 8, 8] };
-    let x = Tensor::randn([N as i64, 64], (Kind::Float, Device::Cpu));
-    let data = Dataset {
-        features: Vec::<f32>::try_from(x.view([-1])).unwrap(),
-        shape: shape.clone(),
-        labels: (0..N as i64).map(|i| i % 10).collect(),
-        classes: 10,
-    };
-    let config = ModelConfig {
-        kind: kind.parse().unwrap(),
-        hidden: vec![256, 256],
-        channels: vec![16, 32],
-        ..ModelConfig::default()
-    };
-    let model = Model::new(&config, &shape, 10, Device::Cpu, 0).unwrap();
-    let tensors = TensorData::new(&data, Device::Cpu);
+    let (model, tensors) = common::random_task(kind, N);
     let cfg = TrainConfig { epochs: EPOCHS, batch_size: BATCH, lr: 0.01, ..TrainConfig::default() };
     let layout = StorageLayout { examples: N as u64, block_size: N as u64, bytes_per_example: 0 };
     let mut rng = SeedRng::new(0);

@@ -518,7 +518,7 @@ mod tests {
 
     #[test]
     fn frozen_blocks_keep_weights_and_batchnorm_statistics() {
-        let mut m = Model::new(&config("resnet"), &[1, 8, 8], 3, Device::Cpu, 1).unwrap();
+        let m = Model::new(&config("resnet"), &[1, 8, 8], 3, Device::Cpu, 1).unwrap();
         let head = m.layers().len() as u32 - 1;
         m.set_trainable(&[2, head]).unwrap(); // layer2.0 and the head
         let before: Vec<(String, Tensor)> = m.vs.variables().into_iter().map(|(n, v)| (n, v.copy())).collect();

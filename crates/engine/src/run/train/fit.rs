@@ -30,24 +30,14 @@ impl TrainJob<'_> {
         reference: Option<&Model>,
     ) -> Result<(FitSummary, Vec<CurvePoint>)> {
         let requests = self.observation_requests(stored)?;
-        let candidates = self.sampler.candidates()?;
-        if let Some(b) = candidates.filter(|&b| (b as usize) < self.s.train.batch_size) {
-            bail!(
-                "{} draws {b} candidates per step, fewer than train.batch_size = {}: raise its `candidates` or lower the batch size",
-                self.sampler.id,
-                self.s.train.batch_size
-            );
-        }
+        let candidates = self.step_candidates()?;
         let tensors = FitTensors::new(&self.splits, self.train_on_disk, self.device);
         let named = tensors.named();
         let reference = reference_outputs(reference, &requests.all(), &named)?;
         let (layout, schedule, sampler_ctx) = (self.layout, self.schedule(candidates), self.ctx("sampler"));
         let batches = Batches::new(self, stored, tensors.train.as_ref());
-        let bar = progress_bar(
-            self.options,
-            batches.steps_per_epoch(self.draw(candidates)) * self.s.train.epochs,
-            self.variant.name.clone(),
-        );
+        let steps = batches.steps_per_epoch(self.draw(candidates)) * self.s.train.epochs;
+        let bar = progress_bar(self.options, steps, self.variant.name.clone());
         // progress.json goes into the unit's folder, beside `work/` (whose
         // files collect merges into the run folder).
         let reporter = Reporter::new(
@@ -127,6 +117,20 @@ impl TrainJob<'_> {
         }
         let finetuner = self.finetuner.as_ref().map(|f| f.requests.clone()).unwrap_or_default();
         Ok(FitRequests { metrics, sampler, finetuner })
+    }
+
+    /// The sampler's candidates per step, if it selects per step: at least
+    /// `train.batch_size`, or the variant fails naming the sampler.
+    fn step_candidates(&self) -> Result<Option<u32>> {
+        let candidates = self.sampler.candidates()?;
+        if let Some(b) = candidates.filter(|&b| (b as usize) < self.s.train.batch_size) {
+            bail!(
+                "{} draws {b} candidates per step, fewer than train.batch_size = {}: raise its `candidates` or lower the batch size",
+                self.sampler.id,
+                self.s.train.batch_size
+            );
+        }
+        Ok(candidates)
     }
 
     /// Examples drawn from the order per batch: the sampler's candidates per
