@@ -125,7 +125,7 @@ fn a_plugin_built_against_a_modified_sdk_is_refused_with_its_error_lines_only() 
                 1,
             ),
             // The test helpers build a layout: give them the extra field too.
-            "testing.rs" => text.replacen("bytes_per_example: 8 }", "bytes_per_example: 8, extra: 0 }", 1),
+            "testing/mod.rs" => text.replacen("bytes_per_example: 8 }", "bytes_per_example: 8, extra: 0 }", 1),
             _ => text,
         }
     });

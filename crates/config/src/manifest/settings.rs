@@ -451,9 +451,9 @@ settings! {
 settings! {
     /// `[population]`: the members of a population experiment. Every model of
     /// `models`, at every width multiplier of `widths`, trains once per seed of
-    /// `seeds` and per training setting of `settings` (on a seeded full shuffle;
-    /// the settings of one model and seed share its initial weights and data
-    /// order). By default it trains for the largest of `epochs` epochs and its
+    /// `seeds` and per training setting of `settings` (on a seeded full
+    /// shuffle, or in the orders of the variant's `[sampler]`; the settings of
+    /// one model and seed share its initial weights and data order). By default it trains for the largest of `epochs` epochs and its
     /// state after each epoch listed there is a member, so training lengths cost
     /// no extra training; with `every_checkpoint`, each checkpoint of its
     /// settings (`checkpoint_every`, `checkpoint_log`, … and epoch ends) is.

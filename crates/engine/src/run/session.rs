@@ -229,6 +229,30 @@ fn resolve_path_params(mut variants: Vec<Variant>, registry: &Registry, base: &P
     variants
 }
 
+/// What a population's sampler cannot do: observe training or select per
+/// step (a population's runs give it no observations), or order a fork
+/// (a forked run continues its parent's host shuffle).
+fn population_sampler(
+    manifest: &Manifest,
+    overrides: &[Override],
+    variant: &Variant,
+    spec: &ComponentSpec,
+    sampler: &SamplerHandle,
+) -> Vec<Diagnostic> {
+    let observes = sampler.requires().map(|r| !r.is_empty()).unwrap_or(true);
+    let selects = sampler.candidates().map(|c| c.is_some()).unwrap_or(true);
+    let forks = variant.settings.population.fork_step.is_some();
+    let why = match (observes, selects, forks) {
+        (true, _, _) => "observes training, which a population's runs cannot feed it",
+        (_, true, _) => "selects each step's batch, which a population's runs do not do",
+        (_, _, true) => "would order forked runs, which continue their parent's shuffle (population.fork_step)",
+        _ => return vec![],
+    };
+    let message = format!("variant `{}` is a population experiment, and sampler {} {why}", variant.name, spec.id);
+    let hint = "use a sampler that only orders (e.g. baselines.sequential, corgi2.corgipile), or remove [sampler]";
+    vec![manifest.diagnostic(variant.index, overrides, &format!("{}.use", spec.key), message, Some(hint.into()))]
+}
+
 /// Every problem of one variant: its components and their parameters, its
 /// settings, and what its kind of experiment needs.
 fn variant_diagnostics(
@@ -265,17 +289,10 @@ fn variant_diagnostics(
             ));
         }
     }
-    if kind == ExperimentKind::Population && variant.sampler.is_some() {
-        errors.push(manifest.diagnostic(
-            variant.index,
-            overrides,
-            "sampler",
-            format!(
-                "variant `{}` is a population experiment, whose members train on a seeded full shuffle",
-                variant.name
-            ),
-            Some("remove [sampler], or set experiment.kind = \"train\"".into()),
-        ));
+    if kind == ExperimentKind::Population {
+        if let (Some(spec), Some(sampler)) = (&variant.sampler, &created.sampler) {
+            errors.extend(population_sampler(manifest, overrides, variant, spec, sampler));
+        }
     }
     if kind == ExperimentKind::Train && variant.sampler.is_none() {
         errors.push(manifest.diagnostic(

@@ -97,7 +97,14 @@ pub struct PopulationInputs<'a> {
     pub device: Device,
     /// The population's seed.
     pub seed: u64,
+    /// The variant's sampler, a fresh instance (with its call context) for
+    /// each run from the run's seed; `None`: each run trains on a seeded
+    /// full shuffle.
+    pub sampler: Option<&'a SamplerFactory<'a>>,
 }
+
+/// Makes the sampler a population run trains under, from the run's seed.
+pub type SamplerFactory<'a> = dyn Fn(u64) -> Result<(crate::plugin::SamplerHandle, crate::plugin::CallContext)> + 'a;
 
 /// The tensors every run shares: the training inputs and the evaluated splits.
 struct SharedTensors {
@@ -130,7 +137,7 @@ impl Population {
         if let Some(bar) = progress {
             bar.set_length(plan.runs.len() as u64);
         }
-        let inputs = PopulationInputs { config, pretrain, encoders, splits, device, seed };
+        let inputs = PopulationInputs { config, pretrain, encoders, splits, device, seed, sampler: None };
         let mut population = Population::default();
         for group in plan.groups(config, pretrain) {
             population.append(Population::train_runs(&plan, &group, &inputs, cancel, progress)?)?;

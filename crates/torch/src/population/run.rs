@@ -162,8 +162,14 @@ impl OneRun<'_> {
             Ok(())
         };
         let data = run_data.as_ref().unwrap_or(&self.shared.train);
-        train::fit_shuffled(&model, data, &cfg, self.seed(), start_seen, &mut checkpoint, cancel)
-            .with_context(|| format!("population run {} ({})", self.spec.run, self.label()))?;
+        let trained = match self.inputs.sampler {
+            Some(make) => {
+                let (mut sampler, ctx) = make(self.seed())?;
+                train::fit_sampled(&model, data, &cfg, (&mut sampler, &ctx), &mut checkpoint, cancel)
+            }
+            None => train::fit_shuffled(&model, data, &cfg, self.seed(), start_seen, &mut checkpoint, cancel),
+        };
+        trained.with_context(|| format!("population run {} ({})", self.spec.run, self.label()))?;
         Ok(())
     }
 }

@@ -696,6 +696,34 @@ pub fn fit_shuffled(
     fit(model, n, cfg, hooks)
 }
 
+/// Trains `model` on `data` in the orders of `sampler` (a plugin's, called
+/// with `ctx`), its loss weights applied and each whole epoch checked
+/// against its sampling mode, as a `train` unit does without storage.
+pub fn fit_sampled(
+    model: &Model,
+    data: &TensorData,
+    cfg: &TrainConfig,
+    (sampler, ctx): (&mut crate::plugin::SamplerHandle, &crate::plugin::CallContext),
+    checkpoint: &mut dyn FnMut(&Model, Checkpoint, f64) -> Result<()>,
+    cancel: &AtomicBool,
+) -> Result<FitSummary> {
+    let n = data.y.size()[0] as u64;
+    let layout = tessera_sdk::StorageLayout { examples: n, block_size: n.max(1), bytes_per_example: 0 };
+    let (id, sampling) = (sampler.id.clone(), sampler.sampling());
+    let weights = std::cell::RefCell::new(None);
+    let mut epoch = |epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
+        let order = sampler.epoch_order(&layout, epoch, ctx)?;
+        *weights.borrow_mut() = sampler.example_weights(&layout, epoch, ctx)?;
+        Ok(Box::new(MemorySource::new(Box::new(order), data, layout, Access::Block, 1)))
+    };
+    let hooks = FitHooks {
+        sampler: Some((&id, sampling)),
+        weights: Some(&weights),
+        ..FitHooks::new(&mut epoch, checkpoint, cancel)
+    };
+    fit(model, n, cfg, hooks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,11 @@ pub(in crate::run) fn run_part(
     // Clean labels here: each run draws its settings' label noise itself.
     let splits = session.clean_data(&s.data, seed)?;
     let encoders = unit_dir.join("pretrained").join(report::file_stem_safe(&variant.name));
+    let make_sampler = |run_seed: u64| -> tessera_torch::Result<(crate::plugin::SamplerHandle, CallContext)> {
+        let spec = variant.sampler.as_ref().expect("only with a sampler");
+        let sampler = session.registry.new_sampler(&spec.id, &spec.params_text())?;
+        Ok((sampler, CallContext::new(role_seed(run_seed, "sampler"), options.cancel.clone())))
+    };
     let inputs = PopulationInputs {
         config: &s.population,
         pretrain: &s.pretrain,
@@ -38,6 +43,7 @@ pub(in crate::run) fn run_part(
         splits: &splits,
         device,
         seed: role_seed(seed, "population"),
+        sampler: variant.sampler.as_ref().map(|_| &make_sampler as &crate::population::SamplerFactory),
     };
     let bar = progress_bar(options, runs.len() as u64, format!("{}: population", variant.name));
     let part = Population::train_runs(&plan, runs, &inputs, &options.cancel, bar.as_ref())?;
