@@ -396,12 +396,15 @@ fn a_population_is_trained_saved_profiled_and_reloaded_without_training() {
 #[test]
 fn population_mistakes_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let plugins = [library("tessera_pointwise_profiles"), baselines()];
-    // A sampler in a population experiment is refused at check time.
-    let body = format!("{SMALL_POPULATION}\n[sampler]\nuse = \"baselines.full-shuffle\"\n");
-    let m = write_manifest(dir.path(), &[&plugins[0], &plugins[1]], &body);
+    let plugins = [library("tessera_pointwise_profiles"), baselines(), library("tessera_adaptive")];
+    // A sampler that observes training cannot order a population's runs:
+    // refused at check time (one that only orders is fine).
+    let body = format!("{SMALL_POPULATION}\n[sampler]\nuse = \"adaptive.self-paced\"\n");
+    let m = write_manifest(dir.path(), &[&plugins[0], &plugins[2]], &body);
     let err = prepare(&m).err().expect("refused").to_string();
-    assert!(err.contains("population experiment") && err.contains("remove [sampler]"), "{err}");
+    assert!(err.contains("population experiment") && err.contains("observes training"), "{err}");
+    let body = format!("{SMALL_POPULATION}\n[sampler]\nuse = \"baselines.full-shuffle\"\n");
+    assert!(prepare(&write_manifest(dir.path(), &[&plugins[0], &plugins[1]], &body)).is_ok());
     // A population metric in a train experiment names what to change.
     let body = format!(
         "{SMALL_TRAIN}\n[sampler]\nuse = \"baselines.full-shuffle\"\n\n[[metric]]\nuse = \"pointwise-profiles.profile\"\n"

@@ -533,6 +533,14 @@ fn reference(p: &mut Problems, s: &Settings, base: &Path) {
     }
     p.at_most("reference.epochs", r.epochs, MAX_EPOCHS, "use fewer epochs");
     p.at_least("reference.batch_size", r.batch_size, 1);
+    let held_out = s.data.validation_fraction > 0.0 || s.data.source == DataSource::Shards;
+    if r.data == crate::choice::ReferenceData::Validation && !held_out {
+        p.hint(
+            "reference.data",
+            "is \"validation\", and data.validation_fraction = 0 leaves no validation split to train it on",
+            "set data.validation_fraction above 0 (e.g. 0.25)",
+        );
+    }
     p.positive("reference.lr", r.lr);
     p.non_negative("reference.weight_decay", r.weight_decay);
     model(p, "reference.model", &r.model, &s.data, base);

@@ -169,7 +169,8 @@ pub trait Finetuner: Component {
 
     /// Receives the requested observations before epoch `checkpoint.epoch`
     /// (as a whole number); a new selection replaces the current one, `None`
-    /// (the default) keeps it.
+    /// (the default) keeps it. A revision's `report` is not kept: report in
+    /// [`Finetuner::finish`].
     fn revise(
         &mut self,
         checkpoint: &Checkpoint,

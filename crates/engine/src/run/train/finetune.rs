@@ -106,7 +106,7 @@ impl<'a> TrainJob<'a> {
         })?;
         if finetuning.revisions.len() > 1 {
             let host = self.reports.entry("finetuner".to_string()).or_default();
-            host.tables.push(revisions_table(&finetuning.revisions));
+            host.tables.push(revisions_table(&finetuning.revisions, &finetuning.layers));
             host.scalars.insert("revisions".into(), (finetuning.revisions.len() - 1) as f64);
         }
         Ok(())
@@ -222,21 +222,15 @@ fn merge_report(report: &mut ReportJson, more: ReportJson) -> std::result::Resul
 }
 
 /// The finetuner's revisions: a row per selection in force, from the epoch
-/// it started at, with its multiplier of every tensor.
-fn revisions_table(revisions: &[(f64, Vec<f32>)]) -> report::TableJson {
-    let tensors = revisions.first().map_or(0, |r| r.1.len());
+/// it started at, with its multiplier of every tensor (a column per tensor,
+/// by name).
+fn revisions_table(revisions: &[(f64, Vec<f32>)], layers: &[LayerInfo]) -> report::TableJson {
     let mut columns = vec!["epoch".to_string()];
-    columns.extend((0..tensors).map(|t| format!("tensor_{t}")));
-    report::TableJson {
-        name: "revisions".into(),
-        columns,
-        rows: revisions
-            .iter()
-            .map(|(epoch, m)| {
-                std::iter::once(serde_json::json!(epoch)).chain(m.iter().map(|&v| serde_json::json!(v))).collect()
-            })
-            .collect(),
-    }
+    columns.extend(LayerInfo::tensors_of(layers).map(|(_, t)| t.name.to_string()));
+    let row = |(epoch, m): &(f64, Vec<f32>)| {
+        std::iter::once(serde_json::json!(epoch)).chain(m.iter().map(|&v| serde_json::json!(v))).collect()
+    };
+    report::TableJson { name: "revisions".into(), columns, rows: revisions.iter().map(row).collect() }
 }
 
 /// The `trainable_layers` table of the finetuner's report.
