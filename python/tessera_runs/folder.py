@@ -93,6 +93,12 @@ class Run:
         """Every variant run's name (``base[key=value]@seed``), in run order."""
         return [v["name"] for v in self.results.get("variants", [])]
 
+    def pooled(self) -> Dict[str, List[str]]:
+        """Each ``<variant>+seeds`` entry (metrics with ``pool = "seeds"``,
+        schema 2.1) and the runs it pooled, in seed order; its matrices are
+        ``population(name)``."""
+        return {v["name"]: list(v["pooled_from"]) for v in self.results.get("variants", []) if v.get("pooled_from")}
+
     def finished(self) -> List[Dict[str, Any]]:
         """The entries of results.json of the variants that finished ok."""
         return [v for v in self.results.get("variants", []) if v.get("status") == "ok"]

@@ -1,7 +1,7 @@
 """Run folders made by the real `tessera` binary (``TESSERA_BIN``, default:
 the Makefile's build in the cache), once per test session: two quickstart
-runs that differ only in ``train.lr`` (seeds 7, 8, 9), a population run
-and a graph run."""
+runs that differ only in ``train.lr`` (seeds 7, 8, 9), a population run,
+a graph run and a train run whose seeds a metric pooled."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def tessera(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def folders(tmp_path_factory) -> Path:
-    """The folder holding the run folders `lr-0.05`, `lr-0.01`, `population` and `graph`."""
+    """The folder holding the run folders `lr-0.05`, `lr-0.01`, `population`, `graph` and `pooled`."""
     root = tmp_path_factory.mktemp("runs")
     small = ["--set", "data.examples=900", "--set", "train.epochs=2"]
     quickstart = str(EXAMPLES / "quickstart.toml")
@@ -50,4 +50,11 @@ def folders(tmp_path_factory) -> Path:
     )
     (root / "graph.toml").write_text(graph)
     tessera("run", "graph.toml", "--out", "runs/graph", cwd=root)
+    pooled = (
+        '[experiment]\nname = "pooled"\nseeds = [4, 2]\n\n[data]\nsource = "blobs"\nexamples = 300\nseed = 0\n\n'
+        '[sampler]\nuse = "baselines.full-shuffle"\n\n[[metric]]\nuse = "pointwise-profiles.profile"\npool = "seeds"\n\n'
+        '[[variant]]\nname = "mlp"\n'
+    )
+    (root / "pooled.toml").write_text(pooled)
+    tessera("run", "pooled.toml", "--out", "runs/pooled", cwd=root)
     return root

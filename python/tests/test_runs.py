@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_scalars_are_tidy_with_seed_and_the_settings_that_differ(folders):
     run = tr.Run(folders / "runs/lr-0.05")
-    assert run.schema_version == "2.0" and run.experiment == "quickstart"
+    assert run.schema_version == "2.1" and run.experiment == "quickstart"
     frame = run.scalars()
     assert list(frame.columns[:5]) == ["run", "variant", "base", "seed", "sampler.use"]
     assert set(frame.seed) == {7, 8, 9} and set(frame.base) == {"sequential", "full-shuffle"}
@@ -150,3 +150,15 @@ def test_every_results_json_matches_the_published_schema(folders):
     bad["variants"][0]["status"] = "done"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_an_entry_that_pools_seeds_names_its_runs_and_has_their_matrices(folders):
+    run = tr.Run(folders / "runs/pooled")
+    assert run.pooled() == {"mlp+seeds": ["mlp@4", "mlp@2"]}
+    population = run.population("mlp+seeds")
+    assert list(population.members.seed) == [4, 2]
+    correct = population.matrices["test.correct"]
+    assert correct.shape[0] == 2
+    frame = run.scalars()
+    members = frame[(frame.variant == "mlp+seeds") & (frame.role == "pointwise-profiles.profile") & (frame.scalar == "members")]
+    assert members.value.item() == 2 and math.isnan(members.seed.astype(float).item())

@@ -125,6 +125,18 @@ choice! {
 }
 
 choice! {
+    /// `pool` of a `[[metric]]`: what one instance of the metric observes.
+    pub enum MetricPool {
+        /// Each training run: one instance per seed, observing it as it trains.
+        Each = "each",
+        /// A `train` variant's seeds as one population: one instance, after
+        /// every seed finished, given `population-*` observations whose rows
+        /// are the seeds' final models (`population-run` = the seed's index).
+        Seeds = "seeds",
+    }
+}
+
+choice! {
     /// `data.stored_order`: how the training split is stored.
     pub enum StoredOrder {
         /// A seeded shuffle.

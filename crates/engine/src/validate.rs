@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::choice::{ModelKind, Split};
-use crate::manifest::{ComponentSpec, ExperimentKind, Settings};
+use crate::manifest::{ComponentSpec, ExperimentKind, Settings, Variant};
 use crate::plugin::{MetricHandle, SamplerHandle};
 pub use tessera_config::validate::*;
 
@@ -19,6 +19,54 @@ pub fn settings(s: &Settings, base: &Path) -> Vec<Problem> {
 /// variant with settings `s` cannot serve.
 pub fn metric_requests(s: &Settings, spec: &ComponentSpec, metric: &MetricHandle) -> Vec<Problem> {
     observation_requests(s, spec, "metric", metric.requires())
+}
+
+/// What keeps `metric` (`pool = "seeds"`) from pooling `variant`'s seeds:
+/// a variant that is not a `train` one with two seeds or more, data that
+/// differs by seed (no `data.seed`), or a request for anything but the
+/// `population-*` observations of final models.
+pub fn pooled_metric(variant: &Variant, spec: &ComponentSpec, metric: &MetricHandle) -> Vec<Problem> {
+    let problem = |key: &str, message: String, hint: &str| Problem {
+        key: format!("{}.{key}", spec.key),
+        message: format!("metric {} (pool = \"seeds\"): {message}", spec.id),
+        hint: Some(hint.to_string()),
+    };
+    let mut out = Vec::new();
+    let seeds = variant.seed_group.as_ref().map_or(1, |g| g.seeds.len());
+    if variant.settings.experiment.kind != ExperimentKind::Train || seeds < 2 {
+        out.push(problem(
+            "pool",
+            format!("variant `{}` is not a `train` experiment with two seeds or more", variant.name),
+            "set experiment.seeds = [1, 2, 3] (and experiment.kind = \"train\"), or remove `pool`",
+        ));
+    }
+    if variant.settings.data.seed.is_none() {
+        out.push(Problem {
+            key: "data.seed".into(),
+            message: format!(
+                "metric {} pools the seeds, but without data.seed each seed draws its own data, so their points differ",
+                spec.id
+            ),
+            hint: Some("set data.seed (e.g. data.seed = 0): every seed then evaluates the same points".into()),
+        });
+    }
+    let mut s = variant.settings.clone();
+    s.experiment.kind = ExperimentKind::Population;
+    out.extend(observation_requests(&s, spec, "metric", metric.requires()));
+    for r in metric.requires().unwrap_or_default() {
+        let kind = r.kind.as_str();
+        let pooled = tessera_sdk::observation::POPULATION_KINDS.contains(&kind)
+            && kind != tessera_sdk::observation::POPULATION_TRAIN_LABELS;
+        if !pooled {
+            out.push(problem(
+                "use",
+                format!("asks for `{kind}`; pooled seeds give only the population observations of their final models"),
+                "known: population-correct, population-predictions, population-true-probability, \
+                 population-probabilities, population-run, population-members, labels, example-ids",
+            ));
+        }
+    }
+    out
 }
 
 /// Observation requests of `sampler` that a variant with settings `s`

@@ -165,6 +165,7 @@ mod tests {
                 components: Default::default(),
                 results: [("engine".to_string(), engine)].into(),
                 device: None,
+                pooled_from: vec![],
             }
         };
         RunResults {

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use tessera_sdk::ComponentKind;
 
 pub use crate::choice::{
-    DataSource, DeviceChoice, EdgeDirection, EdgeListFormat, GraphCache, GraphGenerator, ModelKind, Optimizer,
-    OracleOrder, PretrainMethod, ProbabilityModel, Schedule, Split, StorageAccess, StorageMode, StoragePreset,
-    StoredOrder,
+    DataSource, DeviceChoice, EdgeDirection, EdgeListFormat, GraphCache, GraphGenerator, MetricPool, ModelKind,
+    Optimizer, OracleOrder, PretrainMethod, ProbabilityModel, Schedule, Split, StorageAccess, StorageMode,
+    StoragePreset, StoredOrder,
 };
 use tessera_util::suggest::closest;
 
@@ -100,6 +100,8 @@ pub struct ComponentSpec {
     pub params: toml::Table,
     /// The dotted key of its table, e.g. `sampler` or `metric[0]`.
     pub key: String,
+    /// A metric's `pool`: each run, or a `train` variant's seeds together.
+    pub pool: MetricPool,
 }
 
 impl ComponentSpec {
@@ -126,9 +128,44 @@ pub struct Variant {
     pub objective: Option<ComponentSpec>,
     /// The metrics.
     pub metrics: Vec<ComponentSpec>,
+    /// Where `experiment.seeds` made this run: the variant's name without
+    /// `@seed`, and every seed in the list (None for a run of its own).
+    pub seed_group: Option<SeedGroup>,
+}
+
+/// The runs `experiment.seeds` makes of one variant (or one sweep value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedGroup {
+    /// The name the runs share before `@seed`.
+    pub base: String,
+    /// The seeds, in manifest order: run `base@seeds[i]` is member `i`.
+    pub seeds: Vec<u64>,
+}
+
+impl SeedGroup {
+    /// The name of the results entry that pools the group's seeds
+    /// (`pool = "seeds"` metrics): `<base>+seeds`.
+    pub fn pooled_name(&self) -> String {
+        format!("{}+seeds", self.base)
+    }
+
+    /// The index of `seed` in the group's seeds.
+    pub fn index(&self, seed: u64) -> usize {
+        self.seeds.iter().position(|&s| s == seed).unwrap_or(0)
+    }
 }
 
 impl Variant {
+    /// The metrics that observe this run itself (not `pool = "seeds"`).
+    pub fn own_metrics(&self) -> impl Iterator<Item = &ComponentSpec> {
+        self.metrics.iter().filter(|m| m.pool == MetricPool::Each)
+    }
+
+    /// The metrics that pool the seeds of its group (`pool = "seeds"`).
+    pub fn pooled_metrics(&self) -> impl Iterator<Item = &ComponentSpec> {
+        self.metrics.iter().filter(|m| m.pool == MetricPool::Seeds)
+    }
+
     /// Every component of the variant with its kind.
     pub fn components(&self) -> Vec<(ComponentKind, &ComponentSpec)> {
         let mut all = Vec::new();
@@ -588,6 +625,8 @@ impl Manifest {
                             run.name = format!("{}@{seed}", v.name);
                             run.settings.experiment.seed = seed;
                             run.settings.experiment.seeds = vec![];
+                            let seeds = v.settings.experiment.seeds.clone();
+                            run.seed_group = Some(SeedGroup { base: v.name.clone(), seeds });
                             out.push(run);
                         }
                     }
@@ -615,21 +654,31 @@ impl Manifest {
     fn name_clashes(&self, runs: &[Variant], overrides: &[Override]) -> Vec<Diagnostic> {
         let mut seen: std::collections::BTreeMap<String, (&str, Option<usize>)> = Default::default();
         let mut errors = Vec::new();
-        for run in runs {
-            let stem = tessera_util::fs::file_stem_safe(&run.name);
-            if let Some((first, index)) = seen.insert(stem.clone(), (&run.name, run.index)) {
-                let what = if first == run.name { "two runs are named".to_string() } else { format!("`{first}` and") };
+        // The entries that pool seeds name files too (once per group: its first seed).
+        let first_of_group =
+            |r: &&Variant| r.seed_group.as_ref().is_some_and(|g| g.seeds[0] == r.settings.experiment.seed);
+        let pooled: Vec<(String, Option<usize>)> = runs
+            .iter()
+            .filter(|r| r.pooled_metrics().next().is_some())
+            .filter(first_of_group)
+            .map(|r| (r.seed_group.as_ref().expect("filtered").pooled_name(), r.index))
+            .collect();
+        let names = runs.iter().map(|r| (r.name.as_str(), r.index));
+        for (name, run_index) in names.chain(pooled.iter().map(|(n, i)| (n.as_str(), *i))) {
+            let stem = tessera_util::fs::file_stem_safe(name);
+            if let Some((first, index)) = seen.insert(stem.clone(), (name, run_index)) {
+                let what = if first == name { "two runs are named".to_string() } else { format!("`{first}` and") };
                 // One variant twice: a repeated seed or sweep value.
-                let key = match (index == run.index, self.has_repeated_seeds(run.index, overrides)) {
+                let key = match (index == run_index, self.has_repeated_seeds(run_index, overrides)) {
                     (true, true) => "experiment.seeds",
                     (true, false) => "experiment.sweep",
                     (false, _) => "name",
                 };
                 errors.push(self.diagnostic(
-                    run.index,
+                    run_index,
                     overrides,
                     key,
-                    format!("{what} `{}` (file name `{stem}`): their results would overwrite each other", run.name),
+                    format!("{what} `{name}` (file name `{stem}`): their results would overwrite each other"),
                     Some("rename a variant, or remove a repeated seed or sweep value".into()),
                 ));
             }
@@ -659,7 +708,7 @@ impl Manifest {
             Some(toml::Value::Array(items)) => {
                 for (i, item) in items.into_iter().enumerate() {
                     let key = format!("metric[{i}]");
-                    match component_spec(item, &key) {
+                    match component_spec(item, &key).and_then(metric_pool) {
                         Ok(spec) => metrics.push(spec),
                         Err(m) => errors.push(self.diagnostic(index, overrides, &key, m.to_string(), None)),
                     }
@@ -687,7 +736,7 @@ impl Manifest {
         };
         match settings {
             Some(settings) if errors.is_empty() => {
-                Ok(Variant { name, index, settings, sampler, finetuner, objective, metrics })
+                Ok(Variant { name, index, settings, sampler, finetuner, objective, metrics, seed_group: None })
             }
             _ => Err(Diagnostics(errors)),
         }
@@ -744,6 +793,9 @@ enum BadComponent {
     /// A table without a `use` string.
     #[error("`{0}` needs `use = \"plugin.component\"`, e.g. use = \"baselines.accuracy\"")]
     NoUse(String),
+    /// A metric's `pool` that is not one of its names.
+    #[error("`{0}.pool` is `{1}`; it is one of: {names}", names = MetricPool::NAMES.join(", "))]
+    Pool(String, String),
 }
 
 fn component_spec(value: toml::Value, key: &str) -> Result<ComponentSpec, BadComponent> {
@@ -751,9 +803,17 @@ fn component_spec(value: toml::Value, key: &str) -> Result<ComponentSpec, BadCom
         return Err(BadComponent::NotATable(key.to_string()));
     };
     match params.remove("use") {
-        Some(toml::Value::String(id)) => Ok(ComponentSpec { id, params, key: key.to_string() }),
+        Some(toml::Value::String(id)) => Ok(ComponentSpec { id, params, key: key.to_string(), pool: MetricPool::Each }),
         _ => Err(BadComponent::NoUse(key.to_string())),
     }
+}
+
+/// A metric's host key `pool` taken out of its parameters.
+fn metric_pool(mut spec: ComponentSpec) -> Result<ComponentSpec, BadComponent> {
+    let Some(value) = spec.params.remove("pool") else { return Ok(spec) };
+    let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+    spec.pool = text.parse().map_err(|_| BadComponent::Pool(spec.key.clone(), text))?;
+    Ok(spec)
 }
 
 #[cfg(test)]

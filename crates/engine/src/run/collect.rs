@@ -37,6 +37,8 @@ pub fn collect(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOpti
             merge_work(id, run_dir)?;
         }
     }
+    let pooled = super::pooled::collect_pooled(session, plan, run_dir, options, &results);
+    results.variants.extend(pooled);
     results.save(run_dir)?;
     report::write_tables(&results, run_dir)?;
     let plots = report::write_plots(&results, run_dir)?;
@@ -108,6 +110,7 @@ fn collect_variant(
         components: components(variant),
         results: BTreeMap::new(),
         device,
+        pooled_from: vec![],
     };
     let outcome = damaged.map_or(Ok(()), Err).and_then(|()| unfinished(&units)).and_then(|()| match planned.kind {
         ExperimentKind::Population => reduce(session, variant, planned, run_dir, options, &mut entry.seconds),
@@ -163,11 +166,13 @@ fn reduce(
     }
 }
 
-/// The `plugin.component` behind each role.
+/// The `plugin.component` behind each role (the pooled metrics are the
+/// `<variant>+seeds` entry's).
 fn components(variant: &Variant) -> BTreeMap<String, String> {
     variant
         .components()
         .into_iter()
+        .filter(|(_, spec)| spec.pool == crate::manifest::MetricPool::Each)
         .map(|(kind, spec)| {
             let role = if kind == ComponentKind::Metric { format!("metric:{}", spec.id) } else { spec.key.clone() };
             (role, spec.id.clone())
@@ -176,13 +181,14 @@ fn components(variant: &Variant) -> BTreeMap<String, String> {
 }
 
 /// Moves a unit's files (models, encoders, shards kept, graphs) into the run
-/// folder; its population part stays with the unit. Never replaces a file,
+/// folder; its population and pooled parts stay with the unit. Never replaces a file,
 /// and never follows a link, inside the unit or the run folder.
 fn merge_work(id: usize, run_dir: &Path) -> Result<()> {
     let run = Confined::new(run_dir);
     let work = unit::unit_path(id).join("work");
     let Ok(names) = run.names(&work) else { return Ok(()) };
-    for name in names.into_iter().filter(|n| n != super::population::PART) {
+    let parts = [super::population::PART, super::pooled::PART];
+    for name in names.into_iter().filter(|n| !parts.iter().any(|p| n == p)) {
         merge_entry(&run, &work.join(&name), Path::new(&name))?;
     }
     Ok(())

@@ -16,6 +16,7 @@ mod folder;
 mod graph;
 mod metrics;
 pub mod plan;
+mod pooled;
 mod population;
 pub mod progress;
 mod session;

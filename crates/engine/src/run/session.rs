@@ -353,7 +353,10 @@ fn validation_diagnostics(
         );
     }
     for (spec, metric) in &created.metrics {
-        problems.extend(crate::validate::metric_requests(&variant.settings, spec, metric));
+        problems.extend(match spec.pool {
+            crate::manifest::MetricPool::Each => crate::validate::metric_requests(&variant.settings, spec, metric),
+            crate::manifest::MetricPool::Seeds => crate::validate::pooled_metric(variant, spec, metric),
+        });
     }
     if let (Some(spec), Some(sampler)) = (&variant.sampler, &created.sampler) {
         problems.extend(crate::validate::sampler_requests(&variant.settings, spec, sampler));

@@ -151,11 +151,15 @@ pub struct VariantResult {
     /// fell back, this says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// For a `<variant>+seeds` entry (metrics with `pool = "seeds"`): the
+    /// runs whose final models it pooled, in seed order (schema 2.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pooled_from: Vec<String>,
 }
 
 /// The schema version results.json is written with: `MAJOR.MINOR`. A
 /// reader refuses another major version; a minor one only adds fields.
-pub const SCHEMA_VERSION: &str = "2.0";
+pub const SCHEMA_VERSION: &str = "2.1";
 
 /// The whole results.json (its JSON Schema: the book's "The run folder").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,6 +257,7 @@ mod tests {
                     components: Default::default(),
                     results: [("baselines.accuracy".to_string(), report)].into(),
                     device: None,
+                    pooled_from: vec![],
                 },
                 VariantResult {
                     name: "b".into(),
@@ -262,6 +267,7 @@ mod tests {
                     components: Default::default(),
                     results: Default::default(),
                     device: None,
+                    pooled_from: vec![],
                 },
             ],
             plots: vec![],
@@ -321,6 +327,7 @@ mod tests {
                 components: Default::default(),
                 results: [("engine".to_string(), engine)].into(),
                 device: None,
+                pooled_from: vec![],
             }
         };
         let mut r = sample();

@@ -191,6 +191,28 @@ impl Population {
         Ok(population)
     }
 
+    /// A population of one member: `model` (a `train` run's final model,
+    /// described by `member`) evaluated on `evaluated`, its softmax outputs
+    /// kept when `probabilities`; what `pool = "seeds"` stacks over seeds.
+    pub fn of_one(
+        model: &Model,
+        mut member: Member,
+        evaluated: &[(String, TensorData)],
+        classes: usize,
+        probabilities: bool,
+    ) -> Result<Population> {
+        let mut population = Population::default();
+        for (name, data) in evaluated {
+            let labels = Vec::<i64>::try_from(&data.y.to_device(Device::Cpu))?;
+            let mut matrix = SplitMatrix { labels, classes, ..Default::default() };
+            let accuracy = run::evaluate_into(model, data, &mut matrix, probabilities)?;
+            member.accuracy.insert(name.clone(), accuracy);
+            population.splits.insert(name.clone(), matrix);
+        }
+        population.members.push(member);
+        Ok(population)
+    }
+
     /// Appends `other`'s members, matrix rows and training labels (the next
     /// runs in row order).
     pub fn append(&mut self, other: Population) -> Result<()> {

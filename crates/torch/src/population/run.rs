@@ -88,20 +88,8 @@ impl OneRun<'_> {
     pub(super) fn evaluate(&self, model: &Model, population: &mut Population) -> Result<BTreeMap<String, f64>> {
         let mut accuracy = BTreeMap::new();
         for (split, data) in &self.shared.evaluated {
-            let probabilities = tch::no_grad(|| model.forward(&data.x).softmax(-1, Kind::Float));
-            let truth = probabilities.gather(1, &data.y.unsqueeze(1), false).squeeze_dim(1);
-            let predicted = probabilities.argmax(-1, false);
-            let hit = predicted.eq_tensor(&data.y);
             let matrix = population.splits.get_mut(split).expect("inserted above");
-            let hits = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
-            let n = hits.len().max(1);
-            accuracy.insert(split.clone(), hits.iter().map(|&h| h as f64).sum::<f64>() / n as f64);
-            matrix.correct.extend(hits);
-            matrix.predictions.extend(Vec::<i32>::try_from(&predicted.to_kind(Kind::Int).to_device(Device::Cpu))?);
-            matrix.true_probability.extend(train::to_vec_f32(&truth)?);
-            if self.inputs.config.probabilities {
-                matrix.probabilities.extend(train::to_vec_f32(&probabilities)?);
-            }
+            accuracy.insert(split.clone(), evaluate_into(model, data, matrix, self.inputs.config.probabilities)?);
         }
         Ok(accuracy)
     }
@@ -172,4 +160,27 @@ impl OneRun<'_> {
         trained.with_context(|| format!("population run {} ({})", self.spec.run, self.label()))?;
         Ok(())
     }
+}
+
+/// Appends `model`'s row on `data` to `matrix` (its softmax outputs too when
+/// `probabilities`); its accuracy.
+pub(super) fn evaluate_into(
+    model: &Model,
+    data: &TensorData,
+    matrix: &mut SplitMatrix,
+    probabilities: bool,
+) -> Result<f64> {
+    let outputs = tch::no_grad(|| model.forward(&data.x).softmax(-1, Kind::Float));
+    let truth = outputs.gather(1, &data.y.unsqueeze(1), false).squeeze_dim(1);
+    let predicted = outputs.argmax(-1, false);
+    let hit = predicted.eq_tensor(&data.y);
+    let hits = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
+    let accuracy = hits.iter().map(|&h| h as f64).sum::<f64>() / hits.len().max(1) as f64;
+    matrix.correct.extend(hits);
+    matrix.predictions.extend(Vec::<i32>::try_from(&predicted.to_kind(Kind::Int).to_device(Device::Cpu))?);
+    matrix.true_probability.extend(train::to_vec_f32(&truth)?);
+    if probabilities {
+        matrix.probabilities.extend(train::to_vec_f32(&outputs)?);
+    }
+    Ok(accuracy)
 }

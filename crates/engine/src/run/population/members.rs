@@ -95,7 +95,7 @@ fn join(parts: &[std::path::PathBuf]) -> Result<Population> {
 }
 
 /// The engine's report: counts, accuracy ranges, the `members` table.
-fn engine_report(population: &Population) -> ReportJson {
+pub(in crate::run) fn engine_report(population: &Population) -> ReportJson {
     let mut engine = ReportJson::default();
     engine.scalars.insert("members".into(), population.len() as f64);
     let runs = population.members.iter().map(|m| m.run).collect::<std::collections::BTreeSet<_>>().len();
@@ -141,9 +141,24 @@ fn observe(
     reports: &mut BTreeMap<String, ReportJson>,
     run_dir: &Path,
 ) -> Result<()> {
+    let specs: Vec<&crate::manifest::ComponentSpec> = variant.metrics.iter().collect();
     let seed = variant.settings.experiment.seed;
+    observe_population(session, &specs, population, (seed, options), reports, (run_dir, &variant.name))
+}
+
+/// Hands `population` to a fresh instance of each metric of `specs` at one
+/// final checkpoint (seeded from `seed`); their reports, with their arrays
+/// kept under `run_dir` for the entry `name`.
+pub(in crate::run) fn observe_population(
+    session: &Session,
+    specs: &[&crate::manifest::ComponentSpec],
+    population: &Population,
+    (seed, options): (u64, &RunOptions),
+    reports: &mut BTreeMap<String, ReportJson>,
+    (run_dir, name): (&Path, &str),
+) -> Result<()> {
     let mut metrics = Vec::new();
-    for spec in &variant.metrics {
+    for spec in specs {
         metrics.push(session.registry.new_metric(&spec.id, &spec.params_text())?);
     }
     let contexts: Vec<CallContext> = crate::run::metrics::metric_contexts(&metrics, seed, &options.cancel);
@@ -153,5 +168,5 @@ fn observe(
         let observations = population.observations(&metric.requires()?)?;
         metric.observe(&checkpoint, &observations, mctx)?;
     }
-    finish_metrics(&mut metrics, &contexts, reports, (run_dir, &variant.name))
+    finish_metrics(&mut metrics, &contexts, reports, (run_dir, name))
 }

@@ -12,7 +12,7 @@ use crate::population::{PopulationPlan, RunSpec};
 #[cfg(feature = "torch")]
 mod members;
 #[cfg(feature = "torch")]
-pub(super) use members::{reduce, run_part};
+pub(super) use members::{engine_report, observe_population, reduce, run_part};
 
 /// The folder of a unit's part of the population.
 pub(super) const PART: &str = "population-part";

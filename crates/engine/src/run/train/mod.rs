@@ -52,6 +52,7 @@ pub(super) fn run_train(
         job.offline_pass(&mut storage)?;
     }
     let (summary, curve) = job.fit(&model, &storage, reference.as_ref())?;
+    job.pooled_part(&model, &storage, &summary)?;
     if let Some(owned) = storage.owned.take().filter(|_| !job.s.storage.keep) {
         owned.remove()?;
     }
@@ -115,8 +116,7 @@ impl<'a> TrainJob<'a> {
         let sampler_spec = variant.sampler.as_ref().ok_or_else(|| invalid!("no sampler"))?;
         let sampler = registry.new_sampler(&sampler_spec.id, &sampler_spec.params_text())?;
         let metrics = variant
-            .metrics
-            .iter()
+            .own_metrics()
             .map(|spec| registry.new_metric(&spec.id, &spec.params_text()))
             .collect::<Result<Vec<_>, _>>()?;
         let metric_ctx = super::metrics::metric_contexts(&metrics, seed, &options.cancel);
@@ -410,6 +410,19 @@ impl<'a> TrainJob<'a> {
 
     /// The sampler's own report, under its id (empty: none), checked
     /// against the report contract like a metric's.
+    /// Phase 6b: with `pool = "seeds"` metrics, the final model's
+    /// predictions on the splits they ask for, kept for collect to stack.
+    fn pooled_part(&mut self, model: &Model, stored: &Stored, summary: &FitSummary) -> Result<()> {
+        if !super::pooled::pools(self.variant) {
+            return Ok(());
+        }
+        if super::pooled::wanted(self.session, self.variant)?.0.iter().any(|s| s == "train") {
+            self.train_in_memory(stored, "a pooled metric")?;
+        }
+        let at = (model, &self.splits, self.device);
+        super::pooled::save_part(self.session, self.variant, at, summary, self.unit_dir)
+    }
+
     fn finish_sampler(&mut self) -> Result<()> {
         let report = self.sampler.finish(&self.ctx("sampler"))?;
         let id = self.sampler.id.clone();
