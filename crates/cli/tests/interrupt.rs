@@ -102,12 +102,28 @@ fn interrupt(executor: &str, presses: usize, gap: Duration) -> (Option<i32>, Str
     (code, quick.unwrap_or_default(), stderr)
 }
 
+/// [`interrupt`] with two presses `gap` apart. Where the first press came
+/// just before the step's end, the run may stop by itself before the second
+/// arrives (it then says `cancelled`, exit 1): that moment is tried again,
+/// three times at most.
+fn pressed_twice(executor: &str, gap: Duration) -> (Option<i32>, String, String) {
+    for _ in 0..2 {
+        let (code, quick, stderr) = interrupt(executor, 2, gap);
+        let stopped_first = code == Some(1) && stderr.contains("cancelled") && !stderr.contains("killed");
+        if !stopped_first {
+            return (code, quick, stderr);
+        }
+        eprintln!("{executor}, {gap:?}: the run stopped before the second press; again");
+    }
+    interrupt(executor, 2, gap)
+}
+
 #[test]
 fn a_second_ctrl_c_kills_at_once_without_a_crash_and_keeps_finished_results() {
     // Two presses within one step (a terminal sends each as it is pressed;
     // the kernel merges two sent at the same instant into one).
     for (executor, gap) in [("inline", 100), ("inline", 400), ("processes", 100), ("processes", 400)] {
-        let (code, quick, stderr) = interrupt(executor, 2, Duration::from_millis(gap));
+        let (code, quick, stderr) = pressed_twice(executor, Duration::from_millis(gap));
         assert_eq!(code, Some(130), "{executor}, {gap} ms: killed by a signal or another code: {stderr}");
         assert_eq!(quick, "Ok", "{executor}, {gap} ms: the finished variant's results: {stderr}");
         assert!(!stderr.contains("panicked") && !stderr.contains("Segmentation"), "{stderr}");

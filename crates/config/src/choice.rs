@@ -125,6 +125,20 @@ choice! {
 }
 
 choice! {
+    /// `experiment.reproducible`: which CPU kernels libtorch may choose.
+    pub enum Reproducible {
+        /// The fastest this CPU has (AVX-512 where present): results are
+        /// bit-identical from run to run on one kind of CPU, not across kinds.
+        Native = "native",
+        /// Every kernel choice pinned to AVX2, which all current x86-64
+        /// server CPUs share (libtorch's CPU capability, MKL's conditional
+        /// numerical reproducibility, oneDNN's ISA), before libtorch starts:
+        /// the same bits on any such CPU, at some cost in speed.
+        Portable = "portable",
+    }
+}
+
+choice! {
     /// `pool` of a `[[metric]]`: what one instance of the metric observes.
     pub enum MetricPool {
         /// Each training run: one instance per seed, observing it as it trains.

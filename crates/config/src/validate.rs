@@ -155,6 +155,14 @@ fn experiment(p: &mut Problems, s: &Settings, gpus: impl Fn() -> usize) {
         );
     }
     p.at_most("experiment.threads", e.threads, MAX_THREADS, "0 uses libtorch's default");
+    let trains = e.kind != ExperimentKind::Graph;
+    if e.reproducible == crate::choice::Reproducible::Portable && e.threads == 0 && trains {
+        p.hint(
+            "experiment.threads",
+            "`reproducible = \"portable\"` pins the thread count, and threads = 0 takes each machine's own",
+            "set experiment.threads (e.g. 1)",
+        );
+    }
     if e.kind != ExperimentKind::Graph {
         device(p, e.device, gpus);
     }

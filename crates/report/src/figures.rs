@@ -45,6 +45,10 @@ pub struct Expected {
     /// bit-identical on one kind of CPU, not across kinds.
     #[serde(default)]
     pub cpu: String,
+    /// `portable` when made with `experiment.reproducible = "portable"`:
+    /// then the figures are the same on any x86-64 CPU with AVX2.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kernels: String,
     /// By variant (without `@seed`).
     pub variants: BTreeMap<String, VariantFigures>,
 }
@@ -137,6 +141,7 @@ pub fn expected_of(run_dir: &Path) -> Result<Expected> {
         commit: commit_of(Path::new(".")),
         tessera_version: results.tessera_version.clone(),
         cpu: cpu(),
+        kernels: results.system.as_ref().map(|s| s.kernels.clone()).filter(|k| k == "portable").unwrap_or_default(),
         variants: of_run(&results),
     })
 }

@@ -47,6 +47,11 @@ pub struct SystemInfo {
     pub commit: String,
     /// The libtorch version.
     pub libtorch: String,
+    /// `experiment.reproducible`: `native` (kernels chosen by this CPU) or
+    /// `portable` (pinned to AVX2, the same bits on any x86-64 CPU with it);
+    /// empty before schema 2.1.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kernels: String,
 }
 
 impl SystemInfo {
@@ -62,6 +67,7 @@ impl SystemInfo {
             tessera_version: env!("CARGO_PKG_VERSION").into(),
             commit: build.commit,
             libtorch: build.libtorch,
+            kernels: String::new(),
         }
     }
 }

@@ -30,7 +30,15 @@ pub(crate) fn figures(dir: &std::path::Path, expected: &std::path::Path, write: 
             return ExitCode::from(2);
         }
     };
-    if !want.cpu.is_empty() && want.cpu != found.cpu {
+    if want.kernels != found.kernels {
+        let mode = |k: &str| if k.is_empty() { "native".to_string() } else { k.to_string() };
+        println!(
+            "note: the expected figures were made with {} kernels, this run with {}: rerun with --set experiment.reproducible={}",
+            mode(&want.kernels),
+            mode(&found.kernels),
+            mode(&want.kernels)
+        );
+    } else if !want.cpu.is_empty() && want.cpu != found.cpu && want.kernels.is_empty() {
         println!(
             "note: the expected figures were made on {}, this machine is {}: libtorch's kernels differ by CPU, so trained figures may differ in their last bits and beyond",
             want.cpu, found.cpu

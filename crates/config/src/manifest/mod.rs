@@ -15,8 +15,8 @@ use tessera_sdk::ComponentKind;
 
 pub use crate::choice::{
     DataSource, DeviceChoice, EdgeDirection, EdgeListFormat, GraphCache, GraphGenerator, MetricPool, ModelKind,
-    Optimizer, OracleOrder, PretrainMethod, ProbabilityModel, Schedule, Split, StorageAccess, StorageMode,
-    StoragePreset, StoredOrder,
+    Optimizer, OracleOrder, PretrainMethod, ProbabilityModel, Reproducible, Schedule, Split, StorageAccess,
+    StorageMode, StoragePreset, StoredOrder,
 };
 use tessera_util::suggest::closest;
 

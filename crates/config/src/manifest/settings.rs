@@ -55,6 +55,11 @@ settings! {
         pub device: DeviceChoice = DeviceChoice::Cpu;
         /// Threads for tensor work (0 = libtorch's default).
         pub threads: usize = 0, range "[0, 1024]";
+        /// `native` (the fastest kernels this CPU has) or `portable` (kernels
+        /// pinned to AVX2: the same bits on any x86-64 CPU with AVX2, so a
+        /// Slurm array over mixed nodes gives what one node would; needs
+        /// `threads` set, and one value for the whole manifest).
+        pub reproducible: crate::choice::Reproducible = crate::choice::Reproducible::Native;
         /// Folders or library files to search for plugins, relative to the manifest.
         pub plugin_paths: Vec<String> = vec![];
         /// Run each variant once per value of one setting, e.g.

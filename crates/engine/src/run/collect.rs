@@ -39,6 +39,7 @@ pub fn collect(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOpti
     }
     let pooled = super::pooled::collect_pooled(session, plan, run_dir, options, &results);
     results.variants.extend(pooled);
+    warn_mixed_cpus(session, plan, run_dir);
     results.save(run_dir)?;
     report::write_tables(&results, run_dir)?;
     let plots = report::write_plots(&results, run_dir)?;
@@ -81,7 +82,10 @@ pub(super) fn no_variants_yet(plan: &Plan) -> RunResults {
         started: plan.started.clone(),
         variants: vec![],
         plots: vec![],
-        system: Some(tessera_report::system::SystemInfo::here(plan.threads.unwrap_or(0))),
+        system: Some(tessera_report::system::SystemInfo {
+            kernels: plan.reproducible.as_str().into(),
+            ..tessera_report::system::SystemInfo::here(plan.threads.unwrap_or(0))
+        }),
     }
 }
 
@@ -125,6 +129,32 @@ fn collect_variant(
         }
     }
     entry
+}
+
+/// Warns of each variant (seeds together) whose units ran on different kinds
+/// of CPU in native mode: its figures may differ in their last bits.
+fn warn_mixed_cpus(session: &Session, plan: &Plan, run_dir: &Path) {
+    if session.variants.iter().any(|v| v.settings.experiment.reproducible == crate::manifest::Reproducible::Portable) {
+        return;
+    }
+    let mut cpus: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for planned in &plan.variants {
+        for &id in &planned.units {
+            if let Ok(Some(result)) = unit::checked_result(run_dir, id) {
+                let family = cpus.entry(report::base_name(&planned.name)).or_default();
+                family.extend(Some(result.ran.cpu).filter(|c| !c.is_empty()));
+            }
+        }
+    }
+    for (variant, kinds) in cpus.iter().filter(|(_, kinds)| kinds.len() > 1) {
+        let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+        log::warn!(
+            "`{variant}`: its units ran on {} kinds of CPU ({}); libtorch picks kernels by CPU, so their figures may \
+             differ in their last bits: set experiment.reproducible = \"portable\" for the same bits on any of them",
+            kinds.len(),
+            kinds.join("; ")
+        );
+    }
 }
 
 /// An error naming the first unit that failed or did not finish.

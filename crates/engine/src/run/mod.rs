@@ -14,6 +14,7 @@ mod collect;
 mod executor;
 mod folder;
 mod graph;
+pub mod kernels;
 mod metrics;
 pub mod plan;
 mod pooled;

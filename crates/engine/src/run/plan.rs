@@ -36,10 +36,17 @@ pub struct Plan {
     /// The largest `experiment.threads` of its variants, if any sets it.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// `experiment.reproducible`: the kernels every unit runs with.
+    #[serde(default = "native")]
+    pub reproducible: crate::manifest::Reproducible,
     /// The selected variants, in manifest order.
     pub variants: Vec<PlannedVariant>,
     /// Every unit; a unit's id is its index.
     pub units: Vec<Unit>,
+}
+
+fn native() -> crate::manifest::Reproducible {
+    crate::manifest::Reproducible::Native
 }
 
 /// A variant of the plan and its units.
@@ -93,6 +100,7 @@ impl Plan {
             overrides: session.overrides.clone(),
             plugins: session.registry.plugins().iter().map(|p| p.path.clone()).collect(),
             threads: session.variants.iter().map(|v| v.settings.experiment.threads).max().filter(|&t| t > 0),
+            reproducible: super::kernels::mode_of(&session.variants).unwrap_or(crate::manifest::Reproducible::Native),
             variants: vec![],
             units: vec![],
         };

@@ -160,6 +160,10 @@ pub fn prepare_manifest(
     let variants = manifest.variants(overrides)?;
     let mut registry = Registry::new();
     let mut errors = Vec::new();
+    // Before anything can run libtorch: its kernel choices.
+    if let Err(e) = super::kernels::mode_of(&variants).and_then(super::kernels::pin) {
+        errors.push(manifest.diagnostic(None, overrides, "experiment.reproducible", e.to_string(), None));
+    }
     let mut manifest_search = search.clone();
     manifest_search.extra = manifest.plugin_paths();
     for (i, path) in manifest_search.extra.iter().enumerate() {
