@@ -66,6 +66,8 @@ SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
 SlurmctldLogFile=$STATE/slurmctld.log
 SlurmdLogFile=$STATE/slurmd.log
+# Lowered from Slurm's 1001 so that the tests' plans need several arrays.
+MaxArraySize=4
 SlurmctldPort=${TESSERA_SLURMCTLD_PORT:-6817}
 SlurmdPort=${TESSERA_SLURMD_PORT:-6818}
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN

@@ -82,6 +82,10 @@ pub(crate) enum Command {
         /// The unit's id.
         #[arg(long, required_unless_present = "units", conflicts_with = "units")]
         unit: Option<usize>,
+        /// Added to --unit: a Slurm array's task index is below the
+        /// cluster's MaxArraySize, so a later array's tasks start there.
+        #[arg(long, default_value_t = 0, requires = "unit")]
+        unit_offset: usize,
         /// Several units, comma-separated, each run if this worker claims it
         /// in --claims (how the processes executor's workers share them).
         #[arg(long, value_delimiter = ',', requires = "claims")]

@@ -3,7 +3,8 @@
 //! and through a real Slurm cluster (started by `testing/slurm/start.sh`,
 //! which `make test` runs), and their results.json agree bit for bit once
 //! wall times are set aside. A Slurm array task killed with `scancel` is
-//! rerun, alone, by `tessera resume`.
+//! rerun, alone, by `tessera resume`. The test cluster's `MaxArraySize` is
+//! 4, so the population's 6 units run as two arrays.
 
 mod common;
 
@@ -215,6 +216,30 @@ fn log_jobs(what: &str, stdout: &[u8]) {
     }
 }
 
+/// The test cluster's `MaxArraySize` (testing/slurm/start.sh), lowered so
+/// that a plan of more units than it is split into several arrays.
+const MAX_ARRAY_SIZE: u64 = 4;
+
+/// Every array of the run's first submission keeps its task indices below
+/// [`MAX_ARRAY_SIZE`] and the arrays cover every unit once; a plan of more
+/// units than that was split.
+fn assert_arrays_fit(run: &Path, name: &str) {
+    let jobs: Value = serde_json::from_slice(&std::fs::read(run.join("slurm/jobs.json")).unwrap()).unwrap();
+    let (arrays, units) = (jobs[0]["arrays"].as_array().unwrap(), jobs[0]["units"].as_array().unwrap());
+    let mut covered = Vec::new();
+    for array in arrays {
+        let offset = array["offset"].as_u64().unwrap();
+        for unit in array["units"].as_array().unwrap().iter().map(|u| u.as_u64().unwrap()) {
+            assert!(unit >= offset && unit - offset < MAX_ARRAY_SIZE, "{name}: unit {unit} as task {}", unit - offset);
+            covered.push(serde_json::json!(unit));
+        }
+    }
+    assert_eq!(&covered, units, "{name}: the arrays cover every unit once");
+    let needed = (units.len() as u64).div_ceil(MAX_ARRAY_SIZE) as usize;
+    assert!(arrays.len() >= needed, "{name}: {} units in {} array(s)", units.len(), arrays.len());
+    eprintln!("{name}: {} units in {} array(s)", units.len(), arrays.len());
+}
+
 fn wait_until_gone(conf: &Path, job: &str) {
     let started = Instant::now();
     loop {
@@ -245,6 +270,7 @@ fn slurm_runs_each_kind_like_inline_and_resume_reruns_a_killed_task() {
         let out = run(tiny, &slurm, &["--executor", "slurm", "--wait"]);
         log_jobs(&format!("slurm {}", tiny.name), &out.stdout);
         assert_same_results(tiny, &inline, &slurm, "slurm");
+        assert_arrays_fit(&slurm, tiny.name);
         assert!(!dir.path().join("pwned").exists() && !Path::new("pwned").exists(), "a run folder's name ran");
     }
     // Kill one task of an array (one at a time, so the last is still queued

@@ -44,9 +44,10 @@ pub(crate) fn dispatch(cli: &Cli, progress: indicatif::MultiProgress) -> ExitCod
             Ok(session) => run::plan(&session, variants, *json),
             Err(code) => code,
         },
-        Command::Worker { dir, unit, units, claims, threads } => {
+        Command::Worker { dir, unit, unit_offset, units, claims, threads } => {
             handoff::hand_off_graph_work(handoff::run_folder_graph_only(dir));
-            run::worker(dir, unit, units, claims, threads)
+            let unit = unit.and_then(|u| u.checked_add(*unit_offset));
+            run::worker(dir, &unit, units, claims, threads)
         }
         Command::Collect { dir } => run::collect(dir),
         Command::Resume { dir, executor } => run::resume(cli, dir, executor, progress),

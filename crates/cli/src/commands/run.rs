@@ -58,7 +58,7 @@ pub(crate) fn print_outcome(outcome: tessera_engine::Result<run::RunOutcome>) ->
     };
     let waited = outcome.submitted.is_none() || !outcome.results.variants.is_empty();
     if let Some(s) = &outcome.submitted {
-        println!("slurm: array job {} over {} unit(s), collect job {}", s.array_job, s.units.len(), s.collect_job);
+        println!("slurm: array job {} over {} unit(s), collect job {}", s.array_jobs(), s.units.len(), s.collect_job);
     }
     if waited {
         println!("{}", report::summary_table(&outcome.results, 8));

@@ -1,8 +1,11 @@
-//! The `slurm` executor: one job array over the pending units (`--array`
+//! The `slurm` executor: job arrays over the pending units (`--array`
 //! lists their ids, `%max_parallel` caps how many run at once), each task
-//! running `tessera worker RUN_DIR --unit $SLURM_ARRAY_TASK_ID`, and a
-//! collect job that starts once the array has ended (`afterany`), however
-//! its tasks ended. The scripts and the job ids are kept under `slurm/` of
+//! running `tessera worker RUN_DIR --unit $SLURM_ARRAY_TASK_ID --unit-offset
+//! OFFSET`, and a collect job that starts once the arrays have ended
+//! (`afterany`), however their tasks ended. A task index must stay below
+//! the cluster's `MaxArraySize`, so unit `u` runs as task `u mod M` of the
+//! array for units `M·k … M·k + M − 1` (offset `M·k`): one array while the
+//! plan fits, several after. The scripts and the job ids are kept under `slurm/` of
 //! the run folder, which must be on a filesystem the nodes share.
 
 use std::ffi::OsString;
@@ -22,8 +25,11 @@ pub use tessera_util::text::unsafe_char;
 /// What was submitted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Submission {
-    /// The array's job id.
+    /// The first array's job id (empty when no unit was pending).
     pub array_job: String,
+    /// Every array: its job id, and the unit its task 0 runs.
+    #[serde(default)]
+    pub arrays: Vec<ArrayJob>,
     /// The collect job's id.
     pub collect_job: String,
     /// The units of the array (its task ids).
@@ -32,7 +38,36 @@ pub struct Submission {
     pub submitted: String,
 }
 
-/// Writes the scripts and submits the array and the collect job.
+/// One job array of a submission: its task `t` runs unit `offset + t`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArrayJob {
+    /// The job id.
+    pub job: String,
+    /// Added to a task index to give its unit.
+    pub offset: usize,
+    /// Its units.
+    pub units: Vec<usize>,
+}
+
+impl Submission {
+    /// Every array of it (`arrays`, or for a record written before there
+    /// were several, the one `array_job` ran with task = unit).
+    pub fn all_arrays(&self) -> Vec<ArrayJob> {
+        match (self.arrays.is_empty(), self.array_job.is_empty()) {
+            (false, _) => self.arrays.clone(),
+            (true, false) => vec![ArrayJob { job: self.array_job.clone(), offset: 0, units: self.units.clone() }],
+            (true, true) => vec![],
+        }
+    }
+
+    /// Unit `unit`'s Slurm task, `JOB_TASK`, if this submission ran it.
+    pub fn task_of(&self, unit: usize) -> Option<String> {
+        let array = self.all_arrays().into_iter().find(|a| a.units.contains(&unit))?;
+        Some(format!("{}_{}", array.job, unit - array.offset))
+    }
+}
+
+/// Writes the scripts and submits the arrays and the collect job.
 ///
 /// No value of the manifest or the run reaches the scripts' text: the
 /// options go to `sbatch` as arguments (kept in `slurm/*.args.json`), and the
@@ -54,7 +89,9 @@ pub fn submit(config: &SlurmConfig, plan: &Plan, pending: &[usize], run_dir: &Pa
         0 => String::new(),
         n => format!(" --threads {}", shlex::try_quote(&n.to_string())?),
     };
-    let worker = format!("--quiet worker \"$TESSERA_RUN\" --unit \"$SLURM_ARRAY_TASK_ID\"{threads}");
+    let worker = format!(
+        "--quiet worker \"$TESSERA_RUN\" --unit \"$SLURM_ARRAY_TASK_ID\" --unit-offset \"$TESSERA_UNIT_OFFSET\"{threads}"
+    );
     let array_script = dir.join("array.sbatch");
     run.write_atomic(&array_script, script(&config.setup, &worker).as_bytes())?;
     let collect_script = dir.join("collect.sbatch");
@@ -62,24 +99,27 @@ pub fn submit(config: &SlurmConfig, plan: &Plan, pending: &[usize], run_dir: &Pa
     let mut collect_config = config.clone();
     (collect_config.gpus, collect_config.max_parallel) = (0, 0);
     let script_args = [exe.into_os_string(), run_dir.as_os_str().to_owned()];
-    let array_job = if pending.is_empty() {
-        None
-    } else {
-        let limit = match config.max_parallel {
-            0 => String::new(),
-            n => format!("%{n}"),
-        };
-        let mut args = sbatch_options(config, plan, &dir.join("unit-%a.out"));
-        args.push(format!("--array={}{limit}", ranges(pending)).into());
-        run.write_atomic(dir.join("array.args.json"), &args_json(&args)?)?;
-        Some(sbatch(&args, &array_script, &script_args)?)
-    };
+    let mut arrays = Vec::new();
+    for (offset, units) in windows(pending, max_array_size()) {
+        let mut args = sbatch_options(config, plan, &dir.join(format!("unit-{offset}+%a.out")));
+        args.push(
+            format!("--array={}{}", ranges(&units.iter().map(|u| u - offset).collect::<Vec<_>>()), limit(config))
+                .into(),
+        );
+        run.write_atomic(dir.join(format!("array-{offset}.args.json")), &args_json(&args)?)?;
+        let with_offset = [&script_args[..], &[offset.to_string().into()]].concat();
+        arrays.push(ArrayJob { job: sbatch(&args, &array_script, &with_offset)?, offset, units });
+    }
     let mut args = sbatch_options(&collect_config, plan, &dir.join("collect-%j.out"));
-    args.extend(array_job.iter().map(|job| format!("--dependency=afterany:{job}").into()));
+    if !arrays.is_empty() {
+        let jobs: Vec<&str> = arrays.iter().map(|a| a.job.as_str()).collect();
+        args.push(format!("--dependency=afterany:{}", jobs.join(":")).into());
+    }
     run.write_atomic(dir.join("collect.args.json"), &args_json(&args)?)?;
     let collect_job = sbatch(&args, &collect_script, &script_args)?;
     let submission = Submission {
-        array_job: array_job.unwrap_or_default(),
+        array_job: arrays.first().map(|a| a.job.clone()).unwrap_or_default(),
+        arrays,
         collect_job,
         units: pending.to_vec(),
         submitted: chrono::Local::now().to_rfc3339(),
@@ -87,11 +127,52 @@ pub fn submit(config: &SlurmConfig, plan: &Plan, pending: &[usize], run_dir: &Pa
     record(&run, &submission)?;
     log::info!(
         "slurm: array job {} over {} unit(s), collect job {}",
-        submission.array_job,
+        submission.array_jobs(),
         pending.len(),
         submission.collect_job
     );
     Ok(submission)
+}
+
+impl Submission {
+    /// The arrays' job ids, comma-separated (`squeue -j` takes that).
+    pub fn array_jobs(&self) -> String {
+        self.all_arrays().iter().map(|a| a.job.as_str()).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// `%max_parallel` of `--array`, or nothing.
+fn limit(config: &SlurmConfig) -> String {
+    match config.max_parallel {
+        0 => String::new(),
+        n => format!("%{n}"),
+    }
+}
+
+/// The pending units by array: `(offset, units)` with every unit in
+/// `offset .. offset + max` (its task index below `max`).
+fn windows(pending: &[usize], max: usize) -> Vec<(usize, Vec<usize>)> {
+    let mut out: Vec<(usize, Vec<usize>)> = Vec::new();
+    for &unit in pending {
+        let offset = unit / max.max(1) * max.max(1);
+        match out.last_mut() {
+            Some((o, units)) if *o == offset => units.push(unit),
+            _ => out.push((offset, vec![unit])),
+        }
+    }
+    out
+}
+
+/// The cluster's `MaxArraySize` (`scontrol show config`), or Slurm's
+/// default 1001 where it cannot be read.
+fn max_array_size() -> usize {
+    let output = Command::new("scontrol").args(["show", "config"]).output();
+    let text = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let value = text.lines().find_map(|l| l.strip_prefix("MaxArraySize")).and_then(|rest| rest.split('=').nth(1));
+    value.and_then(|v| v.trim().parse().ok()).filter(|&m: &usize| m > 0).unwrap_or_else(|| {
+        log::debug!("slurm: MaxArraySize not read from `scontrol show config`; using 1001");
+        1001
+    })
 }
 
 /// The `sbatch` options of `config`, as arguments (no shell sees them).
@@ -131,7 +212,7 @@ fn script(setup: &str, tessera_args: &str) -> String {
         "#!/bin/bash\n# Written by tessera; submitted with sbatch, its options on sbatch's command line\n\
          # (see *.args.json beside this file). $1: the tessera binary, $2: the run folder.\n",
     );
-    text += "set -e\nreadonly TESSERA_BIN=\"$1\" TESSERA_RUN=\"$2\"\nshift 2\n";
+    text += "set -e\nreadonly TESSERA_BIN=\"$1\" TESSERA_RUN=\"$2\" TESSERA_UNIT_OFFSET=\"${3:-0}\"\nshift \"$#\"\n";
     if !setup.trim().is_empty() {
         text += setup.trim_end();
         text += "\n";
@@ -233,10 +314,31 @@ mod tests {
     }
 
     #[test]
+    fn arrays_keep_every_task_index_below_max_array_size() {
+        let pending = [0, 1, 2, 3, 4, 5, 9, 12];
+        assert_eq!(windows(&pending, 4), [(0, vec![0, 1, 2, 3]), (4, vec![4, 5]), (8, vec![9]), (12, vec![12])]);
+        assert_eq!(windows(&pending, 1001), [(0, pending.to_vec())]);
+        let submission = Submission {
+            array_job: "7".into(),
+            arrays: vec![
+                ArrayJob { job: "7".into(), offset: 0, units: vec![0, 1] },
+                ArrayJob { job: "9".into(), offset: 4, units: vec![5] },
+            ],
+            collect_job: "10".into(),
+            units: vec![0, 1, 5],
+            submitted: String::new(),
+        };
+        assert_eq!(submission.task_of(5).as_deref(), Some("9_1"));
+        assert_eq!(submission.array_jobs(), "7,9");
+    }
+
+    #[test]
     fn no_value_reaches_the_script_text() {
         let text = script("module load cuda", "collect \"$TESSERA_RUN\"");
         assert!(
-            text.contains("readonly TESSERA_BIN=\"$1\" TESSERA_RUN=\"$2\"\nshift 2\nmodule load cuda\nexec"),
+            text.contains(
+                "readonly TESSERA_BIN=\"$1\" TESSERA_RUN=\"$2\" TESSERA_UNIT_OFFSET=\"${3:-0}\"\nshift \"$#\"\nmodule load cuda\nexec"
+            ),
             "{text}"
         );
         assert_eq!(unsafe_char("gpu\ntouch /tmp/x"), Some('\n'));

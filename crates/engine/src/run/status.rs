@@ -57,13 +57,12 @@ pub fn units(plan: &Plan, run_dir: &Path) -> Vec<UnitStatus> {
     let queue: Vec<(String, String)> = submissions
         .iter()
         .filter(|s| !s.array_job.is_empty())
-        .flat_map(|s| slurm::squeue(&s.array_job).unwrap_or_default())
+        .flat_map(|s| slurm::squeue(&s.array_jobs()).unwrap_or_default())
         .collect();
     plan.units
         .iter()
         .map(|u| {
-            let task =
-                submissions.iter().rev().find(|s| s.units.contains(&u.id)).map(|s| format!("{}_{}", s.array_job, u.id));
+            let task = submissions.iter().rev().find(|s| s.units.contains(&u.id)).and_then(|s| s.task_of(u.id));
             let queued =
                 task.as_ref().and_then(|t| queue.iter().find(|(id, _)| id == t)).map(|(_, state)| state.clone());
             let state = state_of(run_dir, u.id, queued.is_some());
@@ -126,7 +125,8 @@ pub fn describe(plan: &Plan, run_dir: &Path, all: bool) -> String {
         if run_dir.join("results.json").exists() { "written" } else { "not yet written" }
     );
     for s in slurm::submissions(run_dir) {
-        out += &format!("slurm: array job {} ({} units), collect job {}\n", s.array_job, s.units.len(), s.collect_job);
+        out +=
+            &format!("slurm: array job {} ({} units), collect job {}\n", s.array_jobs(), s.units.len(), s.collect_job);
     }
     for u in units.iter().filter(|u| all || u.state != UnitState::Done) {
         out += &format!("unit {:>5}  {:<8} {}", u.id, u.state.word(), u.variant);
