@@ -137,3 +137,30 @@ fn one_ctrl_c_stops_after_the_current_step_and_records_the_rest_as_unfinished() 
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(quick, "Ok", "{stderr}");
 }
+
+/// `tessera ARGS` in `dir`; its stdout.
+fn tessera_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "tessera {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn status_shows_where_a_killed_unit_had_got_to_and_how_often_a_unit_started() {
+    let dir = tempfile::tempdir().unwrap();
+    // `long` for 3 epochs only, so that the resume finishes it.
+    common::write_manifest(dir.path(), &[&common::baselines()], &BODY.replace("epochs = 100000", "epochs = 3"));
+    let mut child = start(dir.path(), "inline");
+    wait_for(&dir.path().join("run/units/00001/progress.json"), Duration::from_secs(120));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let status = tessera_in(dir.path(), &["status", "run"]);
+    assert!(status.contains("stopped") && status.contains("last checkpoint: step"), "{status}");
+    assert!(status.contains("trains it again from step 0"), "{status}");
+    tessera_in(dir.path(), &["--quiet", "resume", "run"]);
+    let status = tessera_in(dir.path(), &["status", "run", "--all"]);
+    let long = status.lines().find(|l| l.contains(" long")).unwrap_or_default();
+    assert!(long.contains("done") && long.contains("(started 2 times)"), "{status}");
+    let quick = status.lines().find(|l| l.contains(" quick")).unwrap_or_default();
+    assert!(quick.contains("done") && !quick.contains("started"), "{status}");
+}

@@ -49,6 +49,8 @@ pub struct UnitStatus {
     pub state: UnitState,
     /// Its Slurm task (`JOB_TASK`) and Slurm's state of it, when submitted there.
     pub slurm: Option<(String, String)>,
+    /// Which start of it this is (1: it never ran again).
+    pub attempt: u32,
 }
 
 /// Every unit of `plan` in `run_dir`.
@@ -67,7 +69,8 @@ pub fn units(plan: &Plan, run_dir: &Path) -> Vec<UnitStatus> {
                 task.as_ref().and_then(|t| queue.iter().find(|(id, _)| id == t)).map(|(_, state)| state.clone());
             let state = state_of(run_dir, u.id, queued.is_some());
             let slurm = task.map(|t| (t, queued.unwrap_or_else(|| "not queued".into())));
-            UnitStatus { id: u.id, variant: u.variant.clone(), state, slurm }
+            let attempt = unit::read_started(run_dir, u.id).map_or(1, |r| r.attempt);
+            UnitStatus { id: u.id, variant: u.variant.clone(), state, slurm, attempt }
         })
         .collect()
 }
@@ -93,6 +96,21 @@ fn running_line(unit_dir: &Path) -> String {
     let Some(progress) = super::progress::UnitProgress::read(unit_dir) else { return String::new() };
     let eta = progress.eta_seconds().map_or_else(String::new, |s| format!(" · eta {}", duration(s)));
     format!("\n             {}{eta}", progress.describe())
+}
+
+/// Where a stopped unit's training had got to (its last `progress.json`)
+/// and how long ago: what a resume does not keep yet.
+fn stopped_line(unit_dir: &Path) -> String {
+    let Some(progress) = super::progress::UnitProgress::read(unit_dir) else { return String::new() };
+    let modified = std::fs::symlink_metadata(unit_dir.join("progress.json")).and_then(|m| m.modified());
+    let age = modified
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map_or_else(String::new, |d| format!(", {} ago", duration(d.as_secs_f64())));
+    format!(
+        "\n             last checkpoint: step {}/{} (epoch {:.1}/{}){age}; `tessera resume` trains it again from step 0",
+        progress.step, progress.steps, progress.epoch, progress.epochs
+    )
 }
 
 /// `1h 2m`, `3m 12s`, `42s`.
@@ -133,8 +151,13 @@ pub fn describe(plan: &Plan, run_dir: &Path, all: bool) -> String {
         if let Some((task, state)) = &u.slurm {
             out += &format!("  [slurm {task}: {state}]");
         }
-        if u.state == UnitState::Running {
-            out += &running_line(&unit::unit_dir(run_dir, u.id));
+        if u.attempt > 1 {
+            out += &format!("  (started {} times)", u.attempt);
+        }
+        match u.state {
+            UnitState::Running => out += &running_line(&unit::unit_dir(run_dir, u.id)),
+            UnitState::Stopped => out += &stopped_line(&unit::unit_dir(run_dir, u.id)),
+            _ => {}
         }
         if let UnitState::Failed(error) = &u.state {
             out += &format!("\n             {}", error.lines().next().unwrap_or_default());

@@ -60,6 +60,14 @@ pub struct RanOn {
     /// The CPU (model and vector extensions): trained figures depend on it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cpu: String,
+    /// Which start of the unit this is: 1, then one more each time it is
+    /// run again (`tessera resume`, a rerun after a failure).
+    #[serde(default = "first")]
+    pub attempt: u32,
+}
+
+fn first() -> u32 {
+    1
 }
 
 fn loaded() -> bool {
@@ -79,6 +87,7 @@ impl RanOn {
             started: chrono::Local::now().to_rfc3339(),
             libtorch: cfg!(feature = "torch"),
             cpu: crate::figures::cpu(),
+            attempt: 1,
         }
     }
 }
@@ -153,9 +162,10 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
         .with_context(|| format!("unit {id}: the manifest has no variant `{}` any more", unit.variant))?;
     let run = Confined::new(run_dir);
     let dir = run.path(unit_path(id))?;
+    let attempt = read_started(run_dir, id).map_or(1, |before| before.attempt.saturating_add(1));
     crate::owned::remove_owned(&dir)?;
     let _owned = crate::owned::OwnedDir::create(&dir, "a unit")?;
-    let ran = RanOn::here();
+    let ran = RanOn { attempt, ..RanOn::here() };
     run.write_atomic(unit_path(id).join("started.json"), &serde_json::to_vec_pretty(&ran)?)?;
     log::info!("unit {id} ({}): starting", unit.variant);
     let started = Instant::now();
