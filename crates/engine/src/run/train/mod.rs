@@ -408,8 +408,6 @@ impl<'a> TrainJob<'a> {
         Ok((read, written))
     }
 
-    /// The sampler's own report, under its id (empty: none), checked
-    /// against the report contract like a metric's.
     /// Phase 6b: with `pool = "seeds"` metrics, the final model's
     /// predictions on the splits they ask for, kept for collect to stack.
     fn pooled_part(&mut self, model: &Model, stored: &Stored, summary: &FitSummary) -> Result<()> {
@@ -423,6 +421,8 @@ impl<'a> TrainJob<'a> {
         super::pooled::save_part(self.session, self.variant, at, summary, self.unit_dir)
     }
 
+    /// The sampler's own report, under its id (empty: none), checked
+    /// against the report contract like a metric's.
     fn finish_sampler(&mut self) -> Result<()> {
         let report = self.sampler.finish(&self.ctx("sampler"))?;
         let id = self.sampler.id.clone();
