@@ -10,6 +10,7 @@
 pub mod error;
 pub mod finetune;
 pub mod model;
+pub mod optim;
 pub mod population;
 pub mod pretrain;
 pub mod siamese;
