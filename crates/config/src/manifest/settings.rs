@@ -618,7 +618,8 @@ settings! {
         pub cpus_per_task: usize = 0;
         /// `--gpus-per-task` (0: none).
         pub gpus: usize = 0;
-        /// At most this many tasks at once (`--array=...%N`; 0: no limit).
+        /// At most this many tasks of an array at once (`--array=...%N`; 0: no
+        /// limit); a plan split into several arrays has this limit per array.
         pub max_parallel: usize = 0;
         /// Further `sbatch` arguments, e.g. `["--account=lab", "--qos=short"]`.
         pub sbatch_args: Vec<String> = vec![];
