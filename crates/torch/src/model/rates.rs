@@ -243,9 +243,9 @@ mod tests {
             let mut opt = crate::train::optimizer(m, &cfg).unwrap();
             let before: Vec<Tensor> = m.weight_tensors().iter().map(Tensor::copy).collect();
             for _ in 0..steps {
-                opt.zero_grad();
+                opt.zero_grad().unwrap();
                 m.forward_train(&x).cross_entropy_for_logits(&y).backward();
-                m.scaled_step(|| opt.step());
+                m.scaled_step(|| opt.step().unwrap());
             }
             m.weight_tensors().iter().zip(&before).map(|(a, b)| a - b).collect::<Vec<Tensor>>()
         };

@@ -6,7 +6,8 @@
 //! `step` as tch's, so it gives the same bits (a test checks it), and a run
 //! stopped, saved and loaded continues as if it had never stopped.
 //!
-//! Not yet used by the training loop: the engine still trains with tch's.
+//! The training loop (`train::fit`) steps with it; saving its state at a
+//! unit's checkpoints is the next step.
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
@@ -36,6 +37,11 @@ pub enum Rule {
         /// The L2 weight decay.
         weight_decay: f64,
     },
+    /// AdamW (decoupled weight decay) with libtorch's default betas and epsilon.
+    AdamW {
+        /// The decoupled weight decay.
+        weight_decay: f64,
+    },
 }
 
 /// A libtorch optimizer over some tensors, its state savable.
@@ -51,6 +57,7 @@ impl SavableOptimizer {
             match rule {
                 Rule::Sgd { momentum, weight_decay } => torch_sys::ato_sgd(lr, momentum, 0.0, weight_decay, 0),
                 Rule::Adam { weight_decay } => torch_sys::ato_adam(lr, 0.9, 0.999, weight_decay, 1e-8, false),
+                Rule::AdamW { weight_decay } => torch_sys::ato_adamw(lr, 0.9, 0.999, weight_decay, 1e-8, false),
             }
         };
         last_error()?;
@@ -61,6 +68,13 @@ impl SavableOptimizer {
             last_error()?;
         }
         Ok(optimizer)
+    }
+
+    /// Sets the learning rate of every parameter.
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        // SAFETY: the optimizer is live.
+        unsafe { torch_sys::ato_set_learning_rate(self.raw, lr) };
+        last_error()
     }
 
     /// Clears the parameters' gradients.

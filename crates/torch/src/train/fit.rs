@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::error::{bail, Result};
-use tch::nn;
+
 use tessera_sdk::Checkpoint;
 
 use super::{
@@ -72,7 +72,7 @@ struct Fitting<'m> {
     cfg: &'m TrainConfig,
     /// Stored examples.
     n: u64,
-    opt: nn::Optimizer,
+    opt: crate::optim::SavableOptimizer,
     /// Batches per optimizer step.
     accumulate: u64,
     /// Examples to train on at most (`train.max_examples`).
@@ -159,7 +159,7 @@ impl<'m> Fitting<'m> {
         }
         if self.micro > 0 {
             // The epoch ended inside an accumulation: step with what was gathered.
-            self.optimizer_step(None);
+            self.optimizer_step(None)?;
         }
         let io = source.finish()?;
         self.account_epoch(epoch, io, started, evaluation, seen_before, hooks)?;
@@ -218,14 +218,14 @@ impl<'m> Fitting<'m> {
             per_step(self.step, &batch.ids, &losses, &correct);
         }
         if self.micro == 0 {
-            self.opt.zero_grad();
+            self.opt.zero_grad()?;
         }
         (&loss / self.accumulate as f64).backward();
         self.micro += 1;
         self.seen += batch.ids.len() as u64;
         let last_of_pass = self.seen >= self.budget;
         if self.micro == self.accumulate || last_of_pass {
-            self.optimizer_step(hooks.progress);
+            self.optimizer_step(hooks.progress)?;
         }
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
@@ -238,15 +238,17 @@ impl<'m> Fitting<'m> {
     }
 
     /// Steps the optimizer at the scheduled learning rate.
-    fn optimizer_step(&mut self, progress: Option<&indicatif::ProgressBar>) {
-        self.opt.set_lr(learning_rate(self.cfg, self.step, self.total_steps));
-        let opt = &mut self.opt;
-        self.model.scaled_step(|| opt.step());
+    fn optimizer_step(&mut self, progress: Option<&indicatif::ProgressBar>) -> Result<()> {
+        self.opt.set_lr(learning_rate(self.cfg, self.step, self.total_steps))?;
+        let (opt, mut stepped) = (&mut self.opt, Ok(()));
+        self.model.scaled_step(|| stepped = opt.step());
+        stepped?;
         self.micro = 0;
         self.step += 1;
         if let Some(bar) = progress {
             bar.inc(1);
         }
+        Ok(())
     }
 
     /// The epoch's time, I/O, memory and visits; the sampler's contract

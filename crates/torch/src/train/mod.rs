@@ -19,6 +19,7 @@ use tessera_sdk::{observation, Array, Checkpoint, Observation, ObservationReques
 use crate::data::{Dataset, Splits};
 use crate::manifest::{ModelKind, Optimizer, Schedule, TrainConfig};
 use crate::model::Model;
+use crate::optim::{Rule, SavableOptimizer};
 pub use crate::storage::EpochOrder;
 use crate::storage::{Access, EpochReader, IoStats, LruPolicy};
 
@@ -628,13 +629,16 @@ fn per_example(logits: &Tensor, y: &Tensor) -> Result<(Vec<f32>, Vec<i64>)> {
 }
 
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
-pub fn optimizer(model: &Model, cfg: &TrainConfig) -> Result<nn::Optimizer> {
-    Ok(match cfg.optimizer {
-        Optimizer::Sgd => nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }
-            .build(&model.vs, cfg.lr)?,
-        Optimizer::Adam => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
-        Optimizer::Adamw => nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?,
-    })
+pub fn optimizer(model: &Model, cfg: &TrainConfig) -> Result<SavableOptimizer> {
+    let weight_decay = cfg.weight_decay;
+    let rule = match cfg.optimizer {
+        Optimizer::Sgd => Rule::Sgd { momentum: cfg.momentum, weight_decay },
+        Optimizer::Adam => Rule::Adam { weight_decay },
+        Optimizer::Adamw => Rule::AdamW { weight_decay },
+    };
+    // The model's trainable tensors in the var store's order, as tch's
+    // optimizers take them (the same order, the same bits).
+    SavableOptimizer::new(rule, cfg.lr, &model.vs.trainable_variables())
 }
 
 /// The learning rate at optimizer step `step` (0-based) of `total`.
