@@ -46,8 +46,7 @@ pub(crate) fn dispatch(cli: &Cli, progress: indicatif::MultiProgress) -> ExitCod
         },
         Command::Worker { dir, unit, unit_offset, units, claims, threads } => {
             handoff::hand_off_graph_work(handoff::run_folder_graph_only(dir));
-            let unit = unit.and_then(|u| u.checked_add(*unit_offset));
-            run::worker(dir, &unit, units, claims, threads)
+            run::worker(dir, unit.map(|u| (u, *unit_offset)), units, claims, threads)
         }
         Command::Collect { dir } => run::collect(dir),
         Command::Resume { dir, executor } => run::resume(cli, dir, executor, progress),

@@ -97,7 +97,7 @@ pub(crate) fn plan(session: &run::Session, variants: &[String], json: bool) -> E
 /// `tessera worker`.
 pub(crate) fn worker(
     dir: &std::path::Path,
-    unit: &Option<usize>,
+    unit: Option<(usize, usize)>,
     units: &[usize],
     claims: &Option<PathBuf>,
     threads: &Option<usize>,
@@ -108,7 +108,14 @@ pub(crate) fn worker(
         run::set_thread_share(threads);
     }
     let which = match (unit, claims) {
-        (Some(id), _) => run::WorkerUnits::One(*id),
+        // A Slurm array's task index plus the array's offset.
+        (Some((task, offset)), _) => match task.checked_add(offset) {
+            Some(id) => run::WorkerUnits::One(id),
+            None => {
+                eprintln!("error: --unit {task} --unit-offset {offset}: their sum is not a unit id");
+                return ExitCode::from(2);
+            }
+        },
         (None, Some(claims)) => run::WorkerUnits::Claimed { units: units.to_vec(), claims: claims.clone() },
         (None, None) => unreachable!("clap requires --unit or --units with --claims"),
     };

@@ -183,20 +183,19 @@ fn observe(
 }
 
 /// Saves the pooled part of a `train` unit of `variant`: its final `model`
-/// (after `summary`'s steps, `epochs` epochs) evaluated on the splits of
-/// `data` that its pooled metrics ask for, as a one-member population under
+/// (after `summary`'s steps) evaluated on the splits of `data` its pooled
+/// metrics ask for (`wanted`), as a one-member population under
 /// `work/pooled-part/`.
 #[cfg(feature = "torch")]
 pub(super) fn save_part(
-    session: &Session,
     variant: &Variant,
+    (names, probabilities): &(Vec<String>, bool),
     (model, data, device): (&crate::model::Model, &crate::data::Splits, tch::Device),
     summary: &crate::train::FitSummary,
     work: &Path,
 ) -> Result<()> {
     use crate::population::{describe, Member, Population};
-    let Some(group) = variant.seed_group.as_ref().filter(|_| pools(variant)) else { return Ok(()) };
-    let (names, probabilities) = wanted(session, variant)?;
+    let Some(group) = variant.seed_group.as_ref() else { return Ok(()) };
     let evaluated = names
         .iter()
         .map(|n| Ok((n.clone(), crate::train::TensorData::new(data.get(n)?, device))))
@@ -215,6 +214,6 @@ pub(super) fn save_part(
         examples_seen: summary.examples_seen,
         accuracy: BTreeMap::new(),
     };
-    let part = Population::of_one(model, member, &evaluated, data.train.classes, probabilities)?;
+    let part = Population::of_one(model, member, &evaluated, data.train.classes, *probabilities)?;
     Ok(part.save(&work.join(PART))?)
 }

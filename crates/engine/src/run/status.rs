@@ -7,6 +7,7 @@ use std::path::Path;
 use super::plan::Plan;
 use super::slurm;
 use super::unit;
+use crate::confined::Confined;
 use crate::report::Status;
 use crate::system::host_name;
 
@@ -102,7 +103,7 @@ fn running_line(unit_dir: &Path) -> String {
 /// and how long ago: what a resume does not keep yet.
 fn stopped_line(unit_dir: &Path) -> String {
     let Some(progress) = super::progress::UnitProgress::read(unit_dir) else { return String::new() };
-    let modified = std::fs::symlink_metadata(unit_dir.join("progress.json")).and_then(|m| m.modified());
+    let modified = Confined::new(unit_dir).open("progress.json").and_then(|f| f.metadata()?.modified());
     let age = modified
         .ok()
         .and_then(|t| t.elapsed().ok())

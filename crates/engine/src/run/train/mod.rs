@@ -414,11 +414,12 @@ impl<'a> TrainJob<'a> {
         if !super::pooled::pools(self.variant) {
             return Ok(());
         }
-        if super::pooled::wanted(self.session, self.variant)?.0.iter().any(|s| s == "train") {
+        let wanted = super::pooled::wanted(self.session, self.variant)?;
+        if wanted.0.iter().any(|s| s == "train") {
             self.train_in_memory(stored, "a pooled metric")?;
         }
         let at = (model, &self.splits, self.device);
-        super::pooled::save_part(self.session, self.variant, at, summary, self.unit_dir)
+        super::pooled::save_part(self.variant, &wanted, at, summary, self.unit_dir)
     }
 
     /// The sampler's own report, under its id (empty: none), checked
