@@ -12,7 +12,7 @@ use abi_stable::{
 use crate::abi::PluginError;
 use crate::types::{
     Candidates, Checkpoint, Chosen, GraphView, LayerInfo, Observation, ObservationRequest, OracleAnswer, OracleQuery,
-    Report, Sampling, Schedule, SeedChoice, Selection, StorageLayout,
+    Report, Sampling, SavedState, Schedule, SeedChoice, Selection, StorageLayout,
 };
 
 /// Services the host lends to a plugin for the length of one call.
@@ -107,8 +107,12 @@ pub trait FfiSampler: Send {
     /// Candidates per step for per-step selection, if it selects.
     fn candidates(&self) -> RResult<ROption<u32>, PluginError>;
     /// Chooses among one step's candidates.
-    #[sabi(last_prefix_field)]
     fn select(&mut self, candidates: &Candidates, host: &HostServices) -> RResult<Chosen, PluginError>;
+    /// Its state between calls ([`crate::Component::save_state`]).
+    fn save_state(&self) -> RResult<SavedState, PluginError>;
+    /// Restores a saved state ([`crate::Component::load_state`]).
+    #[sabi(last_prefix_field)]
+    fn load_state(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError>;
 }
 
 /// An owned sampler.
@@ -135,8 +139,12 @@ pub trait FfiFinetuner: Send {
         host: &HostServices,
     ) -> RResult<ROption<Selection>, PluginError>;
     /// Its report after training.
-    #[sabi(last_prefix_field)]
     fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError>;
+    /// Its state between calls ([`crate::Component::save_state`]).
+    fn save_state(&self) -> RResult<SavedState, PluginError>;
+    /// Restores a saved state ([`crate::Component::load_state`]).
+    #[sabi(last_prefix_field)]
+    fn load_state(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError>;
 }
 
 /// An owned finetuner.
@@ -155,8 +163,12 @@ pub trait FfiMetric: Send {
         host: &HostServices,
     ) -> RResult<(), PluginError>;
     /// Reports the figures after the last checkpoint.
-    #[sabi(last_prefix_field)]
     fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError>;
+    /// Its state between calls ([`crate::Component::save_state`]).
+    fn save_state(&self) -> RResult<SavedState, PluginError>;
+    /// Restores a saved state ([`crate::Component::load_state`]).
+    #[sabi(last_prefix_field)]
+    fn load_state(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError>;
 }
 
 /// An owned metric.

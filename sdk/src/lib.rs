@@ -60,13 +60,13 @@ pub use abi::{
 pub use author::{
     component_info, guard, new_finetuner, new_graph_objective, new_metric, new_sampler, parse_params,
     unknown_component, Component, Error, Finetuner, GraphObjective, Host, Metric, NoParams, Observations, Oracle,
-    OrderStream, Params, Result, Sampler,
+    OrderStream, Params, Result, Sampler, State,
 };
 pub use rng::{FeistelPermutation, SeedRng};
 pub use types::{
     observation, Array, ArrayData, Candidates, Cell, Checkpoint, Chosen, GraphView, LayerInfo, NamedArray, Observation,
-    ObservationRequest, OracleAnswer, OracleQuery, Report, Sampling, Scalar, Schedule, SeedChoice, Selection, Series,
-    StorageLayout, Table, TensorInfo, WeightedSeeds,
+    ObservationRequest, OracleAnswer, OracleQuery, Report, Sampling, SavedState, Scalar, Schedule, SeedChoice,
+    Selection, Series, StateKind, StorageLayout, Table, TensorInfo, WeightedSeeds,
 };
 
 /// Everything a plugin author needs, in one `use tessera_sdk::prelude::*;`.
@@ -75,7 +75,7 @@ pub mod prelude {
         bail, export_plugin, log, observation, params, Array, Candidates, Cell, Checkpoint, Chosen, Component, Error,
         Finetuner, GraphObjective, GraphView, Host, LayerInfo, Metric, NoParams, Observation, ObservationRequest,
         Observations, Oracle, OracleAnswer, OracleQuery, OrderStream, Report, Result, Sampler, Sampling, Schedule,
-        SeedChoice, SeedRng, Selection, StorageLayout,
+        SeedChoice, SeedRng, Selection, State, StorageLayout,
     };
 }
 

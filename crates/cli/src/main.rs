@@ -10,6 +10,7 @@ use clap::Parser;
 mod args;
 mod commands;
 mod scaffold;
+mod signals;
 
 fn main() -> ExitCode {
     tessera_engine::system::set_build(tessera_engine::system::Build {

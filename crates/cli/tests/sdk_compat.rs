@@ -57,7 +57,7 @@ fn build_plugin_against_modified_sdk(name: &str, sdk_version: &str, edit: impl F
     for stale in source_files(&copy).into_iter().filter(|f| !copied.contains(f)) {
         std::fs::remove_file(stale).unwrap();
     }
-    let deps = "abi_stable = \"0.11.3\"\nserde = { version = \"1\", features = [\"derive\"] }\ntoml = \"0.8\"\nlog = { version = \"0.4\", features = [\"std\"] }\n";
+    let deps = "abi_stable = \"0.11.3\"\nciborium = \"0.2\"\nserde = { version = \"1\", features = [\"derive\"] }\ntoml = \"0.8\"\nlog = { version = \"0.4\", features = [\"std\"] }\n";
     write_if_changed(
         &root.join("sdk/Cargo.toml"),
         &format!("[package]\nname = \"tessera-sdk\"\nversion = \"{sdk_version}\"\nedition = \"2021\"\n\n[dependencies]\n{deps}"),
@@ -109,7 +109,7 @@ fn a_plugin_built_against_sdk_0_2_is_refused_with_a_short_message() {
     assert!(message.contains("was built against tessera-sdk 0.2.1"), "{message}");
     let host = tessera_engine::plugin::HOST_SDK_VERSION;
     assert!(message.contains(&format!("this host uses tessera-sdk {host}")), "{message}");
-    assert!(message.ends_with("rebuild it against tessera-sdk 0.3"), "{message}");
+    assert!(message.ends_with("rebuild it against tessera-sdk 0.4"), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
 }
 
@@ -132,7 +132,7 @@ fn a_plugin_built_against_a_modified_sdk_is_refused_with_its_error_lines_only() 
     let err = Registry::new().load_file(&library).unwrap_err();
     assert!(matches!(err, LoadError::Layout { .. }), "{err}");
     let message = err.to_string();
-    assert!(message.contains("whose types differ from this host's: rebuild it against tessera-sdk 0.3"), "{message}");
+    assert!(message.contains("whose types differ from this host's: rebuild it against tessera-sdk 0.4"), "{message}");
     assert!(message.lines().count() <= 5, "short, not the full dump:\n{message}");
     assert!(err.details().unwrap().lines().count() > message.lines().count(), "the full report is kept for -v");
 }

@@ -155,6 +155,7 @@ fn experiment(p: &mut Problems, s: &Settings, gpus: impl Fn() -> usize) {
         );
     }
     p.at_most("experiment.threads", e.threads, MAX_THREADS, "0 uses libtorch's default");
+    p.within("experiment.checkpoint_minutes", e.checkpoint_minutes, 0.0..=10080.0);
     let trains = e.kind != ExperimentKind::Graph;
     if e.reproducible == crate::choice::Reproducible::Portable && e.threads == 0 && trains {
         p.hint(

@@ -90,3 +90,16 @@ impl EngineError {
 }
 
 tessera_util::error_context!(EngineError in crate::error);
+
+impl EngineError {
+    /// The step training stopped at, if this error is a stop asked for (its state
+    /// saved) rather than a failure.
+    pub fn stopped(&self) -> Option<u64> {
+        match self {
+            #[cfg(feature = "torch")]
+            EngineError::Torch(e) => e.stopped().map(|s| s.step),
+            EngineError::Context { source, .. } => source.stopped(),
+            _ => None,
+        }
+    }
+}

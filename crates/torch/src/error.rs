@@ -14,6 +14,9 @@ pub enum TorchError {
     /// Training diverged (a loss that is not finite).
     #[error(transparent)]
     Diverged(#[from] crate::train::Diverged),
+    /// The fit stopped, its state saved, as asked.
+    #[error(transparent)]
+    Stopped(#[from] crate::train::Stopped),
     /// libtorch failed.
     #[error(transparent)]
     Tch(#[from] tch::TchError),
@@ -59,3 +62,14 @@ pub enum TorchError {
 }
 
 tessera_util::error_context!(TorchError in crate::error);
+
+impl TorchError {
+    /// Where the fit stopped, if this error is a stop asked for (not a failure).
+    pub fn stopped(&self) -> Option<crate::train::Stopped> {
+        match self {
+            TorchError::Stopped(stopped) => Some(*stopped),
+            TorchError::Context { source, .. } => source.stopped(),
+            _ => None,
+        }
+    }
+}

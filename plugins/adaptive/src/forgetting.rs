@@ -30,6 +30,23 @@ struct Presentations {
 }
 
 impl Component for Forgetting {
+    fn save_state(&self) -> Result<State> {
+        let examples: BTreeMap<i64, (u64, u64, bool, bool)> =
+            self.examples.iter().map(|(&id, p)| (id, (p.count, p.events, p.learned, p.last_correct))).collect();
+        State::encode(&(examples, &self.flipped))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        let (examples, flipped) = State::decode::<(BTreeMap<i64, (u64, u64, bool, bool)>, BTreeMap<i64, bool>)>(bytes)?;
+        self.examples = (examples.into_iter())
+            .map(|(id, (count, events, learned, last_correct))| {
+                (id, Presentations { count, events, learned, last_correct })
+            })
+            .collect();
+        self.flipped = flipped;
+        Ok(())
+    }
+
     const NAME: &'static str = "forgetting";
     const SUMMARY: &'static str =
         "Forgetting events per example (Toneva et al. 2019) from the training forward pass; flipped and clean labels apart.";

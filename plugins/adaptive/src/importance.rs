@@ -41,6 +41,15 @@ pub struct Importance {
 }
 
 impl Component for Importance {
+    fn save_state(&self) -> Result<State> {
+        State::encode(&(&self.probabilities, &self.epochs))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        (self.probabilities, self.epochs) = State::decode::<(Vec<f64>, Vec<(f64, f64)>)>(bytes)?;
+        Ok(())
+    }
+
     const NAME: &'static str = "importance";
     const SUMMARY: &'static str =
         "Importance sampling by loss (Katharopoulos & Fleuret 2018): p ∝ loss mixed with uniform, losses weighted by 1/(N·p).";

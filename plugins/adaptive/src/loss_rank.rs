@@ -29,6 +29,15 @@ pub struct LossRank {
 }
 
 impl Component for LossRank {
+    fn save_state(&self) -> Result<State> {
+        State::encode(&(&self.cumulative,))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        (self.cumulative,) = State::decode::<(Vec<f64>,)>(bytes)?;
+        Ok(())
+    }
+
     const NAME: &'static str = "loss-rank";
     const SUMMARY: &'static str =
         "Online batch selection by loss rank (Loshchilov & Hutter 2015): draws examples with replacement, p ∝ exp(−ln(s)·rank/n).";

@@ -71,6 +71,15 @@ pub struct RhoLoss {
 }
 
 impl Component for RhoLoss {
+    fn save_state(&self) -> Result<State> {
+        State::encode(&(&self.irreducible, &self.noisy, &self.epochs))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        (self.irreducible, self.noisy, self.epochs) = State::decode::<(Vec<f32>, Vec<bool>, Vec<[u64; 4]>)>(bytes)?;
+        Ok(())
+    }
+
     const NAME: &'static str = "rho-loss";
     const SUMMARY: &'static str =
         "RHO-LOSS (Mindermann et al. 2022): each step trains on the candidates of highest training minus held-out loss.";

@@ -31,6 +31,15 @@ pub struct SelfPaced {
 }
 
 impl Component for SelfPaced {
+    fn save_state(&self) -> Result<State> {
+        State::encode(&(&self.kept,))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        (self.kept,) = State::decode::<(Vec<u64>,)>(bytes)?;
+        Ok(())
+    }
+
     const NAME: &'static str = "self-paced";
     const SUMMARY: &'static str =
         "Self-paced learning (Kumar et al. 2010): each epoch the lowest-loss examples only, a share growing to all.";

@@ -2,6 +2,7 @@
 
 use tessera_sdk::{
     observation, params, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, Report, Result,
+    State,
 };
 
 params! {
@@ -21,6 +22,15 @@ pub struct Accuracy {
 }
 
 impl Component for Accuracy {
+    fn save_state(&self) -> Result<State> {
+        State::encode(&(&self.steps, &self.examples, &self.accuracy))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        (self.steps, self.examples, self.accuracy) = State::decode::<(Vec<f64>, Vec<f64>, Vec<f64>)>(bytes)?;
+        Ok(())
+    }
+
     const NAME: &'static str = "accuracy";
     const SUMMARY: &'static str = "Accuracy of hard predictions on a split, per checkpoint.";
     type Params = AccuracyParams;

@@ -1,7 +1,7 @@
 //! Orders that ignore storage: the stored order, and a uniform permutation.
 
 use tessera_sdk::{
-    params, Component, Error, FeistelPermutation, Host, OrderStream, Result, Sampler, SeedRng, StorageLayout,
+    params, Component, Error, FeistelPermutation, Host, OrderStream, Result, Sampler, SeedRng, State, StorageLayout,
 };
 
 params! {
@@ -25,6 +25,10 @@ pub struct Sequential {
 }
 
 impl Component for Sequential {
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "sequential";
     const SUMMARY: &'static str = "Stored order every epoch (no shuffle).";
     type Params = ChunkParams;
@@ -49,6 +53,10 @@ pub struct FullShuffle {
 }
 
 impl Component for FullShuffle {
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "full-shuffle";
     const SUMMARY: &'static str = "Uniform random permutation of all examples each epoch (random access).";
     type Params = ChunkParams;
@@ -86,6 +94,10 @@ params! {
 }
 
 impl Component for BlockShuffle {
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "block-shuffle";
     const SUMMARY: &'static str = "Random block order; examples within a block in stored order.";
     type Params = BlockShuffleParams;
@@ -126,6 +138,10 @@ pub struct ShuffleBuffer {
 }
 
 impl Component for ShuffleBuffer {
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "shuffle-buffer";
     const SUMMARY: &'static str =
         "Sliding-window shuffle buffer of B examples over the stored order (tf.data semantics).";

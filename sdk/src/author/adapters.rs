@@ -13,8 +13,8 @@ use crate::ffi::{
     OracleServices, OrderStreamBox, SamplerBox,
 };
 use crate::types::{
-    Candidates, Checkpoint, Chosen, GraphView, LayerInfo, Observation, ObservationRequest, Report, Sampling, Schedule,
-    SeedChoice, Selection, StorageLayout,
+    Candidates, Checkpoint, Chosen, GraphView, LayerInfo, Observation, ObservationRequest, Report, Sampling,
+    SavedState, Schedule, SeedChoice, Selection, StorageLayout,
 };
 
 use super::*;
@@ -141,6 +141,15 @@ impl<S: Sampler> FfiSampler for SamplerAdapter<S> {
         let inner = &mut self.0;
         guard(S::NAME, || inner.select(candidates, &Host::new(host)))
     }
+
+    fn save_state(&self) -> RResult<SavedState, PluginError> {
+        guard(S::NAME, || Ok(self.0.save_state()?.into_ffi()))
+    }
+
+    fn load_state(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError> {
+        let inner = &mut self.0;
+        guard(S::NAME, || inner.load_state(bytes.as_slice()))
+    }
 }
 
 /// `requires` across the boundary: a panic cannot be reported through the
@@ -191,6 +200,15 @@ impl<F: Finetuner> FfiFinetuner for FinetunerAdapter<F> {
         let inner = &mut self.0;
         guard(F::NAME, || inner.finish(&Host::new(host)))
     }
+
+    fn save_state(&self) -> RResult<SavedState, PluginError> {
+        guard(F::NAME, || Ok(self.0.save_state()?.into_ffi()))
+    }
+
+    fn load_state(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError> {
+        let inner = &mut self.0;
+        guard(F::NAME, || inner.load_state(bytes.as_slice()))
+    }
 }
 
 struct MetricAdapter<M>(M);
@@ -213,6 +231,15 @@ impl<M: Metric> FfiMetric for MetricAdapter<M> {
     fn finish(&mut self, host: &HostServices) -> RResult<Report, PluginError> {
         let inner = &mut self.0;
         guard(M::NAME, || inner.finish(&Host::new(host)))
+    }
+
+    fn save_state(&self) -> RResult<SavedState, PluginError> {
+        guard(M::NAME, || Ok(self.0.save_state()?.into_ffi()))
+    }
+
+    fn load_state(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError> {
+        let inner = &mut self.0;
+        guard(M::NAME, || inner.load_state(bytes.as_slice()))
     }
 }
 

@@ -7,10 +7,12 @@ mod adapters;
 mod error;
 mod params;
 mod services;
+mod state;
 mod traits;
 
 pub use adapters::*;
 pub use error::*;
 pub use params::*;
 pub use services::*;
+pub use state::*;
 pub use traits::*;

@@ -40,6 +40,23 @@ pub trait Component: Sized + Send + 'static {
     /// Builds the component from validated parameters; reject bad values with
     /// [`Error::invalid_param`].
     fn new(params: Self::Params) -> Result<Self>;
+
+    /// Its state between calls, saved with a unit's checkpoint so that a
+    /// stopped run continues bit for bit (SDK 0.4). Return
+    /// [`State::Stateless`] if a new instance would continue as well,
+    /// [`State::encode`] of what it keeps otherwise. The default,
+    /// [`State::Unsupported`], makes a stopped unit that uses it start over
+    /// from step 0 (with a warning naming it).
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Unsupported)
+    }
+
+    /// Restores what [`Component::save_state`] saved, on a new instance
+    /// built from the same parameters (only called for [`State::Saved`]).
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        let _ = bytes;
+        Err(Error::msg(format!("{} saved a state it cannot load", Self::NAME)))
+    }
 }
 
 /// A stream of example ids, yielded in chunks so that an order over a billion

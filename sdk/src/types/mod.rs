@@ -6,6 +6,7 @@ mod finetuning;
 mod graph;
 mod observations;
 mod report;
+mod state;
 mod steps;
 mod storage;
 
@@ -13,5 +14,6 @@ pub use finetuning::*;
 pub use graph::*;
 pub use observations::*;
 pub use report::*;
+pub use state::*;
 pub use steps::*;
 pub use storage::*;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tessera_engine::handoff;
@@ -25,29 +25,9 @@ pub(crate) fn prepared(cli: &Cli, manifest: &std::path::Path, set: &[String]) ->
     })
 }
 
-/// A flag that Ctrl-C sets (a second Ctrl-C exits at once).
-///
-/// The second one ends the process with `_exit`: no exit handlers, no C++
-/// static destructors run under threads still inside libtorch (which is how
-/// `exit` crashed). What is already computed is on disk by then: each unit's
-/// `result.json`, and `results.json` of the variants finished so far, are
-/// written (atomically) as they finish.
+/// The run's cancel flag: Ctrl-C, SIGTERM and SIGUSR1 set it (see [`crate::signals`]).
 pub(crate) fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            let said = b"killed; the results finished so far are in the run folder (`tessera resume` runs the rest)\n";
-            // SAFETY: a write of a static buffer to stderr's descriptor (no lock
-            // another thread may hold), then `_exit`, which ends the process at once.
-            unsafe {
-                libc::write(2, said.as_ptr().cast(), said.len());
-                libc::_exit(130)
-            };
-        }
-        eprintln!("stopping after the current step (Ctrl-C again to kill)");
-    });
-    cancel
+    crate::signals::stop_flag()
 }
 
 /// Prints a run's summary (or its Slurm jobs); exit 0 when every variant is ok.
@@ -73,7 +53,7 @@ pub(crate) fn print_outcome(outcome: tessera_engine::Result<run::RunOutcome>) ->
     if outcome.all_ok() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        crate::signals::unfinished(Some(&outcome.dir))
     }
 }
 
@@ -121,7 +101,7 @@ pub(crate) fn worker(
     };
     match run::work(dir, &which, cancel_on_ctrl_c()) {
         Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(false) => crate::signals::unfinished(None),
         Err(e) => {
             eprintln!("error: {which:?} of {}: {e:#}", dir.display());
             ExitCode::from(2)

@@ -60,6 +60,12 @@ settings! {
         /// Slurm array over mixed nodes gives what one node would; needs
         /// `threads` set, and one value for the whole manifest).
         pub reproducible: crate::choice::Reproducible = crate::choice::Reproducible::Native;
+        /// Minutes between a `train` unit's saves of its whole training
+        /// state (model, optimizer, position in the epoch, the components'
+        /// states, curves), from which `tessera resume` continues a stopped
+        /// unit bit for bit; it also saves when stopped (Ctrl-C, SIGTERM,
+        /// SIGUSR1). 0: only when stopped.
+        pub checkpoint_minutes: f64 = 5.0, range "[0, 10080]";
         /// Folders or library files to search for plugins, relative to the manifest.
         pub plugin_paths: Vec<String> = vec![];
         /// Run each variant once per value of one setting, e.g.

@@ -123,8 +123,14 @@ fn run_processes(jobs: usize, plan: &Plan, pending: &[usize], run_dir: &Path, op
     while !workers.is_empty() {
         std::thread::sleep(Duration::from_millis(100));
         if !told && options.cancel.load(Ordering::Relaxed) {
-            // The workers got the same Ctrl-C: they stop after their current step.
-            log::warn!("cancelled: the units not done are left for `tessera resume`");
+            // The workers stop at their next step boundary, their state
+            // saved: a Ctrl-C reached them too, a SIGTERM or SIGUSR1 sent to
+            // this process only is passed on.
+            log::warn!("stopping: the units not done are left for `tessera resume`");
+            for worker in &workers {
+                // SAFETY: a signal to a child this process spawned and has not reaped.
+                unsafe { libc::kill(worker.id() as libc::pid_t, libc::SIGTERM) };
+            }
             told = true;
         }
         workers.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
@@ -234,6 +240,7 @@ pub(super) fn record_crash(plan: &Plan, run_dir: &Path, id: usize, status: &str)
         ran,
         device: None,
         results: Default::default(),
+        stopped_at: None,
     };
     log::error!("{}", result.error.as_deref().unwrap_or_default());
     run.write_atomic(unit::unit_path(id).join("result.json"), &serde_json::to_vec_pretty(&result)?)?;

@@ -10,6 +10,7 @@
 //! - `folder`: the run folder itself; `status`: where its units stand.
 
 mod arrays;
+pub mod checkpoints;
 mod collect;
 mod executor;
 mod folder;

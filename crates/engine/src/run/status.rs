@@ -80,6 +80,8 @@ fn state_of(run_dir: &Path, id: usize, queued: bool) -> UnitState {
     if let Some(result) = unit::read_result(run_dir, id) {
         return match result.status {
             Status::Ok => UnitState::Done,
+            // Stopped on a signal with its state saved: resumable, not failed.
+            _ if result.stopped_at.is_some() => UnitState::Stopped,
             _ => UnitState::Failed(result.error.unwrap_or_default()),
         };
     }
@@ -100,18 +102,34 @@ fn running_line(unit_dir: &Path) -> String {
 }
 
 /// Where a stopped unit's training had got to (its last `progress.json`)
-/// and how long ago: what a resume does not keep yet.
-fn stopped_line(unit_dir: &Path) -> String {
-    let Some(progress) = super::progress::UnitProgress::read(unit_dir) else { return String::new() };
+/// and what `tessera resume` continues from: its newest saved state (step,
+/// age), or step 0 when it has none.
+fn stopped_line(run_dir: &Path, id: usize, unit_dir: &Path) -> String {
+    let resumes = match super::checkpoints::UnitCheckpoints::of(run_dir, id).latest_info() {
+        Some(saved) => {
+            format!("`tessera resume` continues from its state saved at step {}{}", saved.step, ago(&saved.saved))
+        }
+        None => "no saved state: `tessera resume` trains it again from step 0".to_string(),
+    };
+    let Some(progress) = super::progress::UnitProgress::read(unit_dir) else {
+        return format!("\n             {resumes}");
+    };
     let modified = Confined::new(unit_dir).open("progress.json").and_then(|f| f.metadata()?.modified());
     let age = modified
         .ok()
         .and_then(|t| t.elapsed().ok())
         .map_or_else(String::new, |d| format!(", {} ago", duration(d.as_secs_f64())));
     format!(
-        "\n             last checkpoint: step {}/{} (epoch {:.1}/{}){age}; `tessera resume` trains it again from step 0",
+        "\n             last checkpoint: step {}/{} (epoch {:.1}/{}){age}; {resumes}",
         progress.step, progress.steps, progress.epoch, progress.epochs
     )
+}
+
+/// `, 3m 12s ago` of an RFC 3339 time (nothing if it does not parse).
+fn ago(rfc3339: &str) -> String {
+    let Ok(then) = chrono::DateTime::parse_from_rfc3339(rfc3339) else { return String::new() };
+    let seconds = (chrono::Local::now().fixed_offset() - then).num_milliseconds() as f64 / 1000.0;
+    format!(", {} ago", duration(seconds))
 }
 
 /// `1h 2m`, `3m 12s`, `42s`.
@@ -157,7 +175,7 @@ pub fn describe(plan: &Plan, run_dir: &Path, all: bool) -> String {
         }
         match u.state {
             UnitState::Running => out += &running_line(&unit::unit_dir(run_dir, u.id)),
-            UnitState::Stopped => out += &stopped_line(&unit::unit_dir(run_dir, u.id)),
+            UnitState::Stopped => out += &stopped_line(run_dir, u.id, &unit::unit_dir(run_dir, u.id)),
             _ => {}
         }
         if let UnitState::Failed(error) = &u.state {

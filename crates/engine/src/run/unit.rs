@@ -39,6 +39,10 @@ pub struct UnitResult {
     pub device: Option<String>,
     /// Reports by role (a whole variant's; empty for population parts).
     pub results: BTreeMap<String, ReportJson>,
+    /// The optimizer step it stopped at when asked to stop (Ctrl-C,
+    /// SIGTERM, SIGUSR1), its state saved: `tessera resume` continues it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<u64>,
 }
 
 /// Where and when a unit ran (`units/<id>/started.json`, and in its result).
@@ -171,18 +175,29 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
     let started = Instant::now();
     let device = super::setup::variant_device(&variant.settings);
     let work = dir.join("work");
-    let outcome = catch_unwind(AssertUnwindSafe(|| run_work(session, variant, &unit.work, options, &work)));
+    let saved = super::checkpoints::UnitCheckpoints::of(run_dir, id);
+    let outcome =
+        catch_unwind(AssertUnwindSafe(|| run_work(session, variant, &unit.work, options, &work, saved.clone())));
+    let mut stopped_at = None;
     let (status, error, results) = match outcome {
         Ok(Ok(results)) => (Status::Ok, None, results),
-        Ok(Err(e)) => (Status::Failed, Some(e.chain()), BTreeMap::new()),
+        Ok(Err(e)) => {
+            stopped_at = e.stopped();
+            (Status::Failed, Some(e.chain()), BTreeMap::new())
+        }
         Err(panic) => (Status::Failed, Some(format!("internal error: {}", panic_text(&panic))), BTreeMap::new()),
     };
+    if status == Status::Ok {
+        saved.remove()?;
+    }
     let seconds = started.elapsed().as_secs_f64();
     match &error {
         None => log::info!("unit {id} ({}): done in {seconds:.1}s", unit.variant),
+        Some(e) if stopped_at.is_some() => log::warn!("unit {id} ({}): {e}", unit.variant),
         Some(e) => log::error!("unit {id} ({}) failed: {e}", unit.variant),
     }
-    let result = UnitResult { unit: id, variant: unit.variant.clone(), status, error, seconds, ran, device, results };
+    let variant = unit.variant.clone();
+    let result = UnitResult { unit: id, variant, status, error, seconds, ran, device, results, stopped_at };
     run.write_atomic(unit_path(id).join("result.json"), &serde_json::to_vec_pretty(&result)?)?;
     Ok(result)
 }
@@ -194,12 +209,18 @@ fn run_work(
     work: &Work,
     options: &RunOptions,
     work_dir: &Path,
+    saved: super::checkpoints::UnitCheckpoints,
 ) -> Result<BTreeMap<String, ReportJson>> {
     std::fs::create_dir_all(work_dir)?;
+    #[cfg(not(feature = "torch"))]
+    let _ = saved; // only training saves its state
     match (variant.settings.experiment.kind, work) {
         (ExperimentKind::Graph, Work::Variant) => super::graph::run_graph(session, variant, options, work_dir),
         #[cfg(feature = "torch")]
-        (ExperimentKind::Train, Work::Variant) => super::train::run_train(session, variant, options, work_dir),
+        (ExperimentKind::Train, Work::Variant) => {
+            let resuming = super::train::resume::Resuming::new(saved, variant);
+            super::train::run_train(session, variant, options, work_dir, resuming)
+        }
         #[cfg(feature = "torch")]
         (ExperimentKind::Population, Work::PopulationRuns { runs }) => {
             super::population::run_part(session, variant, runs, options, work_dir).map(|()| BTreeMap::new())

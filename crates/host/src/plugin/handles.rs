@@ -6,7 +6,7 @@ use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RVec};
 use tessera_sdk::ffi::{FinetunerBox, GraphObjectiveBox, MetricBox, OracleServices, OrderStreamBox, SamplerBox};
 use tessera_sdk::{
     Candidates, Checkpoint, Chosen, ErrorKind, GraphView, LayerInfo, Observation, ObservationRequest, OracleAnswer,
-    OracleQuery, PluginError, Report, Sampling, Schedule, SeedChoice, Selection, StorageLayout,
+    OracleQuery, PluginError, Report, Sampling, SavedState, Schedule, SeedChoice, Selection, StorageLayout,
 };
 
 use super::*;
@@ -93,6 +93,16 @@ impl SamplerHandle {
     /// Its report after training.
     pub fn finish(&mut self, ctx: &CallContext) -> Result<Report, ComponentError> {
         into_result(&self.id, self.inner.finish(&ctx.services()))
+    }
+
+    /// Its state between calls, for a checkpoint (SDK 0.4).
+    pub fn save_state(&self) -> Result<SavedState, ComponentError> {
+        into_result(&self.id, self.inner.save_state())
+    }
+
+    /// Restores a state it saved.
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<(), ComponentError> {
+        into_result(&self.id, self.inner.load_state(bytes.into()))
     }
 
     /// The candidates per step it selects among, if it selects per step.
@@ -219,6 +229,16 @@ impl FinetunerHandle {
     pub fn finish(&mut self, ctx: &CallContext) -> Result<Report, ComponentError> {
         into_result(&self.id, self.inner.finish(&ctx.services()))
     }
+
+    /// Its state between calls, for a checkpoint (SDK 0.4).
+    pub fn save_state(&self) -> Result<SavedState, ComponentError> {
+        into_result(&self.id, self.inner.save_state())
+    }
+
+    /// Restores a state it saved.
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<(), ComponentError> {
+        into_result(&self.id, self.inner.load_state(bytes.into()))
+    }
 }
 
 /// A metric created from a plugin.
@@ -247,6 +267,16 @@ impl MetricHandle {
     /// Its final report.
     pub fn finish(&mut self, ctx: &CallContext) -> Result<Report, ComponentError> {
         into_result(&self.id, self.inner.finish(&ctx.services()))
+    }
+
+    /// Its state between calls, for a checkpoint (SDK 0.4).
+    pub fn save_state(&self) -> Result<SavedState, ComponentError> {
+        into_result(&self.id, self.inner.save_state())
+    }
+
+    /// Restores a state it saved.
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<(), ComponentError> {
+        into_result(&self.id, self.inner.load_state(bytes.into()))
     }
 }
 

@@ -20,6 +20,25 @@ extern "C" {
     fn tessera_optimizer_save(optimizer: *mut c_void, path: *const c_char) -> *mut c_char;
     fn tessera_optimizer_load(optimizer: *mut c_void, path: *const c_char) -> *mut c_char;
     fn tessera_optimizer_free_error(error: *mut c_char);
+    fn tessera_cpu_rng_state_size() -> usize;
+    fn tessera_cpu_rng_state_get(out: *mut u8, len: usize) -> *mut c_char;
+    fn tessera_cpu_rng_state_set(bytes: *const u8, len: usize) -> *mut c_char;
+}
+
+/// The state of libtorch's default CPU generator (dropout and anything else
+/// that draws from libtorch's global stream), as bytes.
+pub fn cpu_rng_state() -> Result<Vec<u8>> {
+    // SAFETY: a plain query of libtorch's default generator.
+    let mut bytes = vec![0u8; unsafe { tessera_cpu_rng_state_size() }];
+    // SAFETY: `bytes` has the length passed.
+    checked(unsafe { tessera_cpu_rng_state_get(bytes.as_mut_ptr(), bytes.len()) })?;
+    Ok(bytes)
+}
+
+/// Restores the generator state [`cpu_rng_state`] returned.
+pub fn set_cpu_rng_state(bytes: &[u8]) -> Result<()> {
+    // SAFETY: `bytes` is live for the call and has the length passed.
+    checked(unsafe { tessera_cpu_rng_state_set(bytes.as_ptr(), bytes.len()) })
 }
 
 /// Which update rule, with its settings.
@@ -129,7 +148,7 @@ fn checked(error: *mut c_char) -> Result<()> {
     // SAFETY: a NUL-terminated string state.cpp allocated; freed once here.
     let text = unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned();
     unsafe { tessera_optimizer_free_error(error) };
-    bail!("optimizer state: {text}")
+    bail!("libtorch state: {text}")
 }
 
 /// torch-sys's last error, if a call set one.

@@ -10,8 +10,10 @@ use crate::error::{bail, Result};
 
 use tessera_sdk::Checkpoint;
 
+use super::resume::{FitState, Resumed, Saving, Stopped};
 use super::{
-    checkpoint_steps, learning_rate, optimizer, per_example, Batch, Diverged, FitHooks, FitSummary, SelectionLog,
+    checkpoint_steps, learning_rate, optimizer, per_example, Batch, BatchSource, Diverged, FitHooks, FitSummary,
+    SelectionLog,
 };
 use crate::manifest::TrainConfig;
 use crate::model::Model;
@@ -29,7 +31,11 @@ pub fn fit(model: &Model, n: u64, cfg: &TrainConfig, mut hooks: FitHooks) -> Res
         bail!("per-step selection needs at least train.batch_size = {} candidates per step", cfg.batch_size);
     }
     let mut fitting = Fitting::new(model, n, cfg, candidates)?;
-    for epoch in 0..cfg.epochs {
+    let first = match hooks.checkpointing.as_mut().and_then(|c| c.resume.take()) {
+        Some(resumed) => fitting.restore(resumed, &hooks)?,
+        None => 0,
+    };
+    for epoch in first..cfg.epochs {
         if fitting.epoch(epoch, &mut hooks)? {
             break;
         }
@@ -98,6 +104,14 @@ struct Fitting<'m> {
     last_checkpoint: u64,
     /// Visits of each id in the current epoch (saturating).
     visits: Vec<u8>,
+    /// Batches of the current epoch's source trained on.
+    epoch_batches: u64,
+    /// Examples trained on before the current epoch.
+    epoch_seen_before: u64,
+    /// Batches of the current epoch to skip, trained on before a resume.
+    skip_batches: u64,
+    /// When the state was last saved.
+    clock: super::resume::SaveClock,
     /// Whether each id was visited in any epoch.
     ever: Vec<bool>,
     summary: FitSummary,
@@ -136,6 +150,10 @@ impl<'m> Fitting<'m> {
             loss_count: 0,
             last_checkpoint: 0,
             visits: vec![0u8; n as usize],
+            epoch_batches: 0,
+            epoch_seen_before: 0,
+            skip_batches: 0,
+            clock: super::resume::SaveClock::new(),
             ever: vec![false; n as usize],
             summary: FitSummary::default(),
         })
@@ -146,13 +164,11 @@ impl<'m> Fitting<'m> {
         let started = Instant::now();
         let mut evaluation = 0.0;
         let mut source = (hooks.epoch)(epoch)?;
-        let seen_before = self.seen;
-        self.visits.iter_mut().for_each(|v| *v = 0);
+        self.skip_resumed(source.as_mut(), epoch, hooks)?;
         while let Some(batch) = source.next_batch(self.draw.min((self.budget - self.seen) as usize))? {
-            if hooks.cancel.load(Ordering::Relaxed) {
-                bail!("cancelled");
-            }
             evaluation += self.scheduled_checkpoint(hooks)?;
+            self.step_boundary(epoch, hooks)?;
+            self.epoch_batches += 1;
             if self.batch(epoch, &batch, hooks)? {
                 break;
             }
@@ -162,8 +178,93 @@ impl<'m> Fitting<'m> {
             self.optimizer_step(None)?;
         }
         let io = source.finish()?;
-        self.account_epoch(epoch, io, started, evaluation, seen_before, hooks)?;
+        self.account_epoch(epoch, io, started, evaluation, hooks)?;
         self.epoch_checkpoint(epoch, hooks)
+    }
+
+    /// At the start of an epoch: its visits cleared, or, in the epoch a
+    /// resumed fit stopped in, the batches it trained on skipped (told to
+    /// the visit hook again, which rebuilds the epoch's order).
+    fn skip_resumed(&mut self, source: &mut dyn BatchSource, epoch: u64, hooks: &mut FitHooks) -> Result<()> {
+        if self.skip_batches == 0 {
+            self.visits.iter_mut().for_each(|v| *v = 0);
+            (self.epoch_batches, self.epoch_seen_before) = (0, self.seen);
+            return Ok(());
+        }
+        for _ in 0..std::mem::take(&mut self.skip_batches) {
+            let Some(batch) = source.next_batch(self.draw)? else {
+                bail!("the resumed epoch {} has fewer batches than were trained on before", epoch + 1);
+            };
+            if let Some(visit) = hooks.visit.as_mut() {
+                visit(epoch, &batch.ids);
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a step (no accumulation open): the state saved when the
+    /// interval has passed or a stop was asked for; a stop ends the fit with
+    /// [`Stopped`] (with no way to save, with an error).
+    fn step_boundary(&mut self, epoch: u64, hooks: &mut FitHooks) -> Result<()> {
+        let stopping = hooks.cancel.load(Ordering::Relaxed);
+        let Some(checkpointing) = hooks.checkpointing.as_mut() else {
+            if stopping {
+                bail!("cancelled");
+            }
+            return Ok(());
+        };
+        if self.micro > 0 || !(stopping || self.clock.due(checkpointing.every)) {
+            return Ok(());
+        }
+        let state = self.state(epoch);
+        (checkpointing.save)(Saving { model: self.model, optimizer: &self.opt, state: &state, stopping })?;
+        self.clock.saved();
+        if stopping {
+            return Err(Stopped { step: self.step }.into());
+        }
+        Ok(())
+    }
+
+    /// Everything but the model and the optimizer, at a step boundary of `epoch`.
+    fn state(&self, epoch: u64) -> FitState {
+        FitState {
+            epoch,
+            epoch_batches: self.epoch_batches,
+            epoch_seen_before: self.epoch_seen_before,
+            step: self.step,
+            seen: self.seen,
+            drawn: self.drawn,
+            seconds: self.seconds,
+            loss_sum: self.loss_sum,
+            loss_count: self.loss_count,
+            last_checkpoint: self.last_checkpoint,
+            visits: self.visits.clone(),
+            ever: self.ever.clone(),
+            summary: self.summary.clone(),
+            selection: self.selection.clone(),
+        }
+    }
+
+    /// Continues from `state` (the model's and the optimizer's restored by
+    /// the caller and here): the epoch to start in.
+    fn restore(&mut self, resumed: Resumed, hooks: &FitHooks) -> Result<u64> {
+        let (state, n) = (resumed.state, self.n as usize);
+        if state.visits.len() != n || state.ever.len() != n || state.epoch >= self.cfg.epochs {
+            bail!("the saved training state does not fit this run ({} examples, {} epochs)", n, self.cfg.epochs);
+        }
+        if hooks.select.is_some() != state.selection.is_some() {
+            bail!("the saved training state was made with per-step selection on the other side");
+        }
+        self.epoch_batches = state.epoch_batches;
+        self.epoch_seen_before = state.epoch_seen_before;
+        self.skip_batches = state.epoch_batches;
+        (self.step, self.seen, self.drawn, self.seconds) = (state.step, state.seen, state.drawn, state.seconds);
+        (self.loss_sum, self.loss_count, self.last_checkpoint) =
+            (state.loss_sum, state.loss_count, state.last_checkpoint);
+        (self.visits, self.ever, self.summary, self.selection) =
+            (state.visits, state.ever, state.summary, state.selection);
+        self.opt.load(&resumed.optimizer)?;
+        Ok(state.epoch)
     }
 
     /// Every `checkpoint_every` steps (and the extra ones), before the next
@@ -259,7 +360,6 @@ impl<'m> Fitting<'m> {
         io: IoStats,
         started: Instant,
         evaluation: f64,
-        seen_before: u64,
         hooks: &FitHooks,
     ) -> Result<()> {
         let summary = &mut self.summary;
@@ -271,7 +371,7 @@ impl<'m> Fitting<'m> {
         if let Some((sampler, mode)) = hooks.sampler.filter(|_| self.seen < self.budget && expected_unvisited == 0) {
             crate::contract::sampled(sampler, mode, epoch + 1, &self.visits)?;
         }
-        summary.epoch_visits.push(self.seen - seen_before);
+        summary.epoch_visits.push(self.seen - self.epoch_seen_before);
         summary.epoch_distinct.push(self.n - unvisited);
         self.visits.iter().zip(self.ever.iter_mut()).for_each(|(&v, e)| *e |= v > 0);
         let repeated = self.visits.iter().filter(|&&v| v > 1).count() as u64;

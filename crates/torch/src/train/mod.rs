@@ -2,9 +2,11 @@
 //! evaluates at checkpoints and produces the observations metrics ask for.
 
 mod fit;
+mod resume;
 mod select;
 
 pub use fit::fit;
+pub use resume::{Checkpointing, FitState, Resumed, SaveHook, Saving, Stopped};
 pub use select::{SelectHook, SelectionLog, StepSelection};
 
 use std::collections::BTreeSet;
@@ -257,7 +259,7 @@ pub struct StorageView<'a> {
 
 /// Every example trained since the last checkpoint: its stored position,
 /// step, loss and correctness in the training forward pass.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepLog {
     /// Stored positions, in training order.
     pub ids: Vec<u64>,
@@ -502,7 +504,7 @@ pub struct TrainedReference {
 }
 
 /// One point of the training curves.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CurvePoint {
     /// Where training stood.
     pub step: u64,
@@ -519,7 +521,7 @@ pub struct CurvePoint {
 }
 
 /// What a training run did.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FitSummary {
     /// Optimizer steps.
     pub steps: u64,
@@ -593,6 +595,10 @@ pub struct FitHooks<'a, 'b> {
     /// The sampler's per-step selection, if it selects: each batch of the
     /// order is a step's candidates, and the step trains on those it keeps.
     pub select: Option<StepSelection<'a, 'b>>,
+    /// Saving the fit's state at step boundaries (every interval, and when
+    /// `cancel` is set: the fit then stops with [`Stopped`]), and the state
+    /// to continue from. Without it, `cancel` stops the fit with an error.
+    pub checkpointing: Option<Checkpointing<'a, 'b>>,
 }
 
 impl<'a, 'b> FitHooks<'a, 'b> {
@@ -614,6 +620,7 @@ impl<'a, 'b> FitHooks<'a, 'b> {
             sampler: None,
             weights: None,
             select: None,
+            checkpointing: None,
         }
     }
 }

@@ -24,7 +24,7 @@ pub struct StepSelection<'a, 'b> {
 }
 
 /// What per-step selection did in a run: its cost and its choices.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SelectionLog {
     /// Candidates scored by the extra forward passes.
     pub forward_examples: u64,

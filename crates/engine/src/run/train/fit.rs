@@ -5,32 +5,39 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::error::{bail, Result};
+use crate::error::{bail, invalid, Result};
 use tch::Device;
 use tessera_sdk::{observation, Candidates, Checkpoint, Chosen, Observation, ObservationRequest, StorageLayout};
 
+use super::resume::{self, optimizer_file, Kept, Resuming, UnitState};
 use super::{Stored, TrainJob};
 use crate::data::Splits;
 use crate::manifest::StorageConfig;
 use crate::model::Model;
+use crate::plugin::{CallContext, MetricHandle, OrderStream, SamplerHandle};
+use crate::run::checkpoints::Saved;
 use crate::run::progress::Reporter;
 use crate::run::setup::progress_bar;
 use crate::storage::{BlockLoader, EpochOrder};
 use crate::train::{
-    self, BatchSource, CurvePoint, Evaluation, FitHooks, FitSummary, MemorySource, ShardSource, StepLog, StepSelection,
-    StorageView, TensorData,
+    self, BatchSource, Checkpointing, CurvePoint, Evaluation, FitHooks, FitSummary, MemorySource, Resumed, Saving,
+    ShardSource, StepLog, StepSelection, StorageView, TensorData,
 };
 
 impl TrainJob<'_> {
-    /// Trains `model` in the sampler's order; the summary and the test curve.
+    /// Trains `model` in the sampler's order (continuing from the unit's
+    /// newest saved state, if it has one); the summary and the test curve.
     pub(super) fn fit(
         &mut self,
-        model: &Model,
+        model: &mut Model,
         stored: &Stored,
         reference: Option<&Model>,
     ) -> Result<(FitSummary, Vec<CurvePoint>)> {
         let requests = self.observation_requests(stored)?;
         let candidates = self.step_candidates()?;
+        let can_save = self.saving_allowed();
+        let resumed = if can_save { self.resumed_state(model)? } else { None };
+        let model = &*model;
         let tensors = FitTensors::new(&self.splits, self.train_on_disk, self.device);
         let named = tensors.named();
         let reference = reference_outputs(reference, &requests.all(), &named)?;
@@ -49,18 +56,32 @@ impl TrainJob<'_> {
         let log = FitLog::new(&requests, layout);
         let observing = Observing { splits: &self.splits, tensors: &named, reference: &reference };
         let (sampler_id, sampling) = (self.sampler.id.clone(), self.sampler.sampling());
+        let resuming = self.resuming.take();
         let sampler = RefCell::new(&mut self.sampler);
         let mut finetuning = self.finetuner.as_mut().filter(|f| !f.requests.is_empty());
         let weights = RefCell::new(None);
+        let sampler_at_epoch = RefCell::new(None::<Kept>);
+        let mut continuing = resumed.as_ref().map(|(state, _)| (state.sampler_at_epoch.clone(), state.sampler.clone()));
+        if let (Some((state, _)), Some(bar)) = (&resumed, &bar) {
+            bar.set_position(state.fit.step);
+        }
         let mut epoch = |epoch: u64| -> tessera_torch::Result<Box<dyn BatchSource + '_>> {
+            let mut sampler = sampler.borrow_mut();
+            if let Some((at_epoch, now)) = continuing.take() {
+                let order = stopped_epoch(&mut sampler, (&at_epoch, &now), (&layout, epoch, &sampler_ctx), &weights)?;
+                *sampler_at_epoch.borrow_mut() = Some(at_epoch);
+                return Ok(batches.source(Box::new(order)));
+            }
             if let Some(finetuning) = finetuning.as_mut() {
                 let observations = log.observe(model, &observing, &requests.finetuner, &log.finetuner_steps)?;
                 finetuning.revise(model, &log.epoch_checkpoint(epoch), &observations)?;
             }
-            let mut sampler = sampler.borrow_mut();
             if !requests.sampler.is_empty() {
                 let observations = log.observe(model, &observing, &requests.sampler, &log.sampler_steps)?;
                 sampler.observe(&schedule, &log.epoch_checkpoint(epoch), &observations, &sampler_ctx)?;
+            }
+            if can_save {
+                *sampler_at_epoch.borrow_mut() = Kept::from_saved(sampler.save_state()?);
             }
             let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
             *weights.borrow_mut() = sampler.example_weights(&layout, epoch, &sampler_ctx)?;
@@ -72,19 +93,35 @@ impl TrainJob<'_> {
         let mut visit = |epoch: u64, ids: &[u64]| log.visit(epoch, ids);
         let mut record =
             |step: u64, ids: &[u64], losses: &[f32], correct: &[i64]| log.record(step, ids, losses, correct);
-        let mut curve: Vec<CurvePoint> = Vec::new();
-        let (metrics, metric_ctx) = (&mut self.metrics, &self.metric_ctx);
+        let curve: RefCell<Vec<CurvePoint>> = RefCell::default();
+        let (metrics, metric_ctx) = (RefCell::new(&mut self.metrics), &self.metric_ctx);
+        if let Some((state, _)) = &resumed {
+            restore_observers(state, &log, &curve, &mut metrics.borrow_mut())?;
+        }
         let mut checkpoint = |model: &Model, cp: Checkpoint, train_loss: f64| -> tessera_torch::Result<()> {
             log.progress.set((cp.step, cp.examples_seen));
             let point = curve_point(&cp, train_loss, train::evaluate(model, &tensors.test));
             reporter.checkpoint(cp.step, cp.epoch, train_loss, point.test_accuracy, cp.is_final);
-            curve.push(point);
+            curve.borrow_mut().push(point);
             let observations = log.observe(model, &observing, &requests.metrics, &log.metric_steps)?;
-            for (metric, ctx) in metrics.iter_mut().zip(metric_ctx) {
+            for (metric, ctx) in metrics.borrow_mut().iter_mut().zip(metric_ctx) {
                 metric.observe(&cp, &observations, ctx)?;
             }
             Ok(())
         };
+        let mut save = |saving: Saving| -> tessera_torch::Result<()> {
+            if let Some(resuming) = resuming.as_ref() {
+                save_unit_state(
+                    resuming,
+                    &saving,
+                    &curve,
+                    &log,
+                    (sampler_at_epoch.borrow().clone(), &sampler, &metrics),
+                );
+            }
+            Ok(())
+        };
+        let every = resuming.as_ref().and_then(|r| r.every);
         let hooks = FitHooks {
             progress: bar.as_ref(),
             visit: if log.wants_order { Some(&mut visit) } else { None },
@@ -92,13 +129,48 @@ impl TrainJob<'_> {
             sampler: Some((&sampler_id, sampling)),
             weights: Some(&weights),
             select: candidates.map(|b| StepSelection { candidates: b as usize, choose: &mut choose }),
+            checkpointing: can_save.then(|| Checkpointing {
+                save: &mut save,
+                every,
+                resume: resumed.map(|(state, saved)| Resumed { state: state.fit, optimizer: optimizer_file(&saved) }),
+            }),
             ..FitHooks::new(&mut epoch, &mut checkpoint, &self.options.cancel)
         };
         let summary = train::fit(model, layout.examples, &self.s.train, hooks)?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        Ok((summary, curve))
+        Ok((summary, curve.into_inner()))
+    }
+
+    /// Whether this unit's state can be saved: not while a finetuner revises
+    /// its selection during training (not saved yet), with a warning.
+    fn saving_allowed(&self) -> bool {
+        if self.resuming.is_none() {
+            return false;
+        }
+        match self.finetuner.as_ref().filter(|f| !f.requests.is_empty()) {
+            Some(f) => {
+                log::warn!(
+                    "{}: {} revises its selection during training, which a saved state does not keep yet: a stopped unit starts over from step 0",
+                    self.variant.name,
+                    f.handle.id
+                );
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// The newest saved state of this unit, with the model's weights and
+    /// libtorch's generator restored from it; none when it has none.
+    fn resumed_state(&mut self, model: &mut Model) -> Result<Option<(UnitState, Saved)>> {
+        let Some(resuming) = self.resuming.as_ref() else { return Ok(None) };
+        let Some((state, saved)) = resuming.load()? else { return Ok(None) };
+        model.load(&saved.dir.join(resume::MODEL))?;
+        tessera_torch::optim::set_cpu_rng_state(&state.rng)?;
+        log::info!("{}: continuing from its state saved at step {}", self.variant.name, state.fit.step);
+        Ok(Some((state, saved)))
     }
 
     /// The observations the metrics and the sampler ask for, the training
@@ -282,6 +354,15 @@ impl FitLog {
         }
     }
 
+    /// Where a saved state left the hooks' logs (the epoch's order is
+    /// rebuilt as the resumed fit skips its batches).
+    fn restore(&self, state: &UnitState) {
+        self.progress.set(state.progress);
+        *self.metric_steps.borrow_mut() = state.metric_steps.clone();
+        *self.sampler_steps.borrow_mut() = state.sampler_steps.clone();
+        *self.finetuner_steps.borrow_mut() = state.finetuner_steps.clone();
+    }
+
     /// Whether anyone observes per-example steps.
     fn wants_steps(&self) -> bool {
         self.metrics_want_steps || self.sampler_wants_steps || self.finetuner_wants_steps
@@ -331,6 +412,100 @@ impl FitLog {
         steps.borrow_mut().clear();
         Ok(observations)
     }
+}
+
+/// The stopped epoch's order again, from the sampler as it was at that
+/// epoch's start (its loss weights too), then the sampler as it was when stopped.
+fn stopped_epoch(
+    sampler: &mut SamplerHandle,
+    (at_epoch, now): (&Kept, &Kept),
+    (layout, epoch, ctx): (&StorageLayout, u64, &CallContext),
+    weights: &RefCell<Option<Vec<f32>>>,
+) -> tessera_torch::Result<OrderStream> {
+    load_kept(sampler, at_epoch)?;
+    let order = sampler.epoch_order(layout, epoch, ctx)?;
+    *weights.borrow_mut() = sampler.example_weights(layout, epoch, ctx)?;
+    load_kept(sampler, now)?;
+    Ok(order)
+}
+
+/// The hooks' logs, the curve and the metrics as a saved state left them.
+fn restore_observers(
+    state: &UnitState,
+    log: &FitLog,
+    curve: &RefCell<Vec<CurvePoint>>,
+    metrics: &mut [MetricHandle],
+) -> tessera_torch::Result<()> {
+    log.restore(state);
+    *curve.borrow_mut() = state.curve.clone();
+    for (metric, kept) in metrics.iter_mut().zip(&state.metrics) {
+        if let Some(bytes) = kept.bytes() {
+            metric.load_state(bytes)?;
+        }
+    }
+    Ok(())
+}
+
+/// Saves the unit's state at a step boundary; a state that cannot be made
+/// or written is a warning (training goes on, the previous one stays).
+fn save_unit_state(
+    resuming: &Resuming,
+    saving: &Saving,
+    curve: &RefCell<Vec<CurvePoint>>,
+    log: &FitLog,
+    components: (Option<Kept>, &RefCell<&mut SamplerHandle>, &RefCell<&mut Vec<MetricHandle>>),
+) {
+    let state = match unit_state(saving, curve, log, components) {
+        Ok(state) => state,
+        Err(e) => return log::warn!("the training state is not saved: {e}"),
+    };
+    let written = resuming.save(&state, |model_file, optimizer_file| {
+        saving.model.save(model_file)?;
+        saving.optimizer.save(optimizer_file)
+    });
+    match written {
+        Ok(()) => log::info!("saved the training state at step {}", state.fit.step),
+        Err(e) => log::warn!("the training state at step {} is not saved: {}", state.fit.step, e.chain()),
+    }
+}
+
+/// Loads a component's kept state into the sampler (nothing for a stateless one).
+fn load_kept(sampler: &mut SamplerHandle, kept: &Kept) -> tessera_torch::Result<()> {
+    if let Some(bytes) = kept.bytes() {
+        sampler.load_state(bytes)?;
+    }
+    Ok(())
+}
+
+/// The unit's state at a step boundary; an error naming the component
+/// that cannot save its own.
+fn unit_state(
+    saving: &Saving,
+    curve: &RefCell<Vec<CurvePoint>>,
+    log: &FitLog,
+    (at_epoch, sampler, metrics): (Option<Kept>, &RefCell<&mut SamplerHandle>, &RefCell<&mut Vec<MetricHandle>>),
+) -> Result<UnitState> {
+    let sampler = sampler.borrow();
+    let cannot = |id: &str| {
+        invalid!("{id} cannot save its state (SDK 0.4 `save_state`): a stopped unit starts over from step 0")
+    };
+    let sampler_at_epoch = at_epoch.ok_or_else(|| cannot(&sampler.id))?;
+    let now = Kept::from_saved(sampler.save_state()?).ok_or_else(|| cannot(&sampler.id))?;
+    let metrics = (metrics.borrow().iter())
+        .map(|m| Kept::from_saved(m.save_state()?).ok_or_else(|| cannot(&m.id)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(UnitState {
+        fit: saving.state.clone(),
+        rng: tessera_torch::optim::cpu_rng_state()?,
+        curve: curve.borrow().clone(),
+        progress: log.progress.get(),
+        metric_steps: log.metric_steps.borrow().clone(),
+        sampler_steps: log.sampler_steps.borrow().clone(),
+        finetuner_steps: log.finetuner_steps.borrow().clone(),
+        sampler_at_epoch,
+        sampler: now,
+        metrics,
+    })
 }
 
 /// A point of the test curve at `cp`.

@@ -21,6 +21,7 @@ use tessera_sdk::StorageLayout;
 
 mod finetune;
 mod fit;
+pub(in crate::run) mod resume;
 
 use super::metrics::finish_metrics;
 use super::setup::{progress_bar, role_seed, set_up_libtorch};
@@ -39,8 +40,10 @@ pub(super) fn run_train(
     variant: &Variant,
     options: &RunOptions,
     unit_dir: &Path,
+    resuming: resume::Resuming,
 ) -> Result<BTreeMap<String, ReportJson>> {
     let mut job = TrainJob::new(session, variant, options, unit_dir)?;
+    job.resuming = Some(resuming);
     let mut storage = job.store_shards()?;
     let reference = job.train_reference(&storage)?;
     let mut model = job.initial_model(&storage)?;
@@ -51,7 +54,7 @@ pub(super) fn run_train(
         job.select_layers(&mut model, &storage)?;
         job.offline_pass(&mut storage)?;
     }
-    let (summary, curve) = job.fit(&model, &storage, reference.as_ref())?;
+    let (summary, curve) = job.fit(&mut model, &storage, reference.as_ref())?;
     job.pooled_part(&model, &storage, &summary)?;
     if let Some(owned) = storage.owned.take().filter(|_| !job.s.storage.keep) {
         owned.remove()?;
@@ -84,6 +87,8 @@ struct TrainJob<'a> {
     train_on_disk: bool,
     /// The finetuner after its selection, kept to revise it and report.
     finetuner: Option<finetune::Finetuning>,
+    /// Where training saves its state and continues from (taken by the fit).
+    resuming: Option<resume::Resuming>,
 }
 
 /// Where the training split comes from.
@@ -145,6 +150,7 @@ impl<'a> TrainJob<'a> {
             train_source,
             train_on_disk,
             finetuner: None,
+            resuming: None,
         })
     }
 

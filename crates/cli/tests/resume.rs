@@ -1,0 +1,172 @@
+//! No work lost (issue 38): a `train` unit with an adaptive sampler
+//! (importance sampling, whose state is last epoch's losses) and two
+//! metrics that accumulate (accuracy per checkpoint; forgetting events per
+//! example, from the per-step losses) is stopped mid-training by SIGINT,
+//! SIGTERM or SIGKILL at several moments, then `tessera resume` finishes
+//! it: every figure and array equals the uninterrupted run's, bit for bit.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Steps of a few milliseconds each (the run takes ~5 s), a state saved
+/// every ~30 ms, checkpoints
+/// (and so metric observations) every 7 steps, a step boundary that falls
+/// mid-epoch.
+const BODY: &str = r#"
+checkpoint_minutes = 0.0005
+[data]
+source = "blobs"
+examples = 8000
+features = 64
+classes = 4
+[model]
+hidden = [512, 512]
+[train]
+epochs = 5
+batch_size = 48
+lr = 0.05
+checkpoint_every = 7
+[sampler]
+use = "adaptive.importance"
+[[metric]]
+use = "baselines.accuracy"
+[[metric]]
+use = "adaptive.forgetting"
+"#;
+
+fn start(dir: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TESSERA_PLUGIN_PATH")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("tessera starts")
+}
+
+/// Waits for `child` to end: its exit code (None: killed) and stderr.
+fn finish(mut child: Child) -> (Option<i32>, String) {
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
+/// The unit's saved states, newest first.
+fn saved_states(run: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(run.join("units/00000.resume"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("step-")))
+        .collect();
+    found.sort_unstable_by(|a, b| b.cmp(a));
+    found
+}
+
+/// Every file a figure or a table comes from: results.json without times,
+/// `series.csv`, and each table without its wall-time and memory columns.
+fn comparable(run: &Path) -> (Value, Vec<(PathBuf, String)>) {
+    let mut results: Value = serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
+    common::comparable(&mut results);
+    let mut files = vec![(PathBuf::from("series.csv"), std::fs::read_to_string(run.join("series.csv")).unwrap())];
+    for entry in std::fs::read_dir(run.join("tables")).unwrap().flatten() {
+        let name = entry.path().strip_prefix(run).unwrap().to_path_buf();
+        files.push((name, without_times(&std::fs::read_to_string(entry.path()).unwrap())));
+    }
+    files.sort();
+    (results, files)
+}
+
+/// A CSV table without what measures time or memory: such columns, and in
+/// the `role,name,value` table of scalars, such rows.
+fn without_times(csv: &str) -> String {
+    let timed = |c: &str| {
+        (c.ends_with("seconds") && !c.starts_with("modeled")) || c.contains("memory") || c.ends_with("per_second")
+    };
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let keep: Vec<usize> = (0..header.len()).filter(|&i| !timed(header[i])).collect();
+    let rows = lines.map(|l| l.split(',').collect::<Vec<_>>()).filter(|cells| !cells.iter().any(|c| timed(c)));
+    let rows = rows.map(|cells| keep.iter().map(|&i| cells.get(i).copied().unwrap_or_default()).collect::<Vec<_>>());
+    std::iter::once(header.join(",")).chain(rows.map(|r| r.join(","))).collect::<Vec<_>>().join("\n")
+}
+
+/// Stops a run with `signal` `after` it saved its first state, checks how it
+/// ended, resumes it; the finished run's folder.
+fn stopped_and_resumed(dir: &Path, signal: libc::c_int, after: Duration) -> PathBuf {
+    let out = format!("run-{signal}-{}", after.as_millis());
+    let run = dir.join(&out);
+    let child = start(dir, &["run", "manifest.toml", "--out", &out, "--quiet"]);
+    let started = Instant::now();
+    while saved_states(&run).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(120), "{out}: no state saved within 2 minutes");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(after);
+    // SAFETY: a signal to the group our child leads, as a terminal or Slurm sends it.
+    assert_eq!(unsafe { libc::kill(-(child.id() as libc::pid_t), signal) }, 0);
+    let (code, stderr) = finish(child);
+    if run.join("results.json").exists() && code == Some(0) {
+        panic!("{out}: the run finished before the signal; make the test's run longer");
+    }
+    match signal {
+        libc::SIGKILL => assert_eq!(code, None, "{out}: {stderr}"),
+        _ => {
+            assert_eq!(code, Some(75), "{out}: stopped, resumable: {stderr}");
+            assert!(stderr.contains("tessera resume"), "{out}: says what to do: {stderr}");
+        }
+    }
+    let saved = saved_states(&run);
+    assert!(!saved.is_empty(), "{out}: a saved state is left");
+    let status = Command::new(env!("CARGO_BIN_EXE_tessera")).args(["status", &out]).current_dir(dir).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("continues from its state saved at step"), "{out}: {status}");
+    let resumed = start(dir, &["-v", "resume", &out]);
+    let (code, stderr) = finish(resumed);
+    assert_eq!(code, Some(0), "{out}: resume: {stderr}");
+    assert!(stderr.contains("continuing from its state saved at step"), "{out}: resumed from step 0: {stderr}");
+    assert!(!run.join("units/00000.resume").exists(), "{out}: the saved states are removed once done");
+    run
+}
+
+#[test]
+fn a_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    // The manifest's `[experiment]` (threads = 1) goes on with BODY's first line.
+    common::write_manifest(dir.path(), &[&common::baselines(), &common::library("tessera_adaptive")], BODY);
+    let whole = start(dir.path(), &["run", "manifest.toml", "--out", "whole", "--quiet"]);
+    let (code, stderr) = finish(whole);
+    assert_eq!(code, Some(0), "{stderr}");
+    let expected = comparable(&dir.path().join("whole"));
+    assert!(expected.0["variants"][0]["status"] == "ok", "{}", expected.0);
+    for (signal, after) in [
+        (libc::SIGINT, 0),
+        (libc::SIGINT, 900),
+        (libc::SIGTERM, 150),
+        (libc::SIGTERM, 2200),
+        (libc::SIGKILL, 60),
+        (libc::SIGKILL, 1400),
+    ] {
+        let run = stopped_and_resumed(dir.path(), signal, Duration::from_millis(after));
+        let got = comparable(&run);
+        assert!(
+            got.0 == expected.0,
+            "signal {signal} after {after} ms: results.json differs from the uninterrupted run"
+        );
+        assert_eq!(got.1.len(), expected.1.len(), "signal {signal} after {after} ms: the same array files");
+        for ((name, a), (_, b)) in got.1.iter().zip(&expected.1) {
+            assert!(a == b, "signal {signal} after {after} ms: {} differs", name.display());
+        }
+    }
+}
