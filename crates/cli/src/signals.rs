@@ -50,9 +50,12 @@ pub(crate) fn unfinished(dir: Option<&std::path::Path>) -> ExitCode {
     }
     match dir {
         Some(dir) => {
-            eprintln!("stopped, resumable: `tessera resume {}` continues each unit from its saved state", dir.display())
+            eprintln!(
+                "stopped, resumable: `tessera resume {}` runs the units not done (train units from their saved state)",
+                dir.display()
+            )
         }
-        None => eprintln!("stopped, resumable: its state is saved"),
+        None => eprintln!("stopped, resumable: `tessera resume` runs the units not done"),
     }
     ExitCode::from(STOPPED)
 }

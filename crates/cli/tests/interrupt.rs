@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// A variant of one epoch, then one that trains far longer than any test
@@ -37,16 +36,7 @@ train.epochs = 100000
 "#;
 
 fn start(dir: &Path, executor: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["run", "manifest.toml", "--out", "run", "--quiet", "--executor", executor])
-        .current_dir(dir)
-        .env_remove("TESSERA_PLUGIN_PATH")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("tessera starts")
+    common::spawn_in_group(dir, &["run", "manifest.toml", "--out", "run", "--quiet", "--executor", executor])
 }
 
 /// Sends SIGINT to the child's process group, as a terminal's Ctrl-C does.

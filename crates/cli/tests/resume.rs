@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -39,19 +38,6 @@ use = "baselines.accuracy"
 [[metric]]
 use = "adaptive.forgetting"
 "#;
-
-fn start(dir: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TESSERA_PLUGIN_PATH")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("tessera starts")
-}
 
 /// Waits for `child` to end: its exit code (None: killed) and stderr.
 fn finish(mut child: Child) -> (Option<i32>, String) {
@@ -107,7 +93,7 @@ fn without_times(csv: &str) -> String {
 fn stopped_and_resumed(dir: &Path, signal: libc::c_int, after: Duration) -> PathBuf {
     let out = format!("run-{signal}-{}", after.as_millis());
     let run = dir.join(&out);
-    let child = start(dir, &["run", "manifest.toml", "--out", &out, "--quiet"]);
+    let child = common::spawn_in_group(dir, &["run", "manifest.toml", "--out", &out, "--quiet"]);
     let started = Instant::now();
     while saved_states(&run).is_empty() {
         assert!(started.elapsed() < Duration::from_secs(120), "{out}: no state saved within 2 minutes");
@@ -132,7 +118,7 @@ fn stopped_and_resumed(dir: &Path, signal: libc::c_int, after: Duration) -> Path
     let status = Command::new(env!("CARGO_BIN_EXE_tessera")).args(["status", &out]).current_dir(dir).output().unwrap();
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(status.contains("continues from its state saved at step"), "{out}: {status}");
-    let resumed = start(dir, &["-v", "resume", &out]);
+    let resumed = common::spawn_in_group(dir, &["-v", "resume", &out]);
     let (code, stderr) = finish(resumed);
     assert_eq!(code, Some(0), "{out}: resume: {stderr}");
     assert!(stderr.contains("continuing from its state saved at step"), "{out}: resumed from step 0: {stderr}");
@@ -145,7 +131,7 @@ fn a_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
     let dir = tempfile::tempdir().unwrap();
     // The manifest's `[experiment]` (threads = 1) goes on with BODY's first line.
     common::write_manifest(dir.path(), &[&common::baselines(), &common::library("tessera_adaptive")], BODY);
-    let whole = start(dir.path(), &["run", "manifest.toml", "--out", "whole", "--quiet"]);
+    let whole = common::spawn_in_group(dir.path(), &["run", "manifest.toml", "--out", "whole", "--quiet"]);
     let (code, stderr) = finish(whole);
     assert_eq!(code, Some(0), "{stderr}");
     let expected = comparable(&dir.path().join("whole"));

@@ -21,6 +21,23 @@ pub fn tessera_command(args: &[&str], cwd: &Path) -> std::process::Output {
         .expect("tessera runs")
 }
 
+/// `tessera ARGS` started in `cwd` as the leader of its own process group
+/// (a terminal's Ctrl-C, or Slurm's signal, goes to the whole group), stderr
+/// piped, plugins from the manifest only.
+pub fn spawn_in_group(cwd: &Path, args: &[&str]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("TESSERA_PLUGIN_PATH")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("tessera starts")
+}
+
 /// The cargo profile folder holding the built libraries (target/release).
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -74,16 +74,25 @@ impl UnitCheckpoints {
         Confined::new(&self.run)
     }
 
-    /// Saves a state: `write` puts its files into the folder it is given
-    /// (new, empty, inside the run folder); then the file list is written
-    /// and the folder renamed into place, and older states pruned.
-    pub fn save(&self, step: u64, fingerprint: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    /// Saves a state: `files` (name, bytes), and what `write` puts into the
+    /// folder it is given (new, empty, inside the run folder: libtorch's
+    /// files, which it writes to a path); then the file list is written, the
+    /// folder renamed into place, and older states pruned.
+    pub fn save(
+        &self,
+        (step, fingerprint): (u64, &str),
+        files: &[(&str, &[u8])],
+        write: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
         let run = self.confined();
         let partial = self.dir.join(format!("partial-{}", std::process::id()));
         if run.exists(&partial) {
             run.remove_dir_all(&partial)?;
         }
         let dir = run.create_dir_all(&partial)?;
+        for (name, bytes) in files {
+            run.write_atomic(partial.join(name), bytes)?;
+        }
         write(&dir).with_context(|| format!("saving the training state into {}", dir.display()))?;
         let info = SavedInfo {
             format: FORMAT,
@@ -171,6 +180,11 @@ impl UnitCheckpoints {
         Ok(Saved { dir: run.path(&folder)?, info })
     }
 
+    /// The bytes of file `name` of a saved state.
+    pub fn read(&self, saved: &Saved, name: &str) -> Result<Vec<u8>> {
+        Ok(self.confined().read(saved.dir.join(name))?)
+    }
+
     /// Removes every saved state (the unit finished).
     pub fn remove(&self) -> Result<()> {
         let run = self.confined();
@@ -191,7 +205,7 @@ mod tests {
     use super::*;
 
     fn save(store: &UnitCheckpoints, step: u64, content: &[u8]) {
-        store.save(step, "f", |dir| Ok(std::fs::write(dir.join("state.bin"), content)?)).unwrap();
+        store.save((step, "f"), &[("state.bin", content)], |_| Ok(())).unwrap();
     }
 
     #[test]
@@ -228,7 +242,7 @@ mod tests {
         std::fs::create_dir_all(run.path().join("units")).unwrap();
         std::os::unix::fs::symlink(outside.path(), run.path().join("units/00001.resume")).unwrap();
         let store = UnitCheckpoints::of(run.path(), 1);
-        assert!(store.save(5, "f", |_| Ok(())).is_err());
+        assert!(store.save((5, "f"), &[("state.bin", b"x")], |_| Ok(())).is_err());
         assert!(store.newest("f").is_none());
         assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none(), "nothing written outside");
     }

@@ -120,19 +120,24 @@ fn collect_variant(
         ExperimentKind::Population => reduce(session, variant, planned, run_dir, options, &mut entry.seconds),
         _ => Ok(units.into_iter().next().and_then(|(_, r)| r).map(|r| r.results).unwrap_or_default()),
     });
-    match outcome {
-        Ok(reports) => entry.results = reports,
-        Err(e) => {
-            log::error!("variant `{}` failed: {}", variant.name, e.chain());
-            entry.status = Status::Failed;
-            entry.error = Some(e.chain());
-        }
-    }
+    settle(&mut entry, outcome);
     entry
 }
 
 /// Warns of each variant (seeds together) whose units ran on different kinds
 /// of CPU in native mode: its figures may differ in their last bits.
+/// An entry's reports, or its failure (logged, and kept as its error).
+pub(super) fn settle(entry: &mut VariantResult, outcome: Result<BTreeMap<String, ReportJson>>) {
+    match outcome {
+        Ok(reports) => entry.results = reports,
+        Err(e) => {
+            log::error!("variant `{}` failed: {}", entry.name, e.chain());
+            entry.status = Status::Failed;
+            entry.error = Some(e.chain());
+        }
+    }
+}
+
 fn warn_mixed_cpus(session: &Session, plan: &Plan, run_dir: &Path) {
     if session.variants.iter().any(|v| v.settings.experiment.reproducible == crate::manifest::Reproducible::Portable) {
         return;

@@ -115,14 +115,7 @@ fn pooled_entry(
     }));
     let outcome =
         outcome.unwrap_or_else(|panic| Err(crate::error::invalid!("internal error: {}", unit::panic_text(&panic))));
-    match outcome {
-        Ok(reports) => entry.results = reports,
-        Err(e) => {
-            log::error!("`{}` failed: {}", group.name, e.chain());
-            entry.status = Status::Failed;
-            entry.error = Some(e.chain());
-        }
-    }
+    super::collect::settle(&mut entry, outcome);
     entry.seconds = started.elapsed().as_secs_f64();
     entry
 }

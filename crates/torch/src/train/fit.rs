@@ -217,10 +217,11 @@ impl<'m> Fitting<'m> {
             return Ok(());
         }
         let state = self.state(epoch);
-        (checkpointing.save)(Saving { model: self.model, optimizer: &self.opt, state: &state, stopping })?;
+        let saved = (checkpointing.save)(Saving { model: self.model, optimizer: &self.opt, state: &state, stopping })?;
+        // A failed save is not retried at every step: the next one is due after the interval.
         self.clock.saved();
         if stopping {
-            return Err(Stopped { step: self.step }.into());
+            return Err(Stopped { step: self.step, saved }.into());
         }
         Ok(())
     }

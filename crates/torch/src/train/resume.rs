@@ -61,8 +61,8 @@ pub struct Saving<'s> {
     pub stopping: bool,
 }
 
-/// Saves a fit's state; told whether the fit stops after it.
-pub type SaveHook<'b> = dyn FnMut(Saving<'_>) -> Result<()> + 'b;
+/// Saves a fit's state (told whether the fit stops after it); whether it did.
+pub type SaveHook<'b> = dyn FnMut(Saving<'_>) -> Result<bool> + 'b;
 
 /// When a fit saves its state, and the hook that saves it.
 pub struct Checkpointing<'a, 'b> {
@@ -84,13 +84,15 @@ pub struct Resumed {
     pub optimizer: std::path::PathBuf,
 }
 
-/// The fit stopped at a step boundary after saving its state, as asked
-/// (Ctrl-C, SIGTERM, SIGUSR1): the run can continue from there.
+/// The fit stopped at a step boundary, as asked (Ctrl-C, SIGTERM,
+/// SIGUSR1), its state saved there unless the save failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("stopped at step {step} with its state saved (`tessera resume` continues from there)")]
+#[error("stopped at step {step}{}", if *saved { " with its state saved (`tessera resume` continues from there)" } else { "; its state could not be saved there (see the warning): `tessera resume` continues from the last saved one" })]
 pub struct Stopped {
     /// The optimizer steps taken.
     pub step: u64,
+    /// Whether the state at this step was saved.
+    pub saved: bool,
 }
 
 /// When the last save was, to space them by the interval.

@@ -23,6 +23,8 @@ use crate::train::{
     self, BatchSource, Checkpointing, CurvePoint, Evaluation, FitHooks, FitSummary, MemorySource, Resumed, Saving,
     ShardSource, StepLog, StepSelection, StorageView, TensorData,
 };
+use indicatif::ProgressBar;
+use std::path::Path;
 
 impl TrainJob<'_> {
     /// Trains `model` in the sampler's order (continuing from the unit's
@@ -33,38 +35,22 @@ impl TrainJob<'_> {
         stored: &Stored,
         reference: Option<&Model>,
     ) -> Result<(FitSummary, Vec<CurvePoint>)> {
-        let requests = self.observation_requests(stored)?;
-        let candidates = self.step_candidates()?;
-        let can_save = self.saving_allowed();
-        let resumed = if can_save { self.resumed_state(model)? } else { None };
-        let model = &*model;
-        let tensors = FitTensors::new(&self.splits, self.train_on_disk, self.device);
-        let named = tensors.named();
-        let reference = reference_outputs(reference, &requests.all(), &named)?;
+        let inputs = self.fit_inputs(model, stored, reference)?;
+        let (model, named) = (&*model, inputs.tensors.named());
+        let (requests, candidates, resumed) = (&inputs.requests, inputs.candidates, inputs.resumed);
         let (layout, schedule, sampler_ctx) = (self.layout, self.schedule(candidates), self.ctx("sampler"));
-        let batches = Batches::new(self, stored, tensors.train.as_ref());
+        let batches = Batches::new(self, stored, inputs.tensors.train.as_ref());
         let steps = batches.steps_per_epoch(self.draw(candidates)) * self.s.train.epochs;
         let bar = progress_bar(self.options, steps, self.variant.name.clone());
-        // progress.json goes into the unit's folder, beside `work/` (whose
-        // files collect merges into the run folder).
-        let reporter = Reporter::new(
-            &self.variant.name,
-            self.unit_dir.parent().unwrap_or(self.unit_dir),
-            bar.as_ref(),
-            (schedule.steps_per_epoch * schedule.epochs, schedule.epochs),
-        );
-        let log = FitLog::new(&requests, layout);
-        let observing = Observing { splits: &self.splits, tensors: &named, reference: &reference };
-        let (sampler_id, sampling) = (self.sampler.id.clone(), self.sampler.sampling());
-        let resuming = self.resuming.take();
+        let reporter = reporter((self.variant, self.unit_dir), bar.as_ref(), &schedule);
+        let log = FitLog::new(requests, layout);
+        let observing = Observing { splits: &self.splits, tensors: &named, reference: &inputs.reference };
+        let before = BeforeEpoch { log: &log, observing: &observing, requests, schedule, ctx: &sampler_ctx };
+        let (sampler_id, sampling, resuming) = (self.sampler.id.clone(), self.sampler.sampling(), self.resuming.take());
         let sampler = RefCell::new(&mut self.sampler);
         let mut finetuning = self.finetuner.as_mut().filter(|f| !f.requests.is_empty());
-        let weights = RefCell::new(None);
-        let sampler_at_epoch = RefCell::new(None::<Kept>);
+        let (weights, sampler_at_epoch) = (RefCell::new(None), RefCell::new(None::<Kept>));
         let mut continuing = resumed.as_ref().map(|(state, _)| (state.sampler_at_epoch.clone(), state.sampler.clone()));
-        if let (Some((state, _)), Some(bar)) = (&resumed, &bar) {
-            bar.set_position(state.fit.step);
-        }
         let mut epoch = |epoch: u64| -> tessera_torch::Result<Box<dyn BatchSource + '_>> {
             let mut sampler = sampler.borrow_mut();
             if let Some((at_epoch, now)) = continuing.take() {
@@ -72,15 +58,8 @@ impl TrainJob<'_> {
                 *sampler_at_epoch.borrow_mut() = Some(at_epoch);
                 return Ok(batches.source(Box::new(order)));
             }
-            if let Some(finetuning) = finetuning.as_mut() {
-                let observations = log.observe(model, &observing, &requests.finetuner, &log.finetuner_steps)?;
-                finetuning.revise(model, &log.epoch_checkpoint(epoch), &observations)?;
-            }
-            if !requests.sampler.is_empty() {
-                let observations = log.observe(model, &observing, &requests.sampler, &log.sampler_steps)?;
-                sampler.observe(&schedule, &log.epoch_checkpoint(epoch), &observations, &sampler_ctx)?;
-            }
-            if can_save {
+            before.observe(model, epoch, &mut sampler, finetuning.as_deref_mut())?;
+            if inputs.can_save {
                 *sampler_at_epoch.borrow_mut() = Kept::from_saved(sampler.save_state()?);
             }
             let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
@@ -91,16 +70,15 @@ impl TrainJob<'_> {
             Ok(sampler.borrow_mut().select(candidates, &sampler_ctx)?)
         };
         let mut visit = |epoch: u64, ids: &[u64]| log.visit(epoch, ids);
-        let mut record =
-            |step: u64, ids: &[u64], losses: &[f32], correct: &[i64]| log.record(step, ids, losses, correct);
+        let mut record = |step, ids: &[u64], losses: &[f32], correct: &[i64]| log.record(step, ids, losses, correct);
         let curve: RefCell<Vec<CurvePoint>> = RefCell::default();
         let (metrics, metric_ctx) = (RefCell::new(&mut self.metrics), &self.metric_ctx);
         if let Some((state, _)) = &resumed {
-            restore_observers(state, &log, &curve, &mut metrics.borrow_mut())?;
+            restore_observers(state, (&log, &curve, bar.as_ref()), &mut metrics.borrow_mut())?;
         }
         let mut checkpoint = |model: &Model, cp: Checkpoint, train_loss: f64| -> tessera_torch::Result<()> {
             log.progress.set((cp.step, cp.examples_seen));
-            let point = curve_point(&cp, train_loss, train::evaluate(model, &tensors.test));
+            let point = curve_point(&cp, train_loss, train::evaluate(model, &inputs.tensors.test));
             reporter.checkpoint(cp.step, cp.epoch, train_loss, point.test_accuracy, cp.is_final);
             curve.borrow_mut().push(point);
             let observations = log.observe(model, &observing, &requests.metrics, &log.metric_steps)?;
@@ -109,19 +87,10 @@ impl TrainJob<'_> {
             }
             Ok(())
         };
-        let mut save = |saving: Saving| -> tessera_torch::Result<()> {
-            if let Some(resuming) = resuming.as_ref() {
-                save_unit_state(
-                    resuming,
-                    &saving,
-                    &curve,
-                    &log,
-                    (sampler_at_epoch.borrow().clone(), &sampler, &metrics),
-                );
-            }
-            Ok(())
+        let mut save = |saving: Saving| {
+            let components = (sampler_at_epoch.borrow().clone(), &sampler, &metrics);
+            save_unit_state(resuming.as_ref(), &saving, &curve, &log, components)
         };
-        let every = resuming.as_ref().and_then(|r| r.every);
         let hooks = FitHooks {
             progress: bar.as_ref(),
             visit: if log.wants_order { Some(&mut visit) } else { None },
@@ -129,37 +98,64 @@ impl TrainJob<'_> {
             sampler: Some((&sampler_id, sampling)),
             weights: Some(&weights),
             select: candidates.map(|b| StepSelection { candidates: b as usize, choose: &mut choose }),
-            checkpointing: can_save.then(|| Checkpointing {
+            checkpointing: inputs.can_save.then(|| Checkpointing {
                 save: &mut save,
-                every,
+                every: resuming.as_ref().and_then(|r| r.every),
                 resume: resumed.map(|(state, saved)| Resumed { state: state.fit, optimizer: optimizer_file(&saved) }),
             }),
             ..FitHooks::new(&mut epoch, &mut checkpoint, &self.options.cancel)
         };
         let summary = train::fit(model, layout.examples, &self.s.train, hooks)?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        bar.iter().for_each(ProgressBar::finish_and_clear);
         Ok((summary, curve.into_inner()))
     }
 
-    /// Whether this unit's state can be saved: not while a finetuner revises
-    /// its selection during training (not saved yet), with a warning.
-    fn saving_allowed(&self) -> bool {
+    /// What training needs before it starts: the observations asked for,
+    /// the candidates per step, whether the state can be saved and the saved
+    /// state to continue from (the model's weights restored from it), the
+    /// splits on the device and the reference classifier's outputs.
+    fn fit_inputs(&mut self, model: &mut Model, stored: &Stored, reference: Option<&Model>) -> Result<FitInputs> {
+        let requests = self.observation_requests(stored)?;
+        let candidates = self.step_candidates()?;
+        let can_save = self.saving_allowed()?;
+        let resumed = if can_save { self.resumed_state(model)? } else { None };
+        let tensors = FitTensors::new(&self.splits, self.train_on_disk, self.device);
+        let reference = reference_outputs(reference, &requests.all(), &tensors.named())?;
+        Ok(FitInputs { requests, candidates, can_save, resumed, tensors, reference })
+    }
+
+    /// Whether this unit's state can be saved: every component can save its
+    /// own (asked once, before training), and no finetuner revises its
+    /// selection during training (not saved yet). If not, a warning names
+    /// what stops it: a stopped unit then starts over from step 0.
+    fn saving_allowed(&self) -> Result<bool> {
         if self.resuming.is_none() {
-            return false;
+            return Ok(false);
         }
-        match self.finetuner.as_ref().filter(|f| !f.requests.is_empty()) {
-            Some(f) => {
-                log::warn!(
-                    "{}: {} revises its selection during training, which a saved state does not keep yet: a stopped unit starts over from step 0",
-                    self.variant.name,
-                    f.handle.id
-                );
-                false
+        let revising = self.finetuner.as_ref().filter(|f| !f.requests.is_empty()).map(|f| &f.handle.id);
+        let unsaved = match revising {
+            Some(id) => {
+                Some(format!("{id} revises its selection during training, which a saved state does not keep yet"))
             }
-            None => true,
+            None => self.unsaved_component()?.map(|id| format!("{id} cannot save its state (SDK 0.4 `save_state`)")),
+        };
+        if let Some(why) = &unsaved {
+            log::warn!("{}: {why}: a stopped unit starts over from step 0", self.variant.name);
         }
+        Ok(unsaved.is_none())
+    }
+
+    /// The first component (the sampler, then the metrics) that cannot save its state.
+    fn unsaved_component(&self) -> Result<Option<String>> {
+        if Kept::from_saved(self.sampler.save_state()?).is_none() {
+            return Ok(Some(self.sampler.id.clone()));
+        }
+        for metric in &self.metrics {
+            if Kept::from_saved(metric.save_state()?).is_none() {
+                return Ok(Some(metric.id.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// The newest saved state of this unit, with the model's weights and
@@ -222,6 +218,47 @@ impl TrainJob<'_> {
             batch_size: train.batch_size as u64,
             steps_per_epoch: self.layout.examples.div_ceil(per_step),
         }
+    }
+}
+
+/// What [`TrainJob::fit_inputs`] prepares.
+struct FitInputs {
+    requests: FitRequests,
+    candidates: Option<u32>,
+    can_save: bool,
+    resumed: Option<(UnitState, Saved)>,
+    tensors: FitTensors,
+    reference: train::ReferenceOutputs,
+}
+
+/// What happens before each epoch's order: the finetuner's revision and
+/// the sampler's observations, on the model as training left it.
+struct BeforeEpoch<'b> {
+    log: &'b FitLog,
+    observing: &'b Observing<'b>,
+    requests: &'b FitRequests,
+    schedule: tessera_sdk::Schedule,
+    ctx: &'b CallContext,
+}
+
+impl BeforeEpoch<'_> {
+    fn observe(
+        &self,
+        model: &Model,
+        epoch: u64,
+        sampler: &mut SamplerHandle,
+        finetuning: Option<&mut super::finetune::Finetuning>,
+    ) -> tessera_torch::Result<()> {
+        let (log, observing, requests) = (self.log, self.observing, self.requests);
+        if let Some(finetuning) = finetuning {
+            let observations = log.observe(model, observing, &requests.finetuner, &log.finetuner_steps)?;
+            finetuning.revise(model, &log.epoch_checkpoint(epoch), &observations)?;
+        }
+        if !requests.sampler.is_empty() {
+            let observations = log.observe(model, observing, &requests.sampler, &log.sampler_steps)?;
+            sampler.observe(&self.schedule, &log.epoch_checkpoint(epoch), &observations, self.ctx)?;
+        }
+        Ok(())
     }
 }
 
@@ -429,15 +466,18 @@ fn stopped_epoch(
     Ok(order)
 }
 
-/// The hooks' logs, the curve and the metrics as a saved state left them.
+/// The hooks' logs, the curve, the progress bar and the metrics as a saved
+/// state left them.
 fn restore_observers(
     state: &UnitState,
-    log: &FitLog,
-    curve: &RefCell<Vec<CurvePoint>>,
+    (log, curve, bar): (&FitLog, &RefCell<Vec<CurvePoint>>, Option<&ProgressBar>),
     metrics: &mut [MetricHandle],
 ) -> tessera_torch::Result<()> {
     log.restore(state);
     *curve.borrow_mut() = state.curve.clone();
+    if let Some(bar) = bar {
+        bar.set_position(state.fit.step);
+    }
     for (metric, kept) in metrics.iter_mut().zip(&state.metrics) {
         if let Some(bytes) = kept.bytes() {
             metric.load_state(bytes)?;
@@ -446,27 +486,44 @@ fn restore_observers(
     Ok(())
 }
 
-/// Saves the unit's state at a step boundary; a state that cannot be made
-/// or written is a warning (training goes on, the previous one stays).
+/// Saves the unit's state at a step boundary (where it has a place to go);
+/// a state that cannot be written is a warning: training goes on, the
+/// previous state stays, and the hook says it saved nothing.
 fn save_unit_state(
-    resuming: &Resuming,
+    resuming: Option<&Resuming>,
     saving: &Saving,
     curve: &RefCell<Vec<CurvePoint>>,
     log: &FitLog,
     components: (Option<Kept>, &RefCell<&mut SamplerHandle>, &RefCell<&mut Vec<MetricHandle>>),
-) {
+) -> tessera_torch::Result<bool> {
+    let Some(resuming) = resuming else { return Ok(false) };
     let state = match unit_state(saving, curve, log, components) {
         Ok(state) => state,
-        Err(e) => return log::warn!("the training state is not saved: {e}"),
+        Err(e) => {
+            log::warn!("the training state is not saved: {e}");
+            return Ok(false);
+        }
     };
     let written = resuming.save(&state, |model_file, optimizer_file| {
         saving.model.save(model_file)?;
         saving.optimizer.save(optimizer_file)
     });
-    match written {
-        Ok(()) => log::info!("saved the training state at step {}", state.fit.step),
+    match &written {
+        Ok(()) => log::debug!("saved the training state at step {}", state.fit.step),
         Err(e) => log::warn!("the training state at step {} is not saved: {}", state.fit.step, e.chain()),
     }
+    Ok(written.is_ok())
+}
+
+/// The reporter of progress: `progress.json` goes into the unit's folder,
+/// beside `work/` (whose files collect merges into the run folder).
+fn reporter<'r>(
+    (variant, work): (&'r crate::manifest::Variant, &'r Path),
+    bar: Option<&'r ProgressBar>,
+    schedule: &tessera_sdk::Schedule,
+) -> Reporter<'r> {
+    let steps = (schedule.steps_per_epoch * schedule.epochs, schedule.epochs);
+    Reporter::new(&variant.name, work.parent().unwrap_or(work), bar, steps)
 }
 
 /// Loads a component's kept state into the sampler (nothing for a stateless one).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tessera_sdk::{SavedState, StateKind};
 
-use crate::error::{invalid, Context, Result};
+use crate::error::{invalid, Result};
 use crate::run::checkpoints::{Saved, UnitCheckpoints};
 use crate::train::{CurvePoint, FitState, StepLog};
 
@@ -30,7 +30,7 @@ pub(super) enum Kept {
 }
 
 impl Kept {
-    /// From what component `id` returned; `None` when it cannot save.
+    /// From what a component returned; `None` when it cannot save its state.
     pub(super) fn from_saved(saved: SavedState) -> Option<Kept> {
         match saved.kind {
             StateKind::Stateless => Some(Kept::Stateless),
@@ -92,7 +92,7 @@ impl Resuming {
     /// The newest saved state of this unit that checks out, decoded.
     pub(super) fn load(&self) -> Result<Option<(UnitState, Saved)>> {
         let Some(saved) = self.store.newest(&self.fingerprint) else { return Ok(None) };
-        let bytes = std::fs::read(saved.dir.join(STATE))?;
+        let bytes = self.store.read(&saved, STATE)?;
         let state: UnitState = ciborium::from_reader(bytes.as_slice())
             .map_err(|e| invalid!("{}: not a training state: {e}", saved.dir.join(STATE).display()))?;
         Ok(Some((state, saved)))
@@ -106,10 +106,9 @@ impl Resuming {
     ) -> Result<()> {
         let mut bytes = Vec::new();
         ciborium::into_writer(state, &mut bytes).map_err(|e| invalid!("encoding the training state: {e}"))?;
-        self.store.save(state.fit.step, &self.fingerprint, |dir| {
-            write_tensors(&dir.join(MODEL), &dir.join(OPTIMIZER))?;
-            std::fs::write(dir.join(STATE), &bytes).context("writing the training state")?;
-            Ok(())
+        let files: [(&str, &[u8]); 1] = [(STATE, &bytes)];
+        self.store.save((state.fit.step, &self.fingerprint), &files, |dir| {
+            Ok(write_tensors(&dir.join(MODEL), &dir.join(OPTIMIZER))?)
         })
     }
 }
