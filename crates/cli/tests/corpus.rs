@@ -20,6 +20,7 @@
 //! | `#! args ...` | more arguments for both commands |
 //! | `#! command report` | run `tessera report run` instead |
 //! | `#! command ARGS...` | run `tessera ARGS...` instead (no `check` then) |
+//! | `#! loud` | without `--quiet`, so that warnings show (with `command`) |
 //! | `#! prepare ARGS...` | run `tessera ARGS...` first (e.g. a run to resume); its folders count as Tessera's |
 //! | `#! delete PATH` | after `prepare`: remove a file or folder |
 //! | `#! symlink PATH TARGET` | after `prepare`: make PATH a link to TARGET |
@@ -53,6 +54,8 @@ struct Case {
     check: Option<i32>,
     says: Vec<String>,
     located: bool,
+    /// Run `command` without `--quiet` (warnings show).
+    loud: bool,
     args: Vec<String>,
     command: String,
     out: String,
@@ -161,6 +164,7 @@ fn parse_cases(file: &str, text: &str) -> Vec<Case> {
             "check" => case.check = Some(rest.parse().expect("check exit code")),
             "says" => case.says.push(rest.into()),
             "located" => case.located = true,
+            "loud" => case.loud = true,
             "args" => case.args.extend(rest.split_whitespace().map(String::from)),
             "command" => case.command = rest.into(),
             "out" => case.out = rest.into(),
@@ -417,7 +421,10 @@ fn run_case(case: &Case) -> Vec<String> {
     let mut args: Vec<String> = match case.command.as_str() {
         "run" => vec!["run".into(), "manifest.toml".into(), "--out".into(), case.out.clone()],
         "report" => vec!["report".into(), case.out.clone()],
-        other => ["--quiet"].into_iter().chain(other.split_whitespace()).map(String::from).collect(),
+        other => {
+            let quiet = (!case.loud).then_some("--quiet");
+            quiet.into_iter().chain(other.split_whitespace()).map(String::from).collect()
+        }
     };
     if matches!(case.command.as_str(), "run" | "report") {
         args.push("--quiet".into());

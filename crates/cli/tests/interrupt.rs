@@ -54,6 +54,19 @@ fn wait_for(path: &Path, limit: Duration) {
     }
 }
 
+/// Waits until the unit's progress.json says it has taken `step` steps.
+fn wait_for_step(progress: &Path, step: u64, limit: Duration) {
+    let started = Instant::now();
+    let at = || {
+        let text = std::fs::read(progress).unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(&text).ok().and_then(|v| v["step"].as_u64()).unwrap_or(0)
+    };
+    while at() < step {
+        assert!(started.elapsed() < limit, "{} did not reach step {step} within {limit:?}", progress.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits for the child's exit: its code (None: killed by a signal) and stderr.
 fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String) {
     let started = Instant::now();
@@ -78,10 +91,16 @@ fn interrupt(executor: &str, presses: usize, gap: Duration) -> (Option<i32>, Str
     common::write_manifest(dir.path(), &[&common::baselines()], BODY);
     let child = start(dir.path(), executor);
     wait_for(&dir.path().join("run/units/00000/result.json"), Duration::from_secs(120));
-    // Training is under way once its first checkpoint is written (on a
-    // busy machine, setting up can take longer than any fixed wait).
-    wait_for(&dir.path().join("run/units/00001/progress.json"), Duration::from_secs(60));
-    std::thread::sleep(Duration::from_millis(500));
+    // Each epoch of `long` is one step, then a checkpoint (the test split
+    // evaluated, the metric observing), whose progress.json tells the
+    // period. Press 40 % into a period, inside a step: the next step boundary,
+    // where the unit stops, is then more than half a period away (on a busy
+    // machine setting up, or a step, can take longer than any fixed wait).
+    let progress = dir.path().join("run/units/00001/progress.json");
+    wait_for_step(&progress, 1, Duration::from_secs(60));
+    let started = Instant::now();
+    wait_for_step(&progress, 2, Duration::from_secs(60));
+    std::thread::sleep(started.elapsed().mul_f64(0.4));
     for _ in 0..presses {
         ctrl_c(&child);
         std::thread::sleep(gap);

@@ -85,6 +85,10 @@ impl UnitCheckpoints {
         write: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<()> {
         let run = self.confined();
+        if !run.exists(&self.dir) {
+            // Marked as Tessera's: only such a folder is read back or removed.
+            crate::owned::OwnedDir::create(&run.path(&self.dir)?, "a unit's saved training states")?;
+        }
         let partial = self.dir.join(format!("partial-{}", std::process::id()));
         if run.exists(&partial) {
             run.remove_dir_all(&partial)?;
@@ -122,8 +126,12 @@ impl UnitCheckpoints {
         Ok(files)
     }
 
-    /// The names of the complete states, newest first.
+    /// The names of the complete states, newest first; none unless the
+    /// folder is one Tessera created (a real folder with its marker).
     fn steps(&self) -> Vec<String> {
+        if !self.confined().path(&self.dir).is_ok_and(|dir| crate::owned::is_owned(&dir)) {
+            return Vec::new();
+        }
         let mut names: Vec<String> = (self.confined().names(&self.dir).unwrap_or_default().into_iter())
             .filter_map(|n| n.into_string().ok())
             .filter(|n| n.starts_with("step-"))
@@ -185,13 +193,10 @@ impl UnitCheckpoints {
         Ok(self.confined().read(saved.dir.join(name))?)
     }
 
-    /// Removes every saved state (the unit finished).
+    /// Removes every saved state (the unit finished): the folder, if it is
+    /// one Tessera created; an error naming it otherwise.
     pub fn remove(&self) -> Result<()> {
-        let run = self.confined();
-        if run.exists(&self.dir) {
-            run.remove_dir_all(&self.dir)?;
-        }
-        Ok(())
+        crate::owned::remove_owned(&self.confined().path(&self.dir)?)
     }
 }
 
@@ -221,6 +226,17 @@ mod tests {
         assert!(store.newest("other settings").is_none());
         store.remove().unwrap();
         assert!(!run.path().join("units/00003.resume").exists());
+    }
+
+    #[test]
+    fn a_folder_tessera_did_not_create_is_neither_read_nor_removed() {
+        let run = tempfile::tempdir().unwrap();
+        let store = UnitCheckpoints::of(run.path(), 2);
+        save(&store, 10, b"ten");
+        std::fs::remove_file(run.path().join("units/00002.resume/.tessera-owned")).unwrap();
+        assert!(store.newest("f").is_none(), "not marked as Tessera's: not read");
+        assert!(store.remove().is_err(), "nor removed");
+        assert!(run.path().join("units/00002.resume/step-000000000010/state.bin").exists());
     }
 
     #[test]

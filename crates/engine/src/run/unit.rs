@@ -188,7 +188,9 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
         Err(panic) => (Status::Failed, Some(format!("internal error: {}", panic_text(&panic))), BTreeMap::new()),
     };
     if status == Status::Ok {
-        saved.remove()?;
+        if let Err(e) = saved.remove() {
+            log::warn!("unit {id}: its saved states are left in place: {}", e.chain());
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     match &error {
