@@ -509,7 +509,7 @@ fn save_unit_state(
         saving.optimizer.save(optimizer_file)
     });
     match &written {
-        Ok(()) => log::debug!("saved the training state at step {}", state.fit.step),
+        Ok(()) => log::info!("saved the training state at step {}", state.fit.step),
         Err(e) => log::warn!("the training state at step {} is not saved: {}", state.fit.step, e.chain()),
     }
     Ok(written.is_ok())
