@@ -1,9 +1,11 @@
 //! No work lost (issue 38): a `train` unit with an adaptive sampler
 //! (importance sampling, whose state is last epoch's losses) and two
 //! metrics that accumulate (accuracy per checkpoint; forgetting events per
-//! example, from the per-step losses) is stopped mid-training by SIGINT,
-//! SIGTERM or SIGKILL at several moments, then `tessera resume` finishes
-//! it: every figure and array equals the uninterrupted run's, bit for bit.
+//! example, from the per-step losses), and a population unit (a run and the
+//! fork that branches from it, members taken along the way), are stopped
+//! mid-training by SIGINT, SIGTERM or SIGKILL at several moments, then
+//! `tessera resume` finishes them: every figure and array equals the
+//! uninterrupted run's, bit for bit.
 
 mod common;
 
@@ -39,6 +41,31 @@ use = "baselines.accuracy"
 use = "adaptive.forgetting"
 "#;
 
+/// One unit: a run of two settings (the second forks from the first after
+/// 60 steps) with momentum, members after 1, 4 and 12 epochs, its steps a
+/// few milliseconds each (the unit takes ~5 s); the profile metric reads the members' matrices.
+const POPULATION: &str = r#"
+checkpoint_minutes = 0.0005
+kind = "population"
+[data]
+source = "blobs"
+examples = 8000
+features = 64
+classes = 4
+[population]
+models = [{ kind = "mlp", hidden = [512, 512] }]
+seeds = [3]
+settings = [{ batch_size = 32 }, { batch_size = 64, lr = 0.02 }]
+fork_step = 60
+epochs = [1, 4, 12]
+splits = ["test"]
+[train]
+lr = 0.05
+momentum = 0.9
+[[metric]]
+use = "pointwise-profiles.profile"
+"#;
+
 /// Waits for `child` to end: its exit code (None: killed) and stderr.
 fn finish(mut child: Child) -> (Option<i32>, String) {
     let status = child.wait().unwrap();
@@ -70,8 +97,25 @@ fn comparable(run: &Path) -> (Value, Vec<(PathBuf, String)>) {
         let name = entry.path().strip_prefix(run).unwrap().to_path_buf();
         files.push((name, without_times(&std::fs::read_to_string(entry.path()).unwrap())));
     }
+    let population = run.join("population");
+    for entry in walk(&population) {
+        let name = entry.strip_prefix(run).unwrap().to_path_buf();
+        files.push((name, format!("{:x?}", std::fs::read(&entry).unwrap())));
+    }
     files.sort();
     (results, files)
+}
+
+/// The files under `dir`, if it exists.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match entry.file_type().unwrap().is_dir() {
+            true => files.extend(walk(&entry.path())),
+            false => files.push(entry.path()),
+        }
+    }
+    files
 }
 
 /// A CSV table without what measures time or memory: such columns, and in
@@ -126,24 +170,18 @@ fn stopped_and_resumed(dir: &Path, signal: libc::c_int, after: Duration) -> Path
     run
 }
 
-#[test]
-fn a_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
+/// Runs `body` whole, then stopped by each of `stops` (signal, milliseconds
+/// after the first save) and resumed: each ends with the same bits.
+fn every_stop_gives_the_uninterrupted_bits(plugins: &[&Path], body: &str, stops: &[(libc::c_int, u64)]) {
     let dir = tempfile::tempdir().unwrap();
-    // The manifest's `[experiment]` (threads = 1) goes on with BODY's first line.
-    common::write_manifest(dir.path(), &[&common::baselines(), &common::library("tessera_adaptive")], BODY);
+    // The manifest's `[experiment]` (threads = 1) goes on with the body's first lines.
+    common::write_manifest(dir.path(), plugins, body);
     let whole = common::spawn_in_group(dir.path(), &["run", "manifest.toml", "--out", "whole", "--quiet"]);
     let (code, stderr) = finish(whole);
     assert_eq!(code, Some(0), "{stderr}");
     let expected = comparable(&dir.path().join("whole"));
     assert!(expected.0["variants"][0]["status"] == "ok", "{}", expected.0);
-    for (signal, after) in [
-        (libc::SIGINT, 0),
-        (libc::SIGINT, 900),
-        (libc::SIGTERM, 150),
-        (libc::SIGTERM, 2200),
-        (libc::SIGKILL, 60),
-        (libc::SIGKILL, 1400),
-    ] {
+    for &(signal, after) in stops {
         let run = stopped_and_resumed(dir.path(), signal, Duration::from_millis(after));
         let got = comparable(&run);
         assert!(
@@ -155,4 +193,25 @@ fn a_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
             assert!(a == b, "signal {signal} after {after} ms: {} differs", name.display());
         }
     }
+}
+
+#[test]
+fn a_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
+    let plugins = [&common::baselines(), &common::library("tessera_adaptive")];
+    let stops = [
+        (libc::SIGINT, 0),
+        (libc::SIGINT, 900),
+        (libc::SIGTERM, 150),
+        (libc::SIGTERM, 2200),
+        (libc::SIGKILL, 60),
+        (libc::SIGKILL, 1400),
+    ];
+    every_stop_gives_the_uninterrupted_bits(&plugins.map(PathBuf::as_path), BODY, &stops);
+}
+
+#[test]
+fn a_population_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
+    let plugins = [common::library("tessera_pointwise_profiles")];
+    let stops = [(libc::SIGINT, 300), (libc::SIGTERM, 1700), (libc::SIGKILL, 900), (libc::SIGKILL, 3000)];
+    every_stop_gives_the_uninterrupted_bits(&[plugins[0].as_path()], POPULATION, &stops);
 }

@@ -90,10 +90,9 @@ fn main() {
         &backbone,
         &TensorData::new(&source, device),
         &pretrain,
-        1,
-        0,
+        (1, 0),
         &mut |_, _, _| Ok(()),
-        &AtomicBool::new(false),
+        train::Control::cancel(&AtomicBool::new(false)),
     )
     .unwrap();
     let source_accuracy = train::evaluate(&backbone, &TensorData::new(&source_test, device)).accuracy;

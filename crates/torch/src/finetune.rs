@@ -362,7 +362,7 @@ impl<'a> FinetuneOracle<'a> {
         let no_checkpoint = &mut |_: &Model, _, _| Ok(());
         let CandidateOrder::Sampler { make, layout, access, buffer_blocks } = &self.order else {
             let fit_on = pick(train, rows, self.device);
-            train::fit_shuffled(model, &fit_on, config, seed, 0, no_checkpoint, &never)?;
+            train::fit_shuffled(model, &fit_on, config, (seed, 0), no_checkpoint, train::Control::cancel(&never))?;
             return Ok(());
         };
         let n = train.y.size()[0] as usize;

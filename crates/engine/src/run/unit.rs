@@ -225,7 +225,8 @@ fn run_work(
         }
         #[cfg(feature = "torch")]
         (ExperimentKind::Population, Work::PopulationRuns { runs }) => {
-            super::population::run_part(session, variant, runs, options, work_dir).map(|()| BTreeMap::new())
+            let resuming = super::train::resume::Resuming::new(saved, variant);
+            super::population::run_part(session, variant, runs, options, (work_dir, resuming)).map(|()| BTreeMap::new())
         }
         #[cfg(not(feature = "torch"))]
         (kind @ (ExperimentKind::Train | ExperimentKind::Population), _) => {

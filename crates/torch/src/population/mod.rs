@@ -18,8 +18,11 @@ use crate::train::TensorData;
 pub use tessera_config::population::*;
 
 mod files;
+mod group;
+mod resume;
 mod run;
 
+pub use resume::{GroupState, GroupStore, RunState};
 use run::OneRun;
 
 /// One member: a training run after `epochs` epochs.
@@ -55,7 +58,7 @@ pub struct Member {
 }
 
 /// The prediction matrix of one split: row `i` is member `i`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SplitMatrix {
     /// The points' true labels, n of them.
     pub labels: Vec<i64>,
@@ -72,7 +75,7 @@ pub struct SplitMatrix {
 }
 
 /// A population: its members and their predictions on each split.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Population {
     /// The members, in row order.
     pub members: Vec<Member>,
@@ -101,6 +104,8 @@ pub struct PopulationInputs<'a> {
     /// each run from the run's seed; `None`: each run trains on a seeded
     /// full shuffle.
     pub sampler: Option<&'a SamplerFactory<'a>>,
+    /// Where the unit saves its state to continue after a stop, if anywhere.
+    pub store: Option<&'a dyn GroupStore>,
 }
 
 /// Makes the sampler a population run trains under, from the run's seed.
@@ -137,7 +142,7 @@ impl Population {
         if let Some(bar) = progress {
             bar.set_length(plan.runs.len() as u64);
         }
-        let inputs = PopulationInputs { config, pretrain, encoders, splits, device, seed, sampler: None };
+        let inputs = PopulationInputs { config, pretrain, encoders, splits, device, seed, sampler: None, store: None };
         let mut population = Population::default();
         for group in plan.groups(config, pretrain) {
             population.append(Population::train_runs(&plan, &group, &inputs, cancel, progress)?)?;
@@ -145,7 +150,9 @@ impl Population {
         Ok(population)
     }
 
-    /// Trains `runs` of `plan` (one of its groups), members in row order.
+    /// Trains `runs` of `plan` (one of its groups), members in row order;
+    /// with a store, continuing from its newest saved state and saving the
+    /// group's state every interval and when `cancel` asks it to stop.
     pub fn train_runs(
         plan: &PopulationPlan,
         runs: &[RunSpec],
@@ -153,42 +160,28 @@ impl Population {
         cancel: &AtomicBool,
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<Population> {
-        let (config, splits, device) = (inputs.config, inputs.splits, inputs.device);
-        let shared = SharedTensors {
-            train: TensorData::new(&splits.train, device),
-            evaluated: config
-                .splits
-                .iter()
-                .map(|name| Ok((name.to_string(), TensorData::new(splits.get(name.as_str())?, device))))
-                .collect::<Result<_>>()?,
-        };
-        let mut population = Population::default();
-        for (name, data) in &shared.evaluated {
-            let labels = Vec::<i64>::try_from(&data.y.to_device(Device::Cpu))?;
-            let matrix = SplitMatrix { labels, classes: splits.train.classes, ..Default::default() };
-            population.splits.insert(name.clone(), matrix);
+        let mut group = group::Group::new(plan, runs, inputs)?;
+        let mut resumed = group.resume()?;
+        if let Some(bar) = progress {
+            bar.set_position(group.finished as u64);
         }
         let mut start: Option<(usize, Option<Model>)> = None;
-        // The fork parent's state, per architecture and seed.
-        let mut fork: Option<(Model, u64, u64)> = None;
-        let mut lineage: Option<(usize, usize)> = None;
-        for spec in runs {
+        for spec in &runs[group.finished..] {
             if start.as_ref().map(|(a, _)| *a) != Some(spec.architecture) {
-                start = Some((spec.architecture, Self::shared_start(plan, spec.architecture, inputs, &shared)?));
+                start = Some((spec.architecture, Self::shared_start(plan, spec.architecture, inputs, &group.shared)?));
             }
-            if lineage != Some((spec.architecture, spec.seed_index)) {
-                lineage = Some((spec.architecture, spec.seed_index));
-                fork = None;
-            }
+            group.enter_lineage(spec);
+            group.stop_if_asked(cancel)?;
             let base = start.as_ref().and_then(|(_, m)| m.as_ref());
-            let run = OneRun { plan, spec, inputs, shared: &shared, base };
-            run.train(&mut fork, &mut population, cancel)?;
+            let run = OneRun { plan, spec, inputs, shared: &group.shared, base };
+            let steps = run.train(&group, resumed.take(), cancel)?;
             log::info!("population run {} of {} ({}) trained", spec.run + 1, plan.runs.len(), run.label());
+            group.finished(steps)?;
             if let Some(bar) = progress {
                 bar.inc(1);
             }
         }
-        Ok(population)
+        Ok(group.population.into_inner())
     }
 
     /// A population of one member: `model` (a `train` run's final model,
@@ -280,6 +273,7 @@ mod tests {
     use crate::manifest::DataConfig;
     use crate::manifest::Split;
     use crate::manifest::{ModelConfig, ModelKind};
+    use std::cell::RefCell;
     use tessera_sdk::{observation, ObservationRequest};
 
     /// A population trained on the CPU, without pretraining or a progress bar.
@@ -442,6 +436,88 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         p.save(dir.path()).unwrap();
         assert_eq!(Population::load(dir.path()).unwrap(), p);
+    }
+
+    /// A store that keeps every save (the `n`th in `<dir>/<n>/`) and gives
+    /// back the one chosen: a stop at any saved moment, without signals.
+    struct EverySave {
+        dir: tempfile::TempDir,
+        saved: std::cell::RefCell<Vec<(GroupState, std::path::PathBuf)>>,
+        resume_from: Option<usize>,
+    }
+
+    impl GroupStore for EverySave {
+        fn every(&self) -> Option<std::time::Duration> {
+            Some(std::time::Duration::ZERO)
+        }
+        fn save(&self, state: &GroupState, write: &mut dyn FnMut(&Path) -> Result<()>) -> Result<()> {
+            let folder = self.dir.path().join(self.saved.borrow().len().to_string());
+            std::fs::create_dir_all(&folder)?;
+            write(&folder)?;
+            self.saved.borrow_mut().push((state.clone(), folder));
+            Ok(())
+        }
+        fn load(&self) -> Result<Option<(GroupState, std::path::PathBuf)>> {
+            Ok(self.resume_from.map(|k| self.saved.borrow()[k].clone()))
+        }
+    }
+
+    #[test]
+    fn a_group_continued_from_any_saved_state_ends_as_if_never_stopped() {
+        let data = DataConfig { examples: 200, features: 4, classes: 3, separation: 1.5, ..DataConfig::default() };
+        let splits = crate::data::load(&data, 0.0, 1, Path::new(".")).unwrap();
+        let setting = |text: &str| text.parse::<toml::Table>().unwrap();
+        // Two lineages, a fork, label noise and momentum: every piece of the group's state matters.
+        let config = PopulationConfig {
+            seeds: vec![1, 2],
+            settings: vec![setting("batch_size = 8"), setting("batch_size = 16\nlabel_noise = 0.1")],
+            fork_step: Some(6),
+            every_checkpoint: true,
+            splits: vec![Split::Test],
+            ..PopulationConfig::default()
+        };
+        let train = TrainConfig { epochs: 2, checkpoint_every: 7, momentum: 0.9, ..TrainConfig::default() };
+        let plan = PopulationPlan::new(&config, &train).unwrap();
+        let pretrain = crate::manifest::PretrainConfig::default();
+        let store = EverySave { dir: tempfile::tempdir().unwrap(), saved: Default::default(), resume_from: None };
+        let inputs = |store| PopulationInputs {
+            config: &config,
+            pretrain: &pretrain,
+            encoders: None,
+            splits: &splits,
+            device: Device::Cpu,
+            seed: 5,
+            sampler: None,
+            store,
+        };
+        let never = AtomicBool::new(false);
+        let whole = Population::train_runs(&plan, &plan.runs, &inputs(Some(&store)), &never, None).unwrap();
+        assert_eq!(whole, Population::train_runs(&plan, &plan.runs, &inputs(None), &never, None).unwrap());
+        let saves = store.saved.borrow().clone();
+        let inside = saves.iter().filter(|(s, _)| s.run.is_some()).count();
+        assert!(inside > 20 && saves.len() > inside, "saved inside runs and between them: {}", saves.len());
+        let moments: Vec<usize> = (0..saves.len()).step_by(7).chain([saves.len() - 1]).collect();
+        let stores: Vec<EverySave> = (moments.iter())
+            .map(|&k| EverySave { resume_from: Some(k), saved: RefCell::new(saves.clone()), ..store_in(&store) })
+            .collect();
+        for (again, &k) in stores.iter().zip(&moments) {
+            let continued = Population::train_runs(&plan, &plan.runs, &inputs(Some(again)), &never, None).unwrap();
+            assert!(continued == whole, "continued from save {k} (step {}) differs", saves[k].0.steps());
+        }
+        // A stop asked for saves and says where; the saved state continues to the same end.
+        let stop = AtomicBool::new(true);
+        let fresh = EverySave { dir: tempfile::tempdir().unwrap(), saved: Default::default(), resume_from: None };
+        let err = Population::train_runs(&plan, &plan.runs, &inputs(Some(&fresh)), &stop, None).unwrap_err();
+        assert_eq!(err.stopped(), Some(crate::train::Stopped { step: 0, saved: true }));
+    }
+
+    /// A store over the same folder as `store`, nothing saved yet.
+    fn store_in(store: &EverySave) -> EverySave {
+        EverySave {
+            dir: tempfile::TempDir::new_in(store.dir.path()).unwrap(),
+            saved: Default::default(),
+            resume_from: None,
+        }
     }
 
     #[test]

@@ -11,8 +11,10 @@ use tessera_sdk::SeedRng;
 #[cfg(test)]
 use crate::manifest::TrainConfig;
 use crate::model::Model;
-use crate::train::{self, TensorData};
+use crate::train::{self, Checkpointing, Control, Resumed, Saving, TensorData};
 
+use super::group::{Fork, Group, ResumedRun};
+use super::resume::{self, RunState};
 use super::*;
 
 /// One run of a population, ready to train.
@@ -45,7 +47,7 @@ impl OneRun<'_> {
 
     /// The initial model: the run's seed, over the shared start, or the
     /// fork parent's state (with its step and examples seen).
-    pub(super) fn initial_model(&self, fork: &Option<(Model, u64, u64)>) -> Result<(Model, u64, u64)> {
+    pub(super) fn initial_model(&self, fork: &Fork) -> Result<(Model, u64, u64)> {
         let (config, splits) = (self.inputs.config, self.inputs.splits);
         let architecture = &self.plan.architectures[self.spec.architecture].0;
         let classes = splits.train.classes as i64;
@@ -95,17 +97,15 @@ impl OneRun<'_> {
     }
 
     /// Trains the run, adding a member at each training length (or
-    /// checkpoint), and keeps the fork parent's state when it passes the fork.
-    pub(super) fn train(
-        &self,
-        fork: &mut Option<(Model, u64, u64)>,
-        population: &mut Population,
-        cancel: &AtomicBool,
-    ) -> Result<()> {
-        let (config, splits, device) = (self.inputs.config, self.inputs.splits, self.inputs.device);
-        let (model, start_step, start_seen) = self.initial_model(fork)?;
-        let setting = self.spec.setting;
-        let base_cfg = &self.plan.settings[setting];
+    /// checkpoint), and keeps the fork parent's state when it passes the
+    /// fork; continues inside it from `resumed`. Its optimizer steps.
+    pub(super) fn train(&self, group: &Group, resumed: Option<ResumedRun>, cancel: &AtomicBool) -> Result<u64> {
+        let (mut model, start_step, start_seen) = self.initial_model(&group.fork.borrow())?;
+        let resume = match resumed {
+            Some(run) => Some(self.restore(&mut model, run)?),
+            None => None,
+        };
+        let base_cfg = &self.plan.settings[self.spec.setting];
         let cfg = TrainConfig {
             max_examples: base_cfg.max_examples.map(|m| m.saturating_sub(start_seen)),
             ..base_cfg.clone()
@@ -113,51 +113,97 @@ impl OneRun<'_> {
         let labels = self.labels(&cfg)?;
         let run_data = (cfg.label_noise > 0.0).then(|| TensorData {
             x: self.shared.train.x.shallow_clone(),
-            y: tch::Tensor::from_slice(&labels).to_device(device),
+            y: tch::Tensor::from_slice(&labels).to_device(self.inputs.device),
         });
-        if self.plan.settings.iter().any(|c| c.label_noise > 0.0) {
-            population.train_labels.push(labels);
+        if self.plan.settings.iter().any(|c| c.label_noise > 0.0) && resume.is_none() {
+            group.population.borrow_mut().train_labels.push(labels);
         }
-        let branches = config.fork_step.is_some() && setting != config.fork_from;
-        let keep_fork = config.fork_step.filter(|_| setting == config.fork_from && !branches);
-        let (architecture, width) = &self.plan.architectures[self.spec.architecture];
         let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
-            let (step, seen) = (start_step + cp.step, start_seen + cp.examples_seen);
-            if keep_fork == Some(step) && fork.is_none() {
-                let mut copy = Model::new(architecture, &splits.train.shape, splits.train.classes as i64, device, 0)?;
-                copy.vs.copy(&model.vs)?;
-                *fork = Some((copy, step, seen));
-            }
-            let epochs = (seen as f64 / splits.train.len().max(1) as f64 + 1e-9).floor() as u64;
-            let at_a_length = cp.epoch.fract() == 0.0 && self.plan.lengths.contains(&epochs);
-            if !(config.every_checkpoint || at_a_length) {
-                return Ok(());
-            }
-            let accuracy = self.evaluate(model, population)?;
-            population.members.push(Member {
-                run: self.spec.run,
-                model: describe(architecture),
-                width: *width,
-                seed: config.seeds[self.spec.seed_index],
-                setting,
-                setting_label: setting_label(&config.settings[setting]),
-                batch_size: cfg.batch_size,
-                epochs,
-                step,
-                examples_seen: seen,
-                accuracy,
-            });
-            Ok(())
+            self.on_checkpoint(group, model, cp, (start_step, start_seen), cfg.batch_size)
         };
         let data = run_data.as_ref().unwrap_or(&self.shared.train);
+        let sampled = self.inputs.sampler.is_some();
+        // A run under a plugin's sampler saves the group as it was at the run's start.
+        let at_start = match (&group.saving, sampled) {
+            (Some(_), true) => Some(group.state(None)?),
+            _ => None,
+        };
+        let mut save = |saving: Saving| -> Result<bool> {
+            let Some(group_saving) = &group.saving else { return Ok(false) };
+            if let Some(state) = &at_start {
+                return Ok(group_saving.save(state, &mut |dir| group.write_files(dir, None)));
+            }
+            let state = group.state(Some(RunState { fit: saving.state.clone() }))?;
+            Ok(group_saving.save(&state, &mut |dir| group.write_files(dir, Some((saving.model, saving.optimizer)))))
+        };
+        let control = Control {
+            cancel,
+            checkpointing: group.saving.as_ref().map(|s| Checkpointing {
+                save: &mut save,
+                every: if sampled { None } else { s.store.every() },
+                resume,
+            }),
+        };
         let trained = match self.inputs.sampler {
             Some(make) => {
                 let (mut sampler, ctx) = make(self.seed())?;
-                train::fit_sampled(&model, data, &cfg, (&mut sampler, &ctx), &mut checkpoint, cancel)
+                train::fit_sampled(&model, data, &cfg, (&mut sampler, &ctx), &mut checkpoint, control)
             }
-            None => train::fit_shuffled(&model, data, &cfg, self.seed(), start_seen, &mut checkpoint, cancel),
+            None => train::fit_shuffled(&model, data, &cfg, (self.seed(), start_seen), &mut checkpoint, control),
         };
-        trained.with_context(|| format!("population run {} ({})", self.spec.run, self.label()))?;
+        let trained = trained.map_err(|e| group.stopped_in_run(e, !sampled));
+        Ok(trained.with_context(|| format!("population run {} ({})", self.spec.run, self.label()))?.steps)
+    }
+
+    /// The run's model and generator as saved inside it; the fit to continue.
+    fn restore(&self, model: &mut Model, run: ResumedRun) -> Result<Resumed> {
+        model.load(&run.dir.join(resume::MODEL))?;
+        crate::optim::set_cpu_rng_state(&run.rng)?;
+        Ok(Resumed { state: run.state.fit, optimizer: run.dir.join(resume::OPTIMIZER) })
+    }
+
+    /// At a checkpoint of the fit: the fork parent kept when it passes the
+    /// fork step, and a member taken at a training length (or every checkpoint).
+    fn on_checkpoint(
+        &self,
+        group: &Group,
+        model: &Model,
+        cp: tessera_sdk::Checkpoint,
+        (start_step, start_seen): (u64, u64),
+        batch_size: usize,
+    ) -> Result<()> {
+        let (config, splits) = (self.inputs.config, self.inputs.splits);
+        let setting = self.spec.setting;
+        let (step, seen) = (start_step + cp.step, start_seen + cp.examples_seen);
+        let branches = config.fork_step.is_some() && setting != config.fork_from;
+        let keep_fork = config.fork_step.filter(|_| setting == config.fork_from && !branches);
+        let (architecture, width) = &self.plan.architectures[self.spec.architecture];
+        if keep_fork == Some(step) && group.fork.borrow().is_none() {
+            let classes = splits.train.classes as i64;
+            let mut copy = Model::new(architecture, &splits.train.shape, classes, self.inputs.device, 0)?;
+            copy.vs.copy(&model.vs)?;
+            *group.fork.borrow_mut() = Some((copy, step, seen));
+        }
+        let epochs = (seen as f64 / splits.train.len().max(1) as f64 + 1e-9).floor() as u64;
+        let at_a_length = cp.epoch.fract() == 0.0 && self.plan.lengths.contains(&epochs);
+        if !(config.every_checkpoint || at_a_length) {
+            return Ok(());
+        }
+        let mut population = group.population.borrow_mut();
+        let accuracy = self.evaluate(model, &mut population)?;
+        population.members.push(Member {
+            run: self.spec.run,
+            model: describe(architecture),
+            width: *width,
+            seed: config.seeds[self.spec.seed_index],
+            setting,
+            setting_label: setting_label(&config.settings[setting]),
+            batch_size,
+            epochs,
+            step,
+            examples_seen: seen,
+            accuracy,
+        });
         Ok(())
     }
 }

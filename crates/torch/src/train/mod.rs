@@ -6,7 +6,7 @@ mod resume;
 mod select;
 
 pub use fit::fit;
-pub use resume::{Checkpointing, FitState, Resumed, SaveHook, Saving, Stopped};
+pub use resume::{Checkpointing, Control, FitState, Resumed, SaveHook, Saving, Stopped};
 pub use select::{SelectHook, SelectionLog, StepSelection};
 
 use std::collections::BTreeSet;
@@ -682,41 +682,51 @@ pub fn checkpoint_steps(cfg: &TrainConfig, total_steps: u64) -> BTreeSet<u64> {
 /// Trains `model` on `data` held in memory, in a fresh seeded full shuffle
 /// each epoch (the host's own order, for the finetuning oracle and population
 /// members); `checkpoint` sees the model at every checkpoint. A nonzero
-/// `resume` starts the first epoch that far into its order: a fork continuing
-/// the stream of the run it branched from (same `seed`).
-pub fn fit_shuffled(
+/// `skip` starts the first epoch that far into its order: a fork continuing
+/// the stream of the run it branched from (same `seed`). A fit continued
+/// from a saved state draws the orders of the epochs it skips, so the
+/// stopped epoch's order is the one it stopped in.
+pub fn fit_shuffled<'d>(
     model: &Model,
-    data: &TensorData,
+    data: &'d TensorData,
     cfg: &TrainConfig,
-    seed: u64,
-    resume: u64,
+    (seed, skip): (u64, u64),
     checkpoint: &mut dyn FnMut(&Model, Checkpoint, f64) -> Result<()>,
-    cancel: &AtomicBool,
+    control: Control<'_, 'd>,
 ) -> Result<FitSummary> {
     let n = data.y.size()[0] as u64;
     let mut rng = SeedRng::derive(seed, 0x5_4FF1E);
     let layout = tessera_sdk::StorageLayout { examples: n, block_size: n.max(1), bytes_per_example: 0 };
+    let mut drawn = 0;
     let mut epoch = |epoch: u64| -> Result<Box<dyn BatchSource + '_>> {
+        for _ in drawn..epoch {
+            ShuffledOrder::new(n, &mut rng);
+        }
+        drawn = epoch + 1;
         let mut order = ShuffledOrder::new(n, &mut rng);
         if let (0, Some(ids)) = (epoch, order.0.as_mut()) {
-            ids.drain(..resume.min(n) as usize);
+            ids.drain(..skip.min(n) as usize);
         }
         Ok(Box::new(MemorySource::new(Box::new(order), data, layout, Access::Block, 1)))
     };
-    let hooks = FitHooks { resumed: resume, ..FitHooks::new(&mut epoch, checkpoint, cancel) };
+    let hooks = FitHooks {
+        resumed: skip,
+        checkpointing: control.checkpointing,
+        ..FitHooks::new(&mut epoch, checkpoint, control.cancel)
+    };
     fit(model, n, cfg, hooks)
 }
 
 /// Trains `model` on `data` in the orders of `sampler` (a plugin's, called
 /// with `ctx`), its loss weights applied and each whole epoch checked
 /// against its sampling mode, as a `train` unit does without storage.
-pub fn fit_sampled(
+pub fn fit_sampled<'d>(
     model: &Model,
-    data: &TensorData,
+    data: &'d TensorData,
     cfg: &TrainConfig,
     (sampler, ctx): (&mut crate::plugin::SamplerHandle, &crate::plugin::CallContext),
     checkpoint: &mut dyn FnMut(&Model, Checkpoint, f64) -> Result<()>,
-    cancel: &AtomicBool,
+    control: Control<'_, 'd>,
 ) -> Result<FitSummary> {
     let n = data.y.size()[0] as u64;
     let layout = tessera_sdk::StorageLayout { examples: n, block_size: n.max(1), bytes_per_example: 0 };
@@ -730,7 +740,8 @@ pub fn fit_sampled(
     let hooks = FitHooks {
         sampler: Some((&id, sampling)),
         weights: Some(&weights),
-        ..FitHooks::new(&mut epoch, checkpoint, cancel)
+        checkpointing: control.checkpointing,
+        ..FitHooks::new(&mut epoch, checkpoint, control.cancel)
     };
     fit(model, n, cfg, hooks)
 }

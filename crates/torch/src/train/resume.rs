@@ -75,6 +75,22 @@ pub struct Checkpointing<'a, 'b> {
     pub resume: Option<Resumed>,
 }
 
+/// How a fit may stop: the flag that asks it to, and how it saves its
+/// state first (without a way to save, a stop is an error).
+pub struct Control<'a, 'b> {
+    /// Set to stop at the next step boundary.
+    pub cancel: &'a std::sync::atomic::AtomicBool,
+    /// Saving the state at step boundaries, and the state to continue from.
+    pub checkpointing: Option<Checkpointing<'a, 'b>>,
+}
+
+impl<'a> Control<'a, '_> {
+    /// Stops when `cancel` is set, with nothing saved.
+    pub fn cancel(cancel: &'a std::sync::atomic::AtomicBool) -> Self {
+        Control { cancel, checkpointing: None }
+    }
+}
+
 /// A saved fit to continue: its state and its optimizer's file.
 #[derive(Debug, Clone)]
 pub struct Resumed {

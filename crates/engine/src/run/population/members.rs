@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::error::{Context, Result};
 
+use super::resume::PopulationStore;
 use super::PART;
 use crate::manifest::Variant;
 use crate::plugin::CallContext;
@@ -13,16 +14,19 @@ use crate::population::{Population, PopulationInputs, PopulationPlan, RunSpec};
 use crate::report::{self, ReportJson};
 use crate::run::metrics::finish_metrics;
 use crate::run::setup::{progress_bar, role_seed, set_up_libtorch};
+use crate::run::train::resume::Resuming;
 use crate::run::{RunOptions, Session};
 
 /// Trains `runs` of `variant`'s population and saves them as
-/// `<unit_dir>/population-part/` (encoders under `pretrained/<variant>/`).
+/// `<unit_dir>/population-part/` (encoders under `pretrained/<variant>/`),
+/// saving the unit's state as it goes into `resuming` and continuing from
+/// the newest there.
 pub(in crate::run) fn run_part(
     session: &Session,
     variant: &Variant,
     runs: &[RunSpec],
     options: &RunOptions,
-    unit_dir: &Path,
+    (unit_dir, resuming): (&Path, Resuming),
 ) -> Result<()> {
     let s = &variant.settings;
     let seed = s.experiment.seed;
@@ -30,6 +34,7 @@ pub(in crate::run) fn run_part(
     let plan = PopulationPlan::new(&s.population, &s.train)?;
     // Clean labels here: each run draws its settings' label noise itself.
     let splits = session.clean_data(&s.data, seed)?;
+    let store = PopulationStore(resuming);
     let encoders = unit_dir.join("pretrained").join(report::file_stem_safe(&variant.name));
     let make_sampler = |run_seed: u64| -> tessera_torch::Result<(crate::plugin::SamplerHandle, CallContext)> {
         let spec = variant.sampler.as_ref().expect("only with a sampler");
@@ -44,6 +49,7 @@ pub(in crate::run) fn run_part(
         device,
         seed: role_seed(seed, "population"),
         sampler: variant.sampler.as_ref().map(|_| &make_sampler as &crate::population::SamplerFactory),
+        store: Some(&store),
     };
     let bar = progress_bar(options, runs.len() as u64, format!("{}: population", variant.name));
     let part = Population::train_runs(&plan, runs, &inputs, &options.cancel, bar.as_ref())?;

@@ -12,6 +12,8 @@ use crate::population::{PopulationPlan, RunSpec};
 #[cfg(feature = "torch")]
 mod members;
 #[cfg(feature = "torch")]
+mod resume;
+#[cfg(feature = "torch")]
 pub(super) use members::{engine_report, observe_population, reduce, run_part};
 
 /// The folder of a unit's part of the population.

@@ -18,7 +18,7 @@ pub(super) const MODEL: &str = "model.safetensors";
 /// The optimizer's state in a saved state.
 pub(super) const OPTIMIZER: &str = "optimizer.pt";
 /// Everything else, CBOR-encoded [`UnitState`].
-pub(super) const STATE: &str = "state.cbor";
+pub(in crate::run) const STATE: &str = "state.cbor";
 
 /// A component's state as saved: nothing to keep, or its bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
