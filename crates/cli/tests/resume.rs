@@ -1,8 +1,9 @@
 //! No work lost (issue 38): a `train` unit with an adaptive sampler
 //! (importance sampling, whose state is last epoch's losses) and two
 //! metrics that accumulate (accuracy per checkpoint; forgetting events per
-//! example, from the per-step losses), and a population unit (a run and the
-//! fork that branches from it, members taken along the way), are stopped
+//! example, from the per-step losses), a population unit (a run and the
+//! fork that branches from it, members taken along the way) and a SubTuning
+//! unit (a greedy search of the block to finetune, then training), are stopped
 //! mid-training by SIGINT, SIGTERM or SIGKILL at several moments, then
 //! `tessera resume` finishes them: every figure and array equals the
 //! uninterrupted run's, bit for bit.
@@ -64,6 +65,38 @@ lr = 0.05
 momentum = 0.9
 [[metric]]
 use = "pointwise-profiles.profile"
+"#;
+
+/// SubTuning's greedy search picks one block of a small ResNet by 2-fold
+/// validation, then trains it and the head with AdamW on a cosine schedule
+/// (the unit takes ~4 s).
+const SUBTUNING: &str = r#"
+checkpoint_minutes = 0.0005
+[data]
+source = "digits"
+seed = 0
+validation_fraction = 0.0
+[model]
+kind = "resnet"
+width = 8
+depth = 1
+stages = 2
+[train]
+optimizer = "adamw"
+lr = 0.01
+schedule = "cosine"
+epochs = 50
+batch_size = 32
+oracle_epochs = 2
+[sampler]
+use = "baselines.full-shuffle"
+[finetuner]
+use = "subtuning.greedy"
+folds = 2
+max_blocks = 1
+epsilon = 0.0
+[[metric]]
+use = "baselines.accuracy"
 "#;
 
 /// Waits for `child` to end: its exit code (None: killed) and stderr.
@@ -197,7 +230,7 @@ fn every_stop_gives_the_uninterrupted_bits(plugins: &[&Path], body: &str, stops:
 
 #[test]
 fn a_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
-    let plugins = [&common::baselines(), &common::library("tessera_adaptive")];
+    let plugins = [common::baselines(), common::library("tessera_adaptive")];
     let stops = [
         (libc::SIGINT, 0),
         (libc::SIGINT, 900),
@@ -206,12 +239,19 @@ fn a_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
         (libc::SIGKILL, 60),
         (libc::SIGKILL, 1400),
     ];
-    every_stop_gives_the_uninterrupted_bits(&plugins.map(PathBuf::as_path), BODY, &stops);
+    every_stop_gives_the_uninterrupted_bits(&plugins.each_ref().map(PathBuf::as_path), BODY, &stops);
 }
 
 #[test]
 fn a_population_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
-    let plugins = [common::library("tessera_pointwise_profiles")];
+    let plugin = common::library("tessera_pointwise_profiles");
     let stops = [(libc::SIGINT, 300), (libc::SIGTERM, 1700), (libc::SIGKILL, 900), (libc::SIGKILL, 3000)];
-    every_stop_gives_the_uninterrupted_bits(&[plugins[0].as_path()], POPULATION, &stops);
+    every_stop_gives_the_uninterrupted_bits(&[plugin.as_path()], POPULATION, &stops);
+}
+
+#[test]
+fn a_subtuning_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
+    let plugins = [common::baselines(), common::library("tessera_subtuning")];
+    let stops = [(libc::SIGINT, 200), (libc::SIGTERM, 1500), (libc::SIGKILL, 700), (libc::SIGKILL, 2500)];
+    every_stop_gives_the_uninterrupted_bits(&plugins.each_ref().map(PathBuf::as_path), SUBTUNING, &stops);
 }
