@@ -3,7 +3,9 @@
 //! metrics that accumulate (accuracy per checkpoint; forgetting events per
 //! example, from the per-step losses), a population unit (a run and the
 //! fork that branches from it, members taken along the way) and a SubTuning
-//! unit (a greedy search of the block to finetune, then training), are stopped
+//! unit (a greedy search of the block to finetune, then training), and a
+//! unit of the other plugins that keep state (a pruning sampler, a finetuner
+//! that revises its rates every epoch, two accumulating metrics), are stopped
 //! mid-training by SIGINT, SIGTERM or SIGKILL at several moments, then
 //! `tessera resume` finishes them: every figure and array equals the
 //! uninterrupted run's, bit for bit.
@@ -97,6 +99,45 @@ max_blocks = 1
 epsilon = 0.0
 [[metric]]
 use = "baselines.accuracy"
+"#;
+
+/// The other shipped components that keep state through training: Data
+/// Diet's pruning (its scores and kept subset after epoch 3), Auto-RGN (its
+/// multipliers revised before every epoch), the order quality of Corgi²
+/// (every epoch's orders) and the performance correlation (every
+/// checkpoint's predictions against a reference's). The unit takes ~4 s.
+const STATEFUL: &str = r#"
+checkpoint_minutes = 0.0005
+[data]
+source = "blobs"
+examples = 6000
+features = 32
+classes = 4
+[reference]
+model = { kind = "linear" }
+epochs = 20
+lr = 0.05
+[model]
+hidden = [256, 256]
+[train]
+epochs = 36
+batch_size = 32
+lr = 0.05
+checkpoint_every = 25
+oracle_order = "shuffle"
+[sampler]
+use = "data-diet.prune"
+score = "el2n"
+keep = 0.5
+score_after = 3
+[finetuner]
+use = "surgical.auto-rgn"
+[[metric]]
+use = "corgi2.order-quality"
+window = 32
+[[metric]]
+use = "increasing-complexity.performance-correlation"
+split = "test"
 "#;
 
 /// Waits for `child` to end: its exit code (None: killed) and stderr.
@@ -254,4 +295,12 @@ fn a_subtuning_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bi
     let plugins = [common::baselines(), common::library("tessera_subtuning")];
     let stops = [(libc::SIGINT, 200), (libc::SIGTERM, 1500), (libc::SIGKILL, 700), (libc::SIGKILL, 2500)];
     every_stop_gives_the_uninterrupted_bits(&plugins.each_ref().map(PathBuf::as_path), SUBTUNING, &stops);
+}
+
+#[test]
+fn the_other_stateful_plugins_stopped_and_resumed_give_the_uninterrupted_bits() {
+    let plugins = ["tessera_data_diet", "tessera_surgical", "tessera_corgi2", "tessera_increasing_complexity"]
+        .map(common::library);
+    let stops = [(libc::SIGTERM, 400), (libc::SIGKILL, 1800)];
+    every_stop_gives_the_uninterrupted_bits(&plugins.each_ref().map(PathBuf::as_path), STATEFUL, &stops);
 }

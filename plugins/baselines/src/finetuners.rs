@@ -1,11 +1,17 @@
 //! Finetuning baselines: train only a new head, everything, or the last k blocks.
 
-use tessera_sdk::{params, Component, Finetuner, Host, LayerInfo, NoParams, Oracle, Report, Result, Selection};
+use tessera_sdk::{params, Component, Finetuner, Host, LayerInfo, NoParams, Oracle, Report, Result, Selection, State};
 
 /// Trains only the last layer (the head); the backbone stays frozen.
 pub struct LinearProbe;
 
 impl Component for LinearProbe {
+    /// It chooses once, before training, and keeps nothing after: a new
+    /// instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "linear-probe";
     const SUMMARY: &'static str = "Train only the head; every other layer frozen.";
     type Params = NoParams;
@@ -28,6 +34,12 @@ impl Finetuner for LinearProbe {
 pub struct FullFinetuning;
 
 impl Component for FullFinetuning {
+    /// It chooses once, before training, and keeps nothing after: a new
+    /// instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "full-finetuning";
     const SUMMARY: &'static str = "Train every layer.";
     type Params = NoParams;
@@ -60,6 +72,12 @@ pub struct LastK {
 }
 
 impl Component for LastK {
+    /// It chooses once, before training, and keeps nothing after: a new
+    /// instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "last-k";
     const SUMMARY: &'static str = "Train the last k blocks with parameters and the head; the rest frozen.";
     type Params = LastKParams;

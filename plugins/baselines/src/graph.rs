@@ -1,11 +1,16 @@
 //! Seed sets that ignore the diffusion model: highest out-degree, or random.
 
-use tessera_sdk::{params, Component, Error, GraphObjective, GraphView, Host, Report, Result, SeedChoice};
+use tessera_sdk::{params, Component, Error, GraphObjective, GraphView, Host, Report, Result, SeedChoice, State};
 
 /// The k nodes of highest out-degree (ties broken by lower id).
 pub struct TopDegree;
 
 impl Component for TopDegree {
+    /// Its fields are its parameters: a new instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "degree";
     const SUMMARY: &'static str = "The k nodes of highest out-degree.";
     type Params = tessera_sdk::NoParams;
@@ -42,6 +47,11 @@ pub struct RandomSeeds {
 }
 
 impl Component for RandomSeeds {
+    /// Its fields are its parameters: a new instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "random";
     const SUMMARY: &'static str = "k nodes uniformly at random (a distribution over `draws` sets).";
     type Params = RandomParams;

@@ -2,7 +2,7 @@
 
 use tessera_sdk::{
     observation, params, Array, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, Report,
-    Result,
+    Result, State,
 };
 
 /// Block heterogeneity h_D, with one-hot labels as the gradient proxy:
@@ -149,6 +149,20 @@ const MEASURES: [&str; 4] = ["id_gap_entropy", "block_gap_entropy", "kendall_tau
 const HEADLINES: [&str; 2] = ["kendall_tau", "window_label_entropy"];
 
 impl Component for OrderQuality {
+    /// h_D, the measures of the epochs so far and the orders kept.
+    fn save_state(&self) -> Result<State> {
+        let saved = self.saved.as_ref().map(|s| (&s.orders, &s.labels, &s.blocks));
+        State::encode(&(self.h_d, &self.epochs, &self.measures, saved))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        type Saved = (Option<f64>, Vec<f64>, [Vec<f64>; 4], Option<(Vec<i64>, Vec<i64>, Vec<i64>)>);
+        let (h_d, epochs, measures, saved) = State::decode::<Saved>(bytes)?;
+        (self.h_d, self.epochs, self.measures) = (h_d, epochs, measures);
+        self.saved = saved.map(|(orders, labels, blocks)| SavedOrders { orders, labels, blocks });
+        Ok(())
+    }
+
     const NAME: &'static str = "order-quality";
     const SUMMARY: &'static str =
         "h_D of the stored blocks; gap entropies, Kendall tau and window label entropy of each epoch's order.";

@@ -1,7 +1,7 @@
 //! The samplers: CorgiPile, and Corgi²'s offline pass plus online CorgiPile.
 
 use tessera_sdk::{
-    params, Component, Error, FeistelPermutation, Host, OrderStream, Result, Sampler, SeedRng, StorageLayout,
+    params, Component, Error, FeistelPermutation, Host, OrderStream, Result, Sampler, SeedRng, State, StorageLayout,
 };
 
 params! {
@@ -120,6 +120,12 @@ pub struct CorgiPile {
 }
 
 impl Component for CorgiPile {
+    /// Each epoch's order comes from its parameters, the epoch and the
+    /// seed alone: a new instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "corgipile";
     const SUMMARY: &'static str = "Random block order, n blocks at a time in a buffer shuffled uniformly (CorgiPile).";
     type Params = CorgiPileParams;
@@ -160,6 +166,12 @@ pub struct Corgi2 {
 }
 
 impl Component for Corgi2 {
+    /// Each epoch's order comes from its parameters, the epoch and the
+    /// seed alone: a new instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "corgi2";
     const SUMMARY: &'static str = "Offline CorgiPile pass that rewrites the blocks, then online CorgiPile (Corgi²).";
     type Params = Corgi2Params;

@@ -47,6 +47,16 @@ pub struct Prune {
 }
 
 impl Component for Prune {
+    /// The kept subset, once chosen, and the scores and noise flags behind it.
+    fn save_state(&self) -> Result<State> {
+        State::encode(&(&self.kept, &self.scores, &self.noisy))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        (self.kept, self.scores, self.noisy) = State::decode(bytes)?;
+        Ok(())
+    }
+
     const NAME: &'static str = "prune";
     const SUMMARY: &'static str =
         "Data diet (Paul et al. 2021): after a few epochs keep the examples of highest EL2N or GraNd score (or a random share).";

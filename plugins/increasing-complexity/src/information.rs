@@ -32,6 +32,18 @@ pub struct Information {
     pub i_ly: f64,
 }
 
+impl Information {
+    /// (I(F;Y), I(F;Y|L), μ, I(L;Y)), as a saved state keeps them.
+    pub fn to_array(&self) -> [f64; 4] {
+        [self.i_fy, self.i_fy_given_l, self.mu, self.i_ly]
+    }
+
+    /// From [`Information::to_array`]'s order.
+    pub fn from_array([i_fy, i_fy_given_l, mu, i_ly]: [f64; 4]) -> Self {
+        Information { i_fy, i_fy_given_l, mu, i_ly }
+    }
+}
+
 /// Which variable of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Var {

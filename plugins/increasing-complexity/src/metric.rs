@@ -2,7 +2,7 @@
 
 use tessera_sdk::{
     observation, params, Array, Cell, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations,
-    Report, Result,
+    Report, Result, State,
 };
 
 use crate::information::{Information, JointCounts};
@@ -44,6 +44,29 @@ pub struct PerformanceCorrelation {
 }
 
 impl Component for PerformanceCorrelation {
+    /// Every checkpoint observed so far: its accuracy, information and
+    /// predictions, and the labels and reference they are compared with.
+    fn save_state(&self) -> Result<State> {
+        let information: Vec<[f64; 4]> = self.information.iter().map(Information::to_array).collect();
+        State::encode(&(
+            &self.checkpoints,
+            &self.accuracy,
+            information,
+            &self.predictions,
+            (&self.labels, &self.reference, self.reference_accuracy),
+        ))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        type Saved = (Vec<(u64, f64)>, Vec<f64>, Vec<[f64; 4]>, Vec<Vec<i64>>, (Vec<i64>, Vec<i64>, Option<f64>));
+        let (checkpoints, accuracy, information, predictions, (labels, reference, reference_accuracy)) =
+            State::decode::<Saved>(bytes)?;
+        (self.checkpoints, self.accuracy, self.predictions) = (checkpoints, accuracy, predictions);
+        self.information = information.into_iter().map(Information::from_array).collect();
+        (self.labels, self.reference, self.reference_accuracy) = (labels, reference, reference_accuracy);
+        Ok(())
+    }
+
     const NAME: &'static str = "performance-correlation";
     const SUMMARY: &'static str =
         "μ_Y(F;L) = I(F;Y) − I(F;Y|L), I(F;Y), I(F;Y|L) and I(L;Y) in bits over training (L: a reference classifier or an earlier checkpoint).";

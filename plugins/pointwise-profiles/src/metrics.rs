@@ -3,7 +3,7 @@
 
 use tessera_sdk::{
     observation, params, Array, Cell, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations,
-    Report, Result,
+    Report, Result, State,
 };
 
 use crate::profiles::{
@@ -169,6 +169,12 @@ pub struct Profile {
 }
 
 impl Component for Profile {
+    /// Each observation replaces its whole report: a new instance that
+    /// observes the next checkpoint reports the same.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "profile";
     const SUMMARY: &'static str =
         "Per-point profiles A -> E[a_z | A] over a population: correlations, slopes, and compatible / incompatible / negative points.";
@@ -348,6 +354,12 @@ pub struct NegSubset {
 }
 
 impl Component for NegSubset {
+    /// Each observation replaces its whole report: a new instance that
+    /// observes the next checkpoint reports the same.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "neg-subset";
     const SUMMARY: &'static str =
         "A class-balanced subset of negatively correlated points, selected on half of the runs; its accuracy vs global accuracy on the held-out half.";

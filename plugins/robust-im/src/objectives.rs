@@ -2,7 +2,7 @@
 //! model), `lugreedy` (Chen et al. 2016) and `hiro`.
 
 use tessera_sdk::{
-    params, Cell, Component, Error, GraphObjective, GraphView, Host, Report, Result, SeedChoice, WeightedSeeds,
+    params, Cell, Component, Error, GraphObjective, GraphView, Host, Report, Result, SeedChoice, State, WeightedSeeds,
 };
 
 use crate::coverage::{greedy, Weighted};
@@ -96,6 +96,11 @@ pub struct Greedy {
 }
 
 impl Component for Greedy {
+    /// Its fields are its parameters: a new instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "greedy";
     const SUMMARY: &'static str =
         "Influence maximization at one model: greedy max coverage over RR sets with OPIM-C's (1 − 1/e − ε) stopping rule.";
@@ -177,6 +182,11 @@ pub struct LuGreedy {
 }
 
 impl Component for LuGreedy {
+    /// Its fields are its parameters: a new instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "lugreedy";
     const SUMMARY: &'static str =
         "LUGreedy: greedy at the box's lower and upper edge probabilities; the better under the lower bound.";
@@ -231,6 +241,11 @@ pub struct Hiro {
 }
 
 impl Component for Hiro {
+    /// Its fields are its parameters: a new instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "hiro";
     const SUMMARY: &'static str =
         "HIRO: robust IM over a box of hyperparametric models by multiplicative weights over sampled θs (a distribution over T seed sets).";

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use tessera_sdk::{
     observation, params, Cell, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, Report,
-    Result,
+    Result, State,
 };
 
 use crate::gaps::{complexity, theorem_ii_bound, Gaps};
@@ -28,6 +28,12 @@ pub struct Rrm {
 }
 
 impl Component for Rrm {
+    /// Each observation replaces its whole report: a new instance that
+    /// observes the next checkpoint reports the same.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "rrm";
     const SUMMARY: &'static str =
         "Robustness, memorization and rationality gaps (summing to Train − Test), the RRM bound and Theorem II's bound, from clean and η-noisy runs.";

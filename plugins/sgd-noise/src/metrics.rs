@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use tessera_sdk::{
     observation, params, Cell, Checkpoint, Component, Error, Host, Metric, ObservationRequest, Observations, Report,
-    Result,
+    Result, State,
 };
 
 use crate::distance::{mean_total_variation, outputs_at, shared_levels};
@@ -90,6 +90,12 @@ pub struct FunctionalDistance {
 }
 
 impl Component for FunctionalDistance {
+    /// Each observation replaces its whole report: a new instance that
+    /// observes the next checkpoint reports the same.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "functional-distance";
     const SUMMARY: &'static str =
         "Mean total-variation distance between models of different batch sizes at equal held-out loss, with the same-batch noise floor.";
@@ -241,6 +247,12 @@ pub struct LossCurves {
 }
 
 impl Component for LossCurves {
+    /// Each observation replaces its whole report: a new instance that
+    /// observes the next checkpoint reports the same.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "loss-curves";
     const SUMMARY: &'static str =
         "Held-out loss and accuracy per batch size against examples seen and steps, and whether the larger batch is ever worse per step.";

@@ -1,7 +1,9 @@
 //! The two finetuners: `profile` (each block alone) and `greedy` (SubTuning's
 //! selection).
 
-use tessera_sdk::{params, Cell, Component, Error, Finetuner, Host, LayerInfo, Oracle, Report, Result, Selection};
+use tessera_sdk::{
+    params, Cell, Component, Error, Finetuner, Host, LayerInfo, Oracle, Report, Result, Selection, State,
+};
 
 use crate::search::{self, Candidate, Limits, SearchResult};
 
@@ -24,6 +26,12 @@ pub struct Profile {
 }
 
 impl Component for Profile {
+    /// It chooses once, before training, and keeps nothing after: a new
+    /// instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "profile";
     const SUMMARY: &'static str =
         "Finetuning profile: k-fold validation accuracy of training each block alone plus a fresh head.";
@@ -142,6 +150,12 @@ pub struct Greedy {
 }
 
 impl Component for Greedy {
+    /// It chooses once, before training, and keeps nothing after: a new
+    /// instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "greedy";
     const SUMMARY: &'static str =
         "SubTuning: greedily add (or remove) the block that most improves k-fold validation accuracy, until the gain is below epsilon or a block/FLOPs budget is reached.";

@@ -40,6 +40,16 @@ pub struct AutoRgn {
 }
 
 impl Component for AutoRgn {
+    /// The multipliers of the epochs so far (its layers come again from `select`).
+    fn save_state(&self) -> Result<State> {
+        State::encode(&self.history)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        self.history = State::decode(bytes)?;
+        Ok(())
+    }
+
     const NAME: &'static str = "auto-rgn";
     const SUMMARY: &'static str =
         "Auto-RGN (Lee et al. 2023): each tensor's learning rate scaled by its relative gradient norm over the largest, every epoch.";

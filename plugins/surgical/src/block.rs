@@ -20,6 +20,12 @@ pub struct Block {
 }
 
 impl Component for Block {
+    /// It chooses once, before training, and keeps nothing after: a new
+    /// instance continues as well.
+    fn save_state(&self) -> Result<State> {
+        Ok(State::Stateless)
+    }
+
     const NAME: &'static str = "block";
     const SUMMARY: &'static str =
         "Surgical fine-tuning (Lee et al. 2023): only the listed blocks train (0 = first, -1 = head).";

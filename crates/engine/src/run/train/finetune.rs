@@ -27,6 +27,24 @@ pub(super) struct Finetuning {
     pub(super) requests: Vec<tessera_sdk::ObservationRequest>,
     /// Each selection in force: (the epoch it started at, its multiplier per tensor).
     pub(super) revisions: Vec<(f64, Vec<f32>)>,
+    /// The selection in force now, as given.
+    pub(super) in_force: InForce,
+}
+
+/// A selection as a finetuner gave it: a multiplier per tensor, or (none
+/// given) the layers that train.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(super) struct InForce {
+    /// The multiplier of each tensor (empty: by layers).
+    pub multipliers: Vec<f32>,
+    /// The positions of the layers that train (the head always does).
+    pub trainable: Vec<u32>,
+}
+
+impl InForce {
+    fn of(selection: &Selection) -> Self {
+        InForce { multipliers: selection.multipliers.to_vec(), trainable: selection.trainable.to_vec() }
+    }
 }
 
 impl Finetuning {
@@ -40,9 +58,25 @@ impl Finetuning {
     ) -> tessera_torch::Result<()> {
         let revised = self.handle.revise(checkpoint, observations, &self.layers, &self.ctx)?;
         if let Some(selection) = revised {
-            apply(model, &selection, &self.layers)?;
+            self.in_force = InForce::of(&selection);
+            apply(model, &self.in_force, &self.layers)?;
             self.revisions.push(revision(checkpoint.epoch, &selection, &self.layers));
         }
+        Ok(())
+    }
+
+    /// The finetuner, its revisions and the selection in force as a saved
+    /// state left them, that selection put in force on `model`.
+    pub(super) fn restore(
+        &mut self,
+        model: &Model,
+        saved: &super::resume::FinetunerState,
+    ) -> tessera_torch::Result<()> {
+        if let Some(bytes) = saved.kept.bytes() {
+            self.handle.load_state(bytes)?;
+        }
+        (self.revisions, self.in_force) = (saved.revisions.clone(), saved.in_force.clone());
+        apply(model, &self.in_force, &self.layers)?;
         Ok(())
     }
 }
@@ -75,7 +109,8 @@ impl<'a> TrainJob<'a> {
         report.scalars.insert("search_seconds".into(), search_seconds);
         oracle.add_to_report(&mut report, &layers, &CostModel::preset(self.s.storage.preset));
         drop(oracle);
-        let trainable = apply(model, &selection, &layers)?;
+        let in_force = InForce::of(&selection);
+        let trainable = apply(model, &in_force, &layers)?;
         report.scalars.insert("trainable_blocks".into(), (trainable.len().saturating_sub(1)) as f64);
         report.scalars.insert("trainable_parameters".into(), model.trainable_parameters() as f64);
         // What the chosen layers cost: parameters trained, and the search for them.
@@ -88,7 +123,7 @@ impl<'a> TrainJob<'a> {
         log::info!("{}: training {} ({} of {} layers)", spec.id, names.join(" "), trainable.len(), layers.len());
         let requests = handle.requires()?;
         let revisions = vec![revision(0.0, &selection, &layers)];
-        self.finetuner = Some(Finetuning { handle, ctx, layers, requests, revisions });
+        self.finetuner = Some(Finetuning { handle, ctx, layers, requests, revisions, in_force });
         Ok(())
     }
 
@@ -164,7 +199,7 @@ impl<'a> TrainJob<'a> {
 
 /// Puts `selection` in force on `model`: its multipliers, or its layers (and
 /// the head) at full rate; the layers that train, by position.
-fn apply(model: &Model, selection: &Selection, layers: &[LayerInfo]) -> tessera_torch::Result<Vec<u32>> {
+fn apply(model: &Model, selection: &InForce, layers: &[LayerInfo]) -> tessera_torch::Result<Vec<u32>> {
     if !selection.multipliers.is_empty() {
         model.set_multipliers(&selection.multipliers)?;
         let mut at = 0;

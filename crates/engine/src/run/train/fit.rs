@@ -9,7 +9,7 @@ use crate::error::{bail, invalid, Result};
 use tch::Device;
 use tessera_sdk::{observation, Candidates, Checkpoint, Chosen, Observation, ObservationRequest, StorageLayout};
 
-use super::resume::{self, optimizer_file, Kept, Resuming, UnitState};
+use super::resume::{self, optimizer_file, FinetunerState, Kept, Resuming, UnitState};
 use super::{Stored, TrainJob};
 use crate::data::Splits;
 use crate::manifest::StorageConfig;
@@ -48,7 +48,7 @@ impl TrainJob<'_> {
         let before = BeforeEpoch { log: &log, observing: &observing, requests, schedule, ctx: &sampler_ctx };
         let (sampler_id, sampling, resuming) = (self.sampler.id.clone(), self.sampler.sampling(), self.resuming.take());
         let sampler = RefCell::new(&mut self.sampler);
-        let mut finetuning = self.finetuner.as_mut().filter(|f| !f.requests.is_empty());
+        let finetuning = RefCell::new(self.finetuner.as_mut().filter(|f| !f.requests.is_empty()));
         let (weights, sampler_at_epoch) = (RefCell::new(None), RefCell::new(None::<Kept>));
         let mut continuing = resumed.as_ref().map(|(state, _)| (state.sampler_at_epoch.clone(), state.sampler.clone()));
         let mut epoch = |epoch: u64| -> tessera_torch::Result<Box<dyn BatchSource + '_>> {
@@ -58,12 +58,11 @@ impl TrainJob<'_> {
                 *sampler_at_epoch.borrow_mut() = Some(at_epoch);
                 return Ok(batches.source(Box::new(order)));
             }
-            before.observe(model, epoch, &mut sampler, finetuning.as_deref_mut())?;
+            before.observe(model, epoch, &mut sampler, finetuning.borrow_mut().as_deref_mut())?;
             if inputs.can_save {
                 *sampler_at_epoch.borrow_mut() = Kept::from_saved(sampler.save_state()?);
             }
-            let order = sampler.epoch_order(&layout, epoch, &sampler_ctx)?;
-            *weights.borrow_mut() = sampler.example_weights(&layout, epoch, &sampler_ctx)?;
+            let order = epoch_order(&mut sampler, (&layout, epoch, &sampler_ctx), &weights)?;
             Ok(batches.source(Box::new(order)))
         };
         let mut choose = |candidates: &Candidates| -> tessera_torch::Result<Chosen> {
@@ -73,9 +72,8 @@ impl TrainJob<'_> {
         let mut record = |step, ids: &[u64], losses: &[f32], correct: &[i64]| log.record(step, ids, losses, correct);
         let curve: RefCell<Vec<CurvePoint>> = RefCell::default();
         let (metrics, metric_ctx) = (RefCell::new(&mut self.metrics), &self.metric_ctx);
-        if let Some((state, _)) = &resumed {
-            restore_observers(state, (&log, &curve, bar.as_ref()), &mut metrics.borrow_mut())?;
-        }
+        let observers = (&log, &curve, bar.as_ref());
+        resumed.iter().try_for_each(|(state, _)| restore_observers(state, observers, &mut metrics.borrow_mut()))?;
         let mut checkpoint = |model: &Model, cp: Checkpoint, train_loss: f64| -> tessera_torch::Result<()> {
             log.progress.set((cp.step, cp.examples_seen));
             let point = curve_point(&cp, train_loss, train::evaluate(model, &inputs.tensors.test));
@@ -88,7 +86,9 @@ impl TrainJob<'_> {
             Ok(())
         };
         let mut save = |saving: Saving| {
-            let components = (sampler_at_epoch.borrow().clone(), &sampler, &metrics);
+            let finetuning = finetuning.borrow();
+            let components =
+                Components::of(sampler_at_epoch.borrow().clone(), (&sampler, &metrics), finetuning.as_deref());
             save_unit_state(resuming.as_ref(), &saving, &curve, &log, components)
         };
         let hooks = FitHooks {
@@ -124,28 +124,26 @@ impl TrainJob<'_> {
         Ok(FitInputs { requests, candidates, can_save, resumed, tensors, reference })
     }
 
-    /// Whether this unit's state can be saved: every component can save its
-    /// own (asked once, before training), and no finetuner revises its
-    /// selection during training (not saved yet). If not, a warning names
-    /// what stops it: a stopped unit then starts over from step 0.
+    /// Whether this unit's state can be saved: every component that keeps
+    /// state through training can save its own (asked once, before
+    /// training). If not, a warning names the one that cannot: a stopped
+    /// unit then starts over from step 0.
     fn saving_allowed(&self) -> Result<bool> {
         if self.resuming.is_none() {
             return Ok(false);
         }
-        let revising = self.finetuner.as_ref().filter(|f| !f.requests.is_empty()).map(|f| &f.handle.id);
-        let unsaved = match revising {
-            Some(id) => {
-                Some(format!("{id} revises its selection during training, which a saved state does not keep yet"))
-            }
-            None => self.unsaved_component()?.map(|id| format!("{id} cannot save its state (SDK 0.4 `save_state`)")),
-        };
-        if let Some(why) = &unsaved {
-            log::warn!("{}: {why}: a stopped unit starts over from step 0", self.variant.name);
+        let unsaved = self.unsaved_component()?;
+        if let Some(id) = &unsaved {
+            log::warn!(
+                "{}: {id} cannot save its state (SDK 0.4 `save_state`): a stopped unit starts over from step 0",
+                self.variant.name
+            );
         }
         Ok(unsaved.is_none())
     }
 
-    /// The first component (the sampler, then the metrics) that cannot save its state.
+    /// The first component (the sampler, the metrics, then a finetuner that
+    /// revises its selection during training) that cannot save its state.
     fn unsaved_component(&self) -> Result<Option<String>> {
         if Kept::from_saved(self.sampler.save_state()?).is_none() {
             return Ok(Some(self.sampler.id.clone()));
@@ -153,6 +151,12 @@ impl TrainJob<'_> {
         for metric in &self.metrics {
             if Kept::from_saved(metric.save_state()?).is_none() {
                 return Ok(Some(metric.id.clone()));
+            }
+        }
+        let revising = self.finetuner.as_ref().filter(|f| !f.requests.is_empty());
+        if let Some(finetuning) = revising {
+            if Kept::from_saved(finetuning.handle.save_state()?).is_none() {
+                return Ok(Some(finetuning.handle.id.clone()));
             }
         }
         Ok(None)
@@ -165,6 +169,11 @@ impl TrainJob<'_> {
         let Some((state, saved)) = resuming.load()? else { return Ok(None) };
         model.load(&saved.dir.join(resume::MODEL))?;
         tessera_torch::optim::set_cpu_rng_state(&state.rng)?;
+        match (self.finetuner.as_mut().filter(|f| !f.requests.is_empty()), &state.finetuner) {
+            (Some(finetuning), Some(saved)) => finetuning.restore(model, saved)?,
+            (None, None) => {}
+            _ => bail!("the saved training state and this unit disagree on a finetuner that revises its selection"),
+        }
         log::info!("{}: continuing from its state saved at step {}", self.variant.name, state.fit.step);
         Ok(Some((state, saved)))
     }
@@ -460,9 +469,19 @@ fn stopped_epoch(
     weights: &RefCell<Option<Vec<f32>>>,
 ) -> tessera_torch::Result<OrderStream> {
     load_kept(sampler, at_epoch)?;
+    let order = epoch_order(sampler, (layout, epoch, ctx), weights)?;
+    load_kept(sampler, now)?;
+    Ok(order)
+}
+
+/// The sampler's order of `epoch`, its loss weights set in `weights`.
+fn epoch_order(
+    sampler: &mut SamplerHandle,
+    (layout, epoch, ctx): (&StorageLayout, u64, &CallContext),
+    weights: &RefCell<Option<Vec<f32>>>,
+) -> tessera_torch::Result<OrderStream> {
     let order = sampler.epoch_order(layout, epoch, ctx)?;
     *weights.borrow_mut() = sampler.example_weights(layout, epoch, ctx)?;
-    load_kept(sampler, now)?;
     Ok(order)
 }
 
@@ -494,7 +513,7 @@ fn save_unit_state(
     saving: &Saving,
     curve: &RefCell<Vec<CurvePoint>>,
     log: &FitLog,
-    components: (Option<Kept>, &RefCell<&mut SamplerHandle>, &RefCell<&mut Vec<MetricHandle>>),
+    components: Components,
 ) -> tessera_torch::Result<bool> {
     let Some(resuming) = resuming else { return Ok(false) };
     let state = match unit_state(saving, curve, log, components) {
@@ -534,23 +553,51 @@ fn load_kept(sampler: &mut SamplerHandle, kept: &Kept) -> tessera_torch::Result<
     Ok(())
 }
 
+/// The components whose states a saved state keeps.
+struct Components<'c, 'h> {
+    /// The sampler as it was when asked for this epoch's order.
+    sampler_at_epoch: Option<Kept>,
+    sampler: &'c RefCell<&'h mut SamplerHandle>,
+    metrics: &'c RefCell<&'h mut Vec<MetricHandle>>,
+    /// A finetuner that revises its selection during training.
+    finetuning: Option<&'c super::finetune::Finetuning>,
+}
+
+impl<'c, 'h> Components<'c, 'h> {
+    fn of(
+        sampler_at_epoch: Option<Kept>,
+        (sampler, metrics): (&'c RefCell<&'h mut SamplerHandle>, &'c RefCell<&'h mut Vec<MetricHandle>>),
+        finetuning: Option<&'c super::finetune::Finetuning>,
+    ) -> Self {
+        Components { sampler_at_epoch, sampler, metrics, finetuning }
+    }
+}
+
 /// The unit's state at a step boundary; an error naming the component
 /// that cannot save its own.
 fn unit_state(
     saving: &Saving,
     curve: &RefCell<Vec<CurvePoint>>,
     log: &FitLog,
-    (at_epoch, sampler, metrics): (Option<Kept>, &RefCell<&mut SamplerHandle>, &RefCell<&mut Vec<MetricHandle>>),
+    components: Components,
 ) -> Result<UnitState> {
-    let sampler = sampler.borrow();
+    let sampler = components.sampler.borrow();
     let cannot = |id: &str| {
         invalid!("{id} cannot save its state (SDK 0.4 `save_state`): a stopped unit starts over from step 0")
     };
-    let sampler_at_epoch = at_epoch.ok_or_else(|| cannot(&sampler.id))?;
+    let sampler_at_epoch = components.sampler_at_epoch.ok_or_else(|| cannot(&sampler.id))?;
     let now = Kept::from_saved(sampler.save_state()?).ok_or_else(|| cannot(&sampler.id))?;
-    let metrics = (metrics.borrow().iter())
+    let metrics = (components.metrics.borrow().iter())
         .map(|m| Kept::from_saved(m.save_state()?).ok_or_else(|| cannot(&m.id)))
         .collect::<Result<Vec<_>>>()?;
+    let finetuner = match components.finetuning {
+        Some(f) => Some(FinetunerState {
+            kept: Kept::from_saved(f.handle.save_state()?).ok_or_else(|| cannot(&f.handle.id))?,
+            revisions: f.revisions.clone(),
+            in_force: f.in_force.clone(),
+        }),
+        None => None,
+    };
     Ok(UnitState {
         fit: saving.state.clone(),
         rng: tessera_torch::optim::cpu_rng_state()?,
@@ -562,6 +609,7 @@ fn unit_state(
         sampler_at_epoch,
         sampler: now,
         metrics,
+        finetuner,
     })
 }
 

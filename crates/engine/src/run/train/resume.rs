@@ -69,6 +69,19 @@ pub(super) struct UnitState {
     pub sampler: Kept,
     /// Each metric, in the manifest's order.
     pub metrics: Vec<Kept>,
+    /// A finetuner that revises its selection during training.
+    pub finetuner: Option<FinetunerState>,
+}
+
+/// A revising finetuner's part of a saved state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct FinetunerState {
+    /// What it saved.
+    pub kept: Kept,
+    /// Each selection in force so far, from the epoch it started at.
+    pub revisions: Vec<(f64, Vec<f32>)>,
+    /// The selection in force when saved.
+    pub in_force: super::finetune::InForce,
 }
 
 /// Where a unit saves its states, how often, and the state it continues from.
