@@ -97,6 +97,10 @@ pub(crate) enum Command {
         /// threads (default under Slurm: the CPUs of its allocation).
         #[arg(long)]
         threads: Option<usize>,
+        /// Under Slurm: when SIGUSR1 (the time-limit signal) stops the
+        /// unit, ask Slurm to run this array task again (`scontrol requeue`).
+        #[arg(long, requires = "unit")]
+        requeue: bool,
     },
     /// Merge a run folder's finished units into results.json, tables, plots
     /// and population matrices (what the Slurm collect job runs).

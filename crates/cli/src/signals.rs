@@ -4,7 +4,7 @@
 //! command exits with [`STOPPED`]. A second Ctrl-C kills at once.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The exit status of a run stopped on a signal with its units' states
@@ -13,6 +13,9 @@ pub(crate) const STOPPED: u8 = 75;
 
 /// The flag the handler sets; one per process.
 static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// The first stopping signal received (0: none yet).
+static FIRST: AtomicI32 = AtomicI32::new(0);
 
 /// The run's cancel flag, which SIGINT, SIGTERM and SIGUSR1 set.
 ///
@@ -42,6 +45,11 @@ pub(crate) fn stop_asked() -> bool {
     FLAG.get().is_some_and(|flag| flag.load(Ordering::SeqCst))
 }
 
+/// The first signal that asked this process to stop, if any.
+pub(crate) fn first_signal() -> Option<libc::c_int> {
+    Some(FIRST.load(Ordering::SeqCst)).filter(|&s| s != 0)
+}
+
 /// The exit code of a run that did not finish every variant: [`STOPPED`]
 /// when a signal stopped it (said on stderr with what to do), else 1.
 pub(crate) fn unfinished(dir: Option<&std::path::Path>) -> ExitCode {
@@ -62,6 +70,7 @@ pub(crate) fn unfinished(dir: Option<&std::path::Path>) -> ExitCode {
 
 extern "C" fn on_signal(signal: libc::c_int) {
     let Some(flag) = FLAG.get() else { return };
+    let _ = FIRST.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
     let again = flag.swap(true, Ordering::SeqCst);
     let said: &[u8] = match (again, signal == libc::SIGINT) {
         (true, true) => b"killed; the results finished so far and the saved states are in the run folder (`tessera resume` continues)\n",

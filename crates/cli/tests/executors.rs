@@ -4,7 +4,8 @@
 //! which `make test` runs), and their results.json agree bit for bit once
 //! wall times are set aside. A Slurm array task killed with `scancel` is
 //! rerun, alone, by `tessera resume`. The test cluster's `MaxArraySize` is
-//! 4, so the population's 6 units run as two arrays.
+//! 4, so the population's 6 units run as two arrays. A unit twice as long
+//! as its task's time limit finishes through requeues, with inline's bits.
 
 mod common;
 
@@ -311,4 +312,66 @@ fn slurm_runs_each_kind_like_inline_and_resume_reruns_a_killed_task() {
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} was rewritten", path.display());
     }
     assert_same_results(tiny, &inline, &killed, "slurm after resume");
+}
+
+/// A `train` unit of about a minute and a half on one core (longer beside
+/// the inline run and other tests), saving its state only when stopped; its
+/// tasks have one minute, and Slurm signals them 15 s before it (or up to a
+/// minute earlier, never later).
+const TWO_MINUTES: &str = r#"
+[data]
+source = "blobs"
+examples = 8000
+features = 64
+classes = 4
+[model]
+hidden = [1024, 1024]
+[train]
+epochs = 180
+batch_size = 48
+lr = 0.05
+checkpoint_every = 1000
+[sampler]
+use = "baselines.full-shuffle"
+[[metric]]
+use = "baselines.accuracy"
+[executor.slurm]
+time = "1"
+signal_grace = 15
+"#;
+
+#[test]
+fn a_unit_longer_than_its_time_limit_finishes_through_requeues() {
+    let Some(conf) = slurm_cluster() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    common::write_manifest(dir.path(), &[&common::baselines()], TWO_MINUTES);
+    let command = |out: &str, executor: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        command.args(["--quiet", "run", "manifest.toml", "--out", out]).args(executor);
+        command.current_dir(dir.path()).env("SLURM_CONF", &conf);
+        command
+    };
+    // The reference runs beside the Slurm tasks.
+    let inline = command("inline", &["--executor", "inline"]).spawn().unwrap();
+    let started = Instant::now();
+    let out = command("slurm", &["--executor", "slurm", "--wait"]).output().unwrap();
+    log_jobs("slurm requeued unit", &out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let slurm = dir.path().join("slurm");
+    let args = std::fs::read_to_string(slurm.join("slurm/array-0.args.json")).unwrap();
+    assert!(args.contains("--signal=B:USR1@15") && args.contains("--requeue"), "{args}");
+    assert!(!std::fs::read_to_string(slurm.join("slurm/collect.args.json")).unwrap().contains("--signal"));
+    let log = std::fs::read_to_string(slurm.join("units/00000.log")).unwrap_or_default();
+    let continued = log.matches("continuing from its state saved at step").count();
+    assert!(continued >= 1, "the unit never continued from a saved state:\n{log}");
+    let started_json: Value =
+        serde_json::from_slice(&std::fs::read(slurm.join("units/00000/started.json")).unwrap()).unwrap();
+    eprintln!(
+        "requeued unit: {continued} continuation(s), attempt {}, {:.0} s",
+        started_json["attempt"],
+        started.elapsed().as_secs_f64()
+    );
+    assert!(inline.wait_with_output().unwrap().status.success());
+    let tiny = Tiny { name: "requeued unit", example: "", args: &[] };
+    assert_same_results(&tiny, &dir.path().join("inline"), &slurm, "slurm with requeues");
 }

@@ -184,6 +184,8 @@ fn slurm(p: &mut Problems, c: &SlurmConfig) {
             );
         }
     }
+    // sbatch takes at most 65535 seconds in --signal.
+    p.within("executor.slurm.signal_grace", f64::from(c.signal_grace), 0.0..=65535.0);
     for (i, arg) in c.sbatch_args.iter().enumerate() {
         let key = format!("executor.slurm.sbatch_args[{i}]");
         if let Some(bad) = tessera_util::text::unsafe_char(arg) {

@@ -44,9 +44,9 @@ pub(crate) fn dispatch(cli: &Cli, progress: indicatif::MultiProgress) -> ExitCod
             Ok(session) => run::plan(&session, variants, *json),
             Err(code) => code,
         },
-        Command::Worker { dir, unit, unit_offset, units, claims, threads } => {
+        Command::Worker { dir, unit, unit_offset, units, claims, threads, requeue } => {
             handoff::hand_off_graph_work(handoff::run_folder_graph_only(dir));
-            run::worker(dir, unit.map(|u| (u, *unit_offset)), units, claims, threads)
+            run::worker(dir, unit.map(|u| (u, *unit_offset)), (units, claims), threads, *requeue)
         }
         Command::Collect { dir } => run::collect(dir),
         Command::Resume { dir, executor } => run::resume(cli, dir, executor, progress),

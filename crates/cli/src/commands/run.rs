@@ -78,9 +78,9 @@ pub(crate) fn plan(session: &run::Session, variants: &[String], json: bool) -> E
 pub(crate) fn worker(
     dir: &std::path::Path,
     unit: Option<(usize, usize)>,
-    units: &[usize],
-    claims: &Option<PathBuf>,
+    (units, claims): (&[usize], &Option<PathBuf>),
     threads: &Option<usize>,
+    requeue: bool,
 ) -> ExitCode {
     // A Slurm task gets the CPUs Slurm allocated it, not the node's.
     let slurm_cpus = std::env::var("SLURM_CPUS_ON_NODE").ok().and_then(|n| n.parse().ok());
@@ -101,11 +101,25 @@ pub(crate) fn worker(
     };
     match run::work(dir, &which, cancel_on_ctrl_c()) {
         Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => crate::signals::unfinished(None),
+        Ok(false) => {
+            if requeue && crate::signals::first_signal() == Some(libc::SIGUSR1) {
+                requeue_this_task();
+            }
+            crate::signals::unfinished(None)
+        }
         Err(e) => {
             eprintln!("error: {which:?} of {}: {e:#}", dir.display());
             ExitCode::from(2)
         }
+    }
+}
+
+/// A Slurm task stopped before its time limit asks to run again; if Slurm
+/// refuses, `tessera resume` still continues the unit.
+fn requeue_this_task() {
+    match tessera_engine::run::slurm::requeue_this_task() {
+        Ok(task) => eprintln!("slurm: task {task} requeued: it continues from its saved state when it runs again"),
+        Err(e) => eprintln!("slurm: the task is not requeued ({e}); `tessera resume` continues it"),
     }
 }
 

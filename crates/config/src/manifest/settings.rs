@@ -631,5 +631,12 @@ settings! {
         pub sbatch_args: Vec<String> = vec![];
         /// Shell lines run on the node before each task, e.g. `"module load cuda"`.
         pub setup: String = String::new();
+        /// Seconds before a task's time limit that Slurm sends it SIGUSR1
+        /// (`--signal=B:USR1@N`; 0: no signal): the task saves its state
+        /// at the next step and stops. Slurm may send it up to a minute early.
+        pub signal_grace: u32 = 90;
+        /// `--requeue`, and a task stopped by that signal asks Slurm to run
+        /// it again (`scontrol requeue`), continuing from its saved state.
+        pub requeue: bool = true;
     }
 }

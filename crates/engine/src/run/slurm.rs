@@ -89,15 +89,17 @@ pub fn submit(config: &SlurmConfig, plan: &Plan, pending: &[usize], run_dir: &Pa
         0 => String::new(),
         n => format!(" --threads {}", shlex::try_quote(&n.to_string())?),
     };
+    let requeue = if requeues(config) { " --requeue" } else { "" };
     let worker = format!(
-        "--quiet worker \"$TESSERA_RUN\" --unit \"$SLURM_ARRAY_TASK_ID\" --unit-offset \"$TESSERA_UNIT_OFFSET\"{threads}"
+        "--quiet worker \"$TESSERA_RUN\" --unit \"$SLURM_ARRAY_TASK_ID\" --unit-offset \"$TESSERA_UNIT_OFFSET\"{threads}{requeue}"
     );
     let array_script = dir.join("array.sbatch");
     run.write_atomic(&array_script, script(&config.setup, &worker).as_bytes())?;
     let collect_script = dir.join("collect.sbatch");
     run.write_atomic(&collect_script, script(&config.setup, "collect \"$TESSERA_RUN\"").as_bytes())?;
     let mut collect_config = config.clone();
-    (collect_config.gpus, collect_config.max_parallel) = (0, 0);
+    (collect_config.gpus, collect_config.max_parallel, collect_config.signal_grace) = (0, 0, 0);
+    collect_config.requeue = false;
     let script_args = [exe.into_os_string(), run_dir.as_os_str().to_owned()];
     let mut arrays = Vec::new();
     for (offset, units) in windows(pending, max_array_size()) {
@@ -190,8 +192,35 @@ fn sbatch_options(config: &SlurmConfig, plan: &Plan, output: &Path) -> Vec<OsStr
     option("mem", config.mem.clone());
     option("cpus-per-task", (config.cpus_per_task > 0).then(|| config.cpus_per_task.to_string()));
     option("gpus-per-task", (config.gpus > 0).then(|| config.gpus.to_string()));
+    option("signal", (config.signal_grace > 0).then(|| format!("B:USR1@{}", config.signal_grace)));
+    if config.requeue {
+        args.push("--requeue".into());
+    }
     args.extend(config.sbatch_args.iter().map(OsString::from));
     args
+}
+
+/// Whether a task stopped by the time-limit signal asks to run again.
+fn requeues(config: &SlurmConfig) -> bool {
+    config.requeue && config.signal_grace > 0
+}
+
+/// Asks Slurm to run this array task again (`scontrol requeue JOB_TASK`,
+/// from `SLURM_ARRAY_JOB_ID` and `SLURM_ARRAY_TASK_ID`): the task stopped on
+/// the signal before its time limit, its unit's state saved. Its id.
+pub fn requeue_this_task() -> Result<String> {
+    let var = |name: &str| {
+        std::env::var(name).map_err(|_| crate::error::invalid!("{name} is not set: not a Slurm array task"))
+    };
+    let task = format!("{}_{}", var("SLURM_ARRAY_JOB_ID")?, var("SLURM_ARRAY_TASK_ID")?);
+    if let Some(bad) = unsafe_char(&task) {
+        bail!("the Slurm task id {task:?} holds {bad:?}");
+    }
+    let output = Command::new("scontrol").args(["requeue", &task]).output().context("running scontrol requeue")?;
+    if !output.status.success() {
+        bail!("scontrol requeue {task} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(task)
 }
 
 fn joined(option: &str, value: &std::ffi::OsStr) -> OsString {
