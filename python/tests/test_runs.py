@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_scalars_are_tidy_with_seed_and_the_settings_that_differ(folders):
     run = tr.Run(folders / "runs/lr-0.05")
-    assert run.schema_version == "2.1" and run.experiment == "quickstart"
+    assert run.schema_version == "2.2" and run.experiment == "quickstart"
     frame = run.scalars()
     assert list(frame.columns[:5]) == ["run", "variant", "base", "seed", "sampler.use"]
     assert set(frame.seed) == {7, 8, 9} and set(frame.base) == {"sequential", "full-shuffle"}

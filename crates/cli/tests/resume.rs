@@ -208,7 +208,7 @@ fn without_times(csv: &str) -> String {
 
 /// Stops a run with `signal` `after` it saved its first state, checks how it
 /// ended, resumes it; the finished run's folder.
-fn stopped_and_resumed(dir: &Path, signal: libc::c_int, after: Duration) -> PathBuf {
+fn stopped_and_resumed(dir: &Path, signal: libc::c_int, after: Duration, whole: &Value) -> PathBuf {
     let out = format!("run-{signal}-{}", after.as_millis());
     let run = dir.join(&out);
     let child = common::spawn_in_group(dir, &["run", "manifest.toml", "--out", &out, "--quiet"]);
@@ -233,6 +233,7 @@ fn stopped_and_resumed(dir: &Path, signal: libc::c_int, after: Duration) -> Path
     }
     let saved = saved_states(&run);
     assert!(!saved.is_empty(), "{out}: a saved state is left");
+    shows_where_it_stopped(dir, &out, &saved[0], whole);
     let status = Command::new(env!("CARGO_BIN_EXE_tessera")).args(["status", &out]).current_dir(dir).output().unwrap();
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(status.contains("continues from its state saved at step"), "{out}: {status}");
@@ -242,6 +243,33 @@ fn stopped_and_resumed(dir: &Path, signal: libc::c_int, after: Duration) -> Path
     assert!(stderr.contains("continuing from its state saved at step"), "{out}: resumed from step 0: {stderr}");
     assert!(!run.join("units/00000.resume").exists(), "{out}: the saved states are removed once done");
     run
+}
+
+/// After a stop, `tessera collect` (which a SIGINT or SIGTERM ran already)
+/// says the variant stopped at the newest saved state's step, in
+/// results.json and on the page, and keeps a `train` variant's curves so far.
+fn shows_where_it_stopped(dir: &Path, out: &str, newest: &Path, whole: &Value) {
+    let collect = Command::new(env!("CARGO_BIN_EXE_tessera")).args(["-q", "collect", out]).current_dir(dir).output();
+    assert!(collect.is_ok(), "{out}: collect runs");
+    let results: Value = serde_json::from_slice(&std::fs::read(dir.join(out).join("results.json")).unwrap()).unwrap();
+    let variant = &results["variants"][0];
+    let step: u64 = newest.file_name().unwrap().to_string_lossy()["step-".len()..].parse().unwrap();
+    assert_eq!(variant["status"], "stopped", "{out}: {variant}");
+    assert_eq!(variant["stopped_at"], step, "{out}");
+    let page = std::fs::read_to_string(dir.join(out).join("report.html")).unwrap();
+    assert!(page.contains(&format!("stopped at step {step}")), "{out}: the page says where it stopped");
+    if variant["results"]["engine"].is_null() {
+        return; // a population keeps its members so far in its saved state only
+    }
+    // The curve so far is the uninterrupted run's up to where it stopped.
+    let curve = |v: &Value, axis: &str| {
+        let series = v["results"]["engine"]["series"].as_array().unwrap();
+        let test = series.iter().find(|s| s["name"] == "test_accuracy" && s["x_label"] == "epoch").unwrap();
+        test[axis].as_array().cloned().unwrap()
+    };
+    let (so_far, all) = (curve(variant, "y"), curve(&whole["variants"][0], "y"));
+    assert!(so_far.len() <= all.len() && so_far[..] == all[..so_far.len()], "{out}: {so_far:?} vs {all:?}");
+    assert_eq!(curve(variant, "x")[..], curve(&whole["variants"][0], "x")[..so_far.len()], "{out}");
 }
 
 /// Runs `body` whole, then stopped by each of `stops` (signal, milliseconds
@@ -256,7 +284,7 @@ fn every_stop_gives_the_uninterrupted_bits(plugins: &[&Path], body: &str, stops:
     let expected = comparable(&dir.path().join("whole"));
     assert!(expected.0["variants"][0]["status"] == "ok", "{}", expected.0);
     for &(signal, after) in stops {
-        let run = stopped_and_resumed(dir.path(), signal, Duration::from_millis(after));
+        let run = stopped_and_resumed(dir.path(), signal, Duration::from_millis(after), &expected.0);
         let got = comparable(&run);
         assert!(
             got.0 == expected.0,

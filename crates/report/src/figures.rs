@@ -171,6 +171,7 @@ mod tests {
                 results: [("engine".to_string(), engine)].into(),
                 device: None,
                 pooled_from: vec![],
+                stopped_at: None,
             }
         };
         RunResults {

@@ -115,13 +115,52 @@ fn collect_variant(
         results: BTreeMap::new(),
         device,
         pooled_from: vec![],
+        stopped_at: None,
     };
+    if damaged.is_none() {
+        if let Some((step, reports)) = stopped_so_far(variant, planned.kind, run_dir, &units) {
+            entry.status = Status::Stopped;
+            entry.error = Some(format!("stopped at step {step} with its state saved: `tessera resume` continues it"));
+            (entry.stopped_at, entry.results) = (Some(step), reports);
+            return entry;
+        }
+    }
     let outcome = damaged.map_or(Ok(()), Err).and_then(|()| unfinished(&units)).and_then(|()| match planned.kind {
         ExperimentKind::Population => reduce(session, variant, planned, run_dir, options, &mut entry.seconds),
         _ => Ok(units.into_iter().next().and_then(|(_, r)| r).map(|r| r.results).unwrap_or_default()),
     });
     settle(&mut entry, outcome);
     entry
+}
+
+/// A variant whose units all finished or stopped (a signal, or a kill)
+/// with a saved state, some of them stopped: the step the first stopped
+/// one continues from, and for a `train` variant its results so far.
+fn stopped_so_far(
+    variant: &Variant,
+    kind: ExperimentKind,
+    run_dir: &Path,
+    units: &[(usize, Option<UnitResult>)],
+) -> Option<(u64, BTreeMap<String, ReportJson>)> {
+    let saved_step = |id: usize| super::checkpoints::UnitCheckpoints::of(run_dir, id).latest_info().map(|i| i.step);
+    let mut first = None;
+    for (id, result) in units {
+        let step = match result {
+            Some(r) if r.status == Status::Ok => continue,
+            Some(r) => r.stopped_at?,
+            None => saved_step(*id)?,
+        };
+        first = first.or(Some((*id, step)));
+    }
+    let (id, step) = first?;
+    match kind {
+        #[cfg(feature = "torch")]
+        ExperimentKind::Train => super::train::results_so_far(variant, run_dir, id),
+        _ => {
+            let _ = (variant, id);
+            Some((step, BTreeMap::new()))
+        }
+    }
 }
 
 /// Warns of each variant (seeds together) whose units ran on different kinds

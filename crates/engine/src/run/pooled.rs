@@ -108,6 +108,7 @@ fn pooled_entry(
         results: BTreeMap::new(),
         device: results.variants.iter().find(|v| v.name == first.name).and_then(|v| v.device.clone()),
         pooled_from: group.runs.iter().map(|v| v.name.clone()).collect(),
+        stopped_at: None,
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let parts = parts(plan, group, run_dir, results)?;

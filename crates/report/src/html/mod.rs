@@ -49,6 +49,8 @@ struct ReportPage<'r> {
     started: &'r str,
     variant_count: usize,
     failed: usize,
+    /// Variants stopped with their state saved.
+    stopped: usize,
     /// Variant time, one decimal.
     seconds: String,
     pending: &'r [String],
@@ -74,6 +76,7 @@ impl<'r> ReportPage<'r> {
             started: &results.started,
             variant_count: results.variants.len(),
             failed: results.variants.iter().filter(|v| v.status == Status::Failed).count(),
+            stopped: results.variants.iter().filter(|v| v.status == Status::Stopped).count(),
             seconds: format!("{seconds:.1}"),
             pending,
             description: settings.as_ref().and_then(context::description),
@@ -166,6 +169,9 @@ pub(crate) fn mean_sd(values: &[f64]) -> String {
 #[derive(Serialize)]
 struct VariantRow<'r> {
     name: &'r str,
+    /// `ok`, `failed` or `stopped`: the row's class.
+    kind: String,
+    /// The status as shown: `stopped at step N` for a stopped one.
     status: String,
     seconds: f64,
     seconds_text: String,
@@ -178,7 +184,11 @@ impl<'r> VariantRow<'r> {
     fn new(v: &'r report::VariantResult) -> Self {
         VariantRow {
             name: &v.name,
-            status: format!("{:?}", v.status).to_lowercase(),
+            kind: format!("{:?}", v.status).to_lowercase(),
+            status: match v.stopped_at {
+                Some(step) => format!("stopped at step {step}"),
+                None => format!("{:?}", v.status).to_lowercase(),
+            },
             seconds: v.seconds,
             seconds_text: format!("{:.1}", v.seconds),
             device: v.device.as_deref().unwrap_or(""),

@@ -128,6 +128,9 @@ pub enum Status {
     Ok,
     /// It stopped with an error.
     Failed,
+    /// A signal stopped it with its state saved (`stopped_at`); its
+    /// results are those so far, and `tessera resume` continues it (schema 2.2).
+    Stopped,
 }
 
 /// One variant's entry in results.json.
@@ -135,7 +138,7 @@ pub enum Status {
 pub struct VariantResult {
     /// The variant's name.
     pub name: String,
-    /// `ok` or `failed`.
+    /// `ok`, `failed` or `stopped`.
     pub status: Status,
     /// The error, if it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,11 +158,15 @@ pub struct VariantResult {
     /// runs whose final models it pooled, in seed order (schema 2.1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pooled_from: Vec<String>,
+    /// For a stopped variant: the step of its saved state, where `tessera
+    /// resume` continues (schema 2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<u64>,
 }
 
 /// The schema version results.json is written with: `MAJOR.MINOR`. A
 /// reader refuses another major version; a minor one only adds fields.
-pub const SCHEMA_VERSION: &str = "2.1";
+pub const SCHEMA_VERSION: &str = "2.2";
 
 /// The whole results.json (its JSON Schema: the book's "The run folder").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,6 +265,7 @@ mod tests {
                     results: [("baselines.accuracy".to_string(), report)].into(),
                     device: None,
                     pooled_from: vec![],
+                    stopped_at: None,
                 },
                 VariantResult {
                     name: "b".into(),
@@ -268,6 +276,7 @@ mod tests {
                     results: Default::default(),
                     device: None,
                     pooled_from: vec![],
+                    stopped_at: None,
                 },
             ],
             plots: vec![],
@@ -328,6 +337,7 @@ mod tests {
                 results: [("engine".to_string(), engine)].into(),
                 device: None,
                 pooled_from: vec![],
+                stopped_at: None,
             }
         };
         let mut r = sample();

@@ -102,11 +102,13 @@ fn mean_line(family: String, points: &[MeanPoint], color: usize) -> PlotLine {
     PlotLine { name: family, points: points.iter().map(|&(x, m, _)| (x, m)).collect(), band, color, dashed: false }
 }
 
-/// Every series of the finished variants, by (role, plot): axis labels and
-/// a line per variant run (a line per curve for `plot/curve` series).
+/// Every series of the finished variants, and the curves so far of the
+/// stopped ones (their line says where they stopped), by (role, plot): axis
+/// labels and a line per variant run (a line per curve for `plot/curve` series).
 fn series_groups(results: &RunResults) -> BTreeMap<(String, String), PlotGroup> {
     let mut groups: BTreeMap<(String, String), PlotGroup> = BTreeMap::new();
-    for v in results.variants.iter().filter(|v| v.status == Status::Ok) {
+    for v in results.variants.iter().filter(|v| matches!(v.status, Status::Ok | Status::Stopped)) {
+        let stopped = v.stopped_at.map(|step| format!(" (stopped at step {step})")).unwrap_or_default();
         for (role, report) in &v.results {
             for s in &report.series {
                 // `plot/curve` series: one plot per variant (seeds merged), a line per curve.
@@ -115,7 +117,7 @@ fn series_groups(results: &RunResults) -> BTreeMap<(String, String), PlotGroup> 
                         let seed = v.name.rsplit_once('@').map_or(String::new(), |(_, s)| format!("@{s}"));
                         (format!("{plot}--{}", base_name(&v.name)), format!("{curve}{seed}"))
                     }
-                    None => (s.name.clone(), v.name.clone()),
+                    None => (s.name.clone(), format!("{}{stopped}", v.name)),
                 };
                 let entry = groups
                     .entry((role.clone(), plot))

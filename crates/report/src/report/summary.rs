@@ -105,9 +105,13 @@ pub fn summary_table(results: &RunResults, max_columns: usize) -> String {
     }
     let shown = fit_width(&mut rows, 3, CONSOLE_WIDTH);
     let mut out = render_table(&rows);
-    for v in results.variants.iter().filter(|v| v.status == Status::Failed) {
+    for v in results.variants.iter().filter(|v| v.status != Status::Ok) {
         let error = v.error.as_deref().unwrap_or("unknown error");
-        out.push_str(&format!("{} failed: {}\n", v.name, error.lines().next().unwrap_or_default()));
+        let line = error.lines().next().unwrap_or_default();
+        match v.status {
+            Status::Stopped => out.push_str(&format!("{}: {line}\n", v.name)),
+            _ => out.push_str(&format!("{} failed: {line}\n", v.name)),
+        }
     }
     let left_out = summary_columns(results, usize::MAX, true).len() - shown;
     if left_out > 0 {

@@ -634,6 +634,22 @@ fn io_table(summary: &FitSummary, cost: &CostModel) -> report::TableJson {
     }
 }
 
+/// The results so far of unit `id` of `variant`, stopped with a saved
+/// state: the step it continues from and the engine's curves up to there.
+pub(in crate::run) fn results_so_far(
+    variant: &Variant,
+    run_dir: &Path,
+    id: usize,
+) -> Option<(u64, BTreeMap<String, ReportJson>)> {
+    let store = crate::run::checkpoints::UnitCheckpoints::of(run_dir, id);
+    let (state, _) = resume::Resuming::new(store, variant).load().ok()??;
+    let mut engine = ReportJson::default();
+    engine.scalars.insert("stopped_at_step".into(), state.fit.step as f64);
+    engine.series.extend(curve_series(&state.curve));
+    engine.tables.push(checkpoint_table(&state.curve));
+    Some((state.fit.step, BTreeMap::from([("engine".to_string(), engine)])))
+}
+
 /// Test accuracy, test loss and training loss by epoch.
 fn curve_series(curve: &[CurvePoint]) -> Vec<SeriesJson> {
     let xs: Vec<f64> = curve.iter().map(|p| p.epoch).collect();
