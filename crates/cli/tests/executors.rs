@@ -4,8 +4,10 @@
 //! which `make test` runs), and their results.json agree bit for bit once
 //! wall times are set aside. A Slurm array task killed with `scancel` is
 //! rerun, alone, by `tessera resume`. The test cluster's `MaxArraySize` is
-//! 4, so the population's 6 units run as two arrays. A unit twice as long
-//! as its task's time limit finishes through requeues, with inline's bits.
+//! 4, so the population's 6 units run as two arrays. A population whose
+//! runs start from a pretrained encoder runs its pretraining unit first and
+//! its runs as dependent arrays after it. A unit twice as long as its
+//! task's time limit finishes through requeues, with inline's bits.
 
 mod common;
 
@@ -40,6 +42,20 @@ const TINY: &[Tiny] = &[
             "population.epochs=[1,2]",
             "--set",
             "population.widths=[0.25]",
+        ],
+    },
+    Tiny {
+        name: "pretrained-population",
+        example: "rrm",
+        args: &[
+            "--variant",
+            "digits-simclr",
+            "--set",
+            "pretrain.epochs=1",
+            "--set",
+            "population.epochs=[1]",
+            "--set",
+            "population.seeds=[1,2]",
         ],
     },
     Tiny {
@@ -241,6 +257,26 @@ fn assert_arrays_fit(run: &Path, name: &str) {
     eprintln!("{name}: {} units in {} array(s)", units.len(), arrays.len());
 }
 
+/// The pretraining unit ran in the first array, alone; the runs' arrays
+/// waited for it (`afterok`), and each run unit read its encoder.
+fn assert_runs_after_their_encoder(run: &Path) {
+    let jobs: Value = serde_json::from_slice(&std::fs::read(run.join("slurm/jobs.json")).unwrap()).unwrap();
+    let arrays = jobs[0]["arrays"].as_array().unwrap();
+    assert_eq!(arrays[0]["units"], serde_json::json!([0]), "the encoder's unit comes first: {arrays:?}");
+    let first = arrays[0]["job"].as_str().unwrap();
+    let later: Vec<String> = std::fs::read_dir(run.join("slurm"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-wave-1.args.json"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(later.len(), arrays.len() - 1, "every later array is a dependent one");
+    for args in later {
+        assert!(args.contains(&format!("--dependency=afterok:{first}")), "{args}");
+    }
+    assert!(run.join("pretrained/digits-simclr").read_dir().unwrap().count() == 1, "one encoder, merged by collect");
+}
+
 fn wait_until_gone(conf: &Path, job: &str) {
     let started = Instant::now();
     loop {
@@ -272,6 +308,9 @@ fn slurm_runs_each_kind_like_inline_and_resume_reruns_a_killed_task() {
         log_jobs(&format!("slurm {}", tiny.name), &out.stdout);
         assert_same_results(tiny, &inline, &slurm, "slurm");
         assert_arrays_fit(&slurm, tiny.name);
+        if tiny.example == "rrm" {
+            assert_runs_after_their_encoder(&slurm);
+        }
         assert!(!dir.path().join("pwned").exists() && !Path::new("pwned").exists(), "a run folder's name ran");
     }
     // Kill one task of an array (one at a time, so the last is still queued

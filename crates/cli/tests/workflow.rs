@@ -61,7 +61,7 @@ fn a_run_prints_its_page_a_narrow_table_and_a_line_per_checkpoint_and_records_th
     );
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("run/results.json")).unwrap()).unwrap();
-    assert_eq!(results["schema_version"], "2.1");
+    assert_eq!(results["schema_version"], "2.2");
     let system = &results["system"];
     assert!(system["cpu"].as_str().is_some_and(|c| !c.is_empty() && c != "unknown"), "{system}");
     assert!(system["cores"].as_u64().is_some_and(|c| c >= 1) && system["threads"] == 1, "{system}");

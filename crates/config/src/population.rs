@@ -209,15 +209,24 @@ impl PopulationPlan {
     /// all runs of an architecture together when they start from its
     /// pretrained encoder (pretrained once).
     pub fn groups(&self, config: &PopulationConfig, pretrain: &crate::manifest::PretrainConfig) -> Vec<Vec<RunSpec>> {
-        let key = |r: &RunSpec| -> (usize, usize, usize) {
-            if pretrain.method != PretrainMethod::None {
-                (r.architecture, 0, 0)
-            } else if config.fork_step.is_some() {
-                (r.architecture, r.seed_index, 0)
-            } else {
-                (r.architecture, r.seed_index, r.run)
-            }
-        };
+        match pretrain.method {
+            PretrainMethod::None => self.run_groups(config),
+            _ => self.grouped_by(|r| (r.architecture, 0, 0)),
+        }
+    }
+
+    /// The runs that must train in one process once the encoders they
+    /// start from are made: each run alone, or an architecture and seed's
+    /// runs together when they fork.
+    pub fn run_groups(&self, config: &PopulationConfig) -> Vec<Vec<RunSpec>> {
+        match config.fork_step {
+            Some(_) => self.grouped_by(|r| (r.architecture, r.seed_index, 0)),
+            None => self.grouped_by(|r| (r.architecture, r.seed_index, r.run)),
+        }
+    }
+
+    /// Consecutive runs with the same `key`, together.
+    fn grouped_by(&self, key: impl Fn(&RunSpec) -> (usize, usize, usize)) -> Vec<Vec<RunSpec>> {
         let mut groups: Vec<Vec<RunSpec>> = Vec::new();
         for run in &self.runs {
             match groups.last_mut() {

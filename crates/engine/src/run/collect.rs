@@ -30,7 +30,7 @@ pub fn collect(session: &Session, plan: &Plan, run_dir: &Path, options: &RunOpti
             .iter()
             .find(|v| v.name == planned.name)
             .with_context(|| format!("the manifest has no variant `{}` any more", planned.name))?;
-        results.variants.push(collect_variant(session, variant, planned, run_dir, options));
+        results.variants.push(collect_variant(session, (plan, planned), variant, run_dir, options));
         // Only a finished unit's files join the run folder: a failed one's
         // stay with it, and are replaced when it runs again.
         for &id in planned.units.iter().filter(|&&id| unit::is_done(run_dir, id)) {
@@ -58,7 +58,7 @@ pub(super) fn progress_page(session: &Session, plan: &Plan, run_dir: &Path, opti
         let variant = session.variants.iter().find(|v| v.name == planned.name);
         match variant {
             Some(variant) if done && planned.kind != ExperimentKind::Population => {
-                results.variants.push(collect_variant(session, variant, planned, run_dir, options))
+                results.variants.push(collect_variant(session, (plan, planned), variant, run_dir, options))
             }
             _ => pending.push(planned.name.clone()),
         }
@@ -92,8 +92,8 @@ pub(super) fn no_variants_yet(plan: &Plan) -> RunResults {
 /// One variant's entry of results.json, from its units (and its reduce step).
 fn collect_variant(
     session: &Session,
+    (plan, planned): (&Plan, &PlannedVariant),
     variant: &Variant,
-    planned: &PlannedVariant,
     run_dir: &Path,
     options: &RunOptions,
 ) -> VariantResult {
@@ -126,7 +126,7 @@ fn collect_variant(
         }
     }
     let outcome = damaged.map_or(Ok(()), Err).and_then(|()| unfinished(&units)).and_then(|()| match planned.kind {
-        ExperimentKind::Population => reduce(session, variant, planned, run_dir, options, &mut entry.seconds),
+        ExperimentKind::Population => reduce(session, variant, (plan, planned), run_dir, options, &mut entry.seconds),
         _ => Ok(units.into_iter().next().and_then(|(_, r)| r).map(|r| r.results).unwrap_or_default()),
     });
     settle(&mut entry, outcome);
@@ -219,16 +219,16 @@ fn unfinished(units: &[(usize, Option<UnitResult>)]) -> Result<()> {
 fn reduce(
     session: &Session,
     variant: &Variant,
-    planned: &PlannedVariant,
+    (plan, planned): (&Plan, &PlannedVariant),
     run_dir: &Path,
     options: &RunOptions,
     seconds: &mut f64,
 ) -> Result<BTreeMap<String, ReportJson>> {
     let started = Instant::now();
     let run = Confined::new(run_dir);
-    let parts = planned
-        .units
-        .iter()
+    // The units of runs, not those that pretrain their encoders.
+    let parts = (planned.units.iter())
+        .filter(|&&id| matches!(plan.units[id].work, super::plan::Work::PopulationRuns { .. }))
         .map(|&id| run.path(unit::unit_path(id).join("work").join(super::population::PART)))
         .collect::<Result<Vec<_>, _>>()?;
     let outcome =

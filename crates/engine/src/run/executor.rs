@@ -62,7 +62,16 @@ impl Executor {
     ) -> Result<Option<Submission>> {
         match self {
             Executor::Inline => run_inline(session, plan, pending, run_dir, options).map(|()| None),
-            Executor::Processes { jobs } => run_processes(*jobs, plan, pending, run_dir, options).map(|()| None),
+            Executor::Processes { jobs } => {
+                // Each wave once the units it needs are done.
+                for wave in plan.waves(pending) {
+                    if options.cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    run_processes(*jobs, plan, &wave, run_dir, options)?;
+                }
+                Ok(None)
+            }
             Executor::Slurm { config, wait } => {
                 let submission = slurm::submit(config, plan, pending, run_dir)?;
                 if *wait {

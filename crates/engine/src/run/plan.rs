@@ -1,8 +1,9 @@
-//! The plan of a run: the manifest expanded into independent units of work,
-//! written to `plan.json` before anything runs. A unit is one variant ×
-//! seed × sweep value of a `train` or `graph` experiment, or a group of
-//! training runs of a `population` (one run; a fork group; an architecture's
-//! runs when they share its pretrained encoder). A variant's reduce step
+//! The plan of a run: the manifest expanded into units of work, written to
+//! `plan.json` before anything runs. A unit is one variant × seed × sweep
+//! value of a `train` or `graph` experiment, or a group of training runs of
+//! a `population` (one run, or a fork group); a population whose runs start
+//! from a pretrained encoder has a unit per architecture that pretrains it,
+//! which that architecture's runs need first. A variant's reduce step
 //! (population metrics) runs in `collect`, once all its units are done.
 
 use std::path::{Path, PathBuf};
@@ -73,6 +74,10 @@ pub struct Unit {
     pub cost: Option<f64>,
     /// What `cost` counts.
     pub cost_unit: String,
+    /// Units that must be done before it starts (lower ids: plan order is a
+    /// valid order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<usize>,
 }
 
 /// What a unit does.
@@ -85,6 +90,14 @@ pub enum Work {
     PopulationRuns {
         /// The runs.
         runs: Vec<RunSpec>,
+    },
+    /// A population architecture's encoder, pretrained without labels for
+    /// the runs that start from it.
+    Pretrain {
+        /// Index into the population's distinct architectures.
+        architecture: usize,
+        /// Its description, e.g. `cnn[16-32]`.
+        model: String,
     },
 }
 
@@ -107,16 +120,16 @@ impl Plan {
         for variant in session.variants.iter().filter(|v| selected(v)) {
             let works = match variant.settings.experiment.kind {
                 ExperimentKind::Population if variant.settings.population.load.is_some() => vec![],
-                ExperimentKind::Population => {
-                    super::population::groups(variant)?.into_iter().map(|runs| Work::PopulationRuns { runs }).collect()
-                }
-                _ => vec![Work::Variant],
+                ExperimentKind::Population => super::population::works(variant)?,
+                _ => vec![(Work::Variant, None)],
             };
-            let mut ids = vec![];
-            for work in works {
+            let mut ids: Vec<usize> = vec![];
+            for (work, needs) in works {
                 let (cost, cost_unit) = estimated_cost(variant, &work);
+                let needs = needs.map(|i| vec![ids[i]]).unwrap_or_default();
                 ids.push(plan.units.len());
-                plan.units.push(Unit { id: plan.units.len(), variant: variant.name.clone(), work, cost, cost_unit });
+                let id = plan.units.len();
+                plan.units.push(Unit { id, variant: variant.name.clone(), work, cost, cost_unit, needs });
             }
             let kind = variant.settings.experiment.kind;
             plan.variants.push(PlannedVariant { name: variant.name.clone(), kind, units: ids });
@@ -167,9 +180,29 @@ impl Plan {
                 if let Some(other) = owner[id].replace(&v.name) {
                     bail!("unit {id} is listed twice (by `{other}` and `{}`)", v.name);
                 }
+                if let Some(&need) = unit.needs.iter().find(|&&n| n >= id || !v.units.contains(&n)) {
+                    bail!("unit {id} needs unit {need}, which is not an earlier unit of `{}`", v.name);
+                }
             }
         }
         Ok(())
+    }
+
+    /// `pending` in waves: each unit after the pending units it needs, so a
+    /// wave's units can run at once once the waves before it are done.
+    pub fn waves(&self, pending: &[usize]) -> Vec<Vec<usize>> {
+        let mut wave_of: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+        for &id in pending {
+            let after = self.units[id].needs.iter().filter_map(|n| wave_of.get(n)).max().map_or(0, |w| w + 1);
+            wave_of.insert(id, after);
+        }
+        let mut waves: Vec<Vec<usize>> = vec![];
+        for &id in pending {
+            let wave = wave_of[&id];
+            waves.resize_with(waves.len().max(wave + 1), Vec::new);
+            waves[wave].push(id);
+        }
+        waves
     }
 
     /// The unit with id `id`.
@@ -228,9 +261,14 @@ impl Unit {
                 [first, .., last] => format!("population runs {}–{}", first.run, last.run),
                 [] => "no runs".into(),
             },
+            Work::Pretrain { model, .. } => format!("pretrains the encoder of {model}"),
         };
         let cost = self.cost.map_or("cost unknown".into(), |c| format!("~{c:.3e} {}", self.cost_unit));
-        format!("unit {:>4}: {what} ({cost})", self.id)
+        let needs = match self.needs.as_slice() {
+            [] => String::new(),
+            needs => format!(", after unit {}", needs.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+        };
+        format!("unit {:>4}: {what} ({cost}{needs})", self.id)
     }
 }
 
@@ -249,6 +287,7 @@ fn estimated_cost(variant: &Variant, work: &Work) -> (Option<f64>, String) {
             let evaluations = budgets as f64 * s.graph.evaluation_thetas.max(1) as f64 * s.graph.simulations as f64;
             (Some(edges * evaluations), "edge visits (simulations)".into())
         }
+        (_, Work::Pretrain { .. }) => (examples.map(|n| n * s.pretrain.epochs as f64), "example visits".into()),
         (_, Work::PopulationRuns { runs }) => {
             let epochs = s.population.epochs.iter().copied().max().unwrap_or(s.train.epochs) as f64;
             (examples.map(|n| n * epochs * runs.len() as f64), "example visits".into())
@@ -270,8 +309,9 @@ mod tests {
             work: Work::PopulationRuns { runs: vec![run(4), run(5)] },
             cost: Some(1000.0),
             cost_unit: "example visits".into(),
+            needs: vec![1],
         };
-        assert!(unit.describe().contains("population runs 4–5"), "{}", unit.describe());
+        assert!(unit.describe().contains("population runs 4–5") && unit.describe().contains("after unit 1"));
         let json = serde_json::to_string(&unit).unwrap();
         let back: Unit = serde_json::from_str(&json).unwrap();
         assert_eq!(back.work, unit.work);

@@ -5,8 +5,11 @@
 //! (`afterany`), however their tasks ended. A task index must stay below
 //! the cluster's `MaxArraySize`, so unit `u` runs as task `u mod M` of the
 //! array for units `M·k … M·k + M − 1` (offset `M·k`): one array while the
-//! plan fits, several after. The scripts and the job ids are kept under `slurm/` of
-//! the run folder, which must be on a filesystem the nodes share.
+//! plan fits, several after. Units that need others (a population's runs
+//! need their pretrained encoder) go in later arrays that start once the
+//! earlier ones ended well (`afterok`). A task stopped by the time-limit
+//! signal asks to be requeued. The scripts and the job ids are kept under
+//! `slurm/` of the run folder, which must be on a filesystem the nodes share.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -101,16 +104,27 @@ pub fn submit(config: &SlurmConfig, plan: &Plan, pending: &[usize], run_dir: &Pa
     (collect_config.gpus, collect_config.max_parallel, collect_config.signal_grace) = (0, 0, 0);
     collect_config.requeue = false;
     let script_args = [exe.into_os_string(), run_dir.as_os_str().to_owned()];
-    let mut arrays = Vec::new();
-    for (offset, units) in windows(pending, max_array_size()) {
-        let mut args = sbatch_options(config, plan, &dir.join(format!("unit-{offset}+%a.out")));
-        args.push(
-            format!("--array={}{}", ranges(&units.iter().map(|u| u - offset).collect::<Vec<_>>()), limit(config))
-                .into(),
-        );
-        run.write_atomic(dir.join(format!("array-{offset}.args.json")), &args_json(&args)?)?;
-        let with_offset = [&script_args[..], &[offset.to_string().into()]].concat();
-        arrays.push(ArrayJob { job: sbatch(&args, &array_script, &with_offset)?, offset, units });
+    let mut arrays: Vec<ArrayJob> = Vec::new();
+    for (wave, units) in plan.waves(pending).into_iter().enumerate() {
+        // A wave's arrays start once every array before them ended well.
+        let after: Vec<&str> = arrays.iter().map(|a| a.job.as_str()).collect();
+        let after = (!after.is_empty()).then(|| format!("--dependency=afterok:{}", after.join(":")));
+        for (offset, units) in windows(&units, max_array_size()) {
+            let mut args = sbatch_options(config, plan, &dir.join(format!("unit-{offset}+%a.out")));
+            let tasks = ranges(&units.iter().map(|u| u - offset).collect::<Vec<_>>());
+            args.push(format!("--array={tasks}{}", limit(config)).into());
+            if let Some(after) = &after {
+                // A dependency that can no longer be met cancels the array (collect then records it).
+                args.extend([after.into(), "--kill-on-invalid-dep=yes".into()]);
+            }
+            let name = match wave {
+                0 => format!("array-{offset}.args.json"),
+                w => format!("array-{offset}-wave-{w}.args.json"),
+            };
+            run.write_atomic(dir.join(name), &args_json(&args)?)?;
+            let with_offset = [&script_args[..], &[offset.to_string().into()]].concat();
+            arrays.push(ArrayJob { job: sbatch(&args, &array_script, &with_offset)?, offset, units });
+        }
     }
     let mut args = sbatch_options(&collect_config, plan, &dir.join("collect-%j.out"));
     if !arrays.is_empty() {

@@ -177,7 +177,7 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
     let work = dir.join("work");
     let saved = super::checkpoints::UnitCheckpoints::of(run_dir, id);
     let outcome =
-        catch_unwind(AssertUnwindSafe(|| run_work(session, variant, &unit.work, options, &work, saved.clone())));
+        catch_unwind(AssertUnwindSafe(|| run_work(session, variant, unit, options, (run_dir, &work), saved.clone())));
     let mut stopped_at = None;
     let (status, error, results) = match outcome {
         Ok(Ok(results)) => (Status::Ok, None, results),
@@ -204,19 +204,20 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
     Ok(result)
 }
 
-/// The unit's work: a whole variant, or some runs of a population.
+/// The unit's work: a whole variant, some runs of a population, or a
+/// population's encoder.
 fn run_work(
     session: &Session,
     variant: &Variant,
-    work: &Work,
+    unit: &super::plan::Unit,
     options: &RunOptions,
-    work_dir: &Path,
+    (run_dir, work_dir): (&Path, &Path),
     saved: super::checkpoints::UnitCheckpoints,
 ) -> Result<BTreeMap<String, ReportJson>> {
     std::fs::create_dir_all(work_dir)?;
     #[cfg(not(feature = "torch"))]
-    let _ = saved; // only training saves its state
-    match (variant.settings.experiment.kind, work) {
+    let _ = (saved, run_dir); // only training saves its state and needs encoders
+    match (variant.settings.experiment.kind, &unit.work) {
         (ExperimentKind::Graph, Work::Variant) => super::graph::run_graph(session, variant, options, work_dir),
         #[cfg(feature = "torch")]
         (ExperimentKind::Train, Work::Variant) => {
@@ -226,7 +227,14 @@ fn run_work(
         #[cfg(feature = "torch")]
         (ExperimentKind::Population, Work::PopulationRuns { runs }) => {
             let resuming = super::train::resume::Resuming::new(saved, variant);
-            super::population::run_part(session, variant, runs, options, (work_dir, resuming)).map(|()| BTreeMap::new())
+            let pretrained = needed_encoders(run_dir, variant, unit)?;
+            let work = (work_dir, resuming, pretrained.as_deref());
+            super::population::run_part(session, variant, runs, options, work).map(|()| BTreeMap::new())
+        }
+        #[cfg(feature = "torch")]
+        (ExperimentKind::Population, Work::Pretrain { architecture, .. }) => {
+            super::population::run_pretrain(session, variant, *architecture, options, work_dir)
+                .map(|()| BTreeMap::new())
         }
         #[cfg(not(feature = "torch"))]
         (kind @ (ExperimentKind::Train | ExperimentKind::Population), _) => {
@@ -234,6 +242,25 @@ fn run_work(
         }
         (kind, work) => crate::error::bail!("a {kind:?} variant has no unit of kind {work:?} (the plan is stale)"),
     }
+}
+
+/// The folder of the encoders the unit's runs start from: where the
+/// pretraining unit it needs saved them (its work folder, or the run
+/// folder once collect moved them there); none if it needs none.
+#[cfg(feature = "torch")]
+fn needed_encoders(run_dir: &Path, variant: &Variant, unit: &super::plan::Unit) -> Result<Option<PathBuf>> {
+    let Some(&need) = unit.needs.first() else { return Ok(None) };
+    let run = Confined::new(run_dir);
+    let encoders = super::population::encoders_dir(variant);
+    for folder in [unit_path(need).join("work").join(&encoders), encoders.clone()] {
+        if run.exists(&folder) {
+            return Ok(Some(run.path(&folder)?));
+        }
+    }
+    crate::error::bail!(
+        "unit {}: the encoders it starts from are missing (unit {need} pretrains them: `tessera resume` runs it again)",
+        unit.id
+    )
 }
 
 /// The message of a panic payload.

@@ -92,8 +92,11 @@ pub struct PopulationInputs<'a> {
     pub config: &'a PopulationConfig,
     /// `[pretrain]`.
     pub pretrain: &'a crate::manifest::PretrainConfig,
-    /// Where pretrained encoders are saved (`<architecture>.safetensors`).
+    /// Where pretrained encoders are saved ([`encoder_file`]).
     pub encoders: Option<&'a Path>,
+    /// Where the encoders the runs start from were saved by the units that
+    /// pretrained them: read from there instead of pretraining.
+    pub pretrained: Option<&'a Path>,
     /// The data (clean labels).
     pub splits: &'a Splits,
     /// The device.
@@ -106,6 +109,12 @@ pub struct PopulationInputs<'a> {
     pub sampler: Option<&'a SamplerFactory<'a>>,
     /// Where the unit saves its state to continue after a stop, if anywhere.
     pub store: Option<&'a dyn GroupStore>,
+}
+
+/// The file of `architecture`'s pretrained encoder in an encoders folder,
+/// e.g. `cnn[16-32].safetensors`.
+pub fn encoder_file(architecture: &crate::manifest::ModelConfig) -> String {
+    crate::report::file_stem_safe(&format!("{}.safetensors", describe(architecture)))
 }
 
 /// Makes the sampler a population run trains under, from the run's seed.
@@ -142,7 +151,17 @@ impl Population {
         if let Some(bar) = progress {
             bar.set_length(plan.runs.len() as u64);
         }
-        let inputs = PopulationInputs { config, pretrain, encoders, splits, device, seed, sampler: None, store: None };
+        let inputs = PopulationInputs {
+            config,
+            pretrain,
+            encoders,
+            splits,
+            device,
+            seed,
+            sampler: None,
+            store: None,
+            pretrained: None,
+        };
         let mut population = Population::default();
         for group in plan.groups(config, pretrain) {
             population.append(Population::train_runs(&plan, &group, &inputs, cancel, progress)?)?;
@@ -231,8 +250,22 @@ impl Population {
         Ok(())
     }
 
-    /// One start for every run of an architecture: its pretrained encoder,
-    /// or (frozen features) one random network; none otherwise.
+    /// Pretrains architecture `a`'s encoder without labels and saves it in
+    /// `inputs.encoders` ([`encoder_file`]): what a population's pretraining
+    /// unit does before the units of its runs, which read it
+    /// (`inputs.pretrained`).
+    pub fn pretrain_encoder(plan: &PopulationPlan, a: usize, inputs: &PopulationInputs) -> Result<()> {
+        if inputs.encoders.is_none() || inputs.pretrain.method == PretrainMethod::None {
+            bail!("pretraining an encoder needs [pretrain] method and a folder to save it in");
+        }
+        let shared = SharedTensors { train: TensorData::new(&inputs.splits.train, inputs.device), evaluated: vec![] };
+        Self::shared_start(plan, a, inputs, &shared)?;
+        Ok(())
+    }
+
+    /// One start for every run of an architecture: its pretrained encoder
+    /// (read from `inputs.pretrained` when a unit made it already), or
+    /// (frozen features) one random network; none otherwise.
     fn shared_start(
         plan: &PopulationPlan,
         a: usize,
@@ -246,7 +279,11 @@ impl Population {
         let architecture = &plan.architectures[a].0;
         let base_seed = SeedRng::derive(inputs.seed, 0xBA5E ^ a as u64).next_u64();
         let classes = splits.train.classes as i64;
-        let base = Model::new(architecture, &splits.train.shape, classes, device, base_seed)?;
+        let mut base = Model::new(architecture, &splits.train.shape, classes, device, base_seed)?;
+        if let Some(dir) = inputs.pretrained.filter(|_| pretrain.method != PretrainMethod::None) {
+            base.load(&dir.join(encoder_file(architecture)))?;
+            return Ok(Some(base));
+        }
         if pretrain.method != PretrainMethod::None {
             let summary = crate::pretrain::pretrain(pretrain, &base, &shared.train, device, base_seed)?;
             log::info!(
@@ -258,8 +295,7 @@ impl Population {
             );
             if let Some(dir) = inputs.encoders {
                 std::fs::create_dir_all(dir)?;
-                let file = crate::report::file_stem_safe(&format!("{}.safetensors", describe(architecture)));
-                base.save(&dir.join(file))?;
+                base.save(&dir.join(encoder_file(architecture)))?;
             }
         }
         Ok(Some(base))
@@ -484,6 +520,7 @@ mod tests {
             config: &config,
             pretrain: &pretrain,
             encoders: None,
+            pretrained: None,
             splits: &splits,
             device: Device::Cpu,
             seed: 5,

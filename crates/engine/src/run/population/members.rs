@@ -20,22 +20,60 @@ use crate::run::{RunOptions, Session};
 /// Trains `runs` of `variant`'s population and saves them as
 /// `<unit_dir>/population-part/` (encoders under `pretrained/<variant>/`),
 /// saving the unit's state as it goes into `resuming` and continuing from
-/// the newest there.
+/// the newest there. With `pretrained`, the runs start from the encoders a
+/// pretraining unit saved there.
 pub(in crate::run) fn run_part(
     session: &Session,
     variant: &Variant,
     runs: &[RunSpec],
     options: &RunOptions,
-    (unit_dir, resuming): (&Path, Resuming),
+    (unit_dir, resuming, pretrained): (&Path, Resuming, Option<&Path>),
 ) -> Result<()> {
+    let store = PopulationStore(resuming);
+    let part = with_inputs(session, variant, (unit_dir, options), |plan, inputs| {
+        let inputs = PopulationInputs { store: Some(&store), pretrained, ..inputs };
+        let bar = progress_bar(options, runs.len() as u64, format!("{}: population", variant.name));
+        let part = Population::train_runs(plan, runs, &inputs, &options.cancel, bar.as_ref())?;
+        bar.iter().for_each(indicatif::ProgressBar::finish_and_clear);
+        Ok(part)
+    })?;
+    Ok(part.save(&unit_dir.join(PART))?)
+}
+
+/// Pretrains `variant`'s encoder of `architecture` into
+/// `<unit_dir>/pretrained/<variant>/`, for the units of its runs.
+pub(in crate::run) fn run_pretrain(
+    session: &Session,
+    variant: &Variant,
+    architecture: usize,
+    options: &RunOptions,
+    unit_dir: &Path,
+) -> Result<()> {
+    with_inputs(session, variant, (unit_dir, options), |plan, inputs| {
+        Population::pretrain_encoder(plan, architecture, &inputs)
+    })
+}
+
+/// The folder of a unit's pretrained encoders of `variant`, relative to its work folder.
+pub(in crate::run) fn encoders_dir(variant: &Variant) -> std::path::PathBuf {
+    Path::new("pretrained").join(report::file_stem_safe(&variant.name))
+}
+
+/// Calls `train` with the population's plan and what its runs train on:
+/// libtorch set up, the clean data read, encoders saved under `unit_dir`.
+fn with_inputs<T>(
+    session: &Session,
+    variant: &Variant,
+    (unit_dir, options): (&Path, &RunOptions),
+    train: impl FnOnce(&PopulationPlan, PopulationInputs) -> tessera_torch::Result<T>,
+) -> Result<T> {
     let s = &variant.settings;
     let seed = s.experiment.seed;
     let device = set_up_libtorch(&s.experiment)?;
     let plan = PopulationPlan::new(&s.population, &s.train)?;
     // Clean labels here: each run draws its settings' label noise itself.
     let splits = session.clean_data(&s.data, seed)?;
-    let store = PopulationStore(resuming);
-    let encoders = unit_dir.join("pretrained").join(report::file_stem_safe(&variant.name));
+    let encoders = unit_dir.join(encoders_dir(variant));
     let make_sampler = |run_seed: u64| -> tessera_torch::Result<(crate::plugin::SamplerHandle, CallContext)> {
         let spec = variant.sampler.as_ref().expect("only with a sampler");
         let sampler = session.registry.new_sampler(&spec.id, &spec.params_text())?;
@@ -45,18 +83,14 @@ pub(in crate::run) fn run_part(
         config: &s.population,
         pretrain: &s.pretrain,
         encoders: Some(&encoders),
+        pretrained: None,
         splits: &splits,
         device,
         seed: role_seed(seed, "population"),
         sampler: variant.sampler.as_ref().map(|_| &make_sampler as &crate::population::SamplerFactory),
-        store: Some(&store),
+        store: None,
     };
-    let bar = progress_bar(options, runs.len() as u64, format!("{}: population", variant.name));
-    let part = Population::train_runs(&plan, runs, &inputs, &options.cancel, bar.as_ref())?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    Ok(part.save(&unit_dir.join(PART))?)
+    Ok(train(&plan, inputs)?)
 }
 
 /// The reduce step: the population (its parts joined in row order, or

@@ -6,24 +6,46 @@
 
 use crate::error::Result;
 
-use crate::manifest::Variant;
-use crate::population::{PopulationPlan, RunSpec};
+use std::collections::BTreeSet;
+
+use super::plan::Work;
+use crate::manifest::{PretrainMethod, Variant};
+use crate::population::PopulationPlan;
 
 #[cfg(feature = "torch")]
 mod members;
 #[cfg(feature = "torch")]
 mod resume;
 #[cfg(feature = "torch")]
-pub(super) use members::{engine_report, observe_population, reduce, run_part};
+pub(super) use members::{encoders_dir, engine_report, observe_population, reduce, run_part, run_pretrain};
 
 /// The folder of a unit's part of the population.
 pub(super) const PART: &str = "population-part";
 
-/// The population's plan for `variant` (its runs in row order, grouped).
-pub(super) fn groups(variant: &Variant) -> Result<Vec<Vec<RunSpec>>> {
+/// The population's units of work for `variant`: when its runs start from
+/// a pretrained encoder, first a unit per architecture that pretrains it;
+/// then its runs in row order, grouped, each group with the index of the
+/// work it needs (its architecture's encoder).
+pub(super) fn works(variant: &Variant) -> Result<Vec<(Work, Option<usize>)>> {
     let s = &variant.settings;
     let plan = PopulationPlan::new(&s.population, &s.train)?;
-    Ok(plan.groups(&s.population, &s.pretrain))
+    let groups = plan.run_groups(&s.population);
+    if s.pretrain.method == PretrainMethod::None {
+        return Ok(groups.into_iter().map(|runs| (Work::PopulationRuns { runs }, None)).collect());
+    }
+    let architectures: Vec<usize> =
+        plan.runs.iter().map(|r| r.architecture).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut works: Vec<(Work, Option<usize>)> = (architectures.iter())
+        .map(|&architecture| {
+            let model = crate::population::describe(&plan.architectures[architecture].0);
+            (Work::Pretrain { architecture, model }, None)
+        })
+        .collect();
+    for runs in groups {
+        let pretrain = architectures.iter().position(|&a| a == runs[0].architecture);
+        works.push((Work::PopulationRuns { runs }, pretrain));
+    }
+    Ok(works)
 }
 
 /// Without libtorch there are no members to reduce.
