@@ -1,8 +1,8 @@
 //! `experiment.reproducible = "portable"`: two processes whose environments
 //! ask libtorch for different instruction sets (as an AVX2-only node and an
 //! AVX-512 one would choose) train to different last bits in native mode
-//! and to the same bits in portable mode, for a `train` run and a
-//! population. And collect warns when a variant's units ran on different
+//! and to the same bits in portable mode, for a `train` run, a population
+//! and a SubTuning unit (its greedy search and training). And collect warns when a variant's units ran on different
 //! CPU kinds in native mode.
 
 mod common;
@@ -52,6 +52,39 @@ optimizer = "adam"
 lr = 0.003
 [[variant]]
 name = "members"
+"#;
+
+/// SubTuning's greedy search of one block of a small ResNet by 2-fold
+/// validation, then training it with the head.
+const SUBTUNING: &str = r#"
+[experiment]
+threads = 1
+seed = 4
+[data]
+source = "digits"
+validation_fraction = 0.0
+[model]
+kind = "resnet"
+width = 4
+depth = 1
+stages = 2
+[train]
+optimizer = "adamw"
+lr = 0.01
+epochs = 2
+batch_size = 32
+oracle_epochs = 1
+[sampler]
+use = "baselines.full-shuffle"
+[finetuner]
+use = "subtuning.greedy"
+folds = 2
+max_blocks = 1
+epsilon = 0.0
+[[metric]]
+use = "baselines.accuracy"
+[[variant]]
+name = "subtuning"
 "#;
 
 /// The instruction set a second kind of node would choose: AVX-512 where
@@ -113,6 +146,11 @@ fn a_training_run_gives_the_same_bits_whichever_isa_its_environment_asks_for() {
 #[test]
 fn a_population_gives_the_same_bits_whichever_isa_its_environment_asks_for() {
     assert_portable_only(POPULATION);
+}
+
+#[test]
+fn a_subtuning_unit_gives_the_same_bits_whichever_isa_its_environment_asks_for() {
+    assert_portable_only(SUBTUNING);
 }
 
 #[test]
