@@ -314,14 +314,28 @@ fn a_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
 #[test]
 fn a_population_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
     let plugin = common::library("tessera_pointwise_profiles");
-    let stops = [(libc::SIGINT, 300), (libc::SIGTERM, 1700), (libc::SIGKILL, 900), (libc::SIGKILL, 3000)];
+    let stops = [
+        (libc::SIGINT, 300),
+        (libc::SIGINT, 2400),
+        (libc::SIGTERM, 1000),
+        (libc::SIGTERM, 1700),
+        (libc::SIGKILL, 900),
+        (libc::SIGKILL, 3000),
+    ];
     every_stop_gives_the_uninterrupted_bits(&[plugin.as_path()], POPULATION, &stops);
 }
 
 #[test]
 fn a_subtuning_unit_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
     let plugins = [common::baselines(), common::library("tessera_subtuning")];
-    let stops = [(libc::SIGINT, 200), (libc::SIGTERM, 1500), (libc::SIGKILL, 700), (libc::SIGKILL, 2500)];
+    let stops = [
+        (libc::SIGINT, 200),
+        (libc::SIGINT, 1900),
+        (libc::SIGTERM, 800),
+        (libc::SIGTERM, 1500),
+        (libc::SIGKILL, 700),
+        (libc::SIGKILL, 2500),
+    ];
     every_stop_gives_the_uninterrupted_bits(&plugins.each_ref().map(PathBuf::as_path), SUBTUNING, &stops);
 }
 
