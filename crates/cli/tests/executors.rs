@@ -6,7 +6,8 @@
 //! rerun, alone, by `tessera resume`. The test cluster's `MaxArraySize` is
 //! 4, so the population's 6 units run as two arrays. A population whose
 //! runs start from a pretrained encoder runs its pretraining unit first and
-//! its runs as dependent arrays after it. A unit twice as long as its
+//! its runs as dependent arrays after it; a population of batched runs
+//! (`population.batch`) too. A unit twice as long as its
 //! task's time limit finishes through requeues, with inline's bits.
 
 mod common;
@@ -56,6 +57,24 @@ const TINY: &[Tiny] = &[
             "population.epochs=[1]",
             "--set",
             "population.seeds=[1,2]",
+        ],
+    },
+    Tiny {
+        name: "batched-population",
+        example: "pointwise-profiles",
+        args: &[
+            "--variant",
+            "digits",
+            "--set",
+            "population.models=[{ kind = \"mlp\", hidden = [32] }]",
+            "--set",
+            "population.seeds=[1,2,3]",
+            "--set",
+            "population.epochs=[1,2]",
+            "--set",
+            "population.widths=[1.0]",
+            "--set",
+            "population.batch=2",
         ],
     },
     Tiny {

@@ -106,6 +106,33 @@ pub struct RunSpec {
     pub setting: usize,
 }
 
+/// Why `population.batch > 1` cannot apply to `config`, if it cannot:
+/// batched members are MLPs (or linear models) that each start from their
+/// own seed and train on a host shuffle, one step per batch, members at
+/// whole epochs.
+pub fn batch_refused(
+    config: &PopulationConfig,
+    train: &TrainConfig,
+    pretrain: &crate::manifest::PretrainConfig,
+) -> Option<&'static str> {
+    let accumulates = setting_configs(config, train).is_ok_and(|s| s.iter().any(|c| c.accumulate > 1));
+    let reasons = [
+        (
+            config.models.iter().any(|m| !matches!(m.kind, ModelKind::Mlp | ModelKind::Linear)),
+            "only MLP and linear models batch so far",
+        ),
+        (config.models.iter().any(|m| m.weights.is_some()), "models with model.weights do not batch yet"),
+        (config.fork_step.is_some(), "population.fork_step does not batch yet"),
+        (
+            pretrain.method != PretrainMethod::None || config.freeze_features,
+            "a shared start (pretrain, freeze_features) does not batch yet",
+        ),
+        (config.every_checkpoint, "population.every_checkpoint does not batch yet"),
+        (accumulates, "train.accumulate does not batch yet"),
+    ];
+    reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| *why)
+}
+
 /// A population's runs before any trains: the distinct architectures, each
 /// setting's `[train]`, and every run in row order.
 #[derive(Debug, Clone)]
@@ -223,6 +250,26 @@ impl PopulationPlan {
             Some(_) => self.grouped_by(|r| (r.architecture, r.seed_index, 0)),
             None => self.grouped_by(|r| (r.architecture, r.seed_index, r.run)),
         }
+    }
+
+    /// The units of runs with `population.batch = k`: each group of
+    /// [`PopulationPlan::run_groups`], its consecutive runs of one
+    /// architecture whose settings differ at most in `label_noise` split into
+    /// batches of at most `k` (a fork group stays whole).
+    pub fn batches(&self, config: &PopulationConfig, k: usize) -> Vec<Vec<RunSpec>> {
+        let groups = self.run_groups(config);
+        if k <= 1 || config.fork_step.is_some() {
+            return groups;
+        }
+        let key = |r: &RunSpec| (r.architecture, TrainConfig { label_noise: 0.0, ..self.settings[r.setting].clone() });
+        let mut batches: Vec<Vec<RunSpec>> = Vec::new();
+        for run in groups.into_iter().flatten() {
+            match batches.last_mut() {
+                Some(batch) if batch.len() < k && key(&batch[0]) == key(&run) => batch.push(run),
+                _ => batches.push(vec![run]),
+            }
+        }
+        batches
     }
 
     /// Consecutive runs with the same `key`, together.

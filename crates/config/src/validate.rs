@@ -138,11 +138,22 @@ pub fn settings(s: &Settings, base: &Path, gpus: impl Fn() -> usize) -> Vec<Prob
             data(&mut p, &s.data, base);
             train(&mut p, &s.train, &s.data);
             population(&mut p, &s.population, &s.data, base);
+            population_batch(&mut p, s);
             reference(&mut p, s, base);
             pretrain(&mut p, &s.pretrain);
         }
     }
     p.0
+}
+
+/// `population.batch > 1` only where batched members train as they would alone.
+fn population_batch(p: &mut Problems, s: &Settings) {
+    if s.population.batch <= 1 {
+        return;
+    }
+    if let Some(why) = crate::population::batch_refused(&s.population, &s.train, &s.pretrain) {
+        p.hint("population.batch", why, "set population.batch = 1");
+    }
 }
 
 fn experiment(p: &mut Problems, s: &Settings, gpus: impl Fn() -> usize) {
@@ -588,6 +599,7 @@ fn population(p: &mut Problems, c: &PopulationConfig, d: &DataConfig, base: &Pat
     for (i, &w) in c.widths.iter().enumerate() {
         p.positive(&format!("population.widths[{i}]"), w);
     }
+    p.within("population.batch", c.batch as f64, 1.0..=4096.0);
     for (key, empty) in [
         ("population.models", c.models.is_empty()),
         ("population.widths", c.widths.is_empty()),

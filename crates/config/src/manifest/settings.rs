@@ -503,6 +503,11 @@ settings! {
         /// Instead of training, load the prediction matrices a previous run saved
         /// (its `population/<variant>` folder, relative to the manifest).
         pub load: Option<String> = None;
+        /// Train up to this many consecutive runs of one MLP architecture,
+        /// whose settings differ at most in `label_noise`, as one batched
+        /// model (weights stacked on a member axis; each member as it would
+        /// train alone, up to floating-point reassociation); 1: each run alone.
+        pub batch: usize = 1, range "[1, 4096]";
     }
 }
 

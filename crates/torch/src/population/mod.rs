@@ -17,11 +17,13 @@ use crate::train::TensorData;
 
 pub use tessera_config::population::*;
 
+mod batched;
 mod files;
 mod group;
 mod resume;
 mod run;
 
+pub use batched::{unbatchable, BatchedMlp};
 pub use resume::{GroupState, GroupStore, RunState};
 use run::OneRun;
 
@@ -117,6 +119,29 @@ pub fn encoder_file(architecture: &crate::manifest::ModelConfig) -> String {
     crate::report::file_stem_safe(&format!("{}.safetensors", describe(architecture)))
 }
 
+impl<'a> PopulationInputs<'a> {
+    /// Inputs on the CPU with nothing saved, no sampler and no store (tests).
+    #[cfg(test)]
+    pub(crate) fn on_cpu(
+        config: &'a PopulationConfig,
+        pretrain: &'a crate::manifest::PretrainConfig,
+        splits: &'a Splits,
+        seed: u64,
+    ) -> Self {
+        PopulationInputs {
+            config,
+            pretrain,
+            encoders: None,
+            pretrained: None,
+            splits,
+            device: Device::Cpu,
+            seed,
+            sampler: None,
+            store: None,
+        }
+    }
+}
+
 /// Makes the sampler a population run trains under, from the run's seed.
 pub type SamplerFactory<'a> = dyn Fn(u64) -> Result<(crate::plugin::SamplerHandle, crate::plugin::CallContext)> + 'a;
 
@@ -179,6 +204,9 @@ impl Population {
         cancel: &AtomicBool,
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<Population> {
+        if inputs.config.batch > 1 && runs.len() > 1 {
+            return Self::train_batched(plan, runs, inputs, (cancel, progress));
+        }
         let mut group = group::Group::new(plan, runs, inputs)?;
         let mut resumed = group.resume()?;
         if let Some(bar) = progress {
@@ -201,6 +229,24 @@ impl Population {
             }
         }
         Ok(group.population.into_inner())
+    }
+
+    /// Trains `runs` (one batch of `population.batch`) as one batched model.
+    /// A stop starts the batch over: its state is not saved.
+    fn train_batched(
+        plan: &PopulationPlan,
+        runs: &[RunSpec],
+        inputs: &PopulationInputs,
+        (cancel, progress): (&AtomicBool, Option<&indicatif::ProgressBar>),
+    ) -> Result<Population> {
+        let group = group::Group::new(plan, runs, inputs)?;
+        let mut population = group.population.into_inner();
+        batched::train_batch(plan, runs, inputs, (&group.shared, cancel), &mut population)?;
+        log::info!("population runs {}–{} trained as one batch", runs[0].run + 1, runs[runs.len() - 1].run + 1);
+        if let Some(bar) = progress {
+            bar.inc(runs.len() as u64);
+        }
+        Ok(population)
     }
 
     /// A population of one member: `model` (a `train` run's final model,
@@ -516,17 +562,7 @@ mod tests {
         let plan = PopulationPlan::new(&config, &train).unwrap();
         let pretrain = crate::manifest::PretrainConfig::default();
         let store = EverySave { dir: tempfile::tempdir().unwrap(), saved: Default::default(), resume_from: None };
-        let inputs = |store| PopulationInputs {
-            config: &config,
-            pretrain: &pretrain,
-            encoders: None,
-            pretrained: None,
-            splits: &splits,
-            device: Device::Cpu,
-            seed: 5,
-            sampler: None,
-            store,
-        };
+        let inputs = |store| PopulationInputs { store, ..PopulationInputs::on_cpu(&config, &pretrain, &splits, 5) };
         let never = AtomicBool::new(false);
         let whole = Population::train_runs(&plan, &plan.runs, &inputs(Some(&store)), &never, None).unwrap();
         assert_eq!(whole, Population::train_runs(&plan, &plan.runs, &inputs(None), &never, None).unwrap());

@@ -37,6 +37,13 @@ impl ShuffledOrder {
     }
 }
 
+impl ShuffledOrder {
+    /// The ids in this order (none once handed out as a chunk).
+    pub fn ids(&self) -> &[u64] {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
 impl EpochOrder for ShuffledOrder {
     fn next_chunk(&mut self) -> tessera_data::Result<Option<RVec<u64>>> {
         Ok(self.0.take().map(RVec::from))
@@ -637,15 +644,19 @@ fn per_example(logits: &Tensor, y: &Tensor) -> Result<(Vec<f32>, Vec<i64>)> {
 
 /// Builds the optimizer `cfg` names over `model`'s trainable weights.
 pub fn optimizer(model: &Model, cfg: &TrainConfig) -> Result<SavableOptimizer> {
+    // The model's trainable tensors in the var store's order, as tch's
+    // optimizers take them (the same order, the same bits).
+    SavableOptimizer::new(optimizer_rule(cfg), cfg.lr, &model.vs.trainable_variables())
+}
+
+/// The update rule `cfg` names, with its momentum and weight decay.
+pub fn optimizer_rule(cfg: &TrainConfig) -> Rule {
     let weight_decay = cfg.weight_decay;
-    let rule = match cfg.optimizer {
+    match cfg.optimizer {
         Optimizer::Sgd => Rule::Sgd { momentum: cfg.momentum, weight_decay },
         Optimizer::Adam => Rule::Adam { weight_decay },
         Optimizer::Adamw => Rule::AdamW { weight_decay },
-    };
-    // The model's trainable tensors in the var store's order, as tch's
-    // optimizers take them (the same order, the same bits).
-    SavableOptimizer::new(rule, cfg.lr, &model.vs.trainable_variables())
+    }
 }
 
 /// The learning rate at optimizer step `step` (0-based) of `total`.

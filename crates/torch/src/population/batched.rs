@@ -1,0 +1,396 @@
+//! Populations trained as one batched model (issue 39): K runs of one MLP
+//! architecture and one training setting, their weights stacked on a
+//! leading member axis, each layer a batched matrix product. Each member
+//! keeps what it has alone: its initialization (its seed's weights, copied
+//! from the model it would train unbatched), its own shuffled order (its
+//! seed's stream, batch for batch), its label-noise draw and its members at
+//! each training length. One optimizer over the stacked tensors is K
+//! optimizers: SGD's momentum, Adam's moments and weight decay act element
+//! by element, and the loss is the sum of the members' mean losses, so each
+//! member's gradient is its own.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tch::{Device, Kind, Tensor};
+use tessera_sdk::SeedRng;
+
+use super::run::OneRun;
+use super::{batch_refused, describe, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors};
+use crate::error::{bail, Result};
+use crate::manifest::TrainConfig;
+use crate::model::Model;
+use crate::train::{self, ShuffledOrder, TensorData};
+
+/// K MLPs of one architecture as stacked tensors: per layer a weight
+/// `[K, in, out]` and a bias `[K, 1, out]`, the last layer the head.
+pub struct BatchedMlp {
+    layers: Vec<(Tensor, Tensor)>,
+}
+
+impl BatchedMlp {
+    /// The members' weights stacked, each as its own model holds them.
+    pub fn stack(members: &[Model]) -> Result<Self> {
+        let Some(first) = members.first() else { bail!("a batch of no members") };
+        let hidden = first.vs.variables().keys().filter(|n| n.starts_with("layer") && n.ends_with(".weight")).count();
+        let names: Vec<String> = (0..hidden).map(|i| format!("layer{i}")).chain(["head".to_string()]).collect();
+        let mut layers = Vec::new();
+        for name in &names {
+            let of = |leaf: &str| -> Result<Vec<Tensor>> {
+                let key = format!("{name}.{leaf}");
+                members
+                    .iter()
+                    .map(|m| m.vs.variables().get(&key).map(Tensor::detach).ok_or_else(|| missing(&key)))
+                    .collect()
+            };
+            let weights: Vec<Tensor> = of("weight")?.iter().map(Tensor::tr).collect();
+            let biases: Vec<Tensor> = of("bias")?.iter().map(|b| b.unsqueeze(0)).collect();
+            let weight = Tensor::stack(&weights, 0).contiguous().set_requires_grad(true);
+            let bias = Tensor::stack(&biases, 0).contiguous().set_requires_grad(true);
+            layers.push((weight, bias));
+        }
+        Ok(BatchedMlp { layers })
+    }
+
+    /// The members' logits `[K, B, classes]` of their inputs `[K, B, ...]`.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = x.flatten(2, -1);
+        let last = self.layers.len() - 1;
+        for (i, (weight, bias)) in self.layers.iter().enumerate() {
+            // bias + h·W in one kernel.
+            h = bias.baddbmm(&h, weight, 1.0, 1.0);
+            if i < last {
+                h = h.relu();
+            }
+        }
+        h
+    }
+
+    /// Every stacked tensor, in layer order (weight, bias).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.layers.iter().flat_map(|(w, b)| [w.shallow_clone(), b.shallow_clone()]).collect()
+    }
+
+    /// How many members.
+    pub fn members(&self) -> i64 {
+        self.layers[0].0.size()[0]
+    }
+}
+
+fn missing(key: &str) -> crate::TorchError {
+    crate::TorchError::Invalid(format!("batched training: the model has no `{key}` (only MLPs batch)"))
+}
+
+/// Why `runs` cannot train as one batch, if they cannot: they must share an
+/// MLP (or linear) architecture and settings that differ at most in
+/// `label_noise`, and train from their own start on a host shuffle
+/// (see [`batch_refused`]).
+pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationInputs) -> Option<String> {
+    let first = runs.first()?;
+    let setting = |r: &RunSpec| TrainConfig { label_noise: 0.0, ..plan.settings[r.setting].clone() };
+    if let Some(why) = batch_refused(inputs.config, &plan.settings[first.setting], inputs.pretrain) {
+        return Some(why.to_string());
+    }
+    let reasons = [
+        (runs.iter().any(|r| r.architecture != first.architecture), "its runs have different architectures"),
+        (runs.iter().any(|r| setting(r) != setting(first)), "its runs' settings differ beyond label_noise"),
+        (inputs.sampler.is_some(), "a plugin's sampler does not batch yet"),
+    ];
+    reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| why.to_string())
+}
+
+/// Trains `runs` (one architecture and setting) as one batched model; the
+/// members they yield, in run order, as if each had trained alone.
+pub(super) fn train_batch(
+    plan: &PopulationPlan,
+    runs: &[RunSpec],
+    inputs: &PopulationInputs,
+    (shared, cancel): (&SharedTensors, &AtomicBool),
+    population: &mut Population,
+) -> Result<()> {
+    if let Some(why) = unbatchable(plan, runs, inputs) {
+        bail!("population.batch: {why}");
+    }
+    let one = |spec| OneRun { plan, spec, inputs, shared, base: None };
+    let models = runs.iter().map(|spec| Ok(one(spec).initial_model(&None)?.0)).collect::<Result<Vec<Model>>>()?;
+    let labels = runs.iter().map(|spec| one(spec).labels(&plan.settings[spec.setting])).collect::<Result<Vec<_>>>()?;
+    let batched = BatchedMlp::stack(&models)?;
+    let seeds: Vec<u64> = runs.iter().map(|spec| one(spec).seed()).collect();
+    let mut rows: Vec<Vec<TakenMember>> = runs.iter().map(|_| vec![]).collect();
+    let cfg = &plan.settings[runs[0].setting];
+    let mut epochs = BatchedFit::new(&batched, &shared.train, &labels, cfg, &seeds)?;
+    for epoch in 1..=cfg.epochs {
+        let (step, seen) = epochs.epoch(cancel)?;
+        if plan.lengths.contains(&epoch) {
+            let taken = take_members(&batched, runs, (epoch, step, seen), (plan, inputs, shared))?;
+            rows.iter_mut().zip(taken).for_each(|(rows, row)| rows.push(row));
+        }
+    }
+    if plan.settings.iter().any(|c| c.label_noise > 0.0) {
+        population.train_labels.extend(labels);
+    }
+    for (member, splits) in rows.into_iter().flatten() {
+        for (split, row) in splits {
+            row.append_to(population.splits.get_mut(&split).expect("inserted with the population"));
+        }
+        population.members.push(member);
+    }
+    Ok(())
+}
+
+/// The training of a batch: each member's order and labels, the stacked
+/// optimizer and where the fit stands.
+struct BatchedFit<'a> {
+    model: &'a BatchedMlp,
+    data: &'a TensorData,
+    labels: Tensor,
+    cfg: &'a TrainConfig,
+    rngs: Vec<SeedRng>,
+    optimizer: crate::optim::SavableOptimizer,
+    step: u64,
+    seen: u64,
+    total_steps: u64,
+}
+
+impl<'a> BatchedFit<'a> {
+    fn new(
+        model: &'a BatchedMlp,
+        data: &'a TensorData,
+        labels: &[Vec<i64>],
+        cfg: &'a TrainConfig,
+        seeds: &[u64],
+    ) -> Result<Self> {
+        let n = data.y.size()[0] as u64;
+        let device = data.x.device();
+        let labels = Tensor::stack(&labels.iter().map(|l| Tensor::from_slice(l)).collect::<Vec<_>>(), 0).to(device);
+        let optimizer = crate::optim::SavableOptimizer::new(train::optimizer_rule(cfg), cfg.lr, &model.parameters())?;
+        let total_steps = (n * cfg.epochs).div_ceil(cfg.batch_size as u64);
+        let rngs = seeds.iter().map(|&seed| SeedRng::derive(seed, 0x5_4FF1E)).collect();
+        Ok(BatchedFit { model, data, labels, cfg, rngs, optimizer, step: 0, seen: 0, total_steps })
+    }
+
+    /// One epoch, each member in its own fresh shuffle; (steps, examples
+    /// seen) after it. A stop asked for ends it (the batch starts over).
+    fn epoch(&mut self, cancel: &AtomicBool) -> Result<(u64, u64)> {
+        let n = self.data.y.size()[0] as u64;
+        let orders: Vec<i64> = (self.rngs.iter_mut())
+            .flat_map(|rng| ShuffledOrder::new(n, rng).ids().iter().map(|&i| i as i64).collect::<Vec<_>>())
+            .collect();
+        let orders = Tensor::from_slice(&orders).view([self.rngs.len() as i64, n as i64]).to(self.data.x.device());
+        let batch = self.cfg.batch_size as i64;
+        for start in (0..n as i64).step_by(batch as usize) {
+            if cancel.load(Ordering::Relaxed) {
+                bail!("cancelled: a batch of population runs saves no state, and starts over when resumed");
+            }
+            let length = batch.min(n as i64 - start);
+            self.step_on(&orders.narrow(1, start, length).contiguous())?;
+            self.seen += length as u64;
+        }
+        Ok((self.step, self.seen))
+    }
+
+    /// One optimizer step on each member's batch `ids` `[K, B]`.
+    fn step_on(&mut self, ids: &Tensor) -> Result<()> {
+        let k = ids.size()[0];
+        let x = self.data.x.index_select(0, &ids.flatten(0, 1));
+        let shape: Vec<i64> = [k, ids.size()[1]].into_iter().chain(x.size()[1..].iter().copied()).collect();
+        let x = x.view(shape.as_slice());
+        let y = self.labels.gather(1, ids, false);
+        let logits = self.model.forward(&x);
+        // Each member's mean loss; their sum gives each member its own gradient.
+        let loss = logits
+            .log_softmax(-1, Kind::Float)
+            .gather(2, &y.unsqueeze(2), false)
+            .neg()
+            .mean_dim([1i64].as_slice(), false, Kind::Float)
+            .sum(Kind::Float);
+        if !f64::try_from(&loss)?.is_finite() {
+            bail!("batched training diverged at step {} (a loss that is not finite)", self.step);
+        }
+        self.optimizer.zero_grad()?;
+        loss.backward();
+        self.optimizer.set_lr(train::learning_rate(self.cfg, self.step, self.total_steps))?;
+        self.optimizer.step()?;
+        self.step += 1;
+        Ok(())
+    }
+}
+
+/// A member taken from a batch, with its rows of each split's matrix.
+type TakenMember = (Member, Vec<(String, MemberRows)>);
+
+/// One member's rows of one split's matrix.
+struct MemberRows {
+    correct: Vec<u8>,
+    predictions: Vec<i32>,
+    true_probability: Vec<f32>,
+    probabilities: Vec<f32>,
+}
+
+impl MemberRows {
+    fn append_to(self, matrix: &mut super::SplitMatrix) {
+        matrix.correct.extend(self.correct);
+        matrix.predictions.extend(self.predictions);
+        matrix.true_probability.extend(self.true_probability);
+        matrix.probabilities.extend(self.probabilities);
+    }
+}
+
+/// Every member of the batch after `epochs` epochs, evaluated on each split
+/// by the batched model.
+fn take_members(
+    batched: &BatchedMlp,
+    runs: &[RunSpec],
+    (epochs, step, seen): (u64, u64, u64),
+    (plan, inputs, shared): (&PopulationPlan, &PopulationInputs, &SharedTensors),
+) -> Result<Vec<TakenMember>> {
+    let config = inputs.config;
+    let mut evaluated: Vec<Vec<(String, MemberRows)>> = runs.iter().map(|_| vec![]).collect();
+    let mut accuracies: Vec<std::collections::BTreeMap<String, f64>> =
+        runs.iter().map(|_| Default::default()).collect();
+    for (split, data) in &shared.evaluated {
+        let k = batched.members();
+        let n = data.y.size()[0];
+        let shape: Vec<i64> = [k].into_iter().chain(data.x.size()).collect();
+        let x = data.x.unsqueeze(0).expand(shape.as_slice(), false);
+        let outputs = tch::no_grad(|| batched.forward(&x).softmax(-1, Kind::Float));
+        for (i, rows) in evaluated.iter_mut().enumerate() {
+            let (member_rows, accuracy) = member_rows(&outputs.get(i as i64), &data.y, config.probabilities, n)?;
+            accuracies[i].insert(split.clone(), accuracy);
+            rows.push((split.clone(), member_rows));
+        }
+    }
+    let (architecture, width) = &plan.architectures[runs[0].architecture];
+    let members = runs.iter().zip(accuracies).map(|(spec, accuracy)| Member {
+        run: spec.run,
+        model: describe(architecture),
+        width: *width,
+        seed: config.seeds[spec.seed_index],
+        setting: spec.setting,
+        setting_label: super::setting_label(&config.settings[spec.setting]),
+        batch_size: plan.settings[spec.setting].batch_size,
+        epochs,
+        step,
+        examples_seen: seen,
+        accuracy,
+    });
+    Ok(members.zip(evaluated).collect())
+}
+
+/// One member's rows from its softmax outputs `[n, classes]`, and its accuracy.
+fn member_rows(outputs: &Tensor, y: &Tensor, probabilities: bool, n: i64) -> Result<(MemberRows, f64)> {
+    let truth = outputs.gather(1, &y.unsqueeze(1), false).squeeze_dim(1);
+    let predicted = outputs.argmax(-1, false);
+    let hit = predicted.eq_tensor(y);
+    let correct = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
+    let accuracy = correct.iter().map(|&h| f64::from(h)).sum::<f64>() / n.max(1) as f64;
+    let rows = MemberRows {
+        correct,
+        predictions: Vec::<i32>::try_from(&predicted.to_kind(Kind::Int).to_device(Device::Cpu))?,
+        true_probability: train::to_vec_f32(&truth)?,
+        probabilities: if probabilities { train::to_vec_f32(outputs)? } else { vec![] },
+    };
+    Ok((rows, accuracy))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::manifest::{DataConfig, ModelConfig, PopulationConfig, PretrainConfig, Split};
+
+    fn splits() -> crate::data::Splits {
+        let data = DataConfig { examples: 400, features: 6, classes: 3, separation: 1.5, ..DataConfig::default() };
+        crate::data::load(&data, 0.0, 1, Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn after_one_step_each_member_is_the_model_it_would_be_alone() {
+        let splits = splits();
+        let config = ModelConfig { hidden: vec![16, 8], ..ModelConfig::default() };
+        let make = |seed| Model::new(&config, &splits.train.shape, 3, Device::Cpu, seed).unwrap();
+        let members: Vec<Model> = (0..4).map(make).collect();
+        let batched = BatchedMlp::stack(&members).unwrap();
+        let data = TensorData::new(&splits.train, Device::Cpu);
+        let cfg = TrainConfig { batch_size: 8, momentum: 0.9, lr: 0.1, ..TrainConfig::default() };
+        let labels: Vec<Vec<i64>> = (0..4).map(|_| splits.train.labels.clone()).collect();
+        let mut fit = BatchedFit::new(&batched, &data, &labels, &cfg, &[0, 1, 2, 3]).unwrap();
+        // Each member's own batch: different ids per member.
+        let ids: Vec<Vec<i64>> = (0..4).map(|k| (0..8).map(|i| (i * 7 + k * 13) % 300).collect()).collect();
+        let stacked = Tensor::stack(&ids.iter().map(|i| Tensor::from_slice(i)).collect::<Vec<_>>(), 0);
+        fit.step_on(&stacked).unwrap();
+        let probe = data.x.narrow(0, 0, 50);
+        let together = tch::no_grad(|| batched.forward(&probe.unsqueeze(0).expand([4, 50, 6], false)));
+        for (k, member) in members.iter().enumerate() {
+            let alone = make(k as u64);
+            let mut optimizer = train::optimizer(&alone, &cfg).unwrap();
+            let batch = Tensor::from_slice(&ids[k]);
+            let loss = alone
+                .forward_train(&data.x.index_select(0, &batch))
+                .cross_entropy_for_logits(&data.y.index_select(0, &batch));
+            optimizer.zero_grad().unwrap();
+            loss.backward();
+            optimizer.set_lr(train::learning_rate(&cfg, 0, fit.total_steps)).unwrap();
+            optimizer.step().unwrap();
+            let expected = tch::no_grad(|| alone.forward(&probe));
+            let got = together.get(k as i64);
+            let relative = f64::try_from((&got - &expected).abs().max() / expected.abs().max()).unwrap();
+            assert!(relative < 1e-5, "member {k}: logits differ by {relative:e} relative after one step");
+            eprintln!("member {k}: logits after one step differ by {relative:e} relative");
+            // The batch started from the member's own initialization.
+            let _ = member;
+        }
+    }
+
+    #[test]
+    fn a_batched_population_is_the_unbatched_one_up_to_rounding_and_reproducible() {
+        let splits = splits();
+        let setting = |text: &str| text.parse::<toml::Table>().unwrap();
+        let config = PopulationConfig {
+            models: vec![ModelConfig { hidden: vec![16], ..ModelConfig::default() }],
+            seeds: vec![0, 1, 2],
+            settings: vec![setting("label_noise = 0.0"), setting("label_noise = 0.1")],
+            epochs: vec![1, 3],
+            splits: vec![Split::Test, Split::Train],
+            probabilities: true,
+            ..PopulationConfig::default()
+        };
+        let train = TrainConfig { batch_size: 16, momentum: 0.9, lr: 0.05, ..TrainConfig::default() };
+        let pretrain = PretrainConfig::default();
+        let trained = |batch: usize| {
+            let config = PopulationConfig { batch, ..config.clone() };
+            let plan = PopulationPlan::new(&config, &train).unwrap();
+            let inputs = PopulationInputs::on_cpu(&config, &pretrain, &splits, 9);
+            let mut population = Population::default();
+            for units in plan.batches(&config, batch) {
+                let part = Population::train_runs(&plan, &units, &inputs, &AtomicBool::new(false), None).unwrap();
+                population.append(part).unwrap();
+            }
+            (population, plan.batches(&config, batch).len())
+        };
+        let (alone, alone_units) = trained(1);
+        let (together, batches) = trained(6);
+        assert_eq!((alone_units, batches), (6, 1), "6 runs whose settings differ in label_noise only: one batch");
+        assert_eq!(together, trained(6).0, "batched runs are bit-identical from run to run");
+        assert_eq!(alone.train_labels, together.train_labels, "each run draws its own label noise, batched or not");
+        assert_eq!(alone.members.len(), together.members.len());
+        for (a, b) in alone.members.iter().zip(&together.members) {
+            assert_eq!(
+                (a.run, a.epochs, a.step, a.examples_seen, a.setting),
+                (b.run, b.epochs, b.step, b.examples_seen, b.setting)
+            );
+            for (split, accuracy) in &a.accuracy {
+                assert!(
+                    (accuracy - b.accuracy[split]).abs() <= 0.01,
+                    "run {} {split}: {accuracy} vs {}",
+                    a.run,
+                    b.accuracy[split]
+                );
+            }
+        }
+        let (p, q) = (&alone.splits["test"].true_probability, &together.splits["test"].true_probability);
+        let largest = p.iter().zip(q).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(largest < 1e-4, "true-label probabilities differ by up to {largest}");
+        eprintln!("batched against alone: true-label probabilities differ by up to {largest:e}");
+    }
+}
