@@ -1,13 +1,15 @@
 """PyTorch's model-ensembling recipe as the reference of scripts/bench-population.
 
-MEMBERS MLPs 40-HIDDEN-HIDDEN-10, their weights stacked with
+MEMBERS MLPs 40-MODEL-MODEL-10 (MODEL a width) or CNNs [16, 32] (MODEL =
+cnn: as Tessera's, 3×3 convolutions on a 1×40 image, 2-wide max pools, a
+global average pool, a linear head), their weights stacked with
 torch.func.stack_module_state and run with vmap(functional_call), each
 member on its own shuffle of 10 000 examples, batch 32, one epoch, SGD with
 momentum over the stacked weights (the sum of the members' mean losses, so
 each member gets its own gradient). Writes the training loop's seconds to
 OUT.
 
-    python torch_func_population.py MEMBERS HIDDEN THREADS OUT
+    python torch_func_population.py MEMBERS MODEL THREADS OUT
 """
 
 import copy
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
-members, hidden, threads, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+members, model, threads, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 n, features, classes, batch = 10_000, 40, 10, 32
@@ -27,13 +29,22 @@ x = torch.randn(n, features)
 y = torch.randint(0, classes, (n,))
 
 
-def mlp():
+def mlp(hidden):
     return nn.Sequential(
         nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes)
     )
 
 
-models = [mlp() for _ in range(members)]
+def cnn():
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 1, features)),
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d((1, 2)),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d((1, 2)),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, classes),
+    )
+
+
+models = [cnn() if model == "cnn" else mlp(int(model)) for _ in range(members)]
 params, buffers = stack_module_state(models)
 params = {k: v.detach().requires_grad_() for k, v in params.items()}
 base = copy.deepcopy(models[0]).to("meta")

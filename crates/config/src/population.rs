@@ -118,8 +118,12 @@ pub fn batch_refused(
     let accumulates = setting_configs(config, train).is_ok_and(|s| s.iter().any(|c| c.accumulate > 1));
     let reasons = [
         (
-            config.models.iter().any(|m| !matches!(m.kind, ModelKind::Mlp | ModelKind::Linear)),
-            "only MLP and linear models batch so far",
+            config.models.iter().any(|m| !matches!(m.kind, ModelKind::Mlp | ModelKind::Linear | ModelKind::Cnn)),
+            "only MLP, linear and CNN models batch so far",
+        ),
+        (
+            config.models.iter().any(|m| m.kind == ModelKind::Cnn && m.batch_norm),
+            "CNNs with batch_norm do not batch yet",
         ),
         (config.models.iter().any(|m| m.weights.is_some()), "models with model.weights do not batch yet"),
         (config.fork_step.is_some(), "population.fork_step does not batch yet"),

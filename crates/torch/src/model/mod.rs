@@ -383,6 +383,11 @@ impl Model {
         self.features(x).apply(self.head.as_ref().expect("a native model has a head"))
     }
 
+    /// One example's shape as the first block takes it, e.g. `[C, H, W]`.
+    pub fn input_shape(&self) -> &[i64] {
+        &self.input_shape
+    }
+
     /// The named blocks and the head, from input to output.
     pub fn layers(&self) -> Vec<LayerInfo> {
         self.layers.clone()

@@ -17,9 +17,117 @@ use tessera_sdk::SeedRng;
 use super::run::OneRun;
 use super::{batch_refused, describe, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors};
 use crate::error::{bail, Result};
-use crate::manifest::TrainConfig;
+use crate::manifest::{ModelKind, TrainConfig};
 use crate::model::Model;
 use crate::train::{self, ShuffledOrder, TensorData};
+
+/// K models of one architecture trained as one.
+pub trait BatchedNet {
+    /// The members' logits `[K, B, classes]` of their own inputs `[K, B, ...]` (training).
+    fn forward(&self, x: &Tensor) -> Tensor;
+    /// Every member's logits `[K, n, classes]` of the same inputs `[n, ...]` (evaluation).
+    fn forward_shared(&self, x: &Tensor) -> Tensor;
+    /// Every stacked tensor.
+    fn parameters(&self) -> Vec<Tensor>;
+    /// How many members.
+    fn members(&self) -> i64;
+}
+
+/// The members' stacked batched net: MLPs or CNNs.
+fn stack(members: &[Model], kind: ModelKind) -> Result<Box<dyn BatchedNet>> {
+    Ok(match kind {
+        ModelKind::Cnn => Box::new(BatchedCnn::stack(members)?),
+        _ => Box::new(BatchedMlp::stack(members)?),
+    })
+}
+
+/// Stacks the members' `name.leaf` tensors (detached) along a new first axis.
+fn stacked(members: &[Model], key: &str) -> Result<Vec<Tensor>> {
+    members.iter().map(|m| m.vs.variables().get(key).map(Tensor::detach).ok_or_else(|| missing(key))).collect()
+}
+
+/// The head of a batch: weight `[K, features, classes]` and bias `[K, 1, classes]`.
+fn stacked_head(members: &[Model]) -> Result<(Tensor, Tensor)> {
+    let weights: Vec<Tensor> = stacked(members, "head.weight")?.iter().map(Tensor::tr).collect();
+    let biases: Vec<Tensor> = stacked(members, "head.bias")?.iter().map(|b| b.unsqueeze(0)).collect();
+    Ok((leaf(Tensor::stack(&weights, 0)), leaf(Tensor::stack(&biases, 0))))
+}
+
+/// A stacked tensor the optimizer trains.
+fn leaf(t: Tensor) -> Tensor {
+    t.contiguous().set_requires_grad(true)
+}
+
+/// K CNNs of one architecture: each conv layer one grouped convolution
+/// (group k is member k's filters), then each member's global pool and head.
+pub struct BatchedCnn {
+    k: i64,
+    /// One example's shape, `[C, H, W]`.
+    input: Vec<i64>,
+    /// Per conv layer: weight `[K·out, in, 3, 3]`, bias `[K·out]`.
+    convs: Vec<(Tensor, Tensor)>,
+    head: (Tensor, Tensor),
+}
+
+impl BatchedCnn {
+    /// The members' weights stacked, each as its own model holds them.
+    pub fn stack(members: &[Model]) -> Result<Self> {
+        let Some(first) = members.first() else { bail!("a batch of no members") };
+        let variables = first.vs.variables();
+        if variables.keys().any(|n| n.contains(".bn.")) {
+            bail!("batched training: model.batch_norm does not batch yet");
+        }
+        let layers = variables.keys().filter(|n| n.starts_with("conv") && n.ends_with(".conv.weight")).count();
+        let mut convs = Vec::new();
+        for i in 0..layers {
+            let weight = Tensor::cat(&stacked(members, &format!("conv{i}.conv.weight"))?, 0);
+            let bias = Tensor::cat(&stacked(members, &format!("conv{i}.conv.bias"))?, 0);
+            convs.push((leaf(weight), leaf(bias)));
+        }
+        let input = first.input_shape().to_vec();
+        Ok(BatchedCnn { k: members.len() as i64, input, convs, head: stacked_head(members)? })
+    }
+
+    /// The logits of channels-stacked inputs `[B, K·C, H, W]`.
+    fn grouped(&self, mut h: Tensor) -> Tensor {
+        for (weight, bias) in &self.convs {
+            h = h.conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], self.k).relu();
+            let (height, width) = (h.size()[2].min(2), h.size()[3].min(2));
+            h = h.max_pool2d([height, width], [height, width], [0, 0], [1, 1], false);
+        }
+        let b = h.size()[0];
+        let features = h.mean_dim([2i64, 3].as_slice(), false, Kind::Float).view([b, self.k, -1]).transpose(0, 1);
+        let (weight, bias) = &self.head;
+        bias.baddbmm(&features, weight, 1.0, 1.0)
+    }
+}
+
+impl BatchedNet for BatchedCnn {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let b = x.size()[1];
+        let (c, h, w) = (self.input[0], self.input[1], self.input[2]);
+        self.grouped(x.reshape([self.k, b, c, h, w]).transpose(0, 1).reshape([b, self.k * c, h, w]))
+    }
+
+    fn forward_shared(&self, x: &Tensor) -> Tensor {
+        let n = x.size()[0];
+        let (c, h, w) = (self.input[0], self.input[1], self.input[2]);
+        self.grouped(x.reshape([n, c, h, w]).repeat([1, self.k, 1, 1]))
+    }
+
+    fn parameters(&self) -> Vec<Tensor> {
+        let (w, b) = &self.head;
+        self.convs
+            .iter()
+            .flat_map(|(w, b)| [w.shallow_clone(), b.shallow_clone()])
+            .chain([w.shallow_clone(), b.shallow_clone()])
+            .collect()
+    }
+
+    fn members(&self) -> i64 {
+        self.k
+    }
+}
 
 /// K MLPs of one architecture as stacked tensors: per layer a weight
 /// `[K, in, out]` and a bias `[K, 1, out]`, the last layer the head.
@@ -50,9 +158,10 @@ impl BatchedMlp {
         }
         Ok(BatchedMlp { layers })
     }
+}
 
-    /// The members' logits `[K, B, classes]` of their inputs `[K, B, ...]`.
-    pub fn forward(&self, x: &Tensor) -> Tensor {
+impl BatchedNet for BatchedMlp {
+    fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.flatten(2, -1);
         let last = self.layers.len() - 1;
         for (i, (weight, bias)) in self.layers.iter().enumerate() {
@@ -65,13 +174,16 @@ impl BatchedMlp {
         h
     }
 
-    /// Every stacked tensor, in layer order (weight, bias).
-    pub fn parameters(&self) -> Vec<Tensor> {
+    fn forward_shared(&self, x: &Tensor) -> Tensor {
+        let shape: Vec<i64> = [self.members()].into_iter().chain(x.size()).collect();
+        self.forward(&x.unsqueeze(0).expand(shape.as_slice(), false))
+    }
+
+    fn parameters(&self) -> Vec<Tensor> {
         self.layers.iter().flat_map(|(w, b)| [w.shallow_clone(), b.shallow_clone()]).collect()
     }
 
-    /// How many members.
-    pub fn members(&self) -> i64 {
+    fn members(&self) -> i64 {
         self.layers[0].0.size()[0]
     }
 }
@@ -113,15 +225,16 @@ pub(super) fn train_batch(
     let one = |spec| OneRun { plan, spec, inputs, shared, base: None };
     let models = runs.iter().map(|spec| Ok(one(spec).initial_model(&None)?.0)).collect::<Result<Vec<Model>>>()?;
     let labels = runs.iter().map(|spec| one(spec).labels(&plan.settings[spec.setting])).collect::<Result<Vec<_>>>()?;
-    let batched = BatchedMlp::stack(&models)?;
+    let kind = plan.architectures[runs[0].architecture].0.kind;
+    let batched = stack(&models, kind)?;
     let seeds: Vec<u64> = runs.iter().map(|spec| one(spec).seed()).collect();
     let mut rows: Vec<Vec<TakenMember>> = runs.iter().map(|_| vec![]).collect();
     let cfg = &plan.settings[runs[0].setting];
-    let mut epochs = BatchedFit::new(&batched, &shared.train, &labels, cfg, &seeds)?;
+    let mut epochs = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, &seeds)?;
     for epoch in 1..=cfg.epochs {
         let (step, seen) = epochs.epoch(cancel)?;
         if plan.lengths.contains(&epoch) {
-            let taken = take_members(&batched, runs, (epoch, step, seen), (plan, inputs, shared))?;
+            let taken = take_members(batched.as_ref(), runs, (epoch, step, seen), (plan, inputs, shared))?;
             rows.iter_mut().zip(taken).for_each(|(rows, row)| rows.push(row));
         }
     }
@@ -140,7 +253,7 @@ pub(super) fn train_batch(
 /// The training of a batch: each member's order and labels, the stacked
 /// optimizer and where the fit stands.
 struct BatchedFit<'a> {
-    model: &'a BatchedMlp,
+    model: &'a dyn BatchedNet,
     data: &'a TensorData,
     labels: Tensor,
     cfg: &'a TrainConfig,
@@ -153,7 +266,7 @@ struct BatchedFit<'a> {
 
 impl<'a> BatchedFit<'a> {
     fn new(
-        model: &'a BatchedMlp,
+        model: &'a dyn BatchedNet,
         data: &'a TensorData,
         labels: &[Vec<i64>],
         cfg: &'a TrainConfig,
@@ -238,7 +351,7 @@ impl MemberRows {
 /// Every member of the batch after `epochs` epochs, evaluated on each split
 /// by the batched model.
 fn take_members(
-    batched: &BatchedMlp,
+    batched: &dyn BatchedNet,
     runs: &[RunSpec],
     (epochs, step, seen): (u64, u64, u64),
     (plan, inputs, shared): (&PopulationPlan, &PopulationInputs, &SharedTensors),
@@ -248,11 +361,8 @@ fn take_members(
     let mut accuracies: Vec<std::collections::BTreeMap<String, f64>> =
         runs.iter().map(|_| Default::default()).collect();
     for (split, data) in &shared.evaluated {
-        let k = batched.members();
         let n = data.y.size()[0];
-        let shape: Vec<i64> = [k].into_iter().chain(data.x.size()).collect();
-        let x = data.x.unsqueeze(0).expand(shape.as_slice(), false);
-        let outputs = tch::no_grad(|| batched.forward(&x).softmax(-1, Kind::Float));
+        let outputs = tch::no_grad(|| batched.forward_shared(&data.x).softmax(-1, Kind::Float));
         for (i, rows) in evaluated.iter_mut().enumerate() {
             let (member_rows, accuracy) = member_rows(&outputs.get(i as i64), &data.y, config.probabilities, n)?;
             accuracies[i].insert(split.clone(), accuracy);
@@ -297,7 +407,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::manifest::{DataConfig, ModelConfig, PopulationConfig, PretrainConfig, Split};
+    use crate::manifest::{DataConfig, ModelConfig, ModelKind, PopulationConfig, PretrainConfig, Split};
 
     fn splits() -> crate::data::Splits {
         let data = DataConfig { examples: 400, features: 6, classes: 3, separation: 1.5, ..DataConfig::default() };
@@ -306,28 +416,36 @@ mod tests {
 
     #[test]
     fn after_one_step_each_member_is_the_model_it_would_be_alone() {
+        let mlp = ModelConfig { hidden: vec![16, 8], ..ModelConfig::default() };
+        let cnn = ModelConfig { kind: ModelKind::Cnn, channels: vec![4, 8], ..ModelConfig::default() };
+        for config in [mlp, cnn] {
+            one_step_matches(&config);
+        }
+    }
+
+    /// Four members of `config` take one step on their own batches, batched
+    /// and alone: their logits agree within 1e-5 relative.
+    fn one_step_matches(config: &ModelConfig) {
         let splits = splits();
-        let config = ModelConfig { hidden: vec![16, 8], ..ModelConfig::default() };
-        let make = |seed| Model::new(&config, &splits.train.shape, 3, Device::Cpu, seed).unwrap();
+        let make = |seed| Model::new(config, &splits.train.shape, 3, Device::Cpu, seed).unwrap();
         let members: Vec<Model> = (0..4).map(make).collect();
-        let batched = BatchedMlp::stack(&members).unwrap();
+        let batched = stack(&members, config.kind).unwrap();
         let data = TensorData::new(&splits.train, Device::Cpu);
         let cfg = TrainConfig { batch_size: 8, momentum: 0.9, lr: 0.1, ..TrainConfig::default() };
         let labels: Vec<Vec<i64>> = (0..4).map(|_| splits.train.labels.clone()).collect();
-        let mut fit = BatchedFit::new(&batched, &data, &labels, &cfg, &[0, 1, 2, 3]).unwrap();
+        let mut fit = BatchedFit::new(batched.as_ref(), &data, &labels, &cfg, &[0, 1, 2, 3]).unwrap();
         // Each member's own batch: different ids per member.
         let ids: Vec<Vec<i64>> = (0..4).map(|k| (0..8).map(|i| (i * 7 + k * 13) % 300).collect()).collect();
         let stacked = Tensor::stack(&ids.iter().map(|i| Tensor::from_slice(i)).collect::<Vec<_>>(), 0);
         fit.step_on(&stacked).unwrap();
         let probe = data.x.narrow(0, 0, 50);
-        let together = tch::no_grad(|| batched.forward(&probe.unsqueeze(0).expand([4, 50, 6], false)));
-        for (k, member) in members.iter().enumerate() {
+        let together = tch::no_grad(|| batched.forward_shared(&probe));
+        for (k, batch) in ids.iter().enumerate() {
             let alone = make(k as u64);
             let mut optimizer = train::optimizer(&alone, &cfg).unwrap();
-            let batch = Tensor::from_slice(&ids[k]);
-            let loss = alone
-                .forward_train(&data.x.index_select(0, &batch))
-                .cross_entropy_for_logits(&data.y.index_select(0, &batch));
+            let batch = Tensor::from_slice(batch);
+            let logits = alone.forward_train(&data.x.index_select(0, &batch));
+            let loss = logits.cross_entropy_for_logits(&data.y.index_select(0, &batch));
             optimizer.zero_grad().unwrap();
             loss.backward();
             optimizer.set_lr(train::learning_rate(&cfg, 0, fit.total_steps)).unwrap();
@@ -335,10 +453,12 @@ mod tests {
             let expected = tch::no_grad(|| alone.forward(&probe));
             let got = together.get(k as i64);
             let relative = f64::try_from((&got - &expected).abs().max() / expected.abs().max()).unwrap();
-            assert!(relative < 1e-5, "member {k}: logits differ by {relative:e} relative after one step");
-            eprintln!("member {k}: logits after one step differ by {relative:e} relative");
-            // The batch started from the member's own initialization.
-            let _ = member;
+            assert!(
+                relative < 1e-5,
+                "{:?} member {k}: logits differ by {relative:e} relative after one step",
+                config.kind
+            );
+            eprintln!("{:?} member {k}: logits after one step differ by {relative:e} relative", config.kind);
         }
     }
 

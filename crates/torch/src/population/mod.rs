@@ -23,7 +23,7 @@ mod group;
 mod resume;
 mod run;
 
-pub use batched::{unbatchable, BatchedMlp};
+pub use batched::{unbatchable, BatchedCnn, BatchedMlp, BatchedNet};
 pub use resume::{GroupState, GroupStore, RunState};
 use run::OneRun;
 
