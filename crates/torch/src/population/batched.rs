@@ -11,11 +11,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 use tessera_sdk::SeedRng;
 
+use super::run::outputs_into;
 use super::run::OneRun;
-use super::{batch_refused, describe, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors};
+use super::{
+    batch_refused, describe, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix,
+};
 use crate::error::{bail, Result};
 use crate::manifest::{ModelKind, TrainConfig};
 use crate::model::Model;
@@ -140,22 +143,14 @@ impl BatchedMlp {
     pub fn stack(members: &[Model]) -> Result<Self> {
         let Some(first) = members.first() else { bail!("a batch of no members") };
         let hidden = first.vs.variables().keys().filter(|n| n.starts_with("layer") && n.ends_with(".weight")).count();
-        let names: Vec<String> = (0..hidden).map(|i| format!("layer{i}")).chain(["head".to_string()]).collect();
         let mut layers = Vec::new();
-        for name in &names {
-            let of = |leaf: &str| -> Result<Vec<Tensor>> {
-                let key = format!("{name}.{leaf}");
-                members
-                    .iter()
-                    .map(|m| m.vs.variables().get(&key).map(Tensor::detach).ok_or_else(|| missing(&key)))
-                    .collect()
-            };
-            let weights: Vec<Tensor> = of("weight")?.iter().map(Tensor::tr).collect();
-            let biases: Vec<Tensor> = of("bias")?.iter().map(|b| b.unsqueeze(0)).collect();
-            let weight = Tensor::stack(&weights, 0).contiguous().set_requires_grad(true);
-            let bias = Tensor::stack(&biases, 0).contiguous().set_requires_grad(true);
-            layers.push((weight, bias));
+        for i in 0..hidden {
+            let weights: Vec<Tensor> = stacked(members, &format!("layer{i}.weight"))?.iter().map(Tensor::tr).collect();
+            let biases: Vec<Tensor> =
+                stacked(members, &format!("layer{i}.bias"))?.iter().map(|b| b.unsqueeze(0)).collect();
+            layers.push((leaf(Tensor::stack(&weights, 0)), leaf(Tensor::stack(&biases, 0))));
         }
+        layers.push(stacked_head(members)?);
         Ok(BatchedMlp { layers })
     }
 }
@@ -242,8 +237,8 @@ pub(super) fn train_batch(
         population.train_labels.extend(labels);
     }
     for (member, splits) in rows.into_iter().flatten() {
-        for (split, row) in splits {
-            row.append_to(population.splits.get_mut(&split).expect("inserted with the population"));
+        for (split, rows) in splits {
+            population.splits.get_mut(&split).expect("inserted with the population").extend_rows(rows);
         }
         population.members.push(member);
     }
@@ -329,24 +324,7 @@ impl<'a> BatchedFit<'a> {
 }
 
 /// A member taken from a batch, with its rows of each split's matrix.
-type TakenMember = (Member, Vec<(String, MemberRows)>);
-
-/// One member's rows of one split's matrix.
-struct MemberRows {
-    correct: Vec<u8>,
-    predictions: Vec<i32>,
-    true_probability: Vec<f32>,
-    probabilities: Vec<f32>,
-}
-
-impl MemberRows {
-    fn append_to(self, matrix: &mut super::SplitMatrix) {
-        matrix.correct.extend(self.correct);
-        matrix.predictions.extend(self.predictions);
-        matrix.true_probability.extend(self.true_probability);
-        matrix.probabilities.extend(self.probabilities);
-    }
-}
+type TakenMember = (Member, Vec<(String, SplitMatrix)>);
 
 /// Every member of the batch after `epochs` epochs, evaluated on each split
 /// by the batched model.
@@ -357,16 +335,16 @@ fn take_members(
     (plan, inputs, shared): (&PopulationPlan, &PopulationInputs, &SharedTensors),
 ) -> Result<Vec<TakenMember>> {
     let config = inputs.config;
-    let mut evaluated: Vec<Vec<(String, MemberRows)>> = runs.iter().map(|_| vec![]).collect();
+    let mut evaluated: Vec<Vec<(String, SplitMatrix)>> = runs.iter().map(|_| vec![]).collect();
     let mut accuracies: Vec<std::collections::BTreeMap<String, f64>> =
         runs.iter().map(|_| Default::default()).collect();
     for (split, data) in &shared.evaluated {
-        let n = data.y.size()[0];
         let outputs = tch::no_grad(|| batched.forward_shared(&data.x).softmax(-1, Kind::Float));
         for (i, rows) in evaluated.iter_mut().enumerate() {
-            let (member_rows, accuracy) = member_rows(&outputs.get(i as i64), &data.y, config.probabilities, n)?;
+            let mut member = SplitMatrix::default();
+            let accuracy = outputs_into(&outputs.get(i as i64), &data.y, &mut member, config.probabilities)?;
             accuracies[i].insert(split.clone(), accuracy);
-            rows.push((split.clone(), member_rows));
+            rows.push((split.clone(), member));
         }
     }
     let (architecture, width) = &plan.architectures[runs[0].architecture];
@@ -386,25 +364,11 @@ fn take_members(
     Ok(members.zip(evaluated).collect())
 }
 
-/// One member's rows from its softmax outputs `[n, classes]`, and its accuracy.
-fn member_rows(outputs: &Tensor, y: &Tensor, probabilities: bool, n: i64) -> Result<(MemberRows, f64)> {
-    let truth = outputs.gather(1, &y.unsqueeze(1), false).squeeze_dim(1);
-    let predicted = outputs.argmax(-1, false);
-    let hit = predicted.eq_tensor(y);
-    let correct = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
-    let accuracy = correct.iter().map(|&h| f64::from(h)).sum::<f64>() / n.max(1) as f64;
-    let rows = MemberRows {
-        correct,
-        predictions: Vec::<i32>::try_from(&predicted.to_kind(Kind::Int).to_device(Device::Cpu))?,
-        true_probability: train::to_vec_f32(&truth)?,
-        probabilities: if probabilities { train::to_vec_f32(outputs)? } else { vec![] },
-    };
-    Ok((rows, accuracy))
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    use tch::Device;
 
     use super::*;
     use crate::manifest::{DataConfig, ModelConfig, ModelKind, PopulationConfig, PretrainConfig, Split};

@@ -76,6 +76,16 @@ pub struct SplitMatrix {
     pub classes: usize,
 }
 
+impl SplitMatrix {
+    /// Appends `rows`' members (the next rows; its labels are not compared).
+    pub fn extend_rows(&mut self, rows: SplitMatrix) {
+        self.correct.extend(rows.correct);
+        self.true_probability.extend(rows.true_probability);
+        self.probabilities.extend(rows.probabilities);
+        self.predictions.extend(rows.predictions);
+    }
+}
+
 /// A population: its members and their predictions on each split.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Population {
@@ -286,10 +296,7 @@ impl Population {
             if mine.labels != matrix.labels {
                 bail!("population parts disagree on the labels of split `{name}`");
             }
-            mine.correct.extend(matrix.correct);
-            mine.true_probability.extend(matrix.true_probability);
-            mine.probabilities.extend(matrix.probabilities);
-            mine.predictions.extend(matrix.predictions);
+            mine.extend_rows(matrix);
         }
         self.members.extend(other.members);
         self.train_labels.extend(other.train_labels);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
 use crate::error::{bail, Context, Result};
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 use tessera_sdk::SeedRng;
 
 #[cfg(test)]
@@ -217,16 +217,22 @@ pub(super) fn evaluate_into(
     probabilities: bool,
 ) -> Result<f64> {
     let outputs = tch::no_grad(|| model.forward(&data.x).softmax(-1, Kind::Float));
-    let truth = outputs.gather(1, &data.y.unsqueeze(1), false).squeeze_dim(1);
+    outputs_into(&outputs, &data.y, matrix, probabilities)
+}
+
+/// Appends the row of a member's softmax `outputs` `[n, classes]` against
+/// the labels `y` to `matrix` (the outputs too when `probabilities`); its accuracy.
+pub(super) fn outputs_into(outputs: &Tensor, y: &Tensor, matrix: &mut SplitMatrix, probabilities: bool) -> Result<f64> {
+    let truth = outputs.gather(1, &y.unsqueeze(1), false).squeeze_dim(1);
     let predicted = outputs.argmax(-1, false);
-    let hit = predicted.eq_tensor(&data.y);
+    let hit = predicted.eq_tensor(y);
     let hits = Vec::<u8>::try_from(&hit.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
     let accuracy = hits.iter().map(|&h| h as f64).sum::<f64>() / hits.len().max(1) as f64;
     matrix.correct.extend(hits);
     matrix.predictions.extend(Vec::<i32>::try_from(&predicted.to_kind(Kind::Int).to_device(Device::Cpu))?);
     matrix.true_probability.extend(train::to_vec_f32(&truth)?);
     if probabilities {
-        matrix.probabilities.extend(train::to_vec_f32(&outputs)?);
+        matrix.probabilities.extend(train::to_vec_f32(outputs)?);
     }
     Ok(accuracy)
 }
