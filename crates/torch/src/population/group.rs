@@ -27,6 +27,15 @@ pub(super) struct ResumedRun {
     pub(super) rng: Vec<u8>,
 }
 
+/// Where the group stood at a run's start: what saving it as it was then
+/// keeps (the population's rows are cut back to these counts when saved).
+pub(super) struct Mark {
+    members: usize,
+    train_labels: usize,
+    fork: bool,
+    rng: Vec<u8>,
+}
+
 /// A unit's group of runs as it trains.
 pub(super) struct Group<'a> {
     plan: &'a PopulationPlan,
@@ -176,6 +185,27 @@ impl<'a> Group<'a> {
             run,
             rng: crate::optim::cpu_rng_state()?,
         })
+    }
+
+    /// Where the group stands now, to save it later as it was.
+    pub(super) fn mark(&self) -> Result<Mark> {
+        let population = self.population.borrow();
+        Ok(Mark {
+            members: population.members.len(),
+            train_labels: population.train_labels.len(),
+            fork: self.fork.borrow().is_some(),
+            rng: crate::optim::cpu_rng_state()?,
+        })
+    }
+
+    /// The group's state as it was at `mark` (between runs).
+    pub(super) fn state_at(&self, mark: &Mark) -> Result<GroupState> {
+        let mut state = self.state(None)?;
+        state.population.truncate_members(mark.members);
+        state.population.train_labels.truncate(mark.train_labels);
+        state.fork = state.fork.filter(|_| mark.fork);
+        state.rng = mark.rng.clone();
+        Ok(state)
     }
 
     /// Writes the fork parent's weights and, inside a run, its model's and optimizer's.

@@ -76,6 +76,20 @@ pub struct SplitMatrix {
     pub classes: usize,
 }
 
+impl Population {
+    /// Keeps the first `members` members and their matrix rows.
+    pub fn truncate_members(&mut self, members: usize) {
+        self.members.truncate(members);
+        for matrix in self.splits.values_mut() {
+            let n = matrix.labels.len();
+            matrix.correct.truncate(members * n);
+            matrix.predictions.truncate(members * n);
+            matrix.true_probability.truncate(members * n);
+            matrix.probabilities.truncate(members * n * matrix.classes);
+        }
+    }
+}
+
 impl SplitMatrix {
     /// Appends `rows`' members (the next rows; its labels are not compared).
     pub fn extend_rows(&mut self, rows: SplitMatrix) {

@@ -100,6 +100,11 @@ impl OneRun<'_> {
     /// checkpoint), and keeps the fork parent's state when it passes the
     /// fork; continues inside it from `resumed`. Its optimizer steps.
     pub(super) fn train(&self, group: &Group, resumed: Option<ResumedRun>, cancel: &AtomicBool) -> Result<u64> {
+        // A run under a plugin's sampler saves the group as it was at the run's start.
+        let at_start = match (&group.saving, self.inputs.sampler.is_some()) {
+            (Some(_), true) => Some(group.mark()?),
+            _ => None,
+        };
         let (mut model, start_step, start_seen) = self.initial_model(&group.fork.borrow())?;
         let resume = match resumed {
             Some(run) => Some(self.restore(&mut model, run)?),
@@ -123,15 +128,11 @@ impl OneRun<'_> {
         };
         let data = run_data.as_ref().unwrap_or(&self.shared.train);
         let sampled = self.inputs.sampler.is_some();
-        // A run under a plugin's sampler saves the group as it was at the run's start.
-        let at_start = match (&group.saving, sampled) {
-            (Some(_), true) => Some(group.state(None)?),
-            _ => None,
-        };
         let mut save = |saving: Saving| -> Result<bool> {
             let Some(group_saving) = &group.saving else { return Ok(false) };
-            if let Some(state) = &at_start {
-                return Ok(group_saving.save(state, &mut |dir| group.write_files(dir, None)));
+            if let Some(mark) = &at_start {
+                let state = group.state_at(mark)?;
+                return Ok(group_saving.save(&state, &mut |dir| group.write_files(dir, None)));
             }
             let state = group.state(Some(RunState { fit: saving.state.clone() }))?;
             Ok(group_saving.save(&state, &mut |dir| group.write_files(dir, Some((saving.model, saving.optimizer)))))
