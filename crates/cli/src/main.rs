@@ -13,6 +13,7 @@ mod scaffold;
 mod signals;
 
 fn main() -> ExitCode {
+    tessera_engine::process::keep_freed_memory();
     tessera_engine::system::set_build(tessera_engine::system::Build {
         commit: env!("TESSERA_COMMIT").into(),
         libtorch: env!("TESSERA_LIBTORCH").into(),

@@ -137,6 +137,12 @@ pub fn batch_refused(
     reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| *why)
 }
 
+/// The most runs one unit of `config`'s plan takes (`population.batch`,
+/// `"auto"` resolved: each run alone where the population cannot batch).
+pub fn unit_runs(config: &PopulationConfig, train: &TrainConfig, pretrain: &crate::manifest::PretrainConfig) -> usize {
+    config.batch.unit_runs(batch_refused(config, train, pretrain).is_some())
+}
+
 /// A population's runs before any trains: the distinct architectures, each
 /// setting's `[train]`, and every run in row order.
 #[derive(Debug, Clone)]

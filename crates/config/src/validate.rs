@@ -10,7 +10,7 @@ use crate::choice::{
     StorageMode,
 };
 use crate::manifest::{
-    DataConfig, ExperimentKind, GraphConfig, ModelConfig, PopulationConfig, PretrainConfig, Settings, SlurmConfig,
+    DataConfig, ExperimentKind, GraphConfig, MemberBatch, ModelConfig, PopulationConfig, PretrainConfig, Settings, SlurmConfig,
     TrainConfig,
 };
 
@@ -148,7 +148,7 @@ pub fn settings(s: &Settings, base: &Path, gpus: impl Fn() -> usize) -> Vec<Prob
 
 /// `population.batch > 1` only where batched members train as they would alone.
 fn population_batch(p: &mut Problems, s: &Settings) {
-    if s.population.batch <= 1 {
+    if !matches!(s.population.batch, MemberBatch::Runs(k) if k > 1) {
         return;
     }
     if let Some(why) = crate::population::batch_refused(&s.population, &s.train, &s.pretrain) {
@@ -599,7 +599,10 @@ fn population(p: &mut Problems, c: &PopulationConfig, d: &DataConfig, base: &Pat
     for (i, &w) in c.widths.iter().enumerate() {
         p.positive(&format!("population.widths[{i}]"), w);
     }
-    p.within("population.batch", c.batch as f64, 1.0..=4096.0);
+    if let MemberBatch::Runs(k) = c.batch {
+        p.within("population.batch", k as f64, 1.0..=4096.0);
+    }
+    p.within("population.batch_memory_mb", c.batch_memory_mb as f64, 16.0..=1048576.0);
     for (key, empty) in [
         ("population.models", c.models.is_empty()),
         ("population.widths", c.widths.is_empty()),

@@ -34,7 +34,7 @@ pub use tessera_config::{choice, manifest};
 pub use tessera_data::{data, file_map, graph, shard, storage, DataError};
 pub use tessera_host::{contract, plugin};
 pub use tessera_report::{compare, figures, html, report, system, table};
-pub use tessera_util::{confined, logger};
+pub use tessera_util::{confined, logger, process};
 
 /// Populations: the plan (no libtorch) and, with `torch`, the members.
 pub mod population {

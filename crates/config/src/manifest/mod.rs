@@ -20,10 +20,12 @@ pub use crate::choice::{
 };
 use tessera_util::suggest::closest;
 
+mod member_batch;
 mod mnist1d;
 pub mod reference;
 mod settings;
 
+pub use member_batch::MemberBatch;
 pub use mnist1d::MAX_SEQUENCE;
 
 pub use settings::{

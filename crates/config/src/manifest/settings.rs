@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::reference::{one_of, settings, SettingType};
+use super::MemberBatch;
 use crate::choice::{
     DataSource, DeviceChoice, EdgeDirection, EdgeListFormat, GraphCache, GraphGenerator, ModelKind, Optimizer,
     OracleOrder, PretrainMethod, ProbabilityModel, ReferenceData, Schedule, ShiftSplits, Split, StorageAccess,
@@ -503,11 +504,17 @@ settings! {
         /// Instead of training, load the prediction matrices a previous run saved
         /// (its `population/<variant>` folder, relative to the manifest).
         pub load: Option<String> = None;
-        /// Train up to this many consecutive runs of one MLP architecture,
-        /// whose settings differ at most in `label_noise`, as one batched
-        /// model (weights stacked on a member axis; each member as it would
-        /// train alone, up to floating-point reassociation); 1: each run alone.
-        pub batch: usize = 1, range "[1, 4096]";
+        /// Train up to this many consecutive runs of one MLP, linear or CNN
+        /// architecture, whose settings differ at most in `label_noise`, as
+        /// one batched model (weights stacked on a member axis; each member
+        /// as it would train alone, up to floating-point reassociation); 1:
+        /// each run alone; `"auto"`: batched wherever the population can be,
+        /// up to 64 runs a unit and `batch_memory_mb`.
+        pub batch: MemberBatch = MemberBatch::Runs(1), range "[1, 4096]";
+        /// Under `batch = "auto"`, the memory one batch may take for its
+        /// members' weights, gradients, optimizer state and training
+        /// activations, as estimated from the model before it trains.
+        pub batch_memory_mb: u64 = 4096, range "[16, 1048576]";
     }
 }
 

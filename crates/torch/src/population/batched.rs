@@ -20,7 +20,7 @@ use super::{
     batch_refused, describe, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix,
 };
 use crate::error::{bail, Result};
-use crate::manifest::{ModelKind, TrainConfig};
+use crate::manifest::{MemberBatch, ModelConfig, ModelKind, TrainConfig};
 use crate::model::Model;
 use crate::train::{self, ShuffledOrder, TensorData};
 
@@ -49,11 +49,20 @@ fn stacked(members: &[Model], key: &str) -> Result<Vec<Tensor>> {
     members.iter().map(|m| m.vs.variables().get(key).map(Tensor::detach).ok_or_else(|| missing(key))).collect()
 }
 
-/// The head of a batch: weight `[K, features, classes]` and bias `[K, 1, classes]`.
-fn stacked_head(members: &[Model]) -> Result<(Tensor, Tensor)> {
-    let weights: Vec<Tensor> = stacked(members, "head.weight")?.iter().map(Tensor::tr).collect();
-    let biases: Vec<Tensor> = stacked(members, "head.bias")?.iter().map(|b| b.unsqueeze(0)).collect();
+/// The members' layers `key` as their own models hold them: weight
+/// `[K, out, in]` and bias `[K, out, 1]`.
+fn stacked_linear(members: &[Model], key: &str) -> Result<(Tensor, Tensor)> {
+    let weights = stacked(members, &format!("{key}.weight"))?;
+    let biases: Vec<Tensor> = stacked(members, &format!("{key}.bias"))?.iter().map(|b| b.unsqueeze(1)).collect();
     Ok((leaf(Tensor::stack(&weights, 0)), leaf(Tensor::stack(&biases, 0))))
+}
+
+/// A stacked linear layer on features-first activations `[K, in, B]`:
+/// `[K, out, B]`, bias added in the same kernel. Features first, since
+/// a batched product with few output columns (a 10-class head) is several
+/// times slower than its transpose.
+fn linear(h: &Tensor, (weight, bias): &(Tensor, Tensor)) -> Tensor {
+    bias.baddbmm(weight, h, 1.0, 1.0)
 }
 
 /// A stacked tensor the optimizer trains.
@@ -88,20 +97,22 @@ impl BatchedCnn {
             convs.push((leaf(weight), leaf(bias)));
         }
         let input = first.input_shape().to_vec();
-        Ok(BatchedCnn { k: members.len() as i64, input, convs, head: stacked_head(members)? })
+        Ok(BatchedCnn { k: members.len() as i64, input, convs, head: stacked_linear(members, "head")? })
     }
 
-    /// The logits of channels-stacked inputs `[B, K·C, H, W]`.
-    fn grouped(&self, mut h: Tensor) -> Tensor {
+    /// The logits of channels-stacked inputs `[B, K·C, H, W]`, in
+    /// channels-last memory, where grouped convolutions and their pools
+    /// measure fastest.
+    fn grouped(&self, h: Tensor) -> Tensor {
+        let mut h = h.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
         for (weight, bias) in &self.convs {
             h = h.conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], self.k).relu();
             let (height, width) = (h.size()[2].min(2), h.size()[3].min(2));
             h = h.max_pool2d([height, width], [height, width], [0, 0], [1, 1], false);
         }
         let b = h.size()[0];
-        let features = h.mean_dim([2i64, 3].as_slice(), false, Kind::Float).view([b, self.k, -1]).transpose(0, 1);
-        let (weight, bias) = &self.head;
-        bias.baddbmm(&features, weight, 1.0, 1.0)
+        let features = h.mean_dim([2i64, 3].as_slice(), false, Kind::Float).view([b, self.k, -1]).permute([1, 2, 0]);
+        linear(&features, &self.head).transpose(1, 2)
     }
 }
 
@@ -133,7 +144,7 @@ impl BatchedNet for BatchedCnn {
 }
 
 /// K MLPs of one architecture as stacked tensors: per layer a weight
-/// `[K, in, out]` and a bias `[K, 1, out]`, the last layer the head.
+/// `[K, out, in]` and a bias `[K, out, 1]`, the last layer the head.
 pub struct BatchedMlp {
     layers: Vec<(Tensor, Tensor)>,
 }
@@ -143,30 +154,22 @@ impl BatchedMlp {
     pub fn stack(members: &[Model]) -> Result<Self> {
         let Some(first) = members.first() else { bail!("a batch of no members") };
         let hidden = first.vs.variables().keys().filter(|n| n.starts_with("layer") && n.ends_with(".weight")).count();
-        let mut layers = Vec::new();
-        for i in 0..hidden {
-            let weights: Vec<Tensor> = stacked(members, &format!("layer{i}.weight"))?.iter().map(Tensor::tr).collect();
-            let biases: Vec<Tensor> =
-                stacked(members, &format!("layer{i}.bias"))?.iter().map(|b| b.unsqueeze(0)).collect();
-            layers.push((leaf(Tensor::stack(&weights, 0)), leaf(Tensor::stack(&biases, 0))));
-        }
-        layers.push(stacked_head(members)?);
-        Ok(BatchedMlp { layers })
+        let keys = (0..hidden).map(|i| format!("layer{i}")).chain(["head".to_string()]);
+        Ok(BatchedMlp { layers: keys.map(|key| stacked_linear(members, &key)).collect::<Result<_>>()? })
     }
 }
 
 impl BatchedNet for BatchedMlp {
     fn forward(&self, x: &Tensor) -> Tensor {
-        let mut h = x.flatten(2, -1);
+        let mut h = x.flatten(2, -1).transpose(1, 2);
         let last = self.layers.len() - 1;
-        for (i, (weight, bias)) in self.layers.iter().enumerate() {
-            // bias + h·W in one kernel.
-            h = bias.baddbmm(&h, weight, 1.0, 1.0);
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = linear(&h, layer);
             if i < last {
                 h = h.relu();
             }
         }
-        h
+        h.transpose(1, 2)
     }
 
     fn forward_shared(&self, x: &Tensor) -> Tensor {
@@ -203,6 +206,51 @@ pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationI
         (inputs.sampler.is_some(), "a plugin's sampler does not batch yet"),
     ];
     reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| why.to_string())
+}
+
+/// The parts `runs` train in as batches: all at once, or under
+/// `batch = "auto"` as many at a time as `population.batch_memory_mb` holds
+/// by [`member_bytes`].
+pub(super) fn parts<'r>(
+    plan: &PopulationPlan,
+    runs: &'r [RunSpec],
+    inputs: &PopulationInputs,
+) -> Result<Vec<&'r [RunSpec]>> {
+    if inputs.config.batch != MemberBatch::Auto {
+        return Ok(vec![runs]);
+    }
+    let architecture = &plan.architectures[runs[0].architecture].0;
+    let each = member_bytes(architecture, inputs.splits, plan.settings[runs[0].setting].batch_size)?;
+    let fitting = ((inputs.config.batch_memory_mb << 20) / each).max(1);
+    Ok(runs.chunks(fitting as usize).collect())
+}
+
+/// An estimate of the bytes one member of a batch holds while it trains:
+/// its weights, their gradients and two optimizer moments, and three copies
+/// (outputs, their gradients, what the backward pass keeps) of its
+/// activations for a batch of `batch_size`.
+pub fn member_bytes(architecture: &ModelConfig, splits: &crate::data::Splits, batch_size: usize) -> Result<u64> {
+    let classes = splits.train.classes as i64;
+    let model = Model::new(architecture, &splits.train.shape, classes, tch::Device::Cpu, 0)?;
+    let weights: i64 = model.vs.variables().values().map(Tensor::numel).sum::<usize>() as i64;
+    let activations = activation_floats(architecture, model.input_shape(), classes);
+    Ok(4 * (4 * weights + 3 * batch_size as i64 * activations) as u64)
+}
+
+/// The floats one example's forward pass makes: each layer's outputs (a
+/// CNN's convolution and ReLU outputs and its pooled maps) and the logits.
+fn activation_floats(architecture: &ModelConfig, input: &[i64], classes: i64) -> i64 {
+    if architecture.kind != ModelKind::Cnn {
+        return architecture.hidden.iter().map(|h| 2 * h).sum::<i64>() + classes;
+    }
+    let (mut height, mut width) = (input[1], input[2]);
+    let mut floats = classes;
+    for channels in &architecture.channels {
+        floats += 2 * channels * height * width;
+        (height, width) = (height / height.min(2), width / width.min(2));
+        floats += channels * height * width;
+    }
+    floats
 }
 
 /// Trains `runs` (one architecture and setting) as one batched model; the
@@ -304,13 +352,7 @@ impl<'a> BatchedFit<'a> {
         let x = x.view(shape.as_slice());
         let y = self.labels.gather(1, ids, false);
         let logits = self.model.forward(&x);
-        // Each member's mean loss; their sum gives each member its own gradient.
-        let loss = logits
-            .log_softmax(-1, Kind::Float)
-            .gather(2, &y.unsqueeze(2), false)
-            .neg()
-            .mean_dim([1i64].as_slice(), false, Kind::Float)
-            .sum(Kind::Float);
+        let loss = summed_member_losses(&logits, &y);
         if !f64::try_from(&loss)?.is_finite() {
             bail!("batched training diverged at step {} (a loss that is not finite)", self.step);
         }
@@ -321,6 +363,30 @@ impl<'a> BatchedFit<'a> {
         self.step += 1;
         Ok(())
     }
+}
+
+/// The sum of each member's mean cross-entropy (so each member's gradient
+/// is its own) of logits `[K, B, classes]` and labels `[K, B]`, its
+/// log-softmax spelt out: libtorch's over a 10-wide last axis takes as long
+/// as a hidden layer.
+fn summed_member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
+    let shifted = logits - logits.detach().amax([-1i64].as_slice(), true);
+    let normaliser = shifted.exp().sum_dim_intlist([-1i64].as_slice(), false, Kind::Float).log();
+    let chosen = shifted.gather(2, &y.unsqueeze(2), false).squeeze_dim(2);
+    (normaliser - chosen).mean_dim([1i64].as_slice(), false, Kind::Float).sum(Kind::Float)
+}
+
+/// How many member-rows one evaluation pass holds: a split is evaluated
+/// in row chunks of this over K, so its activations stay bounded whatever
+/// the batch (32 CNNs [16, 32] over a 1×40 input: about 40 MB a layer).
+const EVALUATED_MEMBER_ROWS: i64 = 1 << 14;
+
+/// Every member's class probabilities `[K, n, classes]` of inputs `[n, ...]`.
+fn probabilities(batched: &dyn BatchedNet, x: &Tensor) -> Tensor {
+    let rows = (EVALUATED_MEMBER_ROWS / batched.members()).max(1);
+    let parts: Vec<Tensor> =
+        x.split(rows, 0).iter().map(|rows| batched.forward_shared(rows).softmax(-1, Kind::Float)).collect();
+    Tensor::cat(&parts, 1)
 }
 
 /// A member taken from a batch, with its rows of each split's matrix.
@@ -339,7 +405,7 @@ fn take_members(
     let mut accuracies: Vec<std::collections::BTreeMap<String, f64>> =
         runs.iter().map(|_| Default::default()).collect();
     for (split, data) in &shared.evaluated {
-        let outputs = tch::no_grad(|| batched.forward_shared(&data.x).softmax(-1, Kind::Float));
+        let outputs = tch::no_grad(|| probabilities(batched, &data.x));
         for (i, rows) in evaluated.iter_mut().enumerate() {
             let mut member = SplitMatrix::default();
             let accuracy = outputs_into(&outputs.get(i as i64), &data.y, &mut member, config.probabilities)?;
@@ -427,6 +493,44 @@ mod tests {
     }
 
     #[test]
+    fn auto_trains_a_unit_in_parts_its_memory_budget_holds() {
+        let splits = splits();
+        let model = ModelConfig { hidden: vec![512, 512], ..ModelConfig::default() };
+        let each = member_bytes(&model, &splits, 16).unwrap();
+        let fitting = ((16u64 << 20) / each) as usize;
+        assert!((2..8).contains(&fitting), "16 MB holds {fitting} members of {each} bytes");
+        // Two full parts and a part of two.
+        let runs = 2 * fitting + 2;
+        let config = PopulationConfig {
+            models: vec![model.clone()],
+            seeds: (0..runs as u64).collect(),
+            epochs: vec![1],
+            batch: MemberBatch::Auto,
+            batch_memory_mb: 16,
+            ..PopulationConfig::default()
+        };
+        let train = TrainConfig { batch_size: 16, ..TrainConfig::default() };
+        let plan = PopulationPlan::new(&config, &train).unwrap();
+        let units = plan.batches(&config, 64);
+        assert_eq!(units.len(), 1, "auto: the {runs} runs are one unit");
+        let pretrain = PretrainConfig::default();
+        let inputs = PopulationInputs::on_cpu(&config, &pretrain, &splits, 9);
+        let sizes: Vec<usize> = parts(&plan, &units[0], &inputs).unwrap().iter().map(|p| p.len()).collect();
+        assert_eq!(sizes, [fitting, fitting, 2]);
+        let trained = |config: &PopulationConfig| {
+            let inputs = PopulationInputs::on_cpu(config, &pretrain, &splits, 9);
+            Population::train_runs(&plan, &units[0], &inputs, &AtomicBool::new(false), None).unwrap()
+        };
+        let by_hand = PopulationConfig { batch: MemberBatch::Runs(fitting), ..config.clone() };
+        let by_hand = plan.batches(&by_hand, fitting).into_iter().fold(Population::default(), |mut all, unit| {
+            let inputs = PopulationInputs::on_cpu(&by_hand, &pretrain, &splits, 9);
+            all.append(Population::train_runs(&plan, &unit, &inputs, &AtomicBool::new(false), None).unwrap()).unwrap();
+            all
+        });
+        assert_eq!(trained(&config), by_hand, "auto is batch = {fitting} here, bit for bit");
+    }
+
+    #[test]
     fn a_batched_population_is_the_unbatched_one_up_to_rounding_and_reproducible() {
         let splits = splits();
         let setting = |text: &str| text.parse::<toml::Table>().unwrap();
@@ -442,7 +546,7 @@ mod tests {
         let train = TrainConfig { batch_size: 16, momentum: 0.9, lr: 0.05, ..TrainConfig::default() };
         let pretrain = PretrainConfig::default();
         let trained = |batch: usize| {
-            let config = PopulationConfig { batch, ..config.clone() };
+            let config = PopulationConfig { batch: MemberBatch::Runs(batch), ..config.clone() };
             let plan = PopulationPlan::new(&config, &train).unwrap();
             let inputs = PopulationInputs::on_cpu(&config, &pretrain, &splits, 9);
             let mut population = Population::default();

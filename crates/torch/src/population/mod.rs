@@ -11,7 +11,7 @@ use tch::Device;
 use tessera_sdk::SeedRng;
 
 use crate::data::Splits;
-use crate::manifest::{PopulationConfig, PretrainMethod, TrainConfig};
+use crate::manifest::{MemberBatch, PopulationConfig, PretrainMethod, TrainConfig};
 use crate::model::Model;
 use crate::train::TensorData;
 
@@ -228,7 +228,8 @@ impl Population {
         cancel: &AtomicBool,
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<Population> {
-        if inputs.config.batch > 1 && runs.len() > 1 {
+        let auto_refused = inputs.config.batch == MemberBatch::Auto && batched::unbatchable(plan, runs, inputs).is_some();
+        if inputs.config.batch.batches() && runs.len() > 1 && !auto_refused {
             return Self::train_batched(plan, runs, inputs, (cancel, progress));
         }
         let mut group = group::Group::new(plan, runs, inputs)?;
@@ -265,10 +266,12 @@ impl Population {
     ) -> Result<Population> {
         let group = group::Group::new(plan, runs, inputs)?;
         let mut population = group.population.into_inner();
-        batched::train_batch(plan, runs, inputs, (&group.shared, cancel), &mut population)?;
-        log::info!("population runs {}–{} trained as one batch", runs[0].run + 1, runs[runs.len() - 1].run + 1);
-        if let Some(bar) = progress {
-            bar.inc(runs.len() as u64);
+        for part in batched::parts(plan, runs, inputs)? {
+            batched::train_batch(plan, part, inputs, (&group.shared, cancel), &mut population)?;
+            log::info!("population runs {}–{} trained as one batch", part[0].run + 1, part[part.len() - 1].run + 1);
+            if let Some(bar) = progress {
+                bar.inc(part.len() as u64);
+            }
         }
         Ok(population)
     }

@@ -29,7 +29,7 @@ pub(super) const PART: &str = "population-part";
 pub(super) fn works(variant: &Variant) -> Result<Vec<(Work, Option<usize>)>> {
     let s = &variant.settings;
     let plan = PopulationPlan::new(&s.population, &s.train)?;
-    let groups = plan.batches(&s.population, s.population.batch);
+    let groups = plan.batches(&s.population, crate::population::unit_runs(&s.population, &s.train, &s.pretrain));
     if s.pretrain.method == PretrainMethod::None {
         return Ok(groups.into_iter().map(|runs| (Work::PopulationRuns { runs }, None)).collect());
     }
