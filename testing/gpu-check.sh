@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # testing/gpu-check.sh: `device = "cuda"` on one tiny manifest of each example
 # family, against the same manifest on the CPU, and a population through
-# `--executor processes` with one GPU per worker. Run it on any machine with
+# `--executor processes` with one GPU per worker (the pointwise-profiles
+# family trains batched: its example sets population.batch = "auto"). Run it on any machine with
 # a GPU; where there is none it says so and exits 0. With BIN set it uses
 # that binary (and the plugins beside it) instead of building one.
 #
@@ -69,4 +70,12 @@ else
   echo "$name: the run failed (see $out/$name.err)"; failed=1
 fi
 echo "gpu-check: $([ $failed = 0 ] && echo "every family agrees with the CPU" || echo "FAILED"); runs in $out"
+# GPU_BENCH=1: then issue 39's benchmark on the GPU, batched and unbatched
+# populations against torch.func (PYTHON: a Python with a CUDA torch).
+if [ -n "${GPU_BENCH:-}" ]; then
+  for population in "64 64" "64 256" "32 cnn"; do
+    # shellcheck disable=SC2086
+    DEVICE=cuda BIN=$BIN PYTHON=${PYTHON:-python3} scripts/bench-population $population 1 1 || failed=1
+  done
+fi
 exit $failed

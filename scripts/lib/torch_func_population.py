@@ -6,10 +6,10 @@ global average pool, a linear head), their weights stacked with
 torch.func.stack_module_state and run with vmap(functional_call), each
 member on its own shuffle of 10 000 examples, batch 32, one epoch, SGD with
 momentum over the stacked weights (the sum of the members' mean losses, so
-each member gets its own gradient). Writes the training loop's seconds to
-OUT.
+each member gets its own gradient), on DEVICE (cpu, the default, or
+cuda). Writes the training loop's seconds to OUT.
 
-    python torch_func_population.py MEMBERS MODEL THREADS OUT
+    python torch_func_population.py MEMBERS MODEL THREADS OUT [DEVICE]
 """
 
 import copy
@@ -22,11 +22,12 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 
 members, model, threads, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+device = torch.device(sys.argv[5] if len(sys.argv) > 5 else "cpu")
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 n, features, classes, batch = 10_000, 40, 10, 32
-x = torch.randn(n, features)
-y = torch.randint(0, classes, (n,))
+x = torch.randn(n, features, device=device)
+y = torch.randint(0, classes, (n,), device=device)
 
 
 def mlp(hidden):
@@ -44,7 +45,7 @@ def cnn():
     )
 
 
-models = [cnn() if model == "cnn" else mlp(int(model)) for _ in range(members)]
+models = [(cnn() if model == "cnn" else mlp(int(model))).to(device) for _ in range(members)]
 params, buffers = stack_module_state(models)
 params = {k: v.detach().requires_grad_() for k, v in params.items()}
 base = copy.deepcopy(models[0]).to("meta")
@@ -56,8 +57,15 @@ def forward(p, b, xb):
 
 
 batched = torch.vmap(forward)
+
+def synchronize():
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+synchronize()
 started = time.perf_counter()
-orders = torch.stack([torch.randperm(n) for _ in range(members)])
+orders = torch.stack([torch.randperm(n, device=device) for _ in range(members)])
 for start in range(0, n, batch):
     ids = orders[:, start : start + batch]
     logits = batched(params, buffers, x[ids])
@@ -66,6 +74,7 @@ for start in range(0, n, batch):
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
+synchronize()
 seconds = time.perf_counter() - started
 with open(out, "w") as f:
     f.write(f"{seconds}\n")

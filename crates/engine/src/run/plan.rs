@@ -90,6 +90,9 @@ pub enum Work {
     PopulationRuns {
         /// The runs.
         runs: Vec<RunSpec>,
+        /// Whether they train as one batched model (`population.batch`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        batched: bool,
     },
     /// A population architecture's encoder, pretrained without labels for
     /// the runs that start from it.
@@ -256,10 +259,11 @@ impl Unit {
     pub fn describe(&self) -> String {
         let what = match &self.work {
             Work::Variant => "the whole variant".to_string(),
-            Work::PopulationRuns { runs } => match runs.as_slice() {
-                [one] => format!("population run {}", one.run),
-                [first, .., last] => format!("population runs {}–{}", first.run, last.run),
-                [] => "no runs".into(),
+            Work::PopulationRuns { runs, batched } => match (runs.as_slice(), batched) {
+                ([one], _) => format!("population run {}", one.run),
+                ([first, .., last], false) => format!("population runs {}–{}", first.run, last.run),
+                ([first, .., last], true) => format!("population runs {}–{} as one batched model", first.run, last.run),
+                ([], _) => "no runs".into(),
             },
             Work::Pretrain { model, .. } => format!("pretrains the encoder of {model}"),
         };
@@ -288,7 +292,7 @@ fn estimated_cost(variant: &Variant, work: &Work) -> (Option<f64>, String) {
             (Some(edges * evaluations), "edge visits (simulations)".into())
         }
         (_, Work::Pretrain { .. }) => (examples.map(|n| n * s.pretrain.epochs as f64), "example visits".into()),
-        (_, Work::PopulationRuns { runs }) => {
+        (_, Work::PopulationRuns { runs, .. }) => {
             let epochs = s.population.epochs.iter().copied().max().unwrap_or(s.train.epochs) as f64;
             (examples.map(|n| n * epochs * runs.len() as f64), "example visits".into())
         }
@@ -306,14 +310,19 @@ mod tests {
         let unit = Unit {
             id: 3,
             variant: "p".into(),
-            work: Work::PopulationRuns { runs: vec![run(4), run(5)] },
+            work: Work::PopulationRuns { runs: vec![run(4), run(5)], batched: false },
             cost: Some(1000.0),
             cost_unit: "example visits".into(),
             needs: vec![1],
         };
         assert!(unit.describe().contains("population runs 4–5") && unit.describe().contains("after unit 1"));
         let json = serde_json::to_string(&unit).unwrap();
+        assert!(!json.contains("batched"), "plans of unbatched runs read as before: {json}");
         let back: Unit = serde_json::from_str(&json).unwrap();
         assert_eq!(back.work, unit.work);
+        let batched = Unit { work: Work::PopulationRuns { runs: vec![run(4), run(5)], batched: true }, ..unit };
+        assert!(batched.describe().contains("population runs 4–5 as one batched model"));
+        let back: Unit = serde_json::from_str(&serde_json::to_string(&batched).unwrap()).unwrap();
+        assert_eq!(back.work, batched.work);
     }
 }

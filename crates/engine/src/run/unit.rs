@@ -225,7 +225,7 @@ fn run_work(
             super::train::run_train(session, variant, options, work_dir, resuming)
         }
         #[cfg(feature = "torch")]
-        (ExperimentKind::Population, Work::PopulationRuns { runs }) => {
+        (ExperimentKind::Population, Work::PopulationRuns { runs, .. }) => {
             let resuming = super::train::resume::Resuming::new(saved, variant);
             let pretrained = needed_encoders(run_dir, variant, unit)?;
             let work = (work_dir, resuming, pretrained.as_deref());

@@ -276,6 +276,13 @@ pub(super) fn train_batch(
     let mut epochs = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, &seeds)?;
     for epoch in 1..=cfg.epochs {
         let (step, seen) = epochs.epoch(cancel)?;
+        if let Some(member) = epochs.diverged()? {
+            bail!(
+                "training diverged: population run {} (trained in a batch) had a loss that is not finite in epoch \
+                 {epoch}; lower train.lr, or check the data for NaN or infinite values",
+                runs[member].run
+            );
+        }
         if plan.lengths.contains(&epoch) {
             let taken = take_members(batched.as_ref(), runs, (epoch, step, seen), (plan, inputs, shared))?;
             rows.iter_mut().zip(taken).for_each(|(rows, row)| rows.push(row));
@@ -305,6 +312,9 @@ struct BatchedFit<'a> {
     step: u64,
     seen: u64,
     total_steps: u64,
+    /// Each member's summed loss since the last check, on the device: read
+    /// once an epoch rather than at every step (a read waits for a GPU).
+    loss_sums: Tensor,
 }
 
 impl<'a> BatchedFit<'a> {
@@ -321,7 +331,15 @@ impl<'a> BatchedFit<'a> {
         let optimizer = crate::optim::SavableOptimizer::new(train::optimizer_rule(cfg), cfg.lr, &model.parameters())?;
         let total_steps = (n * cfg.epochs).div_ceil(cfg.batch_size as u64);
         let rngs = seeds.iter().map(|&seed| SeedRng::derive(seed, 0x5_4FF1E)).collect();
-        Ok(BatchedFit { model, data, labels, cfg, rngs, optimizer, step: 0, seen: 0, total_steps })
+        let loss_sums = Tensor::zeros([seeds.len() as i64], (Kind::Float, device));
+        Ok(BatchedFit { model, data, labels, cfg, rngs, optimizer, step: 0, seen: 0, total_steps, loss_sums })
+    }
+
+    /// The first member whose loss was not finite since the last check.
+    fn diverged(&mut self) -> Result<Option<usize>> {
+        let sums = Vec::<f32>::try_from(&self.loss_sums.to_device(tch::Device::Cpu))?;
+        let _ = self.loss_sums.zero_();
+        Ok(sums.iter().position(|s| !s.is_finite()))
     }
 
     /// One epoch, each member in its own fresh shuffle; (steps, examples
@@ -352,12 +370,11 @@ impl<'a> BatchedFit<'a> {
         let x = x.view(shape.as_slice());
         let y = self.labels.gather(1, ids, false);
         let logits = self.model.forward(&x);
-        let loss = summed_member_losses(&logits, &y);
-        if !f64::try_from(&loss)?.is_finite() {
-            bail!("batched training diverged at step {} (a loss that is not finite)", self.step);
-        }
+        let losses = member_losses(&logits, &y);
+        let _ = self.loss_sums.g_add_(&losses.detach());
         self.optimizer.zero_grad()?;
-        loss.backward();
+        // Their sum gives each member its own gradient.
+        losses.sum(Kind::Float).backward();
         self.optimizer.set_lr(train::learning_rate(self.cfg, self.step, self.total_steps))?;
         self.optimizer.step()?;
         self.step += 1;
@@ -365,15 +382,14 @@ impl<'a> BatchedFit<'a> {
     }
 }
 
-/// The sum of each member's mean cross-entropy (so each member's gradient
-/// is its own) of logits `[K, B, classes]` and labels `[K, B]`, its
-/// log-softmax spelt out: libtorch's over a 10-wide last axis takes as long
-/// as a hidden layer.
-fn summed_member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
+/// Each member's mean cross-entropy `[K]` of logits `[K, B, classes]` and
+/// labels `[K, B]`, its log-softmax spelt out: libtorch's over a 10-wide
+/// last axis takes as long as a hidden layer.
+fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
     let shifted = logits - logits.detach().amax([-1i64].as_slice(), true);
     let normaliser = shifted.exp().sum_dim_intlist([-1i64].as_slice(), false, Kind::Float).log();
     let chosen = shifted.gather(2, &y.unsqueeze(2), false).squeeze_dim(2);
-    (normaliser - chosen).mean_dim([1i64].as_slice(), false, Kind::Float).sum(Kind::Float)
+    (normaliser - chosen).mean_dim([1i64].as_slice(), false, Kind::Float)
 }
 
 /// How many member-rows one evaluation pass holds: a split is evaluated
@@ -490,6 +506,28 @@ mod tests {
             );
             eprintln!("{:?} member {k}: logits after one step differ by {relative:e} relative", config.kind);
         }
+    }
+
+    #[test]
+    fn a_batch_whose_loss_stops_being_finite_fails_naming_the_run() {
+        let splits = splits();
+        let config = PopulationConfig {
+            models: vec![ModelConfig { hidden: vec![8], ..ModelConfig::default() }],
+            seeds: vec![0, 1],
+            epochs: vec![1],
+            batch: MemberBatch::Runs(2),
+            ..PopulationConfig::default()
+        };
+        let train = TrainConfig { batch_size: 16, lr: 1e30, ..TrainConfig::default() };
+        let plan = PopulationPlan::new(&config, &train).unwrap();
+        let pretrain = PretrainConfig::default();
+        let inputs = PopulationInputs::on_cpu(&config, &pretrain, &splits, 9);
+        let units = plan.batches(&config, 2);
+        let Err(error) = Population::train_runs(&plan, &units[0], &inputs, &AtomicBool::new(false), None) else {
+            panic!("a learning rate of 1e30 trained")
+        };
+        let error = error.to_string();
+        assert!(error.contains("training diverged: population run 0") && error.contains("lower train.lr"), "{error}");
     }
 
     #[test]

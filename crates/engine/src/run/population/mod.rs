@@ -9,8 +9,8 @@ use crate::error::Result;
 use std::collections::BTreeSet;
 
 use super::plan::Work;
-use crate::manifest::{PretrainMethod, Variant};
-use crate::population::PopulationPlan;
+use crate::manifest::{MemberBatch, PretrainMethod, Variant};
+use crate::population::{PopulationPlan, RunSpec};
 
 #[cfg(feature = "torch")]
 mod members;
@@ -29,9 +29,13 @@ pub(super) const PART: &str = "population-part";
 pub(super) fn works(variant: &Variant) -> Result<Vec<(Work, Option<usize>)>> {
     let s = &variant.settings;
     let plan = PopulationPlan::new(&s.population, &s.train)?;
-    let groups = plan.batches(&s.population, crate::population::unit_runs(&s.population, &s.train, &s.pretrain));
+    let k = crate::population::unit_runs(&s.population, &s.train, &s.pretrain);
+    // Under "auto", a plugin's sampler trains each run alone.
+    let batches = k > 1 && !(s.population.batch == MemberBatch::Auto && variant.sampler.is_some());
+    let unit = |runs: Vec<RunSpec>| Work::PopulationRuns { batched: batches && runs.len() > 1, runs };
+    let groups = plan.batches(&s.population, k);
     if s.pretrain.method == PretrainMethod::None {
-        return Ok(groups.into_iter().map(|runs| (Work::PopulationRuns { runs }, None)).collect());
+        return Ok(groups.into_iter().map(|runs| (unit(runs), None)).collect());
     }
     let architectures: Vec<usize> =
         plan.runs.iter().map(|r| r.architecture).collect::<BTreeSet<_>>().into_iter().collect();
@@ -43,7 +47,7 @@ pub(super) fn works(variant: &Variant) -> Result<Vec<(Work, Option<usize>)>> {
         .collect();
     for runs in groups {
         let pretrain = architectures.iter().position(|&a| a == runs[0].architecture);
-        works.push((Work::PopulationRuns { runs }, pretrain));
+        works.push((unit(runs), pretrain));
     }
     Ok(works)
 }
