@@ -10,8 +10,8 @@ use crate::choice::{
     StorageMode,
 };
 use crate::manifest::{
-    DataConfig, ExperimentKind, GraphConfig, MemberBatch, ModelConfig, PopulationConfig, PretrainConfig, Settings, SlurmConfig,
-    TrainConfig,
+    DataConfig, ExperimentKind, GraphConfig, MemberBatch, ModelConfig, PopulationConfig, PretrainConfig, Settings,
+    SlurmConfig, TrainConfig,
 };
 
 /// The most passes over the training split a variant may ask for.

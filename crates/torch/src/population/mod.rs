@@ -228,7 +228,8 @@ impl Population {
         cancel: &AtomicBool,
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<Population> {
-        let auto_refused = inputs.config.batch == MemberBatch::Auto && batched::unbatchable(plan, runs, inputs).is_some();
+        let auto_refused =
+            inputs.config.batch == MemberBatch::Auto && batched::unbatchable(plan, runs, inputs).is_some();
         if inputs.config.batch.batches() && runs.len() > 1 && !auto_refused {
             return Self::train_batched(plan, runs, inputs, (cancel, progress));
         }
