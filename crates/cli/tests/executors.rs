@@ -215,7 +215,8 @@ fn plan_lists_units_and_their_dependencies() {
     let mut args = vec!["plan", manifest.as_str()];
     args.extend_from_slice(tiny.args);
     let text = String::from_utf8_lossy(&tessera(&args).stdout).to_string();
-    assert!(text.contains("digits (population)") && text.contains("unit    0: population run 0"), "{text}");
+    assert!(text.contains("digits (population)") && text.contains("unit    0: population runs 0–"), "{text}");
+    assert!(text.contains("as one batched model"), "the example trains batched: {text}");
     assert!(text.contains("collect joins the parts and runs the metrics"), "{text}");
 }
 
