@@ -29,6 +29,10 @@ PYTEST_VERSION := 9.2.0
 TENSORBOARD_VERSION := 2.21.0
 JSONSCHEMA_VERSION := 4.25.1
 PANDAS_STAMP := $(VENV)/.pandas-$(PANDAS_VERSION)-stamp
+# moto's S3-compatible server, which the object-storage tests start
+# (testing/s3/start.sh) and read shards from.
+MOTO_VERSION := 5.2.6
+MOTO_STAMP := $(VENV)/.moto-$(MOTO_VERSION)-stamp
 PYTEST_STAMP := $(VENV)/.pytest-$(PYTEST_VERSION)-tensorboard-$(TENSORBOARD_VERSION)-jsonschema-$(JSONSCHEMA_VERSION)-stamp
 
 # mdbook for the book (docs/book/), installed into the cache like libtorch.
@@ -41,9 +45,10 @@ quickstart: build python
 	$(BIN) run examples/quickstart.toml
 
 # The tests start a local Slurm cluster (testing/slurm/start.sh: installs
-# slurm-wlm and munge when missing, needs root) and stop it when they end.
-test: build $(MNIST1D_STAMP) $(MDBOOK) python $(PYTEST_STAMP)
-	$(CARGO_ENV) testing/run-tests.sh
+# slurm-wlm and munge when missing, needs root) and a local S3-compatible
+# server (testing/s3/start.sh: moto), and stop both when they end.
+test: build $(MNIST1D_STAMP) $(MDBOOK) python $(PYTEST_STAMP) $(MOTO_STAMP)
+	$(CARGO_ENV) TESSERA_VENV=$(VENV) testing/run-tests.sh
 
 # Also tessera-graph, the host without libtorch (tessera-cli without its
 # `torch` feature, in its own target folder): `tessera` hands graph runs to it.
@@ -71,6 +76,11 @@ $(PANDAS_STAMP): $(STAMP)
 $(PYTEST_STAMP): $(STAMP)
 	$(VENV)/bin/pip install --disable-pip-version-check -q pytest==$(PYTEST_VERSION) tensorboard==$(TENSORBOARD_VERSION) jsonschema==$(JSONSCHEMA_VERSION)
 	@touch $(PYTEST_STAMP)
+
+$(MOTO_STAMP): $(STAMP)
+	$(VENV)/bin/pip install --disable-pip-version-check -q "moto[server]==$(MOTO_VERSION)"
+	@test -x $(VENV)/bin/moto_server || { echo "moto's server did not install into $(VENV)"; exit 1; }
+	@touch $(MOTO_STAMP)
 
 $(MNIST1D_STAMP): $(STAMP)
 	$(VENV)/bin/pip install --disable-pip-version-check -q mnist1d==$(MNIST1D_VERSION)

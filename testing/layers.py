@@ -13,7 +13,7 @@ import sys
 LAYERS = [
     ["tessera-sdk"],
     ["tessera-util"],
-    ["tessera-config"],
+    ["tessera-config", "tessera-store"],
     ["tessera-data", "tessera-report"],
     ["tessera-host"],
     ["tessera-torch"],

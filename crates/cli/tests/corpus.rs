@@ -26,6 +26,7 @@
 //! | `#! symlink PATH TARGET` | after `prepare`: make PATH a link to TARGET |
 //! | `#! out PATH` | the run's `--out` (default `run`) |
 //! | `#! file PATH` + `#\| lines` | a text file the case writes first |
+//! | `#! env KEY=VALUE` | an environment variable for `tessera` (repeatable) |
 //! | `#! npy PATH DTYPE DIMS... : VALUES...` | a `.npy` file (`f4`, `f8`, `i8`) |
 //! | `#! idx PATH DIMS... : BYTES...` | an IDX file of unsigned bytes |
 //! | `#! bytes PATH HEX...` | a file of raw bytes |
@@ -68,6 +69,8 @@ struct Case {
     late_files: Option<usize>,
     deletes: Vec<String>,
     symlinks: Vec<(String, String)>,
+    /// Environment variables for `tessera` (an object store's endpoint, say).
+    env: Vec<(String, String)>,
     toml: String,
 }
 
@@ -187,6 +190,10 @@ fn parse_cases(file: &str, text: &str) -> Vec<Case> {
             "symlink" => {
                 let (path, target) = rest.split_once(' ').expect("symlink PATH TARGET");
                 case.symlinks.push((path.into(), target.trim().into()));
+            }
+            "env" => {
+                let (key, value) = rest.split_once('=').expect("env KEY=VALUE");
+                case.env.push((key.into(), value.into()));
             }
             "npy" => case.files.push(npy_file(rest)),
             "idx" => case.files.push(idx_file(rest)),
@@ -360,12 +367,13 @@ struct Outcome {
 
 /// Runs the binary with a time limit, measuring its peak memory.
 #[allow(clippy::zombie_processes)] // reaped by `wait4`, which also gives its peak memory
-fn tessera(dir: &Path, args: &[String]) -> Outcome {
+fn tessera(dir: &Path, args: &[String], env: &[(String, String)]) -> Outcome {
     let started = Instant::now();
     let mut child = Command::new(common::profile_dir().join("tessera"))
         .args(args)
         .current_dir(dir)
         .env("TESSERA_PLUGIN_PATH", "")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join("stdout.txt")).unwrap())
         .stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap())
@@ -430,7 +438,7 @@ fn run_case(case: &Case) -> Vec<String> {
         args.push("--quiet".into());
     }
     args.extend(case.args.iter().cloned());
-    let ran = tessera(root, &args);
+    let ran = tessera(root, &args, &case.env);
     let mut problems = Vec::new();
     let mut expect = |ok: bool, what: String| {
         if !ok {
@@ -459,7 +467,7 @@ fn run_case(case: &Case) -> Vec<String> {
         let check_expected = case.check.unwrap_or(if case.exit == 2 { 2 } else { 0 });
         let mut args = vec!["check".to_string(), "manifest.toml".into(), "--quiet".into()];
         args.extend(case.args.iter().filter(|a| !a.starts_with("--variant=")).cloned());
-        let checked = tessera(root, &args);
+        let checked = tessera(root, &args, &case.env);
         expect(
             checked.code == Some(check_expected),
             format!("check exited {:?}, expected {check_expected}: {}", checked.code, checked.output),
@@ -489,7 +497,7 @@ fn prepare(case: &Case, root: &Path) -> Option<Result<(), String>> {
         return None;
     }
     for args in &case.prepare {
-        let ran = tessera(root, args);
+        let ran = tessera(root, args, &case.env);
         if ran.code != Some(0) {
             return Some(Err(format!("prepare `{}` exited {:?}: {}", args.join(" "), ran.code, ran.output)));
         }

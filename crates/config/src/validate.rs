@@ -236,6 +236,24 @@ fn exists(p: &mut Problems, key: &str, base: &Path, path: &str) {
     }
 }
 
+/// A path that may be an object-store URL: `s3://` for `source = "shards"`
+/// only (checked in full, and reached, when the run opens it); a local path
+/// must exist.
+fn shard_location(p: &mut Problems, d: &DataConfig, key: &str, base: &Path, path: &str) {
+    if !path.contains("://") {
+        return exists(p, key, base, path);
+    }
+    if d.source != DataSource::Shards {
+        p.hint(
+            key,
+            format!("{path}: data source `{}` reads local files only", d.source),
+            "write the data as shards (`tessera shard`), upload them, and use source = \"shards\"",
+        );
+    } else if let Err(e) = tessera_util::store_url::StoreUrl::parse(path) {
+        p.add(key, e.to_string());
+    }
+}
+
 /// The feature width of a generated source, when it is known before loading.
 fn generated_features(d: &DataConfig) -> Option<f64> {
     match d.source {
@@ -340,7 +358,7 @@ fn data_files(p: &mut Problems, d: &DataConfig, base: &Path) {
     for (key, value) in [("path", &d.path), ("labels_path", &d.labels_path)] {
         match (needs(key), value) {
             (Some(_), None) => p.add(&format!("data.{key}"), format!("data source `{}` needs data.{key}", d.source)),
-            (Some(_), Some(path)) => exists(p, &format!("data.{key}"), base, path),
+            (Some(_), Some(path)) => shard_location(p, d, &format!("data.{key}"), base, path),
             _ => {}
         }
     }
@@ -359,7 +377,7 @@ fn data_files(p: &mut Problems, d: &DataConfig, base: &Path) {
     }
     for (key, value) in [("data.test_path", &d.test_path), ("data.validation_path", &d.validation_path)] {
         if let Some(path) = value {
-            exists(p, key, base, path);
+            shard_location(p, d, key, base, path);
         }
     }
     if matches!(d.source, DataSource::Cifar10 | DataSource::Cifar100) {

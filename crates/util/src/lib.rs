@@ -1,7 +1,7 @@
 //! Tessera's lowest layer, used by every other crate: [`confined`] (the one
 //! way into run and shard folders), [`fs`] (atomic writes, safe file
-//! stems), [`suggest`] (did-you-mean), [`text`], [`process`] facts and the
-//! host's [`logger`]. It knows nothing of manifests, data or torch.
+//! stems), [`suggest`] (did-you-mean), [`text`], [`process`] facts, the
+//! host's [`logger`] and [`store_url`] (object-store locations). It knows nothing of manifests, data or torch.
 
 #![deny(missing_docs)]
 
@@ -10,5 +10,6 @@ pub mod error;
 pub mod fs;
 pub mod logger;
 pub mod process;
+pub mod store_url;
 pub mod suggest;
 pub mod text;

@@ -144,7 +144,9 @@ settings! {
         pub source: DataSource = DataSource::Blobs;
         /// Features file (`idx` images, `npy` features, `csv`), tar file or
         /// folder of tars (`webdataset`), or shard folder (`shards`), relative
-        /// to the manifest.
+        /// to the manifest; `shards` may also be an object-store prefix,
+        /// `s3://bucket/prefix` (endpoint, region and keys from `AWS_*`
+        /// variables or `~/.aws/`).
         pub path: Option<String> = None;
         /// `shards`: the test split's shard folder (default: `test/` beside
         /// `train/` in a folder written by `tessera shard`).
@@ -155,6 +157,14 @@ settings! {
         /// The most memory the validation and test splits may take together, in
         /// MB: they are held in memory, the training split need not be.
         pub holdout_memory_mb: u64 = 4096, range "[1, ∞)";
+        /// `s3://` shards: ranged GETs in flight at once (with the loader's
+        /// buffer, this bounds the bytes in flight).
+        pub store_in_flight: usize = 16, range "[1, 1024]";
+        /// `s3://` shards: retries of a request that timed out or failed in a
+        /// way that may pass (no connection, a 5xx), with backoff from 100 ms.
+        pub store_retries: u32 = 3, range "[0, 20]";
+        /// `s3://` shards: seconds a request may take before it is retried.
+        pub store_timeout_seconds: f64 = 30.0, range "(0, 3600]";
         /// Labels file (`idx`, `npy`), relative to the manifest.
         pub labels_path: Option<String> = None;
         /// Binary batch files (`cifar10`, `cifar100`), relative to the manifest.

@@ -1,29 +1,64 @@
-//! `source = "shards"`: data already written as shard folders. The training
-//! split is the folder `data.path` (or its `train/`), trained in place; the
-//! validation and test splits are read into memory from their own folders.
+//! `source = "shards"`: data already written as shard folders, on local
+//! disk or under an object-store prefix (`s3://bucket/prefix`). The
+//! training split is the folder `data.path` (or its `train/`), trained in
+//! place; the validation and test splits are read into memory from their own
+//! folders.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{bail, Result};
 
 use super::{Dataset, Splits};
 use crate::manifest::DataConfig;
-use crate::storage::ShardSet;
+use crate::storage::{store_error, Location, ShardSet, StoreOptions};
 
 /// The shard folders of the three splits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFolders {
     /// The training split.
-    pub train: PathBuf,
+    pub train: Location,
     /// The validation split, if there is one.
-    pub validation: Option<PathBuf>,
+    pub validation: Option<Location>,
     /// The test split.
-    pub test: PathBuf,
+    pub test: Location,
 }
 
-/// Whether `dir` is a shard folder.
-fn is_shard_folder(dir: &Path) -> bool {
-    dir.join("index.json").is_file()
+/// How `config` reaches an object store.
+pub fn store_options(config: &DataConfig) -> StoreOptions {
+    StoreOptions {
+        in_flight: config.store_in_flight,
+        retries: config.store_retries,
+        timeout_seconds: config.store_timeout_seconds,
+    }
+}
+
+/// Whether `at` is a shard folder (it has an `index.json`).
+fn is_shard_folder(at: &Location, options: StoreOptions) -> Result<bool> {
+    match at {
+        Location::Folder(dir) => Ok(dir.join("index.json").is_file()),
+        Location::Store(url) => {
+            let credentials = tessera_store::Credentials::from_environment().map_err(store_error)?;
+            let store = tessera_store::Store::connect(url, &credentials, options).map_err(store_error)?;
+            let index = url.join("index.json").map_err(|e| crate::error::invalid!("{e}"))?;
+            store.exists(&index).map_err(store_error)
+        }
+    }
+}
+
+/// For a store prefix without an index: what the prefix holds (or an error
+/// if its bucket does not exist); nothing to add for a local folder.
+fn what_is_there(at: &Location, options: StoreOptions) -> Result<String> {
+    let Location::Store(url) = at else { return Ok(String::new()) };
+    let credentials = tessera_store::Credentials::from_environment().map_err(store_error)?;
+    let store = tessera_store::Store::connect(url, &credentials, options).map_err(store_error)?;
+    match store.names(url, 5) {
+        Ok(names) if names.is_empty() => Ok("; the prefix holds no objects".into()),
+        Ok(names) => Ok(format!("; the prefix holds {}", names.join(", "))),
+        Err(tessera_store::StoreError::NotFound { .. }) => {
+            bail!("data.path: {url}: the bucket `{}` does not exist at this endpoint", url.bucket())
+        }
+        Err(e) => Err(store_error(e)),
+    }
 }
 
 /// Finds the folders `config` names: `data.path` is a shard folder (then
@@ -32,39 +67,46 @@ fn is_shard_folder(dir: &Path) -> bool {
 /// override what is found.
 pub fn folders(config: &DataConfig, base: &Path) -> Result<StoredFolders> {
     let Some(path) = &config.path else { bail!("data.path: source = \"shards\" needs the shard folder") };
-    let root = base.join(path);
-    let named = |value: &Option<String>| value.as_ref().map(|p| base.join(p));
-    let (train, found_validation, found_test) = if is_shard_folder(&root) {
+    let options = store_options(config);
+    let root = Location::parse(path, base)?;
+    let named = |value: &Option<String>| value.as_ref().map(|p| Location::parse(p, base)).transpose();
+    let (train, found_validation, found_test) = if is_shard_folder(&root, options)? {
         (root.clone(), None, None)
-    } else if is_shard_folder(&root.join("train")) {
-        let beside = |name: &str| Some(root.join(name)).filter(|d| is_shard_folder(d));
-        (root.join("train"), beside("validation"), beside("test"))
+    } else if is_shard_folder(&root.join("train")?, options)? {
+        let beside = |name: &str| -> Result<Option<Location>> {
+            let at = root.join(name)?;
+            Ok(is_shard_folder(&at, options)?.then_some(at))
+        };
+        (root.join("train")?, beside("validation")?, beside("test")?)
     } else {
         bail!(
-            "data.path: {} is not a shard folder (no index.json) nor a folder written by `tessera shard` (no train/index.json); write one with `tessera shard SOURCE --out DIR`",
-            root.display()
+            "data.path: {root} is not a shard folder (no index.json) nor a folder written by `tessera shard` (no train/index.json){}; write one with `tessera shard SOURCE --out DIR`",
+            what_is_there(&root, options)?
         );
     };
-    let Some(test) = named(&config.test_path).or(found_test) else {
-        bail!(
-            "data.test_path: source = \"shards\" trains on the whole of {}; name the test split's shard folder",
-            train.display()
-        )
+    let Some(test) = named(&config.test_path)?.or(found_test) else {
+        bail!("data.test_path: source = \"shards\" trains on the whole of {train}; name the test split's shard folder")
     };
-    Ok(StoredFolders { train, validation: named(&config.validation_path).or(found_validation), test })
+    Ok(StoredFolders { train, validation: named(&config.validation_path)?.or(found_validation), test })
+}
+
+/// Opens the training split's shard set.
+pub fn open_train(config: &DataConfig, folders: &StoredFolders) -> Result<ShardSet> {
+    ShardSet::open_at(&folders.train, store_options(config))
 }
 
 /// The validation and test splits, read into memory (checksums checked),
 /// refused past `data.holdout_memory_mb`.
 pub fn holdout(config: &DataConfig, folders: &StoredFolders, train: &ShardSet) -> Result<(Dataset, Dataset)> {
-    let validation_set = folders.validation.as_deref().map(ShardSet::open).transpose()?;
-    let test_set = ShardSet::open(&folders.test)?;
+    let open = |at: &Location| ShardSet::open_at(at, store_options(config));
+    let validation_set = folders.validation.as_ref().map(open).transpose()?;
+    let test_set = open(&folders.test)?;
     let mut bytes = test_set.index.examples * test_set.index.record_bytes;
     for set in validation_set.iter().chain([&test_set]) {
         if set.index.shape != train.index.shape {
             bail!(
                 "{}: examples of shape {:?}, the training split's {:?}",
-                set.dir.display(),
+                set.location,
                 set.index.shape,
                 train.index.shape
             );
@@ -94,7 +136,7 @@ pub fn check_holdout_memory(config: &DataConfig, bytes: u64) -> Result<()> {
 /// All three splits in memory (for `storage.mode = "memory"`).
 pub fn load(config: &DataConfig, base: &Path) -> Result<Splits> {
     let folders = folders(config, base)?;
-    let set = ShardSet::open(&folders.train)?;
+    let set = open_train(config, &folders)?;
     let (validation, test) = holdout(config, &folders, &set)?;
     let mut train = set.read_all()?;
     train.classes = test.classes;

@@ -40,6 +40,10 @@ pub struct IoStats {
     pub bytes: u64,
     /// Wall time spent in I/O calls, in seconds (on the thread doing them).
     pub io_seconds: f64,
+    /// Wall time training waited for the reader, in seconds: the storage
+    /// time prefetch did not hide.
+    #[serde(default)]
+    pub wait_seconds: f64,
 }
 
 impl IoStats {
@@ -48,6 +52,7 @@ impl IoStats {
         self.requests += other.requests;
         self.bytes += other.bytes;
         self.io_seconds += other.io_seconds;
+        self.wait_seconds += other.wait_seconds;
     }
 
     /// Modeled time of these reads under `model`.

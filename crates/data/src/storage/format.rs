@@ -3,12 +3,14 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{bail, Context, Result};
+use tessera_store::StoreOptions;
+
+use crate::error::{bail, invalid, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::backing::{store_error, Backing, Location, Span};
 use crate::confined::Confined;
 use crate::data::Dataset;
 
@@ -52,6 +54,18 @@ pub struct ShardIndex {
 }
 
 impl ShardIndex {
+    /// Parses and checks the index `text` read from `name`: a layout this
+    /// reader can hold, and shard names that are plain file names (never a
+    /// path out of the set's folder or prefix).
+    pub fn parse(text: &[u8], name: &str) -> Result<ShardIndex> {
+        let index: ShardIndex = serde_json::from_slice(text).with_context(|| format!("{name}: not a shard index"))?;
+        index.check().with_context(|| format!("{name}: a damaged shard index; rewrite the shards"))?;
+        if let Some(bad) = index.shards.iter().find(|n| !crate::confined::is_plain_name(std::ffi::OsStr::new(n))) {
+            bail!("{name}: shard `{bad}` is not a file name in the set's folder; rewrite the shards");
+        }
+        Ok(index)
+    }
+
     /// The layout a sampler sees.
     pub fn layout(&self) -> tessera_sdk::StorageLayout {
         tessera_sdk::StorageLayout {
@@ -272,13 +286,21 @@ pub fn write_shards(
     Ok(writer.finish()?.0)
 }
 
-/// An open shard set: its index and its files.
+/// Blocks [`ShardSet::read_all`] asks for at once.
+const READ_ALL_CHUNK: usize = 256;
+
+/// The largest `index.json` Tessera reads (about 5 million blocks).
+pub const MAX_INDEX_BYTES: u64 = 512 << 20;
+
+/// An open shard set: its index and its shards.
 pub struct ShardSet {
-    /// The folder.
+    /// The folder (for a set in an object store, its URL: messages only).
     pub dir: PathBuf,
+    /// Where the set is.
+    pub location: Location,
     /// The layout.
     pub index: ShardIndex,
-    files: Vec<File>,
+    backing: Backing,
 }
 
 impl ShardSet {
@@ -289,59 +311,104 @@ impl ShardSet {
         let folder = Confined::new(dir);
         let index_path = dir.join("index.json");
         let text = folder.read("index.json").with_context(|| format!("reading {}", index_path.display()))?;
-        let index: ShardIndex =
-            serde_json::from_slice(&text).with_context(|| format!("{}: not a shard index", index_path.display()))?;
-        index
-            .check()
-            .with_context(|| format!("{}: a damaged shard index; rewrite the shards", index_path.display()))?;
+        let index = ShardIndex::parse(&text, &index_path.display().to_string())?;
         let mut files = Vec::new();
         for name in &index.shards {
-            if !crate::confined::is_plain_name(std::ffi::OsStr::new(name)) {
-                bail!(
-                    "{}: shard `{name}` is not a file name in the set's folder; rewrite the shards",
-                    index_path.display()
-                );
-            }
             let file = folder.open(name).with_context(|| format!("opening shard {}", dir.join(name).display()))?;
-            files.push(file);
+            files.push((dir.join(name), file));
         }
+        ShardSet::checked(Location::Folder(dir.to_path_buf()), index, Backing::Files(files))
+    }
+
+    /// Opens the shard set at `location`: a folder as [`ShardSet::open`]
+    /// does, a store prefix through a client with `options` (its index read
+    /// whole, each shard's size asked once; nothing read past them).
+    pub fn open_at(location: &Location, options: StoreOptions) -> Result<ShardSet> {
+        let url = match location {
+            Location::Folder(dir) => return ShardSet::open(dir),
+            Location::Store(url) => url,
+        };
+        let index_url = url.join("index.json").map_err(|e| invalid!("{e}"))?;
+        let (probe, store) = Backing::connect(url, &[], options)?;
+        drop(probe);
+        let size = store.size(&index_url).map_err(store_error)?;
+        if size > MAX_INDEX_BYTES {
+            bail!("{index_url}: {size} bytes, more than a shard index holds ({MAX_INDEX_BYTES}); rewrite the shards");
+        }
+        let text = store.get(&index_url).map_err(store_error)?;
+        let index = ShardIndex::parse(&text, &index_url.to_string())?;
+        let shards = index.shards.iter().map(|n| url.join(n)).collect::<Result<Vec<_>, _>>();
+        let backing = Backing::Store { store, shards: shards.map_err(|e| invalid!("{e}"))? };
+        ShardSet::checked(location.clone(), index, backing)
+    }
+
+    /// The set, once every block is found inside its shard's bytes.
+    fn checked(location: Location, index: ShardIndex, backing: Backing) -> Result<ShardSet> {
+        let sizes = backing.sizes()?;
         for (b, block) in index.blocks.iter().enumerate() {
-            let file = &files[block.shard as usize];
-            let size = file.metadata()?.len();
+            let size = sizes[block.shard as usize];
             let end = block.offset.saturating_add(block.length);
             if end > size {
                 bail!(
-                    "{}: block {b} ends at byte {end} but the file has {size} bytes (truncated?); rewrite the shards",
-                    dir.join(&index.shards[block.shard as usize]).display()
+                    "{}/{}: block {b} ends at byte {end} but the shard has {size} bytes (truncated?); rewrite the shards",
+                    location,
+                    index.shards[block.shard as usize]
                 );
             }
         }
-        Ok(ShardSet { dir: dir.to_path_buf(), index, files })
+        let dir = PathBuf::from(location.to_string());
+        Ok(ShardSet { dir, location, index, backing })
     }
 
-    /// Reads block `b` with one request and checks its CRC-32.
-    pub fn read_block(&self, b: u64) -> Result<Vec<u8>> {
+    /// What the set's store client has done, for a set in a store.
+    pub fn store_counts(&self) -> Option<tessera_store::StoreCounts> {
+        self.backing.store_counts()
+    }
+
+    /// Block `b`'s place, or an error if there is no such block.
+    fn span(&self, b: u64) -> Result<(Span, &BlockEntry)> {
         let entry = self
             .index
             .blocks
             .get(b as usize)
             .with_context(|| format!("block {b} does not exist ({} blocks)", self.index.blocks.len()))?;
-        let mut bytes = vec![0u8; entry.length as usize];
-        let path = || self.dir.join(&self.index.shards[entry.shard as usize]);
-        self.files[entry.shard as usize]
-            .read_exact_at(&mut bytes, entry.offset)
-            .with_context(|| format!("{}: reading block {b} at byte offset {}", path().display(), entry.offset))?;
-        let crc = crc32fast::hash(&bytes);
+        Ok((Span { shard: entry.shard, offset: entry.offset, length: entry.length }, entry))
+    }
+
+    /// The shard file of `entry`, for messages.
+    fn shard_path(&self, entry: &BlockEntry) -> PathBuf {
+        self.dir.join(&self.index.shards[entry.shard as usize])
+    }
+
+    /// Reads block `b` with one request and checks its CRC-32.
+    pub fn read_block(&self, b: u64) -> Result<Vec<u8>> {
+        Ok(self.read_blocks(&[b])?.pop().expect("one block"))
+    }
+
+    /// Reads `blocks` (in that order), one request each, several at once,
+    /// and checks each one's CRC-32 and labels.
+    pub fn read_blocks(&self, blocks: &[u64]) -> Result<Vec<Vec<u8>>> {
+        let spans = blocks.iter().map(|&b| Ok(self.span(b)?.0)).collect::<Result<Vec<_>>>()?;
+        let read = self.backing.read_many(&spans)?;
+        for (&b, bytes) in blocks.iter().zip(&read) {
+            self.check_block(b, bytes)?;
+        }
+        Ok(read)
+    }
+
+    /// That block `b`'s bytes have their stored CRC-32 and valid labels.
+    fn check_block(&self, b: u64, bytes: &[u8]) -> Result<()> {
+        let (_, entry) = self.span(b)?;
+        let crc = crc32fast::hash(bytes);
         if crc != entry.crc32 {
             bail!(
                 "{}: block {b} at byte offset {} fails its checksum (stored {:08x}, read {crc:08x}): the shard is corrupt; rewrite it",
-                path().display(),
+                self.shard_path(entry).display(),
                 entry.offset,
                 entry.crc32
             );
         }
-        self.check_labels(&bytes, b * self.index.block_size, entry)?;
-        Ok(bytes)
+        self.check_labels(bytes, b * self.index.block_size, entry)
     }
 
     /// That every record of `bytes` (examples from `first` on) has a label in
@@ -355,7 +422,7 @@ impl ShardSet {
                 let offset = entry.offset + k as u64 * self.index.record_bytes;
                 bail!(
                     "{}: example {} at byte offset {offset} has label {label}, outside 0..{classes}; rewrite the shards",
-                    self.dir.join(&self.index.shards[entry.shard as usize]).display(),
+                    self.shard_path(entry).display(),
                     first + k as u64
                 );
             }
@@ -363,43 +430,42 @@ impl ShardSet {
         Ok(())
     }
 
-    /// Asks the kernel to start reading `blocks` now (`posix_fadvise`
-    /// `WILLNEED`), so a random block order keeps many requests in flight, as
-    /// a scan does through readahead. Only a hint: errors are ignored.
+    /// Asks the storage to start reading `blocks` now (a local set: the
+    /// kernel's `WILLNEED`), so a random block order keeps many requests in
+    /// flight, as a scan does through readahead. Only a hint.
     pub fn advise(&self, blocks: &[u64]) {
-        use std::os::fd::AsRawFd;
-        for &b in blocks {
-            if let Some(entry) = self.index.blocks.get(b as usize) {
-                let fd = self.files[entry.shard as usize].as_raw_fd();
-                // SAFETY: a hint on an open descriptor; no memory is passed.
-                unsafe {
-                    libc::posix_fadvise(fd, entry.offset as i64, entry.length as i64, libc::POSIX_FADV_WILLNEED);
-                }
-            }
-        }
+        let spans: Vec<Span> = blocks.iter().filter_map(|&b| self.span(b).ok().map(|(s, _)| s)).collect();
+        self.backing.advise(&spans);
     }
 
     /// Reads the record of example `i` alone (a ranged request; records are
     /// not checksummed one by one).
     pub fn read_record(&self, i: u64) -> Result<Vec<u8>> {
-        let b = i / self.index.block_size;
-        let entry = self
-            .index
-            .blocks
-            .get(b as usize)
-            .filter(|_| i < self.index.examples)
-            .with_context(|| format!("example {i} does not exist ({} examples)", self.index.examples))?;
-        let offset = entry.offset + (i % self.index.block_size) * self.index.record_bytes;
-        let mut bytes = vec![0u8; self.index.record_bytes as usize];
-        self.files[entry.shard as usize].read_exact_at(&mut bytes, offset).with_context(|| {
-            format!(
-                "{}: reading example {i} at byte offset {offset}",
-                self.dir.join(&self.index.shards[entry.shard as usize]).display()
-            )
-        })?;
-        let in_block = BlockEntry { offset, ..entry.clone() };
-        self.check_labels(&bytes, i, &in_block)?;
-        Ok(bytes)
+        Ok(self.read_records(&[i])?.pop().expect("one record"))
+    }
+
+    /// Reads the records of `ids` (in that order), one ranged request each,
+    /// several at once.
+    pub fn read_records(&self, ids: &[u64]) -> Result<Vec<Vec<u8>>> {
+        let mut spans = Vec::with_capacity(ids.len());
+        for &i in ids {
+            let b = i / self.index.block_size;
+            let entry = self
+                .index
+                .blocks
+                .get(b as usize)
+                .filter(|_| i < self.index.examples)
+                .with_context(|| format!("example {i} does not exist ({} examples)", self.index.examples))?;
+            let offset = entry.offset + (i % self.index.block_size) * self.index.record_bytes;
+            spans.push((Span { shard: entry.shard, offset, length: self.index.record_bytes }, entry));
+        }
+        let only: Vec<Span> = spans.iter().map(|(s, _)| *s).collect();
+        let read = self.backing.read_many(&only)?;
+        for ((&i, (span, entry)), bytes) in ids.iter().zip(&spans).zip(&read) {
+            let in_block = BlockEntry { offset: span.offset, ..(*entry).clone() };
+            self.check_labels(bytes, i, &in_block)?;
+        }
+        Ok(read)
     }
 
     /// Decodes a record into (label, features).
@@ -427,10 +493,12 @@ impl ShardSet {
     pub fn read_all(&self) -> Result<Dataset> {
         let mut features = Vec::with_capacity(self.index.examples as usize * self.index.dim());
         let mut labels = Vec::with_capacity(self.index.examples as usize);
-        for b in 0..self.index.blocks.len() as u64 {
-            let bytes = self.read_block(b)?;
-            for record in bytes.chunks_exact(self.index.record_bytes as usize) {
-                labels.push(self.decode(record, &mut features));
+        let blocks: Vec<u64> = (0..self.index.blocks.len() as u64).collect();
+        for chunk in blocks.chunks(READ_ALL_CHUNK) {
+            for bytes in self.read_blocks(chunk)? {
+                for record in bytes.chunks_exact(self.index.record_bytes as usize) {
+                    labels.push(self.decode(record, &mut features));
+                }
             }
         }
         Ok(Dataset { features, shape: self.index.shape.clone(), labels, classes: self.index.classes })

@@ -87,32 +87,6 @@ impl<T> LruPolicy<T> {
     }
 }
 
-/// Block reads in flight at once, for chunks of many blocks: random block
-/// orders (CorgiPile) need some queue depth to read as fast as a scan.
-const READ_THREADS: usize = 8;
-
-/// Reads `blocks` (in that order). A chunk of at least 2 × `threads` blocks is
-/// split into `threads` contiguous runs read at once (each run stays
-/// sequential, for the kernel's readahead); smaller chunks are read in turn,
-/// where starting threads would cost more than it saves.
-fn read_blocks(set: &ShardSet, blocks: &[u64], threads: usize) -> Result<Vec<Vec<u8>>> {
-    if blocks.len() < 2 * threads {
-        return blocks.iter().map(|&b| set.read_block(b)).collect();
-    }
-    let run = blocks.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = blocks
-            .chunks(run)
-            .map(|part| scope.spawn(move || part.iter().map(|&b| set.read_block(b)).collect::<Result<Vec<_>>>()))
-            .collect();
-        let mut out = Vec::with_capacity(blocks.len());
-        for handle in handles {
-            out.extend(handle.join().map_err(|_| invalid!("a block-reading thread panicked"))??);
-        }
-        Ok(out)
-    })
-}
-
 /// Pulls chunks of an order and plans their block reads with the buffer
 /// policy (the consumer replays the same policy). A chunk that needs more
 /// new blocks than the buffer holds is cut into pieces of at most
@@ -246,15 +220,14 @@ impl BlockLoader {
                     let started = Instant::now();
                     match access {
                         Access::Block => {
-                            for bytes in read_blocks(&set, &planned, READ_THREADS)? {
+                            for bytes in set.read_blocks(&planned)? {
                                 stats.requests += 1;
                                 stats.bytes += bytes.len() as u64;
                                 piece.blocks.push(Arc::new(bytes));
                             }
                         }
                         Access::Example => {
-                            for &id in ids.iter() {
-                                let record = set.read_record(id)?;
+                            for record in set.read_records(&ids)? {
                                 stats.requests += 1;
                                 stats.bytes += record.len() as u64;
                                 piece.records.push(record);
@@ -290,6 +263,7 @@ impl BlockLoader {
             position: 0,
             next_block: 0,
             last_block: None,
+            waited: 0.0,
         }
     }
 }
@@ -305,6 +279,8 @@ pub struct EpochReader {
     position: usize,
     next_block: usize,
     last_block: Option<(u64, Arc<Vec<u8>>)>,
+    /// Seconds spent waiting for the reader thread.
+    waited: f64,
 }
 
 impl EpochReader {
@@ -316,7 +292,10 @@ impl EpochReader {
         let block_size = self.set.index.block_size;
         while out.len() < max {
             if self.current.as_ref().is_none_or(|p| self.position >= p.ids.len()) {
-                match self.rx.recv() {
+                let started = Instant::now();
+                let received = self.rx.recv();
+                self.waited += started.elapsed().as_secs_f64();
+                match received {
                     Ok(Ok(piece)) => {
                         self.current = Some(piece);
                         self.position = 0;
@@ -365,7 +344,9 @@ impl EpochReader {
     /// Ends the pass and returns its I/O.
     pub fn finish(mut self) -> Result<IoStats> {
         drop(std::mem::replace(&mut self.rx, sync_channel(1).1));
-        self.reader.take().expect("started").join().map_err(|_| invalid!("the storage reader thread panicked"))
+        let stats = self.reader.take().expect("started").join();
+        let stats = stats.map_err(|_| invalid!("the storage reader thread panicked"))?;
+        Ok(IoStats { wait_seconds: self.waited, ..stats })
     }
 }
 

@@ -19,13 +19,21 @@
 //! may be shorter. A block is one `pread` (one storage request); a checksum
 //! mismatch or a short read is an error naming the file, the block and the
 //! byte offset.
+//!
+//! A shard set may also live under a prefix of an object store
+//! (`s3://bucket/prefix`, [`Location::Store`]): the same objects, a block
+//! one ranged GET, many in flight at once.
 
+mod backing;
 mod cost;
 mod format;
 mod loader;
 
+pub use backing::{store_error, Location};
 pub use cost::{CostModel, IoStats};
 pub use format::{
-    write_shards, BlockEntry, ShardIndex, ShardSet, ShardWriter, FORMAT_VERSION, MAX_BLOCK_BYTES, MAX_RECORD_BYTES,
+    write_shards, BlockEntry, ShardIndex, ShardSet, ShardWriter, FORMAT_VERSION, MAX_BLOCK_BYTES, MAX_INDEX_BYTES,
+    MAX_RECORD_BYTES,
 };
 pub use loader::{Access, BlockLoader, EpochOrder, EpochReader, LoadedExample, LruPolicy};
+pub use tessera_store::{StoreCounts, StoreOptions};

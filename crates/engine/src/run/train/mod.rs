@@ -89,6 +89,9 @@ struct TrainJob<'a> {
     finetuner: Option<finetune::Finetuning>,
     /// Where training saves its state and continues from (taken by the fit).
     resuming: Option<resume::Resuming>,
+    /// The user's shard set trained from (or read by the offline pass), for
+    /// its store's counts.
+    source_set: Option<Arc<ShardSet>>,
 }
 
 /// Where the training split comes from.
@@ -151,6 +154,7 @@ impl<'a> TrainJob<'a> {
             train_on_disk,
             finetuner: None,
             resuming: None,
+            source_set: None,
         })
     }
 
@@ -250,7 +254,10 @@ impl<'a> TrainJob<'a> {
         }
         let owned = crate::owned::OwnedDir::create(&root, "shards")?;
         let set = match std::mem::replace(&mut self.train_source, TrainSource::Stored) {
-            TrainSource::Folder(set) => set,
+            TrainSource::Folder(set) => {
+                self.source_set = Some(set.clone());
+                set
+            }
             TrainSource::Planned(source, plan) => {
                 self.write_stored(&root, |writer, progress| Ok(plan.write_train(source.as_ref(), writer, progress)?))?
             }
@@ -409,8 +416,11 @@ impl<'a> TrainJob<'a> {
         self.splits.train = self.splits.train.subset(&order);
         self.splits.noised = renumber(&self.splits.noised, &order);
         self.splits.reorder_train_bookkeeping(&order);
-        let written =
-            IoStats { requests: layout.blocks(), bytes: layout.examples * layout.bytes_per_example, io_seconds: 0.0 };
+        let written = IoStats {
+            requests: layout.blocks(),
+            bytes: layout.examples * layout.bytes_per_example,
+            ..Default::default()
+        };
         Ok((read, written))
     }
 
@@ -467,8 +477,12 @@ impl<'a> TrainJob<'a> {
         engine.scalars.insert("io_modeled_seconds_per_epoch".into(), total.modeled_seconds(&cost) / epochs);
         if s.storage.mode == crate::choice::StorageMode::Shards {
             engine.scalars.insert("io_seconds_per_epoch".into(), total.io_seconds / epochs);
+            engine.scalars.insert("io_wait_seconds_per_epoch".into(), total.wait_seconds / epochs);
             // Read from storage, what the reads cost is what the run is about.
             engine.headline.extend(["io_requests_per_epoch".into(), "io_modeled_seconds_per_epoch".into()]);
+        }
+        if let Some(counts) = self.source_set.as_ref().and_then(|set| set.store_counts()) {
+            store_figures(&mut engine, &counts);
         }
         engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
         engine.scalars.insert("train_seconds".into(), summary.epoch_seconds.iter().sum::<f64>());
@@ -535,7 +549,7 @@ fn training_data(s: &Settings, seed: u64, base: &Path) -> Result<(Splits, TrainS
         (false, _) => Ok((data::load(&s.data, s.train.label_noise, seed, base)?, TrainSource::Memory)),
         (true, crate::choice::DataSource::Shards) => {
             let folders = data::stored::folders(&s.data, base)?;
-            let set = Arc::new(ShardSet::open(&folders.train)?);
+            let set = Arc::new(data::stored::open_train(&s.data, &folders)?);
             let (validation, test) = data::stored::holdout(&s.data, &folders, &set)?;
             let train = data::Dataset {
                 features: vec![],
@@ -574,6 +588,17 @@ fn resolved_settings(settings: &Settings, base: &Path) -> Settings {
     resolve(&mut s.model.path);
     resolve(&mut s.reference.model.weights);
     s
+}
+
+/// What the object store holding the training shards really served: every
+/// request (the index and each shard's size too), the ranged GETs of blocks
+/// or records (the cost model's requests), bytes and retries.
+fn store_figures(engine: &mut ReportJson, counts: &crate::storage::StoreCounts) {
+    let s = &mut engine.scalars;
+    s.insert("store_requests".into(), counts.requests as f64);
+    s.insert("store_range_requests".into(), counts.range_requests as f64);
+    s.insert("store_bytes".into(), counts.bytes as f64);
+    s.insert("store_retries".into(), counts.retries as f64);
 }
 
 /// How a sampler that is not a permutation visited the examples: ids and

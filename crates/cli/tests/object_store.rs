@@ -1,0 +1,241 @@
+//! Shards in an object store (issue 40), through the `tessera` binary and a
+//! real S3-compatible server: the moto server `testing/s3/start.sh` started
+//! on a loopback port (`make test` does), with its own request log. A
+//! `tessera shard` folder is uploaded under a fresh prefix; each sampler
+//! trains from the bucket and from local disk, with the same results and
+//! the cost model's block reads as the store's own ranged GETs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{baselines, library, write_manifest};
+use serde_json::Value;
+use tessera_engine::data::readers::write_npy;
+use tessera_store::{Credentials, Store, StoreOptions, StoreUrl};
+
+/// The server `testing/s3/start.sh` started: its bucket and request log.
+struct Server {
+    bucket: String,
+    log: PathBuf,
+}
+
+fn server() -> Option<Server> {
+    let (bucket, log) = (std::env::var("TESSERA_S3_BUCKET"), std::env::var("TESSERA_S3_LOG"));
+    match (bucket, log, std::env::var_os("AWS_ENDPOINT_URL")) {
+        (Ok(bucket), Ok(log), Some(_)) => Some(Server { bucket, log: log.into() }),
+        _ if std::env::var_os("CI").is_some() => panic!("no S3 server (testing/s3/start.sh), and on CI there must be"),
+        _ => {
+            eprintln!("skipped: no S3 server; run through `make test` (testing/s3/start.sh)");
+            None
+        }
+    }
+}
+
+/// A prefix no other test or run uses.
+fn fresh_prefix(server: &Server, name: &str) -> StoreUrl {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    StoreUrl::parse(&format!("s3://{}/{name}-{}-{nanos}", server.bucket, std::process::id())).unwrap()
+}
+
+fn client(url: &StoreUrl) -> Store {
+    Store::connect(url, &Credentials::from_environment().unwrap(), StoreOptions::default()).unwrap()
+}
+
+/// Every file under `dir`, uploaded under `url` with the same relative keys.
+fn upload(dir: &Path, url: &StoreUrl) {
+    let store = client(url);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let key = path.strip_prefix(dir).unwrap().to_str().unwrap();
+            store.put(&url.join(key).unwrap(), std::fs::read(&path).unwrap()).unwrap();
+        }
+    }
+}
+
+/// The server's log lines of ranged GETs (206) of objects under `prefix`
+/// (werkzeug's lines, their colour codes taken out).
+fn ranged_gets(server: &Server, prefix: &str) -> usize {
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    let request = format!("\"GET /{}/{prefix}", server.bucket);
+    log.lines().map(without_colour).filter(|l| l.contains(&request) && l.contains("HTTP/1.1\" 206")).count()
+}
+
+/// `line` without ANSI colour codes (`ESC [ ... m`).
+fn without_colour(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn tessera(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera")).arg("-q").args(args).current_dir(dir).output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The engine's scalars of each variant of the run in `out`, by name.
+fn engines(out: &Path) -> Vec<(String, Value)> {
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let variants = results["variants"].as_array().unwrap();
+    variants
+        .iter()
+        .map(|v| {
+            assert_eq!(v["status"], "ok", "{v}");
+            let sampler = &v["results"]["sampler"]["scalars"];
+            let mut engine = v["results"]["engine"]["scalars"].clone();
+            engine["offline_blocks_read"] = sampler.get("offline_blocks_read").cloned().unwrap_or(Value::from(0.0));
+            (v["name"].as_str().unwrap().to_string(), engine)
+        })
+        .collect()
+}
+
+/// A `tessera shard` folder of 3,000 examples (2,100 to train), blocks of 50.
+fn shard_folder(dir: &Path) {
+    let d = tessera_engine::data::blobs(3000, 12, 4, 2.0, 1).unwrap();
+    let x: Vec<u8> = d.features.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_npy(&dir.join("x.npy"), "<f4", &[3000, 12], &x).unwrap();
+    write_npy(&dir.join("y.npy"), "|u1", &[3000], &d.labels.iter().map(|&l| l as u8).collect::<Vec<_>>()).unwrap();
+    let out =
+        tessera(&["shard", "x.npy", "--labels", "y.npy", "--out", "set", "--block-size", "50", "--seed", "3"], dir);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+const SAMPLERS: &str = r#"
+[[variant]]
+name = "sequential"
+sampler = { use = "baselines.sequential" }
+
+[[variant]]
+name = "full-shuffle"
+sampler = { use = "baselines.full-shuffle" }
+
+[[variant]]
+name = "corgipile"
+sampler = { use = "corgi2.corgipile", buffer_blocks = 4 }
+
+[[variant]]
+name = "corgi2"
+sampler = { use = "corgi2.corgi2", buffer_blocks = 4 }
+"#;
+
+fn manifest(dir: &Path, name: &str, path: &str) -> String {
+    let libraries = [baselines(), library("tessera_corgi2")];
+    let paths: Vec<&Path> = libraries.iter().map(PathBuf::as_path).collect();
+    let body = format!(
+        "seed = 3\n\n[data]\nsource = \"shards\"\npath = \"{path}\"\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 2\nbatch_size = 64\nlr = 0.1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\nbuffer_blocks = 4\n{SAMPLERS}"
+    );
+    let m = write_manifest(dir, &paths, &body);
+    let file = format!("{name}.toml");
+    std::fs::rename(&m, dir.join(&file)).unwrap();
+    file
+}
+
+#[test]
+fn each_sampler_trains_from_a_bucket_as_from_local_disk() {
+    let Some(server) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    shard_folder(dir.path());
+    let prefix = fresh_prefix(&server, "samplers");
+    upload(&dir.path().join("set"), &prefix.join("set").unwrap());
+    let url = format!("{prefix}/set");
+    for (name, path) in [("local", "set"), ("store", url.as_str())] {
+        let file = manifest(dir.path(), name, path);
+        let out = tessera(&["run", &file, "--out", name], dir.path());
+        assert!(out.status.success(), "{name}: {}", text(&out));
+    }
+    let (local, store) = (engines(&dir.path().join("local")), engines(&dir.path().join("store")));
+    let mut served = 0.0;
+    for ((name, on_disk), (_, in_store)) in local.iter().zip(&store) {
+        for key in [
+            "final_test_loss",
+            "final_test_accuracy",
+            "io_requests_per_epoch",
+            "io_bytes_per_epoch",
+            "offline_blocks_read",
+        ] {
+            assert_eq!(on_disk[key], in_store[key], "{name}: {key}");
+        }
+        // Every block read the cost model counts is one ranged GET, and no
+        // more: Corgi²'s epochs read the copy its offline pass wrote locally.
+        let offline = in_store["offline_blocks_read"].as_f64().unwrap();
+        let epochs = if offline > 0.0 { 0.0 } else { 2.0 };
+        let modeled = in_store["io_requests_per_epoch"].as_f64().unwrap() * epochs + offline;
+        assert_eq!(in_store["store_range_requests"].as_f64(), Some(modeled), "{name}: {in_store}");
+        assert_eq!(in_store["store_retries"], 0.0, "{name}");
+        assert!(on_disk.get("store_requests").is_none(), "{name}: a local set reports no store");
+        served += modeled;
+    }
+    let train = prefix.join("set/train").unwrap();
+    assert_eq!(ranged_gets(&server, train.key()) as f64, served, "the server's own log agrees");
+    assert!(served > 2100.0, "full shuffle reads a block an example: {served}");
+}
+
+/// Runs one sequential variant on the shards at `path`; what it printed.
+fn failing_run(dir: &Path, name: &str, path: &str) -> String {
+    let libraries = [baselines()];
+    let paths: Vec<&Path> = libraries.iter().map(PathBuf::as_path).collect();
+    let body = format!(
+        "[data]\nsource = \"shards\"\npath = \"{path}\"\nstore_retries = 1\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\n\n[[variant]]\nname = \"stored\"\nsampler = {{ use = \"baselines.sequential\" }}\n"
+    );
+    let m = write_manifest(dir, &paths, &body);
+    let file = format!("{name}.toml");
+    std::fs::rename(&m, dir.join(&file)).unwrap();
+    let out = tessera(&["run", &file, "--out", name], dir);
+    assert_eq!(out.status.code(), Some(1), "{name}: the variant fails: {}", text(&out));
+    text(&out)
+}
+
+#[test]
+fn a_missing_bucket_a_truncated_object_and_a_corrupt_block_fail_naming_the_url() {
+    let Some(server) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    shard_folder(dir.path());
+    let said = failing_run(dir.path(), "no-bucket", "s3://tessera-no-such-bucket/set");
+    assert!(
+        said.contains("s3://tessera-no-such-bucket/set: the bucket `tessera-no-such-bucket` does not exist"),
+        "{said}"
+    );
+    // Truncated: the training shard loses its last byte.
+    let shard = dir.path().join("set/train/shard-00000.bin");
+    let bytes = std::fs::read(&shard).unwrap();
+    let truncated = fresh_prefix(&server, "truncated");
+    upload(&dir.path().join("set"), &truncated);
+    client(&truncated)
+        .put(&truncated.join("train/shard-00000.bin").unwrap(), bytes[..bytes.len() - 1].to_vec())
+        .unwrap();
+    let said = failing_run(dir.path(), "truncated", &truncated.to_string());
+    assert!(
+        said.contains(&format!("{truncated}/train/shard-00000.bin: block")) && said.contains("truncated?"),
+        "{said}"
+    );
+    // Corrupt: one byte of block 1 flipped; the checksum names the object.
+    let mut corrupt_bytes = bytes.clone();
+    corrupt_bytes[60 * 56] ^= 0xff;
+    let corrupt = fresh_prefix(&server, "corrupt");
+    upload(&dir.path().join("set"), &corrupt);
+    client(&corrupt).put(&corrupt.join("train/shard-00000.bin").unwrap(), corrupt_bytes).unwrap();
+    let said = failing_run(dir.path(), "corrupt", &corrupt.to_string());
+    assert!(said.contains(&format!("{corrupt}/train/shard-00000.bin: block 1 at byte offset")), "{said}");
+    assert!(said.contains("fails its checksum"), "{said}");
+    // The source prefixes hold what was uploaded, nothing more or less.
+    let store = client(&corrupt);
+    assert!(!store.exists(&corrupt.join("train/offline").unwrap()).unwrap());
+    assert!(!said.contains(&std::env::var("AWS_SECRET_ACCESS_KEY").unwrap()), "the secret is never printed");
+}
