@@ -239,3 +239,41 @@ fn a_missing_bucket_a_truncated_object_and_a_corrupt_block_fail_naming_the_url()
     assert!(!store.exists(&corrupt.join("train/offline").unwrap()).unwrap());
     assert!(!said.contains(&std::env::var("AWS_SECRET_ACCESS_KEY").unwrap()), "the secret is never printed");
 }
+
+#[test]
+fn a_block_cache_serves_later_epochs_without_the_store() {
+    let Some(server) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    shard_folder(dir.path());
+    let prefix = fresh_prefix(&server, "cache");
+    upload(&dir.path().join("set"), &prefix);
+    let libraries = [library("tessera_corgi2")];
+    let paths: Vec<&Path> = libraries.iter().map(PathBuf::as_path).collect();
+    let run = |name: &str, cache: &str| {
+        let body = format!(
+            "seed = 3\n\n[data]\nsource = \"shards\"\npath = \"{prefix}\"\n{cache}\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 3\nbatch_size = 64\nlr = 0.1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\nbuffer_blocks = 4\n\n[[variant]]\nname = \"corgipile\"\nsampler = {{ use = \"corgi2.corgipile\", buffer_blocks = 4 }}\n"
+        );
+        let m = write_manifest(dir.path(), &paths, &body);
+        std::fs::rename(&m, dir.path().join(format!("{name}.toml"))).unwrap();
+        let out = tessera(&["run", &format!("{name}.toml"), "--out", name], dir.path());
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        engines(&dir.path().join(name)).remove(0).1
+    };
+    let plain = run("plain", "");
+    let cached = run("cached", "store_cache = \"cache\"");
+    let again = run("again", "store_cache = \"cache\"");
+    for key in ["final_test_loss", "final_test_accuracy", "io_requests_per_epoch"] {
+        assert_eq!((&plain[key], &plain[key]), (&cached[key], &again[key]), "{key}");
+    }
+    // 2,100 examples in 42 blocks: the first epoch fetches each once, later
+    // epochs (and the next run) read them from the cache.
+    let reads = plain["io_requests_per_epoch"].as_f64().unwrap() * 3.0;
+    assert_eq!(plain["store_range_requests"].as_f64(), Some(reads));
+    assert_eq!(
+        (cached["store_range_requests"].as_f64(), cached["store_cache_misses"].as_f64()),
+        (Some(42.0), Some(42.0))
+    );
+    assert_eq!(cached["store_cache_hits"].as_f64(), Some(reads - 42.0));
+    assert_eq!((again["store_range_requests"].as_f64(), again["store_cache_hits"].as_f64()), (Some(0.0), Some(reads)));
+    assert!(dir.path().join("cache").join(tessera_engine::storage::CACHE_MARKER).is_file());
+}

@@ -322,6 +322,11 @@ fn data(p: &mut Problems, d: &DataConfig, base: &Path) {
         );
     }
     p.at_least("data.holdout_memory_mb", d.holdout_memory_mb, 1);
+    p.within("data.store_in_flight", d.store_in_flight as f64, 1.0..=1024.0);
+    p.within("data.store_retries", d.store_retries as f64, 0.0..=20.0);
+    p.positive("data.store_timeout_seconds", d.store_timeout_seconds);
+    p.at_most("data.store_timeout_seconds", d.store_timeout_seconds, 3600.0, "a request waits at most an hour");
+    p.at_least("data.store_cache_mb", d.store_cache_mb, 1);
     if d.limit == Some(0) {
         p.add("data.limit", "must be at least 1 (leave it out to use every example)");
     }

@@ -145,6 +145,11 @@ impl Confined {
         std::fs::remove_dir_all(path)
     }
 
+    /// Removes the file `path` (a link there is removed, never followed).
+    pub fn remove_file(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
+        std::fs::remove_file(self.path(path).map_err(escape)?)
+    }
+
     /// The names in folder `path`.
     pub fn names(&self, path: impl AsRef<Path>) -> std::io::Result<Vec<std::ffi::OsString>> {
         let path = self.path(path).map_err(escape)?;

@@ -165,6 +165,13 @@ settings! {
         pub store_retries: u32 = 3, range "[0, 20]";
         /// `s3://` shards: seconds a request may take before it is retried.
         pub store_timeout_seconds: f64 = 30.0, range "(0, 3600]";
+        /// `s3://` shards: a local folder keeping the training blocks read
+        /// (relative to the manifest; created and marked by Tessera, or one
+        /// it made before), so later epochs and runs read them from disk.
+        pub store_cache: Option<String> = None;
+        /// `s3://` shards: the most the block cache keeps, in MB (least
+        /// recently used blocks leave first).
+        pub store_cache_mb: u64 = 10240, range "[1, ∞)";
         /// Labels file (`idx`, `npy`), relative to the manifest.
         pub labels_path: Option<String> = None;
         /// Binary batch files (`cifar10`, `cifar100`), relative to the manifest.

@@ -10,7 +10,7 @@ use crate::error::{bail, Result};
 
 use super::{Dataset, Splits};
 use crate::manifest::DataConfig;
-use crate::storage::{store_error, Location, ShardSet, StoreOptions};
+use crate::storage::{store_error, BlockCache, Location, ShardSet, StoreOptions};
 
 /// The shard folders of the three splits.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,9 +90,17 @@ pub fn folders(config: &DataConfig, base: &Path) -> Result<StoredFolders> {
     Ok(StoredFolders { train, validation: named(&config.validation_path)?.or(found_validation), test })
 }
 
-/// Opens the training split's shard set.
-pub fn open_train(config: &DataConfig, folders: &StoredFolders) -> Result<ShardSet> {
-    ShardSet::open_at(&folders.train, store_options(config))
+/// Opens the training split's shard set (with `data.store_cache`, relative
+/// to `base`, keeping a store's blocks on local disk).
+pub fn open_train(config: &DataConfig, folders: &StoredFolders, base: &Path) -> Result<ShardSet> {
+    let set = ShardSet::open_at(&folders.train, store_options(config))?;
+    match (&config.store_cache, &set.location) {
+        (Some(dir), Location::Store(_)) => {
+            let cache = BlockCache::open(&base.join(dir), config.store_cache_mb.saturating_mul(1 << 20))?;
+            Ok(set.with_cache(std::sync::Arc::new(cache)))
+        }
+        _ => Ok(set),
+    }
 }
 
 /// The validation and test splits, read into memory (checksums checked),
@@ -136,7 +144,7 @@ pub fn check_holdout_memory(config: &DataConfig, bytes: u64) -> Result<()> {
 /// All three splits in memory (for `storage.mode = "memory"`).
 pub fn load(config: &DataConfig, base: &Path) -> Result<Splits> {
     let folders = folders(config, base)?;
-    let set = open_train(config, &folders)?;
+    let set = open_train(config, &folders, base)?;
     let (validation, test) = holdout(config, &folders, &set)?;
     let mut train = set.read_all()?;
     train.classes = test.classes;

@@ -10,7 +10,10 @@ use tessera_store::StoreOptions;
 use crate::error::{bail, invalid, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use super::backing::{store_error, Backing, Location, Span};
+use super::cache::{BlockCache, CacheCounts};
 use crate::confined::Confined;
 use crate::data::Dataset;
 
@@ -301,6 +304,8 @@ pub struct ShardSet {
     /// The layout.
     pub index: ShardIndex,
     backing: Backing,
+    /// Where blocks read from a store are kept on local disk, if anywhere.
+    cache: Option<Arc<BlockCache>>,
 }
 
 impl ShardSet {
@@ -357,7 +362,19 @@ impl ShardSet {
             }
         }
         let dir = PathBuf::from(location.to_string());
-        Ok(ShardSet { dir, location, index, backing })
+        Ok(ShardSet { dir, location, index, backing, cache: None })
+    }
+
+    /// The set, its blocks kept in `cache` as they are read (a set in a
+    /// store; a local set reads its own files).
+    pub fn with_cache(self, cache: Arc<BlockCache>) -> ShardSet {
+        let cache = matches!(self.location, Location::Store(_)).then_some(cache);
+        ShardSet { cache, ..self }
+    }
+
+    /// What the set's block cache has done, if it has one.
+    pub fn cache_counts(&self) -> Option<CacheCounts> {
+        self.cache.as_ref().map(|c| c.counts())
     }
 
     /// What the set's store client has done, for a set in a store.
@@ -388,12 +405,40 @@ impl ShardSet {
     /// Reads `blocks` (in that order), one request each, several at once,
     /// and checks each one's CRC-32 and labels.
     pub fn read_blocks(&self, blocks: &[u64]) -> Result<Vec<Vec<u8>>> {
-        let spans = blocks.iter().map(|&b| Ok(self.span(b)?.0)).collect::<Result<Vec<_>>>()?;
-        let read = self.backing.read_many(&spans)?;
+        let Some(cache) = &self.cache else {
+            let spans = blocks.iter().map(|&b| Ok(self.span(b)?.0)).collect::<Result<Vec<_>>>()?;
+            let read = self.backing.read_many(&spans)?;
+            for (&b, bytes) in blocks.iter().zip(&read) {
+                self.check_block(b, bytes)?;
+            }
+            return Ok(read);
+        };
+        let mut read: Vec<Option<Vec<u8>>> = Vec::with_capacity(blocks.len());
+        let mut missing = Vec::new();
+        for (i, &b) in blocks.iter().enumerate() {
+            let (span, entry) = self.span(b)?;
+            let cached = cache.get(&self.cache_key(span), entry.length, entry.crc32);
+            if cached.is_none() {
+                missing.push((i, span));
+            }
+            read.push(cached);
+        }
+        let spans: Vec<Span> = missing.iter().map(|(_, span)| *span).collect();
+        for ((i, span), bytes) in missing.iter().zip(self.backing.read_many(&spans)?) {
+            self.check_block(blocks[*i], &bytes)?;
+            cache.put(&self.cache_key(*span), crc32fast::hash(&bytes), &bytes)?;
+            read[*i] = Some(bytes);
+        }
+        let read: Vec<Vec<u8>> = read.into_iter().map(|b| b.expect("cached or fetched")).collect();
         for (&b, bytes) in blocks.iter().zip(&read) {
-            self.check_block(b, bytes)?;
+            self.check_labels(bytes, b * self.index.block_size, self.span(b)?.1)?;
         }
         Ok(read)
+    }
+
+    /// What names a block in the cache: its object and byte range.
+    fn cache_key(&self, span: Span) -> String {
+        format!("{}/{}@{}+{}", self.location, self.index.shards[span.shard as usize], span.offset, span.length)
     }
 
     /// That block `b`'s bytes have their stored CRC-32 and valid labels.

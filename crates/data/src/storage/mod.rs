@@ -25,11 +25,13 @@
 //! one ranged GET, many in flight at once.
 
 mod backing;
+mod cache;
 mod cost;
 mod format;
 mod loader;
 
 pub use backing::{store_error, Location};
+pub use cache::{BlockCache, CacheCounts, CACHE_MARKER};
 pub use cost::{CostModel, IoStats};
 pub use format::{
     write_shards, BlockEntry, ShardIndex, ShardSet, ShardWriter, FORMAT_VERSION, MAX_BLOCK_BYTES, MAX_INDEX_BYTES,

@@ -481,8 +481,8 @@ impl<'a> TrainJob<'a> {
             // Read from storage, what the reads cost is what the run is about.
             engine.headline.extend(["io_requests_per_epoch".into(), "io_modeled_seconds_per_epoch".into()]);
         }
-        if let Some(counts) = self.source_set.as_ref().and_then(|set| set.store_counts()) {
-            store_figures(&mut engine, &counts);
+        if let Some(set) = &self.source_set {
+            store_figures(&mut engine, set);
         }
         engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
         engine.scalars.insert("train_seconds".into(), summary.epoch_seconds.iter().sum::<f64>());
@@ -549,7 +549,7 @@ fn training_data(s: &Settings, seed: u64, base: &Path) -> Result<(Splits, TrainS
         (false, _) => Ok((data::load(&s.data, s.train.label_noise, seed, base)?, TrainSource::Memory)),
         (true, crate::choice::DataSource::Shards) => {
             let folders = data::stored::folders(&s.data, base)?;
-            let set = Arc::new(data::stored::open_train(&s.data, &folders)?);
+            let set = Arc::new(data::stored::open_train(&s.data, &folders, base)?);
             let (validation, test) = data::stored::holdout(&s.data, &folders, &set)?;
             let train = data::Dataset {
                 features: vec![],
@@ -592,13 +592,21 @@ fn resolved_settings(settings: &Settings, base: &Path) -> Settings {
 
 /// What the object store holding the training shards really served: every
 /// request (the index and each shard's size too), the ranged GETs of blocks
-/// or records (the cost model's requests), bytes and retries.
-fn store_figures(engine: &mut ReportJson, counts: &crate::storage::StoreCounts) {
+/// or records (the cost model's requests, less the cache's hits), bytes and
+/// retries; and the block cache's hits, misses and evictions.
+fn store_figures(engine: &mut ReportJson, set: &ShardSet) {
     let s = &mut engine.scalars;
-    s.insert("store_requests".into(), counts.requests as f64);
-    s.insert("store_range_requests".into(), counts.range_requests as f64);
-    s.insert("store_bytes".into(), counts.bytes as f64);
-    s.insert("store_retries".into(), counts.retries as f64);
+    if let Some(counts) = set.store_counts() {
+        s.insert("store_requests".into(), counts.requests as f64);
+        s.insert("store_range_requests".into(), counts.range_requests as f64);
+        s.insert("store_bytes".into(), counts.bytes as f64);
+        s.insert("store_retries".into(), counts.retries as f64);
+    }
+    if let Some(cache) = set.cache_counts() {
+        s.insert("store_cache_hits".into(), cache.hits as f64);
+        s.insert("store_cache_misses".into(), cache.misses as f64);
+        s.insert("store_cache_evictions".into(), cache.evictions as f64);
+    }
 }
 
 /// How a sampler that is not a permutation visited the examples: ids and
