@@ -10,7 +10,7 @@ use crate::error::{bail, Result};
 
 use super::{Dataset, Splits};
 use crate::manifest::DataConfig;
-use crate::storage::{store_error, BlockCache, Location, ShardSet, StoreOptions};
+use crate::storage::{store_client, store_error, BlockCache, Location, ShardSet, StoreOptions};
 
 /// The shard folders of the three splits.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,8 +37,7 @@ fn is_shard_folder(at: &Location, options: StoreOptions) -> Result<bool> {
     match at {
         Location::Folder(dir) => Ok(dir.join("index.json").is_file()),
         Location::Store(url) => {
-            let credentials = tessera_store::Credentials::from_environment().map_err(store_error)?;
-            let store = tessera_store::Store::connect(url, &credentials, options).map_err(store_error)?;
+            let store = store_client(url, options)?;
             let index = url.join("index.json").map_err(|e| crate::error::invalid!("{e}"))?;
             store.exists(&index).map_err(store_error)
         }
@@ -49,9 +48,7 @@ fn is_shard_folder(at: &Location, options: StoreOptions) -> Result<bool> {
 /// if its bucket does not exist); nothing to add for a local folder.
 fn what_is_there(at: &Location, options: StoreOptions) -> Result<String> {
     let Location::Store(url) = at else { return Ok(String::new()) };
-    let credentials = tessera_store::Credentials::from_environment().map_err(store_error)?;
-    let store = tessera_store::Store::connect(url, &credentials, options).map_err(store_error)?;
-    match store.names(url, 5) {
+    match store_client(url, options)?.names(url, 5) {
         Ok(names) if names.is_empty() => Ok("; the prefix holds no objects".into()),
         Ok(names) => Ok(format!("; the prefix holds {}", names.join(", "))),
         Err(tessera_store::StoreError::NotFound { .. }) => {

@@ -63,6 +63,13 @@ pub fn store_error(e: tessera_store::StoreError) -> DataError {
     invalid!("{e}")
 }
 
+/// A client of `url`'s store, reached as the environment and the AWS
+/// files say ([`tessera_store::Credentials`]).
+pub fn store_client(url: &StoreUrl, options: StoreOptions) -> Result<Arc<Store>> {
+    let credentials = tessera_store::Credentials::from_environment().map_err(store_error)?;
+    Ok(Arc::new(Store::connect(url, &credentials, options).map_err(store_error)?))
+}
+
 /// One read: shard `shard`, `length` bytes from `offset`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Span {
@@ -93,14 +100,6 @@ pub enum Backing {
 const READ_THREADS: usize = 8;
 
 impl Backing {
-    /// The objects `names` under `url`, read through a new client.
-    pub fn connect(url: &StoreUrl, names: &[String], options: StoreOptions) -> Result<(Backing, Arc<Store>)> {
-        let credentials = tessera_store::Credentials::from_environment().map_err(store_error)?;
-        let store = Arc::new(Store::connect(url, &credentials, options).map_err(store_error)?);
-        let shards = names.iter().map(|n| url.join(n)).collect::<Result<Vec<_>, _>>();
-        Ok((Backing::Store { store: store.clone(), shards: shards.map_err(|e| invalid!("{e}"))? }, store))
-    }
-
     /// Each shard's size in bytes (a HEAD request per object).
     pub fn sizes(&self) -> Result<Vec<u64>> {
         match self {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
-use super::backing::{store_error, Backing, Location, Span};
+use super::backing::{store_client, store_error, Backing, Location, Span};
 use super::cache::{BlockCache, CacheCounts};
 use crate::confined::Confined;
 use crate::data::Dataset;
@@ -334,8 +334,7 @@ impl ShardSet {
             Location::Store(url) => url,
         };
         let index_url = url.join("index.json").map_err(|e| invalid!("{e}"))?;
-        let (probe, store) = Backing::connect(url, &[], options)?;
-        drop(probe);
+        let store = store_client(url, options)?;
         let size = store.size(&index_url).map_err(store_error)?;
         if size > MAX_INDEX_BYTES {
             bail!("{index_url}: {size} bytes, more than a shard index holds ({MAX_INDEX_BYTES}); rewrite the shards");
@@ -403,37 +402,47 @@ impl ShardSet {
     }
 
     /// Reads `blocks` (in that order), one request each, several at once,
-    /// and checks each one's CRC-32 and labels.
+    /// and checks each one's CRC-32 and labels; with a cache, what it holds
+    /// is read from it and the rest fetched and kept.
     pub fn read_blocks(&self, blocks: &[u64]) -> Result<Vec<Vec<u8>>> {
-        let Some(cache) = &self.cache else {
-            let spans = blocks.iter().map(|&b| Ok(self.span(b)?.0)).collect::<Result<Vec<_>>>()?;
-            let read = self.backing.read_many(&spans)?;
-            for (&b, bytes) in blocks.iter().zip(&read) {
-                self.check_block(b, bytes)?;
-            }
-            return Ok(read);
-        };
-        let mut read: Vec<Option<Vec<u8>>> = Vec::with_capacity(blocks.len());
-        let mut missing = Vec::new();
-        for (i, &b) in blocks.iter().enumerate() {
-            let (span, entry) = self.span(b)?;
-            let cached = cache.get(&self.cache_key(span), entry.length, entry.crc32);
-            if cached.is_none() {
-                missing.push((i, span));
-            }
-            read.push(cached);
+        match &self.cache {
+            None => self.fetch_blocks(blocks),
+            Some(cache) => self.read_through(cache, blocks),
         }
-        let spans: Vec<Span> = missing.iter().map(|(_, span)| *span).collect();
-        for ((i, span), bytes) in missing.iter().zip(self.backing.read_many(&spans)?) {
-            self.check_block(blocks[*i], &bytes)?;
-            cache.put(&self.cache_key(*span), crc32fast::hash(&bytes), &bytes)?;
-            read[*i] = Some(bytes);
-        }
-        let read: Vec<Vec<u8>> = read.into_iter().map(|b| b.expect("cached or fetched")).collect();
+    }
+
+    /// Reads `blocks` from the set's files or objects and checks them.
+    fn fetch_blocks(&self, blocks: &[u64]) -> Result<Vec<Vec<u8>>> {
+        let spans = blocks.iter().map(|&b| Ok(self.span(b)?.0)).collect::<Result<Vec<_>>>()?;
+        let read = self.backing.read_many(&spans)?;
         for (&b, bytes) in blocks.iter().zip(&read) {
-            self.check_labels(bytes, b * self.index.block_size, self.span(b)?.1)?;
+            self.check_block(b, bytes)?;
         }
         Ok(read)
+    }
+
+    /// Reads `blocks` from `cache` (which checks their CRC-32), fetches the
+    /// rest at once and keeps them there.
+    fn read_through(&self, cache: &BlockCache, blocks: &[u64]) -> Result<Vec<Vec<u8>>> {
+        let cached = |b: u64| -> Result<Option<Vec<u8>>> {
+            let (span, entry) = self.span(b)?;
+            Ok(cache.get(&self.cache_key(span), entry.length, entry.crc32))
+        };
+        let mut read = blocks.iter().map(|&b| cached(b)).collect::<Result<Vec<_>>>()?;
+        let missing: Vec<u64> = blocks.iter().zip(&read).filter(|(_, r)| r.is_none()).map(|(&b, _)| b).collect();
+        let mut fetched = self.fetch_blocks(&missing)?.into_iter();
+        for (&b, slot) in blocks.iter().zip(&mut read) {
+            let (span, entry) = self.span(b)?;
+            match slot {
+                Some(bytes) => self.check_labels(bytes, b * self.index.block_size, entry)?,
+                None => {
+                    let bytes = fetched.next().expect("one fetched block per miss");
+                    cache.put(&self.cache_key(span), entry.crc32, &bytes)?;
+                    *slot = Some(bytes);
+                }
+            }
+        }
+        Ok(read.into_iter().map(|b| b.expect("cached or fetched")).collect())
     }
 
     /// What names a block in the cache: its object and byte range.

@@ -30,7 +30,7 @@ mod cost;
 mod format;
 mod loader;
 
-pub use backing::{store_error, Location};
+pub use backing::{store_client, store_error, Location};
 pub use cache::{BlockCache, CacheCounts, CACHE_MARKER};
 pub use cost::{CostModel, IoStats};
 pub use format::{
