@@ -277,3 +277,31 @@ fn a_block_cache_serves_later_epochs_without_the_store() {
     assert_eq!((again["store_range_requests"].as_f64(), again["store_cache_hits"].as_f64()), (Some(0.0), Some(reads)));
     assert!(dir.path().join("cache").join(tessera_engine::storage::CACHE_MARKER).is_file());
 }
+
+#[test]
+fn tessera_shard_writes_into_an_empty_prefix_the_objects_it_writes_on_disk() {
+    let Some(server) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    shard_folder(dir.path());
+    let prefix = fresh_prefix(&server, "sharded");
+    let url = prefix.to_string();
+    let args = ["shard", "x.npy", "--labels", "y.npy", "--out", url.as_str(), "--block-size", "50", "--seed", "3"];
+    let out = tessera(&args, dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("{prefix}/train")), "{}", text(&out));
+    let store = client(&prefix);
+    for name in ["train/index.json", "train/shard-00000.bin", "validation/index.json", "test/shard-00000.bin"] {
+        let local = std::fs::read(dir.path().join("set").join(name)).unwrap();
+        assert_eq!(store.get(&prefix.join(name).unwrap()).unwrap(), local, "{name}");
+    }
+    // A shard over 16 MB goes up in parts and comes back whole.
+    let big: Vec<u8> = (0..(17u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("big.bin"), &big).unwrap();
+    let object = prefix.join("big/shard-00000.bin").unwrap();
+    store.put_file(&object, &dir.path().join("big.bin")).unwrap();
+    assert!(store.get(&object).unwrap() == big, "the multipart upload reads back as written");
+    // A prefix that holds objects is never written over.
+    let again = tessera(&args, dir.path());
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(text(&again).contains("already holds objects"), "{}", text(&again));
+}

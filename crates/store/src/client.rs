@@ -217,6 +217,47 @@ impl Store {
         Ok(())
     }
 
+    /// Uploads the file `path` as the object at `url`: one PUT, or for a
+    /// file over 16 MB a multipart upload of 16 MB parts (read a part at a
+    /// time; abandoned on a failure, so no partial object appears).
+    pub fn put_file(&self, url: &StoreUrl, path: &std::path::Path) -> Result<()> {
+        const PART: u64 = 16 << 20;
+        let io = |e: std::io::Error| StoreError::Invalid(format!("{}: {e}", path.display()));
+        let length = std::fs::metadata(path).map_err(io)?.len();
+        if length <= PART {
+            return self.put(url, std::fs::read(path).map_err(io)?);
+        }
+        let key = self.key(url)?;
+        let failed =
+            |e: object_store::Error| StoreError::Failed { url: url.to_string(), attempts: 1, reason: reason(&e) };
+        runtime().block_on(async {
+            let mut upload = self.client.put_multipart(&key).await.map_err(failed)?;
+            let mut file = std::fs::File::open(path).map_err(io)?;
+            let mut sent = 0;
+            while sent < length {
+                let mut part = vec![0u8; PART.min(length - sent) as usize];
+                std::io::Read::read_exact(&mut file, &mut part).map_err(io)?;
+                if let Err(e) = upload.put_part(PutPayload::from(Bytes::from(part))).await {
+                    let _ = upload.abort().await;
+                    return Err(failed(e));
+                }
+                sent += PART.min(length - sent);
+            }
+            upload.complete().await.map_err(failed)?;
+            Ok(())
+        })?;
+        self.counters.puts.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes_written.fetch_add(length, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Removes the object at `url` (one this process wrote: a partial
+    /// upload it abandons).
+    pub fn delete(&self, url: &StoreUrl) -> Result<()> {
+        let key = self.key(url)?;
+        runtime().block_on(self.attempt(url, || self.client.delete(&key)))
+    }
+
     /// The key of `url`, which must be in this client's bucket.
     fn key(&self, url: &StoreUrl) -> Result<Key> {
         if url.bucket() != self.bucket {

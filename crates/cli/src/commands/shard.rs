@@ -23,7 +23,13 @@ pub(crate) fn shard(
         Err(e) => return super::user_error(e),
     };
     let started = std::time::Instant::now();
-    match tessera_engine::shard::write(&request, out) {
+    let written = match out.to_str().filter(|o| o.contains("://")) {
+        Some(url) => tessera_engine::storage::StoreUrl::parse(url)
+            .map_err(|e| tessera_engine::DataError::Invalid(e.to_string()))
+            .and_then(|url| tessera_engine::shard::write_to_store(&request, &url, Default::default())),
+        None => tessera_engine::shard::write(&request, out),
+    };
+    match written {
         Ok(written) => {
             for split in written {
                 println!(

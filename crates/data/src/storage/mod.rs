@@ -38,4 +38,4 @@ pub use format::{
     MAX_RECORD_BYTES,
 };
 pub use loader::{Access, BlockLoader, EpochOrder, EpochReader, LoadedExample, LruPolicy};
-pub use tessera_store::{StoreCounts, StoreOptions};
+pub use tessera_store::{StoreCounts, StoreOptions, StoreUrl};
