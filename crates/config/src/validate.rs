@@ -323,6 +323,7 @@ fn data(p: &mut Problems, d: &DataConfig, base: &Path) {
     }
     p.at_least("data.holdout_memory_mb", d.holdout_memory_mb, 1);
     p.within("data.store_in_flight", d.store_in_flight as f64, 1.0..=1024.0);
+    p.at_least("data.store_in_flight_mb", d.store_in_flight_mb, 1);
     p.within("data.store_retries", d.store_retries as f64, 0.0..=20.0);
     p.positive("data.store_timeout_seconds", d.store_timeout_seconds);
     p.at_most("data.store_timeout_seconds", d.store_timeout_seconds, 3600.0, "a request waits at most an hour");

@@ -22,6 +22,9 @@ use tessera_util::store_url::StoreUrl;
 pub struct StoreOptions {
     /// Ranged GETs in flight at once.
     pub in_flight: usize,
+    /// The most bytes those requests may ask for together: fewer are in
+    /// flight when ranges are large (at least one always is).
+    pub in_flight_bytes: u64,
     /// Attempts after the first for a request that timed out or failed in
     /// a way that may pass (a refused connection, a 5xx).
     pub retries: u32,
@@ -31,7 +34,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { in_flight: 16, retries: 3, timeout_seconds: 30.0 }
+        StoreOptions { in_flight: 16, in_flight_bytes: 256 << 20, retries: 3, timeout_seconds: 30.0 }
     }
 }
 
@@ -182,10 +185,20 @@ impl Store {
     }
 
     /// The bytes of every read, in the order given: one GET each, up to
-    /// `in_flight` at once. A short answer is an error naming the object.
+    /// `in_flight` at once, and no more than `in_flight_bytes` of them
+    /// together. A short answer is an error naming the object.
     pub fn get_ranges(&self, reads: &[RangeRead]) -> Result<Vec<Bytes>> {
         let requests = reads.iter().map(|read| self.get_range(read));
-        runtime().block_on(futures::stream::iter(requests).buffered(self.options.in_flight).try_collect())
+        let concurrent = self.concurrency(reads);
+        runtime().block_on(futures::stream::iter(requests).buffered(concurrent).try_collect())
+    }
+
+    /// Requests in flight at once for `reads`: `in_flight`, fewer if the
+    /// largest range times that passes `in_flight_bytes`, at least one.
+    fn concurrency(&self, reads: &[RangeRead]) -> usize {
+        let largest = reads.iter().map(|r| r.range.end.saturating_sub(r.range.start)).max().unwrap_or(1).max(1);
+        let by_bytes = usize::try_from(self.options.in_flight_bytes / largest).unwrap_or(usize::MAX);
+        self.options.in_flight.min(by_bytes).max(1)
     }
 
     async fn get_range(&self, read: &RangeRead) -> Result<Bytes> {
@@ -382,5 +395,16 @@ mod tests {
         let e = object_store::Error::Generic { store: "S3", source: text.into() };
         let why = reason(&e);
         assert!(!why.contains('\n') && why.ends_with('…') && why.chars().count() == 301, "{why}");
+    }
+
+    #[test]
+    fn large_ranges_are_fewer_at_once_but_never_none() {
+        let url = StoreUrl::parse("s3://bucket/set").unwrap();
+        let options = StoreOptions { in_flight: 16, in_flight_bytes: 1 << 20, ..Default::default() };
+        let store = Store::connect(&url, &Credentials::default(), options).unwrap();
+        let reads = |length: u64| vec![RangeRead { url: url.clone(), range: 0..length }; 3];
+        assert_eq!(store.concurrency(&reads(1 << 10)), 16);
+        assert_eq!(store.concurrency(&reads(256 << 10)), 4);
+        assert_eq!(store.concurrency(&reads(4 << 20)), 1);
     }
 }

@@ -160,6 +160,9 @@ settings! {
         /// `s3://` shards: ranged GETs in flight at once (with the loader's
         /// buffer, this bounds the bytes in flight).
         pub store_in_flight: usize = 16, range "[1, 1024]";
+        /// `s3://` shards: the most MB those requests may ask for together
+        /// (fewer are in flight when blocks are large; one always is).
+        pub store_in_flight_mb: u64 = 256, range "[1, ∞)";
         /// `s3://` shards: retries of a request that timed out or failed in a
         /// way that may pass (no connection, a 5xx), with backoff from 100 ms.
         pub store_retries: u32 = 3, range "[0, 20]";

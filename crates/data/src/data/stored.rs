@@ -27,6 +27,7 @@ pub struct StoredFolders {
 pub fn store_options(config: &DataConfig) -> StoreOptions {
     StoreOptions {
         in_flight: config.store_in_flight,
+        in_flight_bytes: config.store_in_flight_mb.saturating_mul(1 << 20),
         retries: config.store_retries,
         timeout_seconds: config.store_timeout_seconds,
     }
