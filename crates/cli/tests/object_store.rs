@@ -135,16 +135,22 @@ name = "corgi2"
 sampler = { use = "corgi2.corgi2", buffer_blocks = 4 }
 "#;
 
-fn manifest(dir: &Path, name: &str, path: &str) -> String {
-    let libraries = [baselines(), library("tessera_corgi2")];
+/// Writes `body` as the manifest `NAME.toml` (with `libraries`) and runs it
+/// into the run folder `NAME`.
+fn run_manifest(dir: &Path, name: &str, libraries: &[PathBuf], body: &str) -> Output {
     let paths: Vec<&Path> = libraries.iter().map(PathBuf::as_path).collect();
+    let m = write_manifest(dir, &paths, body);
+    let file = format!("{name}.toml");
+    std::fs::rename(&m, dir.join(&file)).unwrap();
+    tessera(&["run", &file, "--out", name], dir)
+}
+
+/// Every sampler, two epochs, on the shards at `path`.
+fn samplers_on(dir: &Path, name: &str, path: &str) -> Output {
     let body = format!(
         "seed = 3\n\n[data]\nsource = \"shards\"\npath = \"{path}\"\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 2\nbatch_size = 64\nlr = 0.1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\nbuffer_blocks = 4\n{SAMPLERS}"
     );
-    let m = write_manifest(dir, &paths, &body);
-    let file = format!("{name}.toml");
-    std::fs::rename(&m, dir.join(&file)).unwrap();
-    file
+    run_manifest(dir, name, &[baselines(), library("tessera_corgi2")], &body)
 }
 
 #[test]
@@ -156,8 +162,7 @@ fn each_sampler_trains_from_a_bucket_as_from_local_disk() {
     upload(&dir.path().join("set"), &prefix.join("set").unwrap());
     let url = format!("{prefix}/set");
     for (name, path) in [("local", "set"), ("store", url.as_str())] {
-        let file = manifest(dir.path(), name, path);
-        let out = tessera(&["run", &file, "--out", name], dir.path());
+        let out = samplers_on(dir.path(), name, path);
         assert!(out.status.success(), "{name}: {}", text(&out));
     }
     let (local, store) = (engines(&dir.path().join("local")), engines(&dir.path().join("store")));
@@ -189,15 +194,10 @@ fn each_sampler_trains_from_a_bucket_as_from_local_disk() {
 
 /// Runs one sequential variant on the shards at `path`; what it printed.
 fn failing_run(dir: &Path, name: &str, path: &str) -> String {
-    let libraries = [baselines()];
-    let paths: Vec<&Path> = libraries.iter().map(PathBuf::as_path).collect();
     let body = format!(
         "[data]\nsource = \"shards\"\npath = \"{path}\"\nstore_retries = 1\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\n\n[[variant]]\nname = \"stored\"\nsampler = {{ use = \"baselines.sequential\" }}\n"
     );
-    let m = write_manifest(dir, &paths, &body);
-    let file = format!("{name}.toml");
-    std::fs::rename(&m, dir.join(&file)).unwrap();
-    let out = tessera(&["run", &file, "--out", name], dir);
+    let out = run_manifest(dir, name, &[baselines()], &body);
     assert_eq!(out.status.code(), Some(1), "{name}: the variant fails: {}", text(&out));
     text(&out)
 }
@@ -247,15 +247,13 @@ fn a_block_cache_serves_later_epochs_without_the_store() {
     shard_folder(dir.path());
     let prefix = fresh_prefix(&server, "cache");
     upload(&dir.path().join("set"), &prefix);
-    let libraries = [library("tessera_corgi2")];
-    let paths: Vec<&Path> = libraries.iter().map(PathBuf::as_path).collect();
-    let run = |name: &str, cache: &str| {
-        let body = format!(
+    let body = |cache: &str| {
+        format!(
             "seed = 3\n\n[data]\nsource = \"shards\"\npath = \"{prefix}\"\n{cache}\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 3\nbatch_size = 64\nlr = 0.1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\nbuffer_blocks = 4\n\n[[variant]]\nname = \"corgipile\"\nsampler = {{ use = \"corgi2.corgipile\", buffer_blocks = 4 }}\n"
-        );
-        let m = write_manifest(dir.path(), &paths, &body);
-        std::fs::rename(&m, dir.path().join(format!("{name}.toml"))).unwrap();
-        let out = tessera(&["run", &format!("{name}.toml"), "--out", name], dir.path());
+        )
+    };
+    let run = |name: &str, cache: &str| {
+        let out = run_manifest(dir.path(), name, &[library("tessera_corgi2")], &body(cache));
         assert!(out.status.success(), "{name}: {}", text(&out));
         engines(&dir.path().join(name)).remove(0).1
     };
@@ -276,6 +274,15 @@ fn a_block_cache_serves_later_epochs_without_the_store() {
     assert_eq!(cached["store_cache_hits"].as_f64(), Some(reads - 42.0));
     assert_eq!((again["store_range_requests"].as_f64(), again["store_cache_hits"].as_f64()), (Some(0.0), Some(reads)));
     assert!(dir.path().join("cache").join(tessera_engine::storage::CACHE_MARKER).is_file());
+    // A folder of the user's is never taken for a cache, and left as it was.
+    std::fs::create_dir(dir.path().join("mine")).unwrap();
+    std::fs::write(dir.path().join("mine/notes.txt"), "mine").unwrap();
+    let out = run_manifest(dir.path(), "mine-run", &[library("tessera_corgi2")], &body("store_cache = \"mine\""));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is not a block cache Tessera made"), "{}", text(&out));
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("mine")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["notes.txt"]);
+    assert_eq!(std::fs::read_to_string(dir.path().join("mine/notes.txt")).unwrap(), "mine");
 }
 
 #[test]

@@ -240,7 +240,7 @@ fn exists(p: &mut Problems, key: &str, base: &Path, path: &str) {
 /// only (checked in full, and reached, when the run opens it); a local path
 /// must exist.
 fn shard_location(p: &mut Problems, d: &DataConfig, key: &str, base: &Path, path: &str) {
-    if !path.contains("://") {
+    if !tessera_util::store_url::StoreUrl::is_url(path) {
         return exists(p, key, base, path);
     }
     if d.source != DataSource::Shards {

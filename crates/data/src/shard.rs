@@ -168,7 +168,7 @@ fn upload_splits(
     for split in written.iter_mut() {
         let folder = crate::confined::Confined::new(&split.dir);
         let mut names: Vec<String> = folder.names(".")?.into_iter().filter_map(|n| n.into_string().ok()).collect();
-        names.retain(|n| n != "index.json" && n.ends_with(".bin"));
+        names.retain(|n| n.ends_with(".bin"));
         names.sort();
         names.push("index.json".into());
         for name in names {

@@ -155,7 +155,7 @@ impl Store {
             result.bytes().await
         }))?;
         self.counters.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(bytes.to_vec())
+        Ok(Vec::from(bytes))
     }
 
     /// The size of the object at `url` (a HEAD request).

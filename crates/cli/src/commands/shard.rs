@@ -23,7 +23,7 @@ pub(crate) fn shard(
         Err(e) => return super::user_error(e),
     };
     let started = std::time::Instant::now();
-    let written = match out.to_str().filter(|o| o.contains("://")) {
+    let written = match out.to_str().filter(|o| tessera_engine::storage::StoreUrl::is_url(o)) {
         Some(url) => tessera_engine::storage::StoreUrl::parse(url)
             .map_err(|e| tessera_engine::DataError::Invalid(e.to_string()))
             .and_then(|url| tessera_engine::shard::write_to_store(&request, &url, Default::default())),

@@ -120,7 +120,7 @@ impl Backing {
                     .map(|s| RangeRead { url: shards[s.shard as usize].clone(), range: s.offset..s.offset + s.length })
                     .collect();
                 let got = store.get_ranges(&reads).map_err(store_error)?;
-                Ok(got.into_iter().map(|bytes| bytes.to_vec()).collect())
+                Ok(got.into_iter().map(Vec::from).collect())
             }
         }
     }
