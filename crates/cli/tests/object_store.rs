@@ -3,7 +3,8 @@
 //! on a loopback port (`make test` does), with its own request log. A
 //! `tessera shard` folder is uploaded under a fresh prefix; each sampler
 //! trains from the bucket and from local disk, with the same results and
-//! the cost model's block reads as the store's own ranged GETs.
+//! the cost model's block reads as the store's own ranged GETs, also with
+//! its own shards (Corgi²'s copy) written to the bucket.
 
 mod common;
 
@@ -145,13 +146,41 @@ fn run_manifest(dir: &Path, name: &str, libraries: &[PathBuf], body: &str) -> Ou
     tessera(&["run", &file, "--out", name], dir)
 }
 
-/// Every sampler, two epochs, on the shards at `path`.
-fn samplers_on(dir: &Path, name: &str, path: &str) -> Output {
+/// Every sampler, two epochs, on the shards at `path` (with more
+/// `[storage]` lines).
+fn samplers_on(dir: &Path, name: &str, path: &str, storage: &str) -> Output {
     let body = format!(
-        "seed = 3\n\n[data]\nsource = \"shards\"\npath = \"{path}\"\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 2\nbatch_size = 64\nlr = 0.1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\nbuffer_blocks = 4\n{SAMPLERS}"
+        "seed = 3\n\n[data]\nsource = \"shards\"\npath = \"{path}\"\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 2\nbatch_size = 64\nlr = 0.1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\nbuffer_blocks = 4\n{storage}{SAMPLERS}"
     );
     run_manifest(dir, name, &[baselines(), library("tessera_corgi2")], &body)
 }
+
+/// Every object name under `url`, two levels down (split folders and their
+/// objects).
+fn listing(url: &StoreUrl) -> Vec<String> {
+    let store = client(url);
+    let mut names = Vec::new();
+    for name in store.names(url, 1000).unwrap() {
+        let below = store.names(&url.join(name.trim_end_matches('/')).unwrap(), 1000).unwrap();
+        names.extend(below.into_iter().map(|b| format!("{name}{b}")));
+        names.push(name);
+    }
+    names.sort();
+    names
+}
+
+/// Whether a folder named `name` is anywhere under `dir`.
+fn holds_folder(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .any(|p| p.file_name().is_some_and(|n| n == name) || holds_folder(&p, name))
+}
+
+/// The results that must not depend on where the shards are.
+const SAME: [&str; 5] =
+    ["final_test_loss", "final_test_accuracy", "io_requests_per_epoch", "io_bytes_per_epoch", "offline_blocks_read"];
 
 #[test]
 fn each_sampler_trains_from_a_bucket_as_from_local_disk() {
@@ -159,37 +188,78 @@ fn each_sampler_trains_from_a_bucket_as_from_local_disk() {
     let dir = tempfile::tempdir().unwrap();
     shard_folder(dir.path());
     let prefix = fresh_prefix(&server, "samplers");
-    upload(&dir.path().join("set"), &prefix.join("set").unwrap());
-    let url = format!("{prefix}/set");
-    for (name, path) in [("local", "set"), ("store", url.as_str())] {
-        let out = samplers_on(dir.path(), name, path);
+    let source = prefix.join("set").unwrap();
+    upload(&dir.path().join("set"), &source);
+    let uploaded = listing(&source);
+    let runs = prefix.join("runs").unwrap();
+    let (url, storage_dir) = (source.to_string(), format!("dir = \"{runs}\"\n"));
+    // Local disk; the bucket (Corgi²'s copy on local disk); the bucket with
+    // `storage.dir` in the bucket too (Corgi²'s copy under runs/corgi2).
+    let runs_of = [("local", "set", ""), ("store", url.as_str(), ""), ("written", url.as_str(), storage_dir.as_str())];
+    for (name, path, storage) in runs_of {
+        let out = samplers_on(dir.path(), name, path, storage);
         assert!(out.status.success(), "{name}: {}", text(&out));
     }
-    let (local, store) = (engines(&dir.path().join("local")), engines(&dir.path().join("store")));
+    let [local, store, written] = runs_of.map(|(name, _, _)| engines(&dir.path().join(name)));
     let mut served = 0.0;
-    for ((name, on_disk), (_, in_store)) in local.iter().zip(&store) {
-        for key in [
-            "final_test_loss",
-            "final_test_accuracy",
-            "io_requests_per_epoch",
-            "io_bytes_per_epoch",
-            "offline_blocks_read",
-        ] {
+    for (((name, on_disk), (_, in_store)), (_, in_written)) in local.iter().zip(&store).zip(&written) {
+        for key in SAME {
             assert_eq!(on_disk[key], in_store[key], "{name}: {key}");
+            assert_eq!(on_disk[key], in_written[key], "{name}: {key}, with storage.dir in the store");
         }
         // Every block read the cost model counts is one ranged GET, and no
-        // more: Corgi²'s epochs read the copy its offline pass wrote locally.
+        // more. Corgi²'s pass reads the source and writes its copy; the
+        // epochs read the copy, local or under runs/corgi2.
         let offline = in_store["offline_blocks_read"].as_f64().unwrap();
-        let epochs = if offline > 0.0 { 0.0 } else { 2.0 };
-        let modeled = in_store["io_requests_per_epoch"].as_f64().unwrap() * epochs + offline;
-        assert_eq!(in_store["store_range_requests"].as_f64(), Some(modeled), "{name}: {in_store}");
+        let epochs = in_store["io_requests_per_epoch"].as_f64().unwrap() * 2.0;
+        let from_source = if offline > 0.0 { offline } else { epochs + offline };
+        assert_eq!(in_store["store_range_requests"].as_f64(), Some(from_source), "{name}: {in_store}");
+        assert_eq!(in_written["store_range_requests"].as_f64(), Some(epochs + offline), "{name}: {in_written}");
         assert_eq!(in_store["store_retries"], 0.0, "{name}");
         assert!(on_disk.get("store_requests").is_none(), "{name}: a local set reports no store");
-        served += modeled;
+        let objects = in_written["store_objects_written"].as_f64().unwrap();
+        assert_eq!(objects > 0.0, name == "corgi2", "{name}: {in_written}");
+        if name == "corgi2" {
+            let copy = runs.join("corgi2/offline").unwrap();
+            assert_eq!(ranged_gets(&server, copy.key()) as f64, epochs, "the copy in the store served each epoch");
+        }
+        served += from_source * 2.0;
     }
-    let train = prefix.join("set/train").unwrap();
-    assert_eq!(ranged_gets(&server, train.key()) as f64, served, "the server's own log agrees");
+    assert_eq!(ranged_gets(&server, source.join("train").unwrap().key()) as f64, served, "the server's log agrees");
     assert!(served > 2100.0, "full shuffle reads a block an example: {served}");
+    assert_eq!(listing(&source), uploaded, "the source prefix is as it was uploaded");
+    assert!(listing(&runs).is_empty(), "without storage.keep the copies are removed: {:?}", listing(&runs));
+}
+
+#[test]
+fn a_runs_own_shards_go_to_an_empty_prefix_and_stay_there_when_kept() {
+    let Some(server) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let runs = fresh_prefix(&server, "own");
+    let body = |storage: &str| {
+        format!(
+            "seed = 5\n\n[data]\nsource = \"blobs\"\nexamples = 1200\nfeatures = 6\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 2\nbatch_size = 32\n\n[storage]\nmode = \"shards\"\nblock_size = 40\n{storage}\n[[variant]]\nname = \"corgipile\"\nsampler = {{ use = \"corgi2.corgipile\", buffer_blocks = 3 }}\n"
+        )
+    };
+    let libraries = [library("tessera_corgi2")];
+    let out = run_manifest(dir.path(), "local", &libraries, &body(""));
+    assert!(out.status.success(), "{}", text(&out));
+    let kept = format!("dir = \"{runs}\"\nkeep = true\n");
+    let out = run_manifest(dir.path(), "kept", &libraries, &body(&kept));
+    assert!(out.status.success(), "{}", text(&out));
+    let (local, kept_run) = (engines(&dir.path().join("local")), engines(&dir.path().join("kept")));
+    assert_eq!(local[0].1["final_test_loss"], kept_run[0].1["final_test_loss"]);
+    assert!(kept_run[0].1["store_range_requests"].as_f64().unwrap() > 0.0, "{}", kept_run[0].1);
+    let stored = runs.join("corgipile/stored").unwrap();
+    assert!(client(&runs).exists(&stored.join("index.json").unwrap()).unwrap(), "{:?}", listing(&runs));
+    assert!(!holds_folder(&dir.path().join("kept"), "shards"), "the local copy staged the upload only");
+    // The same manifest again: the prefix holds the kept shards, which the
+    // second run neither writes over nor removes.
+    let again = run_manifest(dir.path(), "again", &libraries, &body(&kept));
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    let said = text(&again);
+    assert!(said.contains(&format!("storage.dir: {}/corgipile already holds objects", runs)), "{said}");
+    assert!(client(&runs).exists(&stored.join("index.json").unwrap()).unwrap(), "still there");
 }
 
 /// Runs one sequential variant on the shards at `path`; what it printed.

@@ -4,6 +4,7 @@
 //! on it. Each problem names its dotted key; the manifest locates it.
 
 use std::path::Path;
+use tessera_util::store_url::StoreUrl;
 
 use crate::choice::{
     DataSource, DeviceChoice, EdgeDirection, GraphGenerator, ModelKind, PretrainMethod, ProbabilityModel, Split,
@@ -240,7 +241,7 @@ fn exists(p: &mut Problems, key: &str, base: &Path, path: &str) {
 /// only (checked in full, and reached, when the run opens it); a local path
 /// must exist.
 fn shard_location(p: &mut Problems, d: &DataConfig, key: &str, base: &Path, path: &str) {
-    if !tessera_util::store_url::StoreUrl::is_url(path) {
+    if !StoreUrl::is_url(path) {
         return exists(p, key, base, path);
     }
     if d.source != DataSource::Shards {
@@ -249,7 +250,7 @@ fn shard_location(p: &mut Problems, d: &DataConfig, key: &str, base: &Path, path
             format!("{path}: data source `{}` reads local files only", d.source),
             "write the data as shards (`tessera shard`), upload them, and use source = \"shards\"",
         );
-    } else if let Err(e) = tessera_util::store_url::StoreUrl::parse(path) {
+    } else if let Err(e) = StoreUrl::parse(path) {
         p.add(key, e.to_string());
     }
 }
@@ -452,6 +453,34 @@ fn storage(p: &mut Problems, s: &Settings) {
     }
     if st.dir.is_some() && st.mode != StorageMode::Shards {
         p.hint("storage.dir", "is only used with storage.mode = \"shards\"", "remove it, or set mode = \"shards\"");
+    }
+    if let Some(dir) = st.dir.as_deref().filter(|d| StoreUrl::is_url(d)) {
+        shards_prefix(p, &s.data, dir);
+    }
+}
+
+/// `storage.dir = "s3://…"`: a prefix the run writes its shards under,
+/// never one that holds, or lies inside, a prefix the data is read from.
+fn shards_prefix(p: &mut Problems, d: &DataConfig, dir: &str) {
+    let url = match StoreUrl::parse(dir) {
+        Ok(url) => url,
+        Err(e) => return p.add("storage.dir", e.to_string()),
+    };
+    let sources =
+        [("data.path", &d.path), ("data.test_path", &d.test_path), ("data.validation_path", &d.validation_path)];
+    for (key, path) in sources {
+        let Some(source) = path.as_deref().filter(|t| StoreUrl::is_url(t)).and_then(|t| StoreUrl::parse(t).ok()) else {
+            continue;
+        };
+        if url.overlaps(&source) {
+            p.hint(
+                "storage.dir",
+                format!(
+                    "{url} overlaps {key} = {source}: the shards this run writes would land among the data it reads"
+                ),
+                "write them under a prefix of their own, beside the data's (e.g. s3://bucket/runs)",
+            );
+        }
     }
 }
 

@@ -10,8 +10,8 @@ use crate::error::{bail, Context, Result};
 use crate::choice::DataSource;
 use crate::data::{self, ExampleSource, SplitPlan};
 use crate::manifest::DataConfig;
-use crate::storage::{store_client, store_error, ShardWriter, StoreOptions};
-use tessera_store::{Store, StoreUrl};
+use crate::storage::{ShardWriter, StoreOptions, StoreOutput};
+use tessera_store::StoreUrl;
 
 /// What to shard and how.
 #[derive(Debug, Clone)]
@@ -139,46 +139,15 @@ fn write_splits(
 /// reader finds an index whose shards are missing). On a failed upload the
 /// objects this call wrote are removed.
 pub fn write_to_store(request: &ShardRequest, url: &StoreUrl, options: StoreOptions) -> Result<Vec<WrittenSplit>> {
-    let store = store_client(url, options)?;
-    match store.names(url, 1) {
-        Ok(names) if names.is_empty() => {}
-        Ok(_) => bail!("{url} already holds objects; shards are written under a new or empty prefix"),
-        Err(e) => return Err(store_error(e)),
-    }
+    let mut output = StoreOutput::claim(url, options)?;
     let local = tempfile::tempdir().context("a temporary folder for the shards")?;
     let mut written = write(request, local.path())?;
-    let mut uploaded = Vec::new();
-    let result = upload_splits(&store, url, &mut written, &mut uploaded);
-    if result.is_err() {
-        for object in &uploaded {
-            let _ = store.delete(object);
-        }
-    }
-    result.map(|()| written)
-}
-
-/// Uploads each split's folder (shards, then `index.json`), noting every
-/// object written in `uploaded`; each split's `dir` becomes its URL.
-fn upload_splits(
-    store: &Store,
-    url: &StoreUrl,
-    written: &mut [WrittenSplit],
-    uploaded: &mut Vec<StoreUrl>,
-) -> Result<()> {
     for split in written.iter_mut() {
-        let folder = crate::confined::Confined::new(&split.dir);
-        let mut names: Vec<String> = folder.names(".")?.into_iter().filter_map(|n| n.into_string().ok()).collect();
-        names.retain(|n| n.ends_with(".bin"));
-        names.sort();
-        names.push("index.json".into());
-        for name in names {
-            let object = url.join(&format!("{}/{name}", split.name)).map_err(|e| crate::error::invalid!("{e}"))?;
-            store.put_file(&object, &folder.path(&name)?).map_err(store_error)?;
-            uploaded.push(object);
-        }
-        split.dir = PathBuf::from(url.join(split.name).map_err(|e| crate::error::invalid!("{e}"))?.to_string());
+        // On an error the output is dropped, and takes back what it wrote.
+        split.dir = PathBuf::from(output.upload(&split.dir, split.name)?.to_string());
     }
-    Ok(())
+    output.keep();
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -55,6 +55,27 @@ pub struct StoreCounts {
     pub bytes_written: u64,
 }
 
+impl std::ops::Add for StoreCounts {
+    type Output = StoreCounts;
+
+    fn add(self, o: StoreCounts) -> StoreCounts {
+        StoreCounts {
+            requests: self.requests + o.requests,
+            range_requests: self.range_requests + o.range_requests,
+            bytes: self.bytes + o.bytes,
+            retries: self.retries + o.retries,
+            puts: self.puts + o.puts,
+            bytes_written: self.bytes_written + o.bytes_written,
+        }
+    }
+}
+
+impl std::iter::Sum for StoreCounts {
+    fn sum<I: Iterator<Item = StoreCounts>>(counts: I) -> StoreCounts {
+        counts.fold(StoreCounts::default(), |total, c| total + c)
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     requests: AtomicU64,

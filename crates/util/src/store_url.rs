@@ -68,6 +68,22 @@ impl StoreUrl {
     pub fn key(&self) -> &str {
         &self.prefix
     }
+
+    /// Whether `other` is this prefix or lies under it (whole segments:
+    /// `s3://b/data` holds `s3://b/data/train`, not `s3://b/database`).
+    pub fn holds(&self, other: &StoreUrl) -> bool {
+        let under = match self.prefix.is_empty() {
+            true => true,
+            false => other.prefix == self.prefix || other.prefix.starts_with(&format!("{}/", self.prefix)),
+        };
+        self.bucket == other.bucket && under
+    }
+
+    /// Whether one of the two prefixes holds the other: what is written
+    /// under one could be read under the other.
+    pub fn overlaps(&self, other: &StoreUrl) -> bool {
+        self.holds(other) || other.holds(self)
+    }
 }
 
 impl fmt::Display for StoreUrl {
@@ -121,6 +137,18 @@ mod tests {
         let top = StoreUrl::parse("s3://bucket").unwrap();
         let joined = top.join("index.json").unwrap();
         assert_eq!((top.to_string(), joined.key()), ("s3://bucket".to_string(), "index.json"));
+    }
+
+    #[test]
+    fn a_prefix_holds_whole_segments_below_it_in_its_bucket() {
+        let url = |t: &str| StoreUrl::parse(t).unwrap();
+        assert!(url("s3://b-1/data").holds(&url("s3://b-1/data/train")));
+        assert!(url("s3://b-1/data").holds(&url("s3://b-1/data")));
+        assert!(url("s3://b-1").holds(&url("s3://b-1/any/thing")));
+        assert!(!url("s3://b-1/data").holds(&url("s3://b-1/database")));
+        assert!(!url("s3://b-1/data").holds(&url("s3://b-2/data/train")));
+        assert!(url("s3://b-1/data/train").overlaps(&url("s3://b-1/data")));
+        assert!(!url("s3://b-1/data/train").overlaps(&url("s3://b-1/data/test")));
     }
 
     #[test]

@@ -339,7 +339,9 @@ settings! {
         pub prefetch: usize = 4, range "[1, ∞)";
         /// Blocks per shard file (`shards`).
         pub blocks_per_shard: u64 = 64, range "[1, ∞)";
-        /// Where the shards go, relative to the manifest (default: the run folder).
+        /// Where the shards go (each variant's under its name): a folder
+        /// relative to the manifest, or an empty `s3://bucket/prefix`
+        /// (default: the run folder).
         pub dir: Option<String> = None;
         /// Keep the shards after the run.
         pub keep: bool = false;

@@ -29,6 +29,7 @@ mod cache;
 mod cost;
 mod format;
 mod loader;
+mod output;
 
 pub use backing::{store_client, store_error, Location};
 pub use cache::{BlockCache, CacheCounts, CACHE_MARKER};
@@ -38,4 +39,5 @@ pub use format::{
     MAX_RECORD_BYTES,
 };
 pub use loader::{Access, BlockLoader, EpochOrder, EpochReader, LoadedExample, LruPolicy};
+pub use output::StoreOutput;
 pub use tessera_store::{StoreCounts, StoreOptions, StoreUrl};

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{bail, Result};
+use crate::error::{bail, invalid, Result};
+use crate::storage::StoreUrl;
 use tessera_sdk::{ComponentKind, ErrorKind};
 
 use crate::graph;
@@ -374,9 +375,17 @@ fn validation_diagnostics(
     problems.into_iter().map(|p| manifest.diagnostic(variant.index, overrides, &p.key, p.message, p.hint)).collect()
 }
 
-/// The folder a variant's shards go to, when `storage.dir` puts them outside
-/// the run folder.
+/// The folder a variant's shards go to, when `storage.dir` puts them in a
+/// local folder outside the run folder.
 pub(super) fn shards_root_outside_run(variant: &Variant, base: &Path) -> Option<PathBuf> {
-    let dir = variant.settings.storage.dir.as_ref()?;
+    let dir = variant.settings.storage.dir.as_ref().filter(|d| !StoreUrl::is_url(d))?;
     Some(base.join(dir).join(report::file_stem_safe(&variant.name)))
+}
+
+/// The store prefix a variant's shards go to, when `storage.dir` is an
+/// `s3://` URL (checked by `tessera check`).
+pub(super) fn shards_prefix(variant: &Variant) -> Result<Option<StoreUrl>> {
+    let Some(dir) = variant.settings.storage.dir.as_ref().filter(|d| StoreUrl::is_url(d)) else { return Ok(None) };
+    let url = StoreUrl::parse(dir).map_err(|e| invalid!("storage.dir: {e}"))?;
+    Ok(Some(url.join(&report::file_stem_safe(&variant.name)).map_err(|e| invalid!("storage.dir: {e}"))?))
 }

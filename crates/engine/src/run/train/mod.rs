@@ -31,7 +31,9 @@ use crate::manifest::{Settings, Variant};
 use crate::model::Model;
 use crate::plugin::{CallContext, MetricHandle, SamplerHandle};
 use crate::report::{self, ReportJson, SeriesJson};
-use crate::storage::{Access, BlockLoader, CostModel, IoStats, LruPolicy, ShardSet, ShardWriter};
+use crate::storage::{
+    Access, BlockLoader, CostModel, IoStats, LruPolicy, ShardSet, ShardWriter, StoreCounts, StoreOutput,
+};
 use crate::train::{self, CurvePoint, FitSummary, TensorData};
 
 /// Runs one `train` unit; its reports by role.
@@ -56,9 +58,7 @@ pub(super) fn run_train(
     }
     let (summary, curve) = job.fit(&mut model, &storage, reference.as_ref())?;
     job.pooled_part(&model, &storage, &summary)?;
-    if let Some(owned) = storage.owned.take().filter(|_| !job.s.storage.keep) {
-        owned.remove()?;
-    }
+    job.release_shards(storage)?;
     finish_metrics(&mut job.metrics, &job.metric_ctx, &mut job.reports, (unit_dir, &variant.name))?;
     job.finish_sampler()?;
     job.finish_finetuner()?;
@@ -89,9 +89,11 @@ struct TrainJob<'a> {
     finetuner: Option<finetune::Finetuning>,
     /// Where training saves its state and continues from (taken by the fit).
     resuming: Option<resume::Resuming>,
-    /// The user's shard set trained from (or read by the offline pass), for
-    /// its store's counts.
-    source_set: Option<Arc<ShardSet>>,
+    /// The shard sets in an object store this unit read (the user's, and
+    /// its own copies with `storage.dir = "s3://…"`), for their counts.
+    store_sets: Vec<Arc<ShardSet>>,
+    /// What the unit wrote to an object store (its own shards), once done.
+    store_written: Option<StoreCounts>,
 }
 
 /// Where the training split comes from.
@@ -106,11 +108,13 @@ enum TrainSource {
     Stored,
 }
 
-/// The stored training data: shards (with the folder Tessera owns) or none.
+/// The stored training data: shards (with the folder Tessera owns, and the
+/// store prefix it claimed for them with `storage.dir = "s3://…"`) or none.
 struct Stored {
     set: Option<Arc<ShardSet>>,
     root: std::path::PathBuf,
     owned: Option<crate::owned::OwnedDir>,
+    output: Option<StoreOutput>,
 }
 
 impl<'a> TrainJob<'a> {
@@ -154,7 +158,8 @@ impl<'a> TrainJob<'a> {
             train_on_disk,
             finetuner: None,
             resuming: None,
-            source_set: None,
+            store_sets: Vec::new(),
+            store_written: None,
         })
     }
 
@@ -245,40 +250,80 @@ impl<'a> TrainJob<'a> {
 
     /// Phase 1: with `storage.mode = "shards"`, the training split written
     /// as shards, streamed from its source (or a shard folder, as it is).
+    /// With `storage.dir = "s3://…"` they are written in the unit's folder,
+    /// then uploaded under the variant's prefix (which must be empty) and
+    /// read from there.
     fn store_shards(&mut self) -> Result<Stored> {
         let storage = &self.s.storage;
+        let prefix = super::session::shards_prefix(self.variant)?;
         let root = super::session::shards_root_outside_run(self.variant, &self.session.manifest.dir())
             .unwrap_or_else(|| self.unit_dir.join("shards").join(report::file_stem_safe(&self.variant.name)));
         if storage.mode != crate::choice::StorageMode::Shards {
-            return Ok(Stored { set: None, root, owned: None });
+            return Ok(Stored { set: None, root, owned: None, output: None });
         }
+        let output = prefix.map(|url| StoreOutput::claim(&url, data::stored::store_options(&self.s.data))).transpose();
+        let output = output.map_err(|e| invalid!("storage.dir: {e}"))?;
         let owned = crate::owned::OwnedDir::create(&root, "shards")?;
+        let mut stored = Stored { set: None, root, owned: Some(owned), output };
         let set = match std::mem::replace(&mut self.train_source, TrainSource::Stored) {
             TrainSource::Folder(set) => {
-                self.source_set = Some(set.clone());
+                self.store_sets.extend(set.store_counts().map(|_| set.clone()));
                 set
             }
             TrainSource::Planned(source, plan) => {
-                self.write_stored(&root, |writer, progress| Ok(plan.write_train(source.as_ref(), writer, progress)?))?
+                let folder = stored.root.join("stored");
+                self.write_stored(&folder, |writer, progress| {
+                    Ok(plan.write_train(source.as_ref(), writer, progress)?)
+                })?;
+                self.open_written(&folder, &mut stored)?
             }
             TrainSource::Memory | TrainSource::Stored => bail!("the training split has no source to store it from"),
         };
-        Ok(Stored { set: Some(set), root, owned: Some(owned) })
+        stored.set = Some(set);
+        Ok(stored)
     }
 
-    /// Writes `root/stored` with `write`, which pushes every training
-    /// example (and reports progress); opens the result.
+    /// Opens the shard folder `folder` this unit wrote: where it is, or
+    /// (with a store prefix claimed) once uploaded under the prefix.
+    fn open_written(&mut self, folder: &Path, stored: &mut Stored) -> Result<Arc<ShardSet>> {
+        let Some(output) = stored.output.as_mut() else { return Ok(Arc::new(ShardSet::open(folder)?)) };
+        let name = folder.file_name().and_then(|n| n.to_str()).expect("a folder this unit named");
+        let at = output.upload(folder, name)?;
+        let set = Arc::new(ShardSet::open_at(&at, data::stored::store_options(&self.s.data))?);
+        log::info!("{}: shards uploaded to {at}", self.variant.name);
+        self.store_sets.push(set.clone());
+        Ok(set)
+    }
+
+    /// The end of the unit's shards: the store's counts noted; the local
+    /// folder removed unless `storage.keep` (always, when it only staged an
+    /// upload); the objects written removed unless `storage.keep`.
+    fn release_shards(&mut self, mut stored: Stored) -> Result<()> {
+        let keep = self.s.storage.keep;
+        if let Some(owned) = stored.owned.take().filter(|_| !keep || stored.output.is_some()) {
+            owned.remove()?;
+        }
+        let Some(output) = stored.output.take() else { return Ok(()) };
+        self.store_written = Some(output.counts());
+        if keep {
+            output.keep();
+            return Ok(());
+        }
+        Ok(output.remove()?)
+    }
+
+    /// Writes the shard folder `stored` with `write`, which pushes every
+    /// training example (and reports progress).
     fn write_stored(
         &self,
-        root: &Path,
+        stored: &Path,
         write: impl FnOnce(&mut ShardWriter, &mut dyn FnMut(usize)) -> Result<()>,
-    ) -> Result<Arc<ShardSet>> {
+    ) -> Result<()> {
         let started = Instant::now();
-        let stored = root.join("stored");
         let train = &self.splits.train;
         let bar = progress_bar(self.options, self.layout.examples, format!("{}: writing shards", self.variant.name));
         let mut writer = ShardWriter::create(
-            &stored,
+            stored,
             &train.shape,
             train.classes,
             self.layout.block_size,
@@ -299,7 +344,7 @@ impl<'a> TrainJob<'a> {
             self.layout.examples,
             started.elapsed().as_secs_f64()
         );
-        Ok(Arc::new(ShardSet::open(&stored)?))
+        Ok(())
     }
 
     /// Phase 4 (5 with `train.oracle_order = "shuffle"`): the sampler's
@@ -369,7 +414,7 @@ impl<'a> TrainJob<'a> {
             bail!("{}: the offline order leaves out example {missing}", self.sampler.id);
         }
         let (_, written) = writer.finish()?;
-        let new_set = Arc::new(ShardSet::open(&target)?);
+        let new_set = self.open_written(&target, stored)?;
         if !self.train_on_disk {
             self.splits.train = new_set.read_all()?;
         }
@@ -481,9 +526,7 @@ impl<'a> TrainJob<'a> {
             // Read from storage, what the reads cost is what the run is about.
             engine.headline.extend(["io_requests_per_epoch".into(), "io_modeled_seconds_per_epoch".into()]);
         }
-        if let Some(set) = &self.source_set {
-            store_figures(&mut engine, set);
-        }
+        store_figures(&mut engine, &self.store_sets, self.store_written);
         engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
         engine.scalars.insert("train_seconds".into(), summary.epoch_seconds.iter().sum::<f64>());
         if self.variant.finetuner.is_some() {
@@ -590,19 +633,27 @@ fn resolved_settings(settings: &Settings, base: &Path) -> Settings {
     s
 }
 
-/// What the object store holding the training shards really served: every
-/// request (the index and each shard's size too), the ranged GETs of blocks
-/// or records (the cost model's requests, less the cache's hits), bytes and
-/// retries; and the block cache's hits, misses and evictions.
-fn store_figures(engine: &mut ReportJson, set: &ShardSet) {
+/// What the object store really served the unit, over every shard set it
+/// read there (the user's and the unit's own copies): every request (the
+/// indexes and each shard's size too), the ranged GETs of blocks or records
+/// (the cost model's requests, less the cache's hits), bytes and retries;
+/// the objects and bytes the unit wrote; and the block cache's hits, misses
+/// and evictions.
+fn store_figures(engine: &mut ReportJson, sets: &[Arc<ShardSet>], written: Option<StoreCounts>) {
     let s = &mut engine.scalars;
-    if let Some(counts) = set.store_counts() {
-        s.insert("store_requests".into(), counts.requests as f64);
-        s.insert("store_range_requests".into(), counts.range_requests as f64);
-        s.insert("store_bytes".into(), counts.bytes as f64);
-        s.insert("store_retries".into(), counts.retries as f64);
+    let counts: Vec<StoreCounts> = sets.iter().filter_map(|set| set.store_counts()).collect();
+    if !counts.is_empty() {
+        let read: StoreCounts = counts.into_iter().sum();
+        s.insert("store_requests".into(), read.requests as f64);
+        s.insert("store_range_requests".into(), read.range_requests as f64);
+        s.insert("store_bytes".into(), read.bytes as f64);
+        s.insert("store_retries".into(), read.retries as f64);
     }
-    if let Some(cache) = set.cache_counts() {
+    if let Some(written) = written {
+        s.insert("store_objects_written".into(), written.puts as f64);
+        s.insert("store_bytes_written".into(), written.bytes_written as f64);
+    }
+    if let Some(cache) = sets.iter().find_map(|set| set.cache_counts()) {
         s.insert("store_cache_hits".into(), cache.hits as f64);
         s.insert("store_cache_misses".into(), cache.misses as f64);
         s.insert("store_cache_evictions".into(), cache.evictions as f64);
