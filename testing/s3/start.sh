@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Starts a real S3-compatible server on this machine for the object-storage
+# Starts real S3-compatible servers on this machine for the object-storage
 # tests of `make test`: moto's server mode (PyPI `moto[server]`, installed
-# into the cache's Python environment by the Makefile), on a free loopback
-# port, with the bucket the tests use.
+# into the cache's Python environment by the Makefile), on free loopback
+# ports, with the buckets the tests use. Two servers:
+# - the open one (any key is accepted), with its request log;
+# - the checking one, which enforces IAM: only the key of the user this
+#   script creates there is let in; any other key, or a wrong secret, is
+#   refused (403), as S3 refuses them.
 #
-# Writes "$STATE/env" (AWS_ENDPOINT_URL, test keys, TESSERA_S3_BUCKET and
-# TESSERA_S3_LOG, the server's request log) and "$STATE/pids" (the server,
-# which testing/s3/stop.sh stops by process id). Exits 0 with the server up,
-# 3 with a line saying why it cannot start.
+# Writes "$STATE/env" (AWS_ENDPOINT_URL, test keys, TESSERA_S3_BUCKET,
+# TESSERA_S3_LOG, and TESSERA_S3_AUTH_* for the checking server) and
+# "$STATE/pids" (the servers, which testing/s3/stop.sh stops by process
+# id). Exits 0 with both up, 3 with a line saying why they cannot start.
 set -uo pipefail
 STATE=${TESSERA_S3_STATE:-$HOME/.cache/tessera/s3}
 VENV=${TESSERA_VENV:-}
@@ -16,10 +20,49 @@ cannot() { echo "s3: cannot start a local server: $*" >&2; exit 3; }
 [ -n "$VENV" ] && [ -x "$VENV/bin/moto_server" ] || cannot "moto_server is not in TESSERA_VENV ($VENV); run through make test"
 mkdir -p "$STATE"
 "$(dirname "$0")/stop.sh" >/dev/null 2>&1
-PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+AUTH_PORT=$(free_port)
+[ "$PORT" != "$AUTH_PORT" ] || AUTH_PORT=$(free_port)
 : >"$STATE/moto.log"
+: >"$STATE/moto-auth.log"
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >>"$STATE/moto.log" 2>&1 &
 echo "moto_server $!" >"$STATE/pids"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$AUTH_PORT" >>"$STATE/moto-auth.log" 2>&1 &
+echo "moto_server $!" >>"$STATE/pids"
+
+# Both answer (their ports take connections); then the open server's
+# bucket; on the checking one a user allowed s3:*, its key, the bucket, and
+# IAM enforced for every request from then on.
+answering() {
+  "$VENV/bin/python" - "$PORT" "$AUTH_PORT" <<'PY' 2>/dev/null
+import socket, sys
+for port in sys.argv[1:]:
+    socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
+PY
+}
+set_up() {
+  "$VENV/bin/python" - "$PORT" "$AUTH_PORT" "$STATE/auth" <<'PY'
+import json, sys, urllib.request
+import boto3
+port, auth_port, out = sys.argv[1:]
+boot = dict(region_name="us-east-1", aws_access_key_id="tessera-boot", aws_secret_access_key="tessera-boot")
+boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **boot).create_bucket(Bucket="tessera-test")
+auth = f"http://127.0.0.1:{auth_port}"
+iam = boto3.client("iam", endpoint_url=auth, **boot)
+iam.create_user(UserName="tessera-reader")
+policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+iam.put_user_policy(UserName="tessera-reader", PolicyName="s3", PolicyDocument=json.dumps(policy))
+key = iam.create_access_key(UserName="tessera-reader")["AccessKey"]
+boto3.client("s3", endpoint_url=auth, **boot).create_bucket(Bucket="tessera-auth")
+urllib.request.urlopen(urllib.request.Request(f"{auth}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}))
+with open(out, "w") as f:
+    f.write(f"export TESSERA_S3_AUTH_KEY={key['AccessKeyId']}\nexport TESSERA_S3_AUTH_SECRET={key['SecretAccessKey']}\n")
+PY
+}
+for _ in $(seq 100); do answering && break; sleep 0.2; done
+answering || cannot "moto_server did not answer on ports $PORT and $AUTH_PORT (see $STATE/moto.log, $STATE/moto-auth.log)"
+set_up || cannot "setting up the buckets and the checking server's user failed (see $STATE/moto-auth.log)"
 cat >"$STATE/env" <<ENV
 export AWS_ENDPOINT_URL=http://127.0.0.1:$PORT
 export AWS_ACCESS_KEY_ID=tessera-test
@@ -27,15 +70,9 @@ export AWS_SECRET_ACCESS_KEY=tessera-test-secret
 export AWS_REGION=us-east-1
 export TESSERA_S3_BUCKET=tessera-test
 export TESSERA_S3_LOG=$STATE/moto.log
+export TESSERA_S3_AUTH_ENDPOINT=http://127.0.0.1:$AUTH_PORT
+export TESSERA_S3_AUTH_BUCKET=tessera-auth
 ENV
-# shellcheck disable=SC1091
-. "$STATE/env"
-for _ in $(seq 100); do
-  "$VENV/bin/python" - <<'PY' 2>/dev/null && { echo "s3: moto_server on 127.0.0.1:$PORT, bucket $TESSERA_S3_BUCKET"; exit 0; }
-import os, boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-s3.create_bucket(Bucket=os.environ["TESSERA_S3_BUCKET"])
-PY
-  sleep 0.2
-done
-cannot "moto_server did not answer on port $PORT (see $STATE/moto.log)"
+cat "$STATE/auth" >>"$STATE/env"
+rm -f "$STATE/auth"
+echo "s3: moto_server on 127.0.0.1:$PORT (bucket tessera-test), checking keys on 127.0.0.1:$AUTH_PORT (bucket tessera-auth)"

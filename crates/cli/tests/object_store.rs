@@ -84,7 +84,14 @@ fn without_colour(line: &str) -> String {
 }
 
 fn tessera(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera")).arg("-q").args(args).current_dir(dir).output().unwrap()
+    tessera_with(args, dir, &[])
+}
+
+/// `tessera ARGS` in `dir`, with these environment variables set.
+fn tessera_with(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command.arg("-q").args(args).current_dir(dir).envs(env.iter().copied());
+    command.output().unwrap()
 }
 
 fn text(out: &Output) -> String {
@@ -139,11 +146,16 @@ sampler = { use = "corgi2.corgi2", buffer_blocks = 4 }
 /// Writes `body` as the manifest `NAME.toml` (with `libraries`) and runs it
 /// into the run folder `NAME`.
 fn run_manifest(dir: &Path, name: &str, libraries: &[PathBuf], body: &str) -> Output {
+    run_manifest_with(dir, name, libraries, body, &[])
+}
+
+/// [`run_manifest`] with these environment variables set.
+fn run_manifest_with(dir: &Path, name: &str, libraries: &[PathBuf], body: &str, env: &[(&str, &str)]) -> Output {
     let paths: Vec<&Path> = libraries.iter().map(PathBuf::as_path).collect();
     let m = write_manifest(dir, &paths, body);
     let file = format!("{name}.toml");
     std::fs::rename(&m, dir.join(&file)).unwrap();
-    tessera(&["run", &file, "--out", name], dir)
+    tessera_with(&["run", &file, "--out", name], dir, env)
 }
 
 /// Every sampler, two epochs, on the shards at `path` (with more
@@ -262,14 +274,78 @@ fn a_runs_own_shards_go_to_an_empty_prefix_and_stay_there_when_kept() {
     assert!(client(&runs).exists(&stored.join("index.json").unwrap()).unwrap(), "still there");
 }
 
-/// Runs one sequential variant on the shards at `path`; what it printed.
-fn failing_run(dir: &Path, name: &str, path: &str) -> String {
+/// One sequential variant on the shards at `path`, run with `env`.
+fn sequential_run(dir: &Path, name: &str, path: &str, env: &[(&str, &str)]) -> Output {
     let body = format!(
         "[data]\nsource = \"shards\"\npath = \"{path}\"\nstore_retries = 1\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\n\n[[variant]]\nname = \"stored\"\nsampler = {{ use = \"baselines.sequential\" }}\n"
     );
-    let out = run_manifest(dir, name, &[baselines()], &body);
+    run_manifest_with(dir, name, &[baselines()], &body, env)
+}
+
+/// Runs one sequential variant on the shards at `path`, which fails; what
+/// it printed.
+fn failing_run(dir: &Path, name: &str, path: &str) -> String {
+    let out = sequential_run(dir, name, path, &[]);
     assert_eq!(out.status.code(), Some(1), "{name}: the variant fails: {}", text(&out));
     text(&out)
+}
+
+/// The checking server `testing/s3/start.sh` started (IAM enforced): its
+/// endpoint, bucket, and the one key it lets in.
+struct CheckingServer {
+    endpoint: String,
+    bucket: String,
+    key: String,
+    secret: String,
+}
+
+fn checking_server() -> Option<CheckingServer> {
+    let var = |name: &str| std::env::var(format!("TESSERA_S3_AUTH_{name}"));
+    match (var("ENDPOINT"), var("BUCKET"), var("KEY"), var("SECRET")) {
+        (Ok(endpoint), Ok(bucket), Ok(key), Ok(secret)) => Some(CheckingServer { endpoint, bucket, key, secret }),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("no checking S3 server (testing/s3/start.sh), and on CI there must be")
+        }
+        _ => {
+            eprintln!("skipped: no checking S3 server; run through `make test` (testing/s3/start.sh)");
+            None
+        }
+    }
+}
+
+/// The environment that reaches the checking server with `key` and `secret`.
+fn checking_env<'a>(server: &'a CheckingServer, key: &'a str, secret: &'a str) -> [(&'a str, &'a str); 3] {
+    [("AWS_ENDPOINT_URL", server.endpoint.as_str()), ("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret)]
+}
+
+#[test]
+fn refused_credentials_fail_the_variant_naming_the_url_and_never_the_secret() {
+    let Some(server) = checking_server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    shard_folder(dir.path());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let url = format!("s3://{}/set-{}-{nanos}", server.bucket, std::process::id());
+    let allowed = checking_env(&server, &server.key, &server.secret);
+    // The one key the server lets in writes the shards and trains from them.
+    let args = ["shard", "x.npy", "--labels", "y.npy", "--out", url.as_str(), "--block-size", "50", "--seed", "3"];
+    let out = tessera_with(&args, dir.path(), &allowed);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sequential_run(dir.path(), "allowed", &url, &allowed);
+    assert!(out.status.success(), "{}", text(&out));
+    // A wrong secret, then a key the server does not know: refused (403),
+    // not retried, named with the URL; the secret is never printed.
+    let wrong_secret = "tessera-wrong-secret-0123456789";
+    let refused =
+        [("wrong-secret", server.key.as_str(), wrong_secret), ("no-such-key", "AKIATESSERANOBODY000", &server.secret)];
+    for (name, key, secret) in refused {
+        let out = sequential_run(dir.path(), name, &url, &checking_env(&server, key, secret));
+        assert_eq!(out.status.code(), Some(1), "{name}: the variant fails: {}", text(&out));
+        let said = text(&out);
+        assert!(said.contains(&format!("{url}/index.json: access denied")), "{name}: {said}");
+        assert!(said.contains("403 Forbidden") && said.contains("check AWS_ACCESS_KEY_ID"), "{name}: {said}");
+        assert!(!said.contains("attempts"), "{name}: refused, not retried: {said}");
+        assert!(!said.contains(secret), "{name}: the secret is never printed: {said}");
+    }
 }
 
 #[test]
