@@ -6,12 +6,14 @@
 # - the open one (any key is accepted), with its request log;
 # - the checking one, which enforces IAM: only the key of the user this
 #   script creates there is let in; any other key, or a wrong secret, is
-#   refused (403), as S3 refuses them.
+#   refused (403), as S3 refuses them;
+# and in front of the open one, testing/s3/flaky_proxy.py: every 5th block
+# read answered 503 or held past a timeout, for the retry test.
 #
 # Writes "$STATE/env" (AWS_ENDPOINT_URL, test keys, TESSERA_S3_BUCKET,
-# TESSERA_S3_LOG, and TESSERA_S3_AUTH_* for the checking server) and
-# "$STATE/pids" (the servers, which testing/s3/stop.sh stops by process
-# id). Exits 0 with both up, 3 with a line saying why they cannot start.
+# TESSERA_S3_LOG, TESSERA_S3_AUTH_* for the checking server,
+# TESSERA_S3_FLAKY_* for the proxy) and "$STATE/pids" (the servers and the
+# proxy, which testing/s3/stop.sh stops by process id). Exits 0 with both up, 3 with a line saying why they cannot start.
 set -uo pipefail
 STATE=${TESSERA_S3_STATE:-$HOME/.cache/tessera/s3}
 VENV=${TESSERA_VENV:-}
@@ -24,18 +26,22 @@ free_port() { "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(
 PORT=$(free_port)
 AUTH_PORT=$(free_port)
 [ "$PORT" != "$AUTH_PORT" ] || AUTH_PORT=$(free_port)
+FLAKY_PORT=$(free_port)
 : >"$STATE/moto.log"
 : >"$STATE/moto-auth.log"
+: >"$STATE/faults.log"
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >>"$STATE/moto.log" 2>&1 &
 echo "moto_server $!" >"$STATE/pids"
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$AUTH_PORT" >>"$STATE/moto-auth.log" 2>&1 &
 echo "moto_server $!" >>"$STATE/pids"
+"$VENV/bin/python" "$(dirname "$0")/flaky_proxy.py" "$FLAKY_PORT" "$PORT" 5 2 "$STATE/faults.log" >>"$STATE/moto.log" 2>&1 &
+echo "flaky_proxy $!" >>"$STATE/pids"
 
 # Both answer (their ports take connections); then the open server's
 # bucket; on the checking one a user allowed s3:*, its key, the bucket, and
 # IAM enforced for every request from then on.
 answering() {
-  "$VENV/bin/python" - "$PORT" "$AUTH_PORT" <<'PY' 2>/dev/null
+  "$VENV/bin/python" - "$PORT" "$AUTH_PORT" "$FLAKY_PORT" <<'PY' 2>/dev/null
 import socket, sys
 for port in sys.argv[1:]:
     socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
@@ -61,7 +67,7 @@ with open(out, "w") as f:
 PY
 }
 for _ in $(seq 100); do answering && break; sleep 0.2; done
-answering || cannot "moto_server did not answer on ports $PORT and $AUTH_PORT (see $STATE/moto.log, $STATE/moto-auth.log)"
+answering || cannot "moto_server or the proxy did not answer on ports $PORT, $AUTH_PORT, $FLAKY_PORT (see $STATE/moto.log, $STATE/moto-auth.log)"
 set_up || cannot "setting up the buckets and the checking server's user failed (see $STATE/moto-auth.log)"
 cat >"$STATE/env" <<ENV
 export AWS_ENDPOINT_URL=http://127.0.0.1:$PORT
@@ -72,7 +78,9 @@ export TESSERA_S3_BUCKET=tessera-test
 export TESSERA_S3_LOG=$STATE/moto.log
 export TESSERA_S3_AUTH_ENDPOINT=http://127.0.0.1:$AUTH_PORT
 export TESSERA_S3_AUTH_BUCKET=tessera-auth
+export TESSERA_S3_FLAKY_ENDPOINT=http://127.0.0.1:$FLAKY_PORT
+export TESSERA_S3_FLAKY_LOG=$STATE/faults.log
 ENV
 cat "$STATE/auth" >>"$STATE/env"
 rm -f "$STATE/auth"
-echo "s3: moto_server on 127.0.0.1:$PORT (bucket tessera-test), checking keys on 127.0.0.1:$AUTH_PORT (bucket tessera-auth)"
+echo "s3: moto_server on 127.0.0.1:$PORT (bucket tessera-test), checking keys on 127.0.0.1:$AUTH_PORT (bucket tessera-auth), failing on 127.0.0.1:$FLAKY_PORT"

@@ -274,10 +274,11 @@ fn a_runs_own_shards_go_to_an_empty_prefix_and_stay_there_when_kept() {
     assert!(client(&runs).exists(&stored.join("index.json").unwrap()).unwrap(), "still there");
 }
 
-/// One sequential variant on the shards at `path`, run with `env`.
-fn sequential_run(dir: &Path, name: &str, path: &str, env: &[(&str, &str)]) -> Output {
+/// One sequential variant on the shards at `path` (with `data`, more
+/// `[data]` lines), run with `env`.
+fn sequential_run(dir: &Path, name: &str, path: &str, data: &str, env: &[(&str, &str)]) -> Output {
     let body = format!(
-        "[data]\nsource = \"shards\"\npath = \"{path}\"\nstore_retries = 1\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\n\n[[variant]]\nname = \"stored\"\nsampler = {{ use = \"baselines.sequential\" }}\n"
+        "[data]\nsource = \"shards\"\npath = \"{path}\"\n{data}\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 1\n\n[storage]\nmode = \"shards\"\nblock_size = 50\n\n[[variant]]\nname = \"stored\"\nsampler = {{ use = \"baselines.sequential\" }}\n"
     );
     run_manifest_with(dir, name, &[baselines()], &body, env)
 }
@@ -285,7 +286,7 @@ fn sequential_run(dir: &Path, name: &str, path: &str, env: &[(&str, &str)]) -> O
 /// Runs one sequential variant on the shards at `path`, which fails; what
 /// it printed.
 fn failing_run(dir: &Path, name: &str, path: &str) -> String {
-    let out = sequential_run(dir, name, path, &[]);
+    let out = sequential_run(dir, name, path, "store_retries = 1\n", &[]);
     assert_eq!(out.status.code(), Some(1), "{name}: the variant fails: {}", text(&out));
     text(&out)
 }
@@ -330,7 +331,7 @@ fn refused_credentials_fail_the_variant_naming_the_url_and_never_the_secret() {
     let args = ["shard", "x.npy", "--labels", "y.npy", "--out", url.as_str(), "--block-size", "50", "--seed", "3"];
     let out = tessera_with(&args, dir.path(), &allowed);
     assert!(out.status.success(), "{}", text(&out));
-    let out = sequential_run(dir.path(), "allowed", &url, &allowed);
+    let out = sequential_run(dir.path(), "allowed", &url, "", &allowed);
     assert!(out.status.success(), "{}", text(&out));
     // A wrong secret, then a key the server does not know: refused (403),
     // not retried, named with the URL; the secret is never printed.
@@ -338,7 +339,7 @@ fn refused_credentials_fail_the_variant_naming_the_url_and_never_the_secret() {
     let refused =
         [("wrong-secret", server.key.as_str(), wrong_secret), ("no-such-key", "AKIATESSERANOBODY000", &server.secret)];
     for (name, key, secret) in refused {
-        let out = sequential_run(dir.path(), name, &url, &checking_env(&server, key, secret));
+        let out = sequential_run(dir.path(), name, &url, "", &checking_env(&server, key, secret));
         assert_eq!(out.status.code(), Some(1), "{name}: the variant fails: {}", text(&out));
         let said = text(&out);
         assert!(said.contains(&format!("{url}/index.json: access denied")), "{name}: {said}");
@@ -457,4 +458,35 @@ fn tessera_shard_writes_into_an_empty_prefix_the_objects_it_writes_on_disk() {
     let again = tessera(&args, dir.path());
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
     assert!(text(&again).contains("already holds objects"), "{}", text(&again));
+}
+
+#[test]
+fn failed_and_timed_out_block_reads_are_retried_counted_and_change_nothing() {
+    let Some(server) = server() else { return };
+    let (Ok(flaky), Ok(faults)) = (std::env::var("TESSERA_S3_FLAKY_ENDPOINT"), std::env::var("TESSERA_S3_FLAKY_LOG"))
+    else {
+        assert!(std::env::var_os("CI").is_none(), "no failing proxy (testing/s3/start.sh), and on CI there must be");
+        return eprintln!("skipped: no failing proxy; run through `make test` (testing/s3/start.sh)");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    shard_folder(dir.path());
+    let prefix = fresh_prefix(&server, "flaky");
+    upload(&dir.path().join("set"), &prefix);
+    // The proxy answers every 5th block read 503, or holds it 2 s: past
+    // the 1 s timeout here.
+    let data = "store_retries = 3\nstore_timeout_seconds = 1\n";
+    let direct = sequential_run(dir.path(), "direct", &prefix.to_string(), data, &[]);
+    assert!(direct.status.success(), "{}", text(&direct));
+    let out = sequential_run(dir.path(), "flaky", &prefix.to_string(), data, &[("AWS_ENDPOINT_URL", flaky.as_str())]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (direct, flaky) = (&engines(&dir.path().join("direct"))[0].1, &engines(&dir.path().join("flaky"))[0].1);
+    for key in ["final_test_loss", "final_test_accuracy", "store_range_requests", "store_bytes"] {
+        assert_eq!(direct[key], flaky[key], "{key}: the same reads succeeded, the same results");
+    }
+    let log = std::fs::read_to_string(faults).unwrap();
+    let train = format!("/{}/{}/train/", server.bucket, prefix.key());
+    let faulted: Vec<&str> = log.lines().filter(|l| l.contains(&train)).collect();
+    assert!(faulted.iter().any(|l| l.starts_with("503")) && faulted.iter().any(|l| l.starts_with("stall")));
+    assert_eq!(flaky["store_retries"].as_f64(), Some(faulted.len() as f64), "each fault one retry: {faulted:?}");
+    assert_eq!(direct["store_retries"], 0.0);
 }
