@@ -490,3 +490,79 @@ fn failed_and_timed_out_block_reads_are_retried_counted_and_change_nothing() {
     assert_eq!(flaky["store_retries"].as_f64(), Some(faulted.len() as f64), "each fault one retry: {faulted:?}");
     assert_eq!(direct["store_retries"], 0.0);
 }
+
+/// One sequential variant on the `[data]` lines `data`, memory mode, run
+/// with `TMPDIR` set to `tmp`.
+fn file_source_run(dir: &Path, name: &str, data: &str, tmp: &Path) -> Output {
+    let body = format!(
+        "seed = 4\n\n[data]\n{data}\n\n[model]\nkind = \"linear\"\n\n[train]\nepochs = 2\nbatch_size = 32\n\n[[variant]]\nname = \"files\"\nsampler = {{ use = \"baselines.sequential\" }}\n"
+    );
+    run_manifest_with(dir, name, &[baselines()], &body, &[("TMPDIR", tmp.to_str().unwrap())])
+}
+
+/// `x` and `y` as npy files, a CSV and two WebDataset tar shards (npy
+/// members) under `dir`.
+fn data_files(dir: &Path) {
+    let d = tessera_engine::data::blobs(600, 6, 3, 2.0, 9).unwrap();
+    let x: Vec<u8> = d.features.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_npy(&dir.join("x.npy"), "<f4", &[600, 6], &x).unwrap();
+    write_npy(&dir.join("y.npy"), "<i8", &[600], &d.labels.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+        .unwrap();
+    let rows: Vec<String> = (0..600)
+        .map(|i| {
+            let features: Vec<String> = d.features[i * 6..(i + 1) * 6].iter().map(|v| v.to_string()).collect();
+            format!("{},{}", features.join(","), d.labels[i])
+        })
+        .collect();
+    std::fs::write(dir.join("table.csv"), rows.join("\n")).unwrap();
+    std::fs::create_dir(dir.join("tars")).unwrap();
+    let member = dir.join("member.npy");
+    for t in 0..2 {
+        let mut samples = Vec::new();
+        for i in t * 300..(t + 1) * 300 {
+            write_npy(&member, "<f4", &[6], &x[i * 24..(i + 1) * 24]).unwrap();
+            samples.push((format!("{i:04}"), "npy", std::fs::read(&member).unwrap()));
+            samples.push((format!("{i:04}"), "cls", d.labels[i].to_string().into_bytes()));
+        }
+        tessera_engine::data::webdataset::write_tar(&dir.join(format!("tars/part-{t}.tar")), &samples).unwrap();
+    }
+}
+
+#[test]
+fn data_files_of_other_sources_are_fetched_from_the_store_and_read_as_local_ones() {
+    let Some(server) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    data_files(dir.path());
+    let prefix = fresh_prefix(&server, "files");
+    let store = client(&prefix);
+    for name in ["x.npy", "y.npy", "table.csv", "tars/part-0.tar", "tars/part-1.tar"] {
+        store.put(&prefix.join(name).unwrap(), std::fs::read(dir.path().join(name)).unwrap()).unwrap();
+    }
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let sources = [
+        ("npy", "source = \"npy\"\npath = \"{at}x.npy\"\nlabels_path = \"{at}y.npy\""),
+        ("csv", "source = \"csv\"\npath = \"{at}table.csv\""),
+        ("webdataset", "source = \"webdataset\"\npath = \"{at}tars\""),
+    ];
+    for (name, data) in sources {
+        let local = file_source_run(dir.path(), &format!("{name}-local"), &data.replace("{at}", ""), &tmp);
+        assert!(local.status.success(), "{name}: {}", text(&local));
+        let in_store = data.replace("{at}", &format!("{prefix}/"));
+        let fetched = file_source_run(dir.path(), &format!("{name}-store"), &in_store, &tmp);
+        assert!(fetched.status.success(), "{name}: {}", text(&fetched));
+        let (a, b) =
+            (engines(&dir.path().join(format!("{name}-local"))), engines(&dir.path().join(format!("{name}-store"))));
+        assert_eq!(a[0].1["final_test_loss"], b[0].1["final_test_loss"], "{name}");
+        assert_eq!(a[0].1["train_examples"], b[0].1["train_examples"], "{name}");
+    }
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the fetched copies are gone with their run");
+    // A truncated file in the store: the error names its URL, not the copy.
+    let bytes = std::fs::read(dir.path().join("x.npy")).unwrap();
+    store.put(&prefix.join("short.npy").unwrap(), bytes[..bytes.len() - 10].to_vec()).unwrap();
+    let data = format!("source = \"npy\"\npath = \"{prefix}/short.npy\"\nlabels_path = \"y.npy\"");
+    let out = file_source_run(dir.path(), "short", &data, &tmp);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains(&format!("{prefix}/short.npy")), "{}", text(&out));
+    assert!(!text(&out).contains("tessera-fetched"), "{}", text(&out));
+}

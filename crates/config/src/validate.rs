@@ -237,22 +237,31 @@ fn exists(p: &mut Problems, key: &str, base: &Path, path: &str) {
     }
 }
 
-/// A path that may be an object-store URL: `s3://` for `source = "shards"`
-/// only (checked in full, and reached, when the run opens it); a local path
-/// must exist.
-fn shard_location(p: &mut Problems, d: &DataConfig, key: &str, base: &Path, path: &str) {
+/// A path that may be an object-store URL, `s3://bucket/key` (checked in
+/// full, and reached, when the run opens it); a local path must exist.
+fn location(p: &mut Problems, key: &str, base: &Path, path: &str) {
     if !StoreUrl::is_url(path) {
         return exists(p, key, base, path);
     }
-    if d.source != DataSource::Shards {
-        p.hint(
-            key,
-            format!("{path}: data source `{}` reads local files only", d.source),
-            "write the data as shards (`tessera shard`), upload them, and use source = \"shards\"",
-        );
-    } else if let Err(e) = StoreUrl::parse(path) {
+    if let Err(e) = StoreUrl::parse(path) {
         p.add(key, e.to_string());
     }
+}
+
+/// `test_path` / `validation_path`: a shard folder, local or in a store,
+/// read with `source = "shards"` only.
+fn split_location(p: &mut Problems, d: &DataConfig, key: &str, base: &Path, path: &str) {
+    if d.source == DataSource::Shards || !StoreUrl::is_url(path) {
+        return location(p, key, base, path);
+    }
+    p.hint(
+        key,
+        format!(
+            "{path}: a split's own shard folder is read with source = \"shards\" only, and this source is `{}`",
+            d.source
+        ),
+        "remove it (the source is split by data.test_fraction), or write the data as shards with `tessera shard`",
+    );
 }
 
 /// The feature width of a generated source, when it is known before loading.
@@ -365,7 +374,7 @@ fn data_files(p: &mut Problems, d: &DataConfig, base: &Path) {
     for (key, value) in [("path", &d.path), ("labels_path", &d.labels_path)] {
         match (needs(key), value) {
             (Some(_), None) => p.add(&format!("data.{key}"), format!("data source `{}` needs data.{key}", d.source)),
-            (Some(_), Some(path)) => shard_location(p, d, &format!("data.{key}"), base, path),
+            (Some(_), Some(path)) => location(p, &format!("data.{key}"), base, path),
             _ => {}
         }
     }
@@ -375,16 +384,16 @@ fn data_files(p: &mut Problems, d: &DataConfig, base: &Path) {
                 "data.path",
                 "data source `webdataset` needs data.path (a .tar file or a folder of them) or data.files",
             ),
-            (Some(path), _) => exists(p, "data.path", base, path),
+            (Some(path), _) => location(p, "data.path", base, path),
             _ => {}
         }
         for (i, f) in d.files.iter().enumerate() {
-            exists(p, &format!("data.files[{i}]"), base, f);
+            location(p, &format!("data.files[{i}]"), base, f);
         }
     }
     for (key, value) in [("data.test_path", &d.test_path), ("data.validation_path", &d.validation_path)] {
         if let Some(path) = value {
-            shard_location(p, d, key, base, path);
+            split_location(p, d, key, base, path);
         }
     }
     if matches!(d.source, DataSource::Cifar10 | DataSource::Cifar100) {
@@ -392,7 +401,7 @@ fn data_files(p: &mut Problems, d: &DataConfig, base: &Path) {
             p.add("data.files", format!("data source `{}` needs data.files (the binary batch files)", d.source));
         }
         for (i, f) in d.files.iter().enumerate() {
-            exists(p, &format!("data.files[{i}]"), base, f);
+            location(p, &format!("data.files[{i}]"), base, f);
         }
     }
 }

@@ -179,6 +179,30 @@ impl Store {
         Ok(Vec::from(bytes))
     }
 
+    /// Writes the object at `url` to the file `path` (created, or emptied on
+    /// a retry), a piece at a time as it arrives: never whole in memory.
+    /// Its size.
+    pub fn download(&self, url: &StoreUrl, path: &std::path::Path) -> Result<u64> {
+        let key = self.key(url)?;
+        let local = |e: std::io::Error| object_store::Error::Generic {
+            store: "local disk",
+            source: format!("writing {}: {e}", path.display()).into(),
+        };
+        let written = runtime().block_on(self.attempt(url, || async {
+            let mut pieces = self.client.get(&key).await?.into_stream();
+            let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(local)?);
+            let mut written = 0u64;
+            while let Some(piece) = pieces.try_next().await? {
+                std::io::Write::write_all(&mut file, &piece).map_err(local)?;
+                written += piece.len() as u64;
+            }
+            std::io::Write::flush(&mut file).map_err(local)?;
+            Ok(written)
+        }))?;
+        self.counters.bytes.fetch_add(written, Ordering::Relaxed);
+        Ok(written)
+    }
+
     /// The size of the object at `url` (a HEAD request).
     pub fn size(&self, url: &StoreUrl) -> Result<u64> {
         let key = self.key(url)?;

@@ -6,6 +6,7 @@ use crate::error::{bail, Result};
 use tessera_sdk::SeedRng;
 
 pub mod examples;
+pub mod fetched;
 pub mod generators;
 pub mod mnist1d;
 pub mod numpy;
@@ -192,8 +193,14 @@ pub const DIGITS_CSV_GZ: &[u8] = include_bytes!("../../../../data/digits/digits.
 
 /// The examples `config` names, before splitting: generated ones in
 /// memory, files read example by example. Paths are relative to `base`
-/// (the manifest's folder).
+/// (the manifest's folder); files in an object store are fetched first
+/// ([`fetched`]).
 pub fn source(config: &DataConfig, seed: u64, base: &std::path::Path) -> Result<Box<dyn ExampleSource>> {
+    if fetched::names_a_store(config) {
+        let (local, copies) = fetched::fetch_files(config)?;
+        let inner = source(&local, seed, base).map_err(|e| copies.in_store_terms(e))?;
+        return Ok(Box::new(fetched::FetchedSource::new(inner, copies)));
+    }
     let path = |key: &str, value: &Option<String>| -> Result<std::path::PathBuf> {
         match value {
             Some(p) => Ok(base.join(p)),
