@@ -241,6 +241,11 @@ fn each_sampler_trains_from_a_bucket_as_from_local_disk() {
     assert!(served > 2100.0, "full shuffle reads a block an example: {served}");
     assert_eq!(listing(&source), uploaded, "the source prefix is as it was uploaded");
     assert!(listing(&runs).is_empty(), "without storage.keep the copies are removed: {:?}", listing(&runs));
+    // The page sets the store's real reads and the wait beside the model's.
+    let page = std::fs::read_to_string(dir.path().join("store/report.html")).unwrap();
+    for column in ["io_requests_per_epoch", "io_modeled_seconds_per_epoch", "store_range_requests", "io_wait_seconds"] {
+        assert!(page.contains(column), "{column} is on the page");
+    }
 }
 
 #[test]

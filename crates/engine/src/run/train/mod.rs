@@ -648,6 +648,9 @@ fn store_figures(engine: &mut ReportJson, sets: &[Arc<ShardSet>], written: Optio
         s.insert("store_range_requests".into(), read.range_requests as f64);
         s.insert("store_bytes".into(), read.bytes as f64);
         s.insert("store_retries".into(), read.retries as f64);
+        // From a store, what it really served and what the reads cost in
+        // waiting go beside the model's figures on the page.
+        engine.headline.extend(["store_range_requests".into(), "io_wait_seconds_per_epoch".into()]);
     }
     if let Some(written) = written {
         s.insert("store_objects_written".into(), written.puts as f64);
@@ -696,7 +699,9 @@ fn accuracy_by_modeled_io(
     }
 }
 
-/// The `io_per_epoch` table (with the process's peak memory after each epoch).
+/// The `io_per_epoch` table: the modeled and the measured storage seconds
+/// side by side (reading, and training waiting on the reads), with the
+/// process's peak memory after each epoch.
 fn io_table(summary: &FitSummary, cost: &CostModel) -> report::TableJson {
     let rows = summary.epoch_io.iter().zip(&summary.epoch_seconds).enumerate().map(|(i, (io, secs))| {
         vec![
@@ -705,15 +710,25 @@ fn io_table(summary: &FitSummary, cost: &CostModel) -> report::TableJson {
             serde_json::json!(io.bytes),
             serde_json::json!(io.modeled_seconds(cost)),
             serde_json::json!(io.io_seconds),
+            serde_json::json!(io.wait_seconds),
             serde_json::json!(secs),
             serde_json::json!(summary.epoch_peak_memory_mb.get(i)),
         ]
     });
     report::TableJson {
         name: "io_per_epoch".into(),
-        columns: ["epoch", "requests", "bytes", "modeled_seconds", "io_seconds", "epoch_seconds", "peak_memory_mb"]
-            .map(String::from)
-            .to_vec(),
+        columns: [
+            "epoch",
+            "requests",
+            "bytes",
+            "modeled_seconds",
+            "io_seconds",
+            "wait_seconds",
+            "epoch_seconds",
+            "peak_memory_mb",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: rows.collect(),
     }
 }
