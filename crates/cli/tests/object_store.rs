@@ -108,7 +108,9 @@ fn engines(out: &Path) -> Vec<(String, Value)> {
             assert_eq!(v["status"], "ok", "{v}");
             let sampler = &v["results"]["sampler"]["scalars"];
             let mut engine = v["results"]["engine"]["scalars"].clone();
-            engine["offline_blocks_read"] = sampler.get("offline_blocks_read").cloned().unwrap_or(Value::from(0.0));
+            for key in ["offline_blocks_read", "offline_bytes_read"] {
+                engine[key] = sampler.get(key).cloned().unwrap_or(Value::from(0.0));
+            }
             (v["name"].as_str().unwrap().to_string(), engine)
         })
         .collect()
@@ -235,6 +237,12 @@ fn each_sampler_trains_from_a_bucket_as_from_local_disk() {
             let copy = runs.join("corgi2/offline").unwrap();
             assert_eq!(ranged_gets(&server, copy.key()) as f64, epochs, "the copy in the store served each epoch");
         }
+        // And every byte: the blocks' (as the model counts them) and the
+        // index's, read whole once.
+        let index = std::fs::metadata(dir.path().join("set/train/index.json")).unwrap().len() as f64;
+        let offline_bytes = in_store["offline_bytes_read"].as_f64().unwrap();
+        let block_bytes = if offline > 0.0 { 0.0 } else { in_store["io_bytes_per_epoch"].as_f64().unwrap() * 2.0 };
+        assert_eq!(in_store["store_bytes"].as_f64(), Some(index + block_bytes + offline_bytes), "{name}: {in_store}");
         served += from_source * 2.0;
     }
     assert_eq!(ranged_gets(&server, source.join("train").unwrap().key()) as f64, served, "the server's log agrees");
