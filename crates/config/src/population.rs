@@ -107,9 +107,9 @@ pub struct RunSpec {
 }
 
 /// Why `population.batch > 1` cannot apply to `config`, if it cannot:
-/// batched members are MLPs (or linear models) that each start from their
-/// own seed and train on a host shuffle, one step per batch, members at
-/// whole epochs.
+/// batched members are MLPs, linear models or CNNs (BatchNorm per member)
+/// that each start from their own seed and train on a host shuffle, one
+/// step per batch, members at whole epochs.
 pub fn batch_refused(
     config: &PopulationConfig,
     train: &TrainConfig,
@@ -120,10 +120,6 @@ pub fn batch_refused(
         (
             config.models.iter().any(|m| !matches!(m.kind, ModelKind::Mlp | ModelKind::Linear | ModelKind::Cnn)),
             "only MLP, linear and CNN models batch so far",
-        ),
-        (
-            config.models.iter().any(|m| m.kind == ModelKind::Cnn && m.batch_norm),
-            "CNNs with batch_norm do not batch yet",
         ),
         (config.models.iter().any(|m| m.weights.is_some()), "models with model.weights do not batch yet"),
         (config.fork_step.is_some(), "population.fork_step does not batch yet"),

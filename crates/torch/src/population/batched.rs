@@ -76,9 +76,51 @@ pub struct BatchedCnn {
     k: i64,
     /// One example's shape, `[C, H, W]`.
     input: Vec<i64>,
-    /// Per conv layer: weight `[K·out, in, 3, 3]`, bias `[K·out]`.
-    convs: Vec<(Tensor, Tensor)>,
+    /// Per conv layer: weight `[K·out, in, 3, 3]`, bias `[K·out]`, and its
+    /// BatchNorm with `model.batch_norm`.
+    convs: Vec<(Tensor, Tensor, Option<StackedNorm>)>,
     head: (Tensor, Tensor),
+}
+
+/// The members' BatchNorms of one conv layer over its grouped channels
+/// `[K·out]`: a channel's statistics over (batch, height, width) are one
+/// member's, of its own batch, so each member normalises as it would alone;
+/// its running statistics likewise.
+struct StackedNorm {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+}
+
+impl StackedNorm {
+    /// Layer `i`'s BatchNorms, if the members have them.
+    fn stack(members: &[Model], i: usize) -> Result<Option<StackedNorm>> {
+        let key = |leaf: &str| format!("conv{i}.bn.{leaf}");
+        if !members[0].vs.variables().contains_key(&key("weight")) {
+            return Ok(None);
+        }
+        let cat = |leaf: &str| -> Result<Tensor> { Ok(Tensor::cat(&stacked(members, &key(leaf))?, 0).contiguous()) };
+        let (weight, bias) = (leaf(cat("weight")?), leaf(cat("bias")?));
+        Ok(Some(StackedNorm { weight, bias, running_mean: cat("running_mean")?, running_var: cat("running_var")? }))
+    }
+
+    /// `h` normalised: by the batch's statistics (updating the running
+    /// ones) while training, by the running ones in evaluation, with the
+    /// momentum and epsilon of the members' own BatchNorm.
+    fn apply(&self, h: &Tensor, train: bool) -> Tensor {
+        let config = tch::nn::BatchNormConfig::default();
+        h.batch_norm(
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            train,
+            config.momentum,
+            config.eps,
+            config.cudnn_enabled,
+        )
+    }
 }
 
 impl BatchedCnn {
@@ -86,15 +128,12 @@ impl BatchedCnn {
     pub fn stack(members: &[Model]) -> Result<Self> {
         let Some(first) = members.first() else { bail!("a batch of no members") };
         let variables = first.vs.variables();
-        if variables.keys().any(|n| n.contains(".bn.")) {
-            bail!("batched training: model.batch_norm does not batch yet");
-        }
         let layers = variables.keys().filter(|n| n.starts_with("conv") && n.ends_with(".conv.weight")).count();
         let mut convs = Vec::new();
         for i in 0..layers {
             let weight = Tensor::cat(&stacked(members, &format!("conv{i}.conv.weight"))?, 0);
             let bias = Tensor::cat(&stacked(members, &format!("conv{i}.conv.bias"))?, 0);
-            convs.push((leaf(weight), leaf(bias)));
+            convs.push((leaf(weight), leaf(bias), StackedNorm::stack(members, i)?));
         }
         let input = first.input_shape().to_vec();
         Ok(BatchedCnn { k: members.len() as i64, input, convs, head: stacked_linear(members, "head")? })
@@ -102,11 +141,15 @@ impl BatchedCnn {
 
     /// The logits of channels-stacked inputs `[B, K·C, H, W]`, in
     /// channels-last memory, where grouped convolutions and their pools
-    /// measure fastest.
-    fn grouped(&self, h: Tensor) -> Tensor {
+    /// measure fastest; BatchNorms in training mode when `train`.
+    fn grouped(&self, h: Tensor, train: bool) -> Tensor {
         let mut h = h.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
-        for (weight, bias) in &self.convs {
-            h = h.conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], self.k).relu();
+        for (weight, bias, norm) in &self.convs {
+            h = h.conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], self.k);
+            if let Some(norm) = norm {
+                h = norm.apply(&h, train);
+            }
+            h = h.relu();
             let (height, width) = (h.size()[2].min(2), h.size()[3].min(2));
             h = h.max_pool2d([height, width], [height, width], [0, 0], [1, 1], false);
         }
@@ -120,20 +163,23 @@ impl BatchedNet for BatchedCnn {
     fn forward(&self, x: &Tensor) -> Tensor {
         let b = x.size()[1];
         let (c, h, w) = (self.input[0], self.input[1], self.input[2]);
-        self.grouped(x.reshape([self.k, b, c, h, w]).transpose(0, 1).reshape([b, self.k * c, h, w]))
+        self.grouped(x.reshape([self.k, b, c, h, w]).transpose(0, 1).reshape([b, self.k * c, h, w]), true)
     }
 
     fn forward_shared(&self, x: &Tensor) -> Tensor {
         let n = x.size()[0];
         let (c, h, w) = (self.input[0], self.input[1], self.input[2]);
-        self.grouped(x.reshape([n, c, h, w]).repeat([1, self.k, 1, 1]))
+        self.grouped(x.reshape([n, c, h, w]).repeat([1, self.k, 1, 1]), false)
     }
 
     fn parameters(&self) -> Vec<Tensor> {
         let (w, b) = &self.head;
+        let norms = |norm: &Option<StackedNorm>| {
+            norm.iter().flat_map(|n| [n.weight.shallow_clone(), n.bias.shallow_clone()]).collect::<Vec<_>>()
+        };
         self.convs
             .iter()
-            .flat_map(|(w, b)| [w.shallow_clone(), b.shallow_clone()])
+            .flat_map(|(w, b, norm)| [w.shallow_clone(), b.shallow_clone()].into_iter().chain(norms(norm)))
             .chain([w.shallow_clone(), b.shallow_clone()])
             .collect()
     }
@@ -245,8 +291,10 @@ fn activation_floats(architecture: &ModelConfig, input: &[i64], classes: i64) ->
     }
     let (mut height, mut width) = (input[1], input[2]);
     let mut floats = classes;
+    // Convolution and ReLU outputs, and BatchNorm's where there is one.
+    let per_pixel = if architecture.batch_norm { 3 } else { 2 };
     for channels in &architecture.channels {
-        floats += 2 * channels * height * width;
+        floats += per_pixel * channels * height * width;
         (height, width) = (height / height.min(2), width / width.min(2));
         floats += channels * height * width;
     }
@@ -464,7 +512,8 @@ mod tests {
     fn after_one_step_each_member_is_the_model_it_would_be_alone() {
         let mlp = ModelConfig { hidden: vec![16, 8], ..ModelConfig::default() };
         let cnn = ModelConfig { kind: ModelKind::Cnn, channels: vec![4, 8], ..ModelConfig::default() };
-        for config in [mlp, cnn] {
+        let normalised = ModelConfig { batch_norm: true, ..cnn.clone() };
+        for config in [mlp, cnn, normalised] {
             one_step_matches(&config);
         }
     }
@@ -570,10 +619,21 @@ mod tests {
 
     #[test]
     fn a_batched_population_is_the_unbatched_one_up_to_rounding_and_reproducible() {
+        let mlp = ModelConfig { hidden: vec![16], ..ModelConfig::default() };
+        let cnn =
+            ModelConfig { kind: ModelKind::Cnn, channels: vec![4, 8], batch_norm: true, ..ModelConfig::default() };
+        for model in [mlp, cnn] {
+            batched_population_matches(model);
+        }
+    }
+
+    /// Six runs of `model` (3 seeds × 2 label-noise settings), 3 epochs,
+    /// batched and alone.
+    fn batched_population_matches(model: ModelConfig) {
         let splits = splits();
         let setting = |text: &str| text.parse::<toml::Table>().unwrap();
         let config = PopulationConfig {
-            models: vec![ModelConfig { hidden: vec![16], ..ModelConfig::default() }],
+            models: vec![model],
             seeds: vec![0, 1, 2],
             settings: vec![setting("label_noise = 0.0"), setting("label_noise = 0.1")],
             epochs: vec![1, 3],
