@@ -108,13 +108,10 @@ pub struct RunSpec {
 
 /// Why `population.batch > 1` cannot apply to `config`, if it cannot:
 /// batched members are MLPs, linear models or CNNs (BatchNorm per member)
-/// that each start from their own seed and train on a host shuffle, one
-/// step per batch, members at whole epochs.
-pub fn batch_refused(
-    config: &PopulationConfig,
-    train: &TrainConfig,
-    pretrain: &crate::manifest::PretrainConfig,
-) -> Option<&'static str> {
+/// that each start from their own seed or from the architecture's shared
+/// start (a pretrained encoder, frozen features), and train on a host
+/// shuffle, one step per batch, members at whole epochs.
+pub fn batch_refused(config: &PopulationConfig, train: &TrainConfig) -> Option<&'static str> {
     let accumulates = setting_configs(config, train).is_ok_and(|s| s.iter().any(|c| c.accumulate > 1));
     let reasons = [
         (
@@ -123,10 +120,6 @@ pub fn batch_refused(
         ),
         (config.models.iter().any(|m| m.weights.is_some()), "models with model.weights do not batch yet"),
         (config.fork_step.is_some(), "population.fork_step does not batch yet"),
-        (
-            pretrain.method != PretrainMethod::None || config.freeze_features,
-            "a shared start (pretrain, freeze_features) does not batch yet",
-        ),
         (config.every_checkpoint, "population.every_checkpoint does not batch yet"),
         (accumulates, "train.accumulate does not batch yet"),
     ];
@@ -135,8 +128,8 @@ pub fn batch_refused(
 
 /// The most runs one unit of `config`'s plan takes (`population.batch`,
 /// `"auto"` resolved: each run alone where the population cannot batch).
-pub fn unit_runs(config: &PopulationConfig, train: &TrainConfig, pretrain: &crate::manifest::PretrainConfig) -> usize {
-    config.batch.unit_runs(batch_refused(config, train, pretrain).is_some())
+pub fn unit_runs(config: &PopulationConfig, train: &TrainConfig) -> usize {
+    config.batch.unit_runs(batch_refused(config, train).is_some())
 }
 
 /// A population's runs before any trains: the distinct architectures, each

@@ -30,8 +30,12 @@ pub trait BatchedNet {
     fn forward(&self, x: &Tensor) -> Tensor;
     /// Every member's logits `[K, n, classes]` of the same inputs `[n, ...]` (evaluation).
     fn forward_shared(&self, x: &Tensor) -> Tensor;
-    /// Every stacked tensor.
+    /// Every stacked tensor that trains.
     fn parameters(&self) -> Vec<Tensor>;
+    /// Trains the head only (`population.freeze_features`): the other
+    /// layers' tensors stop taking gradients, and their BatchNorms keep
+    /// their statistics, as a member's frozen blocks do alone.
+    fn freeze_features(&mut self);
     /// How many members.
     fn members(&self) -> i64;
 }
@@ -80,6 +84,8 @@ pub struct BatchedCnn {
     /// BatchNorm with `model.batch_norm`.
     convs: Vec<(Tensor, Tensor, Option<StackedNorm>)>,
     head: (Tensor, Tensor),
+    /// Whether only the head trains.
+    frozen: bool,
 }
 
 /// The members' BatchNorms of one conv layer over its grouped channels
@@ -136,7 +142,8 @@ impl BatchedCnn {
             convs.push((leaf(weight), leaf(bias), StackedNorm::stack(members, i)?));
         }
         let input = first.input_shape().to_vec();
-        Ok(BatchedCnn { k: members.len() as i64, input, convs, head: stacked_linear(members, "head")? })
+        let head = stacked_linear(members, "head")?;
+        Ok(BatchedCnn { k: members.len() as i64, input, convs, head, frozen: false })
     }
 
     /// The logits of channels-stacked inputs `[B, K·C, H, W]`, in
@@ -147,7 +154,7 @@ impl BatchedCnn {
         for (weight, bias, norm) in &self.convs {
             h = h.conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], self.k);
             if let Some(norm) = norm {
-                h = norm.apply(&h, train);
+                h = norm.apply(&h, train && !self.frozen);
             }
             h = h.relu();
             let (height, width) = (h.size()[2].min(2), h.size()[3].min(2));
@@ -174,6 +181,9 @@ impl BatchedNet for BatchedCnn {
 
     fn parameters(&self) -> Vec<Tensor> {
         let (w, b) = &self.head;
+        if self.frozen {
+            return vec![w.shallow_clone(), b.shallow_clone()];
+        }
         let norms = |norm: &Option<StackedNorm>| {
             norm.iter().flat_map(|n| [n.weight.shallow_clone(), n.bias.shallow_clone()]).collect::<Vec<_>>()
         };
@@ -182,6 +192,14 @@ impl BatchedNet for BatchedCnn {
             .flat_map(|(w, b, norm)| [w.shallow_clone(), b.shallow_clone()].into_iter().chain(norms(norm)))
             .chain([w.shallow_clone(), b.shallow_clone()])
             .collect()
+    }
+
+    fn freeze_features(&mut self) {
+        for (weight, bias, norm) in &self.convs {
+            let norm = norm.iter().flat_map(|n| [&n.weight, &n.bias]);
+            [weight, bias].into_iter().chain(norm).for_each(|t| drop(t.set_requires_grad(false)));
+        }
+        self.frozen = true;
     }
 
     fn members(&self) -> i64 {
@@ -193,6 +211,8 @@ impl BatchedNet for BatchedCnn {
 /// `[K, out, in]` and a bias `[K, out, 1]`, the last layer the head.
 pub struct BatchedMlp {
     layers: Vec<(Tensor, Tensor)>,
+    /// Whether only the head trains.
+    frozen: bool,
 }
 
 impl BatchedMlp {
@@ -201,7 +221,8 @@ impl BatchedMlp {
         let Some(first) = members.first() else { bail!("a batch of no members") };
         let hidden = first.vs.variables().keys().filter(|n| n.starts_with("layer") && n.ends_with(".weight")).count();
         let keys = (0..hidden).map(|i| format!("layer{i}")).chain(["head".to_string()]);
-        Ok(BatchedMlp { layers: keys.map(|key| stacked_linear(members, &key)).collect::<Result<_>>()? })
+        let layers = keys.map(|key| stacked_linear(members, &key)).collect::<Result<_>>()?;
+        Ok(BatchedMlp { layers, frozen: false })
     }
 }
 
@@ -224,7 +245,15 @@ impl BatchedNet for BatchedMlp {
     }
 
     fn parameters(&self) -> Vec<Tensor> {
-        self.layers.iter().flat_map(|(w, b)| [w.shallow_clone(), b.shallow_clone()]).collect()
+        let trained = if self.frozen { &self.layers[self.layers.len() - 1..] } else { &self.layers[..] };
+        trained.iter().flat_map(|(w, b)| [w.shallow_clone(), b.shallow_clone()]).collect()
+    }
+
+    fn freeze_features(&mut self) {
+        for (weight, bias) in &self.layers[..self.layers.len() - 1] {
+            drop((weight.set_requires_grad(false), bias.set_requires_grad(false)));
+        }
+        self.frozen = true;
     }
 
     fn members(&self) -> i64 {
@@ -243,7 +272,7 @@ fn missing(key: &str) -> crate::TorchError {
 pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationInputs) -> Option<String> {
     let first = runs.first()?;
     let setting = |r: &RunSpec| TrainConfig { label_noise: 0.0, ..plan.settings[r.setting].clone() };
-    if let Some(why) = batch_refused(inputs.config, &plan.settings[first.setting], inputs.pretrain) {
+    if let Some(why) = batch_refused(inputs.config, &plan.settings[first.setting]) {
         return Some(why.to_string());
     }
     let reasons = [
@@ -307,17 +336,20 @@ pub(super) fn train_batch(
     plan: &PopulationPlan,
     runs: &[RunSpec],
     inputs: &PopulationInputs,
-    (shared, cancel): (&SharedTensors, &AtomicBool),
+    (shared, base, cancel): (&SharedTensors, Option<&Model>, &AtomicBool),
     population: &mut Population,
 ) -> Result<()> {
     if let Some(why) = unbatchable(plan, runs, inputs) {
         bail!("population.batch: {why}");
     }
-    let one = |spec| OneRun { plan, spec, inputs, shared, base: None };
+    let one = |spec| OneRun { plan, spec, inputs, shared, base };
     let models = runs.iter().map(|spec| Ok(one(spec).initial_model(&None)?.0)).collect::<Result<Vec<Model>>>()?;
     let labels = runs.iter().map(|spec| one(spec).labels(&plan.settings[spec.setting])).collect::<Result<Vec<_>>>()?;
     let kind = plan.architectures[runs[0].architecture].0.kind;
-    let batched = stack(&models, kind)?;
+    let mut batched = stack(&models, kind)?;
+    if inputs.config.freeze_features {
+        batched.freeze_features();
+    }
     let seeds: Vec<u64> = runs.iter().map(|spec| one(spec).seed()).collect();
     let mut rows: Vec<Vec<TakenMember>> = runs.iter().map(|_| vec![]).collect();
     let cfg = &plan.settings[runs[0].setting];
@@ -501,7 +533,9 @@ mod tests {
     use tch::Device;
 
     use super::*;
-    use crate::manifest::{DataConfig, ModelConfig, ModelKind, PopulationConfig, PretrainConfig, Split};
+    use crate::manifest::{
+        DataConfig, ModelConfig, ModelKind, PopulationConfig, PretrainConfig, PretrainMethod, Split,
+    };
 
     fn splits() -> crate::data::Splits {
         let data = DataConfig { examples: 400, features: 6, classes: 3, separation: 1.5, ..DataConfig::default() };
@@ -622,17 +656,27 @@ mod tests {
         let mlp = ModelConfig { hidden: vec![16], ..ModelConfig::default() };
         let cnn =
             ModelConfig { kind: ModelKind::Cnn, channels: vec![4, 8], batch_norm: true, ..ModelConfig::default() };
-        for model in [mlp, cnn] {
-            batched_population_matches(model);
+        let none = PretrainConfig::default();
+        let pretrained = PretrainConfig { method: PretrainMethod::Autoencoder, epochs: 2, ..PretrainConfig::default() };
+        for (model, freeze, pretrain) in [
+            (&mlp, false, &none),
+            (&cnn, false, &none),
+            (&mlp, true, &none),
+            (&cnn, true, &pretrained),
+            (&mlp, false, &pretrained),
+        ] {
+            eprintln!("{:?}, freeze_features = {freeze}, pretrain = {}", model.kind, pretrain.method);
+            batched_population_matches(model.clone(), freeze, pretrain);
         }
     }
 
     /// Six runs of `model` (3 seeds × 2 label-noise settings), 3 epochs,
-    /// batched and alone.
-    fn batched_population_matches(model: ModelConfig) {
+    /// batched and alone, from their own seeds or a shared start.
+    fn batched_population_matches(model: ModelConfig, freeze_features: bool, pretrain: &PretrainConfig) {
         let splits = splits();
         let setting = |text: &str| text.parse::<toml::Table>().unwrap();
         let config = PopulationConfig {
+            freeze_features,
             models: vec![model],
             seeds: vec![0, 1, 2],
             settings: vec![setting("label_noise = 0.0"), setting("label_noise = 0.1")],
@@ -642,11 +686,23 @@ mod tests {
             ..PopulationConfig::default()
         };
         let train = TrainConfig { batch_size: 16, momentum: 0.9, lr: 0.05, ..TrainConfig::default() };
-        let pretrain = PretrainConfig::default();
+        // As a run does: the encoder pretrained once (its own unit), then read.
+        let encoders = tempfile::tempdir().unwrap();
+        if pretrain.method != PretrainMethod::None {
+            let plan = PopulationPlan::new(&config, &train).unwrap();
+            let inputs = PopulationInputs {
+                encoders: Some(encoders.path()),
+                ..PopulationInputs::on_cpu(&config, pretrain, &splits, 9)
+            };
+            Population::pretrain_encoder(&plan, 0, &inputs).unwrap();
+        }
         let trained = |batch: usize| {
             let config = PopulationConfig { batch: MemberBatch::Runs(batch), ..config.clone() };
             let plan = PopulationPlan::new(&config, &train).unwrap();
-            let inputs = PopulationInputs::on_cpu(&config, &pretrain, &splits, 9);
+            let inputs = PopulationInputs {
+                pretrained: Some(encoders.path()),
+                ..PopulationInputs::on_cpu(&config, pretrain, &splits, 9)
+            };
             let mut population = Population::default();
             for units in plan.batches(&config, batch) {
                 let part = Population::train_runs(&plan, &units, &inputs, &AtomicBool::new(false), None).unwrap();

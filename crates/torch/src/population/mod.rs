@@ -266,9 +266,11 @@ impl Population {
         (cancel, progress): (&AtomicBool, Option<&indicatif::ProgressBar>),
     ) -> Result<Population> {
         let group = group::Group::new(plan, runs, inputs)?;
+        // A batch is one architecture: one shared start (or none) for all.
+        let base = Self::shared_start(plan, runs[0].architecture, inputs, &group.shared)?;
         let mut population = group.population.into_inner();
         for part in batched::parts(plan, runs, inputs)? {
-            batched::train_batch(plan, part, inputs, (&group.shared, cancel), &mut population)?;
+            batched::train_batch(plan, part, inputs, (&group.shared, base.as_ref(), cancel), &mut population)?;
             log::info!("population runs {}–{} trained as one batch", part[0].run + 1, part[part.len() - 1].run + 1);
             if let Some(bar) = progress {
                 bar.inc(part.len() as u64);
