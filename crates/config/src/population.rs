@@ -108,8 +108,9 @@ pub struct RunSpec {
 
 /// Why `population.batch > 1` cannot apply to `config`, if it cannot:
 /// batched members are MLPs, linear models or CNNs (BatchNorm per member)
-/// that each start from their own seed or from the architecture's shared
-/// start (a pretrained encoder, frozen features), and train on a host
+/// that each start from their own seed, from `model.weights`, or from the
+/// architecture's shared start (a pretrained encoder, frozen features), and
+/// train on a host
 /// shuffle, one step per batch, members at whole epochs.
 pub fn batch_refused(config: &PopulationConfig, train: &TrainConfig) -> Option<&'static str> {
     let accumulates = setting_configs(config, train).is_ok_and(|s| s.iter().any(|c| c.accumulate > 1));
@@ -118,7 +119,6 @@ pub fn batch_refused(config: &PopulationConfig, train: &TrainConfig) -> Option<&
             config.models.iter().any(|m| !matches!(m.kind, ModelKind::Mlp | ModelKind::Linear | ModelKind::Cnn)),
             "only MLP, linear and CNN models batch so far",
         ),
-        (config.models.iter().any(|m| m.weights.is_some()), "models with model.weights do not batch yet"),
         (config.fork_step.is_some(), "population.fork_step does not batch yet"),
         (config.every_checkpoint, "population.every_checkpoint does not batch yet"),
         (accumulates, "train.accumulate does not batch yet"),

@@ -658,14 +658,22 @@ mod tests {
             ModelConfig { kind: ModelKind::Cnn, channels: vec![4, 8], batch_norm: true, ..ModelConfig::default() };
         let none = PretrainConfig::default();
         let pretrained = PretrainConfig { method: PretrainMethod::Autoencoder, epochs: 2, ..PretrainConfig::default() };
+        // Every member from one saved network, its head fresh from its seed.
+        let saved = tempfile::tempdir().unwrap();
+        let weights = saved.path().join("mlp.safetensors");
+        Model::new(&mlp, &splits().train.shape, 3, Device::Cpu, 77).unwrap().save(&weights).unwrap();
+        let path = Some(weights.display().to_string());
+        let from_weights = ModelConfig { weights: path, fresh_head: true, ..mlp.clone() };
         for (model, freeze, pretrain) in [
             (&mlp, false, &none),
+            (&from_weights, false, &none),
             (&cnn, false, &none),
             (&mlp, true, &none),
             (&cnn, true, &pretrained),
             (&mlp, false, &pretrained),
         ] {
-            eprintln!("{:?}, freeze_features = {freeze}, pretrain = {}", model.kind, pretrain.method);
+            let start = if model.weights.is_some() { " from model.weights" } else { "" };
+            eprintln!("{:?}{start}, freeze_features = {freeze}, pretrain = {}", model.kind, pretrain.method);
             batched_population_matches(model.clone(), freeze, pretrain);
         }
     }
