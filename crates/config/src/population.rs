@@ -120,7 +120,6 @@ pub fn batch_refused(config: &PopulationConfig, train: &TrainConfig) -> Option<&
             "only MLP, linear and CNN models batch so far",
         ),
         (config.fork_step.is_some(), "population.fork_step does not batch yet"),
-        (config.every_checkpoint, "population.every_checkpoint does not batch yet"),
         (accumulates, "train.accumulate does not batch yet"),
     ];
     reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| *why)

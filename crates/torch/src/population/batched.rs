@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::{Kind, Tensor};
-use tessera_sdk::SeedRng;
+use tessera_sdk::{Checkpoint, SeedRng};
 
 use super::run::outputs_into;
 use super::run::OneRun;
@@ -353,19 +353,35 @@ pub(super) fn train_batch(
     let seeds: Vec<u64> = runs.iter().map(|spec| one(spec).seed()).collect();
     let mut rows: Vec<Vec<TakenMember>> = runs.iter().map(|_| vec![]).collect();
     let cfg = &plan.settings[runs[0].setting];
-    let mut epochs = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, &seeds)?;
-    for epoch in 1..=cfg.epochs {
-        let (step, seen) = epochs.epoch(cancel)?;
-        if let Some(member) = epochs.diverged()? {
+    let n = shared.train.y.size()[0] as u64;
+    // Members where a run alone takes them: at a training length, or at
+    // every checkpoint with `every_checkpoint`.
+    let mut on_checkpoint = |cp: Checkpoint| -> Result<()> {
+        let epochs = (cp.examples_seen as f64 / n.max(1) as f64 + 1e-9).floor() as u64;
+        let at_a_length = cp.epoch.fract() == 0.0 && plan.lengths.contains(&epochs);
+        if inputs.config.every_checkpoint || at_a_length {
+            let at = (epochs, cp.step, cp.examples_seen);
+            let taken = take_members(batched.as_ref(), runs, at, (plan, inputs, shared))?;
+            rows.iter_mut().zip(taken).for_each(|(rows, row)| rows.push(row));
+        }
+        Ok(())
+    };
+    let mut fit = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, &seeds)?;
+    for epoch in 0..cfg.epochs {
+        let exhausted = fit.epoch(cancel, &mut on_checkpoint)?;
+        if let Some(member) = fit.diverged()? {
             bail!(
                 "training diverged: population run {} (trained in a batch) had a loss that is not finite in epoch \
-                 {epoch}; lower train.lr, or check the data for NaN or infinite values",
-                runs[member].run
+                 {}; lower train.lr, or check the data for NaN or infinite values",
+                runs[member].run,
+                epoch + 1
             );
         }
-        if plan.lengths.contains(&epoch) {
-            let taken = take_members(batched.as_ref(), runs, (epoch, step, seen), (plan, inputs, shared))?;
-            rows.iter_mut().zip(taken).for_each(|(rows, row)| rows.push(row));
+        let epochs_done = if exhausted { fit.seen as f64 / n as f64 } else { (epoch + 1) as f64 };
+        on_checkpoint(Checkpoint { step: fit.step, epoch: epochs_done, examples_seen: fit.seen, is_final: true })?;
+        fit.last_checkpoint = fit.step;
+        if exhausted {
+            break;
         }
     }
     if plan.settings.iter().any(|c| c.label_noise > 0.0) {
@@ -392,6 +408,11 @@ struct BatchedFit<'a> {
     step: u64,
     seen: u64,
     total_steps: u64,
+    /// Examples to train on at most (`train.max_examples`).
+    budget: u64,
+    /// Steps `checkpoint_steps` and `checkpoint_log` add.
+    extra_checkpoints: std::collections::BTreeSet<u64>,
+    last_checkpoint: u64,
     /// Each member's summed loss since the last check, on the device: read
     /// once an epoch rather than at every step (a read waits for a GPU).
     loss_sums: Tensor,
@@ -409,10 +430,26 @@ impl<'a> BatchedFit<'a> {
         let device = data.x.device();
         let labels = Tensor::stack(&labels.iter().map(|l| Tensor::from_slice(l)).collect::<Vec<_>>(), 0).to(device);
         let optimizer = crate::optim::SavableOptimizer::new(train::optimizer_rule(cfg), cfg.lr, &model.parameters())?;
-        let total_steps = (n * cfg.epochs).div_ceil(cfg.batch_size as u64);
+        let budget = cfg.max_examples.unwrap_or(u64::MAX);
+        let total_steps = (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64);
+        let extra_checkpoints = train::checkpoint_steps(cfg, total_steps);
         let rngs = seeds.iter().map(|&seed| SeedRng::derive(seed, 0x5_4FF1E)).collect();
         let loss_sums = Tensor::zeros([seeds.len() as i64], (Kind::Float, device));
-        Ok(BatchedFit { model, data, labels, cfg, rngs, optimizer, step: 0, seen: 0, total_steps, loss_sums })
+        Ok(BatchedFit {
+            model,
+            data,
+            labels,
+            cfg,
+            rngs,
+            optimizer,
+            step: 0,
+            seen: 0,
+            total_steps,
+            budget,
+            extra_checkpoints,
+            last_checkpoint: 0,
+            loss_sums,
+        })
     }
 
     /// The first member whose loss was not finite since the last check.
@@ -422,24 +459,40 @@ impl<'a> BatchedFit<'a> {
         Ok(sums.iter().position(|s| !s.is_finite()))
     }
 
-    /// One epoch, each member in its own fresh shuffle; (steps, examples
-    /// seen) after it. A stop asked for ends it (the batch starts over).
-    fn epoch(&mut self, cancel: &AtomicBool) -> Result<(u64, u64)> {
+    /// One epoch, each member in its own fresh shuffle, with the
+    /// checkpoints a run alone has inside it (every `checkpoint_every`
+    /// steps and the extra ones, before the next step); whether the budget
+    /// of examples ended it. A stop asked for ends it (the batch starts over).
+    fn epoch(&mut self, cancel: &AtomicBool, on_checkpoint: &mut dyn FnMut(Checkpoint) -> Result<()>) -> Result<bool> {
         let n = self.data.y.size()[0] as u64;
         let orders: Vec<i64> = (self.rngs.iter_mut())
             .flat_map(|rng| ShuffledOrder::new(n, rng).ids().iter().map(|&i| i as i64).collect::<Vec<_>>())
             .collect();
         let orders = Tensor::from_slice(&orders).view([self.rngs.len() as i64, n as i64]).to(self.data.x.device());
-        let batch = self.cfg.batch_size as i64;
-        for start in (0..n as i64).step_by(batch as usize) {
+        let mut start = 0;
+        while start < n && self.seen < self.budget {
             if cancel.load(Ordering::Relaxed) {
                 bail!("cancelled: a batch of population runs saves no state, and starts over when resumed");
             }
-            let length = batch.min(n as i64 - start);
-            self.step_on(&orders.narrow(1, start, length).contiguous())?;
-            self.seen += length as u64;
+            self.scheduled_checkpoint(n, on_checkpoint)?;
+            let length = (self.cfg.batch_size as u64).min(n - start).min(self.budget - self.seen);
+            self.step_on(&orders.narrow(1, start as i64, length as i64).contiguous())?;
+            (start, self.seen) = (start + length, self.seen + length);
         }
-        Ok((self.step, self.seen))
+        Ok(self.seen >= self.budget)
+    }
+
+    /// Before a step: a checkpoint where a run alone has one.
+    fn scheduled_checkpoint(&mut self, n: u64, on_checkpoint: &mut dyn FnMut(Checkpoint) -> Result<()>) -> Result<()> {
+        let every = self.cfg.checkpoint_every;
+        let scheduled = (every > 0 && self.step.is_multiple_of(every)) || self.extra_checkpoints.contains(&self.step);
+        if self.step <= self.last_checkpoint || !scheduled {
+            return Ok(());
+        }
+        let epoch = self.seen as f64 / n as f64;
+        on_checkpoint(Checkpoint { step: self.step, epoch, examples_seen: self.seen, is_final: false })?;
+        self.last_checkpoint = self.step;
+        Ok(())
     }
 
     /// One optimizer step on each member's batch `ids` `[K, B]`.
@@ -664,27 +717,43 @@ mod tests {
         Model::new(&mlp, &splits().train.shape, 3, Device::Cpu, 77).unwrap().save(&weights).unwrap();
         let path = Some(weights.display().to_string());
         let from_weights = ModelConfig { weights: path, fresh_head: true, ..mlp.clone() };
-        for (model, freeze, pretrain) in [
-            (&mlp, false, &none),
-            (&from_weights, false, &none),
-            (&cnn, false, &none),
-            (&mlp, true, &none),
-            (&cnn, true, &pretrained),
-            (&mlp, false, &pretrained),
+        // Members at every checkpoint: every 7 steps, 3 on a log scale,
+        // each epoch's end, and the budget of examples ending the third epoch.
+        let plain = TrainConfig { batch_size: 16, momentum: 0.9, lr: 0.05, ..TrainConfig::default() };
+        let checkpoints =
+            TrainConfig { checkpoint_every: 7, checkpoint_log: 3, max_examples: Some(700), ..plain.clone() };
+        for (model, freeze, pretrain, train) in [
+            (&mlp, false, &none, &plain),
+            (&from_weights, false, &none, &plain),
+            (&cnn, false, &none, &plain),
+            (&mlp, true, &none, &plain),
+            (&cnn, true, &pretrained, &plain),
+            (&mlp, false, &pretrained, &plain),
+            (&cnn, false, &none, &checkpoints),
         ] {
             let start = if model.weights.is_some() { " from model.weights" } else { "" };
-            eprintln!("{:?}{start}, freeze_features = {freeze}, pretrain = {}", model.kind, pretrain.method);
-            batched_population_matches(model.clone(), freeze, pretrain);
+            let every = train.checkpoint_every > 0;
+            eprintln!(
+                "{:?}{start}, freeze_features = {freeze}, pretrain = {}, every checkpoint: {every}",
+                model.kind, pretrain.method
+            );
+            batched_population_matches(model.clone(), (freeze, every), pretrain, train);
         }
     }
 
     /// Six runs of `model` (3 seeds × 2 label-noise settings), 3 epochs,
     /// batched and alone, from their own seeds or a shared start.
-    fn batched_population_matches(model: ModelConfig, freeze_features: bool, pretrain: &PretrainConfig) {
+    fn batched_population_matches(
+        model: ModelConfig,
+        (freeze_features, every_checkpoint): (bool, bool),
+        pretrain: &PretrainConfig,
+        train: &TrainConfig,
+    ) {
         let splits = splits();
         let setting = |text: &str| text.parse::<toml::Table>().unwrap();
         let config = PopulationConfig {
             freeze_features,
+            every_checkpoint,
             models: vec![model],
             seeds: vec![0, 1, 2],
             settings: vec![setting("label_noise = 0.0"), setting("label_noise = 0.1")],
@@ -693,11 +762,10 @@ mod tests {
             probabilities: true,
             ..PopulationConfig::default()
         };
-        let train = TrainConfig { batch_size: 16, momentum: 0.9, lr: 0.05, ..TrainConfig::default() };
         // As a run does: the encoder pretrained once (its own unit), then read.
         let encoders = tempfile::tempdir().unwrap();
         if pretrain.method != PretrainMethod::None {
-            let plan = PopulationPlan::new(&config, &train).unwrap();
+            let plan = PopulationPlan::new(&config, train).unwrap();
             let inputs = PopulationInputs {
                 encoders: Some(encoders.path()),
                 ..PopulationInputs::on_cpu(&config, pretrain, &splits, 9)
@@ -706,7 +774,7 @@ mod tests {
         }
         let trained = |batch: usize| {
             let config = PopulationConfig { batch: MemberBatch::Runs(batch), ..config.clone() };
-            let plan = PopulationPlan::new(&config, &train).unwrap();
+            let plan = PopulationPlan::new(&config, train).unwrap();
             let inputs = PopulationInputs {
                 pretrained: Some(encoders.path()),
                 ..PopulationInputs::on_cpu(&config, pretrain, &splits, 9)
@@ -724,6 +792,12 @@ mod tests {
         assert_eq!(together, trained(6).0, "batched runs are bit-identical from run to run");
         assert_eq!(alone.train_labels, together.train_labels, "each run draws its own label noise, batched or not");
         assert_eq!(alone.members.len(), together.members.len());
+        if every_checkpoint {
+            // Every 7 steps, 1 and 44 on the log scale, each epoch's end (18
+            // steps of 280 examples) and the budget's (140 examples later).
+            let steps: Vec<u64> = together.members.iter().filter(|m| m.run == 0).map(|m| m.step).collect();
+            assert_eq!(steps, [1, 7, 14, 18, 21, 28, 35, 36, 42, 44, 45], "checkpoints as a run alone has them");
+        }
         for (a, b) in alone.members.iter().zip(&together.members) {
             assert_eq!(
                 (a.run, a.epochs, a.step, a.examples_seen, a.setting),
