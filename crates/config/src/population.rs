@@ -110,8 +110,8 @@ pub struct RunSpec {
 /// batched members are MLPs, linear models or CNNs (BatchNorm per member)
 /// that each start from their own seed, from `model.weights`, or from the
 /// architecture's shared start (a pretrained encoder, frozen features), and
-/// train on a host
-/// shuffle, one step per batch, members at whole epochs.
+/// train on a host shuffle, one step per batch, members at whole epochs or
+/// at every checkpoint.
 pub fn batch_refused(config: &PopulationConfig, train: &TrainConfig) -> Option<&'static str> {
     let accumulates = setting_configs(config, train).is_ok_and(|s| s.iter().any(|c| c.accumulate > 1));
     let reasons = [
