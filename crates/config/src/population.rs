@@ -112,23 +112,21 @@ pub struct RunSpec {
 /// architecture's shared start (a pretrained encoder, frozen features), and
 /// train on a host shuffle, one step per batch, members at whole epochs or
 /// at every checkpoint.
-pub fn batch_refused(config: &PopulationConfig, train: &TrainConfig) -> Option<&'static str> {
-    let accumulates = setting_configs(config, train).is_ok_and(|s| s.iter().any(|c| c.accumulate > 1));
+pub fn batch_refused(config: &PopulationConfig) -> Option<&'static str> {
     let reasons = [
         (
             config.models.iter().any(|m| !matches!(m.kind, ModelKind::Mlp | ModelKind::Linear | ModelKind::Cnn)),
             "only MLP, linear and CNN models batch so far",
         ),
         (config.fork_step.is_some(), "population.fork_step does not batch yet"),
-        (accumulates, "train.accumulate does not batch yet"),
     ];
     reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| *why)
 }
 
 /// The most runs one unit of `config`'s plan takes (`population.batch`,
 /// `"auto"` resolved: each run alone where the population cannot batch).
-pub fn unit_runs(config: &PopulationConfig, train: &TrainConfig) -> usize {
-    config.batch.unit_runs(batch_refused(config, train).is_some())
+pub fn unit_runs(config: &PopulationConfig) -> usize {
+    config.batch.unit_runs(batch_refused(config).is_some())
 }
 
 /// A population's runs before any trains: the distinct architectures, each

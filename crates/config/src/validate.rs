@@ -152,7 +152,7 @@ fn population_batch(p: &mut Problems, s: &Settings) {
     if !matches!(s.population.batch, MemberBatch::Runs(k) if k > 1) {
         return;
     }
-    if let Some(why) = crate::population::batch_refused(&s.population, &s.train) {
+    if let Some(why) = crate::population::batch_refused(&s.population) {
         p.hint("population.batch", why, "set population.batch = 1");
     }
 }

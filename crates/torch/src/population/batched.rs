@@ -272,7 +272,7 @@ fn missing(key: &str) -> crate::TorchError {
 pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationInputs) -> Option<String> {
     let first = runs.first()?;
     let setting = |r: &RunSpec| TrainConfig { label_noise: 0.0, ..plan.settings[r.setting].clone() };
-    if let Some(why) = batch_refused(inputs.config, &plan.settings[first.setting]) {
+    if let Some(why) = batch_refused(inputs.config) {
         return Some(why.to_string());
     }
     let reasons = [
@@ -410,6 +410,10 @@ struct BatchedFit<'a> {
     total_steps: u64,
     /// Examples to train on at most (`train.max_examples`).
     budget: u64,
+    /// Batches gathered per optimizer step (`train.accumulate`), and how
+    /// many of the current step's are.
+    accumulate: u64,
+    micro: u64,
     /// Steps `checkpoint_steps` and `checkpoint_log` add.
     extra_checkpoints: std::collections::BTreeSet<u64>,
     last_checkpoint: u64,
@@ -431,7 +435,8 @@ impl<'a> BatchedFit<'a> {
         let labels = Tensor::stack(&labels.iter().map(|l| Tensor::from_slice(l)).collect::<Vec<_>>(), 0).to(device);
         let optimizer = crate::optim::SavableOptimizer::new(train::optimizer_rule(cfg), cfg.lr, &model.parameters())?;
         let budget = cfg.max_examples.unwrap_or(u64::MAX);
-        let total_steps = (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64);
+        let accumulate = cfg.accumulate.max(1);
+        let total_steps = (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64 * accumulate);
         let extra_checkpoints = train::checkpoint_steps(cfg, total_steps);
         let rngs = seeds.iter().map(|&seed| SeedRng::derive(seed, 0x5_4FF1E)).collect();
         let loss_sums = Tensor::zeros([seeds.len() as i64], (Kind::Float, device));
@@ -446,6 +451,8 @@ impl<'a> BatchedFit<'a> {
             seen: 0,
             total_steps,
             budget,
+            accumulate,
+            micro: 0,
             extra_checkpoints,
             last_checkpoint: 0,
             loss_sums,
@@ -476,8 +483,13 @@ impl<'a> BatchedFit<'a> {
             }
             self.scheduled_checkpoint(n, on_checkpoint)?;
             let length = (self.cfg.batch_size as u64).min(n - start).min(self.budget - self.seen);
-            self.step_on(&orders.narrow(1, start as i64, length as i64).contiguous())?;
+            let last_of_pass = self.seen + length >= self.budget;
+            self.step_on(&orders.narrow(1, start as i64, length as i64).contiguous(), last_of_pass)?;
             (start, self.seen) = (start + length, self.seen + length);
+        }
+        if self.micro > 0 {
+            // The epoch ended inside an accumulation: step with what was gathered.
+            self.optimizer_step()?;
         }
         Ok(self.seen >= self.budget)
     }
@@ -495,8 +507,10 @@ impl<'a> BatchedFit<'a> {
         Ok(())
     }
 
-    /// One optimizer step on each member's batch `ids` `[K, B]`.
-    fn step_on(&mut self, ids: &Tensor) -> Result<()> {
+    /// Each member's batch `ids` `[K, B]`: its gradient gathered, and an
+    /// optimizer step once `train.accumulate` batches are (or the budget's
+    /// last is).
+    fn step_on(&mut self, ids: &Tensor, last_of_pass: bool) -> Result<()> {
         let k = ids.size()[0];
         let x = self.data.x.index_select(0, &ids.flatten(0, 1));
         let shape: Vec<i64> = [k, ids.size()[1]].into_iter().chain(x.size()[1..].iter().copied()).collect();
@@ -505,12 +519,23 @@ impl<'a> BatchedFit<'a> {
         let logits = self.model.forward(&x);
         let losses = member_losses(&logits, &y);
         let _ = self.loss_sums.g_add_(&losses.detach());
-        self.optimizer.zero_grad()?;
+        if self.micro == 0 {
+            self.optimizer.zero_grad()?;
+        }
         // Their sum gives each member its own gradient.
-        losses.sum(Kind::Float).backward();
+        (losses.sum(Kind::Float) / self.accumulate as f64).backward();
+        self.micro += 1;
+        if self.micro == self.accumulate || last_of_pass {
+            self.optimizer_step()?;
+        }
+        Ok(())
+    }
+
+    /// Steps the optimizer at the scheduled learning rate.
+    fn optimizer_step(&mut self) -> Result<()> {
         self.optimizer.set_lr(train::learning_rate(self.cfg, self.step, self.total_steps))?;
         self.optimizer.step()?;
-        self.step += 1;
+        (self.micro, self.step) = (0, self.step + 1);
         Ok(())
     }
 }
@@ -619,7 +644,7 @@ mod tests {
         // Each member's own batch: different ids per member.
         let ids: Vec<Vec<i64>> = (0..4).map(|k| (0..8).map(|i| (i * 7 + k * 13) % 300).collect()).collect();
         let stacked = Tensor::stack(&ids.iter().map(|i| Tensor::from_slice(i)).collect::<Vec<_>>(), 0);
-        fit.step_on(&stacked).unwrap();
+        fit.step_on(&stacked, false).unwrap();
         let probe = data.x.narrow(0, 0, 50);
         let together = tch::no_grad(|| batched.forward_shared(&probe));
         for (k, batch) in ids.iter().enumerate() {
@@ -722,6 +747,7 @@ mod tests {
         let plain = TrainConfig { batch_size: 16, momentum: 0.9, lr: 0.05, ..TrainConfig::default() };
         let checkpoints =
             TrainConfig { checkpoint_every: 7, checkpoint_log: 3, max_examples: Some(700), ..plain.clone() };
+        let accumulated = TrainConfig { accumulate: 3, checkpoint_every: 2, ..plain.clone() };
         for (model, freeze, pretrain, train) in [
             (&mlp, false, &none, &plain),
             (&from_weights, false, &none, &plain),
@@ -730,12 +756,13 @@ mod tests {
             (&cnn, true, &pretrained, &plain),
             (&mlp, false, &pretrained, &plain),
             (&cnn, false, &none, &checkpoints),
+            (&mlp, false, &none, &accumulated),
         ] {
             let start = if model.weights.is_some() { " from model.weights" } else { "" };
             let every = train.checkpoint_every > 0;
             eprintln!(
-                "{:?}{start}, freeze_features = {freeze}, pretrain = {}, every checkpoint: {every}",
-                model.kind, pretrain.method
+                "{:?}{start}, freeze_features = {freeze}, pretrain = {}, every checkpoint: {every}, accumulate: {}",
+                model.kind, pretrain.method, train.accumulate
             );
             batched_population_matches(model.clone(), (freeze, every), pretrain, train);
         }
@@ -792,7 +819,7 @@ mod tests {
         assert_eq!(together, trained(6).0, "batched runs are bit-identical from run to run");
         assert_eq!(alone.train_labels, together.train_labels, "each run draws its own label noise, batched or not");
         assert_eq!(alone.members.len(), together.members.len());
-        if every_checkpoint {
+        if train.max_examples.is_some() {
             // Every 7 steps, 1 and 44 on the log scale, each epoch's end (18
             // steps of 280 examples) and the budget's (140 examples later).
             let steps: Vec<u64> = together.members.iter().filter(|m| m.run == 0).map(|m| m.step).collect();

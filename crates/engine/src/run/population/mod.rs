@@ -29,7 +29,7 @@ pub(super) const PART: &str = "population-part";
 pub(super) fn works(variant: &Variant) -> Result<Vec<(Work, Option<usize>)>> {
     let s = &variant.settings;
     let plan = PopulationPlan::new(&s.population, &s.train)?;
-    let k = crate::population::unit_runs(&s.population, &s.train);
+    let k = crate::population::unit_runs(&s.population);
     // Under "auto", a plugin's sampler trains each run alone.
     let batches = k > 1 && !(s.population.batch == MemberBatch::Auto && variant.sampler.is_some());
     let unit = |runs: Vec<RunSpec>| Work::PopulationRuns { batched: batches && runs.len() > 1, runs };
