@@ -116,14 +116,18 @@ fn engines(out: &Path) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// `tessera shard` of `x.npy` and `y.npy` into `out`, blocks of 50, seed 3.
+fn shard_args(out: &str) -> [&str; 10] {
+    ["shard", "x.npy", "--labels", "y.npy", "--out", out, "--block-size", "50", "--seed", "3"]
+}
+
 /// A `tessera shard` folder of 3,000 examples (2,100 to train), blocks of 50.
 fn shard_folder(dir: &Path) {
     let d = tessera_engine::data::blobs(3000, 12, 4, 2.0, 1).unwrap();
     let x: Vec<u8> = d.features.iter().flat_map(|v| v.to_le_bytes()).collect();
     write_npy(&dir.join("x.npy"), "<f4", &[3000, 12], &x).unwrap();
     write_npy(&dir.join("y.npy"), "|u1", &[3000], &d.labels.iter().map(|&l| l as u8).collect::<Vec<_>>()).unwrap();
-    let out =
-        tessera(&["shard", "x.npy", "--labels", "y.npy", "--out", "set", "--block-size", "50", "--seed", "3"], dir);
+    let out = tessera(&shard_args("set"), dir);
     assert!(out.status.success(), "{}", text(&out));
 }
 
@@ -341,7 +345,7 @@ fn refused_credentials_fail_the_variant_naming_the_url_and_never_the_secret() {
     let url = format!("s3://{}/set-{}-{nanos}", server.bucket, std::process::id());
     let allowed = checking_env(&server, &server.key, &server.secret);
     // The one key the server lets in writes the shards and trains from them.
-    let args = ["shard", "x.npy", "--labels", "y.npy", "--out", url.as_str(), "--block-size", "50", "--seed", "3"];
+    let args = shard_args(&url);
     let out = tessera_with(&args, dir.path(), &allowed);
     assert!(out.status.success(), "{}", text(&out));
     let out = sequential_run(dir.path(), "allowed", &url, "", &allowed);
@@ -452,7 +456,7 @@ fn tessera_shard_writes_into_an_empty_prefix_the_objects_it_writes_on_disk() {
     shard_folder(dir.path());
     let prefix = fresh_prefix(&server, "sharded");
     let url = prefix.to_string();
-    let args = ["shard", "x.npy", "--labels", "y.npy", "--out", url.as_str(), "--block-size", "50", "--seed", "3"];
+    let args = shard_args(&url);
     let out = tessera(&args, dir.path());
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(&format!("{prefix}/train")), "{}", text(&out));

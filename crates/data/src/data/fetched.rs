@@ -5,9 +5,11 @@
 //! and read from there as a local file is; the folder goes when the source
 //! does. Messages name the URL, never the local copy.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use tessera_store::StoreUrl;
+use tessera_store::{Store, StoreUrl};
 
 use super::examples::{Described, ExampleSource};
 use super::stored::store_options;
@@ -24,13 +26,25 @@ pub struct FetchedSource {
     name: String,
 }
 
-/// The temporary folder of fetched files, and which URL each copy is.
+/// The temporary folder of fetched files, which URL each copy is, and the
+/// client of each bucket they came from (one for all its files).
 pub struct Copies {
     dir: tempfile::TempDir,
     urls: Vec<(PathBuf, StoreUrl)>,
+    clients: BTreeMap<String, Arc<Store>>,
 }
 
 impl Copies {
+    /// The client of `url`'s bucket, made on its first file.
+    fn client(&mut self, url: &StoreUrl, config: &DataConfig) -> Result<Arc<Store>> {
+        if let Some(store) = self.clients.get(url.bucket()) {
+            return Ok(store.clone());
+        }
+        let store = store_client(url, store_options(config))?;
+        self.clients.insert(url.bucket().to_string(), store.clone());
+        Ok(store)
+    }
+
     /// `error`, its local paths named by their URLs.
     pub fn in_store_terms(&self, error: DataError) -> DataError {
         let mut text = error.to_string();
@@ -73,11 +87,11 @@ pub fn names_a_store(config: &DataConfig) -> bool {
 pub fn fetch_files(config: &DataConfig) -> Result<(DataConfig, Copies)> {
     let dir =
         tempfile::Builder::new().prefix("tessera-fetched-").tempdir().context("a folder for fetched data files")?;
-    let mut copies = Copies { dir, urls: Vec::new() };
+    let mut copies = Copies { dir, urls: Vec::new(), clients: BTreeMap::new() };
     let mut local = config.clone();
     if config.source == DataSource::Webdataset {
         if let Some(prefix) = config.path.as_deref().filter(|p| StoreUrl::is_url(p) && !p.ends_with(".tar")) {
-            local.files = tar_objects(config, prefix)?;
+            local.files = tar_objects(config, prefix, &mut copies)?;
             local.path = None;
         }
     }
@@ -91,9 +105,9 @@ pub fn fetch_files(config: &DataConfig) -> Result<(DataConfig, Copies)> {
 }
 
 /// The `.tar` objects one level under `prefix`, in name order, as URLs.
-fn tar_objects(config: &DataConfig, prefix: &str) -> Result<Vec<String>> {
+fn tar_objects(config: &DataConfig, prefix: &str, copies: &mut Copies) -> Result<Vec<String>> {
     let url = parse("data.path", prefix)?;
-    let names = store_client(&url, store_options(config))?.names(&url, 1_000_000).map_err(store_error)?;
+    let names = copies.client(&url, config)?.names(&url, 1_000_000).map_err(store_error)?;
     let mut tars: Vec<String> =
         names.into_iter().filter(|n| n.ends_with(".tar")).map(|n| format!("{url}/{n}")).collect();
     tars.sort();
@@ -109,7 +123,7 @@ fn fetch_one(config: &DataConfig, key: &str, value: Option<&str>, copies: &mut C
     let url = parse(key, text)?;
     let name = url.key().rsplit('/').next().unwrap_or("object");
     let copy = copies.dir.path().join(format!("{}-{name}", copies.urls.len()));
-    let store = store_client(&url, store_options(config))?;
+    let store = copies.client(&url, config)?;
     let bytes = store.download(&url, &copy).map_err(|e| invalid!("{key}: {}", store_error(e)))?;
     log::info!("{key}: fetched {url} ({:.1} MB)", bytes as f64 / 1e6);
     copies.urls.push((copy.clone(), url));

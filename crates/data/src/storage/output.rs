@@ -43,11 +43,6 @@ impl StoreOutput {
         Ok(StoreOutput { store, url: url.clone(), written: Vec::new() })
     }
 
-    /// The claimed prefix.
-    pub fn url(&self) -> &StoreUrl {
-        &self.url
-    }
-
     /// Uploads the shard folder `folder` (written by a [`super::ShardWriter`])
     /// as `name` under the prefix: its `.bin` shards in name order, then its
     /// `index.json`. Its location in the store.
