@@ -24,8 +24,9 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 git archive HEAD | tar -x -C "$scratch"
 sed -i "s/^tch = \".*\"/tch = \"=$tch\"/" "$scratch/Cargo.toml"
-sed -i "s/^torch-sys = { version = \"[^\"]*\"/torch-sys = { version = \"=$tch\"/" "$scratch/crates/engine/Cargo.toml"
-sed -i "s/^torch-sys = { version = \"[^\"]*\"/torch-sys = { version = \"=$tch\"/" "$scratch/sdk/Cargo.toml"
+# Every crate that names torch-sys (its own line, plain or with features).
+find "$scratch" -name Cargo.toml -exec sed -i -e "s/^torch-sys = \"[^\"]*\"/torch-sys = \"=$tch\"/" \
+  -e "s/^torch-sys = { version = \"[^\"]*\"/torch-sys = { version = \"=$tch\"/" {} +
 target=$CACHE/target-cuda-$torch
 (cd "$scratch" && LIBTORCH=$wheels/torch LIBTORCH_BYPASS_VERSION_CHECK=1 CARGO_TARGET_DIR=$target \
   RUSTFLAGS="-C link-arg=-Wl,--allow-shlib-undefined" \
