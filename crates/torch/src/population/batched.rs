@@ -10,6 +10,7 @@
 //! member's gradient is its own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tch::{Kind, Tensor};
 use tessera_sdk::{Checkpoint, SeedRng};
@@ -342,6 +343,7 @@ pub(super) fn train_batch(
     if let Some(why) = unbatchable(plan, runs, inputs) {
         bail!("population.batch: {why}");
     }
+    let started = std::time::Instant::now();
     let one = |spec| OneRun { plan, spec, inputs, shared, base };
     let models = runs.iter().map(|spec| Ok(one(spec).initial_model(&None)?.0)).collect::<Result<Vec<Model>>>()?;
     let labels = runs.iter().map(|spec| one(spec).labels(&plan.settings[spec.setting])).collect::<Result<Vec<_>>>()?;
@@ -356,7 +358,9 @@ pub(super) fn train_batch(
     let n = shared.train.y.size()[0] as u64;
     // Members where a run alone takes them: at a training length, or at
     // every checkpoint with `every_checkpoint`.
+    let mut taking = std::time::Duration::ZERO;
     let mut on_checkpoint = |cp: Checkpoint| -> Result<()> {
+        let taken_from = std::time::Instant::now();
         let epochs = (cp.examples_seen as f64 / n.max(1) as f64 + 1e-9).floor() as u64;
         let at_a_length = cp.epoch.fract() == 0.0 && plan.lengths.contains(&epochs);
         if inputs.config.every_checkpoint || at_a_length {
@@ -364,8 +368,10 @@ pub(super) fn train_batch(
             let taken = take_members(batched.as_ref(), runs, at, (plan, inputs, shared))?;
             rows.iter_mut().zip(taken).for_each(|(rows, row)| rows.push(row));
         }
+        taking += taken_from.elapsed();
         Ok(())
     };
+    let set_up = started.elapsed();
     let mut fit = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, &seeds)?;
     for epoch in 0..cfg.epochs {
         let exhausted = fit.epoch(cancel, &mut on_checkpoint)?;
@@ -384,6 +390,8 @@ pub(super) fn train_batch(
             break;
         }
     }
+    let trained = started.elapsed() - set_up;
+    log_timing(runs, fit.step, (set_up, trained - taking, taking));
     if plan.settings.iter().any(|c| c.label_noise > 0.0) {
         population.train_labels.extend(labels);
     }
@@ -394,6 +402,22 @@ pub(super) fn train_batch(
         population.members.push(member);
     }
     Ok(())
+}
+
+/// Where a batch's time went: its set-up (the members' initial models,
+/// stacked), its training loop (`steps` optimizer steps; the epochs' ends
+/// wait for the device) and its members taken (evaluated on every split).
+fn log_timing(runs: &[RunSpec], steps: u64, (set_up, training, taking): (Duration, Duration, Duration)) {
+    log::info!(
+        "population runs {}–{}: set up in {:.3} s, training loop {:.3} s ({steps} steps, {:.3} ms a step), \
+         members evaluated in {:.3} s",
+        runs[0].run + 1,
+        runs[runs.len() - 1].run + 1,
+        set_up.as_secs_f64(),
+        training.as_secs_f64(),
+        1e3 * training.as_secs_f64() / steps.max(1) as f64,
+        taking.as_secs_f64()
+    );
 }
 
 /// The training of a batch: each member's order and labels, the stacked
@@ -541,9 +565,15 @@ impl<'a> BatchedFit<'a> {
 }
 
 /// Each member's mean cross-entropy `[K]` of logits `[K, B, classes]` and
-/// labels `[K, B]`, its log-softmax spelt out: libtorch's over a 10-wide
-/// last axis takes as long as a hidden layer.
+/// labels `[K, B]`, its log-softmax spelt out on the CPU: libtorch's over
+/// a 10-wide last axis takes as long as a hidden layer there.
 fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
+    if logits.device().is_cuda() {
+        // A GPU is bound by kernel launches: libtorch's fused log-softmax
+        // takes one where the spelt-out form takes five.
+        let chosen = logits.log_softmax(-1, Kind::Float).gather(2, &y.unsqueeze(2), false).squeeze_dim(2);
+        return -chosen.mean_dim([1i64].as_slice(), false, Kind::Float);
+    }
     let shifted = logits - logits.detach().amax([-1i64].as_slice(), true);
     let normaliser = shifted.exp().sum_dim_intlist([-1i64].as_slice(), false, Kind::Float).log();
     let chosen = shifted.gather(2, &y.unsqueeze(2), false).squeeze_dim(2);
