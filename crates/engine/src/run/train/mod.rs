@@ -117,6 +117,22 @@ struct Stored {
     output: Option<StoreOutput>,
 }
 
+impl Drop for Stored {
+    /// A unit that failed or stopped before [`TrainJob::release_shards`]
+    /// removes the shard folder it created (whatever `storage.keep` says):
+    /// left, a `storage.dir` outside the run would refuse the rerun, since
+    /// Tessera never writes into a folder it finds. (Its store prefix's
+    /// objects go the same way, by [`StoreOutput`]'s own drop.)
+    fn drop(&mut self) {
+        let Some(owned) = self.owned.take() else { return };
+        let path = owned.path().to_path_buf();
+        match owned.remove() {
+            Ok(()) => log::info!("{}: removed, since the unit that wrote it did not finish", path.display()),
+            Err(e) => log::warn!("{}: left in place after the unit failed: {}", path.display(), e.chain()),
+        }
+    }
+}
+
 impl<'a> TrainJob<'a> {
     /// Phase 0: settings, device, data and components.
     fn new(session: &'a Session, variant: &'a Variant, options: &'a RunOptions, unit_dir: &'a Path) -> Result<Self> {
