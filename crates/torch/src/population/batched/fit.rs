@@ -1,0 +1,176 @@
+//! The training loop of a batch: each member's own shuffle, one optimizer
+//! over the stacked tensors, checkpoints where a run alone has them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tch::{Kind, Tensor};
+use tessera_sdk::{Checkpoint, SeedRng};
+
+use super::net::BatchedNet;
+use crate::error::{bail, Result};
+use crate::manifest::TrainConfig;
+use crate::train::{self, ShuffledOrder, TensorData};
+
+/// The training of a batch: each member's order and labels, the stacked
+/// optimizer and where the fit stands.
+pub(super) struct BatchedFit<'a> {
+    pub(super) model: &'a dyn BatchedNet,
+    pub(super) data: &'a TensorData,
+    pub(super) labels: Tensor,
+    pub(super) cfg: &'a TrainConfig,
+    pub(super) rngs: Vec<SeedRng>,
+    pub(super) optimizer: crate::optim::SavableOptimizer,
+    pub(super) step: u64,
+    pub(super) seen: u64,
+    pub(super) total_steps: u64,
+    /// Examples to train on at most (`train.max_examples`).
+    pub(super) budget: u64,
+    /// Batches gathered per optimizer step (`train.accumulate`), and how
+    /// many of the current step's are.
+    pub(super) accumulate: u64,
+    pub(super) micro: u64,
+    /// Steps `checkpoint_steps` and `checkpoint_log` add.
+    pub(super) extra_checkpoints: std::collections::BTreeSet<u64>,
+    pub(super) last_checkpoint: u64,
+    /// Each member's summed loss since the last check, on the device: read
+    /// once an epoch rather than at every step (a read waits for a GPU).
+    pub(super) loss_sums: Tensor,
+}
+
+impl<'a> BatchedFit<'a> {
+    pub(super) fn new(
+        model: &'a dyn BatchedNet,
+        data: &'a TensorData,
+        labels: &[Vec<i64>],
+        cfg: &'a TrainConfig,
+        seeds: &[u64],
+    ) -> Result<Self> {
+        let n = data.y.size()[0] as u64;
+        let device = data.x.device();
+        let labels = Tensor::stack(&labels.iter().map(|l| Tensor::from_slice(l)).collect::<Vec<_>>(), 0).to(device);
+        let optimizer = crate::optim::SavableOptimizer::new(train::optimizer_rule(cfg), cfg.lr, &model.parameters())?;
+        let budget = cfg.max_examples.unwrap_or(u64::MAX);
+        let accumulate = cfg.accumulate.max(1);
+        let total_steps = (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64 * accumulate);
+        let extra_checkpoints = train::checkpoint_steps(cfg, total_steps);
+        let rngs = seeds.iter().map(|&seed| SeedRng::derive(seed, 0x5_4FF1E)).collect();
+        let loss_sums = Tensor::zeros([seeds.len() as i64], (Kind::Float, device));
+        Ok(BatchedFit {
+            model,
+            data,
+            labels,
+            cfg,
+            rngs,
+            optimizer,
+            step: 0,
+            seen: 0,
+            total_steps,
+            budget,
+            accumulate,
+            micro: 0,
+            extra_checkpoints,
+            last_checkpoint: 0,
+            loss_sums,
+        })
+    }
+
+    /// The first member whose loss was not finite since the last check.
+    pub(super) fn diverged(&mut self) -> Result<Option<usize>> {
+        let sums = Vec::<f32>::try_from(&self.loss_sums.to_device(tch::Device::Cpu))?;
+        let _ = self.loss_sums.zero_();
+        Ok(sums.iter().position(|s| !s.is_finite()))
+    }
+
+    /// One epoch, each member in its own fresh shuffle, with the
+    /// checkpoints a run alone has inside it (every `checkpoint_every`
+    /// steps and the extra ones, before the next step); whether the budget
+    /// of examples ended it. A stop asked for ends it (the batch starts over).
+    pub(super) fn epoch(
+        &mut self,
+        cancel: &AtomicBool,
+        on_checkpoint: &mut dyn FnMut(Checkpoint) -> Result<()>,
+    ) -> Result<bool> {
+        let n = self.data.y.size()[0] as u64;
+        let orders: Vec<i64> = (self.rngs.iter_mut())
+            .flat_map(|rng| ShuffledOrder::new(n, rng).ids().iter().map(|&i| i as i64).collect::<Vec<_>>())
+            .collect();
+        let orders = Tensor::from_slice(&orders).view([self.rngs.len() as i64, n as i64]).to(self.data.x.device());
+        let mut start = 0;
+        while start < n && self.seen < self.budget {
+            if cancel.load(Ordering::Relaxed) {
+                bail!("cancelled: a batch of population runs saves no state, and starts over when resumed");
+            }
+            self.scheduled_checkpoint(n, on_checkpoint)?;
+            let length = (self.cfg.batch_size as u64).min(n - start).min(self.budget - self.seen);
+            let last_of_pass = self.seen + length >= self.budget;
+            self.step_on(&orders.narrow(1, start as i64, length as i64).contiguous(), last_of_pass)?;
+            (start, self.seen) = (start + length, self.seen + length);
+        }
+        if self.micro > 0 {
+            // The epoch ended inside an accumulation: step with what was gathered.
+            self.optimizer_step()?;
+        }
+        Ok(self.seen >= self.budget)
+    }
+
+    /// Before a step: a checkpoint where a run alone has one.
+    fn scheduled_checkpoint(&mut self, n: u64, on_checkpoint: &mut dyn FnMut(Checkpoint) -> Result<()>) -> Result<()> {
+        let every = self.cfg.checkpoint_every;
+        let scheduled = (every > 0 && self.step.is_multiple_of(every)) || self.extra_checkpoints.contains(&self.step);
+        if self.step <= self.last_checkpoint || !scheduled {
+            return Ok(());
+        }
+        let epoch = self.seen as f64 / n as f64;
+        on_checkpoint(Checkpoint { step: self.step, epoch, examples_seen: self.seen, is_final: false })?;
+        self.last_checkpoint = self.step;
+        Ok(())
+    }
+
+    /// Each member's batch `ids` `[K, B]`: its gradient gathered, and an
+    /// optimizer step once `train.accumulate` batches are (or the budget's
+    /// last is).
+    pub(super) fn step_on(&mut self, ids: &Tensor, last_of_pass: bool) -> Result<()> {
+        let k = ids.size()[0];
+        let x = self.data.x.index_select(0, &ids.flatten(0, 1));
+        let shape: Vec<i64> = [k, ids.size()[1]].into_iter().chain(x.size()[1..].iter().copied()).collect();
+        let x = x.view(shape.as_slice());
+        let y = self.labels.gather(1, ids, false);
+        let logits = self.model.forward(&x);
+        let losses = member_losses(&logits, &y);
+        let _ = self.loss_sums.g_add_(&losses.detach());
+        if self.micro == 0 {
+            self.optimizer.zero_grad()?;
+        }
+        // Their sum gives each member its own gradient.
+        (losses.sum(Kind::Float) / self.accumulate as f64).backward();
+        self.micro += 1;
+        if self.micro == self.accumulate || last_of_pass {
+            self.optimizer_step()?;
+        }
+        Ok(())
+    }
+
+    /// Steps the optimizer at the scheduled learning rate.
+    fn optimizer_step(&mut self) -> Result<()> {
+        self.optimizer.set_lr(train::learning_rate(self.cfg, self.step, self.total_steps))?;
+        self.optimizer.step()?;
+        (self.micro, self.step) = (0, self.step + 1);
+        Ok(())
+    }
+}
+
+/// Each member's mean cross-entropy `[K]` of logits `[K, B, classes]` and
+/// labels `[K, B]`, its log-softmax spelt out on the CPU: libtorch's over
+/// a 10-wide last axis takes as long as a hidden layer there.
+pub(super) fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
+    if logits.device().is_cuda() {
+        // A GPU is bound by kernel launches: libtorch's fused log-softmax
+        // takes one where the spelt-out form takes five.
+        let chosen = logits.log_softmax(-1, Kind::Float).gather(2, &y.unsqueeze(2), false).squeeze_dim(2);
+        return -chosen.mean_dim([1i64].as_slice(), false, Kind::Float);
+    }
+    let shifted = logits - logits.detach().amax([-1i64].as_slice(), true);
+    let normaliser = shifted.exp().sum_dim_intlist([-1i64].as_slice(), false, Kind::Float).log();
+    let chosen = shifted.gather(2, &y.unsqueeze(2), false).squeeze_dim(2);
+    (normaliser - chosen).mean_dim([1i64].as_slice(), false, Kind::Float)
+}

@@ -1,0 +1,242 @@
+//! Populations trained as one batched model (issue 39): K runs of one MLP
+//! architecture and one training setting, their weights stacked on a
+//! leading member axis, each layer a batched matrix product. Each member
+//! keeps what it has alone: its initialization (its seed's weights, copied
+//! from the model it would train unbatched), its own shuffled order (its
+//! seed's stream, batch for batch), its label-noise draw and its members at
+//! each training length. One optimizer over the stacked tensors is K
+//! optimizers: SGD's momentum, Adam's moments and weight decay act element
+//! by element, and the loss is the sum of the members' mean losses, so each
+//! member's gradient is its own.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tch::{Kind, Tensor};
+use tessera_sdk::Checkpoint;
+
+use super::run::outputs_into;
+use super::run::OneRun;
+use super::{
+    batch_refused, describe, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix,
+};
+use crate::error::{bail, Result};
+use crate::manifest::{MemberBatch, ModelConfig, ModelKind, TrainConfig};
+use crate::model::Model;
+
+mod fit;
+mod net;
+#[cfg(test)]
+mod tests;
+
+use fit::BatchedFit;
+use net::stack;
+pub use net::{BatchedCnn, BatchedMlp, BatchedNet};
+
+/// Why `runs` cannot train as one batch, if they cannot: they must share an
+/// MLP (or linear) architecture and settings that differ at most in
+/// `label_noise`, and train from their own start on a host shuffle
+/// (see [`batch_refused`]).
+pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationInputs) -> Option<String> {
+    let first = runs.first()?;
+    let setting = |r: &RunSpec| TrainConfig { label_noise: 0.0, ..plan.settings[r.setting].clone() };
+    if let Some(why) = batch_refused(inputs.config) {
+        return Some(why.to_string());
+    }
+    let reasons = [
+        (runs.iter().any(|r| r.architecture != first.architecture), "its runs have different architectures"),
+        (runs.iter().any(|r| setting(r) != setting(first)), "its runs' settings differ beyond label_noise"),
+        (inputs.sampler.is_some(), "a plugin's sampler does not batch yet"),
+    ];
+    reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| why.to_string())
+}
+
+/// The parts `runs` train in as batches: all at once, or under
+/// `batch = "auto"` as many at a time as `population.batch_memory_mb` holds
+/// by [`member_bytes`].
+pub(super) fn parts<'r>(
+    plan: &PopulationPlan,
+    runs: &'r [RunSpec],
+    inputs: &PopulationInputs,
+) -> Result<Vec<&'r [RunSpec]>> {
+    if inputs.config.batch != MemberBatch::Auto {
+        return Ok(vec![runs]);
+    }
+    let architecture = &plan.architectures[runs[0].architecture].0;
+    let each = member_bytes(architecture, inputs.splits, plan.settings[runs[0].setting].batch_size)?;
+    let fitting = ((inputs.config.batch_memory_mb << 20) / each).max(1);
+    Ok(runs.chunks(fitting as usize).collect())
+}
+
+/// An estimate of the bytes one member of a batch holds while it trains:
+/// its weights, their gradients and two optimizer moments, and three copies
+/// (outputs, their gradients, what the backward pass keeps) of its
+/// activations for a batch of `batch_size`.
+pub fn member_bytes(architecture: &ModelConfig, splits: &crate::data::Splits, batch_size: usize) -> Result<u64> {
+    let classes = splits.train.classes as i64;
+    let model = Model::new(architecture, &splits.train.shape, classes, tch::Device::Cpu, 0)?;
+    let weights: i64 = model.vs.variables().values().map(Tensor::numel).sum::<usize>() as i64;
+    let activations = activation_floats(architecture, model.input_shape(), classes);
+    Ok(4 * (4 * weights + 3 * batch_size as i64 * activations) as u64)
+}
+
+/// The floats one example's forward pass makes: each layer's outputs (a
+/// CNN's convolution and ReLU outputs and its pooled maps) and the logits.
+fn activation_floats(architecture: &ModelConfig, input: &[i64], classes: i64) -> i64 {
+    if architecture.kind != ModelKind::Cnn {
+        return architecture.hidden.iter().map(|h| 2 * h).sum::<i64>() + classes;
+    }
+    let (mut height, mut width) = (input[1], input[2]);
+    let mut floats = classes;
+    // Convolution and ReLU outputs, and BatchNorm's where there is one.
+    let per_pixel = if architecture.batch_norm { 3 } else { 2 };
+    for channels in &architecture.channels {
+        floats += per_pixel * channels * height * width;
+        (height, width) = (height / height.min(2), width / width.min(2));
+        floats += channels * height * width;
+    }
+    floats
+}
+
+/// Trains `runs` (one architecture and setting) as one batched model; the
+/// members they yield, in run order, as if each had trained alone.
+pub(super) fn train_batch(
+    plan: &PopulationPlan,
+    runs: &[RunSpec],
+    inputs: &PopulationInputs,
+    (shared, base, cancel): (&SharedTensors, Option<&Model>, &AtomicBool),
+    population: &mut Population,
+) -> Result<()> {
+    if let Some(why) = unbatchable(plan, runs, inputs) {
+        bail!("population.batch: {why}");
+    }
+    let started = std::time::Instant::now();
+    let one = |spec| OneRun { plan, spec, inputs, shared, base };
+    let models = runs.iter().map(|spec| Ok(one(spec).initial_model(&None)?.0)).collect::<Result<Vec<Model>>>()?;
+    let labels = runs.iter().map(|spec| one(spec).labels(&plan.settings[spec.setting])).collect::<Result<Vec<_>>>()?;
+    let kind = plan.architectures[runs[0].architecture].0.kind;
+    let mut batched = stack(&models, kind)?;
+    if inputs.config.freeze_features {
+        batched.freeze_features();
+    }
+    let seeds: Vec<u64> = runs.iter().map(|spec| one(spec).seed()).collect();
+    let mut rows: Vec<Vec<TakenMember>> = runs.iter().map(|_| vec![]).collect();
+    let cfg = &plan.settings[runs[0].setting];
+    let n = shared.train.y.size()[0] as u64;
+    // Members where a run alone takes them: at a training length, or at
+    // every checkpoint with `every_checkpoint`.
+    let mut taking = std::time::Duration::ZERO;
+    let mut on_checkpoint = |cp: Checkpoint| -> Result<()> {
+        let taken_from = std::time::Instant::now();
+        let epochs = (cp.examples_seen as f64 / n.max(1) as f64 + 1e-9).floor() as u64;
+        let at_a_length = cp.epoch.fract() == 0.0 && plan.lengths.contains(&epochs);
+        if inputs.config.every_checkpoint || at_a_length {
+            let at = (epochs, cp.step, cp.examples_seen);
+            let taken = take_members(batched.as_ref(), runs, at, (plan, inputs, shared))?;
+            rows.iter_mut().zip(taken).for_each(|(rows, row)| rows.push(row));
+        }
+        taking += taken_from.elapsed();
+        Ok(())
+    };
+    let set_up = started.elapsed();
+    let mut fit = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, &seeds)?;
+    for epoch in 0..cfg.epochs {
+        let exhausted = fit.epoch(cancel, &mut on_checkpoint)?;
+        if let Some(member) = fit.diverged()? {
+            bail!(
+                "training diverged: population run {} (trained in a batch) had a loss that is not finite in epoch \
+                 {}; lower train.lr, or check the data for NaN or infinite values",
+                runs[member].run,
+                epoch + 1
+            );
+        }
+        let epochs_done = if exhausted { fit.seen as f64 / n as f64 } else { (epoch + 1) as f64 };
+        on_checkpoint(Checkpoint { step: fit.step, epoch: epochs_done, examples_seen: fit.seen, is_final: true })?;
+        fit.last_checkpoint = fit.step;
+        if exhausted {
+            break;
+        }
+    }
+    let trained = started.elapsed() - set_up;
+    log_timing(runs, fit.step, (set_up, trained - taking, taking));
+    if plan.settings.iter().any(|c| c.label_noise > 0.0) {
+        population.train_labels.extend(labels);
+    }
+    for (member, splits) in rows.into_iter().flatten() {
+        for (split, rows) in splits {
+            population.splits.get_mut(&split).expect("inserted with the population").extend_rows(rows);
+        }
+        population.members.push(member);
+    }
+    Ok(())
+}
+
+/// Where a batch's time went: its set-up (the members' initial models,
+/// stacked), its training loop (`steps` optimizer steps; the epochs' ends
+/// wait for the device) and its members taken (evaluated on every split).
+fn log_timing(runs: &[RunSpec], steps: u64, (set_up, training, taking): (Duration, Duration, Duration)) {
+    log::info!(
+        "population runs {}–{}: set up in {:.3} s, training loop {:.3} s ({steps} steps, {:.3} ms a step), \
+         members evaluated in {:.3} s",
+        runs[0].run + 1,
+        runs[runs.len() - 1].run + 1,
+        set_up.as_secs_f64(),
+        training.as_secs_f64(),
+        1e3 * training.as_secs_f64() / steps.max(1) as f64,
+        taking.as_secs_f64()
+    );
+}
+
+/// How many member-rows one evaluation pass holds: a split is evaluated
+/// in row chunks of this over K, so its activations stay bounded whatever
+/// the batch (32 CNNs [16, 32] over a 1×40 input: about 40 MB a layer).
+const EVALUATED_MEMBER_ROWS: i64 = 1 << 14;
+
+/// Every member's class probabilities `[K, n, classes]` of inputs `[n, ...]`.
+fn probabilities(batched: &dyn BatchedNet, x: &Tensor) -> Tensor {
+    let rows = (EVALUATED_MEMBER_ROWS / batched.members()).max(1);
+    let parts: Vec<Tensor> =
+        x.split(rows, 0).iter().map(|rows| batched.forward_shared(rows).softmax(-1, Kind::Float)).collect();
+    Tensor::cat(&parts, 1)
+}
+
+/// A member taken from a batch, with its rows of each split's matrix.
+type TakenMember = (Member, Vec<(String, SplitMatrix)>);
+
+/// Every member of the batch after `epochs` epochs, evaluated on each split
+/// by the batched model.
+fn take_members(
+    batched: &dyn BatchedNet,
+    runs: &[RunSpec],
+    (epochs, step, seen): (u64, u64, u64),
+    (plan, inputs, shared): (&PopulationPlan, &PopulationInputs, &SharedTensors),
+) -> Result<Vec<TakenMember>> {
+    let config = inputs.config;
+    let mut evaluated: Vec<Vec<(String, SplitMatrix)>> = runs.iter().map(|_| vec![]).collect();
+    let mut accuracies: Vec<std::collections::BTreeMap<String, f64>> =
+        runs.iter().map(|_| Default::default()).collect();
+    for (split, data) in &shared.evaluated {
+        let outputs = tch::no_grad(|| probabilities(batched, &data.x));
+        for (i, rows) in evaluated.iter_mut().enumerate() {
+            let mut member = SplitMatrix::default();
+            let accuracy = outputs_into(&outputs.get(i as i64), &data.y, &mut member, config.probabilities)?;
+            accuracies[i].insert(split.clone(), accuracy);
+            rows.push((split.clone(), member));
+        }
+    }
+    let (architecture, width) = &plan.architectures[runs[0].architecture];
+    let members = runs.iter().zip(accuracies).map(|(spec, accuracy)| Member {
+        run: spec.run,
+        model: describe(architecture),
+        width: *width,
+        seed: config.seeds[spec.seed_index],
+        setting: spec.setting,
+        setting_label: super::setting_label(&config.settings[spec.setting]),
+        batch_size: plan.settings[spec.setting].batch_size,
+        epochs,
+        step,
+        examples_seen: seen,
+        accuracy,
+    });
+    Ok(members.zip(evaluated).collect())
+}
