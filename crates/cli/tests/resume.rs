@@ -2,7 +2,8 @@
 //! (importance sampling, whose state is last epoch's losses) and two
 //! metrics that accumulate (accuracy per checkpoint; forgetting events per
 //! example, from the per-step losses), a population unit (a run and the
-//! fork that branches from it, members taken along the way) and a SubTuning
+//! fork that branches from it, members taken along the way), a population
+//! unit that trains its runs as one batched model, and a SubTuning
 //! unit (a greedy search of the block to finetune, then training), and a
 //! unit of the other plugins that keep state (a pruning sampler, a finetuner
 //! that revises its rates every epoch, two accumulating metrics), are stopped
@@ -68,6 +69,22 @@ momentum = 0.9
 [[metric]]
 use = "pointwise-profiles.profile"
 "#;
+
+/// POPULATION's unit as three noisy runs trained as one batched model
+/// (`population.batch`), members after 1, 3 and 6 epochs (the unit takes
+/// ~5 s): a stop saves the batch inside itself.
+fn batched_population() -> String {
+    let batched = POPULATION
+        .replace("examples = 8000", "examples = 4000")
+        .replace("seeds = [3]", "seeds = [3, 4, 5]")
+        .replace(
+            "settings = [{ batch_size = 32 }, { batch_size = 64, lr = 0.02 }]\nfork_step = 60",
+            "settings = [{ batch_size = 32, label_noise = 0.1 }]\nbatch = 3",
+        )
+        .replace("epochs = [1, 4, 12]", "epochs = [1, 3, 6]");
+    assert!(batched.contains("batch = 3") && batched.contains("[1, 3, 6]"), "{batched}");
+    batched
+}
 
 /// SubTuning's greedy search picks one block of a small ResNet by 2-fold
 /// validation, then trains it and the head with AdamW on a cosine schedule
@@ -323,6 +340,13 @@ fn a_population_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits()
         (libc::SIGKILL, 3000),
     ];
     every_stop_gives_the_uninterrupted_bits(&[plugin.as_path()], POPULATION, &stops);
+}
+
+#[test]
+fn a_batched_population_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
+    let plugin = common::library("tessera_pointwise_profiles");
+    let stops = [(libc::SIGINT, 300), (libc::SIGTERM, 1600), (libc::SIGKILL, 900), (libc::SIGKILL, 2400)];
+    every_stop_gives_the_uninterrupted_bits(&[plugin.as_path()], &batched_population(), &stops);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::Device;
 
-use super::resume::{GroupSaving, GroupState, RunState, FORK, MODEL, OPTIMIZER};
+use super::resume::{BatchState, GroupSaving, GroupState, RunState, FORK, MODEL, OPTIMIZER};
 use super::{Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix};
 use crate::error::{bail, Result};
 use crate::model::Model;
@@ -55,6 +55,8 @@ pub(super) struct Group<'a> {
     pub(super) finished_steps: u64,
     /// Where the group's state is saved, if anywhere.
     pub(super) saving: Option<GroupSaving<'a>>,
+    /// The batch a saved state stopped inside, and the folder of its files.
+    pub(super) resumed_batch: Option<(BatchState, PathBuf)>,
 }
 
 impl<'a> Group<'a> {
@@ -82,6 +84,7 @@ impl<'a> Group<'a> {
             finished: 0,
             finished_steps: 0,
             saving: inputs.store.map(GroupSaving::new),
+            resumed_batch: None,
         })
     }
 
@@ -114,6 +117,7 @@ impl<'a> Group<'a> {
             self.runs.len()
         );
         *self.population.borrow_mut() = state.population;
+        self.resumed_batch = state.batch.map(|batch| (batch, dir.clone()));
         Ok(state.run.map(|run| ResumedRun { state: run, dir, rng: state.rng }))
     }
 
@@ -125,6 +129,19 @@ impl<'a> Group<'a> {
             && (state.population.splits.values().zip(population.splits.values())).all(|(a, b)| a.labels == b.labels);
         if !fits {
             bail!("the saved population state does not fit this unit's runs and splits");
+        }
+        Ok(())
+    }
+
+    /// Refuses a saved state of a unit that trained its runs otherwise
+    /// (`batched` or one by one) than this one does.
+    pub(super) fn trains_as_saved(&self, batched: bool, inside_run: bool) -> Result<()> {
+        if self.resumed_batch.is_some() != batched && (self.resumed_batch.is_some() || inside_run) {
+            bail!(
+                "the unit's saved state trained its runs {}; population.batch changed since: set it back, or remove \
+                 the unit's saved states (units/<id>.resume) to start it over",
+                if batched { "one by one" } else { "as one batch" }
+            );
         }
         Ok(())
     }
@@ -154,9 +171,10 @@ impl<'a> Group<'a> {
         Err(Stopped { step: self.finished_steps, saved }.into())
     }
 
-    /// A run ended after `steps` optimizer steps; the group's state saved if the interval has passed.
-    pub(super) fn finished(&mut self, steps: u64) -> Result<()> {
-        (self.finished, self.finished_steps) = (self.finished + 1, self.finished_steps + steps);
+    /// `runs` runs (one, or a batch) ended after `steps` optimizer steps;
+    /// the group's state saved if the interval has passed.
+    pub(super) fn finished(&mut self, runs: usize, steps: u64) -> Result<()> {
+        (self.finished, self.finished_steps) = (self.finished + runs, self.finished_steps + steps);
         if let Some(saving) = self.saving.as_ref().filter(|s| s.due()) {
             saving.save(&self.state(None)?, &mut |dir| self.write_files(dir, None));
         }
@@ -184,6 +202,7 @@ impl<'a> Group<'a> {
             fork: self.fork.borrow().as_ref().map(|(_, step, seen)| (*step, *seen)),
             run,
             rng: crate::optim::cpu_rng_state()?,
+            batch: None,
         })
     }
 

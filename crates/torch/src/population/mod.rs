@@ -24,7 +24,7 @@ mod resume;
 mod run;
 
 pub use batched::{unbatchable, BatchedCnn, BatchedMlp, BatchedNet};
-pub use resume::{GroupState, GroupStore, RunState};
+pub use resume::{BatchState, GroupState, GroupStore, RunState};
 use run::OneRun;
 
 /// One member: a training run after `epochs` epochs.
@@ -235,6 +235,7 @@ impl Population {
         }
         let mut group = group::Group::new(plan, runs, inputs)?;
         let mut resumed = group.resume()?;
+        group.trains_as_saved(false, resumed.is_some())?;
         if let Some(bar) = progress {
             bar.set_position(group.finished as u64);
         }
@@ -249,7 +250,7 @@ impl Population {
             let run = OneRun { plan, spec, inputs, shared: &group.shared, base };
             let steps = run.train(&group, resumed.take(), cancel)?;
             log::info!("population run {} of {} ({}) trained", spec.run + 1, plan.runs.len(), run.label());
-            group.finished(steps)?;
+            group.finished(1, steps)?;
             if let Some(bar) = progress {
                 bar.inc(1);
             }
@@ -257,26 +258,38 @@ impl Population {
         Ok(group.population.into_inner())
     }
 
-    /// Trains `runs` (one batch of `population.batch`) as one batched model.
-    /// A stop starts the batch over: its state is not saved.
+    /// Trains `runs` as batches of `population.batch` (continuing from the
+    /// newest saved state, inside a batch or between two): a stop saves
+    /// the batch in progress.
     fn train_batched(
         plan: &PopulationPlan,
         runs: &[RunSpec],
         inputs: &PopulationInputs,
         (cancel, progress): (&AtomicBool, Option<&indicatif::ProgressBar>),
     ) -> Result<Population> {
-        let group = group::Group::new(plan, runs, inputs)?;
+        let mut group = group::Group::new(plan, runs, inputs)?;
+        let inside_run = group.resume()?.is_some();
+        group.trains_as_saved(true, inside_run)?;
+        let mut resumed = group.resumed_batch.take();
+        if let Some(bar) = progress {
+            bar.set_position(group.finished as u64);
+        }
         // A batch is one architecture: one shared start (or none) for all.
         let base = Self::shared_start(plan, runs[0].architecture, inputs, &group.shared)?;
-        let mut population = group.population.into_inner();
+        let mut first = 0;
         for part in batched::parts(plan, runs, inputs)? {
-            batched::train_batch(plan, part, inputs, (&group.shared, base.as_ref(), cancel), &mut population)?;
+            first += part.len();
+            if first <= group.finished {
+                continue; // trained before the state was saved
+            }
+            let steps = batched::train_batch(plan, part, inputs, (&group, base.as_ref(), cancel), resumed.take())?;
             log::info!("population runs {}–{} trained as one batch", part[0].run + 1, part[part.len() - 1].run + 1);
+            group.finished(part.len(), steps)?;
             if let Some(bar) = progress {
                 bar.inc(part.len() as u64);
             }
         }
-        Ok(population)
+        Ok(group.population.into_inner())
     }
 
     /// A population of one member: `model` (a `train` run's final model,
@@ -587,28 +600,74 @@ mod tests {
         };
         let train = TrainConfig { epochs: 2, checkpoint_every: 7, momentum: 0.9, ..TrainConfig::default() };
         let plan = PopulationPlan::new(&config, &train).unwrap();
-        let pretrain = crate::manifest::PretrainConfig::default();
-        let store = EverySave { dir: tempfile::tempdir().unwrap(), saved: Default::default(), resume_from: None };
-        let inputs = |store| PopulationInputs { store, ..PopulationInputs::on_cpu(&config, &pretrain, &splits, 5) };
-        let never = AtomicBool::new(false);
-        let whole = Population::train_runs(&plan, &plan.runs, &inputs(Some(&store)), &never, None).unwrap();
-        assert_eq!(whole, Population::train_runs(&plan, &plan.runs, &inputs(None), &never, None).unwrap());
-        let saves = store.saved.borrow().clone();
+        let (saves, _) = continued_from_every_save(&plan, &config, &splits, 7);
         let inside = saves.iter().filter(|(s, _)| s.run.is_some()).count();
         assert!(inside > 20 && saves.len() > inside, "saved inside runs and between them: {}", saves.len());
-        let moments: Vec<usize> = (0..saves.len()).step_by(7).chain([saves.len() - 1]).collect();
+    }
+
+    #[test]
+    fn a_batched_group_continued_from_any_saved_state_ends_as_if_never_stopped() {
+        let data = DataConfig { examples: 200, features: 4, classes: 3, separation: 1.5, ..DataConfig::default() };
+        let splits = crate::data::load(&data, 0.0, 1, Path::new(".")).unwrap();
+        // Five runs in two batches (1 MB holds three of these MLPs), label
+        // noise, momentum and a member at every checkpoint: every piece of a
+        // batch's state matters, and a state saved between batches too.
+        let config = PopulationConfig {
+            models: vec![ModelConfig { hidden: vec![128, 128], ..ModelConfig::default() }],
+            seeds: vec![1, 2, 3, 4, 5],
+            settings: vec!["label_noise = 0.1".parse::<toml::Table>().unwrap()],
+            batch: MemberBatch::Auto,
+            batch_memory_mb: 1,
+            every_checkpoint: true,
+            splits: vec![Split::Test],
+            ..PopulationConfig::default()
+        };
+        let train =
+            TrainConfig { epochs: 2, batch_size: 8, checkpoint_every: 7, momentum: 0.9, ..TrainConfig::default() };
+        let plan = PopulationPlan::new(&config, &train).unwrap();
+        let pretrain = crate::manifest::PretrainConfig::default();
+        let inputs = PopulationInputs::on_cpu(&config, &pretrain, &splits, 5);
+        let parts: Vec<usize> = batched::parts(&plan, &plan.runs, &inputs).unwrap().iter().map(|p| p.len()).collect();
+        assert_eq!(parts, [3, 2], "the test wants two batches");
+        let (saves, stopped) = continued_from_every_save(&plan, &config, &splits, 5);
+        let inside = saves.iter().filter(|(s, _)| s.batch.is_some()).count();
+        let between = saves.iter().filter(|(s, _)| s.batch.is_none() && s.finished == 3).count();
+        assert!(inside > 30 && between == 1, "saved inside batches ({inside}) and between them ({between})");
+        assert!(stopped.batch.is_some(), "a stop saves the batch");
+    }
+
+    /// Trains `plan` whole, saving at every chance, and checks that it ends
+    /// as the run that saves nothing, that a run continued from every
+    /// `every`th save (and the last) ends the same, and that a stop asked
+    /// for at once saves and says where (step 0); the saves and the state
+    /// the stop saved.
+    fn continued_from_every_save(
+        plan: &PopulationPlan,
+        config: &PopulationConfig,
+        splits: &Splits,
+        every: usize,
+    ) -> (Vec<(GroupState, std::path::PathBuf)>, GroupState) {
+        let pretrain = crate::manifest::PretrainConfig::default();
+        let store = EverySave { dir: tempfile::tempdir().unwrap(), saved: Default::default(), resume_from: None };
+        let inputs = |store| PopulationInputs { store, ..PopulationInputs::on_cpu(config, &pretrain, splits, 5) };
+        let never = AtomicBool::new(false);
+        let whole = Population::train_runs(plan, &plan.runs, &inputs(Some(&store)), &never, None).unwrap();
+        assert_eq!(whole, Population::train_runs(plan, &plan.runs, &inputs(None), &never, None).unwrap());
+        let saves = store.saved.borrow().clone();
+        let moments: Vec<usize> = (0..saves.len()).step_by(every).chain([saves.len() - 1]).collect();
         let stores: Vec<EverySave> = (moments.iter())
             .map(|&k| EverySave { resume_from: Some(k), saved: RefCell::new(saves.clone()), ..store_in(&store) })
             .collect();
         for (again, &k) in stores.iter().zip(&moments) {
-            let continued = Population::train_runs(&plan, &plan.runs, &inputs(Some(again)), &never, None).unwrap();
+            let continued = Population::train_runs(plan, &plan.runs, &inputs(Some(again)), &never, None).unwrap();
             assert!(continued == whole, "continued from save {k} (step {}) differs", saves[k].0.steps());
         }
-        // A stop asked for saves and says where; the saved state continues to the same end.
         let stop = AtomicBool::new(true);
         let fresh = EverySave { dir: tempfile::tempdir().unwrap(), saved: Default::default(), resume_from: None };
-        let err = Population::train_runs(&plan, &plan.runs, &inputs(Some(&fresh)), &stop, None).unwrap_err();
+        let err = Population::train_runs(plan, &plan.runs, &inputs(Some(&fresh)), &stop, None).unwrap_err();
         assert_eq!(err.stopped(), Some(crate::train::Stopped { step: 0, saved: true }));
+        let stopped = fresh.saved.borrow()[0].0.clone();
+        (saves, stopped)
     }
 
     /// A store over the same folder as `store`, nothing saved yet.

@@ -3,7 +3,9 @@
 //! finished, the members and matrices so far, the fork parent of the
 //! lineage in progress, and, when the stop came inside a run that can save
 //! its fit (a seeded shuffle), that fit's state, model and optimizer. A run
-//! under a plugin's sampler is saved as it was at its start.
+//! under a plugin's sampler is saved as it was at its start. A unit that
+//! trains its runs as batches (`population.batch`) saves the batch in
+//! progress: its stacked tensors, optimizer and place in the epoch.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::Population;
+use super::{Member, Population, SplitMatrix};
 use crate::train::FitState;
 use crate::Result;
 
@@ -21,6 +23,8 @@ pub const MODEL: &str = "model.safetensors";
 pub const OPTIMIZER: &str = "optimizer.pt";
 /// The fork parent's weights.
 pub const FORK: &str = "fork.safetensors";
+/// A batch's stacked tensors (`population.batch`), in a saved state inside it.
+pub const BATCH: &str = "batch.safetensors";
 
 /// Where a unit's group of runs stood when its state was saved.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,12 +41,41 @@ pub struct GroupState {
     pub run: Option<RunState>,
     /// libtorch's CPU generator.
     pub rng: Vec<u8>,
+    /// The batch in progress (`population.batch`), if the state was saved
+    /// inside one; the runs of the batches before it are `finished`.
+    #[serde(default)]
+    pub batch: Option<BatchState>,
+}
+
+/// A member taken from a batch, with its rows of each split's matrix.
+pub type TakenMember = (Member, Vec<(String, SplitMatrix)>);
+
+/// Where a batch of runs trained as one model stood: its stacked tensors
+/// in [`BATCH`], its optimizer's state in [`OPTIMIZER`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchState {
+    /// The epoch it stood in (0-based): each member's shuffles of the
+    /// epochs before it are drawn again on resume.
+    pub epoch: u64,
+    /// Examples of that epoch's orders already trained on.
+    pub position: u64,
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Examples trained on, per member.
+    pub seen: u64,
+    /// The step of the last checkpoint.
+    pub last_checkpoint: u64,
+    /// Each member's summed loss since the last divergence check.
+    pub loss_sums: Vec<f32>,
+    /// The members taken from the batch so far, per run, with their rows.
+    pub taken: Vec<Vec<TakenMember>>,
 }
 
 impl GroupState {
     /// What `tessera status` counts: optimizer steps of the unit's runs so far.
     pub fn steps(&self) -> u64 {
-        self.finished_steps + self.run.as_ref().map_or(0, |r| r.fit.step)
+        let inside = self.run.as_ref().map(|r| r.fit.step).or(self.batch.as_ref().map(|b| b.step));
+        self.finished_steps + inside.unwrap_or(0)
     }
 }
 

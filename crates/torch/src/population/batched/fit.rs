@@ -1,14 +1,16 @@
 //! The training loop of a batch: each member's own shuffle, one optimizer
 //! over the stacked tensors, checkpoints where a run alone has them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 
 use tch::{Kind, Tensor};
 use tessera_sdk::{Checkpoint, SeedRng};
 
 use super::net::BatchedNet;
+use super::TakenMember;
 use crate::error::{bail, Result};
 use crate::manifest::TrainConfig;
+use crate::population::resume::{BatchState, BATCH, OPTIMIZER};
 use crate::train::{self, ShuffledOrder, TensorData};
 
 /// The training of a batch: each member's order and labels, the stacked
@@ -35,6 +37,10 @@ pub(super) struct BatchedFit<'a> {
     /// Each member's summed loss since the last check, on the device: read
     /// once an epoch rather than at every step (a read waits for a GPU).
     pub(super) loss_sums: Tensor,
+    /// The epoch in progress (0-based), and the examples of its orders
+    /// trained on so far.
+    pub(super) epoch: u64,
+    pub(super) position: u64,
 }
 
 impl<'a> BatchedFit<'a> {
@@ -71,7 +77,59 @@ impl<'a> BatchedFit<'a> {
             extra_checkpoints,
             last_checkpoint: 0,
             loss_sums,
+            epoch: 0,
+            position: 0,
         })
+    }
+
+    /// Continues from `state` (saved with its files in `dir`): the stacked
+    /// tensors and the optimizer's state loaded, each member's shuffles of
+    /// the epochs before drawn again, the loop where it stood.
+    pub(super) fn continue_from(&mut self, state: &BatchState, dir: &Path) -> Result<()> {
+        let saved: std::collections::HashMap<String, Tensor> =
+            Tensor::read_safetensors(dir.join(BATCH))?.into_iter().collect();
+        for (name, tensor) in self.model.tensors() {
+            let Some(value) = saved.get(&name) else { bail!("{}: no `{name}`", dir.join(BATCH).display()) };
+            if value.size() != tensor.size() {
+                bail!(
+                    "{}: `{name}` has shape {:?}, the batch {:?}",
+                    dir.join(BATCH).display(),
+                    value.size(),
+                    tensor.size()
+                );
+            }
+            tch::no_grad(|| tensor.shallow_clone().copy_(value));
+        }
+        self.optimizer.load(&dir.join(OPTIMIZER))?;
+        let n = self.data.y.size()[0] as u64;
+        for rng in &mut self.rngs {
+            (0..state.epoch).for_each(|_| drop(ShuffledOrder::new(n, rng)));
+        }
+        let sums = Tensor::from_slice(&state.loss_sums).to(self.loss_sums.device());
+        tch::no_grad(|| self.loss_sums.copy_(&sums));
+        (self.epoch, self.position, self.step, self.seen) = (state.epoch, state.position, state.step, state.seen);
+        self.last_checkpoint = state.last_checkpoint;
+        Ok(())
+    }
+
+    /// Where the loop stands, with the members `taken` so far (between
+    /// optimizer steps).
+    pub(super) fn state(&self, taken: Vec<Vec<TakenMember>>) -> Result<BatchState> {
+        Ok(BatchState {
+            epoch: self.epoch,
+            position: self.position,
+            step: self.step,
+            seen: self.seen,
+            last_checkpoint: self.last_checkpoint,
+            loss_sums: Vec::<f32>::try_from(&self.loss_sums.to_device(tch::Device::Cpu))?,
+            taken,
+        })
+    }
+
+    /// Writes the stacked tensors and the optimizer's state into `dir`.
+    pub(super) fn write_files(&self, dir: &Path) -> Result<()> {
+        Tensor::write_safetensors(&self.model.tensors(), dir.join(BATCH))?;
+        self.optimizer.save(&dir.join(OPTIMIZER))
     }
 
     /// The first member whose loss was not finite since the last check.
@@ -81,35 +139,38 @@ impl<'a> BatchedFit<'a> {
         Ok(sums.iter().position(|s| !s.is_finite()))
     }
 
-    /// One epoch, each member in its own fresh shuffle, with the
-    /// checkpoints a run alone has inside it (every `checkpoint_every`
-    /// steps and the extra ones, before the next step); whether the budget
-    /// of examples ended it. A stop asked for ends it (the batch starts over).
-    pub(super) fn epoch(
+    /// The epoch in progress, each member in its own fresh shuffle (from
+    /// where it stood, when continued), with the checkpoints a run alone
+    /// has inside it (every `checkpoint_every` steps and the extra ones,
+    /// before the next step) and `at_boundary` called between optimizer
+    /// steps (to save the state, or stop); whether the budget of examples
+    /// ended it.
+    pub(super) fn train_epoch(
         &mut self,
-        cancel: &AtomicBool,
         on_checkpoint: &mut dyn FnMut(Checkpoint) -> Result<()>,
+        at_boundary: &mut dyn FnMut(&Self) -> Result<()>,
     ) -> Result<bool> {
         let n = self.data.y.size()[0] as u64;
         let orders: Vec<i64> = (self.rngs.iter_mut())
             .flat_map(|rng| ShuffledOrder::new(n, rng).ids().iter().map(|&i| i as i64).collect::<Vec<_>>())
             .collect();
         let orders = Tensor::from_slice(&orders).view([self.rngs.len() as i64, n as i64]).to(self.data.x.device());
-        let mut start = 0;
-        while start < n && self.seen < self.budget {
-            if cancel.load(Ordering::Relaxed) {
-                bail!("cancelled: a batch of population runs saves no state, and starts over when resumed");
+        while self.position < n && self.seen < self.budget {
+            if self.micro == 0 {
+                at_boundary(self)?;
             }
             self.scheduled_checkpoint(n, on_checkpoint)?;
-            let length = (self.cfg.batch_size as u64).min(n - start).min(self.budget - self.seen);
+            let (start, length) = (self.position, (self.cfg.batch_size as u64).min(n - self.position));
+            let length = length.min(self.budget - self.seen);
             let last_of_pass = self.seen + length >= self.budget;
             self.step_on(&orders.narrow(1, start as i64, length as i64).contiguous(), last_of_pass)?;
-            (start, self.seen) = (start + length, self.seen + length);
+            (self.position, self.seen) = (start + length, self.seen + length);
         }
         if self.micro > 0 {
             // The epoch ended inside an accumulation: step with what was gathered.
             self.optimizer_step()?;
         }
+        (self.epoch, self.position) = (self.epoch + 1, 0);
         Ok(self.seen >= self.budget)
     }
 

@@ -9,23 +9,26 @@
 //! by element, and the loss is the sum of the members' mean losses, so each
 //! member's gradient is its own.
 
+use std::cell::RefCell;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tch::{Kind, Tensor};
 use tessera_sdk::Checkpoint;
 
+use super::group::Group;
+use super::resume::{BatchState, TakenMember};
 use super::run::outputs_into;
 use super::run::OneRun;
-use super::{
-    batch_refused, describe, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix,
-};
+use super::{batch_refused, describe, Member, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix};
 use crate::error::{bail, Result};
 use crate::manifest::{MemberBatch, ModelConfig, ModelKind, TrainConfig};
 use crate::model::Model;
 
 mod fit;
 mod net;
+mod saved;
 #[cfg(test)]
 mod tests;
 
@@ -98,19 +101,21 @@ fn activation_floats(architecture: &ModelConfig, input: &[i64], classes: i64) ->
     floats
 }
 
-/// Trains `runs` (one architecture and setting) as one batched model; the
-/// members they yield, in run order, as if each had trained alone.
+/// Trains `runs` (one architecture and setting) as one batched model into
+/// `group`'s population (continuing from `resumed`, a state saved inside
+/// it); the members they yield, in run order, as if each had trained alone.
+/// Its optimizer steps.
 pub(super) fn train_batch(
     plan: &PopulationPlan,
     runs: &[RunSpec],
     inputs: &PopulationInputs,
-    (shared, base, cancel): (&SharedTensors, Option<&Model>, &AtomicBool),
-    population: &mut Population,
-) -> Result<()> {
+    (group, base, cancel): (&Group, Option<&Model>, &AtomicBool),
+    resumed: Option<(BatchState, PathBuf)>,
+) -> Result<u64> {
     if let Some(why) = unbatchable(plan, runs, inputs) {
         bail!("population.batch: {why}");
     }
-    let started = std::time::Instant::now();
+    let (started, shared) = (std::time::Instant::now(), &group.shared);
     let one = |spec| OneRun { plan, spec, inputs, shared, base };
     let models = runs.iter().map(|spec| Ok(one(spec).initial_model(&None)?.0)).collect::<Result<Vec<Model>>>()?;
     let labels = runs.iter().map(|spec| one(spec).labels(&plan.settings[spec.setting])).collect::<Result<Vec<_>>>()?;
@@ -120,8 +125,13 @@ pub(super) fn train_batch(
         batched.freeze_features();
     }
     let seeds: Vec<u64> = runs.iter().map(|spec| one(spec).seed()).collect();
-    let mut rows: Vec<Vec<TakenMember>> = runs.iter().map(|_| vec![]).collect();
     let cfg = &plan.settings[runs[0].setting];
+    let mut fit = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, &seeds)?;
+    let taken: RefCell<Vec<Vec<TakenMember>>> = RefCell::new(runs.iter().map(|_| vec![]).collect());
+    if let Some((state, dir)) = &resumed {
+        fit.continue_from(state, dir)?;
+        *taken.borrow_mut() = state.taken.clone();
+    }
     let n = shared.train.y.size()[0] as u64;
     // Members where a run alone takes them: at a training length, or at
     // every checkpoint with `every_checkpoint`.
@@ -132,25 +142,25 @@ pub(super) fn train_batch(
         let at_a_length = cp.epoch.fract() == 0.0 && plan.lengths.contains(&epochs);
         if inputs.config.every_checkpoint || at_a_length {
             let at = (epochs, cp.step, cp.examples_seen);
-            let taken = take_members(batched.as_ref(), runs, at, (plan, inputs, shared))?;
-            rows.iter_mut().zip(taken).for_each(|(rows, row)| rows.push(row));
+            let members = take_members(batched.as_ref(), runs, at, (plan, inputs, shared))?;
+            taken.borrow_mut().iter_mut().zip(members).for_each(|(rows, row)| rows.push(row));
         }
         taking += taken_from.elapsed();
         Ok(())
     };
+    let mut at_boundary = |fit: &BatchedFit| saved::at_boundary(fit, group, &taken, cancel);
     let set_up = started.elapsed();
-    let mut fit = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, &seeds)?;
-    for epoch in 0..cfg.epochs {
-        let exhausted = fit.epoch(cancel, &mut on_checkpoint)?;
+    while fit.epoch < cfg.epochs {
+        let exhausted = fit.train_epoch(&mut on_checkpoint, &mut at_boundary)?;
         if let Some(member) = fit.diverged()? {
             bail!(
                 "training diverged: population run {} (trained in a batch) had a loss that is not finite in epoch \
                  {}; lower train.lr, or check the data for NaN or infinite values",
                 runs[member].run,
-                epoch + 1
+                fit.epoch
             );
         }
-        let epochs_done = if exhausted { fit.seen as f64 / n as f64 } else { (epoch + 1) as f64 };
+        let epochs_done = if exhausted { fit.seen as f64 / n as f64 } else { fit.epoch as f64 };
         on_checkpoint(Checkpoint { step: fit.step, epoch: epochs_done, examples_seen: fit.seen, is_final: true })?;
         fit.last_checkpoint = fit.step;
         if exhausted {
@@ -159,16 +169,17 @@ pub(super) fn train_batch(
     }
     let trained = started.elapsed() - set_up;
     log_timing(runs, fit.step, (set_up, trained - taking, taking));
+    let mut population = group.population.borrow_mut();
     if plan.settings.iter().any(|c| c.label_noise > 0.0) {
         population.train_labels.extend(labels);
     }
-    for (member, splits) in rows.into_iter().flatten() {
+    for (member, splits) in taken.into_inner().into_iter().flatten() {
         for (split, rows) in splits {
             population.splits.get_mut(&split).expect("inserted with the population").extend_rows(rows);
         }
         population.members.push(member);
     }
-    Ok(())
+    Ok(fit.step)
 }
 
 /// Where a batch's time went: its set-up (the members' initial models,
@@ -199,9 +210,6 @@ fn probabilities(batched: &dyn BatchedNet, x: &Tensor) -> Tensor {
         x.split(rows, 0).iter().map(|rows| batched.forward_shared(rows).softmax(-1, Kind::Float)).collect();
     Tensor::cat(&parts, 1)
 }
-
-/// A member taken from a batch, with its rows of each split's matrix.
-type TakenMember = (Member, Vec<(String, SplitMatrix)>);
 
 /// Every member of the batch after `epochs` epochs, evaluated on each split
 /// by the batched model.

@@ -15,6 +15,9 @@ pub trait BatchedNet {
     fn forward_shared(&self, x: &Tensor) -> Tensor;
     /// Every stacked tensor that trains.
     fn parameters(&self) -> Vec<Tensor>;
+    /// Every stacked tensor by name, the frozen ones and BatchNorms'
+    /// running statistics too: what a saved state keeps (shallow copies).
+    fn tensors(&self) -> Vec<(String, Tensor)>;
     /// Trains the head only (`population.freeze_features`): the other
     /// layers' tensors stop taking gradients, and their BatchNorms keep
     /// their statistics, as a member's frozen blocks do alone.
@@ -92,6 +95,16 @@ impl StackedNorm {
         let cat = |leaf: &str| -> Result<Tensor> { Ok(Tensor::cat(&stacked(members, &key(leaf))?, 0).contiguous()) };
         let (weight, bias) = (leaf(cat("weight")?), leaf(cat("bias")?));
         Ok(Some(StackedNorm { weight, bias, running_mean: cat("running_mean")?, running_var: cat("running_var")? }))
+    }
+
+    /// Its four tensors by name.
+    fn named(&self) -> [(&'static str, &Tensor); 4] {
+        [
+            ("weight", &self.weight),
+            ("bias", &self.bias),
+            ("running_mean", &self.running_mean),
+            ("running_var", &self.running_var),
+        ]
     }
 
     /// `h` normalised: by the batch's statistics (updating the running
@@ -177,6 +190,20 @@ impl BatchedNet for BatchedCnn {
             .collect()
     }
 
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut named = Vec::new();
+        for (i, (weight, bias, norm)) in self.convs.iter().enumerate() {
+            named.push((format!("conv{i}.weight"), weight.shallow_clone()));
+            named.push((format!("conv{i}.bias"), bias.shallow_clone()));
+            for (leaf, t) in norm.iter().flat_map(StackedNorm::named) {
+                named.push((format!("conv{i}.bn.{leaf}"), t.shallow_clone()));
+            }
+        }
+        named.push(("head.weight".into(), self.head.0.shallow_clone()));
+        named.push(("head.bias".into(), self.head.1.shallow_clone()));
+        named
+    }
+
     fn freeze_features(&mut self) {
         for (weight, bias, norm) in &self.convs {
             let norm = norm.iter().flat_map(|n| [&n.weight, &n.bias]);
@@ -230,6 +257,13 @@ impl BatchedNet for BatchedMlp {
     fn parameters(&self) -> Vec<Tensor> {
         let trained = if self.frozen { &self.layers[self.layers.len() - 1..] } else { &self.layers[..] };
         trained.iter().flat_map(|(w, b)| [w.shallow_clone(), b.shallow_clone()]).collect()
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let named = |(i, (w, b)): (usize, &(Tensor, Tensor))| {
+            [(format!("layer{i}.weight"), w.shallow_clone()), (format!("layer{i}.bias"), b.shallow_clone())]
+        };
+        self.layers.iter().enumerate().flat_map(named).collect()
     }
 
     fn freeze_features(&mut self) {

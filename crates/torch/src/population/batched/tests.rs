@@ -6,6 +6,7 @@ use tch::Device;
 
 use super::*;
 use crate::manifest::{DataConfig, ModelConfig, ModelKind, PopulationConfig, PretrainConfig, PretrainMethod, Split};
+use crate::population::Population;
 use crate::train::{self, TensorData};
 
 fn splits() -> crate::data::Splits {
