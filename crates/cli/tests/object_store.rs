@@ -187,6 +187,11 @@ fn listing(url: &StoreUrl) -> Vec<String> {
     names
 }
 
+/// The bytes of the files in `dir`.
+fn folder_bytes(dir: &Path) -> f64 {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len() as f64).sum()
+}
+
 /// Whether a folder named `name` is anywhere under `dir`.
 fn holds_folder(dir: &Path, name: &str) -> bool {
     std::fs::read_dir(dir)
@@ -247,6 +252,10 @@ fn each_sampler_trains_from_a_bucket_as_from_local_disk() {
         let offline_bytes = in_store["offline_bytes_read"].as_f64().unwrap();
         let block_bytes = if offline > 0.0 { 0.0 } else { in_store["io_bytes_per_epoch"].as_f64().unwrap() * 2.0 };
         assert_eq!(in_store["store_bytes"].as_f64(), Some(index + block_bytes + offline_bytes), "{name}: {in_store}");
+        // Apart, the held-out splits, read whole once: their folders' files.
+        let holdout = folder_bytes(&dir.path().join("set/test")) + folder_bytes(&dir.path().join("set/validation"));
+        assert_eq!(in_store["store_holdout_bytes"].as_f64(), Some(holdout), "{name}: {in_store}");
+        assert!(on_disk.get("store_holdout_bytes").is_none(), "{name}: local held-out splits report no store");
         served += from_source * 2.0;
     }
     assert_eq!(ranged_gets(&server, source.join("train").unwrap().key()) as f64, served, "the server's log agrees");

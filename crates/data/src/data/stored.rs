@@ -101,9 +101,19 @@ pub fn open_train(config: &DataConfig, folders: &StoredFolders, base: &Path) -> 
     }
 }
 
+/// The validation and test splits of a shard source, in memory.
+pub struct Holdout {
+    /// The validation split (empty where there is none).
+    pub validation: Dataset,
+    /// The test split.
+    pub test: Dataset,
+    /// What reading them took from an object store (none from local disk).
+    pub store: Option<tessera_store::StoreCounts>,
+}
+
 /// The validation and test splits, read into memory (checksums checked),
 /// refused past `data.holdout_memory_mb`.
-pub fn holdout(config: &DataConfig, folders: &StoredFolders, train: &ShardSet) -> Result<(Dataset, Dataset)> {
+pub fn holdout(config: &DataConfig, folders: &StoredFolders, train: &ShardSet) -> Result<Holdout> {
     let open = |at: &Location| ShardSet::open_at(at, store_options(config));
     let validation_set = folders.validation.as_ref().map(open).transpose()?;
     let test_set = open(&folders.test)?;
@@ -121,10 +131,12 @@ pub fn holdout(config: &DataConfig, folders: &StoredFolders, train: &ShardSet) -
     bytes += validation_set.as_ref().map_or(0, |s| s.index.examples * s.index.record_bytes);
     check_holdout_memory(config, bytes)?;
     let empty = Dataset { features: vec![], shape: train.index.shape.clone(), labels: vec![], classes: 0 };
-    let validation = validation_set.map(|s| s.read_all()).transpose()?.unwrap_or(empty);
+    let validation = validation_set.as_ref().map(|s| s.read_all()).transpose()?.unwrap_or(empty);
     let test = test_set.read_all()?;
     let classes = [train.index.classes, validation.classes, test.classes].into_iter().max().unwrap_or(0);
-    Ok((Dataset { classes, ..validation }, Dataset { classes, ..test }))
+    let counts = validation_set.iter().chain([&test_set]).filter_map(ShardSet::store_counts).collect::<Vec<_>>();
+    let store = (!counts.is_empty()).then(|| counts.into_iter().sum());
+    Ok(Holdout { validation: Dataset { classes, ..validation }, test: Dataset { classes, ..test }, store })
 }
 
 /// Refuses held-out splits larger than `data.holdout_memory_mb`.
@@ -143,7 +155,7 @@ pub fn check_holdout_memory(config: &DataConfig, bytes: u64) -> Result<()> {
 pub fn load(config: &DataConfig, base: &Path) -> Result<Splits> {
     let folders = folders(config, base)?;
     let set = open_train(config, &folders, base)?;
-    let (validation, test) = holdout(config, &folders, &set)?;
+    let Holdout { validation, test, .. } = holdout(config, &folders, &set)?;
     let mut train = set.read_all()?;
     train.classes = test.classes;
     let shifted = super::shifted(config, &test, config.seed.unwrap_or(0));

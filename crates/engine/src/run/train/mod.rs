@@ -94,6 +94,8 @@ struct TrainJob<'a> {
     store_sets: Vec<Arc<ShardSet>>,
     /// What the unit wrote to an object store (its own shards), once done.
     store_written: Option<StoreCounts>,
+    /// What reading the held-out splits of a shard source took from a store.
+    holdout_read: Option<StoreCounts>,
 }
 
 /// Where the training split comes from.
@@ -102,8 +104,9 @@ enum TrainSource {
     Memory,
     /// Its source, read example by example into shards (then dropped).
     Planned(Box<dyn data::ExampleSource>, data::SplitPlan),
-    /// A shard folder of the user's, trained in place and never written.
-    Folder(Arc<ShardSet>),
+    /// A shard folder of the user's, trained in place and never written
+    /// (and what reading its held-out splits took from a store).
+    Folder(Arc<ShardSet>, Option<StoreCounts>),
     /// Already stored.
     Stored,
 }
@@ -149,7 +152,7 @@ impl<'a> TrainJob<'a> {
             .collect::<Result<Vec<_>, _>>()?;
         let metric_ctx = super::metrics::metric_contexts(&metrics, seed, &options.cancel);
         let layout = match &train_source {
-            TrainSource::Folder(set) => set.index.layout(),
+            TrainSource::Folder(set, _) => set.index.layout(),
             _ => StorageLayout {
                 examples: splits.train.len() as u64,
                 block_size: s.storage.block_size.max(1),
@@ -176,6 +179,7 @@ impl<'a> TrainJob<'a> {
             resuming: None,
             store_sets: Vec::new(),
             store_written: None,
+            holdout_read: None,
         })
     }
 
@@ -282,8 +286,9 @@ impl<'a> TrainJob<'a> {
         let owned = crate::owned::OwnedDir::create(&root, "shards")?;
         let mut stored = Stored { set: None, root, owned: Some(owned), output };
         let set = match std::mem::replace(&mut self.train_source, TrainSource::Stored) {
-            TrainSource::Folder(set) => {
+            TrainSource::Folder(set, holdout) => {
                 self.store_sets.extend(set.store_counts().map(|_| set.clone()));
+                self.holdout_read = holdout;
                 set
             }
             TrainSource::Planned(source, plan) => {
@@ -542,7 +547,7 @@ impl<'a> TrainJob<'a> {
             // Read from storage, what the reads cost is what the run is about.
             engine.headline.extend(["io_requests_per_epoch".into(), "io_modeled_seconds_per_epoch".into()]);
         }
-        store_figures(&mut engine, &self.store_sets, self.store_written);
+        store_figures(&mut engine, &self.store_sets, (self.holdout_read, self.store_written));
         engine.scalars.insert("epoch_seconds".into(), summary.epoch_seconds.iter().sum::<f64>() / epochs);
         engine.scalars.insert("train_seconds".into(), summary.epoch_seconds.iter().sum::<f64>());
         if self.variant.finetuner.is_some() {
@@ -609,7 +614,7 @@ fn training_data(s: &Settings, seed: u64, base: &Path) -> Result<(Splits, TrainS
         (true, crate::choice::DataSource::Shards) => {
             let folders = data::stored::folders(&s.data, base)?;
             let set = Arc::new(data::stored::open_train(&s.data, &folders, base)?);
-            let (validation, test) = data::stored::holdout(&s.data, &folders, &set)?;
+            let data::stored::Holdout { validation, test, store } = data::stored::holdout(&s.data, &folders, &set)?;
             let train = data::Dataset {
                 features: vec![],
                 shape: set.index.shape.clone(),
@@ -626,7 +631,7 @@ fn training_data(s: &Settings, seed: u64, base: &Path) -> Result<(Splits, TrainS
                 train_ids: vec![],
                 clean_train_labels: vec![],
             };
-            Ok((splits, TrainSource::Folder(set)))
+            Ok((splits, TrainSource::Folder(set, store)))
         }
         (true, _) => {
             let planned = data::plan(&s.data, s.train.label_noise, seed, base)?;
@@ -650,12 +655,16 @@ fn resolved_settings(settings: &Settings, base: &Path) -> Settings {
 }
 
 /// What the object store really served the unit, over every shard set it
-/// read there (the user's and the unit's own copies): every request (the
-/// indexes and each shard's size too), the ranged GETs of blocks or records
-/// (the cost model's requests, less the cache's hits), bytes and retries;
-/// the objects and bytes the unit wrote; and the block cache's hits, misses
-/// and evictions.
-fn store_figures(engine: &mut ReportJson, sets: &[Arc<ShardSet>], written: Option<StoreCounts>) {
+/// trained from there (the user's and the unit's own copies): every request
+/// (the indexes and each shard's size too), the ranged GETs of blocks or
+/// records (the cost model's requests, less the cache's hits), bytes and
+/// retries; apart, what reading the held-out splits took; the objects and
+/// bytes the unit wrote; and the block cache's hits, misses and evictions.
+fn store_figures(
+    engine: &mut ReportJson,
+    sets: &[Arc<ShardSet>],
+    (holdout, written): (Option<StoreCounts>, Option<StoreCounts>),
+) {
     let s = &mut engine.scalars;
     let counts: Vec<StoreCounts> = sets.iter().filter_map(|set| set.store_counts()).collect();
     if !counts.is_empty() {
@@ -667,6 +676,10 @@ fn store_figures(engine: &mut ReportJson, sets: &[Arc<ShardSet>], written: Optio
         // From a store, what it really served and what the reads cost in
         // waiting go beside the model's figures on the page.
         engine.headline.extend(["store_range_requests".into(), "io_wait_seconds_per_epoch".into()]);
+    }
+    if let Some(holdout) = holdout {
+        s.insert("store_holdout_requests".into(), holdout.requests as f64);
+        s.insert("store_holdout_bytes".into(), holdout.bytes as f64);
     }
     if let Some(written) = written {
         s.insert("store_objects_written".into(), written.puts as f64);
