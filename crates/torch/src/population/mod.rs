@@ -271,23 +271,26 @@ impl Population {
         let inside_run = group.resume()?.is_some();
         group.trains_as_saved(true, inside_run)?;
         let mut resumed = group.resumed_batch.take();
+        let parts = batched::parts(plan, runs, inputs)?;
         if let Some(bar) = progress {
-            bar.set_position(group.finished as u64);
+            // A batch's bar counts optimizer steps, of all its parts.
+            let n = group.shared.train.y.size()[0] as u64;
+            bar.set_length(parts.iter().map(|part| batched::steps_taken(&plan.settings[part[0].setting], n)).sum());
+            bar.set_position(group.finished_steps);
         }
         // A batch is one architecture: one shared start (or none) for all.
         let base = Self::shared_start(plan, runs[0].architecture, inputs, &group.shared)?;
         let mut first = 0;
-        for part in batched::parts(plan, runs, inputs)? {
+        for part in parts {
             first += part.len();
             if first <= group.finished {
                 continue; // trained before the state was saved
             }
-            let steps = batched::train_batch(plan, part, inputs, (&group, base.as_ref(), cancel), resumed.take())?;
+            let training = (&group, base.as_ref(), cancel, progress);
+            let steps = batched::train_batch(plan, part, inputs, training, resumed.take())?;
             log::info!("population runs {}–{} trained as one batch", part[0].run + 1, part[part.len() - 1].run + 1);
             group.finished(part.len(), steps)?;
-            if let Some(bar) = progress {
-                bar.inc(part.len() as u64);
-            }
+            progress.iter().for_each(|bar| bar.set_position(group.finished_steps));
         }
         Ok(group.population.into_inner())
     }

@@ -57,7 +57,7 @@ impl<'a> BatchedFit<'a> {
         let optimizer = crate::optim::SavableOptimizer::new(train::optimizer_rule(cfg), cfg.lr, &model.parameters())?;
         let budget = cfg.max_examples.unwrap_or(u64::MAX);
         let accumulate = cfg.accumulate.max(1);
-        let total_steps = (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64 * accumulate);
+        let total_steps = planned_steps(cfg, n);
         let extra_checkpoints = train::checkpoint_steps(cfg, total_steps);
         let rngs = seeds.iter().map(|&seed| SeedRng::derive(seed, 0x5_4FF1E)).collect();
         let loss_sums = Tensor::zeros([seeds.len() as i64], (Kind::Float, device));
@@ -217,6 +217,24 @@ impl<'a> BatchedFit<'a> {
         self.optimizer.step()?;
         (self.micro, self.step) = (0, self.step + 1);
         Ok(())
+    }
+}
+
+/// The optimizer steps a batch of `cfg` takes over `n` training examples,
+/// as the learning-rate schedule counts them (an epoch's short last batch
+/// not counted).
+fn planned_steps(cfg: &TrainConfig, n: u64) -> u64 {
+    let budget = cfg.max_examples.unwrap_or(u64::MAX);
+    (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64 * cfg.accumulate.max(1))
+}
+
+/// The optimizer steps a batch of `cfg` takes over `n` training examples,
+/// each epoch's short last batch counted (the schedule's count where
+/// `train.max_examples` ends training early).
+pub(in crate::population) fn steps_taken(cfg: &TrainConfig, n: u64) -> u64 {
+    match cfg.max_examples {
+        Some(_) => planned_steps(cfg, n),
+        None => n.div_ceil(cfg.batch_size as u64).div_ceil(cfg.accumulate.max(1)) * cfg.epochs,
     }
 }
 

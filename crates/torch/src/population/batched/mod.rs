@@ -32,6 +32,7 @@ mod saved;
 #[cfg(test)]
 mod tests;
 
+pub(super) use fit::steps_taken;
 use fit::BatchedFit;
 use net::stack;
 pub use net::{BatchedCnn, BatchedMlp, BatchedNet};
@@ -109,7 +110,7 @@ pub(super) fn train_batch(
     plan: &PopulationPlan,
     runs: &[RunSpec],
     inputs: &PopulationInputs,
-    (group, base, cancel): (&Group, Option<&Model>, &AtomicBool),
+    (group, base, cancel, progress): (&Group, Option<&Model>, &AtomicBool, Option<&indicatif::ProgressBar>),
     resumed: Option<(BatchState, PathBuf)>,
 ) -> Result<u64> {
     if let Some(why) = unbatchable(plan, runs, inputs) {
@@ -148,7 +149,11 @@ pub(super) fn train_batch(
         taking += taken_from.elapsed();
         Ok(())
     };
-    let mut at_boundary = |fit: &BatchedFit| saved::at_boundary(fit, group, &taken, cancel);
+    let mut shown = Shown { runs, bar: progress, steps_before: group.finished_steps, line: None };
+    let mut at_boundary = |fit: &BatchedFit| {
+        shown.step(fit);
+        saved::at_boundary(fit, group, &taken, cancel)
+    };
     let set_up = started.elapsed();
     while fit.epoch < cfg.epochs {
         let exhausted = fit.train_epoch(&mut on_checkpoint, &mut at_boundary)?;
@@ -180,6 +185,40 @@ pub(super) fn train_batch(
         population.members.push(member);
     }
     Ok(fit.step)
+}
+
+/// How a batch shows where it stands: the unit's progress bar counts its
+/// optimizer steps (on a terminal); elsewhere (a log, a Slurm job) a line
+/// at most every [`LINE_EVERY`].
+struct Shown<'a> {
+    runs: &'a [RunSpec],
+    bar: Option<&'a indicatif::ProgressBar>,
+    /// The unit's steps in the batches before this one.
+    steps_before: u64,
+    line: Option<std::time::Instant>,
+}
+
+/// Without a terminal, a batch's progress line at most this often.
+const LINE_EVERY: Duration = Duration::from_secs(10);
+
+impl Shown<'_> {
+    /// Before the step after `fit.step`.
+    fn step(&mut self, fit: &BatchedFit) {
+        if let Some(bar) = self.bar {
+            bar.set_position(self.steps_before + fit.step);
+        }
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        if terminal || self.line.is_some_and(|at| at.elapsed() < LINE_EVERY) {
+            return;
+        }
+        self.line = Some(std::time::Instant::now());
+        let (first, last) = (self.runs[0].run + 1, self.runs[self.runs.len() - 1].run + 1);
+        let epochs = fit.cfg.epochs;
+        let n = fit.data.y.size()[0] as u64;
+        let (epoch, step, steps) =
+            (fit.epoch as f64 + fit.position as f64 / n as f64, fit.step, steps_taken(fit.cfg, n));
+        log::info!("population runs {first}–{last} (one batch): epoch {epoch:.1}/{epochs} · step {step}/{steps}");
+    }
 }
 
 /// Where a batch's time went: its set-up (the members' initial models,
