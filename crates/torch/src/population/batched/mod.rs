@@ -149,7 +149,8 @@ pub(super) fn train_batch(
         taking += taken_from.elapsed();
         Ok(())
     };
-    let mut shown = Shown { runs, bar: progress, steps_before: group.finished_steps, line: None };
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut shown = Shown { runs, bar: progress, steps_before: group.finished_steps, terminal, line: None };
     let mut at_boundary = |fit: &BatchedFit| {
         shown.step(fit);
         saved::at_boundary(fit, group, &taken, cancel)
@@ -195,6 +196,8 @@ struct Shown<'a> {
     bar: Option<&'a indicatif::ProgressBar>,
     /// The unit's steps in the batches before this one.
     steps_before: u64,
+    /// Whether stderr is a terminal (then no lines), and the last line's time.
+    terminal: bool,
     line: Option<std::time::Instant>,
 }
 
@@ -207,8 +210,7 @@ impl Shown<'_> {
         if let Some(bar) = self.bar {
             bar.set_position(self.steps_before + fit.step);
         }
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        if terminal || self.line.is_some_and(|at| at.elapsed() < LINE_EVERY) {
+        if self.terminal || self.line.is_some_and(|at| at.elapsed() < LINE_EVERY) {
             return;
         }
         self.line = Some(std::time::Instant::now());
