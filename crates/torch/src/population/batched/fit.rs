@@ -86,6 +86,10 @@ impl<'a> BatchedFit<'a> {
     /// tensors and the optimizer's state loaded, each member's shuffles of
     /// the epochs before drawn again, the loop where it stood.
     pub(super) fn continue_from(&mut self, state: &BatchState, dir: &Path) -> Result<()> {
+        let members = self.rngs.len();
+        if state.loss_sums.len() != members || state.taken.len() != members {
+            bail!("{}: a saved batch of {} members, not of {members}", dir.display(), state.loss_sums.len());
+        }
         let saved: std::collections::HashMap<String, Tensor> =
             Tensor::read_safetensors(dir.join(BATCH))?.into_iter().collect();
         for (name, tensor) in self.model.tensors() {

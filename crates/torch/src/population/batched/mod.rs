@@ -1,13 +1,14 @@
 //! Populations trained as one batched model (issue 39): K runs of one MLP
-//! architecture and one training setting, their weights stacked on a
-//! leading member axis, each layer a batched matrix product. Each member
-//! keeps what it has alone: its initialization (its seed's weights, copied
-//! from the model it would train unbatched), its own shuffled order (its
-//! seed's stream, batch for batch), its label-noise draw and its members at
-//! each training length. One optimizer over the stacked tensors is K
-//! optimizers: SGD's momentum, Adam's moments and weight decay act element
-//! by element, and the loss is the sum of the members' mean losses, so each
-//! member's gradient is its own.
+//! or CNN architecture and one training setting, their weights stacked on a
+//! leading member axis (`net`): dense layers as batched matrix products,
+//! convolutions as grouped ones. Each member keeps what it has alone: its
+//! initialization (its seed's weights, copied from the model it would train
+//! unbatched), its own shuffled order (its seed's stream, batch for batch),
+//! its label-noise draw and its members at each training length. One
+//! optimizer over the stacked tensors is K optimizers (`fit`): SGD's
+//! momentum, Adam's moments and weight decay act element by element, and
+//! the loss is the sum of the members' mean losses, so each member's
+//! gradient is its own. A stop saves the batch where it stands (`saved`).
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -38,9 +39,8 @@ use net::stack;
 pub use net::{BatchedCnn, BatchedMlp, BatchedNet};
 
 /// Why `runs` cannot train as one batch, if they cannot: they must share an
-/// MLP (or linear) architecture and settings that differ at most in
-/// `label_noise`, and train from their own start on a host shuffle
-/// (see [`batch_refused`]).
+/// MLP, linear or CNN architecture and settings that differ at most in
+/// `label_noise`, and train on a host shuffle (see [`batch_refused`]).
 pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationInputs) -> Option<String> {
     let first = runs.first()?;
     let setting = |r: &RunSpec| TrainConfig { label_noise: 0.0, ..plan.settings[r.setting].clone() };
@@ -133,6 +133,7 @@ pub(super) fn train_batch(
         fit.continue_from(state, dir)?;
         *taken.borrow_mut() = state.taken.clone();
     }
+    let first_step = fit.step;
     let n = shared.train.y.size()[0] as u64;
     // Members where a run alone takes them: at a training length, or at
     // every checkpoint with `every_checkpoint`.
@@ -174,7 +175,7 @@ pub(super) fn train_batch(
         }
     }
     let trained = started.elapsed() - set_up;
-    log_timing(runs, fit.step, (set_up, trained - taking, taking));
+    log_timing(runs, fit.step - first_step, (set_up, trained - taking, taking));
     let mut population = group.population.borrow_mut();
     if plan.settings.iter().any(|c| c.label_noise > 0.0) {
         population.train_labels.extend(labels);
@@ -224,8 +225,9 @@ impl Shown<'_> {
 }
 
 /// Where a batch's time went: its set-up (the members' initial models,
-/// stacked), its training loop (`steps` optimizer steps; the epochs' ends
-/// wait for the device) and its members taken (evaluated on every split).
+/// stacked), its training loop (`steps` optimizer steps in this process;
+/// the epochs' ends wait for the device) and its members taken (evaluated
+/// on every split).
 fn log_timing(runs: &[RunSpec], steps: u64, (set_up, training, taking): (Duration, Duration, Duration)) {
     log::info!(
         "population runs {}–{}: set up in {:.3} s, training loop {:.3} s ({steps} steps, {:.3} ms a step), \
