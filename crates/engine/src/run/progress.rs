@@ -29,12 +29,17 @@ pub struct UnitProgress {
     pub epoch: f64,
     /// Epochs of the whole run.
     pub epochs: u64,
-    /// Mean training loss since the previous checkpoint.
-    pub train_loss: f64,
-    /// Test accuracy at this checkpoint.
-    pub test_accuracy: f64,
+    /// Mean training loss since the previous checkpoint (none for a
+    /// population unit).
+    pub train_loss: Option<f64>,
+    /// Test accuracy at this checkpoint (none for a population unit).
+    pub test_accuracy: Option<f64>,
     /// Seconds since training started.
     pub seconds: f64,
+    /// A population unit's runs finished, and all of them (`epoch` and
+    /// `epochs` are then the run's or batch's in progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<(u64, u64)>,
 }
 
 impl UnitProgress {
@@ -43,12 +48,13 @@ impl UnitProgress {
         (self.step > 0).then(|| self.seconds / self.step as f64 * self.steps.saturating_sub(self.step) as f64)
     }
 
-    /// `epoch 2.5/6 · step 220/396 · train loss 0.412 · test acc 0.871`.
+    /// `epoch 2.5/6 · step 220/396 · train loss 0.412 · test acc 0.871`, or
+    /// for a population unit `runs 2/8 · epoch 2.5/6 · step 1420/3168`.
     pub fn describe(&self) -> String {
-        format!(
-            "epoch {:.1}/{} · step {}/{} · train loss {:.3} · test acc {:.3}",
-            self.epoch, self.epochs, self.step, self.steps, self.train_loss, self.test_accuracy
-        )
+        let runs = self.runs.map_or(String::new(), |(done, all)| format!("runs {done}/{all} · "));
+        let loss = self.train_loss.map_or(String::new(), |l| format!(" · train loss {l:.3}"));
+        let accuracy = self.test_accuracy.map_or(String::new(), |a| format!(" · test acc {a:.3}"));
+        format!("{runs}epoch {:.1}/{} · step {}/{}{loss}{accuracy}", self.epoch, self.epochs, self.step, self.steps)
     }
 
     /// Reads `units/<id>/progress.json` of a run folder, if there is one.
@@ -88,7 +94,9 @@ impl<'a> Reporter<'a> {
     pub(super) fn checkpoint(&self, step: u64, epoch: f64, train_loss: f64, test_accuracy: f64, last: bool) {
         let seconds = self.started.elapsed().as_secs_f64();
         let (steps, epochs) = (self.steps, self.epochs);
-        let now = UnitProgress { step, steps, epoch, epochs, train_loss, test_accuracy, seconds };
+        let (loss, accuracy) = (Some(train_loss), Some(test_accuracy));
+        let now =
+            UnitProgress { step, steps, epoch, epochs, train_loss: loss, test_accuracy: accuracy, seconds, runs: None };
         if let Some(bar) = self.bar {
             bar.set_message(format!(
                 "{} ep {:.1}/{} loss {:.3} acc {:.3}",
@@ -99,11 +107,56 @@ impl<'a> Reporter<'a> {
             log::info!("{}: {}", self.variant, now.describe());
         }
         if last || due(&self.last_file, FILE_EVERY) {
-            let bytes = serde_json::to_vec_pretty(&now).unwrap_or_default();
-            if let Err(e) = Confined::new(self.unit_dir).write_atomic("progress.json", &bytes) {
-                log::debug!("progress.json of {}: {e}", self.variant);
-            }
+            write(self.unit_dir, &now, self.variant);
         }
+    }
+}
+
+/// Writes `progress` as `unit_dir/progress.json` (a failure is a debug line:
+/// the file only informs `tessera status`).
+fn write(unit_dir: &Path, progress: &UnitProgress, variant: &str) {
+    let bytes = serde_json::to_vec_pretty(progress).unwrap_or_default();
+    if let Err(e) = Confined::new(unit_dir).write_atomic("progress.json", &bytes) {
+        log::debug!("progress.json of {variant}: {e}");
+    }
+}
+
+/// A population unit's `progress.json`: its runs, steps and the epoch of
+/// the run or batch in progress, rewritten at most every [`FILE_EVERY`]
+/// (and when its last step is reached).
+#[cfg(feature = "torch")]
+pub(super) struct PopulationProgress<'a> {
+    variant: &'a str,
+    unit_dir: &'a Path,
+    started: Instant,
+    last_file: Cell<Option<Instant>>,
+}
+
+#[cfg(feature = "torch")]
+impl<'a> PopulationProgress<'a> {
+    /// The progress file of `variant`'s unit in `unit_dir`.
+    pub(super) fn new(variant: &'a str, unit_dir: &'a Path) -> Self {
+        PopulationProgress { variant, unit_dir, started: Instant::now(), last_file: Cell::new(None) }
+    }
+
+    /// Where the unit stands now.
+    pub(super) fn report(&self, at: tessera_torch::population::UnitSteps) {
+        let ((step, steps), (epoch, epochs)) = (at.steps, at.epoch);
+        if step < steps && !due(&self.last_file, FILE_EVERY) {
+            return;
+        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        let now = UnitProgress {
+            step,
+            steps,
+            epoch,
+            epochs,
+            train_loss: None,
+            test_accuracy: None,
+            seconds,
+            runs: Some(at.runs),
+        };
+        write(self.unit_dir, &now, self.variant);
     }
 }
 
@@ -135,6 +188,28 @@ mod tests {
         assert_eq!(UnitProgress::read(dir.path()).unwrap().step, 100, "rewritten at most every 2 s");
         reporter.checkpoint(400, 4.0, 0.3, 0.9, true);
         assert_eq!(UnitProgress::read(dir.path()).unwrap().step, 400, "the last checkpoint is always written");
+    }
+
+    #[test]
+    #[cfg(feature = "torch")]
+    fn a_population_unit_says_its_runs_and_steps_without_a_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let progress = PopulationProgress::new("p", dir.path());
+        let at =
+            |runs, step| tessera_torch::population::UnitSteps { runs: (runs, 8), steps: (step, 3168), epoch: (2.5, 6) };
+        progress.report(at(2, 1420));
+        let read = UnitProgress::read(dir.path()).unwrap();
+        assert_eq!(read.describe(), "runs 2/8 · epoch 2.5/6 · step 1420/3168");
+        assert!(read.eta_seconds().is_some());
+        progress.report(at(3, 2000));
+        assert_eq!(UnitProgress::read(dir.path()).unwrap().step, 1420, "rewritten at most every 2 s");
+        progress.report(at(8, 3168));
+        assert_eq!(UnitProgress::read(dir.path()).unwrap().runs, Some((8, 8)), "the last step is always written");
+        // A file of before has numbers for the loss and accuracy, and no runs.
+        let before = r#"{"step": 1, "steps": 2, "epoch": 0.5, "epochs": 1, "train_loss": 0.5, "test_accuracy": 0.75, "seconds": 1.0}"#;
+        std::fs::write(dir.path().join("progress.json"), before).unwrap();
+        let read = UnitProgress::read(dir.path()).unwrap();
+        assert_eq!((read.train_loss, read.runs), (Some(0.5), None));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tch::Device;
 
 use super::resume::{BatchState, GroupSaving, GroupState, RunState, FORK, MODEL, OPTIMIZER};
-use super::{Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix};
+use super::{Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix, UnitSteps};
 use crate::error::{bail, Result};
 use crate::model::Model;
 use crate::optim::SavableOptimizer;
@@ -53,6 +53,8 @@ pub(super) struct Group<'a> {
     pub(super) finished: usize,
     /// Their optimizer steps.
     pub(super) finished_steps: u64,
+    /// The optimizer steps of all the unit's runs (for its progress).
+    pub(super) total_steps: u64,
     /// Where the group's state is saved, if anywhere.
     pub(super) saving: Option<GroupSaving<'a>>,
     /// The batch a saved state stopped inside, and the folder of its files.
@@ -83,6 +85,7 @@ impl<'a> Group<'a> {
             lineage: None,
             finished: 0,
             finished_steps: 0,
+            total_steps: 0,
             saving: inputs.store.map(GroupSaving::new),
             resumed_batch: None,
         })
@@ -158,6 +161,16 @@ impl<'a> Group<'a> {
         if self.lineage != Some((spec.architecture, spec.seed_index)) {
             self.lineage = Some((spec.architecture, spec.seed_index));
             *self.fork.borrow_mut() = None;
+        }
+    }
+
+    /// Tells the unit's progress sink, if any, where training stands:
+    /// `steps` into the run or batch in progress, at `epoch` of its epochs.
+    pub(super) fn report(&self, steps: u64, epoch: (f64, u64)) {
+        if let Some(sink) = self.inputs.progress {
+            let (finished, total) = (self.finished as u64, self.runs.len() as u64);
+            let steps = (self.finished_steps + steps, self.total_steps);
+            sink(UnitSteps { runs: (finished, total), steps, epoch });
         }
     }
 

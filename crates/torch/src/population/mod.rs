@@ -25,6 +25,7 @@ mod run;
 
 pub use batched::{unbatchable, BatchedCnn, BatchedMlp, BatchedNet};
 pub use resume::{BatchState, GroupState, GroupStore, RunState};
+
 use run::OneRun;
 
 /// One member: a training run after `epochs` epochs.
@@ -135,7 +136,25 @@ pub struct PopulationInputs<'a> {
     pub sampler: Option<&'a SamplerFactory<'a>>,
     /// Where the unit saves its state to continue after a stop, if anywhere.
     pub store: Option<&'a dyn GroupStore>,
+    /// Told where the unit's training stands (its progress file), if anyone is.
+    pub progress: Option<&'a ProgressSink<'a>>,
 }
+
+/// Where a population unit's training stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitSteps {
+    /// Runs of the unit finished, and all of them.
+    pub runs: (u64, u64),
+    /// Optimizer steps taken, and those the unit takes (a batch's steps
+    /// count once for its runs; a fork's branch is counted whole).
+    pub steps: (u64, u64),
+    /// The run or batch in progress: epochs done (fractional), and its epochs.
+    pub epoch: (f64, u64),
+}
+
+/// Told where a unit's training stands: at a run's checkpoints, and at a
+/// batch's every step.
+pub type ProgressSink<'a> = dyn Fn(UnitSteps) + 'a;
 
 /// The file of `architecture`'s pretrained encoder in an encoders folder,
 /// e.g. `cnn[16-32].safetensors`.
@@ -162,6 +181,7 @@ impl<'a> PopulationInputs<'a> {
             seed,
             sampler: None,
             store: None,
+            progress: None,
         }
     }
 }
@@ -210,6 +230,7 @@ impl Population {
             sampler: None,
             store: None,
             pretrained: None,
+            progress: None,
         };
         let mut population = Population::default();
         for group in plan.groups(config, pretrain) {
@@ -234,6 +255,8 @@ impl Population {
             return Self::train_batched(plan, runs, inputs, (cancel, progress));
         }
         let mut group = group::Group::new(plan, runs, inputs)?;
+        let n = group.shared.train.y.size()[0] as u64;
+        group.total_steps = runs.iter().map(|spec| batched::steps_taken(&plan.settings[spec.setting], n)).sum();
         let mut resumed = group.resume()?;
         group.trains_as_saved(false, resumed.is_some())?;
         if let Some(bar) = progress {
@@ -251,6 +274,8 @@ impl Population {
             let steps = run.train(&group, resumed.take(), cancel)?;
             log::info!("population run {} of {} ({}) trained", spec.run + 1, plan.runs.len(), run.label());
             group.finished(1, steps)?;
+            let epochs = plan.settings[spec.setting].epochs;
+            group.report(0, (epochs as f64, epochs));
             if let Some(bar) = progress {
                 bar.inc(1);
             }
@@ -272,10 +297,11 @@ impl Population {
         group.trains_as_saved(true, inside_run)?;
         let mut resumed = group.resumed_batch.take();
         let parts = batched::parts(plan, runs, inputs)?;
+        let n = group.shared.train.y.size()[0] as u64;
+        group.total_steps = parts.iter().map(|part| batched::steps_taken(&plan.settings[part[0].setting], n)).sum();
         if let Some(bar) = progress {
             // A batch's bar counts optimizer steps, of all its parts.
-            let n = group.shared.train.y.size()[0] as u64;
-            bar.set_length(parts.iter().map(|part| batched::steps_taken(&plan.settings[part[0].setting], n)).sum());
+            bar.set_length(group.total_steps);
             bar.set_position(group.finished_steps);
         }
         // A batch is one architecture: one shared start (or none) for all.
@@ -290,6 +316,8 @@ impl Population {
             let steps = batched::train_batch(plan, part, inputs, training, resumed.take())?;
             log::info!("population runs {}–{} trained as one batch", part[0].run + 1, part[part.len() - 1].run + 1);
             group.finished(part.len(), steps)?;
+            let epochs = plan.settings[part[0].setting].epochs;
+            group.report(0, (epochs as f64, epochs));
             progress.iter().for_each(|bar| bar.set_position(group.finished_steps));
         }
         Ok(group.population.into_inner())
@@ -637,6 +665,30 @@ mod tests {
         let between = saves.iter().filter(|(s, _)| s.batch.is_none() && s.finished == 3).count();
         assert!(inside > 30 && between == 1, "saved inside batches ({inside}) and between them ({between})");
         assert!(stopped.batch.is_some(), "a stop saves the batch");
+    }
+
+    #[test]
+    fn a_unit_reports_its_steps_up_to_their_total() {
+        let data = DataConfig { examples: 200, features: 4, classes: 3, separation: 1.5, ..DataConfig::default() };
+        let splits = crate::data::load(&data, 0.0, 1, Path::new(".")).unwrap();
+        let pretrain = crate::manifest::PretrainConfig::default();
+        // 140 training examples: 18 steps an epoch of 8 (the last short), 2 epochs.
+        let train = TrainConfig { batch_size: 8, ..TrainConfig::default() };
+        for (batch, steps) in [(MemberBatch::Runs(1), 3 * 36), (MemberBatch::Runs(3), 36)] {
+            let config =
+                PopulationConfig { seeds: vec![1, 2, 3], epochs: vec![2], batch, ..PopulationConfig::default() };
+            let plan = PopulationPlan::new(&config, &train).unwrap();
+            let seen: RefCell<Vec<UnitSteps>> = RefCell::default();
+            let sink = |at: UnitSteps| seen.borrow_mut().push(at);
+            let inputs =
+                PopulationInputs { progress: Some(&sink), ..PopulationInputs::on_cpu(&config, &pretrain, &splits, 5) };
+            Population::train_runs(&plan, &plan.runs, &inputs, &AtomicBool::new(false), None).unwrap();
+            let seen = seen.into_inner();
+            let last = seen.last().unwrap();
+            assert_eq!((last.steps, last.runs), ((steps, steps), (3, 3)), "{batch:?}");
+            assert!(seen.windows(2).all(|w| w[0].steps.0 <= w[1].steps.0), "{batch:?}: steps only grow");
+            assert!(seen.iter().all(|at| at.epoch.0 <= 2.0 && at.epoch.1 == 2), "{batch:?}");
+        }
     }
 
     /// Trains `plan` whole, saving at every chance, and checks that it ends

@@ -124,6 +124,7 @@ impl OneRun<'_> {
             group.population.borrow_mut().train_labels.push(labels);
         }
         let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
+            group.report(cp.step, (cp.epoch, cfg.epochs));
             self.on_checkpoint(group, model, cp, (start_step, start_seen), cfg.batch_size)
         };
         let data = run_data.as_ref().unwrap_or(&self.shared.train);

@@ -13,6 +13,7 @@ use crate::plugin::CallContext;
 use crate::population::{Population, PopulationInputs, PopulationPlan, RunSpec};
 use crate::report::{self, ReportJson};
 use crate::run::metrics::finish_metrics;
+use crate::run::progress::PopulationProgress;
 use crate::run::setup::{progress_bar, role_seed, set_up_libtorch};
 use crate::run::train::resume::Resuming;
 use crate::run::{RunOptions, Session};
@@ -30,8 +31,10 @@ pub(in crate::run) fn run_part(
     (unit_dir, resuming, pretrained): (&Path, Resuming, Option<&Path>),
 ) -> Result<()> {
     let store = PopulationStore(resuming);
+    let file = PopulationProgress::new(&variant.name, unit_dir.parent().unwrap_or(unit_dir));
+    let report = |at| file.report(at);
     let part = with_inputs(session, variant, (unit_dir, options), |plan, inputs| {
-        let inputs = PopulationInputs { store: Some(&store), pretrained, ..inputs };
+        let inputs = PopulationInputs { store: Some(&store), pretrained, progress: Some(&report), ..inputs };
         let bar = progress_bar(options, runs.len() as u64, format!("{}: population", variant.name));
         let part = Population::train_runs(plan, runs, &inputs, &options.cancel, bar.as_ref())?;
         bar.iter().for_each(indicatif::ProgressBar::finish_and_clear);
@@ -89,6 +92,7 @@ fn with_inputs<T>(
         seed: role_seed(seed, "population"),
         sampler: variant.sampler.as_ref().map(|_| &make_sampler as &crate::population::SamplerFactory),
         store: None,
+        progress: None,
     };
     Ok(train(&plan, inputs)?)
 }

@@ -22,7 +22,9 @@ use super::group::Group;
 use super::resume::{BatchState, TakenMember};
 use super::run::outputs_into;
 use super::run::OneRun;
-use super::{batch_refused, describe, Member, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix};
+use super::{
+    batch_refused, describe, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix,
+};
 use crate::error::{bail, Result};
 use crate::manifest::{MemberBatch, ModelConfig, ModelKind, TrainConfig};
 use crate::model::Model;
@@ -117,15 +119,7 @@ pub(super) fn train_batch(
         bail!("population.batch: {why}");
     }
     let (started, shared) = (std::time::Instant::now(), &group.shared);
-    let one = |spec| OneRun { plan, spec, inputs, shared, base };
-    let models = runs.iter().map(|spec| Ok(one(spec).initial_model(&None)?.0)).collect::<Result<Vec<Model>>>()?;
-    let labels = runs.iter().map(|spec| one(spec).labels(&plan.settings[spec.setting])).collect::<Result<Vec<_>>>()?;
-    let kind = plan.architectures[runs[0].architecture].0.kind;
-    let mut batched = stack(&models, kind)?;
-    if inputs.config.freeze_features {
-        batched.freeze_features();
-    }
-    let seeds: Vec<u64> = runs.iter().map(|spec| one(spec).seed()).collect();
+    let Members { batched, labels, seeds } = members(plan, runs, inputs, (shared, base))?;
     let cfg = &plan.settings[runs[0].setting];
     let mut fit = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, &seeds)?;
     let taken: RefCell<Vec<Vec<TakenMember>>> = RefCell::new(runs.iter().map(|_| vec![]).collect());
@@ -151,7 +145,7 @@ pub(super) fn train_batch(
         Ok(())
     };
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut shown = Shown { runs, bar: progress, steps_before: group.finished_steps, terminal, line: None };
+    let mut shown = Shown { runs, bar: progress, group, terminal, line: None };
     let mut at_boundary = |fit: &BatchedFit| {
         shown.step(fit);
         saved::at_boundary(fit, group, &taken, cancel)
@@ -176,17 +170,47 @@ pub(super) fn train_batch(
     }
     let trained = started.elapsed() - set_up;
     log_timing(runs, fit.step - first_step, (set_up, trained - taking, taking));
-    let mut population = group.population.borrow_mut();
-    if plan.settings.iter().any(|c| c.label_noise > 0.0) {
-        population.train_labels.extend(labels);
+    let noisy = plan.settings.iter().any(|c| c.label_noise > 0.0);
+    join(&mut group.population.borrow_mut(), taken.into_inner(), noisy.then_some(labels));
+    Ok(fit.step)
+}
+
+/// A batch's members as they start: stacked (only the head trains with
+/// `freeze_features`), each run's labels (its label-noise draw) and seed.
+struct Members {
+    batched: Box<dyn BatchedNet>,
+    labels: Vec<Vec<i64>>,
+    seeds: Vec<u64>,
+}
+
+/// `runs`' members, each from its own start as it would train alone.
+fn members(
+    plan: &PopulationPlan,
+    runs: &[RunSpec],
+    inputs: &PopulationInputs,
+    (shared, base): (&SharedTensors, Option<&Model>),
+) -> Result<Members> {
+    let one = |spec| OneRun { plan, spec, inputs, shared, base };
+    let models = runs.iter().map(|spec| Ok(one(spec).initial_model(&None)?.0)).collect::<Result<Vec<Model>>>()?;
+    let labels = runs.iter().map(|spec| one(spec).labels(&plan.settings[spec.setting])).collect::<Result<Vec<_>>>()?;
+    let mut batched = stack(&models, plan.architectures[runs[0].architecture].0.kind)?;
+    if inputs.config.freeze_features {
+        batched.freeze_features();
     }
-    for (member, splits) in taken.into_inner().into_iter().flatten() {
+    let seeds = runs.iter().map(|spec| one(spec).seed()).collect();
+    Ok(Members { batched, labels, seeds })
+}
+
+/// The members `taken` from a batch (run by run) and, with label noise,
+/// each run's training labels, added to `population` in row order.
+fn join(population: &mut Population, taken: Vec<Vec<TakenMember>>, labels: Option<Vec<Vec<i64>>>) {
+    population.train_labels.extend(labels.into_iter().flatten());
+    for (member, splits) in taken.into_iter().flatten() {
         for (split, rows) in splits {
             population.splits.get_mut(&split).expect("inserted with the population").extend_rows(rows);
         }
         population.members.push(member);
     }
-    Ok(fit.step)
 }
 
 /// How a batch shows where it stands: the unit's progress bar counts its
@@ -195,8 +219,9 @@ pub(super) fn train_batch(
 struct Shown<'a> {
     runs: &'a [RunSpec],
     bar: Option<&'a indicatif::ProgressBar>,
-    /// The unit's steps in the batches before this one.
-    steps_before: u64,
+    /// The unit's group: its steps in the batches before this one, and its
+    /// progress sink.
+    group: &'a Group<'a>,
     /// Whether stderr is a terminal (then no lines), and the last line's time.
     terminal: bool,
     line: Option<std::time::Instant>,
@@ -208,18 +233,18 @@ const LINE_EVERY: Duration = Duration::from_secs(10);
 impl Shown<'_> {
     /// Before the step after `fit.step`.
     fn step(&mut self, fit: &BatchedFit) {
+        let n = fit.data.y.size()[0] as u64;
+        let epoch = fit.epoch as f64 + fit.position as f64 / n as f64;
+        self.group.report(fit.step, (epoch, fit.cfg.epochs));
         if let Some(bar) = self.bar {
-            bar.set_position(self.steps_before + fit.step);
+            bar.set_position(self.group.finished_steps + fit.step);
         }
         if self.terminal || self.line.is_some_and(|at| at.elapsed() < LINE_EVERY) {
             return;
         }
         self.line = Some(std::time::Instant::now());
         let (first, last) = (self.runs[0].run + 1, self.runs[self.runs.len() - 1].run + 1);
-        let epochs = fit.cfg.epochs;
-        let n = fit.data.y.size()[0] as u64;
-        let (epoch, step, steps) =
-            (fit.epoch as f64 + fit.position as f64 / n as f64, fit.step, steps_taken(fit.cfg, n));
+        let (epochs, step, steps) = (fit.cfg.epochs, fit.step, steps_taken(fit.cfg, n));
         log::info!("population runs {first}–{last} (one batch): epoch {epoch:.1}/{epochs} · step {step}/{steps}");
     }
 }
