@@ -146,7 +146,8 @@ pub struct UnitSteps {
     /// Runs of the unit finished, and all of them.
     pub runs: (u64, u64),
     /// Optimizer steps taken, and those the unit takes (a batch's steps
-    /// count once for its runs; a fork's branch is counted whole).
+    /// count once for all its runs; a fork's branch is counted as if it
+    /// trained from the start, so with forks the total is an upper bound).
     pub steps: (u64, u64),
     /// The run or batch in progress: epochs done (fractional), and its epochs.
     pub epoch: (f64, u64),
