@@ -71,11 +71,14 @@ else
 fi
 echo "gpu-check: $([ $failed = 0 ] && echo "every family agrees with the CPU" || echo "FAILED"); runs in $out"
 # GPU_BENCH=1: then issue 39's benchmark on the GPU, batched and unbatched
-# populations against torch.func (PYTHON: a Python with a CUDA torch).
+# populations against torch.func (PYTHON: a Python with a CUDA torch), and
+# the batched CNN's convolutions timed in each layout that could replace
+# grouped channels-last ones there (the CNN reached 7-12x, the MLPs 21-28x).
 if [ -n "${GPU_BENCH:-}" ]; then
   for population in "64 64" "64 256" "32 cnn"; do
     # shellcheck disable=SC2086
     DEVICE=cuda BIN=$BIN PYTHON=${PYTHON:-python3} scripts/bench-population $population 1 1 || failed=1
   done
+  "${PYTHON:-python3}" scripts/lib/conv_layouts.py cuda || failed=1
 fi
 exit $failed
