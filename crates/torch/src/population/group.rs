@@ -184,10 +184,20 @@ impl<'a> Group<'a> {
         Err(Stopped { step: self.finished_steps, saved }.into())
     }
 
-    /// `runs` runs (one, or a batch) ended after `steps` optimizer steps;
-    /// the group's state saved if the interval has passed.
+    /// The unit's steps to come, for its progress: those of each of `parts`
+    /// (a run alone, or a batch, whose steps count once for its runs).
+    pub(super) fn count_steps<'r>(&mut self, parts: impl Iterator<Item = &'r [RunSpec]>) {
+        let n = self.shared.train.y.size()[0] as u64;
+        self.total_steps = parts.map(|part| super::batched::steps_taken(&self.plan.settings[part[0].setting], n)).sum();
+    }
+
+    /// `runs` runs (one, or a batch) ended after `steps` optimizer steps:
+    /// the unit's progress told, and the group's state saved if the
+    /// interval has passed.
     pub(super) fn finished(&mut self, runs: usize, steps: u64) -> Result<()> {
         (self.finished, self.finished_steps) = (self.finished + runs, self.finished_steps + steps);
+        let epochs = self.plan.settings[self.runs[self.finished - 1].setting].epochs;
+        self.report(0, (epochs as f64, epochs));
         if let Some(saving) = self.saving.as_ref().filter(|s| s.due()) {
             saving.save(&self.state(None)?, &mut |dir| self.write_files(dir, None));
         }

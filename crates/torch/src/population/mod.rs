@@ -25,7 +25,6 @@ mod run;
 
 pub use batched::{unbatchable, BatchedCnn, BatchedMlp, BatchedNet};
 pub use resume::{BatchState, GroupState, GroupStore, RunState};
-
 use run::OneRun;
 
 /// One member: a training run after `epochs` epochs.
@@ -256,8 +255,7 @@ impl Population {
             return Self::train_batched(plan, runs, inputs, (cancel, progress));
         }
         let mut group = group::Group::new(plan, runs, inputs)?;
-        let n = group.shared.train.y.size()[0] as u64;
-        group.total_steps = runs.iter().map(|spec| batched::steps_taken(&plan.settings[spec.setting], n)).sum();
+        group.count_steps(runs.chunks(1));
         let mut resumed = group.resume()?;
         group.trains_as_saved(false, resumed.is_some())?;
         if let Some(bar) = progress {
@@ -275,8 +273,6 @@ impl Population {
             let steps = run.train(&group, resumed.take(), cancel)?;
             log::info!("population run {} of {} ({}) trained", spec.run + 1, plan.runs.len(), run.label());
             group.finished(1, steps)?;
-            let epochs = plan.settings[spec.setting].epochs;
-            group.report(0, (epochs as f64, epochs));
             if let Some(bar) = progress {
                 bar.inc(1);
             }
@@ -298,8 +294,7 @@ impl Population {
         group.trains_as_saved(true, inside_run)?;
         let mut resumed = group.resumed_batch.take();
         let parts = batched::parts(plan, runs, inputs)?;
-        let n = group.shared.train.y.size()[0] as u64;
-        group.total_steps = parts.iter().map(|part| batched::steps_taken(&plan.settings[part[0].setting], n)).sum();
+        group.count_steps(parts.iter().copied());
         if let Some(bar) = progress {
             // A batch's bar counts optimizer steps, of all its parts.
             bar.set_length(group.total_steps);
@@ -317,8 +312,6 @@ impl Population {
             let steps = batched::train_batch(plan, part, inputs, training, resumed.take())?;
             log::info!("population runs {}–{} trained as one batch", part[0].run + 1, part[part.len() - 1].run + 1);
             group.finished(part.len(), steps)?;
-            let epochs = plan.settings[part[0].setting].epochs;
-            group.report(0, (epochs as f64, epochs));
             progress.iter().for_each(|bar| bar.set_position(group.finished_steps));
         }
         Ok(group.population.into_inner())
