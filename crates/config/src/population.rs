@@ -123,6 +123,13 @@ pub fn batch_refused(config: &PopulationConfig) -> Option<&'static str> {
     reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| *why)
 }
 
+/// Why the seeds of a `train` variant of `model` cannot train as one
+/// batched model (`experiment.batch`), if the settings alone say so.
+pub fn seeds_batch_refused(model: &ModelConfig) -> Option<&'static str> {
+    let batched = matches!(model.kind, ModelKind::Mlp | ModelKind::Linear | ModelKind::Cnn);
+    (!batched).then_some("only MLP, linear and CNN models batch so far")
+}
+
 /// The most runs one unit of `config`'s plan takes (`population.batch`,
 /// `"auto"` resolved: each run alone where the population cannot batch).
 pub fn unit_runs(config: &PopulationConfig) -> usize {

@@ -134,6 +134,7 @@ pub fn settings(s: &Settings, base: &Path, gpus: impl Fn() -> usize) -> Vec<Prob
             train(&mut p, &s.train, &s.data);
             reference(&mut p, s, base);
             pretrain(&mut p, &s.pretrain);
+            seeds_batch(&mut p, s);
         }
         ExperimentKind::Population => {
             data(&mut p, &s.data, base);
@@ -154,6 +155,19 @@ fn population_batch(p: &mut Problems, s: &Settings) {
     }
     if let Some(why) = crate::population::batch_refused(&s.population) {
         p.hint("population.batch", why, "set population.batch = 1");
+    }
+}
+
+/// `experiment.batch > 1` only for models a batch trains as they train alone.
+fn seeds_batch(p: &mut Problems, s: &Settings) {
+    if let MemberBatch::Runs(k) = s.experiment.batch {
+        p.within("experiment.batch", k as f64, 1.0..=4096.0);
+    }
+    if !matches!(s.experiment.batch, MemberBatch::Runs(k) if k > 1) {
+        return;
+    }
+    if let Some(why) = crate::population::seeds_batch_refused(&s.model) {
+        p.hint("experiment.batch", why, "set experiment.batch = 1 (or \"auto\", which batches only where it can)");
     }
 }
 

@@ -97,6 +97,31 @@ pub fn finetuner_requests(
     observation_requests(s, spec, "finetuner", finetuner.requires())
 }
 
+/// `experiment.batch > 1` trains the seeds of a `train` variant as one
+/// batched model: not with a finetuner, nor a sampler that selects per step.
+pub fn seeds_batch(variant: &Variant, sampler: Option<&SamplerHandle>) -> Vec<Problem> {
+    let s = &variant.settings;
+    let explicit = matches!(s.experiment.batch, crate::manifest::MemberBatch::Runs(k) if k > 1);
+    if !explicit || s.experiment.kind != ExperimentKind::Train {
+        return vec![];
+    }
+    let selects = sampler.and_then(|s| s.candidates().ok().flatten()).is_some();
+    let why = match (&variant.finetuner, selects, &variant.sampler) {
+        (Some(f), _, _) => {
+            format!("finetuner {} chooses layers per seed, which a batch of seeds does not do yet", f.id)
+        }
+        (None, true, Some(spec)) => {
+            format!("sampler {} selects per step, which a batch of seeds does not do yet", spec.id)
+        }
+        _ => return vec![],
+    };
+    vec![Problem {
+        key: "experiment.batch".into(),
+        message: why,
+        hint: Some("set experiment.batch = 1 (or \"auto\", which batches only where it can)".into()),
+    }]
+}
+
 /// A finetuner's oracle cannot train candidates in the order of a sampler
 /// that observes training (the candidates give it no observations).
 pub fn oracle_order(s: &Settings, spec: &ComponentSpec, sampler: &SamplerHandle) -> Vec<Problem> {

@@ -52,6 +52,15 @@ settings! {
         /// Run every variant once per seed (named `variant@seed`); the summary
         /// and `tables/seeds.csv` give mean and spread over seeds.
         pub seeds: Vec<u64> = vec![];
+        /// Train up to this many seeds of a `train` variant (`seeds`) as one
+        /// batched model in one unit of the plan: weights stacked on a member
+        /// axis, each seed with its own initialization, data, sampler order,
+        /// checkpoints and reports, as it would train alone up to
+        /// floating-point reassociation. MLP, linear and CNN models; not with
+        /// a finetuner or a sampler that selects per step. 1: each seed
+        /// alone; `"auto"`: up to 64 seeds where the variant can batch. A
+        /// batch of seeds saves no state: stopped, it trains again from step 0.
+        pub batch: crate::manifest::MemberBatch = crate::manifest::MemberBatch::Runs(1), range "[1, 4096]";
         /// `cpu`, `cuda`, `cuda:N`, or `auto` (the first GPU if there is one).
         pub device: DeviceChoice = DeviceChoice::Cpu;
         /// Threads for tensor work (0 = libtorch's default).

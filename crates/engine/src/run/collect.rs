@@ -101,7 +101,12 @@ fn collect_variant(
         planned.units.iter().map(|&id| (id, unit::checked_result(run_dir, id))).collect();
     let damaged = checked.iter().find_map(|(_, r)| r.as_ref().err().map(|e| crate::error::invalid!("{}", e.chain())));
     let units: Vec<(usize, Option<UnitResult>)> = checked.into_iter().map(|(id, r)| (id, r.ok().flatten())).collect();
-    let seconds: f64 = units.iter().filter_map(|(_, r)| r.as_ref()).map(|r| r.seconds).sum();
+    // A batch of seeds' time is shared equally by its seeds.
+    let share = |id: usize| match &plan.units[id].work {
+        super::plan::Work::Seeds { variants } => variants.len().max(1) as f64,
+        _ => 1.0,
+    };
+    let seconds: f64 = units.iter().filter_map(|(id, r)| r.as_ref().map(|r| r.seconds / share(*id))).sum();
     let device = units
         .iter()
         .find_map(|(_, r)| r.as_ref().and_then(|r| r.device.clone()))
@@ -127,10 +132,21 @@ fn collect_variant(
     }
     let outcome = damaged.map_or(Ok(()), Err).and_then(|()| unfinished(&units)).and_then(|()| match planned.kind {
         ExperimentKind::Population => reduce(session, variant, (plan, planned), run_dir, options, &mut entry.seconds),
-        _ => Ok(units.into_iter().next().and_then(|(_, r)| r).map(|r| r.results).unwrap_or_default()),
+        _ => {
+            Ok(units.into_iter().next().and_then(|(_, r)| r).map(|r| own_reports(r, &variant.name)).unwrap_or_default())
+        }
     });
     settle(&mut entry, outcome);
     entry
+}
+
+/// Variant `name`'s reports in its unit's result: the unit's own, or its
+/// entry when the unit trained a batch of seeds.
+fn own_reports(mut result: UnitResult, name: &str) -> BTreeMap<String, ReportJson> {
+    match result.seeds.remove(name) {
+        Some(reports) => reports,
+        None => result.results,
+    }
 }
 
 /// A variant whose units all finished or stopped (a signal, or a kill)
@@ -163,8 +179,6 @@ fn stopped_so_far(
     }
 }
 
-/// Warns of each variant (seeds together) whose units ran on different kinds
-/// of CPU in native mode: its figures may differ in their last bits.
 /// An entry's reports, or its failure (logged, and kept as its error).
 pub(super) fn settle(entry: &mut VariantResult, outcome: Result<BTreeMap<String, ReportJson>>) {
     match outcome {
@@ -177,6 +191,8 @@ pub(super) fn settle(entry: &mut VariantResult, outcome: Result<BTreeMap<String,
     }
 }
 
+/// Warns of each variant (seeds together) whose units ran on different kinds
+/// of CPU in native mode: its figures may differ in their last bits.
 fn warn_mixed_cpus(session: &Session, plan: &Plan, run_dir: &Path) {
     if session.variants.iter().any(|v| v.settings.experiment.reproducible == crate::manifest::Reproducible::Portable) {
         return;

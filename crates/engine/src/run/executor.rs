@@ -249,6 +249,7 @@ pub(super) fn record_crash(plan: &Plan, run_dir: &Path, id: usize, status: &str)
         ran,
         device: None,
         results: Default::default(),
+        seeds: Default::default(),
         stopped_at: None,
     };
     log::error!("{}", result.error.as_deref().unwrap_or_default());

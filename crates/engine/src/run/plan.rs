@@ -94,6 +94,13 @@ pub enum Work {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         batched: bool,
     },
+    /// Seeds of a `train` variant (`experiment.batch`) trained as one
+    /// batched model: each of these variants (one per seed, in seed order)
+    /// lists this unit, and its results come from it.
+    Seeds {
+        /// The variants.
+        variants: Vec<String>,
+    },
     /// A population architecture's encoder, pretrained without labels for
     /// the runs that start from it.
     Pretrain {
@@ -120,10 +127,19 @@ impl Plan {
             variants: vec![],
             units: vec![],
         };
+        let mut previous: Option<&Variant> = None;
         for variant in session.variants.iter().filter(|v| selected(v)) {
+            if let Some(id) = plan.joins_seed_batch((session, variant), previous.replace(variant)) {
+                let (name, kind) = (variant.name.clone(), ExperimentKind::Train);
+                plan.variants.push(PlannedVariant { name, kind, units: vec![id] });
+                continue;
+            }
             let works = match variant.settings.experiment.kind {
                 ExperimentKind::Population if variant.settings.population.load.is_some() => vec![],
                 ExperimentKind::Population => super::population::works(variant)?,
+                ExperimentKind::Train if seeds_per_unit(session, variant) > 1 => {
+                    vec![(Work::Seeds { variants: vec![variant.name.clone()] }, None)]
+                }
                 _ => vec![(Work::Variant, None)],
             };
             let mut ids: Vec<usize> = vec![];
@@ -137,7 +153,38 @@ impl Plan {
             let kind = variant.settings.experiment.kind;
             plan.variants.push(PlannedVariant { name: variant.name.clone(), kind, units: ids });
         }
+        plan.lone_seeds_alone();
         Ok(plan)
+    }
+
+    /// Adds `variant` to the batch of seeds the last unit is, if that holds
+    /// `previous`, a seed of the same group, and has room left
+    /// (`experiment.batch`); that unit's id.
+    fn joins_seed_batch(
+        &mut self,
+        (session, variant): (&Session, &Variant),
+        previous: Option<&Variant>,
+    ) -> Option<usize> {
+        let base = |v: &Variant| v.seed_group.as_ref().map(|g| g.base.clone());
+        let previous = previous.filter(|p| base(p).is_some() && base(p) == base(variant))?;
+        let last = self.units.last_mut()?;
+        let Work::Seeds { variants } = &mut last.work else { return None };
+        if variants.last() != Some(&previous.name) || variants.len() >= seeds_per_unit(session, variant) {
+            return None;
+        }
+        variants.push(variant.name.clone());
+        let n = variants.len() as f64;
+        last.cost = last.cost.map(|c| c / (n - 1.0) * n);
+        Some(last.id)
+    }
+
+    /// A batch of seeds of one seed is a unit of its variant alone.
+    fn lone_seeds_alone(&mut self) {
+        for unit in &mut self.units {
+            if matches!(&unit.work, Work::Seeds { variants } if variants.len() == 1) {
+                unit.work = Work::Variant;
+            }
+        }
     }
 
     /// Whether a variant trains with libtorch (any but `graph`).
@@ -177,10 +224,10 @@ impl Plan {
         for v in &self.variants {
             for &id in &v.units {
                 let unit = self.unit(id).with_context(|| format!("variant `{}`", v.name))?;
-                if unit.variant != v.name {
+                if !unit.serves(&v.name) {
                     bail!("variant `{}` lists unit {id}, which belongs to `{}`", v.name, unit.variant);
                 }
-                if let Some(other) = owner[id].replace(&v.name) {
+                if let Some(other) = owner[id].replace(&v.name).filter(|_| !matches!(unit.work, Work::Seeds { .. })) {
                     bail!("unit {id} is listed twice (by `{other}` and `{}`)", v.name);
                 }
                 if let Some(&need) = unit.needs.iter().find(|&&n| n >= id || !v.units.contains(&n)) {
@@ -237,6 +284,27 @@ impl Plan {
     }
 }
 
+/// The most seeds of `variant`'s seed group one unit trains as a batch
+/// (`experiment.batch`, `"auto"` resolved: 1 where the variant cannot
+/// batch by its settings and components); 1 for a variant without seeds.
+pub fn seeds_per_unit(session: &Session, variant: &Variant) -> usize {
+    let s = &variant.settings;
+    if s.experiment.kind != ExperimentKind::Train || variant.seed_group.is_none() || !s.experiment.batch.batches() {
+        return 1;
+    }
+    let refused = variant.finetuner.is_some()
+        || crate::population::seeds_batch_refused(&s.model).is_some()
+        || selects_per_step(session, variant);
+    s.experiment.batch.unit_runs(refused)
+}
+
+/// Whether `variant`'s sampler selects per step (asked of a new instance).
+fn selects_per_step(session: &Session, variant: &Variant) -> bool {
+    let Some(spec) = &variant.sampler else { return false };
+    let sampler = session.registry.new_sampler(&spec.id, &spec.params_text());
+    sampler.is_ok_and(|s| s.candidates().ok().flatten().is_some())
+}
+
 /// `train`, `graph` or `population`.
 fn kind_name(kind: ExperimentKind) -> &'static str {
     match kind {
@@ -255,6 +323,15 @@ fn reduce_step(kind: ExperimentKind) -> &'static str {
 }
 
 impl Unit {
+    /// Whether variant `name`'s results come from this unit: its own, or a
+    /// seed of the batch it trains.
+    pub fn serves(&self, name: &str) -> bool {
+        match &self.work {
+            Work::Seeds { variants } => variants.iter().any(|v| v == name),
+            _ => self.variant == name,
+        }
+    }
+
     /// One line: id, what it does, its cost.
     pub fn describe(&self) -> String {
         let what = match &self.work {
@@ -266,6 +343,7 @@ impl Unit {
                 ([], _) => "no runs".into(),
             },
             Work::Pretrain { model, .. } => format!("pretrains the encoder of {model}"),
+            Work::Seeds { variants } => format!("{} as one batched model", variants.join(", ")),
         };
         let cost = self.cost.map_or("cost unknown".into(), |c| format!("~{c:.3e} {}", self.cost_unit));
         let needs = match self.needs.as_slice() {

@@ -133,7 +133,10 @@ fn parts(plan: &Plan, group: &Group, run_dir: &Path, results: &RunResults) -> Re
             bail!("run `{}` did not finish; the pooled metrics need every seed", variant.name)
         };
         for &id in &planned.units {
-            out.push(run.path(unit::unit_path(id).join("work").join(PART))?);
+            let part = unit::unit_path(id).join("work").join(PART);
+            // A unit of several seeds keeps each one's part in a folder of its name.
+            let own = part.join(crate::report::file_stem_safe(&variant.name));
+            out.push(run.path(if run.exists(&own) { own } else { part })?);
         }
     }
     Ok(out)
@@ -178,15 +181,16 @@ fn observe(
 
 /// Saves the pooled part of a `train` unit of `variant`: its final `model`
 /// (after `summary`'s steps) evaluated on the splits of `data` its pooled
-/// metrics ask for (`wanted`), as a one-member population under
-/// `work/pooled-part/`.
+/// metrics ask for (`wanted`), as a one-member population in `part`
+/// (`work/pooled-part/`, or a folder of the variant's name in it when
+/// its seeds share a unit).
 #[cfg(feature = "torch")]
 pub(super) fn save_part(
     variant: &Variant,
     (names, probabilities): &(Vec<String>, bool),
     (model, data, device): (&crate::model::Model, &crate::data::Splits, tch::Device),
     summary: &crate::train::FitSummary,
-    work: &Path,
+    part: &Path,
 ) -> Result<()> {
     use crate::population::{describe, Member, Population};
     let Some(group) = variant.seed_group.as_ref() else { return Ok(()) };
@@ -208,6 +212,5 @@ pub(super) fn save_part(
         examples_seen: summary.examples_seen,
         accuracy: BTreeMap::new(),
     };
-    let part = Population::of_one(model, member, &evaluated, data.train.classes, *probabilities)?;
-    Ok(part.save(&work.join(PART))?)
+    Ok(Population::of_one(model, member, &evaluated, data.train.classes, *probabilities)?.save(part)?)
 }

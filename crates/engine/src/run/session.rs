@@ -369,6 +369,7 @@ fn validation_diagnostics(
             problems.extend(crate::validate::oracle_order(&variant.settings, spec, sampler));
         }
     }
+    problems.extend(crate::validate::seeds_batch(variant, created.sampler.as_ref()));
     if let (Some(spec), Some(finetuner)) = (&variant.finetuner, &created.finetuner) {
         problems.extend(crate::validate::finetuner_requests(&variant.settings, spec, finetuner));
     }

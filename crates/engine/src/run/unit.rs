@@ -39,6 +39,10 @@ pub struct UnitResult {
     pub device: Option<String>,
     /// Reports by role (a whole variant's; empty for population parts).
     pub results: BTreeMap<String, ReportJson>,
+    /// A batch of seeds' reports by variant, then by role (`results` is
+    /// then empty).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub seeds: BTreeMap<String, BTreeMap<String, ReportJson>>,
     /// The optimizer step it stopped at when asked to stop (Ctrl-C,
     /// SIGTERM, SIGUSR1), its state saved: `tessera resume` continues it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,13 +183,13 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
     let outcome =
         catch_unwind(AssertUnwindSafe(|| run_work(session, variant, unit, options, (run_dir, &work), saved.clone())));
     let mut stopped_at = None;
-    let (status, error, results) = match outcome {
-        Ok(Ok(results)) => (Status::Ok, None, results),
+    let (status, error, (results, seeds)) = match outcome {
+        Ok(Ok(reports)) => (Status::Ok, None, reports),
         Ok(Err(e)) => {
             stopped_at = e.stopped();
-            (Status::Failed, Some(e.chain()), BTreeMap::new())
+            (Status::Failed, Some(e.chain()), Default::default())
         }
-        Err(panic) => (Status::Failed, Some(format!("internal error: {}", panic_text(&panic))), BTreeMap::new()),
+        Err(panic) => (Status::Failed, Some(format!("internal error: {}", panic_text(&panic))), Default::default()),
     };
     if status == Status::Ok {
         if let Err(e) = saved.remove() {
@@ -199,13 +203,17 @@ pub fn execute(session: &Session, plan: &Plan, id: usize, run_dir: &Path, option
         Some(e) => log::error!("unit {id} ({}) failed: {e}", unit.variant),
     }
     let variant = unit.variant.clone();
-    let result = UnitResult { unit: id, variant, status, error, seconds, ran, device, results, stopped_at };
+    let result = UnitResult { unit: id, variant, status, error, seconds, ran, device, results, seeds, stopped_at };
     run.write_atomic(unit_path(id).join("result.json"), &serde_json::to_vec_pretty(&result)?)?;
     Ok(result)
 }
 
-/// The unit's work: a whole variant, some runs of a population, or a
-/// population's encoder.
+/// What a unit reports: a whole variant's reports by role, or a batch of
+/// seeds' by variant (the other empty).
+type Reports = (BTreeMap<String, ReportJson>, BTreeMap<String, BTreeMap<String, ReportJson>>);
+
+/// The unit's work: a whole variant, a batch of its seeds, some runs of a
+/// population, or a population's encoder.
 fn run_work(
     session: &Session,
     variant: &Variant,
@@ -213,28 +221,38 @@ fn run_work(
     options: &RunOptions,
     (run_dir, work_dir): (&Path, &Path),
     saved: super::checkpoints::UnitCheckpoints,
-) -> Result<BTreeMap<String, ReportJson>> {
+) -> Result<Reports> {
     std::fs::create_dir_all(work_dir)?;
     #[cfg(not(feature = "torch"))]
     let _ = (saved, run_dir); // only training saves its state and needs encoders
+    let own = |reports| (reports, BTreeMap::new());
     match (variant.settings.experiment.kind, &unit.work) {
-        (ExperimentKind::Graph, Work::Variant) => super::graph::run_graph(session, variant, options, work_dir),
+        (ExperimentKind::Graph, Work::Variant) => super::graph::run_graph(session, variant, options, work_dir).map(own),
         #[cfg(feature = "torch")]
         (ExperimentKind::Train, Work::Variant) => {
             let resuming = super::train::resume::Resuming::new(saved, variant);
-            super::train::run_train(session, variant, options, work_dir, resuming)
+            super::train::run_train(session, variant, options, work_dir, resuming).map(own)
+        }
+        #[cfg(feature = "torch")]
+        (ExperimentKind::Train, Work::Seeds { variants }) => {
+            let seeds = variants
+                .iter()
+                .map(|name| session.variants.iter().find(|v| &v.name == name))
+                .collect::<Option<Vec<_>>>()
+                .with_context(|| format!("unit {}: a seed's variant is gone from the manifest", unit.id))?;
+            super::train::seeds::run_seeds(session, &seeds, options, work_dir).map(|by_seed| (BTreeMap::new(), by_seed))
         }
         #[cfg(feature = "torch")]
         (ExperimentKind::Population, Work::PopulationRuns { runs, .. }) => {
             let resuming = super::train::resume::Resuming::new(saved, variant);
             let pretrained = needed_encoders(run_dir, variant, unit)?;
             let work = (work_dir, resuming, pretrained.as_deref());
-            super::population::run_part(session, variant, runs, options, work).map(|()| BTreeMap::new())
+            super::population::run_part(session, variant, runs, options, work).map(|()| Default::default())
         }
         #[cfg(feature = "torch")]
         (ExperimentKind::Population, Work::Pretrain { architecture, .. }) => {
             super::population::run_pretrain(session, variant, *architecture, options, work_dir)
-                .map(|()| BTreeMap::new())
+                .map(|()| Default::default())
         }
         #[cfg(not(feature = "torch"))]
         (kind @ (ExperimentKind::Train | ExperimentKind::Population), _) => {

@@ -17,7 +17,7 @@ use crate::train::TensorData;
 
 pub use tessera_config::population::*;
 
-mod batched;
+pub(crate) mod batched;
 mod files;
 mod group;
 mod resume;

@@ -272,9 +272,7 @@ impl<'m> Fitting<'m> {
     /// step: a step that ended an epoch was observed already. The seconds
     /// it took.
     fn scheduled_checkpoint(&mut self, hooks: &mut FitHooks) -> Result<f64> {
-        let every = self.cfg.checkpoint_every;
-        let scheduled = (every > 0 && self.step.is_multiple_of(every)) || self.extra_checkpoints.contains(&self.step);
-        if self.step <= self.last_checkpoint || !scheduled {
+        if !super::checkpoint_due(self.cfg, &self.extra_checkpoints, (self.step, self.last_checkpoint)) {
             return Ok(0.0);
         }
         let started = Instant::now();
@@ -367,27 +365,20 @@ impl<'m> Fitting<'m> {
         summary.epoch_io.push(io);
         summary.epoch_seconds.push(started.elapsed().as_secs_f64() - evaluation);
         summary.epoch_peak_memory_mb.push(tessera_util::process::peak_rss_mb());
-        let unvisited = self.visits.iter().filter(|&&v| v == 0).count() as u64;
         let expected_unvisited = if epoch == 0 { hooks.resumed } else { 0 };
         if let Some((sampler, mode)) = hooks.sampler.filter(|_| self.seen < self.budget && expected_unvisited == 0) {
             crate::contract::sampled(sampler, mode, epoch + 1, &self.visits)?;
         }
-        summary.epoch_visits.push(self.seen - self.epoch_seen_before);
-        summary.epoch_distinct.push(self.n - unvisited);
-        self.visits.iter().zip(self.ever.iter_mut()).for_each(|(&v, e)| *e |= v > 0);
-        let repeated = self.visits.iter().filter(|&&v| v > 1).count() as u64;
-        summary.irregular_visits += repeated + unvisited.abs_diff(expected_unvisited);
+        let visited = (self.seen - self.epoch_seen_before, expected_unvisited);
+        super::account_visits(summary, (&self.visits, &mut self.ever), visited);
         Ok(())
     }
 
     /// The checkpoint at the epoch's end; whether training is done.
     fn epoch_checkpoint(&mut self, epoch: u64, hooks: &mut FitHooks) -> Result<bool> {
-        let exhausted = self.seen >= self.budget;
-        let done = epoch + 1 == self.cfg.epochs || exhausted;
-        let epochs_done = if exhausted { self.drawn as f64 / self.n as f64 } else { (epoch + 1) as f64 };
-        let cp = Checkpoint { step: self.step, epoch: epochs_done, examples_seen: self.seen, is_final: done };
+        let cp = super::epoch_end(self.cfg, epoch, (self.step, self.seen, self.drawn), (self.budget, self.n));
         self.checkpoint(cp, hooks)?;
-        Ok(done)
+        Ok(cp.is_final)
     }
 
     /// The summary; a warning when a permutation sampler visited ids other

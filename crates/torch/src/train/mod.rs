@@ -4,10 +4,15 @@
 mod fit;
 mod resume;
 mod select;
+mod stacked;
 
 pub use fit::fit;
 pub use resume::{Checkpointing, Control, FitState, Resumed, SaveHook, Saving, Stopped};
 pub use select::{SelectHook, SelectionLog, StepSelection};
+pub use stacked::{
+    fit_stacked, unstackable, MemberEpoch, StackedCheckpointHook, StackedEpochHook, StackedHooks, StackedStepHook,
+    StackedVisitHook,
+};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
@@ -630,6 +635,46 @@ impl<'a, 'b> FitHooks<'a, 'b> {
             checkpointing: None,
         }
     }
+}
+
+/// Whether a checkpoint is due before step `step` (the last at
+/// `last_checkpoint`): every `checkpoint_every` steps, and at the `extra`
+/// ones (`checkpoint_steps`, `checkpoint_log`).
+fn checkpoint_due(cfg: &TrainConfig, extra: &BTreeSet<u64>, (step, last_checkpoint): (u64, u64)) -> bool {
+    let every = cfg.checkpoint_every;
+    let scheduled = (every > 0 && step.is_multiple_of(every)) || extra.contains(&step);
+    step > last_checkpoint && scheduled
+}
+
+/// The checkpoint at the end of `epoch` (0-based), after `step` steps,
+/// `seen` examples trained on of `drawn` drawn, with a budget of `budget`
+/// examples of `n` stored: final after the last epoch or the budget.
+fn epoch_end(
+    cfg: &TrainConfig,
+    epoch: u64,
+    (step, seen, drawn): (u64, u64, u64),
+    (budget, n): (u64, u64),
+) -> Checkpoint {
+    let exhausted = seen >= budget;
+    let is_final = epoch + 1 == cfg.epochs || exhausted;
+    let epoch = if exhausted { drawn as f64 / n as f64 } else { (epoch + 1) as f64 };
+    Checkpoint { step, epoch, examples_seen: seen, is_final }
+}
+
+/// Adds an epoch's `visits` of each stored id to `summary` (and to `ever`):
+/// `visited` examples trained on, of which `expected_unvisited` ids were
+/// visited before a resume.
+fn account_visits(
+    summary: &mut FitSummary,
+    (visits, ever): (&[u8], &mut [bool]),
+    (visited, expected_unvisited): (u64, u64),
+) {
+    let unvisited = visits.iter().filter(|&&v| v == 0).count() as u64;
+    summary.epoch_visits.push(visited);
+    summary.epoch_distinct.push(visits.len() as u64 - unvisited);
+    visits.iter().zip(ever.iter_mut()).for_each(|(&v, e)| *e |= v > 0);
+    let repeated = visits.iter().filter(|&&v| v > 1).count() as u64;
+    summary.irregular_visits += repeated + unvisited.abs_diff(expected_unvisited);
 }
 
 /// Each example's loss and correctness (1/0) from a batch's logits.

@@ -114,7 +114,12 @@ impl TrainJob<'_> {
     /// the candidates per step, whether the state can be saved and the saved
     /// state to continue from (the model's weights restored from it), the
     /// splits on the device and the reference classifier's outputs.
-    fn fit_inputs(&mut self, model: &mut Model, stored: &Stored, reference: Option<&Model>) -> Result<FitInputs> {
+    pub(super) fn fit_inputs(
+        &mut self,
+        model: &mut Model,
+        stored: &Stored,
+        reference: Option<&Model>,
+    ) -> Result<FitInputs> {
         let requests = self.observation_requests(stored)?;
         let candidates = self.step_candidates()?;
         let can_save = self.saving_allowed()?;
@@ -198,7 +203,7 @@ impl TrainJob<'_> {
 
     /// The sampler's candidates per step, if it selects per step: at least
     /// `train.batch_size`, or the variant fails naming the sampler.
-    fn step_candidates(&self) -> Result<Option<u32>> {
+    pub(super) fn step_candidates(&self) -> Result<Option<u32>> {
         let candidates = self.sampler.candidates()?;
         if let Some(b) = candidates.filter(|&b| (b as usize) < self.s.train.batch_size) {
             bail!(
@@ -219,7 +224,7 @@ impl TrainJob<'_> {
     /// The schedule the sampler is told of: optimizer steps per epoch count
     /// accumulated batches once (with per-step selection, a step draws its
     /// candidates).
-    fn schedule(&self, candidates: Option<u32>) -> tessera_sdk::Schedule {
+    pub(super) fn schedule(&self, candidates: Option<u32>) -> tessera_sdk::Schedule {
         let train = &self.s.train;
         let per_step = self.draw(candidates).max(1) as u64 * train.accumulate.max(1);
         tessera_sdk::Schedule {
@@ -231,27 +236,27 @@ impl TrainJob<'_> {
 }
 
 /// What [`TrainJob::fit_inputs`] prepares.
-struct FitInputs {
-    requests: FitRequests,
-    candidates: Option<u32>,
+pub(super) struct FitInputs {
+    pub(super) requests: FitRequests,
+    pub(super) candidates: Option<u32>,
     can_save: bool,
     resumed: Option<(UnitState, Saved)>,
-    tensors: FitTensors,
-    reference: train::ReferenceOutputs,
+    pub(super) tensors: FitTensors,
+    pub(super) reference: train::ReferenceOutputs,
 }
 
 /// What happens before each epoch's order: the finetuner's revision and
 /// the sampler's observations, on the model as training left it.
-struct BeforeEpoch<'b> {
-    log: &'b FitLog,
-    observing: &'b Observing<'b>,
-    requests: &'b FitRequests,
-    schedule: tessera_sdk::Schedule,
-    ctx: &'b CallContext,
+pub(super) struct BeforeEpoch<'b> {
+    pub(super) log: &'b FitLog,
+    pub(super) observing: &'b Observing<'b>,
+    pub(super) requests: &'b FitRequests,
+    pub(super) schedule: tessera_sdk::Schedule,
+    pub(super) ctx: &'b CallContext,
 }
 
 impl BeforeEpoch<'_> {
-    fn observe(
+    pub(super) fn observe(
         &self,
         model: &Model,
         epoch: u64,
@@ -272,8 +277,8 @@ impl BeforeEpoch<'_> {
 }
 
 /// What the metrics, the sampler and the finetuner ask to observe.
-struct FitRequests {
-    metrics: Vec<ObservationRequest>,
+pub(super) struct FitRequests {
+    pub(super) metrics: Vec<ObservationRequest>,
     sampler: Vec<ObservationRequest>,
     finetuner: Vec<ObservationRequest>,
 }
@@ -286,10 +291,10 @@ impl FitRequests {
 }
 
 /// The splits on the device: the training split only when it is in memory.
-struct FitTensors {
-    train: Option<TensorData>,
+pub(super) struct FitTensors {
+    pub(super) train: Option<TensorData>,
     validation: TensorData,
-    test: TensorData,
+    pub(super) test: TensorData,
 }
 
 impl FitTensors {
@@ -302,7 +307,7 @@ impl FitTensors {
     }
 
     /// The loaded splits by name, as observations look them up.
-    fn named(&self) -> Vec<(&'static str, &TensorData)> {
+    pub(super) fn named(&self) -> Vec<(&'static str, &TensorData)> {
         let train = self.train.as_ref().map(|t| ("train", t));
         train.into_iter().chain([("validation", &self.validation), ("test", &self.test)]).collect()
     }
@@ -310,7 +315,7 @@ impl FitTensors {
 
 /// Where an epoch's batches come from: the block loader when the training
 /// split is stored, else memory through the modeled buffer.
-struct Batches<'b> {
+pub(super) struct Batches<'b> {
     loader: Option<BlockLoader>,
     train: Option<&'b TensorData>,
     shape: Vec<usize>,
@@ -320,7 +325,7 @@ struct Batches<'b> {
 }
 
 impl<'b> Batches<'b> {
-    fn new(job: &TrainJob, stored: &Stored, train: Option<&'b TensorData>) -> Self {
+    pub(super) fn new(job: &TrainJob, stored: &Stored, train: Option<&'b TensorData>) -> Self {
         let storage = job.s.storage.clone();
         let loader = stored
             .set
@@ -337,12 +342,12 @@ impl<'b> Batches<'b> {
     }
 
     /// Batches per epoch (the progress bar's unit).
-    fn steps_per_epoch(&self, batch_size: usize) -> u64 {
+    pub(super) fn steps_per_epoch(&self, batch_size: usize) -> u64 {
         self.layout.examples.div_ceil(batch_size.max(1) as u64)
     }
 
     /// One epoch's batches in `order`.
-    fn source(&self, order: Box<dyn EpochOrder + Send>) -> Box<dyn BatchSource + 'b> {
+    pub(super) fn source(&self, order: Box<dyn EpochOrder + Send>) -> Box<dyn BatchSource + 'b> {
         match &self.loader {
             Some(loader) => Box::new(ShardSource::new(loader.start(order), &self.shape, self.device)),
             None => Box::new(MemorySource::new(
@@ -357,33 +362,33 @@ impl<'b> Batches<'b> {
 }
 
 /// What every observation is computed from besides the model.
-struct Observing<'a> {
-    splits: &'a Splits,
-    tensors: &'a [(&'static str, &'a TensorData)],
-    reference: &'a train::ReferenceOutputs,
+pub(super) struct Observing<'a> {
+    pub(super) splits: &'a Splits,
+    pub(super) tensors: &'a [(&'static str, &'a TensorData)],
+    pub(super) reference: &'a train::ReferenceOutputs,
 }
 
 /// What the hooks of one fit share: the current epoch's order, the
 /// per-example step logs (since the last checkpoint for the metrics, since
 /// the last epoch for the sampler and the finetuner), and where training stood at the last
 /// checkpoint.
-struct FitLog {
+pub(super) struct FitLog {
     layout: StorageLayout,
     /// The ids of the current epoch so far, for the `order` observation.
     epoch_order: RefCell<(u64, Vec<u64>)>,
     /// (step, examples seen) at the last checkpoint.
-    progress: Cell<(u64, u64)>,
-    metric_steps: RefCell<StepLog>,
+    pub(super) progress: Cell<(u64, u64)>,
+    pub(super) metric_steps: RefCell<StepLog>,
     sampler_steps: RefCell<StepLog>,
     finetuner_steps: RefCell<StepLog>,
     metrics_want_steps: bool,
     sampler_wants_steps: bool,
     finetuner_wants_steps: bool,
-    wants_order: bool,
+    pub(super) wants_order: bool,
 }
 
 impl FitLog {
-    fn new(requests: &FitRequests, layout: StorageLayout) -> Self {
+    pub(super) fn new(requests: &FitRequests, layout: StorageLayout) -> Self {
         let wants_steps =
             |r: &[ObservationRequest]| r.iter().any(|r| observation::STEP_KINDS.contains(&r.kind.as_str()));
         FitLog {
@@ -410,12 +415,12 @@ impl FitLog {
     }
 
     /// Whether anyone observes per-example steps.
-    fn wants_steps(&self) -> bool {
+    pub(super) fn wants_steps(&self) -> bool {
         self.metrics_want_steps || self.sampler_wants_steps || self.finetuner_wants_steps
     }
 
     /// Appends a batch's ids to the epoch's order.
-    fn visit(&self, epoch: u64, ids: &[u64]) {
+    pub(super) fn visit(&self, epoch: u64, ids: &[u64]) {
         let mut current = self.epoch_order.borrow_mut();
         if current.0 != epoch {
             *current = (epoch, Vec::with_capacity(self.layout.examples as usize));
@@ -424,7 +429,7 @@ impl FitLog {
     }
 
     /// Logs a batch's per-example losses for whoever observes them.
-    fn record(&self, step: u64, ids: &[u64], losses: &[f32], correct: &[i64]) {
+    pub(super) fn record(&self, step: u64, ids: &[u64], losses: &[f32], correct: &[i64]) {
         for (wants, log) in [
             (self.metrics_want_steps, &self.metric_steps),
             (self.sampler_wants_steps, &self.sampler_steps),
@@ -443,7 +448,7 @@ impl FitLog {
     }
 
     /// The observations `requests` asks for, from `steps` (emptied after).
-    fn observe(
+    pub(super) fn observe(
         &self,
         model: &Model,
         observing: &Observing,
@@ -475,7 +480,7 @@ fn stopped_epoch(
 }
 
 /// The sampler's order of `epoch`, its loss weights set in `weights`.
-fn epoch_order(
+pub(super) fn epoch_order(
     sampler: &mut SamplerHandle,
     (layout, epoch, ctx): (&StorageLayout, u64, &CallContext),
     weights: &RefCell<Option<Vec<f32>>>,
@@ -536,7 +541,7 @@ fn save_unit_state(
 
 /// The reporter of progress: `progress.json` goes into the unit's folder,
 /// beside `work/` (whose files collect merges into the run folder).
-fn reporter<'r>(
+pub(super) fn reporter<'r>(
     (variant, work): (&'r crate::manifest::Variant, &'r Path),
     bar: Option<&'r ProgressBar>,
     schedule: &tessera_sdk::Schedule,
@@ -614,7 +619,7 @@ fn unit_state(
 }
 
 /// A point of the test curve at `cp`.
-fn curve_point(cp: &Checkpoint, train_loss: f64, eval: Evaluation) -> CurvePoint {
+pub(super) fn curve_point(cp: &Checkpoint, train_loss: f64, eval: Evaluation) -> CurvePoint {
     CurvePoint {
         step: cp.step,
         epoch: cp.epoch,

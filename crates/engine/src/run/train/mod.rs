@@ -22,6 +22,7 @@ use tessera_sdk::StorageLayout;
 mod finetune;
 mod fit;
 pub(in crate::run) mod resume;
+pub(in crate::run) mod seeds;
 
 use super::metrics::finish_metrics;
 use super::setup::{progress_bar, role_seed, set_up_libtorch};
@@ -46,24 +47,54 @@ pub(super) fn run_train(
 ) -> Result<BTreeMap<String, ReportJson>> {
     let mut job = TrainJob::new(session, variant, options, unit_dir)?;
     job.resuming = Some(resuming);
-    let mut storage = job.store_shards()?;
-    let reference = job.train_reference(&storage)?;
-    let mut model = job.initial_model(&storage)?;
-    if job.s.train.oracle_order == crate::choice::OracleOrder::Sampler {
-        job.offline_pass(&mut storage)?;
-        job.select_layers(&mut model, &storage)?;
-    } else {
-        job.select_layers(&mut model, &storage)?;
-        job.offline_pass(&mut storage)?;
+    let mut prepared = Prepared::new(job)?;
+    let fitted = prepared.fit_alone()?;
+    prepared.finish(fitted)
+}
+
+/// A `train` unit up to training (phases 0–5): its data stored, its
+/// reference classifier trained, its model made, the sampler's offline pass
+/// and the finetuner's selection done.
+struct Prepared<'a> {
+    job: TrainJob<'a>,
+    storage: Stored,
+    reference: Option<Model>,
+    model: Model,
+}
+
+impl<'a> Prepared<'a> {
+    /// Phases 1–5 of `job`.
+    fn new(mut job: TrainJob<'a>) -> Result<Self> {
+        let mut storage = job.store_shards()?;
+        let reference = job.train_reference(&storage)?;
+        let mut model = job.initial_model(&storage)?;
+        if job.s.train.oracle_order == crate::choice::OracleOrder::Sampler {
+            job.offline_pass(&mut storage)?;
+            job.select_layers(&mut model, &storage)?;
+        } else {
+            job.select_layers(&mut model, &storage)?;
+            job.offline_pass(&mut storage)?;
+        }
+        Ok(Prepared { job, storage, reference, model })
     }
-    let (summary, curve) = job.fit(&mut model, &storage, reference.as_ref())?;
-    job.pooled_part(&model, &storage, &summary)?;
-    job.release_shards(storage)?;
-    finish_metrics(&mut job.metrics, &job.metric_ctx, &mut job.reports, (unit_dir, &variant.name))?;
-    job.finish_sampler()?;
-    job.finish_finetuner()?;
-    job.engine_report(&model, &summary, &curve)?;
-    Ok(job.reports)
+
+    /// Phase 6 alone: the summary and the test curve.
+    fn fit_alone(&mut self) -> Result<(FitSummary, Vec<CurvePoint>)> {
+        self.job.fit(&mut self.model, &self.storage, self.reference.as_ref())
+    }
+
+    /// The phases after training: the pooled part, the shards released, the
+    /// metrics', the sampler's, the finetuner's and the engine's reports.
+    fn finish(self, (summary, curve): (FitSummary, Vec<CurvePoint>)) -> Result<BTreeMap<String, ReportJson>> {
+        let Prepared { mut job, storage, model, .. } = self;
+        job.pooled_part(&model, &storage, &summary)?;
+        job.release_shards(storage)?;
+        finish_metrics(&mut job.metrics, &job.metric_ctx, &mut job.reports, (job.unit_dir, &job.variant.name))?;
+        job.finish_sampler()?;
+        job.finish_finetuner()?;
+        job.engine_report(&model, &summary, &curve)?;
+        Ok(job.reports)
+    }
 }
 
 /// What the phases of a `train` unit share.
@@ -96,6 +127,9 @@ struct TrainJob<'a> {
     store_written: Option<StoreCounts>,
     /// What reading the held-out splits of a shard source took from a store.
     holdout_read: Option<StoreCounts>,
+    /// Whether other seeds share its unit (`experiment.batch`): its pooled
+    /// part then goes into a folder of its name.
+    shares_unit: bool,
 }
 
 /// Where the training split comes from.
@@ -180,6 +214,7 @@ impl<'a> TrainJob<'a> {
             store_sets: Vec::new(),
             store_written: None,
             holdout_read: None,
+            shares_unit: false,
         })
     }
 
@@ -201,7 +236,7 @@ impl<'a> TrainJob<'a> {
         Ok(())
     }
 
-    fn ctx(&self, role: &str) -> CallContext {
+    pub(super) fn ctx(&self, role: &str) -> CallContext {
         CallContext::new(role_seed(self.s.experiment.seed, role), self.options.cancel.clone())
     }
 
@@ -501,7 +536,11 @@ impl<'a> TrainJob<'a> {
             self.train_in_memory(stored, "a pooled metric")?;
         }
         let at = (model, &self.splits, self.device);
-        super::pooled::save_part(self.variant, &wanted, at, summary, self.unit_dir)
+        let mut part = self.unit_dir.join(super::pooled::PART);
+        if self.shares_unit {
+            part.push(report::file_stem_safe(&self.variant.name));
+        }
+        super::pooled::save_part(self.variant, &wanted, at, summary, &part)
     }
 
     /// The sampler's own report, under its id (empty: none), checked

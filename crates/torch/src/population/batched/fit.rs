@@ -245,7 +245,7 @@ pub(in crate::population) fn steps_taken(cfg: &TrainConfig, n: u64) -> u64 {
 /// Each member's mean cross-entropy `[K]` of logits `[K, B, classes]` and
 /// labels `[K, B]`, its log-softmax spelt out on the CPU: libtorch's over
 /// a 10-wide last axis takes as long as a hidden layer there.
-pub(super) fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
+pub(crate) fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
     if logits.device().is_cuda() {
         // A GPU is bound by kernel launches: libtorch's fused log-softmax
         // takes one where the spelt-out form takes five.

@@ -35,9 +35,10 @@ mod saved;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use fit::member_losses;
 pub(super) use fit::steps_taken;
 use fit::BatchedFit;
-use net::stack;
+pub(crate) use net::stack;
 pub use net::{BatchedCnn, BatchedMlp, BatchedNet};
 
 /// Why `runs` cannot train as one batch, if they cannot: they must share an
@@ -193,7 +194,7 @@ fn members(
     let one = |spec| OneRun { plan, spec, inputs, shared, base };
     let models = runs.iter().map(|spec| Ok(one(spec).initial_model(&None)?.0)).collect::<Result<Vec<Model>>>()?;
     let labels = runs.iter().map(|spec| one(spec).labels(&plan.settings[spec.setting])).collect::<Result<Vec<_>>>()?;
-    let mut batched = stack(&models, plan.architectures[runs[0].architecture].0.kind)?;
+    let mut batched = stack(&models.iter().collect::<Vec<_>>(), plan.architectures[runs[0].architecture].0.kind)?;
     if inputs.config.freeze_features {
         batched.freeze_features();
     }

@@ -24,10 +24,13 @@ pub trait BatchedNet {
     fn freeze_features(&mut self);
     /// How many members.
     fn members(&self) -> i64;
+    /// Copies member `k`'s tensors into `model`, a model of the members'
+    /// architecture: it then is the member as trained so far.
+    fn write_member(&self, k: i64, model: &Model) -> Result<()>;
 }
 
 /// The members' stacked batched net: MLPs or CNNs.
-pub(super) fn stack(members: &[Model], kind: ModelKind) -> Result<Box<dyn BatchedNet>> {
+pub(crate) fn stack(members: &[&Model], kind: ModelKind) -> Result<Box<dyn BatchedNet>> {
     Ok(match kind {
         ModelKind::Cnn => Box::new(BatchedCnn::stack(members)?),
         _ => Box::new(BatchedMlp::stack(members)?),
@@ -35,13 +38,13 @@ pub(super) fn stack(members: &[Model], kind: ModelKind) -> Result<Box<dyn Batche
 }
 
 /// Stacks the members' `name.leaf` tensors (detached) along a new first axis.
-fn stacked(members: &[Model], key: &str) -> Result<Vec<Tensor>> {
+fn stacked(members: &[&Model], key: &str) -> Result<Vec<Tensor>> {
     members.iter().map(|m| m.vs.variables().get(key).map(Tensor::detach).ok_or_else(|| missing(key))).collect()
 }
 
 /// The members' layers `key` as their own models hold them: weight
 /// `[K, out, in]` and bias `[K, out, 1]`.
-fn stacked_linear(members: &[Model], key: &str) -> Result<(Tensor, Tensor)> {
+fn stacked_linear(members: &[&Model], key: &str) -> Result<(Tensor, Tensor)> {
     let weights = stacked(members, &format!("{key}.weight"))?;
     let biases: Vec<Tensor> = stacked(members, &format!("{key}.bias"))?.iter().map(|b| b.unsqueeze(1)).collect();
     Ok((leaf(Tensor::stack(&weights, 0)), leaf(Tensor::stack(&biases, 0))))
@@ -53,6 +56,23 @@ fn stacked_linear(members: &[Model], key: &str) -> Result<(Tensor, Tensor)> {
 /// times slower than its transpose.
 fn linear(h: &Tensor, (weight, bias): &(Tensor, Tensor)) -> Tensor {
     bias.baddbmm(weight, h, 1.0, 1.0)
+}
+
+/// Copies `value` into `model`'s tensor `key`.
+fn write(model: &Model, key: &str, value: &Tensor) -> Result<()> {
+    let variables = model.vs.variables();
+    let target = variables.get(key).ok_or_else(|| missing(key))?;
+    if target.size() != value.size() {
+        bail!("batched training: `{key}` has shape {:?} in the model, {:?} in the batch", target.size(), value.size());
+    }
+    tch::no_grad(|| target.shallow_clone().copy_(value));
+    Ok(())
+}
+
+/// Member `k`'s linear layer `(weight [K, out, in], bias [K, out, 1])` into `model`'s `key`.
+fn write_linear(model: &Model, key: &str, (weight, bias): &(Tensor, Tensor), k: i64) -> Result<()> {
+    write(model, &format!("{key}.weight"), &weight.get(k))?;
+    write(model, &format!("{key}.bias"), &bias.get(k).squeeze_dim(1))
 }
 
 /// A stacked tensor the optimizer trains.
@@ -87,7 +107,7 @@ struct StackedNorm {
 
 impl StackedNorm {
     /// Layer `i`'s BatchNorms, if the members have them.
-    fn stack(members: &[Model], i: usize) -> Result<Option<StackedNorm>> {
+    fn stack(members: &[&Model], i: usize) -> Result<Option<StackedNorm>> {
         let key = |leaf: &str| format!("conv{i}.bn.{leaf}");
         if !members[0].vs.variables().contains_key(&key("weight")) {
             return Ok(None);
@@ -127,7 +147,7 @@ impl StackedNorm {
 
 impl BatchedCnn {
     /// The members' weights stacked, each as its own model holds them.
-    pub fn stack(members: &[Model]) -> Result<Self> {
+    pub fn stack(members: &[&Model]) -> Result<Self> {
         let Some(first) = members.first() else { bail!("a batch of no members") };
         let variables = first.vs.variables();
         let layers = variables.keys().filter(|n| n.starts_with("conv") && n.ends_with(".conv.weight")).count();
@@ -215,6 +235,21 @@ impl BatchedNet for BatchedCnn {
     fn members(&self) -> i64 {
         self.k
     }
+
+    fn write_member(&self, k: i64, model: &Model) -> Result<()> {
+        let own = |t: &Tensor| {
+            let out = t.size()[0] / self.k;
+            t.narrow(0, k * out, out)
+        };
+        for (i, (weight, bias, norm)) in self.convs.iter().enumerate() {
+            write(model, &format!("conv{i}.conv.weight"), &own(weight))?;
+            write(model, &format!("conv{i}.conv.bias"), &own(bias))?;
+            for (leaf, t) in norm.iter().flat_map(StackedNorm::named) {
+                write(model, &format!("conv{i}.bn.{leaf}"), &own(t))?;
+            }
+        }
+        write_linear(model, "head", &self.head, k)
+    }
 }
 
 /// K MLPs of one architecture as stacked tensors: per layer a weight
@@ -227,7 +262,7 @@ pub struct BatchedMlp {
 
 impl BatchedMlp {
     /// The members' weights stacked, each as its own model holds them.
-    pub fn stack(members: &[Model]) -> Result<Self> {
+    pub fn stack(members: &[&Model]) -> Result<Self> {
         let Some(first) = members.first() else { bail!("a batch of no members") };
         let hidden = first.vs.variables().keys().filter(|n| n.starts_with("layer") && n.ends_with(".weight")).count();
         let keys = (0..hidden).map(|i| format!("layer{i}")).chain(["head".to_string()]);
@@ -275,6 +310,15 @@ impl BatchedNet for BatchedMlp {
 
     fn members(&self) -> i64 {
         self.layers[0].0.size()[0]
+    }
+
+    fn write_member(&self, k: i64, model: &Model) -> Result<()> {
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let key = if i == last { "head".to_string() } else { format!("layer{i}") };
+            write_linear(model, &key, layer, k)?;
+        }
+        Ok(())
     }
 }
 

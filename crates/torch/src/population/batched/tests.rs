@@ -30,7 +30,7 @@ fn one_step_matches(config: &ModelConfig) {
     let splits = splits();
     let make = |seed| Model::new(config, &splits.train.shape, 3, Device::Cpu, seed).unwrap();
     let members: Vec<Model> = (0..4).map(make).collect();
-    let batched = stack(&members, config.kind).unwrap();
+    let batched = stack(&members.iter().collect::<Vec<_>>(), config.kind).unwrap();
     let data = TensorData::new(&splits.train, Device::Cpu);
     let cfg = TrainConfig { batch_size: 8, momentum: 0.9, lr: 0.1, ..TrainConfig::default() };
     let labels: Vec<Vec<i64>> = (0..4).map(|_| splits.train.labels.clone()).collect();
