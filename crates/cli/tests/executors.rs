@@ -7,7 +7,8 @@
 //! 4, so the population's 6 units run as two arrays. A population whose
 //! runs start from a pretrained encoder runs its pretraining unit first and
 //! its runs as dependent arrays after it; a population of batched runs
-//! (`population.batch`) too. A unit twice as long as its
+//! (`population.batch`) too, and a train variant's seeds in batches
+//! (`experiment.batch`). A unit twice as long as its
 //! task's time limit finishes through requeues, with inline's bits.
 
 mod common;
@@ -75,6 +76,20 @@ const TINY: &[Tiny] = &[
             "population.widths=[1.0]",
             "--set",
             "population.batch=2",
+        ],
+    },
+    Tiny {
+        name: "batched-seeds",
+        example: "quickstart",
+        args: &[
+            "--set",
+            "experiment.seeds=[1,2,3]",
+            "--set",
+            "experiment.batch=2",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "data.examples=600",
         ],
     },
     Tiny {
