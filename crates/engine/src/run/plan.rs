@@ -403,4 +403,40 @@ mod tests {
         let back: Unit = serde_json::from_str(&serde_json::to_string(&batched).unwrap()).unwrap();
         assert_eq!(back.work, batched.work);
     }
+
+    #[test]
+    fn a_batch_of_seeds_serves_each_of_its_seeds() {
+        let seeds = Work::Seeds { variants: vec!["mlp@1".into(), "mlp@2".into()] };
+        let unit = Unit {
+            id: 0,
+            variant: "mlp@1".into(),
+            work: seeds,
+            cost: None,
+            cost_unit: "example visits".into(),
+            needs: vec![],
+        };
+        assert!(unit.serves("mlp@1") && unit.serves("mlp@2") && !unit.serves("mlp@3"));
+        assert!(unit.describe().contains("mlp@1, mlp@2 as one batched model"), "{}", unit.describe());
+        let json = serde_json::to_string(&unit).unwrap();
+        assert!(json.contains(r#""kind":"seeds""#), "{json}");
+        let planned = |name: &str| PlannedVariant { name: name.into(), kind: ExperimentKind::Train, units: vec![0] };
+        let plan = Plan {
+            schema: 1,
+            experiment: "e".into(),
+            manifest: "m.toml".into(),
+            started: String::new(),
+            cwd: ".".into(),
+            overrides: vec![],
+            plugins: vec![],
+            threads: None,
+            reproducible: native(),
+            variants: vec![planned("mlp@1"), planned("mlp@2")],
+            units: vec![unit.clone()],
+        };
+        plan.check().expect("each seed lists the unit that trains it");
+        let stranger = Plan { variants: vec![planned("mlp@1"), planned("other")], ..plan.clone() };
+        assert!(stranger.check().unwrap_err().to_string().contains("which belongs to `mlp@1`"));
+        let alone = Plan { units: vec![Unit { work: Work::Variant, ..unit }], ..plan };
+        assert!(alone.check().unwrap_err().to_string().contains("which belongs to"), "a plain unit serves one variant");
+    }
 }
