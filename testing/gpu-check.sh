@@ -2,7 +2,8 @@
 # testing/gpu-check.sh: `device = "cuda"` on one tiny manifest of each example
 # family, against the same manifest on the CPU, and a population through
 # `--executor processes` with one GPU per worker (the pointwise-profiles
-# family trains batched: its example sets population.batch = "auto"). Run it on any machine with
+# family trains batched: its example sets population.batch = "auto"; the
+# quickstart's seeds train once more as one batched model, experiment.batch). Run it on any machine with
 # a GPU; where there is none it says so and exits 0. With BIN set it uses
 # that binary (and the plugins beside it) instead of building one.
 #
@@ -40,6 +41,7 @@ mkdir -p "$out"
 # name | manifest | arguments (tiny settings)
 families=(
   "quickstart|examples/quickstart.toml|--set train.epochs=1 --set data.examples=600"
+  "quickstart-batched-seeds|examples/quickstart.toml|--set train.epochs=1 --set data.examples=600 --set experiment.batch=3"
   "corgi2|examples/corgi2.toml|--variant corgi2 --set experiment.seeds=[1] --set train.epochs=1"
   "digits-cnn|examples/digits-cnn.toml|--variant full-shuffle --set train.epochs=1"
   "increasing-complexity|examples/increasing-complexity.toml|--variant digits --set experiment.seeds=[1] --set train.epochs=1 --set reference.epochs=3"
