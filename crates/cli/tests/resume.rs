@@ -86,6 +86,18 @@ fn batched_population() -> String {
     batched
 }
 
+/// BODY's run over three seeds trained as one batched model
+/// (`experiment.batch`): importance sampling's loss weights and
+/// observations and the forgetting metric, each seed its own; a stop saves
+/// the batch inside itself.
+fn batched_seeds() -> String {
+    let batched = BODY
+        .replace("checkpoint_minutes = 0.0005", "checkpoint_minutes = 0.0005\nseeds = [1, 2, 3]\nbatch = 3")
+        .replace("examples = 8000", "examples = 3000");
+    assert!(batched.contains("batch = 3") && batched.contains("examples = 3000"), "{batched}");
+    batched
+}
+
 /// SubTuning's greedy search picks one block of a small ResNet by 2-fold
 /// validation, then trains it and the head with AdamW on a cosine schedule
 /// (the unit takes ~4 s).
@@ -347,6 +359,13 @@ fn a_batched_population_stopped_by_any_signal_and_resumed_gives_the_uninterrupte
     let plugin = common::library("tessera_pointwise_profiles");
     let stops = [(libc::SIGINT, 300), (libc::SIGTERM, 1600), (libc::SIGKILL, 900), (libc::SIGKILL, 2400)];
     every_stop_gives_the_uninterrupted_bits(&[plugin.as_path()], &batched_population(), &stops);
+}
+
+#[test]
+fn a_batch_of_seeds_stopped_by_any_signal_and_resumed_gives_the_uninterrupted_bits() {
+    let plugins = [common::baselines(), common::library("tessera_adaptive")];
+    let stops = [(libc::SIGINT, 300), (libc::SIGTERM, 1500), (libc::SIGKILL, 900), (libc::SIGKILL, 2400)];
+    every_stop_gives_the_uninterrupted_bits(&plugins.each_ref().map(PathBuf::as_path), &batched_seeds(), &stops);
 }
 
 #[test]

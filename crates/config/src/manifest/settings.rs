@@ -59,7 +59,7 @@ settings! {
         /// floating-point reassociation. MLP, linear and CNN models; not with
         /// a finetuner or a sampler that selects per step. 1: each seed
         /// alone; `"auto"`: up to 64 seeds where the variant can batch. A
-        /// batch of seeds saves no state: stopped, it trains again from step 0.
+        /// batch saves its state like a unit of one seed (`checkpoint_minutes`).
         pub batch: crate::manifest::MemberBatch = crate::manifest::MemberBatch::Runs(1), range "[1, 4096]";
         /// `cpu`, `cuda`, `cuda:N`, or `auto` (the first GPU if there is one).
         pub device: DeviceChoice = DeviceChoice::Cpu;

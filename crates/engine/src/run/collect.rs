@@ -123,7 +123,7 @@ fn collect_variant(
         stopped_at: None,
     };
     if damaged.is_none() {
-        if let Some((step, reports)) = stopped_so_far(variant, planned.kind, run_dir, &units) {
+        if let Some((step, reports)) = stopped_so_far((session, plan), (variant, planned.kind), run_dir, &units) {
             entry.status = Status::Stopped;
             entry.error = Some(format!("stopped at step {step} with its state saved: `tessera resume` continues it"));
             (entry.stopped_at, entry.results) = (Some(step), reports);
@@ -153,8 +153,8 @@ fn own_reports(mut result: UnitResult, name: &str) -> BTreeMap<String, ReportJso
 /// with a saved state, some of them stopped: the step the first stopped
 /// one continues from, and for a `train` variant its results so far.
 fn stopped_so_far(
-    variant: &Variant,
-    kind: ExperimentKind,
+    (session, plan): (&Session, &Plan),
+    (variant, kind): (&Variant, ExperimentKind),
     run_dir: &Path,
     units: &[(usize, Option<UnitResult>)],
 ) -> Option<(u64, BTreeMap<String, ReportJson>)> {
@@ -169,11 +169,18 @@ fn stopped_so_far(
         first = first.or(Some((*id, step)));
     }
     let (id, step) = first?;
-    match kind {
+    match (kind, &plan.units[id].work) {
         #[cfg(feature = "torch")]
-        ExperimentKind::Train => super::train::results_so_far(variant, run_dir, id),
+        (ExperimentKind::Train, super::plan::Work::Seeds { variants }) => {
+            let first = session.variants.iter().find(|v| v.name == variants[0])?;
+            let store = super::checkpoints::UnitCheckpoints::of(run_dir, id);
+            let resuming = super::train::resume::Resuming::new(store, first);
+            super::train::seeds::results_so_far(variant, &resuming)
+        }
+        #[cfg(feature = "torch")]
+        (ExperimentKind::Train, _) => super::train::results_so_far(variant, run_dir, id),
         _ => {
-            let _ = (variant, id);
+            let _ = (session, variant, id);
             Some((step, BTreeMap::new()))
         }
     }

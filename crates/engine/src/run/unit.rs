@@ -240,7 +240,9 @@ fn run_work(
                 .map(|name| session.variants.iter().find(|v| &v.name == name))
                 .collect::<Option<Vec<_>>>()
                 .with_context(|| format!("unit {}: a seed's variant is gone from the manifest", unit.id))?;
-            super::train::seeds::run_seeds(session, &seeds, options, work_dir).map(|by_seed| (BTreeMap::new(), by_seed))
+            let resuming = super::train::resume::Resuming::new(saved, seeds[0]);
+            super::train::seeds::run_seeds(session, &seeds, options, (work_dir, resuming))
+                .map(|by_seed| (BTreeMap::new(), by_seed))
         }
         #[cfg(feature = "torch")]
         (ExperimentKind::Population, Work::PopulationRuns { runs, .. }) => {

@@ -10,8 +10,8 @@ pub use fit::fit;
 pub use resume::{Checkpointing, Control, FitState, Resumed, SaveHook, Saving, Stopped};
 pub use select::{SelectHook, SelectionLog, StepSelection};
 pub use stacked::{
-    fit_stacked, unstackable, MemberEpoch, StackedCheckpointHook, StackedEpochHook, StackedHooks, StackedStepHook,
-    StackedVisitHook,
+    fit_stacked, unstackable, MemberEpoch, MemberState, StackedCheckpointHook, StackedCheckpointing, StackedEpochHook,
+    StackedHooks, StackedSaving, StackedState, StackedStepHook, StackedVisitHook,
 };
 
 use std::collections::BTreeSet;

@@ -149,7 +149,7 @@ impl TrainJob<'_> {
 
     /// The first component (the sampler, the metrics, then a finetuner that
     /// revises its selection during training) that cannot save its state.
-    fn unsaved_component(&self) -> Result<Option<String>> {
+    pub(super) fn unsaved_component(&self) -> Result<Option<String>> {
         if Kept::from_saved(self.sampler.save_state()?).is_none() {
             return Ok(Some(self.sampler.id.clone()));
         }
@@ -379,7 +379,7 @@ pub(super) struct FitLog {
     /// (step, examples seen) at the last checkpoint.
     pub(super) progress: Cell<(u64, u64)>,
     pub(super) metric_steps: RefCell<StepLog>,
-    sampler_steps: RefCell<StepLog>,
+    pub(super) sampler_steps: RefCell<StepLog>,
     finetuner_steps: RefCell<StepLog>,
     metrics_want_steps: bool,
     sampler_wants_steps: bool,
@@ -467,7 +467,7 @@ impl FitLog {
 
 /// The stopped epoch's order again, from the sampler as it was at that
 /// epoch's start (its loss weights too), then the sampler as it was when stopped.
-fn stopped_epoch(
+pub(super) fn stopped_epoch(
     sampler: &mut SamplerHandle,
     (at_epoch, now): (&Kept, &Kept),
     (layout, epoch, ctx): (&StorageLayout, u64, &CallContext),
@@ -551,7 +551,7 @@ pub(super) fn reporter<'r>(
 }
 
 /// Loads a component's kept state into the sampler (nothing for a stateless one).
-fn load_kept(sampler: &mut SamplerHandle, kept: &Kept) -> tessera_torch::Result<()> {
+pub(super) fn load_kept(sampler: &mut SamplerHandle, kept: &Kept) -> tessera_torch::Result<()> {
     if let Some(bytes) = kept.bytes() {
         sampler.load_state(bytes)?;
     }

@@ -810,11 +810,16 @@ pub(in crate::run) fn results_so_far(
 ) -> Option<(u64, BTreeMap<String, ReportJson>)> {
     let store = crate::run::checkpoints::UnitCheckpoints::of(run_dir, id);
     let (state, _) = resume::Resuming::new(store, variant).load().ok()??;
+    Some((state.fit.step, stopped_reports(state.fit.step, &state.curve)))
+}
+
+/// The engine's report of a run stopped at `step`: its curve so far.
+fn stopped_reports(step: u64, curve: &[CurvePoint]) -> BTreeMap<String, ReportJson> {
     let mut engine = ReportJson::default();
-    engine.scalars.insert("stopped_at_step".into(), state.fit.step as f64);
-    engine.series.extend(curve_series(&state.curve));
-    engine.tables.push(checkpoint_table(&state.curve));
-    Some((state.fit.step, BTreeMap::from([("engine".to_string(), engine)])))
+    engine.scalars.insert("stopped_at_step".into(), step as f64);
+    engine.series.extend(curve_series(curve));
+    engine.tables.push(checkpoint_table(curve));
+    BTreeMap::from([("engine".to_string(), engine)])
 }
 
 /// Test accuracy, test loss and training loss by epoch.

@@ -5,7 +5,7 @@
 //! accounting it has alone. A member's model is written back from the batch
 //! before each hook that looks at it, and at the end.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use tch::{Kind, Tensor};
@@ -17,6 +17,10 @@ use crate::manifest::{ModelKind, TrainConfig};
 use crate::model::Model;
 use crate::optim::SavableOptimizer;
 use crate::population::batched::{member_losses, stack, BatchedNet};
+
+mod saved;
+
+pub use saved::{MemberState, StackedCheckpointing, StackedSaving, StackedState};
 
 /// Member `k`'s batches of an epoch (from its model as training left it)
 /// and its sampler's loss weights by example id, if it gives any.
@@ -33,12 +37,13 @@ pub type StackedVisitHook<'a> = dyn FnMut(usize, u64, &[u64]) + 'a;
 pub type StackedStepHook<'a> = dyn FnMut(usize, u64, &[u64], &[f32], &[i64]) + 'a;
 
 /// What a stacked fit calls, member by member.
-pub struct StackedHooks<'a, 'b> {
+pub struct StackedHooks<'a, 'b, 'c> {
     /// Each member's batches of each epoch.
     pub epoch: &'a mut StackedEpochHook<'a, 'b>,
     /// Each member's checkpoints.
     pub checkpoint: &'a mut StackedCheckpointHook<'a>,
-    /// Set to stop (the fit fails: a stacked fit saves no state).
+    /// Set to stop: the state is saved and the fit ends with
+    /// [`Stopped`](super::Stopped) (without `checkpointing`, with an error).
     pub cancel: &'a AtomicBool,
     /// Advanced by one per optimizer step, if given.
     pub progress: Option<&'a indicatif::ProgressBar>,
@@ -49,6 +54,8 @@ pub struct StackedHooks<'a, 'b> {
     /// Each member's name (errors say which diverged) and its sampler's id
     /// and mode, if a plugin's: each of its whole epochs is checked as alone.
     pub members: &'a [(String, Option<(String, Sampling)>)],
+    /// Saving the state at step boundaries, and the state to continue from.
+    pub checkpointing: Option<StackedCheckpointing<'c>>,
 }
 
 /// Why `models` cannot train as one batched model, if they cannot: they
@@ -89,7 +96,11 @@ pub fn fit_stacked(
         bail!("train.batch_size must be at least 1");
     }
     let mut fitting = Stacked::new(models, kind, n, cfg)?;
-    for epoch in 0..cfg.epochs {
+    let first = match hooks.checkpointing.as_mut().and_then(|c| c.resume.take()) {
+        Some((state, dir)) => fitting.restore(state, &dir)?,
+        None => 0,
+    };
+    for epoch in first..cfg.epochs {
         if fitting.epoch(epoch, &mut hooks)? {
             break;
         }
@@ -124,6 +135,14 @@ struct Stacked<'m> {
     seconds: f64,
     last_checkpoint: u64,
     members: Vec<MemberLog>,
+    /// The epoch in progress, its batches trained on, the examples trained
+    /// on before it, and its batches to skip (trained on before a resume).
+    epoch: u64,
+    epoch_batches: u64,
+    epoch_seen_before: u64,
+    skip_batches: u64,
+    /// When the state was last saved.
+    clock: super::resume::SaveClock,
     /// Each member's loss weights of the current epoch, if any has some.
     weights: Option<Vec<Option<Vec<f32>>>>,
 }
@@ -157,6 +176,11 @@ impl<'m> Stacked<'m> {
             seconds: 0.0,
             last_checkpoint: 0,
             members: models.iter().map(|_| member()).collect(),
+            epoch: 0,
+            epoch_batches: 0,
+            epoch_seen_before: 0,
+            skip_batches: 0,
+            clock: super::resume::SaveClock::new(),
             weights: None,
         })
     }
@@ -172,13 +196,13 @@ impl<'m> Stacked<'m> {
             weights.push(own);
         }
         self.weights = weights.iter().any(Option::is_some).then_some(weights);
-        self.members.iter_mut().for_each(|m| m.visits.iter_mut().for_each(|v| *v = 0));
-        let (seen_before, mut evaluation) = (self.seen, 0.0);
+        self.epoch = epoch;
+        self.skip_resumed(&mut sources, epoch, hooks)?;
+        let mut evaluation = 0.0;
         while let Some(batches) = self.next_batches(&mut sources, epoch, hooks)? {
             evaluation += self.scheduled_checkpoint(hooks)?;
-            if hooks.cancel.load(Ordering::Relaxed) {
-                bail!("cancelled (a batch of seeds saves no state: it trains again from step 0)");
-            }
+            self.step_boundary(hooks)?;
+            self.epoch_batches += 1;
             if self.batch(epoch, &batches, hooks)? {
                 break;
             }
@@ -190,8 +214,35 @@ impl<'m> Stacked<'m> {
         for (k, source) in sources.into_iter().enumerate() {
             self.members[k].summary.epoch_io.push(source.finish()?);
         }
-        self.account_epoch(epoch, (started, evaluation, seen_before), hooks)?;
+        self.account_epoch(epoch, (started, evaluation), hooks)?;
         self.epoch_checkpoint(epoch, hooks)
+    }
+
+    /// At the start of an epoch: its visits cleared, or, in the epoch a
+    /// resumed fit stopped in, each member's batches trained on skipped
+    /// (told to the visit hook again, which rebuilds the epoch's order).
+    fn skip_resumed(
+        &mut self,
+        sources: &mut [Box<dyn BatchSource + '_>],
+        epoch: u64,
+        hooks: &mut StackedHooks,
+    ) -> Result<()> {
+        if self.skip_batches == 0 {
+            self.members.iter_mut().for_each(|m| m.visits.iter_mut().for_each(|v| *v = 0));
+            (self.epoch_batches, self.epoch_seen_before) = (0, self.seen);
+            return Ok(());
+        }
+        for _ in 0..std::mem::take(&mut self.skip_batches) {
+            for (k, source) in sources.iter_mut().enumerate() {
+                let Some(batch) = source.next_batch(self.cfg.batch_size)? else {
+                    bail!("the resumed epoch {} has fewer batches than were trained on before", epoch + 1);
+                };
+                if let Some(visit) = hooks.visit.as_mut() {
+                    visit(k, epoch, &batch.ids);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every member's next batch, of one length; none at the epoch's end.
@@ -309,12 +360,7 @@ impl<'m> Stacked<'m> {
 
     /// Each member's epoch: time, memory and visits; its sampler's contract
     /// checked on the whole epoch.
-    fn account_epoch(
-        &mut self,
-        epoch: u64,
-        (started, evaluation, seen_before): (Instant, f64, u64),
-        hooks: &StackedHooks,
-    ) -> Result<()> {
+    fn account_epoch(&mut self, epoch: u64, (started, evaluation): (Instant, f64), hooks: &StackedHooks) -> Result<()> {
         let seconds = started.elapsed().as_secs_f64() - evaluation;
         let memory = tessera_util::process::peak_rss_mb();
         for (member, (_, sampler)) in self.members.iter_mut().zip(hooks.members) {
@@ -324,7 +370,7 @@ impl<'m> Stacked<'m> {
             let summary = &mut member.summary;
             summary.epoch_seconds.push(seconds);
             summary.epoch_peak_memory_mb.push(memory);
-            super::account_visits(summary, (&member.visits, &mut member.ever), (self.seen - seen_before, 0));
+            super::account_visits(summary, (&member.visits, &mut member.ever), (self.seen - self.epoch_seen_before, 0));
         }
         Ok(())
     }

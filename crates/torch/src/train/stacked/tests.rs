@@ -9,7 +9,7 @@ use tessera_sdk::SeedRng;
 use super::*;
 use crate::manifest::ModelConfig;
 use crate::storage::Access;
-use crate::train::{fit, FitHooks, MemorySource, ShuffledOrder, TensorData};
+use crate::train::{fit, FitHooks, MemorySource, ShuffledOrder, Stopped, TensorData};
 
 fn splits() -> crate::data::Splits {
     let data = crate::manifest::DataConfig {
@@ -61,6 +61,18 @@ fn try_together(
     data: &TensorData,
     cfg: &TrainConfig,
 ) -> Result<(Vec<Seen>, Vec<FitSummary>)> {
+    fit_with(config, k, data, cfg, (None, &AtomicBool::new(false)))
+}
+
+/// Members `0..k` trained as one batch, saving (and continuing) with
+/// `checkpointing`, stopped by `cancel`.
+fn fit_with(
+    config: &ModelConfig,
+    k: usize,
+    data: &TensorData,
+    cfg: &TrainConfig,
+    (checkpointing, cancel): (Option<StackedCheckpointing>, &AtomicBool),
+) -> Result<(Vec<Seen>, Vec<FitSummary>)> {
     let models: Vec<Model> = (0..k).map(|i| Model::new(config, &[6], 3, Device::Cpu, i as u64).unwrap()).collect();
     let n = data.y.size()[0] as u64;
     let layout = tessera_sdk::StorageLayout { examples: n, block_size: 10, bytes_per_example: 28 };
@@ -73,15 +85,15 @@ fn try_together(
         Ok(())
     };
     let members: Vec<(String, Option<(String, Sampling)>)> = (0..k).map(|i| (format!("run@{i}"), None)).collect();
-    let cancel = AtomicBool::new(false);
     let hooks = StackedHooks {
         epoch: &mut epoch,
         checkpoint: &mut checkpoint,
-        cancel: &cancel,
+        cancel,
         progress: None,
         visit: None,
         per_step: None,
         members: &members,
+        checkpointing,
     };
     let summaries = fit_stacked(&models.iter().collect::<Vec<_>>(), config.kind, n, cfg, hooks)?;
     Ok((seen.into_inner(), summaries))
@@ -169,4 +181,57 @@ fn frozen_layers_and_other_models_do_not_stack() {
         wider,
     ];
     assert!(unstackable(&mixed.iter().collect::<Vec<_>>(), ModelKind::Mlp).unwrap().contains("architecture"));
+}
+
+#[test]
+fn a_batch_continued_from_any_saved_state_ends_as_if_never_stopped() {
+    let data = TensorData::new(&splits().train, Device::Cpu);
+    let cnn = ModelConfig { kind: ModelKind::Cnn, channels: vec![4], batch_norm: true, ..ModelConfig::default() };
+    let cfg = TrainConfig {
+        batch_size: 16,
+        epochs: 2,
+        momentum: 0.9,
+        accumulate: 2,
+        checkpoint_every: 5,
+        ..TrainConfig::default()
+    };
+    let folder = tempfile::tempdir().unwrap();
+    let saves: RefCell<Vec<(StackedState, std::path::PathBuf)>> = RefCell::default();
+    let mut save = |saving: &StackedSaving| -> Result<bool> {
+        let dir = folder.path().join(saves.borrow().len().to_string());
+        std::fs::create_dir(&dir).unwrap();
+        (saving.write)(&dir)?;
+        saves.borrow_mut().push((saving.state.clone(), dir));
+        Ok(true)
+    };
+    let every = Some(std::time::Duration::ZERO);
+    let saving = StackedCheckpointing { save: &mut save, every, resume: None };
+    let (whole, summaries) = fit_with(&cnn, 3, &data, &cfg, (Some(saving), &AtomicBool::new(false))).unwrap();
+    let saves = saves.into_inner();
+    assert!(saves.len() > 10, "a save at every optimizer step: {}", saves.len());
+    let timeless = |s: &FitSummary| {
+        (s.steps, s.examples_seen, s.epoch_visits.clone(), s.epoch_distinct.clone(), s.never_seen, s.irregular_visits)
+    };
+    for (state, dir) in saves.iter().step_by(5) {
+        let mut ignore = |_: &StackedSaving| -> Result<bool> { Ok(true) };
+        let resume = Some((state.clone(), dir.clone()));
+        let continuing = StackedCheckpointing { save: &mut ignore, every: None, resume };
+        let (seen, continued) = fit_with(&cnn, 3, &data, &cfg, (Some(continuing), &AtomicBool::new(false))).unwrap();
+        for k in 0..3 {
+            let (last, expected) = (seen[k].last().unwrap(), whole[k].last().unwrap());
+            assert_eq!(last.0, expected.0, "member {k} from step {}", state.step);
+            assert!(last.1.equal(&expected.1), "member {k} continued from step {}: other bits", state.step);
+            assert_eq!(timeless(&continued[k]), timeless(&summaries[k]));
+        }
+    }
+    // A stop saves where the fit stands and ends it.
+    let mut kept = None;
+    let mut save = |saving: &StackedSaving| -> Result<bool> {
+        kept = Some(saving.state.step);
+        Ok(true)
+    };
+    let stopping = StackedCheckpointing { save: &mut save, every: None, resume: None };
+    let error = fit_with(&cnn, 3, &data, &cfg, (Some(stopping), &AtomicBool::new(true))).unwrap_err();
+    assert!(matches!(error, crate::TorchError::Stopped(Stopped { step: 0, saved: true })), "{error}");
+    assert_eq!(kept, Some(0));
 }
