@@ -3,8 +3,8 @@
 //! plan has one unit per batch of seeds; each seed keeps its own data order
 //! (its sampler's, with its loss weights and its observations of its own
 //! model), its metrics and its reports, as it has them alone up to
-//! floating-point reassociation; a batch gives the same bits rerun and
-//! through worker processes. A sampler that selects per step keeps each
+//! floating-point reassociation, on shards too (each seed its own reads);
+//! a batch gives the same bits rerun and through worker processes. A sampler that selects per step keeps each
 //! seed alone under `"auto"` and is refused with a number.
 
 mod common;
@@ -144,4 +144,34 @@ fn a_sampler_that_selects_per_step_keeps_each_seed_alone() {
     comparable(&mut auto);
     let selected = |r: &Value| variants(r).into_iter().take(3).map(|(_, v)| v["results"].clone()).collect::<Vec<_>>();
     assert!(selected(&alone) == selected(&auto), "the selecting sampler's seeds are not as alone");
+}
+
+#[test]
+fn seeds_on_shards_read_and_learn_what_they_do_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let sharded = MANIFEST
+        .replace(
+            "separation = 1.2",
+            "separation = 1.2\nstored_order = \"sorted-by-label\"\n[storage]\nmode = \"shards\"\nblock_size = 32",
+        )
+        .replace(
+            r#"sampler = { use = "adaptive.importance", uniform = 0.2 }"#,
+            r#"sampler = { use = "corgi2.corgipile", buffer_blocks = 4 }"#,
+        )
+        .replace("epochs = 3", "epochs = 2");
+    assert!(sharded.contains("mode = \"shards\"") && sharded.contains("corgipile"), "{sharded}");
+    std::fs::write(dir.path().join("m.toml"), sharded).unwrap();
+    let alone = run(dir.path(), "alone", &[]);
+    let batched = run(dir.path(), "batched", &["--set", "experiment.batch=3"]);
+    for ((name, one), (_, together)) in variants(&alone).iter().zip(variants(&batched)) {
+        let scalars = |v: &Value| v["results"]["engine"]["scalars"].clone();
+        for key in ["io_requests_per_epoch", "io_bytes_per_epoch"] {
+            assert_eq!(scalars(one)[key], scalars(&together)[key], "{name}: {key}, each seed's own shard reads");
+        }
+        let (_, loss) = series(one, "train_loss");
+        let (_, batched_loss) = series(&together, "train_loss");
+        for (a, b) in loss.iter().zip(&batched_loss) {
+            assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{name}: training loss {a} alone, {b} in the batch");
+        }
+    }
 }
