@@ -243,6 +243,9 @@ fn fit_together(
     let reporter = reporter((first, prepared[0].job.unit_dir), bar.as_ref(), &prepared[0].job.schedule(None));
     let (models, mut members) = members_of(prepared, &inputs, &named, can_save);
     let resumed = if can_save { continued(resuming, &mut members)? } else { None };
+    if let (Some(bar), Some((state, _))) = (&bar, &resumed) {
+        bar.set_position(state.step);
+    }
     let identities: Vec<_> =
         members.iter().map(|m| (m.name.clone(), Some((m.sampler.id.clone(), m.sampler.sampling())))).collect();
     let wants_order = members.iter().any(|m| m.log.wants_order);
