@@ -111,8 +111,6 @@ pub fn fit_stacked(
 /// What each member keeps alone: its loss since the last checkpoint, its
 /// visits and its summary.
 struct MemberLog {
-    loss_sum: f64,
-    loss_count: u64,
     visits: Vec<u8>,
     ever: Vec<bool>,
     summary: FitSummary,
@@ -135,6 +133,11 @@ struct Stacked<'m> {
     seconds: f64,
     last_checkpoint: u64,
     members: Vec<MemberLog>,
+    /// Each member's summed loss since the last checkpoint `[K]`, in f64 on
+    /// the device (read at checkpoints and saves, not at every step: a read
+    /// waits for a GPU), and over how many batches.
+    loss_sums: Tensor,
+    loss_count: u64,
     /// The epoch in progress, its batches trained on, the examples trained
     /// on before it, and its batches to skip (trained on before a resume).
     epoch: u64,
@@ -153,13 +156,8 @@ impl<'m> Stacked<'m> {
         let opt = SavableOptimizer::new(optimizer_rule(cfg), cfg.lr, &net.parameters())?;
         let (budget, accumulate) = (cfg.max_examples.unwrap_or(u64::MAX), cfg.accumulate.max(1));
         let total_steps = (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64 * accumulate);
-        let member = || MemberLog {
-            loss_sum: 0.0,
-            loss_count: 0,
-            visits: vec![0; n as usize],
-            ever: vec![false; n as usize],
-            summary: FitSummary::default(),
-        };
+        let member =
+            || MemberLog { visits: vec![0; n as usize], ever: vec![false; n as usize], summary: FitSummary::default() };
         Ok(Stacked {
             models,
             net,
@@ -176,6 +174,8 @@ impl<'m> Stacked<'m> {
             seconds: 0.0,
             last_checkpoint: 0,
             members: models.iter().map(|_| member()).collect(),
+            loss_sums: Tensor::zeros([models.len() as i64], (Kind::Double, models[0].vs.device())),
+            loss_count: 0,
             epoch: 0,
             epoch_batches: 0,
             epoch_seen_before: 0,
@@ -284,15 +284,26 @@ impl<'m> Stacked<'m> {
     }
 
     /// Each member written into its model, then its checkpoint hook with
-    /// its mean loss since the last checkpoint.
+    /// its mean loss since the last checkpoint; an error naming a member
+    /// whose loss stopped being finite since then.
     fn checkpoint(&mut self, cp: Checkpoint, hooks: &mut StackedHooks) -> Result<()> {
-        for (k, (model, member)) in self.models.iter().zip(&mut self.members).enumerate() {
-            self.net.write_member(k as i64, model)?;
-            (hooks.checkpoint)(k, model, cp, member.loss_sum / member.loss_count.max(1) as f64)?;
-            (member.loss_sum, member.loss_count) = (0.0, 0);
+        let sums = self.loss_sums()?;
+        if let Some((k, &loss)) = sums.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+            let diverged = Diverged { loss, step: self.step, epoch: self.epoch + 1 };
+            bail!("`{}` (trained in a batch of seeds), by this step: {diverged}", hooks.members[k].0);
         }
-        self.last_checkpoint = cp.step;
+        for (k, (model, sum)) in self.models.iter().zip(sums).enumerate() {
+            self.net.write_member(k as i64, model)?;
+            (hooks.checkpoint)(k, model, cp, sum / self.loss_count.max(1) as f64)?;
+        }
+        let _ = self.loss_sums.zero_();
+        (self.loss_count, self.last_checkpoint) = (0, cp.step);
         Ok(())
+    }
+
+    /// Each member's summed loss since the last checkpoint.
+    fn loss_sums(&self) -> Result<Vec<f64>> {
+        Ok(Vec::<f64>::try_from(&self.loss_sums.to_device(tch::Device::Cpu))?)
     }
 
     /// Trains every member on its batch; whether it was the last the budget allows.
@@ -323,14 +334,9 @@ impl<'m> Stacked<'m> {
         if self.micro == self.accumulate || last_of_pass {
             self.optimizer_step(hooks.progress)?;
         }
-        let values = Vec::<f32>::try_from(&losses.detach().to_device(tch::Device::Cpu))?;
-        for (k, (&loss, member)) in values.iter().zip(&mut self.members).enumerate() {
-            if !loss.is_finite() {
-                let diverged = Diverged { loss: loss.into(), step: self.step + 1, epoch: epoch + 1 };
-                bail!("`{}` (trained in a batch of seeds): {diverged}", hooks.members[k].0);
-            }
-            (member.loss_sum, member.loss_count) = (member.loss_sum + f64::from(loss), member.loss_count + 1);
-        }
+        // Each f32 loss added in f64, as a run alone sums its batches' losses.
+        let _ = self.loss_sums.g_add_(&losses.detach().to_kind(Kind::Double));
+        self.loss_count += 1;
         self.seconds += started.elapsed().as_secs_f64();
         Ok(last_of_pass)
     }

@@ -78,8 +78,16 @@ pub struct StackedCheckpointing<'a> {
 
 impl Stacked<'_> {
     /// Where the fit stands (between optimizer steps).
-    fn state(&self) -> StackedState {
-        StackedState {
+    fn state(&self) -> Result<StackedState> {
+        let sums = self.loss_sums()?;
+        let member = |(m, loss_sum): (&MemberLog, f64)| MemberState {
+            loss_sum,
+            loss_count: self.loss_count,
+            visits: m.visits.clone(),
+            ever: m.ever.clone(),
+            summary: m.summary.clone(),
+        };
+        Ok(StackedState {
             epoch: self.epoch,
             epoch_batches: self.epoch_batches,
             epoch_seen_before: self.epoch_seen_before,
@@ -87,8 +95,8 @@ impl Stacked<'_> {
             seen: self.seen,
             seconds: self.seconds,
             last_checkpoint: self.last_checkpoint,
-            members: self.members.iter().map(MemberLog::state).collect(),
-        }
+            members: self.members.iter().zip(sums).map(member).collect(),
+        })
     }
 
     /// Continues from `state` and the tensors in `dir`: the epoch to start in.
@@ -113,6 +121,10 @@ impl Stacked<'_> {
         (self.epoch, self.epoch_batches, self.skip_batches) = (state.epoch, state.epoch_batches, state.epoch_batches);
         (self.epoch_seen_before, self.step, self.seen) = (state.epoch_seen_before, state.step, state.seen);
         (self.seconds, self.last_checkpoint) = (state.seconds, state.last_checkpoint);
+        let sums: Vec<f64> = state.members.iter().map(|m| m.loss_sum).collect();
+        let sums = Tensor::from_slice(&sums).to_device(self.loss_sums.device());
+        tch::no_grad(|| self.loss_sums.copy_(&sums));
+        self.loss_count = state.members.first().map_or(0, |m| m.loss_count);
         self.members = state.members.into_iter().map(MemberLog::from).collect();
         Ok(state.epoch)
     }
@@ -131,7 +143,7 @@ impl Stacked<'_> {
         if self.micro > 0 || !(stopping || self.clock.due(checkpointing.every)) {
             return Ok(());
         }
-        let state = self.state();
+        let state = self.state()?;
         let write = |dir: &Path| -> Result<()> {
             Tensor::write_safetensors(&self.net.tensors(), dir.join(STACKED))?;
             self.opt.save(&dir.join(OPTIMIZER))
@@ -145,20 +157,8 @@ impl Stacked<'_> {
     }
 }
 
-impl MemberLog {
-    fn state(&self) -> MemberState {
-        MemberState {
-            loss_sum: self.loss_sum,
-            loss_count: self.loss_count,
-            visits: self.visits.clone(),
-            ever: self.ever.clone(),
-            summary: self.summary.clone(),
-        }
-    }
-}
-
 impl From<MemberState> for MemberLog {
     fn from(s: MemberState) -> Self {
-        MemberLog { loss_sum: s.loss_sum, loss_count: s.loss_count, visits: s.visits, ever: s.ever, summary: s.summary }
+        MemberLog { visits: s.visits, ever: s.ever, summary: s.summary }
     }
 }
