@@ -16,7 +16,8 @@ pub enum MemberBatch {
     Runs(usize),
     /// Where the population can batch, up to [`MemberBatch::AUTO_RUNS`] a
     /// unit of the plan, split further by `population.batch_memory_mb`
-    /// once the model's size is known; elsewhere each run alone.
+    /// (and on a CPU a cache share) once the model's size is known;
+    /// elsewhere each run alone.
     Auto,
 }
 

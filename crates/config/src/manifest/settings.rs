@@ -540,7 +540,9 @@ settings! {
         /// one batched model (weights stacked on a member axis; each member
         /// as it would train alone, up to floating-point reassociation); 1:
         /// each run alone; `"auto"`: batched wherever the population can be,
-        /// up to 64 runs a unit and `batch_memory_mb`.
+        /// up to 64 runs a unit, trained in parts of even size within
+        /// `batch_memory_mb` and, on a CPU, within 16 MiB (a share of a
+        /// last-level cache: a batch past it waits on memory).
         pub batch: MemberBatch = MemberBatch::Runs(1), range "[1, 4096]";
         /// Under `batch = "auto"`, the memory one batch may take for its
         /// members' weights, gradients, optimizer state and training

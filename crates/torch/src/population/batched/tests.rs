@@ -87,8 +87,8 @@ fn auto_trains_a_unit_in_parts_its_memory_budget_holds() {
     let model = ModelConfig { hidden: vec![512, 512], ..ModelConfig::default() };
     let each = member_bytes(&model, &splits, 16).unwrap();
     let fitting = ((16u64 << 20) / each) as usize;
-    assert!((2..8).contains(&fitting), "16 MB holds {fitting} members of {each} bytes");
-    // Two full parts and a part of two.
+    assert_eq!(fitting, 3, "16 MB holds {fitting} members of {each} bytes");
+    // Eight runs, three a part at most: three parts, as even as they can be.
     let runs = 2 * fitting + 2;
     let config = PopulationConfig {
         models: vec![model.clone()],
@@ -117,6 +117,31 @@ fn auto_trains_a_unit_in_parts_its_memory_budget_holds() {
         all
     });
     assert_eq!(trained(&config), by_hand, "auto is batch = {fitting} here, bit for bit");
+}
+
+#[test]
+fn auto_on_a_cpu_keeps_a_batch_within_a_cache_share_whatever_the_memory_budget() {
+    let splits = splits();
+    let model = ModelConfig { hidden: vec![256, 256], ..ModelConfig::default() };
+    let each = member_bytes(&model, &splits, 32).unwrap();
+    let fitting = (AUTO_CPU_BATCH_BYTES / each) as usize;
+    assert!((2..20).contains(&fitting), "the cache share holds {fitting} members of {each} bytes");
+    let config = PopulationConfig {
+        models: vec![model],
+        seeds: (0..64).collect(),
+        epochs: vec![1],
+        batch: MemberBatch::Auto,
+        ..PopulationConfig::default()
+    };
+    assert_eq!(config.batch_memory_mb, 4096, "the default budget, far above the cache share");
+    let plan = PopulationPlan::new(&config, &TrainConfig { batch_size: 32, ..TrainConfig::default() }).unwrap();
+    let pretrain = PretrainConfig::default();
+    let inputs = PopulationInputs::on_cpu(&config, &pretrain, &splits, 9);
+    let sizes: Vec<usize> = parts(&plan, &plan.runs, &inputs).unwrap().iter().map(|p| p.len()).collect();
+    assert_eq!(sizes.len(), 64usize.div_ceil(fitting), "{sizes:?}");
+    let (least, most) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+    assert!(*most <= fitting && most - least <= 1, "even parts of {fitting} at most: {sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 64);
 }
 
 #[test]
