@@ -125,7 +125,10 @@ pub fn settings(s: &Settings, base: &Path, gpus: impl Fn() -> usize) -> Vec<Prob
     let mut p = Problems::default();
     experiment(&mut p, s, gpus);
     match s.experiment.kind {
-        ExperimentKind::Graph => graph(&mut p, &s.graph, base),
+        ExperimentKind::Graph => {
+            graph(&mut p, &s.graph, base);
+            no_seeds_batch(&mut p, s, "set experiment.batch = 1: a graph trains no model");
+        }
         ExperimentKind::Train => {
             data(&mut p, &s.data, base);
             stored_data(&mut p, s);
@@ -141,6 +144,11 @@ pub fn settings(s: &Settings, base: &Path, gpus: impl Fn() -> usize) -> Vec<Prob
             train(&mut p, &s.train, &s.data);
             population(&mut p, &s.population, &s.data, base);
             population_batch(&mut p, s);
+            no_seeds_batch(
+                &mut p,
+                s,
+                "batch the population's runs with population.batch, and set experiment.batch = 1",
+            );
             reference(&mut p, s, base);
             pretrain(&mut p, &s.pretrain);
         }
@@ -155,6 +163,15 @@ fn population_batch(p: &mut Problems, s: &Settings) {
     }
     if let Some(why) = crate::population::batch_refused(&s.population) {
         p.hint("population.batch", why, "set population.batch = 1");
+    }
+}
+
+/// `experiment.batch` (a `train` variant's seeds as one batch) left at 1 by
+/// an experiment of another `kind`, which would otherwise ignore it.
+fn no_seeds_batch(p: &mut Problems, s: &Settings, fix: &str) {
+    if s.experiment.batch != MemberBatch::Runs(1) {
+        let kind = format!("{:?}", s.experiment.kind).to_lowercase();
+        p.hint("experiment.batch", format!("batches a train experiment's seeds; this is a {kind} experiment"), fix);
     }
 }
 
