@@ -320,7 +320,7 @@ impl<'m> Fitting<'m> {
         if self.micro == 0 {
             self.opt.zero_grad()?;
         }
-        (&loss / self.accumulate as f64).backward();
+        super::accumulated(&loss, self.accumulate).backward();
         self.micro += 1;
         self.seen += batch.ids.len() as u64;
         let last_of_pass = self.seen >= self.budget;

@@ -704,6 +704,16 @@ pub fn optimizer_rule(cfg: &TrainConfig) -> Rule {
     }
 }
 
+/// `loss` as one of `accumulate` batches of an optimizer step adds it to
+/// the gradients: divided by their number, left as it is for one batch
+/// (dividing by 1 changes no bit, and costs a step two operations).
+pub(crate) fn accumulated(loss: &Tensor, accumulate: u64) -> Tensor {
+    if accumulate <= 1 {
+        return loss.shallow_clone();
+    }
+    loss / accumulate as f64
+}
+
 /// The learning rate at optimizer step `step` (0-based) of `total`.
 pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> f64 {
     let warm =

@@ -207,7 +207,7 @@ impl<'a> BatchedFit<'a> {
             self.optimizer.zero_grad()?;
         }
         // Their sum gives each member its own gradient.
-        (losses.sum(Kind::Float) / self.accumulate as f64).backward();
+        train::accumulated(&losses.sum(Kind::Float), self.accumulate).backward();
         self.micro += 1;
         if self.micro == self.accumulate || last_of_pass {
             self.optimizer_step()?;
@@ -243,8 +243,7 @@ pub(in crate::population) fn steps_taken(cfg: &TrainConfig, n: u64) -> u64 {
 }
 
 /// Each member's mean cross-entropy `[K]` of logits `[K, B, classes]` and
-/// labels `[K, B]`, its log-softmax spelt out on the CPU: libtorch's over
-/// a 10-wide last axis takes as long as a hidden layer there.
+/// labels `[K, B]`.
 pub(crate) fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
     if logits.device().is_cuda() {
         // A GPU is bound by kernel launches: libtorch's fused log-softmax
@@ -252,8 +251,11 @@ pub(crate) fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
         let chosen = logits.log_softmax(-1, Kind::Float).gather(2, &y.unsqueeze(2), false).squeeze_dim(2);
         return -chosen.mean_dim([1i64].as_slice(), false, Kind::Float);
     }
-    let shifted = logits - logits.detach().amax([-1i64].as_slice(), true);
-    let normaliser = shifted.exp().sum_dim_intlist([-1i64].as_slice(), false, Kind::Float).log();
-    let chosen = shifted.gather(2, &y.unsqueeze(2), false).squeeze_dim(2);
-    (normaliser - chosen).mean_dim([1i64].as_slice(), false, Kind::Float)
+    // On a CPU over the classes as axis 1 of `[K, classes, B]`, the layout
+    // the batched nets compute logits in: libtorch's log-softmax there runs
+    // along B in vector lanes, where over a 10-wide last axis it takes as
+    // long as a hidden layer.
+    let by_class = logits.transpose(1, 2);
+    let chosen = by_class.log_softmax(1, Kind::Float).gather(1, &y.unsqueeze(1), false).squeeze_dim(1);
+    -chosen.mean_dim([1i64].as_slice(), false, Kind::Float)
 }

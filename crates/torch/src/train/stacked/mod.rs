@@ -327,7 +327,7 @@ impl<'m> Stacked<'m> {
             self.opt.zero_grad()?;
         }
         // Their sum gives each member its own gradient.
-        (losses.sum(Kind::Float) / self.accumulate as f64).backward();
+        super::accumulated(&losses.sum(Kind::Float), self.accumulate).backward();
         self.micro += 1;
         self.seen += batches[0].ids.len() as u64;
         let last_of_pass = self.seen >= self.budget;
