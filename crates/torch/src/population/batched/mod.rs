@@ -300,12 +300,15 @@ fn log_timing(runs: &[RunSpec], steps: u64, (set_up, training, taking): (Duratio
 /// the batch (32 CNNs [16, 32] over a 1×40 input: about 40 MB a layer).
 const EVALUATED_MEMBER_ROWS: i64 = 1 << 14;
 
-/// Every member's class probabilities `[K, n, classes]` of inputs `[n, ...]`.
+/// Every member's class probabilities `[K, n, classes]` of inputs `[n, ...]`:
+/// the softmax over the classes as axis 1 of the nets' features-first
+/// logits `[K, classes, rows]`, where libtorch runs it along the rows in
+/// vector lanes (over a 10-wide last axis it took 20x as long).
 fn probabilities(batched: &dyn BatchedNet, x: &Tensor) -> Tensor {
     let rows = (EVALUATED_MEMBER_ROWS / batched.members()).max(1);
-    let parts: Vec<Tensor> =
-        x.split(rows, 0).iter().map(|rows| batched.forward_shared(rows).softmax(-1, Kind::Float)).collect();
-    Tensor::cat(&parts, 1)
+    let probabilities =
+        |rows: &Tensor| batched.forward_shared(rows).transpose(1, 2).softmax(1, Kind::Float).transpose(1, 2);
+    Tensor::cat(&x.split(rows, 0).iter().map(probabilities).collect::<Vec<_>>(), 1)
 }
 
 /// Every member of the batch after `epochs` epochs, evaluated on each split

@@ -172,7 +172,7 @@ impl BatchedCnn {
             if let Some(norm) = norm {
                 h = norm.apply(&h, train && !self.frozen);
             }
-            h = h.relu();
+            h = h.relu_();
             let (height, width) = (h.size()[2].min(2), h.size()[3].min(2));
             h = h.max_pool2d([height, width], [height, width], [0, 0], [1, 1], false);
         }
@@ -278,7 +278,8 @@ impl BatchedNet for BatchedMlp {
         for (i, layer) in self.layers.iter().enumerate() {
             h = linear(&h, layer);
             if i < last {
-                h = h.relu();
+                // In place: the product's backward needs its inputs, not its output.
+                h = h.relu_();
             }
         }
         h.transpose(1, 2)
