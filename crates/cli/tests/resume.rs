@@ -86,6 +86,17 @@ fn batched_population() -> String {
     batched
 }
 
+/// POPULATION's unit as three noisy runs under a plugin's sampler (each run
+/// its own `baselines.full-shuffle` stream) trained as one batch: a stop
+/// keeps the group as it was at the batch's start, as a run alone under a
+/// sampler does.
+fn sampled_batched_population() -> String {
+    let sampled = batched_population().replace("epochs = [1, 3, 6]", "epochs = [1, 3, 12]")
+        + "[sampler]\nuse = \"baselines.full-shuffle\"\n";
+    assert!(sampled.contains("[1, 3, 12]"), "{sampled}");
+    sampled
+}
+
 /// BODY's run over three seeds trained as one batched model
 /// (`experiment.batch`): importance sampling's loss weights and
 /// observations and the forgetting metric, each seed its own; a stop saves
@@ -359,6 +370,37 @@ fn a_batched_population_stopped_by_any_signal_and_resumed_gives_the_uninterrupte
     let plugin = common::library("tessera_pointwise_profiles");
     let stops = [(libc::SIGINT, 300), (libc::SIGTERM, 1600), (libc::SIGKILL, 900), (libc::SIGKILL, 2400)];
     every_stop_gives_the_uninterrupted_bits(&[plugin.as_path()], &batched_population(), &stops);
+}
+
+#[test]
+fn a_batched_population_under_a_sampler_stopped_and_resumed_gives_the_uninterrupted_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = [common::library("tessera_pointwise_profiles"), common::baselines()];
+    common::write_manifest(dir.path(), &plugins.each_ref().map(PathBuf::as_path), &sampled_batched_population());
+    let (code, stderr) =
+        finish(common::spawn_in_group(dir.path(), &["run", "manifest.toml", "--out", "whole", "--quiet"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let whole = comparable(&dir.path().join("whole"));
+    // It saves nothing before a stop: each signal lands 1.5 s into the batch.
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let out = format!("run-{signal}");
+        let child = common::spawn_in_group(dir.path(), &["run", "manifest.toml", "--out", &out, "--quiet"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: a signal to the group our child leads, as a terminal or Slurm sends it.
+        assert_eq!(unsafe { libc::kill(-(child.id() as libc::pid_t), signal) }, 0);
+        let (code, stderr) = finish(child);
+        let run = dir.path().join(&out);
+        assert!(!run.join("results.json").exists() || code != Some(0), "{out}: finished before the signal");
+        if signal == libc::SIGINT {
+            assert_eq!(code, Some(75), "{out}: stopped, resumable: {stderr}");
+            assert!(!saved_states(&run).is_empty(), "{out}: the batch's start is saved");
+        }
+        let (code, stderr) = finish(common::spawn_in_group(dir.path(), &["resume", &out]));
+        assert_eq!(code, Some(0), "{out}: resume: {stderr}");
+        let got = comparable(&run);
+        assert!(got.0 == whole.0, "{out}: results.json differs from the uninterrupted run");
+        assert!(got.1 == whole.1, "{out}: the population's arrays differ from the uninterrupted run");
+    }
 }
 
 #[test]

@@ -251,11 +251,33 @@ fn population_sampler(
         (true, _, _) => "observes training, which a population's runs cannot feed it",
         (_, true, _) => "selects each step's batch, which a population's runs do not do",
         (_, _, true) => "would order forked runs, which continue their parent's shuffle (population.fork_step)",
-        _ => return vec![],
+        _ => return frozen_batch(manifest, overrides, variant, spec),
     };
     let message = format!("variant `{}` is a population experiment, and sampler {} {why}", variant.name, spec.id);
     let hint = "use a sampler that only orders (e.g. baselines.sequential, corgi2.corgipile), or remove [sampler]";
     vec![manifest.diagnostic(variant.index, overrides, &format!("{}.use", spec.key), message, Some(hint.into()))]
+}
+
+/// Runs under a plugin's sampler batch (`population.batch = K`) only where
+/// every layer trains: the stacked fit they batch through has no frozen
+/// features.
+fn frozen_batch(
+    manifest: &Manifest,
+    overrides: &[Override],
+    variant: &Variant,
+    spec: &ComponentSpec,
+) -> Vec<Diagnostic> {
+    let population = &variant.settings.population;
+    let batched = matches!(population.batch, crate::manifest::MemberBatch::Runs(k) if k > 1);
+    if !(batched && population.freeze_features) {
+        return vec![];
+    }
+    let message = format!(
+        "variant `{}`: runs under sampler {} batch only when every layer trains, and population.freeze_features freezes their features",
+        variant.name, spec.id
+    );
+    let hint = "set population.batch = 1 (or \"auto\", which trains such runs one after another)";
+    vec![manifest.diagnostic(variant.index, overrides, "population.batch", message, Some(hint.into()))]
 }
 
 /// Every problem of one variant: its components and their parameters, its

@@ -9,6 +9,8 @@
 //! momentum, Adam's moments and weight decay act element by element, and
 //! the loss is the sum of the members' mean losses, so each member's
 //! gradient is its own. A stop saves the batch where it stands (`saved`).
+//! Runs under a plugin's sampler batch through the stacked fit of a `train`
+//! variant's seeds instead (`sampled`).
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -31,6 +33,7 @@ use crate::model::Model;
 
 mod fit;
 mod net;
+mod sampled;
 mod saved;
 #[cfg(test)]
 mod tests;
@@ -43,7 +46,8 @@ pub use net::{BatchedCnn, BatchedMlp, BatchedNet};
 
 /// Why `runs` cannot train as one batch, if they cannot: they must share an
 /// MLP, linear or CNN architecture and settings that differ at most in
-/// `label_noise`, and train on a host shuffle (see [`batch_refused`]).
+/// `label_noise` (see [`batch_refused`]); under a plugin's sampler, train
+/// every layer and be batched by a number, not `"auto"`.
 pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationInputs) -> Option<String> {
     let first = runs.first()?;
     let setting = |r: &RunSpec| TrainConfig { label_noise: 0.0, ..plan.settings[r.setting].clone() };
@@ -53,7 +57,14 @@ pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationI
     let reasons = [
         (runs.iter().any(|r| r.architecture != first.architecture), "its runs have different architectures"),
         (runs.iter().any(|r| setting(r) != setting(first)), "its runs' settings differ beyond label_noise"),
-        (inputs.sampler.is_some(), "a plugin's sampler does not batch yet"),
+        (
+            inputs.sampler.is_some() && inputs.config.freeze_features,
+            "a plugin's sampler batches only runs whose every layer trains (not with freeze_features)",
+        ),
+        (
+            inputs.sampler.is_some() && inputs.config.batch == MemberBatch::Auto,
+            "a plugin's sampler batches only with population.batch = K (its runs' orders may differ in length)",
+        ),
     ];
     reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| why.to_string())
 }
@@ -146,6 +157,9 @@ pub(super) fn train_batch(
 ) -> Result<u64> {
     if let Some(why) = unbatchable(plan, runs, inputs) {
         bail!("population.batch: {why}");
+    }
+    if inputs.sampler.is_some() {
+        return sampled::train_sampled_batch(plan, runs, inputs, (group, base, cancel, progress));
     }
     let (started, shared) = (std::time::Instant::now(), &group.shared);
     let Members { batched, labels, seeds } = members(plan, runs, inputs, (shared, base))?;
