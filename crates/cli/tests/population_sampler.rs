@@ -67,11 +67,14 @@ fn shuffled_by_a_sampler() -> String {
     manifest
 }
 
-/// Runs [`shuffled_by_a_sampler`] with `population.batch = batch` into `out`:
+/// Runs [`shuffled_by_a_sampler`] with `population.batch = batch` into `out`
+/// (with `extra` arguments):
 /// results.json without timings, and each member's test correctness row.
-fn run_sampled(dir: &std::path::Path, batch: &str, out: &str) -> (serde_json::Value, Vec<Vec<u8>>) {
+fn run_sampled(dir: &std::path::Path, batch: &str, out: &str, extra: &[&str]) -> (serde_json::Value, Vec<Vec<u8>>) {
     let set = format!("population.batch={batch}");
-    let run = tessera_command(&["-q", "run", "m.toml", "--out", out, "--set", &set], dir);
+    let args: Vec<&str> =
+        ["-q", "run", "m.toml", "--out", out, "--set", &set].into_iter().chain(extra.iter().copied()).collect();
+    let run = tessera_command(&args, dir);
     assert!(run.status.success(), "batch {batch}: {}", String::from_utf8_lossy(&run.stderr));
     let mut results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join(out).join("results.json")).unwrap()).unwrap();
@@ -87,8 +90,8 @@ fn run_sampled(dir: &std::path::Path, batch: &str, out: &str) -> (serde_json::Va
 fn runs_under_a_sampler_batched_train_as_they_do_alone_and_reproducibly() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("m.toml"), shuffled_by_a_sampler()).unwrap();
-    let (alone, alone_rows) = run_sampled(dir.path(), "1", "alone");
-    let (batched, batched_rows) = run_sampled(dir.path(), "3", "batched");
+    let (alone, alone_rows) = run_sampled(dir.path(), "1", "alone", &[]);
+    let (batched, batched_rows) = run_sampled(dir.path(), "3", "batched", &[]);
     assert_eq!(alone_rows.len(), 6, "3 runs × 2 training lengths");
     assert_eq!(batched_rows.len(), alone_rows.len());
     // Each member its own sampler's order: the batched member is the one
@@ -99,8 +102,11 @@ fn runs_under_a_sampler_batched_train_as_they_do_alone_and_reproducibly() {
     }
     let distinct: std::collections::BTreeSet<&Vec<u8>> = batched_rows.iter().collect();
     assert!(distinct.len() > 3, "the runs' own orders make different members");
-    // Bit for bit again, and "auto" keeps each run under a sampler alone.
-    assert_eq!(run_sampled(dir.path(), "3", "again").0, batched, "a rerun of the batch");
-    let (auto, _) = run_sampled(dir.path(), "\"auto\"", "auto");
+    // Bit for bit again, in worker processes too, and "auto" keeps each run
+    // under a sampler alone.
+    assert_eq!(run_sampled(dir.path(), "3", "again", &[]).0, batched, "a rerun of the batch");
+    let processes = run_sampled(dir.path(), "3", "processes", &["--executor", "processes", "--jobs", "2"]);
+    assert_eq!(processes.0, batched, "the batch through worker processes");
+    let (auto, _) = run_sampled(dir.path(), "\"auto\"", "auto", &[]);
     assert_eq!(auto, alone, "auto trains runs under a plugin's sampler one after another");
 }
