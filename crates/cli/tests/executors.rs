@@ -7,8 +7,8 @@
 //! 4, so the population's 6 units run as two arrays. A population whose
 //! runs start from a pretrained encoder runs its pretraining unit first and
 //! its runs as dependent arrays after it; a population of batched runs
-//! (`population.batch`) too, and a train variant's seeds in batches
-//! (`experiment.batch`). A unit twice as long as its
+//! (`population.batch`) too, batched runs under a plugin's sampler, and a
+//! train variant's seeds in batches (`experiment.batch`). A unit twice as long as its
 //! task's time limit finishes through requeues, with inline's bits.
 
 mod common;
@@ -76,6 +76,26 @@ const TINY: &[Tiny] = &[
             "population.widths=[1.0]",
             "--set",
             "population.batch=2",
+        ],
+    },
+    Tiny {
+        name: "batched-sampled-population",
+        example: "pointwise-profiles",
+        args: &[
+            "--variant",
+            "digits",
+            "--set",
+            "population.models=[{ kind = \"mlp\", hidden = [32] }]",
+            "--set",
+            "population.seeds=[1,2,3]",
+            "--set",
+            "population.epochs=[1,2]",
+            "--set",
+            "population.widths=[1.0]",
+            "--set",
+            "population.batch=2",
+            "--set",
+            "sampler.use=\"baselines.full-shuffle\"",
         ],
     },
     Tiny {
