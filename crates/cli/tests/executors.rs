@@ -19,6 +19,34 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Three runs of the pointwise-profiles example in batches of two.
+const BATCHED_POPULATION: [&str; 12] = [
+    "--variant",
+    "digits",
+    "--set",
+    "population.models=[{ kind = \"mlp\", hidden = [32] }]",
+    "--set",
+    "population.seeds=[1,2,3]",
+    "--set",
+    "population.epochs=[1,2]",
+    "--set",
+    "population.widths=[1.0]",
+    "--set",
+    "population.batch=2",
+];
+
+/// [`BATCHED_POPULATION`] under a plugin's sampler, each run its own stream.
+const BATCHED_SAMPLED_POPULATION: [&str; 14] = {
+    let mut args = ["--set"; 14];
+    let mut i = 0;
+    while i < BATCHED_POPULATION.len() {
+        args[i] = BATCHED_POPULATION[i];
+        i += 1;
+    }
+    args[13] = "sampler.use=\"baselines.full-shuffle\"";
+    args
+};
+
 /// A tiny manifest of one kind of experiment: example, variants, `--set`.
 struct Tiny {
     name: &'static str,
@@ -60,44 +88,8 @@ const TINY: &[Tiny] = &[
             "population.seeds=[1,2]",
         ],
     },
-    Tiny {
-        name: "batched-population",
-        example: "pointwise-profiles",
-        args: &[
-            "--variant",
-            "digits",
-            "--set",
-            "population.models=[{ kind = \"mlp\", hidden = [32] }]",
-            "--set",
-            "population.seeds=[1,2,3]",
-            "--set",
-            "population.epochs=[1,2]",
-            "--set",
-            "population.widths=[1.0]",
-            "--set",
-            "population.batch=2",
-        ],
-    },
-    Tiny {
-        name: "batched-sampled-population",
-        example: "pointwise-profiles",
-        args: &[
-            "--variant",
-            "digits",
-            "--set",
-            "population.models=[{ kind = \"mlp\", hidden = [32] }]",
-            "--set",
-            "population.seeds=[1,2,3]",
-            "--set",
-            "population.epochs=[1,2]",
-            "--set",
-            "population.widths=[1.0]",
-            "--set",
-            "population.batch=2",
-            "--set",
-            "sampler.use=\"baselines.full-shuffle\"",
-        ],
-    },
+    Tiny { name: "batched-population", example: "pointwise-profiles", args: &BATCHED_POPULATION },
+    Tiny { name: "batched-sampled-population", example: "pointwise-profiles", args: &BATCHED_SAMPLED_POPULATION },
     Tiny {
         name: "batched-seeds",
         example: "quickstart",
