@@ -59,6 +59,43 @@ pub struct Member {
     pub accuracy: BTreeMap<String, f64>,
 }
 
+impl Member {
+    /// Run `spec`'s member after `epochs` epochs, `step` optimizer steps and
+    /// `seen` training examples, with its `accuracy` on each evaluated split.
+    fn of_run(
+        plan: &PopulationPlan,
+        config: &PopulationConfig,
+        spec: &RunSpec,
+        (epochs, step, seen): (u64, u64, u64),
+        accuracy: BTreeMap<String, f64>,
+    ) -> Member {
+        let (architecture, width) = &plan.architectures[spec.architecture];
+        Member {
+            run: spec.run,
+            model: describe(architecture),
+            width: *width,
+            seed: config.seeds[spec.seed_index],
+            setting: spec.setting,
+            setting_label: setting_label(&config.settings[spec.setting]),
+            batch_size: plan.settings[spec.setting].batch_size,
+            epochs,
+            step,
+            examples_seen: seen,
+            accuracy,
+        }
+    }
+}
+
+/// The epochs completed at a checkpoint (at `epoch`, `seen` examples into a
+/// training split of `n`) if a run takes a member there: at an epoch's end
+/// that is one of the training lengths, or at every checkpoint with
+/// `population.every_checkpoint`.
+fn member_epochs(plan: &PopulationPlan, config: &PopulationConfig, epoch: f64, seen: u64, n: u64) -> Option<u64> {
+    let epochs = (seen as f64 / n.max(1) as f64 + 1e-9).floor() as u64;
+    let at_a_length = epoch.fract() == 0.0 && plan.lengths.contains(&epochs);
+    (config.every_checkpoint || at_a_length).then_some(epochs)
+}
+
 /// The prediction matrix of one split: row `i` is member `i`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SplitMatrix {

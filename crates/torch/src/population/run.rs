@@ -125,7 +125,7 @@ impl OneRun<'_> {
         }
         let mut checkpoint = |model: &Model, cp: tessera_sdk::Checkpoint, _loss: f64| -> Result<()> {
             group.report(cp.step, (cp.epoch, cfg.epochs));
-            self.on_checkpoint(group, model, cp, (start_step, start_seen), cfg.batch_size)
+            self.on_checkpoint(group, model, cp, (start_step, start_seen))
         };
         let data = run_data.as_ref().unwrap_or(&self.shared.train);
         let sampled = self.inputs.sampler.is_some();
@@ -172,40 +172,25 @@ impl OneRun<'_> {
         model: &Model,
         cp: tessera_sdk::Checkpoint,
         (start_step, start_seen): (u64, u64),
-        batch_size: usize,
     ) -> Result<()> {
         let (config, splits) = (self.inputs.config, self.inputs.splits);
         let setting = self.spec.setting;
         let (step, seen) = (start_step + cp.step, start_seen + cp.examples_seen);
         let branches = config.fork_step.is_some() && setting != config.fork_from;
         let keep_fork = config.fork_step.filter(|_| setting == config.fork_from && !branches);
-        let (architecture, width) = &self.plan.architectures[self.spec.architecture];
+        let (architecture, _) = &self.plan.architectures[self.spec.architecture];
         if keep_fork == Some(step) && group.fork.borrow().is_none() {
             let classes = splits.train.classes as i64;
             let mut copy = Model::new(architecture, &splits.train.shape, classes, self.inputs.device, 0)?;
             copy.vs.copy(&model.vs)?;
             *group.fork.borrow_mut() = Some((copy, step, seen));
         }
-        let epochs = (seen as f64 / splits.train.len().max(1) as f64 + 1e-9).floor() as u64;
-        let at_a_length = cp.epoch.fract() == 0.0 && self.plan.lengths.contains(&epochs);
-        if !(config.every_checkpoint || at_a_length) {
+        let Some(epochs) = member_epochs(self.plan, config, cp.epoch, seen, splits.train.len() as u64) else {
             return Ok(());
-        }
+        };
         let mut population = group.population.borrow_mut();
         let accuracy = self.evaluate(model, &mut population)?;
-        population.members.push(Member {
-            run: self.spec.run,
-            model: describe(architecture),
-            width: *width,
-            seed: config.seeds[self.spec.seed_index],
-            setting,
-            setting_label: setting_label(&config.settings[setting]),
-            batch_size,
-            epochs,
-            step,
-            examples_seen: seen,
-            accuracy,
-        });
+        population.members.push(Member::of_run(self.plan, config, self.spec, (epochs, step, seen), accuracy));
         Ok(())
     }
 }

@@ -24,9 +24,7 @@ use super::group::Group;
 use super::resume::{BatchState, TakenMember};
 use super::run::outputs_into;
 use super::run::OneRun;
-use super::{
-    batch_refused, describe, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix,
-};
+use super::{batch_refused, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix};
 use crate::error::{bail, Result};
 use crate::manifest::{MemberBatch, ModelConfig, ModelKind, TrainConfig};
 use crate::model::Model;
@@ -177,9 +175,7 @@ pub(super) fn train_batch(
     let mut taking = std::time::Duration::ZERO;
     let mut on_checkpoint = |cp: Checkpoint| -> Result<()> {
         let taken_from = std::time::Instant::now();
-        let epochs = (cp.examples_seen as f64 / n.max(1) as f64 + 1e-9).floor() as u64;
-        let at_a_length = cp.epoch.fract() == 0.0 && plan.lengths.contains(&epochs);
-        if inputs.config.every_checkpoint || at_a_length {
+        if let Some(epochs) = super::member_epochs(plan, inputs.config, cp.epoch, cp.examples_seen, n) {
             let at = (epochs, cp.step, cp.examples_seen);
             let members = take_members(batched.as_ref(), runs, at, (plan, inputs, shared))?;
             taken.borrow_mut().iter_mut().zip(members).for_each(|(rows, row)| rows.push(row));
@@ -320,9 +316,9 @@ const EVALUATED_MEMBER_ROWS: i64 = 1 << 14;
 /// vector lanes (over a 10-wide last axis it took 20x as long).
 fn probabilities(batched: &dyn BatchedNet, x: &Tensor) -> Tensor {
     let rows = (EVALUATED_MEMBER_ROWS / batched.members()).max(1);
-    let probabilities =
-        |rows: &Tensor| batched.forward_shared(rows).transpose(1, 2).softmax(1, Kind::Float).transpose(1, 2);
-    Tensor::cat(&x.split(rows, 0).iter().map(probabilities).collect::<Vec<_>>(), 1)
+    let of_chunk =
+        |chunk: &Tensor| batched.forward_shared(chunk).transpose(1, 2).softmax(1, Kind::Float).transpose(1, 2);
+    Tensor::cat(&x.split(rows, 0).iter().map(of_chunk).collect::<Vec<_>>(), 1)
 }
 
 /// Every member of the batch after `epochs` epochs, evaluated on each split
@@ -346,19 +342,9 @@ fn take_members(
             rows.push((split.clone(), member));
         }
     }
-    let (architecture, width) = &plan.architectures[runs[0].architecture];
-    let members = runs.iter().zip(accuracies).map(|(spec, accuracy)| Member {
-        run: spec.run,
-        model: describe(architecture),
-        width: *width,
-        seed: config.seeds[spec.seed_index],
-        setting: spec.setting,
-        setting_label: super::setting_label(&config.settings[spec.setting]),
-        batch_size: plan.settings[spec.setting].batch_size,
-        epochs,
-        step,
-        examples_seen: seen,
-        accuracy,
-    });
+    let members = runs
+        .iter()
+        .zip(accuracies)
+        .map(|(spec, accuracy)| Member::of_run(plan, config, spec, (epochs, step, seen), accuracy));
     Ok(members.zip(evaluated).collect())
 }

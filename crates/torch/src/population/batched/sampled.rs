@@ -22,7 +22,7 @@ use crate::plugin::{CallContext, SamplerHandle};
 use crate::population::group::Group;
 use crate::population::resume::TakenMember;
 use crate::population::run::{evaluate_into, OneRun};
-use crate::population::{describe, setting_label, Member, PopulationInputs, PopulationPlan, RunSpec, SplitMatrix};
+use crate::population::{member_epochs, Member, PopulationInputs, PopulationPlan, RunSpec, SplitMatrix};
 use crate::storage::Access;
 use crate::train::{self, MemberEpoch, MemorySource, StackedCheckpointing, StackedHooks, TensorData};
 
@@ -105,30 +105,14 @@ fn take_member(
     cp: Checkpoint,
 ) -> Result<Option<TakenMember>> {
     let config = inputs.config;
-    let epochs = (cp.examples_seen as f64 / inputs.splits.train.len().max(1) as f64 + 1e-9).floor() as u64;
-    let at_a_length = cp.epoch.fract() == 0.0 && plan.lengths.contains(&epochs);
-    if !(config.every_checkpoint || at_a_length) {
-        return Ok(None);
-    }
+    let n = inputs.splits.train.len() as u64;
+    let Some(epochs) = member_epochs(plan, config, cp.epoch, cp.examples_seen, n) else { return Ok(None) };
     let (mut rows, mut accuracy) = (Vec::new(), BTreeMap::new());
     for (split, data) in &group.shared.evaluated {
         let mut matrix = SplitMatrix::default();
         accuracy.insert(split.clone(), evaluate_into(model, data, &mut matrix, config.probabilities)?);
         rows.push((split.clone(), matrix));
     }
-    let (architecture, width) = &plan.architectures[spec.architecture];
-    let member = Member {
-        run: spec.run,
-        model: describe(architecture),
-        width: *width,
-        seed: config.seeds[spec.seed_index],
-        setting: spec.setting,
-        setting_label: setting_label(&config.settings[spec.setting]),
-        batch_size: plan.settings[spec.setting].batch_size,
-        epochs,
-        step: cp.step,
-        examples_seen: cp.examples_seen,
-        accuracy,
-    };
+    let member = Member::of_run(plan, config, spec, (epochs, cp.step, cp.examples_seen), accuracy);
     Ok(Some((member, rows)))
 }
