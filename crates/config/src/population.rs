@@ -123,6 +123,13 @@ pub fn batch_refused(config: &PopulationConfig) -> Option<&'static str> {
     reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| *why)
 }
 
+/// What runs trained as one batch share of their training setting: all of
+/// it but `label_noise` (each run draws its own) and `lr` (each member
+/// steps at its own rate).
+pub fn batch_setting(cfg: &TrainConfig) -> TrainConfig {
+    TrainConfig { label_noise: 0.0, lr: 0.0, ..cfg.clone() }
+}
+
 /// Why the seeds of a `train` variant of `model` cannot train as one
 /// batched model (`experiment.batch`), if the settings alone say so.
 pub fn seeds_batch_refused(model: &ModelConfig) -> Option<&'static str> {
@@ -257,14 +264,15 @@ impl PopulationPlan {
 
     /// The units of runs with `population.batch = k`: each group of
     /// [`PopulationPlan::run_groups`], its consecutive runs of one
-    /// architecture whose settings differ at most in `label_noise` split into
+    /// architecture whose settings differ at most in `label_noise` and `lr`
+    /// ([`batch_setting`]) split into
     /// batches of at most `k` (a fork group stays whole).
     pub fn batches(&self, config: &PopulationConfig, k: usize) -> Vec<Vec<RunSpec>> {
         let groups = self.run_groups(config);
         if k <= 1 || config.fork_step.is_some() {
             return groups;
         }
-        let key = |r: &RunSpec| (r.architecture, TrainConfig { label_noise: 0.0, ..self.settings[r.setting].clone() });
+        let key = |r: &RunSpec| (r.architecture, batch_setting(&self.settings[r.setting]));
         let mut batches: Vec<Vec<RunSpec>> = Vec::new();
         for run in groups.into_iter().flatten() {
             match batches.last_mut() {

@@ -536,11 +536,12 @@ settings! {
         /// (its `population/<variant>` folder, relative to the manifest).
         pub load: Option<String> = None;
         /// Train up to this many consecutive runs of one MLP, linear or CNN
-        /// architecture, whose settings differ at most in `label_noise`, as
+        /// architecture, whose settings differ at most in `label_noise` and
+        /// `lr` (a learning-rate grid: each member at its own rate), as
         /// one batched model (weights stacked on a member axis; each member
         /// as it would train alone, up to floating-point reassociation); 1:
         /// each run alone (runs under a plugin's sampler batch with a number
-        /// only, each with its own sampler instance); `"auto"`: batched
+        /// only, at one learning rate, each with its own sampler instance); `"auto"`: batched
         /// wherever the population can be,
         /// up to 64 runs a unit, trained in parts of even size within
         /// `batch_memory_mb` and, on a CPU, within 16 MiB (a share of a

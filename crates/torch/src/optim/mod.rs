@@ -16,6 +16,9 @@ use tch::Tensor;
 
 use crate::error::{bail, Result};
 
+mod members;
+pub use members::{MemberRates, StackedOptimizer};
+
 extern "C" {
     fn tessera_optimizer_save(optimizer: *mut c_void, path: *const c_char) -> *mut c_char;
     fn tessera_optimizer_load(optimizer: *mut c_void, path: *const c_char) -> *mut c_char;

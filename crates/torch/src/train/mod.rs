@@ -716,6 +716,13 @@ pub(crate) fn accumulated(loss: &Tensor, accumulate: u64) -> Tensor {
 
 /// The learning rate at optimizer step `step` (0-based) of `total`.
 pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> f64 {
+    scheduled_rate(cfg.lr, cfg, step, total)
+}
+
+/// The learning rate at optimizer `step` of `total` of a run of `cfg` but
+/// whose base learning rate is `base` (a member of a batch of runs that
+/// differ in `lr`): `cfg`'s warm-up and schedule applied to it.
+pub fn scheduled_rate(base: f64, cfg: &TrainConfig, step: u64, total: u64) -> f64 {
     let warm =
         if cfg.warmup_steps > 0 && step < cfg.warmup_steps { (step + 1) as f64 / cfg.warmup_steps as f64 } else { 1.0 };
     let after = step.saturating_sub(cfg.warmup_steps);
@@ -727,7 +734,7 @@ pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> f64 {
             0.5 * (1.0 + (std::f64::consts::PI * (after as f64 / span).min(1.0)).cos())
         }
     };
-    cfg.lr * warm * scale
+    base * warm * scale
 }
 
 /// The steps `checkpoint_steps` and `checkpoint_log` add to the regular

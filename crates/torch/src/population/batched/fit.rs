@@ -10,6 +10,7 @@ use super::net::BatchedNet;
 use super::TakenMember;
 use crate::error::{bail, Result};
 use crate::manifest::TrainConfig;
+use crate::optim::StackedOptimizer;
 use crate::population::resume::{BatchState, BATCH, OPTIMIZER};
 use crate::train::{self, ShuffledOrder, TensorData};
 
@@ -21,7 +22,10 @@ pub(super) struct BatchedFit<'a> {
     pub(super) labels: Tensor,
     pub(super) cfg: &'a TrainConfig,
     pub(super) rngs: Vec<SeedRng>,
-    pub(super) optimizer: crate::optim::SavableOptimizer,
+    /// Each member's base learning rate (its setting's `lr`), which the
+    /// schedule of `cfg` scales.
+    pub(super) rates: Vec<f64>,
+    pub(super) optimizer: StackedOptimizer,
     pub(super) step: u64,
     pub(super) seen: u64,
     pub(super) total_steps: u64,
@@ -49,12 +53,15 @@ impl<'a> BatchedFit<'a> {
         data: &'a TensorData,
         labels: &[Vec<i64>],
         cfg: &'a TrainConfig,
-        seeds: &[u64],
+        (seeds, rates): (&[u64], &[f64]),
     ) -> Result<Self> {
         let n = data.y.size()[0] as u64;
         let device = data.x.device();
         let labels = Tensor::stack(&labels.iter().map(|l| Tensor::from_slice(l)).collect::<Vec<_>>(), 0).to(device);
-        let optimizer = crate::optim::SavableOptimizer::new(train::optimizer_rule(cfg), cfg.lr, &model.parameters())?;
+        if rates.len() != seeds.len() {
+            bail!("a batch of {} members with {} learning rates", seeds.len(), rates.len());
+        }
+        let optimizer = StackedOptimizer::new(train::optimizer_rule(cfg), rates, &model.parameters())?;
         let budget = cfg.max_examples.unwrap_or(u64::MAX);
         let accumulate = cfg.accumulate.max(1);
         let total_steps = planned_steps(cfg, n);
@@ -67,6 +74,7 @@ impl<'a> BatchedFit<'a> {
             labels,
             cfg,
             rngs,
+            rates: rates.to_vec(),
             optimizer,
             step: 0,
             seen: 0,
@@ -215,10 +223,11 @@ impl<'a> BatchedFit<'a> {
         Ok(())
     }
 
-    /// Steps the optimizer at the scheduled learning rate.
+    /// Steps the optimizer, each member at its scheduled learning rate.
     fn optimizer_step(&mut self) -> Result<()> {
-        self.optimizer.set_lr(train::learning_rate(self.cfg, self.step, self.total_steps))?;
-        self.optimizer.step()?;
+        let (cfg, step, total) = (self.cfg, self.step, self.total_steps);
+        let lrs: Vec<f64> = self.rates.iter().map(|&base| train::scheduled_rate(base, cfg, step, total)).collect();
+        self.optimizer.step(&lrs)?;
         (self.micro, self.step) = (0, self.step + 1);
         Ok(())
     }

@@ -24,9 +24,12 @@ use super::group::Group;
 use super::resume::{BatchState, TakenMember};
 use super::run::outputs_into;
 use super::run::OneRun;
-use super::{batch_refused, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors, SplitMatrix};
+use super::{
+    batch_refused, batch_setting, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors,
+    SplitMatrix,
+};
 use crate::error::{bail, Result};
-use crate::manifest::{MemberBatch, ModelConfig, ModelKind, TrainConfig};
+use crate::manifest::{MemberBatch, ModelConfig, ModelKind};
 use crate::model::Model;
 
 mod fit;
@@ -44,20 +47,26 @@ pub use net::{BatchedCnn, BatchedMlp, BatchedNet};
 
 /// Why `runs` cannot train as one batch, if they cannot: they must share an
 /// MLP, linear or CNN architecture and settings that differ at most in
-/// `label_noise` (see [`batch_refused`]); under a plugin's sampler, train
-/// every layer and be batched by a number, not `"auto"`.
+/// `label_noise` and `lr` (see [`batch_refused`], [`batch_setting`]); under a
+/// plugin's sampler, train every layer at one learning rate and be batched
+/// by a number, not `"auto"`.
 pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationInputs) -> Option<String> {
     let first = runs.first()?;
-    let setting = |r: &RunSpec| TrainConfig { label_noise: 0.0, ..plan.settings[r.setting].clone() };
+    let setting = |r: &RunSpec| batch_setting(&plan.settings[r.setting]);
+    let lr = |r: &RunSpec| plan.settings[r.setting].lr;
     if let Some(why) = batch_refused(inputs.config) {
         return Some(why.to_string());
     }
     let reasons = [
         (runs.iter().any(|r| r.architecture != first.architecture), "its runs have different architectures"),
-        (runs.iter().any(|r| setting(r) != setting(first)), "its runs' settings differ beyond label_noise"),
+        (runs.iter().any(|r| setting(r) != setting(first)), "its runs' settings differ beyond label_noise and lr"),
         (
             inputs.sampler.is_some() && inputs.config.freeze_features,
             "a plugin's sampler batches only runs whose every layer trains (not with freeze_features)",
+        ),
+        (
+            inputs.sampler.is_some() && runs.iter().any(|r| lr(r) != lr(first)),
+            "a plugin's sampler batches only runs of one learning rate (train.lr)",
         ),
         (
             inputs.sampler.is_some() && inputs.config.batch == MemberBatch::Auto,
@@ -162,7 +171,8 @@ pub(super) fn train_batch(
     let (started, shared) = (std::time::Instant::now(), &group.shared);
     let Members { batched, labels, seeds } = members(plan, runs, inputs, (shared, base))?;
     let cfg = &plan.settings[runs[0].setting];
-    let mut fit = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, &seeds)?;
+    let rates: Vec<f64> = runs.iter().map(|r| plan.settings[r.setting].lr).collect();
+    let mut fit = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, (&seeds, &rates))?;
     let taken: RefCell<Vec<Vec<TakenMember>>> = RefCell::new(runs.iter().map(|_| vec![]).collect());
     if let Some((state, dir)) = &resumed {
         fit.continue_from(state, dir)?;

@@ -5,7 +5,9 @@ use std::path::Path;
 use tch::Device;
 
 use super::*;
-use crate::manifest::{DataConfig, ModelConfig, ModelKind, PopulationConfig, PretrainConfig, PretrainMethod, Split};
+use crate::manifest::{
+    DataConfig, ModelConfig, ModelKind, PopulationConfig, PretrainConfig, PretrainMethod, Split, TrainConfig,
+};
 use crate::population::Population;
 use crate::train::{self, TensorData};
 
@@ -34,7 +36,7 @@ fn one_step_matches(config: &ModelConfig) {
     let data = TensorData::new(&splits.train, Device::Cpu);
     let cfg = TrainConfig { batch_size: 8, momentum: 0.9, lr: 0.1, ..TrainConfig::default() };
     let labels: Vec<Vec<i64>> = (0..4).map(|_| splits.train.labels.clone()).collect();
-    let mut fit = BatchedFit::new(batched.as_ref(), &data, &labels, &cfg, &[0, 1, 2, 3]).unwrap();
+    let mut fit = BatchedFit::new(batched.as_ref(), &data, &labels, &cfg, (&[0, 1, 2, 3], &[cfg.lr; 4])).unwrap();
     // Each member's own batch: different ids per member.
     let ids: Vec<Vec<i64>> = (0..4).map(|k| (0..8).map(|i| (i * 7 + k * 13) % 300).collect()).collect();
     let stacked = Tensor::stack(&ids.iter().map(|i| Tensor::from_slice(i)).collect::<Vec<_>>(), 0);
@@ -177,17 +179,47 @@ fn a_batched_population_is_the_unbatched_one_up_to_rounding_and_reproducible() {
             "{:?}{start}, freeze_features = {freeze}, pretrain = {}, every checkpoint: {every}, accumulate: {}",
             model.kind, pretrain.method, train.accumulate
         );
-        batched_population_matches(model.clone(), (freeze, every), pretrain, train);
+        batched_population_matches(model.clone(), (freeze, every), pretrain, train, NOISE);
     }
 }
 
-/// Six runs of `model` (3 seeds × 2 label-noise settings), 3 epochs,
-/// batched and alone, from their own seeds or a shared start.
+/// Two settings that differ in their label noise only.
+const NOISE: [&str; 2] = ["label_noise = 0.0", "label_noise = 0.1"];
+
+#[test]
+fn runs_of_a_learning_rate_grid_batch_each_at_its_own_rate() {
+    let mlp = ModelConfig { hidden: vec![16], ..ModelConfig::default() };
+    let cnn = ModelConfig { kind: ModelKind::Cnn, channels: vec![4, 8], batch_norm: true, ..ModelConfig::default() };
+    let none = PretrainConfig::default();
+    let scheduled = TrainConfig {
+        batch_size: 16,
+        momentum: 0.9,
+        weight_decay: 1e-3,
+        warmup_steps: 5,
+        schedule: crate::manifest::Schedule::Cosine,
+        ..TrainConfig::default()
+    };
+    let adam = TrainConfig { optimizer: crate::manifest::Optimizer::Adam, weight_decay: 1e-3, ..scheduled.clone() };
+    let adamw = TrainConfig { optimizer: crate::manifest::Optimizer::Adamw, weight_decay: 1e-2, ..scheduled.clone() };
+    let grid = ["lr = 0.01", "lr = 0.08\nlabel_noise = 0.1"];
+    let adam_grid = ["lr = 0.001", "lr = 0.01\nlabel_noise = 0.1"];
+    for (model, train, settings) in
+        [(&mlp, &scheduled, grid), (&cnn, &scheduled, grid), (&mlp, &adam, adam_grid), (&mlp, &adamw, adam_grid)]
+    {
+        eprintln!("{:?}, {:?}, settings {settings:?}", model.kind, train.optimizer);
+        batched_population_matches(model.clone(), (false, false), &none, train, settings);
+    }
+}
+
+/// Six runs of `model` (3 seeds × 2 `settings`: label noise, learning
+/// rates), 3 epochs, batched and alone, from their own seeds or a shared
+/// start.
 fn batched_population_matches(
     model: ModelConfig,
     (freeze_features, every_checkpoint): (bool, bool),
     pretrain: &PretrainConfig,
     train: &TrainConfig,
+    settings: [&str; 2],
 ) {
     let splits = splits();
     let setting = |text: &str| text.parse::<toml::Table>().unwrap();
@@ -196,7 +228,7 @@ fn batched_population_matches(
         every_checkpoint,
         models: vec![model],
         seeds: vec![0, 1, 2],
-        settings: vec![setting("label_noise = 0.0"), setting("label_noise = 0.1")],
+        settings: settings.iter().map(|text| setting(text)).collect(),
         epochs: vec![1, 3],
         splits: vec![Split::Test, Split::Train],
         probabilities: true,
@@ -228,7 +260,7 @@ fn batched_population_matches(
     };
     let (alone, alone_units) = trained(1);
     let (together, batches) = trained(6);
-    assert_eq!((alone_units, batches), (6, 1), "6 runs whose settings differ in label_noise only: one batch");
+    assert_eq!((alone_units, batches), (6, 1), "6 runs whose settings differ in label_noise and lr only: one batch");
     assert_eq!(together, trained(6).0, "batched runs are bit-identical from run to run");
     assert_eq!(alone.train_labels, together.train_labels, "each run draws its own label noise, batched or not");
     assert_eq!(alone.members.len(), together.members.len());
