@@ -86,6 +86,19 @@ fn batched_population() -> String {
     batched
 }
 
+/// POPULATION's unit as a learning-rate grid trained as one batch (three
+/// runs of one seed at 0.05, 0.02 and 0.1, two noisy): each member steps at
+/// its own rate, with the optimizer's per-member state saved inside the batch.
+fn rated_batched_population() -> String {
+    let rated = batched_population().replace("seeds = [3, 4, 5]", "seeds = [3]").replace(
+        "settings = [{ batch_size = 32, label_noise = 0.1 }]",
+        "settings = [{ batch_size = 32, label_noise = 0.1 }, { batch_size = 32, lr = 0.02 }, \
+         { batch_size = 32, lr = 0.1, label_noise = 0.1 }]",
+    );
+    assert!(rated.contains("lr = 0.02") && rated.contains("seeds = [3]\n"), "{rated}");
+    rated
+}
+
 /// POPULATION's unit as three noisy runs under a plugin's sampler (each run
 /// its own `baselines.full-shuffle` stream) trained as one batch: a stop
 /// keeps the group as it was at the batch's start, as a run alone under a
@@ -370,6 +383,13 @@ fn a_batched_population_stopped_by_any_signal_and_resumed_gives_the_uninterrupte
     let plugin = common::library("tessera_pointwise_profiles");
     let stops = [(libc::SIGINT, 300), (libc::SIGTERM, 1600), (libc::SIGKILL, 900), (libc::SIGKILL, 2400)];
     every_stop_gives_the_uninterrupted_bits(&[plugin.as_path()], &batched_population(), &stops);
+}
+
+#[test]
+fn a_batched_learning_rate_grid_stopped_and_resumed_gives_the_uninterrupted_bits() {
+    let plugin = common::library("tessera_pointwise_profiles");
+    let stops = [(libc::SIGINT, 400), (libc::SIGKILL, 1600)];
+    every_stop_gives_the_uninterrupted_bits(&[plugin.as_path()], &rated_batched_population(), &stops);
 }
 
 #[test]
