@@ -110,3 +110,23 @@ fn runs_under_a_sampler_batched_train_as_they_do_alone_and_reproducibly() {
     let (auto, _) = run_sampled(dir.path(), "\"auto\"", "auto", &[]);
     assert_eq!(auto, alone, "auto trains runs under a plugin's sampler one after another");
 }
+
+#[test]
+fn a_learning_rate_grid_under_a_sampler_batches_each_member_at_its_own_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = shuffled_by_a_sampler()
+        .replace("seeds = [0, 1, 2]", "seeds = [0]\nsettings = [{ lr = 0.01 }, { lr = 0.05 }, { lr = 0.2 }]");
+    assert!(grid.contains("lr = 0.2"), "{grid}");
+    std::fs::write(dir.path().join("m.toml"), grid).unwrap();
+    let (_, alone_rows) = run_sampled(dir.path(), "1", "alone", &[]);
+    let (batched, batched_rows) = run_sampled(dir.path(), "3", "batched", &[]);
+    assert_eq!((alone_rows.len(), batched_rows.len()), (6, 6), "3 rates × 2 training lengths");
+    for (i, (a, b)) in alone_rows.iter().zip(&batched_rows).enumerate() {
+        let differ = a.iter().zip(b).filter(|(x, y)| x != y).count();
+        assert!(differ <= 1, "member {i}: {differ} of {} test points differ from its run alone", a.len());
+    }
+    // The rates make different members: one rate for all would not.
+    let distinct: std::collections::BTreeSet<&Vec<u8>> = batched_rows.iter().collect();
+    assert!(distinct.len() > 3, "three rates, two lengths: {} distinct members", distinct.len());
+    assert_eq!(run_sampled(dir.path(), "3", "again", &[]).0, batched, "a rerun of the batch");
+}

@@ -541,7 +541,7 @@ settings! {
         /// one batched model (weights stacked on a member axis; each member
         /// as it would train alone, up to floating-point reassociation); 1:
         /// each run alone (runs under a plugin's sampler batch with a number
-        /// only, at one learning rate, each with its own sampler instance); `"auto"`: batched
+        /// only, each with its own sampler instance); `"auto"`: batched
         /// wherever the population can be,
         /// up to 64 runs a unit, trained in parts of even size within
         /// `batch_memory_mb` and, on a CPU, within 16 MiB (a share of a

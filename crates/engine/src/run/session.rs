@@ -259,8 +259,8 @@ fn population_sampler(
 }
 
 /// Runs under a plugin's sampler batch (`population.batch = K`) only where
-/// every layer trains at one learning rate: the stacked fit they batch
-/// through has no frozen features and one rate.
+/// every layer trains: the stacked fit they batch through has no frozen
+/// features.
 fn frozen_batch(
     manifest: &Manifest,
     overrides: &[Override],
@@ -268,26 +268,16 @@ fn frozen_batch(
     spec: &ComponentSpec,
 ) -> Vec<Diagnostic> {
     let population = &variant.settings.population;
-    let crate::manifest::MemberBatch::Runs(k @ 2..) = population.batch else { return vec![] };
-    let why = if population.freeze_features {
-        "only when every layer trains, and population.freeze_features freezes their features"
-    } else if rates_differ_in_a_batch(variant, k) {
-        "only at one learning rate, and population.settings give runs that would share a batch different train.lr"
-    } else {
+    let batched = matches!(population.batch, crate::manifest::MemberBatch::Runs(k) if k > 1);
+    if !(batched && population.freeze_features) {
         return vec![];
-    };
-    let message = format!("variant `{}`: runs under sampler {} batch {why}", variant.name, spec.id);
+    }
+    let message = format!(
+        "variant `{}`: runs under sampler {} batch only when every layer trains, and population.freeze_features freezes their features",
+        variant.name, spec.id
+    );
     let hint = "set population.batch = 1 (or \"auto\", which trains such runs one after another)";
     vec![manifest.diagnostic(variant.index, overrides, "population.batch", message, Some(hint.into()))]
-}
-
-/// Whether batches of `k` of the variant's population would hold runs of
-/// different learning rates.
-fn rates_differ_in_a_batch(variant: &Variant, k: usize) -> bool {
-    let s = &variant.settings;
-    let Ok(plan) = crate::population::PopulationPlan::new(&s.population, &s.train) else { return false };
-    let lr = |r: &crate::population::RunSpec| plan.settings[r.setting].lr;
-    plan.batches(&s.population, k).iter().any(|batch| batch.iter().any(|r| lr(r) != lr(&batch[0])))
 }
 
 /// Every problem of one variant: its components and their parameters, its

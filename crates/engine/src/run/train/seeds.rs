@@ -272,7 +272,8 @@ fn fit_together(
         members: &identities,
         checkpointing,
     };
-    let summaries = train::fit_stacked(&models, kind, n, &cfg, hooks)?;
+    let rates = vec![cfg.lr; models.len()];
+    let summaries = train::fit_stacked(&models, kind, n, (&cfg, &rates), hooks)?;
     bar.iter().for_each(indicatif::ProgressBar::finish_and_clear);
     let curves = members.into_inner().into_iter().map(|m| m.curve);
     Ok(summaries.into_iter().zip(curves).collect())

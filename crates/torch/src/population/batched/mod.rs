@@ -48,12 +48,11 @@ pub use net::{BatchedCnn, BatchedMlp, BatchedNet};
 /// Why `runs` cannot train as one batch, if they cannot: they must share an
 /// MLP, linear or CNN architecture and settings that differ at most in
 /// `label_noise` and `lr` (see [`batch_refused`], [`batch_setting`]); under a
-/// plugin's sampler, train every layer at one learning rate and be batched
-/// by a number, not `"auto"`.
+/// plugin's sampler, train every layer and be batched by a number, not
+/// `"auto"`.
 pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationInputs) -> Option<String> {
     let first = runs.first()?;
     let setting = |r: &RunSpec| batch_setting(&plan.settings[r.setting]);
-    let lr = |r: &RunSpec| plan.settings[r.setting].lr;
     if let Some(why) = batch_refused(inputs.config) {
         return Some(why.to_string());
     }
@@ -63,10 +62,6 @@ pub fn unbatchable(plan: &PopulationPlan, runs: &[RunSpec], inputs: &PopulationI
         (
             inputs.sampler.is_some() && inputs.config.freeze_features,
             "a plugin's sampler batches only runs whose every layer trains (not with freeze_features)",
-        ),
-        (
-            inputs.sampler.is_some() && runs.iter().any(|r| lr(r) != lr(first)),
-            "a plugin's sampler batches only runs of one learning rate (train.lr)",
         ),
         (
             inputs.sampler.is_some() && inputs.config.batch == MemberBatch::Auto,

@@ -11,11 +11,11 @@ use std::time::Instant;
 use tch::{Kind, Tensor};
 use tessera_sdk::{Checkpoint, Sampling};
 
-use super::{checkpoint_steps, learning_rate, optimizer_rule, per_example, Batch, BatchSource, Diverged, FitSummary};
+use super::{checkpoint_steps, optimizer_rule, per_example, scheduled_rate, Batch, BatchSource, Diverged, FitSummary};
 use crate::error::{bail, Result};
 use crate::manifest::{ModelKind, TrainConfig};
 use crate::model::Model;
-use crate::optim::SavableOptimizer;
+use crate::optim::StackedOptimizer;
 use crate::population::batched::{member_losses, stack, BatchedNet};
 
 mod saved;
@@ -80,13 +80,14 @@ pub fn unstackable(models: &[&Model], kind: ModelKind) -> Option<String> {
 }
 
 /// Trains `models` (members of one architecture, `kind`) as one batched
-/// model on `n` stored examples each, for `cfg.epochs` epochs: each
-/// member's summary, as its run alone reports it (its time is the batch's).
+/// model on `n` stored examples each, for `cfg.epochs` epochs, member `k`
+/// at base learning rate `rates[k]` under `cfg`'s schedule: each member's
+/// summary, as its run alone reports it (its time is the batch's).
 pub fn fit_stacked(
     models: &[&Model],
     kind: ModelKind,
     n: u64,
-    cfg: &TrainConfig,
+    (cfg, rates): (&TrainConfig, &[f64]),
     mut hooks: StackedHooks,
 ) -> Result<Vec<FitSummary>> {
     if let Some(why) = unstackable(models, kind) {
@@ -95,7 +96,10 @@ pub fn fit_stacked(
     if cfg.batch_size == 0 {
         bail!("train.batch_size must be at least 1");
     }
-    let mut fitting = Stacked::new(models, kind, n, cfg)?;
+    if rates.len() != models.len() {
+        bail!("{} members with {} learning rates", models.len(), rates.len());
+    }
+    let mut fitting = Stacked::new(models, kind, n, (cfg, rates))?;
     let first = match hooks.checkpointing.as_mut().and_then(|c| c.resume.take()) {
         Some((state, dir)) => fitting.restore(state, &dir)?,
         None => 0,
@@ -121,8 +125,10 @@ struct Stacked<'m> {
     models: &'m [&'m Model],
     net: Box<dyn BatchedNet>,
     cfg: &'m TrainConfig,
+    /// Each member's base learning rate, which `cfg`'s schedule scales.
+    rates: &'m [f64],
     n: u64,
-    opt: SavableOptimizer,
+    opt: StackedOptimizer,
     accumulate: u64,
     budget: u64,
     total_steps: u64,
@@ -151,9 +157,14 @@ struct Stacked<'m> {
 }
 
 impl<'m> Stacked<'m> {
-    fn new(models: &'m [&'m Model], kind: ModelKind, n: u64, cfg: &'m TrainConfig) -> Result<Self> {
+    fn new(
+        models: &'m [&'m Model],
+        kind: ModelKind,
+        n: u64,
+        (cfg, rates): (&'m TrainConfig, &'m [f64]),
+    ) -> Result<Self> {
         let net = stack(models, kind)?;
-        let opt = SavableOptimizer::new(optimizer_rule(cfg), cfg.lr, &net.parameters())?;
+        let opt = StackedOptimizer::new(optimizer_rule(cfg), rates, &net.parameters())?;
         let (budget, accumulate) = (cfg.max_examples.unwrap_or(u64::MAX), cfg.accumulate.max(1));
         let total_steps = (n * cfg.epochs).min(budget).div_ceil(cfg.batch_size as u64 * accumulate);
         let member =
@@ -162,6 +173,7 @@ impl<'m> Stacked<'m> {
             models,
             net,
             cfg,
+            rates,
             n,
             opt,
             accumulate,
@@ -353,10 +365,11 @@ impl<'m> Stacked<'m> {
         }
     }
 
-    /// Steps the optimizer at the scheduled learning rate.
+    /// Steps the optimizer, each member at its scheduled learning rate.
     fn optimizer_step(&mut self, progress: Option<&indicatif::ProgressBar>) -> Result<()> {
-        self.opt.set_lr(learning_rate(self.cfg, self.step, self.total_steps))?;
-        self.opt.step()?;
+        let (cfg, step, total) = (self.cfg, self.step, self.total_steps);
+        let lrs: Vec<f64> = self.rates.iter().map(|&base| scheduled_rate(base, cfg, step, total)).collect();
+        self.opt.step(&lrs)?;
         (self.micro, self.step) = (0, self.step + 1);
         if let Some(bar) = progress {
             bar.inc(1);

@@ -95,7 +95,7 @@ fn fit_with(
         members: &members,
         checkpointing,
     };
-    let summaries = fit_stacked(&models.iter().collect::<Vec<_>>(), config.kind, n, cfg, hooks)?;
+    let summaries = fit_stacked(&models.iter().collect::<Vec<_>>(), config.kind, n, (cfg, &vec![cfg.lr; k]), hooks)?;
     Ok((seen.into_inner(), summaries))
 }
 
