@@ -20,13 +20,17 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// Three runs of the pointwise-profiles example in batches of two.
-const BATCHED_POPULATION: [&str; 12] = [
+const BATCHED_POPULATION: [&str; 14] = [
     "--variant",
     "digits",
     "--set",
     "population.models=[{ kind = \"mlp\", hidden = [32] }]",
     "--set",
     "population.seeds=[1,2,3]",
+    // Runs 0, 2, 4 at batch 32 and 1, 3, 5 at 16: batches of runs that are
+    // not consecutive, joined back in row order.
+    "--set",
+    "population.settings=[{ batch_size = 32 }, { batch_size = 16, lr = 0.02 }]",
     "--set",
     "population.epochs=[1,2]",
     "--set",
@@ -36,14 +40,14 @@ const BATCHED_POPULATION: [&str; 12] = [
 ];
 
 /// [`BATCHED_POPULATION`] under a plugin's sampler, each run its own stream.
-const BATCHED_SAMPLED_POPULATION: [&str; 14] = {
-    let mut args = ["--set"; 14];
+const BATCHED_SAMPLED_POPULATION: [&str; 16] = {
+    let mut args = ["--set"; 16];
     let mut i = 0;
     while i < BATCHED_POPULATION.len() {
         args[i] = BATCHED_POPULATION[i];
         i += 1;
     }
-    args[13] = "sampler.use=\"baselines.full-shuffle\"";
+    args[15] = "sampler.use=\"baselines.full-shuffle\"";
     args
 };
 
@@ -245,6 +249,13 @@ fn plan_lists_units_and_their_dependencies() {
     assert!(text.contains("digits (population)") && text.contains("unit    0: population runs 0–"), "{text}");
     assert!(text.contains("as one batched model"), "the example trains batched: {text}");
     assert!(text.contains("collect joins the parts and runs the metrics"), "{text}");
+    // Each batch size's seeds batch, though their runs are not consecutive.
+    let mut args = vec!["plan", manifest.as_str()];
+    args.extend_from_slice(&BATCHED_POPULATION);
+    let text = String::from_utf8_lossy(&tessera(&args).stdout).to_string();
+    for unit in ["runs 0, 2 as one batched model", "runs 1, 3 as one batched model", "run 4 ", "run 5 "] {
+        assert!(text.contains(unit), "no unit of {unit}: {text}");
+    }
 }
 
 /// The cluster `testing/slurm/start.sh` started, if any: `SLURM_CONF`.

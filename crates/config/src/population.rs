@@ -123,6 +123,21 @@ pub fn batch_refused(config: &PopulationConfig) -> Option<&'static str> {
     reasons.iter().find(|(refused, _)| *refused).map(|(_, why)| *why)
 }
 
+/// `runs` as a reader counts them, 1-based from `first`: consecutive runs
+/// as a range, e.g. `1–3, 7–9` (runs 0–2 and 6–8 with `first` = 1).
+pub fn run_ranges(runs: &[RunSpec], first: usize) -> String {
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for run in runs.iter().map(|r| r.run + first) {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == run => *end = run,
+            _ => ranges.push((run, run)),
+        }
+    }
+    let range =
+        |&(start, end): &(usize, usize)| if start == end { start.to_string() } else { format!("{start}–{end}") };
+    ranges.iter().map(range).collect::<Vec<_>>().join(", ")
+}
+
 /// What runs trained as one batch share of their training setting: all of
 /// it but `label_noise` (each run draws its own) and `lr` (each member
 /// steps at its own rate).
@@ -262,24 +277,28 @@ impl PopulationPlan {
         }
     }
 
-    /// The units of runs with `population.batch = k`: each group of
-    /// [`PopulationPlan::run_groups`], its consecutive runs of one
+    /// The units of runs with `population.batch = k`: the runs of one
     /// architecture whose settings differ at most in `label_noise` and `lr`
-    /// ([`batch_setting`]) split into
-    /// batches of at most `k` (a fork group stays whole).
+    /// ([`batch_setting`]), wherever they are in row order (a grid of
+    /// seeds × batch sizes batches each batch size's seeds), in batches of
+    /// at most `k`, each in row order, the batches ordered by their first
+    /// run; with `fork_step`, each fork group whole and alone.
     pub fn batches(&self, config: &PopulationConfig, k: usize) -> Vec<Vec<RunSpec>> {
         let groups = self.run_groups(config);
         if k <= 1 || config.fork_step.is_some() {
             return groups;
         }
-        let key = |r: &RunSpec| (r.architecture, batch_setting(&self.settings[r.setting]));
-        let mut batches: Vec<Vec<RunSpec>> = Vec::new();
+        let mut alike: Vec<((usize, TrainConfig), Vec<RunSpec>)> = Vec::new();
         for run in groups.into_iter().flatten() {
-            match batches.last_mut() {
-                Some(batch) if batch.len() < k && key(&batch[0]) == key(&run) => batch.push(run),
-                _ => batches.push(vec![run]),
+            let key = (run.architecture, batch_setting(&self.settings[run.setting]));
+            match alike.iter_mut().find(|(other, _)| *other == key) {
+                Some((_, runs)) => runs.push(run),
+                None => alike.push((key, vec![run])),
             }
         }
+        let mut batches: Vec<Vec<RunSpec>> =
+            alike.iter().flat_map(|(_, runs)| runs.chunks(k).map(<[RunSpec]>::to_vec)).collect();
+        batches.sort_by_key(|batch| batch[0].run);
         batches
     }
 

@@ -535,9 +535,10 @@ settings! {
         /// Instead of training, load the prediction matrices a previous run saved
         /// (its `population/<variant>` folder, relative to the manifest).
         pub load: Option<String> = None;
-        /// Train up to this many consecutive runs of one MLP, linear or CNN
+        /// Train up to this many runs of one MLP, linear or CNN
         /// architecture, whose settings differ at most in `label_noise` and
-        /// `lr` (a learning-rate grid: each member at its own rate), as
+        /// `lr` (a learning-rate grid: each member at its own rate), wherever
+        /// they are in row order (each batch size's seeds of a grid), as
         /// one batched model (weights stacked on a member axis; each member
         /// as it would train alone, up to floating-point reassociation); 1:
         /// each run alone (runs under a plugin's sampler batch with a number

@@ -338,9 +338,9 @@ impl Unit {
             Work::Variant => "the whole variant".to_string(),
             Work::PopulationRuns { runs, batched } => match (runs.as_slice(), batched) {
                 ([one], _) => format!("population run {}", one.run),
-                ([first, .., last], false) => format!("population runs {}–{}", first.run, last.run),
-                ([first, .., last], true) => format!("population runs {}–{} as one batched model", first.run, last.run),
                 ([], _) => "no runs".into(),
+                (_, false) => format!("population runs {}", crate::population::run_ranges(runs, 0)),
+                (_, true) => format!("population runs {} as one batched model", crate::population::run_ranges(runs, 0)),
             },
             Work::Pretrain { model, .. } => format!("pretrains the encoder of {model}"),
             Work::Seeds { variants } => format!("{} as one batched model", variants.join(", ")),
@@ -398,6 +398,9 @@ mod tests {
         assert!(!json.contains("batched"), "plans of unbatched runs read as before: {json}");
         let back: Unit = serde_json::from_str(&json).unwrap();
         assert_eq!(back.work, unit.work);
+        let spread =
+            Unit { work: Work::PopulationRuns { runs: vec![run(1), run(4), run(5)], batched: true }, ..unit.clone() };
+        assert!(spread.describe().contains("population runs 1, 4–5 as one batched model"), "{}", spread.describe());
         let batched = Unit { work: Work::PopulationRuns { runs: vec![run(4), run(5)], batched: true }, ..unit };
         assert!(batched.describe().contains("population runs 4–5 as one batched model"));
         let back: Unit = serde_json::from_str(&serde_json::to_string(&batched).unwrap()).unwrap();

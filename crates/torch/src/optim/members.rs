@@ -125,7 +125,7 @@ impl MemberRates {
         t.reshape([self.members, -1])
     }
 
-    /// The members' `values` as a `[members, 1]` column on `like`'s device.
+    /// `values` (one per member) as a `[members, 1]` column on `like`'s device.
     fn column(values: impl Iterator<Item = f64>, like: &Tensor) -> Tensor {
         let values: Vec<f32> = values.map(|v| v as f32).collect();
         Tensor::from_slice(&values).to(like.device()).unsqueeze(1)
@@ -140,15 +140,39 @@ impl MemberRates {
         if self.state.is_empty() {
             self.state = self.fresh_state();
         }
+        let Some(first) = self.params.first() else { return Ok(()) };
+        let rates = self.rates(lrs, first);
         tch::no_grad(|| {
             for i in 0..self.params.len() {
                 let grad = self.params[i].grad();
                 if grad.defined() {
-                    self.update(i, &grad, lrs);
+                    self.update(i, &grad, &rates);
                 }
             }
         });
         Ok(())
+    }
+
+    /// This step's per-member columns on the parameters' device (made once
+    /// for every parameter): what scales each member's update (−lr for SGD,
+    /// −lr over Adam's first bias correction) and AdamW's decay factor
+    /// (1 − lr · weight decay).
+    fn rates(&self, lrs: &[f64], like: &Tensor) -> StepRates {
+        let column = |values: Vec<f64>| Self::column(values.into_iter(), like);
+        match self.rule {
+            Rule::Sgd { .. } => StepRates { scale: column(lrs.iter().map(|lr| -lr).collect()), decay: None },
+            Rule::Adam { .. } | Rule::AdamW { .. } => {
+                let corrected = 1.0 - BETAS.0.powi(self.steps as i32);
+                let scale = column(lrs.iter().map(|lr| -lr / corrected).collect());
+                let decay = match self.rule {
+                    Rule::AdamW { weight_decay } => {
+                        Some(column(lrs.iter().map(|lr| 1.0 - lr * weight_decay).collect()))
+                    }
+                    _ => None,
+                };
+                StepRates { scale, decay }
+            }
+        }
     }
 
     /// The state before the first step: Adam's moments at zero; SGD's
@@ -162,21 +186,23 @@ impl MemberRates {
     }
 
     /// Parameter `i`'s update from its gradient `grad`.
-    fn update(&mut self, i: usize, grad: &Tensor, lrs: &[f64]) {
+    fn update(&mut self, i: usize, grad: &Tensor, rates: &StepRates) {
         let (mut p, grad) = (self.by_member(&self.params[i]), self.by_member(grad));
         match self.rule {
             Rule::Sgd { momentum, weight_decay } => {
                 let direction = decayed(&grad, &p, weight_decay);
                 let direction = self.momentum(i, direction, momentum);
-                let _ = p.addcmul_(&direction, &Self::column(lrs.iter().map(|lr| -lr), &p));
+                let _ = p.addcmul_(&direction, &rates.scale);
             }
             Rule::Adam { weight_decay } => {
                 let grad = decayed(&grad, &p, weight_decay);
-                self.adam(i, &mut p, &grad, lrs);
+                self.adam(i, &mut p, &grad, &rates.scale);
             }
-            Rule::AdamW { weight_decay } => {
-                let _ = p.g_mul_(&Self::column(lrs.iter().map(|lr| 1.0 - lr * weight_decay), &p));
-                self.adam(i, &mut p, &grad, lrs);
+            Rule::AdamW { .. } => {
+                if let Some(decay) = &rates.decay {
+                    let _ = p.g_mul_(decay);
+                }
+                self.adam(i, &mut p, &grad, &rates.scale);
             }
         }
     }
@@ -199,15 +225,15 @@ impl MemberRates {
         }
     }
 
-    /// Adam's moments of parameter `i` after `grad`, and its update.
-    fn adam(&mut self, i: usize, p: &mut Tensor, grad: &Tensor, lrs: &[f64]) {
+    /// Adam's moments of parameter `i` after `grad`, and its update, each
+    /// member's scaled by its `step_sizes` row (−lr over the first bias correction).
+    fn adam(&mut self, i: usize, p: &mut Tensor, grad: &Tensor, step_sizes: &Tensor) {
         let (beta1, beta2) = BETAS;
         let [average, squares] = &mut self.state[i][..] else { unreachable!("Adam keeps two moments") };
         let _ = average.g_mul_scalar_(beta1).g_add_(&(grad * (1.0 - beta1)));
         let _ = squares.g_mul_scalar_(beta2).addcmul_(grad, &(grad * (1.0 - beta2)));
-        let corrected = (1.0 - beta1.powi(self.steps as i32), 1.0 - beta2.powi(self.steps as i32));
-        let denominator = squares.sqrt() / corrected.1.sqrt() + EPS;
-        let step_sizes = Self::column(lrs.iter().map(|lr| -lr / corrected.0), p);
+        let corrected = 1.0 - beta2.powi(self.steps as i32);
+        let denominator = squares.sqrt() / corrected.sqrt() + EPS;
         let _ = p.addcdiv_(&(&*average * step_sizes), &denominator);
     }
 
@@ -241,6 +267,12 @@ impl MemberRates {
         }
         Ok(())
     }
+}
+
+/// One step's per-member columns `[members, 1]` (see [`MemberRates::rates`]).
+struct StepRates {
+    scale: Tensor,
+    decay: Option<Tensor>,
 }
 
 /// `grad` with L2 weight decay: `grad + decay · p` (as it is where `decay` is 0).

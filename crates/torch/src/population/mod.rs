@@ -128,6 +128,28 @@ impl Population {
 }
 
 impl SplitMatrix {
+    /// Its rows in the order `order` (old row indices) gives.
+    fn reordered(&self, order: &[usize]) -> SplitMatrix {
+        let n = self.labels.len();
+        let rows = |values: &[u8]| order.iter().flat_map(|&i| values[i * n..(i + 1) * n].iter().copied()).collect();
+        let floats = |values: &[f32], width: usize| {
+            order.iter().flat_map(|&i| values[i * width..(i + 1) * width].iter().copied()).collect()
+        };
+        let predictions = order.iter().flat_map(|&i| self.predictions[i * n..(i + 1) * n].iter().copied()).collect();
+        SplitMatrix {
+            labels: self.labels.clone(),
+            correct: rows(&self.correct),
+            true_probability: floats(&self.true_probability, n),
+            probabilities: if self.probabilities.is_empty() {
+                vec![]
+            } else {
+                floats(&self.probabilities, n * self.classes)
+            },
+            predictions,
+            classes: self.classes,
+        }
+    }
+
     /// Appends `rows`' members (the next rows; its labels are not compared).
     pub fn extend_rows(&mut self, rows: SplitMatrix) {
         self.correct.extend(rows.correct);
@@ -347,7 +369,7 @@ impl Population {
             }
             let training = (&group, base.as_ref(), cancel, progress);
             let steps = batched::train_batch(plan, part, inputs, training, resumed.take())?;
-            log::info!("population runs {}–{} trained as one batch", part[0].run + 1, part[part.len() - 1].run + 1);
+            log::info!("population runs {} trained as one batch", run_ranges(part, 1));
             group.finished(part.len(), steps)?;
             progress.iter().for_each(|bar| bar.set_position(group.finished_steps));
         }
@@ -396,6 +418,31 @@ impl Population {
         self.members.extend(other.members);
         self.train_labels.extend(other.train_labels);
         Ok(())
+    }
+
+    /// Its members, matrix rows and training labels in run order (a
+    /// unit's batch may hold runs that are not consecutive: see
+    /// [`PopulationPlan::batches`]); each run's members keep their order.
+    pub fn into_run_order(self) -> Population {
+        let mut order: Vec<usize> = (0..self.members.len()).collect();
+        order.sort_by_key(|&i| self.members[i].run);
+        if order.iter().enumerate().all(|(at, &i)| at == i) {
+            return self;
+        }
+        // The runs in the order their rows of training labels were appended.
+        let mut appended: Vec<usize> = self.members.iter().map(|m| m.run).collect();
+        appended.dedup();
+        let mut label_order: Vec<usize> = (0..appended.len()).collect();
+        label_order.sort_by_key(|&i| appended[i]);
+        let train_labels = match self.train_labels.len() == appended.len() {
+            true => label_order.iter().map(|&i| self.train_labels[i].clone()).collect(),
+            false => self.train_labels,
+        };
+        Population {
+            members: order.iter().map(|&i| self.members[i].clone()).collect(),
+            splits: self.splits.iter().map(|(name, matrix)| (name.clone(), matrix.reordered(&order))).collect(),
+            train_labels,
+        }
     }
 
     /// Pretrains architecture `a`'s encoder without labels and saves it in

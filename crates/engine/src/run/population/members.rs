@@ -129,13 +129,14 @@ pub(in crate::run) fn reduce(
     Ok(reports)
 }
 
-/// The units' parts, joined in row order.
+/// The units' parts, joined in row order (a batch's runs need not be
+/// consecutive).
 fn join(parts: &[std::path::PathBuf]) -> Result<Population> {
     let mut population = Population::default();
     for dir in parts {
         population.append(Population::load(dir)?).with_context(|| format!("joining {}", dir.display()))?;
     }
-    Ok(population)
+    Ok(population.into_run_order())
 }
 
 /// The engine's report: counts, accuracy ranges, the `members` table.

@@ -25,8 +25,8 @@ use super::resume::{BatchState, TakenMember};
 use super::run::outputs_into;
 use super::run::OneRun;
 use super::{
-    batch_refused, batch_setting, Member, Population, PopulationInputs, PopulationPlan, RunSpec, SharedTensors,
-    SplitMatrix,
+    batch_refused, batch_setting, run_ranges, Member, Population, PopulationInputs, PopulationPlan, RunSpec,
+    SharedTensors, SplitMatrix,
 };
 use crate::error::{bail, Result};
 use crate::manifest::{MemberBatch, ModelConfig, ModelKind};
@@ -287,9 +287,8 @@ impl Shown<'_> {
             return;
         }
         self.line = Some(std::time::Instant::now());
-        let (first, last) = (self.runs[0].run + 1, self.runs[self.runs.len() - 1].run + 1);
-        let (epochs, step, steps) = (fit.cfg.epochs, fit.step, steps_taken(fit.cfg, n));
-        log::info!("population runs {first}–{last} (one batch): epoch {epoch:.1}/{epochs} · step {step}/{steps}");
+        let (runs, epochs, step, steps) = (run_ranges(self.runs, 1), fit.cfg.epochs, fit.step, steps_taken(fit.cfg, n));
+        log::info!("population runs {runs} (one batch): epoch {epoch:.1}/{epochs} · step {step}/{steps}");
     }
 }
 
@@ -299,10 +298,9 @@ impl Shown<'_> {
 /// on every split).
 fn log_timing(runs: &[RunSpec], steps: u64, (set_up, training, taking): (Duration, Duration, Duration)) {
     log::info!(
-        "population runs {}–{}: set up in {:.3} s, training loop {:.3} s ({steps} steps, {:.3} ms a step), \
+        "population runs {}: set up in {:.3} s, training loop {:.3} s ({steps} steps, {:.3} ms a step), \
          members evaluated in {:.3} s",
-        runs[0].run + 1,
-        runs[runs.len() - 1].run + 1,
+        run_ranges(runs, 1),
         set_up.as_secs_f64(),
         training.as_secs_f64(),
         1e3 * training.as_secs_f64() / steps.max(1) as f64,

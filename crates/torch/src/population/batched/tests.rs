@@ -179,7 +179,7 @@ fn a_batched_population_is_the_unbatched_one_up_to_rounding_and_reproducible() {
             "{:?}{start}, freeze_features = {freeze}, pretrain = {}, every checkpoint: {every}, accumulate: {}",
             model.kind, pretrain.method, train.accumulate
         );
-        batched_population_matches(model.clone(), (freeze, every), pretrain, train, NOISE);
+        batched_population_matches(model.clone(), (freeze, every), pretrain, train, (NOISE, 1));
     }
 }
 
@@ -207,19 +207,29 @@ fn runs_of_a_learning_rate_grid_batch_each_at_its_own_rate() {
         [(&mlp, &scheduled, grid), (&cnn, &scheduled, grid), (&mlp, &adam, adam_grid), (&mlp, &adamw, adam_grid)]
     {
         eprintln!("{:?}, {:?}, settings {settings:?}", model.kind, train.optimizer);
-        batched_population_matches(model.clone(), (false, false), &none, train, settings);
+        batched_population_matches(model.clone(), (false, false), &none, train, (settings, 1));
     }
 }
 
+#[test]
+fn a_grid_of_seeds_and_batch_sizes_batches_each_batch_size_s_seeds() {
+    let mlp = ModelConfig { hidden: vec![16], ..ModelConfig::default() };
+    let plain = TrainConfig { batch_size: 16, momentum: 0.9, lr: 0.05, ..TrainConfig::default() };
+    // Runs 0, 2, 4 at batch 8 and 1, 3, 5 at batch 24 (noisy): two batches
+    // of runs that are not consecutive, joined back in run order.
+    let grid = ["batch_size = 8", "batch_size = 24\nlabel_noise = 0.1"];
+    batched_population_matches(mlp, (false, false), &PretrainConfig::default(), &plain, (grid, 2));
+}
+
 /// Six runs of `model` (3 seeds × 2 `settings`: label noise, learning
-/// rates), 3 epochs, batched and alone, from their own seeds or a shared
-/// start.
+/// rates, batch sizes), 3 epochs, batched (in `batches` units) and alone,
+/// from their own seeds or a shared start.
 fn batched_population_matches(
     model: ModelConfig,
     (freeze_features, every_checkpoint): (bool, bool),
     pretrain: &PretrainConfig,
     train: &TrainConfig,
-    settings: [&str; 2],
+    (settings, batches): ([&str; 2], usize),
 ) {
     let splits = splits();
     let setting = |text: &str| text.parse::<toml::Table>().unwrap();
@@ -256,11 +266,11 @@ fn batched_population_matches(
             let part = Population::train_runs(&plan, &units, &inputs, &AtomicBool::new(false), None).unwrap();
             population.append(part).unwrap();
         }
-        (population, plan.batches(&config, batch).len())
+        (population.into_run_order(), plan.batches(&config, batch).len())
     };
     let (alone, alone_units) = trained(1);
-    let (together, batches) = trained(6);
-    assert_eq!((alone_units, batches), (6, 1), "6 runs whose settings differ in label_noise and lr only: one batch");
+    let (together, units) = trained(6);
+    assert_eq!((alone_units, units), (6, batches), "6 runs of {settings:?}: {batches} batches");
     assert_eq!(together, trained(6).0, "batched runs are bit-identical from run to run");
     assert_eq!(alone.train_labels, together.train_labels, "each run draws its own label noise, batched or not");
     assert_eq!(alone.members.len(), together.members.len());
