@@ -131,21 +131,12 @@ impl SplitMatrix {
     /// Its rows in the order `order` (old row indices) gives.
     fn reordered(&self, order: &[usize]) -> SplitMatrix {
         let n = self.labels.len();
-        let rows = |values: &[u8]| order.iter().flat_map(|&i| values[i * n..(i + 1) * n].iter().copied()).collect();
-        let floats = |values: &[f32], width: usize| {
-            order.iter().flat_map(|&i| values[i * width..(i + 1) * width].iter().copied()).collect()
-        };
-        let predictions = order.iter().flat_map(|&i| self.predictions[i * n..(i + 1) * n].iter().copied()).collect();
         SplitMatrix {
             labels: self.labels.clone(),
-            correct: rows(&self.correct),
-            true_probability: floats(&self.true_probability, n),
-            probabilities: if self.probabilities.is_empty() {
-                vec![]
-            } else {
-                floats(&self.probabilities, n * self.classes)
-            },
-            predictions,
+            correct: rows_in(&self.correct, n, order),
+            true_probability: rows_in(&self.true_probability, n, order),
+            probabilities: rows_in(&self.probabilities, n * self.classes, order),
+            predictions: rows_in(&self.predictions, n, order),
             classes: self.classes,
         }
     }
@@ -157,6 +148,14 @@ impl SplitMatrix {
         self.probabilities.extend(rows.probabilities);
         self.predictions.extend(rows.predictions);
     }
+}
+
+/// The rows of `width` values of `values` in `order` (none where there are none).
+fn rows_in<T: Copy>(values: &[T], width: usize, order: &[usize]) -> Vec<T> {
+    if values.is_empty() {
+        return vec![];
+    }
+    order.iter().flat_map(|&i| values[i * width..(i + 1) * width].iter().copied()).collect()
 }
 
 /// A population: its members and their predictions on each split.
