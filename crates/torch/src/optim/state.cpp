@@ -75,7 +75,11 @@ extern "C" char *tessera_cpu_rng_state_set(const uint8_t *bytes, size_t len) {
 }
 
 // Drops a tensor's gradient (tch reaches only zeroing it): the next backward
-// pass writes a fresh one, as after libtorch's Optimizer::zero_grad.
-extern "C" void tessera_grad_reset(void *tensor) { static_cast<at::Tensor *>(tensor)->mutable_grad().reset(); }
+// pass writes a fresh one, as after libtorch's Optimizer::zero_grad. An
+// undefined tensor has none to drop.
+extern "C" void tessera_grad_reset(void *tensor) {
+  auto *t = static_cast<at::Tensor *>(tensor);
+  if (t->defined()) t->mutable_grad().reset();
+}
 
 extern "C" void tessera_optimizer_free_error(char *error) { free(error); }
