@@ -25,8 +25,15 @@ extern "C" {
 const BETAS: (f64, f64) = (0.9, 0.999);
 const EPS: f64 = 1e-8;
 
-/// The optimizer of a batch of members.
-pub enum StackedOptimizer {
+/// The optimizer of a batch of members, with each member's base learning rate.
+pub struct StackedOptimizer {
+    update: Update,
+    /// Each member's base learning rate, which a schedule scales at each step.
+    rates: Vec<f64>,
+}
+
+/// How a batch's members are updated.
+enum Update {
     /// One learning rate for every member: libtorch's optimizer.
     Shared(SavableOptimizer),
     /// A learning rate per member.
@@ -35,59 +42,68 @@ pub enum StackedOptimizer {
 
 impl StackedOptimizer {
     /// An optimizer of `rule` over `params` (each stacked on a leading axis
-    /// of `lrs.len()` members, as whole rows per member) at the members'
-    /// learning rates `lrs`.
-    pub fn new(rule: Rule, lrs: &[f64], params: &[Tensor]) -> Result<Self> {
-        let Some(&first) = lrs.first() else { bail!("an optimizer of no members") };
-        if lrs.iter().all(|&lr| lr == first) {
-            return Ok(StackedOptimizer::Shared(SavableOptimizer::new(rule, first, params)?));
+    /// of `rates.len()` members, as whole rows per member), member `k` at
+    /// base learning rate `rates[k]`.
+    pub fn new(rule: Rule, rates: &[f64], params: &[Tensor]) -> Result<Self> {
+        let Some(&first) = rates.first() else { bail!("an optimizer of no members") };
+        let update = match rates.iter().all(|&lr| lr == first) {
+            true => Update::Shared(SavableOptimizer::new(rule, first, params)?),
+            false => Update::PerMember(MemberRates::new(rule, rates.len() as i64, params)?),
+        };
+        Ok(StackedOptimizer { update, rates: rates.to_vec() })
+    }
+
+    /// One update from the gradients, each member at `scheduled` of its
+    /// base learning rate (the schedule's rate at this step).
+    pub fn step(&mut self, scheduled: impl Fn(f64) -> f64) -> Result<()> {
+        match &mut self.update {
+            Update::Shared(optimizer) => {
+                optimizer.set_lr(scheduled(self.rates[0]))?;
+                optimizer.step()
+            }
+            Update::PerMember(optimizer) => {
+                optimizer.step(&self.rates.iter().map(|&base| scheduled(base)).collect::<Vec<_>>())
+            }
         }
-        Ok(StackedOptimizer::PerMember(MemberRates::new(rule, lrs.len() as i64, params)?))
     }
 
     /// Clears the parameters' gradients.
     pub fn zero_grad(&mut self) -> Result<()> {
-        match self {
-            StackedOptimizer::Shared(optimizer) => optimizer.zero_grad(),
-            StackedOptimizer::PerMember(optimizer) => {
+        match &mut self.update {
+            Update::Shared(optimizer) => optimizer.zero_grad(),
+            Update::PerMember(optimizer) => {
                 optimizer.zero_grad();
                 Ok(())
             }
         }
     }
 
-    /// One update from the gradients, member `k` at learning rate `lrs[k]`.
-    pub fn step(&mut self, lrs: &[f64]) -> Result<()> {
-        match self {
-            StackedOptimizer::Shared(optimizer) => {
-                optimizer.set_lr(lrs[0])?;
-                optimizer.step()
-            }
-            StackedOptimizer::PerMember(optimizer) => optimizer.step(lrs),
-        }
+    /// Whether every member steps at its own rate (the rates differ).
+    pub fn per_member(&self) -> bool {
+        matches!(self.update, Update::PerMember(_))
     }
 
     /// Writes the optimizer's state to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        match self {
-            StackedOptimizer::Shared(optimizer) => optimizer.save(path),
-            StackedOptimizer::PerMember(optimizer) => optimizer.save(path),
+        match &self.update {
+            Update::Shared(optimizer) => optimizer.save(path),
+            Update::PerMember(optimizer) => optimizer.save(path),
         }
     }
 
     /// Reads the state [`StackedOptimizer::save`] wrote, of an optimizer
     /// made as this one was.
     pub fn load(&mut self, path: &Path) -> Result<()> {
-        match self {
-            StackedOptimizer::Shared(optimizer) => optimizer.load(path),
-            StackedOptimizer::PerMember(optimizer) => optimizer.load(path),
+        match &mut self.update {
+            Update::Shared(optimizer) => optimizer.load(path),
+            Update::PerMember(optimizer) => optimizer.load(path),
         }
     }
 }
 
 /// libtorch's update rules with a learning rate per member: each parameter
 /// seen as `[members, rows]`, its state alike.
-pub struct MemberRates {
+struct MemberRates {
     rule: Rule,
     members: i64,
     params: Vec<Tensor>,
@@ -311,7 +327,7 @@ mod tests {
         for _ in 0..n {
             opt.zero_grad().unwrap();
             loss(x, y, w).backward();
-            opt.step(&RATES).unwrap();
+            opt.step(|base| base).unwrap();
         }
     }
 
@@ -331,7 +347,7 @@ mod tests {
         for rule in RULES {
             let (x, y, w) = problem();
             let mut stacked = StackedOptimizer::new(rule, &RATES, &[w.shallow_clone()]).unwrap();
-            assert!(matches!(stacked, StackedOptimizer::PerMember(_)), "three rates: one per member");
+            assert!(stacked.per_member(), "three rates: one per member");
             steps(&mut stacked, (&x, &y, &w), 20);
             for (k, lr) in RATES.iter().enumerate() {
                 let (x, y, all) = problem();
@@ -355,7 +371,7 @@ mod tests {
     fn one_rate_is_libtorch_s_optimizer_itself() {
         let (_, _, w) = problem();
         let shared = StackedOptimizer::new(RULES[0], &[0.1; 3], &[w]).unwrap();
-        assert!(matches!(shared, StackedOptimizer::Shared(_)));
+        assert!(!shared.per_member());
     }
 
     #[test]

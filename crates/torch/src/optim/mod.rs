@@ -17,7 +17,7 @@ use tch::Tensor;
 use crate::error::{bail, Result};
 
 mod members;
-pub use members::{MemberRates, StackedOptimizer};
+pub use members::StackedOptimizer;
 
 extern "C" {
     fn tessera_optimizer_save(optimizer: *mut c_void, path: *const c_char) -> *mut c_char;

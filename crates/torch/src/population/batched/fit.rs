@@ -22,9 +22,7 @@ pub(super) struct BatchedFit<'a> {
     pub(super) labels: Tensor,
     pub(super) cfg: &'a TrainConfig,
     pub(super) rngs: Vec<SeedRng>,
-    /// Each member's base learning rate (its setting's `lr`), which the
-    /// schedule of `cfg` scales.
-    pub(super) rates: Vec<f64>,
+    /// Member `k` at its setting's `lr`, which the schedule of `cfg` scales.
     pub(super) optimizer: StackedOptimizer,
     pub(super) step: u64,
     pub(super) seen: u64,
@@ -74,7 +72,6 @@ impl<'a> BatchedFit<'a> {
             labels,
             cfg,
             rngs,
-            rates: rates.to_vec(),
             optimizer,
             step: 0,
             seen: 0,
@@ -226,8 +223,7 @@ impl<'a> BatchedFit<'a> {
     /// Steps the optimizer, each member at its scheduled learning rate.
     fn optimizer_step(&mut self) -> Result<()> {
         let (cfg, step, total) = (self.cfg, self.step, self.total_steps);
-        let lrs: Vec<f64> = self.rates.iter().map(|&base| train::scheduled_rate(base, cfg, step, total)).collect();
-        self.optimizer.step(&lrs)?;
+        self.optimizer.step(|base| train::scheduled_rate(base, cfg, step, total))?;
         (self.micro, self.step) = (0, self.step + 1);
         Ok(())
     }

@@ -166,8 +166,7 @@ pub(super) fn train_batch(
     let (started, shared) = (std::time::Instant::now(), &group.shared);
     let Members { batched, labels, seeds } = members(plan, runs, inputs, (shared, base))?;
     let cfg = &plan.settings[runs[0].setting];
-    let rates: Vec<f64> = runs.iter().map(|r| plan.settings[r.setting].lr).collect();
-    let mut fit = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, (&seeds, &rates))?;
+    let mut fit = BatchedFit::new(batched.as_ref(), &shared.train, &labels, cfg, (&seeds, &base_rates(plan, runs)))?;
     let taken: RefCell<Vec<Vec<TakenMember>>> = RefCell::new(runs.iter().map(|_| vec![]).collect());
     if let Some((state, dir)) = &resumed {
         fit.continue_from(state, dir)?;
@@ -217,6 +216,11 @@ pub(super) fn train_batch(
     let noisy = plan.settings.iter().any(|c| c.label_noise > 0.0);
     join(&mut group.population.borrow_mut(), taken.into_inner(), noisy.then_some(labels));
     Ok(fit.step)
+}
+
+/// Each run's base learning rate: its setting's `lr`.
+fn base_rates(plan: &PopulationPlan, runs: &[RunSpec]) -> Vec<f64> {
+    runs.iter().map(|r| plan.settings[r.setting].lr).collect()
 }
 
 /// A batch's members as they start: stacked (only the head trains with

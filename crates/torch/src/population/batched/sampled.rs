@@ -86,7 +86,7 @@ pub(super) fn train_sampled_batch(
         checkpointing: Some(StackedCheckpointing { save: &mut save, every: None, resume: None }),
     };
     let kind = plan.architectures[runs[0].architecture].0.kind;
-    let rates: Vec<f64> = runs.iter().map(|r| plan.settings[r.setting].lr).collect();
+    let rates = super::base_rates(plan, runs);
     let fitted = train::fit_stacked(&models.iter().collect::<Vec<_>>(), kind, n, (cfg, &rates), hooks);
     let summaries = fitted.map_err(|e| group.stopped_in_run(e, false))?;
     let noisy = plan.settings.iter().any(|c| c.label_noise > 0.0);

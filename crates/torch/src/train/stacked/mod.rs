@@ -125,9 +125,8 @@ struct Stacked<'m> {
     models: &'m [&'m Model],
     net: Box<dyn BatchedNet>,
     cfg: &'m TrainConfig,
-    /// Each member's base learning rate, which `cfg`'s schedule scales.
-    rates: &'m [f64],
     n: u64,
+    /// Member `k` at `rates[k]`, which `cfg`'s schedule scales.
     opt: StackedOptimizer,
     accumulate: u64,
     budget: u64,
@@ -157,12 +156,7 @@ struct Stacked<'m> {
 }
 
 impl<'m> Stacked<'m> {
-    fn new(
-        models: &'m [&'m Model],
-        kind: ModelKind,
-        n: u64,
-        (cfg, rates): (&'m TrainConfig, &'m [f64]),
-    ) -> Result<Self> {
+    fn new(models: &'m [&'m Model], kind: ModelKind, n: u64, (cfg, rates): (&'m TrainConfig, &[f64])) -> Result<Self> {
         let net = stack(models, kind)?;
         let opt = StackedOptimizer::new(optimizer_rule(cfg), rates, &net.parameters())?;
         let (budget, accumulate) = (cfg.max_examples.unwrap_or(u64::MAX), cfg.accumulate.max(1));
@@ -173,7 +167,6 @@ impl<'m> Stacked<'m> {
             models,
             net,
             cfg,
-            rates,
             n,
             opt,
             accumulate,
@@ -368,8 +361,7 @@ impl<'m> Stacked<'m> {
     /// Steps the optimizer, each member at its scheduled learning rate.
     fn optimizer_step(&mut self, progress: Option<&indicatif::ProgressBar>) -> Result<()> {
         let (cfg, step, total) = (self.cfg, self.step, self.total_steps);
-        let lrs: Vec<f64> = self.rates.iter().map(|&base| scheduled_rate(base, cfg, step, total)).collect();
-        self.opt.step(&lrs)?;
+        self.opt.step(|base| scheduled_rate(base, cfg, step, total))?;
         (self.micro, self.step) = (0, self.step + 1);
         if let Some(bar) = progress {
             bar.inc(1);
